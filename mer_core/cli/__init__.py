@@ -1,0 +1,48 @@
+"""The ``mer`` command line.
+
+Each command group lives in its own module ``mer_core/cli/cmd_*.py`` that
+exposes ``register(subparsers)``; this module discovers them, so adding a
+command never touches a shared file. A command's handler receives the parsed
+``argparse.Namespace`` and returns an exit code. :class:`MerError` is printed
+as one clear line (no traceback) with exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from mer_core.errors import MerError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mer",
+        description="MER Bench: honest micro-expression recognition benchmarks (LOSO, stored runs, explanations).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("cmd_"):
+            importlib.import_module(f"{__name__}.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.handler(args) or 0)
+    except MerError as exc:
+        print(f"mer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mer {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""The experiment config: one frozen dataclass that says everything a run did.
+
+It is stored with every run and checkpoint, so any run can be re-run exactly
+(``ExperimentConfig.from_json(run.config_json)``). Unknown keys raise with the
+list of valid ones; values are checked in ``__post_init__`` with messages that
+name the key, the value and what was expected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from mer_core.errors import ConfigError
+
+PROTOCOLS = ("loso", "composite", "kfold", "holdout")
+OPTIMIZERS = ("adamw", "adam", "sgd", "adan")
+SCHEDULERS = ("none", "cosine", "step")
+LOSSES = ("ce", "focal", "label_smoothing")
+CLASS_BALANCE = ("none", "weights", "sampler")
+SELECTION = ("fixed", "early_stop")
+EXECUTORS = ("sequential", "process", "ray")
+FLOW_METHODS = ("dis", "tvl1", "farneback")
+FREEZE = ("none", "early", "all_but_head")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How clips become model inputs (see :mod:`mer_core.preprocess`)."""
+
+    # Optical flow onset -> apex: 'dis' (fast CPU default), 'tvl1' (the papers'), 'farneback'.
+    flow_method: str = "dis"
+    # Face detection + alignment; pre-cropped datasets skip it whatever this says.
+    face_crop: bool = True
+    # Input side length in pixels; 0 = the model's default.
+    input_size: int = 0
+    # Channels stacked for the model; empty = the model's default channel list.
+    channels: tuple[str, ...] = ()
+    # Eulerian video magnification (used for 'magnified_*' channels).
+    evm_alpha: float = 10.0
+    evm_low: float = 0.05  # low cut-off, fraction of the frame rate
+    evm_high: float = 0.4  # high cut-off, fraction of the frame rate
+    evm_levels: int = 3
+    evm_pyramid: str = "laplacian"
+    evm_filter: str = "butterworth"
+
+    def __post_init__(self) -> None:
+        _choice("preprocess.flow_method", self.flow_method, FLOW_METHODS)
+        _choice("preprocess.evm_pyramid", self.evm_pyramid, ("laplacian", "gaussian"))
+        _choice("preprocess.evm_filter", self.evm_filter, ("ideal", "butterworth"))
+        if self.input_size != 0 and not 8 <= self.input_size <= 512:
+            raise ConfigError(f"preprocess.input_size={self.input_size}: expected 0 (model default) or 8..512 pixels")
+        if self.evm_alpha < 0:
+            raise ConfigError(f"preprocess.evm_alpha={self.evm_alpha}: expected >= 0")
+        if not 0 < self.evm_low < self.evm_high <= 0.5:
+            raise ConfigError(
+                f"preprocess.evm_low={self.evm_low}, evm_high={self.evm_high}: expected 0 < low < high <= 0.5 "
+                "(fractions of the frame rate)"
+            )
+        if not 1 <= self.evm_levels <= 8:
+            raise ConfigError(f"preprocess.evm_levels={self.evm_levels}: expected 1..8")
+        object.__setattr__(self, "channels", tuple(self.channels))
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines a run. Defaults give a quick, honest CPU run."""
+
+    # --- data -----------------------------------------------------------
+    dataset: str = "synthetic"  # a name from mer_core.datasets.list_datasets()
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)  # passed to the indexer
+    class_set: str = ""  # '' = the dataset's default class set
+    protocol: str = "loso"  # loso | composite | kfold | holdout
+    folds: int = 5  # for kfold
+    holdout_fraction: float = 0.25  # share of subjects tested by 'holdout'
+    # --- model ----------------------------------------------------------
+    model: str = "baseline"  # a name from mer_core.models.list_models()
+    preset: str = "cpu"  # the model's preset ('cpu' or 'paper')
+    model_options: Mapping[str, Any] = field(default_factory=dict)  # override preset values
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    # --- optimisation ---------------------------------------------------
+    epochs: int = 20
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # sgd only
+    scheduler: str = "cosine"
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.0  # 0 = no alpha weighting
+    label_smoothing: float = 0.1  # for loss='label_smoothing'
+    class_balance: str = "weights"  # none | weights (loss weights) | sampler
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    augment: bool = True  # small flips/shifts on training inputs
+    # --- honest model selection -------------------------------------------
+    selection: str = "fixed"  # fixed epochs, or early_stop on training subjects
+    val_subjects: int = 1  # subjects held out of training for early stopping
+    patience: int = 5
+    record_oracle: bool = True  # also record the (dishonest) test-selected epoch, labelled
+    # --- transfer learning (DenseAttention) --------------------------------
+    pretrain: str = ""  # macro dataset for pre-training, '' = none
+    pretrain_epochs: int = 10
+    freeze: str = "none"  # none | early | all_but_head
+    backbone_lr_mult: float = 1.0
+    # --- execution ------------------------------------------------------
+    seed: int = 0
+    executor: str = "sequential"
+    workers: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    keep_checkpoints: bool = True
+    ray_address: str = ""
+
+    def __post_init__(self) -> None:
+        _choice("protocol", self.protocol, PROTOCOLS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("scheduler", self.scheduler, SCHEDULERS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("class_balance", self.class_balance, CLASS_BALANCE)
+        _choice("selection", self.selection, SELECTION)
+        _choice("executor", self.executor, EXECUTORS)
+        _choice("freeze", self.freeze, FREEZE)
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("workers", self.workers)
+        _positive_int("patience", self.patience)
+        if self.protocol == "kfold" and self.folds < 2:
+            raise ConfigError(f"folds={self.folds}: k-fold by subject needs at least 2 folds")
+        if not 0 < self.holdout_fraction < 1:
+            raise ConfigError(f"holdout_fraction={self.holdout_fraction}: expected a share between 0 and 1")
+        if not (self.lr > 0):
+            raise ConfigError(f"lr={self.lr}: the learning rate must be > 0")
+        for key in ("weight_decay", "focal_gamma", "focal_alpha", "grad_clip"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}={getattr(self, key)}: expected >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing={self.label_smoothing}: expected 0 <= value < 1")
+        if self.selection == "early_stop" and self.val_subjects < 1:
+            raise ConfigError(f"val_subjects={self.val_subjects}: early stopping needs at least 1 validation subject")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device={self.device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        if isinstance(self.preprocess, Mapping):
+            object.__setattr__(self, "preprocess", _build(PreprocessConfig, self.preprocess, "preprocess."))
+        object.__setattr__(self, "dataset_options", dict(self.dataset_options))
+        object.__setattr__(self, "model_options", dict(self.model_options))
+
+    # --- serialisation ----------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["preprocess"]["channels"] = list(self.preprocess.channels)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=1)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ExperimentConfig":
+        return _build(cls, data, "")
+
+    @classmethod
+    def from_json(cls, text: str) -> "ExperimentConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config JSON must be an object, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "ExperimentConfig":
+        """A copy with some keys changed (validated like any config)."""
+        data = self.to_dict()
+        if "preprocess" in changes and isinstance(changes["preprocess"], PreprocessConfig):
+            changes["preprocess"] = dataclasses.asdict(changes["preprocess"])
+        data.update(changes)
+        return ExperimentConfig.from_dict(data)
+
+    def stable_hash(self) -> str:
+        """A short hash that is equal for equal configs, across processes and runs."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def valid_keys(cls: type = ExperimentConfig) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; valid keys: {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        f = names[key]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        kwargs[key] = _coerce(prefix + key, value, default)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - defensive
+        raise ConfigError(str(exc)) from exc
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check a value's type against its default's; accept ints for floats."""
+    if dataclasses.is_dataclass(default):
+        return value if isinstance(value, type(default)) else _build(type(default), value, key + ".")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r}: expected true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{key}={value!r}: expected an integer")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}={value!r}: expected a number")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}={value!r}: expected a string")
+        return value
+    if isinstance(default, tuple):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r}: expected a list")
+        return tuple(value)
+    if isinstance(default, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}={value!r}: expected a mapping")
+        return dict(value)
+    return value
+
+
+def _choice(key: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key}={value!r}: expected one of {', '.join(valid)}")
+
+
+def _positive_int(key: str, value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}={value!r}: expected an integer >= 1")

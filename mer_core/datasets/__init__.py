@@ -1,0 +1,7 @@
+"""Datasets: the sample-table schema, class sets and one indexer per dataset.
+
+Importing this package registers the built-in indexers.
+"""
+from mer_core.datasets.registry import dataset_info, index_dataset, list_datasets, register_dataset  # noqa: F401
+from mer_core.datasets.schema import make_table, validate_table  # noqa: F401
+from mer_core.datasets import manifest  # noqa: F401,E402

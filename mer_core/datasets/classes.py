@@ -1,0 +1,77 @@
+"""Class sets and label mappings.
+
+A dataset's indexer keeps the dataset's own label in ``emotion``; the class
+set chosen for an experiment decides the ``label`` column and which rows are
+dropped (e.g. CASME II 'fear' under the MEGC2019 composite). Mappings are the
+official ones (see shared/reference/megc2019.md).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from mer_core.errors import UnknownNameError
+
+COMPOSITE3 = ("negative", "positive", "surprise")
+
+CLASS_SETS: dict[str, tuple[str, ...]] = {
+    "composite3": COMPOSITE3,
+    "casme2_5": ("happiness", "disgust", "repression", "surprise", "others"),
+    "samm_5": ("anger", "happiness", "other", "surprise", "contempt"),
+}
+
+# native emotion (lower case) -> composite class; anything absent is dropped.
+COMPOSITE_MAPPING: dict[str, str] = {
+    # SAMM
+    "anger": "negative",
+    "contempt": "negative",
+    "disgust": "negative",
+    "fear": "negative",  # SAMM fear is negative; CASME II fear is dropped (below)
+    "sadness": "negative",
+    "happiness": "positive",
+    "surprise": "surprise",
+    # CASME II
+    "repression": "negative",
+    # SMIC and synthetic already use the composite names
+    "negative": "negative",
+    "positive": "positive",
+}
+
+# CASME II fear/sadness/others are excluded from the composite.
+_COMPOSITE_DROP: dict[str, set[str]] = {"casme2": {"fear", "sadness", "others"}, "samm": {"other"}}
+
+
+def list_class_sets() -> list[str]:
+    return sorted(CLASS_SETS) + ["native"]
+
+
+def classes_for(class_set: str, table: pd.DataFrame | None = None) -> tuple[str, ...]:
+    """The ordered class names of a class set (``native``: the table's emotions)."""
+    if class_set == "native":
+        if table is None:
+            raise ValueError("class_set 'native' needs the table to read its labels from")
+        return tuple(sorted(table["emotion"].astype(str).unique()))
+    if class_set not in CLASS_SETS:
+        raise UnknownNameError(f"unknown class set {class_set!r}; valid: {list_class_sets()}")
+    return CLASS_SETS[class_set]
+
+
+def composite_label(dataset: str, emotion: str) -> str | None:
+    """The MEGC2019 composite class of a native label, or None when dropped."""
+    e = emotion.strip().lower()
+    if e in _COMPOSITE_DROP.get(dataset, set()):
+        return None
+    return COMPOSITE_MAPPING.get(e)
+
+
+def apply_class_set(table: pd.DataFrame, class_set: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Set ``label`` for a class set; return (kept rows, dropped rows with a reason)."""
+    table = table.copy()
+    if class_set == "composite3":
+        table["label"] = [composite_label(d, e) or "" for d, e in zip(table["dataset"], table["emotion"])]
+    else:
+        classes = classes_for(class_set, table)
+        table["label"] = [e if e in classes else "" for e in table["emotion"].str.lower()]
+    dropped = table[table["label"] == ""].copy()
+    dropped["reason"] = [f"label {e!r} is not in class set {class_set!r}" for e in dropped["emotion"]]
+    kept = table[table["label"] != ""].reset_index(drop=True)
+    return kept, dropped.reset_index(drop=True)

@@ -1,0 +1,11 @@
+"""Models: the registry and the built-in models (importing registers them)."""
+from mer_core.models.registry import (  # noqa: F401
+    ModelConfig,
+    create_model,
+    list_models,
+    list_presets,
+    model_config,
+    model_spec,
+    train_defaults,
+)
+from mer_core.models import baseline  # noqa: F401,E402

@@ -1,0 +1,1 @@
+"""Preprocessing: clips -> cached model inputs (see pipeline.prepare_inputs)."""
