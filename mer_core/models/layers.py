@@ -1,0 +1,105 @@
+"""Small, generic layers shared by the models (append-only for other models).
+
+Attention gates here return both their output and the gate itself, so a model
+can expose its own attention (``attention_maps``) without hooks reached from
+the outside.
+
+* :class:`ChannelAttention` -- which features: average- and max-pooled channel
+  descriptors through one shared bottleneck MLP, summed, sigmoid. Gate (N, C)
+  in (0, 1).
+* :class:`SpatialAttention` -- where: the channel-wise mean and max maps,
+  stacked, through one k x k convolution, sigmoid. Gate (N, 1, H, W) in (0, 1).
+* :class:`MixedAttention` -- channel then spatial gating (the CBAM order: the
+  spatial map is computed from channel-refined features, so "where" is decided
+  on the features that matter). Either part can be switched off.
+
+The gates are independent sigmoids, not distributions: they do not sum to one
+(a map can be high everywhere). Divide by the sum if a distribution is needed.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    """Conv (no bias) -> BatchNorm -> ReLU, 'same' padding for odd kernels."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ChannelAttention(nn.Module):
+    """Channel gate from pooled descriptors through a shared MLP (reduction r)."""
+
+    def __init__(self, channels: int, reduction: int = 8) -> None:
+        super().__init__()
+        if channels < 1 or reduction < 1:
+            raise ValueError(f"ChannelAttention(channels={channels}, reduction={reduction}): expected both >= 1")
+        hidden = max(1, channels // reduction)
+        self.mlp = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=True),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1, bias=True),
+        )
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Channel weights (N, C) in (0, 1)."""
+        avg = x.mean(dim=(2, 3), keepdim=True)
+        mx = x.amax(dim=(2, 3), keepdim=True)
+        return torch.sigmoid(self.mlp(avg) + self.mlp(mx)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)[:, :, None, None]
+
+
+class SpatialAttention(nn.Module):
+    """Spatial gate from channel mean/max maps through one k x k convolution."""
+
+    def __init__(self, kernel_size: int = 7) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"SpatialAttention(kernel_size={kernel_size}): expected an odd size >= 1")
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=True)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Spatial map (N, 1, H, W) in (0, 1)."""
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return torch.sigmoid(self.conv(pooled))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+class MixedAttention(nn.Module):
+    """Channel then spatial attention; ``forward_with_maps`` also returns the gates."""
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 8,
+        kernel_size: int = 7,
+        use_channel: bool = True,
+        use_spatial: bool = True,
+    ) -> None:
+        super().__init__()
+        self.channel = ChannelAttention(channels, reduction) if use_channel else None
+        self.spatial = SpatialAttention(kernel_size) if use_spatial else None
+
+    def forward_with_maps(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(output, channel weights (N, C) or None, spatial map (N, 1, H, W) or None)."""
+        cw = sm = None
+        if self.channel is not None:
+            cw = self.channel.gate(x)
+            x = x * cw[:, :, None, None]
+        if self.spatial is not None:
+            sm = self.spatial.gate(x)
+            x = x * sm
+        return x, cw, sm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_maps(x)[0]
