@@ -9,3 +9,4 @@ from mer_core.models.registry import (  # noqa: F401
     train_defaults,
 )
 from mer_core.models import baseline  # noqa: F401,E402
+from mer_core.models import dense_attention  # noqa: F401,E402

@@ -87,6 +87,11 @@ class MixedAttention(nn.Module):
         super().__init__()
         self.channel = ChannelAttention(channels, reduction) if use_channel else None
         self.spatial = SpatialAttention(kernel_size) if use_spatial else None
+        # When ``record`` is set, ``forward`` keeps its gates in ``last_maps``
+        # (a model's ``attention_maps`` sets it for one pass); calling through
+        # ``forward`` keeps module hooks (Grad-CAM) working.
+        self.record = False
+        self.last_maps: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
 
     def forward_with_maps(
         self, x: torch.Tensor
@@ -102,4 +107,7 @@ class MixedAttention(nn.Module):
         return x, cw, sm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_maps(x)[0]
+        out, cw, sm = self.forward_with_maps(x)
+        if self.record:
+            self.last_maps = (cw, sm)
+        return out
