@@ -1,0 +1,92 @@
+"""STSTNet-style baseline (Liong et al., FG 2019): a shallow three-stream CNN.
+
+The literature's reference point on the MEGC2019 composite (published UF1
+0.7353, UAR 0.7605). Input: 28x28 onset->apex optical flow u, v and optical
+strain. Three parallel streams, each one 3x3 convolution (3, 5 and 8 filters)
++ ReLU + batch norm + 3x3 max pooling (stride 3); the streams are
+concatenated (16 maps), average-pooled to 5x5 and classified by one dense
+layer — about 2k parameters, so it cannot memorise the few hundred clips.
+
+As in the original, every stream sees all three input channels by default;
+``split_streams=True`` gives each stream one channel (u / v / strain) instead,
+the stricter reading of "one stream per flow image".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mer_core.errors import ConfigError
+from mer_core.models.registry import ModelConfig, register_model
+
+
+@dataclass(frozen=True)
+class STSTNetConfig(ModelConfig):
+    channels: tuple[str, ...] = ("flow_u", "flow_v", "strain")
+    input_size: int = 28
+    filters: tuple[int, ...] = (3, 5, 8)  # filters of each stream's 3x3 convolution
+    split_streams: bool = False  # True: stream i reads only channel i
+    pooled_size: int = 5  # side of the average-pooled map fed to the dense head
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "filters", tuple(self.filters))
+        if not self.filters or any(f < 1 for f in self.filters):
+            raise ConfigError(f"ststnet filters={self.filters}: expected positive filter counts, one per stream")
+        if self.split_streams and len(self.filters) != len(self.channels):
+            raise ConfigError(f"ststnet split_streams needs one stream per channel: filters={self.filters}, "
+                              f"channels={self.channels}")
+        if self.pooled_size < 1:
+            raise ConfigError(f"ststnet pooled_size={self.pooled_size}: expected >= 1")
+
+
+class STSTNet(nn.Module):
+    def __init__(self, cfg: STSTNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        cin = 1 if cfg.split_streams else cfg.in_channels
+        self.streams = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(cin, f, 3, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(f),
+                          nn.MaxPool2d(3, stride=3, padding=1))
+            for f in cfg.filters
+        )
+        self.pool = nn.AdaptiveAvgPool2d(cfg.pooled_size)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(sum(cfg.filters) * cfg.pooled_size**2, cfg.num_classes)
+
+    def forward_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Concatenated stream maps (N, sum(filters), H/3, W/3)."""
+        if self.cfg.split_streams:
+            return torch.cat([s(x[:, i:i + 1]) for i, s in enumerate(self.streams)], dim=1)
+        return torch.cat([s(x) for s in self.streams], dim=1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.forward_maps(x)).flatten(1)
+
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(f))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def gradcam_layers(self) -> dict[str, nn.Module]:
+        return {f"stream{i}": s[0] for i, s in enumerate(self.streams)}
+
+
+@register_model(
+    "ststnet",
+    config_cls=STSTNetConfig,
+    presets={
+        "cpu": dict(channels=("flow_u", "flow_v", "strain"), input_size=28, dropout=0.0),
+        "paper": dict(channels=("flow_u", "flow_v", "strain"), input_size=28, dropout=0.0),
+    },
+    description="STSTNet-style shallow three-stream CNN on 28x28 u, v, strain (literature baseline).",
+    train_defaults={
+        "cpu": dict(epochs=30, lr=1e-3, batch_size=32, optimizer="adam", loss="ce"),
+        "paper": dict(epochs=500, lr=5e-5, batch_size=256, optimizer="adam", loss="ce"),
+    },
+)
+def build_ststnet(cfg: STSTNetConfig) -> nn.Module:
+    return STSTNet(cfg)
