@@ -77,7 +77,13 @@ def index_dataset(name: str, root: str | Path | None = None, **options: Any) -> 
     """Run a dataset's indexer and return its (validated) sample table."""
     from mer_core.datasets.roots import dataset_root
 
+    from mer_core.errors import DatasetError
+
     info = dataset_info(name)
     if root is None and info.needs_root:
-        root = dataset_root(name)
+        try:
+            root = dataset_root(name)
+        except DatasetError:
+            if not options:  # options (e.g. manifest=PATH) may locate the data themselves
+                raise
     return info.indexer(Path(root) if root is not None else None, **options)

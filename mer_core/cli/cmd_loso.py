@@ -1,0 +1,251 @@
+"""``mer loso``, ``mer train`` and ``mer runs``: run experiments in-process, list them.
+
+``mer loso`` runs a whole leave-one-subject-out evaluation with a progress
+bar, stores it, and prints the pooled metrics and a per-subject table.
+``mer train`` is the same engine with the subject hold-out protocol.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from mer_core.config import EXECUTORS, LOSSES, OPTIMIZERS, PROTOCOLS, ExperimentConfig
+from mer_core.errors import ConfigError
+
+
+def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | None) -> None:
+    """Options shared by every command that builds an ExperimentConfig."""
+    p.add_argument("--dataset", default="synthetic", help="dataset name (mer datasets list); default synthetic")
+    p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="indexer option, e.g. subjects=4 for a small synthetic set (repeatable)")
+    p.add_argument("--model", default="baseline", help="model name (see `mer models`)")
+    p.add_argument("--preset", default="cpu", help="model preset: cpu or paper")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model config field (repeatable)")
+    if protocol_default is None:
+        p.add_argument("--protocol", choices=PROTOCOLS, default="loso")
+    p.add_argument("--class-set", default="", help="class set (default: the dataset's)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--loss", choices=LOSSES)
+    p.add_argument("--selection", choices=("fixed", "early_stop"))
+    p.add_argument("--flow", choices=("dis", "tvl1", "farneback"), help="optical flow method")
+    p.add_argument("--input-size", type=int, help="input size in pixels (default: the model's)")
+    p.add_argument("--pretrain", default=None, help="macro dataset for pre-training (DenseAttention)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--executor", choices=EXECUTORS)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--device")
+    p.add_argument("--config", help="JSON file with config keys (command-line options override it)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config key, e.g. --set focal_gamma=1.5 (repeatable)")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an unfinished run")
+    p.add_argument("--name", default="", help="a label for the run")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"{what} {pair!r}: expected KEY=VALUE")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> ExperimentConfig:
+    """Build a validated config: model's training defaults < --config file < options."""
+    from mer_core.models.registry import model_spec, train_defaults
+
+    model_spec(args.model)  # unknown model -> clear error listing the valid ones
+    data: dict[str, Any] = {}
+    data.update(train_defaults(args.model, args.preset) if args.preset in model_spec(args.model).presets else {})
+    if args.config:
+        try:
+            with open(args.config, encoding="utf-8") as fh:
+                data.update(json.load(fh))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"--config {args.config}: cannot read a JSON object ({exc})") from exc
+    data.update(dataset=args.dataset, model=args.model, preset=args.preset)
+    data["protocol"] = protocol or args.protocol
+    if args.dataset_option:
+        data["dataset_options"] = parse_pairs(args.dataset_option, "--dataset-option")
+    if args.model_option:
+        data["model_options"] = parse_pairs(args.model_option, "--model-option")
+    simple = {"class_set": args.class_set or None, "epochs": args.epochs, "batch_size": args.batch_size,
+              "lr": args.lr, "optimizer": args.optimizer, "loss": args.loss, "selection": args.selection,
+              "seed": args.seed, "executor": args.executor, "workers": args.workers, "device": args.device,
+              "pretrain": args.pretrain}
+    data.update({k: v for k, v in simple.items() if v is not None})
+    pre = dict(data.get("preprocess") or {})
+    if args.flow:
+        pre["flow_method"] = args.flow
+    if args.input_size:
+        pre["input_size"] = args.input_size
+    if pre:
+        data["preprocess"] = pre
+    for key, value in parse_pairs(args.set, "--set").items():
+        if key.startswith("preprocess."):
+            data.setdefault("preprocess", {})[key.split(".", 1)[1]] = value
+        else:
+            data[key] = value
+    return ExperimentConfig.from_dict(data)
+
+
+class ProgressPrinter:
+    """A tqdm bar over folds with the current epoch and loss in its postfix."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.prep = None
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        kind = e.get("event")
+        if kind == "stage":
+            if self.prep is False:
+                return
+            if self.prep is None:
+                self.prep = tqdm(total=e["total"], desc="preprocess", unit="clip", file=sys.stderr, leave=False)
+            self.prep.n = e["done"]
+            self.prep.refresh()
+        elif kind in ("fold_start", "epoch", "fold_done"):
+            if self.prep:
+                self.prep.close()
+                self.prep = False  # type: ignore[assignment]
+            if self.bar is None:
+                self.bar = tqdm(total=e["n_folds"], desc="folds", unit="fold", file=sys.stderr)
+            if kind == "epoch":
+                self.bar.set_postfix_str(f"fold {e['fold'] + 1} epoch {int(e['epoch'])}/{e['epochs']} "
+                                         f"loss {e['train_loss']:.3f}")
+            elif kind == "fold_done":
+                self.bar.n = e["done"]
+                self.bar.refresh()
+        elif kind == "done" and self.bar is not None:
+            self.bar.close()
+
+
+def print_run(run_id: str, as_json: bool = False) -> None:
+    from mer_core.evaluation.metrics import per_group
+    from mer_core.runs.store import RunStore
+
+    with RunStore() as store:
+        run = store.get_run(run_id)
+        pred = store.predictions(run_id)
+    summary = run["summary"]
+    if as_json:
+        print(json.dumps({"run_id": run_id, "status": run["status"], "summary": summary}, indent=1))
+        return
+    pooled = summary.get("pooled", {})
+    print(f"\nrun {run_id}  [{run['status']}]  {run['model']} on {run['dataset']} ({run['protocol']}, "
+          f"{run['n_samples']} clips, {run['n_folds']} folds, {run['wall_time']:.0f} s)")
+    for note in run["notes"]:
+        print(f"  note: {note}")
+    if not pooled:
+        print("  no finished fold yet")
+        return
+    print(f"  pooled over folds:   UF1 {pooled['uf1']:.4f}   UAR {pooled['uar']:.4f}   accuracy {pooled['accuracy']:.4f}")
+    fa = summary.get("fold_averaged", {})
+    print(f"  fold-averaged (not comparable with pooled): UF1 {fa.get('uf1', float('nan')):.4f}   "
+          f"UAR {fa.get('uar', float('nan')):.4f}")
+    if "oracle" in summary:
+        o = summary["oracle"]
+        print(f"  oracle epoch (diagnostic, test-selected; NOT a result): UF1 {o['uf1']:.4f}   UAR {o['uar']:.4f}")
+    print("  per class:  " + "   ".join(f"{c}: F1 {pooled['f1'][c]:.3f} recall {pooled['recall'][c]:.3f}"
+                                      for c in run["classes"]))
+    for part, s in summary.get("per_part", {}).items():
+        print(f"  part {part:10s} UF1 {s['uf1']:.4f}  UAR {s['uar']:.4f}  n={s['n']}")
+    table = per_group(pred, run["classes"], "subject").sort_values("uf1", ascending=False)
+    print("\n  per subject (UF1 over the classes the subject shows):")
+    print("  " + table.to_string(index=False, float_format=lambda v: f"{v:.3f}").replace("\n", "\n  "))
+
+
+def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int:
+    from mer_core.training.engine import run_experiment
+
+    config = config_from_args(args, protocol)
+    progress = None if args.json else ProgressPrinter()
+    run_id = run_experiment(config, run_id=args.resume, progress=progress, name=args.name)
+    print_run(run_id, args.json)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from mer_core.runs.store import RunStore
+
+    with RunStore() as store:
+        runs = store.list_runs()
+    if runs.empty:
+        print("no runs stored yet; start one with `mer loso --dataset synthetic --model baseline`")
+        return 0
+    if args.json:
+        print(runs.to_json(orient="records", indent=1))
+        return 0
+    import time
+
+    runs = runs.assign(created=[time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in runs["created"]],
+                       folds=[f"{d}/{n}" for d, n in zip(runs["folds_done"], runs["n_folds"])])
+    cols = ["id", "status", "dataset", "model", "protocol", "folds", "uf1", "uar", "created"]
+    print(runs[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-"))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    print_run(args.run_id, args.json)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from mer_core.models.registry import list_models, model_config, model_spec
+
+    for name in list_models():
+        spec = model_spec(name)
+        print(f"{name}: {spec.description}")
+        for preset in spec.presets:
+            cfg = model_config(name, preset)
+            print(f"  preset {preset}: input {cfg.input_size}px, channels {', '.join(cfg.channels)}")
+        if args.verbose:
+            print("  options: " + ", ".join(f.name for f in dataclasses.fields(spec.config_cls)))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("loso", help="run a leave-one-subject-out evaluation in this process and store it")
+    add_experiment_args(p, protocol_default="loso")
+    p.set_defaults(handler=lambda a: cmd_experiment(a, "loso"))
+
+    p = sub.add_parser("train", help="train and test once on a subject hold-out split (quick demo)")
+    add_experiment_args(p, protocol_default="holdout")
+    p.set_defaults(handler=lambda a: cmd_experiment(a, "holdout"))
+
+    p = sub.add_parser("run", help="run any protocol (loso, composite, kfold, holdout)")
+    add_experiment_args(p, protocol_default=None)
+    p.set_defaults(handler=cmd_experiment)
+
+    p = sub.add_parser("runs", help="list stored runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_runs)
+
+    p = sub.add_parser("show", help="print a stored run's metrics and per-subject table")
+    p.add_argument("run_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_show)
+
+    p = sub.add_parser("models", help="list registered models and their presets")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(handler=cmd_models)

@@ -1,0 +1,378 @@
+"""The run store: every run, fold, epoch and prediction in one SQLite file.
+
+``cache/runs.sqlite`` in WAL mode with a busy timeout, so the dashboard reads
+while a worker writes. Writes are short transactions. A fold's predictions,
+curves and status are committed together when the fold finishes, so a crash
+never leaves a half-stored fold that a resume would trust: resuming retrains
+exactly the folds that are not ``done``.
+
+The schema is versioned: ``MIGRATIONS[i]`` upgrades version i to i + 1, from
+an empty file on. Add a migration, never edit a released one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pandas as pd
+
+from mer_core.errors import MerError
+from mer_core.paths import repo_root, runs_dir, store_path
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: the first release
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        created REAL NOT NULL,
+        finished REAL,
+        dataset TEXT NOT NULL,
+        model TEXT NOT NULL,
+        preset TEXT NOT NULL DEFAULT '',
+        protocol TEXT NOT NULL,
+        class_set TEXT NOT NULL DEFAULT '',
+        classes_json TEXT NOT NULL DEFAULT '[]',
+        config_json TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        code_version TEXT NOT NULL DEFAULT '',
+        dataset_fingerprint TEXT NOT NULL DEFAULT '',
+        device TEXT NOT NULL DEFAULT '',
+        n_folds INTEGER NOT NULL DEFAULT 0,
+        n_samples INTEGER NOT NULL DEFAULT 0,
+        uf1 REAL, uar REAL, accuracy REAL,
+        oracle_uf1 REAL, oracle_uar REAL,
+        summary_json TEXT NOT NULL DEFAULT '{}',
+        wall_time REAL NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        notes_json TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE folds (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        fold_index INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        test_subjects_json TEXT NOT NULL DEFAULT '[]',
+        status TEXT NOT NULL,
+        n_train INTEGER, n_val INTEGER, n_test INTEGER,
+        epochs_run INTEGER, selected_epoch INTEGER, oracle_epoch INTEGER,
+        wall_time REAL, started REAL, finished REAL,
+        checkpoint TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, fold_index)
+    );
+    CREATE TABLE epochs (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        fold_index INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        train_loss REAL, train_acc REAL,
+        val_loss REAL, val_acc REAL, val_uf1 REAL,
+        test_acc REAL, test_uf1 REAL,
+        lr REAL,
+        PRIMARY KEY (run_id, fold_index, epoch)
+    );
+    CREATE TABLE predictions (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        fold_index INTEGER NOT NULL,
+        sample_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        part TEXT NOT NULL DEFAULT '',
+        clip TEXT NOT NULL DEFAULT '',
+        y_true INTEGER NOT NULL,
+        y_pred INTEGER NOT NULL,
+        probs_json TEXT NOT NULL,
+        oracle_pred INTEGER,
+        PRIMARY KEY (run_id, sample_id)
+    );
+    CREATE TABLE artifacts (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (run_id, kind, path)
+    );
+    CREATE INDEX predictions_run ON predictions(run_id, fold_index);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_jsonable, allow_nan=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def code_version() -> str:
+    """The git commit of the code (``+dirty`` when modified), or the package version."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=5
+        )
+        if head.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=repo_root(), capture_output=True, text=True, timeout=5,
+            )
+            return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from mer_core import __version__
+
+    return f"mer-bench {__version__}"
+
+
+def new_run_id(model: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime())
+    return f"{stamp}-{model}-{uuid.uuid4().hex[:4]}"
+
+
+class RunStore:
+    """Access to the SQLite run store (one connection per instance)."""
+
+    def __init__(self, path: str | Path | None = None, *, timeout_s: float = 30.0) -> None:
+        self.path = Path(path) if path is not None else store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise MerError(f"run store {self.path}: cannot open ({exc}); move the file aside to start a new store") from exc
+
+    # --- plumbing --------------------------------------------------------
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction (BEGIN IMMEDIATE ... COMMIT)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise MerError(
+                f"run store {self.path} has schema version {version}, newer than this code ({SCHEMA_VERSION}); "
+                "update MER Bench"
+            )
+        for target in range(version, SCHEMA_VERSION):
+            with self.tx() as c:
+                for statement in _split_sql(MIGRATIONS[target]):
+                    c.execute(statement)
+                c.execute(f"PRAGMA user_version={target + 1}")
+
+    # --- runs ------------------------------------------------------------
+    def create_run(
+        self,
+        config: Any,
+        *,
+        classes: Sequence[str],
+        n_folds: int,
+        n_samples: int,
+        dataset_fingerprint: str = "",
+        device: str = "",
+        run_id: str | None = None,
+        name: str = "",
+        notes: Sequence[str] = (),
+    ) -> str:
+        run_id = run_id or new_run_id(config.model)
+        with self.tx() as c:
+            c.execute(
+                """INSERT INTO runs (id, name, status, created, dataset, model, preset, protocol, class_set,
+                   classes_json, config_json, config_hash, code_version, dataset_fingerprint, device,
+                   n_folds, n_samples, notes_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    run_id, name, "running", time.time(), config.dataset, config.model, config.preset,
+                    config.protocol, config.class_set, _json(list(classes)), config.to_json(),
+                    config.stable_hash(), code_version(), dataset_fingerprint, device, n_folds, n_samples,
+                    _json(list(notes)),
+                ),
+            )
+        return run_id
+
+    def set_run_status(self, run_id: str, status: str, error: str = "") -> None:
+        with self.tx() as c:
+            c.execute("UPDATE runs SET status=?, error=? WHERE id=?", (status, error, run_id))
+
+    def finish_run(self, run_id: str, *, status: str, summary: dict | None = None, wall_time: float = 0.0,
+                   error: str = "") -> None:
+        summary = summary or {}
+        pooled = summary.get("pooled", {})
+        oracle = summary.get("oracle", {}) or {}
+        with self.tx() as c:
+            c.execute(
+                """UPDATE runs SET status=?, finished=?, uf1=?, uar=?, accuracy=?, oracle_uf1=?, oracle_uar=?,
+                   summary_json=?, wall_time=wall_time + ?, error=? WHERE id=?""",
+                (
+                    status, time.time(), _num(pooled.get("uf1")), _num(pooled.get("uar")),
+                    _num(pooled.get("accuracy")), _num(oracle.get("uf1")), _num(oracle.get("uar")),
+                    _json(summary), wall_time, error, run_id,
+                ),
+            )
+
+    def list_runs(self) -> pd.DataFrame:
+        rows = self.conn.execute(
+            """SELECT id, name, status, created, finished, dataset, model, preset, protocol, class_set,
+                      n_folds, n_samples, uf1, uar, accuracy, oracle_uf1, oracle_uar, wall_time, device,
+                      config_hash, code_version,
+                      (SELECT COUNT(*) FROM folds f WHERE f.run_id = runs.id AND f.status = 'done') AS folds_done
+               FROM runs ORDER BY created DESC"""
+        ).fetchall()
+        cols = ["id", "name", "status", "created", "finished", "dataset", "model", "preset", "protocol",
+                "class_set", "n_folds", "n_samples", "uf1", "uar", "accuracy", "oracle_uf1", "oracle_uar",
+                "wall_time", "device", "config_hash", "code_version", "folds_done"]
+        return pd.DataFrame([dict(r) for r in rows], columns=cols)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise MerError(f"no run {run_id!r} in the store {self.path}")
+        run = dict(row)
+        run["classes"] = json.loads(run.pop("classes_json"))
+        run["config"] = json.loads(run["config_json"])
+        run["summary"] = json.loads(run.pop("summary_json") or "{}")
+        run["notes"] = json.loads(run.pop("notes_json") or "[]")
+        return run
+
+    def has_run(self, run_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
+
+    def delete_run(self, run_id: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM runs WHERE id=?", (run_id,))
+
+    # --- folds -------------------------------------------------------------
+    def start_fold(self, run_id: str, fold_index: int, name: str, test_subjects: Sequence[str],
+                   n_train: int, n_val: int, n_test: int) -> None:
+        """Mark a fold running and drop what a previous, unfinished attempt left."""
+        with self.tx() as c:
+            c.execute("DELETE FROM epochs WHERE run_id=? AND fold_index=?", (run_id, fold_index))
+            c.execute("DELETE FROM predictions WHERE run_id=? AND fold_index=?", (run_id, fold_index))
+            c.execute(
+                """INSERT OR REPLACE INTO folds (run_id, fold_index, name, test_subjects_json, status,
+                   n_train, n_val, n_test, started) VALUES (?,?,?,?,?,?,?,?,?)""",
+                (run_id, fold_index, name, _json(list(test_subjects)), "running", n_train, n_val, n_test, time.time()),
+            )
+
+    def add_epoch(self, run_id: str, fold_index: int, epoch: int, **values: Any) -> None:
+        cols = ["train_loss", "train_acc", "val_loss", "val_acc", "val_uf1", "test_acc", "test_uf1", "lr"]
+        unknown = set(values) - set(cols)
+        if unknown:
+            raise ValueError(f"unknown epoch field(s) {sorted(unknown)}; valid: {cols}")
+        with self.tx() as c:
+            c.execute(
+                f"INSERT OR REPLACE INTO epochs (run_id, fold_index, epoch, {', '.join(cols)}) VALUES (?,?,?,{','.join('?' * len(cols))})",
+                (run_id, fold_index, epoch, *[_num(values.get(k)) for k in cols]),
+            )
+
+    def finish_fold(self, run_id: str, fold_index: int, predictions: pd.DataFrame, *, epochs_run: int,
+                    selected_epoch: int, oracle_epoch: int | None = None, wall_time: float = 0.0,
+                    checkpoint: str = "") -> None:
+        """Store a fold's predictions and mark it done, in one transaction.
+
+        ``predictions`` columns: sample_id, subject, part, clip, y_true, y_pred,
+        probs (sequence of class probabilities), optional oracle_pred.
+        """
+        rows = [
+            (
+                run_id, fold_index, str(r.sample_id), str(r.subject), str(getattr(r, "part", "")),
+                str(getattr(r, "clip", "")), int(r.y_true), int(r.y_pred), _json([float(p) for p in r.probs]),
+                None if getattr(r, "oracle_pred", None) is None else int(r.oracle_pred),
+            )
+            for r in predictions.itertuples(index=False)
+        ]
+        with self.tx() as c:
+            c.execute("DELETE FROM predictions WHERE run_id=? AND fold_index=?", (run_id, fold_index))
+            c.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            c.execute(
+                """UPDATE folds SET status='done', epochs_run=?, selected_epoch=?, oracle_epoch=?, wall_time=?,
+                   finished=?, checkpoint=? WHERE run_id=? AND fold_index=?""",
+                (epochs_run, selected_epoch, oracle_epoch, wall_time, time.time(), checkpoint, run_id, fold_index),
+            )
+
+    def fold_status(self, run_id: str) -> dict[int, str]:
+        rows = self.conn.execute("SELECT fold_index, status FROM folds WHERE run_id=?", (run_id,)).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def completed_folds(self, run_id: str) -> set[int]:
+        return {k for k, s in self.fold_status(run_id).items() if s == "done"}
+
+    def folds(self, run_id: str) -> pd.DataFrame:
+        df = pd.read_sql_query("SELECT * FROM folds WHERE run_id=? ORDER BY fold_index", self.conn, params=(run_id,))
+        df["test_subjects"] = df.pop("test_subjects_json").map(json.loads)
+        return df
+
+    def epochs(self, run_id: str) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT * FROM epochs WHERE run_id=? ORDER BY fold_index, epoch", self.conn, params=(run_id,)
+        )
+
+    def predictions(self, run_id: str) -> pd.DataFrame:
+        df = pd.read_sql_query(
+            "SELECT * FROM predictions WHERE run_id=? ORDER BY fold_index, sample_id", self.conn, params=(run_id,)
+        )
+        df["probs"] = df.pop("probs_json").map(json.loads)
+        df = df.rename(columns={"fold_index": "fold"})
+        return df
+
+    # --- artifacts -----------------------------------------------------------
+    def add_artifact(self, run_id: str, kind: str, path: str | Path) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?)", (run_id, kind, str(path), time.time()))
+
+    def artifacts(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT kind, path, created FROM artifacts WHERE run_id=?" + (" AND kind=?" if kind else "")
+        params = (run_id, kind) if kind else (run_id,)
+        return [dict(r) for r in self.conn.execute(q + " ORDER BY created", params).fetchall()]
+
+
+def run_folder(run_id: str) -> Path:
+    """``cache/runs/<run id>/``: checkpoints, explanations and exports of a run."""
+    path = runs_dir() / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

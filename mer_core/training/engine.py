@@ -1,0 +1,214 @@
+"""The engine: (config, dataset) -> a stored, evaluated run.
+
+``run_experiment`` indexes the dataset, applies the class set, preprocesses
+(cached), splits into folds by subject, checks for leakage, trains each fold
+through an executor, stores every finished fold at once, and finally writes
+the pooled metrics. Passing the id of an unfinished run resumes it: folds
+already stored are not retrained; a half-finished fold is redone.
+
+Progress goes through one callback receiving dict events::
+
+    {"event": "stage", "stage": "preprocess", "done": i, "total": n}
+    {"event": "fold_start", "fold": k, "n_folds": N, "name": subject}
+    {"event": "epoch", "fold": k, "epoch": e, "epochs": E, "train_loss": ...}
+    {"event": "fold_done", "fold": k, "n_folds": N, "done": d, "accuracy": a}
+    {"event": "done", "run_id": id, "uf1": ..., "uar": ...}
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from mer_core.config import ExperimentConfig
+from mer_core.datasets.classes import apply_class_set, classes_for
+from mer_core.datasets.registry import dataset_info, index_dataset
+from mer_core.errors import ConfigError, DatasetError, MerError
+from mer_core.evaluation.metrics import scores, summarize
+from mer_core.models.registry import model_config
+from mer_core.preprocess.pipeline import prepare_inputs
+from mer_core.runs.store import RunStore, run_folder
+from mer_core.training.protocols import Fold, make_folds, shared_people_warnings
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Experiment:
+    """Everything resolved before training: table, classes, inputs, folds."""
+
+    config: ExperimentConfig
+    table: pd.DataFrame
+    classes: tuple[str, ...]
+    model_cfg: Any
+    x: np.ndarray
+    y: np.ndarray
+    folds: list[Fold]
+    notes: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+
+
+def resolve_model_config(config: ExperimentConfig, num_classes: int) -> Any:
+    """The model's typed config: preset, then model_options, then preprocess overrides."""
+    overrides = dict(config.model_options)
+    overrides["num_classes"] = num_classes
+    if config.preprocess.input_size:
+        overrides["input_size"] = config.preprocess.input_size
+    if config.preprocess.channels:
+        overrides["channels"] = tuple(config.preprocess.channels)
+    return model_config(config.model, config.preset, **overrides)
+
+
+def load_table(config: ExperimentConfig) -> tuple[pd.DataFrame, tuple[str, ...], list[str]]:
+    """Index the dataset and apply the class set; returns (table, classes, notes)."""
+    info = dataset_info(config.dataset)
+    class_set = config.class_set or info.default_class_set
+    table = index_dataset(config.dataset, **dict(config.dataset_options))
+    kept, dropped = apply_class_set(table, class_set)
+    notes = []
+    if len(dropped):
+        counts = dropped["emotion"].value_counts().to_dict()
+        notes.append(f"class set {class_set!r} drops {len(dropped)} clip(s): {counts}")
+    if kept.empty:
+        raise DatasetError(f"dataset {config.dataset!r}: no clip has a label in class set {class_set!r}")
+    classes = classes_for(class_set, kept)
+    return kept, tuple(classes), notes
+
+
+def fingerprint(table: pd.DataFrame) -> str:
+    """A hash of what defines the data: ids, labels, annotations, frame counts."""
+    h = hashlib.sha256()
+    for r in table.sort_values("sample_id").itertuples(index=False):
+        h.update(f"{r.sample_id}|{r.label}|{r.onset}|{r.apex}|{r.offset}|{len(r.frames)}|{r.flow_path}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def prepare_experiment(config: ExperimentConfig, progress: Progress | None = None,
+                       table: pd.DataFrame | None = None) -> Experiment:
+    """Resolve config -> table, classes, model config, arrays and folds."""
+    if table is None:
+        table, classes, notes = load_table(config)
+    else:
+        classes, notes = tuple(sorted(table["label"].unique())), []
+    if len(classes) < 2:
+        raise DatasetError(f"dataset {config.dataset!r} has a single class {list(classes)}; need at least 2")
+    mcfg = resolve_model_config(config, len(classes))
+
+    def prep_progress(done: int, total: int) -> None:
+        if progress:
+            progress({"event": "stage", "stage": "preprocess", "done": done, "total": total})
+
+    prepared = prepare_inputs(table, tuple(mcfg.channels), int(mcfg.input_size), config.preprocess,
+                              workers=config.workers, progress=prep_progress)
+    if not prepared.ok.all():
+        bad = prepared.report.loc[~prepared.report["ok"].astype(bool)]
+        notes.append(f"{len(bad)} clip(s) failed preprocessing and are left out: "
+                     + "; ".join(f"{r.sample_id}: {r.error}" for r in bad.head(5).itertuples()))
+        keep = prepared.ok
+        table = table.loc[keep].reset_index(drop=True)
+        x = prepared.x[keep]
+    else:
+        x = prepared.x
+    label_index = {c: i for i, c in enumerate(classes)}
+    y = table["label"].map(label_index).to_numpy().astype(np.int64)
+    val_subjects = config.val_subjects if config.selection == "early_stop" else 0
+    folds = make_folds(table, config.protocol, folds=config.folds, holdout_fraction=config.holdout_fraction,
+                       val_subjects=val_subjects, seed=config.seed)
+    notes += shared_people_warnings(table)
+    return Experiment(config, table, classes, mcfg, x, y, folds, notes, fingerprint(table))
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    store: RunStore | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    table: pd.DataFrame | None = None,
+    name: str = "",
+) -> str:
+    """Train and evaluate ``config``; returns the run id (resumes ``run_id`` if unfinished)."""
+    from mer_core.training.executors import execute_folds
+
+    own_store = store is None
+    store = store or RunStore()
+    try:
+        t0 = time.time()
+        if run_id and store.has_run(run_id):
+            stored = ExperimentConfig.from_json(store.get_run(run_id)["config_json"])
+            if stored.stable_hash() != config.stable_hash():
+                raise ConfigError(f"run {run_id} was made with a different config; resume it with its own config")
+        exp = prepare_experiment(config, progress, table)
+        if not (run_id and store.has_run(run_id)):
+            from mer_core.training.trainer import resolve_device
+
+            run_id = store.create_run(
+                config, classes=exp.classes, n_folds=len(exp.folds), n_samples=len(exp.table),
+                dataset_fingerprint=exp.fingerprint, device=str(resolve_device(config.device)), run_id=run_id,
+                name=name, notes=exp.notes,
+            )
+        else:
+            stored_fp = store.get_run(run_id)["dataset_fingerprint"]
+            if stored_fp and stored_fp != exp.fingerprint:
+                raise DatasetError(f"run {run_id}: the dataset changed since the run started (fingerprint "
+                                   f"{stored_fp} -> {exp.fingerprint}); start a new run")
+            store.set_run_status(run_id, "running")
+        folder = run_folder(run_id)
+        np.save(folder / "inputs.npy", exp.x)
+        np.save(folder / "labels.npy", exp.y)
+        exp.table.to_pickle(folder / "table.pkl")
+        done = store.completed_folds(run_id)
+        todo = [f for f in exp.folds if f.index not in done]
+        status, error = "done", ""
+        try:
+            execute_folds(exp, todo, run_id=run_id, store=store, folder=folder, progress=progress,
+                          should_stop=should_stop, n_done=len(done))
+        except KeyboardInterrupt:
+            status, error = "cancelled", "interrupted"
+        except MerError:
+            raise
+        except Exception as exc:  # keep the finished folds; record why it stopped
+            from mer_core.training.trainer import Cancelled
+
+            if isinstance(exc, Cancelled) or type(exc).__name__ == "Cancelled":
+                status, error = "cancelled", "cancelled by the user"
+            else:
+                status, error = "failed", "".join(traceback.format_exception(exc))[-4000:]
+        summary = summarize_run(store, run_id, exp.classes)
+        if status == "done" and len(store.completed_folds(run_id)) < len(exp.folds):
+            status = "partial"
+        store.finish_run(run_id, status=status, summary=summary, wall_time=time.time() - t0, error=error)
+        if progress:
+            pooled = summary.get("pooled", {})
+            progress({"event": "done", "run_id": run_id, "status": status, "uf1": pooled.get("uf1"),
+                      "uar": pooled.get("uar")})
+        if status == "failed":
+            raise MerError(f"run {run_id} failed; finished folds are kept. {error.strip().splitlines()[-1]}")
+        return run_id
+    finally:
+        if own_store:
+            store.close()
+
+
+def summarize_run(store: RunStore, run_id: str, classes: tuple[str, ...]) -> dict[str, Any]:
+    """Pooled, fold-averaged, per-part and oracle figures from the stored predictions."""
+    pred = store.predictions(run_id)
+    if pred.empty:
+        return {"classes": list(classes)}
+    summary = summarize(pred, classes)
+    if pred["oracle_pred"].notna().all():
+        o = scores(pred["y_true"], pred["oracle_pred"].astype(int), classes)
+        summary["oracle"] = {"uf1": o.uf1, "uar": o.uar, "accuracy": o.accuracy,
+                             "note": "diagnostic: each fold's best epoch chosen on its own test subject"}
+    return summary
+
+
+def fold_checkpoint_path(run_id: str, fold_index: int) -> Path:
+    return run_folder(run_id) / f"fold_{fold_index:03d}.pt"

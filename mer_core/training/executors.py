@@ -1,0 +1,307 @@
+"""Executors: where folds run. Same results, whichever is chosen.
+
+* ``sequential``: folds one after another in this process.
+* ``process``: a spawn-context pool of ``workers`` processes; each sets its own
+  torch thread count (cores // workers) so two workers on two cores do not
+  oversubscribe, and takes one GPU each when several exist.
+* ``ray``: one Ray task per fold; ``ray.init(address=config.ray_address or
+  $RAY_ADDRESS)`` so a laptop run and a cluster run are the same code. The
+  arrays travel with the task, results come back to the driver, which writes
+  the same run store.
+
+Each fold is seeded from (config seed, fold index) alone, so the executor
+does not change the predictions. A fold is stored when it finishes, in one
+transaction (see RunStore.finish_fold). Cancellation: the driver's
+``should_stop`` or a ``cancel`` file in the run folder, checked between
+batches by every worker.
+"""
+from __future__ import annotations
+
+import os
+import queue as queue_mod
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from mer_core.config import ExperimentConfig
+from mer_core.training.protocols import Fold
+
+CANCEL_FILE = "cancel"
+
+
+@dataclass
+class FoldTask:
+    run_id: str
+    fold: Fold
+    config_json: str
+    model_cfg: Any
+    classes: tuple[str, ...]
+    folder: str
+    store_path: str | None  # None: the worker cannot reach the store (ray)
+    meta: pd.DataFrame  # sample_id, subject, part, clip of every sample
+    gpu: int | None = None
+    arrays: tuple[np.ndarray, np.ndarray] | None = None  # shipped with the task (ray)
+
+
+@dataclass
+class FoldOutcome:
+    fold_index: int
+    predictions: pd.DataFrame
+    history: list[dict[str, float]]
+    selected_epoch: int
+    oracle_epoch: int | None
+    seconds: float
+    checkpoint: str = ""
+    epochs_stored: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fold_seed(seed: int, fold_index: int) -> int:
+    return seed * 1009 + fold_index
+
+
+def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> FoldOutcome:
+    """Train one fold and predict its test subject(s)."""
+    import torch
+
+    from mer_core.models.registry import create_model
+    from mer_core.runs.store import RunStore
+    from mer_core.training.trainer import fit, resolve_device
+
+    cfg = ExperimentConfig.from_json(task.config_json)
+    fold = task.fold
+    if task.arrays is not None:
+        x, y = task.arrays
+    else:
+        x = np.load(Path(task.folder) / "inputs.npy", mmap_mode="r")
+        y = np.load(Path(task.folder) / "labels.npy")
+    pick = lambda idx: (np.ascontiguousarray(x[idx]), y[idx])  # noqa: E731
+    device = resolve_device(cfg.device)
+    if task.gpu is not None and device.type == "cuda":
+        device = torch.device(f"cuda:{task.gpu}")
+    store = RunStore(task.store_path) if task.store_path else None
+    cancel_path = Path(task.folder) / CANCEL_FILE
+
+    def stop() -> bool:
+        return cancel_path.exists() or bool(should_stop and should_stop())
+
+    try:
+        if store is not None:
+            store.start_fold(task.run_id, fold.index, fold.name, fold.test_subjects,
+                             len(fold.train_idx), len(fold.val_idx), len(fold.test_idx))
+        if emit:
+            emit({"event": "fold_start", "fold": fold.index, "name": fold.name})
+        seed = fold_seed(cfg.seed, fold.index)
+        torch.manual_seed(seed)
+        model = create_model(cfg.model, config=task.model_cfg)
+        groups = _maybe_pretrained(model, cfg)
+
+        def on_epoch(row: dict[str, float]) -> None:
+            if store is not None:
+                store.add_epoch(task.run_id, fold.index, int(row["epoch"]),
+                                **{k: v for k, v in row.items() if k != "epoch"})
+            if emit:
+                emit({"event": "epoch", "fold": fold.index, "epochs": cfg.epochs, **row})
+
+        result = fit(
+            model, cfg, pick(fold.train_idx), classes=task.classes, channels=tuple(task.model_cfg.channels),
+            val=pick(fold.val_idx) if len(fold.val_idx) else None, test=pick(fold.test_idx), seed=seed,
+            device=device, on_epoch=on_epoch, should_stop=stop, param_groups=groups,
+        )
+        meta = task.meta.iloc[fold.test_idx].reset_index(drop=True)
+        probs = result.test_probs
+        pred = meta.assign(
+            y_true=y[fold.test_idx], y_pred=probs.argmax(1), probs=list(probs),
+            oracle_pred=(result.oracle_probs.argmax(1) if result.oracle_probs is not None else None),
+        )
+        checkpoint = ""
+        if cfg.keep_checkpoints:
+            path = Path(task.folder) / f"fold_{fold.index:03d}.pt"
+            torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                        "model": cfg.model, "model_config": _plain(task.model_cfg), "config": task.config_json,
+                        "fold": fold.index, "test_subjects": fold.test_subjects}, path)
+            checkpoint = str(path) if task.store_path else path.name
+        return FoldOutcome(fold.index, pred, result.history, result.selected_epoch, result.oracle_epoch,
+                           result.seconds, checkpoint, epochs_stored=store is not None)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def _maybe_pretrained(model: Any, cfg: ExperimentConfig) -> Any:
+    """Macro pre-training (DenseAttention): load the shared checkpoint, freeze, param groups."""
+    if not cfg.pretrain:
+        return None
+    from mer_core.training import pretrain as pt
+
+    return pt.prepare_finetune(model, cfg)
+
+
+def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder: Path,
+                  progress: Callable[[dict[str, Any]], None] | None, should_stop: Callable[[], bool] | None,
+                  n_done: int) -> None:
+    """Run the folds in ``todo`` with the config's executor; store each as it finishes."""
+    cfg: ExperimentConfig = exp.config
+    (folder / CANCEL_FILE).unlink(missing_ok=True)
+    meta = exp.table[["sample_id", "subject", "part", "clip"]].copy()
+    n_folds = len(exp.folds)
+    counter = {"done": n_done}
+
+    def emit(event: dict[str, Any]) -> None:
+        if progress:
+            progress({**event, "n_folds": n_folds})
+
+    def make_task(fold: Fold, gpu: int | None = None, ship: bool = False) -> FoldTask:
+        return FoldTask(run_id, fold, cfg.to_json(), exp.model_cfg, exp.classes, str(folder),
+                        None if ship else str(store.path), meta, gpu, (exp.x, exp.y) if ship else None)
+
+    def finish(outcome: FoldOutcome) -> None:
+        fold = exp.folds[outcome.fold_index]
+        if not outcome.epochs_stored:
+            store.start_fold(run_id, fold.index, fold.name, fold.test_subjects,
+                             len(fold.train_idx), len(fold.val_idx), len(fold.test_idx))
+            for row in outcome.history:
+                store.add_epoch(run_id, fold.index, int(row["epoch"]), **{k: v for k, v in row.items() if k != "epoch"})
+        ckpt = outcome.checkpoint
+        if ckpt and not os.path.isabs(ckpt):
+            if "checkpoint_bytes" in outcome.extra:
+                (folder / ckpt).write_bytes(outcome.extra.pop("checkpoint_bytes"))
+            ckpt = str(folder / ckpt)
+        store.finish_fold(run_id, fold.index, outcome.predictions, epochs_run=len(outcome.history),
+                          selected_epoch=outcome.selected_epoch, oracle_epoch=outcome.oracle_epoch,
+                          wall_time=outcome.seconds, checkpoint=ckpt)
+        counter["done"] += 1
+        acc = float((outcome.predictions["y_true"] == outcome.predictions["y_pred"]).mean())
+        emit({"event": "fold_done", "fold": fold.index, "name": fold.name, "done": counter["done"], "accuracy": acc})
+
+    if not todo:
+        return
+    if cfg.executor == "sequential" or (cfg.executor == "process" and (cfg.workers <= 1 or len(todo) == 1)):
+        for fold in todo:
+            finish(run_fold(make_task(fold), emit, should_stop))
+    elif cfg.executor == "process":
+        _run_process_pool(cfg, todo, make_task, finish, emit, should_stop, folder)
+    elif cfg.executor == "ray":
+        _run_ray(cfg, todo, make_task, finish, should_stop, folder)
+    else:  # pragma: no cover - config validation forbids it
+        raise ValueError(f"unknown executor {cfg.executor!r}")
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _process_entry(task: FoldTask, events: Any) -> FoldOutcome:
+    return run_fold(task, emit=lambda e: events.put(e))
+
+
+def _run_process_pool(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finish: Callable,
+                      emit: Callable, should_stop: Callable[[], bool] | None, folder: Path) -> None:
+    import multiprocessing as mp
+
+    import torch
+
+    workers = min(cfg.workers, len(todo))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        events = manager.Queue()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(threads,)) as pool:
+            futures = {pool.submit(_process_entry, make_task(f, (i % n_gpus) if n_gpus else None), events): f
+                       for i, f in enumerate(todo)}
+            pending = set(futures)
+            error: BaseException | None = None
+            while pending:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                _drain(events, emit)
+                if should_stop and should_stop():
+                    (folder / CANCEL_FILE).touch()
+                for fut in finished:
+                    try:
+                        finish(fut.result())
+                    except BaseException as exc:  # keep the other folds' results
+                        error = error or exc
+                        (folder / CANCEL_FILE).touch()
+            _drain(events, emit)
+            if error is not None:
+                raise error
+
+
+def _drain(events: Any, emit: Callable) -> None:
+    while True:
+        try:
+            emit(events.get_nowait())
+        except queue_mod.Empty:
+            return
+        except (EOFError, OSError):  # manager gone
+            return
+
+
+def _run_ray(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finish: Callable,
+             should_stop: Callable[[], bool] | None, folder: Path) -> None:
+    try:
+        import ray
+    except ImportError as exc:
+        from mer_core.errors import ConfigError
+
+        raise ConfigError("executor 'ray' needs the cluster extra: pip install 'mer-bench[cluster]'") from exc
+    started_here = False
+    if not ray.is_initialized():
+        address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
+        kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
+        if address is None:
+            kwargs["num_cpus"] = max(cfg.workers, 1)
+        ray.init(**kwargs)
+        started_here = True
+    try:
+        remote = ray.remote(num_cpus=1)(_ray_entry)
+        refs = {remote.remote(make_task(f, ship=True)): f for f in todo}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+            if should_stop and should_stop():
+                for ref in pending:
+                    ray.cancel(ref)
+                from mer_core.training.trainer import Cancelled
+
+                raise Cancelled()
+            for ref in ready:
+                finish(ray.get(ref))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_entry(task: FoldTask) -> FoldOutcome:
+    import tempfile
+
+    import torch
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = FoldTask(**{**task.__dict__, "folder": tmp})
+        outcome = run_fold(local)
+        if outcome.checkpoint:  # ship the checkpoint back as bytes
+            outcome.extra["checkpoint_bytes"] = (Path(tmp) / outcome.checkpoint).read_bytes()
+    return outcome
