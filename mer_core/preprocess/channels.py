@@ -37,3 +37,13 @@ def check_channels(channels: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     if not channels:
         raise ConfigError("a model needs at least one input channel")
     return tuple(channels)
+
+# Precomputed flow images (manifest ``flow_image`` / table ``flow_path``):
+# an 8-bit colour image whose R, G, B channels (RGB order, i.e. as read by
+# cv2.imread then converted BGR->RGB) hold flow_u, flow_v and strain as the
+# *normalised* channel values above: R = 128 + 127 * flow_u (128 = no motion,
+# 255 = +1, 1 = -1), same for G with flow_v, B = 255 * strain. Values are
+# taken as they are (not rescaled when the image is resized), so an image
+# written by mer_core.preprocess.flow.encode_flow_image round-trips.
+FLOW_IMAGE_ZERO = 128.0
+FLOW_IMAGE_RANGE = 127.0

@@ -1,29 +1,174 @@
-"""Clips -> model inputs (N, C, H, W), one row per sample.
+"""Clips -> model inputs (N, C, H, W), one cached entry per sample and options.
 
-Minimal first version (the preprocessing issue replaces the internals, keeping
-this signature): grey frames, resize, DIS flow onset->apex, strain, image
-channels. No face crop, no cache yet.
+``prepare_inputs`` is the one entry point the trainer, the models' tests, the
+explainers and ``mer preprocess`` call. For every row of a sample table it
+either loads the sample's cache entry (see :mod:`mer_core.preprocess.cache`)
+or runs the per-sample steps (:mod:`mer_core.preprocess.sample`: face crop,
+apex spotting, flow + strain, EVM, resize + stack) and stores the result.
+
+Failures never stop the dataset: a sample that cannot be processed gets a
+zero input, ``ok = False`` and its error text in the report (failures are
+not cached, so fixing the file fixes the sample on the next run).
+
+With ``workers > 1`` cache misses are spread over a process pool started with
+``forkserver`` (``spawn`` where unavailable), never ``fork``, so a parent
+that already runs torch or OpenCV threads is safe; each worker pins OpenCV
+to one thread (the pool is the parallelism). Cache hits are served in the
+calling process before the pool starts, so a warm run starts no pool at all.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 import pandas as pd
 
 from mer_core.config import PreprocessConfig
-from mer_core.preprocess.channels import DIFF_GAIN, FLOW_SCALE, STRAIN_SCALE, check_channels
+from mer_core.errors import ConfigError
+from mer_core.preprocess import cache
+from mer_core.preprocess.apex import APEX_METHOD, APEX_VERSION
+from mer_core.preprocess.channels import FLOW_CHANNELS, check_channels
+from mer_core.preprocess.face import FACE_VERSION, MARGIN
+from mer_core.preprocess.flow import FLOW_VERSION
+from mer_core.preprocess.magnify import EVM_VERSION, LAMBDA_C
+from mer_core.preprocess.sample import (
+    MAGNIFIED,
+    PIPELINE_VERSION,
+    SampleError,
+    process_sample,
+    sample_views,  # noqa: F401  (re-exported for the dashboard)
+    source_files,
+    work_size,
+)
 
 Progress = Callable[[int, int], None]
+
+# Report columns, in order. face: detected | centre-fallback | precropped |
+# disabled (face_crop=False) | precomputed; cache: hit | miss (miss also when
+# use_cache=False); evm: 'magnified', a fallback note, or '' when unused.
+REPORT_COLUMNS = ("sample_id", "ok", "error", "apex", "apex_method", "face", "flow_method", "cache", "evm", "seconds")
 
 
 @dataclass
 class PreparedInputs:
     x: np.ndarray  # float32 (N, C, H, W); rows of failed samples are zeros
     ok: np.ndarray  # bool (N,): False where preprocessing failed
-    report: pd.DataFrame  # one row per sample: sample_id, ok, error, apex_method, ...
+    report: pd.DataFrame  # one row per sample, columns REPORT_COLUMNS
+
+
+def cache_description(row: dict[str, Any], channels: tuple[str, ...], size: int, options: PreprocessConfig) -> dict[str, Any]:
+    """Everything that determines a sample's output; its hash is the cache key.
+
+    Only the transforms the requested channels use are included, so e.g. a
+    new EVM alpha does not invalidate flow-only entries.
+    """
+    frames = tuple(row.get("frames") or ())
+    has_frames = len(frames) > 0
+    desc: dict[str, Any] = {
+        "pipeline": PIPELINE_VERSION,
+        "format": cache.CACHE_FORMAT,
+        "sample": {
+            k: row.get(k)
+            for k in ("sample_id", "onset", "apex", "offset", "apex_estimated", "cropped", "flow_path", "apex_image_path", "onset_image_path")
+        },
+        "n_frames": len(frames),
+        "files": cache.fingerprint(source_files(row, channels)),
+        "channels": list(channels),
+        "size": int(size),
+        "work_size": work_size(size),
+    }
+    transforms: dict[str, Any] = {}
+    if has_frames:
+        transforms["face"] = {"version": FACE_VERSION, "enabled": bool(options.face_crop), "margin": MARGIN}
+        if bool(row.get("apex_estimated", False)):
+            transforms["apex"] = {"version": APEX_VERSION, "method": APEX_METHOD}
+        if any(c in MAGNIFIED for c in channels):
+            transforms["evm"] = {
+                "version": EVM_VERSION,
+                "alpha": options.evm_alpha,
+                "low": options.evm_low,
+                "high": options.evm_high,
+                "levels": options.evm_levels,
+                "pyramid": options.evm_pyramid,
+                "filter": options.evm_filter,
+                "lambda_c": LAMBDA_C,
+            }
+    if any(c in FLOW_CHANNELS for c in channels):
+        transforms["flow"] = {"version": FLOW_VERSION, "method": options.flow_method}
+    desc["transforms"] = transforms
+    return desc
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+
+
+def _run_one(
+    i: int, row: dict[str, Any], channels: tuple[str, ...], size: int, options: PreprocessConfig, entry: str | None
+) -> tuple[int, np.ndarray | None, dict[str, Any]]:
+    """Process one sample (in a worker or in-process); never raises."""
+    t0 = time.perf_counter()
+    sid = row.get("sample_id", f"row {i}")
+    try:
+        x, info = process_sample(row, channels, size, options)
+        info.update(ok=True, error="")
+        if entry is not None:
+            try:
+                cache.save(Path(entry), x, info)
+            except OSError as exc:  # a full disk must not fail the sample
+                warnings.warn(f"cannot write cache entry {entry}: {exc}", stacklevel=1)
+    except SampleError as exc:
+        x, info = None, {"ok": False, "error": str(exc)}
+    except Exception as exc:  # cv2.error, MemoryError...: stored, never raised
+        x, info = None, {"ok": False, "error": f"{sid}: {type(exc).__name__}: {exc}"}
+    info["seconds"] = round(time.perf_counter() - t0, 4)
+    return i, x, info
+
+
+def _pool_context() -> mp.context.BaseContext:
+    methods = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _run_pool(
+    todo: list[int],
+    records: list[dict[str, Any]],
+    channels: tuple[str, ...],
+    size: int,
+    options: PreprocessConfig,
+    entries: list[str | None],
+    workers: int,
+    finish: Callable[..., None],
+) -> list[int]:
+    """Run samples in a process pool; returns the indices it could not run.
+
+    A pool that breaks (a worker killed, or a caller script without the
+    ``if __name__ == "__main__"`` guard that spawn/forkserver need) is not a
+    sample error: the unfinished samples are handed back to run in-process.
+    """
+    finished: set[int] = set()
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_pool_context(), initializer=_init_worker) as pool:
+            futures = {pool.submit(_run_one, i, records[i], channels, size, options, entries[i]): i for i in todo}
+            for fut in as_completed(futures):
+                result = fut.result()
+                finished.add(result[0])
+                finish(*result)
+    except (BrokenProcessPool, RuntimeError, OSError) as exc:
+        warnings.warn(
+            f"preprocessing process pool failed ({type(exc).__name__}: {exc}); "
+            f"running the {len(todo) - len(finished)} remaining sample(s) in this process",
+            stacklevel=3,
+        )
+    return [i for i in todo if i not in finished]
 
 
 def prepare_inputs(
@@ -36,48 +181,72 @@ def prepare_inputs(
     progress: Progress | None = None,
     use_cache: bool = True,
 ) -> PreparedInputs:
+    """Model inputs for every row of ``table``: x (N, C, size, size) float32.
+
+    ``channels`` and ``size`` come from the model's config; ``options`` from
+    the experiment config. ``progress(done, total)`` is called after each
+    sample (cache hits included). ``use_cache=False`` neither reads nor
+    writes the cache.
+    """
     options = options or PreprocessConfig()
-    channels = check_channels(channels)
-    n = len(table)
-    x = np.zeros((n, len(channels), size, size), np.float32)
+    channels = check_channels(tuple(channels))
+    if not 8 <= int(size) <= 512:
+        raise ConfigError(f"input size {size}: expected 8..512 pixels")
+    size = int(size)
+    records = table.to_dict("records")
+    n = len(records)
+    shape = (len(channels), size, size)
+    x = np.zeros((n,) + shape, np.float32)
     ok = np.zeros(n, bool)
-    rows = []
-    for i, row in enumerate(table.itertuples(index=False)):
-        try:
-            x[i] = _one(row, channels, size)
+    infos: list[dict[str, Any]] = [{} for _ in range(n)]
+    entries: list[str | None] = [None] * n
+    done = 0
+    todo: list[int] = []
+    for i, rec in enumerate(records):
+        if use_cache:
+            path = cache.entry_path(cache.make_key(cache_description(rec, channels, size, options)), str(rec.get("dataset", "")))
+            entries[i] = str(path)
+            hit = cache.load(path, shape)
+            if hit is not None:
+                x[i], meta = hit
+                ok[i] = True
+                infos[i] = {**meta, "ok": True, "error": "", "cache": "hit", "seconds": 0.0}
+                done += 1
+                if progress:
+                    progress(done, n)
+                continue
+        todo.append(i)
+
+    def finish(i: int, arr: np.ndarray | None, info: dict[str, Any]) -> None:
+        nonlocal done
+        if arr is not None:
+            x[i] = arr
             ok[i] = True
-            rows.append(dict(sample_id=row.sample_id, ok=True, error=""))
-        except Exception as exc:  # stored per sample, never stops the dataset
-            rows.append(dict(sample_id=row.sample_id, ok=False, error=f"{type(exc).__name__}: {exc}"))
+        infos[i] = {**info, "cache": "miss"}
+        done += 1
         if progress:
-            progress(i + 1, n)
-    return PreparedInputs(x, ok, pd.DataFrame(rows))
+            progress(done, n)
 
+    if workers > 1 and len(todo) > 1:
+        todo = _run_pool(todo, records, channels, size, options, entries, workers, finish)
+    for i in todo:  # sequential run, or what a broken pool left undone
+        finish(*_run_one(i, records[i], channels, size, options, entries[i]))
 
-def _grey(path: str, size: int) -> np.ndarray:
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise ValueError(f"cannot read frame {path}")
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-
-
-def _one(row, channels: tuple[str, ...], size: int) -> np.ndarray:
-    onset = _grey(row.frames[row.onset], size)
-    apex = _grey(row.frames[row.apex], size)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc((onset * 255).astype(np.uint8), (apex * 255).astype(np.uint8), None)
-    u, v = flow[..., 0], flow[..., 1]
-    uy, ux = np.gradient(u)
-    vy, vx = np.gradient(v)
-    strain = np.sqrt(ux**2 + vy**2 + 0.5 * (uy + vx) ** 2)
-    maps = {
-        "flow_u": u / FLOW_SCALE,
-        "flow_v": v / FLOW_SCALE,
-        "strain": strain / STRAIN_SCALE,
-        "onset": onset,
-        "apex": apex,
-        "diff": (apex - onset) * DIFF_GAIN,
-        "magnified_apex": apex,
-        "magnified_onset": onset,
-    }
-    return np.stack([maps[c] for c in channels]).astype(np.float32)
+    rows = []
+    for i, rec in enumerate(records):
+        info = infos[i]
+        rows.append(
+            {
+                "sample_id": rec.get("sample_id", f"row {i}"),
+                "ok": bool(ok[i]),
+                "error": info.get("error", ""),
+                "apex": int(info["apex"]) if info.get("apex") is not None else int(rec.get("apex", -1)),
+                "apex_method": info.get("apex_method", rec.get("apex_method", "")),
+                "face": info.get("face", ""),
+                "flow_method": info.get("flow_method", ""),
+                "cache": info.get("cache", "miss"),
+                "evm": info.get("evm", ""),
+                "seconds": float(info.get("seconds", 0.0)),
+            }
+        )
+    return PreparedInputs(x, ok, pd.DataFrame(rows, columns=list(REPORT_COLUMNS)))
