@@ -17,6 +17,8 @@ CLASS_SETS: dict[str, tuple[str, ...]] = {
     "composite3": COMPOSITE3,
     "casme2_5": ("happiness", "disgust", "repression", "surprise", "others"),
     "samm_5": ("anger", "happiness", "other", "surprise", "contempt"),
+    # CAS(ME)^3 part A, its seven emotions (native labels normalised: happy -> happiness)
+    "casme3_7": ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "others"),
 }
 
 # native emotion (lower case) -> composite class; anything absent is dropped.
@@ -37,7 +39,11 @@ COMPOSITE_MAPPING: dict[str, str] = {
 }
 
 # CASME II fear/sadness/others are excluded from the composite.
-_COMPOSITE_DROP: dict[str, set[str]] = {"casme2": {"fear", "sadness", "others"}, "samm": {"other"}}
+_COMPOSITE_DROP: dict[str, set[str]] = {
+    "casme2": {"fear", "sadness", "others"},
+    "samm": {"other"},
+    "casme3": {"others"},
+}
 
 
 def list_class_sets() -> list[str]:

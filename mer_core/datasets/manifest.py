@@ -13,27 +13,22 @@ then gives frames, precomputed inputs, or both:
 Optional: ``dataset`` (part name), ``emotion``, ``fps``, ``cropped``,
 ``action_units``, ``mask`` (ground-truth motion masks, .npz). Paths are
 relative to the manifest file. Errors name the manifest, the row (1-based, as a
-spreadsheet shows it, header = row 1) and the column.
+spreadsheet shows it, header = row 1) and the column. A bad row (missing file,
+onset outside the clip...) is skipped and recorded in ``table.attrs['problems']``
+(see :mod:`mer_core.datasets._common`); an unusable apex is estimated and flagged.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mer_core.datasets._common import IMAGE_EXTS, Problems, finish, natural_key  # noqa: F401 (re-exported)
 from mer_core.datasets.registry import register_dataset
-from mer_core.datasets.schema import make_table
 from mer_core.errors import DatasetError
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 REQUIRED_COLUMNS = ("subject", "clip", "label")
-
-
-def natural_key(name: str) -> list[Any]:
-    """Sort key that puts img2 before img10."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def list_frames(folder: Path) -> list[Path]:
@@ -41,8 +36,22 @@ def list_frames(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=lambda p: natural_key(p.name))
 
 
-def read_manifest(path: str | Path, *, dataset: str | None = None) -> pd.DataFrame:
-    """Index a manifest CSV into a sample table."""
+def read_manifest(
+    path: str | Path,
+    *,
+    dataset: str | None = None,
+    class_set: str = "native",
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Index a manifest CSV into a sample table.
+
+    A whole-file problem (missing file, unreadable CSV, missing columns) raises
+    :class:`DatasetError`. A bad row is skipped and recorded in
+    ``table.attrs['problems']`` so the rest still indexes, unless ``strict``,
+    where the first bad row raises. A missing or impossible apex is estimated
+    (middle frame) and flagged rather than skipped. ``class_set`` 'native'
+    keeps the manifest's ``label``; another class set maps ``emotion``.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "manifest.csv"
@@ -52,20 +61,34 @@ def read_manifest(path: str | Path, *, dataset: str | None = None) -> pd.DataFra
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DatasetError(f"{path}: cannot read as CSV ({exc})") from exc
+    raw.columns = [str(c).strip() for c in raw.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise DatasetError(f"{path}: missing column(s) {missing}; a manifest needs {list(REQUIRED_COLUMNS)}")
     if not {"frames_dir", "flow_image", "apex_image"} & set(raw.columns):
         raise DatasetError(f"{path}: needs a 'frames_dir', 'flow_image' or 'apex_image' column to find each clip's data")
+    if raw.empty:
+        raise DatasetError(f"{path}: the manifest has no rows")
     base = path.parent
     default_dataset = dataset or path.parent.name or "manifest"
-    rows = [_row(path, base, i + 2, r, default_dataset) for i, r in enumerate(raw.to_dict("records"))]
-    if not rows:
-        raise DatasetError(f"{path}: the manifest has no rows")
-    return make_table(rows)
+    problems = Problems()
+    rows = []
+    for i, r in enumerate(raw.to_dict("records")):
+        try:
+            row = _row(path, base, i + 2, r, default_dataset, problems)
+        except DatasetError as exc:
+            if strict:
+                raise
+            problems.add("error", "row", f"{exc}; row skipped", file=path, row=i + 2)
+            continue
+        row["_line"], row["_file"] = i + 2, str(path)
+        rows.append(row)
+    if strict and problems.items:
+        raise DatasetError(problems.items[0]["message"])
+    return finish(rows, problems, dataset=default_dataset, class_set=class_set, origin=str(path))
 
 
-def _row(manifest: Path, base: Path, line: int, r: dict[str, str], default_dataset: str) -> dict[str, Any]:
+def _row(manifest: Path, base: Path, line: int, r: dict[str, str], default_dataset: str, problems: Problems) -> dict[str, Any]:
     where = f"{manifest} row {line}"
     for col in REQUIRED_COLUMNS:
         if not r.get(col, "").strip():
@@ -102,14 +125,27 @@ def _row(manifest: Path, base: Path, line: int, r: dict[str, str], default_datas
         n = len(frames)
         onset = _number(where, "onset", r.get("onset", ""), int, 0)
         offset = _number(where, "offset", r.get("offset", ""), int, n - 1)
-        apex_text = r.get("apex", "").strip()
-        estimated = not apex_text
-        apex = (onset + offset) // 2 if estimated else _number(where, "apex", apex_text, int, 0)
-        for name, value in (("onset", onset), ("apex", apex), ("offset", offset)):
+        for name, value in (("onset", onset), ("offset", offset)):
             if not 0 <= value < n:
                 raise DatasetError(f"{where}: {name}={value} is outside the {n} frames of {folder} (expected 0..{n - 1})")
-        if not onset <= apex <= offset:
-            raise DatasetError(f"{where}: expected onset <= apex <= offset, got {onset}, {apex}, {offset}")
+        if offset < onset:
+            raise DatasetError(f"{where}: offset {offset} is before onset {onset}")
+        apex_text = r.get("apex", "").strip()
+        estimated = not apex_text
+        apex = (onset + offset) // 2
+        if not estimated:
+            try:
+                apex = _number(where, "apex", apex_text, int, 0)
+            except DatasetError as exc:
+                problems.add("warning", "apex", f"{exc}; apex estimated as the middle frame", file=manifest, row=line)
+                apex, estimated = (onset + offset) // 2, True
+        if not estimated and not onset <= apex <= offset:
+            problems.add(
+                "warning", "apex",
+                f"{where}: apex {apex} is outside onset..offset ({onset}..{offset}); apex estimated as the middle frame",
+                file=manifest, row=line,
+            )
+            apex, estimated = (onset + offset) // 2, True
         row.update(
             frames=tuple(str(p) for p in frames),
             onset=onset,
@@ -144,9 +180,21 @@ def _number(where: str, col: str, text: str, kind: type, default: Any) -> Any:
     default_class_set="native",
     class_sets=("native", "composite3"),
 )
-def index_manifest(root: Path | None, *, manifest: str = "", dataset: str | None = None) -> pd.DataFrame:
-    """Index a manifest: ``root`` is its folder (or the CSV itself); ``manifest`` overrides."""
+def index_manifest(
+    root: Path | None,
+    *,
+    manifest: str = "",
+    dataset: str | None = None,
+    class_set: str = "native",
+    strict: bool = False,
+    verify_images: bool = False,
+) -> pd.DataFrame:
+    """Index a manifest: ``root`` is its folder (or the CSV itself); ``manifest`` overrides.
+
+    ``verify_images`` is accepted for symmetry with the other indexers (the
+    dataset check passes it); the check decodes precomputed images itself.
+    """
     target = Path(manifest) if manifest else root
     if target is None:
         raise DatasetError("the manifest dataset needs a path: pass manifest=/path/to/manifest.csv")
-    return read_manifest(target, dataset=dataset)
+    return read_manifest(target, dataset=dataset, class_set=class_set, strict=strict)

@@ -1,0 +1,98 @@
+"""``mer datasets``: list the indexers, check a dataset, record a dataset root.
+
+    mer datasets list
+    mer datasets check NAME [--root PATH] [--class-set S] [-o KEY=VALUE ...]
+    mer datasets set-root NAME PATH
+
+``check`` prints the report and exits 0 when the dataset is usable, 1 when
+rows had errors (missing or corrupt files...); a dataset that cannot be
+indexed at all (bad root, unreadable sheet) is one error line, exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mer_core.errors import DatasetError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("datasets", help="list, check and configure datasets")
+    sub = p.add_subparsers(dest="datasets_command", metavar="ACTION")
+    p.set_defaults(handler=lambda args: (p.print_help(), 1)[1])
+
+    ls = sub.add_parser("list", help="registered datasets, their class sets and configured roots")
+    ls.set_defaults(handler=_list)
+
+    ck = sub.add_parser("check", help="index a dataset and report counts, problems and what the protocol drops")
+    ck.add_argument("name")
+    ck.add_argument("--root", help="dataset root (default: the configured one)")
+    ck.add_argument("--class-set", dest="class_set", help="class set (default: the dataset's)")
+    ck.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="indexer option, e.g. modality=VIS or casme2_root=/data/casme2")
+    ck.add_argument("--limit", type=int, default=30, help="lines per problem list (default 30)")
+    ck.add_argument("--json", action="store_true", help="print the report as JSON")
+    ck.set_defaults(handler=_check)
+
+    sr = sub.add_parser("set-root", help="record where a dataset lives (in datasets.toml)")
+    sr.add_argument("name")
+    sr.add_argument("path")
+    sr.set_defaults(handler=_set_root)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from mer_core.datasets import dataset_info, list_datasets
+    from mer_core.datasets.roots import configured_roots
+
+    roots = configured_roots()
+    for name in list_datasets():
+        info = dataset_info(name)
+        root = roots.get(name, "(not set)" if info.needs_root else "-")
+        print(f"{name:10s} {info.description}")
+        print(f"{'':10s} class sets: {', '.join(info.class_sets)} (default {info.default_class_set}); root: {root}")
+    return 0
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DatasetError(f"option {item!r}: expected KEY=VALUE")
+        low = value.strip().lower()
+        out[key.strip()] = True if low == "true" else False if low == "false" else value.strip()
+    return out
+
+
+def _check(args: argparse.Namespace) -> int:
+    from mer_core.datasets.check import check_dataset
+
+    if args.root and not Path(args.root).expanduser().exists():
+        raise DatasetError(f"root {args.root} does not exist")
+    options = _parse_options(args.option)
+    if args.class_set:
+        options["class_set"] = args.class_set
+    report = check_dataset(args.name, Path(args.root).expanduser() if args.root else None, **options)
+    if report.fatal:
+        raise DatasetError(report.fatal)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=1, default=str)
+        print()
+    else:
+        print(report.to_text(limit=args.limit))
+    return 0 if report.usable else 1
+
+
+def _set_root(args: argparse.Namespace) -> int:
+    from mer_core.datasets import dataset_info
+    from mer_core.datasets.roots import set_dataset_root
+
+    dataset_info(args.name)  # unknown names fail with the list of valid ones
+    root = Path(args.path).expanduser()
+    if not root.exists():
+        raise DatasetError(f"{root} does not exist; give the folder that holds the {args.name} dataset")
+    path = set_dataset_root(args.name, root.resolve())
+    print(f"{args.name} root = {root.resolve()} (saved in {path})")
+    return 0

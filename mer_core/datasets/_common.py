@@ -1,0 +1,357 @@
+"""Shared pieces of the real-dataset indexers: problems, sheets, frames, finishing.
+
+Every indexer reads a dataset as distributed, row by row. A bad row (missing
+apex, apex before onset, missing frame folder, corrupt image, unknown label)
+must never stop the rest of the dataset from indexing: the row is either fixed
+and flagged (apex estimated, ``apex_estimated=True``) or skipped, and in both
+cases recorded as a *problem*. A problem is a plain dict (so it survives JSON,
+pandas ``attrs`` and the dashboard) with the keys
+
+``severity``  'error' (row skipped: its data is unusable), 'warning' (row kept
+              after a fix, or something suspicious), 'info' (row dropped on
+              purpose by the class set or protocol, e.g. CASME II 'fear' in the
+              composite);
+``kind``      a short machine tag ('missing_frames', 'apex', 'label', 'dropped', ...);
+``file``      the file at fault (sheet, folder, image);
+``row``       the spreadsheet row as a spreadsheet shows it (1-based), or None;
+``sample_id`` the clip concerned, when known;
+``message``   a sentence for a person: what was found and what was expected.
+
+Indexers return the table with the problems in ``table.attrs['problems']``;
+:func:`index_with_report` returns them separately because pandas may drop
+``attrs`` when a table is copied.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from mer_core.datasets.classes import apply_class_set, classes_for
+from mer_core.datasets.schema import make_table
+from mer_core.errors import DatasetError
+
+SEVERITIES = ("error", "warning", "info")
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key that puts img2 before img10."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+class Problems:
+    """Collects problems while a dataset is indexed."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        severity: str,
+        kind: str,
+        message: str,
+        *,
+        file: str | Path = "",
+        row: int | None = None,
+        sample_id: str = "",
+    ) -> None:
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+        self.items.append(
+            dict(severity=severity, kind=kind, file=str(file), row=row, sample_id=sample_id, message=message)
+        )
+
+    def extend(self, items: Iterable[dict[str, Any]]) -> None:
+        self.items.extend(dict(p) for p in items)
+
+    def errors(self) -> list[dict[str, Any]]:
+        return [p for p in self.items if p["severity"] == "error"]
+
+
+def require_root(name: str, root: str | Path | None, expected: str) -> Path:
+    """The dataset root: given, else configured (with the 'how to set it' message), and a folder."""
+    if root is None:
+        from mer_core.datasets.roots import dataset_root
+
+        root = dataset_root(name)
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{name}: root {root} is not a folder; expected {expected}")
+    return root
+
+
+# --------------------------------------------------------------------------- sheets
+
+
+def norm_header(value: Any) -> str:
+    """'Onset Frame' / 'OnsetFrame' / 'onset_frame' -> 'onsetframe'."""
+    return re.sub(r"[^a-z0-9]", "", str(value or "").lower())
+
+
+def find_file(root: Path, patterns: Iterable[str], what: str) -> Path:
+    """The first file under ``root`` (or one level below) matching a pattern."""
+    for pattern in patterns:
+        hits = sorted(root.glob(pattern)) + sorted(root.glob("*/" + pattern))
+        hits = [h for h in hits if h.is_file() and not h.name.startswith("~$")]
+        if hits:
+            return hits[-1]  # newest release sorts last (e.g. CASME2-coding-20190701)
+    raise DatasetError(f"{root}: no {what} found (looked for {', '.join(patterns)} here and one folder down)")
+
+
+def read_sheet(
+    path: Path, required: dict[str, tuple[str, ...]], *, sheet: str | None = None
+) -> tuple[list[tuple[int, dict[str, Any]]], str]:
+    """Read a spreadsheet whose header row may sit below title/legend rows.
+
+    ``required`` maps a field name to the accepted normalised header spellings;
+    the header row is the first row holding all required fields. Returns
+    ``[(spreadsheet row number, {field: cell})]`` and the sheet's name. Raises
+    :class:`DatasetError` (naming the file) when the workbook cannot be read or
+    no sheet has the header.
+    """
+    try:
+        import openpyxl
+
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zip/xml errors: the whole file is unusable
+        raise DatasetError(f"{path}: cannot read the spreadsheet ({type(exc).__name__}: {exc}); expected an .xlsx file") from exc
+    try:
+        names = [sheet] if sheet else wb.sheetnames
+        for name in names:
+            if name not in wb.sheetnames:
+                raise DatasetError(f"{path}: no sheet {name!r}; sheets: {wb.sheetnames}")
+            rows = list(wb[name].iter_rows(values_only=True))
+            for h, header in enumerate(rows[:60]):
+                cols = [norm_header(c) for c in header]
+                where = {f: next((i for i, c in enumerate(cols) if c in spellings), None) for f, spellings in required.items()}
+                if all(v is not None for v in where.values()):
+                    extra = {c: i for i, c in enumerate(cols) if c and c not in where}
+                    out = []
+                    for r, cells in enumerate(rows[h + 1:], start=h + 2):
+                        if all(c is None or str(c).strip() == "" for c in cells):
+                            continue
+                        get = lambda i: cells[i] if i is not None and i < len(cells) else None  # noqa: E731
+                        rec = {f: get(i) for f, i in where.items()}
+                        rec.update({c: get(i) for c, i in extra.items() if c not in rec})
+                        out.append((r, rec))
+                    return out, name
+        wanted = ", ".join(f"{f} ({'/'.join(s)})" for f, s in required.items())
+        raise DatasetError(f"{path}: no sheet has a header row with the columns {wanted}")
+    finally:
+        wb.close()
+
+
+def cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def cell_int(value: Any) -> int | None:
+    """A frame number from a cell, or None for '/', '', text, negatives."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value) if float(value).is_integer() and value >= 0 else None
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.0+)?", text):
+        return int(float(text))
+    return None
+
+
+def normalise_label(value: Any, synonyms: dict[str, str]) -> str:
+    """Lower-case, single-spaced label with the dataset's synonyms applied."""
+    text = re.sub(r"\s+", " ", cell_text(value).lower())
+    return synonyms.get(text, text)
+
+
+def first_of(rec: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if rec.get(k) not in (None, ""):
+            return rec[k]
+    return None
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """Image files of a clip folder in natural order (img2 before img10)."""
+    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS), key=lambda p: natural_key(p.name))
+
+
+def frame_number(path: Path) -> int | None:
+    """The native frame number in a file name: the last run of digits ('006_05562' -> 5562)."""
+    digits = re.findall(r"\d+", path.stem)
+    return int(digits[-1]) if digits else None
+
+
+def readable(path: Path) -> bool:
+    """True when the image decodes (used for the key frames when verifying)."""
+    import cv2
+
+    try:
+        return path.stat().st_size > 0 and cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None
+    except OSError:
+        return False
+
+
+def place_frames(
+    frames: list[Path],
+    onset: int | None,
+    apex: int | None,
+    offset: int | None,
+    *,
+    where: str,
+    sheet: Path,
+    line: int | None,
+    sid: str,
+    problems: Problems,
+) -> dict[str, Any]:
+    """Turn native onset/apex/offset frame numbers into indices into ``frames``.
+
+    Missing or impossible onset/offset fall back to the clip's first/last frame;
+    a missing apex, an apex outside onset..offset, or an apex equal to the
+    onset (no motion to see) is replaced by the middle frame and marked
+    estimated so that preprocessing can spot the real one from the frames.
+    Every fix is recorded as a warning.
+    """
+    numbers = [frame_number(p) for p in frames]
+    index = {n: i for i, n in enumerate(numbers) if n is not None}
+    n = len(frames)
+
+    def locate(name: str, value: int | None, fallback: int) -> int:
+        if value is None:
+            problems.add("warning", "annotation", f"{where}: {name} frame is not a number; using frame {numbers[fallback]}", file=sheet, row=line, sample_id=sid)
+            return fallback
+        if value in index:
+            return index[value]
+        problems.add(
+            "warning", "annotation",
+            f"{where}: {name} frame {value} is not among the clip's frames ({numbers[0]}..{numbers[-1]}); using frame {numbers[fallback]}",
+            file=sheet, row=line, sample_id=sid,
+        )
+        return fallback
+
+    on = locate("onset", onset, 0)
+    off = locate("offset", offset, n - 1)
+    if off < on:
+        problems.add("warning", "annotation", f"{where}: offset {offset} is before onset {onset}; using the last frame as offset", file=sheet, row=line, sample_id=sid)
+        off = n - 1
+    out: dict[str, Any] = dict(onset=on, offset=off, apex_estimated=False, apex_method="annotated")
+    reason = ""
+    if apex is None:
+        reason = "apex cell is not a frame number"
+    elif onset is not None and apex < onset:
+        reason = f"apex {apex} is before onset {onset}"
+    elif apex not in index:
+        reason = f"apex frame {apex} is not among the clip's frames ({numbers[0]}..{numbers[-1]})"
+    elif index[apex] > off:
+        reason = f"apex {apex} is after offset {offset}"
+    elif index[apex] == on and on < off:
+        reason = f"apex {apex} equals onset (no motion between them)"
+    if reason:
+        ap = (on + off) // 2
+        if ap == on and off > on:
+            ap = on + 1
+        problems.add("warning", "apex", f"{where}: {reason}; apex estimated as the middle frame {numbers[ap]}", file=sheet, row=line, sample_id=sid)
+        out.update(apex=ap, apex_estimated=True, apex_method="middle")
+    else:
+        out["apex"] = index[apex]
+    out["first_frame"] = numbers[0] if numbers[0] is not None else 0
+    return out
+
+
+def load_clip_frames(folder: Path, *, where: str, line: int | None, sid: str, problems: Problems, file: Path | str = "") -> list[Path] | None:
+    """The frames of a clip folder, or None (and an error problem) when unusable."""
+    if not folder.is_dir():
+        problems.add("error", "missing_frames", f"{where}: frame folder not found: {folder}", file=file or folder, row=line, sample_id=sid)
+        return None
+    frames = frame_files(folder)
+    if len(frames) < 2:
+        problems.add("error", "missing_frames", f"{where}: {folder} holds {len(frames)} image(s); a clip needs at least 2 frames", file=folder, row=line, sample_id=sid)
+        return None
+    empty = [p for p in frames if p.stat().st_size == 0]
+    if empty:
+        problems.add("warning", "corrupt_image", f"{where}: {len(empty)} empty image file(s), e.g. {empty[0].name}; they are left out of the clip", file=empty[0], row=line, sample_id=sid)
+        frames = [p for p in frames if p.stat().st_size > 0]
+        if len(frames) < 2:
+            problems.add("error", "corrupt_image", f"{where}: fewer than 2 readable frames in {folder}", file=folder, row=line, sample_id=sid)
+            return None
+    return frames
+
+
+def key_frames_ok(row: dict[str, Any], *, where: str, line: int | None, problems: Problems, file: Path | str = "") -> bool:
+    """Decode the onset, apex and offset frames; an unreadable one skips the row."""
+    for name in ("onset", "apex", "offset"):
+        p = Path(row["frames"][row[name]])
+        if not readable(p):
+            problems.add("error", "corrupt_image", f"{where}: {name} frame {p.name} cannot be decoded as an image", file=p, row=line, sample_id=row.get("sample_id", ""))
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- finishing
+
+
+def finish(
+    rows: list[dict[str, Any]],
+    problems: Problems,
+    *,
+    dataset: str,
+    class_set: str,
+    origin: str,
+) -> pd.DataFrame:
+    """Drop duplicates, apply the class set, build the table and attach problems.
+
+    ``rows`` carry the native label in ``emotion``. Rows the class set drops
+    are recorded as 'info' problems (kind 'dropped') so the dataset check can
+    say what the protocol leaves out and why.
+    """
+    seen: dict[str, dict[str, Any]] = {}
+    unique = []
+    for r in rows:
+        r.setdefault("sample_id", f"{r['dataset']}/{r['native_subject']}/{r['clip']}")
+        if r["sample_id"] in seen:
+            problems.add("error", "duplicate", f"clip {r['sample_id']} appears twice (rows {seen[r['sample_id']].get('_line')} and {r.get('_line')}); the second is skipped", file=r.get("_file", origin), row=r.get("_line"), sample_id=r["sample_id"])
+            continue
+        seen[r["sample_id"]] = r
+        unique.append(r)
+    if not unique:
+        errs = problems.errors()[:3]
+        detail = "; ".join(p["message"] for p in errs) if errs else "no clips found"
+        raise DatasetError(f"{dataset}: no usable clip in {origin} ({detail})")
+    for r in unique:
+        r.setdefault("label", r["emotion"])
+    clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in unique]
+    table = make_table(clean)
+    if class_set == "native":
+        kept, dropped = table, table.iloc[0:0]
+    else:
+        classes_for(class_set)  # raises on an unknown class set, listing the valid ones
+        kept, dropped = apply_class_set(table, class_set)
+    for _, d in dropped.iterrows():
+        problems.add("info", "dropped", f"{d['sample_id']}: {d['reason']}", file=origin, sample_id=d["sample_id"])
+    if kept.empty:
+        raise DatasetError(f"{dataset}: class set {class_set!r} keeps none of the {len(table)} clips in {origin}")
+    kept = kept.reset_index(drop=True)
+    kept.attrs["problems"] = list(problems.items)
+    kept.attrs["class_set"] = class_set
+    return kept
+
+
+def index_with_report(name: str, root: str | Path | None = None, **options: Any) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Index a dataset and return ``(table, problems)``.
+
+    Use this instead of reading ``table.attrs`` later: pandas may lose
+    ``attrs`` when a table is copied or concatenated.
+    """
+    from mer_core.datasets.registry import index_dataset
+
+    table = index_dataset(name, root, **options)
+    return table, list(table.attrs.get("problems", []))

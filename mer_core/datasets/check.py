@@ -1,0 +1,218 @@
+"""The dataset check: what a dataset on disk gives, and what is wrong with it.
+
+``check_dataset(name, root=None, **options)`` indexes a dataset the way an
+experiment would (same indexer, same class set) but also decodes the key
+frames and precomputed images, and returns a :class:`DatasetReport`: counts
+per class, subject and part, every problem (severity, file, row, message),
+and what the class set / protocol drops and why. It never raises for a broken
+dataset: a dataset that cannot be indexed at all comes back with ``fatal``
+set, so the CLI and the dashboard's Datasets page can show the reason.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mer_core.datasets._common import Problems, readable
+from mer_core.datasets.registry import dataset_info, index_dataset
+from mer_core.errors import MerError
+
+_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass
+class DatasetReport:
+    """The result of :func:`check_dataset` (plain data: safe to cache or JSON-dump via ``to_dict``)."""
+
+    name: str
+    class_set: str
+    root: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    fatal: str = ""  # non-empty: the dataset could not be indexed at all
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    table: pd.DataFrame | None = None
+
+    # ------------------------------------------------------------------ counts
+    @property
+    def n_samples(self) -> int:
+        return 0 if self.table is None else len(self.table)
+
+    @property
+    def n_subjects(self) -> int:
+        return 0 if self.table is None else int(self.table["subject"].nunique())
+
+    def _counts(self, col: str) -> dict[str, int]:
+        if self.table is None or self.table.empty:
+            return {}
+        return {str(k): int(v) for k, v in self.table[col].value_counts().sort_index().items()}
+
+    @property
+    def counts_by_class(self) -> dict[str, int]:
+        return self._counts("label")
+
+    @property
+    def counts_by_subject(self) -> dict[str, int]:
+        return self._counts("subject")
+
+    @property
+    def counts_by_part(self) -> dict[str, int]:
+        return self._counts("part")
+
+    def part_class_table(self) -> pd.DataFrame:
+        """Clips per part (rows) and class (columns), with totals."""
+        if self.table is None or self.table.empty:
+            return pd.DataFrame()
+        return pd.crosstab(self.table["part"], self.table["label"], margins=True, margins_name="total")
+
+    @property
+    def n_apex_estimated(self) -> int:
+        return 0 if self.table is None else int(self.table["apex_estimated"].sum())
+
+    # ---------------------------------------------------------------- problems
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [p for p in self.problems if p["severity"] == "error"]
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        return [p for p in self.problems if p["severity"] == "warning"]
+
+    @property
+    def dropped(self) -> list[dict[str, Any]]:
+        """Clips the class set or protocol leaves out on purpose, each with its reason."""
+        return [p for p in self.problems if p["severity"] == "info"]
+
+    @property
+    def usable(self) -> bool:
+        """True when the dataset indexed, has clips, and no row had to be skipped for an error."""
+        return not self.fatal and self.n_samples > 0 and not self.errors
+
+    def problems_frame(self) -> pd.DataFrame:
+        """Problems as a table (severity, kind, file, row, sample_id, message), errors first."""
+        cols = ["severity", "kind", "file", "row", "sample_id", "message"]
+        frame = pd.DataFrame(self.problems, columns=cols)
+        if frame.empty:
+            return frame
+        frame["_o"] = frame["severity"].map(_ORDER)
+        return frame.sort_values(["_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(
+            name=self.name, class_set=self.class_set, root=self.root, options=dict(self.options),
+            fatal=self.fatal, usable=self.usable, n_samples=self.n_samples, n_subjects=self.n_subjects,
+            n_apex_estimated=self.n_apex_estimated, counts_by_class=self.counts_by_class,
+            counts_by_part=self.counts_by_part, counts_by_subject=self.counts_by_subject,
+            problems=list(self.problems),
+        )
+
+    # -------------------------------------------------------------------- text
+    def to_text(self, limit: int = 30) -> str:
+        """A plain-text report; at most ``limit`` lines per problem list."""
+        head = f"Dataset {self.name} (class set {self.class_set})" + (f", root {self.root}" if self.root else "")
+        if self.fatal:
+            return f"{head}\nNOT USABLE: {self.fatal}"
+        lines = [head]
+        verdict = "usable" if self.usable else "NOT USABLE (errors below)" if self.n_samples else "NOT USABLE (no clips)"
+        lines.append(
+            f"Status: {verdict}: {self.n_samples} clips, {self.n_subjects} subjects; "
+            f"{len(self.errors)} error(s), {len(self.warnings)} warning(s), {len(self.dropped)} clip(s) dropped on purpose; "
+            f"apex estimated for {self.n_apex_estimated} clip(s)"
+        )
+        lines.append("")
+        lines.append("Clips per part and class:")
+        lines += ["  " + ln for ln in self.part_class_table().to_string().splitlines()]
+        lines.append("")
+        lines.append("Clips per subject:")
+        items = [f"{s} {n}" for s, n in self.counts_by_subject.items()]
+        for i in range(0, len(items), 6):
+            lines.append("  " + ", ".join(items[i:i + 6]))
+        for title, group in (("Errors (clip skipped or missing)", self.errors), ("Warnings (clip kept, fixed or suspicious)", self.warnings)):
+            if group:
+                lines += ["", f"{title}: {len(group)}"]
+                lines += ["  " + _fmt(p) for p in group[:limit]]
+                if len(group) > limit:
+                    lines.append(f"  ... and {len(group) - limit} more")
+        if self.dropped:
+            lines += ["", f"Dropped by the class set / protocol: {len(self.dropped)}"]
+            reasons: dict[str, int] = {}
+            for p in self.dropped:
+                key = re.sub(r"^\S+: ", "", p["message"])
+                reasons[key] = reasons.get(key, 0) + 1
+            lines += [f"  {n:4d} x {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:limit]]
+        return "\n".join(lines)
+
+
+def _fmt(p: dict[str, Any]) -> str:
+    name = Path(p["file"]).name if p.get("file") else ""
+    where = name + (f" row {p['row']}" if p.get("row") else "")
+    return f"[{p['kind']}] " + (f"{where}: " if name and name not in p["message"] else "") + p["message"]
+
+
+def check_dataset(name: str, root: str | Path | None = None, **options: Any) -> DatasetReport:
+    """Index ``name`` with image verification and report counts and problems.
+
+    ``options`` go to the indexer (``class_set``, ``modality``, ``casme2_root``...).
+    Raises only for an unknown dataset name; everything else lands in the report.
+    """
+    info = dataset_info(name)
+    class_set = options.get("class_set") or info.default_class_set
+    options = {k: v for k, v in options.items() if v is not None}
+    options["class_set"] = class_set
+    params = inspect.signature(info.indexer).parameters
+    if "verify_images" in params and "verify_images" not in options:
+        options["verify_images"] = True
+    report = DatasetReport(name=name, class_set=class_set, root=str(root or ""), options=dict(options))
+    try:
+        if root is None and info.needs_root:
+            from mer_core.datasets.roots import dataset_root
+
+            try:
+                root = dataset_root(name)
+                report.root = str(root)
+            except MerError:
+                if not set(options) - {"class_set", "verify_images"}:
+                    raise  # nothing else could locate the data (options like manifest=PATH can)
+        table = index_dataset(name, root, **options)
+    except MerError as exc:
+        report.fatal = str(exc)
+        return report
+    problems = Problems()
+    problems.extend(table.attrs.get("problems", []))
+    _check_table(table, problems)
+    report.table = table
+    report.problems = sorted(problems.items, key=lambda p: _ORDER.get(p["severity"], 3))
+    return report
+
+
+def subject_key(native: str) -> str:
+    """Spelling-insensitive subject key: 'sub01', 'sub1', '1', 's01' -> '1'."""
+    text = re.sub(r"[^a-z0-9]", "", str(native).lower())
+    text = re.sub(r"^(sub|spno|s)(?=\d)", "", text)
+    return re.sub(r"(?<!\d)0+(?=\d)", "", text)
+
+
+def _check_table(table: pd.DataFrame, problems: Problems) -> None:
+    """Checks that need the whole table: subjects under two ids, duplicate data, precomputed images."""
+    for ds, group in table.groupby("dataset"):
+        spellings: dict[str, set[str]] = {}
+        for native in group["native_subject"].unique():
+            spellings.setdefault(subject_key(native), set()).add(str(native))
+        for key, names in spellings.items():
+            if len(names) > 1:
+                problems.add("warning", "subject", f"{ds}: one subject appears under several ids {sorted(names)}; LOSO would treat them as different people")
+    seen: dict[tuple[str, ...], str] = {}
+    for row in table.itertuples(index=False):
+        key = tuple(row.frames) if row.frames else (row.flow_path, row.apex_image_path)
+        if key in seen:
+            problems.add("warning", "duplicate", f"{row.sample_id} uses the same data as {seen[key]}", sample_id=row.sample_id)
+        else:
+            seen[key] = row.sample_id
+        for col in ("flow_path", "apex_image_path", "onset_image_path"):
+            path = getattr(row, col)
+            if path and not readable(Path(path)):
+                problems.add("error", "corrupt_image", f"{row.sample_id}: {col} {path} cannot be decoded as an image", file=path, sample_id=row.sample_id)
