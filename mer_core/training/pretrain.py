@@ -419,7 +419,7 @@ def pretrain(
                 raise FloatingPointError(f"pre-training loss became {loss.item()} at epoch {epoch}; lower lr={lr}")
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
         sched.step()
         row = dict(epoch=epoch, loss=loss_sum / len(yt), acc=correct / len(yt))
