@@ -115,12 +115,15 @@ def crop_matrix(crop: FaceCrop, out_size: int, prescale: float = 1.0) -> np.ndar
     """2x3 affine matrix mapping frame pixels (after ``prescale``) to the crop.
 
     Rotation by ``crop.angle`` about the face centre, scale ``out_size/side``,
-    face centre -> crop centre.
+    face centre -> crop centre. ``cx, cy`` are continuous coordinates (pixel
+    i spans [i, i+1)); OpenCV's matrices act on pixel indices (centres), hence
+    the half-pixel shifts, without which a large down-scale drifts by half
+    an output pixel.
     """
-    cx, cy = crop.cx * prescale, crop.cy * prescale
+    cx, cy = crop.cx * prescale - 0.5, crop.cy * prescale - 0.5
     m = cv2.getRotationMatrix2D((cx, cy), crop.angle, out_size / (crop.side * prescale))
-    m[0, 2] += out_size / 2 - cx
-    m[1, 2] += out_size / 2 - cy
+    m[0, 2] += (out_size / 2 - 0.5) - cx
+    m[1, 2] += (out_size / 2 - 0.5) - cy
     return m
 
 
