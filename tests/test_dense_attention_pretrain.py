@@ -240,3 +240,18 @@ def test_cli_pretrain_prints_checkpoint(tmp_path, capsys):
     assert "folder not found" in capsys.readouterr().err
     assert mer_main(["pretrain", "--option", "nonsense=1", "--macro", src]) == 2
     assert "unknown option" in capsys.readouterr().err
+
+
+def test_prepare_finetune_from_experiment_config(tmp_path):
+    model = create_model("dense_attention", "cpu", **TINY)
+    assert pt.prepare_finetune(model, ExperimentConfig(model="dense_attention")) is None
+    src = f"folder:{make_imagefolder(tmp_path / 'if')}"
+    cfg = ExperimentConfig(model="dense_attention", pretrain=src, pretrain_epochs=1, device="cpu", lr=1e-3,
+                           freeze="early", backbone_lr_mult=0.5, model_options=TINY,
+                           preprocess=dict(face_crop=False))
+    groups = pt.prepare_finetune(model, cfg)
+    state = torch.load(pt.pretrain_for_experiment(cfg), weights_only=True)["state_dict"]
+    assert torch.equal(model.state_dict()["stages.1.block.layers.0.conv1.weight"],
+                       state["stages.1.block.layers.0.conv1.weight"])
+    assert not model.stem[0].weight.requires_grad and model.head.weight.requires_grad
+    assert [(g["name"], g["lr"]) for g in groups] == [("backbone", 5e-4), ("head", 1e-3)]

@@ -40,6 +40,7 @@ output per class in the union.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -48,7 +49,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -354,7 +355,7 @@ def pretrain(
     per macro class). ``progress(epoch, epochs, loss)`` is called after each
     epoch. With ``force`` an existing checkpoint is retrained.
     """
-    from mer_core.models import create_model, model_config
+    from mer_core.models import model_config
 
     if epochs < 1:
         raise ConfigError(f"pretrain epochs={epochs}: expected an integer >= 1")
@@ -376,15 +377,43 @@ def pretrain(
     )
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = checkpoints_dir() / "pretrain" / f"{key}.pt"
-    if path.exists() and not force:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(path.with_suffix(".lock")):  # two workers asking at once train it once
+        if path.exists() and not force:
+            try:
+                read_checkpoint(path)
+                if log:
+                    log(f"reusing pre-trained checkpoint {path}")
+                return path
+            except Exception as exc:  # a truncated or foreign file is retrained, never served
+                if log:
+                    log(f"checkpoint {path} unreadable ({exc}); pre-training again")
+        _train(path, key, recipe, model_name, preset, overrides, sources, indexed, channels, size, options,
+               epochs, seed, lr, batch_size, weight_decay, device, workers, log, progress)
+    return path
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An inter-process lock (flock; released by the OS if the holder dies)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock, atomic writes still hold
+        yield
+        return
+    with open(lock_path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            read_checkpoint(path)
-            if log:
-                log(f"reusing pre-trained checkpoint {path}")
-            return path
-        except Exception as exc:  # a truncated or foreign file is retrained, never served
-            if log:
-                log(f"checkpoint {path} unreadable ({exc}); pre-training again")
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _train(path: Path, key: str, recipe: dict[str, Any], model_name: str, preset: str, overrides: dict[str, Any],
+           sources: list[MacroSource], indexed: list[Any], channels: tuple[str, ...], size: int,
+           options: PreprocessConfig, epochs: int, seed: int, lr: float, batch_size: int, weight_decay: float,
+           device: str, workers: int, log: Log | None, progress: Callable[[int, int, float], None] | None) -> None:
+    from mer_core.models import create_model
 
     t0 = time.time()
     data = load_macro(sources, channels, size, options, indexed=indexed, workers=workers, log=log)
@@ -435,13 +464,11 @@ def pretrain(
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt = {"state_dict": state, "config": _arch(model.config) | {"num_classes": len(classes)},
             "model": model_name, "pretrain": json.loads(json.dumps(info, default=str))}
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(ckpt, tmp)
     os.replace(tmp, path)  # atomic: a reader never sees half a file
     if log:
         log(f"pre-trained on {len(y)} samples, {len(classes)} classes in {info['seconds']} s -> {path}")
-    return path
 
 
 def pretrain_for_experiment(cfg: Any, *, log: Log | None = None,
@@ -464,6 +491,24 @@ def pretrain_for_experiment(cfg: Any, *, log: Log | None = None,
 
 
 # --- fine-tuning helpers ------------------------------------------------------
+
+
+def prepare_finetune(model: nn.Module, cfg: Any, checkpoint: str | Path | None = None) -> list[dict[str, Any]] | None:
+    """A fold's fine-tuning set-up from an ExperimentConfig; returns optimiser param groups.
+
+    None when ``cfg.pretrain`` is empty (train from scratch). Otherwise:
+    the checkpoint (given, or :func:`pretrain_for_experiment`, which reuses
+    the stored one) is loaded into the backbone, ``cfg.freeze`` is applied,
+    and the groups put the head at ``cfg.lr`` and the backbone at
+    ``cfg.lr * cfg.backbone_lr_mult``.
+    """
+    if not cfg.pretrain:
+        return None
+    path = checkpoint or pretrain_for_experiment(cfg)
+    load_pretrained_backbone(model, path)
+    apply_freeze(model, cfg.freeze)
+    return param_groups(model, cfg.lr, cfg.backbone_lr_mult)
+
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
