@@ -1,0 +1,1 @@
+"""MER Bench dashboard (Streamlit). Pages only read the run store and submit jobs."""

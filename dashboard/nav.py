@@ -1,0 +1,39 @@
+"""The dashboard's pages, in sidebar order, built once per script run.
+
+Each page module has one ``render()``. Pages link to each other through
+:func:`page` (by url path) so a link carries its query parameters.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.pages import home, run, runs
+
+# (module, title, url path, icon, section)
+PAGES = [
+    (home, "Overview", "overview", ":material/home:", "MER Bench"),
+    (runs, "Runs", "runs", ":material/list:", "Results"),
+    (run, "Run", "run", ":material/analytics:", "Results"),
+]
+
+
+_OBJECTS: dict[str, st.Page] = {}
+
+
+def _page_objects() -> dict[str, st.Page]:
+    if not _OBJECTS:
+        for i, (mod, title, url, icon, _section) in enumerate(PAGES):
+            _OBJECTS[url] = st.Page(mod.render, title=title, url_path=url, icon=icon, default=(i == 0))
+    return _OBJECTS
+
+
+def pages() -> dict[str, list[st.Page]]:
+    objects = _page_objects()
+    grouped: dict[str, list[st.Page]] = {}
+    for _mod, _title, url, _icon, section in PAGES:
+        grouped.setdefault(section, []).append(objects[url])
+    return grouped
+
+
+def page(url_path: str) -> st.Page:
+    return _page_objects()[url_path]

@@ -1,0 +1,53 @@
+"""Runs: every stored run, newest first, each linking to its Run page."""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+
+
+def render() -> None:
+    st.title("Runs")
+    runs = data.runs_table()
+    if runs.empty:
+        st.info("No runs stored yet. Start one from the command line: "
+                "`mer loso --dataset synthetic --model baseline`.")
+        return
+    c1, c2, c3 = st.columns(3)
+    datasets = c1.multiselect("dataset", sorted(runs["dataset"].unique()))
+    models = c2.multiselect("model", sorted(runs["model"].unique()))
+    statuses = c3.multiselect("status", sorted(runs["status"].unique()))
+    view = runs
+    for col, chosen in (("dataset", datasets), ("model", models), ("status", statuses)):
+        if chosen:
+            view = view[view[col].isin(chosen)]
+    table = pd.DataFrame({
+        "run": [f"run?{data.QP_RUN}={rid}" for rid in view["id"]],
+        "dataset": view["dataset"],
+        "model": view["model"],
+        "preset": view["preset"],
+        "protocol": view["protocol"],
+        "status": view["status"],
+        "folds": [f"{d}/{n}" for d, n in zip(view["folds_done"], view["n_folds"])],
+        "UF1": view["uf1"],
+        "UAR": view["uar"],
+        "accuracy": view["accuracy"],
+        "date": [time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in view["created"]],
+        "name": view["name"],
+    })
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run"),
+            "UF1": st.column_config.ProgressColumn("UF1 (pooled)", min_value=0.0, max_value=1.0, format="%.3f"),
+            "UAR": st.column_config.NumberColumn("UAR (pooled)", format="%.3f"),
+            "accuracy": st.column_config.NumberColumn(format="%.3f"),
+        },
+    )
+    st.caption("UF1 and UAR are computed on predictions pooled over all folds (MEGC2019). "
+               f"{len(view)} of {len(runs)} runs shown.")

@@ -1,0 +1,46 @@
+"""The `mer` command line: a tiny LOSO end to end and clear errors without tracebacks."""
+import json
+
+import pytest
+
+from fixtures_clips import make_clip_manifest
+from mer_core.cli import main
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    return make_clip_manifest(tmp_path / "clips", subjects=3, clips_per_subject=4, size=32, frames=5)
+
+
+def test_loso_runs_and_lists(manifest, capsys):
+    rc = main(["loso", "--dataset", "manifest", "--dataset-option", f"manifest={manifest}", "--class-set", "native",
+               "--epochs", "1", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "done" and 0 <= out["summary"]["pooled"]["uf1"] <= 1
+    assert main(["runs"]) == 0
+    listing = capsys.readouterr().out
+    assert out["run_id"] in listing
+    assert main(["show", out["run_id"]]) == 0
+    shown = capsys.readouterr().out
+    assert "pooled over folds" in shown and "per subject" in shown
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["loso", "--model", "nope"], "unknown model 'nope'; valid models: "),
+    (["loso", "--dataset", "nope"], "unknown dataset 'nope'; valid datasets: "),
+    (["loso", "--set", "epochz=3"], "unknown config key(s) epochz; valid keys:"),
+    (["loso", "--set", "lr=-1"], "lr=-1"),
+])
+def test_bad_input_is_one_clear_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_one_subject_table_is_refused(tmp_path, capsys):
+    manifest = make_clip_manifest(tmp_path / "one", subjects=1, clips_per_subject=3, size=32, frames=4)
+    rc = main(["loso", "--dataset", "manifest", "--dataset-option", f"manifest={manifest}", "--class-set", "native"])
+    assert rc == 2
+    assert "needs at least 2 subjects" in capsys.readouterr().err

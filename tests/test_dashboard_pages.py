@@ -1,0 +1,80 @@
+"""Dashboard pages rendered with Streamlit's AppTest from stored runs."""
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mer_core.config import ExperimentConfig
+from mer_core.evaluation.metrics import summarize
+from mer_core.runs.store import RunStore
+
+CLASSES = ["negative", "positive", "surprise"]
+
+
+@pytest.fixture
+def stored_run() -> str:
+    pred = pd.DataFrame({
+        "sample_id": [f"synthetic/s{i % 4}/c{i}" for i in range(12)],
+        "subject": [f"synthetic:s{i % 4}" for i in range(12)], "part": "synthetic", "clip": [f"c{i}" for i in range(12)],
+        "y_true": [i % 3 for i in range(12)], "y_pred": [(i % 3) if i % 4 else 0 for i in range(12)],
+        "probs": [[0.6, 0.3, 0.1]] * 12, "oracle_pred": [i % 3 for i in range(12)],
+    })
+    with RunStore() as store:
+        rid = store.create_run(ExperimentConfig(), classes=CLASSES, n_folds=4, n_samples=12, run_id="fixture-run")
+        for k in range(4):
+            part = pred[pred["subject"] == f"synthetic:s{k}"]
+            store.start_fold(rid, k, f"synthetic:s{k}", [f"synthetic:s{k}"], 9, 0, 3)
+            store.finish_fold(rid, k, part, epochs_run=1, selected_epoch=1)
+        store.finish_run(rid, status="done", summary=summarize(pred.rename(columns={}).assign(fold=0), CLASSES))
+    return rid
+
+
+def page_app(module: str, **query) -> AppTest:
+    def script():
+        import importlib
+        import sys
+
+        mod = importlib.import_module(sys.argv[-1])
+        mod.render()
+
+    at = AppTest.from_function(script, default_timeout=30)
+    for k, v in query.items():
+        at.query_params[k] = v
+    import sys
+
+    sys.argv.append(f"dashboard.pages.{module}")
+    try:
+        at.run()
+    finally:
+        sys.argv.pop()
+    return at
+
+
+def test_run_page_shows_metrics_confusion_and_subjects(stored_run):
+    at = page_app("run", run=stored_run)
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "UF1 (pooled)" in labels and "UAR (pooled)" in labels
+    uf1 = [m.value for m in at.metric if m.label == "UF1 (pooled)"][0]
+    assert float(uf1) == pytest.approx(RunStore().get_run(stored_run)["uf1"], abs=1e-3)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    assert at.query_params["run"] == [stored_run] or at.query_params["run"] == stored_run
+
+
+def test_run_page_with_unknown_run_warns_and_falls_back(stored_run):
+    at = page_app("run", run="does-not-exist")
+    assert not at.exception
+    assert any("not in the store" in w.value for w in at.warning)
+
+
+def test_runs_page_lists_the_run(stored_run):
+    at = page_app("runs")
+    assert not at.exception
+    df = at.dataframe[0].value
+    assert any(stored_run in str(v) for v in df["run"])
+
+
+def test_empty_store_shows_guidance():
+    at = page_app("run")
+    assert not at.exception
+    assert any("No runs stored yet" in i.value for i in at.info)

@@ -1,0 +1,101 @@
+"""Engine end to end on a tiny clip manifest: LOSO, determinism, resume, oracle."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures_clips import make_clip_manifest
+from mer_core.config import ExperimentConfig
+from mer_core.runs.store import RunStore
+from mer_core.training import executors
+from mer_core.training.engine import run_experiment
+
+
+@pytest.fixture
+def manifest(tmp_path) -> Path:
+    return make_clip_manifest(tmp_path / "clips", subjects=3, clips_per_subject=6, size=32, frames=5)
+
+
+def cfg(manifest, **kw) -> ExperimentConfig:
+    base = dict(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
+                model="baseline", epochs=2, batch_size=8)
+    base.update(kw)
+    return ExperimentConfig.from_dict(base)
+
+
+def test_loso_stores_every_fold_and_pooled_metrics(manifest):
+    events = []
+    rid = run_experiment(cfg(manifest), progress=events.append)
+    with RunStore() as store:
+        run = store.get_run(rid)
+        pred = store.predictions(rid)
+        assert run["status"] == "done" and run["n_folds"] == 3
+        assert len(pred) == 18 and pred["sample_id"].is_unique
+        assert store.completed_folds(rid) == {0, 1, 2}
+        assert len(store.epochs(rid)) == 3 * 2
+        assert 0 <= run["uf1"] <= 1
+        assert "oracle" in run["summary"] and "diagnostic" in run["summary"]["oracle"]["note"]
+        for f in store.folds(rid).itertuples():
+            assert Path(f.checkpoint).exists()
+    kinds = {e["event"] for e in events}
+    assert {"fold_start", "epoch", "fold_done", "done"} <= kinds
+
+
+def test_same_config_gives_identical_predictions(manifest):
+    a = run_experiment(cfg(manifest, seed=7))
+    b = run_experiment(cfg(manifest, seed=7))
+    with RunStore() as store:
+        pa, pb = store.predictions(a), store.predictions(b)
+    assert pa["y_pred"].tolist() == pb["y_pred"].tolist()
+    assert np.allclose(np.stack(pa["probs"]), np.stack(pb["probs"]))
+
+
+def test_resume_after_a_crash_mid_run_does_not_retrain_finished_folds(manifest, monkeypatch):
+    real = executors.run_fold
+    calls = []
+
+    def crash_on_second(task, emit=None, should_stop=None):
+        calls.append(task.fold.index)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return real(task, emit, should_stop)
+
+    monkeypatch.setattr(executors, "run_fold", crash_on_second)
+    config = cfg(manifest)
+    with pytest.raises(Exception, match="simulated crash"):
+        run_experiment(config, run_id="resume-me")
+    with RunStore() as store:
+        assert store.get_run("resume-me")["status"] == "failed"
+        assert store.completed_folds("resume-me") == {0}
+    calls.clear()
+    monkeypatch.setattr(executors, "run_fold", lambda t, e=None, s=None: (calls.append(t.fold.index), real(t, e, s))[1])
+    run_experiment(config, run_id="resume-me")
+    assert calls == [1, 2]  # fold 0 was not retrained
+    with RunStore() as store:
+        assert store.get_run("resume-me")["status"] == "done"
+        assert len(store.predictions("resume-me")) == 18
+
+
+def test_early_stopping_uses_training_subjects_only(manifest):
+    rid = run_experiment(cfg(manifest, selection="early_stop", val_subjects=1, epochs=3, patience=1))
+    with RunStore() as store:
+        folds = store.folds(rid)
+    assert (folds["n_val"] > 0).all()
+    assert (folds["n_train"] + folds["n_val"] + folds["n_test"] == 18).all()
+
+
+def test_cancel_file_stops_the_run_and_keeps_finished_folds(manifest):
+    from mer_core.runs.store import run_folder
+
+    seen = []
+
+    def progress(e):
+        seen.append(e)
+        if e["event"] == "fold_done":
+            (run_folder("cancel-me") / executors.CANCEL_FILE).touch()
+
+    run_experiment(cfg(manifest), run_id="cancel-me", progress=progress)
+    with RunStore() as store:
+        run = store.get_run("cancel-me")
+    assert run["status"] == "cancelled"
+    assert len(RunStore().completed_folds("cancel-me")) == 1
