@@ -1,0 +1,135 @@
+"""MFDAN / STSTNet benchmark: cost per sample, parameters, optional LOSO ablations.
+
+    .venv/bin/python benchmarks/bench_mfdan.py                 # timings + parameters
+    .venv/bin/python benchmarks/bench_mfdan.py --ablation      # + LOSO ablations (needs the engine)
+
+Writes bench_out/mfdan.json. Timings: forward+backward (training mode, one
+optimiser-free step) per sample at batch 16 on this CPU with the number of
+threads given (default 1, the machine is shared), median of ``--repeats``
+steps after one warm-up. The ablations run the full model, no flow-driven
+attention, no DropKey and cross-entropy instead of focal loss under LOSO on
+the default synthetic set with the same seed, through
+``mer_core.training.engine.run_experiment``; they are skipped (and say so in
+the JSON) when the engine is not available.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mer_core.models import create_model, list_presets, train_defaults  # noqa: E402
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "full": dict(model_options={}, loss="focal"),
+    "no_flow_attention": dict(model_options={"flow_attention": False}, loss="focal"),
+    "no_dropkey": dict(model_options={"dropkey": 0.0}, loss="focal"),
+    "ce_loss": dict(model_options={}, loss="ce"),
+}
+
+
+def time_model(name: str, preset: str, batch: int, repeats: int) -> dict[str, Any]:
+    """Forward+backward seconds per sample (median over repeats) and parameter count."""
+    torch.manual_seed(0)
+    model = create_model(name, preset)
+    cfg = model.config
+    model.train()
+    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size)
+    y = torch.randint(0, cfg.num_classes, (batch,))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        return time.perf_counter() - t0
+
+    step()  # warm-up
+    times = [step() for _ in range(repeats)]
+    with torch.no_grad():
+        model.eval()
+        t0 = time.perf_counter()
+        model(x)
+        infer = time.perf_counter() - t0
+    return dict(model=name, preset=preset, input_size=cfg.input_size, channels=list(cfg.channels),
+                params=sum(p.numel() for p in model.parameters()), batch=batch,
+                train_ms_per_sample=1000 * statistics.median(times) / batch,
+                infer_ms_per_sample=1000 * infer / batch, train_defaults=train_defaults(name, preset))
+
+
+def run_ablations(epochs: int | None, seed: int) -> dict[str, Any]:
+    try:
+        from mer_core.training.engine import run_experiment  # type: ignore
+        from mer_core.config import ExperimentConfig
+    except ImportError as exc:
+        return {"skipped": f"training engine not available: {exc}"}
+    defaults = train_defaults("mfdan", "cpu")
+    out: dict[str, Any] = {}
+    for label, change in ABLATIONS.items():
+        fields = dict(model="mfdan", preset="cpu", dataset="synthetic", protocol="loso", seed=seed,
+                      epochs=epochs or defaults["epochs"], lr=defaults["lr"], batch_size=defaults["batch_size"],
+                      optimizer=defaults["optimizer"], scheduler=defaults.get("scheduler", "cosine"), **change)
+        cfg = ExperimentConfig(**fields)
+        t0 = time.perf_counter()
+        result = run_experiment(cfg)
+        out[label] = dict(config=cfg.to_dict(), seconds=time.perf_counter() - t0, result=_summarise(result))
+        print(label, json.dumps(out[label]["result"]), f"{out[label]['seconds']:.0f}s", flush=True)
+    return out
+
+
+def _summarise(result: Any) -> Any:
+    """Keep the headline metrics of whatever the engine returns (JSON-safe)."""
+    if isinstance(result, dict):
+        src = result
+    else:
+        src = {k: getattr(result, k) for k in dir(result) if not k.startswith("_") and not callable(getattr(result, k))}
+    keep = {}
+    for k, v in src.items():
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            keep[k] = v
+        elif isinstance(v, dict) and all(isinstance(x, (int, float, str)) for x in v.values()):
+            keep[k] = v
+    return keep
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--ablation", action="store_true", help="also run the LOSO ablations (minutes)")
+    ap.add_argument("--epochs", type=int, default=None, help="ablation epochs (default: the cpu preset's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "bench_out" / "mfdan.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    report: dict[str, Any] = dict(machine=platform.processor() or platform.machine(), threads=args.threads,
+                                  torch=torch.__version__, timings=[])
+    for name in ("mfdan", "ststnet"):
+        for preset in list_presets(name):
+            row = time_model(name, preset, args.batch, args.repeats)
+            report["timings"].append(row)
+            print(f"{name:8s} {preset:10s} params={row['params']:>9,d}  "
+                  f"train {row['train_ms_per_sample']:.2f} ms/sample  infer {row['infer_ms_per_sample']:.2f} ms/sample",
+                  flush=True)
+    if args.ablation:
+        report["ablations"] = run_ablations(args.epochs, args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=str))
+    print("wrote", out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
