@@ -1,11 +1,11 @@
 """Dashboard pages rendered with Streamlit's AppTest from stored runs."""
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from mer_core.config import ExperimentConfig
 from mer_core.evaluation.metrics import summarize
 from mer_core.runs.store import RunStore
+from apptest_helpers import page_app
 
 CLASSES = ["negative", "positive", "surprise"]
 
@@ -26,27 +26,6 @@ def stored_run() -> str:
             store.finish_fold(rid, k, part, epochs_run=1, selected_epoch=1)
         store.finish_run(rid, status="done", summary=summarize(pred.rename(columns={}).assign(fold=0), CLASSES))
     return rid
-
-
-def page_app(module: str, **query) -> AppTest:
-    def script():
-        import importlib
-        import sys
-
-        mod = importlib.import_module(sys.argv[-1])
-        mod.render()
-
-    at = AppTest.from_function(script, default_timeout=30)
-    for k, v in query.items():
-        at.query_params[k] = v
-    import sys
-
-    sys.argv.append(f"dashboard.pages.{module}")
-    try:
-        at.run()
-    finally:
-        sys.argv.pop()
-    return at
 
 
 def test_run_page_shows_metrics_confusion_and_subjects(stored_run):
