@@ -1,0 +1,152 @@
+"""DenseAttention benchmark: speed and size per preset, and the transfer/EVM ablation.
+
+    .venv/bin/python benchmarks/bench_dense_attention.py              # timing only (~1 min)
+    .venv/bin/python benchmarks/bench_dense_attention.py --ablation   # + 4 LOSO runs on the synthetic set
+
+Timing: forward+backward (training step without the optimiser) and forward-only
+(eval) time per sample at each preset on this CPU, with ``--threads`` torch
+threads, median of ``--repeats`` batches after one warm-up batch; parameter
+counts. Ablation: LOSO on the default synthetic set with the same seed and
+epochs, with and without macro pre-training on ``synthetic-macro`` and with
+the EVM-magnified apex or the plain apex (the difference channel is kept in
+both, so "without EVM" removes only the magnification). Pre-training runs
+once per input variant and is shared by every fold (and cached). Results go to
+``bench_out/dense_attention.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mer_core.models import create_model, model_config  # noqa: E402
+
+
+def time_preset(preset: str, batch: int, repeats: int) -> dict[str, Any]:
+    torch.manual_seed(0)
+    model = create_model("dense_attention", preset)
+    cfg = model.config
+    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size)
+    y = torch.randint(0, cfg.num_classes, (batch,))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def train_step() -> None:
+        model.train()
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+
+    @torch.no_grad()
+    def eval_step() -> None:
+        model.eval()
+        model(x)
+
+    out: dict[str, Any] = {}
+    for name, fn in (("fwd_bwd", train_step), ("fwd", eval_step)):
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out[f"{name}_ms_per_sample"] = round(1000 * statistics.median(times) / batch, 3)
+    out.update(
+        params=sum(p.numel() for p in model.parameters()),
+        input=[cfg.in_channels, cfg.input_size, cfg.input_size],
+        channels=list(cfg.channels),
+        block_layers=list(cfg.block_layers),
+        growth_rate=cfg.growth_rate,
+        batch=batch,
+        repeats=repeats,
+    )
+    return out
+
+
+def run_ablation(epochs: int, pretrain_epochs: int, seed: int, executor: str, workers: int,
+                 log=print) -> list[dict[str, Any]]:
+    """Four LOSO runs (pre-training x EVM) through the project's engine."""
+    from mer_core.config import ExperimentConfig
+    from mer_core.runs.store import RunStore
+    from mer_core.training.engine import run_experiment
+    from mer_core.training.pretrain import pretrain_for_experiment
+
+    default = model_config("dense_attention", "cpu").channels
+    no_evm = tuple("apex" if c == "magnified_apex" else c for c in default)
+    rows = []
+    for evm, channels in ((True, default), (False, no_evm)):
+        for macro in ("", "synthetic-macro"):
+            cfg = ExperimentConfig(
+                dataset="synthetic", model="dense_attention", preset="cpu", epochs=epochs, lr=1e-3, batch_size=32,
+                optimizer="adamw", loss="ce", seed=seed, executor=executor, workers=workers, device="cpu",
+                pretrain=macro, pretrain_epochs=pretrain_epochs, freeze="none", backbone_lr_mult=1.0,
+                preprocess=dict(channels=list(channels)), record_oracle=True,
+            )
+            label = f"{'pretrain' if macro else 'scratch'} / {'EVM' if evm else 'no EVM'}"
+            t0 = time.time()
+            ckpt = pretrain_for_experiment(cfg, log=lambda m: log(f"  [{label}] {m}"))
+            t_pre = time.time() - t0
+            run_id = run_experiment(cfg, name=f"dense_attention ablation: {label}")
+            wall = time.time() - t0
+            with RunStore() as store:
+                run = store.get_run(run_id)
+            summary = run.get("summary") or {}
+            pooled, oracle = summary.get("pooled", {}), summary.get("oracle", {}) or {}
+            row = dict(label=label, pretrain=macro or None, evm=evm, channels=list(channels), run_id=run_id,
+                       uf1=pooled.get("uf1"), uar=pooled.get("uar"), accuracy=pooled.get("accuracy"),
+                       oracle_uf1_diagnostic=oracle.get("uf1"), status=run.get("status"),
+                       pretrain_seconds=round(t_pre, 1), wall_seconds=round(wall, 1),
+                       checkpoint=str(ckpt) if ckpt else None)
+            log(f"{label:24s} UF1 {row['uf1']}  UAR {row['uar']}  ({row['wall_seconds']} s)")
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default="cpu,paper")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--ablation", action="store_true", help="also run the 4 LOSO ablation runs")
+    ap.add_argument("--epochs", type=int, default=15, help="fine-tuning epochs per fold (ablation)")
+    ap.add_argument("--pretrain-epochs", type=int, default=30, help="macro pre-training epochs (ablation)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--executor", default="sequential")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--out", default="bench_out/dense_attention.json")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out_path = Path(args.out)
+    result: dict[str, Any] = json.loads(out_path.read_text()) if out_path.exists() else {}
+    result.update(
+        model="dense_attention",
+        machine=dict(cpu=platform.processor() or platform.machine(), threads=args.threads, torch=torch.__version__),
+        timing={},
+    )
+    batches = {"cpu": 16, "paper": 4}
+    for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
+        t = time_preset(preset, batches.get(preset, 4), args.repeats if preset == "cpu" else max(2, args.repeats // 2))
+        result["timing"][preset] = t
+        print(f"{preset:6s} params {t['params']:>10,d}  fwd+bwd {t['fwd_bwd_ms_per_sample']:8.2f} ms/sample  "
+              f"fwd {t['fwd_ms_per_sample']:8.2f} ms/sample  input {t['input']}")
+    if args.ablation:
+        result["ablation"] = dict(
+            dataset="synthetic", protocol="loso", epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
+            seed=args.seed, selection="fixed (last epoch)", rows=run_ablation(
+                args.epochs, args.pretrain_epochs, args.seed, args.executor, args.workers),
+        )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=1, default=str))
+    print(f"wrote {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
