@@ -99,6 +99,33 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX predictions_run ON predictions(run_id, fold_index);
     """,
+    # 1 -> 2: background jobs (mer_core/runs/jobs.py owns this table)
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        name TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        started REAL, finished REAL,
+        config_json TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        host TEXT NOT NULL DEFAULT '',
+        pid INTEGER, gpu INTEGER, heartbeat REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        stage TEXT NOT NULL DEFAULT '',
+        fold INTEGER, n_folds INTEGER, folds_done INTEGER NOT NULL DEFAULT 0,
+        epoch INTEGER, epochs INTEGER, loss REAL, eta_s REAL,
+        progress REAL NOT NULL DEFAULT 0,
+        message TEXT NOT NULL DEFAULT '',
+        cancel INTEGER NOT NULL DEFAULT 0,
+        resumable INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        log_path TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX jobs_queue ON jobs(status, priority, seq);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,270 @@
+"""The job worker: ``python -m mer_core.runs.worker JOB_ID`` (or ``mer worker JOB_ID``).
+
+One process per job, started by :func:`mer_core.runs.jobs.kick` in its own
+session with its output appended to the job's log. It
+
+* claims the job (refusing to be a second worker of a running job),
+* runs :func:`~mer_core.training.engine.run_experiment` on the job's config and
+  pre-assigned run id (so a resumed job skips the folds already stored),
+* writes progress (stage, fold i/N, epoch, loss, ETA) to the jobs table,
+* beats a heartbeat from a background thread every ``HEARTBEAT_S`` seconds,
+  reading the cancel flag at the same time (once a second) so that
+  ``should_stop`` is a cheap in-memory check between batches,
+* stops cleanly on the cancel flag or SIGTERM: the engine stops between
+  batches, finished folds stay stored, the job becomes 'cancelled',
+* stores the traceback of any failure, then kicks the scheduler so the next
+  queued job starts.
+
+It never imports Streamlit.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from mer_core.errors import MerError
+from mer_core.runs import jobs as jobs_mod
+from mer_core.runs.store import RunStore, run_folder
+
+
+class Stopped(Exception):
+    """Raised from the progress callback when a stop was requested before training started."""
+
+
+def claim(store: RunStore, job_id: str, pid: int) -> dict[str, Any] | None:
+    """Make this process the job's worker; None when the job was cancelled before it started."""
+    job = jobs_mod.get_job(store, job_id)
+    now = time.time()
+    with store.tx() as c:
+        row = c.execute("SELECT status, pid, cancel FROM jobs WHERE id=?", (job["id"],)).fetchone()
+        status, owner = row["status"], row["pid"]
+        if status == "cancelling" and owner in (None, pid):
+            c.execute("UPDATE jobs SET status='cancelled', resumable=1, finished=?, message=? WHERE id=?",
+                      (now, "cancelled before training started", job["id"]))
+            return None
+        mine = status == "running" and owner in (None, pid)
+        if status == "queued" or mine:
+            c.execute(
+                """UPDATE jobs SET status='running', pid=?, host=?, heartbeat=?, started=COALESCE(?, started),
+                   attempts=attempts + ?, stage='starting', message='loading the dataset', error='' WHERE id=?""",
+                (pid, socket.gethostname(), now, now if status == "queued" else None, 1 if status == "queued" else 0,
+                 job["id"]),
+            )
+            return jobs_mod.get_job(store, job["id"])
+    raise MerError(f"job {job['id']} is {status}" + (f" (worker pid {owner})" if owner else "")
+                   + "; refusing to start a second worker")
+
+
+class JobRunner:
+    """Runs one claimed job: heartbeat thread, progress writes, stop handling."""
+
+    def __init__(self, store: RunStore, job: dict[str, Any]) -> None:
+        self.store = store
+        self.job = job
+        self.job_id = job["id"]
+        self.stop_event = threading.Event()
+        self.stop_reason = ""
+        self._beat_stop = threading.Event()
+        self._last_write = 0.0
+        self._folds_done = 0
+        self._n_folds = 0
+        self._t_train: float | None = None
+        self._p_train = 0.0
+
+    # --- stop signals -----------------------------------------------------------
+    def should_stop(self) -> bool:
+        return self.stop_event.is_set()
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop_event.is_set():
+            self.stop_reason = reason
+            self.stop_event.set()
+            print(f"[worker] stop requested: {reason}", flush=True)
+
+    def on_sigterm(self, signum: int, frame: Any) -> None:
+        self.request_stop("SIGTERM")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+
+    def heartbeat_loop(self) -> None:
+        """Own connection (SQLite connections are per thread); beat and read the cancel flag."""
+        store = RunStore(self.store.path)
+        last_beat = 0.0
+        try:
+            while not self._beat_stop.is_set():
+                try:
+                    row = store.conn.execute("SELECT cancel FROM jobs WHERE id=?", (self.job_id,)).fetchone()
+                    if row is not None and row[0] and not self.stop_event.is_set():
+                        self.request_stop("cancel requested")
+                        (run_folder(self.job["run_id"]) / "cancel").touch()  # process/ray executors watch it
+                    if time.time() - last_beat >= jobs_mod.HEARTBEAT_S:
+                        with store.tx() as c:
+                            c.execute("UPDATE jobs SET heartbeat=? WHERE id=?", (time.time(), self.job_id))
+                        last_beat = time.time()
+                except Exception as exc:  # a locked store must not kill the heartbeat
+                    print(f"[worker] heartbeat: {exc}", flush=True)
+                self._beat_stop.wait(1.0)
+        finally:
+            store.close()
+
+    # --- progress ---------------------------------------------------------------
+    def _write(self, force: bool, **fields: Any) -> None:
+        now = time.time()
+        if not force and now - self._last_write < 0.5:
+            return
+        self._last_write = now
+        fields["heartbeat"] = now
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self.store.tx() as c:
+            c.execute(f"UPDATE jobs SET {cols} WHERE id=?", (*fields.values(), self.job_id))
+
+    def _eta(self, p: float) -> float | None:
+        if self._t_train is None or p <= self._p_train:
+            return None
+        return (time.time() - self._t_train) * (1 - p) / (p - self._p_train)
+
+    def progress(self, e: dict[str, Any]) -> None:
+        kind = e.get("event")
+        n = int(e.get("n_folds") or self._n_folds or 0)
+        self._n_folds = n
+        if kind == "stage":
+            if self.stop_event.is_set():
+                raise Stopped(self.stop_reason)
+            self._write(e["done"] >= e["total"], stage=str(e.get("stage", "")),
+                        message=f"{e.get('stage', '')} {e['done']}/{e['total']} clips")
+        elif kind == "fold_start":
+            if self._t_train is None:
+                self._t_train = time.time()
+                self._folds_done = len(self.store.completed_folds(self.job["run_id"]))
+                self._p_train = self._folds_done / max(n, 1)
+            print(f"[worker] fold {e['fold'] + 1}/{n} ({e.get('name', '')}) started", flush=True)
+            self._write(True, stage="train", fold=int(e["fold"]), n_folds=n, epoch=0,
+                        folds_done=self._folds_done, message=f"fold {e['fold'] + 1}/{n}: {e.get('name', '')}")
+        elif kind == "epoch":
+            epochs = int(e.get("epochs") or 0)
+            p = (self._folds_done + float(e["epoch"]) / max(epochs, 1)) / max(n, 1)
+            loss = e.get("train_loss")
+            print(f"[worker] fold {e['fold'] + 1}/{n} epoch {int(e['epoch'])}/{epochs} loss {loss:.4f} "
+                  f"acc {e.get('train_acc', float('nan')):.3f}", flush=True)
+            self._write(int(e["epoch"]) >= epochs, fold=int(e["fold"]), n_folds=n, epoch=int(e["epoch"]),
+                        epochs=epochs, loss=loss, progress=min(p, 1.0), eta_s=self._eta(p))
+        elif kind == "fold_done":
+            self._folds_done = int(e.get("done", self._folds_done + 1))
+            p = self._folds_done / max(n, 1)
+            print(f"[worker] fold {e['fold'] + 1}/{n} done: accuracy {e.get('accuracy', float('nan')):.3f} "
+                  f"({self._folds_done}/{n} folds stored)", flush=True)
+            self._write(True, folds_done=self._folds_done, n_folds=n, progress=p, eta_s=self._eta(p),
+                        message=f"{self._folds_done}/{n} folds done")
+        elif kind == "done":
+            print(f"[worker] run {e.get('run_id')} {e.get('status')}: UF1 {e.get('uf1')} UAR {e.get('uar')}",
+                  flush=True)
+
+    # --- the job --------------------------------------------------------------------
+    def run(self) -> str:
+        """Run the experiment; returns the job's final status."""
+        from mer_core.config import ExperimentConfig
+        from mer_core.training.engine import run_experiment
+        from mer_core.training.trainer import Cancelled
+
+        beat = threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        run_id = self.job["run_id"]
+        status, error, message = "failed", "", ""
+        try:
+            config = ExperimentConfig.from_json(self.job["config_json"])
+            print(f"[worker] job {self.job_id} (attempt {self.job['attempts']}) -> run {run_id}", flush=True)
+            run_experiment(config, store=self.store, run_id=run_id, progress=self.progress,
+                           should_stop=self.should_stop, name=self.job.get("name") or "")
+            run_status = self.store.get_run(run_id)["status"]
+            if run_status == "cancelled" or (run_status == "partial" and self.stop_event.is_set()):
+                status, message = "cancelled", f"cancelled ({self.stop_reason}); finished folds are kept"
+            elif run_status == "failed":
+                status, error = "failed", self.store.get_run(run_id)["error"]
+            else:
+                status, message = "done", "finished" if run_status == "done" else f"finished ({run_status})"
+        except (Stopped, Cancelled, KeyboardInterrupt):
+            status, message = "cancelled", f"cancelled ({self.stop_reason or 'interrupted'}) before training"
+        except BaseException as exc:  # noqa: BLE001 - every failure is recorded with its traceback
+            status = "failed"
+            error = "".join(traceback.format_exception(exc))
+            stored = self._run_error(run_id)
+            if stored and "Traceback" in stored:
+                error = stored + "\n--- raised in the worker ---\n" + error
+            message = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+            print(error, file=sys.stderr, flush=True)
+        finally:
+            self._beat_stop.set()
+            beat.join(timeout=5)
+        self._finish(status, error, message)
+        print(f"[worker] job {self.job_id} {status}", flush=True)
+        return status
+
+    def _run_error(self, run_id: str) -> str:
+        try:
+            return self.store.get_run(run_id)["error"] if self.store.has_run(run_id) else ""
+        except MerError:
+            return ""
+
+    def _finish(self, status: str, error: str, message: str) -> None:
+        fields: dict[str, Any] = {"status": status, "finished": time.time(), "error": error[-20000:],
+                                  "message": message, "resumable": int(status in ("failed", "cancelled")),
+                                  "stage": status, "eta_s": None}
+        if status == "done":
+            fields["progress"] = 1.0
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self.store.tx() as c:
+            c.execute(f"UPDATE jobs SET {cols} WHERE id=?", (*fields.values(), self.job_id))
+
+
+def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True) -> int:
+    """Claim and run ``job_id`` in this process; exit code 0 (done or cancelled), 1 (failed), 3 (refused)."""
+    threads = os.environ.get("MER_TORCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+    own = store is None
+    store = store or RunStore()
+    try:
+        job = claim(store, job_id, os.getpid())
+        if job is None:
+            print(f"[worker] job {job_id} was cancelled before it started", flush=True)
+            return 0
+        runner = JobRunner(store, job)
+        in_main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGTERM, runner.on_sigterm) if in_main else None
+        try:
+            status = runner.run()
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, old)
+        if kick_next:
+            try:
+                jobs_mod.kick(store)
+            except Exception as exc:  # the next job can still be started by any later kick
+                print(f"[worker] could not start the next queued job: {exc}", flush=True)
+        return 1 if status == "failed" else 0
+    finally:
+        if own:
+            store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m mer_core.runs.worker JOB_ID", file=sys.stderr)
+        return 2
+    try:
+        return run_job(args[0])
+    except MerError as exc:
+        print(f"[worker] error: {exc}", file=sys.stderr, flush=True)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
