@@ -267,19 +267,35 @@ def build_megc2019(root: Path, *, extras: bool = True) -> dict[str, Path]:
 # --------------------------------------------------------------------------- generic manifests
 
 
-def flow_pattern(label_index: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A 3-channel 'flow image' whose class shows as a bright square in one quadrant.
+# per class: the motion of the central region, chosen to survive a horizontal flip
+# (a usual augmentation): up, down, outward (expansion), inward (contraction)
+FLOW_MOTIONS = ("up", "down", "outward", "inward")
 
-    Channels are u, v, strain scaled to 0-255 (128 = no motion for u/v); the
-    class signal is strong so a tiny model learns it under LOSO.
+
+def flow_pattern(label_index: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A precomputed flow image (BGR, ready for cv2.imwrite) whose class is its motion.
+
+    Follows mer_core.preprocess.channels: R = 128 + 127 * flow_u, G = 128 +
+    127 * flow_v (128 = no motion), B = 255 * strain. Class k moves the central
+    region as FLOW_MOTIONS[k] (|flow| 0.6 in normalised units) with strain at
+    its border, plus noise. The motions stay distinct under a horizontal flip,
+    and the signal is strong, so a tiny model learns it under LOSO.
     """
-    img = np.full((size, size, 3), 128, np.float32)
-    img[..., 2] = 20
-    img += rng.normal(0, 8, img.shape)
-    h = size // 2
-    y, x = divmod(label_index % 4, 2)
-    img[y * h:(y + 1) * h, x * h:(x + 1) * h, label_index % 3] = 240
-    return np.clip(img, 0, 255).astype(np.uint8)
+    motion = FLOW_MOTIONS[label_index % len(FLOW_MOTIONS)]
+    rgb = np.zeros((size, size, 3), np.float32)
+    rgb[..., :2] = 128
+    lo, hi, mid = size // 4, size - size // 4, size // 2
+    if motion in ("up", "down"):
+        rgb[lo:hi, lo:hi, 1] += 127 * (-0.6 if motion == "up" else 0.6)
+    else:
+        sign = -1.0 if motion == "outward" else 1.0  # outward: left half moves left, right half right
+        rgb[lo:hi, lo:mid, 0] += 127 * 0.6 * sign
+        rgb[lo:hi, mid:hi, 0] -= 127 * 0.6 * sign
+    rgb[lo:hi, lo:hi, 2] = 60
+    rgb[lo + 1:hi - 1, lo + 1:hi - 1, 2] = 10
+    rgb += rng.normal(0, 6, rgb.shape)
+    rgb = np.clip(rgb, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 
 def build_flow_manifest(
@@ -298,6 +314,7 @@ def build_flow_manifest(
     Layout: ``root/manifest.csv``, ``root/flow/<subject>/<clip>.png``,
     ``root/apex/<subject>/<clip>.png``; paths in the CSV are relative. Returns
     the manifest path. Every subject has every class, so LOSO folds are full.
+    Up to 4 classes get distinct motions (see :func:`flow_pattern`).
     """
     rng = np.random.default_rng(seed)
     lines = []

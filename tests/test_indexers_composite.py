@@ -119,3 +119,17 @@ def test_check_reports_the_composite(roots):
     assert crosstab.loc["total", "total"] == 442 and crosstab.loc["samm", "surprise"] == 15
     text = report.to_text()
     assert "442 clips, 68 subjects" in text and "not in the official MEGC2019 list" in text
+
+
+def test_apply_class_set_keeps_the_official_labels(tmp_path):
+    from mer_core.datasets.classes import apply_class_set
+
+    roots = build_megc2019(tmp_path / "m", extras=False)
+    listed = tmp_path / "list.csv"
+    listed.write_text("dataset,subject,clip,label\ncasme2,sub01,EP02_01f,negative\nsmic,s1,s1_po_01,positive\n")
+    table = index_dataset("megc2019", None, list_path=listed, **{f"{k}_root": v for k, v in roots.items()})
+    kept, dropped = apply_class_set(table, "composite3")
+    assert dict(zip(kept["sample_id"], kept["label"])) == {"casme2/sub01/EP02_01f": "negative", "smic/s1/s1_po_01": "positive"}
+    assert dropped.empty and list(kept.attrs["problems"]) == list(table.attrs["problems"])
+    table.attrs.clear()  # without the indexer's mark, the rules apply again
+    assert dict(zip(*apply_class_set(table, "composite3")[0][["sample_id", "label"]].T.values))["casme2/sub01/EP02_01f"] == "positive"

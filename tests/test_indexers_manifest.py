@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 
 import cv2
+import numpy as np
 import pytest
 from fixtures_datasets import build_casme2, build_flow_manifest, build_frames_manifest, build_samm, write_corrupt
 
@@ -26,10 +27,13 @@ def test_flow_manifest_indexes_precomputed_inputs(tmp_path):
     flow = cv2.imread(r["flow_path"], cv2.IMREAD_COLOR)
     assert flow.shape == (28, 28, 3) and r["flow_path"].startswith(str(tmp_path))
     assert cv2.imread(r["apex_image_path"], cv2.IMREAD_GRAYSCALE).shape == (28, 28)
-    # the class shows in the flow image: class k has a bright square in quadrant k
-    for lab, (y, x) in (("negative", (0, 0)), ("positive", (0, 1)), ("surprise", (1, 0))):
-        img = cv2.imread(table[table["label"] == lab].iloc[0]["flow_path"])
-        assert img[y * 14:(y + 1) * 14, x * 14:(x + 1) * 14].max() > 200
+    # the class shows as the motion (R = u, G = v, 128 = no motion): up, down, outward
+    def mean_uv(lab, cols):
+        rgb = cv2.cvtColor(cv2.imread(table[table["label"] == lab].iloc[0]["flow_path"]), cv2.COLOR_BGR2RGB)
+        return rgb[8:20, cols].astype(float).mean(axis=(0, 1))[:2] - 128
+
+    assert mean_uv("negative", slice(8, 20))[1] < -50 and mean_uv("positive", slice(8, 20))[1] > 50
+    assert mean_uv("surprise", slice(8, 13))[0] < -50 and mean_uv("surprise", slice(15, 20))[0] > 50
 
 
 def test_flow_manifest_without_apex_images_and_composite_class_set(tmp_path):

@@ -42,6 +42,17 @@ def natural_key(name: str) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
+class ProblemList(list):
+    """The problems attached to ``table.attrs``: shared, not copied, by table copies.
+
+    pandas deep-copies ``attrs`` on nearly every operation (even per row in
+    ``iterrows``); sharing keeps that free. Treat it as read-only.
+    """
+
+    def __deepcopy__(self, memo: dict) -> "ProblemList":
+        return self
+
+
 class Problems:
     """Collects problems while a dataset is indexed."""
 
@@ -340,7 +351,7 @@ def finish(
     if kept.empty:
         raise DatasetError(f"{dataset}: class set {class_set!r} keeps none of the {len(table)} clips in {origin}")
     kept = kept.reset_index(drop=True)
-    kept.attrs["problems"] = list(problems.items)
+    kept.attrs["problems"] = ProblemList(problems.items)
     kept.attrs["class_set"] = class_set
     return kept
 

@@ -70,8 +70,17 @@ def composite_label(dataset: str, emotion: str) -> str | None:
 
 
 def apply_class_set(table: pd.DataFrame, class_set: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Set ``label`` for a class set; return (kept rows, dropped rows with a reason)."""
+    """Set ``label`` for a class set; return (kept rows, dropped rows with a reason).
+
+    A table an indexer already labelled for this class set (``attrs['class_set']``)
+    is returned as is: its labels may come from an authority the rules cannot
+    reproduce (the MEGC2019 official list).
+    """
     table = table.copy()
+    if table.attrs.get("class_set") == class_set and (table["label"].astype(str) != "").all():
+        dropped = table.iloc[0:0].copy()
+        dropped["reason"] = []
+        return table.reset_index(drop=True), dropped.reset_index(drop=True)
     if class_set == "composite3":
         table["label"] = [composite_label(d, e) or "" for d, e in zip(table["dataset"], table["emotion"])]
     else:

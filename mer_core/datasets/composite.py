@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from mer_core.datasets import casme2, samm, smic
-from mer_core.datasets._common import Problems
+from mer_core.datasets._common import ProblemList, Problems
 from mer_core.datasets.classes import composite_label
 from mer_core.datasets.registry import register_dataset
 from mer_core.datasets.schema import make_table
@@ -130,7 +130,7 @@ def index_megc2019(
     if not kept:
         raise DatasetError("megc2019: no clip of the official list was found on disk")
     table = make_table(kept)
-    table.attrs["problems"] = list(problems.items)
+    table.attrs["problems"] = ProblemList(problems.items)
     table.attrs["class_set"] = class_set
     return table
 
