@@ -120,8 +120,7 @@ class ProgressPrinter:
                 return
             if self.prep is None:
                 self.prep = tqdm(total=e["total"], desc="preprocess", unit="clip", file=sys.stderr, leave=False)
-            self.prep.n = e["done"]
-            self.prep.refresh()
+            self.prep.update(e["done"] - self.prep.n)
         elif kind in ("fold_start", "epoch", "fold_done"):
             if self.prep:
                 self.prep.close()
@@ -132,8 +131,7 @@ class ProgressPrinter:
                 self.bar.set_postfix_str(f"fold {e['fold'] + 1} epoch {int(e['epoch'])}/{e['epochs']} "
                                          f"loss {e['train_loss']:.3f}")
             elif kind == "fold_done":
-                self.bar.n = e["done"]
-                self.bar.refresh()
+                self.bar.update(e["done"] - self.bar.n)
         elif kind == "done" and self.bar is not None:
             self.bar.close()
 
