@@ -235,3 +235,21 @@ def test_corrupt_and_empty_frames_do_not_crash(tmp_path):
     assert len(r["frames"]) == 6 and r["offset"] == 5  # the empty file is left out, offset falls back to the last frame
     kinds = {p["kind"] for p in problems}
     assert {"corrupt_image", "annotation"} <= kinds
+
+
+def test_relabelling_for_another_class_set_recovers_dropped_clips(tmp_path):
+    """The engine indexes with the default class set, then applies the experiment's one."""
+    from mer_core.datasets.classes import apply_class_set
+
+    table = index_dataset("samm", build_samm(tmp_path))  # samm_5: disgust and fear dropped
+    assert len(table) == 5 and table.attrs["class_set"] == "samm_5"
+    same, none = apply_class_set(table, "samm_5")
+    assert len(same) == 5 and none.empty
+    comp, dropped = apply_class_set(table, "composite3")
+    assert sorted(comp["emotion"]) == ["anger", "contempt", "disgust", "fear", "happiness", "surprise"]
+    assert dropped["emotion"].tolist() == ["other"] and "problems" in comp.attrs
+    native, _ = apply_class_set(table, "native")
+    assert len(native) == 7
+    # a table filtered by the caller does not get its removed rows back
+    sub, _ = apply_class_set(table[table["subject"] != "samm:006"], "composite3")
+    assert "samm:006" not in set(sub["subject"]) and "fear" in set(sub["emotion"])

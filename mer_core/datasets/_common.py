@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from mer_core.datasets.classes import apply_class_set, classes_for
+from mer_core.datasets.classes import apply_class_set, classes_for, remember_dropped
 from mer_core.datasets.schema import make_table
 from mer_core.errors import DatasetError
 
@@ -350,9 +350,8 @@ def finish(
         problems.add("info", "dropped", f"{d['sample_id']}: {d['reason']}", file=origin, sample_id=d["sample_id"])
     if kept.empty:
         raise DatasetError(f"{dataset}: class set {class_set!r} keeps none of the {len(table)} clips in {origin}")
-    kept = kept.reset_index(drop=True)
+    kept = remember_dropped(kept.reset_index(drop=True), dropped, class_set)
     kept.attrs["problems"] = ProblemList(problems.items)
-    kept.attrs["class_set"] = class_set
     return kept
 
 

@@ -69,18 +69,49 @@ def composite_label(dataset: str, emotion: str) -> str | None:
     return COMPOSITE_MAPPING.get(e)
 
 
+class Shared:
+    """A value kept in ``DataFrame.attrs`` that table copies share instead of deep-copying."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __deepcopy__(self, memo: dict) -> "Shared":
+        return self
+
+
+def remember_dropped(kept: pd.DataFrame, dropped: pd.DataFrame, class_set: str) -> pd.DataFrame:
+    """Mark ``kept`` as labelled for ``class_set`` and remember the rows it dropped.
+
+    Indexers call this, so that :func:`apply_class_set` can later relabel the
+    table for another class set without losing the clips the first one left
+    out (SAMM 'disgust' is outside samm_5 but inside composite3).
+    """
+    kept.attrs["class_set"] = class_set
+    kept.attrs["class_set_dropped"] = Shared(dropped.drop(columns=["reason"], errors="ignore").reset_index(drop=True))
+    return kept
+
+
 def apply_class_set(table: pd.DataFrame, class_set: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Set ``label`` for a class set; return (kept rows, dropped rows with a reason).
 
     A table an indexer already labelled for this class set (``attrs['class_set']``)
     is returned as is: its labels may come from an authority the rules cannot
-    reproduce (the MEGC2019 official list).
+    reproduce (the MEGC2019 official list). A table labelled for another class
+    set gets back the rows its indexer dropped (see :func:`remember_dropped`),
+    for the subjects still in the table, before the new class set is applied.
     """
+    attrs = dict(table.attrs)
     table = table.copy()
-    if table.attrs.get("class_set") == class_set and (table["label"].astype(str) != "").all():
+    if attrs.get("class_set") == class_set and (table["label"].astype(str) != "").all():
         dropped = table.iloc[0:0].copy()
         dropped["reason"] = []
         return table.reset_index(drop=True), dropped.reset_index(drop=True)
+    earlier = attrs.get("class_set_dropped")
+    if isinstance(earlier, Shared) and len(earlier.value):
+        back = earlier.value[earlier.value["subject"].isin(set(table["subject"]))]  # not subjects the caller removed
+        if len(back):
+            table = pd.concat([table, back], ignore_index=True)
+    table.attrs = {k: v for k, v in attrs.items() if k not in ("class_set", "class_set_dropped")}
     if class_set == "composite3":
         table["label"] = [composite_label(d, e) or "" for d, e in zip(table["dataset"], table["emotion"])]
     else:
