@@ -159,9 +159,11 @@ def _run_pool(
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_pool_context(), initializer=_init_worker) as pool:
             futures = {pool.submit(_run_one, i, records[i], channels, size, options, entries[i]): i for i in todo}
             for fut in as_completed(futures):
+                futures.pop(fut)  # drop our reference so the result array can be freed once copied
                 result = fut.result()
                 finished.add(result[0])
                 finish(*result)
+                del fut, result
     except (BrokenProcessPool, RuntimeError, OSError) as exc:
         warnings.warn(
             f"preprocessing process pool failed ({type(exc).__name__}: {exc}); "
