@@ -253,3 +253,19 @@ def test_relabelling_for_another_class_set_recovers_dropped_clips(tmp_path):
     # a table filtered by the caller does not get its removed rows back
     sub, _ = apply_class_set(table[table["subject"] != "samm:006"], "composite3")
     assert "samm:006" not in set(sub["subject"]) and "fear" in set(sub["emotion"])
+
+
+def test_casme2_duplicates_apex_after_offset_and_subject_spellings(tmp_path):
+    clips = [
+        dict(subject=1, clip="EP01_01", onset=1, apex=3, offset=4, emotion="happiness"),
+        dict(subject="sub1", clip="EP01_01", onset=1, apex=3, offset=4, emotion="happiness"),  # same clip, text subject
+        dict(subject="sub02", clip="EP02_01", onset=1, apex=9, offset=4, emotion="Disgust ", frames=[1, 2, 3, 4, 9]),  # apex after offset
+    ]
+    root = build_casme2(tmp_path, clips)
+    table, problems = index_with_report("casme2", root)
+    assert table["sample_id"].tolist() == ["casme2/sub01/EP01_01", "casme2/sub02/EP02_01"]
+    dup = [p for p in problems if p["kind"] == "duplicate"]
+    assert len(dup) == 1 and dup[0]["severity"] == "error" and dup[0]["row"] == 3
+    r = table.iloc[1]
+    assert r["emotion"] == "disgust" and r["apex_estimated"] and r["offset"] == 3 and r["onset"] < r["apex"] < r["offset"]
+    assert "after offset" in [p for p in problems if p["kind"] == "apex"][0]["message"]

@@ -138,3 +138,11 @@ def test_cli_check_manifest_with_option(tmp_path, capsys):
     path = build_flow_manifest(tmp_path / "f", n_subjects=2, per_class=1)
     assert main(["datasets", "check", "manifest", "-o", f"manifest={path}"]) == 0
     assert "6 clips, 2 subjects" in capsys.readouterr().out
+
+
+def test_check_names_missing_classes(tmp_path):
+    path = build_flow_manifest(tmp_path, n_subjects=2, per_class=1, classes=("negative", "positive"))
+    report = check_dataset("manifest", path, class_set="composite3")
+    assert report.usable and report.missing_classes == ["surprise"]
+    assert "with no clip: surprise" in report.to_text()
+    assert report.to_dict()["counts_by_class"] == {"negative": 2, "positive": 2}

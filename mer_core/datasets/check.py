@@ -70,6 +70,14 @@ class DatasetReport:
         return pd.crosstab(self.table["part"], self.table["label"], margins=True, margins_name="total")
 
     @property
+    def missing_classes(self) -> list[str]:
+        """Classes of the class set without a single clip (LOSO metrics would divide by zero for them)."""
+        from mer_core.datasets.classes import CLASS_SETS
+
+        wanted = CLASS_SETS.get(self.class_set, ())
+        return [c for c in wanted if c not in self.counts_by_class]
+
+    @property
     def n_apex_estimated(self) -> int:
         return 0 if self.table is None else int(self.table["apex_estimated"].sum())
 
@@ -106,6 +114,7 @@ class DatasetReport:
             name=self.name, class_set=self.class_set, root=self.root, options=dict(self.options),
             fatal=self.fatal, usable=self.usable, n_samples=self.n_samples, n_subjects=self.n_subjects,
             n_apex_estimated=self.n_apex_estimated, counts_by_class=self.counts_by_class,
+            missing_classes=self.missing_classes,
             counts_by_part=self.counts_by_part, counts_by_subject=self.counts_by_subject,
             problems=list(self.problems),
         )
@@ -123,6 +132,10 @@ class DatasetReport:
             f"{len(self.errors)} error(s), {len(self.warnings)} warning(s), {len(self.dropped)} clip(s) dropped on purpose; "
             f"apex estimated for {self.n_apex_estimated} clip(s)"
         )
+        if self.missing_classes:
+            lines.append(f"Classes of {self.class_set!r} with no clip: {', '.join(self.missing_classes)}")
+        if self.n_subjects == 1:
+            lines.append("Only one subject: leave-one-subject-out needs at least two")
         lines.append("")
         lines.append("Clips per part and class:")
         lines += ["  " + ln for ln in self.part_class_table().to_string().splitlines()]
