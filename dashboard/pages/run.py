@@ -1,14 +1,38 @@
-"""Run: one stored run's pooled metrics, confusion matrix and per-subject scores.
+"""Run: one stored run, the honest figures first, then where it fails.
 
 The run id lives in the URL (``?run=ID``) so a reload or a shared link shows
-the same run.
+the same run. Headline figures are pooled over all folds (MEGC2019) with 95%
+intervals from a subject-level bootstrap; every other view (confusion cells,
+subjects, parts, curves, predictions) explains that number. Computations live
+in ``mer_core`` and figures in ``dashboard.plots``: this module lays out.
 """
 from __future__ import annotations
 
+import json
+import time
+from urllib.parse import quote
+
+import pandas as pd
 import streamlit as st
 
 from dashboard import data, plots
+from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group
+from mer_core.evaluation.statistics import per_subject_confusions
+from mer_core.runs.export import predictions_table
+
+K_NORMALISE = "run_cm_normalise"
+K_CM_CHART = "run_cm_chart"
+K_CELL = "run_cm_cell"
+K_CELL_SEEN = "run_cm_cell_seen"
+K_METRIC = "run_subject_metric"
+K_CURVE = "run_curve_metric"
+NO_CELL = "—"
+EPOCH_LABELS = {
+    "train_loss": "training loss", "train_acc": "training accuracy", "val_loss": "validation loss",
+    "val_acc": "validation accuracy", "val_uf1": "validation UF1", "lr": "learning rate",
+    "test_acc": "test-subject accuracy (diagnostic)", "test_uf1": "test-subject UF1 (diagnostic)",
+}
 
 
 def pick_run() -> str | None:
@@ -28,6 +52,11 @@ def pick_run() -> str | None:
     return chosen
 
 
+def explain_url(run_id: str, sample_id: str) -> str:
+    """Relative link to the Explain page for one sample of this run."""
+    return f"explain?{data.QP_RUN}={quote(run_id, safe='')}&{data.QP_SAMPLE}={quote(str(sample_id), safe='')}"
+
+
 def render() -> None:
     st.title("Run")
     run_id = pick_run()
@@ -43,28 +72,257 @@ def render() -> None:
                f"{run['n_samples']} clips · {run['n_folds']} folds · status **{run['status']}**")
     for note in run["notes"]:
         st.caption(f"ⓘ {note}")
+    if run["status"] == "failed" and run.get("error"):
+        with st.expander("why the run failed", icon=":material/error:"):
+            st.code(run["error"])
     summary = run["summary"]
     pooled = summary.get("pooled")
-    if not pooled:
+    if not pooled or pred.empty:
         st.info("No fold has finished yet; results appear here as folds complete.")
         return
+    headline(run_id, run, pooled, summary)
+    table = predictions_table(pred, classes)
+    overview, parts_tab, curves_tab, preds_tab, details_tab = st.tabs(
+        ["Classes & subjects", "Per part", "Training curves", "Predictions", "Config & provenance"])
+    with overview:
+        class_section(pooled, classes)
+        left, right = st.columns([1, 1.4])
+        with left:
+            confusion_section(run_id, pooled, classes, table)
+        with right:
+            subject_section(pred, classes)
+    with parts_tab:
+        parts_section(run, summary)
+    with curves_tab:
+        curves_section(bundle["epochs"], bundle["folds"])
+    with preds_tab:
+        predictions_section(run_id, table, classes)
+    with details_tab:
+        details_section(run, bundle["folds"])
+
+
+# --- headline -------------------------------------------------------------------
+def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
+    ci = data.run_intervals(run_id)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("UF1 (pooled)", f"{pooled['uf1']:.3f}")
-    c2.metric("UAR (pooled)", f"{pooled['uar']:.3f}")
-    c3.metric("accuracy", f"{pooled['accuracy']:.3f}")
+    for col, key, label in ((c1, "uf1", "UF1 (pooled)"), (c2, "uar", "UAR (pooled)"), (c3, "accuracy", "accuracy")):
+        iv = ci.get(key)
+        col.metric(label, f"{pooled[key]:.3f}",
+                   help="Pooled over all folds (MEGC2019). Interval: 95% subject-level bootstrap (2000 resamples "
+                        "of held-out subjects with replacement, predictions pooled and rescored; seed 0).")
+        if iv is not None:
+            col.caption(f"95% CI {iv.low:.3f} – {iv.high:.3f}")
     c4.metric("clips tested", pooled["n"])
+    c4.caption(f"{run['n_folds']} folds · {len(set(summary.get('classes', [])))} classes")
     fa = summary.get("fold_averaged", {})
-    st.caption(f"Fold-averaged variant (mean of per-fold scores; not comparable with pooled): "
-               f"UF1 {fa.get('uf1', float('nan')):.3f}, UAR {fa.get('uar', float('nan')):.3f}")
-    left, right = st.columns([1, 1.4])
+    st.caption(f"**Fold-averaged variant** (mean of per-fold scores, reported by some papers; not comparable "
+               f"with the pooled figures): UF1 {fa.get('uf1', float('nan')):.3f}, UAR {fa.get('uar', float('nan')):.3f}")
+    oracle = summary.get("oracle")
+    if oracle:
+        gap = oracle["uf1"] - pooled["uf1"]
+        with st.container(border=True):
+            o1, o2, o3 = st.columns([1, 1, 3])
+            o1.metric("UF1, honest", f"{pooled['uf1']:.3f}")
+            o2.metric("UF1, oracle epoch (diagnostic)", f"{oracle['uf1']:.3f}", delta=f"{gap:+.3f}",
+                      delta_color="off")
+            o3.markdown(
+                f"The oracle keeps, for each fold, the epoch that scored best **on that fold's own test subject** "
+                f"— a choice no real deployment can make. The gap of {gap:+.3f} UF1 is how much that selection, "
+                "common in published code, would inflate this run. It is not a result.")
+
+
+# --- classes, confusion, subjects -------------------------------------------------
+def class_section(pooled: dict, classes: list[str]) -> None:
+    cm = pd.DataFrame(pooled["confusion"])
+    per_class = pd.DataFrame({
+        "class": classes, "F1": [pooled["f1"][c] for c in classes], "recall": [pooled["recall"][c] for c in classes],
+        "clips (true)": cm.sum(axis=1).to_numpy(), "predicted": cm.sum(axis=0).to_numpy(),
+    })
+    st.subheader("Per class")
+    st.dataframe(per_class, hide_index=True, width="stretch", column_config={
+        "F1": st.column_config.ProgressColumn("F1", min_value=0.0, max_value=1.0, format="%.3f"),
+        "recall": st.column_config.ProgressColumn("recall", min_value=0.0, max_value=1.0, format="%.3f"),
+    })
+    st.caption("UF1 is the mean of the F1 column and UAR the mean of the recall column, over all classes.")
+
+
+def _cell_options(cm: list[list[int]], classes: list[str]) -> list[str]:
+    return [NO_CELL] + [f"{classes[i]} → {classes[j]} ({cm[i][j]})"
+                        for i in range(len(classes)) for j in range(len(classes)) if cm[i][j]]
+
+
+def _cell_from_option(option: str, classes: list[str]) -> tuple[str, str] | None:
+    if option == NO_CELL or " → " not in option:
+        return None
+    true, rest = option.split(" → ", 1)
+    return true, rest.rsplit(" (", 1)[0]
+
+
+def _sync_cell_from_click(cm: list[list[int]], classes: list[str]) -> None:
+    """A click on a heatmap cell (previous rerun) sets the cell picker, before the picker is drawn."""
+    state = st.session_state.get(K_CM_CHART)
+    points = []
+    try:
+        points = state["selection"]["points"] if state else []
+    except (KeyError, TypeError):
+        points = []
+    clicked = None
+    for p in points:
+        cd = p.get("customdata")
+        if cd is not None and len(cd) == 2:
+            clicked = (int(cd[0]), int(cd[1]))
+    if clicked is not None and clicked != st.session_state.get(K_CELL_SEEN):
+        st.session_state[K_CELL_SEEN] = clicked
+        i, j = clicked
+        st.session_state[K_CELL] = f"{classes[i]} → {classes[j]} ({cm[i][j]})" if cm[i][j] else NO_CELL
+
+
+def confusion_section(run_id: str, pooled: dict, classes: list[str], table: pd.DataFrame) -> None:
+    st.subheader("Confusion matrix")
+    cm = pooled["confusion"]
+    normalise = st.toggle("row-normalised", value=False, key=K_NORMALISE)
+    _sync_cell_from_click(cm, classes)
+    st.plotly_chart(plots.confusion_clickable(cm, classes, normalise=normalise), width="stretch",
+                    key=K_CM_CHART, on_select="rerun", selection_mode="points")
+    options = _cell_options(cm, classes)
+    if st.session_state.get(K_CELL) not in options:
+        st.session_state[K_CELL] = NO_CELL
+    option = st.selectbox("list the clips of a cell (or click a cell)", options, key=K_CELL)
+    cell = _cell_from_option(option, classes)
+    if cell:
+        rows = table[(table["true"] == cell[0]) & (table["predicted"] == cell[1])]
+        st.dataframe(_with_explain(run_id, rows[["sample_id", "subject", "confidence", "p_true"]]),
+                     hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 300),
+                     column_config=_explain_config())
+
+
+def subject_section(pred: pd.DataFrame, classes: list[str]) -> None:
+    st.subheader("Per-subject scores")
+    per_subject = per_group(pred, classes, "subject")
+    hover = {s: plots.confusion_text(cm, classes) for s, cm in per_subject_confusions(pred, classes).items()}
+    metric = st.radio("metric", ["uf1", "accuracy", "uar"], horizontal=True, format_func=str.upper, key=K_METRIC)
+    st.plotly_chart(plots.subject_bars_detail(per_subject, hover, metric), width="stretch")
+    st.caption("Each bar is one held-out subject; n = clips of that subject; hover for the subject's confusion "
+               "matrix. A subject's UF1 averages only the classes it shows.")
+
+
+# --- parts --------------------------------------------------------------------------
+def parts_section(run: dict, summary: dict) -> None:
+    per_part = summary.get("per_part") or {}
+    if not per_part:
+        st.info("This run has a single part (one dataset), so there is no per-part table. Composite runs "
+                "(MEGC2019: SMIC-HS, CASME II, SAMM) show each part here in the papers' layout.")
+        return
+    known = {name for _, _, name in PARTS if name}
+    if set(per_part) <= known:
+        row = paper_row(summary)
+        columns = pd.MultiIndex.from_tuples([(heading, m.upper()) for prefix, heading, _ in PARTS
+                                             for m in ("uf1", "uar")])
+        values = [[row[f"{prefix}_{m}"] for prefix, _, _ in PARTS for m in ("uf1", "uar")]]
+        method = f"{run['model']} ({run['preset']}), measured here"
+        paper = pd.DataFrame(values, index=pd.Index([method], name="method"), columns=columns)
+        st.markdown("**MEGC2019 layout** (rows = method, columns = composite part × metric)")
+        st.table(paper.style.format(lambda v: "–" if v is None or pd.isna(v) else f"{v:.4f}"))
+    table = part_table(summary)
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "uf1": st.column_config.NumberColumn("UF1", format="%.4f"),
+        "uar": st.column_config.NumberColumn("UAR", format="%.4f")})
+    st.caption("Each part's figures pool that part's folds only, over all classes (as the MEGC2019 papers do). "
+               "Compare with published numbers on the Leaderboard page.")
+
+
+# --- training curves ---------------------------------------------------------------
+def curves_section(epochs: pd.DataFrame, folds: pd.DataFrame) -> None:
+    if epochs.empty:
+        st.info("No epochs recorded for this run.")
+        return
+    available = [c for c in EPOCH_LABELS if c in epochs and epochs[c].notna().any()]
+    metric = st.selectbox("curve", available, format_func=EPOCH_LABELS.get, key=K_CURVE)
+    st.plotly_chart(plots.curves_figure(epochs, metric), width="stretch")
+    if metric.startswith("test_"):
+        st.caption("Test-subject curves are recorded only as a diagnostic: the honest protocol never uses them "
+                   "to pick an epoch.")
+    else:
+        st.caption("Thin grey lines: one per fold. Blue: mean over folds at each epoch.")
+    mean = epochs.groupby("epoch")[available].mean().reset_index()
+    with st.expander("epochs table (mean over folds)"):
+        st.dataframe(mean, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(EPOCH_LABELS[c], format="%.4f")
+                                    for c in available})
+
+
+# --- predictions ---------------------------------------------------------------------
+def _with_explain(run_id: str, rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.assign(explain=[explain_url(run_id, s) for s in rows["sample_id"]])
+
+
+def _explain_config() -> dict:
+    return {
+        "explain": st.column_config.LinkColumn("explain", display_text="open ↗",
+                                               help="open this clip on the Explain page"),
+        "confidence": st.column_config.NumberColumn(format="%.3f"),
+        "p_true": st.column_config.NumberColumn("p(true)", format="%.3f"),
+    }
+
+
+def predictions_section(run_id: str, table: pd.DataFrame, classes: list[str]) -> None:
+    c1, c2, c3, c4 = st.columns([2, 1.3, 1.3, 1])
+    subjects = c1.multiselect("subject", sorted(table["subject"].unique()), key="run_pred_subject")
+    true = c2.multiselect("true class", classes, key="run_pred_true")
+    predicted = c3.multiselect("predicted class", classes, key="run_pred_pred")
+    correct = c4.radio("outcome", ["all", "correct", "wrong"], horizontal=False, key="run_pred_correct")
+    view = table
+    if subjects:
+        view = view[view["subject"].isin(subjects)]
+    if true:
+        view = view[view["true"].isin(true)]
+    if predicted:
+        view = view[view["predicted"].isin(predicted)]
+    if correct != "all":
+        view = view[view["correct"] == (correct == "correct")]
+    cols = ["sample_id", "subject", "part", "fold", "true", "predicted", "correct", "confidence", "p_true"]
+    if "oracle_predicted" in view:
+        cols.append("oracle_predicted")
+    st.dataframe(_with_explain(run_id, view[cols]), hide_index=True, width="stretch", height=380,
+                 column_config=_explain_config())
+    st.caption(f"{len(view)} of {len(table)} clips · accuracy of the shown clips "
+               f"{view['correct'].mean() if len(view) else float('nan'):.3f}")
+    d1, d2, _ = st.columns([1, 1, 2])
+    d1.download_button("predictions (shown) as CSV", view.to_csv(index=False), file_name=f"{run_id}_predictions.csv",
+                       mime="text/csv", on_click="ignore", icon=":material/download:")
+    d2.download_button("whole run as JSON", lambda: data.run_record_json(run_id), file_name=f"{run_id}.json",
+                       mime="application/json", on_click="ignore", icon=":material/download:")
+    st.caption(f"Same files from the command line: `mer export {run_id} --format csv` or `--format json`.")
+
+
+# --- provenance --------------------------------------------------------------------------
+def details_section(run: dict, folds: pd.DataFrame) -> None:
+    fmt = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "–"  # noqa: E731
+    facts = pd.DataFrame({"field": [
+        "run id", "name", "status", "model / preset", "dataset", "protocol", "class set", "classes",
+        "dataset fingerprint", "code version", "device", "wall time", "created", "finished", "config hash"],
+        "value": [
+        run["id"], run.get("name") or "–", run["status"], f"{run['model']} / {run['preset']}", run["dataset"],
+        run["protocol"], run.get("class_set") or "(dataset default)", ", ".join(run["classes"]),
+        run.get("dataset_fingerprint") or "–", run.get("code_version") or "–", run.get("device") or "–",
+        f"{run.get('wall_time') or 0:.1f} s", fmt(run.get("created")), fmt(run.get("finished")),
+        run.get("config_hash", "")]})
+    left, right = st.columns([1, 1])
     with left:
-        st.subheader("Confusion matrix")
-        normalise = st.toggle("row-normalised", value=False)
-        st.plotly_chart(plots.confusion_figure(pooled["confusion"], classes, normalise=normalise), width="stretch")
+        st.subheader("Provenance")
+        st.dataframe(facts, hide_index=True, width="stretch")
+        st.caption("The dataset fingerprint hashes clip ids, labels and annotations: two runs with the same "
+                   "fingerprint saw the same data.")
     with right:
-        st.subheader("Per-subject scores")
-        per_subject = per_group(pred, classes, "subject")
-        metric = st.radio("metric", ["uf1", "accuracy", "uar"], horizontal=True, format_func=str.upper)
-        st.plotly_chart(plots.subject_bars(per_subject, metric), width="stretch")
-        st.caption("Each bar is one held-out subject; n = clips of that subject. A subject's UF1 "
-                   "averages only the classes it shows.")
+        st.subheader("Config")
+        st.json(run["config"], expanded=1)
+        st.download_button("config as JSON", json.dumps(run["config"], indent=1), file_name=f"{run['id']}_config.json",
+                           mime="application/json", on_click="ignore")
+    if not folds.empty:
+        st.subheader("Folds")
+        view = folds.assign(test_subjects=folds["test_subjects"].map(", ".join))
+        cols = [c for c in ("fold_index", "name", "status", "test_subjects", "n_train", "n_val", "n_test",
+                            "epochs_run", "selected_epoch", "oracle_epoch", "wall_time") if c in view]
+        st.dataframe(view[cols], hide_index=True, width="stretch", height=min(38 + 35 * len(view), 320),
+                     column_config={"wall_time": st.column_config.NumberColumn("wall time (s)", format="%.1f"),
+                                    "oracle_epoch": st.column_config.NumberColumn("oracle epoch (diagnostic)")})

@@ -1,0 +1,27 @@
+"""``mer export RUN [--format csv|json|mlflow] [--out DIR]``: a stored run as files or an MLflow run."""
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mer_core.runs.export import export_run
+
+    paths = export_run(args.run_id, args.format, args.out, tracking_uri=args.tracking_uri)
+    if args.format == "mlflow":
+        print(f"logged run {args.run_id} to MLflow ({len(paths)} artifact file(s))")
+    for path in paths:
+        print(path)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a stored run as CSV tables, one JSON file, or to MLflow")
+    p.add_argument("run_id", metavar="RUN", help="run id (see `mer runs`)")
+    p.add_argument("--format", choices=("csv", "json", "mlflow"), default="csv",
+                   help="csv: one table per file + run.json (default); json: everything in one file; "
+                        "mlflow: log params, metrics and artifacts (needs mlflow installed)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: cache/runs/RUN/export); ignored for mlflow")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLflow's own default)")
+    p.set_defaults(handler=cmd_export)

@@ -1,0 +1,215 @@
+"""Exports of a stored run: CSV tables, one JSON document, or an MLflow run.
+
+The JSON document (:func:`run_record`) is the whole run as plain data: the
+run row with its config, the summary, subject-level bootstrap intervals, the
+per-part table, folds, epochs, per-subject figures and every prediction. The
+dashboard's "download run as JSON" uses the same function, so a file saved
+from the browser and one from ``mer export`` are identical in content.
+
+MLflow is optional: it is imported only when asked for, and a missing
+installation is a clear :class:`MerError`, never an ImportError traceback.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mer_core.errors import MerError
+from mer_core.evaluation.leaderboard import part_table
+from mer_core.evaluation.metrics import per_group
+from mer_core.evaluation.statistics import bootstrap_intervals, per_subject_confusions
+from mer_core.runs.store import RunStore, run_folder
+
+FORMATS = ("csv", "json", "mlflow")
+
+
+def predictions_table(pred: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """Predictions with class names, correctness and confidence (one row per tested clip)."""
+    names = list(classes)
+    probs = pred["probs"].tolist() if "probs" in pred else [[] for _ in range(len(pred))]
+    out = pd.DataFrame({
+        "sample_id": pred["sample_id"].astype(str),
+        "subject": pred["subject"].astype(str),
+        "part": pred["part"].astype(str) if "part" in pred else "",
+        "clip": pred["clip"].astype(str) if "clip" in pred else "",
+        "fold": pred["fold"].astype(int) if "fold" in pred else 0,
+        "true": [names[i] for i in pred["y_true"].astype(int)],
+        "predicted": [names[i] for i in pred["y_pred"].astype(int)],
+        "correct": (pred["y_true"].astype(int) == pred["y_pred"].astype(int)).to_numpy(),
+        "confidence": [float(max(p)) if len(p) else float("nan") for p in probs],
+        "p_true": [float(p[t]) if len(p) > t else float("nan") for p, t in zip(probs, pred["y_true"].astype(int))],
+    })
+    if "oracle_pred" in pred and pred["oracle_pred"].notna().any():
+        out["oracle_predicted"] = [names[int(i)] if not pd.isna(i) else "" for i in pred["oracle_pred"]]
+    for k, name in enumerate(names):
+        out[f"prob_{name}"] = [float(p[k]) if len(p) > k else float("nan") for p in probs]
+    return out
+
+
+def run_record(run_id: str, store: RunStore | None = None, *, n_boot: int = 2000) -> dict[str, Any]:
+    """The whole run as JSON-ready data (NaN becomes null)."""
+    own = store is None
+    store = store or RunStore()
+    try:
+        run = store.get_run(run_id)
+        pred = store.predictions(run_id)
+        folds = store.folds(run_id)
+        epochs = store.epochs(run_id)
+    finally:
+        if own:
+            store.close()
+    return build_record(run, pred, folds, epochs, n_boot=n_boot)
+
+
+def build_record(run: Mapping[str, Any], pred: pd.DataFrame, folds: pd.DataFrame, epochs: pd.DataFrame, *,
+                 n_boot: int = 2000) -> dict[str, Any]:
+    """:func:`run_record` from already loaded tables (the dashboard has them in its cache)."""
+    classes = list(run["classes"])
+    meta = {k: v for k, v in run.items() if k not in ("config_json",)}
+    record: dict[str, Any] = {"format": "mer-bench run v1", "run": meta}
+    if len(pred):
+        ci = bootstrap_intervals(pred, classes, n_boot=n_boot)
+        record["intervals"] = {m: iv.as_dict() for m, iv in ci.items()}
+        record["intervals_method"] = f"subject-level percentile bootstrap, {n_boot} replicates, seed 0"
+        record["per_part"] = part_table(run.get("summary") or {}).to_dict("records")
+        subj = per_group(pred, classes, "subject")
+        cms = per_subject_confusions(pred, classes)
+        subj["confusion"] = [cms[str(s)] for s in subj["subject"]]
+        record["per_subject"] = subj.to_dict("records")
+    record["folds"] = folds.to_dict("records")
+    record["epochs"] = epochs.to_dict("records")
+    record["predictions"] = predictions_table(pred, classes).to_dict("records") if len(pred) else []
+    return _clean(record)
+
+
+def record_json(record: Mapping[str, Any]) -> str:
+    """Strict JSON text of a record (no NaN tokens)."""
+    return json.dumps(record, indent=1, allow_nan=False)
+
+
+def export_run(run_id: str, fmt: str = "csv", out_dir: str | Path | None = None, *,
+               store: RunStore | None = None, tracking_uri: str | None = None) -> list[Path]:
+    """Write a run as CSV tables (predictions, per_subject, per_part, folds, epochs + run.json),
+    one JSON file, or an MLflow run. Returns the written paths (MLflow: the local artifact files).
+    Default folder: ``cache/runs/<id>/export``.
+    """
+    if fmt not in FORMATS:
+        raise MerError(f"export format {fmt!r}: expected one of {list(FORMATS)}")
+    own = store is None
+    store = store or RunStore()
+    try:
+        if not store.has_run(run_id):
+            raise MerError(f"no run {run_id!r} in the store {store.path}; list runs with `mer runs`")
+        record = run_record(run_id, store)
+    finally:
+        if own:
+            store.close()
+    if fmt == "mlflow":
+        return export_mlflow(record, tracking_uri=tracking_uri)
+    out = Path(out_dir) if out_dir is not None else run_folder(run_id) / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    safe = run_id.replace("/", "_")
+    if fmt == "json":
+        path = out / f"{safe}.json"
+        path.write_text(record_json(record))
+        return [path]
+    return _write_csvs(record, out, safe)
+
+
+def _write_csvs(record: Mapping[str, Any], out: Path, stem: str) -> list[Path]:
+    paths = []
+    for key in ("predictions", "per_subject", "per_part", "folds", "epochs"):
+        rows = record.get(key) or []
+        df = pd.DataFrame(rows)
+        for col in df.columns:  # nested values (confusion, test subjects) as JSON text
+            if df[col].map(lambda v: isinstance(v, (list, dict))).any():
+                df[col] = df[col].map(json.dumps)
+        path = out / f"{stem}_{key}.csv"
+        df.to_csv(path, index=False)
+        paths.append(path)
+    meta = {k: record[k] for k in record if k in ("format", "run", "intervals", "intervals_method")}
+    path = out / f"{stem}_run.json"
+    path.write_text(record_json(meta))
+    paths.append(path)
+    return paths
+
+
+def flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """A nested config as flat 'a.b' -> str pairs (MLflow params, hyper-parameter plots)."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            if value:
+                out.update(flat_params(value, name + "."))
+            else:
+                out[name] = "{}"
+        elif isinstance(value, (list, tuple)):
+            out[name] = ",".join(map(str, value))
+        else:
+            out[name] = str(value)
+    return out
+
+
+def export_mlflow(record: Mapping[str, Any], *, tracking_uri: str | None = None) -> list[Path]:
+    """Log a run record to MLflow: params = flattened config, metrics = pooled/per-part figures
+    and intervals, artifacts = the CSV tables and the JSON record."""
+    try:
+        import mlflow  # optional dependency
+    except ImportError:
+        raise MerError("MLflow export needs the optional package 'mlflow', which is not installed here; "
+                       "install it (pip install mlflow) or export with --format csv / json instead") from None
+    run = record["run"]
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(f"mer-bench/{run.get('dataset', '?')}")
+    metrics: dict[str, float] = {}
+    for key in ("uf1", "uar", "accuracy", "oracle_uf1", "oracle_uar", "wall_time"):
+        if run.get(key) is not None:
+            metrics[key] = float(run[key])
+    for m, iv in (record.get("intervals") or {}).items():
+        metrics[f"{m}_ci_low"], metrics[f"{m}_ci_high"] = float(iv["low"]), float(iv["high"])
+    for row in record.get("per_part") or []:
+        if row["part"] != "Full" and row.get("uf1") is not None:
+            tag = str(row["part"]).lower().replace(" ", "")
+            metrics[f"{tag}_uf1"], metrics[f"{tag}_uar"] = float(row["uf1"]), float(row["uar"])
+    folder = Path(tempfile.mkdtemp(prefix="mer-mlflow-"))
+    paths = _write_csvs(record, folder, "run")
+    full = folder / "run_record.json"
+    full.write_text(record_json(record))
+    paths.append(full)
+    with mlflow.start_run(run_name=str(run.get("id"))):
+        params = flat_params(run.get("config") or {})
+        params.update({"run_id": str(run.get("id")), "code_version": str(run.get("code_version", "")),
+                       "dataset_fingerprint": str(run.get("dataset_fingerprint", ""))})
+        mlflow.log_params({k: v[:500] for k, v in params.items()})
+        mlflow.log_metrics(metrics)
+        for path in paths:
+            mlflow.log_artifact(str(path))
+    return paths
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars -> Python, NaN/inf -> None, tuples -> lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_clean(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return None if math.isnan(value) or math.isinf(value) else value
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
