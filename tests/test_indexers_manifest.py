@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 
 import cv2
-import numpy as np
 import pytest
 from fixtures_datasets import build_casme2, build_flow_manifest, build_frames_manifest, build_samm, write_corrupt
 
