@@ -6,3 +6,4 @@ from mer_core.datasets.registry import dataset_info, index_dataset, list_dataset
 from mer_core.datasets.schema import make_table, validate_table  # noqa: F401
 from mer_core.datasets import manifest  # noqa: F401,E402
 from mer_core.datasets import casme2, samm, smic, composite, casme3, check  # noqa: F401,E402
+from mer_core.datasets import synthetic  # noqa: F401,E402

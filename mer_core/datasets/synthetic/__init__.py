@@ -1,0 +1,108 @@
+"""The embedded synthetic micro-expression dataset (and its macro variant).
+
+Real MER datasets are licensed, so the project's default data is generated:
+procedural faces (:mod:`.face`) whose skin is moved by facial action units
+(:mod:`.motion`), with the confounds of real recordings (blinks in every
+class, head drift, sensor noise, illumination flicker) and a ground truth real
+data never has: the active AUs and the masks of what really moved.
+
+Generated sets are written in the generic manifest layout and read back by
+:func:`mer_core.datasets.manifest.read_manifest`, so the synthetic data runs
+through the same code path as a user's data. Folders (under
+``paths.datasets_dir()``):
+
+* ``synthetic/``: the default micro set; ``synthetic-macro/``: the macro set;
+* ``<that>/variants/<options key>/``: any other options (tests use tiny ones).
+
+Use::
+
+    from mer_core.datasets import index_dataset
+    table = index_dataset("synthetic")                       # default set
+    tiny = index_dataset("synthetic", subjects=4, clips_per_subject=6, size=64, frames=16)
+    masks = load_masks(table.mask_path[0])                   # ground truth
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mer_core.datasets.manifest import read_manifest
+from mer_core.datasets.registry import register_dataset
+from mer_core.datasets.synthetic.generate import (  # noqa: F401
+    MANIFEST_COLUMNS,
+    ClipPlan,
+    clip_masks,
+    clip_motion,
+    dataset_name,
+    generate,
+    is_current,
+    load_masks,
+    plan_dataset,
+    plan_subject,
+    render_clip,
+    subject_face,
+)
+from mer_core.datasets.synthetic.motion import (  # noqa: F401
+    ACTION_UNITS,
+    AU_ANCHORS,
+    BASIC_CLASSES,
+    CLASS_ACTION_UNITS,
+    COMPOSITE_CLASSES,
+)
+from mer_core.datasets.synthetic.options import (  # noqa: F401
+    GENERATOR_VERSION,
+    KNOWN_CLASSES,
+    OPTION_SPECS,
+    SynthOptions,
+    option_fields,
+)
+from mer_core.paths import datasets_dir
+
+
+def dataset_folder(options: SynthOptions) -> Path:
+    """Where a set with these options lives (the default set: the main folder)."""
+    base = datasets_dir() / dataset_name(options)
+    return base if options.is_default() else base / "variants" / options.key()
+
+
+def ensure_dataset(options: SynthOptions | None = None, *, progress: Any = None) -> Path:
+    """Generate the set in its standard folder if missing or stale; return its manifest."""
+    options = options or SynthOptions()
+    return generate(dataset_folder(options), options, progress=progress)
+
+
+def _index(root: Path | None, macro: bool, options: dict[str, Any]) -> pd.DataFrame:
+    opts = SynthOptions.from_mapping(options, macro=macro)
+    folder = Path(root) if root is not None else dataset_folder(opts)
+    manifest = generate(folder, opts)
+    return read_manifest(manifest, dataset=dataset_name(opts))
+
+
+@register_dataset(
+    "synthetic",
+    description="Embedded synthetic micro-expressions (generated, with ground-truth AUs and motion masks)",
+    default_class_set="composite3",
+    class_sets=("composite3",),
+    needs_root=False,
+)
+def index_synthetic(root: Path | None = None, **options: Any) -> pd.DataFrame:
+    """Index the synthetic micro set, generating it first when needed.
+
+    ``options`` are :class:`SynthOptions` fields; non-default options get their
+    own folder. ``root`` writes/reads the set in a folder of your choice.
+    """
+    return _index(root, False, options)
+
+
+@register_dataset(
+    "synthetic-macro",
+    description="Synthetic macro-expressions (distinct subjects, 6 basic emotions) for pre-training",
+    default_class_set="native",
+    class_sets=("native", "composite3"),
+    needs_root=False,
+)
+def index_synthetic_macro(root: Path | None = None, **options: Any) -> pd.DataFrame:
+    """Index the synthetic macro set (see :func:`index_synthetic`)."""
+    return _index(root, True, options)
