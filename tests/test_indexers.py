@@ -269,3 +269,19 @@ def test_casme2_duplicates_apex_after_offset_and_subject_spellings(tmp_path):
     r = table.iloc[1]
     assert r["emotion"] == "disgust" and r["apex_estimated"] and r["offset"] == 3 and r["onset"] < r["apex"] < r["offset"]
     assert "after offset" in [p for p in problems if p["kind"] == "apex"][0]["message"]
+
+
+def test_sheet_without_emotion_column_and_old_xls(tmp_path):
+    from fixtures_datasets import CASME2_HEADER
+
+    clips = casme2_clips()[:1]
+    root = build_casme2(tmp_path, clips)
+    header = [h if h != "Estimated Emotion" else "Feeling" for h in CASME2_HEADER]
+    from fixtures_datasets import write_xlsx
+
+    write_xlsx(root / "CASME2-coding-20190701.xlsx", header, [[1, "EP02_01f", None, 46, 49, 52, None, "4", "happiness", 1]])
+    with pytest.raises(DatasetError, match="emotion"):
+        index_dataset("casme2", root)
+    (root / "CASME2-coding-20190701.xlsx").rename(root / "CASME2-coding-20190701.xls")
+    with pytest.raises(DatasetError, match=r"\.xls workbook: save it as \.xlsx"):
+        index_dataset("casme2", root)

@@ -109,7 +109,9 @@ def find_file(root: Path, patterns: Iterable[str], what: str) -> Path:
         hits = [h for h in hits if h.is_file() and not h.name.startswith("~$")]
         if hits:
             return hits[-1]  # newest release sorts last (e.g. CASME2-coding-20190701)
-    raise DatasetError(f"{root}: no {what} found (looked for {', '.join(patterns)} here and one folder down)")
+    old = sorted(root.glob("*.xls")) + sorted(root.glob("*/*.xls"))
+    hint = f"; {old[0].name} is an old .xls workbook: save it as .xlsx" if old else ""
+    raise DatasetError(f"{root}: no {what} found (looked for {', '.join(patterns)} here and one folder down){hint}")
 
 
 def read_sheet(
@@ -134,7 +136,10 @@ def read_sheet(
         for name in names:
             if name not in wb.sheetnames:
                 raise DatasetError(f"{path}: no sheet {name!r}; sheets: {wb.sheetnames}")
-            rows = list(wb[name].iter_rows(values_only=True))
+            ws = wb[name]
+            if hasattr(ws, "reset_dimensions"):
+                ws.reset_dimensions()  # some writers store a wrong sheet size; read every row anyway
+            rows = list(ws.iter_rows(values_only=True))
             for h, header in enumerate(rows[:60]):
                 cols = [norm_header(c) for c in header]
                 where = {f: next((i for i, c in enumerate(cols) if c in spellings), None) for f, spellings in required.items()}
@@ -334,7 +339,7 @@ def finish(
         seen[r["sample_id"]] = r
         unique.append(r)
     if not unique:
-        errs = problems.errors()[:3]
+        errs = [p for p in problems.items if p["severity"] != "info"][:3]
         detail = "; ".join(p["message"] for p in errs) if errs else "no clips found"
         raise DatasetError(f"{dataset}: no usable clip in {origin} ({detail})")
     for r in unique:

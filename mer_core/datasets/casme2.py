@@ -48,6 +48,7 @@ COLUMNS = {
     "onset": ("onsetframe", "onset"),
     "apex": ("apexframe", "apex"),
     "offset": ("offsetframe", "offset"),
+    "emotion": ("estimatedemotion", "emotion"),
 }
 
 
@@ -131,7 +132,7 @@ def read_row(rec: dict[str, Any], line: int, sheet: Path, base: Path, problems: 
         problems.add("error", "annotation", f"{where}: empty Subject or Filename cell", file=sheet, row=line)
         return None
     sid = f"{NAME}/{subject}/{clip}"
-    emotion = normalise_label(first_of(rec, "estimatedemotion", "emotion"), SYNONYMS)
+    emotion = normalise_label(rec["emotion"], SYNONYMS)
     if emotion not in EMOTIONS:
         problems.add("warning", "label", f"{where}: unknown emotion {emotion!r} for {sid}; expected one of {list(EMOTIONS)}; row skipped", file=sheet, row=line, sample_id=sid)
         return None

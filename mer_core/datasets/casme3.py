@@ -48,6 +48,7 @@ COLUMNS = {
     "onset": ("onset", "onsetframe"),
     "apex": ("apex", "apexframe"),
     "offset": ("offset", "offsetframe"),
+    "emotion": ("emotion", "estimatedemotion"),
 }
 
 
@@ -114,7 +115,7 @@ def _row(rec: dict[str, Any], line: int, sheet: Path, base: Path, listings: dict
         return None
     clip = f"{name}_{onset}_{offset}"
     sid = f"{NAME}/{subject}/{clip}"
-    emotion = normalise_label(first_of(rec, "emotion", "estimatedemotion"), SYNONYMS)
+    emotion = normalise_label(rec["emotion"], SYNONYMS)
     if emotion not in EMOTIONS:
         problems.add("warning", "label", f"{where}: unknown emotion {emotion!r} for {sid}; expected one of {list(EMOTIONS)}; row skipped", file=sheet, row=line, sample_id=sid)
         return None

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from mer_core.datasets._common import Problems, readable
+from mer_core.datasets._common import Problems, index_with_report, readable  # noqa: F401 (index_with_report re-exported)
 from mer_core.datasets.registry import dataset_info, index_dataset
 from mer_core.errors import MerError
 

@@ -46,6 +46,7 @@ COLUMNS = {
     "onset": ("onsetframe", "onset"),
     "apex": ("apexframe", "apex"),
     "offset": ("offsetframe", "offset"),
+    "emotion": ("estimatedemotion", "emotion"),
 }
 
 
@@ -106,7 +107,7 @@ def _row(rec: dict[str, Any], line: int, sheet: Path, base: Path, problems: Prob
     sid = f"{NAME}/{subject}/{clip}"
     if not clip.startswith(subject + "_"):
         problems.add("warning", "subject", f"{where}: clip {clip!r} does not start with its subject {subject!r}", file=sheet, row=line, sample_id=sid)
-    emotion = normalise_label(first_of(rec, "estimatedemotion", "emotion"), SYNONYMS)
+    emotion = normalise_label(rec["emotion"], SYNONYMS)
     if emotion not in EMOTIONS:
         problems.add("warning", "label", f"{where}: unknown emotion {emotion!r} for {sid}; expected one of {list(EMOTIONS)}; row skipped", file=sheet, row=line, sample_id=sid)
         return None

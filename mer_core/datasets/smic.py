@@ -109,8 +109,8 @@ def index_smic(
         if subject in natives and natives[subject] != subj_dir.name:
             problems.add("warning", "subject", f"subject {subject} appears as folders {natives[subject]!r} and {subj_dir.name!r}; merged", file=subj_dir)
         natives[subject] = subj_dir.name
-        micro = subj_dir / "micro"
-        if not micro.is_dir():
+        micro = next((p for p in subj_dir.iterdir() if p.is_dir() and p.name.lower() == "micro"), None)
+        if micro is None:
             continue  # subjects without micro-expressions have only non_micro/
         for label_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
             label = label_dir.name.lower()
