@@ -32,6 +32,7 @@ chosen per channel by name because channels mean different things:
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -69,7 +70,7 @@ class Explanation:
     def to_npz(self) -> dict[str, np.ndarray]:
         """Arrays for ``np.savez`` (see :meth:`from_npz`)."""
         out = {"combined": self.combined, "target": np.array(self.target), "seconds": np.array(self.seconds),
-               "method": np.array(self.method)}
+               "method": np.array(self.method), "options_json": np.array(json.dumps(self.options, default=str))}
         for name, arr in self.channels.items():
             out[f"ch_{name}"] = arr
         return out
@@ -77,8 +78,9 @@ class Explanation:
     @classmethod
     def from_npz(cls, data: Any, options: dict[str, Any] | None = None) -> "Explanation":
         channels = {k[3:]: np.asarray(data[k]) for k in data.files if k.startswith("ch_")}
+        stored = json.loads(str(data["options_json"])) if "options_json" in data.files else {}
         return cls(str(data["method"]), int(data["target"]), np.asarray(data["combined"]), channels,
-                   dict(options or {}), float(data["seconds"]))
+                   {**stored, **(options or {})}, float(data["seconds"]))
 
 
 # --- inputs and baselines -------------------------------------------------------
@@ -155,14 +157,21 @@ def gradcam_layers(model: nn.Module) -> dict[str, nn.Module]:
     return dict(fn()) if callable(fn) else {}
 
 
-def resolve_layer(model: nn.Module, layer: str | None) -> tuple[str, nn.Module]:
-    """A Grad-CAM layer by name: one of ``gradcam_layers()`` or any submodule path."""
+def resolve_layer(model: nn.Module, layer: str | None, x: torch.Tensor | None = None) -> tuple[str, nn.Module]:
+    """A Grad-CAM layer by name: one of ``gradcam_layers()`` or any submodule path.
+
+    Without a name: the coarsest offered layer with a (N, C, h, w) output for
+    ``x`` (the most class-specific map, as in the Grad-CAM paper's choice of
+    the last conv layer), the first offered one on ties.
+    """
     offered = gradcam_layers(model)
     if layer is None:
         if not offered:
             raise MerError(f"gradcam: model {type(model).__name__} offers no gradcam_layers(); pass layer=<module path>")
-        name = list(offered)[-1]  # the deepest offered layer: the coarsest, most class-specific map
-        return name, offered[name]
+        if x is None or len(offered) == 1:
+            name = list(offered)[-1]
+            return name, offered[name]
+        return _coarsest(model, offered, x)
     if layer in offered:
         return layer, offered[layer]
     modules = dict(model.named_modules())
@@ -170,6 +179,28 @@ def resolve_layer(model: nn.Module, layer: str | None) -> tuple[str, nn.Module]:
         return layer, modules[layer]
     raise MerError(f"gradcam: no layer {layer!r} in model {type(model).__name__}; "
                    f"offered layers: {', '.join(offered) or 'none'} (any submodule path also works)")
+
+
+def _coarsest(model: nn.Module, offered: dict[str, nn.Module], x: torch.Tensor) -> tuple[str, nn.Module]:
+    sizes: dict[str, int] = {}
+    hooks = []
+    for name, mod in offered.items():
+        def hook(_m, _i, out, name=name):
+            if isinstance(out, torch.Tensor) and out.dim() == 4:
+                sizes[name] = int(out.shape[-2] * out.shape[-1])
+        hooks.append(mod.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    if not sizes:
+        name = list(offered)[-1]
+        return name, offered[name]
+    best = min(sizes.values())
+    name = next(n for n in offered if sizes.get(n) == best)
+    return name, offered[name]
 
 
 def _check_target(model: nn.Module, x: torch.Tensor, target: int | None) -> int:
@@ -277,7 +308,7 @@ def _gradcam(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *
 
     if interpolate not in ("bilinear", "nearest"):
         raise MerError(f"gradcam: interpolate={interpolate!r}; expected bilinear or nearest")
-    name, module = resolve_layer(model, layer)
+    name, module = resolve_layer(model, layer, x)
     cam = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
     if isinstance(cam, tuple):
         cam = cam[0]
