@@ -152,11 +152,13 @@ class DatasetReport:
                     lines.append(f"  ... and {len(group) - limit} more")
         if self.dropped:
             lines += ["", f"Dropped by the class set / protocol: {len(self.dropped)}"]
-            reasons: dict[str, int] = {}
+            reasons: dict[str, list[str]] = {}
             for p in self.dropped:
                 key = re.sub(r"^\S+: ", "", p["message"])
-                reasons[key] = reasons.get(key, 0) + 1
-            lines += [f"  {n:4d} x {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:limit]]
+                reasons.setdefault(key, []).append(p.get("sample_id") or "?")
+            for reason, ids in sorted(reasons.items(), key=lambda kv: -len(kv[1]))[:limit]:
+                more = f", ... {len(ids) - 3} more" if len(ids) > 3 else ""
+                lines.append(f"  {len(ids):4d} x {reason}: {', '.join(ids[:3])}{more}")
         return "\n".join(lines)
 
 
@@ -175,8 +177,9 @@ def check_dataset(name: str, root: str | Path | None = None, **options: Any) -> 
     info = dataset_info(name)
     class_set = options.get("class_set") or info.default_class_set
     options = {k: v for k, v in options.items() if v is not None}
-    options["class_set"] = class_set
     params = inspect.signature(info.indexer).parameters
+    if "class_set" in params:  # indexers without the option use their default class set
+        options["class_set"] = class_set
     if "verify_images" in params and "verify_images" not in options:
         options["verify_images"] = True
     report = DatasetReport(name=name, class_set=class_set, root=str(root or ""), options=dict(options))
