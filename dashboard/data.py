@@ -190,3 +190,10 @@ def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
         return {"error": str(exc)}
     except Exception as exc:  # an indexer bug must not take the page down
         return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def explain_url(run_id: str, sample_id: str) -> str:
+    """Relative link to the Explain page for one clip of a run (``explain?run=ID&sample=SAMPLE``)."""
+    from urllib.parse import quote
+
+    return f"explain?{QP_RUN}={quote(run_id, safe='')}&{QP_SAMPLE}={quote(str(sample_id), safe='')}"

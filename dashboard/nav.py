@@ -8,12 +8,15 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.pages import home, run, runs
+from dashboard.pages import compare, leaderboard
 
 # (module, title, url path, icon, section)
 PAGES = [
     (home, "Overview", "overview", ":material/home:", "MER Bench"),
     (runs, "Runs", "runs", ":material/list:", "Results"),
     (run, "Run", "run", ":material/analytics:", "Results"),
+    (compare, "Compare", "compare", ":material/compare_arrows:", "Results"),
+    (leaderboard, "Leaderboard", "leaderboard", ":material/leaderboard:", "Results"),
 ]
 
 

@@ -33,8 +33,8 @@ def test_json_record_holds_the_whole_run(run_id, tmp_path):
 def test_csv_export_writes_tables_that_round_trip(run_id, tmp_path):
     paths = export_run(run_id, "csv", tmp_path / "out")
     names = sorted(p.name for p in paths)
-    assert names == sorted(f"export-run_{k}.csv" for k in ("predictions", "per_subject", "per_part", "folds", "epochs")
-                           ) + ["export-run_run.json"] or "export-run_run.json" in names
+    expected = [f"export-run_{k}.csv" for k in ("predictions", "per_subject", "per_part", "folds", "epochs")]
+    assert names == sorted(expected + ["export-run_run.json"])
     pred = pd.read_csv(tmp_path / "out" / "export-run_predictions.csv")
     stored = RunStore().predictions(run_id)
     assert len(pred) == len(stored)

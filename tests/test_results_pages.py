@@ -111,6 +111,7 @@ def rerun(element, module: str):
 def _texts(at) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
     parts += [i.value for i in at.info] + [w.value for w in at.warning] + [s.value for s in at.success]
+    parts += [h.value for h in at.subheader]
     return "\n".join(map(str, parts))
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import quote
-
 import pandas as pd
 import streamlit as st
 
@@ -50,11 +48,6 @@ def pick_run() -> str | None:
     if current and current not in ids:
         st.warning(f"Run {current!r} is not in the store; showing the newest run instead.")
     return chosen
-
-
-def explain_url(run_id: str, sample_id: str) -> str:
-    """Relative link to the Explain page for one sample of this run."""
-    return f"explain?{data.QP_RUN}={quote(run_id, safe='')}&{data.QP_SAMPLE}={quote(str(sample_id), safe='')}"
 
 
 def render() -> None:
@@ -253,7 +246,7 @@ def curves_section(epochs: pd.DataFrame, folds: pd.DataFrame) -> None:
 
 # --- predictions ---------------------------------------------------------------------
 def _with_explain(run_id: str, rows: pd.DataFrame) -> pd.DataFrame:
-    return rows.assign(explain=[explain_url(run_id, s) for s in rows["sample_id"]])
+    return rows.assign(explain=[data.explain_url(run_id, s) for s in rows["sample_id"]])
 
 
 def _explain_config() -> dict:

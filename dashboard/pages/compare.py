@@ -1,0 +1,236 @@
+"""Compare: two or more runs on the same data, side by side, with a paired test over subjects.
+
+The chosen runs live in the URL (``?runs=ID1,ID2``). Runs on different
+datasets, protocols, class sets or dataset fingerprints are refused: their
+scores measure different things. Differences are judged per subject (the unit
+that varies under LOSO) with a paired permutation test and a paired bootstrap
+on pooled UF1, and explained in one plain sentence.
+"""
+from __future__ import annotations
+
+import string
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, plots
+from mer_core.evaluation.leaderboard import part_table
+from mer_core.evaluation.metrics import per_group
+from mer_core.evaluation.statistics import compare_problems, disagreements, verdict
+from mer_core.runs.export import flat_params
+
+K_RUNS = "compare_runs"
+K_A = "compare_a"
+K_B = "compare_b"
+K_MODEL = "compare_hp_model"
+SKIP_PARAMS = {"seed", "device", "executor", "workers", "ray_address", "keep_checkpoints", "record_oracle",
+               "dataset", "protocol", "model"}
+
+
+def pick_runs() -> list[str]:
+    runs = data.runs_table()
+    if runs.empty:
+        st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`.")
+        return []
+    ids = runs["id"].tolist()
+    wanted = [r for r in str(st.query_params.get(data.QP_RUNS, "")).split(",") if r]
+    unknown = [r for r in wanted if r not in ids]
+    if unknown:
+        st.warning(f"Run(s) {', '.join(unknown)} are not in the store and were left out.")
+    labels = {rid: data.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
+    chosen = st.multiselect("runs to compare (two or more, same dataset and protocol)", ids,
+                            default=[r for r in wanted if r in ids], format_func=labels.get, key=K_RUNS)
+    joined = ",".join(chosen)
+    if joined != st.query_params.get(data.QP_RUNS, ""):
+        st.query_params[data.QP_RUNS] = joined
+    return chosen
+
+
+def render() -> None:
+    st.title("Compare runs")
+    chosen = pick_runs()
+    if len(chosen) < 2:
+        st.info("Pick at least two runs to compare (or open `compare?runs=ID1,ID2`).")
+        return
+    bundles = {}
+    for rid in chosen:
+        bundle, error = data.try_run_bundle(rid)
+        if bundle is None:
+            st.error(error)
+            return
+        bundles[rid] = bundle
+    runs = [bundles[r]["run"] for r in chosen]
+    problems = compare_problems(runs)
+    if problems:
+        st.error("These runs cannot be compared: " + " · ".join(problems) + ". Pick runs on the same dataset, "
+                 "protocol and class set (and the same data version).", icon=":material/block:")
+        return
+    empty = [r["id"] for r in runs if bundles[r["id"]]["predictions"].empty]
+    if empty:
+        st.warning(f"Run(s) {', '.join(empty)} have no finished fold yet; nothing to compare.")
+        return
+    letters = {rid: string.ascii_uppercase[i % 26] for i, rid in enumerate(chosen)}
+    names = {rid: f"{letters[rid]}: {bundles[rid]['run']['model']}" for rid in chosen}
+    st.caption(f"{runs[0]['dataset']} · {runs[0]['protocol']} · classes {', '.join(runs[0]['classes'])} · "
+               + " · ".join(f"**{letters[r]}** = {r}" for r in chosen))
+    headline_section(chosen, bundles, names)
+    side_by_side_section(chosen, bundles, names)
+    paired_section(chosen, bundles, names)
+    hyperparameter_section(runs[0])
+
+
+# --- headline ---------------------------------------------------------------------------
+def headline_section(chosen: list[str], bundles: dict, names: dict) -> None:
+    st.subheader("Headline figures")
+    rows, forest = [], []
+    for rid in chosen:
+        run = bundles[rid]["run"]
+        ci = data.run_intervals(rid)
+        row = {"run": names[rid], "id": rid, "clips": run["summary"].get("pooled", {}).get("n")}
+        for key, label in (("uf1", "UF1"), ("uar", "UAR"), ("accuracy", "accuracy")):
+            row[f"{label} [95% CI]"] = ci[key].text() if key in ci else "–"
+        oracle = run["summary"].get("oracle")
+        row["oracle UF1 (diagnostic)"] = oracle["uf1"] if oracle else None
+        row["fold-averaged UF1"] = run["summary"].get("fold_averaged", {}).get("uf1")
+        rows.append(row)
+        if "uf1" in ci:
+            forest.append({"label": names[rid], "point": ci["uf1"].point, "low": ci["uf1"].low, "high": ci["uf1"].high})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "oracle UF1 (diagnostic)": st.column_config.NumberColumn(format="%.3f"),
+        "fold-averaged UF1": st.column_config.NumberColumn(format="%.3f")})
+    if forest:
+        st.plotly_chart(plots.interval_figure(pd.DataFrame(forest)), width="stretch")
+    st.caption("Pooled figures (MEGC2019) with 95% subject-level bootstrap intervals. Overlapping intervals do not "
+               "settle a comparison: the paired test below, on the same subjects, is sharper.")
+
+
+# --- per class / per part --------------------------------------------------------------
+def side_by_side_section(chosen: list[str], bundles: dict, names: dict) -> None:
+    classes = bundles[chosen[0]]["run"]["classes"]
+    long = []
+    for rid in chosen:
+        pooled = bundles[rid]["run"]["summary"]["pooled"]
+        for c in classes:
+            long.append({"run": names[rid], "class": c, "F1": pooled["f1"][c], "recall": pooled["recall"][c]})
+    long_df = pd.DataFrame(long)
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Per class")
+        metric = st.radio("per-class metric", ["F1", "recall"], horizontal=True, key="compare_class_metric")
+        st.plotly_chart(plots.grouped_bars(long_df, "class", metric, "run", y_title=metric), width="stretch")
+        wide = long_df.pivot(index="class", columns="run", values=metric).reindex(classes).reset_index()
+        st.dataframe(wide, hide_index=True, width="stretch",
+                     column_config={names[r]: st.column_config.NumberColumn(format="%.3f") for r in chosen})
+    with right:
+        st.subheader("Per part")
+        parts = [part_table(bundles[rid]["run"]["summary"]).assign(run=names[rid]) for rid in chosen]
+        parts_df = pd.concat(parts, ignore_index=True)
+        if parts_df["part"].nunique() <= 1:
+            st.info("Single-part runs: the per-part view equals the headline figures.")
+        else:
+            st.plotly_chart(plots.grouped_bars(parts_df, "part", "uf1", "run", y_title="UF1"), width="stretch")
+            wide = parts_df.pivot_table(index="part", columns="run", values=["uf1", "uar"], sort=False)
+            wide.columns = [f"{run} {m.upper()}" for m, run in wide.columns]
+            st.dataframe(wide.reset_index(), hide_index=True, width="stretch",
+                         column_config={c: st.column_config.NumberColumn(format="%.4f") for c in wide.columns})
+
+
+# --- paired views ---------------------------------------------------------------------------
+def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
+    st.subheader("Paired comparison over subjects")
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("run A", chosen, index=0, format_func=names.get, key=K_A)
+    others = [r for r in chosen if r != a]
+    b = c2.selectbox("run B", others, index=0, format_func=names.get, key=K_B)
+    pair_names = (names[a].split(":")[0], names[b].split(":")[0])
+    classes = bundles[a]["run"]["classes"]
+    pa, pb = bundles[a]["predictions"], bundles[b]["predictions"]
+    sa = per_group(pa, classes, "subject").set_index("subject")
+    sb = per_group(pb, classes, "subject").set_index("subject")
+    common = sa.index.intersection(sb.index)
+    subj = pd.DataFrame({"subject": common, "a": sa.loc[common, "uf1"].to_numpy(),
+                         "b": sb.loc[common, "uf1"].to_numpy(), "n": sa.loc[common, "n"].to_numpy()})
+    tests = data.paired_tests(a, b)
+    perm, boot = tests["permutation"], tests["bootstrap"]
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric(f"UF1 {pair_names[0]} − {pair_names[1]}", f"{perm.delta:+.3f}")
+    m2.metric("p-value (paired permutation)", f"{perm.p_value:.3g}",
+              help=f"{'exact, all' if perm.exact else f'{perm.n_resamples:,} random'} swap patterns of A/B "
+                   f"predictions per subject over {perm.n_subjects} subjects; two-sided.")
+    m3.metric("95% CI of the difference", f"{boot.low:+.3f} … {boot.high:+.3f}",
+              help=f"paired subject bootstrap, {boot.n_resamples:,} resamples; its p-value is {boot.p_value:.3g}")
+    m4.metric("shared clips / subjects", f"{perm.n_samples} / {perm.n_subjects}")
+    text = verdict(perm, names=pair_names)
+    (st.success if perm.p_value < 0.05 else st.info)(text, icon=":material/balance:")
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(plots.paired_scatter(subj, pair_names), width="stretch")
+        st.caption(f"One point per subject (size = clips). Above the diagonal: {pair_names[1]} better on that subject.")
+    with right:
+        st.plotly_chart(plots.difference_bars(subj, pair_names), width="stretch")
+        st.caption("Per-subject UF1 difference, sorted. A subject's UF1 averages the classes it shows.")
+    if len(chosen) > 2:
+        rows = []
+        for other in others:
+            t = data.paired_tests(a, other)["permutation"]
+            rows.append({"against": names[other], f"UF1 {pair_names[0]} − other": t.delta, "p (permutation)": t.p_value,
+                         "verdict": verdict(t, names=(pair_names[0], names[other].split(':')[0]))})
+        st.markdown(f"**{pair_names[0]} against every other chosen run**")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+            f"UF1 {pair_names[0]} − other": st.column_config.NumberColumn(format="%+.3f"),
+            "p (permutation)": st.column_config.NumberColumn(format="%.3g")})
+        st.caption("Several tests at once: with k comparisons, expect about k × 0.05 false alarms at p < 0.05.")
+    disagreement_section(a, b, bundles, pair_names)
+
+
+def disagreement_section(a: str, b: str, bundles: dict, pair_names: tuple[str, str]) -> None:
+    classes = bundles[a]["run"]["classes"]
+    d = disagreements(bundles[a]["predictions"], bundles[b]["predictions"])
+    st.markdown(f"**Clips where {pair_names[0]} and {pair_names[1]} disagree** ({len(d)})")
+    if d.empty:
+        st.caption("The two runs predict every shared clip the same way.")
+        return
+    counts = d["right"].value_counts()
+    st.caption(f"only {pair_names[0]} right: {counts.get('A', 0)} · only {pair_names[1]} right: "
+               f"{counts.get('B', 0)} · both wrong: {counts.get('neither', 0)}")
+    show = st.radio("show", ["all", f"only {pair_names[0]} right", f"only {pair_names[1]} right", "both wrong"],
+                    horizontal=True, key="compare_disagree_filter")
+    key = {f"only {pair_names[0]} right": "A", f"only {pair_names[1]} right": "B", "both wrong": "neither"}.get(show)
+    view = d if key is None else d[d["right"] == key]
+    table = pd.DataFrame({
+        "sample_id": view["sample_id"], "subject": view["subject"],
+        "true": [classes[i] for i in view["y_true"]],
+        pair_names[0]: [classes[i] for i in view["pred_a"]], pair_names[1]: [classes[i] for i in view["pred_b"]],
+        "right": view["right"].map({"A": pair_names[0], "B": pair_names[1], "neither": "neither"}),
+        f"explain {pair_names[0]}": [data.explain_url(a, s) for s in view["sample_id"]],
+        f"explain {pair_names[1]}": [data.explain_url(b, s) for s in view["sample_id"]],
+    })
+    st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 360), column_config={
+        f"explain {n}": st.column_config.LinkColumn(f"explain {n}", display_text="open ↗") for n in pair_names})
+
+
+# --- hyper-parameters -------------------------------------------------------------------------
+def hyperparameter_section(ref: dict) -> None:
+    st.subheader("Hyper-parameters vs UF1")
+    runs = data.runs_table()
+    same = runs[(runs["dataset"] == ref["dataset"]) & (runs["protocol"] == ref["protocol"]) & runs["uf1"].notna()]
+    models = sorted(same["model"].unique())
+    if not models:
+        return
+    model = st.selectbox("model", models, index=models.index(ref["model"]) if ref["model"] in models else 0,
+                         key=K_MODEL)
+    ids = tuple(same.loc[same["model"] == model, "id"])
+    details = data.run_details(ids)
+    rows = [{"id": r["id"], "uf1": r["uf1"], **flat_params(r["config"])} for r in details]
+    df = pd.DataFrame(rows)
+    params = [c for c in df.columns if c not in ("id", "uf1") and c not in SKIP_PARAMS
+              and not c.startswith("dataset_options") and df[c].nunique() > 1]
+    if len(df) < 2 or not params:
+        st.info(f"{len(df)} finished run(s) of {model} on {ref['dataset']} ({ref['protocol']})"
+                + ("" if len(df) < 2 else " with identical settings") + ": nothing to relate to UF1 yet. Runs with "
+                "different settings (learning rate, epochs, loss...) appear here.")
+        return
+    st.plotly_chart(plots.hyperparameter_figure(df, params[:8], "uf1"), width="stretch")
+    st.caption(f"Every finished run of {model} on {ref['dataset']} ({ref['protocol']}): {len(df)} runs; axes are the "
+               f"settings that differ between them{' (first 8 shown)' if len(params) > 8 else ''}, the last axis is "
+               "pooled UF1. Drag on an axis to filter.")

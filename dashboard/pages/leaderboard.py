@@ -1,0 +1,103 @@
+"""Leaderboard: published MEGC2019 composite results beside runs measured here.
+
+Two kinds of number, never blended: "reported in paper" (as published, some
+with the test subject used to pick epochs) and "measured here, honest
+protocol" (this project's runs on the composite protocol; the test subject is
+never used for selection). Runs on synthetic data are listed apart: they are
+not comparable with anything published.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, plots
+from mer_core.evaluation.leaderboard import (
+    MEASURED,
+    PAPER_COLUMNS,
+    PARTS,
+    REPORTED,
+    is_composite,
+    leaderboard,
+    measured_rows,
+)
+
+FINISHED = ("done", "partial")
+HEADINGS = {f"{prefix}_{m}": f"{heading} {m.upper()}" for prefix, heading, _ in PARTS for m in ("uf1", "uar")}
+
+
+def _run_link(run_id: str) -> str:
+    return f"run?{data.QP_RUN}={run_id}" if run_id else ""
+
+
+def _board_table(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.rename(columns=HEADINGS)
+    out["run"] = [_run_link(r) for r in df.get("run", pd.Series([""] * len(df)))]
+    cols = ["method", "year", "source", *HEADINGS.values(), "note", "run"]
+    return out[cols]
+
+
+def _column_config() -> dict:
+    config = {h: st.column_config.NumberColumn(h, format="%.4f") for h in HEADINGS.values()}
+    config["Full UF1"] = st.column_config.ProgressColumn("Full UF1", min_value=0.0, max_value=1.0, format="%.4f")
+    config["run"] = st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run")
+    config["year"] = st.column_config.NumberColumn("year", format="%d")
+    config["note"] = st.column_config.TextColumn("notes", width="large")
+    return config
+
+
+def render() -> None:
+    st.title("Leaderboard · MEGC2019 composite")
+    st.markdown(
+        "Composite protocol: 442 clips of 68 subjects (SMIC-HS, CASME II, SAMM), 3 classes, leave-one-subject-out, "
+        "UF1/UAR on predictions pooled over all folds. **Reported in paper** rows are copied from publications; "
+        f"**{MEASURED}** rows are runs stored here, where no epoch is ever chosen on the test subject.")
+    try:
+        published = data.published_results()
+    except Exception as exc:  # a broken shipped CSV should not hide the measured runs
+        st.error(f"Cannot read the published results: {exc}")
+        published = pd.DataFrame(columns=["method", "year", *PAPER_COLUMNS, "note", "source"])
+    runs = data.runs_table()
+    finished = runs[runs["status"].isin(FINISHED) & runs["uf1"].notna()] if not runs.empty else runs
+    composite_ids = [r["id"] for r in finished.to_dict("records") if is_composite(r)]
+    measured = measured_rows(data.run_details(tuple(composite_ids))) if composite_ids else measured_rows([])
+    if len(measured):  # one bar / row per run even when a model ran twice
+        dup = measured["method"].duplicated(keep=False)
+        measured.loc[dup, "method"] = measured.loc[dup, "method"] + " · " + measured.loc[dup, "run"].str[-12:]
+    board = leaderboard(published, measured)
+    only = st.radio("show", ["all", REPORTED, MEASURED], horizontal=True, key="leaderboard_source")
+    view = board if only == "all" else board[board["source"] == only]
+    st.dataframe(_board_table(view), hide_index=True, width="stretch", column_config=_column_config(),
+                 height=min(40 + 35 * len(view), 640))
+    if measured.empty:
+        st.info("No run on the MEGC2019 composite protocol is stored yet, so only published figures are listed. "
+                "Run one with `mer run --dataset megc2019 --protocol composite --model mfdan` (needs the three "
+                "datasets under licence).")
+    st.caption("Known caveat: code that keeps each fold's best epoch *on that fold's test subject* reports "
+               "0.1–0.2 UF1 more than an honest re-run (see the notes column). Measured runs show their own "
+               "test-selected ('oracle') figure in the notes, as a diagnostic of that gap.")
+    st.plotly_chart(plots.leaderboard_bars(view), width="stretch")
+    st.caption("Grey: reported in a paper. Blue ★: measured here under the honest protocol.")
+    synthetic_section(finished)
+
+
+def synthetic_section(finished: pd.DataFrame) -> None:
+    if finished.empty:
+        return
+    synthetic = finished[finished["dataset"].astype(str).str.startswith("synthetic")]
+    if synthetic.empty:
+        return
+    st.subheader("Not comparable: synthetic data")
+    st.warning("These runs are on the embedded synthetic set, not on real micro-expressions. Their scores say "
+               "whether a pipeline works end to end; they cannot be ranked against published results.",
+               icon=":material/science:")
+    table = pd.DataFrame({
+        "method": synthetic["model"] + " (" + synthetic["preset"] + ")",
+        "protocol": synthetic["protocol"], "clips": synthetic["n_samples"],
+        "UF1": synthetic["uf1"], "UAR": synthetic["uar"], "oracle UF1 (diagnostic)": synthetic["oracle_uf1"],
+        "run": [_run_link(r) for r in synthetic["id"]],
+    }).sort_values("UF1", ascending=False)
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "UF1": st.column_config.NumberColumn(format="%.4f"), "UAR": st.column_config.NumberColumn(format="%.4f"),
+        "oracle UF1 (diagnostic)": st.column_config.NumberColumn(format="%.4f"),
+        "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)")})
