@@ -1,0 +1,87 @@
+"""Server-side render time of the Run, Compare and Leaderboard pages for a 442-clip run.
+
+    .venv/bin/python benchmarks/bench_pages.py [--repeats 5]
+
+Stores two fake finished runs on the MEGC2019 composite shape (442 clips, 68
+subjects, 68 folds x 20 epochs, through RunStore, no training) in a fresh
+temporary cache, then renders each page with Streamlit's AppTest and records
+the wall time of ``AppTest.run()``: the first render in the process (cold
+caches: store reads, subject bootstrap, paired tests) and the median of
+``--repeats`` further renders (warm st.cache_data, what a user sees when
+clicking around). Target from issue 10: under 1.5 s per page. Writes
+bench_out/pages.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+PAGES = {
+    "run": {"run": "bench-composite-a"},
+    "compare": {"runs": "bench-composite-a,bench-composite-b"},
+    "leaderboard": {},
+}
+
+
+def render_seconds(module: str, query: dict[str, str]) -> tuple[float, str]:
+    from apptest_helpers import page_app
+
+    t0 = time.perf_counter()
+    at = page_app(module, **query)
+    elapsed = time.perf_counter() - t0
+    problem = str(at.exception[0].value) if at.exception else ""
+    return elapsed, problem
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=str(ROOT / "bench_out" / "pages.json"))
+    args = parser.parse_args()
+    os.environ["MER_CACHE"] = tempfile.mkdtemp(prefix="mer-bench-pages-")
+    import torch
+
+    torch.set_num_threads(1)
+    from test_results_pages import store_fixture_run
+
+    t0 = time.perf_counter()
+    store_fixture_run("bench-composite-a", composite=True, accuracy=0.72, seed=1, epochs=20)
+    store_fixture_run("bench-composite-b", composite=True, accuracy=0.62, seed=2, epochs=20,
+                      config={"lr": 3e-4})
+    store_seconds = time.perf_counter() - t0
+    results = {}
+    for module, query in PAGES.items():
+        cold, problem = render_seconds(module, query)
+        warm = [render_seconds(module, query)[0] for _ in range(args.repeats)]
+        results[module] = {"cold_s": round(cold, 3), "warm_median_s": round(statistics.median(warm), 3),
+                           "warm_max_s": round(max(warm), 3), "exception": problem,
+                           "under_1_5_s_warm": statistics.median(warm) < 1.5}
+        print(f"{module:12s} cold {cold:6.3f} s   warm median {statistics.median(warm):6.3f} s   "
+              f"max {max(warm):6.3f} s {'EXCEPTION ' + problem if problem else ''}")
+    out = {
+        "what": "AppTest wall time of one page render (server side), 442-clip composite runs (68 subjects, "
+                "68 folds x 20 epochs)",
+        "repeats": args.repeats, "store_seconds": round(store_seconds, 2), "pages": results,
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+                    "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None},
+    }
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
