@@ -167,8 +167,8 @@ def test_samm_class_sets(tmp_path):
         "disgust": "negative", "happiness": "positive", "anger": "negative", "surprise": "surprise",
         "contempt": "negative", "fear": "negative",
     }
-    with pytest.raises(Exception, match="unknown class set"):
-        index_dataset("samm", root, class_set="nope")
+    with pytest.raises(DatasetError, match="does not apply.*samm_5"):
+        index_dataset("samm", root, class_set="casme2_5")
 
 
 def test_samm_sheet_without_header_is_one_clear_error(tmp_path):
@@ -285,3 +285,10 @@ def test_sheet_without_emotion_column_and_old_xls(tmp_path):
     (root / "CASME2-coding-20190701.xlsx").rename(root / "CASME2-coding-20190701.xls")
     with pytest.raises(DatasetError, match=r"\.xls workbook: save it as \.xlsx"):
         index_dataset("casme2", root)
+
+
+def test_relative_root_gives_absolute_paths(tmp_path, monkeypatch):
+    build_smic(tmp_path / "smic")
+    monkeypatch.chdir(tmp_path)
+    table = index_dataset("smic", "smic")
+    assert all(Path(f).is_absolute() for frames in table["frames"] for f in frames)

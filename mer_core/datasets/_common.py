@@ -88,7 +88,7 @@ def require_root(name: str, root: str | Path | None, expected: str) -> Path:
         from mer_core.datasets.roots import dataset_root
 
         root = dataset_root(name)
-    root = Path(root).expanduser()
+    root = Path(root).expanduser().resolve()  # the table holds absolute paths
     if not root.is_dir():
         raise DatasetError(f"{name}: root {root} is not a folder; expected {expected}")
     return root
@@ -322,13 +322,17 @@ def finish(
     dataset: str,
     class_set: str,
     origin: str,
+    allowed: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Drop duplicates, apply the class set, build the table and attach problems.
 
     ``rows`` carry the native label in ``emotion``. Rows the class set drops
     are recorded as 'info' problems (kind 'dropped') so the dataset check can
-    say what the protocol leaves out and why.
+    say what the protocol leaves out and why. ``allowed``: the class sets that
+    make sense for the dataset (empty: any).
     """
+    if allowed and class_set not in allowed:
+        raise DatasetError(f"{dataset}: class set {class_set!r} does not apply to this dataset; valid: {list(allowed)}")
     seen: dict[str, dict[str, Any]] = {}
     unique = []
     for r in rows:

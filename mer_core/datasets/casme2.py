@@ -36,6 +36,7 @@ from mer_core.datasets.registry import register_dataset
 from mer_core.errors import DatasetError
 
 NAME = "casme2"
+CLASS_SETS = ("casme2_5", "composite3", "native")
 FPS = 200.0
 EMOTIONS = ("happiness", "disgust", "repression", "surprise", "others", "fear", "sadness")
 SYNONYMS = {"other": "others", "happy": "happiness", "sad": "sadness", "surprised": "surprise", "disgusted": "disgust", "repressed": "repression"}
@@ -92,7 +93,7 @@ def subject_folder(base: Path, subject: str) -> Path:
     NAME,
     description="CASME II (coding sheet + CASME2_RAW_selected or Cropped frames), 200 fps",
     default_class_set="casme2_5",
-    class_sets=("casme2_5", "composite3", "native"),
+    class_sets=CLASS_SETS,
     needs_root=True,
 )
 def index_casme2(
@@ -121,7 +122,7 @@ def index_casme2(
         if row is not None:
             row["cropped"] = cropped
             rows.append(row)
-    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(sheet_path))
+    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(sheet_path), allowed=CLASS_SETS)
 
 
 def read_row(rec: dict[str, Any], line: int, sheet: Path, base: Path, problems: Problems, *, verify_images: bool) -> dict[str, Any] | None:

@@ -38,6 +38,7 @@ from mer_core.datasets.registry import register_dataset
 from mer_core.errors import DatasetError
 
 NAME = "casme3"
+CLASS_SETS = ("casme3_7", "composite3", "native")
 FPS = 30.0
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "others")
 SYNONYMS = {"happy": "happiness", "sad": "sadness", "other": "others", "angry": "anger", "surprised": "surprise", "disgusted": "disgust"}
@@ -70,7 +71,7 @@ def frames_root(root: Path) -> Path:
     NAME,
     description="CAS(ME)^3 part A (ME label sheet + part_A/spNO.*/<file>/color frames), 30 fps",
     default_class_set="casme3_7",
-    class_sets=("casme3_7", "composite3", "native"),
+    class_sets=CLASS_SETS,
     needs_root=True,
 )
 def index_casme3(
@@ -92,7 +93,7 @@ def index_casme3(
         row = _row(rec, line, sheet_path, base, listings, problems, verify_images)
         if row is not None:
             rows.append(row)
-    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(sheet_path))
+    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(sheet_path), allowed=CLASS_SETS)
 
 
 def _recording(folder: Path, listings: dict[Path, list[Path] | None]) -> list[Path] | None:

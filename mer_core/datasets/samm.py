@@ -36,6 +36,7 @@ from mer_core.datasets.registry import register_dataset
 from mer_core.errors import DatasetError
 
 NAME = "samm"
+CLASS_SETS = ("samm_5", "composite3", "native")
 FPS = 200.0
 EMOTIONS = ("anger", "contempt", "disgust", "fear", "happiness", "other", "sadness", "surprise")
 SYNONYMS = {"others": "other", "happy": "happiness", "sad": "sadness", "angry": "anger", "surprised": "surprise"}
@@ -68,7 +69,7 @@ def frames_root(root: Path) -> Path:
     NAME,
     description="SAMM (SAMM_Micro_FACS_Codes sheet + SAMM/006/006_1_2 frames), 200 fps",
     default_class_set="samm_5",
-    class_sets=("samm_5", "composite3", "native"),
+    class_sets=CLASS_SETS,
     needs_root=True,
 )
 def index_samm(
@@ -94,7 +95,7 @@ def index_samm(
         row = _row(rec, line, sheet_path, base, problems, verify_images)
         if row is not None:
             rows.append(row)
-    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(sheet_path))
+    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(sheet_path), allowed=CLASS_SETS)
 
 
 def _row(rec: dict[str, Any], line: int, sheet: Path, base: Path, problems: Problems, verify: bool) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from mer_core.datasets.registry import register_dataset
 from mer_core.errors import DatasetError
 
 NAME = "smic"
+CLASS_SETS = ("composite3", "native")
 FPS = {"HS": 100.0, "VIS": 25.0, "NIR": 25.0}
 LABELS = ("negative", "positive", "surprise")
 CODES = {"ne": "negative", "po": "positive", "sur": "surprise", "su": "surprise"}
@@ -74,7 +75,7 @@ def max_diff_apex(frames: list[Path], onset: int, offset: int) -> int | None:
     NAME,
     description="SMIC (HS by default; VIS/NIR with modality=...), labels from folders, apex estimated",
     default_class_set="composite3",
-    class_sets=("composite3", "native"),
+    class_sets=CLASS_SETS,
     needs_root=True,
 )
 def index_smic(
@@ -121,7 +122,7 @@ def index_smic(
                 row = _row(clip_dir, subject, label, modality, apex, cropped, problems, verify_images)
                 if row is not None:
                     rows.append(row)
-    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(base))
+    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(base), allowed=CLASS_SETS)
 
 
 def _row(clip_dir: Path, subject: str, label: str, modality: str, apex: str, cropped: bool, problems: Problems, verify: bool) -> dict[str, Any] | None:
