@@ -296,9 +296,12 @@ def generate(
     """
     options = options or SynthOptions()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if not force and is_current(out, options):
         return out / "manifest.csv"
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out} is a file; the synthetic generator needs a folder to write to")
+    out.mkdir(parents=True, exist_ok=True)
+    _refuse_foreign(out)
     with _locked(out):
         if not force and is_current(out, options):
             return out / "manifest.csv"
@@ -365,15 +368,22 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _clear(out: Path) -> None:
-    """Remove a previous generation's files; refuse to touch a foreign folder."""
-    ours = {"manifest.csv", "meta.json", "frames", "masks", "variants", ".lock", "manifest.csv.tmp", "meta.json.tmp"}
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
+_OURS = {"manifest.csv", "meta.json", "frames", "masks", "variants", ".lock", "manifest.csv.tmp", "meta.json.tmp"}
+
+
+def _refuse_foreign(out: Path) -> None:
+    """Never write into (or clear) a folder holding files this generator did not write."""
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in _OURS)
     if foreign:
         raise DatasetError(
             f"{out} holds files the synthetic generator did not write ({', '.join(foreign[:5])}); "
             "choose an empty folder or a previous synthetic set"
         )
+
+
+def _clear(out: Path) -> None:
+    """Remove a previous generation's files (the folder was checked to be ours)."""
+    _refuse_foreign(out)
     for name in ("manifest.csv", "meta.json"):
         (out / name).unlink(missing_ok=True)
     for name in ("frames", "masks"):
