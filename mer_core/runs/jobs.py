@@ -356,7 +356,8 @@ def kick(store: RunStore | None = None, *, limit: int | None = None) -> list[str
                 _CHILDREN[proc.pid] = proc
                 c.execute(
                     """UPDATE jobs SET status='running', pid=?, gpu=?, host=?, heartbeat=?, started=?,
-                       attempts=attempts + 1, stage='starting', message='worker started', log_path=? WHERE id=?""",
+                       attempts=attempts + 1, stage='starting', message='worker started', log_path=?,
+                       fold=NULL, epoch=NULL, loss=NULL, eta_s=NULL WHERE id=?""",
                     (proc.pid, gpu, socket.gethostname(), now, now, str(log_path), row["id"]),
                 )
                 started.append(row["id"])
@@ -411,3 +412,32 @@ def estimate_seconds(model: str, preset: str, *, n_samples: int, n_folds: int, e
     ms, source = bench_ms_per_sample(model, preset)
     n_train = n_samples - n_samples / max(n_folds, 1)
     return n_folds * epochs * n_train * ms / 1000.0, source
+
+
+def plan(config: ExperimentConfig) -> dict[str, Any]:
+    """What a config will run, without training: samples, subjects, folds, classes, estimated time.
+
+    Indexes the dataset (may generate the synthetic set the first time) and
+    resolves the model config, so the errors a worker would hit in its first
+    second are raised here instead, as :class:`MerError` naming the problem.
+    """
+    from mer_core.training.engine import load_table, resolve_model_config
+    from mer_core.training.protocols import make_folds
+
+    table, classes, notes = load_table(config)
+    if len(classes) < 2:
+        raise MerError(f"dataset {config.dataset!r} has a single class {list(classes)}; need at least 2")
+    mcfg = resolve_model_config(config, len(classes))
+    val = config.val_subjects if config.selection == "early_stop" else 0
+    folds = make_folds(table, config.protocol, folds=config.folds, holdout_fraction=config.holdout_fraction,
+                       val_subjects=val, seed=config.seed)
+    seconds, source = estimate_seconds(config.model, config.preset, n_samples=len(table), n_folds=len(folds),
+                                       epochs=config.epochs)
+    if config.protocol == "holdout":  # one split: the formula's (N - N/folds) overestimates the training share
+        seconds = config.epochs * len(folds[0].train_idx) * bench_ms_per_sample(config.model, config.preset)[0] / 1000
+    return {
+        "n_samples": len(table), "n_subjects": int(table["subject"].nunique()), "n_folds": len(folds),
+        "classes": {c: int((table["label"] == c).sum()) for c in classes}, "notes": notes,
+        "input_size": int(mcfg.input_size), "channels": list(mcfg.channels),
+        "estimated_seconds": seconds, "estimate_source": source,
+    }

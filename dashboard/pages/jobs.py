@@ -1,0 +1,179 @@
+"""Jobs: the queue and history of background jobs, and a live view of one job.
+
+The job id lives in the URL (``?job=ID``), the job's state in the run store:
+a reload, a closed tab or a restarted server shows the same job, still
+running. The live view is a fragment re-run every 2 seconds; it only reads the
+store (and kicks the scheduler), so the page never waits on a job.
+"""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, plots
+from mer_core.errors import MerError
+from mer_core.runs.jobs import ACTIVE, FINISHED
+
+STATUS_COLOUR = {"queued": "gray", "running": "blue", "cancelling": "orange", "cancelled": "orange",
+                 "failed": "red", "done": "green"}
+K_SELECT = "jobs_select"
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t and t == t else "–"
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds:
+        return "–"
+    s = int(seconds)
+    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
+
+
+def _num(value: object, default: int = 0) -> int:
+    return default if value is None or value != value else int(value)  # type: ignore[arg-type, operator]
+
+
+def _queue_table(table: pd.DataFrame) -> None:
+    view = pd.DataFrame({
+        "job": [f"jobs?{data.QP_JOB}={j}" for j in table["id"]],
+        "status": table["status"],
+        "model": table["model"],
+        "dataset": table["dataset"],
+        "protocol": table["protocol"],
+        "progress": table["progress"].fillna(0.0),
+        "folds": [f"{_num(d)}/{_num(n)}" if _num(n) else "–" for d, n in zip(table["folds_done"], table["n_folds"])],
+        "ETA": [_eta(e) if s == "running" else "–" for e, s in zip(table["eta_s"], table["status"])],
+        "submitted": [_when(t) for t in table["created"]],
+        "run": [f"run?{data.QP_RUN}={r}" for r in table["run_id"]],
+        "message": table["message"],
+    })
+    st.dataframe(view, hide_index=True, width="stretch", column_config={
+        "job": st.column_config.LinkColumn("job", display_text=r"jobs\?job=(.*)", help="open the live view"),
+        "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run's results"),
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+    })
+
+
+def _actions(job: dict) -> None:
+    from mer_core.runs import jobs
+    from mer_core.runs.store import RunStore
+
+    c1, c2, c3 = st.columns([1, 1, 4])
+    can_cancel = job["status"] in ("queued", *ACTIVE) and job["status"] != "cancelling"
+    if c1.button("Cancel", key=f"cancel_{job['id']}", disabled=not can_cancel, icon=":material/stop:",
+                 help="stop between batches; finished folds are kept"):
+        with RunStore() as store:
+            try:
+                jobs.cancel(store, job["id"])
+            except MerError as exc:
+                st.error(str(exc))
+        st.rerun(scope="app")
+    can_resume = job["status"] in ("failed", "cancelled")
+    if c2.button("Resume", key=f"resume_{job['id']}", disabled=not can_resume, icon=":material/replay:",
+                 help="re-queue this job; it continues its run without retraining finished folds"):
+        with RunStore() as store:
+            try:
+                jobs.resume(store, job["id"])
+            except MerError as exc:
+                st.error(str(exc))
+        st.rerun(scope="app")
+    c3.markdown(f"[Results of run `{job['run_id']}` →](run?{data.QP_RUN}={job['run_id']})")
+
+
+def _job_view(job_id: str) -> str | None:
+    """Render one job (status, progress, curves, per-subject results, log, actions); returns its status.
+
+    Called by the live fragment every 2 s and, for a finished job, once; tests call it directly.
+    """
+    from mer_core.evaluation.metrics import per_group
+
+    detail = data.job_detail(job_id)
+    if detail is None:
+        st.warning(f"Job {job_id!r} is not in the store.")
+        return None
+    job, run = detail["job"], detail["run"]
+    status = job["status"]
+    st.markdown(f"### Job `{job['id']}` · :{STATUS_COLOUR.get(status, 'gray')}[{status}]")
+    st.caption(f"{job['model']} ({job['config'].get('preset', '')}) on {job['dataset']} · {job['protocol']} · "
+               f"{job['config'].get('epochs')} epochs · submitted {_when(job['created'])} · started "
+               f"{_when(job['started'])} · finished {_when(job['finished'])} · attempt {job['attempts']}"
+               + (f" · pid {job['pid']}" if job["pid"] and status in ACTIVE else ""))
+    n_folds, done = _num(job["n_folds"]), _num(job["folds_done"])
+    epochs = _num(job["epochs"]) or _num(job["config"].get("epochs"))
+    if status == "queued":
+        text = "waiting in the queue"
+    elif n_folds:
+        text = (f"fold {min(_num(job['fold']) + 1, n_folds)} of {n_folds} · epoch {_num(job['epoch'])}/{epochs} · "
+                f"{done} fold(s) stored")
+        if job["loss"] is not None and job["loss"] == job["loss"]:
+            text += f" · loss {job['loss']:.4f}"
+        if status == "running":
+            text += f" · ETA {_eta(job['eta_s'])}"
+    else:
+        text = job["message"] or job["stage"] or status
+    st.progress(min(max(float(job["progress"] or 0.0), 0.0), 1.0), text=text)
+    if job["message"] and n_folds:
+        st.caption(job["message"])
+    _actions(job)
+    if status == "failed" and job["error"]:
+        lines = job["error"].strip().splitlines()
+        st.error(f"{lines[-1] if lines else 'failed'}" + (" — Resume continues from the stored folds."
+                                                          if job["resumable"] else ""))
+        with st.expander("traceback"):
+            st.code(job["error"], language="python")
+
+    epochs_df, pred = detail["epochs"], detail["predictions"]
+    left, right = st.columns([1.3, 1])
+    with left:
+        st.markdown("**Training curves** (per fold; validation dotted when early stopping)")
+        if epochs_df.empty:
+            st.caption("Curves appear after the first epoch.")
+        else:
+            st.plotly_chart(plots.training_curves(epochs_df), width="stretch", key=f"curves_{job_id}")
+    with right:
+        st.markdown("**Per-subject results** (filled in as folds finish)")
+        if pred.empty or run is None:
+            st.caption("No fold has finished yet.")
+        else:
+            per_subject = per_group(pred, run["classes"], "subject")
+            st.plotly_chart(plots.subject_bars(per_subject, "accuracy"), width="stretch", key=f"subj_{job_id}")
+            st.caption(f"{len(per_subject)} subject(s) tested so far; pooled metrics on the Run page.")
+    with st.expander("log", expanded=status in ACTIVE or status == "failed"):
+        st.code(detail["log"] or "(no output yet)", language="text")
+    return status
+
+
+@st.fragment(run_every=2)
+def _live(job_id: str) -> None:
+    status = _job_view(job_id)
+    if status in FINISHED:
+        st.rerun(scope="app")  # one last full render: queue table and static view
+
+
+def render() -> None:
+    st.title("Jobs")
+    table = data.jobs_table()
+    if table.empty:
+        st.info("No jobs yet. Queue one on the New experiment page or with `mer submit --dataset synthetic`.")
+        return
+    active = int(table["status"].isin(("queued", *ACTIVE)).sum())
+    st.caption(f"{active} active or queued, {len(table) - active} finished. Jobs run in worker processes: "
+               "reloading or closing this page does not stop them.")
+    _queue_table(table)
+    ids = table["id"].tolist()
+    current = st.query_params.get(data.QP_JOB)
+    if current and current not in ids:
+        st.warning(f"Job {current!r} is not in the store; showing {ids[0]} instead.")
+    index = ids.index(current) if current in ids else 0
+    labels = {r["id"]: f"{r['id']} · {r['status']} · {r['model']} on {r['dataset']}" for r in table.to_dict("records")}
+    chosen = st.selectbox("job", ids, index=index, format_func=labels.get, key=K_SELECT)
+    if chosen != current:
+        st.query_params[data.QP_JOB] = chosen
+    status = table.loc[table["id"] == chosen, "status"].iloc[0]
+    if status in ("queued", *ACTIVE):
+        _live(chosen)
+    else:
+        _job_view(chosen)

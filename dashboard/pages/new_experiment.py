@@ -1,0 +1,303 @@
+"""New experiment: choose data, model and hyperparameters, check them, queue a background job.
+
+Nothing trains here: Submit writes a row to the jobs table and kicks the
+scheduler, which starts a worker process (see mer_core.runs.jobs); the Jobs
+page follows it live. Defaults come from the chosen model's preset (its
+config dataclass and ``train_defaults``), so switching model resets them.
+Every field is validated before submit with the library's own checks
+(ExperimentConfig, the model config, the dataset indexer); a message appears
+under the field at fault and Submit stays disabled.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import streamlit as st
+
+from dashboard import data
+from mer_core.cli.cmd_loso import parse_value
+from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
+                             SCHEDULERS, ExperimentConfig)
+from mer_core.errors import ConfigError, MerError
+
+K_DATASET = "ne_dataset"
+K_MODEL = "ne_model"
+K_PRESET = "ne_preset"
+K_SUBMIT = "ne_submit"
+K_LAST_JOB = "ne_last_job"
+PRETRAIN_MODELS = ("dense_attention",)  # models with the macro pre-training stage (mer_core.training.pretrain)
+CHANNELS = ("flow_u", "flow_v", "strain", "onset", "apex", "diff", "magnified_apex", "magnified_onset")
+
+
+def key(name: str, model: str, preset: str) -> str:
+    """Widget key of a model-dependent field: a new model or preset gets fresh defaults."""
+    return f"ne_{name}_{model}_{preset}"
+
+
+def parse_options(text: str) -> dict[str, Any]:
+    """``KEY=VALUE`` lines (JSON values where they parse) -> dict; raises ConfigError naming the line."""
+    out: dict[str, Any] = {}
+    for i, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise ConfigError(f"dataset options line {i} {line!r}: expected KEY=VALUE")
+        k, v = line.split("=", 1)
+        out[k.strip()] = parse_value(v.strip())
+    return out
+
+
+def field_errors(data_dict: dict[str, Any]) -> dict[str, str]:
+    """Check each key alone against ExperimentConfig, then all together; field -> message."""
+    errors: dict[str, str] = {}
+    for k, v in data_dict.items():
+        items = v.items() if k == "preprocess" else [(None, v)]
+        for sub, value in items:
+            probe = {k: {sub: value}} if sub else {k: value}
+            try:
+                ExperimentConfig.from_dict(probe)
+            except MerError as exc:
+                errors[f"preprocess.{sub}" if sub else k] = str(exc)
+    if not errors:
+        try:
+            ExperimentConfig.from_dict(data_dict)
+        except MerError as exc:
+            match = re.match(r"([\w.]+)=", str(exc))
+            errors[match.group(1) if match else "config"] = str(exc)
+    if "preprocess.evm_high" in errors and "preprocess.evm_low" not in errors:
+        errors["preprocess.evm_low"] = errors.pop("preprocess.evm_high")
+    return errors
+
+
+def _section_data(v: dict[str, Any], slots: dict[str, Any]) -> None:
+    from mer_core.datasets.registry import dataset_info, list_datasets
+
+    st.subheader("Data")
+    names = list_datasets()
+    c1, c2, c3 = st.columns(3)
+    dataset = c1.selectbox("dataset", names, index=names.index("synthetic") if "synthetic" in names else 0,
+                           key=K_DATASET)
+    info = dataset_info(dataset)
+    c1.caption(info.description)
+    sets = list(info.class_sets)
+    v["class_set"] = c2.selectbox("class set", sets, index=sets.index(info.default_class_set)
+                                  if info.default_class_set in sets else 0, key=f"ne_class_set_{dataset}")
+    v["protocol"] = c3.selectbox("protocol", PROTOCOLS, key="ne_protocol",
+                                 help="loso: one fold per subject (the honest default)")
+    if v["protocol"] == "kfold":
+        v["folds"] = int(c3.number_input("folds (k)", value=5, step=1, key="ne_folds"))
+        slots["folds"] = c3.empty()
+    if v["protocol"] == "holdout":
+        v["holdout_fraction"] = c3.slider("share of subjects tested", 0.05, 0.95, 0.25, key="ne_holdout")
+    default_opts = "manifest=" if dataset == "manifest" else ""
+    text = st.text_area("dataset options (KEY=VALUE per line)", value=default_opts, key=f"ne_options_{dataset}",
+                        height=68, help="passed to the indexer, e.g. manifest=/path/manifest.csv or subjects=4")
+    slots["dataset"] = st.empty()
+    v["dataset"] = dataset
+    try:
+        v["dataset_options"] = parse_options(text)
+    except ConfigError as exc:
+        v["dataset_options"] = {}
+        v["_options_error"] = str(exc)
+
+
+def _section_model(v: dict[str, Any], slots: dict[str, Any]) -> tuple[str, str, Any, dict[str, Any]]:
+    from mer_core.models.registry import list_models, list_presets, model_config, model_spec, train_defaults
+
+    st.subheader("Model")
+    models = list_models()
+    c1, c2, c3 = st.columns(3)
+    model = c1.selectbox("model", models, index=models.index("baseline") if "baseline" in models else 0,
+                         key=K_MODEL)
+    c1.caption(model_spec(model).description)
+    presets = list_presets(model)
+    preset = c2.selectbox("preset", presets, key=f"{K_PRESET}_{model}")
+    mcfg = model_config(model, preset)
+    defaults = {**ExperimentConfig().to_dict(), **train_defaults(model, preset)}
+    fields = {f.name for f in dataclasses.fields(model_spec(model).config_cls)}
+    k = lambda name: key(name, model, preset)  # noqa: E731
+    options: dict[str, Any] = {}
+    size = int(c3.number_input("input size (pixels)", value=int(mcfg.input_size), step=8, key=k("input_size")))
+    chans = c3.multiselect("input channels", CHANNELS, default=list(mcfg.channels), key=k("channels"))
+    slots["input"] = c3.empty()
+    if "dropout" in fields:
+        drop = c2.slider("dropout", 0.0, 0.9, float(mcfg.dropout), 0.05, key=k("dropout"))
+        if drop != mcfg.dropout:
+            options["dropout"] = drop
+    if "dropkey" in fields:
+        rate = c2.slider("DropKey rate", 0.0, 0.9, float(mcfg.dropkey), 0.05, key=k("dropkey"),
+                         help="share of attention keys masked before the softmax in training; 0 = off")
+        if rate != mcfg.dropkey:
+            options["dropkey"] = rate
+    v.update(model=model, preset=preset, model_options=options)
+    v["preprocess"] = {"input_size": 0 if size == mcfg.input_size else size,
+                       "channels": [] if tuple(chans) == tuple(mcfg.channels) else list(chans)}
+    return model, preset, mcfg, defaults
+
+
+def _section_training(v: dict[str, Any], slots: dict[str, Any], model: str, preset: str,
+                      defaults: dict[str, Any]) -> None:
+    st.subheader("Training")
+    k = lambda name: key(name, model, preset)  # noqa: E731
+    c1, c2, c3, c4 = st.columns(4)
+    v["epochs"] = int(c1.number_input("epochs", value=int(defaults["epochs"]), step=1, key=k("epochs")))
+    slots["epochs"] = c1.empty()
+    v["batch_size"] = int(c2.number_input("batch size", value=int(defaults["batch_size"]), step=1,
+                                          key=k("batch_size")))
+    slots["batch_size"] = c2.empty()
+    v["lr"] = float(c3.number_input("learning rate", value=float(defaults["lr"]), step=1e-4, format="%.2e",
+                                    key=k("lr")))
+    slots["lr"] = c3.empty()
+    v["optimizer"] = c4.selectbox("optimiser", OPTIMIZERS, index=OPTIMIZERS.index(defaults["optimizer"]),
+                                  key=k("optimizer"))
+    c1, c2, c3, c4 = st.columns(4)
+    v["scheduler"] = c1.selectbox("lr schedule", SCHEDULERS, index=SCHEDULERS.index(defaults["scheduler"]),
+                                  key=k("scheduler"))
+    v["loss"] = c2.selectbox("loss", LOSSES, index=LOSSES.index(defaults["loss"]), key=k("loss"))
+    if v["loss"] == "focal":
+        v["focal_gamma"] = float(c3.number_input("focal gamma", value=float(defaults["focal_gamma"]), step=0.5,
+                                                 key=k("focal_gamma")))
+        slots["focal_gamma"] = c3.empty()
+    elif v["loss"] == "label_smoothing":
+        v["label_smoothing"] = c3.slider("label smoothing", 0.0, 0.5, float(defaults["label_smoothing"]),
+                                         key=k("label_smoothing"))
+    v["class_balance"] = c4.selectbox("class balance", CLASS_BALANCE,
+                                      index=CLASS_BALANCE.index(defaults["class_balance"]), key=k("class_balance"))
+    c1, c2, c3, _c4 = st.columns(4)
+    v["selection"] = c1.radio("epoch selection", ("fixed", "early_stop"), key=k("selection"), horizontal=True,
+                              help="early_stop validates on training subjects only, never on the test subject")
+    if v["selection"] == "early_stop":
+        v["val_subjects"] = int(c2.number_input("validation subjects", value=1, step=1, key=k("val_subjects")))
+        v["patience"] = int(c3.number_input("patience (epochs)", value=5, step=1, key=k("patience")))
+        slots["val_subjects"], slots["patience"] = c2.empty(), c3.empty()
+
+
+def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any) -> None:
+    st.subheader("Preprocessing")
+    c1, c2, c3 = st.columns(3)
+    pre = v["preprocess"]
+    pre["flow_method"] = c1.selectbox("optical flow", FLOW_METHODS, key="ne_flow")
+    alpha_default = float(getattr(mcfg, "evm_alpha", 10.0))
+    pre["evm_alpha"] = float(c2.number_input("EVM amplification alpha", value=alpha_default, step=1.0,
+                                             key=f"ne_evm_alpha_{alpha_default}"))
+    slots["preprocess.evm_alpha"] = c2.empty()
+    low, high = c3.slider("EVM band (fraction of the frame rate)", 0.0, 0.5, (0.05, 0.4), 0.01, key="ne_evm_band")
+    pre["evm_low"], pre["evm_high"] = float(low), float(high)
+    slots["preprocess.evm_low"] = c3.empty()
+    if hasattr(mcfg, "evm_alpha") and pre["evm_alpha"] > 0:
+        v["model_options"]["evm_alpha"] = pre["evm_alpha"]  # the model must know the amplification used
+
+
+def _section_execution(v: dict[str, Any], slots: dict[str, Any], model: str) -> None:
+    from mer_core.datasets.registry import list_datasets
+
+    st.subheader("Execution")
+    c1, c2, c3, c4 = st.columns(4)
+    v["seed"] = int(c1.number_input("seed", value=0, step=1, key="ne_seed"))
+    v["executor"] = c2.selectbox("executor", EXECUTORS, key="ne_executor",
+                                 help="where folds run: this worker, a process pool, or Ray")
+    v["workers"] = int(c3.number_input("workers", value=1, step=1, key="ne_workers"))
+    slots["workers"] = c3.empty()
+    v["device"] = c4.selectbox("device", ("auto", "cpu", "cuda"), key="ne_device")
+    if model in PRETRAIN_MODELS:
+        c1, c2, c3, _ = st.columns(4)
+        macro = [""] + [d for d in list_datasets() if "macro" in d] + [d for d in list_datasets() if "macro" not in d]
+        v["pretrain"] = c1.selectbox("pre-train on (macro dataset)", macro, key="ne_pretrain",
+                                     format_func=lambda d: d or "none")
+        if v["pretrain"]:
+            v["pretrain_epochs"] = int(c2.number_input("pre-training epochs", value=10, step=1, key="ne_pt_epochs"))
+            v["freeze"] = c3.selectbox("freeze when fine-tuning", FREEZE, key="ne_freeze")
+            slots["pretrain_epochs"] = c2.empty()
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else (f"{s // 60} min {s % 60:02d} s" if s >= 60
+                                                                        else f"{s} s")
+
+
+def render() -> None:
+    st.title("New experiment")
+    st.caption("Queue a training or LOSO evaluation as a background job. It keeps running if you reload, close "
+               "the tab or restart the dashboard; follow it on the Jobs page.")
+    values: dict[str, Any] = {}
+    slots: dict[str, Any] = {}
+    _section_data(values, slots)
+    model, preset, mcfg, defaults = _section_model(values, slots)
+    _section_training(values, slots, model, preset, defaults)
+    _section_preprocess(values, slots, mcfg)
+    _section_execution(values, slots, model)
+    name = st.text_input("name (optional)", key="ne_name")
+
+    options_error = values.pop("_options_error", "")
+    errors = field_errors(values)
+    if options_error:
+        errors["dataset"] = options_error
+    config = None if errors else ExperimentConfig.from_dict(values)
+    summary: dict[str, Any] = {}
+    if config is not None:
+        from mer_core.training.engine import resolve_model_config
+
+        try:  # the model must accept the chosen input (size, channels)
+            resolve_model_config(config, 3)
+        except MerError as exc:
+            errors["input"] = f"{model} does not accept this input: {exc}"
+    if config is not None and "input" not in errors:
+        summary = data.experiment_plan(_plan_key(config))
+        if "error" in summary:
+            errors["dataset"] = summary["error"]
+    for field, message in errors.items():
+        slot = slots.get(field) or slots.get(field.split(".")[0]) or slots["dataset" if field == "config" else "input"]
+        slot.error(message, icon=":material/error:")
+
+    st.subheader("What will run")
+    if errors:
+        st.warning(f"Fix {len(errors)} field(s) marked above before submitting.")
+    elif summary:
+        from mer_core.runs.jobs import estimate_seconds
+
+        seconds, source = estimate_seconds(model, preset, n_samples=summary["n_samples"],
+                                           n_folds=summary["n_folds"], epochs=config.epochs)
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("folds", summary["n_folds"])
+        c2.metric("clips", summary["n_samples"])
+        c3.metric("subjects", summary["n_subjects"])
+        c4.metric("estimated training time", _fmt_seconds(seconds), help=f"{source}; preprocessing not counted")
+        st.caption(f"{model} ({preset}) · input {summary['input_size']} px · channels "
+                   f"{', '.join(summary['channels'])} · classes "
+                   + ", ".join(f"{c} ({n})" for c, n in summary["classes"].items())
+                   + f" · estimate from {source} (folds × epochs × training clips × seconds per clip)")
+        for note in summary.get("notes", []):
+            st.caption(f"ⓘ {note}")
+        with st.expander("config JSON"):
+            st.code(config.to_json(), language="json")
+    clicked = st.button("Submit job", type="primary", disabled=bool(errors) or config is None, key=K_SUBMIT)
+    if clicked and config is not None and not errors:
+        from mer_core.runs import jobs
+
+        try:
+            st.session_state[K_LAST_JOB] = jobs.submit(config, name=name)
+        except MerError as exc:
+            st.error(str(exc))
+    last = st.session_state.get(K_LAST_JOB)
+    if last:
+        st.success(f"Job {last} queued.")
+        _job_link(last)
+
+
+def _plan_key(config: ExperimentConfig) -> str:
+    """The plan depends on data, protocol and model input only: epochs or lr changes reuse the cache."""
+    return config.replace(epochs=1, lr=1e-3, batch_size=1, optimizer="adamw", loss="ce", seed=config.seed).to_json()
+
+
+def _job_link(job_id: str) -> None:
+    try:
+        from dashboard.nav import page
+
+        st.page_link(page("jobs"), label=f"Follow job {job_id} on the Jobs page", icon=":material/work:",
+                     query_params={data.QP_JOB: job_id})
+    except Exception:  # rendered outside st.navigation (tests) or the page is not registered
+        st.markdown(f"[Follow job {job_id} on the Jobs page](jobs?{data.QP_JOB}={job_id})")
