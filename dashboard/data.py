@@ -6,13 +6,15 @@ Nothing here trains or writes results: the store is written by workers.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from mer_core.errors import MerError
-from mer_core.paths import store_path
+from mer_core.paths import cache_root, store_path
 from mer_core.runs.store import RunStore
 
 # Session-state and query-parameter keys (constants, never string literals in pages)
@@ -192,6 +194,79 @@ def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+# --- datasets page (issues 3, 4, 5) ------------------------------------------------
+def _roots_stamp() -> str:
+    """Changes when dataset roots change, so cached reports follow the configuration."""
+    from mer_core.datasets.roots import configured_roots
+
+    return json.dumps(configured_roots(), sort_keys=True)
+
+
+def dataset_report(name: str, options_json: str = "{}") -> dict[str, Any]:
+    """The dataset check as plain data: fatal, table, problems, problems_frame, usable."""
+    return _dataset_report(name, options_json, _roots_stamp(), str(cache_root()))
+
+
+def sample_views(name: str, options_json: str, sample_id: str, preprocess_json: str, size: int) -> dict[str, Any]:
+    """Onset, apex, difference, flow, strain and EVM clip of one sample (cached)."""
+    return _sample_views(name, options_json, sample_id, preprocess_json, size, _roots_stamp(), str(cache_root()))
+
+
+def clear_dataset_caches() -> None:
+    _dataset_report.clear()
+    _sample_views.clear()
+
+
+@st.cache_data(max_entries=8, show_spinner="indexing and checking the dataset…")
+def _dataset_report(name: str, options_json: str, stamp: str, cache: str) -> dict[str, Any]:
+    from mer_core.datasets.check import check_dataset
+
+    report = check_dataset(name, **json.loads(options_json))
+    return {"fatal": report.fatal, "table": report.table, "problems": list(report.problems),
+            "problems_frame": report.problems_frame(), "usable": report.usable}
+
+
+@st.cache_data(max_entries=32, show_spinner="computing flow, strain and magnification…")
+def _sample_views(name: str, options_json: str, sample_id: str, preprocess_json: str, size: int, stamp: str,
+                  cache: str) -> dict[str, Any]:
+    from mer_core.config import PreprocessConfig
+    from mer_core.preprocess.sample import sample_views as views
+
+    table = _dataset_report(name, options_json, stamp, cache)["table"]
+    rows = table[table["sample_id"] == sample_id]
+    if rows.empty:
+        raise MerError(f"sample {sample_id!r} is not in dataset {name!r}")
+    return views(rows.iloc[0].to_dict(), PreprocessConfig(**json.loads(preprocess_json)), size=size)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def clip_frames(frames: tuple[str, ...], max_side: int = 256) -> np.ndarray:
+    """A clip's frames as grey float (T, H, W) in 0..1, shrunk when larger than ``max_side``."""
+    import cv2
+
+    out = []
+    for path in frames:
+        img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise MerError(f"cannot read frame {path}")
+        scale = max_side / max(img.shape)
+        if scale < 1:
+            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        out.append(img.astype(np.float32) / 255.0)
+    return np.stack(out)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def ground_truth(mask_path: str) -> dict[str, np.ndarray]:
+    """Ground-truth masks of a synthetic clip ({} for real data): 'au' and 'blink'."""
+    if not mask_path:
+        return {}
+    from mer_core.datasets.synthetic import load_masks
+
+    masks = load_masks(mask_path)
+    return {k: masks[k] for k in ("au", "blink") if k in masks}
+
+
 def explain_url(run_id: str, sample_id: str) -> str:
     """Relative link to the Explain page for one clip of a run (``explain?run=ID&sample=SAMPLE``)."""
     from urllib.parse import quote
@@ -199,50 +274,99 @@ def explain_url(run_id: str, sample_id: str) -> str:
     return f"explain?{QP_RUN}={quote(run_id, safe='')}&{QP_SAMPLE}={quote(str(sample_id), safe='')}"
 
 
-# --- jobs (issue 9): the queue, the live job view, the new-experiment plan ------------
-def jobs_table() -> pd.DataFrame:
-    """All jobs, active and queued first. Not cached: it is the live status.
-
-    Every read kicks the scheduler (starts queued jobs, marks jobs whose
-    worker died), which is how a restarted dashboard picks the queue up again.
-    """
-    from mer_core.runs import jobs
-
-    with RunStore(store_path()) as store:
-        jobs.kick(store)
-        return jobs.list_jobs(store)
+# --- explanations (Explain page) -------------------------------------------------------
+# Computations are on demand: each loader caches in memory here and on disk in
+# the run folder (mer_core.explain.runs), so a reload or another user is instant.
 
 
-def job_detail(job_id: str) -> dict[str, Any] | None:
-    """A job with its run's folds, epochs, predictions and log tail (None if unknown); uncached (live)."""
-    from mer_core.runs import jobs
+def explainer(run_id: str) -> Any:
+    """The run's RunExplainer (raises MerError: unknown run, no inputs)."""
+    return _explainer(str(store_path()), run_id)
 
-    with RunStore(store_path()) as store:
+
+@st.cache_resource(ttl=60, show_spinner=False, max_entries=8)
+def _explainer(path: str, run_id: str) -> Any:
+    from mer_core.explain.runs import RunExplainer
+
+    with RunStore(path) as store:
+        return RunExplainer(run_id, store)
+
+
+def explain_overview(run_id: str) -> dict[str, Any]:
+    """What the page needs to set itself up: classes, channels, samples, failures, capabilities."""
+    return _explain_overview(str(store_path()), run_id)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _explain_overview(path: str, run_id: str) -> dict[str, Any]:
+    ex = _explainer(path, run_id)
+    ckpts = [str(c) for c in ex.folds["checkpoint"] if str(c)]
+    info: dict[str, Any] = {
+        "run": ex.run, "classes": ex.classes, "channels": ex.channels(), "samples": ex.sample_ids(),
+        "predictions": ex.predictions, "failures": ex.failure_cases(), "has_masks": ex.has_masks(),
+        "has_checkpoints": bool(ckpts), "has_attention": False, "gradcam_layers": [],
+    }
+    if ckpts:
+        from mer_core.explain.attributions import gradcam_layers
+        from mer_core.explain.runs import load_fold_model
+
+        first = int(ex.folds[ex.folds["checkpoint"].astype(str) != ""].iloc[0].fold_index)
         try:
-            job = jobs.get_job(store, job_id)
+            model = load_fold_model(ex.checkpoint_path(first))
+            info["has_attention"] = callable(getattr(model, "attention_maps", None))
+            info["gradcam_layers"] = list(gradcam_layers(model))
         except MerError:
-            return None
-        out: dict[str, Any] = {"job": job, "run": None, "folds": pd.DataFrame(), "epochs": pd.DataFrame(),
-                               "predictions": pd.DataFrame(), "log": jobs.log_tail(job, 40)}
-        if store.has_run(job["run_id"]):
-            out.update(run=store.get_run(job["run_id"]), folds=store.folds(job["run_id"]),
-                       epochs=store.epochs(job["run_id"]), predictions=store.predictions(job["run_id"]))
-        return out
+            info["has_checkpoints"] = False
+    return info
 
 
-def experiment_plan(config_json: str) -> dict[str, Any]:
-    """mer_core.runs.jobs.plan of a config (samples, folds, estimate) or {'error': message}; cached."""
-    return _experiment_plan(str(store_path()), config_json)
+def sample_view(run_id: str, sample_id: str) -> dict[str, Any]:
+    """Onset/apex frames, the model input, masks and prediction of one sample."""
+    return _sample_view(str(store_path()), run_id, sample_id)
 
 
-@st.cache_data(ttl=300, max_entries=32, show_spinner="Indexing the dataset…")
-def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
-    from mer_core.config import ExperimentConfig
-    from mer_core.runs import jobs
+@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
+def _sample_view(path: str, run_id: str, sample_id: str) -> dict[str, Any]:
+    ex = _explainer(path, run_id)
+    row = ex.row(sample_id)
+    return {"row": row.to_dict(), "frames": ex.frames(sample_id), "input": ex.sample_input(sample_id),
+            "masks": ex.masks(sample_id), "prediction": ex.prediction(sample_id)}
 
-    try:
-        return jobs.plan(ExperimentConfig.from_json(config_json))
-    except MerError as exc:
-        return {"error": str(exc)}
-    except Exception as exc:  # an indexer bug must not take the page down
-        return {"error": f"{type(exc).__name__}: {exc}"}
+
+def explanation(run_id: str, sample_id: str, method: str, target: Any = "pred", **options: Any) -> Any:
+    """One attribution (mer_core.explain.attributions.Explanation), from the held-out fold model."""
+    return _explanation(str(store_path()), run_id, sample_id, method, target, tuple(sorted(options.items())))
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=256)
+def _explanation(path: str, run_id: str, sample_id: str, method: str, target: Any, options: tuple) -> Any:
+    return _explainer(path, run_id).explain(sample_id, method, target, **dict(options))
+
+
+def attention(run_id: str, sample_id: str) -> Any:
+    """The held-out fold model's own attention (mer_core.explain.attention.AttentionResult)."""
+    return _attention(str(store_path()), run_id, sample_id)
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=128)
+def _attention(path: str, run_id: str, sample_id: str) -> Any:
+    return _explainer(path, run_id).attention(sample_id)
+
+
+def localisation(run_ids: tuple[str, ...], methods: tuple[str, ...], max_samples: int,
+                 compute: bool = False) -> pd.DataFrame | None:
+    """Per-model/per-method localisation table; None when not computed yet and ``compute`` is False."""
+    from mer_core.explain.runs import localisation_table
+
+    if not compute:  # a cheap look for a cached result, never cached in memory (it may appear later)
+        with RunStore(str(store_path())) as store:
+            return localisation_table(run_ids, methods, max_samples=max_samples, store=store, compute=False)
+    return _localisation(str(store_path()), run_ids, methods, max_samples)
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _localisation(path: str, run_ids: tuple[str, ...], methods: tuple[str, ...], max_samples: int) -> pd.DataFrame:
+    from mer_core.explain.runs import localisation_table
+
+    with RunStore(path) as store:
+        return localisation_table(run_ids, methods, max_samples=max_samples, store=store)

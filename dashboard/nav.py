@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.pages import home, run, runs
+from dashboard.pages import datasets, home, run, runs
 from dashboard.pages import jobs, new_experiment
 from dashboard.pages import compare, leaderboard
+from dashboard.pages import explain
 
 # (module, title, url path, icon, section)
 PAGES = [
     (home, "Overview", "overview", ":material/home:", "MER Bench"),
+    (datasets, "Datasets", "datasets", ":material/face:", "MER Bench"),
     (runs, "Runs", "runs", ":material/list:", "Results"),
     (run, "Run", "run", ":material/analytics:", "Results"),
     (compare, "Compare", "compare", ":material/compare_arrows:", "Results"),
     (leaderboard, "Leaderboard", "leaderboard", ":material/leaderboard:", "Results"),
+    (explain, "Explain", "explain", ":material/visibility:", "Results"),
     (new_experiment, "New experiment", "new", ":material/add_circle:", "Experiments"),
     (jobs, "Jobs", "jobs", ":material/work:", "Experiments"),
 ]

@@ -245,31 +245,219 @@ def training_curves(epochs: pd.DataFrame) -> go.Figure:
     return fig
 
 
-# --- jobs (issue 9): live training curves ------------------------------------------
-def training_curves(epochs: pd.DataFrame) -> go.Figure:
-    """Per-epoch training loss and accuracy, one line per fold (validation when stored).
+# --- datasets page: counts, frames, flow -------------------------------------------
+_IMG_LAYOUT = dict(margin=dict(l=0, r=0, t=30, b=0), height=300)
+MASK_COLOURS = {"au": "#2b8a3e", "blink": "#e8590c"}
 
-    Test-subject curves are not drawn: picking epochs by them is the dishonest
-    selection this project avoids.
+
+def class_counts(table: pd.DataFrame) -> go.Figure:
+    counts = table["label"].value_counts().sort_index()
+    share = counts / counts.sum()
+    fig = go.Figure(go.Bar(x=counts.index.astype(str), y=counts.values,
+                           text=[f"{n} ({s:.0%})" for n, s in zip(counts.values, share.values)],
+                           textposition="outside", marker_color=CLASS_COLOURS[: len(counts)]))
+    fig.update_layout(title="clips per class", yaxis_title="clips", margin=dict(l=10, r=10, t=40, b=10),
+                      height=320, yaxis_range=[0, counts.max() * 1.2])
+    return fig
+
+
+def subject_counts(table: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    key = "native_subject" if table["dataset"].nunique() == 1 else "subject"
+    pivot = table.groupby([key, "label"]).size().unstack(fill_value=0)
+    for i, label in enumerate(pivot.columns):
+        fig.add_bar(x=pivot.index.astype(str), y=pivot[label], name=str(label),
+                    marker_color=CLASS_COLOURS[i % len(CLASS_COLOURS)])
+    fig.update_layout(barmode="stack", title="clips per subject (one LOSO fold each)", yaxis_title="clips",
+                      margin=dict(l=10, r=10, t=60, b=10), height=320,
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right", title=None))
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def _mask_traces(masks: dict | None, shape: tuple[int, int]) -> list[go.Contour]:
+    import cv2
+
+    traces = []
+    for key, mask in (masks or {}).items():
+        m = np.asarray(mask, dtype=np.float32)
+        if not m.any():
+            continue
+        if m.shape != shape:
+            m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+        colour = MASK_COLOURS.get(key, "#ffffff")
+        traces.append(go.Contour(z=m, showscale=False, contours=dict(start=0.5, end=0.5, coloring="none"),
+                                 line=dict(color=colour, width=2), name="true AU motion" if key == "au" else key,
+                                 hoverinfo="skip", showlegend=True))
+    return traces
+
+
+def _image_fig(img: np.ndarray, title: str, *, colorscale: str = "gray", zmin: float = 0.0, zmax: float = 1.0,
+               masks: dict | None = None, showscale: bool = False) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=img, colorscale=colorscale, zmin=zmin, zmax=zmax, showscale=showscale,
+                               hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"))
+    for trace in _mask_traces(masks, img.shape[:2]):
+        fig.add_trace(trace)
+    fig.update_layout(title=title, legend=dict(orientation="h", y=-0.02, yanchor="top"), **_IMG_LAYOUT)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
+    fig.update_xaxes(visible=False, constrain="domain")
+    return fig
+
+
+def grey_image(img: np.ndarray, title: str, masks: dict | None = None) -> go.Figure:
+    return _image_fig(img, title, masks=masks)
+
+
+def signed_image(img: np.ndarray, title: str) -> go.Figure:
+    """A signed map (e.g. apex − onset) on a diverging scale centred on zero."""
+    bound = float(np.abs(img).max()) or 1.0
+    return _image_fig(img, title, colorscale="RdBu", zmin=-bound, zmax=bound, showscale=True)
+
+
+def heat_image(img: np.ndarray, title: str) -> go.Figure:
+    return _image_fig(img, title, colorscale="Inferno", zmin=0.0, zmax=float(img.max()) or 1.0, showscale=True)
+
+
+def rgb_image(rgb: np.ndarray, title: str) -> go.Figure:
+    fig = go.Figure(go.Image(z=rgb))
+    fig.update_layout(title=title, **_IMG_LAYOUT)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def flow_arrows(background: np.ndarray, arrows: dict, title: str, masks: dict | None = None,
+                gain: float | None = None) -> go.Figure:
+    """Arrows (tail → head) over the apex frame; lengths scaled so the longest spans one grid cell."""
+    fig = _image_fig(background, title, masks=masks)
+    x, y, u, v = (np.asarray(arrows[k], dtype=float) for k in ("x", "y", "u", "v"))
+    mag = np.hypot(u, v)
+    step = float(np.diff(np.unique(x))[:1].mean()) if len(np.unique(x)) > 1 else 8.0
+    gain = gain or (0.9 * step / mag.max() if mag.max() > 0 else 1.0)
+    keep = mag > 0.05 * (mag.max() or 1)
+    xs, ys = [], []
+    for x0, y0, du, dv in zip(x[keep], y[keep], u[keep] * gain, v[keep] * gain):
+        xs += [x0, x0 + du, None]
+        ys += [y0, y0 + dv, None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#ffd43b", width=2), hoverinfo="skip",
+                             name=f"flow × {gain:.1f}", showlegend=False))
+    fig.add_trace(go.Scatter(x=(x + u * gain)[keep], y=(y + v * gain)[keep], mode="markers",
+                             marker=dict(color="#ffd43b", size=4), hoverinfo="skip", showlegend=False))
+    fig.update_layout(title=f"{title} ×{gain:.0f}")
+    return fig
+
+
+def clip_animation(clip: np.ndarray, onset: int, apex: int, offset: int, masks: dict | None = None,
+                   title: str = "") -> go.Figure:
+    """A playable clip: one heatmap frame per video frame, ▶/❚❚ buttons and a slider marking onset/apex/offset."""
+    marks = {onset: "onset", apex: "apex", offset: "offset"}
+    base = _image_fig(clip[0], title or "clip", masks=masks)
+    frames = [go.Frame(data=[go.Heatmap(z=clip[t], colorscale="gray", zmin=0, zmax=1, showscale=False)],
+                       traces=[0], name=str(t)) for t in range(len(clip))]
+    base.frames = frames
+    steps = [dict(method="animate", label=marks.get(t, str(t)),
+                  args=[[str(t)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
+             for t in range(len(clip))]
+    base.update_layout(
+        height=400, margin=dict(l=0, r=0, t=30, b=70), showlegend=False,
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.02, xanchor="left", yanchor="top",
+                          buttons=[dict(label="▶", method="animate",
+                                        args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True)]),
+                                   dict(label="❚❚", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
+        sliders=[dict(active=0, steps=steps, x=0.14, len=0.86, y=0.02, currentvalue=dict(visible=False),
+                      pad=dict(t=20))],
+    )
+    return base
+
+
+# --- explanations (Explain page) ------------------------------------------------------
+
+
+def _grey_rgb(img: np.ndarray) -> np.ndarray:
+    """Any grey image -> RGB uint8, stretched to its own range (robust 1-99 %)."""
+    a = np.asarray(img, dtype=np.float32)
+    lo, hi = np.percentile(a, 1), np.percentile(a, 99)
+    a = np.clip((a - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    g = (a * 255).astype(np.uint8)
+    return np.stack([g, g, g], axis=-1)
+
+
+def heat_rgb(heat: np.ndarray) -> np.ndarray:
+    """A non-negative map -> RGB uint8 with the inferno colour map, scaled to its 99th percentile."""
+    import cv2
+
+    h = np.clip(np.asarray(heat, dtype=np.float32), 0, None)
+    top = float(np.percentile(h, 99.5)) or float(h.max()) or 1.0
+    g = (np.clip(h / top, 0, 1) * 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(g, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
+def overlay_image(face: np.ndarray | None, heat: np.ndarray | None, *, opacity: float = 0.5,
+                  outlines: Sequence[tuple[np.ndarray, tuple[int, int, int]]] = (), size: int = 256) -> np.ndarray:
+    """Face (grey) with a heat map blended on top and mask outlines, RGB uint8 (size, size, 3).
+
+    ``opacity`` is the heat map's weight (0 = face only, 1 = map only); the
+    heat map is made transparent where it is near zero so the face shows through.
+    ``outlines``: (bool mask, RGB colour) pairs drawn as 1-px contours at ``size``.
     """
-    from plotly.subplots import make_subplots
+    import cv2
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.08)
-    for i, (fold, df) in enumerate(epochs.groupby("fold_index", sort=True)):
-        colour = CLASS_COLOURS[i % len(CLASS_COLOURS)]
-        name = f"fold {int(fold) + 1}"
-        for col, (key, dash) in enumerate((("train_loss", "solid"), ("train_acc", "solid")), start=1):
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df[key], mode="lines+markers", name=name, legendgroup=name,
-                                     showlegend=col == 1, line=dict(color=colour, dash=dash),
-                                     hovertemplate=f"{name} epoch %{{x}}: {key} %{{y:.3f}}<extra></extra>"),
-                          row=1, col=col)
-        for col, key in ((1, "val_loss"), (2, "val_acc")):
-            if key in df and df[key].notna().any():
-                fig.add_trace(go.Scatter(x=df["epoch"], y=df[key], mode="lines", name=f"{name} validation",
-                                         legendgroup=name, showlegend=False, line=dict(color=colour, dash="dot"),
-                                         hovertemplate=f"{name} epoch %{{x}}: {key} %{{y:.3f}}<extra></extra>"),
-                              row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25))
+    ref = heat if heat is not None else face
+    if ref is None:
+        return np.zeros((size, size, 3), np.uint8)
+    h0, w0 = np.asarray(ref).shape[:2]
+    out_w = size
+    out_h = max(1, int(round(size * h0 / w0)))
+    base = _grey_rgb(face) if face is not None else np.zeros((h0, w0, 3), np.uint8)
+    base = cv2.resize(base, (out_w, out_h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    if heat is not None:
+        hm = cv2.resize(np.asarray(heat, np.float32), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        # stretch between the map's 1st and 99.5th percentiles: a map with a high floor (attention
+        # gates around 0.5) shows its contrast, not a uniform wash
+        lo = max(0.0, float(np.percentile(hm, 1)))
+        hm = np.clip(hm - lo, 0, None)
+        col = heat_rgb(hm).astype(np.float32)
+        top = float(np.percentile(hm, 99.5)) or float(hm.max()) or 1.0
+        alpha = (opacity * np.clip(hm / top, 0, 1) ** 0.5)[..., None]
+        base = base * (1 - alpha) + col * alpha
+    img = np.clip(base, 0, 255).astype(np.uint8)
+    for mask, colour in outlines:
+        m = cv2.resize(np.asarray(mask, np.uint8), (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(img, contours, -1, tuple(int(c) for c in colour), 1)
+    return img
+
+
+def probability_bars(probs: Sequence[float], classes: Sequence[str], *, true: int | None = None,
+                     pred: int | None = None) -> go.Figure:
+    """Horizontal bars of the class probabilities; the true class is green, a wrong prediction red."""
+    colours = []
+    for i in range(len(classes)):
+        colours.append("#2b8a3e" if i == true else "#c92a2a" if i == pred else "#adb5bd")
+    fig = go.Figure(go.Bar(
+        x=list(probs), y=list(classes), orientation="h", marker_color=colours,
+        text=[f"{p:.2f}" for p in probs], textposition="outside",
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+    ))
+    fig.update_layout(xaxis_range=[0, 1.15], xaxis_title="probability", margin=dict(l=10, r=10, t=10, b=10),
+                      height=70 + 34 * len(classes), yaxis_autorange="reversed")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def localisation_bars(table: pd.DataFrame, metric: str = "au_share") -> go.Figure:
+    """Grouped bars: one group per method, one bar per model; chance level (AU area) as a dashed line."""
+    fig = go.Figure()
+    for k, (model, part) in enumerate(table.groupby("model", sort=True)):
+        fig.add_bar(x=part["method"], y=part[metric], name=str(model), marker_color=CLASS_COLOURS[k % len(CLASS_COLOURS)],
+                    customdata=np.stack([part["n"]], axis=1),
+                    hovertemplate="%{x}<br>%{y:.3f} (n=%{customdata[0]})<extra>" + str(model) + "</extra>")
+    if metric == "au_share" and "au_area" in table and len(table):
+        fig.add_hline(y=float(table["au_area"].mean()), line_dash="dash", line_color="#495057",
+                      annotation_text="chance (AU area)", annotation_position="top left")
+    labels = {"au_share": "mass on true AUs", "blink_share": "mass on blinks", "pointing": "pointing-game hits"}
+    fig.update_layout(barmode="group", yaxis_range=[0, 1], yaxis_title=labels.get(metric, metric),
+                      margin=dict(l=10, r=10, t=10, b=10), height=340, legend_title_text="model")
+    fig.update_xaxes(type="category")
     return fig

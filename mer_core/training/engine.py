@@ -17,6 +17,7 @@ Progress goes through one callback receiving dict events::
 from __future__ import annotations
 
 import hashlib
+import inspect
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -69,7 +70,10 @@ def load_table(config: ExperimentConfig) -> tuple[pd.DataFrame, tuple[str, ...],
     """Index the dataset and apply the class set; returns (table, classes, notes)."""
     info = dataset_info(config.dataset)
     class_set = config.class_set or info.default_class_set
-    table = index_dataset(config.dataset, **dict(config.dataset_options))
+    options = dict(config.dataset_options)
+    if "class_set" in inspect.signature(info.indexer).parameters:
+        options.setdefault("class_set", class_set)  # the indexer reports what the class set drops
+    table = index_dataset(config.dataset, **options)
     kept, dropped = apply_class_set(table, class_set)
     notes = []
     if len(dropped):

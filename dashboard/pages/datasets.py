@@ -1,0 +1,249 @@
+"""Datasets: what a dataset holds, its problems, and what a micro-expression looks like.
+
+Pick a dataset; read its counts per class, subject and part and the dataset
+check; browse clips (frame slider and animation, onset/apex/offset, the
+onset-apex difference, the ground-truth regions of synthetic clips); see the
+motion the models see (flow as a colour wheel and as arrows, optical strain)
+and the EVM-magnified clip next to the original. Licensed datasets need a root
+folder, set here or with ``mer datasets set-root``; the synthetic sets are
+generated on demand.
+"""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from dashboard import data, plots
+from mer_core.datasets import dataset_info, list_datasets
+from mer_core.datasets.roots import configured_roots, set_dataset_root
+from mer_core.errors import MerError
+
+
+def _pick_dataset() -> str:
+    names = list_datasets()
+    current = st.query_params.get(data.QP_DATASET, "synthetic")
+    index = names.index(current) if current in names else names.index("synthetic") if "synthetic" in names else 0
+    name = st.selectbox("dataset", names, index=index,
+                        format_func=lambda n: f"{n} — {dataset_info(n).description}")
+    if name != current:
+        st.query_params[data.QP_DATASET] = name
+    return name
+
+
+def _root_form(name: str) -> None:
+    roots = configured_roots()
+    current = roots.get(name, "")
+    with st.expander(f"Where is {name} on this machine?" + (f" (now: {current})" if current else ""),
+                     expanded=not current):
+        st.caption("Licensed datasets are never downloaded: point MER Bench at your own copy, laid out as "
+                   "distributed. Stored in cache/datasets.toml (environment variable "
+                   f"MER_ROOT_{name.upper().replace('-', '_')} overrides it).")
+        with st.form(f"root-{name}"):
+            value = st.text_input("root folder", value=current, placeholder=f"/data/{name}")
+            if st.form_submit_button("Save root"):
+                from pathlib import Path
+
+                if not value or not Path(value).expanduser().is_dir():
+                    st.error(f"{value or '(empty)'} is not a folder on this machine")
+                else:
+                    set_dataset_root(name, value)
+                    data.clear_dataset_caches()
+                    st.success(f"saved: {name} = {value}")
+
+
+def _summary(report: dict) -> None:
+    if report["fatal"]:
+        st.error(report["fatal"])
+        return
+    table = report["table"]
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("clips", len(table))
+    c2.metric("subjects", table["subject"].nunique())
+    c3.metric("classes", table["label"].nunique())
+    c4.metric("apex estimated", int(table["apex_estimated"].sum()))
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(plots.class_counts(table), width="stretch", key="ds-class-counts")
+    with right:
+        st.plotly_chart(plots.subject_counts(table), width="stretch", key="ds-subject-counts")
+    if table["part"].nunique() > 1:
+        st.markdown("**Clips per part and class**")
+        st.dataframe(table.groupby(["part", "label"]).size().unstack(fill_value=0), width="stretch")
+    problems = report["problems"]
+    errors = [p for p in problems if p.get("severity") == "error"]
+    st.markdown(f"**Dataset check**: {len(errors)} error(s), {len(problems) - len(errors)} other note(s)"
+                + (" — usable" if report["usable"] else " — not usable as is"))
+    if problems:
+        st.dataframe(report["problems_frame"], hide_index=True, width="stretch")
+
+
+def _clip_picker(table) -> dict | None:
+    c1, c2, c3 = st.columns([1, 1, 2])
+    subjects = sorted(table["subject"].unique())
+    subject = c1.selectbox("subject", subjects)
+    rows = table[table["subject"] == subject]
+    labels = sorted(rows["label"].unique())
+    label = c2.selectbox("class", ["(all)"] + labels)
+    if label != "(all)":
+        rows = rows[rows["label"] == label]
+    ids = rows["sample_id"].tolist()
+    wanted = st.query_params.get(data.QP_SAMPLE)
+    sid = c3.selectbox("clip", ids, index=ids.index(wanted) if wanted in ids else 0,
+                       format_func=lambda s: f"{s.split('/')[-1]} ({table.set_index('sample_id').loc[s, 'label']})")
+    if sid is None:
+        return None
+    return table.set_index("sample_id").loc[sid].to_dict() | {"sample_id": sid}
+
+
+def _browse(name: str, options_json: str, table) -> None:
+    row = _clip_picker(table)
+    if row is None:
+        return
+    facts = [f"label **{row['label']}**", f"native emotion {row['emotion']}"]
+    if row.get("action_units"):
+        facts.append(f"action units {row['action_units']}")
+    frames = row["frames"]
+    if frames:
+        facts.append(f"{len(frames)} frames at {row['fps']:g} fps" if row["fps"] else f"{len(frames)} frames")
+        facts.append(f"onset {row['onset']}, apex {row['apex']}"
+                     + (f" ({row['apex_method']})" if row["apex_estimated"] else "") + f", offset {row['offset']}")
+    st.markdown(" · ".join(facts))
+    if not frames:
+        st.info("This sample has precomputed inputs only (no frames): see the Motion tab.")
+        return
+    clip = data.clip_frames(tuple(frames), 160)
+    masks = data.ground_truth(row.get("mask_path") or "")
+    show_masks = bool(masks) and st.toggle("outline the ground-truth regions (true AU motion, blinks)", value=True)
+    left, right = st.columns([1.3, 1])
+    with left:
+        st.plotly_chart(plots.clip_animation(clip, row["onset"], row["apex"], row["offset"],
+                                             masks if show_masks else None), width="stretch", key="ds-clip")
+        st.caption("Press ▶ to play, or drag the slider. A micro-expression moves the face by 1-2 pixels: "
+                   "compare onset and apex, or look at the Motion tab.")
+    with right:
+        i = st.slider("frame", 0, len(frames) - 1, int(row["apex"]))
+        st.plotly_chart(plots.grey_image(clip[i], f"frame {i}", masks if show_masks else None), width="stretch", key="ds-frame")
+        diff = clip[row["apex"]] - clip[row["onset"]]
+        st.plotly_chart(plots.signed_image(diff, "apex − onset"), width="stretch", key="ds-clip-diff")
+
+
+def _motion(name: str, options_json: str, table) -> None:
+    row = _clip_picker_light(table)
+    c1, c2, c3 = st.columns(3)
+    flow = c1.selectbox("optical flow", ["dis", "tvl1", "farneback"],
+                        help="DIS is the fast default; TV-L1 is the papers' choice")
+    alpha = c2.slider("EVM amplification α", 0.0, 30.0, 10.0, 1.0)
+    band = c3.slider("EVM pass band (fraction of fps)", 0.01, 0.5, (0.05, 0.4), 0.01)
+    pre = {"flow_method": flow, "evm_alpha": alpha, "evm_low": band[0], "evm_high": band[1]}
+    try:
+        views = data.sample_views(name, options_json, row["sample_id"], json.dumps(pre), 128)
+    except MerError as exc:
+        st.error(str(exc))
+        return
+    info = views["info"]
+    st.caption(" · ".join(f"{k}: {v}" for k, v in info.items() if v not in (None, "")))
+    masks = data.ground_truth(row.get("mask_path") or "")
+    a, b, c = st.columns(3)
+    if views["onset"] is not None:
+        a.plotly_chart(plots.grey_image(views["onset"], "onset"), width="stretch", key="ds-onset")
+    if views["apex"] is not None:
+        b.plotly_chart(plots.grey_image(views["apex"], "apex"), width="stretch", key="ds-apex")
+    if views["diff"] is not None:
+        c.plotly_chart(plots.signed_image(views["diff"], "apex − onset"), width="stretch", key="ds-diff")
+    if views["flow_u"] is not None:
+        st.caption("Optical flow from onset to apex: the colour wheel encodes direction as hue and speed as "
+                   "brightness; arrows are magnified to be visible. Global drift of the head shows as motion "
+                   "everywhere; the expression as local motion inside the true regions.")
+        a, b, c = st.columns(3)
+        a.plotly_chart(plots.rgb_image(views["flow_rgb"], "flow: hue = direction"),
+                       width="stretch", key="ds-flow-rgb")
+        b.plotly_chart(plots.flow_arrows(views["apex"], views["arrows"], "flow arrows",
+                                         masks), width="stretch", key="ds-flow-arrows")
+        c.plotly_chart(plots.heat_image(views["strain"], "optical strain"), width="stretch", key="ds-strain")
+    if views.get("magnified_clip") is not None:
+        st.markdown("**Eulerian video magnification** — the same clip, motion amplified in the pass band")
+        apex_i = views["apex_index"] or 0
+        clip, mag = views["clip"], views["magnified_clip"]
+        a, b = st.columns(2)
+        a.plotly_chart(plots.signed_image(clip[apex_i] - clip[0], "apex − onset, original"), width="stretch",
+                       key="ds-diff-original")
+        b.plotly_chart(plots.signed_image(mag[apex_i] - mag[0], f"apex − onset, magnified α = {alpha:g}"),
+                       width="stretch", key="ds-diff-magnified")
+        left, right = st.columns(2)
+        left.plotly_chart(plots.clip_animation(views["clip"], 0, apex_i, len(views["clip"]) - 1, None,
+                                               title="original"), width="stretch", key="ds-evm-original")
+        right.plotly_chart(plots.clip_animation(views["magnified_clip"], 0, apex_i, len(views["clip"]) - 1, None,
+                                                title=f"magnified (α = {alpha:g})"), width="stretch",
+                        key="ds-evm-magnified")
+
+
+def _clip_picker_light(table) -> dict:
+    ids = table["sample_id"].tolist()
+    wanted = st.query_params.get(data.QP_SAMPLE)
+    sid = st.selectbox("sample", ids, index=ids.index(wanted) if wanted in ids else 0, key="motion-sample",
+                       format_func=lambda s: f"{s} ({table.set_index('sample_id').loc[s, 'label']})")
+    return table.set_index("sample_id").loc[sid].to_dict() | {"sample_id": sid}
+
+
+def _generate() -> None:
+    from mer_core.datasets.synthetic import OPTION_SPECS, SynthOptions
+
+    st.markdown("Generate a synthetic set with other options (it gets its own folder; the default set is "
+                "untouched). Same seed and options always give identical files.")
+    with st.form("synth"):
+        values = {}
+        cols = st.columns(3)
+        shown = ["subjects", "clips_per_subject", "size", "frames", "amplitude", "noise", "blink_rate", "drift",
+                 "seed"]
+        defaults = SynthOptions().resolved() if hasattr(SynthOptions(), "resolved") else {}
+        for i, key in enumerate(shown):
+            kind, low, high, _inc, help_text = OPTION_SPECS[key]
+            default = defaults.get(key, getattr(SynthOptions(), key))
+            col = cols[i % 3]
+            if kind == "int":
+                values[key] = col.number_input(key, min_value=int(low), max_value=int(high),
+                                               value=int(default or low), step=1, help=help_text)
+            else:
+                values[key] = col.number_input(key, min_value=float(low), max_value=float(high),
+                                               value=float(default if default is not None else low), help=help_text)
+        submitted = st.form_submit_button("Generate")
+    if submitted:
+        try:
+            options = SynthOptions(**values)
+        except MerError as exc:
+            st.error(str(exc))
+            return
+        with st.spinner("generating…"):
+            from mer_core.datasets.synthetic import ensure_dataset
+
+            manifest = ensure_dataset(options)
+        data.clear_dataset_caches()
+        st.success(f"written: {manifest}")
+        st.code(f"mer loso --dataset synthetic " + " ".join(f"--dataset-option {k}={v}" for k, v in values.items()))
+
+
+def render() -> None:
+    st.title("Datasets")
+    name = _pick_dataset()
+    info = dataset_info(name)
+    if info.needs_root:
+        _root_form(name)
+    options_json = "{}"
+    report = data.dataset_report(name, options_json)
+    if report["fatal"] and info.needs_root:
+        st.info(report["fatal"])
+        return
+    tabs = st.tabs(["Summary & check", "Browse clips", "Motion & magnification"]
+                   + (["Generate"] if name.startswith("synthetic") else []))
+    with tabs[0]:
+        _summary(report)
+    if report["fatal"]:
+        return
+    with tabs[1]:
+        _browse(name, options_json, report["table"])
+    with tabs[2]:
+        _motion(name, options_json, report["table"])
+    if len(tabs) > 3:
+        with tabs[3]:
+            _generate()
