@@ -370,3 +370,101 @@ def _localisation(path: str, run_ids: tuple[str, ...], methods: tuple[str, ...],
 
     with RunStore(path) as store:
         return localisation_table(run_ids, methods, max_samples=max_samples, store=store)
+
+
+# --- explanations (Explain page) -------------------------------------------------------
+# Computations are on demand: each loader caches in memory here and on disk in
+# the run folder (mer_core.explain.runs), so a reload or another user is instant.
+
+
+def explainer(run_id: str) -> Any:
+    """The run's RunExplainer (raises MerError: unknown run, no inputs)."""
+    return _explainer(str(store_path()), run_id)
+
+
+@st.cache_resource(ttl=60, show_spinner=False, max_entries=8)
+def _explainer(path: str, run_id: str) -> Any:
+    from mer_core.explain.runs import RunExplainer
+
+    with RunStore(path) as store:
+        return RunExplainer(run_id, store)
+
+
+def explain_overview(run_id: str) -> dict[str, Any]:
+    """What the page needs to set itself up: classes, channels, samples, failures, capabilities."""
+    return _explain_overview(str(store_path()), run_id)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _explain_overview(path: str, run_id: str) -> dict[str, Any]:
+    ex = _explainer(path, run_id)
+    ckpts = [str(c) for c in ex.folds["checkpoint"] if str(c)]
+    info: dict[str, Any] = {
+        "run": ex.run, "classes": ex.classes, "channels": ex.channels(), "samples": ex.sample_ids(),
+        "predictions": ex.predictions, "failures": ex.failure_cases(), "has_masks": ex.has_masks(),
+        "has_checkpoints": bool(ckpts), "has_attention": False, "gradcam_layers": [],
+    }
+    if ckpts:
+        from mer_core.explain.attributions import gradcam_layers
+        from mer_core.explain.runs import load_fold_model
+
+        first = int(ex.folds[ex.folds["checkpoint"].astype(str) != ""].iloc[0].fold_index)
+        try:
+            model = load_fold_model(ex.checkpoint_path(first))
+            info["has_attention"] = callable(getattr(model, "attention_maps", None))
+            info["gradcam_layers"] = list(gradcam_layers(model))
+        except MerError:
+            info["has_checkpoints"] = False
+    return info
+
+
+def sample_view(run_id: str, sample_id: str) -> dict[str, Any]:
+    """Onset/apex frames, the model input, masks and prediction of one sample."""
+    return _sample_view(str(store_path()), run_id, sample_id)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
+def _sample_view(path: str, run_id: str, sample_id: str) -> dict[str, Any]:
+    ex = _explainer(path, run_id)
+    row = ex.row(sample_id)
+    return {"row": row.to_dict(), "frames": ex.frames(sample_id), "input": ex.sample_input(sample_id),
+            "masks": ex.masks(sample_id), "prediction": ex.prediction(sample_id)}
+
+
+def explanation(run_id: str, sample_id: str, method: str, target: Any = "pred", **options: Any) -> Any:
+    """One attribution (mer_core.explain.attributions.Explanation), from the held-out fold model."""
+    return _explanation(str(store_path()), run_id, sample_id, method, target, tuple(sorted(options.items())))
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=256)
+def _explanation(path: str, run_id: str, sample_id: str, method: str, target: Any, options: tuple) -> Any:
+    return _explainer(path, run_id).explain(sample_id, method, target, **dict(options))
+
+
+def attention(run_id: str, sample_id: str) -> Any:
+    """The held-out fold model's own attention (mer_core.explain.attention.AttentionResult)."""
+    return _attention(str(store_path()), run_id, sample_id)
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=128)
+def _attention(path: str, run_id: str, sample_id: str) -> Any:
+    return _explainer(path, run_id).attention(sample_id)
+
+
+def localisation(run_ids: tuple[str, ...], methods: tuple[str, ...], max_samples: int,
+                 compute: bool = False) -> pd.DataFrame | None:
+    """Per-model/per-method localisation table; None when not computed yet and ``compute`` is False."""
+    from mer_core.explain.runs import localisation_table
+
+    if not compute:  # a cheap look for a cached result, never cached in memory (it may appear later)
+        with RunStore(str(store_path())) as store:
+            return localisation_table(run_ids, methods, max_samples=max_samples, store=store, compute=False)
+    return _localisation(str(store_path()), run_ids, methods, max_samples)
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _localisation(path: str, run_ids: tuple[str, ...], methods: tuple[str, ...], max_samples: int) -> pd.DataFrame:
+    from mer_core.explain.runs import localisation_table
+
+    with RunStore(path) as store:
+        return localisation_table(run_ids, methods, max_samples=max_samples, store=store)

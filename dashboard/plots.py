@@ -461,3 +461,95 @@ def localisation_bars(table: pd.DataFrame, metric: str = "au_share") -> go.Figur
                       margin=dict(l=10, r=10, t=10, b=10), height=340, legend_title_text="model")
     fig.update_xaxes(type="category")
     return fig
+
+
+# --- explanations (Explain page) ------------------------------------------------------
+
+
+def _grey_rgb(img: np.ndarray) -> np.ndarray:
+    """Any grey image -> RGB uint8, stretched to its own range (robust 1-99 %)."""
+    a = np.asarray(img, dtype=np.float32)
+    lo, hi = np.percentile(a, 1), np.percentile(a, 99)
+    a = np.clip((a - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    g = (a * 255).astype(np.uint8)
+    return np.stack([g, g, g], axis=-1)
+
+
+def heat_rgb(heat: np.ndarray) -> np.ndarray:
+    """A non-negative map -> RGB uint8 with the inferno colour map, scaled to its 99th percentile."""
+    import cv2
+
+    h = np.clip(np.asarray(heat, dtype=np.float32), 0, None)
+    top = float(np.percentile(h, 99.5)) or float(h.max()) or 1.0
+    g = (np.clip(h / top, 0, 1) * 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(g, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
+def overlay_image(face: np.ndarray | None, heat: np.ndarray | None, *, opacity: float = 0.5,
+                  outlines: Sequence[tuple[np.ndarray, tuple[int, int, int]]] = (), size: int = 256) -> np.ndarray:
+    """Face (grey) with a heat map blended on top and mask outlines, RGB uint8 (size, size, 3).
+
+    ``opacity`` is the heat map's weight (0 = face only, 1 = map only); the
+    heat map is made transparent where it is near zero so the face shows through.
+    ``outlines``: (bool mask, RGB colour) pairs drawn as 1-px contours at ``size``.
+    """
+    import cv2
+
+    ref = heat if heat is not None else face
+    if ref is None:
+        return np.zeros((size, size, 3), np.uint8)
+    h0, w0 = np.asarray(ref).shape[:2]
+    out_w = size
+    out_h = max(1, int(round(size * h0 / w0)))
+    base = _grey_rgb(face) if face is not None else np.zeros((h0, w0, 3), np.uint8)
+    base = cv2.resize(base, (out_w, out_h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    if heat is not None:
+        hm = cv2.resize(np.asarray(heat, np.float32), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        # stretch between the map's 1st and 99.5th percentiles: a map with a high floor (attention
+        # gates around 0.5) shows its contrast, not a uniform wash
+        lo = max(0.0, float(np.percentile(hm, 1)))
+        hm = np.clip(hm - lo, 0, None)
+        col = heat_rgb(hm).astype(np.float32)
+        top = float(np.percentile(hm, 99.5)) or float(hm.max()) or 1.0
+        alpha = (opacity * np.clip(hm / top, 0, 1) ** 0.5)[..., None]
+        base = base * (1 - alpha) + col * alpha
+    img = np.clip(base, 0, 255).astype(np.uint8)
+    for mask, colour in outlines:
+        m = cv2.resize(np.asarray(mask, np.uint8), (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(img, contours, -1, tuple(int(c) for c in colour), 1)
+    return img
+
+
+def probability_bars(probs: Sequence[float], classes: Sequence[str], *, true: int | None = None,
+                     pred: int | None = None) -> go.Figure:
+    """Horizontal bars of the class probabilities; the true class is green, a wrong prediction red."""
+    colours = []
+    for i in range(len(classes)):
+        colours.append("#2b8a3e" if i == true else "#c92a2a" if i == pred else "#adb5bd")
+    fig = go.Figure(go.Bar(
+        x=list(probs), y=list(classes), orientation="h", marker_color=colours,
+        text=[f"{p:.2f}" for p in probs], textposition="outside",
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+    ))
+    fig.update_layout(xaxis_range=[0, 1.15], xaxis_title="probability", margin=dict(l=10, r=10, t=10, b=10),
+                      height=70 + 34 * len(classes), yaxis_autorange="reversed")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def localisation_bars(table: pd.DataFrame, metric: str = "au_share") -> go.Figure:
+    """Grouped bars: one group per method, one bar per model; chance level (AU area) as a dashed line."""
+    fig = go.Figure()
+    for k, (model, part) in enumerate(table.groupby("model", sort=True)):
+        fig.add_bar(x=part["method"], y=part[metric], name=str(model), marker_color=CLASS_COLOURS[k % len(CLASS_COLOURS)],
+                    customdata=np.stack([part["n"]], axis=1),
+                    hovertemplate="%{x}<br>%{y:.3f} (n=%{customdata[0]})<extra>" + str(model) + "</extra>")
+    if metric == "au_share" and "au_area" in table and len(table):
+        fig.add_hline(y=float(table["au_area"].mean()), line_dash="dash", line_color="#495057",
+                      annotation_text="chance (AU area)", annotation_position="top left")
+    labels = {"au_share": "mass on true AUs", "blink_share": "mass on blinks", "pointing": "pointing-game hits"}
+    fig.update_layout(barmode="group", yaxis_range=[0, 1], yaxis_title=labels.get(metric, metric),
+                      margin=dict(l=10, r=10, t=10, b=10), height=340, legend_title_text="model")
+    fig.update_xaxes(type="category")
+    return fig

@@ -38,6 +38,7 @@ from mer_core.explain.localisation import aggregate_scores, score_map
 from mer_core.paths import runs_dir
 from mer_core.runs.store import RunStore
 
+EXPLAIN_VERSION = 1  # part of every cache key: bump when a method's defaults or maths change
 ATTENTION = "attention"  # pseudo-method name for the model's own attention in score tables
 # cheaper settings for batch work (localisation tables); single-sample views use the defaults
 FAST_OPTIONS: dict[str, dict[str, Any]] = {"integrated_gradients": {"steps": 16}, "smoothgrad": {"samples": 8}}
@@ -233,7 +234,7 @@ class RunExplainer:
     # --- cached computations -------------------------------------------------------
     def _cache_file(self, sample_id: str, kind: str, key: Any, ckpt: Path) -> Path:
         st = ckpt.stat()
-        digest = _digest({"key": key, "ckpt": [str(ckpt.name), st.st_mtime_ns, st.st_size]})
+        digest = _digest({"v": EXPLAIN_VERSION, "key": key, "ckpt": [str(ckpt.name), st.st_mtime_ns, st.st_size]})
         return self.folder / "explain" / _digest(sample_id, 10) / f"{kind}-{digest}.npz"
 
     def explain(self, sample_id: str, method: str = "integrated_gradients", target: int | str | None = "pred",
@@ -286,8 +287,11 @@ class RunExplainer:
         return failure_cases(self.predictions, self.classes)
 
     def localisation_rows(self, methods: Sequence[str] = (*METHODS, ATTENTION), *, max_samples: int = 24,
-                          progress: Any = None) -> list[dict[str, Any]]:
-        """Per-sample localisation scores of each method (synthetic runs; cached as JSON)."""
+                          progress: Any = None, compute: bool = True) -> list[dict[str, Any]] | None:
+        """Per-sample localisation scores of each method (synthetic runs; cached as JSON).
+
+        With ``compute=False`` only a cached result is returned (None when there is none).
+        """
         if not self.has_masks():
             raise MerError(f"run {self.run_id} ({self.run['dataset']}) has no ground-truth masks; the localisation "
                            "score needs the synthetic dataset")
@@ -297,9 +301,11 @@ class RunExplainer:
             ids = sorted(ids)
             ids = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, max_samples).round()]
         ckpts = sorted(str(c) for c in self.folds["checkpoint"])
-        path = self.folder / "explain" / f"localisation-{_digest([list(methods), ids, ckpts, FAST_OPTIONS])}.json"
+        path = self.folder / "explain" / f"localisation-{_digest([EXPLAIN_VERSION, list(methods), ids, ckpts, FAST_OPTIONS])}.json"
         if path.exists():
             return json.loads(path.read_text())
+        if not compute:
+            return None
         rows: list[dict[str, Any]] = []
         with_attention = ATTENTION in methods and self.has_attention()
         todo = [m for m in methods if m != ATTENTION] + ([ATTENTION] if with_attention else [])
@@ -339,11 +345,19 @@ def failure_cases(pred: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
 
 
 def localisation_table(run_ids: Iterable[str], methods: Sequence[str] = (*METHODS, ATTENTION), *,
-                       max_samples: int = 24, store: RunStore | None = None, progress: Any = None) -> pd.DataFrame:
-    """Mean localisation scores per model and method over the given (synthetic) runs."""
+                       max_samples: int = 24, store: RunStore | None = None, progress: Any = None,
+                       compute: bool = True) -> pd.DataFrame | None:
+    """Mean localisation scores per model and method over the given (synthetic) runs.
+
+    With ``compute=False``: None unless every run's scores are already cached.
+    """
     rows: list[dict[str, Any]] = []
     for rid in run_ids:
-        rows += RunExplainer(rid, store).localisation_rows(methods, max_samples=max_samples, progress=progress)
+        got = RunExplainer(rid, store).localisation_rows(methods, max_samples=max_samples, progress=progress,
+                                                         compute=compute)
+        if got is None:
+            return None
+        rows += got
     return aggregate_scores(rows)
 
 

@@ -1,0 +1,388 @@
+"""Explain: where did a model look, and was that the real motion?
+
+One sample of a stored run (``?run=ID&sample=SAMPLE``, the links of the Run
+and Compare pages) explained by the fold model that held it out: its frames,
+flow, prediction, Captum attributions and the model's own attention overlaid
+on the face (true motion regions outlined on synthetic data); a browser of
+the run's failure cases with attribution thumbnails; and, for synthetic runs,
+the localisation table that tells which method and which model point at the
+moved skin. Everything is computed on demand and cached in the run folder.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, plots
+from mer_core.errors import MerError
+
+# session-state keys
+K_VIEW = "explain_view"
+K_METHODS = "explain_methods"
+K_OPACITY = "explain_opacity"
+K_FAIL_PAGE = "explain_fail_page"
+VIEWS = ("Sample", "Failure cases", "Localisation")
+METHOD_LABELS = {
+    "integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "gradcam": "Grad-CAM",
+    "occlusion": "Occlusion", "smoothgrad": "SmoothGrad", "attention": "model attention",
+}
+AU_COLOUR = (64, 255, 96)
+BLINK_COLOUR = (0, 200, 255)
+THUMBS_PER_PAGE = 12
+
+
+def pick_run() -> str | None:
+    runs = data.runs_table()
+    if runs.empty:
+        st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`, then explain "
+                "its clips here.")
+        return None
+    ids = runs["id"].tolist()
+    current = st.query_params.get(data.QP_RUN)
+    if current and current not in ids:
+        st.error(f"Run {current!r} is not in the store; pick another run.")
+    index = ids.index(current) if current in ids else 0
+    labels = {rid: data.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
+    chosen = st.selectbox("run", ids, index=index, format_func=labels.get)
+    if chosen != current:
+        st.query_params[data.QP_RUN] = chosen
+    return chosen
+
+
+def pick_sample(ov: dict[str, Any]) -> str | None:
+    pred = ov["predictions"].set_index("sample_id") if len(ov["predictions"]) else pd.DataFrame()
+    ids = [s for s in ov["samples"] if s in pred.index] or list(ov["samples"])
+    if not ids:
+        st.info("This run has no tested sample yet.")
+        return None
+    classes = ov["classes"]
+
+    def label(sid: str) -> str:
+        if sid not in pred.index:
+            return sid
+        r = pred.loc[sid]
+        mark = "✓" if r.y_true == r.y_pred else "✗"
+        return f"{mark} {sid} · true {classes[r.y_true]} → predicted {classes[r.y_pred]}"
+
+    current = st.query_params.get(data.QP_SAMPLE)
+    if current and current not in ids:
+        st.error(f"Sample {current!r} is not in run {ov['run']['id']} ({len(ids)} samples); showing another one.")
+    index = ids.index(current) if current in ids else 0
+    chosen = st.selectbox("sample", ids, index=index, format_func=label)
+    if chosen != current:
+        st.query_params[data.QP_SAMPLE] = chosen
+    return chosen
+
+
+def _open_sample(sample_id: str) -> None:
+    st.query_params[data.QP_SAMPLE] = sample_id
+    st.session_state[K_VIEW] = VIEWS[0]
+
+
+# --- pictures ---------------------------------------------------------------------------------
+
+
+def face_for(view: dict[str, Any], channels: list[str]) -> np.ndarray | None:
+    """The face under the overlays, at the model input's resolution and crop when possible."""
+    x = view["input"]
+    for name in ("apex", "magnified_apex", "onset", "magnified_onset"):
+        if name in channels:
+            return x[channels.index(name)]
+    return view["frames"].get("apex")
+
+
+def flow_picture(view: dict[str, Any], channels: list[str]) -> tuple[np.ndarray | None, str]:
+    from mer_core.preprocess.flow import flow_to_rgb
+
+    x = view["input"]
+    if "flow_u" in channels and "flow_v" in channels:
+        u, v = x[channels.index("flow_u")], x[channels.index("flow_v")]
+        return flow_to_rgb(u, v), "flow (model input): hue = direction, brightness = speed"
+    if "diff" in channels:
+        return plots.heat_rgb(np.abs(x[channels.index("diff")])), "|apex − onset| (model input)"
+    return None, ""
+
+
+def _upscale(img: np.ndarray | None, size: int = 224) -> np.ndarray | None:
+    import cv2
+
+    if img is None:
+        return None
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        lo, hi = float(a.min()), float(a.max())
+        a = ((a - lo) / (hi - lo if hi > lo else 1) * 255).astype(np.uint8)
+    h, w = a.shape[:2]
+    return cv2.resize(a, (size, max(1, int(size * h / w))), interpolation=cv2.INTER_NEAREST if h < 64 else cv2.INTER_AREA)
+
+
+def outlines(view: dict[str, Any], show: bool) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+    masks = view.get("masks")
+    if not show or not masks:
+        return []
+    out = [(masks["au"], AU_COLOUR)]
+    if masks["blink"].any():
+        out.append((masks["blink"], BLINK_COLOUR))
+    return out
+
+
+# --- the sample view -------------------------------------------------------------------------
+
+
+def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
+    view = data.sample_view(run_id, sid)
+    channels, classes = ov["channels"], ov["classes"]
+    pred = view["prediction"]
+    c1, c2, c3, c4 = st.columns([1, 1, 1, 1.4])
+    onset = view["frames"].get("onset")
+    apex = view["frames"].get("apex")
+    c1.image(_upscale(onset), caption="onset frame") if onset is not None else c1.caption("no onset frame")
+    c2.image(_upscale(apex), caption="apex frame") if apex is not None else c2.caption("no apex frame")
+    flow, flow_caption = flow_picture(view, channels)
+    if flow is not None:
+        c3.image(_upscale(flow), caption=flow_caption)
+    with c4:
+        if pred:
+            right = pred["y_true"] == pred["y_pred"]
+            st.markdown(f"**{'correct' if right else 'wrong'}**: true **{classes[pred['y_true']]}**, predicted "
+                        f"**{classes[pred['y_pred']]}** · fold {pred['fold']}")
+            st.plotly_chart(plots.probability_bars(pred["probs"], classes, true=pred["y_true"],
+                                                   pred=None if right else pred["y_pred"]), width="stretch")
+        else:
+            st.caption("no stored prediction for this sample")
+        row = view["row"]
+        st.caption(f"subject {row.get('subject')} · clip {row.get('clip')} · input {', '.join(channels)} "
+                   f"({view['input'].shape[-1]} px)")
+
+    options = list(METHOD_LABELS) if ov["has_attention"] else [m for m in METHOD_LABELS if m != "attention"]
+    default = ["integrated_gradients", "gradcam"] + (["attention"] if ov["has_attention"] else [])
+    k1, k2, k3 = st.columns([2.4, 1, 1.2])
+    methods = k1.multiselect("methods", options, default=[m for m in default if m in options], key=K_METHODS,
+                             format_func=METHOD_LABELS.get)
+    target_kind = k2.radio("explain the class", ["predicted", "true"], horizontal=True,
+                           help="predicted: why the model said what it said (useful for failures); "
+                                "true: where the evidence for the right answer is")
+    opacity = k3.slider("map opacity", 0.0, 1.0, 0.6, 0.05, key=K_OPACITY)
+    opts: dict[str, dict[str, Any]] = {}
+    e1, e2, e3 = st.columns([1.2, 1.2, 1])
+    if "gradcam" in methods and ov["gradcam_layers"]:
+        layer = e1.selectbox("Grad-CAM layer", ["(coarsest)"] + ov["gradcam_layers"])
+        if layer != "(coarsest)":
+            opts["gradcam"] = {"layer": layer}
+    att_map = None
+    show_masks = view.get("masks") is not None and e3.toggle(
+        "outline true regions", value=True, help="green: skin moved by the expression (true action units); "
+                                                  "blue: blink (distractor motion)")
+    if not methods:
+        st.info("Choose at least one method.")
+        return
+    target = "pred" if target_kind == "predicted" else "true"
+    face = face_for(view, channels)
+    results: list[tuple[str, np.ndarray | None, str]] = []
+    first_attr = None
+    for method in methods:
+        try:
+            with st.spinner(f"{METHOD_LABELS[method]}…"):
+                if method == "attention":
+                    att = data.attention(run_id, sid)
+                    names = att.names()
+                    if att_map is None:
+                        att_map = e2.selectbox("attention map", names, index=names.index(att.aggregate))
+                    heat = att.maps[att_map]
+                    results.append((method, heat, f"{att_map} (input-size; {'token grid' if att.heads else 'gates'})"))
+                else:
+                    e = data.explanation(run_id, sid, method, target, **opts.get(method, {}))
+                    first_attr = first_attr or e
+                    note = f"class {classes[e.target]} · {e.seconds:.2f} s" + (" · cached" if e.options.get("cached") else "")
+                    if method == "gradcam":
+                        note += f" · layer {e.options.get('layer')}"
+                    results.append((method, e.combined, note))
+        except MerError as exc:
+            results.append((method, None, str(exc)))
+    masks = view.get("masks")
+    cols = st.columns(min(len(results), 4))
+    for i, (method, heat, note) in enumerate(results):
+        with cols[i % len(cols)]:
+            st.markdown(f"**{METHOD_LABELS[method]}**")
+            if heat is None:
+                st.error(note)
+                continue
+            st.image(plots.overlay_image(face, heat, opacity=opacity, outlines=outlines(view, show_masks)),
+                     width="stretch")
+            caption = note
+            if masks is not None:
+                from mer_core.explain.localisation import score_map
+
+                s = score_map(heat, masks["au"], masks["blink"])
+                caption += (f" · on true AUs {s['au_share']:.0%} (chance {s['au_area']:.0%}), on blinks "
+                            f"{s['blink_share']:.0%}, pointing {'hit' if s['pointing'] == 1 else 'miss'}")
+            st.caption(caption)
+    st.caption("Maps come from the fold model that never saw this clip. Attributions: sum over input channels of "
+               "|attribution|; Grad-CAM: ReLU of the layer map, upsampled; each map is scaled to its own maximum.")
+    if first_attr is not None and first_attr.channels:
+        with st.expander(f"per input channel ({METHOD_LABELS[first_attr.method]}, signed: red = for the class, "
+                         "blue = against)"):
+            ch_cols = st.columns(len(first_attr.channels))
+            for col, (name, arr) in zip(ch_cols, first_attr.channels.items()):
+                col.image(_signed_picture(arr), caption=name, width="stretch")
+
+
+def _signed_picture(arr: np.ndarray, size: int = 160) -> np.ndarray:
+    import cv2
+
+    top = float(np.abs(arr).max()) or 1.0
+    a = np.clip(arr / top, -1, 1)
+    img = np.full((*a.shape, 3), 255.0)
+    img[..., 1] -= 255 * np.abs(a)  # white -> red (positive) or blue (negative)
+    img[..., 2] -= 255 * np.clip(a, 0, 1)
+    img[..., 0] -= 255 * np.clip(-a, 0, 1)
+    return cv2.resize(img.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+
+
+# --- failure cases --------------------------------------------------------------------------
+
+
+def failures_section(run_id: str, ov: dict[str, Any]) -> None:
+    fails = ov["failures"]
+    if fails.empty:
+        st.success("No misclassified sample in this run.")
+        return
+    classes = ov["classes"]
+    f1, f2, f3, f4 = st.columns([1, 1, 1.6, 1])
+    true = f1.multiselect("true class", classes, key="explain_fail_true")
+    predicted = f2.multiselect("predicted class", classes, key="explain_fail_pred")
+    subjects = f3.multiselect("subject", sorted(fails["subject"].unique()), key="explain_fail_subject")
+    thumbs = f4.toggle("attribution thumbnails", value=ov["has_checkpoints"], disabled=not ov["has_checkpoints"],
+                       help="Saliency of the predicted (wrong) class, from the fold model that held the clip out")
+    view = fails
+    if true:
+        view = view[view["true"].isin(true)]
+    if predicted:
+        view = view[view["predicted"].isin(predicted)]
+    if subjects:
+        view = view[view["subject"].isin(subjects)]
+    st.caption(f"{len(view)} of {len(fails)} misclassified clips, most confident wrong answers first "
+               f"(confidence = probability of the wrong class).")
+    if view.empty:
+        return
+    pages = (len(view) - 1) // THUMBS_PER_PAGE + 1
+    page = 1
+    if pages > 1:
+        page = int(st.number_input("page", 1, pages, 1, key=K_FAIL_PAGE))
+    chunk = view.iloc[(page - 1) * THUMBS_PER_PAGE: page * THUMBS_PER_PAGE]
+    cols = st.columns(4)
+    for i, r in enumerate(chunk.itertuples(index=False)):
+        with cols[i % 4]:
+            with st.container(border=True):
+                if thumbs:
+                    try:
+                        sv = data.sample_view(run_id, r.sample_id)
+                        e = data.explanation(run_id, r.sample_id, "saliency", "pred")
+                        st.image(plots.overlay_image(face_for(sv, ov["channels"]), e.combined, opacity=0.6,
+                                                     outlines=outlines(sv, True), size=160), width="stretch")
+                    except MerError as exc:
+                        st.caption(f"no thumbnail: {exc}")
+                st.markdown(f"**{r.true} → {r.predicted}** ({r.confidence:.2f})")
+                st.caption(f"{r.sample_id} · {r.subject}")
+                st.button("explain", key=f"explain_open_{r.sample_id}", on_click=_open_sample, args=(r.sample_id,),
+                          width="stretch")
+    with st.expander("all filtered failure cases (table)"):
+        st.dataframe(view.assign(explain=[data.explain_url(run_id, s) for s in view["sample_id"]]), hide_index=True,
+                     width="stretch", column_config={
+                         "explain": st.column_config.LinkColumn("explain", display_text="open ↗"),
+                         "confidence": st.column_config.NumberColumn(format="%.3f"),
+                         "p_true": st.column_config.NumberColumn("p(true)", format="%.3f")})
+
+
+# --- localisation --------------------------------------------------------------------------
+
+
+def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
+    from mer_core.explain.attributions import METHODS
+
+    if not ov["has_masks"]:
+        st.info("The localisation score needs ground-truth motion masks, which only the synthetic dataset has "
+                "(real datasets never say which pixels moved). Pick a run on the synthetic dataset.")
+        return
+    if not ov["has_checkpoints"]:
+        st.error(f"Run {run_id} has no fold checkpoints, so its maps cannot be computed.")
+        return
+    runs = data.runs_table()
+    same = runs[(runs["dataset"] == ov["run"]["dataset"]) & (runs["status"].isin(["done", "partial"]))]
+    labels = {rid: data.run_label(row) for rid, row in zip(same["id"], same.to_dict("records"))}
+    ids = list(same["id"]) if run_id in set(same["id"]) else [run_id, *same["id"]]
+    chosen = st.multiselect("runs (one row per model)", ids, default=[run_id], format_func=lambda r: labels.get(r, r),
+                            help="add runs of other models on the same synthetic set to compare where they look")
+    m1, m2 = st.columns([3, 1])
+    methods = m1.multiselect("methods", [*METHODS, "attention"], default=[*METHODS, "attention"],
+                             format_func=METHOD_LABELS.get)
+    n = int(m2.number_input("samples per run", 4, 200, 24, step=4,
+                            help="evenly spread over the run's clips; more = slower, steadier"))
+    if not chosen or not methods:
+        return
+    key = (tuple(chosen), tuple(methods), n)
+    try:
+        table = data.localisation(*key)
+    except MerError as exc:
+        st.error(str(exc))
+        return
+    if table is None:
+        st.caption("Not computed yet for this choice: every method runs on every chosen clip (Integrated Gradients "
+                   "with 16 steps, SmoothGrad with 8 samples); results are cached in each run's folder.")
+        if not st.button("Compute localisation table", type="primary"):
+            return
+        try:
+            with st.spinner("computing maps and scores…"):
+                table = data.localisation(*key, compute=True)
+        except MerError as exc:
+            st.error(str(exc))
+            return
+    metric = st.radio("score", ["au_share", "blink_share", "pointing"], horizontal=True,
+                      format_func={"au_share": "mass on true AUs ↑", "blink_share": "mass on blinks ↓",
+                                   "pointing": "pointing game ↑"}.get)
+    st.plotly_chart(plots.localisation_bars(table, metric), width="stretch")
+    st.dataframe(table.assign(method=table["method"].map(lambda m: METHOD_LABELS.get(m, m))), hide_index=True,
+                 width="stretch", column_config={
+                     "au_share": st.column_config.NumberColumn("on true AUs", format="%.3f"),
+                     "blink_share": st.column_config.NumberColumn("on blinks", format="%.3f"),
+                     "pointing": st.column_config.NumberColumn("pointing hits", format="%.3f"),
+                     "au_area": st.column_config.NumberColumn("AU area (chance)", format="%.3f")})
+    st.caption("Share of the map's positive mass inside the true action-unit regions (chance level = their area), "
+               "on blink regions (distractor motion), and how often the map's maximum falls inside the true "
+               "region. Maps explain each clip's predicted class, by the fold model that held it out.")
+
+
+def render() -> None:
+    st.title("Explain")
+    st.caption("Where did the model look, and was that the real motion? Each clip is explained by the fold model "
+               "that never saw it.")
+    run_id = pick_run()
+    if run_id is None:
+        return
+    try:
+        ov = data.explain_overview(run_id)
+    except MerError as exc:
+        st.error(str(exc))
+        return
+    run = ov["run"]
+    st.caption(f"{run['model']} ({run['preset']}) on {run['dataset']} · {len(ov['samples'])} clips · "
+               f"{len(ov['failures'])} misclassified · status **{run['status']}**")
+    if not ov["has_checkpoints"]:
+        st.error(f"Run {run_id} has no fold checkpoints (it was run with keep_checkpoints=false, or no fold has "
+                 "finished), so its predictions cannot be explained. Re-run it with keep_checkpoints on.")
+    view = st.segmented_control("view", VIEWS, default=VIEWS[0], key=K_VIEW, label_visibility="collapsed") or VIEWS[0]
+    if view == VIEWS[0]:
+        sid = pick_sample(ov)
+        if sid is None or not ov["has_checkpoints"]:
+            return
+        try:
+            sample_section(run_id, sid, ov)
+        except MerError as exc:
+            st.error(str(exc))
+    elif view == VIEWS[1]:
+        failures_section(run_id, ov)
+    else:
+        localisation_section(run_id, ov)

@@ -1,0 +1,209 @@
+"""Explanations of stored runs: honest fold models, cache, bad requests, CLI, localisation, Explain page."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from apptest_helpers import page_app
+from fixtures_clips import make_clip_manifest
+from mer_core.cli import main
+from mer_core.config import ExperimentConfig
+from mer_core.errors import MerError
+from mer_core.explain.attributions import explain
+from mer_core.explain.runs import RunExplainer, failure_cases, load_fold_model, localisation_table
+from mer_core.runs.store import RunStore
+from mer_core.training.engine import run_experiment
+
+
+def _config(manifest: Path, **kw) -> ExperimentConfig:
+    base = dict(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
+                model="baseline", epochs=1, batch_size=8)
+    base.update(kw)
+    return ExperimentConfig.from_dict(base)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two tiny stored runs in one cache: with fold checkpoints and without."""
+    import os
+
+    root = tmp_path_factory.mktemp("explain_cache")
+    old = os.environ.get("MER_CACHE")
+    os.environ["MER_CACHE"] = str(root)
+    try:
+        manifest = make_clip_manifest(root / "clips", subjects=3, clips_per_subject=4, size=32, frames=5)
+        with_ckpt = run_experiment(_config(manifest), run_id="with-ckpt")
+        without = run_experiment(_config(manifest, keep_checkpoints=False), run_id="no-ckpt")
+    finally:
+        if old is None:
+            os.environ.pop("MER_CACHE", None)
+        else:
+            os.environ["MER_CACHE"] = old
+    return {"root": str(root), "ok": with_ckpt, "bare": without}
+
+
+@pytest.fixture
+def run_env(isolated_cache, runs, monkeypatch):
+    monkeypatch.setenv("MER_CACHE", runs["root"])
+    return runs
+
+
+def test_each_sample_is_explained_by_the_fold_that_held_it_out(run_env):
+    ex = RunExplainer(run_env["ok"])
+    folds = ex.folds.set_index("fold_index")
+    for sid in ex.sample_ids():
+        fold = ex.fold_of(sid)
+        assert ex.row(sid)["subject"] in folds.loc[fold, "test_subjects"]
+        assert ex.prediction(sid)["fold"] == fold
+    sid = ex.sample_ids()[0]
+    fold = ex.fold_of(sid)
+    e = ex.explain(sid, "saliency", 0)
+    own = explain(load_fold_model(ex.checkpoint_path(fold)), ex.sample_input(sid), 0, "saliency")
+    other = explain(load_fold_model(ex.checkpoint_path((fold + 1) % 3)), ex.sample_input(sid), 0, "saliency")
+    assert np.allclose(e.combined, own.combined)
+    assert not np.allclose(e.combined, other.combined)
+    # the input is the run's own row of inputs.npy, matched through table.pkl's sample_id
+    row = list(pd.read_pickle(ex.folder / "table.pkl")["sample_id"]).index(sid)
+    assert np.array_equal(ex.sample_input(sid), np.load(ex.folder / "inputs.npy")[row])
+
+
+def test_explanations_are_cached_in_the_run_folder(run_env):
+    ex = RunExplainer(run_env["ok"])
+    sid = ex.sample_ids()[1]
+    first = ex.explain(sid, "integrated_gradients", "pred", steps=8)
+    assert not first.options.get("cached")
+    files = list((ex.folder / "explain").rglob("integrated_gradients-*.npz"))
+    assert len(files) == 1
+    again = RunExplainer(run_env["ok"]).explain(sid, "integrated_gradients", "pred", steps=8)
+    assert again.options["cached"] and again.options["steps"] == 8
+    assert np.array_equal(first.combined, again.combined) and again.target == ex.prediction(sid)["y_pred"]
+    assert set(again.channels) == {"flow_u", "flow_v", "strain"}
+    other = ex.explain(sid, "integrated_gradients", "pred", steps=4)  # other options: another entry
+    assert not other.options.get("cached")
+
+
+def test_bad_requests_name_what_is_wrong(run_env):
+    ex = RunExplainer(run_env["ok"])
+    with pytest.raises(MerError, match="sample 'nope' is not in run with-ckpt"):
+        ex.explain("nope", "saliency")
+    with pytest.raises(MerError, match="no layer 'conv99'.*offered layers: features.1"):
+        ex.explain(ex.sample_ids()[0], "gradcam", layer="conv99")
+    with pytest.raises(MerError, match="no checkpoint.*keep_checkpoints"):
+        bare = RunExplainer(run_env["bare"])
+        bare.explain(bare.sample_ids()[0], "saliency")
+    with pytest.raises(MerError, match="no run 'ghost'"):
+        RunExplainer("ghost")
+    with pytest.raises(MerError, match="no attention of its own"):
+        ex.attention(ex.sample_ids()[0])
+
+
+def test_failure_cases_sorted_by_confidence_of_the_wrong_answer():
+    pred = pd.DataFrame({"sample_id": ["a", "b", "c", "d"], "subject": ["s1", "s1", "s2", "s2"], "fold": [0, 0, 1, 1],
+                         "y_true": [0, 1, 2, 0], "y_pred": [1, 1, 0, 2],
+                         "probs": [[0.3, 0.6, 0.1], [0.1, 0.8, 0.1], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5]]})
+    f = failure_cases(pred, ["neg", "pos", "sur"])
+    assert f["sample_id"].tolist() == ["c", "a", "d"]
+    assert f.loc[0, "true"] == "sur" and f.loc[0, "predicted"] == "neg"
+    assert f["confidence"].tolist() == [0.9, 0.6, 0.5] and f.loc[0, "p_true"] == pytest.approx(0.05)
+
+
+def test_cli_explain_and_its_errors(run_env, capsys):
+    ex = RunExplainer(run_env["ok"])
+    sid = ex.sample_ids()[2]
+    assert main(["explain", run_env["ok"], sid, "--method", "saliency", "--method", "gradcam", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fold"] == ex.fold_of(sid) and set(out["methods"]) == {"saliency", "gradcam"}
+    assert out["methods"]["gradcam"]["options"]["layer"] == "features.1"
+    assert main(["explain", run_env["ok"], "missing-sample"]) == 2
+    assert "is not in run" in capsys.readouterr().err
+    assert main(["explain-localisation", run_env["ok"]]) == 2
+    assert "synthetic" in capsys.readouterr().err
+
+
+def test_localisation_table_on_a_tiny_synthetic_run(isolated_cache):
+    cfg = ExperimentConfig.from_dict(dict(
+        dataset="synthetic", dataset_options=dict(subjects=3, clips_per_subject=3, size=32, frames=12),
+        model="baseline", epochs=1, batch_size=8))
+    rid = run_experiment(cfg)
+    methods = ("saliency", "gradcam", "attention")  # baseline has no attention: silently skipped
+    assert localisation_table([rid], methods, max_samples=4, compute=False) is None
+    table = localisation_table([rid], methods, max_samples=4)
+    assert sorted(table["method"]) == ["gradcam", "saliency"] and (table["n"] == 4).all()
+    for col in ("au_share", "blink_share", "pointing"):
+        assert table[col].between(0, 1).all()
+    cached = localisation_table([rid], methods, max_samples=4, compute=False)
+    pd.testing.assert_frame_equal(cached, table)
+    ex = RunExplainer(rid)
+    sid = ex.sample_ids()[0]
+    masks = ex.masks(sid)
+    assert masks["au"].shape == (32, 32) and masks["au"].any()
+
+
+# --- the page --------------------------------------------------------------------------
+
+
+def test_explain_page_renders_a_sample(run_env):
+    ex = RunExplainer(run_env["ok"])
+    wrong = failure_cases(ex.predictions, ex.classes)
+    sid = wrong["sample_id"].iloc[0] if len(wrong) else ex.sample_ids()[0]
+    at = page_app("explain", run=run_env["ok"], sample=sid)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.query_params["sample"] in (sid, [sid])
+    assert len(at.get("image")) >= 3  # frames/flow and one overlay per method
+    assert len(at.get("plotly_chart")) == 1  # class probabilities
+    assert any("fold" in m.value for m in at.markdown)
+
+
+def test_explain_page_bad_requests_show_errors(run_env):
+    at = page_app("explain", run=run_env["ok"], sample="not-a-sample")
+    assert not at.exception
+    assert any("not-a-sample" in e.value and "is not in run" in e.value for e in at.error)
+    at = page_app("explain", run=run_env["bare"])
+    assert not at.exception
+    assert any("no fold checkpoints" in e.value for e in at.error)
+    at = page_app("explain", run="ghost-run")
+    assert not at.exception
+    assert any("ghost-run" in e.value for e in at.error)
+
+
+def _rerun(at):
+    """Rerun an AppTest made by page_app (its script reads the page module from sys.argv)."""
+    import sys
+
+    sys.argv.append("dashboard.pages.explain")
+    try:
+        at.run()
+    finally:
+        sys.argv.pop()
+    return at
+
+
+def test_explain_page_failure_browser_and_localisation_views(run_env):
+    from dashboard.pages.explain import K_VIEW
+
+    at = page_app("explain", run=run_env["ok"])
+    at.session_state[K_VIEW] = "Failure cases"
+    _rerun(at)
+    assert not at.exception, at.exception
+    n_wrong = len(failure_cases(RunExplainer(run_env["ok"]).predictions, RunExplainer(run_env["ok"]).classes))
+    assert n_wrong > 0  # a 1-epoch run misclassifies some clips (deterministic seed)
+    opens = [b for b in at.button if b.label == "explain"]
+    assert len(opens) == min(n_wrong, 12)
+    if opens:
+        opens[0].click()
+        _rerun(at)
+        assert not at.exception
+        assert at.session_state[K_VIEW] == "Sample"
+    at.session_state[K_VIEW] = "Localisation"
+    _rerun(at)
+    assert not at.exception
+    assert any("synthetic" in i.value for i in at.info)
+
+
+def test_explain_page_with_an_empty_store():
+    at = page_app("explain")
+    assert not at.exception
+    assert any("No runs stored yet" in i.value for i in at.info)
