@@ -11,7 +11,6 @@ from dashboard.pages import datasets, home, run, runs
 from dashboard.pages import jobs, new_experiment
 from dashboard.pages import compare, leaderboard
 from dashboard.pages import explain
-from dashboard.pages import explain
 
 # (module, title, url path, icon, section)
 PAGES = [
@@ -21,7 +20,6 @@ PAGES = [
     (run, "Run", "run", ":material/analytics:", "Results"),
     (compare, "Compare", "compare", ":material/compare_arrows:", "Results"),
     (leaderboard, "Leaderboard", "leaderboard", ":material/leaderboard:", "Results"),
-    (explain, "Explain", "explain", ":material/visibility:", "Results"),
     (explain, "Explain", "explain", ":material/visibility:", "Results"),
     (new_experiment, "New experiment", "new", ":material/add_circle:", "Experiments"),
     (jobs, "Jobs", "jobs", ":material/work:", "Experiments"),
