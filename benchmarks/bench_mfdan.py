@@ -67,7 +67,7 @@ def time_model(name: str, preset: str, batch: int, repeats: int) -> dict[str, An
                 infer_ms_per_sample=1000 * infer / batch, train_defaults=train_defaults(name, preset))
 
 
-def run_ablations(epochs: int | None, seed: int) -> dict[str, Any]:
+def run_ablations(epochs: int | None, seed: int, save: Any = None) -> dict[str, Any]:
     try:
         from mer_core.training.engine import run_experiment  # type: ignore
         from mer_core.config import ExperimentConfig
@@ -84,22 +84,26 @@ def run_ablations(epochs: int | None, seed: int) -> dict[str, Any]:
         result = run_experiment(cfg)
         out[label] = dict(config=cfg.to_dict(), seconds=time.perf_counter() - t0, result=_summarise(result))
         print(label, json.dumps(out[label]["result"]), f"{out[label]['seconds']:.0f}s", flush=True)
+        if save is not None:
+            save(out)
     return out
 
 
-def _summarise(result: Any) -> Any:
-    """Keep the headline metrics of whatever the engine returns (JSON-safe)."""
-    if isinstance(result, dict):
-        src = result
-    else:
-        src = {k: getattr(result, k) for k in dir(result) if not k.startswith("_") and not callable(getattr(result, k))}
-    keep = {}
-    for k, v in src.items():
-        if isinstance(v, (int, float, str, bool)) or v is None:
-            keep[k] = v
-        elif isinstance(v, dict) and all(isinstance(x, (int, float, str)) for x in v.values()):
-            keep[k] = v
-    return keep
+def _summarise(result: Any) -> dict[str, Any]:
+    """Headline metrics of a finished run (``run_experiment`` returns its id)."""
+    from mer_core.runs.store import RunStore
+
+    store = RunStore()
+    try:
+        run = store.get_run(str(result))
+    finally:
+        store.close()
+    summary = run.get("summary", {})
+    pooled = summary.get("pooled", {})
+    oracle = summary.get("oracle", {})
+    return dict(run_id=str(result), status=run.get("status"), uf1=pooled.get("uf1"), uar=pooled.get("uar"),
+                accuracy=pooled.get("accuracy"), oracle_uf1=oracle.get("uf1"), oracle_uar=oracle.get("uar"),
+                n_folds=run.get("n_folds"), n_samples=run.get("n_samples"), wall_time=run.get("wall_time"))
 
 
 def main() -> int:
@@ -110,23 +114,33 @@ def main() -> int:
     ap.add_argument("--ablation", action="store_true", help="also run the LOSO ablations (minutes)")
     ap.add_argument("--epochs", type=int, default=None, help="ablation epochs (default: the cpu preset's)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-timings", action="store_true", help="keep the timings already in --out")
     ap.add_argument("--out", default=str(ROOT / "bench_out" / "mfdan.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = dict(machine=platform.processor() or platform.machine(), threads=args.threads,
                                   torch=torch.__version__, timings=[])
-    for name in ("mfdan", "ststnet"):
+    if args.no_timings and out.exists():
+        report = json.loads(out.read_text())
+
+    def save(ablations: dict[str, Any] | None = None) -> None:
+        if ablations is not None:
+            report["ablations"] = ablations
+        out.write_text(json.dumps(report, indent=1, default=str))
+
+    for name in ("mfdan", "ststnet") if not args.no_timings else ():
         for preset in list_presets(name):
             row = time_model(name, preset, args.batch, args.repeats)
             report["timings"].append(row)
             print(f"{name:8s} {preset:10s} params={row['params']:>9,d}  "
                   f"train {row['train_ms_per_sample']:.2f} ms/sample  infer {row['infer_ms_per_sample']:.2f} ms/sample",
                   flush=True)
+    save()
     if args.ablation:
-        report["ablations"] = run_ablations(args.epochs, args.seed)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=str))
+        report["ablation_epochs"] = args.epochs or train_defaults("mfdan", "cpu")["epochs"]
+        save(run_ablations(args.epochs, args.seed, save))
     print("wrote", out)
     return 0
 
