@@ -89,7 +89,7 @@ def test_cache_hit_then_miss_on_parameter_or_file_change(table):
     assert second.report.cache.tolist() == ["hit", "hit"]
     assert np.array_equal(first.x, second.x)
     assert second.report.face.tolist() == ["precropped"] * 2 and second.report.apex.tolist() == [4, 4]
-    assert len(list(preprocessed_dir().rglob("*.npz"))) == 2
+    assert len(list(preprocessed_dir().rglob("*.npy"))) == 2
     # any parameter that matters -> new key
     assert prepare_inputs(table, FLOW3, 16, PreprocessConfig(flow_method="farneback")).report.cache.tolist() == ["miss"] * 2
     assert prepare_inputs(table, FLOW3, 20).report.cache.tolist() == ["miss"] * 2
@@ -113,7 +113,7 @@ def test_cache_hit_then_miss_on_parameter_or_file_change(table):
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
 def test_corrupt_cache_entry_is_recomputed_not_served(table, damage):
     good = prepare_inputs(table, FLOW3, 16)
-    entries = sorted(preprocessed_dir().rglob("*.npz"))
+    entries = sorted(preprocessed_dir().rglob("*.npy"))
     target = entries[0]
     data = target.read_bytes()
     if damage == "truncate":
