@@ -21,6 +21,7 @@ import csv
 import json
 import os
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -204,7 +205,7 @@ def render_clip(
         noise = rng.standard_normal(face.albedo.shape, dtype=np.float32)  # drawn even when clean: fixed stream
         base = face.albedo
         if closure[t] > 0 and not clean:
-            alpha, lash = blink_overlay(face.eyes, float(closure[t]), size)
+            alpha, lash = blink_overlay(face.eyes, float(closure[t]), size, (xx, yy))
             if colour:
                 alpha, lash = alpha[..., None], lash[..., None]
             base = face.albedo * (1 - alpha) + face.skin * alpha - lash
@@ -215,9 +216,9 @@ def render_clip(
             amp, cycles, phase = plan.wobble
             w = float(amp * np.sin(2 * np.pi * cycles * u + phase))
             shift = (plan.drift_shift[0] * u + w, plan.drift_shift[1] * u + 0.5 * w)
-            gx, gy = drift_grid(size, shift, plan.drift_angle * u, centre)
+            gx, gy = drift_grid(size, shift, plan.drift_angle * u, centre, (xx, yy))
         if profile[t] > 0:
-            back = inverse_field(motion.flow * profile[t], iterations=6 if options.macro else 3)
+            back = inverse_field(motion.flow * profile[t], iterations=6 if options.macro else 3, grid=(xx, yy))
             gx, gy = gx - back[0], gy - back[1]
         img = cv2.remap(base, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
         if clean:
@@ -319,31 +320,46 @@ def _write_all(out: Path, options: SynthOptions, progress: Progress | None) -> l
     plans = [plan_subject(options, s) for s in range(options.subjects)]
     total, done = sum(len(p) for p in plans), 0
     (out / "masks").mkdir(exist_ok=True)
-    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
     name = dataset_name(options)
-    for s, clips in enumerate(plans):
-        face = subject_face(options, s)
-        for plan in clips:
-            motion = clip_motion(options, plan, face)
-            frames = render_clip(options, plan, face, motion)
-            rel = Path("frames") / plan.subject / plan.clip
-            (out / rel).mkdir(parents=True, exist_ok=True)
-            for t, img in enumerate(frames):
-                if not cv2.imwrite(str(out / rel / f"img{t:03d}.png"), img, png):
-                    raise DatasetError(f"cannot write frame {out / rel / f'img{t:03d}.png'}")
-            mask_rel = Path("masks") / f"{plan.subject}_{plan.clip}.npz"
-            np.savez_compressed(out / mask_rel, **clip_masks(options, plan, face, motion))
-            blink = f"{plan.blink_start}-{min(plan.n_frames - 1, plan.blink_start + plan.blink_length)}" if plan.blink_start >= 0 else ""
-            rows.append(dict(
-                dataset=name, subject=plan.subject, clip=plan.clip, label=plan.label, emotion=plan.label,
-                frames_dir=rel.as_posix(), onset=plan.onset, apex=plan.apex, offset=plan.offset,
-                fps=f"{options.fps:g}", cropped="true", action_units=plan.action_units, mask=mask_rel.as_posix(),
-                n_frames=plan.n_frames, peak_px=f"{plan.peak_px:.3f}", blink=blink,
-            ))
-            done += 1
-            if progress:
-                progress(done, total)
+    # PNG encoding and file writes release the GIL: a few writer threads
+    # overlap them with rendering (file creation dominates on a busy disk).
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        pending: list[Future] = []
+        for s, clips in enumerate(plans):
+            face = subject_face(options, s)
+            for plan in clips:
+                motion = clip_motion(options, plan, face)
+                frames = render_clip(options, plan, face, motion)
+                rel = Path("frames") / plan.subject / plan.clip
+                (out / rel).mkdir(parents=True, exist_ok=True)
+                pending.append(pool.submit(_write_frames, out / rel, frames))
+                mask_rel = Path("masks") / f"{plan.subject}_{plan.clip}.npz"
+                np.savez_compressed(out / mask_rel, **clip_masks(options, plan, face, motion))
+                blink = f"{plan.blink_start}-{min(plan.n_frames - 1, plan.blink_start + plan.blink_length)}" if plan.blink_start >= 0 else ""
+                rows.append(dict(
+                    dataset=name, subject=plan.subject, clip=plan.clip, label=plan.label, emotion=plan.label,
+                    frames_dir=rel.as_posix(), onset=plan.onset, apex=plan.apex, offset=plan.offset,
+                    fps=f"{options.fps:g}", cropped="true", action_units=plan.action_units, mask=mask_rel.as_posix(),
+                    n_frames=plan.n_frames, peak_px=f"{plan.peak_px:.3f}", blink=blink,
+                ))
+                done += 1
+                if progress:
+                    progress(done, total)
+                if len(pending) > 8:  # bound the frames held in memory; surface write errors early
+                    pending.pop(0).result()
+        for job in pending:
+            job.result()
     return rows
+
+
+_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+
+
+def _write_frames(folder: Path, frames: np.ndarray) -> None:
+    for t, img in enumerate(frames):
+        path = folder / f"img{t:03d}.png"
+        if not cv2.imwrite(str(path), img, _PNG):
+            raise DatasetError(f"cannot write frame {path}")
 
 
 def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:

@@ -203,14 +203,17 @@ def blink_profile(n: int, start: int, length: int) -> np.ndarray:
     return np.clip(c, 0, 1)
 
 
-def blink_overlay(eyes: tuple[tuple[float, float, float, float], ...], closure: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+def blink_overlay(
+    eyes: tuple[tuple[float, float, float, float], ...], closure: float, size: int,
+    grid: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Lid blending weights for a lid closure in 0..1.
 
     Returns ``(alpha, lash)``: ``frame = albedo * (1 - alpha) + skin * alpha``
     covers the eye with the lid, ``lash`` (a grey-level drop) draws the lash
     line along the lid edge.
     """
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    xx, yy = grid if grid is not None else _grid(size)
     alpha = np.zeros((size, size), np.float32)
     lash = np.zeros((size, size), np.float32)
     if closure <= 0:
@@ -234,12 +237,21 @@ def blink_region(eyes: tuple[tuple[float, float, float, float], ...], size: int)
     return mask.astype(bool)
 
 
-def drift_grid(size: int, shift: tuple[float, float], angle_deg: float, centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    return xx, yy
+
+
+def drift_grid(
+    size: int, shift: tuple[float, float], angle_deg: float, centre: tuple[float, float],
+    grid: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Sampling grid of a rigid head motion (rotation about ``centre`` then shift).
 
     Backward map: output pixel ``p`` reads the source at ``R^-1 (p - c - t) + c``.
+    ``grid`` (pixel x, y coordinates) may be passed to save recomputing it.
     """
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    xx, yy = grid if grid is not None else _grid(size)
     th = np.deg2rad(-angle_deg)
     c, s = np.float32(np.cos(th)), np.float32(np.sin(th))
     x0 = xx - centre[0] - shift[0]
@@ -249,15 +261,16 @@ def drift_grid(size: int, shift: tuple[float, float], angle_deg: float, centre: 
     return gx, gy
 
 
-def inverse_field(forward: np.ndarray, iterations: int = 3) -> np.ndarray:
+def inverse_field(
+    forward: np.ndarray, iterations: int = 3, grid: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
     """Backward displacement ``b`` with ``b(y) = f(y - b(y))`` (fixed point).
 
     Warping by the forward field ``f`` means the output at ``y`` shows the
     neutral face at ``y - b(y)``; for small motions ``b ~ f``, the iterations
     keep large (macro) motions exact too.
     """
-    size_y, size_x = forward.shape[1:]
-    yy, xx = np.mgrid[0:size_y, 0:size_x].astype(np.float32)
+    xx, yy = grid if grid is not None else _grid(forward.shape[1])
     fx, fy = forward[0], forward[1]
     bx, by = fx.copy(), fy.copy()
     for _ in range(iterations):
