@@ -165,6 +165,9 @@ def render() -> None:
     _queue_table(table)
     ids = table["id"].tolist()
     current = st.query_params.get(data.QP_JOB)
+    prefixed = [j for j in ids if current and j.startswith(f"{current}-")]
+    if current and current not in ids and len(prefixed) == 1:  # ?job=j7 is enough
+        current = prefixed[0]
     if current and current not in ids:
         st.warning(f"Job {current!r} is not in the store; showing {ids[0]} instead.")
     index = ids.index(current) if current in ids else 0

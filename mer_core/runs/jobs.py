@@ -153,7 +153,7 @@ def log_tail(job: dict[str, Any], lines: int = 40) -> str:
         fh.seek(max(0, size - 64 * 1024))
         text = fh.read().decode("utf-8", errors="replace")
     # tqdm redraws with carriage returns: keep the last state of each line
-    out = [ln.rsplit("\r", 1)[-1] for ln in text.splitlines()]
+    out = [ln.rstrip("\r").rsplit("\r", 1)[-1] for ln in text.rstrip("\n").split("\n")]
     return "\n".join(out[-lines:])
 
 

@@ -1,0 +1,141 @@
+"""The Jobs page and its live view, rendered with AppTest from stored jobs (no worker processes)."""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from apptest_helpers import page_app
+from mer_core.config import ExperimentConfig
+from mer_core.evaluation.metrics import summarize
+from mer_core.runs import jobs
+from mer_core.runs.store import RunStore
+
+CLASSES = ["negative", "positive", "surprise"]
+
+
+class FakeProc:
+    pid = 2**22 + 7  # above the default pid_max: never a live process
+
+    def poll(self):
+        return None
+
+
+@pytest.fixture(autouse=True)
+def launched(monkeypatch) -> list[str]:
+    """Jobs the scheduler would have started (no worker process is started in these tests)."""
+    started: list[str] = []
+    monkeypatch.setattr(jobs, "_launch", lambda job_id, *a, **k: (started.append(job_id), FakeProc())[1])
+    return started
+
+
+def store_job(status: str, *, folds_done: int = 2, error: str = "") -> str:
+    """A job whose run has ``folds_done`` of 3 folds stored, with epochs, predictions and a log."""
+    config = ExperimentConfig(epochs=2)
+    with RunStore() as store:
+        job_id = jobs.submit(config, store=store, start=False)
+        job = jobs.get_job(store, job_id)
+        rid = store.create_run(config, classes=CLASSES, n_folds=3, n_samples=9, run_id=job["run_id"])
+        pred = pd.DataFrame({"sample_id": [f"s{i}" for i in range(9)], "subject": [f"sub{i // 3}" for i in range(9)],
+                             "part": "", "clip": "", "y_true": [i % 3 for i in range(9)],
+                             "y_pred": [0, 1, 2, 0, 1, 2, 0, 0, 0], "probs": [[0.5, 0.3, 0.2]] * 9})
+        for k in range(folds_done):
+            store.start_fold(rid, k, f"sub{k}", [f"sub{k}"], 6, 0, 3)
+            for e in (1, 2):
+                store.add_epoch(rid, k, e, train_loss=1.2 / e, train_acc=0.4 * e)
+            store.finish_fold(rid, k, pred[pred["subject"] == f"sub{k}"], epochs_run=2, selected_epoch=2)
+        store.finish_run(rid, status="done" if folds_done == 3 else "running",
+                         summary=summarize(pred[pred["subject"].isin([f"sub{k}" for k in range(folds_done)])]
+                                           .assign(fold=0), CLASSES))
+        with store.tx() as c:
+            c.execute("""UPDATE jobs SET status=?, started=?, finished=?, n_folds=3, folds_done=?, fold=?, epoch=1,
+                         epochs=2, loss=0.75, progress=?, eta_s=42, error=?, resumable=?, attempts=1 WHERE id=?""",
+                      (status, time.time() - 60, time.time() if status in jobs.FINISHED else None, folds_done,
+                       min(folds_done, 2), folds_done / 3, error, int(status in ("failed", "cancelled")), job_id))
+        with open(job["log_path"], "w") as fh:
+            fh.write("[worker] fold 1/3 epoch 1/2 loss 1.2\r[worker] fold 1/3 epoch 2/2 loss 0.6\n[worker] last line\n")
+    return job_id
+
+
+def view(job_id: str) -> AppTest:
+    def script():
+        import streamlit as st
+
+        from dashboard.pages import jobs as page
+
+        page._job_view(st.session_state["job_under_test"])
+
+    at = AppTest.from_function(script, default_timeout=30)
+    at.session_state["job_under_test"] = job_id
+    return at.run()
+
+
+def test_live_view_of_a_stored_finished_job():
+    job_id = store_job("done", folds_done=3)
+    at = view(job_id)
+    assert not at.exception, at.exception
+    assert any(f"Job `{job_id}`" in m.value and "done" in m.value for m in at.markdown)
+    bar = at.get("progress")[0].proto
+    assert bar.value == 100 and "fold 3 of 3" in bar.text and "3 fold(s) stored" in bar.text
+    assert len(at.get("plotly_chart")) == 2  # training curves + per-subject results
+    buttons = {b.label: b for b in at.button}
+    assert buttons["Cancel"].disabled and buttons["Resume"].disabled  # nothing to cancel or resume
+    log = at.code[-1].value
+    assert "[worker] last line" in log and "epoch 2/2 loss 0.6" in log and "epoch 1/2" not in log  # \r redraws
+    with RunStore() as store:
+        run_id = jobs.get_job(store, job_id)["run_id"]
+    assert any(f"run?run={run_id}" in m.value for m in at.markdown)
+
+
+def test_live_view_of_a_failed_job_offers_resume_and_shows_the_traceback(launched):
+    tb = "Traceback (most recent call last):\n  File x\nRuntimeError: out of cheese"
+    job_id = store_job("failed", folds_done=1, error=tb)
+    at = view(job_id)
+    assert not at.exception, at.exception
+    assert any("RuntimeError: out of cheese" in e.value and "Resume" in e.value for e in at.error)
+    assert any("out of cheese" in c.value for c in at.code)
+    resume = {b.label: b for b in at.button}["Resume"]
+    assert not resume.disabled
+    resume.click()
+    at.run()
+    assert not at.exception, at.exception
+    with RunStore() as store:
+        job = jobs.get_job(store, job_id)
+    assert launched == [job_id]  # re-queued and started by the scheduler at once
+    assert job["status"] == "running" and job["error"] == "" and job["attempts"] == 2 and not job["resumable"]
+
+
+def test_cancel_button_on_a_running_job_sets_the_flag(monkeypatch):
+    job_id = store_job("running", folds_done=1)
+    monkeypatch.setattr(jobs, "pid_alive", lambda *a, **k: True)  # pretend the worker lives
+    at = view(job_id)
+    assert not at.exception, at.exception
+    assert "ETA" in at.get("progress")[0].proto.text
+    cancel = {b.label: b for b in at.button}["Cancel"]
+    assert not cancel.disabled
+    cancel.click()
+    at.run()
+    with RunStore() as store:
+        job = jobs.get_job(store, job_id)
+    assert job["status"] == "cancelling" and job["cancel"]
+
+
+def test_jobs_page_lists_jobs_and_keeps_the_job_in_the_url():
+    a = store_job("done", folds_done=3)
+    b = store_job("failed", folds_done=1, error="boom")
+    at = page_app("jobs", job=a)
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["status"]) == ["failed", "done"]  # history newest first
+    assert any(f"Job `{a}`" in m.value for m in at.markdown)
+    at = page_app("jobs", job="unknown")
+    assert any("not in the store" in w.value for w in at.warning)
+    assert any(f"Job `{b}`" in m.value for m in at.markdown)
+
+
+def test_empty_jobs_page_shows_guidance():
+    at = page_app("jobs")
+    assert not at.exception
+    assert any("No jobs yet" in i.value for i in at.info)

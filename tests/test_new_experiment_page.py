@@ -1,0 +1,112 @@
+"""The New experiment form with AppTest: defaults, field-level validation, submit -> job row."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fixtures_clips import make_clip_manifest
+from mer_core.runs import jobs
+from mer_core.runs.store import RunStore
+from streamlit.testing.v1 import AppTest
+
+from dashboard.pages import new_experiment as ne
+
+
+@pytest.fixture
+def manifest(tmp_path) -> Path:
+    return make_clip_manifest(tmp_path / "clips", subjects=3, clips_per_subject=4, size=32, frames=5)
+
+
+@pytest.fixture
+def no_workers(monkeypatch):
+    """Submitting queues the job but starts no process (the queue is tested in test_jobs.py)."""
+    monkeypatch.setattr(jobs, "kick", lambda *a, **k: [])
+
+
+def form(manifest: Path, **state) -> AppTest:
+    def script():
+        from dashboard.pages import new_experiment
+
+        new_experiment.render()
+
+    at = AppTest.from_function(script, default_timeout=60)
+    at.session_state[ne.K_DATASET] = "manifest"
+    at.session_state["ne_options_manifest"] = f"manifest={manifest}"
+    at.session_state["ne_class_set_manifest"] = "native"
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def errors_text(at: AppTest) -> str:
+    return "\n".join(e.value for e in at.error)
+
+
+def test_form_defaults_summary_and_submit_queues_a_job(manifest, no_workers):
+    at = form(manifest)
+    assert not at.exception, at.exception
+    assert not at.error, errors_text(at)
+    epochs = at.number_input(key=ne.key("epochs", "baseline", "cpu"))
+    from mer_core.models.registry import train_defaults
+
+    assert epochs.value == train_defaults("baseline", "cpu").get("epochs", 20)  # the preset's default
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["folds"] == "3" and metrics["clips"] == "12" and metrics["subjects"] == "3"
+    epochs.set_value(2)
+    at.text_input(key="ne_name").set_value("from the form")
+    at.run()
+    submit = at.button(key=ne.K_SUBMIT)
+    assert not submit.disabled
+    submit.click()
+    at.run()
+    assert not at.exception, at.exception
+    with RunStore() as store:
+        table = jobs.list_jobs(store)
+        assert len(table) == 1
+        job = jobs.get_job(store, table["id"][0])
+    assert job["status"] == "queued" and job["name"] == "from the form"
+    assert job["config"]["epochs"] == 2 and job["config"]["dataset_options"] == {"manifest": str(manifest)}
+    assert job["config"]["class_set"] == "native" and job["config"]["model"] == "baseline"
+    assert any(job["id"] in s.value for s in at.success)
+    links = [(e.proto.page, e.proto.query_string) for e in at.get("page_link")]
+    assert ("jobs", f"job={job['id']}") in links  # link to the live view
+
+
+def test_bad_inputs_are_refused_next_to_their_field(manifest, no_workers, tmp_path):
+    at = form(manifest)
+    at.number_input(key=ne.key("epochs", "baseline", "cpu")).set_value(0)
+    at.number_input(key=ne.key("lr", "baseline", "cpu")).set_value(-0.01)
+    at.run()
+    text = errors_text(at)
+    assert "epochs=0" in text and "lr=-0.01" in text
+    assert at.button(key=ne.K_SUBMIT).disabled
+
+    at.number_input(key=ne.key("epochs", "baseline", "cpu")).set_value(1)
+    at.number_input(key=ne.key("lr", "baseline", "cpu")).set_value(0.001)
+    at.text_area(key="ne_options_manifest").set_value(f"manifest={tmp_path / 'nowhere.csv'}")
+    at.run()
+    assert "nowhere.csv" in errors_text(at)  # the indexer's own message
+    assert at.button(key=ne.K_SUBMIT).disabled
+
+    at.text_area(key="ne_options_manifest").set_value(f"manifest={manifest}")
+    at.selectbox(key=ne.K_MODEL).set_value("mfdan")
+    at.run()
+    at.number_input(key=ne.key("input_size", "mfdan", "cpu")).set_value(36)
+    at.run()
+    assert "mfdan does not accept this input" in errors_text(at)
+    assert at.button(key=ne.K_SUBMIT).disabled
+    with RunStore() as store:
+        assert jobs.list_jobs(store).empty  # nothing was queued
+
+
+def test_model_specific_fields_come_from_the_config_dataclass(manifest, no_workers):
+    at = form(manifest, **{ne.K_MODEL: "mfdan"})
+    assert not at.exception, at.exception
+    labels = [s.label for s in at.slider]
+    assert "DropKey rate" in labels
+    from mer_core.models.registry import model_config
+
+    assert at.slider(key=ne.key("dropkey", "mfdan", "cpu")).value == pytest.approx(model_config("mfdan").dropkey)
+    at = form(manifest)
+    assert "DropKey rate" not in [s.label for s in at.slider]  # baseline has no DropKey
