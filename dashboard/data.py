@@ -177,8 +177,16 @@ def job_detail(job_id: str) -> dict[str, Any] | None:
 
 
 def experiment_plan(config_json: str) -> dict[str, Any]:
-    """mer_core.runs.jobs.plan of a config (samples, folds, estimate) or {'error': message}; cached."""
-    return _experiment_plan(str(store_path()), config_json)
+    """mer_core.runs.jobs.plan of a config (samples, folds, estimate) or {'error': message}.
+
+    Successes are cached; errors are not, so fixing the data on disk shows at the next rerun.
+    """
+    try:
+        return _experiment_plan(str(store_path()), config_json)
+    except MerError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # an indexer bug must not take the page down
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 @st.cache_data(ttl=300, max_entries=32, show_spinner="Indexing the dataset…")
@@ -186,13 +194,7 @@ def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
     from mer_core.config import ExperimentConfig
     from mer_core.runs import jobs
 
-    try:
-        return jobs.plan(ExperimentConfig.from_json(config_json))
-    except MerError as exc:
-        return {"error": str(exc)}
-    except Exception as exc:  # an indexer bug must not take the page down
-        return {"error": f"{type(exc).__name__}: {exc}"}
-
+    return jobs.plan(ExperimentConfig.from_json(config_json))
 
 # --- datasets page (issues 3, 4, 5) ------------------------------------------------
 def _roots_stamp() -> str:
@@ -370,55 +372,3 @@ def _localisation(path: str, run_ids: tuple[str, ...], methods: tuple[str, ...],
 
     with RunStore(path) as store:
         return localisation_table(run_ids, methods, max_samples=max_samples, store=store)
-
-
-# --- jobs (issue 9): the queue, the live job view, the new-experiment plan ------------
-def jobs_table() -> pd.DataFrame:
-    """All jobs, active and queued first. Not cached: it is the live status.
-
-    Every read kicks the scheduler (starts queued jobs, marks jobs whose
-    worker died), which is how a restarted dashboard picks the queue up again.
-    """
-    from mer_core.runs import jobs
-
-    with RunStore(store_path()) as store:
-        jobs.kick(store)
-        return jobs.list_jobs(store)
-
-
-def job_detail(job_id: str) -> dict[str, Any] | None:
-    """A job with its run's folds, epochs, predictions and log tail (None if unknown); uncached (live)."""
-    from mer_core.runs import jobs
-
-    with RunStore(store_path()) as store:
-        try:
-            job = jobs.get_job(store, job_id)
-        except MerError:
-            return None
-        out: dict[str, Any] = {"job": job, "run": None, "folds": pd.DataFrame(), "epochs": pd.DataFrame(),
-                               "predictions": pd.DataFrame(), "log": jobs.log_tail(job, 40)}
-        if store.has_run(job["run_id"]):
-            out.update(run=store.get_run(job["run_id"]), folds=store.folds(job["run_id"]),
-                       epochs=store.epochs(job["run_id"]), predictions=store.predictions(job["run_id"]))
-        return out
-
-
-def experiment_plan(config_json: str) -> dict[str, Any]:
-    """mer_core.runs.jobs.plan of a config (samples, folds, estimate) or {'error': message}.
-
-    Successes are cached; errors are not, so fixing the data on disk shows at the next rerun.
-    """
-    try:
-        return _experiment_plan(str(store_path()), config_json)
-    except MerError as exc:
-        return {"error": str(exc)}
-    except Exception as exc:  # an indexer bug must not take the page down
-        return {"error": f"{type(exc).__name__}: {exc}"}
-
-
-@st.cache_data(ttl=300, max_entries=32, show_spinner="Indexing the dataset…")
-def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
-    from mer_core.config import ExperimentConfig
-    from mer_core.runs import jobs
-
-    return jobs.plan(ExperimentConfig.from_json(config_json))

@@ -461,33 +461,3 @@ def localisation_bars(table: pd.DataFrame, metric: str = "au_share") -> go.Figur
                       margin=dict(l=10, r=10, t=10, b=10), height=340, legend_title_text="model")
     fig.update_xaxes(type="category")
     return fig
-
-
-# --- jobs (issue 9): live training curves ------------------------------------------
-def training_curves(epochs: pd.DataFrame) -> go.Figure:
-    """Per-epoch training loss and accuracy, one line per fold (validation when stored).
-
-    Test-subject curves are not drawn: picking epochs by them is the dishonest
-    selection this project avoids.
-    """
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.08)
-    for i, (fold, df) in enumerate(epochs.groupby("fold_index", sort=True)):
-        colour = CLASS_COLOURS[i % len(CLASS_COLOURS)]
-        name = f"fold {int(fold) + 1}"
-        for col, (key, dash) in enumerate((("train_loss", "solid"), ("train_acc", "solid")), start=1):
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df[key], mode="lines+markers", name=name, legendgroup=name,
-                                     showlegend=col == 1, line=dict(color=colour, dash=dash),
-                                     hovertemplate=f"{name} epoch %{{x}}: {key} %{{y:.3f}}<extra></extra>"),
-                          row=1, col=col)
-        for col, key in ((1, "val_loss"), (2, "val_acc")):
-            if key in df and df[key].notna().any():
-                fig.add_trace(go.Scatter(x=df["epoch"], y=df[key], mode="lines", name=f"{name} validation",
-                                         legendgroup=name, showlegend=False, line=dict(color=colour, dash="dot"),
-                                         hovertemplate=f"{name} epoch %{{x}}: {key} %{{y:.3f}}<extra></extra>"),
-                              row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25))
-    return fig
