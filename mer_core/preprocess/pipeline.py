@@ -126,7 +126,8 @@ def _run_one(
             except OSError as exc:  # a full disk must not fail the sample
                 warnings.warn(f"cannot write cache entry {entry}: {exc}", stacklevel=1)
     except SampleError as exc:
-        x, info = None, {"ok": False, "error": str(exc)}
+        msg = str(exc)
+        x, info = None, {"ok": False, "error": msg if msg.startswith(f"{sid}:") else f"{sid}: {msg}"}
     except Exception as exc:  # cv2.error, MemoryError...: stored, never raised
         x, info = None, {"ok": False, "error": f"{sid}: {type(exc).__name__}: {exc}"}
     info["seconds"] = round(time.perf_counter() - t0, 4)
