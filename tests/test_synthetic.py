@@ -300,6 +300,12 @@ def test_cli_generates_and_refuses_bad_options(tmp_path, capsys):
                      "--frames", "8", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert str(out / "manifest.csv") in text and "%" in text and len(pd.read_csv(out / "manifest.csv")) == 4
+    again = ["synth", "--subjects", "2", "--clips-per-subject", "2", "--clip-jitter", "0", "--size", "32",
+             "--frames", "8", "--out", str(out), "--if-missing", "--json"]
+    assert cli_main(again) == 0 and json.loads(capsys.readouterr().out)["reused"] is True
+    with pytest.raises(SystemExit):
+        cli_main(["synth", "--help"])  # help texts hold '%': they must format
+    assert "--blink-rate" in capsys.readouterr().out
     for argv, fragment in ((["--subjects", "0"], "subjects=0"), (["--amplitude", "-2"], "amplitude"),
                            (["--classes", "9"], "knows 3 classes"), (["--macro", "--classes", "9"], "knows 6")):
         assert cli_main(["synth", *argv, "--out", str(tmp_path / "bad")]) == 2

@@ -41,13 +41,17 @@ def register(sub: Any) -> None:
                     "identical files). Unset options take the variant's defaults.",
     )
     for name, kind, metavar in _OPTIONS:
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar, default=None, help=OPTION_SPECS[name][4])
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar, default=None,
+                       help=OPTION_SPECS[name][4].replace("%", "%%"))
     p.add_argument("--classes", metavar="N|NAMES", default=None,
                    help=f"number of classes, or comma-separated names from: {', '.join(KNOWN_CLASSES)}")
     p.add_argument("--macro", action="store_true", help=OPTION_SPECS["macro"][4])
     p.add_argument("--color", action="store_true", help=OPTION_SPECS["color"][4])
     p.add_argument("--out", metavar="DIR", help="write here instead of the dataset cache")
     p.add_argument("--force", action="store_true", help="regenerate even when the folder holds the same set")
+    p.add_argument("--if-missing", action="store_true",
+                   help="only generate when the set is missing or stale (what every call does unless --force; "
+                        "for scripts such as `make data`)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=cmd_synth)
 
@@ -63,10 +67,15 @@ def options_from_args(args: argparse.Namespace):  # -> SynthOptions
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from mer_core.datasets.synthetic import dataset_folder, generate
+    from mer_core.datasets.synthetic import dataset_folder, generate, is_current
 
     options = options_from_args(args)
+    if args.force and args.if_missing:
+        from mer_core.errors import ConfigError
+
+        raise ConfigError("--force and --if-missing contradict each other; pass one of them")
     out = Path(args.out).expanduser() if args.out else dataset_folder(options)
+    reused = not args.force and is_current(out, options)
     t0 = time.time()
     manifest = generate(out, options, force=bool(args.force))
     seconds = time.time() - t0
@@ -79,6 +88,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         "subjects": options.subjects,
         "counts": counts,
         "seconds": round(seconds, 2),
+        "reused": reused,
         "options": options.to_dict(),
     }
     if args.json:
@@ -89,5 +99,5 @@ def cmd_synth(args: argparse.Namespace) -> int:
           f"{options.size}x{options.size} px, ~{options.frames} frames per clip")
     for label, n in counts.items():
         print(f"  {label:10s} {n:5d}  ({100 * n / total:.1f}%)")
-    print(f"wrote {manifest} in {seconds:.1f} s" if seconds > 0.5 else f"up to date: {manifest}")
+    print(f"up to date: {manifest}" if reused else f"wrote {manifest} in {seconds:.1f} s")
     return 0
