@@ -140,11 +140,13 @@ def render_face(ident: Identity, size: int, rng: np.random.Generator, *, color: 
     hair_c = _tint(ident.hair_tone, 0.3, "grey")
     cx, cy, a, b = ident.cx, ident.cy, ident.face_a, ident.face_b
     # neck and hair behind the face
-    cv2.rectangle(canvas, P(cx - a * 0.45, cy + b * 0.5), P(cx + a * 0.45, 1.0), _tint(ident.skin * 0.85, ident.warmth, "skin"), -1, aa)
+    neck_c = _tint(ident.skin * 0.85, ident.warmth, "skin")
+    cv2.rectangle(canvas, P(cx - a * 0.45, cy + b * 0.5), P(cx + a * 0.45, 1.0), neck_c, -1, aa)
     cv2.ellipse(canvas, P(cx, cy - b * 0.08), (L(a * 1.1), L(b * 1.02)), 0, 180, 360, hair_c, -1, aa)
     # ears
     for side in (-1, 1):
-        cv2.ellipse(canvas, P(cx + side * a * 0.98, ident.eye_y + b * 0.15), (L(a * 0.12), L(b * 0.17)), 0, 0, 360, skin_c, -1, aa)
+        ear = P(cx + side * a * 0.98, ident.eye_y + b * 0.15)
+        cv2.ellipse(canvas, ear, (L(a * 0.12), L(b * 0.17)), 0, 0, 360, skin_c, -1, aa)
     # face outline: an ellipse whose lower half narrows toward the chin
     theta = np.linspace(0, 2 * np.pi, 180, endpoint=False)
     sx = np.cos(theta) * (1.0 - ident.jaw * np.clip(np.sin(theta), 0, None) ** 2)
@@ -158,20 +160,26 @@ def render_face(ident: Identity, size: int, rng: np.random.Generator, *, color: 
     cv2.ellipse(canvas, P(cx, hl), (L(a * 1.02), L(hl - top + 0.02)), 0, 180, 360, hair_c, -1, aa)
     # nose: bridge shading, tip, nostrils
     nose_c = _tint(ident.skin * 0.8, ident.warmth, "skin")
+    nostril_c = _tint(ident.skin * 0.35, ident.warmth, "skin")
+    nw, ny = ident.nose_w, ident.nose_y
     for side in (-1, 1):
-        cv2.line(canvas, P(cx + side * ident.nose_w * 0.45, ident.eye_y + 0.02), P(cx + side * ident.nose_w * 0.8, ident.nose_y - 0.01), nose_c, L(0.008), aa)
-        cv2.ellipse(canvas, P(cx + side * ident.nose_w * 0.55, ident.nose_y), (L(ident.nose_w * 0.32), L(ident.nose_w * 0.18)), 0, 0, 360, _tint(ident.skin * 0.35, ident.warmth, "skin"), -1, aa)
-        cv2.ellipse(canvas, P(cx + side * ident.nose_w * 0.95, ident.nose_y - 0.01), (L(ident.nose_w * 0.35), L(ident.nose_w * 0.45)), 0, 200, 340, nose_c, L(0.006), aa)
+        cv2.line(canvas, P(cx + side * nw * 0.45, ident.eye_y + 0.02), P(cx + side * nw * 0.8, ny - 0.01), nose_c, L(0.008), aa)
+        cv2.ellipse(canvas, P(cx + side * nw * 0.55, ny), (L(nw * 0.32), L(nw * 0.18)), 0, 0, 360, nostril_c, -1, aa)
+        cv2.ellipse(canvas, P(cx + side * nw * 0.95, ny - 0.01), (L(nw * 0.35), L(nw * 0.45)), 0, 200, 340, nose_c, L(0.006), aa)
     # nasolabial folds (make lip-corner motion visible, as wrinkles do)
     fold_c = _tint(ident.skin * (1 - ident.folds), ident.warmth, "skin")
     for side in (-1, 1):
-        pts = np.array([P(cx + side * ident.nose_w * 1.25, ident.nose_y - 0.01), P(cx + side * ident.mouth_w * 1.05, (ident.nose_y + ident.mouth_y) / 2), P(cx + side * ident.mouth_w * 1.18, ident.mouth_y + 0.03)], np.int32)
+        pts = np.array([
+            P(cx + side * nw * 1.25, ny - 0.01),
+            P(cx + side * ident.mouth_w * 1.05, (ny + ident.mouth_y) / 2),
+            P(cx + side * ident.mouth_w * 1.18, ident.mouth_y + 0.03),
+        ], np.int32)
         cv2.polylines(canvas, [pts], False, fold_c, L(0.007), aa)
     # mouth: upper lip, lower lip, the dark line between them
     lip_c = _tint(ident.skin * ident.lip_tone, ident.warmth, "lip")
     mw, my = ident.mouth_w, ident.mouth_y
     xs = np.linspace(-1, 1, 41)
-    upper = np.stack([(cx + mw * xs), my - ident.lip_up * (1 - xs**2) * (1 + 0.4 * np.cos(3 * np.pi * xs / 1.0) * 0.3)], 1)
+    upper = np.stack([(cx + mw * xs), my - ident.lip_up * (1 - xs**2) * (1 + 0.12 * np.cos(3 * np.pi * xs))], 1)
     lower = np.stack([(cx + mw * xs[::-1]), my + ident.lip_low * (1 - xs[::-1] ** 2)], 1)
     cv2.fillPoly(canvas, [(np.concatenate([upper, lower]) * S).round().astype(np.int32)], lip_c, aa)
     line = (np.stack([cx + mw * xs, my + 0.002 * (1 - xs**2)], 1) * S).round().astype(np.int32)
@@ -192,17 +200,24 @@ def render_face(ident: Identity, size: int, rng: np.random.Generator, *, color: 
     # eyes: sclera, iris, pupil inside the eye opening; lids on top
     eye_mask_hr = np.zeros((S, S), np.uint8)
     eye_layer = canvas.copy()
+    sclera_c = _tint(min(250.0, ident.skin + 45), 0.2, "grey")
+    iris_c = _tint(ident.iris_tone, ident.warmth, "iris")
+    axes = (L(ident.eye_w), L(ident.eye_h))
     for ex, ey in eyes:
-        cv2.ellipse(eye_mask_hr, P(ex, ey), (L(ident.eye_w), L(ident.eye_h)), 0, 0, 360, 255, -1, aa)
-        cv2.ellipse(eye_layer, P(ex, ey), (L(ident.eye_w), L(ident.eye_h)), 0, 0, 360, _tint(min(250.0, ident.skin + 45), 0.2, "grey"), -1, aa)
-        cv2.circle(eye_layer, P(ex, ey + ident.eye_h * 0.1), L(ident.eye_h * 0.95), _tint(ident.iris_tone, ident.warmth, "iris"), -1, aa)
+        cv2.ellipse(eye_mask_hr, P(ex, ey), axes, 0, 0, 360, 255, -1, aa)
+        cv2.ellipse(eye_layer, P(ex, ey), axes, 0, 0, 360, sclera_c, -1, aa)
+        cv2.circle(eye_layer, P(ex, ey + ident.eye_h * 0.1), L(ident.eye_h * 0.95), iris_c, -1, aa)
         cv2.circle(eye_layer, P(ex, ey + ident.eye_h * 0.1), L(ident.eye_h * 0.4), (12.0, 12.0, 12.0), -1, aa)
     m = (eye_mask_hr.astype(np.float32) / 255.0)[..., None]
     canvas = canvas * (1 - m) + eye_layer * m
+    upper_lid_c = _tint(ident.brow_tone * 0.8, 0.3, "grey")
+    lower_lid_c = _tint(ident.skin * 0.7, ident.warmth, "skin")
+    crease_c = _tint(ident.skin * 0.82, ident.warmth, "skin")
+    crease_axes = (L(ident.eye_w * 1.05), L(ident.eye_h * 1.3))
     for ex, ey in eyes:
-        cv2.ellipse(canvas, P(ex, ey), (L(ident.eye_w), L(ident.eye_h)), 0, 180, 360, _tint(ident.brow_tone * 0.8, 0.3, "grey"), L(0.008), aa)
-        cv2.ellipse(canvas, P(ex, ey), (L(ident.eye_w), L(ident.eye_h)), 0, 20, 160, _tint(ident.skin * 0.7, ident.warmth, "skin"), L(0.004), aa)
-        cv2.ellipse(canvas, P(ex, ey - ident.eye_h * 0.35), (L(ident.eye_w * 1.05), L(ident.eye_h * 1.3)), 0, 200, 340, _tint(ident.skin * 0.82, ident.warmth, "skin"), L(0.005), aa)
+        cv2.ellipse(canvas, P(ex, ey), axes, 0, 180, 360, upper_lid_c, L(0.008), aa)
+        cv2.ellipse(canvas, P(ex, ey), axes, 0, 20, 160, lower_lid_c, L(0.004), aa)
+        cv2.ellipse(canvas, P(ex, ey - ident.eye_h * 0.35), crease_axes, 0, 200, 340, crease_c, L(0.005), aa)
     # area reduction to the output size: anti-aliased, slightly soft edges
     albedo = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
     skin_img = cv2.resize(skin_canvas, (size, size), interpolation=cv2.INTER_AREA)

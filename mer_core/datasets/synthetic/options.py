@@ -17,7 +17,7 @@ from typing import Any
 from mer_core.datasets.synthetic.motion import BASIC_CLASSES, CLASS_ACTION_UNITS, COMPOSITE_CLASSES
 from mer_core.errors import ConfigError
 
-GENERATOR_VERSION = "1.1"  # bump whenever the output changes: stale folders regenerate
+GENERATOR_VERSION = "1.2"  # bump whenever the output changes: stale folders regenerate
 
 # Variant defaults. Micro: about the size of one MEGC2019 part (16 subjects,
 # ~160 clips), 128 px, 30 frames at 100 fps (a 300 ms window). Macro: distinct
