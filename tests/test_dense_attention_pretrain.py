@@ -167,6 +167,7 @@ def test_load_pretrained_backbone_skips_head_and_checks_architecture(tmp_path):
         if not name.startswith("head."):
             assert torch.equal(value, state[name]), name
     assert torch.equal(model.head.weight, head_before) and model.head.weight.shape == (3, model.num_features)
+    pt.load_pretrained_backbone(create_model("dense_attention", "cpu", **TINY, dropout=0.5), path)  # not architecture
     other = create_model("dense_attention", "cpu", **{**TINY, "growth_rate": 6})
     with pytest.raises(ConfigError, match="growth_rate: checkpoint 4 vs model 6"):
         pt.load_pretrained_backbone(other, path)

@@ -71,6 +71,7 @@ LABEL_ALIASES = {
 }
 STILL_IMAGE_CHANNELS = ("onset", "apex", "magnified_apex", "magnified_onset")
 FREEZE_MODES = ("none", "early", "all_but_head")
+NOT_ARCH = ("dropout", "drop_rate")  # regularisation only: may differ between pre-training and fine-tuning
 
 Log = Callable[[str], None]
 
@@ -540,7 +541,8 @@ def load_pretrained_backbone(model: nn.Module, checkpoint_path: str | Path) -> d
     """Copy every pre-trained weight except the head into ``model``.
 
     The checkpoint's architecture must equal the model's (all config fields
-    but ``num_classes``); a mismatch raises, naming the fields. Returns a
+    but ``num_classes`` and the dropout rates); a mismatch raises, naming
+    the fields. Returns a
     summary: loaded and skipped tensor names and the checkpoint's
     pre-training info.
     """
@@ -548,7 +550,7 @@ def load_pretrained_backbone(model: nn.Module, checkpoint_path: str | Path) -> d
     cfg = getattr(model, "config", None)
     if cfg is not None:
         mine, theirs = _arch(cfg), {k: v for k, v in ckpt["config"].items() if k != "num_classes"}
-        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k) and k not in NOT_ARCH)
         if diff:
             detail = ", ".join(f"{k}: checkpoint {theirs.get(k)!r} vs model {mine.get(k)!r}" for k in diff)
             raise ConfigError(f"{checkpoint_path}: pre-trained architecture differs from the model ({detail})")
