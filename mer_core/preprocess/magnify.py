@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import signal
 
 EVM_VERSION = "evm-2"
 LAMBDA_C = 16.0  # wavelength (pixels at working scale) from which alpha applies in full
@@ -70,6 +69,8 @@ def temporal_bandpass(x: np.ndarray, low: float, high: float, kind: str = "butte
         spec[~keep] = 0
         return np.fft.irfft(spec, n=t, axis=0).astype(x.dtype)
     if kind == "butterworth":
+        from scipy import signal  # lazy: scipy.signal is a slow import, and only this filter needs it
+
         nyq = 0.5
         if high >= nyq:  # band reaches Nyquist: a high-pass does the job
             sos = signal.butter(1, low / nyq, btype="highpass", output="sos")

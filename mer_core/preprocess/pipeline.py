@@ -19,15 +19,12 @@ calling process before the pool starts, so a warm run starts no pool at all.
 from __future__ import annotations
 
 import multiprocessing as mp
-import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -39,15 +36,14 @@ from mer_core.preprocess.channels import FLOW_CHANNELS, check_channels
 from mer_core.preprocess.face import FACE_VERSION, MARGIN
 from mer_core.preprocess.flow import FLOW_VERSION
 from mer_core.preprocess.magnify import EVM_VERSION, LAMBDA_C
-from mer_core.preprocess.sample import (
+from mer_core.preprocess.sample import (  # noqa: F401  (sample_views: re-exported for the dashboard)
     MAGNIFIED,
     PIPELINE_VERSION,
-    SampleError,
-    process_sample,
-    sample_views,  # noqa: F401  (re-exported for the dashboard)
+    sample_views,
     source_files,
     work_size,
 )
+from mer_core.preprocess.worker import init_worker, run_one
 
 Progress = Callable[[int, int], None]
 
@@ -107,36 +103,13 @@ def cache_description(row: dict[str, Any], channels: tuple[str, ...], size: int,
     return desc
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)
-
-
-def _run_one(
-    i: int, row: dict[str, Any], channels: tuple[str, ...], size: int, options: PreprocessConfig, entry: str | None
-) -> tuple[int, np.ndarray | None, dict[str, Any]]:
-    """Process one sample (in a worker or in-process); never raises."""
-    t0 = time.perf_counter()
-    sid = row.get("sample_id", f"row {i}")
-    try:
-        x, info = process_sample(row, channels, size, options)
-        info.update(ok=True, error="")
-        if entry is not None:
-            try:
-                cache.save(Path(entry), x, info)
-            except OSError as exc:  # a full disk must not fail the sample
-                warnings.warn(f"cannot write cache entry {entry}: {exc}", stacklevel=1)
-    except SampleError as exc:
-        msg = str(exc)
-        x, info = None, {"ok": False, "error": msg if msg.startswith(f"{sid}:") else f"{sid}: {msg}"}
-    except Exception as exc:  # cv2.error, MemoryError...: stored, never raised
-        x, info = None, {"ok": False, "error": f"{sid}: {type(exc).__name__}: {exc}"}
-    info["seconds"] = round(time.perf_counter() - t0, 4)
-    return i, x, info
-
-
 def _pool_context() -> mp.context.BaseContext:
-    methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        # only takes effect if this process has not started its forkserver yet
+        ctx.set_forkserver_preload(["__main__", "mer_core.preprocess.worker"])
+        return ctx
+    return mp.get_context("spawn")
 
 
 def _run_pool(
@@ -157,8 +130,8 @@ def _run_pool(
     """
     finished: set[int] = set()
     try:
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_pool_context(), initializer=_init_worker) as pool:
-            futures = {pool.submit(_run_one, i, records[i], channels, size, options, entries[i]): i for i in todo}
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_pool_context(), initializer=init_worker) as pool:
+            futures = {pool.submit(run_one, i, records[i], channels, size, options, entries[i]): i for i in todo}
             for fut in as_completed(futures):
                 futures.pop(fut)  # drop our reference so the result array can be freed once copied
                 result = fut.result()
@@ -233,7 +206,7 @@ def prepare_inputs(
     if workers > 1 and len(todo) > 1:
         todo = _run_pool(todo, records, channels, size, options, entries, workers, finish)
     for i in todo:  # sequential run, or what a broken pool left undone
-        finish(*_run_one(i, records[i], channels, size, options, entries[i]))
+        finish(*run_one(i, records[i], channels, size, options, entries[i]))
 
     rows = []
     for i, rec in enumerate(records):
