@@ -72,7 +72,7 @@ def store_fixture_run(run_id: str, *, dataset: str = "synthetic", protocol: str 
     try:
         rid = store.create_run(cfg, classes=CLASSES, n_folds=len(subjects_all), n_samples=n,
                                dataset_fingerprint=fingerprint, device="cpu", run_id=run_id,
-                               notes=["fixture run stored by tests/results_fixtures.py"])
+                               notes=["fixture run stored by tests/test_results_pages.py"])
         for s, k in fold_of.items():
             part = pred[pred["fold"] == k]
             store.start_fold(rid, k, s, [s], n - len(part), 0, len(part))
@@ -129,7 +129,7 @@ def test_run_page_headline_intervals_oracle_and_tabs(two_runs):
     run = RunStore().get_run("run-good")
     values = {m.label: m.value for m in at.metric}
     assert float(values["UF1 (pooled)"]) == pytest.approx(run["uf1"], abs=1e-3)
-    assert float(values["UF1, oracle epoch (diagnostic)"]) == pytest.approx(run["oracle_uf1"], abs=1e-3)
+    assert float(values["UF1, oracle (diagnostic)"]) == pytest.approx(run["oracle_uf1"], abs=1e-3)
     text = _texts(at)
     assert "95% CI" in text and "Fold-averaged variant" in text and "own test subject" in text
     ci = [c.value for c in at.caption if c.value.startswith("95% CI")][0]

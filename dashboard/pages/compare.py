@@ -76,7 +76,7 @@ def render() -> None:
     headline_section(chosen, bundles, names)
     side_by_side_section(chosen, bundles, names)
     paired_section(chosen, bundles, names)
-    hyperparameter_section(runs[0])
+    hyperparameter_section(runs[0], [r["model"] for r in runs])
 
 
 # --- headline ---------------------------------------------------------------------------
@@ -152,14 +152,14 @@ def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
                          "b": sb.loc[common, "uf1"].to_numpy(), "n": sa.loc[common, "n"].to_numpy()})
     tests = data.paired_tests(a, b)
     perm, boot = tests["permutation"], tests["bootstrap"]
-    m1, m2, m3, m4 = st.columns(4)
+    m1, m2, m3 = st.columns(3)
     m1.metric(f"UF1 {pair_names[0]} − {pair_names[1]}", f"{perm.delta:+.3f}")
     m2.metric("p-value (paired permutation)", f"{perm.p_value:.3g}",
               help=f"{'exact, all' if perm.exact else f'{perm.n_resamples:,} random'} swap patterns of A/B "
                    f"predictions per subject over {perm.n_subjects} subjects; two-sided.")
-    m3.metric("95% CI of the difference", f"{boot.low:+.3f} … {boot.high:+.3f}",
-              help=f"paired subject bootstrap, {boot.n_resamples:,} resamples; its p-value is {boot.p_value:.3g}")
-    m4.metric("shared clips / subjects", f"{perm.n_samples} / {perm.n_subjects}")
+    m3.metric("shared clips / subjects", f"{perm.n_samples} / {perm.n_subjects}")
+    st.caption(f"95% CI of the difference (paired subject bootstrap, {boot.n_resamples:,} resamples): "
+               f"{boot.low:+.3f} to {boot.high:+.3f}; bootstrap p = {boot.p_value:.3g}.")
     text = verdict(perm, names=pair_names)
     (st.success if perm.p_value < 0.05 else st.info)(text, icon=":material/balance:")
     left, right = st.columns(2)
@@ -210,15 +210,16 @@ def disagreement_section(a: str, b: str, bundles: dict, pair_names: tuple[str, s
 
 
 # --- hyper-parameters -------------------------------------------------------------------------
-def hyperparameter_section(ref: dict) -> None:
+def hyperparameter_section(ref: dict, chosen_models: list[str]) -> None:
     st.subheader("Hyper-parameters vs UF1")
     runs = data.runs_table()
     same = runs[(runs["dataset"] == ref["dataset"]) & (runs["protocol"] == ref["protocol"]) & runs["uf1"].notna()]
     models = sorted(same["model"].unique())
     if not models:
         return
-    model = st.selectbox("model", models, index=models.index(ref["model"]) if ref["model"] in models else 0,
-                         key=K_MODEL)
+    counts = same["model"].value_counts()
+    default = max(chosen_models, key=lambda m: counts.get(m, 0)) if chosen_models else ref["model"]
+    model = st.selectbox("model", models, index=models.index(default) if default in models else 0, key=K_MODEL)
     ids = tuple(same.loc[same["model"] == model, "id"])
     details = data.run_details(ids)
     rows = [{"id": r["id"], "uf1": r["uf1"], **flat_params(r["config"])} for r in details]

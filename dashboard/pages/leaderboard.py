@@ -43,6 +43,8 @@ def _column_config() -> dict:
     config["run"] = st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run")
     config["year"] = st.column_config.NumberColumn("year", format="%d")
     config["note"] = st.column_config.TextColumn("notes", width="large")
+    config["method"] = st.column_config.TextColumn("method", width="medium", pinned=True)
+    config["source"] = st.column_config.TextColumn("source", width="medium")
     return config
 
 
@@ -63,7 +65,7 @@ def render() -> None:
     measured = measured_rows(data.run_details(tuple(composite_ids))) if composite_ids else measured_rows([])
     if len(measured):  # one bar / row per run even when a model ran twice
         dup = measured["method"].duplicated(keep=False)
-        measured.loc[dup, "method"] = measured.loc[dup, "method"] + " · " + measured.loc[dup, "run"].str[-12:]
+        measured.loc[dup, "method"] = measured.loc[dup, "method"] + " · " + measured.loc[dup, "run"]
     board = leaderboard(published, measured)
     only = st.radio("show", ["all", REPORTED, MEASURED], horizontal=True, key="leaderboard_source")
     view = board if only == "all" else board[board["source"] == only]

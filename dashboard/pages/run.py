@@ -64,7 +64,7 @@ def render() -> None:
     st.caption(f"{run['model']} ({run['preset']}) on {run['dataset']} · {run['protocol']} · "
                f"{run['n_samples']} clips · {run['n_folds']} folds · status **{run['status']}**")
     for note in run["notes"]:
-        st.caption(f"ⓘ {note}")
+        st.caption(f":material/info: {note}")
     if run["status"] == "failed" and run.get("error"):
         with st.expander("why the run failed", icon=":material/error:"):
             st.code(run["error"])
@@ -114,9 +114,9 @@ def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
     if oracle:
         gap = oracle["uf1"] - pooled["uf1"]
         with st.container(border=True):
-            o1, o2, o3 = st.columns([1, 1, 3])
+            o1, o2, o3 = st.columns([1, 1.3, 3])
             o1.metric("UF1, honest", f"{pooled['uf1']:.3f}")
-            o2.metric("UF1, oracle epoch (diagnostic)", f"{oracle['uf1']:.3f}", delta=f"{gap:+.3f}",
+            o2.metric("UF1, oracle (diagnostic)", f"{oracle['uf1']:.3f}", delta=f"{gap:+.3f}",
                       delta_color="off")
             o3.markdown(
                 f"The oracle keeps, for each fold, the epoch that scored best **on that fold's own test subject** "
@@ -231,7 +231,8 @@ def curves_section(epochs: pd.DataFrame, folds: pd.DataFrame) -> None:
         return
     available = [c for c in EPOCH_LABELS if c in epochs and epochs[c].notna().any()]
     metric = st.selectbox("curve", available, format_func=EPOCH_LABELS.get, key=K_CURVE)
-    st.plotly_chart(plots.curves_figure(epochs, metric), width="stretch")
+    st.plotly_chart(plots.curves_figure(epochs, metric).update_layout(yaxis_title=EPOCH_LABELS[metric]),
+                    width="stretch")
     if metric.startswith("test_"):
         st.caption("Test-subject curves are recorded only as a diagnostic: the honest protocol never uses them "
                    "to pick an epoch.")
@@ -303,12 +304,13 @@ def details_section(run: dict, folds: pd.DataFrame) -> None:
     left, right = st.columns([1, 1])
     with left:
         st.subheader("Provenance")
-        st.dataframe(facts, hide_index=True, width="stretch")
+        st.dataframe(facts, hide_index=True, width="stretch", height=40 + 35 * len(facts))
         st.caption("The dataset fingerprint hashes clip ids, labels and annotations: two runs with the same "
                    "fingerprint saw the same data.")
     with right:
         st.subheader("Config")
-        st.json(run["config"], expanded=1)
+        with st.container(height=470):
+            st.json(run["config"], expanded=1)
         st.download_button("config as JSON", json.dumps(run["config"], indent=1), file_name=f"{run['id']}_config.json",
                            mime="application/json", on_click="ignore")
     if not folds.empty:
