@@ -226,3 +226,30 @@ def test_plan_counts_folds_and_estimates_time(manifest):
     assert p["estimated_seconds"] == pytest.approx(3 * 10 * 12 * ms / 1000)
     with pytest.raises(MerError):
         jobs.plan(cfg(manifest.parent / "missing.csv"))
+
+
+def test_sigterm_stops_the_worker_cleanly(manifest, monkeypatch):
+    """SIGTERM sets the same stop flag as Cancel: the engine's should_stop turns true, the job is 'cancelled'."""
+    from mer_core.training import engine
+    from mer_core.training.trainer import Cancelled
+
+    seen = {}
+
+    def fake_run(config, *, store, run_id, progress, should_stop, name):
+        assert not should_stop()
+        os.kill(os.getpid(), signal.SIGTERM)  # what `kill PID` or a shutting-down machine sends
+        deadline = time.time() + 10
+        while not should_stop() and time.time() < deadline:
+            time.sleep(0.01)
+        seen["stopped"] = should_stop()
+        raise Cancelled()
+
+    monkeypatch.setattr(engine, "run_experiment", fake_run)
+    before = signal.getsignal(signal.SIGTERM)
+    with RunStore() as store:
+        job_id = jobs.submit(cfg(manifest), store=store, start=False)
+        assert run_job(job_id, store=store, kick_next=False) == 0
+        job = jobs.get_job(store, job_id)
+    assert seen == {"stopped": True}
+    assert job["status"] == "cancelled" and "SIGTERM" in job["message"] and job["resumable"]
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is restored
