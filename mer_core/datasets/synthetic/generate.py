@@ -258,8 +258,11 @@ def load_masks(path: str | Path) -> dict[str, np.ndarray]:
     HxW, eye regions of a blink in the clip; all False without one),
     ``au_strength`` (float HxW, apex displacement in px), ``flow`` (float
     2xHxW, true apex displacement dx, dy), ``au_regions`` (bool KxHxW, one per
-    AU in ``au_units``), ``face`` (bool HxW), ``blink_span`` ([start, end]
-    frames or [-1, -1]) and ``onset_apex_offset``.
+    AU in ``au_units``; ``au_sides`` '', 'R' or 'L'; ``distractor_units`` the
+    AUs not tied to the class), ``face`` (bool HxW), ``blink_span`` ([start, end]
+    frames or [-1, -1]) and ``onset_apex_offset``. Masks are in the neutral
+    face's coordinates; the clip's head drift (at most ``drift`` px) moves the
+    frames, not the masks.
     """
     path = Path(path)
     if not path.exists():
