@@ -14,6 +14,7 @@ import pytest
 
 from mer_core.cli import main as cli_main
 from mer_core.datasets import index_dataset, list_datasets
+from mer_core.datasets.classes import apply_class_set
 from mer_core.datasets.registry import dataset_info
 from mer_core.datasets.synthetic import (
     ACTION_UNITS,
@@ -287,9 +288,13 @@ def test_indexers_generate_then_read_back_through_the_manifest():
     masks = load_masks(table["mask_path"][0])
     assert masks["au"].shape == (32, 32) and masks["au"].dtype == bool and masks["blink"].shape == (32, 32)
     assert masks["flow"].shape == (2, 32, 32) and len(masks["au_units"]) == masks["au_regions"].shape[0]
+    kept, dropped = apply_class_set(table, "composite3")
+    assert len(kept) == 6 and dropped.empty
     macro = index_dataset("synthetic-macro", subjects=2, clips_per_subject=3, size=32, frames=8)
     assert set(macro["dataset"]) == {"synthetic-macro"} and macro["subject"].iloc[0] == "synthetic-macro:m01"
     assert set(macro["label"]) <= set(SynthOptions(macro=True).classes)
+    kept, dropped = apply_class_set(macro, "composite3")  # the six emotions map onto the composite classes
+    assert dropped.empty and set(kept["label"]) <= {"negative", "positive", "surprise"}
     with pytest.raises(DatasetError, match="mask file not found"):
         load_masks("/nonexistent/x.npz")
 
