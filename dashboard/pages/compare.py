@@ -158,8 +158,10 @@ def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
               help=f"{'exact, all' if perm.exact else f'{perm.n_resamples:,} random'} swap patterns of A/B "
                    f"predictions per subject over {perm.n_subjects} subjects; two-sided.")
     m3.metric("shared clips / subjects", f"{perm.n_samples} / {perm.n_subjects}")
+    boot_p = f"< {1 / boot.n_resamples:.1g}" if boot.p_value == 0 else f"= {boot.p_value:.3g}"
     st.caption(f"95% CI of the difference (paired subject bootstrap, {boot.n_resamples:,} resamples): "
-               f"{boot.low:+.3f} to {boot.high:+.3f}; bootstrap p = {boot.p_value:.3g}.")
+               f"{boot.low:+.3f} to {boot.high:+.3f}; bootstrap p {boot_p}. The verdict uses the permutation "
+               "test: with few subjects the bootstrap is over-confident.")
     text = verdict(perm, names=pair_names)
     (st.success if perm.p_value < 0.05 else st.info)(text, icon=":material/balance:")
     left, right = st.columns(2)

@@ -75,6 +75,10 @@ def render() -> None:
         st.info("No run on the MEGC2019 composite protocol is stored yet, so only published figures are listed. "
                 "Run one with `mer run --dataset megc2019 --protocol composite --model mfdan` (needs the three "
                 "datasets under licence).")
+    noted = view[(view["source"] == REPORTED) & (view["note"].astype(str).str.len() > 0)]
+    if len(noted):
+        st.markdown("**Notes on the published rows**\n" + "\n".join(
+            f"- **{r.method}** ({r.year}): {r.note}" for r in noted.itertuples()))
     st.caption("Known caveat: code that keeps each fold's best epoch *on that fold's test subject* reports "
                "0.1–0.2 UF1 more than an honest re-run (see the notes column). Measured runs show their own "
                "test-selected ('oracle') figure in the notes, as a diagnostic of that gap.")
