@@ -243,3 +243,16 @@ def test_leaderboard_without_composite_runs_shows_synthetic_apart():
     boards = [d.value for d in at.dataframe]
     assert set(boards[0]["source"]) == {"reported in paper"}
     assert any("lb-synth" in " ".join(map(str, d.get("run", []))) for d in boards[1:])
+
+
+def test_run_page_scores_a_running_run_live():
+    store = RunStore()
+    rid = store_fixture_run("live-run", subjects=4, per_subject=5, store=store)
+    store.finish_run(rid, status="running", summary={})  # as the engine leaves it until the last fold
+    store.close()
+    at = page_app("run", run=rid)
+    assert not at.exception, at.exception
+    assert "in progress" in _texts(at)
+    values = {m.label: m.value for m in at.metric}
+    pred = RunStore().predictions(rid)
+    assert float(values["accuracy"]) == pytest.approx((pred.y_true == pred.y_pred).mean(), abs=1e-3)

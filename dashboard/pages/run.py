@@ -15,7 +15,7 @@ import streamlit as st
 
 from dashboard import data, plots
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
-from mer_core.evaluation.metrics import per_group
+from mer_core.evaluation.metrics import per_group, summarize
 from mer_core.evaluation.statistics import per_subject_confusions
 from mer_core.runs.export import predictions_table
 
@@ -69,6 +69,10 @@ def render() -> None:
         with st.expander("why the run failed", icon=":material/error:"):
             st.code(run["error"])
     summary = run["summary"]
+    if not summary.get("pooled") and not pred.empty:  # still running: score the folds finished so far
+        summary = summarize(pred, classes)
+        st.info(f"Run in progress: figures below are computed live from the {pred['fold'].nunique()} finished "
+                f"fold(s) of {run['n_folds']} and will change.", icon=":material/hourglass_top:")
     pooled = summary.get("pooled")
     if not pooled or pred.empty:
         st.info("No fold has finished yet; results appear here as folds complete.")
