@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update(
         model="dense_attention",
         machine=dict(cpu=platform.processor() or platform.machine(), threads=args.threads, torch=torch.__version__),
-        timing={},
+        timing=result.get("timing", {}),  # presets not timed now keep their last figures
     )
     batches = {"cpu": 16, "paper": 4}
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
