@@ -111,6 +111,8 @@ def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
             col.caption(f"95% CI {iv.low:.3f} – {iv.high:.3f}")
     c4.metric("clips tested", pooled["n"])
     c4.caption(f"{run['n_folds']} folds · {len(set(summary.get('classes', [])))} classes")
+    st.caption(f"[Compare with other runs on {run['dataset']} ↗](compare?{data.QP_RUNS}={run_id}) · "
+               "[Leaderboard ↗](leaderboard)")
     fa = summary.get("fold_averaged", {})
     st.caption(f"**Fold-averaged variant** (mean of per-fold scores, reported by some papers; not comparable "
                f"with the pooled figures): UF1 {fa.get('uf1', float('nan')):.3f}, UAR {fa.get('uar', float('nan')):.3f}")
