@@ -160,10 +160,14 @@ def jobs_table() -> pd.DataFrame:
 
 
 def job_detail(job_id: str) -> dict[str, Any] | None:
-    """A job with its run's folds, epochs, predictions and log tail (None if unknown); uncached (live)."""
+    """A job with its run's folds, epochs, predictions and log tail (None if unknown); uncached (live).
+
+    Kicks the scheduler too, so the live view notices a dead worker without a full page rerun.
+    """
     from mer_core.runs import jobs
 
     with RunStore(store_path()) as store:
+        jobs.kick(store)
         try:
             job = jobs.get_job(store, job_id)
         except MerError:
@@ -195,6 +199,7 @@ def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
     from mer_core.runs import jobs
 
     return jobs.plan(ExperimentConfig.from_json(config_json))
+
 
 # --- datasets page (issues 3, 4, 5) ------------------------------------------------
 def _roots_stamp() -> str:

@@ -229,7 +229,8 @@ def training_curves(epochs: pd.DataFrame) -> go.Figure:
         colour = CLASS_COLOURS[i % len(CLASS_COLOURS)]
         name = f"fold {int(fold) + 1}"
         for col, (key, dash) in enumerate((("train_loss", "solid"), ("train_acc", "solid")), start=1):
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df[key], mode="lines+markers", name=name, legendgroup=name,
+            fig.add_trace(go.Scatter(x=df["epoch"], y=df[key], mode="lines+markers" if len(df) <= 60 else "lines",
+                                     name=name, legendgroup=name,
                                      showlegend=col == 1, line=dict(color=colour, dash=dash),
                                      hovertemplate=f"{name} epoch %{{x}}: {key} %{{y:.3f}}<extra></extra>"),
                           row=1, col=col)

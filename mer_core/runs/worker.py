@@ -216,6 +216,8 @@ class JobRunner:
                                   "stage": status, "eta_s": None}
         if status == "done":
             fields["progress"] = 1.0
+        elif self._n_folds:  # stopped: progress = the share of folds stored (a half fold is lost)
+            fields["progress"] = self._folds_done / self._n_folds
         cols = ", ".join(f"{k}=?" for k in fields)
         with self.store.tx() as c:
             c.execute(f"UPDATE jobs SET {cols} WHERE id=?", (*fields.values(), self.job_id))
