@@ -255,7 +255,7 @@ def failures_section(run_id: str, ov: dict[str, Any]) -> None:
     true = f1.multiselect("true class", classes, key="explain_fail_true")
     predicted = f2.multiselect("predicted class", classes, key="explain_fail_pred")
     subjects = f3.multiselect("subject", sorted(fails["subject"].unique()), key="explain_fail_subject")
-    thumbs = f4.toggle("attribution thumbnails", value=ov["has_checkpoints"], disabled=not ov["has_checkpoints"],
+    thumbs = f4.toggle("thumbnails", value=ov["has_checkpoints"], disabled=not ov["has_checkpoints"],
                        help="Saliency of the predicted (wrong) class, from the fold model that held the clip out")
     view = fails
     if true:
@@ -271,7 +271,7 @@ def failures_section(run_id: str, ov: dict[str, Any]) -> None:
     pages = (len(view) - 1) // THUMBS_PER_PAGE + 1
     page = 1
     if pages > 1:
-        page = int(st.number_input("page", 1, pages, 1, key=K_FAIL_PAGE))
+        page = int(st.columns([1, 4])[0].number_input(f"page (of {pages})", 1, pages, 1, key=K_FAIL_PAGE))
     chunk = view.iloc[(page - 1) * THUMBS_PER_PAGE: page * THUMBS_PER_PAGE]
     cols = st.columns(4)
     for i, r in enumerate(chunk.itertuples(index=False)):
@@ -330,21 +330,26 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
         st.error(str(exc))
         return
     if table is None:
-        st.caption("Not computed yet for this choice: every method runs on every chosen clip (Integrated Gradients "
-                   "with 16 steps, SmoothGrad with 8 samples); results are cached in each run's folder.")
-        if not st.button("Compute localisation table", type="primary"):
+        slot = st.empty()
+        with slot.container():
+            st.caption("Not computed yet for this choice: every method runs on every chosen clip (Integrated "
+                       "Gradients with 16 steps, SmoothGrad with 8 samples); results are cached in each run's folder.")
+            clicked = st.button("Compute localisation table", type="primary")
+        if not clicked:
             return
+        slot.empty()
         try:
             with st.spinner("computing maps and scores…"):
                 table = data.localisation(*key, compute=True)
         except MerError as exc:
             st.error(str(exc))
             return
+    table = table.assign(method=table["method"].map(lambda m: METHOD_LABELS.get(m, m)))
     metric = st.radio("score", ["au_share", "blink_share", "pointing"], horizontal=True,
                       format_func={"au_share": "mass on true AUs ↑", "blink_share": "mass on blinks ↓",
                                    "pointing": "pointing game ↑"}.get)
     st.plotly_chart(plots.localisation_bars(table, metric), width="stretch")
-    st.dataframe(table.assign(method=table["method"].map(lambda m: METHOD_LABELS.get(m, m))), hide_index=True,
+    st.dataframe(table, hide_index=True,
                  width="stretch", column_config={
                      "au_share": st.column_config.NumberColumn("on true AUs", format="%.3f"),
                      "blink_share": st.column_config.NumberColumn("on blinks", format="%.3f"),
