@@ -1,25 +1,22 @@
 """Render one dashboard page module with Streamlit's AppTest."""
 from __future__ import annotations
 
-import sys
-
 from streamlit.testing.v1 import AppTest
 
 
+def _script(module: str) -> None:
+    import importlib
+
+    importlib.import_module(module).render()
+
+
 def page_app(module: str, **query) -> AppTest:
-    def script():
-        import importlib
-        import sys
+    """An AppTest of ``dashboard.views.<module>.render()`` with the given query params, already run.
 
-        mod = importlib.import_module(sys.argv[-1])
-        mod.render()
-
-    at = AppTest.from_function(script, default_timeout=30)
+    The module name travels as the script's argument, so ``widget.set_value(...).run()``
+    reruns the same page.
+    """
+    at = AppTest.from_function(_script, default_timeout=30, args=(f"dashboard.pages.{module}",))
     for k, v in query.items():
         at.query_params[k] = v
-    sys.argv.append(f"dashboard.pages.{module}")
-    try:
-        at.run()
-    finally:
-        sys.argv.pop()
-    return at
+    return at.run()

@@ -94,18 +94,13 @@ def store_fixture_run(run_id: str, *, dataset: str = "synthetic", protocol: str 
 
 
 # --- tests ------------------------------------------------------------------------------
-import sys  # noqa: E402
 
 from apptest_helpers import page_app  # noqa: E402
 
 
 def rerun(element, module: str):
-    """Rerun after a widget change: page_app's script reads the page module from sys.argv."""
-    sys.argv.append(f"dashboard.pages.{module}")
-    try:
-        return element.run()
-    finally:
-        sys.argv.pop()
+    """Rerun the page after a widget change (``module`` kept for readability at call sites)."""
+    return element.run()
 
 
 def _texts(at) -> str:
