@@ -36,12 +36,14 @@ def runs(tmp_path_factory):
         manifest = make_clip_manifest(root / "clips", subjects=3, clips_per_subject=4, size=32, frames=5)
         with_ckpt = run_experiment(_config(manifest), run_id="with-ckpt")
         without = run_experiment(_config(manifest, keep_checkpoints=False), run_id="no-ckpt")
+        attn = run_experiment(_config(manifest, model="dense_attention", model_options={"block_layers": [2, 2]}),
+                              run_id="attn")
     finally:
         if old is None:
             os.environ.pop("MER_CACHE", None)
         else:
             os.environ["MER_CACHE"] = old
-    return {"root": str(root), "ok": with_ckpt, "bare": without}
+    return {"root": str(root), "ok": with_ckpt, "bare": without, "attn": attn}
 
 
 @pytest.fixture
@@ -155,6 +157,20 @@ def test_explain_page_renders_a_sample(run_env):
     assert len(at.get("image")) >= 3  # frames/flow and one overlay per method
     assert len(at.get("plotly_chart")) == 1  # class probabilities
     assert any("fold" in m.value for m in at.markdown)
+
+
+def test_explain_page_shows_the_models_own_attention(run_env):
+    ex = RunExplainer(run_env["attn"])
+    sid = ex.sample_ids()[0]
+    att = ex.attention(sid)
+    assert att.aggregate == "aggregate" and att.maps["aggregate"].shape == (64, 64)
+    assert {"stage1.channel", "stage2.channel"} <= set(att.vectors)
+    assert RunExplainer(run_env["attn"]).attention(sid).maps.keys() == att.maps.keys()  # from the disk cache
+    at = page_app("explain", run=run_env["attn"], sample=sid)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert "attention" in at.multiselect[0].value
+    assert any(e.label.startswith("model attention: all") for e in at.expander)
 
 
 def test_explain_page_bad_requests_show_errors(run_env):

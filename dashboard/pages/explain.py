@@ -86,11 +86,9 @@ def _open_sample(sample_id: str) -> None:
 
 
 def face_for(view: dict[str, Any], channels: list[str]) -> np.ndarray | None:
-    """The face under the overlays, at the model input's resolution and crop when possible."""
-    x = view["input"]
-    for name in ("apex", "magnified_apex", "onset", "magnified_onset"):
-        if name in channels:
-            return x[channels.index(name)]
+    """The face under the overlays, aligned with the model input (same crop and size)."""
+    if view.get("face") is not None:
+        return view["face"]
     return view["frames"].get("apex")
 
 
@@ -222,12 +220,41 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
             st.caption(caption)
     st.caption("Maps come from the fold model that never saw this clip. Attributions: sum over input channels of "
                "|attribution|; Grad-CAM: ReLU of the layer map, upsampled; each map is scaled to its own maximum.")
+    if "attention" in methods and ov["has_attention"]:
+        attention_details(run_id, sid, face, opacity)
     if first_attr is not None and first_attr.channels:
         with st.expander(f"per input channel ({METHOD_LABELS[first_attr.method]}, signed: red = for the class, "
                          "blue = against)"):
             ch_cols = st.columns(len(first_attr.channels))
             for col, (name, arr) in zip(ch_cols, first_attr.channels.items()):
                 col.image(_signed_picture(arr), caption=name, width="stretch")
+
+
+def attention_details(run_id: str, sid: str, face: np.ndarray | None, opacity: float) -> None:
+    """Every attention map of the model, its heads and channel weights, in an expander."""
+    try:
+        att = data.attention(run_id, sid)
+    except MerError:
+        return
+    with st.expander(f"model attention: all {len(att.maps)} maps"
+                     + (", heads" if att.heads else "") + (", channel weights" if att.vectors else "")):
+        names = att.names()
+        cols = st.columns(min(len(names), 5))
+        for i, name in enumerate(names):
+            shape = att.native_shapes.get(name)
+            cap = name + (f" ({shape[0]}x{shape[1]})" if shape else "")
+            cols[i % len(cols)].image(plots.overlay_image(face, att.maps[name], opacity=opacity, size=160),
+                                      caption=cap, width="stretch")
+        if att.heads:
+            which = st.selectbox("heads of", list(att.heads))
+            heads = att.heads[which]
+            hcols = st.columns(min(len(heads), 6))
+            for h, hm in enumerate(heads):
+                hcols[h % len(hcols)].image(plots.overlay_image(face, hm, opacity=opacity, size=140),
+                                            caption=f"head {h}", width="stretch")
+        for name, vec in att.vectors.items():
+            st.caption(f"{name}: channel gate per feature map (0..1), mean {float(np.mean(vec)):.2f}")
+            st.bar_chart(pd.DataFrame({"weight": vec}), height=120)
 
 
 def _signed_picture(arr: np.ndarray, size: int = 160) -> np.ndarray:

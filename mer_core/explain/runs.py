@@ -171,6 +171,29 @@ class RunExplainer:
                 out[key] = read_grey(str(r[col]))
         return out
 
+    def face(self, sample_id: str) -> np.ndarray | None:
+        """A grey face aligned with the model input (same crop and size), for overlays.
+
+        An image channel of the input when the model reads one; otherwise the
+        apex frame through the run's own preprocessing (face crop included),
+        so a map drawn on it lands where the model looked. None when neither
+        is available.
+        """
+        channels = self.channels()
+        x = self.sample_input(sample_id)
+        for name in ("apex", "magnified_apex", "onset", "magnified_onset"):
+            if name in channels:
+                return x[channels.index(name)]
+        from mer_core.config import ExperimentConfig
+        from mer_core.preprocess.sample import compute_maps
+
+        try:
+            options = ExperimentConfig.from_json(self.run["config_json"]).preprocess
+            maps, _ = compute_maps(self.row(sample_id).to_dict(), ("apex",), int(x.shape[-1]), options, lenient=True)
+            return maps.get("apex")
+        except Exception:  # a missing or unreadable frame only costs the background
+            return None
+
     def masks(self, sample_id: str) -> dict[str, np.ndarray] | None:
         """Ground-truth masks ('au', 'blink', bool at frame size) of a synthetic sample, else None."""
         path = str(self.row(sample_id).get("mask_path") or "")
