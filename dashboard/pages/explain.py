@@ -239,7 +239,7 @@ def attention_details(run_id: str, sid: str, face: np.ndarray | None, opacity: f
     with st.expander(f"model attention: all {len(att.maps)} maps"
                      + (", heads" if att.heads else "") + (", channel weights" if att.vectors else "")):
         names = att.names()
-        cols = st.columns(min(len(names), 5))
+        cols = st.columns(5)
         for i, name in enumerate(names):
             shape = att.native_shapes.get(name)
             cap = name + (f" ({shape[0]}x{shape[1]})" if shape else "")
@@ -248,7 +248,7 @@ def attention_details(run_id: str, sid: str, face: np.ndarray | None, opacity: f
         if att.heads:
             which = st.selectbox("heads of", list(att.heads))
             heads = att.heads[which]
-            hcols = st.columns(min(len(heads), 6))
+            hcols = st.columns(6)
             for h, hm in enumerate(heads):
                 hcols[h % len(hcols)].image(plots.overlay_image(face, hm, opacity=opacity, size=140),
                                             caption=f"head {h}", width="stretch")
