@@ -208,6 +208,12 @@ class RunExplainer:
             blink = data["blink"].astype(bool) if "blink" in data.files else np.zeros_like(au)
         return {"au": au, "blink": blink}
 
+    def _masks_align(self, sample_id: str) -> bool:
+        """Frame-resolution masks match the input only when preprocessing did not crop the frame."""
+        if bool(self.row(sample_id).get("cropped", False)):
+            return True
+        return not bool((self.run["config"].get("preprocess") or {}).get("face_crop", True))
+
     def has_masks(self) -> bool:
         return "mask_path" in self.table and bool((self.table["mask_path"].astype(str) != "").any())
 
@@ -319,7 +325,10 @@ class RunExplainer:
             raise MerError(f"run {self.run_id} ({self.run['dataset']}) has no ground-truth masks; the localisation "
                            "score needs the synthetic dataset")
         ids = [s for s in self.sample_ids() if self.prediction(s) is not None
-               and str(self.row(s).get("mask_path") or "")]
+               and str(self.row(s).get("mask_path") or "") and self._masks_align(s)]
+        if not ids:
+            raise MerError(f"run {self.run_id}: no tested sample whose masks align with the model input (masks are "
+                           "drawn on the full frame: the clips must be pre-cropped or face_crop off)")
         if max_samples and len(ids) > max_samples:  # evenly spaced over the sorted ids: every subject shows up
             ids = sorted(ids)
             ids = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, max_samples).round()]
