@@ -232,3 +232,11 @@ def test_aggregate_scores_per_model_and_method():
     agg = aggregate_scores(rows)
     a = agg[agg.model == "a"].iloc[0]
     assert a.au_share == pytest.approx(0.75) and a.pointing == pytest.approx(0.5) and a.n == 2
+
+
+def test_explainer_class_binds_the_model():
+    from mer_core.explain import Explainer
+
+    ex = Explainer(OnePixel())
+    e = ex.attribute(sample(), 0, "saliency")
+    assert np.argmax(e.combined) == R * 16 + C and list(e.channels) == ["flow_u", "flow_v"]

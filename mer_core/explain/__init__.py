@@ -1,1 +1,17 @@
-"""explain package."""
+"""Explanations: Captum attributions, the models' own attention, localisation scores.
+
+* :mod:`.attributions` — ``explain(model, sample, target, method, **options)``
+  (Integrated Gradients, Saliency, Grad-CAM, Occlusion, SmoothGrad) returning
+  maps at the input's size, per channel and combined;
+* :mod:`.attention` — ``model_attention(model, sample)``: the model's own
+  ``attention_maps`` resized to the input;
+* :mod:`.localisation` — scores of a map against synthetic ground-truth masks;
+* :mod:`.runs` — ``RunExplainer(run_id)``: honest (held-out fold) and cached
+  explanations of a stored run's samples, failure cases, localisation tables.
+"""
+from mer_core.explain.attention import AttentionResult, model_attention
+from mer_core.explain.attributions import METHODS, Explainer, Explanation, explain
+from mer_core.explain.localisation import aggregate_scores, score_map
+
+__all__ = ["METHODS", "AttentionResult", "Explainer", "Explanation", "aggregate_scores", "explain",
+           "model_attention", "score_map"]

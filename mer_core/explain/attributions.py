@@ -351,3 +351,20 @@ def _smoothgrad(model: nn.Module, x: torch.Tensor, target: int, names: list[str]
     finally:
         torch.random.set_rng_state(state)
     return attr[0].detach().numpy(), {"samples": int(samples), "noise": float(noise), "seed": int(seed)}
+
+
+class Explainer:
+    """Captum-shaped wrapper: the constructor takes the model, ``attribute`` validates and explains.
+
+    ``Explainer(model).attribute(x, target, "gradcam", layer="stage3")`` is
+    :func:`explain` with the model (and its channel names) bound once, for
+    code that explains many samples with one model.
+    """
+
+    def __init__(self, model: nn.Module, channels: Sequence[str] | None = None) -> None:
+        self.model = prepare_model(model)
+        self.channels = list(channels) if channels is not None else None
+
+    def attribute(self, sample: Any, target: int | None = None, method: str = "integrated_gradients",
+                  **options: Any) -> Explanation:
+        return explain(self.model, sample, target, method, channels=self.channels, **options)
