@@ -293,7 +293,13 @@ def explainer(run_id: str) -> Any:
 
 @st.cache_resource(ttl=60, show_spinner=False, max_entries=8)
 def _explainer(path: str, run_id: str) -> Any:
+    import torch
+
     from mer_core.explain.runs import RunExplainer
+
+    # one thread for explanations in the dashboard process: the cores belong to training workers, and on a
+    # busy machine two OpenMP threads are several times slower than one (bench_out/explain.json)
+    torch.set_num_threads(1)
 
     with RunStore(path) as store:
         return RunExplainer(run_id, store)
