@@ -107,8 +107,8 @@ class ExperimentConfig:
     backbone_lr_mult: float = 1.0
     # --- execution ------------------------------------------------------
     seed: int = 0
-    executor: str = "sequential"
-    workers: int = 1
+    executor: str = "process"  # sequential | process (a pool of workers) | ray
+    workers: int = 0  # 0 = auto: one per CPU core, or one per GPU when CUDA is present
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     keep_checkpoints: bool = True
     ray_address: str = ""
@@ -124,7 +124,8 @@ class ExperimentConfig:
         _choice("freeze", self.freeze, FREEZE)
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
-        _positive_int("workers", self.workers)
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"workers={self.workers!r}: expected 0 (auto) or a positive number of workers")
         _positive_int("patience", self.patience)
         if self.protocol == "kfold" and self.folds < 2:
             raise ConfigError(f"folds={self.folds}: k-fold by subject needs at least 2 folds")

@@ -14,7 +14,7 @@ def manifest(tmp_path):
 
 def test_loso_runs_and_lists(manifest, capsys):
     rc = main(["loso", "--dataset", "manifest", "--dataset-option", f"manifest={manifest}", "--class-set", "native",
-               "--epochs", "1", "--json"])
+               "--epochs", "1", "--json", "--executor", "sequential"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "done" and 0 <= out["summary"]["pooled"]["uf1"] <= 1

@@ -18,7 +18,7 @@ def manifest(tmp_path) -> Path:
 
 def cfg(manifest, **kw) -> ExperimentConfig:
     base = dict(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
-                model="baseline", epochs=2, batch_size=8)
+                model="baseline", epochs=2, batch_size=8, executor="sequential", workers=1)
     base.update(kw)
     return ExperimentConfig.from_dict(base)
 

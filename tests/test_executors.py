@@ -18,7 +18,7 @@ def manifest(tmp_path):
 
 def cfg(manifest, **kw):
     base = dict(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
-                model="baseline", epochs=2, batch_size=8, seed=3)
+                model="baseline", epochs=2, batch_size=8, executor="sequential", workers=1, seed=3)
     base.update(kw)
     return ExperimentConfig.from_dict(base)
 

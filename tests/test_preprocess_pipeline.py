@@ -176,7 +176,10 @@ def test_magnified_channels_from_frames(table):
     assert np.allclose(zero.x[:, 0], zero.x[:, 1], atol=1e-6)
 
 
-def test_workers_give_the_same_result(table):
+def test_workers_give_the_same_result(table, monkeypatch):
+    from mer_core.preprocess import pipeline
+
+    monkeypatch.setattr(pipeline, "MIN_POOL_SAMPLES", 2)  # use the pool even for this tiny table
     one = prepare_inputs(table, FLOW3, 16, use_cache=False)
     two = prepare_inputs(table, FLOW3, 16, workers=2)
     assert two.ok.all() and np.allclose(one.x, two.x)

@@ -45,6 +45,9 @@ from mer_core.preprocess.sample import (  # noqa: F401  (sample_views: re-export
 )
 from mer_core.preprocess.worker import init_worker, run_one
 
+# Below this many cache misses a process pool costs more to start than it saves.
+MIN_POOL_SAMPLES = 16
+
 Progress = Callable[[int, int], None]
 
 # Report columns, in order. face: detected | centre-fallback | precropped |
@@ -203,7 +206,7 @@ def prepare_inputs(
         if progress:
             progress(done, n)
 
-    if workers > 1 and len(todo) > 1:
+    if workers > 1 and len(todo) >= MIN_POOL_SAMPLES:
         todo = _run_pool(todo, records, channels, size, options, entries, workers, finish)
     for i in todo:  # sequential run, or what a broken pool left undone
         finish(*run_one(i, records[i], channels, size, options, entries[i]))

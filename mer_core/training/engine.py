@@ -35,6 +35,7 @@ from mer_core.evaluation.metrics import scores, summarize
 from mer_core.models.registry import model_config
 from mer_core.preprocess.pipeline import prepare_inputs
 from mer_core.runs.store import RunStore, run_folder
+from mer_core.training.executors import resolve_workers
 from mer_core.training.protocols import Fold, make_folds, shared_people_warnings
 
 Progress = Callable[[dict[str, Any]], None]
@@ -109,7 +110,7 @@ def prepare_experiment(config: ExperimentConfig, progress: Progress | None = Non
             progress({"event": "stage", "stage": "preprocess", "done": done, "total": total})
 
     prepared = prepare_inputs(table, tuple(mcfg.channels), int(mcfg.input_size), config.preprocess,
-                              workers=config.workers, progress=prep_progress)
+                              workers=resolve_workers(config, len(table)), progress=prep_progress)
     if not prepared.ok.all():
         bad = prepared.report.loc[~prepared.report["ok"].astype(bool)]
         notes.append(f"{len(bad)} clip(s) failed preprocessing and are left out: "

@@ -60,6 +60,19 @@ class FoldOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def resolve_workers(cfg: ExperimentConfig, n_tasks: int | None = None) -> int:
+    """``workers`` with 0 resolved: one per GPU on CUDA, else one per CPU core; never more than tasks."""
+    workers = cfg.workers
+    if workers == 0:
+        import torch
+
+        cuda = cfg.device != "cpu" and torch.cuda.is_available()
+        workers = torch.cuda.device_count() if cuda else (os.cpu_count() or 1)
+    if n_tasks is not None:
+        workers = min(workers, n_tasks)
+    return max(1, workers)
+
+
 def fold_seed(seed: int, fold_index: int) -> int:
     return seed * 1009 + fold_index
 
@@ -187,7 +200,7 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
 
     if not todo:
         return
-    if cfg.executor == "sequential" or (cfg.executor == "process" and (cfg.workers <= 1 or len(todo) == 1)):
+    if cfg.executor == "sequential" or (cfg.executor == "process" and resolve_workers(cfg, len(todo)) == 1):
         for fold in todo:
             finish(run_fold(make_task(fold), emit, should_stop))
     elif cfg.executor == "process":
@@ -220,7 +233,7 @@ def _run_process_pool(cfg: ExperimentConfig, todo: list[Fold], make_task: Callab
 
     import torch
 
-    workers = min(cfg.workers, len(todo))
+    workers = resolve_workers(cfg, len(todo))
     threads = max(1, (os.cpu_count() or 1) // workers)
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     ctx = mp.get_context("spawn")
@@ -271,7 +284,7 @@ def _run_ray(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finis
         address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
         kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
         if address is None:
-            kwargs["num_cpus"] = max(cfg.workers, 1)
+            kwargs["num_cpus"] = resolve_workers(cfg)
         ray.init(**kwargs)
         started_here = True
     try:
