@@ -420,7 +420,8 @@ def overlay_image(face: np.ndarray | None, heat: np.ndarray | None, *, opacity: 
         hm = np.clip(hm - lo, 0, None)
         col = heat_rgb(hm).astype(np.float32)
         top = float(np.percentile(hm, 99.5)) or float(hm.max()) or 1.0
-        alpha = (opacity * np.clip(hm / top, 0, 1) ** 0.5)[..., None]
+        # transparent below a tenth of the top, then rising (sqrt: weak but real mass stays visible)
+        alpha = (opacity * np.clip((hm / top - 0.1) / 0.9, 0, 1) ** 0.5)[..., None]
         base = base * (1 - alpha) + col * alpha
     img = np.clip(base, 0, 255).astype(np.uint8)
     for mask, colour in outlines:

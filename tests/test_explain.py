@@ -240,3 +240,20 @@ def test_explainer_class_binds_the_model():
     ex = Explainer(OnePixel())
     e = ex.attribute(sample(), 0, "saliency")
     assert np.argmax(e.combined) == R * 16 + C and list(e.channels) == ["flow_u", "flow_v"]
+
+
+def test_overlay_image_blends_the_map_and_outlines_the_mask():
+    from dashboard.plots import overlay_image
+
+    face = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))
+    heat = np.zeros((32, 32), np.float32)
+    heat[8:12, 20:24] = 1.0
+    mask = np.zeros((32, 32), bool)
+    mask[16:28, 4:12] = True
+    plain = overlay_image(face, heat, opacity=0.0, size=64)
+    assert plain.shape == (64, 64, 3) and (plain[..., 0] == plain[..., 1]).all()  # grey: the face only
+    shown = overlay_image(face, heat, opacity=1.0, size=64, outlines=[(mask, (0, 255, 0))])
+    assert not np.array_equal(shown[16:24, 40:48], plain[16:24, 40:48])  # the hot block is coloured
+    assert np.array_equal(shown[0:8, 0:8], plain[0:8, 0:8])  # cold pixels keep the face
+    green = (shown[..., 1] == 255) & (shown[..., 0] == 0) & (shown[..., 2] == 0)
+    assert green[32:56, 8:24].any() and not green[:30].any()  # the outline sits on the mask
