@@ -57,6 +57,9 @@ def claim(store: RunStore, job_id: str, pid: int) -> dict[str, Any] | None:
                  job["id"]),
             )
             return jobs_mod.get_job(store, job["id"])
+    if status in jobs_mod.FINISHED:
+        raise MerError(f"job {job['id']} is {status}; re-queue it with `mer resume {job['id']}`"
+                       if status != "done" else f"job {job['id']} is already done")
     raise MerError(f"job {job['id']} is {status}" + (f" (worker pid {owner})" if owner else "")
                    + "; refusing to start a second worker")
 
