@@ -253,3 +253,25 @@ def test_sigterm_stops_the_worker_cleanly(manifest, monkeypatch):
     assert seen == {"stopped": True}
     assert job["status"] == "cancelled" and "SIGTERM" in job["message"] and job["resumable"]
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is restored
+
+
+def test_cli_submit_jobs_cancel_resume_share_the_queue(manifest, capsys):
+    from mer_core.cli import main
+
+    args = ["submit", "--dataset", "manifest", "--dataset-option", f"manifest={manifest}", "--class-set", "native",
+            "--epochs", "3", "--set", "focal_gamma=1.5", "--no-start", "--name", "cli"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    job_id = out.split()[1]
+    with RunStore() as store:
+        job = jobs.get_job(store, job_id)
+    assert job["status"] == "queued" and job["config"]["epochs"] == 3 and job["config"]["focal_gamma"] == 1.5
+    assert job["run_id"] in out and job["name"] == "cli"
+    assert main(["cancel", job_id]) == 0 and "cancelled" in capsys.readouterr().out
+    assert main(["jobs", "--limit", "5"]) == 0
+    listing = capsys.readouterr().out
+    assert job_id in listing and "cancelled" in listing
+    assert main(["job", job_id]) == 0 and "[cancelled]" in capsys.readouterr().out
+    assert main(["cancel", job_id]) == 2  # a MerError: one line, no traceback
+    assert "only queued or running" in capsys.readouterr().err
+    assert main(["worker", job_id]) == 2 and "mer resume" in capsys.readouterr().err
