@@ -110,3 +110,13 @@ def test_model_specific_fields_come_from_the_config_dataclass(manifest, no_worke
     assert at.slider(key=ne.key("dropkey", "mfdan", "cpu")).value == pytest.approx(model_config("mfdan").dropkey)
     at = form(manifest)
     assert "DropKey rate" not in [s.label for s in at.slider]  # baseline has no DropKey
+
+
+def test_pretraining_fields_only_for_dense_attention(manifest, no_workers):
+    at = form(manifest, **{ne.K_MODEL: "dense_attention"})
+    assert not at.exception, at.exception
+    assert "pre-train on (macro dataset)" in [s.label for s in at.selectbox]
+    at.selectbox(key="ne_pretrain").set_value("synthetic-macro")
+    at.run()
+    assert "pre-training epochs" in [n.label for n in at.number_input]
+    assert "DropKey rate" not in [s.label for s in at.slider]
