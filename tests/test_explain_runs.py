@@ -19,7 +19,7 @@ from mer_core.training.engine import run_experiment
 
 def _config(manifest: Path, **kw) -> ExperimentConfig:
     base = dict(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
-                model="baseline", epochs=1, batch_size=8)
+                model="baseline", epochs=1, batch_size=8, executor="sequential")
     base.update(kw)
     return ExperimentConfig.from_dict(base)
 
@@ -127,7 +127,7 @@ def test_cli_explain_and_its_errors(run_env, capsys):
 def test_localisation_table_on_a_tiny_synthetic_run(isolated_cache):
     cfg = ExperimentConfig.from_dict(dict(
         dataset="synthetic", dataset_options=dict(subjects=3, clips_per_subject=3, size=32, frames=12),
-        model="baseline", epochs=1, batch_size=8))
+        model="baseline", epochs=1, batch_size=8, executor="sequential"))
     rid = run_experiment(cfg)
     methods = ("saliency", "gradcam", "attention")  # baseline has no attention: silently skipped
     assert localisation_table([rid], methods, max_samples=4, compute=False) is None
@@ -141,6 +141,21 @@ def test_localisation_table_on_a_tiny_synthetic_run(isolated_cache):
     sid = ex.sample_ids()[0]
     masks = ex.masks(sid)
     assert masks["au"].shape == (32, 32) and masks["au"].any()
+    # the page: localisation view, computed with the button, then shown as a table and a figure
+    from dashboard.pages.explain import K_VIEW
+
+    at = page_app("explain", run=rid, sample=sid)
+    assert not at.exception and not at.error
+    at.session_state[K_VIEW] = "Localisation"
+    _rerun(at)
+    compute = [b for b in at.button if b.label == "Compute localisation table"]
+    assert len(compute) == 1
+    compute[0].click()
+    _rerun(at)
+    assert not at.exception, at.exception
+    shown = at.dataframe[0].value
+    assert set(shown["method"]) == {"Integrated Gradients", "Saliency", "Grad-CAM", "Occlusion", "SmoothGrad"}
+    assert len(at.get("plotly_chart")) == 1
 
 
 # --- the page --------------------------------------------------------------------------
