@@ -138,7 +138,7 @@ def _motion(name: str, options_json: str, table) -> None:
     pre = {"flow_method": flow, "evm_alpha": alpha, "evm_low": band[0], "evm_high": band[1]}
     try:
         views = data.sample_views(name, options_json, row["sample_id"], json.dumps(pre), 128)
-    except MerError as exc:
+    except (MerError, ValueError) as exc:  # SampleError: a frame that cannot be read, onset == apex, ...
         st.error(str(exc))
         return
     info = views["info"]
