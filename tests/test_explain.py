@@ -228,10 +228,11 @@ def test_localisation_resizes_frame_masks_to_the_map():
 def test_aggregate_scores_per_model_and_method():
     rows = [dict(model="a", method="ig", au_share=1.0, blink_share=0.0, pointing=1.0, au_area=0.1),
             dict(model="a", method="ig", au_share=0.5, blink_share=0.2, pointing=0.0, au_area=0.1),
-            dict(model="b", method="ig", au_share=0.2, blink_share=0.1, pointing=0.0, au_area=0.1)]
+            dict(model="b", method="ig", au_share=0.2, blink_share=0.1, pointing=0.0, au_area=0.1),
+            dict(model="a", method="ig", **score_map(np.zeros((8, 8)), np.eye(8, dtype=bool)))]  # empty map
     agg = aggregate_scores(rows)
     a = agg[agg.model == "a"].iloc[0]
-    assert a.au_share == pytest.approx(0.75) and a.pointing == pytest.approx(0.5) and a.n == 2
+    assert a.au_share == pytest.approx(0.75) and a.pointing == pytest.approx(0.5) and a.n == 2 and a["n_empty"] == 1
 
 
 def test_explainer_class_binds_the_model():

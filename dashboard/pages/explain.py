@@ -381,7 +381,10 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
                      "au_share": st.column_config.NumberColumn("on true AUs", format="%.3f"),
                      "blink_share": st.column_config.NumberColumn("on blinks", format="%.3f"),
                      "pointing": st.column_config.NumberColumn("pointing hits", format="%.3f"),
-                     "au_area": st.column_config.NumberColumn("AU area (chance)", format="%.3f")})
+                     "au_area": st.column_config.NumberColumn("AU area (chance)", format="%.3f"),
+                     "n": st.column_config.NumberColumn("maps", help="maps scored"),
+                     "n_empty": st.column_config.NumberColumn("empty", help="all-zero maps (e.g. Grad-CAM after ReLU), "
+                                                                          "left out of the means")})
     st.caption("Share of the map's positive mass inside the true action-unit regions (chance level = their area), "
                "on blink regions (distractor motion), and how often the map's maximum falls inside the true "
                "region. Maps explain each clip's predicted class, by the fold model that held it out.")

@@ -126,15 +126,14 @@ def cmd_localisation(args: argparse.Namespace) -> int:
     methods = args.method or [*METHODS, ATTENTION]
 
     def progress(done: int, total: int) -> None:
-        print(f"\r  {done}/{total} samples", end="", flush=True)
+        print(f"\r  {done}/{total} samples", end="\n" if done == total else "", flush=True)
 
     table = localisation_table(args.runs, methods, max_samples=args.max_samples,
                                progress=None if args.json else progress)
     if args.json:
         print(table.to_json(orient="records", indent=2))
         return 0
-    print()
     print("au_share: share of positive mass on the true AU regions (chance = au_area); blink_share: on blinks "
-          "(lower is better); pointing: hit rate of the map's maximum")
+          "(lower is better); pointing: hit rate of the map's maximum; n: maps scored; n_empty: all-zero maps left out")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0

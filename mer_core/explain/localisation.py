@@ -67,11 +67,14 @@ def score_map(attr: np.ndarray, au_mask: np.ndarray, blink_mask: np.ndarray | No
 
 
 def aggregate_scores(rows: Iterable[dict[str, Any]], by: tuple[str, ...] = ("model", "method")) -> pd.DataFrame:
-    """Mean scores per group (NaN rows, e.g. empty maps, are left out of means), with n."""
+    """Mean scores per group, with n (maps scored) and empty (all-zero maps, left out of the means)."""
     df = pd.DataFrame(list(rows))
     if df.empty:
-        return pd.DataFrame(columns=[*by, *SCORE_COLUMNS, "n"])
+        return pd.DataFrame(columns=[*by, *SCORE_COLUMNS, "n", "n_empty"])
     cols = [c for c in SCORE_COLUMNS if c in df]
-    out = df.groupby(list(by), sort=True)[cols].mean().reset_index()
-    out["n"] = df.groupby(list(by), sort=True).size().to_numpy()
+    groups = df.groupby(list(by), sort=True)
+    out = groups[cols].mean().reset_index()
+    # n = maps scored; empty = all-zero maps (e.g. Grad-CAM whose ReLU removed everything), left out of the means
+    out["n"] = groups["au_share"].count().to_numpy()
+    out["n_empty"] = (groups.size() - groups["au_share"].count()).to_numpy()
     return out
