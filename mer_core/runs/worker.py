@@ -10,8 +10,10 @@ session with its output appended to the job's log. It
 * beats a heartbeat from a background thread every ``HEARTBEAT_S`` seconds,
   reading the cancel flag at the same time (once a second) so that
   ``should_stop`` is a cheap in-memory check between batches,
-* stops cleanly on the cancel flag or SIGTERM: the engine stops between
-  batches, finished folds stay stored, the job becomes 'cancelled',
+* stops cleanly on the cancel flag (delivered at once by SIGUSR1 from
+  ``jobs.cancel`` when the worker runs on the same machine) or SIGTERM: the
+  engine stops between batches, finished folds stay stored, the job becomes
+  'cancelled',
 * stores the traceback of any failure, then kicks the scheduler so the next
   queued job starts.
 
@@ -52,7 +54,7 @@ def claim(store: RunStore, job_id: str, pid: int) -> dict[str, Any] | None:
         if status == "queued" or mine:
             c.execute(
                 """UPDATE jobs SET status='running', pid=?, host=?, heartbeat=?, started=COALESCE(?, started),
-                   attempts=attempts + ?, stage='starting', message='loading the dataset', error='' WHERE id=?""",
+                   attempts=attempts + ?, stage='loading', message='loading the dataset', error='' WHERE id=?""",
                 (pid, socket.gethostname(), now, now if status == "queued" else None, 1 if status == "queued" else 0,
                  job["id"]),
             )
@@ -67,10 +69,10 @@ def claim(store: RunStore, job_id: str, pid: int) -> dict[str, Any] | None:
 class JobRunner:
     """Runs one claimed job: heartbeat thread, progress writes, stop handling."""
 
-    def __init__(self, store: RunStore, job: dict[str, Any]) -> None:
+    def __init__(self, store: RunStore, job_id: str) -> None:
         self.store = store
-        self.job = job
-        self.job_id = job["id"]
+        self.job: dict[str, Any] = {}  # set once claimed
+        self.job_id = job_id
         self.stop_event = threading.Event()
         self.stop_reason = ""
         self._beat_stop = threading.Event()
@@ -93,6 +95,10 @@ class JobRunner:
     def on_sigterm(self, signum: int, frame: Any) -> None:
         self.request_stop("SIGTERM")
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+
+    def on_cancel_signal(self, signum: int, frame: Any) -> None:
+        """SIGUSR1 from :func:`mer_core.runs.jobs.cancel`: the cancel flag, delivered at once."""
+        self.request_stop("cancel requested")
 
     def heartbeat_loop(self) -> None:
         """Own connection (SQLite connections are per thread); beat and read the cancel flag."""
@@ -235,19 +241,20 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
         torch.set_num_threads(max(1, int(threads)))
     own = store is None
     store = store or RunStore()
+    runner = JobRunner(store, job_id)
+    # handlers before the claim: once the job says 'loading', cancel() may signal this process
+    handlers = {signal.SIGTERM: runner.on_sigterm}
+    if hasattr(signal, "SIGUSR1"):
+        handlers[signal.SIGUSR1] = runner.on_cancel_signal
+    in_main = threading.current_thread() is threading.main_thread()
+    old = {sig: signal.signal(sig, fn) for sig, fn in handlers.items()} if in_main else {}
     try:
         job = claim(store, job_id, os.getpid())
         if job is None:
             print(f"[worker] job {job_id} was cancelled before it started", flush=True)
             return 0
-        runner = JobRunner(store, job)
-        in_main = threading.current_thread() is threading.main_thread()
-        old = signal.signal(signal.SIGTERM, runner.on_sigterm) if in_main else None
-        try:
-            status = runner.run()
-        finally:
-            if in_main:
-                signal.signal(signal.SIGTERM, old)
+        runner.job, runner.job_id = job, job["id"]
+        status = runner.run()
         if kick_next:
             try:
                 jobs_mod.kick(store)
@@ -255,6 +262,8 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
                 print(f"[worker] could not start the next queued job: {exc}", flush=True)
         return 1 if status == "failed" else 0
     finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         if own:
             store.close()
 
