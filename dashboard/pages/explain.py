@@ -211,6 +211,10 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
             st.image(plots.overlay_image(face, heat, opacity=opacity, outlines=outlines(view, show_masks)),
                      width="stretch")
             caption = note
+            if not np.any(heat > 0):
+                st.caption(note + " · empty map: no positive evidence here (for Grad-CAM, the ReLU removed every "
+                                  "negative contribution; try another layer or the other class)")
+                continue
             if masks is not None:
                 from mer_core.explain.localisation import score_map
 
