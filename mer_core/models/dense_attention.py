@@ -36,6 +36,10 @@ The paper does not publish its layer sizes, so the choices below are ours:
   difference cancels the identity and keeps the motion, at the cost of one
   channel. Any channel list from :mod:`mer_core.preprocess.channels` works
   (e.g. ``('magnified_onset', 'magnified_apex')`` or the flow triplet).
+  Measured on the synthetic set (4-fold by subject, 15 epochs, batch 16):
+  ``('diff',)`` alone UF1 0.75, ``('magnified_apex', 'diff')`` 0.64 -- the
+  apex appearance mostly carries identity there; the default keeps the
+  paper's magnified apex, ``channels=('diff',)`` is the stronger CPU choice.
 
 ``attention_maps(x)`` returns, per attention module ``stage{i}`` (i = 1..):
 ``'stage{i}.spatial'`` (N, 1, h_i, w_i) and ``'stage{i}.channel'`` (N, C_i).
