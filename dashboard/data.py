@@ -383,3 +383,17 @@ def _localisation(path: str, run_ids: tuple[str, ...], methods: tuple[str, ...],
 
     with RunStore(path) as store:
         return localisation_table(run_ids, methods, max_samples=max_samples, store=store)
+
+
+def on_dashboard_start() -> None:
+    """Once per server process: mark dead workers and start queued jobs, so a restarted dashboard resumes the queue."""
+    _kick_once(str(store_path()))
+
+
+@st.cache_resource(show_spinner=False)
+def _kick_once(path: str) -> bool:
+    from mer_core.runs import jobs
+
+    with RunStore(path) as store:
+        jobs.kick(store)
+    return True

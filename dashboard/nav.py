@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.pages import datasets, home, run, runs
-from dashboard.pages import jobs, new_experiment
-from dashboard.pages import compare, leaderboard
-from dashboard.pages import explain
+from dashboard.views import datasets, home, run, runs
+from dashboard.views import jobs, new_experiment
+from dashboard.views import compare, leaderboard
+from dashboard.views import explain
 
 # (module, title, url path, icon, section)
 PAGES = [

@@ -16,7 +16,7 @@ def page_app(module: str, **query) -> AppTest:
     The module name travels as the script's argument, so ``widget.set_value(...).run()``
     reruns the same page.
     """
-    at = AppTest.from_function(_script, default_timeout=30, args=(f"dashboard.pages.{module}",))
+    at = AppTest.from_function(_script, default_timeout=30, args=(f"dashboard.views.{module}",))
     for k, v in query.items():
         at.query_params[k] = v
     return at.run()

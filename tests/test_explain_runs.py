@@ -142,7 +142,7 @@ def test_localisation_table_on_a_tiny_synthetic_run(isolated_cache):
     masks = ex.masks(sid)
     assert masks["au"].shape == (32, 32) and masks["au"].any()
     # the page: localisation view, computed with the button, then shown as a table and a figure
-    from dashboard.pages.explain import K_VIEW
+    from dashboard.views.explain import K_VIEW
 
     at = page_app("explain", run=rid, sample=sid)
     assert not at.exception and not at.error
@@ -201,19 +201,12 @@ def test_explain_page_bad_requests_show_errors(run_env):
 
 
 def _rerun(at):
-    """Rerun an AppTest made by page_app (its script reads the page module from sys.argv)."""
-    import sys
-
-    sys.argv.append("dashboard.pages.explain")
-    try:
-        at.run()
-    finally:
-        sys.argv.pop()
-    return at
+    """Rerun an AppTest made by page_app after a widget change."""
+    return at.run()
 
 
 def test_explain_page_failure_browser_and_localisation_views(run_env):
-    from dashboard.pages.explain import K_VIEW
+    from dashboard.views.explain import K_VIEW
 
     at = page_app("explain", run=run_env["ok"])
     at.session_state[K_VIEW] = "Failure cases"

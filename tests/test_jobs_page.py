@@ -63,7 +63,7 @@ def view(job_id: str) -> AppTest:
     def script():
         import streamlit as st
 
-        from dashboard.pages import jobs as page
+        from dashboard.views import jobs as page
 
         page._job_view(st.session_state["job_under_test"])
 

@@ -10,7 +10,7 @@ from mer_core.runs import jobs
 from mer_core.runs.store import RunStore
 from streamlit.testing.v1 import AppTest
 
-from dashboard.pages import new_experiment as ne
+from dashboard.views import new_experiment as ne
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def no_workers(monkeypatch):
 
 def form(manifest: Path, **state) -> AppTest:
     def script():
-        from dashboard.pages import new_experiment
+        from dashboard.views import new_experiment
 
         new_experiment.render()
 

@@ -16,11 +16,14 @@ def render() -> None:
         "(UF1 and UAR, the MEGC2019 convention), and **never** tuned on the held-out subject."
     )
     runs = data.runs_table()
-    c1, c2, c3 = st.columns(3)
+    jobs = data.jobs_table()
+    active = int(jobs["status"].isin(["queued", "running", "cancelling"]).sum()) if len(jobs) else 0
+    c1, c2, c3, c4 = st.columns(4)
     c1.metric("stored runs", len(runs))
     c2.metric("finished", int((runs["status"] == "done").sum()) if len(runs) else 0)
+    c3.metric("jobs queued or running", active)
     best = runs.loc[runs["status"] == "done", "uf1"].max() if len(runs) else None
-    c3.metric("best pooled UF1", "–" if best is None or best != best else f"{best:.3f}")
+    c4.metric("best pooled UF1", "–" if best is None or best != best else f"{best:.3f}")
     st.subheader("Where to go")
     from dashboard.nav import PAGES, page
 

@@ -180,10 +180,3 @@ def render() -> None:
         _live(chosen)
     else:
         _job_view(chosen)
-
-
-if __name__ == "__main__":
-    # A deep link (e.g. /jobs?job=ID) to a freshly started server makes Streamlit run this file as a
-    # legacy pages/ script instead of going through st.navigation (the directory is named pages/);
-    # render anyway rather than show a blank page. The lasting fix is renaming dashboard/pages/.
-    render()

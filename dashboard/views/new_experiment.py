@@ -301,10 +301,3 @@ def _job_link(job_id: str) -> None:
                      query_params={data.QP_JOB: job_id})
     except Exception:  # rendered outside st.navigation (tests) or the page is not registered
         st.markdown(f"[Follow job {job_id} on the Jobs page](jobs?{data.QP_JOB}={job_id})")
-
-
-if __name__ == "__main__":
-    # A deep link (e.g. /jobs?job=ID) to a freshly started server makes Streamlit run this file as a
-    # legacy pages/ script instead of going through st.navigation (the directory is named pages/);
-    # render anyway rather than show a blank page. The lasting fix is renaming dashboard/pages/.
-    render()
