@@ -20,3 +20,18 @@ def isolated_cache(tmp_path_factory, monkeypatch):
         if key.startswith("MER_ROOT_"):
             monkeypatch.delenv(key)
     return root
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """AppTest runs page scripts as ``__main__``; restore the real one afterwards.
+
+    Otherwise a later test that starts a spawn/forkserver process pool would make
+    the children re-run the AppTest script as their main module.
+    """
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
