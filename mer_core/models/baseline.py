@@ -58,7 +58,7 @@ class BaselineCNN(nn.Module):
         "paper": dict(channels=("flow_u", "flow_v", "strain"), input_size=64, width=32, dropout=0.3),
     },
     description="Small flow CNN (u, v, strain): the project's reference baseline.",
-    train_defaults={"cpu": dict(epochs=20, lr=1e-3, batch_size=32, optimizer="adamw", loss="ce")},
+    train_defaults={"cpu": dict(epochs=40, lr=3e-3, batch_size=32, optimizer="adamw", loss="ce")},
 )
 def build_baseline(cfg: BaselineConfig) -> nn.Module:
     return BaselineCNN(cfg)
