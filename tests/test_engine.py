@@ -99,3 +99,22 @@ def test_cancel_file_stops_the_run_and_keeps_finished_folds(manifest):
         run = store.get_run("cancel-me")
     assert run["status"] == "cancelled"
     assert len(RunStore().completed_folds("cancel-me")) == 1
+
+
+def test_macro_pretraining_then_finetuning_end_to_end():
+    """DenseAttention pre-trains once on a (tiny) synthetic macro set, then every fold fine-tunes from it."""
+    macro = "synthetic-macro?subjects=2&clips_per_subject=6&size=64&frames=12"
+    config = ExperimentConfig.from_dict(dict(
+        dataset="synthetic", dataset_options=dict(subjects=2, clips_per_subject=4, size=64, frames=12),
+        model="dense_attention", model_options=dict(block_layers=[1, 1], growth_rate=4, init_features=8),
+        epochs=1, batch_size=8, executor="sequential", workers=1, pretrain=macro, pretrain_epochs=1,
+        freeze="early", preprocess=dict(channels=["apex", "diff"], input_size=32)))
+    events = []
+    rid = run_experiment(config, progress=events.append)
+    stages = {e.get("stage") for e in events if e["event"] == "stage"}
+    assert "pretrain" in stages
+    with RunStore() as store:
+        assert store.get_run(rid)["status"] == "done"
+    from mer_core.paths import checkpoints_dir
+
+    assert list((checkpoints_dir() / "pretrain").glob("*.pt"))

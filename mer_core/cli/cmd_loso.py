@@ -105,26 +105,30 @@ def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> E
 
 
 class ProgressPrinter:
-    """A tqdm bar over folds with the current epoch and loss in its postfix."""
+    """tqdm bars: one per stage (preprocess, pretrain), then one over folds with epoch and loss."""
+
+    UNITS = {"preprocess": "clip", "pretrain": "epoch"}
 
     def __init__(self) -> None:
         self.bar = None
-        self.prep = None
+        self.stages: dict[str, Any] = {}
 
     def __call__(self, e: dict[str, Any]) -> None:
         from tqdm import tqdm
 
         kind = e.get("event")
         if kind == "stage":
-            if self.prep is False:
-                return
-            if self.prep is None:
-                self.prep = tqdm(total=e["total"], desc="preprocess", unit="clip", file=sys.stderr, leave=False)
-            self.prep.update(e["done"] - self.prep.n)
+            name = str(e.get("stage", "stage"))
+            bar = self.stages.get(name)
+            if bar is None:
+                bar = self.stages[name] = tqdm(total=e["total"], desc=name, unit=self.UNITS.get(name, "step"),
+                                               file=sys.stderr, leave=False)
+            bar.update(e["done"] - bar.n)
+            if "loss" in e:
+                bar.set_postfix_str(f"loss {e['loss']:.3f}")
         elif kind in ("fold_start", "epoch", "fold_done"):
-            if self.prep:
-                self.prep.close()
-                self.prep = False  # type: ignore[assignment]
+            for bar in self.stages.values():
+                bar.close()
             if self.bar is None:
                 self.bar = tqdm(total=e["n_folds"], desc="folds", unit="fold", file=sys.stderr)
             if kind == "epoch":

@@ -145,7 +145,8 @@ class JobRunner:
             if self.stop_event.is_set():
                 raise Stopped(self.stop_reason)
             self._write(e["done"] >= e["total"], stage=str(e.get("stage", "")),
-                        message=f"{e.get('stage', '')} {e['done']}/{e['total']} clips")
+                        message=f"{e.get('stage', '')} {e['done']}/{e['total']} "
+                        + ("epochs" if e.get("stage") == "pretrain" else "clips"))
         elif kind == "fold_start":
             if self._t_train is None:
                 self._t_train = time.time()

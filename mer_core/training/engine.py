@@ -171,6 +171,8 @@ def run_experiment(
         exp.table.to_pickle(folder / "table.pkl")
         done = store.completed_folds(run_id)
         todo = [f for f in exp.folds if f.index not in done]
+        if config.pretrain and todo:  # once, before the folds share the checkpoint
+            _pretrain(config, progress)
         status, error = "done", ""
         try:
             execute_folds(exp, todo, run_id=run_id, store=store, folder=folder, progress=progress,
@@ -200,6 +202,17 @@ def run_experiment(
     finally:
         if own_store:
             store.close()
+
+
+def _pretrain(config: ExperimentConfig, progress: Progress | None) -> None:
+    """Macro pre-training (DenseAttention's transfer learning), reported as a stage."""
+    from mer_core.training.pretrain import pretrain_for_experiment
+
+    def report(done: int, total: int, loss: float) -> None:
+        if progress:
+            progress({"event": "stage", "stage": "pretrain", "done": done, "total": total, "loss": loss})
+
+    pretrain_for_experiment(config, progress=report)
 
 
 def summarize_run(store: RunStore, run_id: str, classes: tuple[str, ...]) -> dict[str, Any]:
