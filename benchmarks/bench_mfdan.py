@@ -122,8 +122,12 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = dict(machine=platform.processor() or platform.machine(), threads=args.threads,
                                   torch=torch.__version__, timings=[])
-    if args.no_timings and out.exists():
-        report = json.loads(out.read_text())
+    if out.exists():  # keep what this run does not redo
+        previous = json.loads(out.read_text())
+        if args.no_timings:
+            report = previous
+        elif not args.ablation:
+            report.update({k: v for k, v in previous.items() if k.startswith("ablation")})
 
     def save(ablations: dict[str, Any] | None = None) -> None:
         if ablations is not None:
