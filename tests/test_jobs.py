@@ -121,7 +121,8 @@ def test_sigkill_is_stale_resume_keeps_folds_cancel_stops(manifest, monkeypatch)
         done = jobs.wait(store, job_id, timeout=60)
         assert done["status"] == "cancelled", done["error"]
         assert done["resumable"] and "cancel requested" in done["message"]
-        assert store.completed_folds(run_id) == kept  # finished folds are kept, the interrupted one is not
+        completed = store.completed_folds(run_id)  # a fold may finish while the cancel travels
+        assert kept <= completed and len(completed) < 3  # finished folds are kept, the interrupted one is not
         assert store.get_run(run_id)["status"] == "cancelled"
         deadline = time.time() + 30  # the worker exits after recording the cancel
         while jobs.pid_alive(resumed["pid"], job_id) and time.time() < deadline:
