@@ -16,6 +16,7 @@ Progress goes through one callback receiving dict events::
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import time
@@ -32,7 +33,7 @@ from mer_core.datasets.classes import apply_class_set, classes_for
 from mer_core.datasets.registry import dataset_info, index_dataset
 from mer_core.errors import ConfigError, DatasetError, MerError
 from mer_core.evaluation.metrics import scores, summarize
-from mer_core.models.registry import model_config
+from mer_core.models.registry import model_config, model_spec
 from mer_core.preprocess.pipeline import prepare_inputs
 from mer_core.runs.store import RunStore, run_folder
 from mer_core.training.executors import resolve_workers
@@ -64,6 +65,9 @@ def resolve_model_config(config: ExperimentConfig, num_classes: int) -> Any:
         overrides["input_size"] = config.preprocess.input_size
     if config.preprocess.channels:
         overrides["channels"] = tuple(config.preprocess.channels)
+    fields = {f.name for f in dataclasses.fields(model_spec(config.model).config_cls)}
+    if "evm_alpha" in fields:  # a model that re-mixes magnified frames must know their amplification
+        overrides.setdefault("evm_alpha", config.preprocess.evm_alpha)
     return model_config(config.model, config.preset, **overrides)
 
 
