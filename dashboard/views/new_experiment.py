@@ -197,9 +197,11 @@ def _section_execution(v: dict[str, Any], slots: dict[str, Any], model: str) -> 
     st.subheader("Execution")
     c1, c2, c3, c4 = st.columns(4)
     v["seed"] = int(c1.number_input("seed", value=0, step=1, key="ne_seed"))
-    v["executor"] = c2.selectbox("executor", EXECUTORS, key="ne_executor",
+    defaults = ExperimentConfig()
+    v["executor"] = c2.selectbox("executor", EXECUTORS, index=EXECUTORS.index(defaults.executor), key="ne_executor",
                                  help="where folds run: this worker, a process pool, or Ray")
-    v["workers"] = int(c3.number_input("workers", value=1, step=1, key="ne_workers"))
+    v["workers"] = int(c3.number_input("workers", value=defaults.workers, min_value=0, step=1, key="ne_workers",
+                                       help="0 = one per CPU core (one per GPU on CUDA)"))
     slots["workers"] = c3.empty()
     v["device"] = c4.selectbox("device", ("auto", "cpu", "cuda"), key="ne_device")
     if model in PRETRAIN_MODELS:
