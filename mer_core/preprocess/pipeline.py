@@ -18,7 +18,6 @@ calling process before the pool starts, so a warm run starts no pool at all.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mer_core.config import PreprocessConfig
+from mer_core.parallel import process_context
 from mer_core.errors import ConfigError
 from mer_core.preprocess import cache
 from mer_core.preprocess.apex import APEX_METHOD, APEX_VERSION
@@ -106,15 +106,6 @@ def cache_description(row: dict[str, Any], channels: tuple[str, ...], size: int,
     return desc
 
 
-def _pool_context() -> mp.context.BaseContext:
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        # only takes effect if this process has not started its forkserver yet
-        ctx.set_forkserver_preload(["__main__", "mer_core.preprocess.worker"])
-        return ctx
-    return mp.get_context("spawn")
-
-
 def _run_pool(
     todo: list[int],
     records: list[dict[str, Any]],
@@ -133,7 +124,7 @@ def _run_pool(
     """
     finished: set[int] = set()
     try:
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_pool_context(), initializer=init_worker) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=process_context(), initializer=init_worker) as pool:
             futures = {pool.submit(run_one, i, records[i], channels, size, options, entries[i]): i for i in todo}
             for fut in as_completed(futures):
                 futures.pop(fut)  # drop our reference so the result array can be freed once copied

@@ -1,7 +1,7 @@
 """Executors: where folds run. Same results, whichever is chosen.
 
 * ``sequential``: folds one after another in this process.
-* ``process``: a spawn-context pool of ``workers`` processes; each sets its own
+* ``process``: a forkserver pool (see mer_core.parallel) of ``workers`` processes; each sets its own
   torch thread count (cores // workers) so two workers on two cores do not
   oversubscribe, and takes one GPU each when several exist.
 * ``ray``: one Ray task per fold; ``ray.init(address=config.ray_address or
@@ -211,9 +211,14 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
         raise ValueError(f"unknown executor {cfg.executor!r}")
 
 
-def _worker_init(threads: int) -> None:
+_EVENTS: Any = None  # the pool worker's event queue (set by _worker_init)
+
+
+def _worker_init(threads: int, events: Any) -> None:
+    global _EVENTS
     import torch
 
+    _EVENTS = events
     torch.set_num_threads(max(1, threads))
     try:
         import cv2
@@ -223,42 +228,41 @@ def _worker_init(threads: int) -> None:
         pass
 
 
-def _process_entry(task: FoldTask, events: Any) -> FoldOutcome:
-    return run_fold(task, emit=lambda e: events.put(e))
+def _process_entry(task: FoldTask) -> FoldOutcome:
+    return run_fold(task, emit=_EVENTS.put if _EVENTS is not None else None)
 
 
 def _run_process_pool(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finish: Callable,
                       emit: Callable, should_stop: Callable[[], bool] | None, folder: Path) -> None:
-    import multiprocessing as mp
-
     import torch
+
+    from mer_core.parallel import process_context
 
     workers = resolve_workers(cfg, len(todo))
     threads = max(1, (os.cpu_count() or 1) // workers)
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        events = manager.Queue()
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(threads,)) as pool:
-            futures = {pool.submit(_process_entry, make_task(f, (i % n_gpus) if n_gpus else None), events): f
-                       for i, f in enumerate(todo)}
-            pending = set(futures)
-            error: BaseException | None = None
-            while pending:
-                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                _drain(events, emit)
-                if should_stop and should_stop():
-                    (folder / CANCEL_FILE).touch()
-                for fut in finished:
-                    try:
-                        finish(fut.result())
-                    except BaseException as exc:  # keep the other folds' results
-                        error = error or exc
-                        (folder / CANCEL_FILE).touch()
+    ctx = process_context()
+    events = ctx.Queue()  # handed to each worker at start, so no manager process is needed
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(threads, events)) as pool:
+        futures = {pool.submit(_process_entry, make_task(f, (i % n_gpus) if n_gpus else None)): f
+                   for i, f in enumerate(todo)}
+        pending = set(futures)
+        error: BaseException | None = None
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             _drain(events, emit)
-            if error is not None:
-                raise error
+            if should_stop and should_stop():
+                (folder / CANCEL_FILE).touch()
+            for fut in finished:
+                try:
+                    finish(fut.result())
+                except BaseException as exc:  # keep the other folds' results
+                    error = error or exc
+                    (folder / CANCEL_FILE).touch()
+        _drain(events, emit)
+        if error is not None:
+            raise error
 
 
 def _drain(events: Any, emit: Callable) -> None:
@@ -267,7 +271,7 @@ def _drain(events: Any, emit: Callable) -> None:
             emit(events.get_nowait())
         except queue_mod.Empty:
             return
-        except (EOFError, OSError):  # manager gone
+        except (EOFError, OSError):  # queue closed
             return
 
 
