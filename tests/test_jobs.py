@@ -277,3 +277,15 @@ def test_cli_submit_jobs_cancel_resume_share_the_queue(manifest, capsys):
     assert main(["cancel", job_id]) == 2  # a MerError: one line, no traceback
     assert "only queued or running" in capsys.readouterr().err
     assert main(["worker", job_id]) == 2 and "mer resume" in capsys.readouterr().err
+
+
+def test_demo_jobs_are_queued_only_into_an_empty_store():
+    from mer_core.runs.demo import queue_demo_jobs
+
+    with RunStore() as store:
+        queued = queue_demo_jobs(store, start=False)
+        assert len(queued) == 2
+        assert {jobs.get_job(store, j)["status"] for j in queued} == {"queued"}
+        assert {ExperimentConfig.from_json(jobs.get_job(store, j)["config_json"]).model for j in queued} == {
+            "ststnet", "baseline"}
+        assert queue_demo_jobs(store, start=False) == []  # a store with anything in it is left alone
