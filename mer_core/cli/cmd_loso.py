@@ -190,11 +190,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     with RunStore() as store:
         runs = store.list_runs()
-    if runs.empty:
-        print("no runs stored yet; start one with `mer loso --dataset synthetic --model baseline`")
-        return 0
     if args.json:
         print(runs.to_json(orient="records", indent=1))
+        return 0
+    if runs.empty:
+        print("no runs stored yet; start one with `mer loso --dataset synthetic --model baseline`")
         return 0
     import time
 
