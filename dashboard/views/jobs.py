@@ -57,29 +57,30 @@ def _queue_table(table: pd.DataFrame) -> None:
     })
 
 
-def _actions(job: dict) -> None:
+def _apply(action: str, job_id: str) -> None:
+    """Cancel or resume a job; an error stays on the page, success reruns the whole app."""
     from mer_core.runs import jobs
     from mer_core.runs.store import RunStore
 
+    with RunStore() as store:
+        try:
+            getattr(jobs, action)(store, job_id)
+        except MerError as exc:
+            st.error(str(exc))
+            return
+    st.rerun(scope="app")
+
+
+def _actions(job: dict) -> None:
     c1, c2, c3 = st.columns([1, 1, 4])
     can_cancel = job["status"] in ("queued", *ACTIVE) and job["status"] != "cancelling"
     if c1.button("Cancel", key=f"cancel_{job['id']}", disabled=not can_cancel, icon=":material/stop:",
                  help="stop between batches; finished folds are kept"):
-        with RunStore() as store:
-            try:
-                jobs.cancel(store, job["id"])
-            except MerError as exc:
-                st.error(str(exc))
-        st.rerun(scope="app")
+        _apply("cancel", job["id"])
     can_resume = job["status"] in ("failed", "cancelled")
     if c2.button("Resume", key=f"resume_{job['id']}", disabled=not can_resume, icon=":material/replay:",
                  help="re-queue this job; it continues its run without retraining finished folds"):
-        with RunStore() as store:
-            try:
-                jobs.resume(store, job["id"])
-            except MerError as exc:
-                st.error(str(exc))
-        st.rerun(scope="app")
+        _apply("resume", job["id"])
     c3.markdown(f"[Results of run `{job['run_id']}` →](run?{data.QP_RUN}={job['run_id']})")
 
 
