@@ -231,3 +231,11 @@ def test_explain_page_with_an_empty_store():
     at = page_app("explain")
     assert not at.exception
     assert any("No runs stored yet" in i.value for i in at.info)
+
+
+def test_cli_method_choices_match_the_explainers():
+    from mer_core.cli.cmd_explain import METHOD_CHOICES
+    from mer_core.explain.attributions import METHODS
+    from mer_core.explain.runs import ATTENTION
+
+    assert set(METHOD_CHOICES) == set(METHODS) | {ATTENTION}
