@@ -125,7 +125,7 @@ class ProgressPrinter:
                                                file=sys.stderr, leave=False)
             bar.update(e["done"] - bar.n)
             if "loss" in e:
-                bar.set_postfix_str(f"loss {e['loss']:.3f}")
+                bar.set_postfix_str(f"loss {e['loss']:.3f}", refresh=False)
         elif kind in ("fold_start", "epoch", "fold_done"):
             for bar in self.stages.values():
                 bar.close()
@@ -133,7 +133,7 @@ class ProgressPrinter:
                 self.bar = tqdm(total=e["n_folds"], desc="folds", unit="fold", file=sys.stderr)
             if kind == "epoch":
                 self.bar.set_postfix_str(f"fold {e['fold'] + 1} epoch {int(e['epoch'])}/{e['epochs']} "
-                                         f"loss {e['train_loss']:.3f}")
+                                         f"loss {e['train_loss']:.3f}", refresh=False)
             elif kind == "fold_done":
                 self.bar.update(e["done"] - self.bar.n)
         elif kind == "done" and self.bar is not None:
