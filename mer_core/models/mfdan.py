@@ -374,9 +374,10 @@ _CPU = dict(input_size=64, embed_dim=32, depths=(1, 1), heads=(2, 4), window=4, 
 _PAPER = dict(input_size=224, embed_dim=96, depths=(1, 1), heads=(3, 6), window=7, mlp_ratio=4.0,
               dropkey=0.3, drop_path=0.1, dropout=0.0)
 _APEX = FLOW + ("apex",)
-# cpu: sized so a LOSO on the synthetic set (16 subjects x ~10 clips) stays well under 10 minutes
-# on 2 cores (see benchmarks/bench_mfdan.py); the larger lr compensates for the few epochs.
-_CPU_TRAIN = dict(epochs=20, lr=1e-3, batch_size=16, optimizer="adan", loss="focal", scheduler="cosine")
+# cpu: sized so a LOSO on the synthetic set (16 subjects x ~10 clips) stays under 10 minutes on
+# 2 cores (about 6 min with the process executor). 40 epochs at lr 2e-3 were chosen over 20 at 1e-3
+# on the default set (seed 0: UF1 0.72 vs 0.62); the README reports them on an unseen seed.
+_CPU_TRAIN = dict(epochs=40, lr=2e-3, batch_size=16, optimizer="adan", loss="focal", scheduler="cosine")
 # paper: Adan, lr 1e-4, batch 16, focal loss gamma 2 (the epoch count is not in our summary: 100 is our choice)
 _PAPER_TRAIN = dict(epochs=100, lr=1e-4, batch_size=16, optimizer="adan", loss="focal", scheduler="cosine")
 
