@@ -57,3 +57,14 @@ def test_empty_store_shows_guidance():
     at = page_app("run")
     assert not at.exception
     assert any("No runs stored yet" in i.value for i in at.info)
+
+
+def test_overview_describes_every_page():
+    from dashboard.nav import PAGES
+    from dashboard.views.home import GUIDE
+
+    assert {url for _m, _t, url, _i, _s in PAGES if url != "overview"} == set(GUIDE)
+    at = page_app("home")
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert all(text in captions for text in GUIDE.values())

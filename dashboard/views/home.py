@@ -6,6 +6,20 @@ import streamlit as st
 from dashboard import data
 
 
+# One line per page: what a newcomer finds there.
+GUIDE = {
+    "datasets": "See what a micro-expression is: play clips, the onset-apex difference, optical flow, "
+                "magnification, and (synthetic data) the regions that really moved.",
+    "runs": "Every stored evaluation, newest first, with pooled UF1/UAR.",
+    "run": "One run in depth: intervals, confusion matrix, per-subject scores, curves, predictions.",
+    "compare": "Two or more runs on the same data, with a paired test over subjects.",
+    "leaderboard": "Published MEGC2019 figures beside what the honest protocol measures here.",
+    "explain": "Where a model looked for one clip, and whether that was the real motion.",
+    "new": "Choose dataset, model and hyperparameters; the job trains in the background.",
+    "jobs": "Watch training live, cancel or resume; jobs survive reloads and restarts.",
+}
+
+
 def render() -> None:
     st.title("MER Bench")
     st.markdown(
@@ -27,7 +41,10 @@ def render() -> None:
     st.subheader("Where to go")
     from dashboard.nav import PAGES, page
 
-    for _mod, title, url, icon, section in PAGES:
-        if url != "overview":
-            st.page_link(page(url), label=f"{section} · {title}", icon=icon)
+    cols = st.columns(2)
+    shown = [(title, url, icon) for _mod, title, url, icon, _section in PAGES if url != "overview"]
+    for i, (title, url, icon) in enumerate(shown):
+        with cols[i % 2]:
+            st.page_link(page(url), label=title, icon=icon)
+            st.caption(GUIDE.get(url, ""))
     st.caption("Command line: `mer loso --dataset synthetic --model baseline`, `mer runs`, `mer --help`.")
