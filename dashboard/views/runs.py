@@ -26,9 +26,8 @@ def render() -> None:
             view = view[view[col].isin(chosen)]
     table = pd.DataFrame({
         "run": [f"run?{data.QP_RUN}={rid}" for rid in view["id"]],
-        "dataset": view["dataset"],
         "model": view["model"],
-        "preset": view["preset"],
+        "dataset": view["dataset"],
         "protocol": view["protocol"],
         "status": view["status"],
         "folds": [f"{d}/{n}" for d, n in zip(view["folds_done"], view["n_folds"])],
@@ -36,12 +35,16 @@ def render() -> None:
         "UAR": view["uar"],
         "accuracy": view["accuracy"],
         "date": [time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in view["created"]],
+        "preset": view["preset"],
         "name": view["name"],
     })
-    st.dataframe(
+    event = st.dataframe(
         table,
         hide_index=True,
         width="stretch",
+        on_select="rerun",
+        selection_mode="multi-row",
+        key="runs-table",
         column_config={
             "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run"),
             "UF1": st.column_config.ProgressColumn("UF1 (pooled)", min_value=0.0, max_value=1.0, format="%.3f"),
@@ -50,4 +53,10 @@ def render() -> None:
         },
     )
     st.caption("UF1 and UAR are computed on predictions pooled over all folds (MEGC2019). "
-               f"{len(view)} of {len(runs)} runs shown.")
+               f"{len(view)} of {len(runs)} runs shown. Tick two or more rows to compare them.")
+    chosen_ids = [view["id"].iloc[i] for i in event.selection.rows]
+    if len(chosen_ids) >= 2:
+        from dashboard.nav import page
+
+        st.page_link(page("compare"), label=f"Compare the {len(chosen_ids)} selected runs",
+                     icon=":material/compare_arrows:", query_params={data.QP_RUNS: ",".join(chosen_ids)})
