@@ -118,3 +118,18 @@ def test_macro_pretraining_then_finetuning_end_to_end():
     from mer_core.paths import checkpoints_dir
 
     assert list((checkpoints_dir() / "pretrain").glob("*.pt"))
+
+
+def test_a_clear_error_inside_a_fold_still_closes_the_run(manifest, monkeypatch):
+    from mer_core.errors import MerError
+    from mer_core.training import executors
+
+    def refuse(task, emit=None, should_stop=None):
+        raise MerError("checkpoint architecture differs")
+
+    monkeypatch.setattr(executors, "run_fold", refuse)
+    with pytest.raises(MerError, match="architecture differs"):
+        run_experiment(cfg(manifest), run_id="closed")
+    with RunStore() as store:
+        run = store.get_run("closed")
+    assert run["status"] == "failed" and "architecture differs" in run["error"]

@@ -38,7 +38,8 @@ def one_thread_workers(monkeypatch):
 
 def cfg(manifest: Path, **kw) -> ExperimentConfig:
     base = dict(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
-                model="baseline", epochs=1, batch_size=8, record_oracle=False)
+                model="baseline", epochs=1, batch_size=8, record_oracle=False,
+                executor="sequential", workers=1)  # folds in order: the tests reason about fold 0
     base.update(kw)
     return ExperimentConfig.from_dict(base)
 

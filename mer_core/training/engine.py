@@ -38,6 +38,7 @@ from mer_core.preprocess.pipeline import prepare_inputs
 from mer_core.runs.store import RunStore, run_folder
 from mer_core.training.executors import resolve_workers
 from mer_core.training.protocols import Fold, make_folds, shared_people_warnings
+from mer_core.training.trainer import Cancelled
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -177,21 +178,16 @@ def run_experiment(
         todo = [f for f in exp.folds if f.index not in done]
         if config.pretrain and todo:  # once, before the folds share the checkpoint
             _pretrain(config, progress)
-        status, error = "done", ""
+        status, error, failure = "done", "", None
         try:
             execute_folds(exp, todo, run_id=run_id, store=store, folder=folder, progress=progress,
                           should_stop=should_stop, n_done=len(done))
         except KeyboardInterrupt:
             status, error = "cancelled", "interrupted"
-        except MerError:
-            raise
+        except Cancelled:
+            status, error = "cancelled", "cancelled by the user"
         except Exception as exc:  # keep the finished folds; record why it stopped
-            from mer_core.training.trainer import Cancelled
-
-            if isinstance(exc, Cancelled) or type(exc).__name__ == "Cancelled":
-                status, error = "cancelled", "cancelled by the user"
-            else:
-                status, error = "failed", "".join(traceback.format_exception(exc))[-4000:]
+            status, error, failure = "failed", "".join(traceback.format_exception(exc))[-4000:], exc
         summary = summarize_run(store, run_id, exp.classes)
         if status == "done" and len(store.completed_folds(run_id)) < len(exp.folds):
             status = "partial"
@@ -200,6 +196,8 @@ def run_experiment(
             pooled = summary.get("pooled", {})
             progress({"event": "done", "run_id": run_id, "status": status, "uf1": pooled.get("uf1"),
                       "uar": pooled.get("uar")})
+        if isinstance(failure, MerError):  # a clear message already: keep it, the run is stored as failed
+            raise failure
         if status == "failed":
             raise MerError(f"run {run_id} failed; finished folds are kept. {error.strip().splitlines()[-1]}")
         return run_id
