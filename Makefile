@@ -41,7 +41,7 @@ chromium:
 	else echo "chromium is missing and you are not root: browser tests will be skipped (apt-get install chromium)"; fi
 
 demo: $(VENV)/.installed data
-	$(PY) -m mer_core.runs.demo
+	$(PY) -m mer_core.jobs.demo
 	$(VENV)/bin/streamlit run dashboard/app.py $(STREAMLIT_FLAGS)
 
 test: $(VENV)/.installed-test chromium data

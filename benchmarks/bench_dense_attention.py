@@ -77,7 +77,7 @@ def run_ablation(epochs: int, pretrain_epochs: int, seed: int, executor: str, wo
                  lr: float = 2e-3, batch_size: int = 16, log=print) -> list[dict[str, Any]]:
     """Four LOSO runs (pre-training x EVM) through the project's engine."""
     from mer_core.config import ExperimentConfig
-    from mer_core.runs.store import RunStore
+    from mer_core.store.db import RunStore
     from mer_core.training.engine import run_experiment
     from mer_core.training.pretrain import pretrain_for_experiment
 

@@ -91,7 +91,7 @@ def run_ablations(epochs: int | None, seed: int, save: Any = None) -> dict[str, 
 
 def _summarise(result: Any) -> dict[str, Any]:
     """Headline metrics of a finished run (``run_experiment`` returns its id)."""
-    from mer_core.runs.store import RunStore
+    from mer_core.store.db import RunStore
 
     store = RunStore()
     try:

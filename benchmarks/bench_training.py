@@ -37,7 +37,7 @@ def peak_rss_mb() -> float:
 def run_once(model: str, executor: str, workers: int, epochs: int | None, dataset_options: dict) -> dict:
     from mer_core.config import ExperimentConfig
     from mer_core.models.registry import train_defaults
-    from mer_core.runs.store import RunStore
+    from mer_core.store.db import RunStore
     from mer_core.training.engine import run_experiment
 
     data = {**train_defaults(model, "cpu"), "model": model, "preset": "cpu", "executor": executor,

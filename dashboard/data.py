@@ -15,7 +15,7 @@ import streamlit as st
 
 from mer_core.errors import MerError
 from mer_core.paths import cache_root, store_path
-from mer_core.runs.store import RunStore
+from mer_core.store.db import RunStore
 
 # Session-state and query-parameter keys (constants, never string literals in pages)
 QP_RUN = "run"
@@ -126,7 +126,7 @@ def _paired_tests(path: str, run_a: str, run_b: str, stamp_a: tuple, stamp_b: tu
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _run_record_json(path: str, run_id: str, stamp: tuple) -> str:
-    from mer_core.runs.export import record_json, run_record
+    from mer_core.evaluation.export import record_json, run_record
 
     with RunStore(path) as store:
         return record_json(run_record(run_id, store))
@@ -152,7 +152,7 @@ def jobs_table() -> pd.DataFrame:
     Every read kicks the scheduler (starts queued jobs, marks jobs whose
     worker died), which is how a restarted dashboard picks the queue up again.
     """
-    from mer_core.runs import jobs
+    from mer_core.jobs import queue as jobs
 
     with RunStore(store_path()) as store:
         jobs.kick(store)
@@ -164,7 +164,7 @@ def job_detail(job_id: str) -> dict[str, Any] | None:
 
     Kicks the scheduler too, so the live view notices a dead worker without a full page rerun.
     """
-    from mer_core.runs import jobs
+    from mer_core.jobs import queue as jobs
 
     with RunStore(store_path()) as store:
         jobs.kick(store)
@@ -181,7 +181,7 @@ def job_detail(job_id: str) -> dict[str, Any] | None:
 
 
 def experiment_plan(config_json: str) -> dict[str, Any]:
-    """mer_core.runs.jobs.plan of a config (samples, folds, estimate) or {'error': message}.
+    """mer_core.jobs.queue.plan of a config (samples, folds, estimate) or {'error': message}.
 
     Successes are cached; errors are not, so fixing the data on disk shows at the next rerun.
     """
@@ -196,9 +196,9 @@ def experiment_plan(config_json: str) -> dict[str, Any]:
 @st.cache_data(ttl=300, max_entries=32, show_spinner="Indexing the dataset…")
 def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
     from mer_core.config import ExperimentConfig
-    from mer_core.runs import jobs
+    from mer_core.jobs.plan import plan
 
-    return jobs.plan(ExperimentConfig.from_json(config_json))
+    return plan(ExperimentConfig.from_json(config_json))
 
 
 # --- datasets page (issues 3, 4, 5) ------------------------------------------------
@@ -392,7 +392,7 @@ def on_dashboard_start() -> None:
 
 @st.cache_resource(show_spinner=False)
 def _kick_once(path: str) -> bool:
-    from mer_core.runs import jobs
+    from mer_core.jobs import queue as jobs
 
     with RunStore(path) as store:
         jobs.kick(store)

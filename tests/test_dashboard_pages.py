@@ -4,7 +4,7 @@ import pytest
 
 from mer_core.config import ExperimentConfig
 from mer_core.evaluation.metrics import summarize
-from mer_core.runs.store import RunStore
+from mer_core.store.db import RunStore
 from apptest_helpers import page_app
 
 CLASSES = ["negative", "positive", "surprise"]

@@ -6,7 +6,7 @@ import pytest
 
 from fixtures_clips import make_clip_manifest
 from mer_core.config import ExperimentConfig
-from mer_core.runs.store import RunStore
+from mer_core.store.db import RunStore
 from mer_core.training import executors
 from mer_core.training.engine import run_experiment
 
@@ -85,7 +85,7 @@ def test_early_stopping_uses_training_subjects_only(manifest):
 
 
 def test_cancel_file_stops_the_run_and_keeps_finished_folds(manifest):
-    from mer_core.runs.store import run_folder
+    from mer_core.store.db import run_folder
 
     seen = []
 

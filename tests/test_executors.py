@@ -5,7 +5,7 @@ import torch
 
 from fixtures_clips import make_clip_manifest
 from mer_core.config import ExperimentConfig
-from mer_core.runs.store import RunStore
+from mer_core.store.db import RunStore
 from mer_core.training import trainer
 from mer_core.training.engine import run_experiment
 from mer_core.training.losses import FocalLoss, build_loss

@@ -13,7 +13,7 @@ from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.explain.attributions import explain
 from mer_core.explain.runs import RunExplainer, failure_cases, load_fold_model, localisation_table
-from mer_core.runs.store import RunStore
+from mer_core.store.db import RunStore
 from mer_core.training.engine import run_experiment
 
 

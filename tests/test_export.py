@@ -6,8 +6,8 @@ import pytest
 
 from mer_core.cli import main
 from mer_core.errors import MerError
-from mer_core.runs.export import export_run, flat_params, predictions_table, run_record
-from mer_core.runs.store import RunStore
+from mer_core.evaluation.export import export_run, flat_params, predictions_table, run_record
+from mer_core.store.db import RunStore
 from test_results_pages import CLASSES, store_fixture_run
 
 

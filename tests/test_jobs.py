@@ -19,9 +19,10 @@ import pytest
 from fixtures_clips import make_clip_manifest
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
-from mer_core.runs import jobs
-from mer_core.runs.store import RunStore
-from mer_core.runs.worker import run_job
+from mer_core.jobs import queue as jobs
+from mer_core.jobs import plan as plan_mod
+from mer_core.store.db import RunStore
+from mer_core.jobs.worker import run_job
 
 
 @pytest.fixture
@@ -222,13 +223,13 @@ def test_stale_needs_a_dead_pid_and_an_old_heartbeat(manifest):
 
 
 def test_plan_counts_folds_and_estimates_time(manifest):
-    p = jobs.plan(cfg(manifest, epochs=10))
+    p = plan_mod.plan(cfg(manifest, epochs=10))
     assert (p["n_samples"], p["n_subjects"], p["n_folds"]) == (18, 3, 3)
     assert p["classes"] == {"negative": 6, "positive": 6, "surprise": 6}
-    ms, source = jobs.bench_ms_per_sample("baseline", "cpu")
+    ms, source = plan_mod.bench_ms_per_sample("baseline", "cpu")
     assert p["estimated_seconds"] == pytest.approx(3 * 10 * 12 * ms / 1000)
     with pytest.raises(MerError):
-        jobs.plan(cfg(manifest.parent / "missing.csv"))
+        plan_mod.plan(cfg(manifest.parent / "missing.csv"))
 
 
 def test_sigterm_stops_the_worker_cleanly(manifest, monkeypatch):
@@ -281,7 +282,7 @@ def test_cli_submit_jobs_cancel_resume_share_the_queue(manifest, capsys):
 
 
 def test_demo_jobs_are_queued_only_into_an_empty_store():
-    from mer_core.runs.demo import queue_demo_jobs
+    from mer_core.jobs.demo import queue_demo_jobs
 
     with RunStore() as store:
         queued = queue_demo_jobs(store, start=False)

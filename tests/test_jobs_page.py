@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 from apptest_helpers import page_app
 from mer_core.config import ExperimentConfig
 from mer_core.evaluation.metrics import summarize
-from mer_core.runs import jobs
-from mer_core.runs.store import RunStore
+from mer_core.jobs import queue as jobs
+from mer_core.store.db import RunStore
 
 CLASSES = ["negative", "positive", "surprise"]
 

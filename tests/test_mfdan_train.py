@@ -7,7 +7,7 @@ import torch
 
 from fixtures_datasets import build_flow_manifest
 from mer_core.config import ExperimentConfig
-from mer_core.runs.store import RunStore
+from mer_core.store.db import RunStore
 from mer_core.training.engine import prepare_experiment, run_experiment
 
 TINY_MFDAN = dict(input_size=32, embed_dim=16, heads=(2, 4), window=4)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from fixtures_clips import make_clip_manifest
-from mer_core.runs import jobs
-from mer_core.runs.store import RunStore
+from mer_core.jobs import queue as jobs
+from mer_core.store.db import RunStore
 from streamlit.testing.v1 import AppTest
 
 from dashboard.views import new_experiment as ne

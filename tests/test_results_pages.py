@@ -17,7 +17,7 @@ import pytest
 
 from mer_core.config import ExperimentConfig
 from mer_core.evaluation.metrics import scores, summarize
-from mer_core.runs.store import RunStore
+from mer_core.store.db import RunStore
 
 CLASSES = ["negative", "positive", "surprise"]
 COMPOSITE_PARTS = (("smic", 16, 164), ("casme2", 24, 145), ("samm", 28, 133))

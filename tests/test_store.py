@@ -6,7 +6,7 @@ import pytest
 
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
-from mer_core.runs.store import SCHEMA_VERSION, RunStore
+from mer_core.store.db import SCHEMA_VERSION, RunStore
 
 
 def preds(fold, subjects):

@@ -17,7 +17,7 @@ from dashboard import data, plots
 from mer_core.evaluation.leaderboard import part_table
 from mer_core.evaluation.metrics import per_group
 from mer_core.evaluation.statistics import compare_problems, disagreements, verdict
-from mer_core.runs.export import flat_params
+from mer_core.evaluation.export import flat_params
 
 K_RUNS = "compare_runs"
 K_A = "compare_a"

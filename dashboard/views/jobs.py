@@ -14,7 +14,7 @@ import streamlit as st
 
 from dashboard import data, plots
 from mer_core.errors import MerError
-from mer_core.runs.jobs import ACTIVE, FINISHED
+from mer_core.jobs.queue import ACTIVE, FINISHED
 
 STATUS_COLOUR = {"queued": "gray", "running": "blue", "cancelling": "orange", "cancelled": "orange",
                  "failed": "red", "done": "green"}
@@ -59,8 +59,8 @@ def _queue_table(table: pd.DataFrame) -> None:
 
 def _apply(action: str, job_id: str) -> None:
     """Cancel or resume a job; an error stays on the page, success reruns the whole app."""
-    from mer_core.runs import jobs
-    from mer_core.runs.store import RunStore
+    from mer_core.jobs import queue as jobs
+    from mer_core.store.db import RunStore
 
     with RunStore() as store:
         try:

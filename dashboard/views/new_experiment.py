@@ -1,7 +1,7 @@
 """New experiment: choose data, model and hyperparameters, check them, queue a background job.
 
 Nothing trains here: Submit writes a row to the jobs table and kicks the
-scheduler, which starts a worker process (see mer_core.runs.jobs); the Jobs
+scheduler, which starts a worker process (see mer_core.jobs.queue); the Jobs
 page follows it live. Defaults come from the chosen model's preset (its
 config dataclass and ``train_defaults``), so switching model resets them.
 Every field is validated before submit with the library's own checks
@@ -17,10 +17,10 @@ from typing import Any
 import streamlit as st
 
 from dashboard import data
-from mer_core.cli.cmd_loso import parse_value
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
 from mer_core.errors import ConfigError, MerError
+from mer_core.keyvalue import parse_value
 
 K_DATASET = "ne_dataset"
 K_MODEL = "ne_model"
@@ -259,7 +259,7 @@ def render() -> None:
     if errors:
         st.warning(f"Fix {len(errors)} field(s) marked above before submitting.")
     elif summary:
-        from mer_core.runs.jobs import estimate_seconds
+        from mer_core.jobs.plan import estimate_seconds
 
         seconds, source = estimate_seconds(model, preset, n_samples=summary["n_samples"],
                                            n_folds=summary["n_folds"], epochs=config.epochs)
@@ -278,7 +278,7 @@ def render() -> None:
             st.code(config.to_json(), language="json")
     clicked = st.button("Submit job", type="primary", disabled=bool(errors) or config is None, key=K_SUBMIT)
     if clicked and config is not None and not errors:
-        from mer_core.runs import jobs
+        from mer_core.jobs import queue as jobs
 
         try:
             st.session_state[K_LAST_JOB] = jobs.submit(config, name=name)

@@ -17,7 +17,7 @@ from dashboard import data, plots
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
 from mer_core.evaluation.statistics import per_subject_confusions
-from mer_core.runs.export import predictions_table
+from mer_core.evaluation.export import predictions_table
 
 K_NORMALISE = "run_cm_normalise"
 K_CM_CHART = "run_cm_chart"

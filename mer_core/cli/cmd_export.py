@@ -5,7 +5,7 @@ import argparse
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mer_core.runs.export import export_run
+    from mer_core.evaluation.export import export_run
 
     paths = export_run(args.run_id, args.format, args.out, tracking_uri=args.tracking_uri)
     if args.format == "mlflow":

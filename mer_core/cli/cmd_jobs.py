@@ -27,8 +27,8 @@ def _fmt_eta(seconds: float | None) -> str:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from mer_core.cli.cmd_loso import config_from_args
-    from mer_core.runs import jobs
-    from mer_core.runs.store import RunStore
+    from mer_core.jobs import queue as jobs
+    from mer_core.store.db import RunStore
 
     if args.resume:
         raise MerError("mer submit: --resume is for `mer loso`; resume a job with `mer resume JOB_ID`")
@@ -47,8 +47,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from mer_core.runs import jobs
-    from mer_core.runs.store import RunStore
+    from mer_core.jobs import queue as jobs
+    from mer_core.store.db import RunStore
 
     with RunStore() as store:
         jobs.kick(store)  # also marks jobs whose worker died
@@ -72,8 +72,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_show_job(args: argparse.Namespace) -> int:
-    from mer_core.runs import jobs
-    from mer_core.runs.store import RunStore
+    from mer_core.jobs import queue as jobs
+    from mer_core.store.db import RunStore
 
     with RunStore() as store:
         jobs.kick(store)
@@ -101,8 +101,8 @@ def cmd_show_job(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from mer_core.runs import jobs
-    from mer_core.runs.store import RunStore
+    from mer_core.jobs import queue as jobs
+    from mer_core.store.db import RunStore
 
     with RunStore() as store:
         for job_id in args.job_ids:
@@ -115,8 +115,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from mer_core.runs import jobs
-    from mer_core.runs.store import RunStore
+    from mer_core.jobs import queue as jobs
+    from mer_core.store.db import RunStore
 
     with RunStore() as store:
         jobs.resume(store, args.job_id)
@@ -130,14 +130,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from mer_core.runs.worker import run_job
+    from mer_core.jobs.worker import run_job
 
     return run_job(args.job_id)
 
 
 def cmd_kick(args: argparse.Namespace) -> int:
-    from mer_core.runs import jobs
-    from mer_core.runs.store import RunStore
+    from mer_core.jobs import queue as jobs
+    from mer_core.store.db import RunStore
 
     with RunStore() as store:
         stale = jobs.mark_stale(store)

@@ -13,6 +13,7 @@ from typing import Any
 
 from mer_core.config import EXECUTORS, LOSSES, OPTIMIZERS, PROTOCOLS, ExperimentConfig
 from mer_core.errors import ConfigError
+from mer_core.keyvalue import parse_value
 
 
 def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | None) -> None:
@@ -46,13 +47,6 @@ def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | N
     p.add_argument("--resume", metavar="RUN_ID", help="continue an unfinished run")
     p.add_argument("--name", default="", help="a label for the run")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-
-def parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
@@ -142,7 +136,7 @@ class ProgressPrinter:
 
 def print_run(run_id: str, as_json: bool = False) -> None:
     from mer_core.evaluation.metrics import per_group
-    from mer_core.runs.store import RunStore
+    from mer_core.store.db import RunStore
 
     with RunStore() as store:
         run = store.get_run(run_id)
@@ -186,7 +180,7 @@ def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from mer_core.runs.store import RunStore
+    from mer_core.store.db import RunStore
 
     with RunStore() as store:
         runs = store.list_runs()

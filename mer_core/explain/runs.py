@@ -36,7 +36,7 @@ from mer_core.explain.attention import AttentionResult, has_attention, model_att
 from mer_core.explain.attributions import METHODS, Explanation, explain
 from mer_core.explain.localisation import aggregate_scores, score_map
 from mer_core.paths import runs_dir
-from mer_core.runs.store import RunStore
+from mer_core.store.db import RunStore
 
 EXPLAIN_VERSION = 1  # part of every cache key: bump when a method's defaults or maths change
 ATTENTION = "attention"  # pseudo-method name for the model's own attention in score tables

@@ -35,7 +35,7 @@ from mer_core.errors import ConfigError, DatasetError, MerError
 from mer_core.evaluation.metrics import scores, summarize
 from mer_core.models.registry import model_config, model_spec
 from mer_core.preprocess.pipeline import prepare_inputs
-from mer_core.runs.store import RunStore, run_folder
+from mer_core.store.db import RunStore, run_folder
 from mer_core.training.executors import resolve_workers
 from mer_core.training.protocols import Fold, make_folds, shared_people_warnings
 from mer_core.training.trainer import Cancelled

@@ -83,7 +83,7 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
     import torch
 
     from mer_core.models.registry import create_model
-    from mer_core.runs.store import RunStore
+    from mer_core.store.db import RunStore
     from mer_core.training.trainer import fit, resolve_device
 
     cfg = ExperimentConfig.from_json(task.config_json)

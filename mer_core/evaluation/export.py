@@ -24,7 +24,7 @@ from mer_core.errors import MerError
 from mer_core.evaluation.leaderboard import part_table
 from mer_core.evaluation.metrics import per_group
 from mer_core.evaluation.statistics import bootstrap_intervals, per_subject_confusions
-from mer_core.runs.store import RunStore, run_folder
+from mer_core.store.db import RunStore, run_folder
 
 FORMATS = ("csv", "json", "mlflow")
 

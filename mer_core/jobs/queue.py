@@ -21,7 +21,7 @@ Life of a job::
   (priority, then submission order) up to :func:`max_concurrent`. Claiming a
   job and starting its process happen inside one ``BEGIN IMMEDIATE``
   transaction, so two concurrent kicks never start a job twice.
-* A worker is ``python -m mer_core.runs.worker JOB_ID`` started with
+* A worker is ``python -m mer_core.jobs.worker JOB_ID`` started with
   ``subprocess.Popen`` in a new session (never a thread or a fork of the
   caller, which may be Streamlit); its output goes to the job's log file.
 * A job is *stale* when it says running but its process is gone (or a
@@ -46,7 +46,7 @@ import pandas as pd
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.paths import cache_root, repo_root
-from mer_core.runs.store import RunStore, new_run_id
+from mer_core.store.db import RunStore, new_run_id
 
 STATUSES = ("queued", "running", "cancelling", "cancelled", "failed", "done")
 ACTIVE = ("running", "cancelling")
@@ -315,7 +315,7 @@ def mark_stale(store: RunStore, *, stale_after: float | None = None) -> list[str
 
 # --- scheduler -------------------------------------------------------------------
 def worker_command(job_id: str) -> list[str]:
-    return [sys.executable, "-m", "mer_core.runs.worker", job_id]
+    return [sys.executable, "-m", "mer_core.jobs.worker", job_id]
 
 
 def _launch(job_id: str, log_path: Path, gpu: str | None) -> subprocess.Popen:
@@ -398,75 +398,3 @@ def wait(store: RunStore, job_id: str, *, timeout: float = 3600.0, poll: float =
             raise MerError(f"job {job_id} still {job['status']} after {timeout:.0f} s")
         kick(store)
         time.sleep(poll)
-
-
-# --- time estimates ----------------------------------------------------------------
-# Rough training cost in ms per sample per epoch on one CPU thread, used when no
-# benchmark file (bench_out/*.json, written by benchmarks/bench_*.py) covers the
-# model preset. Measured once at the cpu presets (forward+backward+AdamW step,
-# batch 16, torch.set_num_threads(1)) on the shared 2-core build machine under a
-# load average of ~16, so they are upper bounds; 'paper' presets are far slower.
-ROUGH_MS_PER_SAMPLE = {"baseline": 1.3, "ststnet": 1.2, "dense_attention": 35.0, "mfdan": 5.2}
-DEFAULT_MS_PER_SAMPLE = 10.0
-
-
-def bench_ms_per_sample(model: str, preset: str, bench_dir: Path | None = None) -> tuple[float, str]:
-    """(train ms per sample-epoch, where the figure comes from) for a model preset."""
-    folder = bench_dir or repo_root() / "bench_out"
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if not isinstance(data, dict):
-            continue
-        for t in data.get("timings", []):  # bench_mfdan layout: a list of rows
-            if t.get("model") == model and t.get("preset") == preset and t.get("train_ms_per_sample"):
-                return float(t["train_ms_per_sample"]), f"measured ({path.name})"
-        timing = data.get("timing", {}) if data.get("model") == model else {}  # bench_dense_attention layout
-        if isinstance(timing, dict) and isinstance(timing.get(preset), dict):
-            ms = timing[preset].get("fwd_bwd_ms_per_sample") or timing[preset].get("train_ms_per_sample")
-            if ms:
-                return float(ms), f"measured ({path.name})"
-    if model in ROUGH_MS_PER_SAMPLE:
-        return ROUGH_MS_PER_SAMPLE[model], "rough constant"
-    return DEFAULT_MS_PER_SAMPLE, "default guess"
-
-
-def estimate_seconds(model: str, preset: str, *, n_samples: int, n_folds: int, epochs: int) -> tuple[float, str]:
-    """Training time of a run: folds x epochs x training samples per fold x cost per sample.
-
-    Preprocessing (cached after the first run) and evaluation are not counted.
-    """
-    ms, source = bench_ms_per_sample(model, preset)
-    n_train = n_samples - n_samples / max(n_folds, 1)
-    return n_folds * epochs * n_train * ms / 1000.0, source
-
-
-def plan(config: ExperimentConfig) -> dict[str, Any]:
-    """What a config will run, without training: samples, subjects, folds, classes, estimated time.
-
-    Indexes the dataset (may generate the synthetic set the first time) and
-    resolves the model config, so the errors a worker would hit in its first
-    second are raised here instead, as :class:`MerError` naming the problem.
-    """
-    from mer_core.training.engine import load_table, resolve_model_config
-    from mer_core.training.protocols import make_folds
-
-    table, classes, notes = load_table(config)
-    if len(classes) < 2:
-        raise MerError(f"dataset {config.dataset!r} has a single class {list(classes)}; need at least 2")
-    mcfg = resolve_model_config(config, len(classes))
-    val = config.val_subjects if config.selection == "early_stop" else 0
-    folds = make_folds(table, config.protocol, folds=config.folds, holdout_fraction=config.holdout_fraction,
-                       val_subjects=val, seed=config.seed)
-    seconds, source = estimate_seconds(config.model, config.preset, n_samples=len(table), n_folds=len(folds),
-                                       epochs=config.epochs)
-    if config.protocol == "holdout":  # one split: the formula's (N - N/folds) overestimates the training share
-        seconds = config.epochs * len(folds[0].train_idx) * bench_ms_per_sample(config.model, config.preset)[0] / 1000
-    return {
-        "n_samples": len(table), "n_subjects": int(table["subject"].nunique()), "n_folds": len(folds),
-        "classes": {c: int((table["label"] == c).sum()) for c in classes}, "notes": notes,
-        "input_size": int(mcfg.input_size), "channels": list(mcfg.channels),
-        "estimated_seconds": seconds, "estimate_source": source,
-    }

@@ -1,6 +1,6 @@
-"""The job worker: ``python -m mer_core.runs.worker JOB_ID`` (or ``mer worker JOB_ID``).
+"""The job worker: ``python -m mer_core.jobs.worker JOB_ID`` (or ``mer worker JOB_ID``).
 
-One process per job, started by :func:`mer_core.runs.jobs.kick` in its own
+One process per job, started by :func:`mer_core.jobs.queue.kick` in its own
 session with its output appended to the job's log. It
 
 * claims the job (refusing to be a second worker of a running job),
@@ -31,8 +31,8 @@ import traceback
 from typing import Any
 
 from mer_core.errors import MerError
-from mer_core.runs import jobs as jobs_mod
-from mer_core.runs.store import RunStore, run_folder
+from mer_core.jobs import queue as jobs_mod
+from mer_core.store.db import RunStore, run_folder
 
 
 class Stopped(Exception):
@@ -97,7 +97,7 @@ class JobRunner:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
 
     def on_cancel_signal(self, signum: int, frame: Any) -> None:
-        """SIGUSR1 from :func:`mer_core.runs.jobs.cancel`: the cancel flag, delivered at once."""
+        """SIGUSR1 from :func:`mer_core.jobs.queue.cancel`: the cancel flag, delivered at once."""
         self.request_stop("cancel requested")
 
     def heartbeat_loop(self) -> None:
@@ -272,7 +272,7 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m mer_core.runs.worker JOB_ID", file=sys.stderr)
+        print("usage: python -m mer_core.jobs.worker JOB_ID", file=sys.stderr)
         return 2
     try:
         return run_job(args[0])

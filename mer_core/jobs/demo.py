@@ -1,6 +1,6 @@
 """First-start demo runs: what a newcomer sees when the store is empty.
 
-``make demo`` calls ``python -m mer_core.runs.demo`` before starting the
+``make demo`` calls ``python -m mer_core.jobs.demo`` before starting the
 dashboard. When the run store holds no run and no job, it queues two short
 background jobs on the synthetic dataset, the STSTNet-style baseline and the
 project's flow CNN (about a minute together on two cores), so the dashboard
@@ -14,7 +14,7 @@ import sys
 
 from mer_core.config import ExperimentConfig
 from mer_core.models.registry import train_defaults
-from mer_core.runs.store import RunStore
+from mer_core.store.db import RunStore
 
 DEMO_MODELS = ("ststnet", "baseline")
 
@@ -26,7 +26,7 @@ def demo_configs() -> list[ExperimentConfig]:
 
 def queue_demo_jobs(store: RunStore | None = None, *, start: bool = True) -> list[str]:
     """Queue the demo jobs if the store is empty; returns the job ids (empty when nothing was queued)."""
-    from mer_core.runs import jobs
+    from mer_core.jobs import queue as jobs
 
     own = store is None
     store = store or RunStore()
