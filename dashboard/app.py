@@ -4,9 +4,9 @@ Run with ``make demo`` (or ``streamlit run dashboard/app.py``).
 """
 import streamlit as st
 
-from dashboard import data
+from dashboard import writes
 from dashboard.nav import pages
 
 st.set_page_config(page_title="MER Bench", page_icon="🙂", layout="wide")
-data.on_dashboard_start()
+writes.on_dashboard_start()
 st.navigation(pages()).run()

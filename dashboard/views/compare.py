@@ -13,7 +13,7 @@ import string
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, plots
+from dashboard import plots, reads
 from mer_core.evaluation.leaderboard import part_table
 from mer_core.evaluation.metrics import per_group
 from mer_core.evaluation.statistics import compare_problems, disagreements, verdict
@@ -28,21 +28,21 @@ SKIP_PARAMS = {"seed", "device", "executor", "workers", "ray_address", "keep_che
 
 
 def pick_runs() -> list[str]:
-    runs = data.runs_table()
+    runs = reads.runs_table()
     if runs.empty:
         st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`.")
         return []
     ids = runs["id"].tolist()
-    wanted = [r for r in str(st.query_params.get(data.QP_RUNS, "")).split(",") if r]
+    wanted = [r for r in str(st.query_params.get(reads.QP_RUNS, "")).split(",") if r]
     unknown = [r for r in wanted if r not in ids]
     if unknown:
         st.warning(f"Run(s) {', '.join(unknown)} are not in the store and were left out.")
-    labels = {rid: data.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
+    labels = {rid: reads.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
     chosen = st.multiselect("runs to compare (two or more, same dataset and protocol)", ids,
                             default=[r for r in wanted if r in ids], format_func=labels.get, key=K_RUNS)
     joined = ",".join(chosen)
-    if joined != st.query_params.get(data.QP_RUNS, ""):
-        st.query_params[data.QP_RUNS] = joined
+    if joined != st.query_params.get(reads.QP_RUNS, ""):
+        st.query_params[reads.QP_RUNS] = joined
     return chosen
 
 
@@ -54,7 +54,7 @@ def render() -> None:
         return
     bundles = {}
     for rid in chosen:
-        bundle, error = data.try_run_bundle(rid)
+        bundle, error = reads.try_run_bundle(rid)
         if bundle is None:
             st.error(error)
             return
@@ -85,7 +85,7 @@ def headline_section(chosen: list[str], bundles: dict, names: dict) -> None:
     rows, forest = [], []
     for rid in chosen:
         run = bundles[rid]["run"]
-        ci = data.run_intervals(rid)
+        ci = reads.run_intervals(rid)
         row = {"run": names[rid], "id": rid, "clips": run["summary"].get("pooled", {}).get("n")}
         for key, label in (("uf1", "UF1"), ("uar", "UAR"), ("accuracy", "accuracy")):
             row[f"{label} [95% CI]"] = ci[key].text() if key in ci else "–"
@@ -150,7 +150,7 @@ def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
     common = sa.index.intersection(sb.index)
     subj = pd.DataFrame({"subject": common, "a": sa.loc[common, "uf1"].to_numpy(),
                          "b": sb.loc[common, "uf1"].to_numpy(), "n": sa.loc[common, "n"].to_numpy()})
-    tests = data.paired_tests(a, b)
+    tests = reads.paired_tests(a, b)
     perm, boot = tests["permutation"], tests["bootstrap"]
     m1, m2, m3 = st.columns(3)
     m1.metric(f"UF1 {pair_names[0]} − {pair_names[1]}", f"{perm.delta:+.3f}")
@@ -174,7 +174,7 @@ def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
     if len(chosen) > 2:
         rows = []
         for other in others:
-            t = data.paired_tests(a, other)["permutation"]
+            t = reads.paired_tests(a, other)["permutation"]
             rows.append({"against": names[other], f"UF1 {pair_names[0]} − other": t.delta, "p (permutation)": t.p_value,
                          "verdict": verdict(t, names=(pair_names[0], names[other].split(':')[0]))})
         st.markdown(f"**{pair_names[0]} against every other chosen run**")
@@ -204,8 +204,8 @@ def disagreement_section(a: str, b: str, bundles: dict, pair_names: tuple[str, s
         "true": [classes[i] for i in view["y_true"]],
         pair_names[0]: [classes[i] for i in view["pred_a"]], pair_names[1]: [classes[i] for i in view["pred_b"]],
         "right": view["right"].map({"A": pair_names[0], "B": pair_names[1], "neither": "neither"}),
-        f"explain {pair_names[0]}": [data.explain_url(a, s) for s in view["sample_id"]],
-        f"explain {pair_names[1]}": [data.explain_url(b, s) for s in view["sample_id"]],
+        f"explain {pair_names[0]}": [reads.explain_url(a, s) for s in view["sample_id"]],
+        f"explain {pair_names[1]}": [reads.explain_url(b, s) for s in view["sample_id"]],
     })
     st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 360), column_config={
         f"explain {n}": st.column_config.LinkColumn(f"explain {n}", display_text="open ↗") for n in pair_names})
@@ -214,7 +214,7 @@ def disagreement_section(a: str, b: str, bundles: dict, pair_names: tuple[str, s
 # --- hyper-parameters -------------------------------------------------------------------------
 def hyperparameter_section(ref: dict, chosen_models: list[str]) -> None:
     st.subheader("Hyper-parameters vs UF1")
-    runs = data.runs_table()
+    runs = reads.runs_table()
     same = runs[(runs["dataset"] == ref["dataset"]) & (runs["protocol"] == ref["protocol"]) & runs["uf1"].notna()]
     models = sorted(same["model"].unique())
     if not models:
@@ -223,7 +223,7 @@ def hyperparameter_section(ref: dict, chosen_models: list[str]) -> None:
     default = max(chosen_models, key=lambda m: counts.get(m, 0)) if chosen_models else ref["model"]
     model = st.selectbox("model", models, index=models.index(default) if default in models else 0, key=K_MODEL)
     ids = tuple(same.loc[same["model"] == model, "id"])
-    details = data.run_details(ids)
+    details = reads.run_details(ids)
     rows = [{"id": r["id"], "uf1": r["uf1"], **flat_params(r["config"])} for r in details]
     df = pd.DataFrame(rows)
     params = [c for c in df.columns if c not in ("id", "uf1") and c not in SKIP_PARAMS

@@ -14,25 +14,24 @@ import json
 
 import streamlit as st
 
-from dashboard import data, plots
+from dashboard import plots, reads, writes
 from mer_core.datasets import dataset_info, list_datasets
-from mer_core.datasets.roots import configured_roots, set_dataset_root
 from mer_core.errors import MerError
 
 
 def _pick_dataset() -> str:
     names = list_datasets()
-    current = st.query_params.get(data.QP_DATASET, "synthetic")
+    current = st.query_params.get(reads.QP_DATASET, "synthetic")
     index = names.index(current) if current in names else names.index("synthetic") if "synthetic" in names else 0
     name = st.selectbox("dataset", names, index=index,
                         format_func=lambda n: f"{n} — {dataset_info(n).description}")
     if name != current:
-        st.query_params[data.QP_DATASET] = name
+        st.query_params[reads.QP_DATASET] = name
     return name
 
 
 def _root_form(name: str) -> None:
-    roots = configured_roots()
+    roots = reads.dataset_roots()
     current = roots.get(name, "")
     with st.expander(f"Where is {name} on this machine?" + (f" (now: {current})" if current else ""),
                      expanded=not current):
@@ -47,8 +46,7 @@ def _root_form(name: str) -> None:
                 if not value or not Path(value).expanduser().is_dir():
                     st.error(f"{value or '(empty)'} is not a folder on this machine")
                 else:
-                    set_dataset_root(name, value)
-                    data.clear_dataset_caches()
+                    writes.set_root(name, value)
                     st.success(f"saved: {name} = {value}")
 
 
@@ -88,7 +86,7 @@ def _clip_picker(table) -> dict | None:
     if label != "(all)":
         rows = rows[rows["label"] == label]
     ids = rows["sample_id"].tolist()
-    wanted = st.query_params.get(data.QP_SAMPLE)
+    wanted = st.query_params.get(reads.QP_SAMPLE)
     sid = c3.selectbox("clip", ids, index=ids.index(wanted) if wanted in ids else 0,
                        format_func=lambda s: f"{s.split('/')[-1]} ({table.set_index('sample_id').loc[s, 'label']})")
     if sid is None:
@@ -112,8 +110,8 @@ def _browse(name: str, options_json: str, table) -> None:
     if not frames:
         st.info("This sample has precomputed inputs only (no frames): see the Motion tab.")
         return
-    clip = data.clip_frames(tuple(frames), 160)
-    masks = data.ground_truth(row.get("mask_path") or "")
+    clip = reads.clip_frames(tuple(frames), 160)
+    masks = reads.ground_truth(row.get("mask_path") or "")
     show_masks = bool(masks) and st.toggle("outline the ground-truth regions (true AU motion, blinks)", value=True)
     left, right = st.columns([1.3, 1])
     with left:
@@ -137,13 +135,13 @@ def _motion(name: str, options_json: str, table) -> None:
     band = c3.slider("EVM pass band (fraction of fps)", 0.01, 0.5, (0.05, 0.4), 0.01)
     pre = {"flow_method": flow, "evm_alpha": alpha, "evm_low": band[0], "evm_high": band[1]}
     try:
-        views = data.sample_views(name, options_json, row["sample_id"], json.dumps(pre), 128)
+        views = reads.sample_views(name, options_json, row["sample_id"], json.dumps(pre), 128)
     except (MerError, ValueError) as exc:  # SampleError: a frame that cannot be read, onset == apex, ...
         st.error(str(exc))
         return
     info = views["info"]
     st.caption(" · ".join(f"{k}: {v}" for k, v in info.items() if v not in (None, "")))
-    masks = data.ground_truth(row.get("mask_path") or "")
+    masks = reads.ground_truth(row.get("mask_path") or "")
     a, b, c = st.columns(3)
     if views["onset"] is not None:
         a.plotly_chart(plots.grey_image(views["onset"], "onset"), width="stretch", key="ds-onset")
@@ -180,7 +178,7 @@ def _motion(name: str, options_json: str, table) -> None:
 
 def _clip_picker_light(table) -> dict:
     ids = table["sample_id"].tolist()
-    wanted = st.query_params.get(data.QP_SAMPLE)
+    wanted = st.query_params.get(reads.QP_SAMPLE)
     sid = st.selectbox("sample", ids, index=ids.index(wanted) if wanted in ids else 0, key="motion-sample",
                        format_func=lambda s: f"{s} ({table.set_index('sample_id').loc[s, 'label']})")
     return table.set_index("sample_id").loc[sid].to_dict() | {"sample_id": sid}
@@ -215,10 +213,7 @@ def _generate() -> None:
             st.error(str(exc))
             return
         with st.spinner("generating…"):
-            from mer_core.datasets.synthetic import ensure_dataset
-
-            manifest = ensure_dataset(options)
-        data.clear_dataset_caches()
+            manifest = writes.generate_synthetic(options)
         st.success(f"written: {manifest}")
         st.code(f"mer loso --dataset synthetic " + " ".join(f"--dataset-option {k}={v}" for k, v in values.items()))
 
@@ -230,7 +225,7 @@ def render() -> None:
     if info.needs_root:
         _root_form(name)
     options_json = "{}"
-    report = data.dataset_report(name, options_json)
+    report = reads.dataset_report(name, options_json)
     if report["fatal"] and info.needs_root:
         st.info(report["fatal"])
         return

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, plots
+from dashboard import plots, reads
 from mer_core.errors import MerError
 
 # session-state keys
@@ -35,20 +35,20 @@ THUMBS_PER_PAGE = 12
 
 
 def pick_run() -> str | None:
-    runs = data.runs_table()
+    runs = reads.runs_table()
     if runs.empty:
         st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`, then explain "
                 "its clips here.")
         return None
     ids = runs["id"].tolist()
-    current = st.query_params.get(data.QP_RUN)
+    current = st.query_params.get(reads.QP_RUN)
     if current and current not in ids:
         st.error(f"Run {current!r} is not in the store; pick another run.")
     index = ids.index(current) if current in ids else 0
-    labels = {rid: data.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
+    labels = {rid: reads.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
     chosen = st.selectbox("run", ids, index=index, format_func=labels.get)
     if chosen != current:
-        st.query_params[data.QP_RUN] = chosen
+        st.query_params[reads.QP_RUN] = chosen
     return chosen
 
 
@@ -67,18 +67,18 @@ def pick_sample(ov: dict[str, Any]) -> str | None:
         mark = "✓" if r.y_true == r.y_pred else "✗"
         return f"{mark} {sid} · true {classes[r.y_true]} → predicted {classes[r.y_pred]}"
 
-    current = st.query_params.get(data.QP_SAMPLE)
+    current = st.query_params.get(reads.QP_SAMPLE)
     if current and current not in ids:
         st.error(f"Sample {current!r} is not in run {ov['run']['id']} ({len(ids)} samples); showing another one.")
     index = ids.index(current) if current in ids else 0
     chosen = st.selectbox("sample", ids, index=index, format_func=label)
     if chosen != current:
-        st.query_params[data.QP_SAMPLE] = chosen
+        st.query_params[reads.QP_SAMPLE] = chosen
     return chosen
 
 
 def _open_sample(sample_id: str) -> None:
-    st.query_params[data.QP_SAMPLE] = sample_id
+    st.query_params[reads.QP_SAMPLE] = sample_id
     st.session_state[K_VIEW] = VIEWS[0]
 
 
@@ -131,7 +131,7 @@ def outlines(view: dict[str, Any], show: bool) -> list[tuple[np.ndarray, tuple[i
 
 
 def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
-    view = data.sample_view(run_id, sid)
+    view = reads.sample_view(run_id, sid)
     channels, classes = ov["channels"], ov["classes"]
     pred = view["prediction"]
     c1, c2, c3, c4 = st.columns([1, 1, 1, 1.4])
@@ -185,14 +185,14 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
         try:
             with st.spinner(f"{METHOD_LABELS[method]}…"):
                 if method == "attention":
-                    att = data.attention(run_id, sid)
+                    att = reads.attention(run_id, sid)
                     names = att.names()
                     if att_map is None:
                         att_map = e2.selectbox("attention map", names, index=names.index(att.aggregate))
                     heat = att.maps[att_map]
                     results.append((method, heat, f"{att_map} (input-size; {'token grid' if att.heads else 'gates'})"))
                 else:
-                    e = data.explanation(run_id, sid, method, target, **opts.get(method, {}))
+                    e = reads.explanation(run_id, sid, method, target, **opts.get(method, {}))
                     first_attr = first_attr or e
                     note = f"class {classes[e.target]} · {e.seconds:.2f} s" + (" · cached" if e.options.get("cached") else "")
                     if method == "gradcam":
@@ -237,7 +237,7 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
 def attention_details(run_id: str, sid: str, face: np.ndarray | None, opacity: float) -> None:
     """Every attention map of the model, its heads and channel weights, in an expander."""
     try:
-        att = data.attention(run_id, sid)
+        att = reads.attention(run_id, sid)
     except MerError:
         return
     with st.expander(f"model attention: all {len(att.maps)} maps"
@@ -310,8 +310,8 @@ def failures_section(run_id: str, ov: dict[str, Any]) -> None:
             with st.container(border=True):
                 if thumbs:
                     try:
-                        sv = data.sample_view(run_id, r.sample_id)
-                        e = data.explanation(run_id, r.sample_id, "saliency", "pred")
+                        sv = reads.sample_view(run_id, r.sample_id)
+                        e = reads.explanation(run_id, r.sample_id, "saliency", "pred")
                         st.image(plots.overlay_image(face_for(sv, ov["channels"]), e.combined, opacity=0.6,
                                                      outlines=outlines(sv, True), size=160), width="stretch")
                     except MerError as exc:
@@ -321,7 +321,7 @@ def failures_section(run_id: str, ov: dict[str, Any]) -> None:
                 st.button("explain", key=f"explain_open_{r.sample_id}", on_click=_open_sample, args=(r.sample_id,),
                           width="stretch")
     with st.expander("all filtered failure cases (table)"):
-        st.dataframe(view.assign(explain=[data.explain_url(run_id, s) for s in view["sample_id"]]), hide_index=True,
+        st.dataframe(view.assign(explain=[reads.explain_url(run_id, s) for s in view["sample_id"]]), hide_index=True,
                      width="stretch", column_config={
                          "explain": st.column_config.LinkColumn("explain", display_text="open ↗"),
                          "confidence": st.column_config.NumberColumn(format="%.3f"),
@@ -341,9 +341,9 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
     if not ov["has_checkpoints"]:
         st.error(f"Run {run_id} has no fold checkpoints, so its maps cannot be computed.")
         return
-    runs = data.runs_table()
+    runs = reads.runs_table()
     same = runs[(runs["dataset"] == ov["run"]["dataset"]) & (runs["status"].isin(["done", "partial"]))]
-    labels = {rid: data.run_label(row) for rid, row in zip(same["id"], same.to_dict("records"))}
+    labels = {rid: reads.run_label(row) for rid, row in zip(same["id"], same.to_dict("records"))}
     ids = list(same["id"]) if run_id in set(same["id"]) else [run_id, *same["id"]]
     chosen = st.multiselect("runs (one row per model)", ids, default=[run_id], format_func=lambda r: labels.get(r, r),
                             help="add runs of other models on the same synthetic set to compare where they look")
@@ -356,7 +356,7 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
         return
     key = (tuple(chosen), tuple(methods), n)
     try:
-        table = data.localisation(*key)
+        table = reads.localisation(*key)
     except MerError as exc:
         st.error(str(exc))
         return
@@ -371,7 +371,7 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
         slot.empty()
         try:
             with st.spinner("computing maps and scores…"):
-                table = data.localisation(*key, compute=True)
+                table = reads.localisation(*key, compute=True)
         except MerError as exc:
             st.error(str(exc))
             return
@@ -402,7 +402,7 @@ def render() -> None:
     if run_id is None:
         return
     try:
-        ov = data.explain_overview(run_id)
+        ov = reads.explain_overview(run_id)
     except MerError as exc:
         st.error(str(exc))
         return

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import reads
 
 
 # One line per page: what a newcomer finds there.
@@ -29,8 +29,8 @@ def render() -> None:
         "Here every method is trained **leave-one-subject-out**, scored on predictions **pooled over all folds** "
         "(UF1 and UAR, the MEGC2019 convention), and **never** tuned on the held-out subject."
     )
-    runs = data.runs_table()
-    jobs = data.jobs_table()
+    runs = reads.runs_table()
+    jobs = reads.jobs_table()
     active = int(jobs["status"].isin(["queued", "running", "cancelling"]).sum()) if len(jobs) else 0
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("stored runs", len(runs))

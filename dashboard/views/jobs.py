@@ -12,9 +12,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, plots
+from dashboard import plots, reads, writes
+from dashboard.reads import JOB_ACTIVE as ACTIVE, JOB_FINISHED as FINISHED
 from mer_core.errors import MerError
-from mer_core.jobs.queue import ACTIVE, FINISHED
 
 STATUS_COLOUR = {"queued": "gray", "running": "blue", "cancelling": "orange", "cancelled": "orange",
                  "failed": "red", "done": "green"}
@@ -38,7 +38,7 @@ def _num(value: object, default: int = 0) -> int:
 
 def _queue_table(table: pd.DataFrame) -> None:
     view = pd.DataFrame({
-        "job": [f"jobs?{data.QP_JOB}={j}" for j in table["id"]],
+        "job": [f"jobs?{reads.QP_JOB}={j}" for j in table["id"]],
         "status": table["status"],
         "model": table["model"],
         "dataset": table["dataset"],
@@ -47,7 +47,7 @@ def _queue_table(table: pd.DataFrame) -> None:
         "folds": [f"{_num(d)}/{_num(n)}" if _num(n) else "–" for d, n in zip(table["folds_done"], table["n_folds"])],
         "ETA": [_eta(e) if s == "running" else "–" for e, s in zip(table["eta_s"], table["status"])],
         "submitted": [_when(t) for t in table["created"]],
-        "run": [f"run?{data.QP_RUN}={r}" for r in table["run_id"]],
+        "run": [f"run?{reads.QP_RUN}={r}" for r in table["run_id"]],
         "message": table["message"],
     })
     st.dataframe(view, hide_index=True, width="stretch", column_config={
@@ -59,15 +59,11 @@ def _queue_table(table: pd.DataFrame) -> None:
 
 def _apply(action: str, job_id: str) -> None:
     """Cancel or resume a job; an error stays on the page, success reruns the whole app."""
-    from mer_core.jobs import queue as jobs
-    from mer_core.store.db import RunStore
-
-    with RunStore() as store:
-        try:
-            getattr(jobs, action)(store, job_id)
-        except MerError as exc:
-            st.error(str(exc))
-            return
+    try:
+        getattr(writes, action)(job_id)
+    except MerError as exc:
+        st.error(str(exc))
+        return
     st.rerun(scope="app")
 
 
@@ -81,7 +77,7 @@ def _actions(job: dict) -> None:
     if c2.button("Resume", key=f"resume_{job['id']}", disabled=not can_resume, icon=":material/replay:",
                  help="re-queue this job; it continues its run without retraining finished folds"):
         _apply("resume", job["id"])
-    c3.markdown(f"[Results of run `{job['run_id']}` →](run?{data.QP_RUN}={job['run_id']})")
+    c3.markdown(f"[Results of run `{job['run_id']}` →](run?{reads.QP_RUN}={job['run_id']})")
 
 
 def _job_view(job_id: str) -> str | None:
@@ -91,7 +87,7 @@ def _job_view(job_id: str) -> str | None:
     """
     from mer_core.evaluation.metrics import per_group
 
-    detail = data.job_detail(job_id)
+    detail = reads.job_detail(job_id)
     if detail is None:
         st.warning(f"Job {job_id!r} is not in the store.")
         return None
@@ -156,7 +152,7 @@ def _live(job_id: str) -> None:
 
 def render() -> None:
     st.title("Jobs")
-    table = data.jobs_table()
+    table = reads.jobs_table()
     if table.empty:
         st.info("No jobs yet. Queue one on the New experiment page or with `mer submit --dataset synthetic`.")
         return
@@ -165,7 +161,7 @@ def render() -> None:
                "reloading or closing this page does not stop them.")
     _queue_table(table)
     ids = table["id"].tolist()
-    current = st.query_params.get(data.QP_JOB)
+    current = st.query_params.get(reads.QP_JOB)
     prefixed = [j for j in ids if current and j.startswith(f"{current}-")]
     if current and current not in ids and len(prefixed) == 1:  # ?job=j7 is enough
         current = prefixed[0]
@@ -175,7 +171,7 @@ def render() -> None:
     labels = {r["id"]: f"{r['id']} · {r['status']} · {r['model']} on {r['dataset']}" for r in table.to_dict("records")}
     chosen = st.selectbox("job", ids, index=index, format_func=labels.get, key=K_SELECT)
     if chosen != current:
-        st.query_params[data.QP_JOB] = chosen
+        st.query_params[reads.QP_JOB] = chosen
     status = table.loc[table["id"] == chosen, "status"].iloc[0]
     if status in ("queued", *ACTIVE):
         _live(chosen)

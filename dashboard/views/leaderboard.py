@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, plots
+from dashboard import plots, reads
 from mer_core.evaluation.leaderboard import (
     MEASURED,
     PAPER_COLUMNS,
@@ -27,7 +27,7 @@ HEADINGS = {f"{prefix}_{m}": f"{heading} {m.upper()}" for prefix, heading, _ in 
 
 
 def _run_link(run_id: str) -> str:
-    return f"run?{data.QP_RUN}={run_id}" if run_id else ""
+    return f"run?{reads.QP_RUN}={run_id}" if run_id else ""
 
 
 def _board_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -55,14 +55,14 @@ def render() -> None:
         "UF1/UAR on predictions pooled over all folds. **Reported in paper** rows are copied from publications; "
         f"**{MEASURED}** rows are runs stored here, where no epoch is ever chosen on the test subject.")
     try:
-        published = data.published_results()
+        published = reads.published_results()
     except Exception as exc:  # a broken shipped CSV should not hide the measured runs
         st.error(f"Cannot read the published results: {exc}")
         published = pd.DataFrame(columns=["method", "year", *PAPER_COLUMNS, "note", "source"])
-    runs = data.runs_table()
+    runs = reads.runs_table()
     finished = runs[runs["status"].isin(FINISHED) & runs["uf1"].notna()] if not runs.empty else runs
     composite_ids = [r["id"] for r in finished.to_dict("records") if is_composite(r)]
-    measured = measured_rows(data.run_details(tuple(composite_ids))) if composite_ids else measured_rows([])
+    measured = measured_rows(reads.run_details(tuple(composite_ids))) if composite_ids else measured_rows([])
     if len(measured):  # one bar / row per run even when a model ran twice
         dup = measured["method"].duplicated(keep=False)
         measured.loc[dup, "method"] = measured.loc[dup, "method"] + " · " + measured.loc[dup, "run"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import reads, writes
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
 from mer_core.errors import ConfigError, MerError
@@ -248,7 +248,7 @@ def render() -> None:
         except MerError as exc:
             errors["input"] = f"{model} does not accept this input: {exc}"
     if config is not None and "input" not in errors:
-        summary = data.experiment_plan(_plan_key(config))
+        summary = reads.experiment_plan(_plan_key(config))
         if "error" in summary:
             errors["dataset"] = summary["error"]
     for field, message in errors.items():
@@ -259,9 +259,7 @@ def render() -> None:
     if errors:
         st.warning(f"Fix {len(errors)} field(s) marked above before submitting.")
     elif summary:
-        from mer_core.jobs.plan import estimate_seconds
-
-        seconds, source = estimate_seconds(model, preset, n_samples=summary["n_samples"],
+        seconds, source = reads.estimate_seconds(model, preset, n_samples=summary["n_samples"],
                                            n_folds=summary["n_folds"], epochs=config.epochs)
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("folds", summary["n_folds"])
@@ -278,10 +276,8 @@ def render() -> None:
             st.code(config.to_json(), language="json")
     clicked = st.button("Submit job", type="primary", disabled=bool(errors) or config is None, key=K_SUBMIT)
     if clicked and config is not None and not errors:
-        from mer_core.jobs import queue as jobs
-
         try:
-            st.session_state[K_LAST_JOB] = jobs.submit(config, name=name)
+            st.session_state[K_LAST_JOB] = writes.submit(config, name=name)
         except MerError as exc:
             st.error(str(exc))
     last = st.session_state.get(K_LAST_JOB)
@@ -300,6 +296,6 @@ def _job_link(job_id: str) -> None:
         from dashboard.nav import page
 
         st.page_link(page("jobs"), label=f"Follow job {job_id} on the Jobs page", icon=":material/work:",
-                     query_params={data.QP_JOB: job_id})
+                     query_params={reads.QP_JOB: job_id})
     except Exception:  # rendered outside st.navigation (tests) or the page is not registered
-        st.markdown(f"[Follow job {job_id} on the Jobs page](jobs?{data.QP_JOB}={job_id})")
+        st.markdown(f"[Follow job {job_id} on the Jobs page](jobs?{reads.QP_JOB}={job_id})")

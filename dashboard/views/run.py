@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, plots
+from dashboard import plots, reads
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
 from mer_core.evaluation.statistics import per_subject_confusions
@@ -34,17 +34,17 @@ EPOCH_LABELS = {
 
 
 def pick_run() -> str | None:
-    runs = data.runs_table()
+    runs = reads.runs_table()
     if runs.empty:
         st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`.")
         return None
     ids = runs["id"].tolist()
-    current = st.query_params.get(data.QP_RUN)
+    current = st.query_params.get(reads.QP_RUN)
     index = ids.index(current) if current in ids else 0
-    labels = {rid: data.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
+    labels = {rid: reads.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
     chosen = st.selectbox("run", ids, index=index, format_func=labels.get)
     if chosen != current:
-        st.query_params[data.QP_RUN] = chosen
+        st.query_params[reads.QP_RUN] = chosen
     if current and current not in ids:
         st.warning(f"Run {current!r} is not in the store; showing the newest run instead.")
     return chosen
@@ -55,7 +55,7 @@ def render() -> None:
     run_id = pick_run()
     if run_id is None:
         return
-    bundle, error = data.try_run_bundle(run_id)
+    bundle, error = reads.try_run_bundle(run_id)
     if bundle is None:
         st.error(error)
         return
@@ -100,7 +100,7 @@ def render() -> None:
 
 # --- headline -------------------------------------------------------------------
 def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
-    ci = data.run_intervals(run_id)
+    ci = reads.run_intervals(run_id)
     c1, c2, c3, c4 = st.columns(4)
     for col, key, label in ((c1, "uf1", "UF1 (pooled)"), (c2, "uar", "UAR (pooled)"), (c3, "accuracy", "accuracy")):
         iv = ci.get(key)
@@ -111,7 +111,7 @@ def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
             col.caption(f"95% CI {iv.low:.3f} – {iv.high:.3f}")
     c4.metric("clips tested", pooled["n"])
     c4.caption(f"{run['n_folds']} folds · {len(set(summary.get('classes', [])))} classes")
-    st.caption(f"[Compare with other runs on {run['dataset']} ↗](compare?{data.QP_RUNS}={run_id}) · "
+    st.caption(f"[Compare with other runs on {run['dataset']} ↗](compare?{reads.QP_RUNS}={run_id}) · "
                "[Leaderboard ↗](leaderboard)")
     fa = summary.get("fold_averaged", {})
     st.caption(f"**Fold-averaged variant** (mean of per-fold scores, reported by some papers; not comparable "
@@ -253,7 +253,7 @@ def curves_section(epochs: pd.DataFrame, folds: pd.DataFrame) -> None:
 
 # --- predictions ---------------------------------------------------------------------
 def _with_explain(run_id: str, rows: pd.DataFrame) -> pd.DataFrame:
-    return rows.assign(explain=[data.explain_url(run_id, s) for s in rows["sample_id"]])
+    return rows.assign(explain=[reads.explain_url(run_id, s) for s in rows["sample_id"]])
 
 
 def _explain_config() -> dict:
@@ -290,7 +290,7 @@ def predictions_section(run_id: str, table: pd.DataFrame, classes: list[str]) ->
     d1, d2, _ = st.columns([1, 1, 2])
     d1.download_button("predictions (shown) as CSV", view.to_csv(index=False), file_name=f"{run_id}_predictions.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:")
-    d2.download_button("whole run as JSON", lambda: data.run_record_json(run_id), file_name=f"{run_id}.json",
+    d2.download_button("whole run as JSON", lambda: reads.run_record_json(run_id), file_name=f"{run_id}.json",
                        mime="application/json", on_click="ignore", icon=":material/download:")
     st.caption(f"Same files from the command line: `mer export {run_id} --format csv` or `--format json`.")
 

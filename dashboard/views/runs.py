@@ -6,12 +6,12 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import reads
 
 
 def render() -> None:
     st.title("Runs")
-    runs = data.runs_table()
+    runs = reads.runs_table()
     if runs.empty:
         st.info("No runs stored yet. Start one from the command line: "
                 "`mer loso --dataset synthetic --model baseline`.")
@@ -25,7 +25,7 @@ def render() -> None:
         if chosen:
             view = view[view[col].isin(chosen)]
     table = pd.DataFrame({
-        "run": [f"run?{data.QP_RUN}={rid}" for rid in view["id"]],
+        "run": [f"run?{reads.QP_RUN}={rid}" for rid in view["id"]],
         "model": view["model"],
         "dataset": view["dataset"],
         "protocol": view["protocol"],
@@ -59,4 +59,4 @@ def render() -> None:
         from dashboard.nav import page
 
         st.page_link(page("compare"), label=f"Compare the {len(chosen_ids)} selected runs",
-                     icon=":material/compare_arrows:", query_params={data.QP_RUNS: ",".join(chosen_ids)})
+                     icon=":material/compare_arrows:", query_params={reads.QP_RUNS: ",".join(chosen_ids)})

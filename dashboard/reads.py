@@ -1,8 +1,9 @@
-"""All cached data access of the dashboard, in one place.
+"""Reads: every cached loader of the dashboard, in one place.
 
-Pages call these loaders; the loaders call mer_core. Reads of a finished run
+Views call these loaders; the loaders call mer_core. Reads of a finished run
 are cached longer than reads of the run list (which changes while jobs run).
-Nothing here trains or writes results: the store is written by workers.
+Nothing here writes results (that is :mod:`dashboard.writes`); the job reads
+kick the scheduler, which only starts queued jobs and marks dead workers.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from mer_core.errors import MerError
+from mer_core.jobs.queue import ACTIVE as JOB_ACTIVE, FINISHED as JOB_FINISHED  # noqa: F401  (job statuses for views)
 from mer_core.paths import cache_root, store_path
 from mer_core.store.db import RunStore
 
@@ -146,6 +148,13 @@ def _run_details(path: str, run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
 
 
 # --- jobs (issue 9): the queue, the live job view, the new-experiment plan ------------
+def estimate_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]:
+    """Training-time estimate of mer_core.jobs.plan (seconds, what it is based on)."""
+    from mer_core.jobs.plan import estimate_seconds as estimate
+
+    return estimate(model, preset, **sizes)
+
+
 def jobs_table() -> pd.DataFrame:
     """All jobs, active and queued first. Not cached: it is the live status.
 
@@ -202,6 +211,13 @@ def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
 
 
 # --- datasets page (issues 3, 4, 5) ------------------------------------------------
+def dataset_roots() -> dict[str, str]:
+    """Dataset roots configured on this machine (environment, then cache/datasets.toml); uncached."""
+    from mer_core.datasets.roots import configured_roots
+
+    return configured_roots()
+
+
 def _roots_stamp() -> str:
     """Changes when dataset roots change, so cached reports follow the configuration."""
     from mer_core.datasets.roots import configured_roots
@@ -383,17 +399,3 @@ def _localisation(path: str, run_ids: tuple[str, ...], methods: tuple[str, ...],
 
     with RunStore(path) as store:
         return localisation_table(run_ids, methods, max_samples=max_samples, store=store)
-
-
-def on_dashboard_start() -> None:
-    """Once per server process: mark dead workers and start queued jobs, so a restarted dashboard resumes the queue."""
-    _kick_once(str(store_path()))
-
-
-@st.cache_resource(show_spinner=False)
-def _kick_once(path: str) -> bool:
-    from mer_core.jobs import queue as jobs
-
-    with RunStore(path) as store:
-        jobs.kick(store)
-    return True
