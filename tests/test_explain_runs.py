@@ -14,6 +14,7 @@ from mer_core.errors import MerError
 from mer_core.explain.attributions import explain
 from mer_core.explain.runs import RunExplainer, failure_cases, load_fold_model, localisation_table
 from mer_core.store.db import RunStore
+from mer_core.store.folders import read_table
 from mer_core.training.engine import run_experiment
 
 
@@ -66,8 +67,8 @@ def test_each_sample_is_explained_by_the_fold_that_held_it_out(run_env):
     other = explain(load_fold_model(ex.checkpoint_path((fold + 1) % 3)), ex.sample_input(sid), 0, "saliency")
     assert np.allclose(e.combined, own.combined)
     assert not np.allclose(e.combined, other.combined)
-    # the input is the run's own row of inputs.npy, matched through table.pkl's sample_id
-    row = list(pd.read_pickle(ex.folder / "table.pkl")["sample_id"]).index(sid)
+    # the input is the run's own row of inputs.npy, matched through table.json's sample_id
+    row = list(read_table(ex.folder)["sample_id"]).index(sid)
     assert np.array_equal(ex.sample_input(sid), np.load(ex.folder / "inputs.npy")[row])
 
 
@@ -239,3 +240,38 @@ def test_cli_method_choices_match_the_explainers():
     from mer_core.explain.runs import ATTENTION
 
     assert set(METHOD_CHOICES) == set(METHODS) | {ATTENTION}
+
+
+class _Payload:
+    """Unpickling this object creates a marker file: proof that code from a data file ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_pickle_in_a_run_folder_never_runs(run_env, tmp_path):
+    import pickle
+    import shutil
+
+    src = Path(run_env["root"]) / "runs" / run_env["ok"]
+    planted = Path(run_env["root"]) / "runs" / "planted"
+    shutil.copytree(src, planted)
+    with RunStore() as store:  # a run row pointing at the planted folder
+        row = store.get_run(run_env["ok"])
+        store.create_run(ExperimentConfig.from_json(row["config_json"]), classes=tuple(row["classes"]),
+                         n_folds=row["n_folds"], n_samples=row["n_samples"], run_id="planted")
+    marker = tmp_path / "owned"
+    (planted / "table.json").unlink()
+    (planted / "table.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(MerError, match="never unpickled"):
+        RunExplainer("planted")
+    assert not marker.exists()
+    # an object array in inputs.npy (it would need pickle to load) is refused too
+    shutil.copy(src / "table.json", planted / "table.json")
+    np.save(planted / "inputs.npy", np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+    with pytest.raises(MerError, match="not a plain numeric array"):
+        RunExplainer("planted").inputs
+    assert not marker.exists()

@@ -6,7 +6,7 @@ prediction). That model never saw the sample, so the map shows what drove the
 prediction the run reports, not what a model that memorised the clip looks at.
 
 Inputs come from the run folder (``cache/runs/<id>/``): ``inputs.npy`` (the
-preprocessed inputs, row order = ``table.pkl``) and the fold checkpoints
+preprocessed inputs, row order = ``table.json``) and the fold checkpoints
 ``fold_XXX.pt`` (state dicts + model config, loaded with
 ``torch.load(weights_only=True)``). Results are cached under
 ``cache/runs/<id>/explain/``: one ``.npz`` per (sample, method, target,
@@ -35,8 +35,8 @@ from mer_core.errors import MerError
 from mer_core.explain.attention import AttentionResult, has_attention, model_attention
 from mer_core.explain.attributions import METHODS, Explanation, explain
 from mer_core.explain.localisation import aggregate_scores, score_map
-from mer_core.paths import runs_dir
 from mer_core.store.db import RunStore
+from mer_core.store.folders import load_array, read_table, run_folder
 
 EXPLAIN_VERSION = 1  # part of every cache key: bump when a method's defaults or maths change
 ATTENTION = "attention"  # pseudo-method name for the model's own attention in score tables
@@ -106,12 +106,11 @@ class RunExplainer:
                 store.close()
         self.run_id = run_id
         self.classes: list[str] = list(self.run["classes"])
-        self.folder = runs_dir() / run_id
-        table_path = self.folder / "table.pkl"
-        if not table_path.exists() or not (self.folder / "inputs.npy").exists():
-            raise MerError(f"run {run_id}: no stored inputs in {self.folder} (table.pkl / inputs.npy); "
+        self.folder = run_folder(run_id, create=False)
+        if not (self.folder / "inputs.npy").exists():
+            raise MerError(f"run {run_id}: no stored inputs in {self.folder} (inputs.npy); "
                            "runs made before explanations existed cannot be explained; re-run it")
-        self.table: pd.DataFrame = pd.read_pickle(table_path).reset_index(drop=True)
+        self.table: pd.DataFrame = read_table(self.folder).reset_index(drop=True)
         self._index = {str(s): i for i, s in enumerate(self.table["sample_id"])}
         self._x: np.ndarray | None = None
 
@@ -119,9 +118,9 @@ class RunExplainer:
     @property
     def inputs(self) -> np.ndarray:
         if self._x is None:
-            self._x = np.load(self.folder / "inputs.npy", mmap_mode="r")
+            self._x = load_array(self.folder / "inputs.npy", mmap=True)
             if len(self._x) != len(self.table):
-                raise MerError(f"run {self.run_id}: inputs.npy has {len(self._x)} rows but table.pkl has "
+                raise MerError(f"run {self.run_id}: inputs.npy has {len(self._x)} rows but table.json has "
                                f"{len(self.table)}; the run folder is inconsistent")
         return self._x
 

@@ -47,6 +47,7 @@ from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.paths import cache_root, repo_root
 from mer_core.store.db import RunStore, new_run_id
+from mer_core.store.folders import check_id
 
 STATUSES = ("queued", "running", "cancelling", "cancelled", "failed", "done")
 ACTIVE = ("running", "cancelling")
@@ -122,9 +123,11 @@ def _row(row: Any) -> dict[str, Any]:
 
 def get_job(store: RunStore, job_id: str) -> dict[str, Any]:
     """One job as a dict (config parsed); accepts a unique id prefix; raises MerError if unknown."""
+    job_id = check_id(job_id, "job id")
     row = store.conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-    if row is None:
-        rows = store.conn.execute("SELECT * FROM jobs WHERE id LIKE ?", (f"{job_id}%",)).fetchall()
+    if row is None:  # a prefix, compared literally ('%' and '_' are no wildcards)
+        rows = store.conn.execute("SELECT * FROM jobs WHERE substr(id, 1, ?) = ?",
+                                  (len(job_id), job_id)).fetchall()
         if len(rows) != 1:
             what = "matches several jobs" if rows else "is not a job"
             raise MerError(f"{job_id!r} {what} in the store {store.path}; see `mer jobs` for the ids")

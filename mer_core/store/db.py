@@ -24,7 +24,8 @@ from typing import Any, Iterator, Sequence
 import pandas as pd
 
 from mer_core.errors import MerError
-from mer_core.paths import repo_root, runs_dir, store_path
+from mer_core.paths import repo_root, store_path
+from mer_core.store.folders import check_id, run_folder  # noqa: F401  (run_folder: re-exported)
 
 MIGRATIONS: list[str] = [
     # 0 -> 1: the first release
@@ -243,7 +244,7 @@ class RunStore:
         name: str = "",
         notes: Sequence[str] = (),
     ) -> str:
-        run_id = run_id or new_run_id(config.model)
+        run_id = check_id(run_id or new_run_id(config.model))
         with self.tx() as c:
             c.execute(
                 """INSERT INTO runs (id, name, status, created, dataset, model, preset, protocol, class_set,
@@ -392,13 +393,6 @@ class RunStore:
         q = "SELECT kind, path, created FROM artifacts WHERE run_id=?" + (" AND kind=?" if kind else "")
         params = (run_id, kind) if kind else (run_id,)
         return [dict(r) for r in self.conn.execute(q + " ORDER BY created", params).fetchall()]
-
-
-def run_folder(run_id: str) -> Path:
-    """``cache/runs/<run id>/``: checkpoints, explanations and exports of a run."""
-    path = runs_dir() / run_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _split_sql(script: str) -> list[str]:

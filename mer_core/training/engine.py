@@ -36,6 +36,7 @@ from mer_core.evaluation.metrics import scores, summarize
 from mer_core.models.registry import model_config, model_spec
 from mer_core.preprocess.pipeline import prepare_inputs
 from mer_core.store.db import RunStore, run_folder
+from mer_core.store.folders import save_array, write_table
 from mer_core.training.executors import resolve_workers
 from mer_core.training.protocols import Fold, make_folds, shared_people_warnings
 from mer_core.training.trainer import Cancelled
@@ -171,9 +172,9 @@ def run_experiment(
                                    f"{stored_fp} -> {exp.fingerprint}); start a new run")
             store.set_run_status(run_id, "running")
         folder = run_folder(run_id)
-        np.save(folder / "inputs.npy", exp.x)
-        np.save(folder / "labels.npy", exp.y)
-        exp.table.to_pickle(folder / "table.pkl")
+        save_array(folder / "inputs.npy", exp.x)
+        save_array(folder / "labels.npy", exp.y)
+        write_table(folder, exp.table)
         done = store.completed_folds(run_id)
         todo = [f for f in exp.folds if f.index not in done]
         if config.pretrain and todo:  # once, before the folds share the checkpoint
