@@ -145,9 +145,13 @@ def run_experiment(
     table: pd.DataFrame | None = None,
     name: str = "",
 ) -> str:
-    """Train and evaluate ``config``; returns the run id (resumes ``run_id`` if unfinished)."""
-    from mer_core.training.executors import execute_folds
+    """Train and evaluate ``config``; returns the run id (resumes ``run_id`` if unfinished).
 
+    Once the run row exists, every way out closes it with its true reason:
+    done / partial, cancelled (the user, Ctrl-C, SIGTERM), or failed with the
+    error, including failures before the first fold (a full disk writing
+    ``inputs.npy``) and at the finish (a full database).
+    """
     own_store = store is None
     store = store or RunStore()
     try:
@@ -157,42 +161,16 @@ def run_experiment(
             if stored.stable_hash() != config.stable_hash():
                 raise ConfigError(f"run {run_id} was made with a different config; resume it with its own config")
         exp = prepare_experiment(config, progress, table)
-        if not (run_id and store.has_run(run_id)):
-            from mer_core.training.trainer import resolve_device
-
-            run_id = store.create_run(
-                config, classes=exp.classes, n_folds=len(exp.folds), n_samples=len(exp.table),
-                dataset_fingerprint=exp.fingerprint, device=str(resolve_device(config.device)), run_id=run_id,
-                name=name, notes=exp.notes,
-            )
-        else:
-            stored_fp = store.get_run(run_id)["dataset_fingerprint"]
-            if stored_fp and stored_fp != exp.fingerprint:
-                raise DatasetError(f"run {run_id}: the dataset changed since the run started (fingerprint "
-                                   f"{stored_fp} -> {exp.fingerprint}); start a new run")
-            store.set_run_status(run_id, "running")
-        folder = run_folder(run_id)
-        save_array(folder / "inputs.npy", exp.x)
-        save_array(folder / "labels.npy", exp.y)
-        write_table(folder, exp.table)
-        done = store.completed_folds(run_id)
-        todo = [f for f in exp.folds if f.index not in done]
-        if config.pretrain and todo:  # once, before the folds share the checkpoint
-            _pretrain(config, progress)
-        status, error, failure = "done", "", None
+        run_id = _open_run(store, exp, run_id, name)
         try:
-            execute_folds(exp, todo, run_id=run_id, store=store, folder=folder, progress=progress,
-                          should_stop=should_stop, n_done=len(done))
-        except KeyboardInterrupt:
-            status, error = "cancelled", "interrupted"
-        except Cancelled:
-            status, error = "cancelled", "cancelled by the user"
-        except Exception as exc:  # keep the finished folds; record why it stopped
-            status, error, failure = "failed", "".join(traceback.format_exception(exc))[-4000:], exc
-        summary = summarize_run(store, run_id, exp.classes)
-        if status == "done" and len(store.completed_folds(run_id)) < len(exp.folds):
-            status = "partial"
-        store.finish_run(run_id, status=status, summary=summary, wall_time=time.time() - t0, error=error)
+            status, error, failure = _train_folds(exp, store, run_id, progress, should_stop)
+            summary = summarize_run(store, run_id, exp.classes)
+            if status == "done" and len(store.completed_folds(run_id)) < len(exp.folds):
+                status = "partial"
+            store.finish_run(run_id, status=status, summary=summary, wall_time=time.time() - t0, error=error)
+        except BaseException as exc:  # nothing may leave the run 'running'
+            _close_failed(store, run_id, exc, time.time() - t0)
+            raise
         if progress:
             pooled = summary.get("pooled", {})
             progress({"event": "done", "run_id": run_id, "status": status, "uf1": pooled.get("uf1"),
@@ -205,6 +183,66 @@ def run_experiment(
     finally:
         if own_store:
             store.close()
+
+
+def _open_run(store: RunStore, exp: Experiment, run_id: str | None, name: str) -> str:
+    """Create the run row, or mark a stored unfinished run running again after checking its data."""
+    config = exp.config
+    if not (run_id and store.has_run(run_id)):
+        from mer_core.training.trainer import resolve_device
+
+        return store.create_run(
+            config, classes=exp.classes, n_folds=len(exp.folds), n_samples=len(exp.table),
+            dataset_fingerprint=exp.fingerprint, device=str(resolve_device(config.device)), run_id=run_id,
+            name=name, notes=exp.notes,
+        )
+    stored_fp = store.get_run(run_id)["dataset_fingerprint"]
+    if stored_fp and stored_fp != exp.fingerprint:
+        raise DatasetError(f"run {run_id}: the dataset changed since the run started (fingerprint "
+                           f"{stored_fp} -> {exp.fingerprint}); start a new run")
+    store.set_run_status(run_id, "running")
+    return run_id
+
+
+def _train_folds(exp: Experiment, store: RunStore, run_id: str, progress: Progress | None,
+                 should_stop: Callable[[], bool] | None) -> tuple[str, str, BaseException | None]:
+    """Write the run's inputs, pre-train once, train the folds not stored yet: (status, error, failure)."""
+    from mer_core.training.executors import execute_folds
+
+    config = exp.config
+    folder = run_folder(run_id)
+    save_array(folder / "inputs.npy", exp.x)
+    save_array(folder / "labels.npy", exp.y)
+    write_table(folder, exp.table)
+    done = store.completed_folds(run_id)
+    todo = [f for f in exp.folds if f.index not in done]
+    if config.pretrain and todo:  # once, before the folds share the checkpoint
+        _pretrain(config, progress)
+    try:
+        execute_folds(exp, todo, run_id=run_id, store=store, folder=folder, progress=progress,
+                      should_stop=should_stop, n_done=len(done))
+    except KeyboardInterrupt:
+        return "cancelled", "interrupted", None
+    except Cancelled:
+        return "cancelled", "cancelled by the user", None
+    except Exception as exc:  # keep the finished folds; record why it stopped
+        return "failed", "".join(traceback.format_exception(exc))[-4000:], exc
+    return "done", "", None
+
+
+def _close_failed(store: RunStore, run_id: str, exc: BaseException, wall_time: float) -> None:
+    """Close a run that an exception left open; falls back to a smaller write if the store is failing too."""
+    if isinstance(exc, (KeyboardInterrupt, Cancelled)):
+        status, reason = "cancelled", str(exc) or "interrupted"
+    else:
+        status, reason = "failed", f"{type(exc).__name__}: {exc}"
+    try:
+        store.finish_run(run_id, status=status, summary=None, wall_time=wall_time, error=reason)
+    except Exception:
+        try:
+            store.set_run_status(run_id, status, reason)
+        except Exception:  # the store itself is gone: the heartbeat goes stale and the run is marked dead
+            pass
 
 
 def _pretrain(config: ExperimentConfig, progress: Progress | None) -> None:
