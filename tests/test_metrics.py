@@ -70,3 +70,23 @@ def test_per_group_and_parts():
 def test_confusion_rejects_out_of_range():
     with pytest.raises(ValueError):
         confusion_matrix([0, 3], [0, 1], 3)
+
+
+def test_a_class_absent_from_the_evaluated_table_is_left_out_and_noted():
+    # three classes in the set, none of the clips is 'surprise': perfect predictions must score 1.0, not 2/3
+    pred = pd.DataFrame({"fold": [0, 0, 1, 1], "subject": ["a", "a", "b", "b"], "part": ["x", "x", "y", "y"],
+                         "y_true": [0, 1, 0, 1], "y_pred": [0, 1, 0, 1]})
+    summary = summarize(pred, CLASSES)
+    assert summary["pooled"]["uf1"] == pytest.approx(1.0) and summary["pooled"]["uar"] == pytest.approx(1.0)
+    assert summary["absent_classes"] == ["surprise"]
+    assert any("surprise" in n and "left out" in n for n in summary["notes"])
+    # the same predictions with every class present keep counting all of them
+    full = pred.assign(y_true=[0, 1, 2, 1], y_pred=[0, 1, 0, 1])
+    s_full = summarize(full, CLASSES)
+    assert s_full["absent_classes"] == []
+    assert not any("evaluated table" in n for n in s_full["notes"])
+    assert s_full["pooled"]["uf1"] == pytest.approx(scores(full.y_true, full.y_pred, CLASSES).uf1)
+    # a part lacking a class is averaged over the classes it has, and says so
+    # part y: true [surprise, positive], predicted [negative, positive] -> F1 surprise 0, positive 1
+    assert s_full["per_part"]["y"]["absent_classes"] == ["negative"]
+    assert s_full["per_part"]["y"]["uf1"] == pytest.approx(0.5)

@@ -130,6 +130,19 @@ def test_corrupt_cache_entry_is_recomputed_not_served(table, damage):
     assert prepare_inputs(table, FLOW3, 16).report.cache.tolist() == ["hit", "hit"]  # rewritten, whole again
 
 
+def test_swapped_cache_entries_are_misses_not_wrong_inputs(table):
+    """Two entries exchanged on disk (same shape, valid checksums) must not serve each other's arrays."""
+    good = prepare_inputs(table, FLOW3, 16)
+    a, b = sorted(preprocessed_dir().rglob("*.npy"))
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    again = prepare_inputs(table, FLOW3, 16)
+    assert again.report.cache.tolist() == ["miss", "miss"]
+    assert np.array_equal(again.x, good.x)
+    assert prepare_inputs(table, FLOW3, 16).report.cache.tolist() == ["hit", "hit"]
+
+
 def test_bad_inputs_give_per_sample_errors_and_the_rest_is_processed(tmp_path):
     good = clip_row(tmp_path, "good")
     single = clip_row(tmp_path, "single", n_frames=1, apex_at=0, onset=0, apex=0, offset=0)

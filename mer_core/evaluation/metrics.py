@@ -6,9 +6,12 @@ UF1 = mean F1_c and UAR = mean recall_c over *all* classes of the class set.
 Passing the full label list matters: a fold (or a subject) that lacks a class
 must not shrink the average to the classes it happens to contain.
 
-A class with no samples and no predictions has an undefined F1/recall; we
-count it as 0 in pooled figures (it can only happen on tiny data) and skip it
-in per-subject figures, where a subject routinely lacks classes. The
+A class with no clip in the evaluated table has an undefined recall and an F1
+of 0 at best: counted, it would pull UF1 down by a third on three classes. The
+run summary (:func:`summarize`) leaves such classes out of the pooled and
+per-part averages and says so in its ``notes``; :func:`scores` itself counts
+every class it is given (as scikit-learn's ``labels=`` does) unless told to
+skip. Per-subject figures skip classes the subject lacks, as routine. The
 fold-averaged variant (mean of per-fold UF1) is kept separately and labelled:
 some papers report it, and it is not comparable with the pooled figure.
 """
@@ -56,11 +59,13 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
     return cm
 
 
-def scores(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str], *, skip_absent: bool = False) -> Scores:
+def scores(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str], *, skip_absent: bool = False,
+           exclude: Sequence[str] = ()) -> Scores:
     """UF1, UAR, accuracy, per-class F1/recall and the confusion matrix.
 
     ``skip_absent``: average only over classes that occur in ``y_true`` or
     ``y_pred`` (used for per-subject figures); otherwise every class counts.
+    ``exclude``: classes left out of the UF1/UAR averages (still in the confusion).
     """
     k = len(classes)
     cm = confusion_matrix(y_true, y_pred, k)
@@ -76,7 +81,9 @@ def scores(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],
         present_r = support > 0
         uar = float(recall[present_r].mean()) if present_r.any() else float("nan")
     else:
-        uf1, uar = float(f1.mean()), float(recall.mean())
+        keep = np.array([c not in set(exclude) for c in classes], bool)
+        uf1 = float(f1[keep].mean()) if keep.any() else float("nan")
+        uar = float(recall[keep].mean()) if keep.any() else float("nan")
     n = int(cm.sum())
     acc = float(tp.sum() / n) if n else float("nan")
     return Scores(
@@ -114,12 +121,31 @@ def fold_averaged(pred: pd.DataFrame, classes: Sequence[str]) -> dict[str, float
     }
 
 
+def absent_classes(y_true: Sequence[int], classes: Sequence[str]) -> list[str]:
+    """Classes with no clip among ``y_true`` (integer labels)."""
+    counts = np.bincount(np.asarray(y_true, dtype=int), minlength=len(classes))
+    return [c for c, n in zip(classes, counts) if n == 0]
+
+
 def summarize(pred: pd.DataFrame, classes: Sequence[str]) -> dict:
-    """Everything the store keeps as a run's summary (JSON-serialisable)."""
-    pooled = scores(pred["y_true"], pred["y_pred"], classes)
-    out = {"pooled": pooled.as_dict(), "fold_averaged": fold_averaged(pred, classes), "classes": list(classes)}
+    """Everything the store keeps as a run's summary (JSON-serialisable).
+
+    Classes absent from the evaluated predictions are left out of the pooled
+    and per-part averages, and ``notes`` says which and why.
+    """
+    absent = absent_classes(pred["y_true"], classes)
+    pooled = scores(pred["y_true"], pred["y_pred"], classes, exclude=absent)
+    out = {"pooled": pooled.as_dict(), "fold_averaged": fold_averaged(pred, classes), "classes": list(classes),
+           "absent_classes": absent, "notes": []}
+    if absent:
+        out["notes"].append(f"class(es) {', '.join(absent)} have no clip in the evaluated table: left out of "
+                            f"UF1/UAR (averaged over {len(classes) - len(absent)} of {len(classes)} classes)")
     if "part" in pred and pred["part"].nunique() > 1:
-        out["per_part"] = {
-            str(part): scores(g["y_true"], g["y_pred"], classes).as_dict() for part, g in pred.groupby("part")
-        }
+        out["per_part"] = {}
+        for part, g in pred.groupby("part"):
+            missing = absent_classes(g["y_true"], classes)
+            out["per_part"][str(part)] = {**scores(g["y_true"], g["y_pred"], classes, exclude=missing).as_dict(),
+                                          "absent_classes": missing}
+            if missing and set(missing) != set(absent):
+                out["notes"].append(f"part {part}: {', '.join(missing)} absent, left out of its averages")
     return out

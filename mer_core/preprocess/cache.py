@@ -34,7 +34,7 @@ import numpy as np
 
 from mer_core.paths import preprocessed_dir
 
-CACHE_FORMAT = "npy-trailer-2"
+CACHE_FORMAT = "npy-trailer-3"  # 3: the trailer records its key and sample id
 _MAGIC = b"MERCACHE"
 
 
@@ -79,11 +79,16 @@ def entry_path(key: str, dataset: str = "", root: Path | None = None) -> Path:
     return base / _safe(dataset or "misc") / key[:2] / f"{key}.npy"
 
 
-def save(path: Path, x: np.ndarray, meta: dict[str, Any]) -> None:
-    """Write an entry atomically (temporary file in the same folder + os.replace)."""
+def save(path: Path, x: np.ndarray, meta: dict[str, Any], *, sample_id: str = "") -> None:
+    """Write an entry atomically (temporary file in the same folder + os.replace).
+
+    The trailer records the entry's key (its file name) and the sample id, so
+    an entry copied or moved to another name is a miss on load, never served.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     x = np.ascontiguousarray(x, np.float32)
-    trailer = json.dumps({"format": CACHE_FORMAT, "crc": _checksum(x), "meta": meta}, default=str).encode()
+    trailer = json.dumps({"format": CACHE_FORMAT, "key": path.stem, "sample_id": str(sample_id),
+                          "crc": _checksum(x), "meta": meta}, default=str).encode()
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -100,8 +105,12 @@ def save(path: Path, x: np.ndarray, meta: dict[str, Any]) -> None:
         raise
 
 
-def load(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, dict[str, Any]] | None:
-    """Read an entry; None when absent or corrupt (a corrupt file is removed)."""
+def load(path: Path, shape: tuple[int, ...], sample_id: str | None = None) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """Read an entry; None when absent, corrupt or misplaced (such a file is removed).
+
+    Misplaced: its recorded key is not its file name, or (when ``sample_id``
+    is given) it was written for another sample.
+    """
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -114,6 +123,8 @@ def load(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, dict[str, Any]
         info = json.loads(data[-16 - n : -16]) if 0 < n < len(data) else {}
         if info.get("format") != CACHE_FORMAT:
             raise ValueError("format")
+        if info.get("key") != path.stem or (sample_id is not None and info.get("sample_id") != str(sample_id)):
+            raise ValueError("misplaced entry: written under another key or for another sample")
         head = io.BytesIO(data[:4096])
         version = np.lib.format.read_magic(head)
         if version not in ((1, 0), (2, 0)):

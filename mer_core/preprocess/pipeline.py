@@ -176,7 +176,7 @@ def prepare_inputs(
         if use_cache:
             path = cache.entry_path(cache.make_key(cache_description(rec, channels, size, options)), str(rec.get("dataset", "")))
             entries[i] = str(path)
-            hit = cache.load(path, shape)
+            hit = cache.load(path, shape, str(rec.get("sample_id", f"row {i}")))
             if hit is not None:
                 x[i], meta = hit
                 ok[i] = True

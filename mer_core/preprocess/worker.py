@@ -39,7 +39,7 @@ def run_one(
         info.update(ok=True, error="")
         if entry is not None:
             try:
-                cache.save(Path(entry), x, info)
+                cache.save(Path(entry), x, info, sample_id=str(sid))
             except OSError as exc:  # a full disk must not fail the sample
                 warnings.warn(f"cannot write cache entry {entry}: {exc}", stacklevel=1)
     except SampleError as exc:
