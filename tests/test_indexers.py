@@ -292,3 +292,27 @@ def test_relative_root_gives_absolute_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     table = index_dataset("smic", "smic")
     assert all(Path(f).is_absolute() for frames in table["frames"] for f in frames)
+
+
+# ----------------------------------------------------------------------------- one label table
+
+
+def test_label_spellings_unify_through_one_table_in_each_datasets_vocabulary(tmp_path):
+    from mer_core.datasets.classes import normalise_label
+
+    cas = [dict(subject=1, clip=f"EP0{k}_01", onset=1, apex=2, offset=3, emotion=e) for k, e in enumerate(["Happy", "other", "Repressed", "Joy"])]
+    sam = [dict(subject=6, clip=f"006_1_{k}", onset=1, apex=2, offset=3, emotion=e, frames=[1, 2, 3]) for k, e in enumerate(["Others", "angry", "Surprised"])]
+    casme2 = index_dataset("casme2", build_casme2(tmp_path / "c", cas), class_set="native")
+    samm = index_dataset("samm", build_samm(tmp_path / "s", sam), class_set="native")
+    assert casme2["emotion"].tolist() == ["happiness", "others", "repression", "happiness"]
+    assert samm["emotion"].tolist() == ["other", "anger", "surprise"]  # SAMM keeps its own 'other'
+    # without a vocabulary (macro pre-training): the canonical names
+    assert [normalise_label(v) for v in ("Happy", " Fearful ", "other", "Surprise", None)] == ["happiness", "fear", "others", "surprise", ""]
+
+
+def test_too_few_frames_message_names_the_expected_file_names(tmp_path):
+    root = build_casme2(tmp_path, [dict(subject=1, clip="EP02_01f", onset=46, apex=47, offset=48, emotion="happiness"),
+                                   dict(subject=1, clip="EP03_02", onset=1, apex=1, offset=1, emotion="others")])
+    _, problems = index_with_report("casme2", root)
+    msg = problems_of(problems, kind="missing_frames")[0]["message"]
+    assert "row 3" in msg and "EP03_02 holds 1 image(s)" in msg and "img{n}.jpg" in msg

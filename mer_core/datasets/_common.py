@@ -1,4 +1,4 @@
-"""Shared pieces of the real-dataset indexers: problems, sheets, frames, finishing.
+"""Shared pieces of the real-dataset indexers: problems, frames, finishing.
 
 Every indexer reads a dataset as distributed, row by row. A bad row (missing
 apex, apex before onset, missing frame folder, corrupt image, unknown label)
@@ -94,105 +94,6 @@ def require_root(name: str, root: str | Path | None, expected: str) -> Path:
     return root
 
 
-# --------------------------------------------------------------------------- sheets
-
-
-def norm_header(value: Any) -> str:
-    """'Onset Frame' / 'OnsetFrame' / 'onset_frame' -> 'onsetframe'."""
-    return re.sub(r"[^a-z0-9]", "", str(value or "").lower())
-
-
-def find_file(root: Path, patterns: Iterable[str], what: str) -> Path:
-    """The first file under ``root`` (or one level below) matching a pattern."""
-    for pattern in patterns:
-        hits = sorted(root.glob(pattern)) + sorted(root.glob("*/" + pattern))
-        hits = [h for h in hits if h.is_file() and not h.name.startswith("~$")]
-        if hits:
-            return hits[-1]  # newest release sorts last (e.g. CASME2-coding-20190701)
-    old = sorted(root.glob("*.xls")) + sorted(root.glob("*/*.xls"))
-    hint = f"; {old[0].name} is an old .xls workbook: save it as .xlsx" if old else ""
-    raise DatasetError(f"{root}: no {what} found (looked for {', '.join(patterns)} here and one folder down){hint}")
-
-
-def read_sheet(
-    path: Path, required: dict[str, tuple[str, ...]], *, sheet: str | None = None
-) -> tuple[list[tuple[int, dict[str, Any]]], str]:
-    """Read a spreadsheet whose header row may sit below title/legend rows.
-
-    ``required`` maps a field name to the accepted normalised header spellings;
-    the header row is the first row holding all required fields. Returns
-    ``[(spreadsheet row number, {field: cell})]`` and the sheet's name. Raises
-    :class:`DatasetError` (naming the file) when the workbook cannot be read or
-    no sheet has the header.
-    """
-    try:
-        import openpyxl
-
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # zip/xml errors: the whole file is unusable
-        raise DatasetError(f"{path}: cannot read the spreadsheet ({type(exc).__name__}: {exc}); expected an .xlsx file") from exc
-    try:
-        names = [sheet] if sheet else wb.sheetnames
-        for name in names:
-            if name not in wb.sheetnames:
-                raise DatasetError(f"{path}: no sheet {name!r}; sheets: {wb.sheetnames}")
-            ws = wb[name]
-            if hasattr(ws, "reset_dimensions"):
-                ws.reset_dimensions()  # some writers store a wrong sheet size; read every row anyway
-            rows = list(ws.iter_rows(values_only=True))
-            for h, header in enumerate(rows[:60]):
-                cols = [norm_header(c) for c in header]
-                where = {f: next((i for i, c in enumerate(cols) if c in spellings), None) for f, spellings in required.items()}
-                if all(v is not None for v in where.values()):
-                    extra = {c: i for i, c in enumerate(cols) if c and c not in where}
-                    out = []
-                    for r, cells in enumerate(rows[h + 1:], start=h + 2):
-                        if all(c is None or str(c).strip() == "" for c in cells):
-                            continue
-                        get = lambda i: cells[i] if i is not None and i < len(cells) else None  # noqa: E731
-                        rec = {f: get(i) for f, i in where.items()}
-                        rec.update({c: get(i) for c, i in extra.items() if c not in rec})
-                        out.append((r, rec))
-                    return out, name
-        wanted = ", ".join(f"{f} ({'/'.join(s)})" for f, s in required.items())
-        raise DatasetError(f"{path}: no sheet has a header row with the columns {wanted}")
-    finally:
-        wb.close()
-
-
-def cell_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
-def cell_int(value: Any) -> int | None:
-    """A frame number from a cell, or None for '/', '', text, negatives."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return int(value) if float(value).is_integer() and value >= 0 else None
-    text = str(value).strip()
-    if re.fullmatch(r"\d+(\.0+)?", text):
-        return int(float(text))
-    return None
-
-
-def normalise_label(value: Any, synonyms: dict[str, str]) -> str:
-    """Lower-case, single-spaced label with the dataset's synonyms applied."""
-    text = re.sub(r"\s+", " ", cell_text(value).lower())
-    return synonyms.get(text, text)
-
-
-def first_of(rec: dict[str, Any], *keys: str) -> Any:
-    for k in keys:
-        if rec.get(k) not in (None, ""):
-            return rec[k]
-    return None
-
-
 # --------------------------------------------------------------------------- frames
 
 
@@ -283,14 +184,20 @@ def place_frames(
     return out
 
 
-def load_clip_frames(folder: Path, *, where: str, line: int | None, sid: str, problems: Problems, file: Path | str = "") -> list[Path] | None:
-    """The frames of a clip folder, or None (and an error problem) when unusable."""
+def load_clip_frames(
+    folder: Path, *, where: str, line: int | None, sid: str, problems: Problems, file: Path | str = "", names: str = ""
+) -> list[Path] | None:
+    """The frames of a clip folder, or None (and an error problem) when unusable.
+
+    ``names``: how the frame files are named (e.g. 'img{n}.jpg'), for the message.
+    """
     if not folder.is_dir():
         problems.add("error", "missing_frames", f"{where}: frame folder not found: {folder}", file=file or folder, row=line, sample_id=sid)
         return None
     frames = frame_files(folder)
     if len(frames) < 2:
-        problems.add("error", "missing_frames", f"{where}: {folder} holds {len(frames)} image(s); a clip needs at least 2 frames", file=folder, row=line, sample_id=sid)
+        named = f" named like {names}" if names else ""
+        problems.add("error", "missing_frames", f"{where}: {folder} holds {len(frames)} image(s); a clip needs at least 2 frames{named}", file=folder, row=line, sample_id=sid)
         return None
     empty = [p for p in frames if p.stat().st_size == 0]
     if empty:

@@ -18,39 +18,14 @@ from typing import Any
 
 import pandas as pd
 
-from mer_core.datasets._common import (
-    Problems,
-    require_root,
-    cell_int,
-    cell_text,
-    find_file,
-    finish,
-    first_of,
-    key_frames_ok,
-    load_clip_frames,
-    normalise_label,
-    place_frames,
-    read_sheet,
-)
+from mer_core.datasets._common import Problems, load_clip_frames
 from mer_core.datasets.registry import register_dataset
+from mer_core.datasets.sheet import CodingSheet, SheetRow, cell_text, index_coding_sheet
 from mer_core.errors import DatasetError
 
 NAME = "casme2"
-CLASS_SETS = ("casme2_5", "composite3", "native")
-FPS = 200.0
-EMOTIONS = ("happiness", "disgust", "repression", "surprise", "others", "fear", "sadness")
-SYNONYMS = {"other": "others", "happy": "happiness", "sad": "sadness", "surprised": "surprise", "disgusted": "disgust", "repressed": "repression"}
-SHEET_PATTERNS = ("CASME2-coding-*.xlsx", "CASME2*coding*.xlsx", "CASME2*.xlsx")
 RAW_DIRS = ("CASME2_RAW_selected", "CASME2-RAW-selected", "CASME2_RAW", "CASME2-RAW")
 CROPPED_DIRS = ("Cropped", "CASME2_Cropped", "Cropped-updated/Cropped")
-COLUMNS = {
-    "subject": ("subject",),
-    "clip": ("filename", "file", "clip"),
-    "onset": ("onsetframe", "onset"),
-    "apex": ("apexframe", "apex"),
-    "offset": ("offsetframe", "offset"),
-    "emotion": ("estimatedemotion", "emotion"),
-}
 
 
 def normalise_subject(value: Any) -> str:
@@ -89,6 +64,20 @@ def subject_folder(base: Path, subject: str) -> Path:
     return folder
 
 
+SHEET = CodingSheet(
+    dataset=NAME,
+    title="CASME II coding sheet",
+    files=("CASME2-coding-*.xlsx", "CASME2*coding*.xlsx", "CASME2*.xlsx"),
+    root_hint="the folder holding CASME2-coding-*.xlsx",
+    emotions=("happiness", "disgust", "repression", "surprise", "others", "fear", "sadness"),
+    class_sets=("casme2_5", "composite3", "native"),
+    fps=200.0,
+    subject=normalise_subject,
+    frame_names=("img{n}.jpg", "reg_img{n}.jpg"),
+)
+CLASS_SETS, FPS, EMOTIONS = SHEET.class_sets, SHEET.fps, SHEET.emotions
+
+
 @register_dataset(
     NAME,
     description="CASME II (coding sheet + CASME2_RAW_selected or Cropped frames), 200 fps",
@@ -111,42 +100,12 @@ def index_casme2(
     ``verify_images``: decode the onset/apex/offset frames (slower; the dataset
     check turns it on) and skip rows whose key frames are corrupt.
     """
-    root = require_root(NAME, root, "the folder holding CASME2-coding-*.xlsx")
-    sheet_path = Path(sheet) if sheet else find_file(root, SHEET_PATTERNS, "CASME II coding sheet")
+    root = SHEET.root(root)
+    sheet_path = SHEET.locate(root, sheet)
     base, cropped = frames_root(root, frames)
-    problems = Problems()
-    records, _ = read_sheet(sheet_path, COLUMNS)
-    rows = []
-    for line, rec in records:
-        row = read_row(rec, line, sheet_path, base, problems, verify_images=verify_images)
-        if row is not None:
-            row["cropped"] = cropped
-            rows.append(row)
-    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(sheet_path), allowed=CLASS_SETS)
 
+    def frames_of(row: SheetRow, problems: Problems) -> list[Path] | None:
+        folder = subject_folder(base, row.subject) / row.clip
+        return load_clip_frames(folder, where=row.where, line=row.line, sid=row.sample_id, problems=problems, file=row.sheet, names=SHEET.expected_frames())
 
-def read_row(rec: dict[str, Any], line: int, sheet: Path, base: Path, problems: Problems, *, verify_images: bool) -> dict[str, Any] | None:
-    where = f"{sheet.name} row {line}"
-    subject = normalise_subject(rec["subject"])
-    clip = cell_text(rec["clip"])
-    if not subject or not clip:
-        problems.add("error", "annotation", f"{where}: empty Subject or Filename cell", file=sheet, row=line)
-        return None
-    sid = f"{NAME}/{subject}/{clip}"
-    emotion = normalise_label(rec["emotion"], SYNONYMS)
-    if emotion not in EMOTIONS:
-        problems.add("warning", "label", f"{where}: unknown emotion {emotion!r} for {sid}; expected one of {list(EMOTIONS)}; row skipped", file=sheet, row=line, sample_id=sid)
-        return None
-    frames = load_clip_frames(subject_folder(base, subject) / clip, where=where, line=line, sid=sid, problems=problems, file=sheet)
-    if frames is None:
-        return None
-    row: dict[str, Any] = dict(
-        sample_id=sid, dataset=NAME, subject=f"{NAME}:{subject}", native_subject=subject, clip=clip,
-        emotion=emotion, frames=tuple(str(p) for p in frames), fps=FPS, part=NAME,
-        action_units=cell_text(first_of(rec, "actionunits", "aus", "au")),
-        _line=line, _file=str(sheet),
-    )
-    row.update(place_frames(frames, cell_int(rec["onset"]), cell_int(rec["apex"]), cell_int(rec["offset"]), where=where, sheet=sheet, line=line, sid=sid, problems=problems))
-    if verify_images and not key_frames_ok(row, where=where, line=line, problems=problems):
-        return None
-    return row
+    return index_coding_sheet(SHEET, sheet_path, frames_of, class_set=class_set, verify_images=verify_images, extra=dict(cropped=cropped))

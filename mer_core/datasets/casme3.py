@@ -19,38 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from mer_core.datasets._common import (
-    Problems,
-    require_root,
-    cell_int,
-    cell_text,
-    find_file,
-    finish,
-    first_of,
-    frame_files,
-    frame_number,
-    key_frames_ok,
-    normalise_label,
-    place_frames,
-    read_sheet,
-)
+from mer_core.datasets._common import Problems, frame_files, frame_number
 from mer_core.datasets.registry import register_dataset
+from mer_core.datasets.sheet import CodingSheet, SheetRow, cell_int, cell_text, index_coding_sheet
 from mer_core.errors import DatasetError
 
 NAME = "casme3"
-CLASS_SETS = ("casme3_7", "composite3", "native")
-FPS = 30.0
-EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "others")
-SYNONYMS = {"happy": "happiness", "sad": "sadness", "other": "others", "angry": "anger", "surprised": "surprise", "disgusted": "disgust"}
-SHEET_PATTERNS = ("cas(me)3_part_A_ME_label*.xlsx", "*part_A*ME*label*.xlsx", "*ME_label*.xlsx", "annotation/*ME_label*.xlsx")
-COLUMNS = {
-    "subject": ("subject", "sub"),
-    "clip": ("filename", "file"),
-    "onset": ("onset", "onsetframe"),
-    "apex": ("apex", "apexframe"),
-    "offset": ("offset", "offsetframe"),
-    "emotion": ("emotion", "estimatedemotion"),
-}
 
 
 def normalise_subject(value: Any) -> str:
@@ -65,6 +39,30 @@ def frames_root(root: Path) -> Path:
         if cand.is_dir() and any(p.is_dir() and p.name.lower().startswith("spno") for p in cand.iterdir()):
             return cand
     raise DatasetError(f"casme3: no subject folders (spNO.1/...) under {root / 'part_A'} or {root}")
+
+
+def clip_name(name: str, rec: dict[str, Any]) -> str:
+    """A clip is the onset..offset slice of recording ``name``: 'a_123_140'."""
+    onset, offset = cell_int(rec["onset"]), cell_int(rec["offset"])
+    if onset is None or offset is None or offset <= onset:
+        raise ValueError(f"onset {rec['onset']!r} / offset {rec['offset']!r} do not delimit a clip")
+    return f"{name}_{onset}_{offset}"
+
+
+SHEET = CodingSheet(
+    dataset=NAME,
+    title="CAS(ME)^3 part A ME label sheet",
+    files=("cas(me)3_part_A_ME_label*.xlsx", "*part_A*ME*label*.xlsx", "*ME_label*.xlsx", "annotation/*ME_label*.xlsx"),
+    root_hint="the folder holding part_A/ and the ME label sheet",
+    emotions=("anger", "disgust", "fear", "happiness", "sadness", "surprise", "others"),
+    class_sets=("casme3_7", "composite3", "native"),
+    fps=30.0,
+    subject=normalise_subject,
+    frame_names=("{n}.jpg",),  # the sheet's jpg index, under <recording>/color/
+    action_units=("au", "aus", "actionunits"),
+    clip_name=clip_name,
+)
+CLASS_SETS, FPS, EMOTIONS = SHEET.class_sets, SHEET.fps, SHEET.emotions
 
 
 @register_dataset(
@@ -82,18 +80,24 @@ def index_casme3(
     verify_images: bool = False,
 ) -> pd.DataFrame:
     """Index CAS(ME)^3 part A under ``root``; problems go to ``table.attrs['problems']``."""
-    root = require_root(NAME, root, "the folder holding part_A/ and the ME label sheet")
-    sheet_path = Path(sheet) if sheet else find_file(root, SHEET_PATTERNS, "CAS(ME)^3 part A ME label sheet")
+    root = SHEET.root(root)
+    sheet_path = SHEET.locate(root, sheet)
     base = frames_root(root)
-    problems = Problems()
-    records, _ = read_sheet(sheet_path, COLUMNS)
     listings: dict[Path, list[Path] | None] = {}
-    rows = []
-    for line, rec in records:
-        row = _row(rec, line, sheet_path, base, listings, problems, verify_images)
-        if row is not None:
-            rows.append(row)
-    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(sheet_path), allowed=CLASS_SETS)
+
+    def frames_of(row: SheetRow, problems: Problems) -> list[Path] | None:
+        folder = base / row.subject / row.name
+        recording = _recording(folder, listings)
+        if recording is None:
+            problems.add("error", "missing_frames", f"{row.where}: recording folder not found: {folder}", file=row.sheet, row=row.line, sample_id=row.sample_id)
+            return None
+        frames = [p for p in recording if (n := frame_number(p)) is not None and row.onset <= n <= row.offset]
+        if len(frames) < 2:
+            problems.add("error", "missing_frames", f"{row.where}: frames {row.onset}..{row.offset} not found in {folder} (expected {SHEET.expected_frames()} under color/)", file=row.sheet, row=row.line, sample_id=row.sample_id)
+            return None
+        return frames
+
+    return index_coding_sheet(SHEET, sheet_path, frames_of, class_set=class_set, verify_images=verify_images, extra=dict(cropped=False))
 
 
 def _recording(folder: Path, listings: dict[Path, list[Path] | None]) -> list[Path] | None:
@@ -101,40 +105,3 @@ def _recording(folder: Path, listings: dict[Path, list[Path] | None]) -> list[Pa
         color = folder / "color" if (folder / "color").is_dir() else folder
         listings[folder] = frame_files(color) if color.is_dir() else None
     return listings[folder]
-
-
-def _row(rec: dict[str, Any], line: int, sheet: Path, base: Path, listings: dict, problems: Problems, verify: bool) -> dict[str, Any] | None:
-    where = f"{sheet.name} row {line}"
-    subject = normalise_subject(rec["subject"])
-    name = cell_text(rec["clip"])
-    onset, apex, offset = (cell_int(rec[k]) for k in ("onset", "apex", "offset"))
-    if not subject or not name:
-        problems.add("error", "annotation", f"{where}: empty Subject or Filename cell", file=sheet, row=line)
-        return None
-    if onset is None or offset is None or offset <= onset:
-        problems.add("error", "annotation", f"{where}: onset {rec['onset']!r} / offset {rec['offset']!r} do not delimit a clip; row skipped", file=sheet, row=line)
-        return None
-    clip = f"{name}_{onset}_{offset}"
-    sid = f"{NAME}/{subject}/{clip}"
-    emotion = normalise_label(rec["emotion"], SYNONYMS)
-    if emotion not in EMOTIONS:
-        problems.add("warning", "label", f"{where}: unknown emotion {emotion!r} for {sid}; expected one of {list(EMOTIONS)}; row skipped", file=sheet, row=line, sample_id=sid)
-        return None
-    folder = base / subject / name
-    recording = _recording(folder, listings)
-    if recording is None:
-        problems.add("error", "missing_frames", f"{where}: recording folder not found: {folder}", file=sheet, row=line, sample_id=sid)
-        return None
-    frames = [p for p in recording if (n := frame_number(p)) is not None and onset <= n <= offset]
-    if len(frames) < 2:
-        problems.add("error", "missing_frames", f"{where}: frames {onset}..{offset} not found in {folder}", file=sheet, row=line, sample_id=sid)
-        return None
-    row: dict[str, Any] = dict(
-        sample_id=sid, dataset=NAME, subject=f"{NAME}:{subject}", native_subject=subject, clip=clip,
-        emotion=emotion, frames=tuple(str(p) for p in frames), fps=FPS, part=NAME, cropped=False,
-        action_units=cell_text(first_of(rec, "au", "aus", "actionunits")), _line=line, _file=str(sheet),
-    )
-    row.update(place_frames(frames, onset, apex, offset, where=where, sheet=sheet, line=line, sid=sid, problems=problems))
-    if verify and not key_frames_ok(row, where=where, line=line, problems=problems):
-        return None
-    return row

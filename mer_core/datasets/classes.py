@@ -7,6 +7,9 @@ official ones (see shared/reference/megc2019.md).
 """
 from __future__ import annotations
 
+import re
+from typing import Any, Iterable
+
 import pandas as pd
 
 from mer_core.errors import UnknownNameError
@@ -37,6 +40,44 @@ COMPOSITE_MAPPING: dict[str, str] = {
     "negative": "negative",
     "positive": "positive",
 }
+
+# The one table of label spellings: variant (lower case, single-spaced) ->
+# canonical emotion name. Used by every indexer and by macro pre-training.
+LABEL_SYNONYMS: dict[str, str] = {
+    "happy": "happiness",
+    "joy": "happiness",
+    "sad": "sadness",
+    "angry": "anger",
+    "surprised": "surprise",
+    "disgusted": "disgust",
+    "repressed": "repression",
+    "fearful": "fear",
+    "afraid": "fear",
+    "contemptuous": "contempt",
+    "neutrality": "neutral",
+    "other": "others",  # SAMM spells it 'other': its vocabulary keeps that (see normalise_label)
+}
+
+
+def normalise_label(value: Any, vocabulary: Iterable[str] = ()) -> str:
+    """A label as lower-case, single-spaced text with synonyms unified (``Happy`` -> ``happiness``).
+
+    ``vocabulary``: the labels a dataset spells its own way (SAMM's 'other');
+    a label that is a synonym of one of them comes back in that spelling
+    ('others' -> 'other' for SAMM, 'other' -> 'others' for CASME II). Without
+    a vocabulary the canonical name of :data:`LABEL_SYNONYMS` is returned.
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = re.sub(r"\s+", " ", ("" if value is None else str(value)).strip().lower())
+    vocabulary = tuple(vocabulary)
+    if text in vocabulary:
+        return text
+    label = LABEL_SYNONYMS.get(text, text)
+    if vocabulary and label not in vocabulary:
+        label = next((v for v in vocabulary if LABEL_SYNONYMS.get(v, v) == label), label)
+    return label
+
 
 # CASME II fear/sadness/others are excluded from the composite.
 _COMPOSITE_DROP: dict[str, set[str]] = {

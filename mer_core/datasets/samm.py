@@ -18,37 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from mer_core.datasets._common import (
-    Problems,
-    require_root,
-    cell_int,
-    cell_text,
-    find_file,
-    finish,
-    first_of,
-    key_frames_ok,
-    load_clip_frames,
-    normalise_label,
-    place_frames,
-    read_sheet,
-)
+from mer_core.datasets._common import Problems, load_clip_frames
 from mer_core.datasets.registry import register_dataset
+from mer_core.datasets.sheet import CodingSheet, SheetRow, cell_text, index_coding_sheet
 from mer_core.errors import DatasetError
 
 NAME = "samm"
-CLASS_SETS = ("samm_5", "composite3", "native")
-FPS = 200.0
-EMOTIONS = ("anger", "contempt", "disgust", "fear", "happiness", "other", "sadness", "surprise")
-SYNONYMS = {"others": "other", "happy": "happiness", "sad": "sadness", "angry": "anger", "surprised": "surprise"}
-SHEET_PATTERNS = ("SAMM_Micro_FACS_Codes*.xlsx", "SAMM*FACS*.xlsx", "SAMM*.xlsx")
-COLUMNS = {
-    "subject": ("subject",),
-    "clip": ("filename", "file"),
-    "onset": ("onsetframe", "onset"),
-    "apex": ("apexframe", "apex"),
-    "offset": ("offsetframe", "offset"),
-    "emotion": ("estimatedemotion", "emotion"),
-}
 
 
 def normalise_subject(value: Any) -> str:
@@ -63,6 +38,20 @@ def frames_root(root: Path) -> Path:
         if cand.is_dir() and any(p.is_dir() and re.fullmatch(r"\d+", p.name) for p in cand.iterdir()):
             return cand
     raise DatasetError(f"samm: no subject folders (006/, 007/...) under {root} or {root / 'SAMM'}")
+
+
+SHEET = CodingSheet(
+    dataset=NAME,
+    title="SAMM FACS-codes spreadsheet",
+    files=("SAMM_Micro_FACS_Codes*.xlsx", "SAMM*FACS*.xlsx", "SAMM*.xlsx"),
+    root_hint="the folder holding SAMM_Micro_FACS_Codes_v2.xlsx",
+    emotions=("anger", "contempt", "disgust", "fear", "happiness", "other", "sadness", "surprise"),
+    class_sets=("samm_5", "composite3", "native"),
+    fps=200.0,
+    subject=normalise_subject,
+    frame_names=("006_05562.jpg", "006_1_1_0001.jpg"),  # the frame number is the last digits
+)
+CLASS_SETS, FPS, EMOTIONS = SHEET.class_sets, SHEET.fps, SHEET.emotions
 
 
 @register_dataset(
@@ -85,43 +74,14 @@ def index_samm(
     ``sheet``: the FACS-codes spreadsheet (default: ``SAMM_Micro_FACS_Codes*.xlsx``);
     ``sheet_name``: the worksheet (default: the first one with the header).
     """
-    root = require_root(NAME, root, "the folder holding SAMM_Micro_FACS_Codes_v2.xlsx")
-    sheet_path = Path(sheet) if sheet else find_file(root, SHEET_PATTERNS, "SAMM FACS-codes spreadsheet")
+    root = SHEET.root(root)
+    sheet_path = SHEET.locate(root, sheet)
     base = frames_root(root)
-    problems = Problems()
-    records, _ = read_sheet(sheet_path, COLUMNS, sheet=sheet_name)
-    rows = []
-    for line, rec in records:
-        row = _row(rec, line, sheet_path, base, problems, verify_images)
-        if row is not None:
-            rows.append(row)
-    return finish(rows, problems, dataset=NAME, class_set=class_set, origin=str(sheet_path), allowed=CLASS_SETS)
 
+    def frames_of(row: SheetRow, problems: Problems) -> list[Path] | None:
+        if not row.clip.startswith(row.subject + "_"):
+            problems.add("warning", "subject", f"{row.where}: clip {row.clip!r} does not start with its subject {row.subject!r}", file=row.sheet, row=row.line, sample_id=row.sample_id)
+        folder = base / row.subject / row.clip
+        return load_clip_frames(folder, where=row.where, line=row.line, sid=row.sample_id, problems=problems, file=row.sheet, names=SHEET.expected_frames())
 
-def _row(rec: dict[str, Any], line: int, sheet: Path, base: Path, problems: Problems, verify: bool) -> dict[str, Any] | None:
-    where = f"{sheet.name} row {line}"
-    subject = normalise_subject(rec["subject"])
-    clip = cell_text(rec["clip"])
-    if not subject or not clip:
-        problems.add("error", "annotation", f"{where}: empty Subject or Filename cell", file=sheet, row=line)
-        return None
-    sid = f"{NAME}/{subject}/{clip}"
-    if not clip.startswith(subject + "_"):
-        problems.add("warning", "subject", f"{where}: clip {clip!r} does not start with its subject {subject!r}", file=sheet, row=line, sample_id=sid)
-    emotion = normalise_label(rec["emotion"], SYNONYMS)
-    if emotion not in EMOTIONS:
-        problems.add("warning", "label", f"{where}: unknown emotion {emotion!r} for {sid}; expected one of {list(EMOTIONS)}; row skipped", file=sheet, row=line, sample_id=sid)
-        return None
-    frames = load_clip_frames(base / subject / clip, where=where, line=line, sid=sid, problems=problems, file=sheet)
-    if frames is None:
-        return None
-    row: dict[str, Any] = dict(
-        sample_id=sid, dataset=NAME, subject=f"{NAME}:{subject}", native_subject=subject, clip=clip,
-        emotion=emotion, frames=tuple(str(p) for p in frames), fps=FPS, part=NAME, cropped=False,
-        action_units=cell_text(first_of(rec, "actionunits", "aus", "au")),
-        _line=line, _file=str(sheet),
-    )
-    row.update(place_frames(frames, cell_int(rec["onset"]), cell_int(rec["apex"]), cell_int(rec["offset"]), where=where, sheet=sheet, line=line, sid=sid, problems=problems))
-    if verify and not key_frames_ok(row, where=where, line=line, problems=problems):
-        return None
-    return row
+    return index_coding_sheet(SHEET, sheet_path, frames_of, class_set=class_set, verify_images=verify_images, sheet_name=sheet_name, extra=dict(cropped=False))

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mer_core.datasets._common import Problems, require_root, finish, key_frames_ok, load_clip_frames, frame_number
+from mer_core.datasets.classes import normalise_label
 from mer_core.datasets.registry import register_dataset
 from mer_core.errors import DatasetError
 
@@ -114,7 +115,7 @@ def index_smic(
         if micro is None:
             continue  # subjects without micro-expressions have only non_micro/
         for label_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
-            label = label_dir.name.lower()
+            label = normalise_label(label_dir.name, LABELS)
             if label not in LABELS:
                 problems.add("warning", "label", f"{label_dir}: unknown label folder {label_dir.name!r}; expected one of {list(LABELS)}; its clips are skipped", file=label_dir)
                 continue
