@@ -230,7 +230,7 @@ CASME2_UNMAPPED = [
 SAMM_UNMAPPED = [dict(subject=6, clip="006_1_7", onset=1, apex=2, offset=2, emotion="Other", frames=[1, 2])]
 
 
-def build_megc2019(root: Path, *, extras: bool = True) -> dict[str, Path]:
+def build_megc2019(root: Path, *, extras: bool = True, folders: dict[str, str] | None = None) -> dict[str, Path]:
     """The three parts of the composite with every clip of the official list (2 frames each).
 
     CASME II negatives alternate disgust/repression and SAMM negatives cycle
@@ -238,8 +238,11 @@ def build_megc2019(root: Path, *, extras: bool = True) -> dict[str, Path]:
     ``extras``: the five CASME II clips the list excludes (see
     shared/reference/megc2019.md), clips the mapping drops, and one SAMM row
     with its apex before its onset (kept, apex estimated). Returns the roots
-    {'casme2': ..., 'samm': ..., 'smic': ...}.
+    {'casme2': ..., 'samm': ..., 'smic': ...}. ``folders``: the part folders'
+    names under ``root`` (default: casme2/, samm/, smic/), e.g. the distributed
+    ``{'casme2': 'CASME2', 'samm': 'SAMM', 'smic': 'SMIC-HS'}``.
     """
+    folders = {"casme2": "casme2", "samm": "samm", "smic": "smic", **(folders or {})}
     with open(OFFICIAL_LIST, newline="", encoding="utf-8") as fh:
         listed = list(csv.DictReader(fh))
     cas, sam, smc = [], [], []
@@ -258,9 +261,9 @@ def build_megc2019(root: Path, *, extras: bool = True) -> dict[str, Path]:
         sam += [dict(c) for c in SAMM_UNMAPPED]
         sam[0].update(onset=1, apex=0, offset=3, frames=[1, 2, 3])  # the sheet typo: apex before onset
     return {
-        "casme2": build_casme2(root / "casme2", cas),
-        "samm": build_samm(root / "samm", sam),
-        "smic": build_smic(root / "smic", smc),
+        "casme2": build_casme2(root / folders["casme2"], cas),
+        "samm": build_samm(root / folders["samm"], sam),
+        "smic": build_smic(root / folders["smic"], smc),
     }
 
 

@@ -93,6 +93,29 @@ def test_roots_come_from_configuration(roots, monkeypatch, tmp_path):
     assert len(index_dataset("megc2019", roots["casme2"].parent)) == 442
 
 
+@pytest.mark.parametrize("folders", [
+    {"casme2": "CASME2", "samm": "SAMM", "smic": "SMIC"},
+    {"casme2": "CASME_II", "samm": "Samm", "smic": "SMIC-HS"},
+    {"casme2": "casme_ii", "samm": "samm", "smic": "smic_hs"},
+])
+def test_composite_root_with_distributed_folder_names(tmp_path, folders):
+    build_megc2019(tmp_path / "megc", extras=False, folders=folders)
+    table = index_dataset("megc2019", tmp_path / "megc")
+    assert table["part"].value_counts().to_dict() == {"smic": 164, "casme2": 145, "samm": 133}
+    assert (tmp_path / "megc" / folders["samm"]).resolve().as_posix() in table.loc[table["part"] == "samm", "frames"].iloc[0][0]
+
+
+def test_composite_root_without_a_part_names_the_folders_tried(tmp_path):
+    roots = build_megc2019(tmp_path / "megc", extras=False, folders={"casme2": "CASME2", "samm": "SAMM", "smic": "SMIC"})
+    shutil.rmtree(roots["samm"])
+    (tmp_path / "megc" / "SAMM_v1_notes").mkdir()  # a near miss is not taken for the part
+    with pytest.raises(DatasetError) as err:
+        index_dataset("megc2019", tmp_path / "megc")
+    message = str(err.value)
+    assert "samm, SAMM (any case)" in message and str(tmp_path / "megc") in message
+    assert "MER_ROOT_SAMM" in message and "samm_root=" in message
+
+
 def test_list_differences_missing_clip_and_label_disagreement(tmp_path):
     roots = build_megc2019(tmp_path / "m", extras=False)
     shutil.rmtree(roots["smic"] / "SMIC_all_cropped" / "HS" / "s1" / "micro" / "negative" / "s1_ne_01")

@@ -62,22 +62,42 @@ def official_list(path: str | Path | None = None) -> pd.DataFrame:
     return out
 
 
+# The folder names a composite root may hold each part under (matched in any
+# case): the project's own, then the names the datasets are distributed with.
+PART_FOLDERS: dict[str, tuple[str, ...]] = {
+    "casme2": ("casme2", "CASME2", "CASME_II", "CASME-II", "CASMEII", "CASME II"),
+    "samm": ("samm", "SAMM"),
+    "smic": ("smic", "SMIC", "SMIC-HS", "SMIC_HS", "SMIC-E", "SMIC_E"),
+}
+
+
+def part_folder(root: Path, part: str) -> Path | None:
+    """The folder of ``part`` under a composite root, its name matched in any case."""
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name) if root.is_dir() else []
+    by_name: dict[str, Path] = {}
+    for folder in folders:
+        by_name.setdefault(folder.name.lower(), folder)
+    return next((by_name[n.lower()] for n in PART_FOLDERS[part] if n.lower() in by_name), None)
+
+
 def part_roots(root: Path | None, options: dict[str, Any]) -> dict[str, Path]:
-    """Each part's root: option ``<part>_root``, else ``root/<part>``, else the configured root."""
+    """Each part's root: option ``<part>_root``, else a part folder under ``root``, else the configured root."""
     from mer_core.datasets.roots import dataset_root
 
     roots = {}
     for part in PARTS:
         given = options.get(f"{part}_root")
+        found = part_folder(Path(root), part) if root is not None and not given else None
         if given:
             roots[part] = Path(given).expanduser()
-        elif root is not None and (Path(root) / part).is_dir():
-            roots[part] = Path(root) / part
+        elif found is not None:
+            roots[part] = found
         else:
             try:
                 roots[part] = dataset_root(part)
             except DatasetError as exc:
-                raise DatasetError(f"megc2019 needs the roots of casme2, samm and smic; {exc} (or pass {part}_root=...)") from None
+                tried = f"no folder named {', '.join(PART_FOLDERS[part])} (any case) under {root}; " if root is not None else ""
+                raise DatasetError(f"megc2019 needs the roots of casme2, samm and smic; {tried}{exc} (or pass {part}_root=...)") from None
     return roots
 
 
@@ -99,7 +119,11 @@ def index_megc2019(
     list_path: str | Path | None = None,
     verify_images: bool = False,
 ) -> pd.DataFrame:
-    """Index the composite. ``root`` (optional) may hold casme2/, samm/, smic/ folders.
+    """Index the composite. ``root`` (optional) may hold the parts' folders.
+
+    The folders may carry the project's names (casme2/, samm/, smic/) or the
+    distributed ones (CASME2/, CASME_II/, SAMM/, SMIC/, SMIC-HS/...), in any
+    case; see :data:`PART_FOLDERS`.
 
     ``official=False`` applies the mapping only (no restriction to the list),
     to see what the rules alone give.
