@@ -5,11 +5,15 @@ Lookup order for a dataset ``NAME``:
 1. the environment variable ``MER_ROOT_<NAME>`` (upper case, '-' -> '_'),
 2. ``[roots]`` in ``datasets.toml`` (``$MER_DATASETS_TOML`` or the cache root),
 
-never a hard-coded path. The dashboard's Datasets page writes the same file.
+never a hard-coded path. The dashboard's Datasets page writes the same file,
+atomically (a temporary file beside it, then a rename), so a full disk or a
+crash mid-write leaves the previous file whole.
 """
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 from pathlib import Path
 
 from mer_core.errors import DatasetError
@@ -30,16 +34,20 @@ def _env_key(name: str) -> str:
     return "MER_ROOT_" + name.upper().replace("-", "_")
 
 
+def _file_roots(path: Path) -> dict[str, str]:
+    """The ``[roots]`` table of ``datasets.toml`` ({} when the file does not exist)."""
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: not valid TOML ({exc}); expected a [roots] table of name = \"path\"") from exc
+    return {str(k): str(v) for k, v in (data.get("roots") or {}).items()}
+
+
 def configured_roots() -> dict[str, str]:
     """All configured roots: the file's entries overridden by environment variables."""
-    roots: dict[str, str] = {}
-    path = config_path()
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{path}: not valid TOML ({exc}); expected a [roots] table of name = \"path\"") from exc
-        roots.update({str(k): str(v) for k, v in (data.get("roots") or {}).items()})
+    roots = _file_roots(config_path())
     for key, value in os.environ.items():
         if key.startswith("MER_ROOT_") and value:
             roots[key[len("MER_ROOT_"):].lower()] = value
@@ -63,16 +71,34 @@ def dataset_root(name: str) -> Path:
 
 
 def set_dataset_root(name: str, root: str | Path) -> Path:
-    """Record a dataset root in ``datasets.toml`` (keeps the other entries)."""
+    """Record a dataset root in ``datasets.toml`` (keeps the other entries); returns the file."""
     path = config_path()
-    roots = {}
-    if path.exists():
-        roots = {str(k): str(v) for k, v in (tomllib.loads(path.read_text(encoding="utf-8")).get("roots") or {}).items()}
+    roots = _file_roots(path)
     roots[name] = str(Path(root).expanduser())
     lines = ["# Dataset roots for MER Bench (written by `mer datasets set-root` and the dashboard)", "[roots]"]
     lines += [f"{k} = {_toml_str(v)}" for k, v in sorted(roots.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_atomic(path, "\n".join(lines) + "\n")
     return path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    A failure (full disk, no permission) leaves ``path`` as it was and no
+    temporary file behind, and raises :class:`DatasetError` naming the file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644)  # mkstemp makes it 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise DatasetError(f"{path}: cannot save ({exc}); the file is left as it was") from exc
 
 
 def _toml_str(value: str) -> str:
