@@ -38,7 +38,8 @@ def test_csv_export_writes_tables_that_round_trip(run_id, tmp_path):
     pred = pd.read_csv(tmp_path / "out" / "export-run_predictions.csv")
     stored = RunStore().predictions(run_id)
     assert len(pred) == len(stored)
-    merged = pred.merge(stored, on="sample_id")
+    merged = pred.merge(stored, on="sample_id", suffixes=("", "_stored"))
+    assert (merged["y_true"] == merged["y_true_stored"]).all() and (merged["y_pred"] == merged["y_pred_stored"]).all()
     assert (merged["true"] == [CLASSES[i] for i in merged["y_true"]]).all()
     assert (merged["correct"] == (merged["y_true"] == merged["y_pred"])).all()
     subj = pd.read_csv(tmp_path / "out" / "export-run_per_subject.csv")
@@ -90,3 +91,46 @@ def test_cli_export(run_id, tmp_path, capsys):
     assert "no run 'missing-run'" in capsys.readouterr().err
     record = run_record(run_id)
     assert record["format"] == "mer-bench run v1"
+
+
+def test_exported_predictions_feed_the_metrics_functions(run_id, tmp_path):
+    from mer_core.evaluation.metrics import summarize
+
+    export_run(run_id, "csv", tmp_path)
+    pred = pd.read_csv(tmp_path / "export-run_predictions.csv")
+    run = RunStore().get_run(run_id)
+    assert summarize(pred, list(run["classes"]))["pooled"]["uf1"] == pytest.approx(run["uf1"])
+
+
+@pytest.mark.parametrize("where", ["file", "unwritable"])
+def test_export_onto_a_file_or_an_unwritable_place_is_one_line(run_id, tmp_path, capsys, where):
+    import os
+
+    target = tmp_path / "taken"
+    if where == "file":
+        target.write_text("keep me")
+    else:
+        target.mkdir()
+        os.chmod(target, 0o500)
+        if os.access(target, os.W_OK):  # root ignores the mode bits
+            target = tmp_path / "a_file" / "below"
+            (tmp_path / "a_file").write_text("x")
+    assert main(["export", run_id, "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mer export: error:") and "--out" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    if where == "file":
+        assert target.read_text() == "keep me"
+
+
+def test_a_full_disk_during_synth_is_one_line(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device", str(tmp_path / "syn" / "x.png"))
+
+    monkeypatch.setattr("cv2.imwrite", full_disk)
+    monkeypatch.setattr(np, "savez_compressed", full_disk)
+    code = main(["synth", "--subjects", "2", "--out", str(tmp_path / "syn")])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left on device" in err and "Traceback" not in err

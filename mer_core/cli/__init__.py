@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a full disk, a read-only folder, a missing file: one line, not a traceback
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"mer {args.command}: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

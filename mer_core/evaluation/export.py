@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -41,6 +42,9 @@ def predictions_table(pred: pd.DataFrame, classes: Sequence[str]) -> pd.DataFram
         "fold": pred["fold"].astype(int) if "fold" in pred else 0,
         "true": [names[i] for i in pred["y_true"].astype(int)],
         "predicted": [names[i] for i in pred["y_pred"].astype(int)],
+        # the integer labels the metrics functions take (mer_core.evaluation.metrics.scores / summarize)
+        "y_true": pred["y_true"].astype(int).to_numpy(),
+        "y_pred": pred["y_pred"].astype(int).to_numpy(),
         "correct": (pred["y_true"].astype(int) == pred["y_pred"].astype(int)).to_numpy(),
         "confidence": [float(max(p)) if len(p) else float("nan") for p in probs],
         "p_true": [float(p[t]) if len(p) > t else float("nan") for p, t in zip(probs, pred["y_true"].astype(int))],
@@ -113,7 +117,14 @@ def export_run(run_id: str, fmt: str = "csv", out_dir: str | Path | None = None,
     if fmt == "mlflow":
         return export_mlflow(record, tracking_uri=tracking_uri)
     out = Path(out_dir) if out_dir is not None else run_folder(run_id) / "export"
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise MerError(f"--out {out}: is an existing file; give a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MerError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK):
+        raise MerError(f"--out {out}: the folder is not writable")
     safe = run_id.replace("/", "_")
     if fmt == "json":
         path = out / f"{safe}.json"
