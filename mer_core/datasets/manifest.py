@@ -24,16 +24,11 @@ from typing import Any
 
 import pandas as pd
 
-from mer_core.datasets._common import IMAGE_EXTS, Problems, finish, natural_key  # noqa: F401 (re-exported)
+from mer_core.datasets._common import Problems, finish, frame_files
 from mer_core.datasets.registry import register_dataset
 from mer_core.errors import DatasetError
 
 REQUIRED_COLUMNS = ("subject", "clip", "label")
-
-
-def list_frames(folder: Path) -> list[Path]:
-    """Image files in a folder, in natural order."""
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=lambda p: natural_key(p.name))
 
 
 def read_manifest(
@@ -116,47 +111,48 @@ def _row(manifest: Path, base: Path, line: int, r: dict[str, str], default_datas
             row[key] = str(p)
     frames_dir = r.get("frames_dir", "").strip()
     if frames_dir:
-        folder = (base / frames_dir).resolve()
-        if not folder.is_dir():
-            raise DatasetError(f"{where}: frames_dir is not a folder: {folder}")
-        frames = list_frames(folder)
-        if len(frames) < 2:
-            raise DatasetError(f"{where}: {folder} holds {len(frames)} image(s); a clip needs at least 2 frames")
-        n = len(frames)
-        onset = _number(where, "onset", r.get("onset", ""), int, 0)
-        offset = _number(where, "offset", r.get("offset", ""), int, n - 1)
-        for name, value in (("onset", onset), ("offset", offset)):
-            if not 0 <= value < n:
-                raise DatasetError(f"{where}: {name}={value} is outside the {n} frames of {folder} (expected 0..{n - 1})")
-        if offset < onset:
-            raise DatasetError(f"{where}: offset {offset} is before onset {onset}")
-        apex_text = r.get("apex", "").strip()
-        estimated = not apex_text
-        apex = (onset + offset) // 2
-        if not estimated:
-            try:
-                apex = _number(where, "apex", apex_text, int, 0)
-            except DatasetError as exc:
-                problems.add("warning", "apex", f"{exc}; apex estimated as the middle frame", file=manifest, row=line)
-                apex, estimated = (onset + offset) // 2, True
-        if not estimated and not onset <= apex <= offset:
-            problems.add(
-                "warning", "apex",
-                f"{where}: apex {apex} is outside onset..offset ({onset}..{offset}); apex estimated as the middle frame",
-                file=manifest, row=line,
-            )
-            apex, estimated = (onset + offset) // 2, True
-        row.update(
-            frames=tuple(str(p) for p in frames),
-            onset=onset,
-            apex=apex,
-            offset=offset,
-            apex_estimated=estimated,
-            apex_method="middle" if estimated else "annotated",
-        )
+        row.update(_frame_fields(manifest, line, (base / frames_dir).resolve(), r, problems))
     elif not (row.get("flow_path") or row.get("apex_image_path")):
         raise DatasetError(f"{where}: give a frames_dir, a flow_image or an apex_image for clip {row['clip']!r}")
     return row
+
+
+def _frame_fields(manifest: Path, line: int, folder: Path, r: dict[str, str], problems: Problems) -> dict[str, Any]:
+    """frames, onset, apex, offset of a frames_dir row; a missing or impossible apex is estimated and flagged."""
+    where = f"{manifest} row {line}"
+    if not folder.is_dir():
+        raise DatasetError(f"{where}: frames_dir is not a folder: {folder}")
+    frames = frame_files(folder)
+    if len(frames) < 2:
+        raise DatasetError(f"{where}: {folder} holds {len(frames)} image(s); a clip needs at least 2 frames")
+    n = len(frames)
+    onset = _number(where, "onset", r.get("onset", ""), int, 0)
+    offset = _number(where, "offset", r.get("offset", ""), int, n - 1)
+    for name, value in (("onset", onset), ("offset", offset)):
+        if not 0 <= value < n:
+            raise DatasetError(f"{where}: {name}={value} is outside the {n} frames of {folder} (expected 0..{n - 1})")
+    if offset < onset:
+        raise DatasetError(f"{where}: offset {offset} is before onset {onset}")
+    apex_text = r.get("apex", "").strip()
+    estimated = not apex_text
+    apex = (onset + offset) // 2
+    if not estimated:
+        try:
+            apex = _number(where, "apex", apex_text, int, 0)
+        except DatasetError as exc:
+            problems.add("warning", "apex", f"{exc}; apex estimated as the middle frame", file=manifest, row=line)
+            apex, estimated = (onset + offset) // 2, True
+    if not estimated and not onset <= apex <= offset:
+        problems.add(
+            "warning", "apex",
+            f"{where}: apex {apex} is outside onset..offset ({onset}..{offset}); apex estimated as the middle frame",
+            file=manifest, row=line,
+        )
+        apex, estimated = (onset + offset) // 2, True
+    return dict(
+        frames=tuple(str(p) for p in frames), onset=onset, apex=apex, offset=offset,
+        apex_estimated=estimated, apex_method="middle" if estimated else "annotated",
+    )
 
 
 def _number(where: str, col: str, text: str, kind: type, default: Any) -> Any:
