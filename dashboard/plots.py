@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-CLASS_COLOURS = ["#2f6fdf", "#e8590c", "#2b8a3e", "#ae3ec9", "#f08c00", "#1098ad", "#c92a2a"]
+from dashboard import palette
+from dashboard.palette import CLASS_COLOURS, MASK_COLOURS, SOURCE_COLOURS
 
 
 def confusion_figure(cm: Sequence[Sequence[int]], classes: Sequence[str], *, normalise: bool = False,
@@ -37,7 +38,7 @@ def subject_bars(per_subject: pd.DataFrame, metric: str = "uf1") -> go.Figure:
     df = per_subject.sort_values(metric, ascending=False)
     fig = go.Figure(go.Bar(
         x=df["subject"].astype(str), y=df[metric], text=[f"n={n}" for n in df["n"]], textposition="outside",
-        marker_color="#2f6fdf",
+        marker_color=palette.ACCENT,
         customdata=np.stack([df["n"], df["accuracy"], df["uf1"], df["uar"]], axis=1),
         hovertemplate=("%{x}<br>n=%{customdata[0]}<br>accuracy %{customdata[1]:.3f}<br>"
                        "UF1 %{customdata[2]:.3f}<br>UAR %{customdata[3]:.3f}<extra></extra>"),
@@ -49,7 +50,6 @@ def subject_bars(per_subject: pd.DataFrame, metric: str = "uf1") -> go.Figure:
 
 
 # --- results pages (issue 10) ------------------------------------------------------
-SOURCE_COLOURS = {"reported in paper": "#adb5bd", "measured here, honest protocol": "#2f6fdf"}
 
 
 def confusion_clickable(cm: Sequence[Sequence[int]], classes: Sequence[str], *, normalise: bool = False) -> go.Figure:
@@ -65,7 +65,7 @@ def confusion_clickable(cm: Sequence[Sequence[int]], classes: Sequence[str], *, 
     counts = np.asarray(cm, dtype=int)
     fig.add_trace(go.Scatter(
         x=xs, y=ys, mode="markers", customdata=[[i, j] for i in range(k) for j in range(k)],
-        marker=dict(symbol="square", size=60, opacity=0.01, color="#000"),
+        marker=dict(symbol="square", size=60, opacity=0.01, color=palette.CLICK_TARGET),
         hovertemplate=[f"true {classes[i]} → predicted {classes[j]}: {counts[i, j]} clip(s)<br>click to list them"
                        "<extra></extra>" for i in range(k) for j in range(k)],
         showlegend=False,
@@ -88,7 +88,7 @@ def subject_bars_detail(per_subject: pd.DataFrame, hover: dict[str, str], metric
     df = per_subject.sort_values(metric, ascending=False)
     fig = go.Figure(go.Bar(
         x=df["subject"].astype(str), y=df[metric], text=[f"n={n}" for n in df["n"]], textposition="outside",
-        marker_color="#2f6fdf",
+        marker_color=palette.ACCENT,
         customdata=np.stack([df["n"], df["accuracy"], df["uf1"], df["uar"],
                              [hover.get(str(s), "") for s in df["subject"]]], axis=1),
         hovertemplate=("<b>%{x}</b>  n=%{customdata[0]}<br>accuracy %{customdata[1]:.3f} · "
@@ -106,11 +106,11 @@ def curves_figure(epochs: pd.DataFrame, metric: str, *, title: str = "") -> go.F
     fig = go.Figure()
     df = epochs.dropna(subset=[metric])
     for fold, g in df.groupby("fold_index"):
-        fig.add_trace(go.Scatter(x=g["epoch"], y=g[metric], mode="lines", line=dict(width=1, color="#ced4da"),
+        fig.add_trace(go.Scatter(x=g["epoch"], y=g[metric], mode="lines", line=dict(width=1, color=palette.FAINT),
                                  name=f"fold {fold}", showlegend=False,
                                  hovertemplate=f"fold {fold}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
     mean = df.groupby("epoch")[metric].mean()
-    fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines+markers", line=dict(width=3, color="#2f6fdf"),
+    fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines+markers", line=dict(width=3, color=palette.ACCENT),
                              name="mean over folds", hovertemplate="mean, epoch %{x}: %{y:.3f}<extra></extra>"))
     fig.update_layout(xaxis_title="epoch", yaxis_title=metric, title=title or None, height=340,
                       margin=dict(l=10, r=10, t=40 if title else 10, b=10), legend=dict(orientation="h", y=1.08))
@@ -120,7 +120,7 @@ def curves_figure(epochs: pd.DataFrame, metric: str, *, title: str = "") -> go.F
 def interval_figure(rows: pd.DataFrame) -> go.Figure:
     """Point estimates with 95% intervals, one row per run (columns label, point, low, high)."""
     fig = go.Figure(go.Scatter(
-        x=rows["point"], y=rows["label"], mode="markers", marker=dict(size=11, color="#2f6fdf"),
+        x=rows["point"], y=rows["label"], mode="markers", marker=dict(size=11, color=palette.ACCENT),
         error_x=dict(type="data", symmetric=False, array=rows["high"] - rows["point"],
                      arrayminus=rows["point"] - rows["low"], thickness=2, width=6),
         hovertemplate="%{y}<br>%{x:.3f}<extra></extra>",
@@ -146,12 +146,12 @@ def grouped_bars(df: pd.DataFrame, x: str, y: str, group: str, *, y_title: str =
 def paired_scatter(df: pd.DataFrame, names: tuple[str, str], metric: str = "uf1") -> go.Figure:
     """Each subject's score under run A (x) and run B (y); points above the diagonal favour B."""
     fig = go.Figure(go.Scatter(
-        x=df["a"], y=df["b"], mode="markers", marker=dict(size=6 + 2 * np.sqrt(df["n"]), color="#2f6fdf",
+        x=df["a"], y=df["b"], mode="markers", marker=dict(size=6 + 2 * np.sqrt(df["n"]), color=palette.ACCENT,
                                                            opacity=0.7, line=dict(width=1, color="white")),
         text=df["subject"], customdata=df["n"],
         hovertemplate=f"%{{text}} (n=%{{customdata}})<br>{names[0]}: %{{x:.3f}}<br>{names[1]}: %{{y:.3f}}<extra></extra>",
     ))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="#adb5bd"),
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color=palette.MUTED),
                              hoverinfo="skip", showlegend=False))
     fig.update_layout(xaxis_title=f"{names[0]} {metric.upper()}", yaxis_title=f"{names[1]} {metric.upper()}",
                       xaxis_range=[-0.03, 1.03], yaxis_range=[-0.03, 1.03], height=380, showlegend=False,
@@ -162,7 +162,7 @@ def paired_scatter(df: pd.DataFrame, names: tuple[str, str], metric: str = "uf1"
 def difference_bars(df: pd.DataFrame, names: tuple[str, str], metric: str = "uf1") -> go.Figure:
     """Per-subject B - A, sorted; green where B is better, red where A is better."""
     d = df.assign(diff=df["b"] - df["a"]).sort_values("diff", ascending=False)
-    colours = ["#2b8a3e" if v > 0 else ("#c92a2a" if v < 0 else "#adb5bd") for v in d["diff"]]
+    colours = [palette.GOOD if v > 0 else (palette.BAD if v < 0 else palette.MUTED) for v in d["diff"]]
     fig = go.Figure(go.Bar(x=d["subject"].astype(str), y=d["diff"], marker_color=colours, customdata=d["n"],
                            hovertemplate="%{x} (n=%{customdata})<br>difference %{y:+.3f}<extra></extra>"))
     fig.update_layout(yaxis_title=f"{names[1]} − {names[0]} ({metric.upper()})", xaxis_title="subject",
@@ -180,7 +180,7 @@ def hyperparameter_figure(df: pd.DataFrame, params: Sequence[str], metric: str =
     if len(params) == 1:
         p = params[0]
         fig = go.Figure(go.Scatter(x=df[p].astype(str) if df[p].dtype == object else df[p], y=df[metric],
-                                   mode="markers", marker=dict(size=10, color="#2f6fdf"), text=df["id"],
+                                   mode="markers", marker=dict(size=10, color=palette.ACCENT), text=df["id"],
                                    hovertemplate=f"%{{text}}<br>{p}=%{{x}}<br>{metric}=%{{y:.3f}}<extra></extra>"))
         fig.update_layout(xaxis_title=p, yaxis_title=metric.upper(), height=340, margin=dict(l=10, r=10, t=10, b=10))
         return fig
@@ -206,7 +206,7 @@ def leaderboard_bars(df: pd.DataFrame) -> go.Figure:
     d = df.dropna(subset=["full_uf1"]).sort_values("full_uf1")
     fig = go.Figure(go.Bar(
         x=d["full_uf1"], y=d["method"] + np.where(d["source"].str.startswith("measured"), " ★", ""),
-        orientation="h", marker_color=[SOURCE_COLOURS.get(s, "#adb5bd") for s in d["source"]],
+        orientation="h", marker_color=[SOURCE_COLOURS.get(s, palette.MUTED) for s in d["source"]],
         customdata=d["source"], hovertemplate="%{y}: UF1 %{x:.4f}<br>%{customdata}<extra></extra>",
     ))
     fig.update_layout(xaxis_title="full composite UF1", xaxis_range=[0, 1], height=120 + 24 * len(d),
@@ -248,7 +248,6 @@ def training_curves(epochs: pd.DataFrame) -> go.Figure:
 
 # --- datasets page: counts, frames, flow -------------------------------------------
 _IMG_LAYOUT = dict(margin=dict(l=0, r=0, t=30, b=0), height=300)
-MASK_COLOURS = {"au": "#2b8a3e", "blink": "#e8590c"}
 
 
 def class_counts(table: pd.DataFrame) -> go.Figure:
@@ -340,10 +339,10 @@ def flow_arrows(background: np.ndarray, arrows: dict, title: str, masks: dict | 
     for x0, y0, du, dv in zip(x[keep], y[keep], u[keep] * gain, v[keep] * gain):
         xs += [x0, x0 + du, None]
         ys += [y0, y0 + dv, None]
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#ffd43b", width=2), hoverinfo="skip",
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=palette.FLOW_ARROWS, width=2), hoverinfo="skip",
                              name=f"flow × {gain:.1f}", showlegend=False))
     fig.add_trace(go.Scatter(x=(x + u * gain)[keep], y=(y + v * gain)[keep], mode="markers",
-                             marker=dict(color="#ffd43b", size=4), hoverinfo="skip", showlegend=False))
+                             marker=dict(color=palette.FLOW_ARROWS, size=4), hoverinfo="skip", showlegend=False))
     fig.update_layout(title=f"{title} ×{gain:.0f}")
     return fig
 
@@ -436,7 +435,7 @@ def probability_bars(probs: Sequence[float], classes: Sequence[str], *, true: in
     """Horizontal bars of the class probabilities; the true class is green, a wrong prediction red."""
     colours = []
     for i in range(len(classes)):
-        colours.append("#2b8a3e" if i == true else "#c92a2a" if i == pred else "#adb5bd")
+        colours.append(palette.GOOD if i == true else palette.BAD if i == pred else palette.MUTED)
     fig = go.Figure(go.Bar(
         x=list(probs), y=list(classes), orientation="h", marker_color=colours,
         text=[f"{p:.2f}" for p in probs], textposition="outside",
@@ -456,7 +455,7 @@ def localisation_bars(table: pd.DataFrame, metric: str = "au_share") -> go.Figur
                     customdata=np.stack([part["n"]], axis=1),
                     hovertemplate="%{x}<br>%{y:.3f} (n=%{customdata[0]})<extra>" + str(model) + "</extra>")
     if metric == "au_share" and "au_area" in table and len(table):
-        fig.add_hline(y=float(table["au_area"].mean()), line_dash="dash", line_color="#495057",
+        fig.add_hline(y=float(table["au_area"].mean()), line_dash="dash", line_color=palette.DARK,
                       annotation_text="chance (AU area)", annotation_position="top left")
     labels = {"au_share": "mass on true AUs", "blink_share": "mass on blinks", "pointing": "pointing-game hits"}
     fig.update_layout(barmode="group", yaxis_range=[0, 1], yaxis_title=labels.get(metric, metric),

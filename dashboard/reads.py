@@ -63,11 +63,6 @@ def try_run_bundle(run_id: str) -> tuple[dict[str, Any] | None, str]:
         return None, str(exc)
 
 
-def run_label(row: pd.Series) -> str:
-    uf1 = "" if pd.isna(row.get("uf1")) else f" · UF1 {row['uf1']:.3f}"
-    return f"{row['model']} on {row['dataset']} ({row['protocol']}){uf1} · {row['id']}"
-
-
 # --- results pages: intervals, paired tests, leaderboard (issue 10) -----------------
 def _stamp(run_id: str) -> tuple:
     """What changes when a run gets new results: part of the statistics cache keys."""

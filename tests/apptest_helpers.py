@@ -20,3 +20,20 @@ def page_app(module: str, **query) -> AppTest:
     for k, v in query.items():
         at.query_params[k] = v
     return at.run()
+
+
+def unescape(value: str) -> str:
+    """What Markdown shows for a backslash-escaped text (hard line breaks back to newlines)."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", value).replace("  \n", "\n")
+
+
+def assert_no_markup(value: str) -> None:
+    """Nothing in ``value`` can open a link, image, tag, colour or autolink: each such character is escaped."""
+    import re
+
+    bare = re.sub(r"\\.", "", value)  # drop every escaped character
+    assert not set("[]<>") & set(bare), f"unescaped bracket in {value!r}"
+    assert not re.search(r":\S", bare), f"unescaped colon (autolink or directive) in {value!r}"
+    assert "www.evil" not in value, f"www autolink in {value!r}"

@@ -1,11 +1,13 @@
 """Dashboard pages rendered with Streamlit's AppTest from stored runs."""
+import re
+
 import pandas as pd
 import pytest
 
 from mer_core.config import ExperimentConfig
 from mer_core.evaluation.metrics import summarize
 from mer_core.store.db import RunStore
-from apptest_helpers import page_app
+from apptest_helpers import assert_no_markup, page_app, unescape
 
 CLASSES = ["negative", "positive", "surprise"]
 
@@ -40,10 +42,42 @@ def test_run_page_shows_metrics_confusion_and_subjects(stored_run):
     assert at.query_params["run"] == [stored_run] or at.query_params["run"] == stored_run
 
 
-def test_run_page_with_unknown_run_warns_and_falls_back(stored_run):
+def _qp(at, key):
+    value = at.query_params[key]
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def test_run_page_with_an_unknown_run_says_so_and_keeps_the_url(stored_run):
     at = page_app("run", run="does-not-exist")
     assert not at.exception
-    assert any("not in the store" in w.value for w in at.warning)
+    assert any("not in the store" in e.value and "does" in e.value for e in at.error)
+    assert _qp(at, "run") == "does-not-exist"  # a reload asks for the same run again
+    assert at.selectbox[0].value is None and not at.metric  # no other run shown in its place
+    at.selectbox[0].set_value(stored_run).run()  # picking a run is what changes the address
+    assert _qp(at, "run") == stored_run and at.metric
+
+
+CRAFTED = "[x](http://evil) ![i](http://evil/i.png) :red[big] <b>b</b> www.evil.com"
+
+
+def test_a_crafted_run_id_in_the_url_is_shown_as_text(stored_run):
+    at = page_app("run", run=CRAFTED)
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert_no_markup(error)
+    assert unescape(error).count(CRAFTED) == 2  # the id itself, unchanged, once per mention
+    assert _qp(at, "run") == CRAFTED
+
+
+@pytest.mark.parametrize("text", [CRAFTED, "# heading", "- item", "1. item", "a\n===", "back`tick`", "a_b*c*"])
+def test_plain_escapes_markdown_and_keeps_the_text(text):
+    from dashboard.widgets import plain
+
+    shown = plain(text)
+    assert unescape(shown) == text  # nothing lost but the escapes
+    assert_no_markup(shown)
+    for line in shown.split("  \n"):
+        assert not re.match(r"\s*([-+#=>*]|\d+[.)])", line), line  # no heading, list, quote or underline
 
 
 def test_runs_page_lists_the_run(stored_run):

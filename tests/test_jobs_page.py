@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from apptest_helpers import page_app
+from dashboard.views.jobs import K_SELECT
 from mer_core.config import ExperimentConfig
 from mer_core.evaluation.metrics import summarize
 from mer_core.jobs import queue as jobs
@@ -131,8 +132,21 @@ def test_jobs_page_lists_jobs_and_keeps_the_job_in_the_url():
     assert list(table["status"]) == ["failed", "done"]  # history newest first
     assert any(f"Job `{a}`" in m.value for m in at.markdown)
     at = page_app("jobs", job="unknown")
-    assert any("not in the store" in w.value for w in at.warning)
+    assert not at.exception, at.exception
+    assert any("not in the store" in e.value and "unknown" in e.value for e in at.error)
+    assert at.query_params["job"] in ("unknown", ["unknown"])  # the address is kept: a reload asks again
+    assert not any(m.value.startswith("### Job") for m in at.markdown)  # no other job shown in its place
+    assert at.dataframe[0].value["status"].tolist() == ["failed", "done"]  # the queue is still listed
+    at.selectbox(key=K_SELECT).set_value(b).run()
     assert any(f"Job `{b}`" in m.value for m in at.markdown)
+    assert at.query_params["job"] in (b, [b])
+
+
+def test_a_job_id_prefix_in_the_url_opens_that_job():
+    a = store_job("done", folds_done=3)
+    at = page_app("jobs", job=a.split("-")[0])
+    assert not at.exception, at.exception
+    assert any(f"Job `{a}`" in m.value for m in at.markdown)
 
 
 def test_empty_jobs_page_shows_guidance():

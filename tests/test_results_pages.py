@@ -95,7 +95,7 @@ def store_fixture_run(run_id: str, *, dataset: str = "synthetic", protocol: str 
 
 # --- tests ------------------------------------------------------------------------------
 
-from apptest_helpers import page_app  # noqa: E402
+from apptest_helpers import assert_no_markup, page_app, unescape  # noqa: E402
 
 
 def rerun(element, module: str):
@@ -181,6 +181,28 @@ def test_compare_page_tables_and_paired_test(two_runs):
     assert len(headline) == 2 and "UF1 [95% CI]" in headline.columns
     assert any("right" in d.value.columns for d in at.dataframe)  # disagreements
     assert len(at.get("plotly_chart")) >= 4
+
+
+def test_compare_shows_a_run_listed_twice_once(two_runs):
+    at = page_app("compare", runs="run-good,run-good,run-poor")
+    assert not at.exception, at.exception
+    assert at.multiselect[0].value == ["run-good", "run-poor"]
+    assert at.dataframe[0].value["id"].tolist() == ["run-good", "run-poor"]
+    assert at.query_params["runs"] in ("run-good,run-good,run-poor", ["run-good,run-good,run-poor"])  # kept as given
+    at = page_app("compare", runs="run-good,run-good")
+    assert not at.exception, at.exception
+    assert at.multiselect[0].value == ["run-good"] and "at least two" in _texts(at)
+
+
+def test_compare_names_unknown_runs_as_text_and_keeps_the_url(two_runs):
+    crafted = "![i](http://evil/i.png)[x](http://evil)"
+    at = page_app("compare", runs=f"run-good,{crafted},run-poor")
+    assert not at.exception, at.exception
+    (warning,) = [w.value for w in at.warning]
+    assert "not in the store" in warning and crafted in unescape(warning)
+    assert_no_markup(warning)
+    assert at.dataframe[0].value["id"].tolist() == ["run-good", "run-poor"]
+    assert at.query_params["runs"] in (f"run-good,{crafted},run-poor", [f"run-good,{crafted},run-poor"])
 
 
 def test_compare_page_identical_runs_say_no_difference():

@@ -13,7 +13,8 @@ import string
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, reads
+from dashboard import plots, reads, widgets
+from dashboard.widgets import plain
 from mer_core.evaluation.leaderboard import part_table
 from mer_core.evaluation.metrics import per_group
 from mer_core.evaluation.statistics import compare_problems, disagreements, verdict
@@ -27,28 +28,9 @@ SKIP_PARAMS = {"seed", "device", "executor", "workers", "ray_address", "keep_che
                "dataset", "protocol", "model"}
 
 
-def pick_runs() -> list[str]:
-    runs = reads.runs_table()
-    if runs.empty:
-        st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`.")
-        return []
-    ids = runs["id"].tolist()
-    wanted = [r for r in str(st.query_params.get(reads.QP_RUNS, "")).split(",") if r]
-    unknown = [r for r in wanted if r not in ids]
-    if unknown:
-        st.warning(f"Run(s) {', '.join(unknown)} are not in the store and were left out.")
-    labels = {rid: reads.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
-    chosen = st.multiselect("runs to compare (two or more, same dataset and protocol)", ids,
-                            default=[r for r in wanted if r in ids], format_func=labels.get, key=K_RUNS)
-    joined = ",".join(chosen)
-    if joined != st.query_params.get(reads.QP_RUNS, ""):
-        st.query_params[reads.QP_RUNS] = joined
-    return chosen
-
-
 def render() -> None:
     st.title("Compare runs")
-    chosen = pick_runs()
+    chosen = widgets.pick_runs("runs to compare (two or more, same dataset and protocol)", key=K_RUNS)
     if len(chosen) < 2:
         st.info("Pick at least two runs to compare (or open `compare?runs=ID1,ID2`).")
         return
@@ -56,23 +38,23 @@ def render() -> None:
     for rid in chosen:
         bundle, error = reads.try_run_bundle(rid)
         if bundle is None:
-            st.error(error)
+            st.error(plain(error))
             return
         bundles[rid] = bundle
     runs = [bundles[r]["run"] for r in chosen]
     problems = compare_problems(runs)
     if problems:
-        st.error("These runs cannot be compared: " + " · ".join(problems) + ". Pick runs on the same dataset, "
+        st.error("These runs cannot be compared: " + plain(" · ".join(problems)) + ". Pick runs on the same dataset, "
                  "protocol and class set (and the same data version).", icon=":material/block:")
         return
     empty = [r["id"] for r in runs if bundles[r["id"]]["predictions"].empty]
     if empty:
-        st.warning(f"Run(s) {', '.join(empty)} have no finished fold yet; nothing to compare.")
+        st.warning(plain(f"Run(s) {', '.join(empty)} have no finished fold yet; nothing to compare."))
         return
     letters = {rid: string.ascii_uppercase[i % 26] for i, rid in enumerate(chosen)}
     names = {rid: f"{letters[rid]}: {bundles[rid]['run']['model']}" for rid in chosen}
-    st.caption(f"{runs[0]['dataset']} · {runs[0]['protocol']} · classes {', '.join(runs[0]['classes'])} · "
-               + " · ".join(f"**{letters[r]}** = {r}" for r in chosen))
+    st.caption(plain(f"{runs[0]['dataset']} · {runs[0]['protocol']} · classes {', '.join(runs[0]['classes'])} · ")
+               + " · ".join(f"**{letters[r]}** = {plain(r)}" for r in chosen))
     headline_section(chosen, bundles, names)
     side_by_side_section(chosen, bundles, names)
     paired_section(chosen, bundles, names)
@@ -229,11 +211,12 @@ def hyperparameter_section(ref: dict, chosen_models: list[str]) -> None:
     params = [c for c in df.columns if c not in ("id", "uf1") and c not in SKIP_PARAMS
               and not c.startswith("dataset_options") and df[c].nunique() > 1]
     if len(df) < 2 or not params:
-        st.info(f"{len(df)} finished run(s) of {model} on {ref['dataset']} ({ref['protocol']})"
+        st.info(plain(f"{len(df)} finished run(s) of {model} on {ref['dataset']} ({ref['protocol']})")
                 + ("" if len(df) < 2 else " with identical settings") + ": nothing to relate to UF1 yet. Runs with "
                 "different settings (learning rate, epochs, loss...) appear here.")
         return
     st.plotly_chart(plots.hyperparameter_figure(df, params[:8], "uf1"), width="stretch")
-    st.caption(f"Every finished run of {model} on {ref['dataset']} ({ref['protocol']}): {len(df)} runs; axes are the "
+    st.caption(plain(f"Every finished run of {model} on {ref['dataset']} ({ref['protocol']}): ")
+               + f"{len(df)} runs; axes are the "
                f"settings that differ between them{' (first 8 shown)' if len(params) > 8 else ''}, the last axis is "
                "pooled UF1. Drag on an axis to filter.")

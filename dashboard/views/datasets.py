@@ -14,26 +14,22 @@ import json
 
 import streamlit as st
 
-from dashboard import plots, reads, writes
+from dashboard import palette, plots, reads, widgets, writes
+from dashboard.widgets import plain
 from mer_core.datasets import dataset_info, list_datasets
 from mer_core.errors import MerError
 
 
-def _pick_dataset() -> str:
-    names = list_datasets()
-    current = st.query_params.get(reads.QP_DATASET, "synthetic")
-    index = names.index(current) if current in names else names.index("synthetic") if "synthetic" in names else 0
-    name = st.selectbox("dataset", names, index=index,
-                        format_func=lambda n: f"{n} — {dataset_info(n).description}")
-    if name != current:
-        st.query_params[reads.QP_DATASET] = name
-    return name
+def _pick_dataset() -> str | None:
+    return widgets.pick_id("dataset", list_datasets(), param=reads.QP_DATASET, kind="Dataset", default="synthetic",
+                           format_func=lambda n: f"{n} — {dataset_info(n).description}",
+                           where="the registered datasets")
 
 
 def _root_form(name: str) -> None:
     roots = reads.dataset_roots()
     current = roots.get(name, "")
-    with st.expander(f"Where is {name} on this machine?" + (f" (now: {current})" if current else ""),
+    with st.expander(f"Where is {name} on this machine?" + (f" (now: {plain(current)})" if current else ""),
                      expanded=not current):
         st.caption("Licensed datasets are never downloaded: point MER Bench at your own copy, laid out as "
                    "distributed. Stored in cache/datasets.toml (environment variable "
@@ -44,15 +40,15 @@ def _root_form(name: str) -> None:
                 from pathlib import Path
 
                 if not value or not Path(value).expanduser().is_dir():
-                    st.error(f"{value or '(empty)'} is not a folder on this machine")
+                    st.error(plain(f"{value or '(empty)'} is not a folder on this machine"))
                 else:
                     writes.set_root(name, value)
-                    st.success(f"saved: {name} = {value}")
+                    st.success(plain(f"saved: {name} = {value}"))
 
 
 def _summary(report: dict) -> None:
     if report["fatal"]:
-        st.error(report["fatal"])
+        st.error(plain(report["fatal"]))
         return
     table = report["table"]
     c1, c2, c3, c4 = st.columns(4)
@@ -98,14 +94,16 @@ def _browse(name: str, options_json: str, table) -> None:
     row = _clip_picker(table)
     if row is None:
         return
-    facts = [f"label **{row['label']}**", f"native emotion {row['emotion']}"]
+    facts = [f"label **{plain(row['label'])}**", f"native emotion {plain(row['emotion'])}"]
     if row.get("action_units"):
-        facts.append(f"action units {row['action_units']}")
+        facts.append(f"action units {plain(row['action_units'])}")
     frames = row["frames"]
     if frames:
         facts.append(f"{len(frames)} frames at {row['fps']:g} fps" if row["fps"] else f"{len(frames)} frames")
-        facts.append(f"onset {row['onset']}, apex {row['apex']}"
-                     + (f" ({row['apex_method']})" if row["apex_estimated"] else "") + f", offset {row['offset']}")
+        facts.append(f":{palette.STREAMLIT_MARKERS['onset']}[onset {row['onset']}], "
+                     f":{palette.STREAMLIT_MARKERS['apex']}[apex {row['apex']}]"
+                     + (f" ({plain(row['apex_method'])})" if row["apex_estimated"] else "")
+                     + f", :{palette.STREAMLIT_MARKERS['offset']}[offset {row['offset']}]")
     st.markdown(" · ".join(facts))
     if not frames:
         st.info("This sample has precomputed inputs only (no frames): see the Motion tab.")
@@ -137,10 +135,10 @@ def _motion(name: str, options_json: str, table) -> None:
     try:
         views = reads.sample_views(name, options_json, row["sample_id"], json.dumps(pre), 128)
     except (MerError, ValueError) as exc:  # SampleError: a frame that cannot be read, onset == apex, ...
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     info = views["info"]
-    st.caption(" · ".join(f"{k}: {v}" for k, v in info.items() if v not in (None, "")))
+    st.caption(plain(" · ".join(f"{k}: {v}" for k, v in info.items() if v not in (None, ""))))
     masks = reads.ground_truth(row.get("mask_path") or "")
     a, b, c = st.columns(3)
     if views["onset"] is not None:
@@ -210,24 +208,26 @@ def _generate() -> None:
         try:
             options = SynthOptions(**values)
         except MerError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
         with st.spinner("generating…"):
             manifest = writes.generate_synthetic(options)
-        st.success(f"written: {manifest}")
+        st.success(plain(f"written: {manifest}"))
         st.code(f"mer loso --dataset synthetic " + " ".join(f"--dataset-option {k}={v}" for k, v in values.items()))
 
 
 def render() -> None:
     st.title("Datasets")
     name = _pick_dataset()
+    if name is None:
+        return
     info = dataset_info(name)
     if info.needs_root:
         _root_form(name)
     options_json = "{}"
     report = reads.dataset_report(name, options_json)
     if report["fatal"] and info.needs_root:
-        st.info(report["fatal"])
+        st.info(plain(report["fatal"]))
         return
     tabs = st.tabs(["Summary & check", "Browse clips", "Motion & magnification"]
                    + (["Generate"] if name.startswith("synthetic") else []))

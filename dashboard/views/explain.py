@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, reads
+from dashboard import palette, plots, reads, widgets
+from dashboard.widgets import plain
 from mer_core.errors import MerError
 
 # session-state keys
@@ -29,27 +30,9 @@ METHOD_LABELS = {
     "integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "gradcam": "Grad-CAM",
     "occlusion": "Occlusion", "smoothgrad": "SmoothGrad", "attention": "model attention",
 }
-AU_COLOUR = (64, 255, 96)
-BLINK_COLOUR = (0, 200, 255)
+AU_COLOUR = palette.rgb(palette.AU)
+BLINK_COLOUR = palette.rgb(palette.BLINK)
 THUMBS_PER_PAGE = 12
-
-
-def pick_run() -> str | None:
-    runs = reads.runs_table()
-    if runs.empty:
-        st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`, then explain "
-                "its clips here.")
-        return None
-    ids = runs["id"].tolist()
-    current = st.query_params.get(reads.QP_RUN)
-    if current and current not in ids:
-        st.error(f"Run {current!r} is not in the store; pick another run.")
-    index = ids.index(current) if current in ids else 0
-    labels = {rid: reads.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
-    chosen = st.selectbox("run", ids, index=index, format_func=labels.get)
-    if chosen != current:
-        st.query_params[reads.QP_RUN] = chosen
-    return chosen
 
 
 def pick_sample(ov: dict[str, Any]) -> str | None:
@@ -67,14 +50,8 @@ def pick_sample(ov: dict[str, Any]) -> str | None:
         mark = "✓" if r.y_true == r.y_pred else "✗"
         return f"{mark} {sid} · true {classes[r.y_true]} → predicted {classes[r.y_pred]}"
 
-    current = st.query_params.get(reads.QP_SAMPLE)
-    if current and current not in ids:
-        st.error(f"Sample {current!r} is not in run {ov['run']['id']} ({len(ids)} samples); showing another one.")
-    index = ids.index(current) if current in ids else 0
-    chosen = st.selectbox("sample", ids, index=index, format_func=label)
-    if chosen != current:
-        st.query_params[reads.QP_SAMPLE] = chosen
-    return chosen
+    return widgets.pick_id("sample", ids, param=reads.QP_SAMPLE, kind="Sample", format_func=label,
+                           where=f"run {ov['run']['id']} ({len(ids)} samples)")
 
 
 def _open_sample(sample_id: str) -> None:
@@ -145,15 +122,15 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
     with c4:
         if pred:
             right = pred["y_true"] == pred["y_pred"]
-            st.markdown(f"**{'correct' if right else 'wrong'}**: true **{classes[pred['y_true']]}**, predicted "
-                        f"**{classes[pred['y_pred']]}** · fold {pred['fold']}")
+            st.markdown(f"**{'correct' if right else 'wrong'}**: true **{plain(classes[pred['y_true']])}**, "
+                        f"predicted **{plain(classes[pred['y_pred']])}** · fold {pred['fold']}")
             st.plotly_chart(plots.probability_bars(pred["probs"], classes, true=pred["y_true"],
                                                    pred=None if right else pred["y_pred"]), width="stretch")
         else:
             st.caption("no stored prediction for this sample")
         row = view["row"]
-        st.caption(f"subject {row.get('subject')} · clip {row.get('clip')} · input {', '.join(channels)} "
-                   f"({view['input'].shape[-1]} px)")
+        st.caption(plain(f"subject {row.get('subject')} · clip {row.get('clip')} · input {', '.join(channels)} "
+                         f"({view['input'].shape[-1]} px)"))
 
     options = list(METHOD_LABELS) if ov["has_attention"] else [m for m in METHOD_LABELS if m != "attention"]
     default = ["integrated_gradients", "gradcam"] + (["attention"] if ov["has_attention"] else [])
@@ -172,8 +149,8 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
             opts["gradcam"] = {"layer": layer}
     att_map = None
     show_masks = view.get("masks") is not None and e3.toggle(
-        "outline true regions", value=True, help="green: skin moved by the expression (true action units); "
-                                                  "blue: blink (distractor motion)")
+        "outline true regions", value=True, help=f"{palette.AU_NAME}: skin moved by the expression (true action "
+                                                  f"units); {palette.BLINK_NAME}: blink (distractor motion)")
     if not methods:
         st.info("Choose at least one method.")
         return
@@ -206,13 +183,13 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
         with cols[i % len(cols)]:
             st.markdown(f"**{METHOD_LABELS[method]}**")
             if heat is None:
-                st.error(note)
+                st.error(plain(note))
                 continue
             st.image(plots.overlay_image(face, heat, opacity=opacity, outlines=outlines(view, show_masks)),
                      width="stretch")
-            caption = note
+            caption = plain(note)
             if not np.any(heat > 0):
-                st.caption(note + " · empty map: no positive evidence here (for Grad-CAM, the ReLU removed every "
+                st.caption(plain(note) + " · empty map: no positive evidence here (for Grad-CAM, the ReLU removed every "
                                   "negative contribution; try another layer or the other class)")
                 continue
             if masks is not None:
@@ -282,19 +259,13 @@ def failures_section(run_id: str, ov: dict[str, Any]) -> None:
         st.success("No misclassified sample in this run.")
         return
     classes = ov["classes"]
-    f1, f2, f3, f4 = st.columns([1, 1, 1.6, 1])
-    true = f1.multiselect("true class", classes, key="explain_fail_true")
-    predicted = f2.multiselect("predicted class", classes, key="explain_fail_pred")
-    subjects = f3.multiselect("subject", sorted(fails["subject"].unique()), key="explain_fail_subject")
-    thumbs = f4.toggle("thumbnails", value=ov["has_checkpoints"], disabled=not ov["has_checkpoints"],
-                       help="Saliency of the predicted (wrong) class, from the fold model that held the clip out")
-    view = fails
-    if true:
-        view = view[view["true"].isin(true)]
-    if predicted:
-        view = view[view["predicted"].isin(predicted)]
-    if subjects:
-        view = view[view["subject"].isin(subjects)]
+    left, right = st.columns([3.6, 1])
+    with left:
+        view = widgets.filters(fails, [("true", "true class", classes), ("predicted", "predicted class", classes),
+                                       ("subject", "subject", sorted(fails["subject"].unique()))],
+                               key="explain_fail", widths=[1, 1, 1.6])
+    thumbs = right.toggle("thumbnails", value=ov["has_checkpoints"], disabled=not ov["has_checkpoints"],
+                          help="Saliency of the predicted (wrong) class, from the fold model that held the clip out")
     st.caption(f"{len(view)} of {len(fails)} misclassified clips, most confident wrong answers first "
                f"(confidence = probability of the wrong class).")
     if view.empty:
@@ -315,9 +286,9 @@ def failures_section(run_id: str, ov: dict[str, Any]) -> None:
                         st.image(plots.overlay_image(face_for(sv, ov["channels"]), e.combined, opacity=0.6,
                                                      outlines=outlines(sv, True), size=160), width="stretch")
                     except MerError as exc:
-                        st.caption(f"no thumbnail: {exc}")
-                st.markdown(f"**{r.true} → {r.predicted}** ({r.confidence:.2f})")
-                st.caption(f"{r.sample_id} · {r.subject}")
+                        st.caption(f"no thumbnail: {plain(exc)}")
+                st.markdown(f"**{plain(r.true)} → {plain(r.predicted)}** ({r.confidence:.2f})")
+                st.caption(plain(f"{r.sample_id} · {r.subject}"))
                 st.button("explain", key=f"explain_open_{r.sample_id}", on_click=_open_sample, args=(r.sample_id,),
                           width="stretch")
     with st.expander("all filtered failure cases (table)"):
@@ -339,11 +310,11 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
                 "(real datasets never say which pixels moved). Pick a run on the synthetic dataset.")
         return
     if not ov["has_checkpoints"]:
-        st.error(f"Run {run_id} has no fold checkpoints, so its maps cannot be computed.")
+        st.error(plain(f"Run {run_id} has no fold checkpoints, so its maps cannot be computed."))
         return
     runs = reads.runs_table()
     same = runs[(runs["dataset"] == ov["run"]["dataset"]) & (runs["status"].isin(["done", "partial"]))]
-    labels = {rid: reads.run_label(row) for rid, row in zip(same["id"], same.to_dict("records"))}
+    labels = {rid: widgets.run_label(row) for rid, row in zip(same["id"], same.to_dict("records"))}
     ids = list(same["id"]) if run_id in set(same["id"]) else [run_id, *same["id"]]
     chosen = st.multiselect("runs (one row per model)", ids, default=[run_id], format_func=lambda r: labels.get(r, r),
                             help="add runs of other models on the same synthetic set to compare where they look")
@@ -358,7 +329,7 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
     try:
         table = reads.localisation(*key)
     except MerError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     if table is None:
         slot = st.empty()
@@ -373,7 +344,7 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
             with st.spinner("computing maps and scores…"):
                 table = reads.localisation(*key, compute=True)
         except MerError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
     table = table.assign(method=table["method"].map(lambda m: METHOD_LABELS.get(m, m)))
     metric = st.radio("score", ["au_share", "blink_share", "pointing"], horizontal=True,
@@ -398,20 +369,20 @@ def render() -> None:
     st.title("Explain")
     st.caption("Where did the model look, and was that the real motion? Each clip is explained by the fold model "
                "that never saw it.")
-    run_id = pick_run()
+    run_id = widgets.pick_run("then explain its clips here.")
     if run_id is None:
         return
     try:
         ov = reads.explain_overview(run_id)
     except MerError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     run = ov["run"]
-    st.caption(f"{run['model']} ({run['preset']}) on {run['dataset']} · {len(ov['samples'])} clips · "
-               f"{len(ov['failures'])} misclassified · status **{run['status']}**")
+    st.caption(plain(f"{run['model']} ({run['preset']}) on {run['dataset']} · {len(ov['samples'])} clips · ")
+               + f"{len(ov['failures'])} misclassified · status **{run['status']}**")
     if not ov["has_checkpoints"]:
-        st.error(f"Run {run_id} has no fold checkpoints (it was run with keep_checkpoints=false, or no fold has "
-                 "finished), so its predictions cannot be explained. Re-run it with keep_checkpoints on.")
+        st.error(plain(f"Run {run_id} has no fold checkpoints (it was run with keep_checkpoints=false, or no fold has "
+                 "finished), so its predictions cannot be explained. Re-run it with keep_checkpoints on."))
     view = st.segmented_control("view", VIEWS, default=VIEWS[0], key=K_VIEW, label_visibility="collapsed") or VIEWS[0]
     if view == VIEWS[0]:
         sid = pick_sample(ov)
@@ -420,7 +391,7 @@ def render() -> None:
         try:
             sample_section(run_id, sid, ov)
         except MerError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
     elif view == VIEWS[1]:
         failures_section(run_id, ov)
     else:

@@ -12,12 +12,12 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, reads, writes
+from dashboard import plots, reads, widgets, writes
+from dashboard.palette import STATUS_COLOUR
+from dashboard.widgets import code, plain, url_value
 from dashboard.reads import JOB_ACTIVE as ACTIVE, JOB_FINISHED as FINISHED
 from mer_core.errors import MerError
 
-STATUS_COLOUR = {"queued": "gray", "running": "blue", "cancelling": "orange", "cancelled": "orange",
-                 "failed": "red", "done": "green"}
 K_SELECT = "jobs_select"
 
 
@@ -38,7 +38,7 @@ def _num(value: object, default: int = 0) -> int:
 
 def _queue_table(table: pd.DataFrame) -> None:
     view = pd.DataFrame({
-        "job": [f"jobs?{reads.QP_JOB}={j}" for j in table["id"]],
+        "job": [f"jobs?{reads.QP_JOB}={url_value(j)}" for j in table["id"]],
         "status": table["status"],
         "model": table["model"],
         "dataset": table["dataset"],
@@ -47,7 +47,7 @@ def _queue_table(table: pd.DataFrame) -> None:
         "folds": [f"{_num(d)}/{_num(n)}" if _num(n) else "–" for d, n in zip(table["folds_done"], table["n_folds"])],
         "ETA": [_eta(e) if s == "running" else "–" for e, s in zip(table["eta_s"], table["status"])],
         "submitted": [_when(t) for t in table["created"]],
-        "run": [f"run?{reads.QP_RUN}={r}" for r in table["run_id"]],
+        "run": [f"run?{reads.QP_RUN}={url_value(r)}" for r in table["run_id"]],
         "message": table["message"],
     })
     st.dataframe(view, hide_index=True, width="stretch", column_config={
@@ -62,7 +62,7 @@ def _apply(action: str, job_id: str) -> None:
     try:
         getattr(writes, action)(job_id)
     except MerError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     st.rerun(scope="app")
 
@@ -77,7 +77,7 @@ def _actions(job: dict) -> None:
     if c2.button("Resume", key=f"resume_{job['id']}", disabled=not can_resume, icon=":material/replay:",
                  help="re-queue this job; it continues its run without retraining finished folds"):
         _apply("resume", job["id"])
-    c3.markdown(f"[Results of run `{job['run_id']}` →](run?{reads.QP_RUN}={job['run_id']})")
+    c3.markdown(f"[Results of run {code(job['run_id'])} →](run?{reads.QP_RUN}={url_value(job['run_id'])})")
 
 
 def _job_view(job_id: str) -> str | None:
@@ -89,15 +89,15 @@ def _job_view(job_id: str) -> str | None:
 
     detail = reads.job_detail(job_id)
     if detail is None:
-        st.warning(f"Job {job_id!r} is not in the store.")
+        st.warning(plain(f"Job {job_id!r} is not in the store."))
         return None
     job, run = detail["job"], detail["run"]
     status = job["status"]
-    st.markdown(f"### Job `{job['id']}` · :{STATUS_COLOUR.get(status, 'gray')}[{status}]")
-    st.caption(f"{job['model']} ({job['config'].get('preset', '')}) on {job['dataset']} · {job['protocol']} · "
+    st.markdown(f"### Job {code(job['id'])} · :{STATUS_COLOUR.get(status, 'gray')}[{plain(status)}]")
+    st.caption(plain(f"{job['model']} ({job['config'].get('preset', '')}) on {job['dataset']} · {job['protocol']} · "
                f"{job['config'].get('epochs')} epochs · submitted {_when(job['created'])} · started "
                f"{_when(job['started'])} · finished {_when(job['finished'])} · attempt {job['attempts']}"
-               + (f" · pid {job['pid']}" if job["pid"] and status in ACTIVE else ""))
+               + (f" · pid {job['pid']}" if job["pid"] and status in ACTIVE else "")))
     n_folds, done = _num(job["n_folds"]), _num(job["folds_done"])
     epochs = _num(job["epochs"]) or _num(job["config"].get("epochs"))
     if status == "queued":
@@ -110,14 +110,14 @@ def _job_view(job_id: str) -> str | None:
         if status == "running":
             text += f" · ETA {_eta(job['eta_s'])}"
     else:
-        text = job["message"] or job["stage"] or status
+        text = plain(job["message"] or job["stage"] or status)
     st.progress(min(max(float(job["progress"] or 0.0), 0.0), 1.0), text=text)
     if job["message"] and n_folds:
-        st.caption(job["message"])
+        st.caption(plain(job["message"]))
     _actions(job)
     if status == "failed" and job["error"]:
         lines = job["error"].strip().splitlines()
-        st.error(f"{lines[-1] if lines else 'failed'}" + (" — Resume continues from the stored folds."
+        st.error(plain(lines[-1] if lines else "failed") + (" — Resume continues from the stored folds."
                                                           if job["resumable"] else ""))
         with st.expander("traceback"):
             st.code(job["error"], language="python")
@@ -161,17 +161,16 @@ def render() -> None:
                "reloading or closing this page does not stop them.")
     _queue_table(table)
     ids = table["id"].tolist()
-    current = st.query_params.get(reads.QP_JOB)
-    prefixed = [j for j in ids if current and j.startswith(f"{current}-")]
-    if current and current not in ids and len(prefixed) == 1:  # ?job=j7 is enough
-        current = prefixed[0]
-    if current and current not in ids:
-        st.warning(f"Job {current!r} is not in the store; showing {ids[0]} instead.")
-    index = ids.index(current) if current in ids else 0
+
+    def short_form(asked: str) -> str:  # ?job=j7 is enough when one job id starts with "j7-"
+        prefixed = [j for j in ids if j.startswith(f"{asked}-")]
+        return prefixed[0] if asked not in ids and len(prefixed) == 1 else asked
+
     labels = {r["id"]: f"{r['id']} · {r['status']} · {r['model']} on {r['dataset']}" for r in table.to_dict("records")}
-    chosen = st.selectbox("job", ids, index=index, format_func=labels.get, key=K_SELECT)
-    if chosen != current:
-        st.query_params[reads.QP_JOB] = chosen
+    chosen = widgets.pick_id("job", ids, param=reads.QP_JOB, kind="Job", format_func=labels.get, key=K_SELECT,
+                             resolve=short_form)
+    if chosen is None:
+        return
     status = table.loc[table["id"] == chosen, "status"].iloc[0]
     if status in ("queued", *ACTIVE):
         _live(chosen)

@@ -13,7 +13,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, reads
+from dashboard import plots, reads, widgets
+from dashboard.widgets import code, plain, url_value
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
 from mer_core.evaluation.statistics import per_subject_confusions
@@ -33,38 +34,21 @@ EPOCH_LABELS = {
 }
 
 
-def pick_run() -> str | None:
-    runs = reads.runs_table()
-    if runs.empty:
-        st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`.")
-        return None
-    ids = runs["id"].tolist()
-    current = st.query_params.get(reads.QP_RUN)
-    index = ids.index(current) if current in ids else 0
-    labels = {rid: reads.run_label(row) for rid, row in zip(ids, runs.to_dict("records"))}
-    chosen = st.selectbox("run", ids, index=index, format_func=labels.get)
-    if chosen != current:
-        st.query_params[reads.QP_RUN] = chosen
-    if current and current not in ids:
-        st.warning(f"Run {current!r} is not in the store; showing the newest run instead.")
-    return chosen
-
-
 def render() -> None:
     st.title("Run")
-    run_id = pick_run()
+    run_id = widgets.pick_run()
     if run_id is None:
         return
     bundle, error = reads.try_run_bundle(run_id)
     if bundle is None:
-        st.error(error)
+        st.error(plain(error))
         return
     run, pred = bundle["run"], bundle["predictions"]
     classes = run["classes"]
-    st.caption(f"{run['model']} ({run['preset']}) on {run['dataset']} · {run['protocol']} · "
-               f"{run['n_samples']} clips · {run['n_folds']} folds · status **{run['status']}**")
+    st.caption(plain(f"{run['model']} ({run['preset']}) on {run['dataset']} · {run['protocol']} · ")
+               + f"{run['n_samples']} clips · {run['n_folds']} folds · status **{run['status']}**")
     for note in run["notes"]:
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {plain(note)}")
     if run["status"] == "failed" and run.get("error"):
         with st.expander("why the run failed", icon=":material/error:"):
             st.code(run["error"])
@@ -111,7 +95,7 @@ def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
             col.caption(f"95% CI {iv.low:.3f} – {iv.high:.3f}")
     c4.metric("clips tested", pooled["n"])
     c4.caption(f"{run['n_folds']} folds · {len(set(summary.get('classes', [])))} classes")
-    st.caption(f"[Compare with other runs on {run['dataset']} ↗](compare?{reads.QP_RUNS}={run_id}) · "
+    st.caption(f"[Compare with other runs on {plain(run['dataset'])} ↗](compare?{reads.QP_RUNS}={url_value(run_id)}) · "
                "[Leaderboard ↗](leaderboard)")
     fa = summary.get("fold_averaged", {})
     st.caption(f"**Fold-averaged variant** (mean of per-fold scores, reported by some papers; not comparable "
@@ -266,18 +250,12 @@ def _explain_config() -> dict:
 
 
 def predictions_section(run_id: str, table: pd.DataFrame, classes: list[str]) -> None:
-    c1, c2, c3, c4 = st.columns([2, 1.3, 1.3, 1])
-    subjects = c1.multiselect("subject", sorted(table["subject"].unique()), key="run_pred_subject")
-    true = c2.multiselect("true class", classes, key="run_pred_true")
-    predicted = c3.multiselect("predicted class", classes, key="run_pred_pred")
-    correct = c4.radio("outcome", ["all", "correct", "wrong"], horizontal=False, key="run_pred_correct")
-    view = table
-    if subjects:
-        view = view[view["subject"].isin(subjects)]
-    if true:
-        view = view[view["true"].isin(true)]
-    if predicted:
-        view = view[view["predicted"].isin(predicted)]
+    left, right = st.columns([4.6, 1])
+    with left:
+        view = widgets.filters(table, [("subject", "subject", sorted(table["subject"].unique())),
+                                       ("true", "true class", classes), ("predicted", "predicted class", classes)],
+                               key="run_pred", widths=[2, 1.3, 1.3])
+    correct = right.radio("outcome", ["all", "correct", "wrong"], horizontal=False, key="run_pred_correct")
     if correct != "all":
         view = view[view["correct"] == (correct == "correct")]
     cols = ["sample_id", "subject", "part", "fold", "true", "predicted", "correct", "confidence", "p_true"]
@@ -292,7 +270,7 @@ def predictions_section(run_id: str, table: pd.DataFrame, classes: list[str]) ->
                        mime="text/csv", on_click="ignore", icon=":material/download:")
     d2.download_button("whole run as JSON", lambda: reads.run_record_json(run_id), file_name=f"{run_id}.json",
                        mime="application/json", on_click="ignore", icon=":material/download:")
-    st.caption(f"Same files from the command line: `mer export {run_id} --format csv` or `--format json`.")
+    st.caption(f"Same files from the command line: {code(f'mer export {run_id} --format csv')} or `--format json`.")
 
 
 # --- provenance --------------------------------------------------------------------------

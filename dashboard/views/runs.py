@@ -6,7 +6,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import reads
+from dashboard import reads, widgets
 
 
 def render() -> None:
@@ -16,16 +16,10 @@ def render() -> None:
         st.info("No runs stored yet. Start one from the command line: "
                 "`mer loso --dataset synthetic --model baseline`.")
         return
-    c1, c2, c3 = st.columns(3)
-    datasets = c1.multiselect("dataset", sorted(runs["dataset"].unique()))
-    models = c2.multiselect("model", sorted(runs["model"].unique()))
-    statuses = c3.multiselect("status", sorted(runs["status"].unique()))
-    view = runs
-    for col, chosen in (("dataset", datasets), ("model", models), ("status", statuses)):
-        if chosen:
-            view = view[view[col].isin(chosen)]
+    view = widgets.filters(runs, [(c, c, sorted(runs[c].unique())) for c in ("dataset", "model", "status")],
+                           key="runs_filter")
     table = pd.DataFrame({
-        "run": [f"run?{reads.QP_RUN}={rid}" for rid in view["id"]],
+        "run": [f"run?{reads.QP_RUN}={widgets.url_value(rid)}" for rid in view["id"]],
         "model": view["model"],
         "dataset": view["dataset"],
         "protocol": view["protocol"],

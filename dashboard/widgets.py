@@ -1,0 +1,132 @@
+"""Widgets shared by the views: the run and job pickers, table filters, and safe text.
+
+Ids live in ``st.query_params`` so a reload or a shared link shows the same
+view. A link that names an unknown id shows a message and keeps the address as
+given (a reload must not silently show another run). Anything that comes from
+a URL or a data file (ids, run names, clip ids, exception text) goes through
+:func:`plain` before it reaches a Markdown element, so it is shown as text.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Sequence
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import reads
+
+# Characters that open a Markdown, GFM or Streamlit construct inside a line: emphasis, code, links and
+# images ([ ]), tags, tables, strikethrough, maths, e-mail autolinks, entities; a colon before a non-space
+# (``http://`` autolinks, ``:red[...]`` colours, ``:material/x:`` icons); "www." autolinks. Block
+# constructs (headings, lists, quotes, setext underlines) need a line start, escaped by _LINE_START.
+_INLINE = re.compile(r"([\\`*_{}\[\]<>|~$@&]|:(?=\S))")
+_LINE_START = re.compile(r"^(\s*)([-+=>#]|\d+(?=[.)]))")
+_AUTOLINK_WWW = re.compile(r"(?i)\b(www)\.")
+
+
+def plain(text: object) -> str:
+    """``text`` escaped so Markdown shows it literally: no link, image, colour, heading or list."""
+    lines = []
+    for line in str(text).splitlines() or [""]:
+        line = _INLINE.sub(r"\\\1", line)
+        line = _AUTOLINK_WWW.sub(r"\1\\.", line)
+        line = _LINE_START.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2).isdigit() else "\\" + m.group(2)),
+                               line)
+        lines.append(line)
+    return "  \n".join(lines)
+
+
+def run_label(row: dict | pd.Series) -> str:
+    """How a run is named in pickers: its name (when given), model, dataset, protocol, UF1 and id."""
+    name = str(row.get("name") or "").strip()
+    uf1 = "" if pd.isna(row.get("uf1")) else f" · UF1 {row['uf1']:.3f}"
+    what = f"{row['model']} on {row['dataset']} ({row['protocol']}){uf1} · {row['id']}"
+    return f"{name} · {what}" if name else what
+
+
+def pick_id(label: str, ids: Sequence[str], *, param: str, kind: str, format_func: Callable[[str], str],
+            key: str | None = None, resolve: Callable[[str], str] | None = None, default: str | None = None,
+            where: str = "the store") -> str | None:
+    """A selectbox over ``ids`` bound to the query parameter ``param``.
+
+    No parameter: ``default`` (else the first id) is chosen and written to the
+    URL. A known id: chosen. An unknown id: an error naming it (``... is not in
+    <where>``), nothing chosen, and the URL left as the user gave it until they
+    pick something. ``resolve`` may map a short form (a prefix) to a full id.
+    """
+    ids = list(ids)
+    asked = st.query_params.get(param)
+    current = resolve(asked) if asked and resolve else asked
+    index: int | None = ids.index(default) if default in ids else 0
+    if current and current not in ids:
+        st.error(plain(f"{kind} {asked!r} is not in {where}. Pick one below; the address keeps asking for "
+                       f"{asked!r} until you do."), icon=":material/link_off:")
+        index = None
+    elif current:
+        index = ids.index(current)
+    chosen = st.selectbox(label, ids, index=index, format_func=format_func, key=key,
+                          placeholder=f"choose a {kind.lower()}")
+    if chosen is not None and chosen != asked:
+        st.query_params[param] = chosen
+    return chosen
+
+
+def pick_run(empty_hint: str = "") -> str | None:
+    """The run picker of the Run and Explain pages (``?run=ID``); None when no run is chosen."""
+    runs = reads.runs_table()
+    if runs.empty:
+        st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`" +
+                (f", {empty_hint}" if empty_hint else "."))
+        return None
+    labels = {r["id"]: run_label(r) for r in runs.to_dict("records")}
+    return pick_id("run", runs["id"].tolist(), param=reads.QP_RUN, kind="Run", format_func=labels.get)
+
+
+def pick_runs(label: str, *, key: str) -> list[str]:
+    """Several runs bound to ``?runs=ID1,ID2``; a run listed twice is taken once, unknown ones are named."""
+    runs = reads.runs_table()
+    if runs.empty:
+        st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`.")
+        return []
+    ids = runs["id"].tolist()
+    asked = str(st.query_params.get(reads.QP_RUNS, ""))
+    wanted = list(dict.fromkeys(r for r in asked.split(",") if r))
+    unknown = [r for r in wanted if r not in ids]
+    if unknown:
+        st.warning(plain(f"Run(s) {', '.join(unknown)} are not in the store and were left out."),
+                   icon=":material/link_off:")
+    known = [r for r in wanted if r in ids]
+    labels = {r["id"]: run_label(r) for r in runs.to_dict("records")}
+    chosen = st.multiselect(label, ids, default=known, format_func=labels.get, key=key)
+    if chosen != known:  # only a change by the user rewrites the address
+        st.query_params[reads.QP_RUNS] = ",".join(chosen)
+    return chosen
+
+
+def filters(df: pd.DataFrame, specs: Sequence[tuple[str, str, Sequence]], *, key: str,
+            widths: Sequence[float] | None = None) -> pd.DataFrame:
+    """One multiselect per (column, label, options) side by side; returns the rows matching every choice."""
+    cols = st.columns(list(widths) if widths else len(specs))
+    view = df
+    for col, (column, label, options) in zip(cols, specs):
+        chosen = col.multiselect(label, list(options), key=f"{key}_{column}")
+        if chosen:
+            view = view[view[column].isin(chosen)]
+    return view
+
+
+def code(text: object) -> str:
+    """``text`` as an inline Markdown code span that no backtick inside can close early."""
+    s = str(text).replace("\n", " ")
+    longest = max((len(m) for m in re.findall(r"`+", s)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+def url_value(text: object) -> str:
+    """``text`` percent-encoded for a query-parameter value in a Markdown or table link."""
+    from urllib.parse import quote
+
+    return quote(str(text), safe="")
