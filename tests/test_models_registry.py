@@ -116,3 +116,47 @@ def test_gradcam_layers_are_submodules(name):
     for key, module in layers.items():
         assert id(module) in own, key
         assert outputs[key].dim() == 4 and outputs[key].shape[0] == BATCH, key  # (N, C, H, W) maps
+
+
+# --- preset provenance ---------------------------------------------------------------
+@pytest.mark.parametrize("name, preset", [(m, p) for m in list_models() for p in model_spec(m).presets])
+def test_every_preset_value_has_a_provenance(name, preset):
+    from mer_core.models.registry import PROVENANCE_KINDS, preset_provenance
+
+    spec = model_spec(name)
+    notes = preset_provenance(name, preset)
+    assert set(notes) == set(spec.presets[preset]) | set(spec.train_defaults.get(preset, {}))
+    assert all(any(kind in note for kind in PROVENANCE_KINDS) for note in notes.values()), notes
+
+
+def test_the_readme_claims_are_declared():
+    from mer_core.models.registry import preset_provenance
+
+    for name in ("baseline", "mfdan"):
+        notes = preset_provenance(name, "cpu")
+        assert notes["epochs"].startswith("tuned on synthetic seed 0") and notes["lr"].startswith("tuned on")
+    assert preset_provenance("dense_attention", "paper")["block_layers"] == "DenseNet-121 layout chosen here"
+
+
+@pytest.mark.parametrize("provenance, message", [
+    (None, "no provenance for"),
+    ({"cpu": {"*": "chosen here", "widht": "paper"}}, "provenance for \\['widht'\\], which the preset does not set"),
+    ({"cpu": {"*": "because"}}, "names none of"),
+])
+def test_a_preset_without_provenance_is_refused(provenance, message):
+    from mer_core.errors import ConfigError
+    from mer_core.models.registry import ModelConfig, register_model
+
+    with pytest.raises(ConfigError, match=message):
+        register_model("probe_model", config_cls=ModelConfig, presets={"cpu": {"input_size": 32}},
+                       description="", train_defaults={"cpu": {"epochs": 3}}, provenance=provenance)(lambda cfg: None)
+    assert "probe_model" not in list_models()
+
+
+def test_mer_models_prints_the_provenance(capsys):
+    from mer_core.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "DenseNet-121 layout chosen here: input_size, growth_rate" in out
+    assert "tuned on synthetic seed 0" in out

@@ -59,6 +59,13 @@ class ModelSpec:
     description: str = ""
     # training defaults a preset recommends (optimizer, lr, loss, epochs, batch size)
     train_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # preset -> field -> where its value comes from (see PROVENANCE_KINDS), one entry per preset field
+    provenance: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+# Where a preset's number comes from; each provenance note names one of these (it may add detail,
+# e.g. "DenseNet-121 layout chosen here").
+PROVENANCE_KINDS = ("paper", "reference implementation", "chosen here", "tuned on synthetic seed 0")
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -71,16 +78,48 @@ def register_model(
     presets: dict[str, dict[str, Any]],
     description: str,
     train_defaults: dict[str, dict[str, Any]] | None = None,
+    provenance: dict[str, dict[str, str]] | None = None,
 ) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
-    """Decorator registering a builder ``(config) -> nn.Module``."""
+    """Decorator registering a builder ``(config) -> nn.Module``.
+
+    ``provenance[preset]`` says where every value of that preset (its config
+    fields and its ``train_defaults``) comes from: ``"*"`` is the preset's
+    default note, other keys are per-field exceptions, e.g.
+    ``{"cpu": {"*": "chosen here", "epochs": "tuned on synthetic seed 0"}}``.
+    A field without a note, a note for a field the preset does not set, or a
+    note naming none of :data:`PROVENANCE_KINDS` is refused.
+    """
 
     def deco(builder: Callable[[Any], nn.Module]) -> Callable[[Any], nn.Module]:
         if "cpu" not in presets:
             raise ValueError(f"model {name!r} must define a 'cpu' preset")
-        _MODELS[name] = ModelSpec(name, config_cls, builder, dict(presets), description, dict(train_defaults or {}))
+        defaults = dict(train_defaults or {})
+        notes = {p: _expand_provenance(name, p, {**presets[p], **defaults.get(p, {})}, (provenance or {}).get(p))
+                 for p in presets}
+        _MODELS[name] = ModelSpec(name, config_cls, builder, dict(presets), description, defaults, notes)
         return builder
 
     return deco
+
+
+def _expand_provenance(model: str, preset: str, values: dict[str, Any], notes: dict[str, str] | None) -> dict[str, str]:
+    """One provenance note per field of a preset (model config + training defaults)."""
+    notes = dict(notes or {})
+    default = notes.pop("*", None)
+    stray = sorted(set(notes) - set(values))
+    if stray:
+        raise ConfigError(f"model {model!r} preset {preset!r}: provenance for {stray}, which the preset does not set; "
+                          f"its fields: {', '.join(sorted(values))}")
+    out = {key: notes.get(key, default) for key in values}
+    missing = sorted(k for k, v in out.items() if not v)
+    if missing:
+        raise ConfigError(f"model {model!r} preset {preset!r}: no provenance for {missing}; give provenance="
+                          f"{{{preset!r}: {{'*': ..., field: ...}}}} with one of {', '.join(PROVENANCE_KINDS)}")
+    for key, note in out.items():
+        if not any(kind in note for kind in PROVENANCE_KINDS):
+            raise ConfigError(f"model {model!r} preset {preset!r}: provenance {key}={note!r} names none of "
+                              f"{', '.join(PROVENANCE_KINDS)}")
+    return out  # type: ignore[return-value]
 
 
 def _ensure_loaded() -> None:
@@ -135,3 +174,19 @@ def create_model(name: str, preset: str = "cpu", config: Any = None, **overrides
 def train_defaults(name: str, preset: str = "cpu") -> dict[str, Any]:
     """Training hyperparameters a model's preset recommends (may be empty)."""
     return dict(model_spec(name).train_defaults.get(preset, {}))
+
+
+def preset_provenance(name: str, preset: str = "cpu") -> dict[str, str]:
+    """Field -> where its value comes from, for every value a preset sets (config and training defaults)."""
+    spec = model_spec(name)
+    if preset not in spec.presets:
+        raise UnknownNameError(f"model {name!r} has no preset {preset!r}; valid presets: {', '.join(spec.presets)}")
+    return dict(spec.provenance[preset])
+
+
+def provenance_summary(name: str, preset: str = "cpu") -> list[str]:
+    """Short lines grouping a preset's fields by provenance, e.g. ``'paper: channels, input_size'``."""
+    groups: dict[str, list[str]] = {}
+    for key, note in preset_provenance(name, preset).items():
+        groups.setdefault(note, []).append(key)
+    return [f"{note}: {', '.join(keys)}" for note, keys in groups.items()]

@@ -87,6 +87,12 @@ class STSTNet(nn.Module):
         "cpu": dict(epochs=30, lr=1e-3, batch_size=32, optimizer="adam", loss="ce"),
         "paper": dict(epochs=500, lr=5e-5, batch_size=256, optimizer="adam", loss="ce"),
     },
+    provenance={
+        "cpu": {"*": "chosen here (a short CPU schedule)", "channels": "paper", "input_size": "paper",
+                "dropout": "paper (no dropout)"},
+        "paper": {"*": "reference implementation (STSTNet training script)", "channels": "paper",
+                  "input_size": "paper", "dropout": "paper (no dropout)", "loss": "paper"},
+    },
 )
 def build_ststnet(cfg: STSTNetConfig) -> nn.Module:
     return STSTNet(cfg)
