@@ -76,9 +76,9 @@ def time_preset(preset: str, batch: int, repeats: int) -> dict[str, Any]:
 def run_ablation(epochs: int, pretrain_epochs: int, seed: int, executor: str, workers: int,
                  lr: float = 2e-3, batch_size: int = 16, log=print) -> list[dict[str, Any]]:
     """Four LOSO runs (pre-training x EVM) through the project's engine."""
-    from mer_core.config import ExperimentConfig
     from mer_core.store.db import RunStore
     from mer_core.training.engine import run_experiment
+    from mer_core.training.experiment import resolve_experiment
     from mer_core.training.pretrain import pretrain_for_experiment
 
     default = model_config("dense_attention", "cpu").channels
@@ -86,12 +86,12 @@ def run_ablation(epochs: int, pretrain_epochs: int, seed: int, executor: str, wo
     rows = []
     for evm, channels in ((True, default), (False, no_evm)):
         for macro in ("", "synthetic-macro"):
-            cfg = ExperimentConfig(
-                dataset="synthetic", model="dense_attention", preset="cpu", epochs=epochs, lr=lr, batch_size=batch_size,
+            cfg = resolve_experiment("synthetic", "dense_attention", "cpu", overrides=dict(
+                epochs=epochs, lr=lr, batch_size=batch_size,
                 optimizer="adamw", loss="ce", seed=seed, executor=executor, workers=workers, device="cpu",
                 pretrain=macro, pretrain_epochs=pretrain_epochs, freeze="none", backbone_lr_mult=1.0,
                 preprocess=dict(channels=list(channels)), record_oracle=True,
-            )
+            ))
             label = f"{'pretrain' if macro else 'scratch'} / {'EVM' if evm else 'no EVM'}"
             t0 = time.time()
             ckpt = pretrain_for_experiment(cfg, log=lambda m: log(f"  [{label}] {m}"))

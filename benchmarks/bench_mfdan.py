@@ -70,16 +70,14 @@ def time_model(name: str, preset: str, batch: int, repeats: int) -> dict[str, An
 def run_ablations(epochs: int | None, seed: int, save: Any = None) -> dict[str, Any]:
     try:
         from mer_core.training.engine import run_experiment  # type: ignore
-        from mer_core.config import ExperimentConfig
+        from mer_core.training.experiment import resolve_experiment
     except ImportError as exc:
         return {"skipped": f"training engine not available: {exc}"}
     defaults = train_defaults("mfdan", "cpu")
     out: dict[str, Any] = {}
     for label, change in ABLATIONS.items():
-        fields = dict(model="mfdan", preset="cpu", dataset="synthetic", protocol="loso", seed=seed,
-                      epochs=epochs or defaults["epochs"], lr=defaults["lr"], batch_size=defaults["batch_size"],
-                      optimizer=defaults["optimizer"], scheduler=defaults.get("scheduler", "cosine"), **change)
-        cfg = ExperimentConfig(**fields)
+        fields = dict(protocol="loso", seed=seed, epochs=epochs or defaults["epochs"], **change)
+        cfg = resolve_experiment("synthetic", "mfdan", "cpu", overrides=fields)  # the rest: the preset's
         t0 = time.perf_counter()
         result = run_experiment(cfg)
         out[label] = dict(config=cfg.to_dict(), seconds=time.perf_counter() - t0, result=_summarise(result))

@@ -35,16 +35,14 @@ def peak_rss_mb() -> float:
 
 
 def run_once(model: str, executor: str, workers: int, epochs: int | None, dataset_options: dict) -> dict:
-    from mer_core.config import ExperimentConfig
-    from mer_core.models.registry import train_defaults
     from mer_core.store.db import RunStore
     from mer_core.training.engine import run_experiment
+    from mer_core.training.experiment import resolve_experiment
 
-    data = {**train_defaults(model, "cpu"), "model": model, "preset": "cpu", "executor": executor,
-            "workers": workers, "dataset": "synthetic", "dataset_options": dataset_options, "record_oracle": False}
+    data = {"executor": executor, "workers": workers, "dataset_options": dataset_options, "record_oracle": False}
     if epochs:
         data["epochs"] = epochs
-    cfg = ExperimentConfig.from_dict(data)
+    cfg = resolve_experiment("synthetic", model, "cpu", overrides=data)
     t0 = time.perf_counter()
     rid = run_experiment(cfg)
     wall = time.perf_counter() - t0
@@ -61,10 +59,10 @@ def run_once(model: str, executor: str, workers: int, epochs: int | None, datase
 
 
 def warm_cache(model: str) -> None:
-    from mer_core.config import ExperimentConfig
     from mer_core.training.engine import prepare_experiment
+    from mer_core.training.experiment import resolve_experiment
 
-    prepare_experiment(ExperimentConfig(model=model, dataset="synthetic"))
+    prepare_experiment(resolve_experiment("synthetic", model, "cpu"))
 
 
 def main() -> int:

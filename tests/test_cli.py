@@ -29,7 +29,8 @@ def test_loso_runs_and_lists(manifest, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["loso", "--model", "nope"], "unknown model 'nope'; valid models: "),
     (["loso", "--dataset", "nope"], "unknown dataset 'nope'; valid datasets: "),
-    (["loso", "--set", "epochz=3"], "unknown config key(s) epochz; valid keys:"),
+    (["loso", "--set", "epochz=3"], "--set epochz: unknown key; valid keys:"),
+    (["loso", "--model-option", "dropout=abc"], "--model-option dropout='abc': expected a number"),
     (["loso", "--set", "lr=-1"], "lr=-1"),
 ])
 def test_bad_input_is_one_clear_line(argv, message, capsys):

@@ -51,6 +51,8 @@ def test_form_defaults_summary_and_submit_queues_a_job(manifest, no_workers):
     from mer_core.models.registry import train_defaults
 
     assert epochs.value == train_defaults("baseline", "cpu").get("epochs", 20)  # the preset's default
+    assert any("Preset values: " in c.value and "tuned on synthetic seed 0" in c.value
+               for c in at.caption)  # provenance next to the preset
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["folds"] == "3" and metrics["clips"] == "12" and metrics["subjects"] == "3"
     epochs.set_value(2)
@@ -116,7 +118,7 @@ def test_pretraining_fields_only_for_dense_attention(manifest, no_workers):
     at = form(manifest, **{ne.K_MODEL: "dense_attention"})
     assert not at.exception, at.exception
     assert "pre-train on (macro dataset)" in [s.label for s in at.selectbox]
-    at.selectbox(key="ne_pretrain").set_value("synthetic-macro")
+    at.selectbox(key=ne.key("pretrain", "dense_attention", "cpu")).set_value("synthetic-macro")
     at.run()
     assert "pre-training epochs" in [n.label for n in at.number_input]
     assert "DropKey rate" not in [s.label for s in at.slider]

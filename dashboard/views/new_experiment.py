@@ -20,7 +20,7 @@ from dashboard import reads, writes
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
 from mer_core.errors import ConfigError, MerError
-from mer_core.keyvalue import parse_value
+from mer_core.keyvalue import parse_lines
 
 K_DATASET = "ne_dataset"
 K_MODEL = "ne_model"
@@ -37,17 +37,8 @@ def key(name: str, model: str, preset: str) -> str:
 
 
 def parse_options(text: str) -> dict[str, Any]:
-    """``KEY=VALUE`` lines (JSON values where they parse) -> dict; raises ConfigError naming the line."""
-    out: dict[str, Any] = {}
-    for i, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "=" not in line:
-            raise ConfigError(f"dataset options line {i} {line!r}: expected KEY=VALUE")
-        k, v = line.split("=", 1)
-        out[k.strip()] = parse_value(v.strip())
-    return out
+    """Indexer options, one ``KEY=VALUE`` per line, typed like ``--dataset-option``; ConfigError names the line."""
+    return parse_lines(text, None, "dataset options")
 
 
 def field_errors(data_dict: dict[str, Any]) -> dict[str, str]:
@@ -115,6 +106,7 @@ def _section_model(v: dict[str, Any], slots: dict[str, Any]) -> tuple[str, str, 
     c1.caption(model_spec(model).description)
     presets = list_presets(model)
     preset = c2.selectbox("preset", presets, key=f"{K_PRESET}_{model}")
+    _provenance(c2, model, preset)
     mcfg = model_config(model, preset)
     defaults = {**ExperimentConfig().to_dict(), **train_defaults(model, preset)}
     fields = {f.name for f in dataclasses.fields(model_spec(model).config_cls)}
@@ -187,31 +179,42 @@ def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any) -> 
     low, high = c3.slider("EVM band (fraction of the frame rate)", 0.0, 0.5, (0.05, 0.4), 0.01, key="ne_evm_band")
     pre["evm_low"], pre["evm_high"] = float(low), float(high)
     slots["preprocess.evm_low"] = c3.empty()
-    if hasattr(mcfg, "evm_alpha") and pre["evm_alpha"] > 0:
-        v["model_options"]["evm_alpha"] = pre["evm_alpha"]  # the model must know the amplification used
+    # a model with an evm_alpha field gets this amplification from the engine (resolve_model_config)
 
 
-def _section_execution(v: dict[str, Any], slots: dict[str, Any], model: str) -> None:
+def _provenance(col: Any, model: str, preset: str) -> None:
+    """Where the preset's values come from (paper, reference implementation, chosen here, tuned...)."""
+    from mer_core.models.registry import provenance_summary
+
+    col.caption("Preset values: " + " · ".join(provenance_summary(model, preset)))
+
+
+def _section_execution(v: dict[str, Any], slots: dict[str, Any], model: str, preset: str,
+                       defaults: dict[str, Any]) -> None:
     from mer_core.datasets.registry import list_datasets
 
     st.subheader("Execution")
     c1, c2, c3, c4 = st.columns(4)
     v["seed"] = int(c1.number_input("seed", value=0, step=1, key="ne_seed"))
-    defaults = ExperimentConfig()
-    v["executor"] = c2.selectbox("executor", EXECUTORS, index=EXECUTORS.index(defaults.executor), key="ne_executor",
+    v["executor"] = c2.selectbox("executor", EXECUTORS, index=EXECUTORS.index(defaults["executor"]), key="ne_executor",
                                  help="where folds run: this worker, a process pool, or Ray")
-    v["workers"] = int(c3.number_input("workers", value=defaults.workers, min_value=0, step=1, key="ne_workers",
+    v["workers"] = int(c3.number_input("workers", value=int(defaults["workers"]), min_value=0, step=1, key="ne_workers",
                                        help="0 = one per CPU core (one per GPU on CUDA)"))
     slots["workers"] = c3.empty()
     v["device"] = c4.selectbox("device", ("auto", "cpu", "cuda"), key="ne_device")
-    if model in PRETRAIN_MODELS:
+    if model in PRETRAIN_MODELS:  # defaults: the preset's pre-training settings (train_defaults)
         c1, c2, c3, _ = st.columns(4)
         macro = [""] + [d for d in list_datasets() if "macro" in d] + [d for d in list_datasets() if "macro" not in d]
-        v["pretrain"] = c1.selectbox("pre-train on (macro dataset)", macro, key="ne_pretrain",
-                                     format_func=lambda d: d or "none")
+        if defaults["pretrain"] not in macro:
+            macro.append(defaults["pretrain"])
+        k = lambda name: key(name, model, preset)  # noqa: E731
+        v["pretrain"] = c1.selectbox("pre-train on (macro dataset)", macro, index=macro.index(defaults["pretrain"]),
+                                     key=k("pretrain"), format_func=lambda d: d or "none")
         if v["pretrain"]:
-            v["pretrain_epochs"] = int(c2.number_input("pre-training epochs", value=10, step=1, key="ne_pt_epochs"))
-            v["freeze"] = c3.selectbox("freeze when fine-tuning", FREEZE, key="ne_freeze")
+            v["pretrain_epochs"] = int(c2.number_input("pre-training epochs", value=int(defaults["pretrain_epochs"]),
+                                                       step=1, key=k("pretrain_epochs")))
+            v["freeze"] = c3.selectbox("freeze when fine-tuning", FREEZE, index=FREEZE.index(defaults["freeze"]),
+                                       key=k("freeze"))
             slots["pretrain_epochs"] = c2.empty()
 
 
@@ -231,7 +234,7 @@ def render() -> None:
     model, preset, mcfg, defaults = _section_model(values, slots)
     _section_training(values, slots, model, preset, defaults)
     _section_preprocess(values, slots, mcfg)
-    _section_execution(values, slots, model)
+    _section_execution(values, slots, model, preset, defaults)
     name = st.text_input("name (optional)", key="ne_name")
 
     options_error = values.pop("_options_error", "")
@@ -242,11 +245,14 @@ def render() -> None:
     summary: dict[str, Any] = {}
     if config is not None:
         from mer_core.training.engine import resolve_model_config
+        from mer_core.training.experiment import resolve_experiment
 
         try:  # the model must accept the chosen input (size, channels)
             resolve_model_config(config, 3)
+            config = resolve_experiment(values["dataset"], model, preset, overrides=values)
         except MerError as exc:
             errors["input"] = f"{model} does not accept this input: {exc}"
+            config = None
     if config is not None and "input" not in errors:
         summary = reads.experiment_plan(_plan_key(config))
         if "error" in summary:

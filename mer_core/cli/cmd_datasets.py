@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mer_core.errors import DatasetError
+from mer_core.keyvalue import parse_pairs
 
 
 def register(subparsers: Any) -> None:
@@ -55,23 +56,12 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_options(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise DatasetError(f"option {item!r}: expected KEY=VALUE")
-        low = value.strip().lower()
-        out[key.strip()] = True if low == "true" else False if low == "false" else value.strip()
-    return out
-
-
 def _check(args: argparse.Namespace) -> int:
     from mer_core.datasets.check import check_dataset
 
     if args.root and not Path(args.root).expanduser().exists():
         raise DatasetError(f"root {args.root} does not exist")
-    options = _parse_options(args.option)
+    options = parse_pairs(args.option, None, "--option")
     if args.class_set:
         options["class_set"] = args.class_set
     report = check_dataset(args.name, Path(args.root).expanduser() if args.root else None, **options)

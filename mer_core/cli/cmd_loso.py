@@ -12,22 +12,25 @@ import sys
 from typing import Any
 
 from mer_core.config import EXECUTORS, LOSSES, OPTIMIZERS, PROTOCOLS, ExperimentConfig
-from mer_core.errors import ConfigError
-from mer_core.keyvalue import parse_value
+from mer_core.keyvalue import parse_pairs
 
 
 def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | None) -> None:
-    """Options shared by every command that builds an ExperimentConfig."""
-    p.add_argument("--dataset", default="synthetic", help="dataset name (mer datasets list); default synthetic")
+    """Options shared by every command that builds an ExperimentConfig.
+
+    Every default is None (or empty): an option not given leaves the value to
+    the ``--config`` file, then to the preset (see mer_core.training.experiment).
+    """
+    p.add_argument("--dataset", help="dataset name (mer datasets list); default synthetic")
     p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                    help="indexer option, e.g. subjects=4 for a small synthetic set (repeatable)")
-    p.add_argument("--model", default="baseline", help="model name (see `mer models`)")
-    p.add_argument("--preset", default="cpu", help="model preset: cpu or paper")
+    p.add_argument("--model", help="model name (see `mer models`); default baseline")
+    p.add_argument("--preset", help="model preset: cpu (default) or paper")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config field (repeatable)")
     if protocol_default is None:
-        p.add_argument("--protocol", choices=PROTOCOLS, default="loso")
-    p.add_argument("--class-set", default="", help="class set (default: the dataset's)")
+        p.add_argument("--protocol", choices=PROTOCOLS, help="default loso")
+    p.add_argument("--class-set", help="class set (default: the dataset's)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -49,53 +52,39 @@ def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | N
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"{what} {pair!r}: expected KEY=VALUE")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = parse_value(value)
-    return out
+_FLAGS = {"class_set": "class_set", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
+          "optimizer": "optimizer", "loss": "loss", "selection": "selection", "seed": "seed",
+          "executor": "executor", "workers": "workers", "device": "device", "pretrain": "pretrain"}
 
 
 def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> ExperimentConfig:
-    """Build a validated config: model's training defaults < --config file < options."""
-    from mer_core.models.registry import model_spec, train_defaults
+    """The resolved config: preset defaults < --config file < options < --set (never argparse defaults)."""
+    from mer_core.models.registry import model_spec
+    from mer_core.training.experiment import load_config_file, resolve_experiment
 
-    model_spec(args.model)  # unknown model -> clear error listing the valid ones
-    data: dict[str, Any] = {}
-    data.update(train_defaults(args.model, args.preset) if args.preset in model_spec(args.model).presets else {})
-    if args.config:
-        try:
-            with open(args.config, encoding="utf-8") as fh:
-                data.update(json.load(fh))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"--config {args.config}: cannot read a JSON object ({exc})") from exc
-    data.update(dataset=args.dataset, model=args.model, preset=args.preset)
-    data["protocol"] = protocol or args.protocol
-    if args.dataset_option:
-        data["dataset_options"] = parse_pairs(args.dataset_option, "--dataset-option")
-    if args.model_option:
-        data["model_options"] = parse_pairs(args.model_option, "--model-option")
-    simple = {"class_set": args.class_set or None, "epochs": args.epochs, "batch_size": args.batch_size,
-              "lr": args.lr, "optimizer": args.optimizer, "loss": args.loss, "selection": args.selection,
-              "seed": args.seed, "executor": args.executor, "workers": args.workers, "device": args.device,
-              "pretrain": args.pretrain}
-    data.update({k: v for k, v in simple.items() if v is not None})
-    pre = dict(data.get("preprocess") or {})
-    if args.flow:
-        pre["flow_method"] = args.flow
-    if args.input_size:
-        pre["input_size"] = args.input_size
-    if pre:
-        data["preprocess"] = pre
-    for key, value in parse_pairs(args.set, "--set").items():
-        if key.startswith("preprocess."):
-            data.setdefault("preprocess", {})[key.split(".", 1)[1]] = value
-        else:
-            data[key] = value
-    return ExperimentConfig.from_dict(data)
+    overrides: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    flags = {key: getattr(args, attr) for key, attr in _FLAGS.items() if getattr(args, attr, None) is not None}
+    proto = protocol or getattr(args, "protocol", None)
+    if proto:
+        flags["protocol"] = proto
+    for key in ("dataset", "model", "preset"):
+        if getattr(args, key, None) is not None:
+            flags[key] = getattr(args, key)
+    pre = {k: v for k, v in (("flow_method", args.flow), ("input_size", args.input_size)) if v is not None}
+    settings = parse_pairs(args.set, ExperimentConfig, "--set")
+    for layer in (flags, {"preprocess": pre} if pre else {}, settings):
+        for key, value in layer.items():
+            if key == "preprocess" and isinstance(value, dict) and isinstance(overrides.get(key), dict):
+                overrides[key] = {**overrides[key], **value}
+            else:
+                overrides[key] = value
+    dataset, model = overrides.get("dataset", "synthetic"), overrides.get("model", "baseline")
+    preset = overrides.get("preset", "cpu")
+    return resolve_experiment(
+        dataset, model, preset, overrides=overrides,
+        dataset_options=parse_pairs(args.dataset_option, None, "--dataset-option"),
+        model_options=parse_pairs(args.model_option, model_spec(model).config_cls, "--model-option"),
+    )
 
 
 class ProgressPrinter:
@@ -207,7 +196,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from mer_core.models.registry import list_models, model_config, model_spec
+    from mer_core.models.registry import list_models, model_config, model_spec, provenance_summary
 
     for name in list_models():
         spec = model_spec(name)
@@ -215,6 +204,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         for preset in spec.presets:
             cfg = model_config(name, preset)
             print(f"  preset {preset}: input {cfg.input_size}px, channels {', '.join(cfg.channels)}")
+            for line in provenance_summary(name, preset):
+                print(f"    {line}")
         if args.verbose:
             print("  options: " + ", ".join(f.name for f in dataclasses.fields(spec.config_cls)))
     return 0

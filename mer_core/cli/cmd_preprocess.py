@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mer_core.errors import ConfigError, DatasetError
+from mer_core.errors import ConfigError
+from mer_core.keyvalue import parse_pairs
 
 
 def register(subparsers: Any) -> None:
@@ -45,17 +46,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--report", help="write the per-sample report to this CSV file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
-
-
-def _options(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise DatasetError(f"dataset option {item!r}: expected KEY=VALUE")
-        low = value.strip().lower()
-        out[key.strip()] = True if low == "true" else False if low == "false" else value.strip()
-    return out
 
 
 def resolve_inputs(args: argparse.Namespace) -> tuple[tuple[str, ...], int]:
@@ -86,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     }
     options = PreprocessConfig(flow_method=args.flow, face_crop=not args.no_face_crop, **evm)
     root = Path(args.root).expanduser() if args.root else None
-    table = index_dataset(args.dataset, root, **_options(args.dataset_option))
+    table = index_dataset(args.dataset, root, **parse_pairs(args.dataset_option, None, "--dataset-option"))
     if args.limit:
         table = table.iloc[: args.limit]
     print(f"preprocessing {len(table)} sample(s) of {args.dataset!r}: channels {','.join(channels)} at {size} px, "

@@ -12,11 +12,10 @@ preset, options, epochs and seed) finds the same checkpoint.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from mer_core.errors import ConfigError
+from mer_core.keyvalue import parse_pairs
 
 
 def register(subparsers: Any) -> None:
@@ -40,31 +39,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--channels", default="", help="comma-separated input channels (default: the preset's)")
     p.add_argument("--input-size", type=int, default=0, help="input side in pixels (default: the preset's)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="model option override (JSON value), repeatable, e.g. --option growth_rate=8")
+                   help="model option override, typed from the model's config, repeatable, e.g. --option growth_rate=8")
     p.add_argument("--force", action="store_true", help="retrain even if the checkpoint exists")
     p.add_argument("--quiet", action="store_true", help="print only the checkpoint path")
     p.set_defaults(handler=run)
-
-
-def _options(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, eq, raw = item.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"--option {item!r}: expected KEY=VALUE")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out[key.strip()] = tuple(value) if isinstance(value, list) else value
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
     from mer_core.config import PreprocessConfig
     from mer_core.training.pretrain import pretrain
 
-    options = _options(args.option)
+    from mer_core.models.registry import model_spec
+
+    options = parse_pairs(args.option, model_spec(args.model).config_cls, "--option")
     if args.channels:
         options["channels"] = tuple(c.strip() for c in args.channels.split(",") if c.strip())
     if args.input_size:

@@ -13,15 +13,15 @@ from __future__ import annotations
 import sys
 
 from mer_core.config import ExperimentConfig
-from mer_core.models.registry import train_defaults
 from mer_core.store.db import RunStore
+from mer_core.training.experiment import resolve_experiment
 
 DEMO_MODELS = ("ststnet", "baseline")
 
 
 def demo_configs() -> list[ExperimentConfig]:
-    return [ExperimentConfig.from_dict({**train_defaults(m, "cpu"), "model": m, "dataset": "synthetic"})
-            for m in DEMO_MODELS]
+    """The same configs the New experiment form builds for these models at their cpu preset."""
+    return [resolve_experiment("synthetic", m, "cpu") for m in DEMO_MODELS]
 
 
 def queue_demo_jobs(store: RunStore | None = None, *, start: bool = True) -> list[str]:

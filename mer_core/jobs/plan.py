@@ -15,7 +15,6 @@ from mer_core.errors import MerError
 from mer_core.paths import repo_root
 
 
-
 # Rough training cost in ms per sample per epoch on one CPU thread, used when no
 # benchmark file (bench_out/*.json, written by benchmarks/bench_*.py) covers the
 # model preset. Measured once at the cpu presets (forward+backward+AdamW step,
@@ -66,8 +65,10 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
     second are raised here instead, as :class:`MerError` naming the problem.
     """
     from mer_core.training.engine import load_table, resolve_model_config
+    from mer_core.training.experiment import complete_config
     from mer_core.training.protocols import make_folds
 
+    config = complete_config(config)
     table, classes, notes = load_table(config)
     if len(classes) < 2:
         raise MerError(f"dataset {config.dataset!r} has a single class {list(classes)}; need at least 2")
@@ -82,6 +83,6 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
     return {
         "n_samples": len(table), "n_subjects": int(table["subject"].nunique()), "n_folds": len(folds),
         "classes": {c: int((table["label"] == c).sum()) for c in classes}, "notes": notes,
-        "input_size": int(mcfg.input_size), "channels": list(mcfg.channels),
+        "input_size": int(mcfg.input_size), "channels": list(mcfg.channels), "class_set": config.class_set,
         "estimated_seconds": seconds, "estimate_source": source,
     }

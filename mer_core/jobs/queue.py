@@ -164,9 +164,15 @@ def log_tail(job: dict[str, Any], lines: int = 40) -> str:
 # --- submitting, cancelling, resuming ------------------------------------------
 def submit(config: ExperimentConfig, *, store: RunStore | None = None, name: str = "", priority: int = 0,
            start: bool = True) -> str:
-    """Queue ``config``; returns the job id. ``start`` kicks the scheduler at once."""
+    """Queue ``config`` (completed: class set and model input resolved); returns the job id.
+
+    ``start`` kicks the scheduler at once.
+    """
+    from mer_core.training.experiment import complete_config
+
     if not isinstance(config, ExperimentConfig):
         raise MerError(f"submit() needs an ExperimentConfig, got {type(config).__name__}")
+    config = complete_config(config)
     own = store is None
     store = store or RunStore()
     try:

@@ -6,8 +6,9 @@ curves and status are committed together when the fold finishes, so a crash
 never leaves a half-stored fold that a resume would trust: resuming retrains
 exactly the folds that are not ``done``.
 
-The schema is versioned: ``MIGRATIONS[i]`` upgrades version i to i + 1, from
-an empty file on. Add a migration, never edit a released one.
+The schema is versioned: ``MIGRATIONS[i]`` (SQL, or a Python function of the
+connection for a data migration) upgrades version i to i + 1, from an empty
+file on. Add a migration, never edit a released one.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
@@ -27,7 +28,7 @@ from mer_core.errors import MerError
 from mer_core.paths import repo_root, store_path
 from mer_core.store.folders import check_id, run_folder  # noqa: F401  (run_folder: re-exported)
 
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 0 -> 1: the first release
     """
     CREATE TABLE runs (
@@ -129,6 +130,50 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+# What class set '' meant for each dataset when runs and jobs could still store it
+# (DatasetInfo.default_class_set at schema 2). Frozen with migration 2 -> 3: the
+# store sits below the datasets and must not ask them.
+CLASS_SET_DEFAULTS_V2 = {
+    "casme2": "casme2_5", "casme3": "casme3_7", "manifest": "native", "megc2019": "composite3",
+    "samm": "samm_5", "smic": "composite3", "synthetic": "composite3", "synthetic-macro": "native",
+}
+
+
+def _resolved_config_json(text: str, dataset: str) -> tuple[str, str | None]:
+    """(config JSON with class_set '' resolved, its new stable hash or None when the config no longer loads)."""
+    from mer_core.config import ExperimentConfig
+    from mer_core.errors import ConfigError
+
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("class_set", "") or dataset not in CLASS_SET_DEFAULTS_V2:
+        return text, None
+    data["class_set"] = CLASS_SET_DEFAULTS_V2[dataset]
+    try:
+        config = ExperimentConfig.from_dict(data)
+    except ConfigError:  # a config of older code: rewrite the key, keep the rest as it was
+        return json.dumps(data, sort_keys=True, indent=1), None
+    return config.to_json(), config.stable_hash()
+
+
+def _migrate_class_sets(c: sqlite3.Connection) -> None:
+    """2 -> 3: runs and jobs that stored class set '' get the name it meant (see CLASS_SET_DEFAULTS_V2)."""
+    for run_id, dataset, text in c.execute("SELECT id, dataset, config_json FROM runs WHERE class_set = ''").fetchall():
+        if dataset in CLASS_SET_DEFAULTS_V2:
+            new_text, new_hash = _resolved_config_json(text, dataset)
+            c.execute("UPDATE runs SET class_set=?, config_json=?, config_hash=COALESCE(?, config_hash) WHERE id=?",
+                      (CLASS_SET_DEFAULTS_V2[dataset], new_text, new_hash, run_id))
+    for job_id, text in c.execute("SELECT id, config_json FROM jobs").fetchall():
+        try:
+            dataset = json.loads(text).get("dataset", "")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        new_text, _ = _resolved_config_json(text, dataset)
+        if new_text != text:
+            c.execute("UPDATE jobs SET config_json=? WHERE id=?", (new_text, job_id))
+
+
+MIGRATIONS.append(_migrate_class_sets)  # 2 -> 3: class set '' resolved
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -225,9 +270,13 @@ class RunStore:
                 "update MER Bench"
             )
         for target in range(version, SCHEMA_VERSION):
+            step = MIGRATIONS[target]
             with self.tx() as c:
-                for statement in _split_sql(MIGRATIONS[target]):
-                    c.execute(statement)
+                if callable(step):  # a data migration written in Python
+                    step(c)
+                else:
+                    for statement in _split_sql(step):
+                        c.execute(statement)
                 c.execute(f"PRAGMA user_version={target + 1}")
 
     # --- runs ------------------------------------------------------------
