@@ -249,11 +249,12 @@ def _pretrain(config: ExperimentConfig, progress: Progress | None) -> None:
     """Macro pre-training (DenseAttention's transfer learning), reported as a stage."""
     from mer_core.training.pretrain import pretrain_for_experiment
 
-    def report(done: int, total: int, loss: float) -> None:
+    def report(event: dict[str, Any]) -> None:  # trainer.epoch_event, stage 'pretrain'
         if progress:
-            progress({"event": "stage", "stage": "pretrain", "done": done, "total": total, "loss": loss})
+            progress({"event": "stage", "stage": event["stage"], "done": event["epoch"], "total": event["epochs"],
+                      "loss": event["loss"]})
 
-    pretrain_for_experiment(config, progress=report)
+    pretrain_for_experiment(config, on_epoch=report)
 
 
 def summarize_run(store: RunStore, run_id: str, classes: tuple[str, ...]) -> dict[str, Any]:

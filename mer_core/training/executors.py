@@ -114,12 +114,13 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
         model = create_model(cfg.model, config=task.model_cfg)
         groups = _maybe_pretrained(model, cfg)
 
-        def on_epoch(row: dict[str, float]) -> None:
+        def on_epoch(event: dict[str, Any]) -> None:  # trainer.epoch_event
+            row = event["metrics"]
             if store is not None:
                 store.add_epoch(task.run_id, fold.index, int(row["epoch"]),
                                 **{k: v for k, v in row.items() if k != "epoch"})
             if emit:
-                emit({"event": "epoch", "fold": fold.index, "epochs": cfg.epochs, **row})
+                emit({"event": "epoch", "fold": fold.index, "epochs": event["epochs"], **row})
 
         result = fit(
             model, cfg, pick(fold.train_idx), classes=task.classes, channels=tuple(task.model_cfg.channels),

@@ -1,12 +1,29 @@
-"""One training loop for every registered model.
+"""One training loop for every registered model: fold training and macro pre-training.
 
-``fit`` trains a model on one fold's training arrays and predicts its test
-arrays. Model selection is honest: with ``selection='fixed'`` the last epoch
-is used; with ``'early_stop'`` the epoch is chosen on a validation split of
-*training* subjects (the caller carves it, see protocols). The test subject is
-only ever *evaluated*: when ``record_oracle`` is on, its per-epoch accuracy is
-recorded so the dashboard can show how much test-set epoch selection would
-inflate the score, labelled as a diagnostic and never used for the headline.
+``fit`` trains a model on one table's training arrays and, for a fold,
+predicts its test arrays. Macro pre-training (:mod:`mer_core.training.pretrain`)
+is the same call on the macro table, with no validation and no test data.
+
+The loop is built from small pieces that a fold-batched trainer (K folds'
+models trained as one) can reuse fold by fold:
+
+* :func:`make_loader` -- a data stream whose order and augmentation depend
+  only on its seed;
+* :class:`TrainState` -- model, optimiser, scheduler, loss and device;
+  :func:`train_one_epoch` advances it by one pass over a loader;
+* :func:`evaluate` -- probabilities and scores on held-out arrays;
+* :class:`Selection` -- honest epoch selection. With ``selection='fixed'``
+  the last epoch is used; with ``'early_stop'`` the epoch is chosen on a
+  validation split of *training* subjects (the caller carves it, see
+  protocols). It only ever sees validation scores.
+* :func:`epoch_event` -- the one event dict every stage reports per epoch
+  through ``on_epoch``: ``stage`` ('pretrain' | 'fold'), ``epoch``,
+  ``epochs``, ``loss`` (training loss) and ``metrics`` (the history row).
+
+The test subject is only ever *evaluated*: when ``record_oracle`` is on, its
+per-epoch accuracy is recorded so the dashboard can show how much test-set
+epoch selection would inflate the score, labelled as a diagnostic and never
+used for the headline.
 """
 from __future__ import annotations
 
@@ -14,7 +31,7 @@ import copy
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,6 +41,10 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 from mer_core.config import ExperimentConfig
 from mer_core.evaluation.metrics import scores
 from mer_core.training.losses import build_loss
+
+STAGES = ("pretrain", "fold")
+EpochEvent = dict[str, Any]  # see epoch_event
+OnEpoch = Callable[[EpochEvent], None]
 
 
 class Cancelled(Exception):
@@ -55,7 +76,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights, normalised to mean 1 over present classes."""
+    """Inverse-frequency weights: each present class weighs the same in total, the mean sample weighs 1."""
     counts = np.bincount(y, minlength=n_classes).astype(float)
     w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max((counts > 0).sum(), 1), 0.0)
     return torch.tensor(w, dtype=torch.float32)
@@ -111,127 +132,256 @@ def predict_proba(model: nn.Module, x: np.ndarray, device: torch.device, batch_s
     return np.concatenate(out) if out else np.zeros((0, k), np.float32)
 
 
+# --- the loop's pieces ----------------------------------------------------------
+
+
+@dataclass
+class Loader:
+    """One model's training stream: the batches and the generator behind their order and augmentation."""
+
+    batches: DataLoader
+    gen: torch.Generator
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return iter(self.batches)
+
+
+def make_loader(x: np.ndarray, y: np.ndarray, cfg: ExperimentConfig, seed: int,
+                n_classes: int | None = None) -> Loader:
+    """Shuffled batches of ``(x, y)``; the order (and the augmentation drawn in
+    :func:`train_one_epoch`) depends only on ``seed``, never on the global RNG.
+
+    With ``class_balance='sampler'`` batches are drawn with inverse-frequency
+    weights, with replacement.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    ds = TensorDataset(torch.from_numpy(x), torch.from_numpy(np.asarray(y).astype(np.int64)))
+    if cfg.class_balance == "sampler":
+        w = class_weights(y, n_classes if n_classes is not None else int(np.max(y)) + 1).numpy()[y]
+        sampler = WeightedRandomSampler(torch.tensor(w, dtype=torch.double), len(y), replacement=True, generator=gen)
+        return Loader(DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler), gen)
+    return Loader(DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=gen), gen)
+
+
+@dataclass
+class TrainState:
+    """What one model's training carries from batch to batch (its optimiser state included)."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    loss_fn: nn.Module
+    device: torch.device
+    channels: tuple[str, ...]
+    augment: bool = True
+    grad_clip: float = 0.0
+    min_batch: int = 1  # smaller batches are skipped (2 for BatchNorm on tiny tables)
+    scaler: Any = None
+
+    @classmethod
+    def create(cls, model: nn.Module, cfg: ExperimentConfig, y_train: np.ndarray, n_classes: int,
+               channels: tuple[str, ...], device: torch.device, param_groups: Any = None,
+               min_batch: int = 1) -> "TrainState":
+        """Move ``model`` to ``device`` and build its loss, optimiser and scheduler from ``cfg``."""
+        model.to(device)
+        cuda = device.type == "cuda"
+        if cuda:
+            model = model.to(memory_format=torch.channels_last)
+        weight = class_weights(y_train, n_classes).to(device) if cfg.class_balance == "weights" else None
+        loss_fn = build_loss(cfg.loss, gamma=cfg.focal_gamma, alpha=cfg.focal_alpha, smoothing=cfg.label_smoothing,
+                             weight=weight).to(device)
+        opt = build_optimizer(param_groups if param_groups is not None else model.parameters(), cfg)
+        return cls(model, opt, build_scheduler(opt, cfg), loss_fn, device, tuple(channels), cfg.augment,
+                   cfg.grad_clip, min_batch, torch.amp.GradScaler("cuda") if cuda else None)
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on a batch already on the device; returns (loss, logits)."""
+        model, opt = self.model, self.opt
+        cuda = self.device.type == "cuda"
+        if cuda:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=self.device.type, enabled=cuda):
+            logits = model(xb)
+            loss = self.loss_fn(logits.float(), yb)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            if self.grad_clip > 0:
+                self.scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            if self.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+            opt.step()
+        return loss, logits
+
+
+def train_one_epoch(state: TrainState, loader: Loader, epoch: int,
+                    should_stop: Callable[[], bool] | None = None) -> dict[str, float]:
+    """One pass over ``loader``; returns the history row's training part and steps the scheduler."""
+    state.model.train()
+    total, correct, loss_sum = 0, 0, 0.0
+    n = len(loader.batches.dataset)
+    for xb, yb in loader:
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        if len(yb) < state.min_batch and n >= state.min_batch:
+            continue
+        if state.augment:
+            xb = augment(xb, state.channels, loader.gen)
+        xb, yb = xb.to(state.device, non_blocking=True), yb.to(state.device, non_blocking=True)
+        loss, logits = state.step(xb, yb)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}; lower the learning rate")
+        loss_sum += loss.item() * len(yb)
+        correct += int((logits.argmax(1) == yb).sum())
+        total += len(yb)
+    total = max(total, 1)
+    row = {"epoch": epoch, "train_loss": loss_sum / total, "train_acc": correct / total,
+           "lr": state.opt.param_groups[0]["lr"]}
+    if state.sched is not None:
+        state.sched.step()
+    return row
+
+
+@dataclass
+class Evaluation:
+    probs: np.ndarray
+    loss: float
+    acc: float
+    uf1: float
+
+
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, classes: tuple[str, ...],
+             device: torch.device) -> Evaluation:
+    """Probabilities, negative log-likelihood, accuracy and UF1 of ``model`` on ``(x, y)``."""
+    probs = predict_proba(model, x, device)
+    s = scores(y, probs.argmax(1), classes)
+    return Evaluation(probs, float(_nll(probs, y)), s.accuracy, s.uf1)
+
+
+@dataclass
+class Selection:
+    """Honest epoch selection: it is shown validation scores only, never the test subject's.
+
+    ``fixed`` keeps the last epoch. ``early_stop`` keeps the epoch with the best
+    validation (UF1, -loss), stops after ``patience`` epochs without
+    improvement, and :meth:`finish` restores that epoch's weights.
+    """
+
+    mode: str = "fixed"
+    patience: int = 5
+    epoch: int = 0  # 1-based; 0 until observed
+    best: tuple[float, float] | None = None
+    state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+
+    def observe(self, epoch: int, val: Evaluation, model: nn.Module) -> None:
+        key = (val.uf1, -val.loss)
+        if self.best is None or key > self.best:
+            self.best, self.stale, self.epoch = key, 0, epoch
+            if self.mode == "early_stop":  # 'fixed' keeps the last epoch: no copy needed
+                self.state = copy.deepcopy(model.state_dict())
+        else:
+            self.stale += 1
+
+    def should_stop(self) -> bool:
+        return self.mode == "early_stop" and self.best is not None and self.stale >= self.patience
+
+    def finish(self, model: nn.Module, epochs_run: int) -> int:
+        """Load the selected weights into ``model``; return the selected epoch (1-based)."""
+        if self.mode == "early_stop" and self.state is not None:
+            model.load_state_dict(self.state)
+            return self.epoch
+        return epochs_run
+
+
+def select(cfg: ExperimentConfig) -> Selection:
+    """The config's selection rule."""
+    return Selection(cfg.selection, cfg.patience)
+
+
+def epoch_event(stage: str, epoch: int, epochs: int, row: dict[str, float]) -> EpochEvent:
+    """The per-epoch report every stage sends through ``on_epoch``."""
+    if stage not in STAGES:
+        raise ValueError(f"stage={stage!r}: expected one of {', '.join(STAGES)}")
+    return {"stage": stage, "epoch": epoch, "epochs": epochs, "loss": row["train_loss"], "metrics": dict(row)}
+
+
+# --- the loop -------------------------------------------------------------------
+
+
 def fit(
     model: nn.Module,
     cfg: ExperimentConfig,
     train: tuple[np.ndarray, np.ndarray],
     *,
-    classes: tuple[str, ...],
+    classes: tuple[str, ...] | list[str],
     channels: tuple[str, ...],
     val: tuple[np.ndarray, np.ndarray] | None = None,
     test: tuple[np.ndarray, np.ndarray] | None = None,
     seed: int = 0,
     device: torch.device | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    on_epoch: OnEpoch | None = None,
     should_stop: Callable[[], bool] | None = None,
     param_groups: Any = None,
+    stage: str = "fold",
+    min_batch: int = 1,
 ) -> FitResult:
-    """Train ``model`` and return its history and test probabilities."""
+    """Train ``model`` and return its history and test probabilities.
+
+    ``on_epoch`` receives an :func:`epoch_event` after every epoch.
+    """
     t0 = time.time()
     device = device or resolve_device(cfg.device)
     seed_everything(seed)
-    gen = torch.Generator().manual_seed(seed)
-    k = len(classes)
+    classes = tuple(classes)
     x_tr, y_tr = train
     if len(x_tr) == 0:
         raise ValueError("the fold has no training samples")
-    model.to(device)
-    cuda = device.type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    weight = class_weights(y_tr, k).to(device) if cfg.class_balance == "weights" else None
-    loss_fn = build_loss(cfg.loss, gamma=cfg.focal_gamma, alpha=cfg.focal_alpha, smoothing=cfg.label_smoothing,
-                         weight=weight).to(device)
-    opt = build_optimizer(param_groups if param_groups is not None else model.parameters(), cfg)
-    sched = build_scheduler(opt, cfg)
-    scaler = torch.amp.GradScaler("cuda") if cuda else None
-    ds = TensorDataset(torch.from_numpy(x_tr), torch.from_numpy(y_tr.astype(np.int64)))
-    if cfg.class_balance == "sampler":
-        w = class_weights(y_tr, k).numpy()[y_tr]
-        sampler = WeightedRandomSampler(torch.tensor(w, dtype=torch.double), len(y_tr), replacement=True, generator=gen)
-        loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler)
-    else:
-        loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=gen)
-
+    loader = make_loader(x_tr, y_tr, cfg, seed, len(classes))
+    state = TrainState.create(model, cfg, y_tr, len(classes), channels, device, param_groups, min_batch)
+    model = state.model
+    selection = select(cfg)
     result = FitResult()
-    best_val: tuple[float, float] | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    stale = 0
     test_epoch_probs: list[np.ndarray] = []
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        total, correct, loss_sum = 0, 0, 0.0
-        for xb, yb in loader:
-            if should_stop is not None and should_stop():
-                raise Cancelled()
-            if cfg.augment:
-                xb = augment(xb, channels, gen)
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            if cuda:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device_type=device.type, enabled=cuda):
-                logits = model(xb)
-                loss = loss_fn(logits.float(), yb)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}; lower the learning rate")
-            loss_sum += loss.item() * len(yb)
-            correct += int((logits.argmax(1) == yb).sum())
-            total += len(yb)
-        row: dict[str, float] = {"epoch": epoch, "train_loss": loss_sum / total, "train_acc": correct / total,
-                                 "lr": opt.param_groups[0]["lr"]}
-        if sched is not None:
-            sched.step()
+        row: dict[str, float] = train_one_epoch(state, loader, epoch, should_stop)
         if val is not None and len(val[0]):
-            pv = predict_proba(model, val[0], device)
-            s = scores(val[1], pv.argmax(1), classes)
-            row["val_loss"] = float(_nll(pv, val[1]))
-            row["val_acc"], row["val_uf1"] = s.accuracy, s.uf1
-            key = (s.uf1, -row["val_loss"])
-            if best_val is None or key > best_val:
-                best_val, stale = key, 0
-                best_state = copy.deepcopy(model.state_dict())
-                result.selected_epoch = epoch
-            else:
-                stale += 1
+            ev = evaluate(model, val[0], val[1], classes, device)
+            row["val_loss"], row["val_acc"], row["val_uf1"] = ev.loss, ev.acc, ev.uf1
+            selection.observe(epoch, ev, model)
         if test is not None and cfg.record_oracle and len(test[0]):
-            pt = predict_proba(model, test[0], device)
-            test_epoch_probs.append(pt)
-            st = scores(test[1], pt.argmax(1), classes)
-            row["test_acc"], row["test_uf1"] = st.accuracy, st.uf1
+            et = evaluate(model, test[0], test[1], classes, device)
+            test_epoch_probs.append(et.probs)
+            row["test_acc"], row["test_uf1"] = et.acc, et.uf1
         result.history.append(row)
         if on_epoch is not None:
-            on_epoch(row)
-        if cfg.selection == "early_stop" and val is not None and stale >= cfg.patience:
+            on_epoch(epoch_event(stage, epoch, cfg.epochs, row))
+        if selection.should_stop():
             break
-    if cfg.selection == "early_stop" and best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        result.selected_epoch = len(result.history)
+    result.selected_epoch = selection.finish(model, len(result.history))
     if test is not None and len(test[0]):
-        if cfg.selection == "fixed" and test_epoch_probs:
-            result.test_probs = test_epoch_probs[-1]
-        else:
-            result.test_probs = predict_proba(model, test[0], device)
-        if test_epoch_probs:
-            accs = [float((p.argmax(1) == test[1]).mean()) for p in test_epoch_probs]
-            best = int(np.argmax(accs))
-            result.oracle_epoch = best + 1
-            result.oracle_probs = test_epoch_probs[best]
+        _predict_test(result, model, cfg, test, test_epoch_probs, device)
     result.seconds = time.time() - t0
     return result
+
+
+def _predict_test(result: FitResult, model: nn.Module, cfg: ExperimentConfig, test: tuple[np.ndarray, np.ndarray],
+                  test_epoch_probs: list[np.ndarray], device: torch.device) -> None:
+    """Test probabilities at the selected epoch, and the (diagnostic) oracle epoch."""
+    if cfg.selection == "fixed" and test_epoch_probs:
+        result.test_probs = test_epoch_probs[-1]
+    else:
+        result.test_probs = predict_proba(model, test[0], device)
+    if test_epoch_probs:
+        accs = [float((p.argmax(1) == test[1]).mean()) for p in test_epoch_probs]
+        best = int(np.argmax(accs))
+        result.oracle_epoch = best + 1
+        result.oracle_probs = test_epoch_probs[best]
 
 
 def _nll(probs: np.ndarray, y: np.ndarray) -> float:
