@@ -110,6 +110,28 @@ def outlines(view: dict[str, Any], show: bool) -> list[tuple[np.ndarray, tuple[i
 def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
     view = reads.sample_view(run_id, sid)
     channels, classes = ov["channels"], ov["classes"]
+    _sample_header(view, channels, classes)
+    methods, target, opacity, opts, att_slot, show_masks = _map_controls(view, ov)
+    if not methods:
+        st.info("Choose at least one method.")
+        return
+    face = face_for(view, channels)
+    results, first_attr = _compute_maps(run_id, sid, methods, target, opts, classes, att_slot)
+    _draw_maps(results, face, view, opacity, show_masks)
+    st.caption("Maps come from the fold model that never saw this clip. Attributions: sum over input channels of "
+               "|attribution|; Grad-CAM: ReLU of the layer map, upsampled; each map is scaled to its own maximum.")
+    if "attention" in methods and ov["has_attention"]:
+        attention_details(run_id, sid, face, opacity)
+    if first_attr is not None and first_attr.channels:
+        with st.expander(f"per input channel ({METHOD_LABELS[first_attr.method]}, signed: red = for the class, "
+                         "blue = against)"):
+            ch_cols = st.columns(len(first_attr.channels))
+            for col, (name, arr) in zip(ch_cols, first_attr.channels.items()):
+                col.image(_signed_picture(arr), caption=plain(name), width="stretch")
+
+
+def _sample_header(view: dict[str, Any], channels: list[str], classes: list[str]) -> None:
+    """Onset and apex frames, the flow input, and the stored prediction of one clip."""
     pred = view["prediction"]
     c1, c2, c3, c4 = st.columns([1, 1, 1, 1.4])
     onset = view["frames"].get("onset")
@@ -132,6 +154,9 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
         st.caption(plain(f"subject {row.get('subject')} · clip {row.get('clip')} · input {', '.join(channels)} "
                          f"({view['input'].shape[-1]} px)"))
 
+
+def _map_controls(view: dict[str, Any], ov: dict[str, Any]) -> tuple[list[str], str, float, dict, Any, bool]:
+    """Methods, target class, opacity, per-method options, the attention-map slot and the outline toggle."""
     options = list(METHOD_LABELS) if ov["has_attention"] else [m for m in METHOD_LABELS if m != "attention"]
     default = ["integrated_gradients", "gradcam"] + (["attention"] if ov["has_attention"] else [])
     k1, k2, k3 = st.columns([2.4, 1, 1.2])
@@ -147,15 +172,15 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
         layer = e1.selectbox("Grad-CAM layer", ["(coarsest)"] + ov["gradcam_layers"])
         if layer != "(coarsest)":
             opts["gradcam"] = {"layer": layer}
-    att_map = None
     show_masks = view.get("masks") is not None and e3.toggle(
         "outline true regions", value=True, help=f"{palette.AU_NAME}: skin moved by the expression (true action "
                                                   f"units); {palette.BLINK_NAME}: blink (distractor motion)")
-    if not methods:
-        st.info("Choose at least one method.")
-        return
-    target = "pred" if target_kind == "predicted" else "true"
-    face = face_for(view, channels)
+    return methods, "pred" if target_kind == "predicted" else "true", opacity, opts, e2, bool(show_masks)
+
+
+def _compute_maps(run_id: str, sid: str, methods: list[str], target: str, opts: dict, classes: list[str],
+                  att_slot: Any) -> tuple[list[tuple[str, np.ndarray | None, str]], Any]:
+    """(method, map or None, note) per method, and the first attribution (for the per-channel view)."""
     results: list[tuple[str, np.ndarray | None, str]] = []
     first_attr = None
     for method in methods:
@@ -164,10 +189,9 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
                 if method == "attention":
                     att = reads.attention(run_id, sid)
                     names = att.names()
-                    if att_map is None:
-                        att_map = e2.selectbox("attention map", names, index=names.index(att.aggregate))
-                    heat = att.maps[att_map]
-                    results.append((method, heat, f"{att_map} (input-size; {'token grid' if att.heads else 'gates'})"))
+                    att_map = att_slot.selectbox("attention map", names, index=names.index(att.aggregate))
+                    results.append((method, att.maps[att_map],
+                                    f"{att_map} (input-size; {'token grid' if att.heads else 'gates'})"))
                 else:
                     e = reads.explanation(run_id, sid, method, target, **opts.get(method, {}))
                     first_attr = first_attr or e
@@ -177,6 +201,12 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
                     results.append((method, e.combined, note))
         except MerError as exc:
             results.append((method, None, str(exc)))
+    return results, first_attr
+
+
+def _draw_maps(results: list[tuple[str, np.ndarray | None, str]], face: np.ndarray | None, view: dict[str, Any],
+               opacity: float, show_masks: bool) -> None:
+    """One overlay per method, with its localisation scores on synthetic clips."""
     masks = view.get("masks")
     cols = st.columns(min(len(results), 4))
     for i, (method, heat, note) in enumerate(results):
@@ -189,8 +219,8 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
                      width="stretch")
             caption = plain(note)
             if not np.any(heat > 0):
-                st.caption(plain(note) + " · empty map: no positive evidence here (for Grad-CAM, the ReLU removed every "
-                                  "negative contribution; try another layer or the other class)")
+                st.caption(caption + " · empty map: no positive evidence here (for Grad-CAM, the ReLU removed every "
+                                     "negative contribution; try another layer or the other class)")
                 continue
             if masks is not None:
                 from mer_core.explain.localisation import score_map
@@ -199,16 +229,6 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
                 caption += (f" · on true AUs {s['au_share']:.0%} (chance {s['au_area']:.0%}), on blinks "
                             f"{s['blink_share']:.0%}, pointing {'hit' if s['pointing'] == 1 else 'miss'}")
             st.caption(caption)
-    st.caption("Maps come from the fold model that never saw this clip. Attributions: sum over input channels of "
-               "|attribution|; Grad-CAM: ReLU of the layer map, upsampled; each map is scaled to its own maximum.")
-    if "attention" in methods and ov["has_attention"]:
-        attention_details(run_id, sid, face, opacity)
-    if first_attr is not None and first_attr.channels:
-        with st.expander(f"per input channel ({METHOD_LABELS[first_attr.method]}, signed: red = for the class, "
-                         "blue = against)"):
-            ch_cols = st.columns(len(first_attr.channels))
-            for col, (name, arr) in zip(ch_cols, first_attr.channels.items()):
-                col.image(_signed_picture(arr), caption=name, width="stretch")
 
 
 def attention_details(run_id: str, sid: str, face: np.ndarray | None, opacity: float) -> None:
