@@ -195,3 +195,11 @@ def test_engine_reports_pretraining_epochs_as_its_pretrain_stage(tmp_path):
     assert [(e["event"], e["stage"], e["done"], e["total"]) for e in events] == [
         ("stage", "pretrain", 1, 2), ("stage", "pretrain", 2, 2)]
     assert all(np.isfinite(e["loss"]) for e in events)
+
+
+def test_macro_labels_use_the_datasets_synonym_table(tmp_path):
+    for name in ("Joy", "other", "Sad"):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "0.png"), np.full((8, 8), 100, np.uint8))
+    labels = sorted(label for _, label in pt.index_imagefolder(tmp_path))
+    assert labels == ["happiness", "others", "sadness"]  # 'other' -> 'others' as in CASME II's table

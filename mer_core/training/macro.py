@@ -18,8 +18,9 @@ Macro sources (a list, or one string of comma-separated specs):
   image itself; motion channels (diff, flow, strain) are zero, since a still
   has no onset to move from.
 
-Label names are lower-cased and common synonyms unified (happy -> happiness),
-so classes shared by several sources train one output.
+Label names are lower-cased and synonyms unified (happy -> happiness) with the
+datasets' one table (:data:`mer_core.datasets.classes.LABEL_SYNONYMS`), so
+classes shared by several sources, micro or macro, train one output.
 """
 from __future__ import annotations
 
@@ -35,15 +36,12 @@ import numpy as np
 import pandas as pd
 
 from mer_core.config import PreprocessConfig
+from mer_core.datasets.classes import normalise_label  # the datasets' one synonym table
 from mer_core.errors import ConfigError, DatasetError
 from mer_core.keyvalue import parse_value
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 CKPLUS_CODES = {1: "anger", 2: "contempt", 3: "disgust", 4: "fear", 5: "happiness", 6: "sadness", 7: "surprise"}
-LABEL_ALIASES = {
-    "happy": "happiness", "joy": "happiness", "angry": "anger", "sad": "sadness", "surprised": "surprise",
-    "disgusted": "disgust", "fearful": "fear", "afraid": "fear", "neutrality": "neutral", "contemptuous": "contempt",
-}
 STILL_IMAGE_CHANNELS = ("onset", "apex", "magnified_apex", "magnified_onset")
 
 Log = Callable[[str], None]
@@ -89,12 +87,6 @@ def parse_source(spec: str) -> MacroSource:
             raise ConfigError(f"macro source {spec!r}: option {item!r} is not key=value")
         options.append((key.strip(), parse_value(val.strip())))
     return MacroSource("dataset", name.strip(), str(Path(root).expanduser().resolve()) if root else "", tuple(options))
-
-
-def normalise_label(label: str) -> str:
-    """Lower-case, spaces to underscores, synonyms unified (happy -> happiness)."""
-    key = str(label).strip().lower().replace(" ", "_")
-    return LABEL_ALIASES.get(key, key)
 
 
 def _natural(name: str) -> list[Any]:
