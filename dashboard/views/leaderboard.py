@@ -11,7 +11,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, reads
+from dashboard import plots, reads, widgets
+from dashboard.widgets import plain
 from mer_core.evaluation.leaderboard import (
     MEASURED,
     PAPER_COLUMNS,
@@ -27,7 +28,7 @@ HEADINGS = {f"{prefix}_{m}": f"{heading} {m.upper()}" for prefix, heading, _ in 
 
 
 def _run_link(run_id: str) -> str:
-    return f"run?{reads.QP_RUN}={run_id}" if run_id else ""
+    return f"run?{reads.QP_RUN}={widgets.url_value(run_id)}" if run_id else ""
 
 
 def _board_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -57,7 +58,7 @@ def render() -> None:
     try:
         published = reads.published_results()
     except Exception as exc:  # a broken shipped CSV should not hide the measured runs
-        st.error(f"Cannot read the published results: {exc}")
+        st.error(f"Cannot read the published results: {plain(exc)}")
         published = pd.DataFrame(columns=["method", "year", *PAPER_COLUMNS, "note", "source"])
     runs = reads.runs_table()
     finished = runs[runs["status"].isin(FINISHED) & runs["uf1"].notna()] if not runs.empty else runs
@@ -78,7 +79,7 @@ def render() -> None:
     noted = view[(view["source"] == REPORTED) & (view["note"].astype(str).str.len() > 0)]
     if len(noted):
         st.markdown("**Notes on the published rows**\n" + "\n".join(
-            f"- **{r.method}** ({r.year}): {r.note}" for r in noted.itertuples()))
+            f"- **{plain(r.method)}** ({plain(r.year)}): {plain(r.note)}" for r in noted.itertuples()))
     st.caption("Known caveat: code that keeps each fold's best epoch *on that fold's test subject* reports "
                "0.1–0.2 UF1 more than an honest re-run (see the notes column). Measured runs show their own "
                "test-selected ('oracle') figure in the notes, as a diagnostic of that gap.")
