@@ -81,3 +81,85 @@ def test_a_clear_error_inside_a_fold_is_raised_and_stored(manifest, monkeypatch)
     with RunStore() as store:
         run = _only_run(store)
         assert run["status"] == "failed" and "fold exploded" in run["error"]
+
+
+def _wait_for_running_run(timeout: float = 60.0) -> str:
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with RunStore() as store:
+            runs = store.list_runs()
+            if len(runs) and runs.iloc[0]["status"] == "running" and store.get_run(runs.iloc[0]["id"])["heartbeat"]:
+                return str(runs.iloc[0]["id"])
+        time.sleep(0.2)
+    raise AssertionError("no running run appeared")
+
+
+def _start_loso(manifest: Path, tmp_path: Path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "mer_core.cli", "loso", "--dataset", "manifest",
+           "--dataset-option", f"manifest={manifest}", "--class-set", "native", "--model", "baseline",
+           "--epochs", "400", "--executor", "sequential", "--workers", "1", "--json"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_terminated_mer_loso_closes_its_run_and_exits_non_zero(manifest, tmp_path, signame):
+    import signal
+
+    proc = _start_loso(manifest, tmp_path)
+    try:
+        run_id = _wait_for_running_run()
+        proc.send_signal(getattr(signal, signame))
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    with RunStore() as store:
+        run = store.get_run(run_id)
+    assert proc.returncode != 0, err
+    assert f"--resume {run_id}" in err and "Traceback" not in err, err
+    assert run["status"] == "cancelled" and signame in run["error"], (run["status"], run["error"], err)
+
+
+def test_a_killed_mer_loso_is_found_dead_and_resumable(manifest, tmp_path):
+    import signal
+
+    proc = _start_loso(manifest, tmp_path)
+    try:
+        run_id = _wait_for_running_run()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    with RunStore() as store:
+        assert store.get_run(run_id)["status"] == "running"  # nobody could close it
+        assert store.mark_stale_runs(stale_after=60.0) == []  # a fresh heartbeat: not yet
+        assert store.mark_stale_runs(stale_after=0.0) == [run_id]  # the process is gone: dead
+        run = store.get_run(run_id)
+        assert run["status"] == "failed" and "--resume" in run["error"]
+
+
+def test_a_live_run_is_never_marked_dead(manifest, tmp_path):
+    proc = _start_loso(manifest, tmp_path)
+    try:
+        run_id = _wait_for_running_run()
+        with RunStore() as store:
+            assert store.mark_stale_runs(stale_after=0.0) == []  # its process is alive
+            assert store.get_run(run_id)["status"] == "running"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("bad", ["no-such-run", "../../x"])
+def test_resume_with_an_unknown_id_is_an_error_not_a_new_run(bad, capsys, isolated_cache):
+    from mer_core.cli import main
+
+    assert main(["loso", "--resume", bad, "--epochs", "1"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    with RunStore() as store:
+        assert store.list_runs().empty
+    assert not (Path(isolated_cache) / "x").exists()

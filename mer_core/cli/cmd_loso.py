@@ -7,11 +7,13 @@ bar, stores it, and prints the pooled metrics and a per-subject table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 from mer_core.config import EXECUTORS, LOSSES, OPTIMIZERS, PROTOCOLS, ExperimentConfig
+from mer_core.errors import ConfigError, MerError
 from mer_core.keyvalue import parse_pairs
 
 
@@ -162,16 +164,63 @@ def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int
     from mer_core.training.engine import run_experiment
 
     config = config_from_args(args, protocol)
+    if args.resume:
+        _check_resumable(args.resume)
     progress = None if args.json else ProgressPrinter()
-    run_id = run_experiment(config, run_id=args.resume, progress=progress, name=args.name)
+    with _signals_interrupt():
+        run_id = run_experiment(config, run_id=args.resume, progress=progress, name=args.name)
+    from mer_core.store.db import RunStore
+
+    with RunStore() as store:
+        run, done = store.get_run(run_id), len(store.completed_folds(run_id))
+    if run["status"] == "cancelled":
+        print(f"\nmer: run {run_id} stopped ({run['error'] or 'interrupted'}) with {done}/{run['n_folds']} folds "
+              f"stored; continue it with --resume {run_id}", file=sys.stderr)
+        return 130
     print_run(run_id, args.json)
     return 0
+
+
+def _check_resumable(run_id: str) -> None:
+    """``--resume ID`` names a stored run; an unknown or malformed id is an error, never a new run."""
+    from mer_core.store.db import RunStore
+    from mer_core.store.folders import check_id
+
+    try:
+        check_id(run_id)
+    except MerError as exc:
+        raise ConfigError(f"--resume: {exc}") from None
+    with RunStore() as store:
+        if not store.has_run(run_id):
+            raise ConfigError(f"--resume {run_id!r}: no such run in {store.path}; `mer runs` lists the stored runs")
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop an in-process run like Ctrl-C: the run is closed as cancelled, not left running."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from mer_core.store.db import RunStore
 
     with RunStore() as store:
+        store.mark_stale_runs()
         runs = store.list_runs()
     if args.json:
         print(runs.to_json(orient="records", indent=1))

@@ -291,6 +291,7 @@ def _reap_children() -> None:
 def mark_stale(store: RunStore, *, stale_after: float | None = None) -> list[str]:
     """Mark running jobs whose worker died as failed (resumable); returns their ids."""
     stale_after = stale_after_s() if stale_after is None else stale_after
+    store.mark_stale_runs()  # in-process runs (mer loso) whose process died
     host = socket.gethostname()
     now = time.time()
     rows = store.conn.execute(

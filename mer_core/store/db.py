@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import sqlite3
 import subprocess
 import time
@@ -173,8 +175,27 @@ def _migrate_class_sets(c: sqlite3.Connection) -> None:
 
 
 MIGRATIONS.append(_migrate_class_sets)  # 2 -> 3: class set '' resolved
+# 3 -> 4: runs keep a heartbeat and their process, like worker jobs, so a killed `mer loso` is found dead
+MIGRATIONS.append("""
+    ALTER TABLE runs ADD COLUMN heartbeat REAL;
+    ALTER TABLE runs ADD COLUMN pid INTEGER;
+    ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''
+""")
+RUN_STALE_S = 30.0  # a running run whose heartbeat is older than this and whose process is gone is dead
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _json(value: Any) -> str:
@@ -311,6 +332,34 @@ class RunStore:
     def set_run_status(self, run_id: str, status: str, error: str = "") -> None:
         with self.tx() as c:
             c.execute("UPDATE runs SET status=?, error=? WHERE id=?", (status, error, run_id))
+
+    def beat(self, run_id: str, pid: int | None = None) -> None:
+        """The run's heartbeat: this process is still working on it."""
+        with self.tx() as c:
+            c.execute("UPDATE runs SET heartbeat=?, pid=COALESCE(?, pid), host=? WHERE id=?",
+                      (time.time(), pid, socket.gethostname(), run_id))
+
+    def mark_stale_runs(self, stale_after: float = RUN_STALE_S) -> list[str]:
+        """Runs that say running but whose process died (SIGKILL, power loss): marked failed, resumable."""
+        now, host, marked = time.time(), socket.gethostname(), []
+        rows = self.conn.execute("SELECT id, pid, host, heartbeat, created FROM runs WHERE status='running'").fetchall()
+        for r in rows:
+            beat = r["heartbeat"] or r["created"] or 0.0
+            if now - beat < stale_after:
+                continue
+            if (not r["host"] or r["host"] == host) and _pid_alive(r["pid"]):
+                continue
+            if r["host"] and r["host"] != host and now - beat < 10 * stale_after:
+                continue  # another machine: only a long silence says it died
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(beat))
+            reason = (f"the process running it died (pid {r['pid']}, last heartbeat {when}); "
+                      "resume it (mer loso --resume ID) to continue from the stored folds")
+            with self.tx() as c:
+                n = c.execute("UPDATE runs SET status='failed', error=? WHERE id=? AND status='running' "
+                              "AND COALESCE(heartbeat, created)=?", (reason, r["id"], beat)).rowcount
+            if n:
+                marked.append(r["id"])
+        return marked
 
     def finish_run(self, run_id: str, *, status: str, summary: dict | None = None, wall_time: float = 0.0,
                    error: str = "") -> None:

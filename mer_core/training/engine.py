@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -152,6 +154,9 @@ def run_experiment(
     error, including failures before the first fold (a full disk writing
     ``inputs.npy``) and at the finish (a full database).
     """
+    from mer_core.training.experiment import complete_config
+
+    config = complete_config(config)  # class set never '', the model's input resolved: whatever door it came in by
     own_store = store is None
     store = store or RunStore()
     try:
@@ -162,6 +167,7 @@ def run_experiment(
                 raise ConfigError(f"run {run_id} was made with a different config; resume it with its own config")
         exp = prepare_experiment(config, progress, table)
         run_id = _open_run(store, exp, run_id, name)
+        heart = Heartbeat(store.path, run_id)
         try:
             status, error, failure = _train_folds(exp, store, run_id, progress, should_stop)
             summary = summarize_run(store, run_id, exp.classes)
@@ -171,6 +177,8 @@ def run_experiment(
         except BaseException as exc:  # nothing may leave the run 'running'
             _close_failed(store, run_id, exc, time.time() - t0)
             raise
+        finally:
+            heart.stop()
         if progress:
             pooled = summary.get("pooled", {})
             progress({"event": "done", "run_id": run_id, "status": status, "uf1": pooled.get("uf1"),
@@ -183,6 +191,41 @@ def run_experiment(
     finally:
         if own_store:
             store.close()
+
+
+class Heartbeat:
+    """Writes the run's heartbeat every few seconds from a thread (its own store connection).
+
+    A run whose process is killed stops beating; :meth:`RunStore.mark_stale_runs`
+    then marks it failed and resumable instead of leaving it 'running' for ever.
+    """
+
+    def __init__(self, path: Path, run_id: str, every_s: float = 2.0) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(Path(path), run_id, every_s),
+                                        name=f"heartbeat-{run_id}", daemon=True)
+        self._thread.start()
+
+    def _loop(self, path: Path, run_id: str, every_s: float) -> None:
+        store = None
+        try:
+            store = RunStore(path, timeout_s=5.0)
+            while True:
+                try:
+                    store.beat(run_id, os.getpid())
+                except Exception:  # a locked or full store: the next beat tries again
+                    pass
+                if self._stop.wait(every_s):
+                    return
+        except Exception:
+            return
+        finally:
+            if store is not None:
+                store.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
 
 
 def _open_run(store: RunStore, exp: Experiment, run_id: str | None, name: str) -> str:
@@ -221,8 +264,8 @@ def _train_folds(exp: Experiment, store: RunStore, run_id: str, progress: Progre
     try:
         execute_folds(exp, todo, run_id=run_id, store=store, folder=folder, progress=progress,
                       should_stop=should_stop, n_done=len(done))
-    except KeyboardInterrupt:
-        return "cancelled", "interrupted", None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP turned into it by the CLI
+        return "cancelled", str(exc) or "interrupted", None
     except Cancelled:
         return "cancelled", "cancelled by the user", None
     except Exception as exc:  # keep the finished folds; record why it stopped
