@@ -332,11 +332,10 @@ def _explain_overview(path: str, run_id: str) -> dict[str, Any]:
     }
     if ckpts:
         from mer_core.explain.attributions import gradcam_layers
-        from mer_core.explain.runs import load_fold_model
 
         first = int(ex.folds[ex.folds["checkpoint"].astype(str) != ""].iloc[0].fold_index)
         try:
-            model = load_fold_model(ex.checkpoint_path(first))
+            model = ex.fold_model(first)
             info["has_attention"] = callable(getattr(model, "attention_maps", None))
             info["gradcam_layers"] = list(gradcam_layers(model))
         except MerError:

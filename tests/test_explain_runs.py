@@ -275,3 +275,57 @@ def test_a_planted_pickle_in_a_run_folder_never_runs(run_env, tmp_path):
     with pytest.raises(MerError, match="not a plain numeric array"):
         RunExplainer("planted").inputs
     assert not marker.exists()
+
+
+def _copy_run(run_env, src_key: str, new_id: str) -> Path:
+    import shutil
+
+    src = Path(run_env["root"]) / "runs" / run_env[src_key]
+    dst = Path(run_env["root"]) / "runs" / new_id
+    shutil.copytree(src, dst)
+    with RunStore() as store:
+        row = store.get_run(run_env[src_key])
+        store.create_run(ExperimentConfig.from_json(row["config_json"]), classes=tuple(row["classes"]),
+                         n_folds=row["n_folds"], n_samples=row["n_samples"], run_id=new_id)
+        for f in store.folds(run_env[src_key]).itertuples():
+            store.start_fold(new_id, f.fold_index, f.name, list(f.test_subjects), 1, 0, 1)
+            preds = store.predictions(run_env[src_key])
+            store.finish_fold(new_id, f.fold_index, preds[preds.fold == f.fold_index],
+                              epochs_run=1, selected_epoch=1, oracle_epoch=None, wall_time=0.0,
+                              checkpoint=str(dst / Path(f.checkpoint).name))
+    return dst
+
+
+def test_a_checkpoint_of_another_model_or_damaged_weights_is_refused(run_env):
+    import torch
+
+    folder = _copy_run(run_env, "ok", "tampered")
+    sid = RunExplainer("tampered").sample_ids()[0]
+    ex = RunExplainer("tampered")
+    fold = ex.fold_of(sid)
+    path = ex.checkpoint_path(fold)
+    attn_ckpt = RunExplainer(run_env["attn"]).checkpoint_path(fold)
+    good = path.read_bytes()
+    path.write_bytes(attn_ckpt.read_bytes())  # a dense_attention checkpoint dropped into a baseline run
+    with pytest.raises(MerError, match="copied from another run"):
+        RunExplainer("tampered").explain(sid, "saliency", 0)
+    ckpt = torch.load(io_bytes(good), weights_only=True)
+    first = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    ckpt["state_dict"][first] = ckpt["state_dict"][first] + 1.0  # edited weights, stale content hash
+    torch.save(ckpt, path)
+    with pytest.raises(MerError, match="content hash"):
+        RunExplainer("tampered").explain(sid, "saliency", 0)
+    from mer_core.training.checkpoints import content_hash
+
+    ckpt["state_dict"][first] = torch.full_like(ckpt["state_dict"][first], float("nan"))
+    ckpt["content_hash"] = content_hash(ckpt["state_dict"])
+    torch.save(ckpt, path)
+    with pytest.raises(MerError, match="non-finite"):
+        RunExplainer("tampered").explain(sid, "saliency", 0)
+    assert folder.exists()
+
+
+def io_bytes(data: bytes):
+    import io
+
+    return io.BytesIO(data)

@@ -51,37 +51,38 @@ def _digest(value: Any, n: int = 12) -> str:
     return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
 
-def load_fold_model(path: str | Path) -> nn.Module:
-    """A fold checkpoint -> the model in eval mode (memoised by path and mtime)."""
+def load_fold_model(path: str | Path, *, model: str | None = None, fold: int | None = None,
+                    config_hash: str | None = None) -> nn.Module:
+    """A fold checkpoint -> the model in eval mode (memoised by path and mtime).
+
+    ``model``, ``fold`` and ``config_hash``, when given, must match what the
+    checkpoint says it is (see :mod:`mer_core.training.checkpoints`).
+    """
     from mer_core.models.registry import create_model, model_spec
+    from mer_core.training.checkpoints import load_fold_checkpoint
 
     path = Path(path)
-    if not path.exists():
-        raise MerError(f"fold checkpoint {path} is missing (deleted or moved); re-run the run to explain it")
-    key = (str(path), path.stat().st_mtime_ns)
+    key = (str(path), path.stat().st_mtime_ns if path.exists() else 0, model, fold, config_hash)
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key]
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, or not a weights-only checkpoint
-        raise MerError(f"fold checkpoint {path} cannot be read safely ({type(exc).__name__}: {exc})") from exc
-    for k in ("state_dict", "model", "model_config"):
-        if k not in ckpt:
-            raise MerError(f"fold checkpoint {path} has no {k!r} entry; expected a MER Bench fold checkpoint")
+    ckpt = load_fold_checkpoint(path, model=model, fold=fold, config_hash=config_hash)
     spec = model_spec(ckpt["model"])
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["model_config"].items()}
     try:
         cfg = spec.config_cls(**values)
     except TypeError as exc:
         raise MerError(f"fold checkpoint {path}: its model config does not fit {ckpt['model']!r} ({exc})") from exc
-    model = create_model(ckpt["model"], config=cfg)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    _MODELS[key] = model
+    net = create_model(ckpt["model"], config=cfg)
+    try:
+        net.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise MerError(f"fold checkpoint {path}: its weights do not fit {ckpt['model']!r} ({str(exc)[:200]})") from None
+    net.eval()
+    _MODELS[key] = net
     while len(_MODELS) > _MAX_MODELS:
         _MODELS.popitem(last=False)
-    return model
+    return net
 
 
 def read_grey(path: str) -> np.ndarray | None:
@@ -237,9 +238,14 @@ class RunExplainer:
         path = Path(ckpt)
         return path if path.is_absolute() else self.folder / path
 
+    def fold_model(self, fold: int) -> nn.Module:
+        """Fold ``fold``'s model, after checking its checkpoint is this run's (model, fold, config)."""
+        return load_fold_model(self.checkpoint_path(fold), model=str(self.run["model"]), fold=int(fold),
+                               config_hash=str(self.run.get("config_hash") or "") or None)
+
     def model_for(self, sample_id: str) -> tuple[nn.Module, int]:
         fold = self.fold_of(sample_id)
-        model = load_fold_model(self.checkpoint_path(fold))
+        model = self.fold_model(fold)
         subject = str(self.row(sample_id)["subject"])
         held = list(self.folds[self.folds["fold_index"] == fold].iloc[0]["test_subjects"])
         if subject not in held:  # the contract of honest explanations, checked, not assumed
@@ -307,7 +313,7 @@ class RunExplainer:
         done = self.folds[self.folds["checkpoint"].astype(str) != ""]
         if done.empty:
             return False
-        return has_attention(load_fold_model(self.checkpoint_path(int(done.iloc[0].fold_index))))
+        return has_attention(self.fold_model(int(done.iloc[0].fold_index)))
 
     # --- failure cases and localisation -----------------------------------------------
     def failure_cases(self) -> pd.DataFrame:

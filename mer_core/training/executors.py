@@ -84,6 +84,7 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
 
     from mer_core.models.registry import create_model
     from mer_core.store.db import RunStore
+    from mer_core.training.checkpoints import save_fold_checkpoint
     from mer_core.training.trainer import fit, resolve_device
 
     cfg = ExperimentConfig.from_json(task.config_json)
@@ -136,9 +137,9 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
         checkpoint = ""
         if cfg.keep_checkpoints:
             path = Path(task.folder) / f"fold_{fold.index:03d}.pt"
-            torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                        "model": cfg.model, "model_config": _plain(task.model_cfg), "config": task.config_json,
-                        "fold": fold.index, "test_subjects": fold.test_subjects}, path)
+            save_fold_checkpoint(path, model, model_name=cfg.model, model_config=_plain(task.model_cfg),
+                                 config_json=task.config_json, config_hash=cfg.stable_hash(), fold=fold.index,
+                                 test_subjects=list(fold.test_subjects))
             checkpoint = str(path) if task.store_path else path.name
         return FoldOutcome(fold.index, pred, result.history, result.selected_epoch, result.oracle_epoch,
                            result.seconds, checkpoint, epochs_stored=store is not None)
