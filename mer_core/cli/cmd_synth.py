@@ -6,6 +6,11 @@ folder (``.../synthetic/variants/<key>``) unless ``--out DIR`` is given.
 ``mer synth --macro`` does the same for the macro-expression set. Prints where
 it wrote, the counts per class and the time taken. Bad options are refused
 with one line naming the option and the accepted range.
+
+``mer synth --export flow-apex OUT`` (or ``apex-only``) writes a public-format
+export shaped like the MEGC2019 composite instead (see
+:mod:`mer_core.datasets.synthetic.export`); ``--subjects N`` keeps the first N
+of its 68 subjects, ``--seed`` changes the faces and motions.
 """
 from __future__ import annotations
 
@@ -52,6 +57,9 @@ def register(sub: Any) -> None:
     p.add_argument("--if-missing", action="store_true",
                    help="only generate when the set is missing or stale (what every call does unless --force; "
                         "for scripts such as `make data`)")
+    p.add_argument("--export", nargs=2, metavar=("FORM", "OUT"), default=None,
+                   help="write a composite-shaped public-format export to OUT instead: FORM is flow-apex "
+                        "(28x28 min-max flow PNGs + 224x224 apex crops) or apex-only; 68 subjects, 442 clips")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=cmd_synth)
 
@@ -69,6 +77,8 @@ def options_from_args(args: argparse.Namespace):  # -> SynthOptions
 def cmd_synth(args: argparse.Namespace) -> int:
     from mer_core.datasets.synthetic import dataset_folder, generate, is_current
 
+    if args.export:
+        return cmd_export(args)
     options = options_from_args(args)
     if args.force and args.if_missing:
         from mer_core.errors import ConfigError
@@ -100,4 +110,31 @@ def cmd_synth(args: argparse.Namespace) -> int:
     for label, n in counts.items():
         print(f"  {label:10s} {n:5d}  ({100 * n / total:.1f}%)")
     print(f"up to date: {manifest}" if reused else f"wrote {manifest} in {seconds:.1f} s")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``mer synth --export FORM OUT``: the composite-shaped public-format export."""
+    from mer_core.datasets.synthetic.export import export_public
+    from mer_core.errors import ConfigError
+
+    form, out = args.export
+    ignored = [f"--{n.replace('_', '-')}" for n, _k, _m in _OPTIONS if n not in ("subjects", "seed") and getattr(args, n) is not None]
+    ignored += [f"--{n}" for n in ("macro", "color", "force", "if_missing") if getattr(args, n)]
+    if ignored or args.out or args.classes is not None:
+        raise ConfigError(f"--export takes only --subjects, --seed and --json; drop {', '.join(ignored or ['--out/--classes'])}")
+    t0 = time.time()
+    manifest = export_public(Path(out).expanduser(), form, subjects=args.subjects, seed=args.seed or 0)
+    meta = json.loads((manifest.parent / "meta.json").read_text())
+    summary = {"manifest": str(manifest), "form": form, **{k: meta[k] for k in ("clips", "subjects", "counts", "parts")},
+               "seconds": round(time.time() - t0, 2)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{form} export: {summary['clips']} clips, {summary['subjects']} subjects, parts "
+          + ", ".join(f"{p} {sum(c.values())}" for p, c in summary["parts"].items()))
+    for label, n in summary["counts"].items():
+        print(f"  {label:10s} {n:5d}")
+    print(f"wrote {manifest} in {summary['seconds']:.1f} s; use it with "
+          f"--dataset manifest --dataset-option manifest={manifest.parent}")
     return 0
