@@ -73,6 +73,7 @@ from mer_core.datasets.synthetic.options import (  # noqa: F401
     SynthOptions,
     option_fields,
 )
+from mer_core.datasets.synthetic.showcase import showcase_clips  # noqa: F401
 from mer_core.paths import datasets_dir
 
 

@@ -311,8 +311,10 @@ def generate(
             return out / "manifest.csv"
         _clear(out)
         rows = _write_all(out, options, progress)
+        from mer_core.datasets.synthetic.showcase import showcase_clips  # lazy: showcase reads this module's plans
+
         meta = dict(generator="mer_core.datasets.synthetic", version=GENERATOR_VERSION, options=options.to_dict(),
-                    clips=len(rows), counts=_counts(rows))
+                    clips=len(rows), counts=_counts(rows), showcase=showcase_clips(options))
         _atomic_write(out / "meta.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
         _write_manifest(out / "manifest.csv", rows)
     return out / "manifest.csv"
