@@ -13,7 +13,17 @@ of a distractor blink, at frame resolution). For a non-negative map ``m``
 * ``pointing``: pointing-game hit (Zhang et al. 2016) — is the maximum inside
   the AU region (dilated by ``tolerance`` px)? When several pixels tie for the
   maximum (flat maps), it is a hit only if most of them are inside, so a
-  uniform map does not score by accident.
+  uniform map does not score by accident;
+* ``rank_accuracy``: relevance rank accuracy (Arras et al. 2022) — of the K
+  highest-ranked pixels (K = the AU region's size), the share inside it
+  (chance = ``au_area``);
+* ``roc_auc``: area under the ROC curve of the map as a score for "this
+  pixel is in the AU region" (chance 0.5; ties count half);
+* ``topk_iou``: intersection over union of the top-K pixels and the AU
+  region (chance ``au_area / (2 - au_area)``, reported as ``iou_chance``).
+
+Ties at the K-th value are shared out in expectation (as if broken at
+random), so a flat map scores exactly at chance.
 
 Masks are resized to the map's size (area interpolation, kept where at least
 half a pixel is covered). This assumes the model input is the whole frame
@@ -29,7 +39,8 @@ import pandas as pd
 
 from mer_core.errors import MerError
 
-SCORE_COLUMNS = ("au_share", "blink_share", "pointing", "au_area")
+SCORE_COLUMNS = ("au_share", "blink_share", "pointing", "rank_accuracy", "roc_auc", "topk_iou", "au_area",
+                 "iou_chance")
 
 
 def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -55,7 +66,9 @@ def score_map(attr: np.ndarray, au_mask: np.ndarray, blink_mask: np.ndarray | No
     total = m.sum()
     area = float(au.mean())
     if total <= 0 or not au.any():
-        return {"au_share": float("nan"), "blink_share": float("nan"), "pointing": float("nan"), "au_area": area}
+        return {"au_share": float("nan"), "blink_share": float("nan"), "pointing": float("nan"),
+                "rank_accuracy": float("nan"), "roc_auc": float("nan"), "topk_iou": float("nan"), "au_area": area,
+                "iou_chance": area / (2 - area)}
     target = au
     if tolerance > 0:
         k = 2 * int(tolerance) + 1
@@ -63,7 +76,25 @@ def score_map(attr: np.ndarray, au_mask: np.ndarray, blink_mask: np.ndarray | No
     top = m >= m.max() * (1 - 1e-6)
     hit = float(target[top].mean() > 0.5)
     return {"au_share": float(m[au].sum() / total), "blink_share": float(m[blink].sum() / total),
-            "pointing": hit, "au_area": area}
+            "pointing": hit, **rank_scores(m, au), "au_area": area, "iou_chance": area / (2 - area)}
+
+
+def rank_scores(m: np.ndarray, au: np.ndarray) -> dict[str, float]:
+    """Relevance rank accuracy, ROC AUC and top-K IoU of map ``m`` against bool mask ``au`` (same shape)."""
+    from scipy.stats import rankdata
+
+    v, inside = np.asarray(m, dtype=np.float64).ravel(), np.asarray(au, dtype=bool).ravel()
+    k, n_in = int(inside.sum()), int(inside.sum())
+    n_out = v.size - n_in
+    if k == 0:
+        return {"rank_accuracy": float("nan"), "roc_auc": float("nan"), "topk_iou": float("nan")}
+    kth = np.sort(v)[::-1][k - 1]
+    above, tied = v > kth, v == kth
+    share = (k - int(above.sum())) / int(tied.sum())  # each tied pixel is in the top K with this probability
+    hits = float(inside[above].sum() + share * inside[tied].sum())
+    ranks = rankdata(v)  # average ranks: ties count half in the AUC
+    auc = (ranks[inside].sum() - n_in * (n_in + 1) / 2) / (n_in * n_out) if n_out else float("nan")
+    return {"rank_accuracy": hits / k, "roc_auc": float(auc), "topk_iou": hits / (2 * k - hits)}
 
 
 def aggregate_scores(rows: Iterable[dict[str, Any]], by: tuple[str, ...] = ("model", "method")) -> pd.DataFrame:
