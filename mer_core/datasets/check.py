@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pandas as pd
 
 from mer_core.datasets._common import Problems, index_with_report, readable  # noqa: F401 (index_with_report re-exported)
@@ -230,5 +232,73 @@ def _check_table(table: pd.DataFrame, problems: Problems) -> None:
             seen[key] = row.sample_id
         for col in ("flow_path", "apex_image_path", "onset_image_path"):
             path = getattr(row, col)
-            if path and not readable(Path(path)):
+            if path and not str(path).lower().endswith(".npy") and not readable(Path(path)):
                 problems.add("error", "corrupt_image", f"{row.sample_id}: {col} {path} cannot be decoded as an image", file=path, sample_id=row.sample_id)
+    check_precomputed(table, problems)
+
+
+SAMPLED_IMAGES = 24  # precomputed images decoded per check (spread over the table)
+
+
+def _sampled(table: pd.DataFrame, col: str) -> pd.DataFrame:
+    rows = table[table[col].fillna("").astype(str) != ""] if col in table.columns else table.iloc[0:0]
+    if len(rows) <= SAMPLED_IMAGES:
+        return rows
+    return rows.iloc[np.linspace(0, len(rows) - 1, SAMPLED_IMAGES).round().astype(int)]
+
+
+def check_precomputed(table: pd.DataFrame, problems: Problems) -> None:
+    """Sample the precomputed images: flow images that are not 3-channel, a min-max encoding
+    declared ``centered``, apex images whose size differs from the rest."""
+    minmax, looked, declared_centered = [], 0, 0
+    for row in _sampled(table, "flow_path").itertuples(index=False):
+        encoding = str(getattr(row, "flow_encoding", "") or "centered")
+        if encoding == "npy":
+            continue
+        img = cv2.imread(str(row.flow_path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            continue  # reported as corrupt_image
+        if img.ndim != 3 or img.shape[2] not in (3, 4):
+            got = "1 channel (grey)" if img.ndim == 2 else f"{img.shape[2]} channels"
+            problems.add("error", "flow_image", f"{row.sample_id}: flow image {row.flow_path} has {got}; expected 3 "
+                         "channels (u, v, strain as RGB)", file=row.flow_path, sample_id=row.sample_id)
+            continue
+        looked += 1
+        declared_centered += encoding == "centered"
+        if encoding == "centered" and looks_minmax(img):
+            minmax.append(row.sample_id)
+    if minmax and len(minmax) >= max(1, declared_centered // 2):
+        problems.add(
+            "warning", "flow_encoding",
+            f"{len(minmax)} of {looked} sampled flow images look min-max normalised per image (every channel spans "
+            f"about 0..255; e.g. {', '.join(minmax[:3])}) but are declared flow_encoding=centered (128 = no motion); "
+            "if your pipeline scaled each image on its own, add a flow_encoding column with 'minmax' to the manifest "
+            "or pass --dataset-option flow_encoding=minmax",
+        )
+    _check_apex_sizes(table, problems)
+
+
+def looks_minmax(img: np.ndarray) -> bool:
+    """True when each of the first 3 channels reaches (nearly) both 0 and 255, as a per-image min-max does."""
+    chans = img.reshape(-1, img.shape[-1])[:, :3].astype(np.int32)
+    return bool((chans.min(0) <= 2).all() and (chans.max(0) >= 253).all())
+
+
+def _check_apex_sizes(table: pd.DataFrame, problems: Problems) -> None:
+    sizes: dict[tuple[int, int], list[str]] = {}
+    paths: dict[str, str] = {}
+    for row in _sampled(table, "apex_image_path").itertuples(index=False):
+        img = cv2.imread(str(row.apex_image_path), cv2.IMREAD_UNCHANGED)
+        if img is not None:
+            sizes.setdefault(tuple(img.shape[:2]), []).append(row.sample_id)
+            paths[row.sample_id] = str(row.apex_image_path)
+    if len(sizes) < 2:
+        return
+    common = max(sizes, key=lambda k: len(sizes[k]))
+    for shape, ids in sizes.items():
+        if shape != common:
+            for sid in ids[:5]:
+                problems.add("warning", "apex_size", f"{sid}: apex image {paths[sid]} is {shape[1]}x{shape[0]} px while "
+                             f"{len(sizes[common])} sampled ones are {common[1]}x{common[0]}; it is resized to the "
+                             "model's input like the rest, but check it is the same kind of face crop",
+                             file=paths[sid], sample_id=sid)

@@ -10,6 +10,17 @@ then gives frames, precomputed inputs, or both:
   flow, vertical flow, optical strain scaled to 0-255, any size);
   ``apex_image`` / ``onset_image``: precomputed face images.
 
+``flow_encoding`` says how a flow file is written: ``centered`` (the
+project's own images, 128 = no motion; the default), ``minmax`` (each
+channel min-max scaled to 0..255 on its own, as public pipelines write them)
+or ``npy`` (a raw float array; the default for ``.npy`` files). The column
+wins over the indexer option ``flow_encoding`` (``--dataset-option
+flow_encoding=minmax``). A manifest holds one form: rows with frames and
+rows with only precomputed images do not mix (the error names the row).
+
+Give a manifest as ``--dataset manifest --dataset-option manifest=PATH``,
+PATH the CSV or a folder holding its ``manifest.csv`` or exactly one CSV.
+
 Optional: ``dataset`` (part name), ``emotion``, ``fps``, ``cropped``,
 ``action_units``, ``mask`` (ground-truth motion masks, .npz). Paths are
 relative to the manifest file. Errors name the manifest, the row (1-based, as a
@@ -29,6 +40,24 @@ from mer_core.datasets.registry import register_dataset
 from mer_core.errors import DatasetError
 
 REQUIRED_COLUMNS = ("subject", "clip", "label")
+FLOW_ENCODINGS = ("centered", "minmax", "npy")  # as mer_core.preprocess.flow.FLOW_ENCODINGS (a layer below it)
+
+
+def manifest_csv(path: str | Path, flag: str = "--dataset-option manifest") -> Path:
+    """The CSV a manifest path names: the file itself, a folder's ``manifest.csv``, or a folder's only CSV."""
+    path = Path(path).expanduser()
+    if path.is_dir() and (path / "manifest.csv").is_file():
+        return path / "manifest.csv"
+    if path.is_dir():
+        csvs = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+        if len(csvs) != 1:
+            found = f"{len(csvs)} CSV files ({', '.join(p.name for p in csvs[:4])})" if csvs else "no CSV file"
+            raise DatasetError(f"{flag}={path}: the folder holds {found}; give the CSV itself "
+                               f"({flag}=/path/to/manifest.csv) or a folder with exactly one CSV")
+        return csvs[0]
+    if not path.exists():
+        raise DatasetError(f"{flag}={path}: manifest not found (expected a CSV file or a folder holding one)")
+    return path
 
 
 def read_manifest(
@@ -37,6 +66,7 @@ def read_manifest(
     dataset: str | None = None,
     class_set: str = "native",
     strict: bool = False,
+    flow_encoding: str = "",
 ) -> pd.DataFrame:
     """Index a manifest CSV into a sample table.
 
@@ -47,11 +77,9 @@ def read_manifest(
     (middle frame) and flagged rather than skipped. ``class_set`` 'native'
     keeps the manifest's ``label``; another class set maps ``emotion``.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "manifest.csv"
-    if not path.exists():
-        raise DatasetError(f"manifest not found: {path}")
+    path = manifest_csv(path)
+    if flow_encoding and flow_encoding not in FLOW_ENCODINGS:
+        raise DatasetError(f"--dataset-option flow_encoding={flow_encoding!r}: expected one of {', '.join(FLOW_ENCODINGS)}")
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -71,6 +99,7 @@ def read_manifest(
     for i, r in enumerate(raw.to_dict("records")):
         try:
             row = _row(path, base, i + 2, r, default_dataset, problems)
+            _flow_encoding(f"{path} row {i + 2}", row, r.get("flow_encoding", "").strip().lower() or flow_encoding)
         except DatasetError as exc:
             if strict:
                 raise
@@ -80,6 +109,7 @@ def read_manifest(
         rows.append(row)
     if strict and problems.items:
         raise DatasetError(problems.items[0]["message"])
+    _one_form(path, rows)
     return finish(rows, problems, dataset=default_dataset, class_set=class_set, origin=str(path))
 
 
@@ -115,6 +145,44 @@ def _row(manifest: Path, base: Path, line: int, r: dict[str, str], default_datas
     elif not (row.get("flow_path") or row.get("apex_image_path")):
         raise DatasetError(f"{where}: give a frames_dir, a flow_image or an apex_image for clip {row['clip']!r}")
     return row
+
+
+def _flow_encoding(where: str, row: dict[str, Any], declared: str) -> None:
+    """Set the row's ``flow_encoding`` (only rows with a flow file have one)."""
+    flow = str(row.get("flow_path") or "")
+    if not flow:
+        return
+    is_npy = flow.lower().endswith(".npy")
+    encoding = declared or ("npy" if is_npy else "centered")
+    if encoding not in FLOW_ENCODINGS:
+        raise DatasetError(f"{where}: flow_encoding={encoding!r}; expected one of {', '.join(FLOW_ENCODINGS)}")
+    if is_npy != (encoding == "npy"):
+        raise DatasetError(f"{where}: flow_encoding={encoding!r} does not fit {Path(flow).name} "
+                           "(.npy files are 'npy'; images are 'centered' or 'minmax')")
+    row["flow_encoding"] = encoding
+
+
+def _form(row: dict[str, Any]) -> str:
+    if row.get("frames"):
+        return "frames"
+    return "+".join(k for k, c in (("flow", "flow_path"), ("apex", "apex_image_path"), ("onset", "onset_image_path")) if row.get(c))
+
+
+def _one_form(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Refuse a manifest that mixes frame rows with precomputed-image rows, naming the first odd row."""
+    forms: dict[str, list[int]] = {}
+    for row in rows:
+        forms.setdefault("frames" if _form(row) == "frames" else "images", []).append(row["_line"])
+    if len(forms) < 2:
+        return
+    minority = min(forms, key=lambda k: len(forms[k]))
+    other = "precomputed images only" if minority == "frames" else "frames"
+    what = "a frames_dir" if minority == "frames" else "precomputed images and no frames_dir"
+    raise DatasetError(
+        f"{path} row {forms[minority][0]}: gives {what}, while {len(forms[max(forms, key=lambda k: len(forms[k]))])} "
+        f"other rows give {other}; one manifest holds one form (rows {forms[minority][:5]} differ): "
+        "split it into two manifests or give every row the same inputs"
+    )
 
 
 def _frame_fields(manifest: Path, line: int, folder: Path, r: dict[str, str], problems: Problems) -> dict[str, Any]:
@@ -184,13 +252,16 @@ def index_manifest(
     class_set: str = "native",
     strict: bool = False,
     verify_images: bool = False,
+    flow_encoding: str = "",
 ) -> pd.DataFrame:
-    """Index a manifest: ``root`` is its folder (or the CSV itself); ``manifest`` overrides.
+    """Index a manifest: ``manifest`` (``--dataset-option manifest=PATH``) is the CSV or its folder.
 
-    ``verify_images`` is accepted for symmetry with the other indexers (the
-    dataset check passes it); the check decodes precomputed images itself.
+    ``root`` is still accepted (a configured root) when ``manifest`` is not
+    given. ``verify_images`` is accepted for symmetry with the other indexers
+    (the dataset check passes it); the check decodes precomputed images itself.
     """
     target = Path(manifest) if manifest else root
     if target is None:
-        raise DatasetError("the manifest dataset needs a path: pass manifest=/path/to/manifest.csv")
-    return read_manifest(target, dataset=dataset, class_set=class_set, strict=strict)
+        raise DatasetError("the manifest dataset needs a path: pass --dataset-option manifest=/path/to/manifest.csv "
+                           "(the CSV, or a folder holding exactly one CSV)")
+    return read_manifest(target, dataset=dataset, class_set=class_set, strict=strict, flow_encoding=flow_encoding)

@@ -20,7 +20,18 @@ Flow pictures for people (the dashboard): :func:`flow_to_rgb` (Middlebury
 style colour wheel: hue = direction, brightness = magnitude) and
 :func:`flow_arrows` (a subsampled grid for quiver plots). The precomputed
 flow-image convention of manifests is :func:`encode_flow_image` /
-:func:`decode_flow_image` (see ``channels.py``).
+:func:`decode_flow_image` (see ``channels.py``); :func:`read_flow_file`
+reads one in any of :data:`FLOW_ENCODINGS`:
+
+* ``centered``: the project's own images, 128 = no motion (``encode_flow_image``);
+* ``minmax``: each channel min-max scaled to 0..255 on its own, as many public
+  pipelines write them. Zero motion is no longer a known grey level, so u and
+  v are re-centred on their median (most of a face does not move) and scaled
+  by 127.5; strain is taken as 0..255 -> 0..1. Magnitudes are relative to the
+  image's own largest motion, not pixels;
+* ``npy``: a raw float array ``(H, W, 2|3)`` or ``(2|3, H, W)``: u, v in
+  pixels at the array's size (and optionally strain); strain is computed when
+  absent. Vectors are rescaled to the input size like computed flow.
 """
 from __future__ import annotations
 
@@ -30,6 +41,7 @@ import numpy as np
 from mer_core.preprocess.channels import FLOW_IMAGE_RANGE, FLOW_IMAGE_ZERO
 
 FLOW_METHODS = ("dis", "tvl1", "farneback")
+FLOW_ENCODINGS = ("centered", "minmax", "npy")
 # Bump when the output of compute_flow / optical_strain changes for the same input.
 FLOW_VERSION = "flow-1"
 
@@ -152,3 +164,57 @@ def decode_flow_image(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     u = (img[..., 0] - FLOW_IMAGE_ZERO) / FLOW_IMAGE_RANGE
     v = (img[..., 1] - FLOW_IMAGE_ZERO) / FLOW_IMAGE_RANGE
     return np.clip(u, -1, 1), np.clip(v, -1, 1), img[..., 2] / 255.0
+
+
+def decode_minmax_flow_image(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A per-image min-max RGB flow image -> (flow_u, flow_v, strain), u/v re-centred on their median."""
+    if rgb.ndim != 3 or rgb.shape[2] < 3:
+        raise ValueError(f"a flow image needs 3 channels (u, v, strain as RGB), got shape {rgb.shape}")
+    img = rgb[..., :3].astype(np.float32)
+    u = (img[..., 0] - float(np.median(img[..., 0]))) / 127.5
+    v = (img[..., 1] - float(np.median(img[..., 1]))) / 127.5
+    return np.clip(u, -1, 1), np.clip(v, -1, 1), img[..., 2] / 255.0
+
+
+def read_flow_file(path: str, encoding: str, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised (flow_u, flow_v, strain) maps of ``size`` px from a precomputed flow file.
+
+    ValueError naming the file for anything unreadable or of the wrong shape.
+    """
+    from mer_core.preprocess.channels import FLOW_SCALE, STRAIN_SCALE
+
+    if encoding not in FLOW_ENCODINGS:
+        raise ValueError(f"flow_encoding={encoding!r} for {path}: expected one of {', '.join(FLOW_ENCODINGS)}")
+    if encoding == "npy":
+        return _read_npy_flow(path, size, FLOW_SCALE, STRAIN_SCALE)
+    bgr = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if bgr is None:
+        raise ValueError(f"cannot read flow image {path} (missing, unreadable or not an image)")
+    if bgr.ndim != 3 or bgr.shape[2] not in (3, 4):
+        shape = "1 channel (grey)" if bgr.ndim == 2 else f"{bgr.shape[2]} channels"
+        raise ValueError(f"flow image {path} has {shape}; expected 3 channels (u, v, strain as RGB)")
+    if bgr.dtype != np.uint8:
+        bgr = (bgr.astype(np.float32) / float(np.iinfo(bgr.dtype).max) * 255.0).astype(np.uint8)
+    rgb = cv2.cvtColor(bgr[..., :3], cv2.COLOR_BGR2RGB)
+    maps = decode_minmax_flow_image(rgb) if encoding == "minmax" else decode_flow_image(rgb)
+    return tuple(_fit(m, size) for m in maps)  # type: ignore[return-value]
+
+
+def _read_npy_flow(path: str, size: int, flow_scale: float, strain_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read flow array {path} ({exc})") from exc
+    if arr.ndim == 3 and arr.shape[0] in (2, 3) and arr.shape[2] not in (2, 3):
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim != 3 or arr.shape[2] not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"flow array {path} has shape {arr.shape}; expected (H, W, 2|3) or (2|3, H, W) of numbers")
+    arr = np.nan_to_num(arr.astype(np.float32))
+    small = resize_flow(arr[..., :2], size)
+    strain = arr[..., 2] if arr.shape[2] == 3 else optical_strain(arr[..., 0], arr[..., 1])
+    return small[..., 0] / flow_scale, small[..., 1] / flow_scale, _fit(strain, size) / strain_scale
+
+
+def _fit(img: np.ndarray, size: int) -> np.ndarray:
+    interp = cv2.INTER_AREA if size < min(img.shape[:2]) else cv2.INTER_LINEAR
+    return cv2.resize(img.astype(np.float32), (size, size), interpolation=interp)

@@ -39,6 +39,7 @@ from mer_core.preprocess.magnify import EVM_VERSION, LAMBDA_C
 from mer_core.preprocess.sample import (  # noqa: F401  (sample_views: re-exported for the dashboard)
     MAGNIFIED,
     PIPELINE_VERSION,
+    flow_encoding,
     sample_views,
     source_files,
     work_size,
@@ -78,6 +79,7 @@ def cache_description(row: dict[str, Any], channels: tuple[str, ...], size: int,
             k: row.get(k)
             for k in ("sample_id", "onset", "apex", "offset", "apex_estimated", "cropped", "flow_path", "apex_image_path", "onset_image_path")
         },
+        **({"flow_encoding": flow_encoding(row)} if row.get("flow_path") and flow_encoding(row) != "centered" else {}),
         "n_frames": len(frames),
         "files": cache.fingerprint(source_files(row, channels)),
         "channels": list(channels),

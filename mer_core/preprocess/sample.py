@@ -210,12 +210,12 @@ def _from_precomputed(
         maps["diff"] = (maps["apex"] - maps["onset"]) * DIFF_GAIN
     wants_flow = any(c in FLOW_CHANNELS for c in channels)
     if wants_flow and flow_path:
-        bgr = cv2.imread(flow_path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise SampleError(f"{sid}: cannot read flow image {flow_path} (missing, unreadable or not an image)")
-        u, v, s = flow.decode_flow_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        maps["flow_u"], maps["flow_v"], maps["strain"] = (_resize(m, size) for m in (u, v, s))
-        info["flow_method"] = "precomputed"
+        encoding = flow_encoding(r)
+        try:
+            maps["flow_u"], maps["flow_v"], maps["strain"] = flow.read_flow_file(flow_path, encoding, size)
+        except ValueError as exc:
+            raise SampleError(f"{sid}: {exc}") from None
+        info["flow_method"] = "precomputed" if encoding == "centered" else f"precomputed ({encoding})"
     elif wants_flow and apex_path and onset_path:
         work = work_size(size)
         a = _resize(read_grey(onset_path), work)
@@ -239,6 +239,14 @@ def _from_precomputed(
             "(flow needs a flow image or onset+apex images; 'diff' needs onset and apex images)"
         )
     return {k: v.astype(np.float32) for k, v in maps.items()}, info
+
+
+def flow_encoding(row: dict[str, Any]) -> str:
+    """How a row's precomputed flow file is encoded: its ``flow_encoding``, else ``npy`` for .npy, else ``centered``."""
+    given = str(row.get("flow_encoding") or "").strip().lower()
+    if given and given != "nan":
+        return given
+    return "npy" if str(row.get("flow_path") or "").lower().endswith(".npy") else "centered"
 
 
 def process_sample(
