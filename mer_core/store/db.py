@@ -29,6 +29,7 @@ import pandas as pd
 from mer_core.errors import MerError
 from mer_core.paths import repo_root, store_path
 from mer_core.store.folders import check_id, run_folder  # noqa: F401  (run_folder: re-exported)
+from mer_core.store.studies import STUDY_MIGRATION, StudyStoreMixin
 
 MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 0 -> 1: the first release
@@ -181,6 +182,7 @@ MIGRATIONS.append("""
     ALTER TABLE runs ADD COLUMN pid INTEGER;
     ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''
 """)
+MIGRATIONS.append(STUDY_MIGRATION)  # 4 -> 5: studies + study_cells; runs get tags and a note (store/studies.py)
 RUN_STALE_S = 30.0  # a running run whose heartbeat is older than this and whose process is gone is dead
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -241,7 +243,7 @@ def new_run_id(model: str) -> str:
     return f"{stamp}-{model}-{uuid.uuid4().hex[:4]}"
 
 
-class RunStore:
+class RunStore(StudyStoreMixin):
     """Access to the SQLite run store (one connection per instance)."""
 
     def __init__(self, path: str | Path | None = None, *, timeout_s: float = 30.0) -> None:
@@ -381,14 +383,15 @@ class RunStore:
         rows = self.conn.execute(
             """SELECT id, name, status, created, finished, dataset, model, preset, protocol, class_set,
                       n_folds, n_samples, uf1, uar, accuracy, oracle_uf1, oracle_uar, wall_time, device,
-                      config_hash, code_version,
+                      config_hash, code_version, tags_json, note,
                       (SELECT COUNT(*) FROM folds f WHERE f.run_id = runs.id AND f.status = 'done') AS folds_done
                FROM runs ORDER BY created DESC"""
         ).fetchall()
         cols = ["id", "name", "status", "created", "finished", "dataset", "model", "preset", "protocol",
                 "class_set", "n_folds", "n_samples", "uf1", "uar", "accuracy", "oracle_uf1", "oracle_uar",
-                "wall_time", "device", "config_hash", "code_version", "folds_done"]
-        return pd.DataFrame([dict(r) for r in rows], columns=cols)
+                "wall_time", "device", "config_hash", "code_version", "tags", "note", "folds_done"]
+        records = [{**dict(r), "tags": json.loads(r["tags_json"] or "[]")} for r in rows]
+        return pd.DataFrame(records, columns=cols)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
@@ -399,6 +402,7 @@ class RunStore:
         run["config"] = json.loads(run["config_json"])
         run["summary"] = json.loads(run.pop("summary_json") or "{}")
         run["notes"] = json.loads(run.pop("notes_json") or "[]")
+        run["tags"] = json.loads(run.pop("tags_json", None) or "[]")
         return run
 
     def has_run(self, run_id: str) -> bool:

@@ -1,0 +1,282 @@
+"""Statistics of a study: which arm is better, by how much, and how sure we can be.
+
+Input: the cells of a study (one stored run per arm x seed, as gathered by
+:func:`mer_core.jobs.study.study_inputs`). Only *complete* cells (run status
+``done``) enter the figures; the others are listed in ``flags`` and their arm
+is flagged, so a partly failed study still reports what it has.
+
+- per arm: mean +- sd over seeds of pooled UF1 and UAR (and per part for
+  composite runs), the honest-vs-oracle gap (oracle minus honest, a
+  diagnostic of how much test-set epoch selection would inflate the figure),
+  and a subject-level bootstrap interval of pooled UF1 over the arm's seeds
+  (:func:`mer_core.evaluation.statistics.bootstrap_intervals`: whole subjects
+  resampled, every seed's predictions of a subject travelling with it);
+- paired comparisons over subjects with *seed-averaged per-subject UF1*
+  (a subject's UF1 averages the classes it shows, then the seeds): two arms, a
+  paired permutation (sign-flip) test of the mean difference A - B
+  (``scipy.stats.permutation_test``, exact when 2^subjects <= n_perm) and a
+  verdict sentence; three or more arms, the Friedman test
+  (``scipy.stats.friedmanchisquare``), the Nemenyi post-hoc test
+  (``scikit_posthocs.posthoc_nemenyi_friedman``) and the critical-difference
+  data (average ranks, Demsar's CD, groups not told apart).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mer_core.errors import MerError
+from mer_core.evaluation.metrics import per_group
+from mer_core.evaluation.statistics import bootstrap_intervals
+
+CURVE_METRICS = ("train_loss", "val_uf1", "test_acc", "test_uf1")
+
+
+@dataclass
+class StudyReport:
+    name: str
+    arms: list[str]  # arms with at least one complete cell, in definition order
+    cells: pd.DataFrame  # arm, seed, run_id, status, complete, uf1, uar, oracle_uf1, oracle_uar, error
+    table: pd.DataFrame  # one row per arm (see _arm_table)
+    parts: pd.DataFrame  # arm, part, n_seeds, uf1_mean, uf1_sd, uar_mean, uar_sd
+    subject_scores: pd.DataFrame  # index subject, one column per arm: seed-averaged per-subject UF1
+    test: dict[str, Any]  # kind ('permutation' | 'friedman' | 'none'), p_value, verdict, ...
+    curves: pd.DataFrame  # arm, epoch, metric, mean, sd, n
+    flags: list[str] = field(default_factory=list)
+    best: str = ""
+    marks: dict[str, str] = field(default_factory=dict)  # arm -> '' | '*' | '**' (worse than the best)
+    alpha: float = 0.05
+
+
+def analyse(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] | None = None, name: str = "",
+            alpha: float = 0.05, n_perm: int = 10000, n_boot: int = 1000, seed: int = 0) -> StudyReport:
+    """The study's report from its cells (dicts: arm, seed, run_id, run_status, run, predictions, epochs)."""
+    order = list(dict.fromkeys(list(arms or []) + [str(c["arm"]) for c in cells]))
+    cell_df = _cell_table(cells)
+    flags = [f"arm {r.arm!r} seed {r.seed}: {r.status or 'not started'}" + (f" ({r.error})" if r.error else "")
+             for r in cell_df.itertuples() if not r.complete]
+    complete = [c for c, ok in zip(cells, cell_df["complete"]) if ok]
+    present = [a for a in order if any(str(c["arm"]) == a for c in complete)]
+    flags += [f"arm {a!r}: no complete cell, left out of the statistics" for a in order if a not in present]
+    classes = list(complete[0]["run"]["classes"]) if complete else []
+    table = _arm_table(order, cell_df, complete, classes, n_boot=n_boot, seed=seed)
+    scores = subject_scores(complete, present, classes)
+    test = compare_arms(scores, alpha=alpha, n_perm=n_perm, seed=seed)
+    best = str(table.loc[table["uf1_mean"].idxmax(), "arm"]) if table["uf1_mean"].notna().any() else ""
+    marks = _marks(test, best, present, alpha)
+    return StudyReport(name=name, arms=present, cells=cell_df, table=table, parts=_part_table(order, complete),
+                       subject_scores=scores, test=test, curves=learning_curves(complete), flags=flags, best=best,
+                       marks=marks, alpha=alpha)
+
+
+def _cell_table(cells: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for c in cells:
+        run = c.get("run") or {}
+        status = str(c.get("run_status") or run.get("status") or c.get("job_status") or "")
+        done = status == "done" and run and not c["predictions"].empty
+        rows.append({"arm": str(c["arm"]), "seed": int(c["seed"]), "run_id": c.get("run_id", ""), "status": status,
+                     "complete": bool(done), "uf1": run.get("uf1"), "uar": run.get("uar"),
+                     "oracle_uf1": run.get("oracle_uf1"), "oracle_uar": run.get("oracle_uar"),
+                     "error": str(c.get("error") or "").strip().splitlines()[-1][:200] if c.get("error") else ""})
+    cols = ["arm", "seed", "run_id", "status", "complete", "uf1", "uar", "oracle_uf1", "oracle_uar", "error"]
+    df = pd.DataFrame(rows, columns=cols)
+    for col in ("uf1", "uar", "oracle_uf1", "oracle_uar"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def _mean_sd(values: pd.Series) -> tuple[float, float]:
+    v = values.dropna().to_numpy(dtype=float)
+    if not len(v):
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def _arm_table(order: list[str], cells: pd.DataFrame, complete: Sequence[Mapping[str, Any]], classes: list[str],
+               *, n_boot: int, seed: int) -> pd.DataFrame:
+    rows = []
+    for arm in order:
+        mine = cells[cells["arm"] == arm]
+        ok = mine[mine["complete"]]
+        row: dict[str, Any] = {"arm": arm, "seeds": len(mine), "complete": len(ok), "flagged": len(ok) < len(mine)}
+        for m in ("uf1", "uar"):
+            row[f"{m}_mean"], row[f"{m}_sd"] = _mean_sd(ok[m])
+            row[f"oracle_gap_{m}"] = _mean_sd(ok[f"oracle_{m}"] - ok[m])[0]
+        preds = [c["predictions"] for c in complete if str(c["arm"]) == arm]
+        row["uf1_low"] = row["uf1_high"] = float("nan")
+        if preds:
+            ci = bootstrap_intervals(pd.concat(preds, ignore_index=True), classes, n_boot=n_boot, seed=seed)["uf1"]
+            row["uf1_low"], row["uf1_high"] = ci.low, ci.high
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _part_table(order: list[str], complete: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    long = [{"arm": str(c["arm"]), "part": part, "uf1": v.get("uf1"), "uar": v.get("uar")}
+            for c in complete for part, v in (c["run"].get("summary", {}).get("per_part") or {}).items()]
+    cols = ["arm", "part", "n_seeds", "uf1_mean", "uf1_sd", "uar_mean", "uar_sd"]
+    if not long:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(long)
+    rows = []
+    for (arm, part), g in df.groupby(["arm", "part"], sort=False):
+        u, us = _mean_sd(g["uf1"])
+        r, rs = _mean_sd(g["uar"])
+        rows.append({"arm": arm, "part": part, "n_seeds": len(g), "uf1_mean": u, "uf1_sd": us, "uar_mean": r,
+                     "uar_sd": rs})
+    out = pd.DataFrame(rows, columns=cols)
+    out["arm"] = pd.Categorical(out["arm"], [a for a in order if a in set(out["arm"])], ordered=True)
+    return out.sort_values(["arm", "part"]).reset_index(drop=True).astype({"arm": str})
+
+
+# --- paired comparisons over subjects -----------------------------------------------------
+def subject_scores(complete: Sequence[Mapping[str, Any]], arms: Sequence[str], classes: Sequence[str]) -> pd.DataFrame:
+    """Subjects x arms: per-subject UF1 averaged over each arm's complete seeds; subjects every arm saw."""
+    columns = {}
+    for arm in arms:
+        per_seed = [per_group(c["predictions"], classes, "subject").set_index("subject")["uf1"]
+                    for c in complete if str(c["arm"]) == arm]
+        columns[arm] = pd.concat(per_seed, axis=1).mean(axis=1)
+    if not columns:
+        return pd.DataFrame()
+    return pd.DataFrame(columns).dropna().sort_index()
+
+
+def compare_arms(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 10000, seed: int = 0) -> dict[str, Any]:
+    """Two arms: paired permutation test; three or more: Friedman + Nemenyi post-hoc + CD data."""
+    k, n = scores.shape[1], scores.shape[0]
+    if k < 2 or n < 2:
+        return {"kind": "none", "p_value": float("nan"), "n_subjects": n,
+                "verdict": f"{k} arm(s) with complete cells over {n} shared subject(s): nothing to compare yet."}
+    if k == 2:
+        return permutation_test(scores, alpha=alpha, n_perm=n_perm, seed=seed)
+    return friedman_test(scores, alpha=alpha)
+
+
+def permutation_test(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 10000, seed: int = 0
+                     ) -> dict[str, Any]:
+    """Paired sign-flip test of mean(A - B) over subjects (two-sided); exact when 2^n <= n_perm."""
+    from scipy.stats import permutation_test as scipy_permutation
+
+    a_name, b_name = scores.columns[:2]
+    a, b = scores[a_name].to_numpy(float), scores[b_name].to_numpy(float)
+    delta = float(np.mean(a - b))
+    if np.allclose(a, b):
+        p = 1.0
+    else:
+        res = scipy_permutation((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples",
+                                vectorized=True, n_resamples=n_perm, alternative="two-sided",
+                                random_state=np.random.default_rng(seed))
+        p = float(res.pvalue)
+    exact = 2 ** len(a) <= n_perm
+    return {"kind": "permutation", "a": a_name, "b": b_name, "delta": delta, "p_value": p, "n_subjects": len(a),
+            "exact": exact, "verdict": two_arm_verdict(a_name, b_name, delta, p, len(a), alpha=alpha, exact=exact)}
+
+
+def two_arm_verdict(a: str, b: str, delta: float, p: float, n: int, *, alpha: float = 0.05, exact: bool = False) -> str:
+    if delta == 0 or p >= 1 - 1e-12 and abs(delta) < 1e-12:
+        return f"{a} and {b} score the same seed-averaged UF1 on every one of the {n} shared subjects."
+    better, worse = (a, b) if delta > 0 else (b, a)
+    head = (f"{better} scores {abs(delta):.3f} UF1 higher than {worse} per subject (seed-averaged, mean over "
+            f"{n} subjects)")
+    if p < alpha:
+        return (f"{head}, and swapping the two arms' scores within subjects rarely gives a gap that large "
+                f"(paired permutation p = {p:.3g}): the difference is unlikely to be seed or subject luck.")
+    floor = (f" With {n} subjects no result can reach p < {alpha:g}." if exact and 2.0 / 2 ** n > alpha else "")
+    return (f"{head}, but swapping the arms' scores within subjects gives gaps that large often (paired "
+            f"permutation p = {p:.3g}): no evidence that one arm is better.{floor}")
+
+
+def friedman_test(scores: pd.DataFrame, *, alpha: float = 0.05) -> dict[str, Any]:
+    """Friedman over subjects (blocks) x arms, Nemenyi post-hoc p-values, average ranks and Demsar's CD."""
+    import scikit_posthocs as sp
+    from scipy.stats import friedmanchisquare, studentized_range
+
+    k, n = scores.shape[1], scores.shape[0]
+    ranks = (-scores).rank(axis=1).mean(axis=0)  # rank 1 = best
+    if np.allclose(scores.to_numpy(), scores.to_numpy()[:, :1]):
+        stat, p = 0.0, 1.0
+        posthoc = pd.DataFrame(1.0, index=scores.columns, columns=scores.columns)
+    else:
+        stat, p = friedmanchisquare(*[scores[c].to_numpy(float) for c in scores.columns])
+        posthoc = sp.posthoc_nemenyi_friedman(scores.reset_index(drop=True))
+        posthoc.index, posthoc.columns = list(scores.columns), list(scores.columns)
+    q = float(studentized_range.ppf(1 - alpha, k, np.inf)) / math.sqrt(2)
+    cd = q * math.sqrt(k * (k + 1) / (6.0 * n))
+    groups = cliques(ranks, posthoc, alpha)
+    return {"kind": "friedman", "statistic": float(stat), "p_value": float(p), "n_subjects": n, "ranks": ranks,
+            "posthoc": posthoc, "cd": cd, "cliques": groups,
+            "verdict": friedman_verdict(ranks, posthoc, float(p), n, alpha)}
+
+
+def cliques(ranks: pd.Series, posthoc: pd.DataFrame, alpha: float) -> list[list[str]]:
+    """Maximal runs of arms, in rank order, that the post-hoc test cannot tell apart (all pairwise p >= alpha)."""
+    order = list(ranks.sort_values().index)
+    found: list[list[str]] = []
+    for i in range(len(order)):
+        j = i
+        while j + 1 < len(order) and all(posthoc.loc[x, order[j + 1]] >= alpha for x in order[i:j + 1]):
+            j += 1
+        group = order[i:j + 1]
+        if len(group) > 1 and not any(set(group) <= set(g) for g in found):
+            found.append(group)
+    return found
+
+
+def friedman_verdict(ranks: pd.Series, posthoc: pd.DataFrame, p: float, n: int, alpha: float) -> str:
+    order = list(ranks.sort_values().index)
+    lead = f"Average ranks over {n} subjects: " + ", ".join(f"{a} {ranks[a]:.2f}" for a in order) + "."
+    if p >= alpha:
+        return (f"{lead} The Friedman test finds no evidence that the {len(order)} arms differ (p = {p:.3g}); "
+                "the ranking may be seed or subject luck.")
+    pairs = [f"{a} over {b} (p = {posthoc.loc[a, b]:.3g})" for i, a in enumerate(order) for b in order[i + 1:]
+             if posthoc.loc[a, b] < alpha]
+    found = ("; the Nemenyi post-hoc test separates " + ", ".join(pairs)) if pairs else \
+        "; the Nemenyi post-hoc test separates no pair (too few subjects for its correction)"
+    return f"{lead} The Friedman test says the arms differ (p = {p:.3g}){found}."
+
+
+def _marks(test: dict[str, Any], best: str, arms: Sequence[str], alpha: float) -> dict[str, str]:
+    """'*' / '**': the arm is worse than the best arm at p < alpha / p < 0.01 (paired test over subjects)."""
+    marks = {a: "" for a in arms}
+    for arm in arms:
+        if arm == best:
+            continue
+        if test["kind"] == "permutation":
+            p = test["p_value"]
+        elif test["kind"] == "friedman" and best in test["posthoc"].index:
+            p = float(test["posthoc"].loc[best, arm])
+        else:
+            continue
+        marks[arm] = "**" if p < min(alpha, 0.01) else "*" if p < alpha else ""
+    return marks
+
+
+# --- learning curves ------------------------------------------------------------------------
+def learning_curves(complete: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Per arm and epoch: mean and sd over seeds of the fold-averaged curve of each stored metric."""
+    per_cell = []
+    for c in complete:
+        ep = c.get("epochs")
+        if ep is None or ep.empty:
+            continue
+        cols = [m for m in CURVE_METRICS if m in ep and ep[m].notna().any()]
+        mean = ep.groupby("epoch")[cols].mean().reset_index().melt("epoch", var_name="metric", value_name="value")
+        per_cell.append(mean.assign(arm=str(c["arm"]), seed=int(c["seed"])))
+    cols = ["arm", "epoch", "metric", "mean", "sd", "n"]
+    if not per_cell:
+        return pd.DataFrame(columns=cols)
+    df = pd.concat(per_cell, ignore_index=True).dropna(subset=["value"])
+    out = df.groupby(["arm", "metric", "epoch"], sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
+    out = out.rename(columns={"std": "sd", "count": "n"}).fillna({"sd": 0.0})
+    return out[cols]
+
+
+def check_report(report: StudyReport) -> None:
+    if report.table.empty:
+        raise MerError(f"study {report.name!r} has no cells")

@@ -1,0 +1,307 @@
+"""Studies: a named grid of arms (model x preset x options) x seeds on one dataset and protocol.
+
+Each cell of the grid is an ordinary run, submitted through the job queue
+(:func:`mer_core.jobs.queue.submit`) with a config resolved by
+:func:`mer_core.training.experiment.resolve_experiment`, so a cell runs on any
+executor (Ray included) and resumes like any job. The store keeps the study's
+definition and, per cell, the job and run ids (``studies``/``study_cells``).
+
+A study file (``mer study submit study.toml``)::
+
+    name = "mfdan-ablation"
+    dataset = "synthetic"        # every arm's dataset (an arm may repeat it, not change it)
+    protocol = "loso"
+    seeds = [0, 1, 2]            # default [0, 1, 2]
+    [options]                    # ExperimentConfig keys shared by every arm
+    epochs = 2
+    [[arms]]
+    name = "MFDAN"
+    model = "mfdan"
+    preset = "cpu"
+    [[arms]]
+    name = "MFDAN without DropKey"
+    model = "mfdan"
+    [arms.model_options]
+    dropkey = 0.0
+
+Refused, with a message naming the arm: one arm, arms on different datasets,
+no seed, a repeated seed, two arms with the same name or the same config, an
+arm whose config does not resolve (unknown model or preset, an option the
+model lacks, a class set the dataset does not offer) or, with ``check``, whose
+preset the dataset cannot feed (the job plan fails).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+
+from mer_core.config import ExperimentConfig
+from mer_core.errors import MerError
+from mer_core.store.db import RunStore
+
+DEFAULT_SEEDS = (0, 1, 2)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ +-]{0,79}$")
+_ARM_KEYS = {"name", "model", "preset", "dataset", "options", "model_options"}
+_STUDY_KEYS = {"name", "dataset", "protocol", "seeds", "options", "arms", "description"}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One method of a study: a model at a preset with options (ExperimentConfig keys and model options)."""
+
+    name: str
+    model: str
+    preset: str = "cpu"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    dataset: str = ""  # '' = the study's
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    dataset: str
+    arms: tuple[Arm, ...]
+    protocol: str = "loso"
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    options: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["arms"] = [{k: v for k, v in dataclasses.asdict(a).items() if v not in ("", {})} for a in self.arms]
+        data["seeds"] = list(self.seeds)
+        return data
+
+
+# --- reading a definition ---------------------------------------------------------
+def parse_study(data: Mapping[str, Any], *, where: str = "study") -> StudySpec:
+    """A StudySpec from a mapping (a parsed TOML file, a form); unknown keys are errors."""
+    if not isinstance(data, Mapping):
+        raise MerError(f"{where}: expected a table of study keys, got {type(data).__name__}")
+    unknown = sorted(set(data) - _STUDY_KEYS)
+    if unknown:
+        raise MerError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(sorted(_STUDY_KEYS))}")
+    arms_in = data.get("arms") or []
+    if not isinstance(arms_in, (list, tuple)):
+        raise MerError(f"{where}: 'arms' must be a list of tables ([[arms]] in TOML)")
+    arms = tuple(_parse_arm(a, i, where) for i, a in enumerate(arms_in))
+    seeds = data.get("seeds", list(DEFAULT_SEEDS))
+    if not isinstance(seeds, (list, tuple)) or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
+        raise MerError(f"{where}: seeds={seeds!r}: expected a list of integers, e.g. [0, 1, 2]")
+    dataset = str(data.get("dataset") or (arms[0].dataset if arms else "") or "synthetic")
+    options = data.get("options") or {}
+    if not isinstance(options, Mapping):
+        raise MerError(f"{where}: 'options' must be a table of ExperimentConfig keys")
+    return StudySpec(name=str(data.get("name", "")).strip(), dataset=dataset, arms=arms,
+                     protocol=str(data.get("protocol", "loso")), seeds=tuple(seeds), options=dict(options),
+                     description=str(data.get("description", "")))
+
+
+def _parse_arm(data: Any, index: int, where: str) -> Arm:
+    label = f"{where}: arm {index + 1}"
+    if not isinstance(data, Mapping):
+        raise MerError(f"{label}: expected a table with name, model, preset")
+    label = f"{where}: arm {data.get('name', index + 1)!r}"
+    unknown = sorted(set(data) - _ARM_KEYS)
+    if unknown:
+        raise MerError(f"{label}: unknown key(s) {unknown}; valid keys: {', '.join(sorted(_ARM_KEYS))}")
+    if not data.get("model"):
+        raise MerError(f"{label}: no model given")
+    for key in ("options", "model_options"):
+        if not isinstance(data.get(key, {}), Mapping):
+            raise MerError(f"{label}: {key!r} must be a table")
+    name = str(data.get("name") or data["model"]).strip()
+    return Arm(name=name, model=str(data["model"]), preset=str(data.get("preset", "cpu")),
+               options=dict(data.get("options", {})), model_options=dict(data.get("model_options", {})),
+               dataset=str(data.get("dataset", "")))
+
+
+def load_study_file(path: str | Path) -> StudySpec:
+    """Read a study TOML file; errors name the file."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MerError(f"{path}: cannot read the study file ({exc.strerror or exc})") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise MerError(f"{path}: not a valid TOML study file ({exc})") from exc
+    return parse_study(data, where=str(path))
+
+
+def ablation_arms(model: str, preset: str = "cpu", components: Sequence[str] | None = None) -> list[Arm]:
+    """The full model plus one arm per component switched off ("<model> without <component>").
+
+    A component is a model option that is on at the preset: a boolean that is
+    true, or a drop/regularisation rate above 0 (DropKey, drop path). ``None``
+    takes every such option.
+    """
+    from mer_core.models.registry import model_config
+
+    cfg = model_config(model, preset)
+    offable = {f.name: (False if isinstance(getattr(cfg, f.name), bool) else 0.0)
+               for f in dataclasses.fields(cfg) if f.name not in ("num_classes", "input_size", "channels")
+               and (getattr(cfg, f.name) is True or ("drop" in f.name and isinstance(getattr(cfg, f.name), float)
+                                                      and getattr(cfg, f.name) > 0))}
+    chosen = list(offable) if components is None else list(components)
+    missing = [c for c in chosen if c not in offable]
+    if missing:
+        raise MerError(f"model {model!r} preset {preset!r}: cannot ablate {missing}; components that are on: "
+                       f"{', '.join(offable) or 'none'}")
+    arms = [Arm(name=model, model=model, preset=preset)]
+    arms += [Arm(name=f"{model} without {c}", model=model, preset=preset, model_options={c: offable[c]})
+             for c in chosen]
+    return arms
+
+
+# --- validation ---------------------------------------------------------------------
+def cell_config(spec: StudySpec, arm: Arm, seed: int) -> ExperimentConfig:
+    from mer_core.training.experiment import resolve_experiment
+
+    overrides = {**dict(spec.options), **dict(arm.options), "protocol": spec.protocol, "seed": int(seed)}
+    return resolve_experiment(arm.dataset or spec.dataset, arm.model, arm.preset, overrides=overrides,
+                              model_options=arm.model_options or None)
+
+
+def validate(spec: StudySpec, *, check: Callable[[ExperimentConfig], Any] | None = None
+             ) -> dict[str, list[ExperimentConfig]]:
+    """{arm name: one resolved config per seed}; MerError naming the arm (or the seeds) when refused."""
+    if not _NAME.match(spec.name or ""):
+        raise MerError(f"study name {spec.name!r}: expected 1-80 letters, digits, spaces or ._+- "
+                       "(starting with a letter or digit)")
+    if len(spec.arms) < 2:
+        only = f" (only {spec.arms[0].name!r})" if spec.arms else ""
+        raise MerError(f"study {spec.name!r} has {len(spec.arms)} arm{only}: a study compares at least two arms; "
+                       "for one method use `mer submit`")
+    if not spec.seeds:
+        raise MerError(f"study {spec.name!r}: zero seeds; give at least one (default {list(DEFAULT_SEEDS)})")
+    repeated = sorted({s for s in spec.seeds if list(spec.seeds).count(s) > 1})
+    if repeated:
+        raise MerError(f"study {spec.name!r}: seed(s) {repeated} repeated in {list(spec.seeds)}; each seed once")
+    configs: dict[str, list[ExperimentConfig]] = {}
+    seen: dict[str, str] = {}
+    for arm in spec.arms:
+        if arm.dataset and arm.dataset != spec.dataset:
+            raise MerError(f"arm {arm.name!r} is on dataset {arm.dataset!r} but the study is on {spec.dataset!r}: "
+                           "every arm of a study uses the same dataset")
+        if arm.name in configs:
+            raise MerError(f"arm {arm.name!r} appears twice; give each arm its own name")
+        try:
+            cells = [cell_config(spec, arm, s) for s in spec.seeds]
+        except MerError as exc:
+            raise MerError(f"arm {arm.name!r}: {exc}") from exc
+        key = cells[0].stable_hash()
+        if key in seen:
+            raise MerError(f"arm {arm.name!r} is a duplicate of arm {seen[key]!r} (same model, preset and options)")
+        seen[key] = arm.name
+        if check is not None:
+            try:
+                check(cells[0])
+            except MerError as exc:
+                raise MerError(f"arm {arm.name!r}: the dataset {spec.dataset!r} cannot feed preset "
+                               f"{arm.preset!r} of {arm.model!r}: {exc}") from exc
+        configs[arm.name] = cells
+    return configs
+
+
+def plan_check(config: ExperimentConfig) -> Any:
+    """The deep check of an arm: index the dataset and resolve the model input (the job plan)."""
+    from mer_core.jobs.plan import plan
+
+    return plan(config)
+
+
+# --- submitting and managing ----------------------------------------------------------
+def submit_study(spec: StudySpec, *, store: RunStore, start: bool = True,
+                 check: Callable[[ExperimentConfig], Any] | None = None) -> pd.DataFrame:
+    """Validate, store the definition, queue every cell; returns the cells."""
+    from mer_core.jobs import queue
+
+    configs = validate(spec, check=check)
+    store.create_study(spec.name, dataset=spec.dataset, protocol=spec.protocol, definition=spec.to_dict())
+    for arm in spec.arms:
+        for seed, config in zip(spec.seeds, configs[arm.name]):
+            _submit_cell(store, spec.name, arm.name, seed, config)
+    if start:
+        queue.kick(store)
+    return store.study_cells(spec.name)
+
+
+def _submit_cell(store: RunStore, study: str, arm: str, seed: int, config: ExperimentConfig) -> str:
+    from mer_core.jobs import queue
+
+    job_id = queue.submit(config, store=store, name=f"{study} / {arm} / seed {seed}", start=False)
+    store.set_study_cell(study, arm, seed, job_id=job_id, run_id=queue.get_job(store, job_id)["run_id"])
+    return job_id
+
+
+def load_spec(store: RunStore, name: str) -> StudySpec:
+    return parse_study(store.get_study(name)["definition"], where=f"study {name!r}")
+
+
+def cancel_study(store: RunStore, name: str) -> dict[str, int]:
+    """Cancel every queued or running cell; returns {new status: count}."""
+    from mer_core.jobs import queue
+
+    counts: dict[str, int] = {}
+    for cell in store.study_cells(name).itertuples():
+        if cell.job_id and cell.job_status in ("queued", *queue.ACTIVE):
+            status = queue.cancel(store, cell.job_id)
+            counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def resume_study(store: RunStore, name: str, *, start: bool = True) -> dict[str, int]:
+    """Re-queue failed and cancelled cells (their finished folds are kept) and submit cells never queued."""
+    from mer_core.jobs import queue
+
+    spec = load_spec(store, name)
+    cells = store.study_cells(name)
+    have = {(c.arm, int(c.seed)) for c in cells.itertuples() if c.job_id}
+    counts = {"resumed": 0, "submitted": 0}
+    for cell in cells.itertuples():
+        if cell.job_id and cell.job_status in ("failed", "cancelled"):
+            queue.resume(store, cell.job_id, start=False)
+            counts["resumed"] += 1
+    for arm in spec.arms:
+        for seed in spec.seeds:
+            if (arm.name, int(seed)) not in have:
+                _submit_cell(store, name, arm.name, seed, cell_config(spec, arm, seed))
+                counts["submitted"] += 1
+    if start:
+        queue.kick(store)
+    return counts
+
+
+def study_inputs(store: RunStore, name: str) -> dict[str, Any]:
+    """What the statistics need: the definition and, per cell, its run row, predictions and epochs."""
+    study = store.get_study(name)
+    cells = []
+    for c in store.study_cells(name).to_dict("records"):
+        has = bool(c["run_id"]) and store.has_run(c["run_id"])
+        run = store.get_run(c["run_id"]) if has else None
+        cells.append({**c, "run": run,
+                      "predictions": store.predictions(c["run_id"]) if has else pd.DataFrame(),
+                      "epochs": store.epochs(c["run_id"]) if has else pd.DataFrame()})
+    arms = [a["name"] for a in study["definition"].get("arms", [])]
+    return {"study": study, "arms": arms, "cells": cells}
+
+
+def study_report(store: RunStore, name: str, **options: Any) -> Any:
+    """The study's statistics (:class:`mer_core.evaluation.study.StudyReport`)."""
+    from mer_core.evaluation.study import analyse
+
+    data = study_inputs(store, name)
+    return analyse(data["cells"], arms=data["arms"], name=name, **options)
+
+
+def spec_json(spec: StudySpec) -> str:
+    return json.dumps(spec.to_dict(), sort_keys=True, indent=1)

@@ -1,0 +1,124 @@
+"""Studies and run management in the run store: the SQL behind studies, cells, run names, tags and notes.
+
+A *study* (see :mod:`mer_core.jobs.study`) is a named grid of ordinary runs;
+the store keeps its definition (JSON) and one ``study_cells`` row per
+(arm, seed) naming the job and run of that cell. Cells are never trained
+here: this is persistence only. :class:`StudyStoreMixin` is mixed into
+:class:`mer_core.store.db.RunStore` (one connection, one migration list).
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Sequence
+
+import pandas as pd
+
+from mer_core.errors import MerError
+
+# 4 -> 5 (appended to db.MIGRATIONS): studies with their cells; a run's tags and free-text note
+STUDY_MIGRATION = """
+    CREATE TABLE studies (
+        name TEXT PRIMARY KEY,
+        created REAL NOT NULL,
+        dataset TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        definition_json TEXT NOT NULL
+    );
+    CREATE TABLE study_cells (
+        study TEXT NOT NULL REFERENCES studies(name) ON DELETE CASCADE,
+        arm TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        job_id TEXT NOT NULL DEFAULT '',
+        run_id TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (study, arm, seed)
+    );
+    ALTER TABLE runs ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''
+"""
+
+CELL_COLUMNS = ["arm", "seed", "job_id", "run_id", "job_status", "run_status", "folds_done", "n_folds", "uf1", "uar",
+                "error"]
+
+
+class StudyStoreMixin:
+    """Study and run-management methods of RunStore (needs ``self.conn`` and ``self.tx``)."""
+
+    conn: Any
+    path: Any
+
+    # --- studies -----------------------------------------------------------------
+    def create_study(self, name: str, *, dataset: str, protocol: str, definition: dict[str, Any]) -> None:
+        with self.tx() as c:  # type: ignore[attr-defined]
+            if c.execute("SELECT 1 FROM studies WHERE name=?", (name,)).fetchone():
+                raise MerError(f"a study named {name!r} already exists in {self.path}; pick another name "
+                               "or resume it with `mer study resume NAME`")
+            c.execute("INSERT INTO studies VALUES (?,?,?,?,?)",
+                      (name, time.time(), dataset, protocol, json.dumps(definition, sort_keys=True)))
+
+    def set_study_cell(self, study: str, arm: str, seed: int, *, job_id: str, run_id: str) -> None:
+        with self.tx() as c:  # type: ignore[attr-defined]
+            c.execute("INSERT OR REPLACE INTO study_cells VALUES (?,?,?,?,?)", (study, arm, int(seed), job_id, run_id))
+
+    def has_study(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM studies WHERE name=?", (name,)).fetchone() is not None
+
+    def get_study(self, name: str) -> dict[str, Any]:
+        """The study's row with its definition parsed; MerError naming the known studies if unknown."""
+        row = self.conn.execute("SELECT * FROM studies WHERE name=?", (name,)).fetchone()
+        if row is None:
+            known = [r[0] for r in self.conn.execute("SELECT name FROM studies ORDER BY created").fetchall()]
+            raise MerError(f"no study {name!r} in the store {self.path}; studies: {', '.join(known) or 'none yet'}")
+        study = dict(row)
+        study["definition"] = json.loads(study.pop("definition_json"))
+        return study
+
+    def list_studies(self) -> pd.DataFrame:
+        rows = self.conn.execute(
+            """SELECT s.name, s.created, s.dataset, s.protocol, COUNT(c.arm) AS cells,
+                      SUM(CASE WHEN r.status = 'done' THEN 1 ELSE 0 END) AS done
+               FROM studies s LEFT JOIN study_cells c ON c.study = s.name LEFT JOIN runs r ON r.id = c.run_id
+               GROUP BY s.name ORDER BY s.created DESC""").fetchall()
+        return pd.DataFrame([dict(r) for r in rows], columns=["name", "created", "dataset", "protocol", "cells", "done"])
+
+    def study_cells(self, name: str) -> pd.DataFrame:
+        """One row per cell with its job's and run's status (a run not started yet has run_status '')."""
+        rows = self.conn.execute(
+            """SELECT c.arm, c.seed, c.job_id, c.run_id, COALESCE(j.status, '') AS job_status,
+                      COALESCE(r.status, '') AS run_status,
+                      (SELECT COUNT(*) FROM folds f WHERE f.run_id = c.run_id AND f.status = 'done') AS folds_done,
+                      COALESCE(r.n_folds, j.n_folds, 0) AS n_folds, r.uf1, r.uar,
+                      COALESCE(NULLIF(r.error, ''), j.error, '') AS error
+               FROM study_cells c LEFT JOIN jobs j ON j.id = c.job_id LEFT JOIN runs r ON r.id = c.run_id
+               WHERE c.study = ? ORDER BY c.rowid""", (name,)).fetchall()
+        return pd.DataFrame([dict(r) for r in rows], columns=CELL_COLUMNS)
+
+    def delete_study(self, name: str) -> None:
+        """Forget a study (its runs stay in the store)."""
+        with self.tx() as c:  # type: ignore[attr-defined]
+            c.execute("DELETE FROM studies WHERE name=?", (name,))
+
+    # --- run management ------------------------------------------------------------
+    def _update_run(self, run_id: str, column: str, value: Any) -> None:
+        with self.tx() as c:  # type: ignore[attr-defined]
+            if c.execute(f"UPDATE runs SET {column}=? WHERE id=?", (value, run_id)).rowcount == 0:
+                raise MerError(f"no run {run_id!r} in the store {self.path}")
+
+    def rename_run(self, run_id: str, name: str) -> None:
+        self._update_run(run_id, "name", str(name).strip())
+
+    def set_run_tags(self, run_id: str, tags: Sequence[str]) -> list[str]:
+        """Replace a run's tags (trimmed, empty ones dropped, each kept once, in order); returns them."""
+        clean = list(dict.fromkeys(t.strip() for t in tags if str(t).strip()))
+        bad = [t for t in clean if "," in t]
+        if bad:
+            raise MerError(f"tag {bad[0]!r}: a tag cannot contain a comma (commas separate tags)")
+        self._update_run(run_id, "tags_json", json.dumps(clean))
+        return clean
+
+    def set_run_note(self, run_id: str, note: str) -> None:
+        self._update_run(run_id, "note", str(note))
+
+    def run_tags(self) -> dict[str, list[str]]:
+        """{run id: tags} of every run."""
+        return {r[0]: json.loads(r[1] or "[]") for r in self.conn.execute("SELECT id, tags_json FROM runs")}
