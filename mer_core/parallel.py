@@ -20,3 +20,64 @@ def process_context() -> mp.context.BaseContext:
         ctx.set_forkserver_preload(PRELOAD)  # effective until this process's forkserver has started
         return ctx
     return mp.get_context("spawn")
+
+
+def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Make this pool worker exit when ``parent_pid`` (the process that asked for the pool) is gone.
+
+    Two lines of defence, because a SIGKILLed job gets no chance to stop its pool:
+    Linux's parent-death signal (fires when the forkserver, our direct parent,
+    exits after losing its client) and a watchdog thread that polls the job's
+    pid, so no worker keeps training and writing epoch rows for a dead job.
+    """
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if not _alive(parent_pid):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """False once ``pid`` is gone or a zombie (killed, not yet reaped by its own parent)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def _guard_forkserver() -> None:
+    """In the forkserver itself (it imports this module through the preload): die with the job too."""
+    import os
+    import sys
+
+    if any("multiprocessing.forkserver" in arg for arg in getattr(sys, "orig_argv", ())):
+        die_with_parent(os.getppid())
+
+
+_guard_forkserver()

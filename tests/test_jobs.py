@@ -291,3 +291,36 @@ def test_demo_jobs_are_queued_only_into_an_empty_store():
         assert {ExperimentConfig.from_json(jobs.get_job(store, j)["config_json"]).model for j in queued} == {
             "ststnet", "baseline"}
         assert queue_demo_jobs(store, start=False) == []  # a store with anything in it is left alone
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc: pool workers, the forkserver)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_sigkill_of_a_process_executor_job_leaves_no_orphan_training(manifest):
+    with RunStore() as store:
+        job_id = jobs.submit(cfg(manifest, epochs=400, executor="process", workers=2), store=store)
+        job = wait_for(store, job_id, lambda j: (j["epoch"] or 0) >= 2, timeout=120)
+        children = _descendants(job["pid"])
+        assert children, "the process executor started no pool workers"
+        os.kill(job["pid"], signal.SIGKILL)
+        deadline = time.time() + 20
+        while time.time() < deadline and any(jobs.pid_alive(p) for p in children):
+            time.sleep(0.2)
+        alive = [p for p in children if jobs.pid_alive(p)]
+        assert not alive, f"pool processes outlived their job: {alive}"
+        n = len(store.epochs(job["run_id"]))
+        time.sleep(1.5)
+        assert len(store.epochs(job["run_id"])) == n  # nobody writes epoch rows for the dead job
