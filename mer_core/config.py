@@ -21,7 +21,7 @@ SCHEDULERS = ("none", "cosine", "step")
 LOSSES = ("ce", "focal", "label_smoothing")
 CLASS_BALANCE = ("none", "weights", "sampler")
 SELECTION = ("fixed", "early_stop")
-EXECUTORS = ("sequential", "process", "ray")
+EXECUTORS = ("sequential", "process", "ray", "batched")
 FLOW_METHODS = ("dis", "tvl1", "farneback")
 FREEZE = ("none", "early", "all_but_head")
 
@@ -107,8 +107,9 @@ class ExperimentConfig:
     backbone_lr_mult: float = 1.0
     # --- execution ------------------------------------------------------
     seed: int = 0
-    executor: str = "process"  # sequential | process (a pool of workers) | ray
+    executor: str = "process"  # sequential | process (a pool of workers) | ray | batched (K folds as one vmapped model)
     workers: int = 0  # 0 = auto: one per CPU core, or one per GPU when CUDA is present
+    max_batched_folds: int = 0  # folds trained at once by 'batched'; 0 = auto from free RAM / GPU memory
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     keep_checkpoints: bool = True
     ray_address: str = ""
@@ -126,6 +127,8 @@ class ExperimentConfig:
         _positive_int("batch_size", self.batch_size)
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigError(f"workers={self.workers!r}: expected 0 (auto) or a positive number of workers")
+        if not isinstance(self.max_batched_folds, int) or self.max_batched_folds < 0:
+            raise ConfigError(f"max_batched_folds={self.max_batched_folds!r}: expected 0 (auto) or a positive number")
         _positive_int("patience", self.patience)
         if self.protocol == "kfold" and self.folds < 2:
             raise ConfigError(f"folds={self.folds}: k-fold by subject needs at least 2 folds")

@@ -4,6 +4,10 @@
 * ``process``: a forkserver pool (see mer_core.parallel) of ``workers`` processes; each sets its own
   torch thread count (cores // workers) so two workers on two cores do not
   oversubscribe, and takes one GPU each when several exist.
+* ``batched``: K folds' models trained at once as one ``torch.func.vmap``
+  computation, each fold with its own data, seed, loss, optimiser and
+  selection (see mer_core.training.batched); a model registered with
+  ``batchable=False`` falls back to ``process``.
 * ``ray``: one Ray task per fold; ``ray.init(address=config.ray_address or
   $RAY_ADDRESS)`` so a laptop run and a cluster run are the same code. The
   arrays travel with the task, results come back to the driver, which writes
@@ -20,7 +24,7 @@ from __future__ import annotations
 import os
 import queue as queue_mod
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -84,7 +88,6 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
 
     from mer_core.models.registry import create_model
     from mer_core.store.db import RunStore
-    from mer_core.training.checkpoints import save_fold_checkpoint
     from mer_core.training.trainer import fit, resolve_device
 
     cfg = ExperimentConfig.from_json(task.config_json)
@@ -128,24 +131,33 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
             val=pick(fold.val_idx) if len(fold.val_idx) else None, test=pick(fold.test_idx), seed=seed,
             device=device, on_epoch=on_epoch, should_stop=stop, param_groups=groups,
         )
-        meta = task.meta.iloc[fold.test_idx].reset_index(drop=True)
-        probs = result.test_probs
-        pred = meta.assign(
-            y_true=y[fold.test_idx], y_pred=probs.argmax(1), probs=list(probs),
-            oracle_pred=(result.oracle_probs.argmax(1) if result.oracle_probs is not None else None),
-        )
-        checkpoint = ""
-        if cfg.keep_checkpoints:
-            path = Path(task.folder) / f"fold_{fold.index:03d}.pt"
-            save_fold_checkpoint(path, model, model_name=cfg.model, model_config=_plain(task.model_cfg),
-                                 config_json=task.config_json, config_hash=cfg.stable_hash(), fold=fold.index,
-                                 test_subjects=list(fold.test_subjects))
-            checkpoint = str(path) if task.store_path else path.name
-        return FoldOutcome(fold.index, pred, result.history, result.selected_epoch, result.oracle_epoch,
-                           result.seconds, checkpoint, epochs_stored=store is not None)
+        return fold_outcome(task, cfg, y, model, result, epochs_stored=store is not None)
     finally:
         if store is not None:
             store.close()
+
+
+def fold_outcome(task: FoldTask, cfg: ExperimentConfig, y: np.ndarray, model: Any, result: Any,
+                 epochs_stored: bool) -> FoldOutcome:
+    """A trained fold's predictions and checkpoint (``result`` is a trainer.FitResult)."""
+    from mer_core.training.checkpoints import save_fold_checkpoint
+
+    fold = task.fold
+    meta = task.meta.iloc[fold.test_idx].reset_index(drop=True)
+    probs = result.test_probs
+    pred = meta.assign(
+        y_true=y[fold.test_idx], y_pred=probs.argmax(1), probs=list(probs),
+        oracle_pred=(result.oracle_probs.argmax(1) if result.oracle_probs is not None else None),
+    )
+    checkpoint = ""
+    if cfg.keep_checkpoints:
+        path = Path(task.folder) / f"fold_{fold.index:03d}.pt"
+        save_fold_checkpoint(path, model, model_name=cfg.model, model_config=_plain(task.model_cfg),
+                             config_json=task.config_json, config_hash=cfg.stable_hash(), fold=fold.index,
+                             test_subjects=list(fold.test_subjects))
+        checkpoint = str(path) if task.store_path else path.name
+    return FoldOutcome(fold.index, pred, result.history, result.selected_epoch, result.oracle_epoch,
+                       result.seconds, checkpoint, epochs_stored=epochs_stored)
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
@@ -246,7 +258,7 @@ def _run_process_pool(cfg: ExperimentConfig, todo: list[Fold], make_task: Callab
     ctx = process_context()
     events = ctx.Queue()  # handed to each worker at start, so no manager process is needed
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(threads, events)) as pool:
+                             initargs=(threads, events, os.getpid())) as pool:
         futures = {pool.submit(_process_entry, make_task(f, (i % n_gpus) if n_gpus else None)): f
                    for i, f in enumerate(todo)}
         pending = set(futures)
