@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.views import datasets, home, run, runs
+from dashboard.views import datasets, home, lesson, run, runs
 from dashboard.views import jobs, new_experiment
 from dashboard.views import compare, leaderboard
 from dashboard.views import explain
+from dashboard.views import benchmarks
 
 # (module, title, url path, icon, section)
 PAGES = [
     (home, "Overview", "overview", ":material/home:", "MER Bench"),
+    (lesson, "Lesson", "lesson", ":material/school:", "MER Bench"),
     (datasets, "Datasets", "datasets", ":material/face:", "MER Bench"),
     (runs, "Runs", "runs", ":material/list:", "Results"),
     (run, "Run", "run", ":material/analytics:", "Results"),
     (compare, "Compare", "compare", ":material/compare_arrows:", "Results"),
     (leaderboard, "Leaderboard", "leaderboard", ":material/leaderboard:", "Results"),
     (explain, "Explain", "explain", ":material/visibility:", "Results"),
+    (benchmarks, "Benchmarks", "benchmarks", ":material/speed:", "Results"),
     (new_experiment, "New experiment", "new", ":material/add_circle:", "Experiments"),
     (jobs, "Jobs", "jobs", ":material/work:", "Experiments"),
 ]

@@ -130,3 +130,21 @@ def url_value(text: object) -> str:
     from urllib.parse import quote
 
     return quote(str(text), safe="")
+
+
+# --- figures: downloadable as PNG or SVG -------------------------------------------------
+FIG_FORMAT_KEY = "figure_download_format"  # session-state key of the sidebar choice (app.py)
+FIG_FORMATS = ("png", "svg")
+
+
+def chart_config(filename: str) -> dict:
+    """Plotly config: the camera button saves the figure as the chosen format (PNG default, or SVG)."""
+    fmt = st.session_state.get(FIG_FORMAT_KEY, "png")
+    return {"displaylogo": False,
+            "toImageButtonOptions": {"format": fmt if fmt in FIG_FORMATS else "png",
+                                     "filename": re.sub(r"[^A-Za-z0-9_.-]+", "_", filename) or "figure", "scale": 2}}
+
+
+def chart(fig, *, key: str, **kwargs):
+    """``st.plotly_chart`` at full width with the download config; returns what plotly_chart returns."""
+    return st.plotly_chart(fig, width="stretch", key=key, config=chart_config(key), **kwargs)

@@ -1,0 +1,199 @@
+"""Figures of clips and frames: datasets page, lesson and overview (pure functions of arrays).
+
+Frame sliders carry their onset, apex and offset labels as annotations above
+the slider (coloured as in :mod:`dashboard.palette`), so Plotly can neither
+drop a label that crowds its neighbours nor clip the last one at the edge.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard import palette
+from dashboard.palette import CLASS_COLOURS, MASK_COLOURS
+
+_IMG_LAYOUT = dict(margin=dict(l=0, r=0, t=30, b=0), height=300)
+
+
+def class_counts(table: pd.DataFrame) -> go.Figure:
+    counts = table["label"].value_counts().sort_index()
+    share = counts / counts.sum()
+    fig = go.Figure(go.Bar(x=counts.index.astype(str), y=counts.values,
+                           text=[f"{n} ({s:.0%})" for n, s in zip(counts.values, share.values)],
+                           textposition="outside", marker_color=CLASS_COLOURS[: len(counts)]))
+    fig.update_layout(title="clips per class", yaxis_title="clips", margin=dict(l=10, r=10, t=40, b=10),
+                      height=320, yaxis_range=[0, counts.max() * 1.2])
+    return fig
+
+
+def subject_counts(table: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    key = "native_subject" if table["dataset"].nunique() == 1 else "subject"
+    pivot = table.groupby([key, "label"]).size().unstack(fill_value=0)
+    for i, label in enumerate(pivot.columns):
+        fig.add_bar(x=pivot.index.astype(str), y=pivot[label], name=str(label),
+                    marker_color=CLASS_COLOURS[i % len(CLASS_COLOURS)])
+    fig.update_layout(barmode="stack", title="clips per subject (one LOSO fold each)", yaxis_title="clips",
+                      margin=dict(l=10, r=10, t=60, b=10), height=320,
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right", title=None))
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def _mask_traces(masks: dict | None, shape: tuple[int, int]) -> list[go.Contour]:
+    import cv2
+
+    traces = []
+    for key, mask in (masks or {}).items():
+        m = np.asarray(mask, dtype=np.float32)
+        if not m.any():
+            continue
+        if m.shape != shape:
+            m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+        colour = MASK_COLOURS.get(key, "#ffffff")
+        traces.append(go.Contour(z=m, showscale=False, contours=dict(start=0.5, end=0.5, coloring="none"),
+                                 line=dict(color=colour, width=2), name="true AU motion" if key == "au" else key,
+                                 hoverinfo="skip", showlegend=True))
+    return traces
+
+
+def _image_fig(img: np.ndarray, title: str, *, colorscale: str = "gray", zmin: float = 0.0, zmax: float = 1.0,
+               masks: dict | None = None, showscale: bool = False) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=img, colorscale=colorscale, zmin=zmin, zmax=zmax, showscale=showscale,
+                               hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"))
+    for trace in _mask_traces(masks, img.shape[:2]):
+        fig.add_trace(trace)
+    fig.update_layout(title=title, legend=dict(orientation="h", y=-0.02, yanchor="top"), **_IMG_LAYOUT)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
+    fig.update_xaxes(visible=False, constrain="domain")
+    return fig
+
+
+def grey_image(img: np.ndarray, title: str, masks: dict | None = None) -> go.Figure:
+    return _image_fig(img, title, masks=masks)
+
+
+def shared_bound(*imgs: np.ndarray, q: float = 99.8) -> float:
+    """One colour bound for several signed maps (a high percentile of |value| over all of them).
+
+    Maps drawn side by side with this bound are comparable: a magnified difference looks stronger than the
+    original because it is, not because each picture was stretched to its own range.
+    """
+    values = np.concatenate([np.abs(np.asarray(i, dtype=np.float32)).ravel() for i in imgs])
+    return float(np.percentile(values, q)) or float(values.max()) or 1.0
+
+
+def signed_image(img: np.ndarray, title: str, bound: float | None = None) -> go.Figure:
+    """A signed map (e.g. apex − onset) on a diverging scale centred on zero; ``bound`` shares a scale."""
+    bound = bound or float(np.abs(img).max()) or 1.0
+    return _image_fig(img, title, colorscale="RdBu", zmin=-bound, zmax=bound, showscale=True)
+
+
+def heat_image(img: np.ndarray, title: str) -> go.Figure:
+    return _image_fig(img, title, colorscale="Inferno", zmin=0.0, zmax=float(img.max()) or 1.0, showscale=True)
+
+
+def rgb_image(rgb: np.ndarray, title: str) -> go.Figure:
+    fig = go.Figure(go.Image(z=rgb))
+    fig.update_layout(title=title, **_IMG_LAYOUT)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def flow_arrows(background: np.ndarray, arrows: dict, title: str, masks: dict | None = None,
+                gain: float | None = None) -> go.Figure:
+    """Arrows (tail → head) over the apex frame; lengths scaled so the longest spans one grid cell."""
+    fig = _image_fig(background, title, masks=masks)
+    x, y, u, v = (np.asarray(arrows[k], dtype=float) for k in ("x", "y", "u", "v"))
+    mag = np.hypot(u, v)
+    step = float(np.diff(np.unique(x))[:1].mean()) if len(np.unique(x)) > 1 else 8.0
+    gain = gain or (0.9 * step / mag.max() if mag.max() > 0 else 1.0)
+    keep = mag > 0.05 * (mag.max() or 1)
+    xs, ys = [], []
+    for x0, y0, du, dv in zip(x[keep], y[keep], u[keep] * gain, v[keep] * gain):
+        xs += [x0, x0 + du, None]
+        ys += [y0, y0 + dv, None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=palette.FLOW_ARROWS, width=2), hoverinfo="skip",
+                             name=f"flow × {gain:.1f}", showlegend=False))
+    fig.add_trace(go.Scatter(x=(x + u * gain)[keep], y=(y + v * gain)[keep], mode="markers",
+                             marker=dict(color=palette.FLOW_ARROWS, size=4), hoverinfo="skip", showlegend=False))
+    fig.update_layout(title=f"{title} ×{gain:.0f}")
+    return fig
+
+
+SLIDER_X, SLIDER_LEN = 0.14, 0.8  # the slider leaves room on the right for the last label
+_RAIL_INSET = 0.03                # share of the slider length Plotly keeps free at each end of the rail
+_MIN_LABEL_GAP = 0.09             # paper units: closer labels are stacked instead of overlapping
+
+
+def marker_positions(n_frames: int, marks: dict[str, int]) -> list[dict]:
+    """Where each marker label sits above a slider of ``n_frames`` steps: name, frame, x (paper), row.
+
+    Labels closer than :data:`_MIN_LABEL_GAP` go on alternating rows, so none hides another.
+    """
+    out: list[dict] = []
+    last = n_frames - 1 or 1
+    for name, frame in sorted(marks.items(), key=lambda kv: kv[1]):
+        x = SLIDER_X + SLIDER_LEN * (_RAIL_INSET + (1 - 2 * _RAIL_INSET) * frame / last)
+        row = 0
+        if out and x - out[-1]["x"] < _MIN_LABEL_GAP:
+            row = 1 - out[-1]["row"]
+        out.append({"name": name, "frame": int(frame), "x": x, "row": row})
+    return out
+
+
+def _marker_annotations(n_frames: int, marks: dict[str, int]) -> list[dict]:
+    return [dict(x=m["x"], y=-0.01 - 0.05 * m["row"], xref="paper", yref="paper", xanchor="center", yanchor="top",
+                 text=f"<b>{m['name']}</b> {m['frame']}", showarrow=False,
+                 font=dict(color=palette.MARKER_COLOURS.get(m["name"], palette.DARK), size=12))
+            for m in marker_positions(n_frames, marks)]
+
+
+def clip_animation(clip: np.ndarray, onset: int, apex: int, offset: int, masks: dict | None = None,
+                   title: str = "", *, frame_ms: int = 120, zmin: float = 0.0, zmax: float = 1.0) -> go.Figure:
+    """A playable clip: one heatmap frame per video frame, ▶/❚❚ buttons and a frame slider.
+
+    Onset, apex and offset are named above the slider in their palette colours; the slider's own step labels
+    are frame numbers every fifth frame. ``frame_ms`` sets the playback speed (a slowed-down clip: larger).
+    """
+    marks = {"onset": int(onset), "apex": int(apex), "offset": int(offset)}
+    base = _image_fig(clip[0], title or "clip", masks=masks, zmin=zmin, zmax=zmax)
+    # frames as plain dicts without validation: a 30-frame clip otherwise costs ~0.15 s of Plotly checks
+    frames = [dict(data=[dict(type="heatmap", z=clip[t], colorscale="gray", zmin=zmin, zmax=zmax, showscale=False)],
+                   traces=[0], name=str(t)) for t in range(len(clip))]
+    steps = [dict(method="animate", label=str(t) if t % 5 == 0 else "",
+                  args=[[str(t)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
+             for t in range(len(clip))]
+    layout = base.layout.to_plotly_json()
+    layout.update(
+        height=440, margin=dict(l=0, r=0, t=30, b=120), showlegend=False,
+        annotations=list(layout.get("annotations", [])) + _marker_annotations(len(clip), marks),
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.11, xanchor="left", yanchor="top",
+                          buttons=[dict(label="▶", method="animate",
+                                        args=[None, dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True)]),
+                                   dict(label="❚❚", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
+        sliders=[dict(active=0, steps=steps, x=SLIDER_X, len=SLIDER_LEN, y=-0.11, yanchor="top",
+                      currentvalue=dict(visible=True, prefix="frame ", font=dict(size=11)), pad=dict(t=10))],
+    )
+    return go.Figure(dict(data=[d.to_plotly_json() for d in base.data], layout=layout, frames=frames),
+                     _validate=False)
+
+
+def au_regions(img: np.ndarray, regions: dict[str, np.ndarray], title: str) -> go.Figure:
+    """A grey frame with one outlined region per action unit (name -> bool mask), each in its own colour."""
+    import cv2
+
+    fig = _image_fig(img, title)
+    for k, (name, mask) in enumerate(regions.items()):
+        m = np.asarray(mask, dtype=np.float32)
+        if m.shape != img.shape[:2]:
+            m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+        if not m.any():
+            continue
+        fig.add_trace(go.Contour(z=m, showscale=False, contours=dict(start=0.5, end=0.5, coloring="none"),
+                                 line=dict(color=CLASS_COLOURS[k % len(CLASS_COLOURS)], width=2), name=name,
+                                 hoverinfo="skip", showlegend=True))
+    return fig

@@ -1,0 +1,64 @@
+"""The Lesson page: every step draws its picture, on the showcase clip, with terms from one glossary."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apptest_helpers import page_app
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def synthetic_set(isolated_cache):
+    """The default synthetic set `make test` generated, shared instead of generated again per test."""
+    shared = REPO / "cache" / "datasets"
+    if (shared / "synthetic" / "manifest.csv").exists():
+        (isolated_cache / "datasets").symlink_to(shared, target_is_directory=True)
+    return isolated_cache
+
+
+def test_lesson_draws_every_step_on_the_showcase_clip(synthetic_set):
+    from dashboard.views.lesson import STEPS
+    from mer_core.datasets.synthetic import showcase_clips
+
+    at = page_app("lesson")
+    assert not at.exception, at.exception
+    headings = [m.value for m in at.markdown if m.value.startswith("#### ")]
+    assert headings == [f"#### {s}" for s in STEPS]
+    assert len(at.get("plotly_chart")) >= 12
+    assert any(showcase_clips()["positive"] in c.value for c in at.caption)
+    # no run stored: the last step says how to get one
+    assert any("mer loso --dataset synthetic" in i.value for i in at.info)
+
+
+def test_lesson_names_the_moved_action_units_in_plain_words(synthetic_set):
+    at = page_app("lesson")
+    text = " ".join(m.value for m in at.markdown)
+    assert "lip corner puller" in text and "a smile" in text  # the positive showcase clip moves AU12
+
+
+def test_the_magnified_difference_shares_the_original_scale_and_is_livelier(synthetic_set):
+    """Original and magnified apex-onset on one colour scale, the magnified one visibly stronger in the AU region."""
+    from dashboard import plots
+    from dashboard.views.lesson import LESSON_EVM
+    from mer_core.datasets import index_dataset
+    from mer_core.datasets.synthetic import load_masks, showcase_clips
+    from mer_core.config import PreprocessConfig
+    from mer_core.preprocess.sample import sample_views
+    import cv2
+
+    table = index_dataset("synthetic")
+    row = table[table["sample_id"] == "synthetic/" + showcase_clips()["positive"]].iloc[0].to_dict()
+    views = sample_views(row, PreprocessConfig(**LESSON_EVM), size=128)
+    clip, mag, a = views["clip"], views["magnified_clip"], views["apex_index"]
+    au = cv2.resize(load_masks(row["mask_path"])["au"].astype(np.uint8), (128, 128)).astype(bool)
+    d0, d1 = np.abs(clip[a] - clip[0]), np.abs(mag[a] - mag[0])
+    assert d1[au].mean() > 2 * d0[au].mean()  # livelier where the face moves
+    # motion, not noise: the magnified change is concentrated in the moving region
+    assert d1[au].mean() > 1.5 * d1[~au].mean()
+    bound = plots.shared_bound(d0, d1)
+    f0, f1 = plots.signed_image(d0, "a", bound), plots.signed_image(d1, "b", bound)
+    assert (f0.data[0].zmin, f0.data[0].zmax) == (f1.data[0].zmin, f1.data[0].zmax)
