@@ -83,6 +83,8 @@ class StudyStoreMixin:
 
     def study_cells(self, name: str) -> pd.DataFrame:
         """One row per cell with its job's and run's status (a run not started yet has run_status '')."""
+        if not self.has_study(name):
+            self.get_study(name)  # the error naming the known studies
         rows = self.conn.execute(
             """SELECT c.arm, c.seed, c.job_id, c.run_id, COALESCE(j.status, '') AS job_status,
                       COALESCE(r.status, '') AS run_status,

@@ -1,0 +1,140 @@
+"""The paper table of a study: mean +- sd over seeds per arm, best in bold, significance marks.
+
+Formats: ``csv`` (plain numbers in separate columns plus the formatted
+cells), ``md`` (GitHub Markdown) and ``latex`` (a ``tabular`` with booktabs
+rules). Columns: pooled UF1 and UAR, per-part UF1 for composite studies, and
+the oracle gap (a diagnostic). A mark after an arm's UF1 says the paired test
+over subjects finds it worse than the best arm: ``*`` p < alpha, ``**`` p < 0.01.
+Arms with failed cells are flagged with a dagger.
+"""
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import pandas as pd
+
+from mer_core.errors import MerError
+from mer_core.evaluation.study import StudyReport
+
+FORMATS = ("csv", "md", "latex")
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _pm(mean: float, sd: float, digits: int) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def table_rows(report: StudyReport) -> tuple[list[str], list[dict[str, Any]]]:
+    """(value columns, one dict per arm: arm, flagged, mark, and per column mean, sd, best)."""
+    parts = list(dict.fromkeys(report.parts["part"])) if not report.parts.empty else []
+    columns = ["UF1", "UAR"] + [f"{p} UF1" for p in parts] + ["oracle gap UF1"]
+    rows = []
+    for r in report.table.itertuples():
+        values = {"UF1": (r.uf1_mean, r.uf1_sd), "UAR": (r.uar_mean, r.uar_sd),
+                  "oracle gap UF1": (r.oracle_gap_uf1, float("nan"))}
+        for p in parts:
+            hit = report.parts[(report.parts["arm"] == r.arm) & (report.parts["part"] == p)]
+            values[f"{p} UF1"] = (float(hit["uf1_mean"].iloc[0]), float(hit["uf1_sd"].iloc[0])) if len(hit) else \
+                (float("nan"), float("nan"))
+        rows.append({"arm": r.arm, "flagged": bool(r.flagged), "mark": report.marks.get(r.arm, ""), "values": values})
+    for col in columns[:-1]:  # the oracle gap is a diagnostic: no "best"
+        means = [row["values"][col][0] for row in rows if not math.isnan(row["values"][col][0])]
+        top = max(means) if means else None
+        for row in rows:
+            row.setdefault("best", set())
+            if top is not None and abs(row["values"][col][0] - top) < 1e-12:
+                row["best"].add(col)
+    return columns, rows
+
+
+def paper_table(report: StudyReport, fmt: str = "md", *, digits: int = 3) -> str:
+    """The study's table as text in ``fmt`` (csv, md or latex)."""
+    if fmt not in FORMATS:
+        raise MerError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if report.table.empty:
+        raise MerError(f"study {report.name!r} has no cells to tabulate")
+    columns, rows = table_rows(report)
+    if fmt == "csv":
+        return _csv(columns, rows, digits)
+    return _latex(report, columns, rows, digits) if fmt == "latex" else _markdown(report, columns, rows, digits)
+
+
+def _cell(row: dict[str, Any], col: str, digits: int) -> str:
+    mean, sd = row["values"][col]
+    if col.startswith("oracle"):
+        return "-" if math.isnan(mean) else f"{mean:+.{digits}f}"
+    return _pm(mean, sd, digits)
+
+
+def _footer(report: StudyReport) -> str:
+    a = report.alpha
+    test = {"permutation": "paired permutation test", "friedman": "Nemenyi post-hoc test after Friedman"}.get(
+        report.test["kind"], "no test (fewer than two complete arms)")
+    seeds = int(report.table["seeds"].max()) if len(report.table) else 0
+    return (f"Mean ± sd over {seeds} seeds of pooled UF1/UAR; best in bold. * worse than the best arm at p < {a:g}, "
+            f"** at p < 0.01 ({test} over {report.test.get('n_subjects', 0)} subjects, seed-averaged "
+            "per-subject UF1). † arm with failed cells (complete cells only). Oracle gap: test-selected minus "
+            "honest UF1 (diagnostic).")
+
+
+def _markdown(report: StudyReport, columns: list[str], rows: list[dict[str, Any]], digits: int) -> str:
+    out = ["| arm | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for row in rows:
+        name = row["arm"].replace("|", "\\|") + (" †" if row["flagged"] else "")
+        cells = []
+        for col in columns:
+            text = _cell(row, col, digits) + (row["mark"] if col == "UF1" else "")
+            cells.append(f"**{text}**" if col in row["best"] else text)
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + f"\n\n{_footer(report)}\n"
+
+
+def _latex(report: StudyReport, columns: list[str], rows: list[dict[str, Any]], digits: int) -> str:
+    lines = ["% needs \\usepackage{booktabs}", "\\begin{tabular}{l" + "c" * len(columns) + "}", "\\toprule",
+             "Arm & " + " & ".join(latex_escape(c) for c in columns) + " \\\\", "\\midrule"]
+    for row in rows:
+        cells = []
+        for col in columns:
+            mean, sd = row["values"][col]
+            if math.isnan(mean):
+                text = "--"
+            elif col.startswith("oracle"):
+                text = f"{mean:+.{digits}f}"
+            else:
+                text = f"{mean:.{digits}f} $\\pm$ {sd:.{digits}f}"
+            if col in row["best"]:
+                text = f"\\textbf{{{text}}}"
+            if col == "UF1" and row["mark"]:
+                text += f"$^{{{row['mark']}}}$"
+            cells.append(text)
+        name = latex_escape(row["arm"]) + ("$^\\dagger$" if row["flagged"] else "")
+        lines.append(f"{name} & " + " & ".join(cells) + " \\\\")
+    caption = latex_escape(_footer(report)).replace("±", "$\\pm$").replace("†", "$\\dagger$")
+    lines += ["\\bottomrule", "\\end{tabular}", f"% {caption}"]
+    return "\n".join(lines) + "\n"
+
+
+def _csv(columns: list[str], rows: list[dict[str, Any]], digits: int) -> str:
+    records = []
+    for row in rows:
+        rec: dict[str, Any] = {"arm": row["arm"], "flagged": row["flagged"], "significance": row["mark"]}
+        for col in columns:
+            mean, sd = row["values"][col]
+            rec[f"{col} mean"] = round(mean, 6) if not math.isnan(mean) else None
+            if not col.startswith("oracle"):
+                rec[f"{col} sd"] = round(sd, 6) if not math.isnan(sd) else None
+            rec[col] = _cell(row, col, digits)
+            rec[f"{col} best"] = col in row["best"]
+        records.append(rec)
+    buf = io.StringIO()
+    pd.DataFrame(records).to_csv(buf, index=False)
+    return buf.getvalue()
