@@ -11,7 +11,6 @@ from dashboard.views import datasets, home, lesson, run, runs
 from dashboard.views import jobs, new_experiment
 from dashboard.views import compare, leaderboard
 from dashboard.views import explain
-from dashboard.views import benchmarks
 
 # (module, title, url path, icon, section)
 PAGES = [
@@ -23,7 +22,6 @@ PAGES = [
     (compare, "Compare", "compare", ":material/compare_arrows:", "Results"),
     (leaderboard, "Leaderboard", "leaderboard", ":material/leaderboard:", "Results"),
     (explain, "Explain", "explain", ":material/visibility:", "Results"),
-    (benchmarks, "Benchmarks", "benchmarks", ":material/speed:", "Results"),
     (new_experiment, "New experiment", "new", ":material/add_circle:", "Experiments"),
     (jobs, "Jobs", "jobs", ":material/work:", "Experiments"),
 ]
