@@ -18,11 +18,38 @@ from mer_core.paths import store_path
 from mer_core.store.db import RunStore
 
 
+BROWSER_PATH_OPTIONS = ("manifest", "root")  # dataset options that name a file or folder
+
+
 def submit(config: Any, *, name: str = "") -> str:
-    """Queue an ExperimentConfig as a background job; returns the job id."""
+    """Queue an ExperimentConfig as a background job; returns the job id.
+
+    Paths typed into the browser (a manifest, a root, and every file the
+    manifest lists) must lie under the allowed folders (mer_core.datasets.allowed).
+    """
     from mer_core.jobs import queue as jobs
 
+    check_config_paths(config)
     return jobs.submit(config, name=name)
+
+
+def check_config_paths(config: Any) -> None:
+    """Refuse a browser-made config whose dataset options leave the allowed folders."""
+    from mer_core.datasets.allowed import check_browser_path, check_table_paths
+
+    options = dict(config.dataset_options)
+    named = {k: options[k] for k in BROWSER_PATH_OPTIONS if options.get(k)}
+    if not named:
+        return
+    for key, value in named.items():
+        check_browser_path(value, f"dataset option {key}=")
+    from mer_core.training.engine import load_table
+
+    table, _classes, _notes = load_table(config)
+    manifest = Path(str(named["manifest"])) if "manifest" in named else None
+    if manifest is not None and manifest.is_dir():
+        manifest = manifest / "manifest.csv"
+    check_table_paths(table, manifest)
 
 
 def cancel(job_id: str) -> str:
@@ -43,16 +70,18 @@ def _job_action(action: str, job_id: str) -> str:
 
 
 def delete_run(run_id: str) -> None:
-    """Remove a run's rows from the store (its folder under cache/runs stays)."""
+    """Remove a run's rows and its folder under cache/runs; refused (MerError) while it runs."""
     with RunStore(store_path()) as store:
-        store.delete_run(run_id)
+        store.delete_run_with_files(run_id)
     st.cache_data.clear()
 
 
 def set_root(name: str, root: str) -> Path:
     """Save where a licensed dataset lies on this machine (cache/datasets.toml); returns the file it is saved in."""
+    from mer_core.datasets.allowed import check_browser_path
     from mer_core.datasets.roots import set_dataset_root
 
+    check_browser_path(root, f"{name} root")
     saved = set_dataset_root(name, root)
     reads.clear_dataset_caches()
     return saved
@@ -79,3 +108,42 @@ def _kick_once(path: str) -> bool:
     with RunStore(path) as store:
         jobs.kick(store)
     return True
+
+
+# --- studies and run management (issue 17) --------------------------------------------------
+def submit_study(definition: dict[str, Any]) -> int:
+    """Validate a study definition (mer_core.jobs.study.parse_study keys) and queue its cells; returns the count."""
+    from mer_core.jobs import study
+
+    with RunStore(store_path()) as store:
+        cells = study.submit_study(study.parse_study(definition), store=store)
+    st.cache_data.clear()
+    return len(cells)
+
+
+def study_action(action: str, name: str) -> dict[str, int]:
+    """``cancel`` or ``resume`` a whole study; returns the counts of what changed."""
+    from mer_core.jobs import study
+
+    fn = {"cancel": study.cancel_study, "resume": study.resume_study}[action]
+    with RunStore(store_path()) as store:
+        return fn(store, name)
+
+
+def edit_run(run_id: str, *, name: str | None = None, tags: list[str] | None = None, note: str | None = None) -> None:
+    """Rename a run, replace its tags and/or its note."""
+    with RunStore(store_path()) as store:
+        if name is not None:
+            store.rename_run(run_id, name)
+        if tags is not None:
+            store.set_run_tags(run_id, tags)
+        if note is not None:
+            store.set_run_note(run_id, note)
+    st.cache_data.clear()
+
+
+def submit_explain_report(run_id: str, settings: dict[str, Any]) -> str:
+    """Queue the explanation report of a run (ReportConfig settings) as a background job; returns the job id."""
+    from mer_core.jobs import queue as jobs
+
+    return jobs.submit_explain_report(run_id, settings)

@@ -3,6 +3,7 @@
     mer datasets list
     mer datasets check NAME [--root PATH] [--class-set S] [-o KEY=VALUE ...]
     mer datasets set-root NAME PATH
+    mer datasets allow DIR      (a folder the dashboard may read; only from the shell)
 
 ``check`` prints the report and exits 0 when the dataset is usable, 1 when
 rows had errors (missing or corrupt files...); a dataset that cannot be
@@ -41,6 +42,19 @@ def register(subparsers: Any) -> None:
     sr.add_argument("name")
     sr.add_argument("path")
     sr.set_defaults(handler=_set_root)
+
+    al = sub.add_parser("allow", help="let the dashboard read paths under DIR (datasets.toml [allowed]); "
+                                      "browser-entered paths elsewhere are refused")
+    al.add_argument("dir")
+    al.set_defaults(handler=_allow)
+
+
+def _allow(args: argparse.Namespace) -> int:
+    from mer_core.datasets.allowed import allow_base, allowed_bases
+
+    path = allow_base(args.dir)
+    print(f"saved in {path}; the dashboard may read under: {', '.join(str(b) for b in allowed_bases())}")
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:

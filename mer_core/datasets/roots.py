@@ -45,6 +45,18 @@ def _file_roots(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in (data.get("roots") or {}).items()}
 
 
+def _file_allowed(path: Path) -> list[str]:
+    """``[allowed] bases`` of ``datasets.toml`` (see mer_core.datasets.allowed)."""
+    if not path.exists():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return []
+    bases = (data.get("allowed") or {}).get("bases") or []
+    return [str(b) for b in bases] if isinstance(bases, list) else []
+
+
 def configured_roots() -> dict[str, str]:
     """All configured roots: the file's entries overridden by environment variables."""
     roots = _file_roots(config_path())
@@ -77,6 +89,9 @@ def set_dataset_root(name: str, root: str | Path) -> Path:
     roots[name] = str(Path(root).expanduser())
     lines = ["# Dataset roots for MER Bench (written by `mer datasets set-root` and the dashboard)", "[roots]"]
     lines += [f"{k} = {_toml_str(v)}" for k, v in sorted(roots.items())]
+    bases = _file_allowed(path)
+    if bases:  # the folders the dashboard may read (mer datasets allow) are kept
+        lines += ["", "[allowed]", "bases = [" + ", ".join(_toml_str(b) for b in bases) + "]"]
     write_atomic(path, "\n".join(lines) + "\n")
     return path
 
