@@ -2,11 +2,26 @@
 
 Run with ``make demo`` (or ``streamlit run dashboard/app.py``).
 """
+import importlib
+import threading
+
 import streamlit as st
 
-from dashboard import writes
+from dashboard import widgets, writes
 from dashboard.nav import pages
 
+
+@st.cache_resource(show_spinner=False)
+def _warm_imports() -> threading.Thread:
+    """Import scipy.signal (about 2 s, EVM's filter) in the background once per server, before a page needs it."""
+    thread = threading.Thread(target=importlib.import_module, args=("scipy.signal",), daemon=True)
+    thread.start()
+    return thread
+
+
 st.set_page_config(page_title="MER Bench", page_icon="🙂", layout="wide")
+_warm_imports()
 writes.on_dashboard_start()
+st.sidebar.radio("download figures as", widgets.FIG_FORMATS, horizontal=True, key=widgets.FIG_FORMAT_KEY,
+                 format_func=str.upper, help="the camera button of every figure saves this format")
 st.navigation(pages()).run()

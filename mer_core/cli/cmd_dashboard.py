@@ -1,0 +1,65 @@
+"""``mer dashboard [--host 127.0.0.1] [--port 8501]``: start the dashboard with an explicit bind address.
+
+The bind address is always given on the command line, so it does not depend
+on which folder the server starts from (``.streamlit/config.toml`` applies
+only from the repository root). Bound beyond 127.0.0.1 the server asks for an
+access token, printed here once, and shows error details as type only.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import secrets
+import subprocess
+import sys
+
+from mer_core.errors import ConfigError
+from mer_core.paths import repo_root
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def streamlit_command(host: str, port: int, *, public: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "streamlit", "run", str(repo_root() / "dashboard" / "app.py"),
+           "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    if public:
+        cmd += ["--client.showErrorDetails", "type"]
+    return cmd
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: expected 1..65535")
+    public = not is_loopback(args.host)
+    env = dict(os.environ)
+    if public:
+        token = env.get("MER_ACCESS_TOKEN") or secrets.token_urlsafe(24)
+        env["MER_ACCESS_TOKEN"] = token
+        shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        print(f"MER Bench is bound to {args.host}: anyone who can reach port {args.port} needs this token.\n"
+              f"  open http://{shown}:{args.port}/?token={token}\n"
+              "  (shown once; error details are shown as type only)", flush=True)
+    else:
+        env.pop("MER_ACCESS_TOKEN", None)
+        print(f"MER Bench on http://{args.host}:{args.port} (this machine only)", flush=True)
+    if args.print_command:
+        print(" ".join(streamlit_command(args.host, args.port, public=public)))
+        return 0
+    return subprocess.call(streamlit_command(args.host, args.port, public=public), cwd=repo_root(), env=env)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", help="start the dashboard (127.0.0.1 by default; a token beyond it)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--print-command", action="store_true", help="print the server command instead of running it")
+    p.set_defaults(handler=cmd_dashboard)
