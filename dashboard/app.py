@@ -7,7 +7,7 @@ import threading
 
 import streamlit as st
 
-from dashboard import widgets, writes
+from dashboard import access, widgets, writes
 from dashboard.nav import pages
 
 
@@ -21,7 +21,8 @@ def _warm_imports() -> threading.Thread:
 
 st.set_page_config(page_title="MER Bench", page_icon="🙂", layout="wide")
 _warm_imports()
-writes.on_dashboard_start()
-st.sidebar.radio("download figures as", widgets.FIG_FORMATS, horizontal=True, key=widgets.FIG_FORMAT_KEY,
-                 format_func=str.upper, help="the camera button of every figure saves this format")
-st.navigation(pages()).run()
+if access.gate():  # a token when bound beyond localhost (mer dashboard --host ...)
+    writes.on_dashboard_start()
+    st.sidebar.radio("download figures as", widgets.FIG_FORMATS, horizontal=True, key=widgets.FIG_FORMAT_KEY,
+                     format_func=str.upper, help="the camera button of every figure saves this format")
+    st.navigation(pages()).run()

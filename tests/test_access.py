@@ -56,3 +56,14 @@ def test_mer_dashboard_binds_explicitly_and_prints_a_token_beyond_localhost(caps
     assert "?token=" in out and "--server.address 0.0.0.0" in out and "--client.showErrorDetails type" in out
     cmd = streamlit_command("127.0.0.1", 8501, public=False)
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+
+
+def test_the_real_app_shows_nothing_but_the_token_box_without_the_token(monkeypatch, isolated_cache):
+    from pathlib import Path
+
+    monkeypatch.setenv("MER_ACCESS_TOKEN", "s3cret-token")
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=60).run()
+    assert not at.exception
+    assert len(at.text_input) == 1 and at.text_input[0].label == "access token"
+    assert not at.sidebar.radio  # not even the sidebar of the pages
