@@ -21,7 +21,38 @@ def test_datasets_page_renders_summary_browser_and_motion(tiny_manifest):
     charts = at.get("plotly_chart")
     # summary (2) + clip browser (animation, frame, difference) + motion (onset, apex, diff, flow x3, evm x4)
     assert len(charts) >= 10
-    assert [s for s in at.slider if s.label == "frame"]
+    frame = [s for s in at.select_slider if s.label == "frame"]
+    assert frame, "the frame slider"
+    # the slider's current value names the marker it sits on (it opens on the apex)
+    assert "apex" in frame[0].format_func(frame[0].value)
+
+
+def test_compared_evm_differences_share_one_colour_scale(tiny_manifest):
+    at = page_app("datasets", dataset="manifest")
+    import json
+
+    scales = []
+    for c in at.get("plotly_chart"):
+        fig = json.loads(c.proto.spec)
+        title = (fig["layout"].get("title") or {}).get("text", "")
+        if title.startswith("apex − onset, "):
+            scales.append((fig["data"][0]["zmin"], fig["data"][0]["zmax"]))
+    assert len(scales) == 2 and scales[0] == scales[1], scales
+
+
+def test_synthetic_opens_on_the_showcase_clip(isolated_cache):
+    from pathlib import Path
+
+    from mer_core.datasets.synthetic import showcase_clips
+
+    shared = Path(__file__).resolve().parent.parent / "cache" / "datasets"
+    if (shared / "synthetic" / "manifest.csv").exists():
+        (isolated_cache / "datasets").symlink_to(shared, target_is_directory=True)
+    at = page_app("datasets", dataset="synthetic")
+    assert not at.exception, at.exception
+    want = "synthetic/" + showcase_clips()["positive"]
+    assert [s.value for s in at.selectbox if s.label == "clip"] == [want]
+    assert [s.value for s in at.selectbox if s.label == "sample"] == [want]
 
 
 def test_licensed_dataset_without_root_explains_how_to_set_it():

@@ -14,7 +14,7 @@ import json
 
 import streamlit as st
 
-from dashboard import palette, plots, reads, widgets, writes
+from dashboard import glossary, palette, plots, reads, widgets, writes
 from dashboard.widgets import plain
 from mer_core.datasets import dataset_info, list_datasets
 from mer_core.errors import MerError
@@ -58,9 +58,9 @@ def _summary(report: dict) -> None:
     c4.metric("apex estimated", int(table["apex_estimated"].sum()))
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(plots.class_counts(table), width="stretch", key="ds-class-counts")
+        st.plotly_chart(plots.class_counts(table), width="stretch", key="ds-class-counts", config=widgets.chart_config("ds-class-counts"))
     with right:
-        st.plotly_chart(plots.subject_counts(table), width="stretch", key="ds-subject-counts")
+        st.plotly_chart(plots.subject_counts(table), width="stretch", key="ds-subject-counts", config=widgets.chart_config("ds-subject-counts"))
     if table["part"].nunique() > 1:
         st.markdown("**Clips per part and class**")
         st.dataframe(table.groupby(["part", "label"]).size().unstack(fill_value=0), width="stretch")
@@ -72,17 +72,36 @@ def _summary(report: dict) -> None:
         st.dataframe(report["problems_frame"], hide_index=True, width="stretch")
 
 
-def _clip_picker(table) -> dict | None:
+def _showcase_id(name: str, table) -> str | None:
+    """The synthetic set's showcase clip (positive first): what the page opens on when no clip is asked for."""
+    if name != "synthetic":
+        return None
+    from mer_core.datasets.synthetic import showcase_clips
+
+    show = showcase_clips()
+    for label in ("positive", *show):
+        sid = f"{name}/{show[label]}" if label in show else None
+        if sid in set(table["sample_id"]):
+            return sid
+    return None
+
+
+def _wanted_sample(name: str, table) -> str | None:
+    return st.query_params.get(reads.QP_SAMPLE) or _showcase_id(name, table)
+
+
+def _clip_picker(table, wanted: str | None = None) -> dict | None:
     c1, c2, c3 = st.columns([1, 1, 2])
     subjects = sorted(table["subject"].unique())
-    subject = c1.selectbox("subject", subjects)
+    by_id = table.set_index("sample_id")
+    first = subjects.index(by_id.loc[wanted, "subject"]) if wanted in by_id.index else 0
+    subject = c1.selectbox("subject", subjects, index=first)
     rows = table[table["subject"] == subject]
     labels = sorted(rows["label"].unique())
     label = c2.selectbox("class", ["(all)"] + labels)
     if label != "(all)":
         rows = rows[rows["label"] == label]
     ids = rows["sample_id"].tolist()
-    wanted = st.query_params.get(reads.QP_SAMPLE)
     sid = c3.selectbox("clip", ids, index=ids.index(wanted) if wanted in ids else 0,
                        format_func=lambda s: f"{s.split('/')[-1]} ({table.set_index('sample_id').loc[s, 'label']})")
     if sid is None:
@@ -91,7 +110,7 @@ def _clip_picker(table) -> dict | None:
 
 
 def _browse(name: str, options_json: str, table) -> None:
-    row = _clip_picker(table)
+    row = _clip_picker(table, _wanted_sample(name, table))
     if row is None:
         return
     facts = [f"label **{plain(row['label'])}**", f"native emotion {plain(row['emotion'])}"]
@@ -113,24 +132,29 @@ def _browse(name: str, options_json: str, table) -> None:
     show_masks = bool(masks) and st.toggle("outline the ground-truth regions (true AU motion, blinks)", value=True)
     left, right = st.columns([1.3, 1])
     with left:
-        st.plotly_chart(plots.clip_animation(clip, row["onset"], row["apex"], row["offset"],
-                                             masks if show_masks else None), width="stretch", key="ds-clip")
+        widgets.chart(plots.clip_animation(clip, row["onset"], row["apex"], row["offset"],
+                                           masks if show_masks else None), key="ds-clip")
         st.caption("Press ▶ to play, or drag the slider. A micro-expression moves the face by 1-2 pixels: "
                    "compare onset and apex, or look at the Motion tab.")
     with right:
-        i = st.slider("frame", 0, len(frames) - 1, int(row["apex"]))
-        st.plotly_chart(plots.grey_image(clip[i], f"frame {i}", masks if show_masks else None), width="stretch", key="ds-frame")
+        marks = {int(row["onset"]): "onset", int(row["apex"]): "apex", int(row["offset"]): "offset"}
+        i = st.select_slider("frame", list(range(len(frames))), value=int(row["apex"]),
+                             format_func=lambda t: f"{t} · {marks[t]}" if t in marks else str(t),
+                             help="onset, apex and offset are named on the slider")
+        widgets.chart(plots.grey_image(clip[i], f"frame {i}" + (f" ({marks[i]})" if i in marks else ""),
+                                       masks if show_masks else None), key="ds-frame")
         diff = clip[row["apex"]] - clip[row["onset"]]
-        st.plotly_chart(plots.signed_image(diff, "apex − onset"), width="stretch", key="ds-clip-diff")
+        widgets.chart(plots.signed_image(diff, "apex − onset"), key="ds-clip-diff")
 
 
 def _motion(name: str, options_json: str, table) -> None:
-    row = _clip_picker_light(table)
+    row = _clip_picker_light(table, _wanted_sample(name, table))
     c1, c2, c3 = st.columns(3)
     flow = c1.selectbox("optical flow", ["dis", "tvl1", "farneback"],
                         help="DIS is the fast default; TV-L1 is the papers' choice")
     alpha = c2.slider("EVM amplification α", 0.0, 30.0, 10.0, 1.0)
-    band = c3.slider("EVM pass band (fraction of fps)", 0.01, 0.5, (0.05, 0.4), 0.01)
+    band = c3.slider("EVM pass band (fraction of fps)", 0.01, 0.5, (0.02, 0.2), 0.01,
+                     help="0.02-0.2 passes the expression (a few Hz at 100 fps) and little sensor noise")
     pre = {"flow_method": flow, "evm_alpha": alpha, "evm_low": band[0], "evm_high": band[1]}
     try:
         views = reads.sample_views(name, options_json, row["sample_id"], json.dumps(pre), 128)
@@ -142,41 +166,50 @@ def _motion(name: str, options_json: str, table) -> None:
     masks = reads.ground_truth(row.get("mask_path") or "")
     a, b, c = st.columns(3)
     if views["onset"] is not None:
-        a.plotly_chart(plots.grey_image(views["onset"], "onset"), width="stretch", key="ds-onset")
+        a.plotly_chart(plots.grey_image(views["onset"], "onset"), width="stretch", key="ds-onset", config=widgets.chart_config("ds-onset"))
     if views["apex"] is not None:
-        b.plotly_chart(plots.grey_image(views["apex"], "apex"), width="stretch", key="ds-apex")
+        b.plotly_chart(plots.grey_image(views["apex"], "apex"), width="stretch", key="ds-apex", config=widgets.chart_config("ds-apex"))
     if views["diff"] is not None:
-        c.plotly_chart(plots.signed_image(views["diff"], "apex − onset"), width="stretch", key="ds-diff")
+        c.plotly_chart(plots.signed_image(views["diff"], "apex − onset"), width="stretch", key="ds-diff", config=widgets.chart_config("ds-diff"))
     if views["flow_u"] is not None:
         st.caption("Optical flow from onset to apex: the colour wheel encodes direction as hue and speed as "
                    "brightness; arrows are magnified to be visible. Global drift of the head shows as motion "
                    "everywhere; the expression as local motion inside the true regions.")
         a, b, c = st.columns(3)
         a.plotly_chart(plots.rgb_image(views["flow_rgb"], "flow: hue = direction"),
-                       width="stretch", key="ds-flow-rgb")
+                       width="stretch", key="ds-flow-rgb", config=widgets.chart_config("ds-flow-rgb"))
         b.plotly_chart(plots.flow_arrows(views["apex"], views["arrows"], "flow arrows",
-                                         masks), width="stretch", key="ds-flow-arrows")
-        c.plotly_chart(plots.heat_image(views["strain"], "optical strain"), width="stretch", key="ds-strain")
+                                         masks), width="stretch", key="ds-flow-arrows", config=widgets.chart_config("ds-flow-arrows"))
+        c.plotly_chart(plots.heat_image(views["strain"], "optical strain"), width="stretch", key="ds-strain", config=widgets.chart_config("ds-strain"))
     if views.get("magnified_clip") is not None:
-        st.markdown("**Eulerian video magnification** — the same clip, motion amplified in the pass band")
-        apex_i = views["apex_index"] or 0
-        clip, mag = views["clip"], views["magnified_clip"]
-        a, b = st.columns(2)
-        a.plotly_chart(plots.signed_image(clip[apex_i] - clip[0], "apex − onset, original"), width="stretch",
-                       key="ds-diff-original")
-        b.plotly_chart(plots.signed_image(mag[apex_i] - mag[0], f"apex − onset, magnified α = {alpha:g}"),
-                       width="stretch", key="ds-diff-magnified")
-        left, right = st.columns(2)
-        left.plotly_chart(plots.clip_animation(views["clip"], 0, apex_i, len(views["clip"]) - 1, None,
-                                               title="original"), width="stretch", key="ds-evm-original")
-        right.plotly_chart(plots.clip_animation(views["magnified_clip"], 0, apex_i, len(views["clip"]) - 1, None,
-                                                title=f"magnified (α = {alpha:g})"), width="stretch",
-                        key="ds-evm-magnified")
+        _magnification(views, alpha)
 
 
-def _clip_picker_light(table) -> dict:
+def _magnification(views: dict, alpha: float) -> None:
+    """Original and magnified apex − onset on one colour scale, and one player with an A/B switch."""
+    st.markdown("**Eulerian video magnification** — the same clip, motion amplified in the pass band",
+                help=glossary.tip("EVM"))
+    apex_i = views["apex_index"] or 0
+    clip, mag = views["clip"], views["magnified_clip"]
+    d0, d1 = clip[apex_i] - clip[0], mag[apex_i] - mag[0]
+    bound = plots.shared_bound(d0, d1)
+    a, b = st.columns(2)
+    with a:
+        widgets.chart(plots.signed_image(d0, "apex − onset, original", bound), key="ds-diff-original")
+    with b:
+        widgets.chart(plots.signed_image(d1, f"apex − onset, magnified α = {alpha:g}", bound),
+                      key="ds-diff-magnified")
+    st.caption("Both differences share one colour scale, so the stronger one really moved more.")
+    which = st.segmented_control("play", ["A: original", "B: magnified"], default="B: magnified",
+                                 key="ds-evm-ab") or "B: magnified"
+    shown = clip if which.startswith("A") else mag
+    widgets.chart(plots.clip_animation(shown, 0, apex_i, len(clip) - 1, None,
+                                       title=which + (f" (α = {alpha:g})" if which.startswith("B") else "")),
+                  key="ds-evm-player")
+
+
+def _clip_picker_light(table, wanted: str | None = None) -> dict:
     ids = table["sample_id"].tolist()
-    wanted = st.query_params.get(reads.QP_SAMPLE)
     sid = st.selectbox("sample", ids, index=ids.index(wanted) if wanted in ids else 0, key="motion-sample",
                        format_func=lambda s: f"{s} ({table.set_index('sample_id').loc[s, 'label']})")
     return table.set_index("sample_id").loc[sid].to_dict() | {"sample_id": sid}

@@ -1,13 +1,18 @@
 """Overview: what MER Bench is, where things are, what to do first."""
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
-from dashboard import reads
+from dashboard import glossary, plots, reads, widgets
+from dashboard.widgets import plain
 
 
 # One line per page: what a newcomer finds there.
 GUIDE = {
+    "lesson": "A micro-expression explained in eight pictures: timing, magnification, flow, action units, "
+              "what a model sees and where it looked.",
     "datasets": "See what a micro-expression is: play clips, the onset-apex difference, optical flow, "
                 "magnification, and (synthetic data) the regions that really moved.",
     "runs": "Every stored evaluation, newest first, with pooled UF1/UAR.",
@@ -20,6 +25,12 @@ GUIDE = {
 }
 
 
+def guide_line(module, url: str) -> str:
+    """What a newcomer finds on a page: its GUIDE line, else the first line of its module docstring."""
+    doc = (module.__doc__ or "").strip().splitlines()
+    return GUIDE.get(url) or (doc[0] if doc else "")
+
+
 def render() -> None:
     st.title("MER Bench")
     st.markdown(
@@ -29,6 +40,7 @@ def render() -> None:
         "Here every method is trained **leave-one-subject-out**, scored on predictions **pooled over all folds** "
         "(UF1 and UAR, the MEGC2019 convention), and **never** tuned on the held-out subject."
     )
+    _showcase()
     runs = reads.runs_table()
     jobs = reads.jobs_table()
     active = int(jobs["status"].isin(["queued", "running", "cancelling"]).sum()) if len(jobs) else 0
@@ -37,14 +49,45 @@ def render() -> None:
     c2.metric("finished", int((runs["status"] == "done").sum()) if len(runs) else 0)
     c3.metric("jobs queued or running", active)
     best = runs.loc[runs["status"] == "done", "uf1"].max() if len(runs) else None
-    c4.metric("best pooled UF1", "–" if best is None or best != best else f"{best:.3f}")
+    c4.metric("best pooled UF1", "–" if best is None or best != best else f"{best:.3f}", help=glossary.tip("UF1"))
     st.subheader("Where to go")
     from dashboard.nav import PAGES, page
 
     cols = st.columns(2)
-    shown = [(title, url, icon) for _mod, title, url, icon, _section in PAGES if url != "overview"]
-    for i, (title, url, icon) in enumerate(shown):
+    shown = [(mod, title, url, icon) for mod, title, url, icon, _section in PAGES if url != "overview"]
+    for i, (mod, title, url, icon) in enumerate(shown):
         with cols[i % 2]:
             st.page_link(page(url), label=title, icon=icon)
-            st.caption(GUIDE.get(url, ""))
+            st.caption(guide_line(mod, url))
     st.caption("Command line: `mer loso --dataset synthetic --model baseline`, `mer runs`, `mer --help`.")
+
+
+def _showcase() -> None:
+    """One animated, magnified synthetic smile: the showcase clip of the positive class."""
+    from dashboard.views.lesson import DATASET, LESSON_EVM
+    from mer_core.datasets.synthetic import showcase_clips
+    from mer_core.errors import MerError
+
+    show = showcase_clips()
+    if "positive" not in show:
+        return
+    sid = f"{DATASET}/{show['positive']}"
+    try:
+        views = reads.sample_views(DATASET, "{}", sid, json.dumps(LESSON_EVM), 128)
+    except (MerError, ValueError) as exc:
+        st.caption(plain(f"(the showcase clip cannot be drawn: {exc})"))
+        return
+    if views.get("magnified_clip") is None:
+        return
+    left, right = st.columns([1, 1.4])
+    with left:
+        clip = views["magnified_clip"]
+        widgets.chart(plots.clip_animation(clip, 0, views["apex_index"] or 0, len(clip) - 1, frame_ms=150,
+                                           title="a synthetic smile, magnified ×10"), key="home-showcase")
+    with right:
+        st.markdown("Press ▶: this is a **micro-expression** (AU6 + AU12, a smile) magnified ten times with "
+                    "Eulerian video magnification. Unmagnified, the skin moves by about a pixel for a third of a "
+                    "second, which is why recognising it is hard.", help=glossary.tip("micro-expression", "EVM"))
+        from dashboard.nav import page
+
+        st.page_link(page("lesson"), label="Walk through it step by step in the Lesson", icon=":material/school:")
