@@ -11,6 +11,7 @@ from dashboard.views import datasets, home, lesson, run, runs
 from dashboard.views import jobs, new_experiment
 from dashboard.views import compare, leaderboard
 from dashboard.views import explain
+from dashboard.views import new_study, study
 
 # (module, title, url path, icon, section)
 PAGES = [
@@ -24,6 +25,8 @@ PAGES = [
     (explain, "Explain", "explain", ":material/visibility:", "Results"),
     (new_experiment, "New experiment", "new", ":material/add_circle:", "Experiments"),
     (jobs, "Jobs", "jobs", ":material/work:", "Experiments"),
+    (new_study, "New study", "new-study", ":material/library_add:", "Experiments"),
+    (study, "Study", "study", ":material/science:", "Results"),
 ]
 
 

@@ -393,3 +393,38 @@ def _localisation(path: str, run_ids: tuple[str, ...], methods: tuple[str, ...],
 
     with RunStore(path) as store:
         return localisation_table(run_ids, methods, max_samples=max_samples, store=store)
+
+# --- studies and run management (issue 17) --------------------------------------------------
+QP_STUDY, QP_CLONE = "study", "clone"  # ?clone=RUN: New experiment prefilled from that run's config
+
+
+def study_cells(name: str | None = None) -> pd.DataFrame:
+    """A study's cells with job and run status, or with no name every study (live, uncached); MerError if unknown."""
+    with RunStore(store_path()) as store:
+        return store.list_studies() if name is None else store.study_cells(name)
+
+
+def study_report(name: str) -> Any:
+    """The study's statistics (mer_core.evaluation.study.StudyReport), cached until a cell changes."""
+    cells = study_cells(name)
+    return _study_report(str(store_path()), name, tuple(zip(cells["run_id"], cells["run_status"], cells["folds_done"])))
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing the study's statistics…")
+def _study_report(path: str, name: str, stamp: tuple) -> Any:
+    from mer_core.jobs.study import study_report as report
+    with RunStore(path) as store:
+        return report(store, name, n_boot=500)
+
+
+def ablation_arms(model: str, preset: str) -> list[dict[str, Any]]:
+    """The arms of "ablate one component": the full model and one arm per component switched off."""
+    from mer_core.jobs.study import ablation_arms as arms
+    return [dict(a.__dict__) for a in arms(model, preset)]
+
+
+def run_config(run_id: str) -> dict[str, Any] | None:
+    """A stored run's config (the dict ExperimentConfig.from_dict takes), None when unknown: for "clone"."""
+    with RunStore(store_path()) as store:
+        return store.get_run(run_id)["config"] if store.has_run(run_id) else None
+

@@ -124,3 +124,23 @@ class StudyStoreMixin:
     def run_tags(self) -> dict[str, list[str]]:
         """{run id: tags} of every run."""
         return {r[0]: json.loads(r[1] or "[]") for r in self.conn.execute("SELECT id, tags_json FROM runs")}
+
+    def delete_run_with_files(self, run_id: str) -> None:
+        """Delete a run's rows and its folder (cache/runs/<id>); refused while it runs or a job will run it."""
+        import shutil
+
+        from mer_core.store.folders import run_folder
+
+        row = self.conn.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise MerError(f"no run {run_id!r} in the store {self.path}")
+        job = self.conn.execute("SELECT id, status FROM jobs WHERE run_id=? AND status IN "
+                                "('queued','running','cancelling')", (run_id,)).fetchone()
+        if row["status"] == "running" or job is not None:
+            what = f"its job {job['id']} is {job['status']}" if job else "it is running"
+            raise MerError(f"run {run_id} cannot be deleted: {what}; cancel it first")
+        with self.tx() as c:  # type: ignore[attr-defined]
+            c.execute("DELETE FROM runs WHERE id=?", (run_id,))
+        folder = run_folder(run_id, create=False)
+        if folder.is_dir():
+            shutil.rmtree(folder)

@@ -1,0 +1,106 @@
+"""New study: several arms x several seeds on one dataset, queued as ordinary jobs.
+
+Arms are picked from the registered models and their presets, or filled by
+"ablate one component" (the full model plus one arm per component switched
+off). Submit validates the whole grid with the library (one arm, duplicate
+arms, repeated seeds... are refused with a message naming the arm) and queues
+every cell through dashboard.writes; the Study page follows it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard import reads, writes
+from dashboard.widgets import plain
+from mer_core.config import PROTOCOLS
+from mer_core.datasets.registry import list_datasets
+from mer_core.errors import MerError
+from mer_core.models.registry import list_models, list_presets
+
+K_NAME = "ns_name"
+K_DATASET = "ns_dataset"
+K_PROTOCOL = "ns_protocol"
+K_SEEDS = "ns_seeds"
+K_EPOCHS = "ns_epochs"
+K_MODE = "ns_mode"
+K_ARMS = "ns_arms"
+K_ABL_MODEL = "ns_ablate_model"
+K_ABL_PRESET = "ns_ablate_preset"
+K_ABL_ARMS = "ns_ablate_arms"
+K_SUBMIT = "ns_submit"
+K_DONE = "ns_submitted"
+MODES = ("pick arms", "ablate one component")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0, 1, 2' -> [0, 1, 2]; a value that is no integer is a MerError naming it."""
+    seeds = []
+    for part in text.replace(";", ",").split(","):
+        if part.strip():
+            try:
+                seeds.append(int(part.strip()))
+            except ValueError:
+                raise MerError(f"seed {part.strip()!r}: expected whole numbers separated by commas") from None
+    return seeds
+
+
+def picked_arms(presets: dict[str, list[str]]) -> list[dict[str, Any]]:
+    choices = [f"{m} / {p}" for m, ps in presets.items() for p in ps]
+    chosen = st.multiselect("arms (model / preset)", choices, key=K_ARMS,
+                            help="each arm is run with every seed; pick two or more")
+    arms = []
+    for choice in chosen:
+        model, preset = choice.split(" / ")
+        arms.append({"name": model if preset == "cpu" else f"{model} ({preset})", "model": model, "preset": preset})
+    return arms
+
+
+def ablated_arms(presets: dict[str, list[str]]) -> list[dict[str, Any]]:
+    left, right = st.columns(2)
+    models = list(presets)
+    model = left.selectbox("model to ablate", models, index=models.index("mfdan") if "mfdan" in models else 0,
+                           key=K_ABL_MODEL)
+    preset = right.selectbox("preset", presets[model], key=K_ABL_PRESET)
+    try:
+        arms = reads.ablation_arms(model, preset)
+    except MerError as exc:
+        st.error(plain(exc))
+        return []
+    names = [a["name"] for a in arms]
+    keep = st.multiselect("arms (the full model and one per component switched off)", names, default=names,
+                          key=f"{K_ABL_ARMS}_{model}_{preset}")
+    return [{k: v for k, v in a.items() if v not in ("", {})} for a in arms if a["name"] in keep]
+
+
+def render() -> None:
+    st.title("New study")
+    st.caption("A study runs several arms (model x preset x options) with several seeds on the same data and "
+               "folds, then compares them over subjects. Every cell is an ordinary background job.")
+    c1, c2, c3 = st.columns(3)
+    name = c1.text_input("study name", key=K_NAME, placeholder="e.g. mfdan-ablation")
+    datasets = list_datasets()
+    dataset = c2.selectbox("dataset", datasets, index=datasets.index("synthetic") if "synthetic" in datasets else 0,
+                           key=K_DATASET)
+    protocol = c3.selectbox("protocol", list(PROTOCOLS), key=K_PROTOCOL)
+    c4, c5 = st.columns(2)
+    seeds_text = c4.text_input("seeds", value="0, 1, 2", key=K_SEEDS, help="comma-separated; default three seeds")
+    epochs = c5.number_input("epochs (every arm)", min_value=1, max_value=500, value=20, key=K_EPOCHS)
+    mode = st.radio("arms", MODES, horizontal=True, key=K_MODE)
+    presets = {m: list_presets(m) for m in list_models()}
+    arms = picked_arms(presets) if mode == MODES[0] else ablated_arms(presets)
+    if st.button("Submit study", type="primary", key=K_SUBMIT):
+        try:
+            definition = {"name": name.strip(), "dataset": dataset, "protocol": protocol,
+                          "seeds": parse_seeds(seeds_text), "options": {"epochs": int(epochs)}, "arms": arms}
+            st.session_state[K_DONE] = (definition["name"], writes.submit_study(definition))
+        except MerError as exc:
+            st.error(plain(exc), icon=":material/block:")
+    if K_DONE in st.session_state:
+        study, n = st.session_state[K_DONE]
+        st.success(plain(f"Study {study!r} queued: {n} jobs."), icon=":material/check_circle:")
+        from dashboard.nav import page
+
+        st.page_link(page("study"), label="Open the study", icon=":material/science:",
+                     query_params={reads.QP_STUDY: study})

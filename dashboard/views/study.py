@@ -1,0 +1,113 @@
+"""Study: which arm is better, by how much, and how sure we can be.
+
+The study lives in the URL (``?study=NAME``). The table gives mean +- sd over
+seeds of pooled UF1/UAR per arm (per part for composite runs), the
+honest-vs-oracle gap and a subject-level bootstrap interval; the paired
+comparison over subjects (seed-averaged per-subject UF1) ends in one verdict
+sentence. Cells that failed are named and left out, and their arm is flagged.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import reads, study_plots, widgets, writes
+from dashboard.widgets import plain
+from mer_core.errors import MerError
+from mer_core.evaluation.study_table import paper_table
+
+K_METRIC = "study_curve_metric"
+K_CANCEL = "study_cancel"
+K_RESUME = "study_resume"
+
+
+def render() -> None:
+    st.title("Study")
+    studies = reads.study_cells()
+    if studies.empty:
+        st.info("No study yet. Create one on the New study page or with `mer study submit study.toml`.")
+        return
+    name = widgets.pick_id("study", studies["name"].tolist(), param=reads.QP_STUDY, kind="Study",
+                           format_func=str, key="study_pick")
+    if name is None:
+        return
+    cells = reads.study_cells(name)
+    cells_section(name, cells)
+    if not (cells["run_status"] == "done").any():
+        st.info("No cell has finished yet; the statistics appear with the first finished cell.")
+        return
+    try:
+        report = reads.study_report(name)
+    except MerError as exc:
+        st.error(plain(exc))
+        return
+    table_section(name, report)
+    comparison_section(report)
+    curves_section(report)
+
+
+def cells_section(name: str, cells: pd.DataFrame) -> None:
+    done = int((cells["run_status"] == "done").sum())
+    st.progress(done / max(len(cells), 1), text=f"{done} of {len(cells)} cells done")
+    left, right, _ = st.columns([1, 1, 4])
+    for col, action, key in ((left, "cancel", K_CANCEL), (right, "resume", K_RESUME)):
+        if col.button(f"{action.capitalize()} study", key=key):
+            try:
+                counts = writes.study_action(action, name)
+                st.toast(plain(", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to do"))
+            except MerError as exc:
+                st.error(plain(exc))
+    with st.expander("cells", expanded=done < len(cells)):
+        st.dataframe(cells, hide_index=True, width="stretch")
+
+
+def table_section(name: str, report) -> None:
+    st.subheader("Per arm (mean ± sd over seeds)")
+    for flag in report.flags:
+        st.warning(plain(f"Flagged: {flag}"), icon=":material/warning:")
+    st.markdown(paper_table(report, "md").replace("†", "(flagged)"))
+    t = report.table
+    ci = pd.DataFrame({"arm": t["arm"], "complete seeds": t["complete"], "UF1 95% CI (subject bootstrap)":
+                       [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(t["uf1_low"], t["uf1_high"])],
+                       "oracle gap UAR": t["oracle_gap_uar"]})
+    st.dataframe(ci, hide_index=True, width="stretch",
+                 column_config={"oracle gap UAR": st.column_config.NumberColumn(format="%+.3f")})
+    if not report.parts.empty:
+        st.markdown("**Per part**")
+        st.dataframe(report.parts, hide_index=True, width="stretch")
+    cols = st.columns(3)
+    for col, fmt, mime in zip(cols, ("csv", "md", "latex"), ("text/csv", "text/markdown", "text/x-tex")):
+        col.download_button(f"paper table ({fmt})", paper_table(report, fmt),
+                            file_name=f"{name}.{ 'tex' if fmt == 'latex' else fmt}", mime=mime, key=f"dl_{fmt}")
+
+
+def comparison_section(report) -> None:
+    st.subheader("Paired comparison over subjects")
+    test = report.test
+    text = plain(test["verdict"])
+    (st.success if test.get("p_value", 1) < report.alpha else st.info)(text, icon=":material/balance:")
+    if test["kind"] == "friedman":
+        st.plotly_chart(study_plots.cd_figure(test["ranks"], test["cd"], test["cliques"]), width="stretch")
+        st.caption(f"Critical-difference diagram: average rank over {test['n_subjects']} subjects (1 = best). "
+                   "Arms joined by a bar are not told apart by the Nemenyi test; two arms whose ranks differ "
+                   f"by more than CD = {test['cd']:.2f} are.")
+        st.dataframe(test["posthoc"], width="stretch")
+        st.caption("Nemenyi post-hoc p-values, every pair of arms.")
+    st.caption("Each subject's UF1 (averaging the classes it shows) is averaged over the arm's complete seeds; "
+               "the tests pair arms on the same subjects.")
+
+
+def curves_section(report) -> None:
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Learning curves")
+        metrics = list(dict.fromkeys(report.curves["metric"]))
+        if metrics:
+            metric = st.radio("curve", metrics, horizontal=True, key=K_METRIC)
+            st.plotly_chart(study_plots.band_curves(report.curves, metric, report.arms), width="stretch")
+            st.caption("Mean over seeds of each cell's fold-averaged curve, with a ± sd band.")
+    with right:
+        st.subheader("Seeds")
+        st.plotly_chart(study_plots.seed_spread(report.cells, report.arms), width="stretch")
+        st.caption("Each point is one seed's pooled UF1; the bar is the arm's mean. One far point means one "
+                   "lucky (or unlucky) seed carries the arm.")

@@ -1,0 +1,103 @@
+"""New study form and Study page with AppTest (fixture runs, no training)."""
+from __future__ import annotations
+
+import pytest
+
+from apptest_helpers import page_app
+from dashboard.views import new_study as ns
+from mer_core.errors import MerError
+from mer_core.jobs import queue
+from mer_core.store.db import RunStore
+from test_results_pages import store_fixture_run
+
+
+@pytest.fixture
+def no_workers(monkeypatch):
+    monkeypatch.setattr(queue, "kick", lambda *a, **k: [])
+
+
+def _texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts += [i.value for i in at.info] + [w.value for w in at.warning] + [s.value for s in at.success]
+    return "\n".join(map(str, parts))
+
+
+def test_new_study_form_submits_every_cell(no_workers) -> None:
+    at = page_app("new_study")
+    at.text_input(key=ns.K_NAME).input("form-study")
+    at.text_input(key=ns.K_SEEDS).input("0, 1")
+    at.number_input(key=ns.K_EPOCHS).set_value(1)
+    at.multiselect(key=ns.K_ARMS).select("baseline / cpu").select("ststnet / cpu")
+    at.run()
+    at.button(key=ns.K_SUBMIT).click().run()
+    assert not at.exception and "Study 'form-study' queued: 4 jobs." in _texts(at)
+    with RunStore() as store:
+        cells = store.study_cells("form-study")
+        job = queue.get_job(store, cells["job_id"].iloc[0])
+    assert sorted(set(cells["arm"])) == ["baseline", "ststnet"] and sorted(set(cells["seed"])) == [0, 1]
+    assert job["config"]["epochs"] == 1 and set(cells["job_status"]) == {"queued"}
+
+
+def test_new_study_form_refuses_one_arm_naming_it(no_workers) -> None:
+    at = page_app("new_study")
+    at.text_input(key=ns.K_NAME).input("solo")
+    at.multiselect(key=ns.K_ARMS).select("baseline / cpu")
+    at.run()
+    at.button(key=ns.K_SUBMIT).click().run()
+    assert "has 1 arm (only 'baseline')" in _texts(at).replace("\\", "")
+    with RunStore() as store, pytest.raises(MerError):
+        store.get_study("solo")
+
+
+def test_ablate_one_component_fills_the_arms(no_workers) -> None:
+    at = page_app("new_study")
+    at.radio(key=ns.K_MODE).set_value(ns.MODES[1]).run()
+    arms = at.multiselect(key=f"{ns.K_ABL_ARMS}_mfdan_cpu")
+    assert arms.value[0] == "mfdan" and "mfdan without dropkey" in arms.value
+    arms.set_value(["mfdan", "mfdan without dropkey"])
+    at.text_input(key=ns.K_NAME).input("abl")
+    at.text_input(key=ns.K_SEEDS).input("7")
+    at.run()
+    at.button(key=ns.K_SUBMIT).click().run()
+    with RunStore() as store:
+        cells = store.study_cells("abl")
+        cfg = queue.get_job(store, cells["job_id"].iloc[1])["config"]
+    assert list(cells["arm"]) == ["mfdan", "mfdan without dropkey"] and cfg["model_options"]["dropkey"] == 0.0
+
+
+def test_parse_seeds_names_a_bad_value() -> None:
+    assert ns.parse_seeds("0, 1;2") == [0, 1, 2]
+    with pytest.raises(MerError, match="seed 'x'"):
+        ns.parse_seeds("0, x")
+
+
+def _three_arm_study(failed: bool = False) -> None:
+    with RunStore() as store:
+        store.create_study("page", dataset="synthetic", protocol="loso", definition={"arms": [
+            {"name": "A"}, {"name": "B"}, {"name": "C"}]})
+        for arm, acc, base in (("A", 0.9, 0), ("B", 0.6, 10), ("C", 0.35, 20)):
+            for seed in (0, 1):
+                rid = store_fixture_run(f"{arm}{seed}", subjects=8, per_subject=5, accuracy=acc, seed=base + seed,
+                                        store=store)
+                store.set_study_cell("page", arm, seed, job_id="", run_id=rid)
+        if failed:
+            store.set_run_status("C1", "failed", "worker died")
+
+
+def test_study_page_shows_the_table_verdict_cd_diagram_and_curves() -> None:
+    _three_arm_study(failed=True)
+    at = page_app("study", study="page")
+    assert not at.exception
+    text = _texts(at)
+    assert "| arm | UF1 | UAR | oracle gap UF1 |" in text and "Friedman test" in text
+    assert "Flagged: arm 'C' seed 1: failed" in text.replace("\\", "")
+    assert "Critical-difference diagram" in text
+    assert len(at.get("plotly_chart")) == 3  # CD diagram, learning curves, per-seed spread
+    assert [b.label for b in at.get("download_button")] == ["paper table (csv)", "paper table (md)",
+                                                           "paper table (latex)"]
+
+
+def test_study_page_unknown_study_is_named() -> None:
+    _three_arm_study()
+    at = page_app("study", study="nope")
+    assert "Study 'nope' is not in the store" in _texts(at).replace("\\", "")
