@@ -2,59 +2,141 @@
 
 :func:`plan` indexes the dataset and resolves the model config so that the
 errors a worker would hit in its first second surface in the form instead;
-:func:`estimate_seconds` turns measured throughput into a time estimate.
+:func:`estimate_parts` turns the measured figures of ``mer bench``
+(``benchmarks/results/<machine kind>.json``) into a time estimate:
+preprocessing (cold or cached, the cache is checked), pre-training and training.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import statistics
 from typing import Any
 
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
-from mer_core.paths import repo_root
+from mer_core.jobs.bench_report import find_results
 
 
-# Rough training cost in ms per sample per epoch on one CPU thread, used when no
-# benchmark file (bench_out/*.json, written by benchmarks/bench_*.py) covers the
-# model preset. Measured once at the cpu presets (forward+backward+AdamW step,
-# batch 16, torch.set_num_threads(1)) on the shared 2-core build machine under a
-# load average of ~16, so they are upper bounds; 'paper' presets are far slower.
+# Labelled fallback, used only when no benchmarks/results/*.json report matches
+# this machine's device family at all (see bench_report.find_results): rough
+# training cost in ms per sample-epoch at the cpu presets on one thread of the
+# shared 2-core build machine under load (upper bounds), and a preprocessing guess.
 ROUGH_MS_PER_SAMPLE = {"baseline": 1.3, "ststnet": 1.2, "dense_attention": 35.0, "mfdan": 5.2}
 DEFAULT_MS_PER_SAMPLE = 10.0
+ROUGH_PREPROCESS_MS = {"cold": 60.0, "cached": 0.5}
+ROUGH_LABEL = "rough constant, not measured"
 
 
-def bench_ms_per_sample(model: str, preset: str, bench_dir: Path | None = None) -> tuple[float, str]:
-    """(train ms per sample-epoch, where the figure comes from) for a model preset."""
-    folder = bench_dir or repo_root() / "bench_out"
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if not isinstance(data, dict):
-            continue
-        for t in data.get("timings", []):  # bench_mfdan layout: a list of rows
-            if t.get("model") == model and t.get("preset") == preset and t.get("train_ms_per_sample"):
-                return float(t["train_ms_per_sample"]), f"measured ({path.name})"
-        timing = data.get("timing", {}) if data.get("model") == model else {}  # bench_dense_attention layout
-        if isinstance(timing, dict) and isinstance(timing.get(preset), dict):
-            ms = timing[preset].get("fwd_bwd_ms_per_sample") or timing[preset].get("train_ms_per_sample")
-            if ms:
-                return float(ms), f"measured ({path.name})"
-    if model in ROUGH_MS_PER_SAMPLE:
-        return ROUGH_MS_PER_SAMPLE[model], "rough constant"
-    return DEFAULT_MS_PER_SAMPLE, "default guess"
+def _results(results: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:
+    if results is not None:
+        return results, f"measured ({results['machine']['kind']})"
+    return find_results()
 
 
-def estimate_seconds(model: str, preset: str, *, n_samples: int, n_folds: int, epochs: int) -> tuple[float, str]:
-    """Training time of a run: folds x epochs x training samples per fold x cost per sample.
+def _median(row: dict[str, Any], key: str) -> float | None:
+    value = row.get(key)
+    return value.get("median") if isinstance(value, dict) else value
 
-    Preprocessing (cached after the first run) and evaluation are not counted.
+
+def bench_ms_per_sample(model: str, preset: str, executor: str | None = None,
+                        results: dict[str, Any] | None = None) -> tuple[float, str]:
+    """(training ms per sample-epoch, where the figure comes from) for a model preset.
+
+    From the benchmark report: a measured LOSO of the model preset (the same
+    executor preferred); else its forward+backward figure scaled by the LOSO /
+    forward+backward ratio of the models that have both; a rough constant only
+    when no report matches this machine.
     """
-    ms, source = bench_ms_per_sample(model, preset)
+    report, label = _results(results)
+    if report is None:
+        return ROUGH_MS_PER_SAMPLE.get(model, DEFAULT_MS_PER_SAMPLE), f"{ROUGH_LABEL} ({label})"
+    rows = [r for r in report["loso"] if r["model"] == model and r["preset"] == preset and r["train_ms_per_sample_epoch"]]
+    if rows:
+        row = next((r for r in rows if r["executor"] == executor), rows[0])
+        return float(row["train_ms_per_sample_epoch"]), f"{label}, LOSO {row['executor']} executor"
+    fwd = {(r["model"], r["preset"]): _median(r, "ms_per_sample") for r in report["fwd_bwd"]}
+    if fwd.get((model, preset)):
+        ratios = [r["train_ms_per_sample_epoch"] / fwd[(r["model"], r["preset"])] for r in report["loso"]
+                  if r["train_ms_per_sample_epoch"] and fwd.get((r["model"], r["preset"]))]
+        ratio = statistics.median(ratios) if ratios else 1.0
+        return float(fwd[(model, preset)]) * ratio, f"{label}, forward+backward x {ratio:.2f} (LOSO overhead)"
+    return ROUGH_MS_PER_SAMPLE.get(model, DEFAULT_MS_PER_SAMPLE), f"{ROUGH_LABEL} ({label} has no {model}/{preset})"
+
+
+def estimate_seconds(model: str, preset: str, *, n_samples: int, n_folds: int, epochs: int,
+                     executor: str | None = None, results: dict[str, Any] | None = None) -> tuple[float, str]:
+    """Training time of a run: folds x epochs x training samples per fold x cost per sample-epoch.
+
+    Preprocessing and pre-training are added by :func:`estimate_parts` (and :func:`plan`).
+    """
+    ms, source = bench_ms_per_sample(model, preset, executor, results)
     n_train = n_samples - n_samples / max(n_folds, 1)
     return n_folds * epochs * n_train * ms / 1000.0, source
+
+
+def preprocess_ms_per_clip(config: ExperimentConfig, results: dict[str, Any] | None = None) -> tuple[float, float, str]:
+    """(cold, cached) ms per clip for the config's model inputs, and the source.
+
+    The model's own measured preprocessing when the report has it at the same
+    flow method and input size; else the flow table at the nearest size.
+    """
+    report, label = _results(results)
+    if report is None:
+        return ROUGH_PREPROCESS_MS["cold"], ROUGH_PREPROCESS_MS["cached"], f"{ROUGH_LABEL} ({label})"
+    method, size = config.preprocess.flow_method, int(config.preprocess.input_size)
+    for r in report["loso"]:
+        if (r["model"], r["preset"], r.get("flow_method"), r.get("input_size")) == (config.model, config.preset, method, size):
+            return float(r["preprocess_cold_ms_per_clip"]), float(r["preprocess_cached_ms_per_clip"]), \
+                f"{label}, {config.model} inputs"
+    flows = [r for r in report["preprocess"] if r["method"] == method]
+    if flows:
+        r = min(flows, key=lambda r: abs(r["size"] - size))
+        return float(_median(r, "cold_ms_per_clip")), float(_median(r, "cached_ms_per_clip")), \
+            f"{label}, {method} flow at {r['size']} px"
+    return ROUGH_PREPROCESS_MS["cold"], ROUGH_PREPROCESS_MS["cached"], f"{ROUGH_LABEL} ({label} has no {method})"
+
+
+def pretrain_seconds(config: ExperimentConfig, results: dict[str, Any] | None = None) -> tuple[float, str]:
+    """Macro pre-training time (0 without ``pretrain``), counted in full: a cached checkpoint makes it ~0."""
+    if not config.pretrain:
+        return 0.0, "no pre-training"
+    report, label = _results(results)
+    rows = [r for r in (report or {}).get("pretrain", []) if r["model"] == config.model] if report else []
+    if not rows:
+        n_guess = 300  # macro clips of the default synthetic-macro set, roughly
+        ms, source = bench_ms_per_sample(config.model, config.preset, results=results)
+        return n_guess * config.pretrain_epochs * ms / 1000.0, f"{source}; macro size guessed ({n_guess} clips)"
+    row = rows[0]
+    n = row["n_samples"] or 1
+    ms = row["ms_per_sample_epoch"]
+    if config.preset != row["preset"]:  # scale by the two presets' forward+backward cost
+        ms *= bench_ms_per_sample(config.model, config.preset, results=results)[0] / max(
+            bench_ms_per_sample(config.model, row["preset"], results=results)[0], 1e-9)
+    return (n * row["preprocess_ms_per_clip"] + n * config.pretrain_epochs * ms) / 1000.0, \
+        f"{label}, pre-training {n} macro clips (counted in full; a cached checkpoint makes it ~0)"
+
+
+def estimate_parts(config: ExperimentConfig, *, n_samples: int, n_folds: int, n_cached: int = 0,
+                   train_samples: int | None = None, results: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Preprocessing (cached clips at the cached cost, the others cold), pre-training and training seconds.
+
+    ``train_samples``: the training-set size of a single split (holdout);
+    by default the LOSO/k-fold share ``N - N / folds`` of each of ``n_folds``.
+    """
+    if results is None:
+        results = find_results()[0]
+    if train_samples is not None:
+        ms, train_src = bench_ms_per_sample(config.model, config.preset, config.executor, results)
+        train = config.epochs * train_samples * ms / 1000.0
+    else:
+        train, train_src = estimate_seconds(config.model, config.preset, n_samples=n_samples, n_folds=n_folds,
+                                            epochs=config.epochs, executor=config.executor, results=results)
+    cold, cached, pre_src = preprocess_ms_per_clip(config, results)
+    n_cached = min(max(n_cached, 0), n_samples)
+    preprocess = ((n_samples - n_cached) * cold + n_cached * cached) / 1000.0
+    pretrain, pt_src = pretrain_seconds(config, results)
+    return {"train_s": train, "preprocess_s": preprocess, "pretrain_s": pretrain,
+            "total_s": train + preprocess + pretrain, "n_cached": n_cached, "n_uncached": n_samples - n_cached,
+            "sources": {"train": train_src, "preprocess": pre_src, "pretrain": pt_src}}
 
 
 def plan(config: ExperimentConfig) -> dict[str, Any]:
@@ -76,13 +158,14 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
     val = config.val_subjects if config.selection == "early_stop" else 0
     folds = make_folds(table, config.protocol, folds=config.folds, holdout_fraction=config.holdout_fraction,
                        val_subjects=val, seed=config.seed)
-    seconds, source = estimate_seconds(config.model, config.preset, n_samples=len(table), n_folds=len(folds),
-                                       epochs=config.epochs)
-    if config.protocol == "holdout":  # one split: the formula's (N - N/folds) overestimates the training share
-        seconds = config.epochs * len(folds[0].train_idx) * bench_ms_per_sample(config.model, config.preset)[0] / 1000
+    from mer_core.preprocess.cache_prune import count_cached
+
+    n_cached = count_cached(table, tuple(mcfg.channels), int(mcfg.input_size), config.preprocess)
+    single = len(folds[0].train_idx) if config.protocol == "holdout" else None  # one split, not N - N/folds
+    parts = estimate_parts(config, n_samples=len(table), n_folds=len(folds), n_cached=n_cached, train_samples=single)
     return {
         "n_samples": len(table), "n_subjects": int(table["subject"].nunique()), "n_folds": len(folds),
         "classes": {c: int((table["label"] == c).sum()) for c in classes}, "notes": notes,
         "input_size": int(mcfg.input_size), "channels": list(mcfg.channels), "class_set": config.class_set,
-        "estimated_seconds": seconds, "estimate_source": source,
+        "estimated_seconds": parts["total_s"], "estimate_source": parts["sources"]["train"], "estimate": parts,
     }

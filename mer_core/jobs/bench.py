@@ -1,0 +1,366 @@
+"""``mer bench``: the benchmark suite whose report the estimates, the README and the dashboard read.
+
+Sections (each a list of rows in the report, see :mod:`mer_core.jobs.bench_report`):
+
+* ``preprocess``: per clip cost of DIS, Farneback and TV-L1 (channels flow_u,
+  flow_v, strain) at 128 and 224 px, cold (empty cache: compute + write) and
+  cached (the second pass), one worker;
+* ``fwd_bwd``: forward+backward training samples/s per model and preset;
+* ``loso``: a whole LOSO per model and executor (``batched`` too when
+  :data:`mer_core.config.EXECUTORS` has it) on the default synthetic set, with
+  its UF1/UAR, wall time, CPU seconds and peak memory of the whole process
+  tree (pool workers included, :class:`~mer_core.jobs.proctree.TreeMonitor`),
+  the model's cold and cached preprocessing per clip, and the training cost
+  per sample-epoch the job estimate uses;
+* ``pretrain``: macro pre-training cost per sample-epoch (models whose paper
+  preset pre-trains);
+* ``pages``: server-side render time of the Run, Compare and Leaderboard
+  pages for a 442-prediction run (``benchmarks/bench_pages.py`` in a child
+  process: it needs Streamlit, which the library never imports).
+
+Every repeated figure is the median with min and max. Everything runs in a
+private temporary cache (``MER_CACHE``), so the user's runs and caches are
+neither read nor filled.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from mer_core.errors import MerError
+from mer_core.jobs.bench_report import SCHEMA, machine_info, spread, validate
+from mer_core.jobs.proctree import TreeMonitor
+from mer_core.paths import cache_root, repo_root
+
+Log = Callable[[str], None]
+FLOW3 = ("flow_u", "flow_v", "strain")
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What one ``mer bench`` measures; :func:`quick_plan` and :func:`full_plan` are the two shipped."""
+
+    quick: bool = False
+    models: tuple[str, ...] = ()  # () = every registered model
+    fwd_presets: tuple[str, ...] = ("cpu", "paper")
+    fwd_batch: int = 16
+    fwd_reps: int = 5
+    flow_methods: tuple[str, ...] = ("dis", "farneback", "tvl1")
+    flow_sizes: tuple[int, ...] = (128, 224)
+    preprocess_clips: int = 8
+    preprocess_reps: int = 3
+    loso_models: tuple[str, ...] = ()  # () = every registered model
+    executors: tuple[str, ...] = ()  # () = sequential, process and batched when available
+    loso_epochs: int = 0  # 0 = the preset's
+    loso_reps: int = 3
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # the synthetic set's; {} = the default set
+    pretrain_models: tuple[str, ...] | None = None  # None = models whose paper preset pre-trains
+    pretrain_epochs: int = 2
+    pretrain_source: str = "synthetic-macro"
+    page_repeats: int = 5  # 0 = skip the page renders
+
+
+def quick_plan() -> BenchPlan:
+    """Under 5 minutes on 2 cores: the two fast models at 3 epochs, fewer repetitions, smaller inputs."""
+    return BenchPlan(quick=True, fwd_presets=("cpu",), fwd_reps=3, preprocess_clips=3, preprocess_reps=2,
+                     loso_models=("ststnet", "baseline"), loso_epochs=3, loso_reps=2, pretrain_epochs=1,
+                     pretrain_source="synthetic-macro?subjects=4&clips_per_subject=6", page_repeats=2)
+
+
+def full_plan() -> BenchPlan:
+    """Under 60 minutes on 2 cores: every model and preset, LOSO at the preset's epochs."""
+    return BenchPlan(loso_reps=2)
+
+
+def _models(names: tuple[str, ...]) -> list[str]:
+    from mer_core.models.registry import list_models
+
+    return list(names) or list_models()
+
+
+def _executors(names: tuple[str, ...]) -> list[str]:
+    from mer_core.config import EXECUTORS
+
+    wanted = names or ("sequential", "process", "batched")
+    unknown = [e for e in names if e not in EXECUTORS]
+    if unknown:
+        raise MerError(f"unknown executor(s) {', '.join(unknown)}; valid: {', '.join(EXECUTORS)}")
+    return [e for e in wanted if e in EXECUTORS]
+
+
+@contextlib.contextmanager
+def private_cache() -> Iterator[Path]:
+    """A temporary ``MER_CACHE`` (and no ``MER_STORE``) for the block; the old values come back after."""
+    old = {k: os.environ.get(k) for k in ("MER_CACHE", "MER_STORE")}
+    tmp = tempfile.mkdtemp(prefix="mer-bench-")
+    os.environ["MER_CACHE"] = tmp
+    os.environ.pop("MER_STORE", None)
+    try:
+        yield Path(tmp)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _clear_preprocessed() -> None:
+    shutil.rmtree(cache_root() / "preprocessed", ignore_errors=True)
+
+
+# --- preprocessing -----------------------------------------------------------------------
+def bench_preprocess(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
+    """Cold and cached ms per clip of each flow method and size (one worker)."""
+    from mer_core.config import PreprocessConfig
+    from mer_core.datasets.registry import index_dataset
+    from mer_core.preprocess.pipeline import prepare_inputs
+
+    table = index_dataset("synthetic", **plan.dataset_options)
+    table = table[table.frames.map(len) >= 2].iloc[: plan.preprocess_clips].reset_index(drop=True)
+    rows = []
+    for method in plan.flow_methods:
+        for size in plan.flow_sizes:
+            opts = PreprocessConfig(flow_method=method)
+            cold, cached = [], []
+            for _ in range(plan.preprocess_reps):
+                _clear_preprocessed()
+                t0 = time.perf_counter()
+                first = prepare_inputs(table, FLOW3, size, opts, workers=1)
+                cold.append(1000 * (time.perf_counter() - t0) / len(table))
+                t0 = time.perf_counter()
+                prepare_inputs(table, FLOW3, size, opts, workers=1)
+                cached.append(1000 * (time.perf_counter() - t0) / len(table))
+            rows.append({"method": method, "size": size, "clips": len(table), "workers": 1, "channels": list(FLOW3),
+                         "ok": int(first.ok.sum()), "cold_ms_per_clip": spread(cold, 2),
+                         "cached_ms_per_clip": spread(cached, 3)})
+            log(f"preprocess {method:9s} {size:3d} px: cold {rows[-1]['cold_ms_per_clip']['median']:8.1f} ms/clip, "
+                f"cached {rows[-1]['cached_ms_per_clip']['median']:6.2f} ms/clip")
+    _clear_preprocessed()
+    return rows
+
+
+# --- forward + backward ----------------------------------------------------------------------
+def _fwd_bwd_times(name: str, preset: str, batch: int, reps: int, device: str) -> tuple[Any, list[float]]:
+    import torch
+
+    from mer_core.models.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, preset).to(device).train()
+    cfg = model.config
+    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, device=device)
+    y = torch.randint(0, cfg.num_classes, (batch,), device=device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    step()  # warm-up
+    return cfg, [step() for _ in range(reps)]
+
+
+def bench_fwd_bwd(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
+    """Training step (forward + backward + AdamW) samples/s per model and preset."""
+    import torch
+
+    from mer_core.models.registry import list_presets
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    rows = []
+    for name in _models(plan.models):
+        for preset in [p for p in plan.fwd_presets if p in list_presets(name)]:
+            cfg, times = _fwd_bwd_times(name, preset, plan.fwd_batch, plan.fwd_reps, device)
+            rows.append({"model": name, "preset": preset, "input_size": int(cfg.input_size),
+                         "channels": list(cfg.channels), "batch": plan.fwd_batch, "device": device,
+                         "threads": torch.get_num_threads(),
+                         "ms_per_sample": spread([1000 * t / plan.fwd_batch for t in times], 3),
+                         "samples_per_s": spread([plan.fwd_batch / t for t in times], 1)})
+            log(f"fwd+bwd {name:16s} {preset:5s}: {rows[-1]['samples_per_s']['median']:9.1f} samples/s "
+                f"({rows[-1]['ms_per_sample']['median']:.3f} ms/sample)")
+    return rows
+
+
+# --- LOSO ---------------------------------------------------------------------------------------
+def _loso_config(plan: BenchPlan, model: str, executor: str) -> Any:
+    from mer_core.training.experiment import resolve_experiment
+
+    overrides: dict[str, Any] = {"executor": executor, "record_oracle": False, "keep_checkpoints": False}
+    if plan.loso_epochs:
+        overrides["epochs"] = plan.loso_epochs
+    return resolve_experiment("synthetic", model, "cpu", overrides=overrides, dataset_options=plan.dataset_options)
+
+
+def _timed_prepare(config: Any) -> tuple[float, int]:
+    from mer_core.training.engine import prepare_experiment
+
+    t0 = time.perf_counter()
+    exp = prepare_experiment(config)
+    return time.perf_counter() - t0, len(exp.table)
+
+
+def _one_loso(config: Any) -> dict[str, Any]:
+    from mer_core.store.db import RunStore
+    from mer_core.training.engine import run_experiment
+
+    with TreeMonitor() as mon:
+        rid = run_experiment(config)
+    with RunStore() as store:
+        run = store.get_run(rid)
+    if run["status"] != "done":
+        raise MerError(f"benchmark LOSO {config.model}/{config.executor} ended {run['status']}: {run.get('error', '')}")
+    return {"wall": mon.wall_s, "cpu": mon.cpu_s, "rss": mon.peak_rss_mb, "uf1": run["uf1"], "uar": run["uar"],
+            "n_samples": int(run["n_samples"]), "n_folds": int(run["n_folds"])}
+
+
+def loso_row(config: Any, runs: list[dict[str, Any]], prep: dict[str, float]) -> dict[str, Any]:
+    """One report row from repeated runs: spreads plus the training cost per sample-epoch.
+
+    ``train_ms_per_sample_epoch`` = (median wall - cached preprocessing) /
+    (folds x epochs x (N - N / folds)), the inverse of the estimate's formula.
+    """
+    n, k = runs[0]["n_samples"], runs[0]["n_folds"]
+    wall = spread([r["wall"] for r in runs], 2)
+    sample_epochs = k * config.epochs * (n - n / max(k, 1))
+    train_s = max(wall["median"] - prep["cached_s_per_clip"] * n, 0.0)
+    return {"model": config.model, "preset": config.preset, "executor": config.executor, "workers": config.workers,
+            "epochs": config.epochs, "batch_size": config.batch_size, "n_samples": n, "n_folds": k,
+            "flow_method": config.preprocess.flow_method, "input_size": int(config.preprocess.input_size),
+            "wall_s": wall, "cpu_s": spread([r["cpu"] for r in runs], 2),
+            "peak_rss_mb": spread([r["rss"] for r in runs], 1), "uf1": spread([r["uf1"] for r in runs]),
+            "uar": spread([r["uar"] for r in runs]),
+            "train_ms_per_sample_epoch": round(1000 * train_s / sample_epochs, 4) if sample_epochs else None,
+            "preprocess_cold_ms_per_clip": round(1000 * prep["cold_s_per_clip"], 3),
+            "preprocess_cached_ms_per_clip": round(1000 * prep["cached_s_per_clip"], 4)}
+
+
+def bench_loso(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
+    """Whole LOSO runs per model and executor, preprocessing measured cold then warm."""
+    rows = []
+    for model in _models(plan.loso_models):
+        prep: dict[str, float] = {}
+        for executor in _executors(plan.executors):
+            config = _loso_config(plan, model, executor)
+            if not prep:
+                _clear_preprocessed()
+                cold, n = _timed_prepare(config)
+                cached, _ = _timed_prepare(config)
+                prep = {"cold_s_per_clip": cold / n, "cached_s_per_clip": cached / n}
+            runs = [_one_loso(config) for _ in range(plan.loso_reps)]
+            rows.append(loso_row(config, runs, prep))
+            r = rows[-1]
+            log(f"loso {model:16s} {executor:10s}: {r['wall_s']['median']:7.1f} s "
+                f"({r['wall_s']['min']:.1f}-{r['wall_s']['max']:.1f}), CPU {r['cpu_s']['median']:.1f} s, "
+                f"peak {r['peak_rss_mb']['median']:.0f} MB, UF1 {r['uf1']['median']:.3f} UAR {r['uar']['median']:.3f}")
+    return rows
+
+
+# --- pre-training ------------------------------------------------------------------------------
+def _pretrain_models(plan: BenchPlan) -> list[str]:
+    from mer_core.models.registry import list_presets, train_defaults
+
+    if plan.pretrain_models is not None:
+        return list(plan.pretrain_models)
+    return [m for m in _models(plan.models) if "paper" in list_presets(m) and train_defaults(m, "paper").get("pretrain")]
+
+
+def bench_pretrain(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
+    """Macro pre-training at the cpu preset: cold (macro preprocessing included) and again from the cache."""
+    from mer_core.training.pretrain import pretrain
+
+    rows = []
+    for model in _pretrain_models(plan):
+        times = []
+        for _ in range(2):  # first: preprocessing cold; second: cached, training only
+            t0 = time.perf_counter()
+            pretrain(model, "cpu", plan.pretrain_source, plan.pretrain_epochs, 0, force=True)
+            times.append(time.perf_counter() - t0)
+        n = _macro_size(plan.pretrain_source)
+        train_s = times[1]
+        rows.append({"model": model, "preset": "cpu", "source": plan.pretrain_source, "epochs": plan.pretrain_epochs,
+                     "n_samples": n, "cold_s": round(times[0], 2), "train_s": round(train_s, 2),
+                     "preprocess_ms_per_clip": round(1000 * max(times[0] - train_s, 0.0) / max(n, 1), 3),
+                     "ms_per_sample_epoch": round(1000 * train_s / max(n * plan.pretrain_epochs, 1), 4)})
+        log(f"pretrain {model}: {n} macro samples x {plan.pretrain_epochs} epoch(s): cold {times[0]:.1f} s, "
+            f"cached {train_s:.1f} s ({rows[-1]['ms_per_sample_epoch']:.2f} ms/sample-epoch)")
+    return rows
+
+
+def _macro_size(source: str) -> int:
+    from mer_core.training.macro import index_source, parse_source, split_sources
+
+    try:
+        return sum(len(index_source(parse_source(s))[0]) for s in split_sources(source))
+    except Exception:  # the count is informative; the timing stands without it
+        return 0
+
+
+# --- pages -----------------------------------------------------------------------------------------
+def bench_pages(plan: BenchPlan, log: Log) -> dict[str, Any]:
+    """Page render times from ``benchmarks/bench_pages.py`` run in a child process (Streamlit lives there)."""
+    script = repo_root() / "benchmarks" / "bench_pages.py"
+    if plan.page_repeats <= 0:
+        return {"skipped": "not asked for (page_repeats=0)"}
+    if not script.is_file():
+        return {"skipped": f"{script} not found (an installed package has no benchmarks/)"}
+    with tempfile.TemporaryDirectory(prefix="mer-bench-pages-") as tmp:
+        out = Path(tmp) / "pages.json"
+        res = subprocess.run([sys.executable, str(script), "--repeats", str(plan.page_repeats), "--out", str(out)],
+                             capture_output=True, text=True, check=False, cwd=repo_root())
+        if res.returncode != 0 or not out.is_file():
+            return {"skipped": f"bench_pages.py failed (exit {res.returncode}): {res.stderr.strip()[-500:]}"}
+        data = json.loads(out.read_text())
+    for page, r in data.get("pages", {}).items():
+        log(f"page {page:12s}: cold {r['cold_s']:.3f} s, warm median {r['warm_s']['median']:.3f} s")
+    return {"what": data.get("what", ""), "predictions": data.get("predictions"), "pages": data.get("pages", {})}
+
+
+# --- the whole suite ------------------------------------------------------------------------------
+SECTION_FUNCS = {"preprocess": bench_preprocess, "fwd_bwd": bench_fwd_bwd, "loso": bench_loso,
+                 "pretrain": bench_pretrain}
+
+
+def run_bench(plan: BenchPlan | None = None, *, log: Log = print) -> dict[str, Any]:
+    """Run every section of ``plan`` in a private cache; the validated report."""
+    plan = plan or quick_plan()
+    t0 = time.perf_counter()
+    report: dict[str, Any] = {"schema": SCHEMA, "quick": plan.quick, "machine": machine_info(),
+                              "plan": {k: (list(v) if isinstance(v, tuple) else v)
+                                       for k, v in dataclasses.asdict(plan).items()}}
+    log(f"mer bench on {report['machine']['kind']} ({report['machine']['cpu']}, torch {report['machine']['torch']})")
+    with private_cache():
+        for name, fn in SECTION_FUNCS.items():
+            s0 = time.perf_counter()
+            report[name] = fn(plan, log)
+            log(f"-- {name}: {time.perf_counter() - s0:.1f} s")
+    report["pages"] = bench_pages(plan, log)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    return validate(report)
+
+
+def write_report(report: dict[str, Any], path: Path) -> Path:
+    """Write atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(validate(report), indent=1) + "\n")
+    os.replace(tmp, path)
+    return path

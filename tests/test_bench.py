@@ -1,0 +1,103 @@
+"""mer bench: a tiny smoke run writes a valid report; the report's schema, machine kind and lookup."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from mer_core.cli import main
+from mer_core.errors import MerError
+from mer_core.jobs import bench, bench_report
+from mer_core.jobs.bench_report import find_results, machine_kind, read_report, spread, validate
+
+TINY = bench.BenchPlan(
+    quick=True, models=("ststnet",), fwd_presets=("cpu",), fwd_batch=4, fwd_reps=2, flow_methods=("dis",),
+    flow_sizes=(32,), preprocess_clips=2, preprocess_reps=2, loso_models=("ststnet",), executors=("sequential",),
+    loso_epochs=1, loso_reps=2, dataset_options={"subjects": 3, "clips_per_subject": 3, "clip_jitter": 0, "size": 48, "frames": 10},
+    pretrain_models=(), page_repeats=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory) -> dict:
+    """``mer bench --quick --out FILE`` with the quick plan swapped for tiny sizes (seconds)."""
+    out = tmp_path_factory.mktemp("bench") / "report.json"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(bench, "quick_plan", lambda: TINY)
+    try:
+        assert main(["bench", "--quick", "--out", str(out)]) == 0
+    finally:
+        mp.undo()
+    return json.loads(out.read_text())
+
+
+def test_smoke_bench_writes_a_valid_report(tiny_report, isolated_cache):
+    # the run used a private cache: nothing of it lands in the user's (this test's) cache root
+    assert not (isolated_cache / "runs.sqlite").exists() and not (isolated_cache / "preprocessed").exists()
+    report = validate(tiny_report)
+    assert report["quick"] is True and report["machine"]["kind"] == machine_kind()
+    assert report["machine"]["torch"] and report["machine"]["cores"] >= 1 and report["machine"]["date"]
+    (pre,) = report["preprocess"]
+    assert (pre["method"], pre["size"], pre["clips"], pre["ok"]) == ("dis", 32, 2, 2)
+    for key in ("cold_ms_per_clip", "cached_ms_per_clip"):
+        s = pre[key]
+        assert s["n"] == 2 and s["min"] <= s["median"] <= s["max"] and s["min"] > 0
+    (fwd,) = report["fwd_bwd"]
+    assert (fwd["model"], fwd["preset"], fwd["batch"]) == ("ststnet", "cpu", 4) and fwd["samples_per_s"]["n"] == 2
+    (loso,) = report["loso"]
+    assert (loso["model"], loso["executor"], loso["epochs"], loso["n_samples"], loso["n_folds"]) == (
+        "ststnet", "sequential", 1, 9, 3)
+    assert loso["wall_s"]["n"] == 2 and 0 <= loso["uf1"]["median"] <= 1 and 0 <= loso["uar"]["median"] <= 1
+    assert loso["cpu_s"]["median"] > 0 and loso["peak_rss_mb"]["median"] > 50  # torch alone is bigger
+    assert loso["train_ms_per_sample_epoch"] > 0 and loso["preprocess_cold_ms_per_clip"] > 0
+    assert report["pretrain"] == [] and "skipped" in report["pages"]
+
+
+def test_validate_names_what_is_missing(tiny_report):
+    broken = copy.deepcopy(tiny_report)
+    del broken["loso"][0]["uf1"]
+    with pytest.raises(MerError, match="loso row 0 .*uf1"):
+        validate(broken)
+    with pytest.raises(MerError, match="missing section 'pages'"):
+        validate({k: v for k, v in tiny_report.items() if k != "pages"})
+    with pytest.raises(MerError, match="not a mer-bench/1 report"):
+        validate({"timings": []})
+
+
+def test_spread_is_median_min_max():
+    assert spread([3.0, 1.0, 10.0]) == {"median": 3.0, "min": 1.0, "max": 10.0, "n": 3}
+    assert spread([]) == {"median": None, "min": None, "max": None, "n": 0}
+
+
+@pytest.mark.parametrize("device, cores, kind", [("cpu", 2, "cpu-2core"), ("cpu", 16, "cpu-16core"),
+                                                  ("NVIDIA H200", 16, "cuda-h200"),
+                                                  ("Tesla T4", 4, "cuda-tesla-t4")])
+def test_machine_kind(device, cores, kind):
+    assert machine_kind(device, cores) == kind
+
+
+def _file(folder, report, name):
+    (folder / name).write_text(json.dumps(report))
+
+
+def test_find_results_prefers_this_machine_and_skips_other_files(tiny_report, tmp_path):
+    other = copy.deepcopy(tiny_report)
+    other["machine"].update(kind="cpu-64core", cores=64)
+    gpu = copy.deepcopy(tiny_report)
+    gpu["machine"].update(kind="cuda-h200", device="NVIDIA H200")
+    _file(tmp_path, other, "cpu-64core.json")
+    _file(tmp_path, gpu, "cuda-h200.json")
+    (tmp_path / "batched_cpu.json").write_text(json.dumps({"folds": [1, 2]}))  # another tool's file
+    assert set(bench_report.list_results(tmp_path)) == {"cpu-64core.json", "cuda-h200.json"}
+    report, label = find_results("cpu-2core", tmp_path)  # no exact file: the same family, labelled
+    assert report["machine"]["kind"] == "cpu-64core" and "this machine is cpu-2core" in label
+    _file(tmp_path, tiny_report, "mine.json")
+    report, label = find_results(tiny_report["machine"]["kind"], tmp_path)
+    assert report["machine"] == tiny_report["machine"] and label == "measured (mine.json)"
+    assert find_results("cuda-a100", tmp_path / "none") == (None, "no benchmarks/results file for cuda-a100")
+
+
+def test_written_report_reads_back(tiny_report, tmp_path):
+    path = bench.write_report(tiny_report, tmp_path / "sub" / "x.json")
+    assert read_report(path) == tiny_report
+    assert "| ststnet | cpu | sequential | 1 |" in bench_report.readme_table(tiny_report)
