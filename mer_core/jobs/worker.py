@@ -32,6 +32,7 @@ from typing import Any
 
 from mer_core.errors import MerError
 from mer_core.jobs import queue as jobs_mod
+from mer_core.jobs.eta import EtaEstimator
 from mer_core.store.db import RunStore, run_folder
 
 
@@ -79,8 +80,7 @@ class JobRunner:
         self._last_write = 0.0
         self._folds_done = 0
         self._n_folds = 0
-        self._t_train: float | None = None
-        self._p_train = 0.0
+        self._eta_est: EtaEstimator | None = None  # created at the first fold (needs the fold count)
 
     # --- stop signals -----------------------------------------------------------
     def should_stop(self) -> bool:
@@ -133,9 +133,8 @@ class JobRunner:
             c.execute(f"UPDATE jobs SET {cols} WHERE id=?", (*fields.values(), self.job_id))
 
     def _eta(self, p: float) -> float | None:
-        if self._t_train is None or p <= self._p_train:
-            return None
-        return (time.time() - self._t_train) * (1 - p) / (p - self._p_train)
+        """Seconds left: the job's own throughput once folds finish, never swinging over 2x (jobs.eta)."""
+        return None if self._eta_est is None else self._eta_est.eta(time.time(), p)
 
     def progress(self, e: dict[str, Any]) -> None:
         kind = e.get("event")
@@ -148,10 +147,10 @@ class JobRunner:
                         message=f"{e.get('stage', '')} {e['done']}/{e['total']} "
                         + ("epochs" if e.get("stage") == "pretrain" else "clips"))
         elif kind == "fold_start":
-            if self._t_train is None:
-                self._t_train = time.time()
+            if self._eta_est is None:
                 self._folds_done = len(self.store.completed_folds(self.job["run_id"]))
-                self._p_train = self._folds_done / max(n, 1)
+                self._eta_est = EtaEstimator(n)
+                self._eta_est.start(time.time(), self._folds_done)
             print(f"[worker] fold {e['fold'] + 1}/{n} ({e.get('name', '')}) started", flush=True)
             self._write(True, stage="train", fold=int(e["fold"]), n_folds=n, epoch=0,
                         folds_done=self._folds_done, message=f"fold {e['fold'] + 1}/{n}: {e.get('name', '')}")
@@ -166,6 +165,8 @@ class JobRunner:
         elif kind == "fold_done":
             self._folds_done = int(e.get("done", self._folds_done + 1))
             p = self._folds_done / max(n, 1)
+            if self._eta_est is not None:
+                self._eta_est.fold_done(time.time(), self._folds_done)
             print(f"[worker] fold {e['fold'] + 1}/{n} done: accuracy {e.get('accuracy', float('nan')):.3f} "
                   f"({self._folds_done}/{n} folds stored)", flush=True)
             self._write(True, folds_done=self._folds_done, n_folds=n, progress=p, eta_s=self._eta(p),
