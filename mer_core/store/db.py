@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import time
 import uuid
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -183,6 +184,7 @@ MIGRATIONS.append("""
     ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''
 """)
 MIGRATIONS.append(STUDY_MIGRATION)  # 4 -> 5: studies + study_cells; runs get tags and a note (store/studies.py)
+PROGRESS_RETRIES = 5  # extra tries of a progress write when the store is locked beyond its busy timeout
 RUN_STALE_S = 30.0  # a running run whose heartbeat is older than this and whose process is gone is dead
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -430,11 +432,22 @@ class RunStore(StudyStoreMixin):
         unknown = set(values) - set(cols)
         if unknown:
             raise ValueError(f"unknown epoch field(s) {sorted(unknown)}; valid: {cols}")
-        with self.tx() as c:
-            c.execute(
-                f"INSERT OR REPLACE INTO epochs (run_id, fold_index, epoch, {', '.join(cols)}) VALUES (?,?,?,{','.join('?' * len(cols))})",
-                (run_id, fold_index, epoch, *[_num(values.get(k)) for k in cols]),
-            )
+        sql = (f"INSERT OR REPLACE INTO epochs (run_id, fold_index, epoch, {', '.join(cols)}) "
+               f"VALUES (?,?,?,{','.join('?' * len(cols))})")
+        row = (run_id, fold_index, epoch, *[_num(values.get(k)) for k in cols])
+        for attempt in range(PROGRESS_RETRIES + 1):  # a progress row is worth a retry, never a failed fold
+            try:
+                with self.tx() as c:
+                    c.execute(sql, row)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if attempt == PROGRESS_RETRIES:
+                    warnings.warn(f"run store {self.path} stayed locked: epoch {epoch} of fold {fold_index} "
+                                  "was not recorded (the fold goes on)", stacklevel=2)
+                    return
+                time.sleep(0.2 * (attempt + 1))
 
     def finish_fold(self, run_id: str, fold_index: int, predictions: pd.DataFrame, *, epochs_run: int,
                     selected_epoch: int, oracle_epoch: int | None = None, wall_time: float = 0.0,
