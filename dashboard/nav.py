@@ -12,6 +12,7 @@ from dashboard.views import jobs, new_experiment
 from dashboard.views import compare, leaderboard
 from dashboard.views import explain
 from dashboard.views import new_study, study
+from dashboard.views import benchmarks
 
 # (module, title, url path, icon, section)
 PAGES = [
@@ -23,6 +24,7 @@ PAGES = [
     (compare, "Compare", "compare", ":material/compare_arrows:", "Results"),
     (leaderboard, "Leaderboard", "leaderboard", ":material/leaderboard:", "Results"),
     (explain, "Explain", "explain", ":material/visibility:", "Results"),
+    (benchmarks, "Benchmarks", "benchmarks", ":material/speed:", "Results"),
     (new_experiment, "New experiment", "new", ":material/add_circle:", "Experiments"),
     (jobs, "Jobs", "jobs", ":material/work:", "Experiments"),
     (new_study, "New study", "new-study", ":material/library_add:", "Experiments"),

@@ -394,6 +394,22 @@ def _localisation(path: str, run_ids: tuple[str, ...], methods: tuple[str, ...],
     with RunStore(path) as store:
         return localisation_table(run_ids, methods, max_samples=max_samples, store=store)
 
+
+# --- benchmarks (issue 16): the mer bench results files ---------------------------------
+def bench_results() -> dict[str, Any]:
+    """{'files': {name: report}, 'match': the file this machine's estimates use, 'label', 'kind'}."""
+    from mer_core.jobs.bench_report import results_dir, results_stamp
+
+    return _bench_results(str(results_dir()), results_stamp())
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _bench_results(folder: str, stamp: tuple) -> dict[str, Any]:
+    from mer_core.jobs.bench_report import results_overview
+
+    return results_overview(folder)
+
+
 # --- studies and run management (issue 17) --------------------------------------------------
 QP_STUDY, QP_CLONE = "study", "clone"  # ?clone=RUN: New experiment prefilled from that run's config
 

@@ -1,0 +1,101 @@
+"""Benchmarks: the figures of ``mer bench`` (benchmarks/results/<machine kind>.json) as tables.
+
+The same file feeds the job time estimate and the README's "Measured here"
+table, so what this page shows is what the New experiment form assumes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import reads
+from dashboard.widgets import code, plain
+
+
+def _spread(value: Any, fmt: str = "{:.2f}") -> str:
+    if not isinstance(value, dict) or value.get("median") is None:
+        return "–"
+    if value.get("n", 1) <= 1 or value["min"] == value["max"]:
+        return fmt.format(value["median"])
+    return f"{fmt.format(value['median'])} ({fmt.format(value['min'])}–{fmt.format(value['max'])})"
+
+
+def _loso_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "model": r["model"], "preset": r["preset"], "executor": r["executor"], "epochs": r["epochs"],
+        "clips / folds": f"{r['n_samples']} / {r['n_folds']}", "wall s": _spread(r["wall_s"], "{:.1f}"),
+        "CPU s (whole tree)": _spread(r["cpu_s"], "{:.1f}"), "peak MB (whole tree)": _spread(r["peak_rss_mb"], "{:.0f}"),
+        "UF1": _spread(r["uf1"], "{:.3f}"), "UAR": _spread(r["uar"], "{:.3f}"),
+        "train ms / sample-epoch": r["train_ms_per_sample_epoch"],
+        "preprocess ms / clip, cold": r.get("preprocess_cold_ms_per_clip"),
+    } for r in rows])
+
+
+def _fwd_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "model": r["model"], "preset": r["preset"], "input": f"{r.get('input_size')} px, {len(r.get('channels', []))} ch",
+        "device": r.get("device"), "batch": r.get("batch"), "samples/s": _spread(r["samples_per_s"], "{:.0f}"),
+        "ms / sample": _spread(r["ms_per_sample"], "{:.3f}"),
+    } for r in rows])
+
+
+def _preprocess_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "flow": r["method"], "size px": r["size"], "clips": r.get("clips"), "workers": r.get("workers"),
+        "cold ms / clip": _spread(r["cold_ms_per_clip"], "{:.1f}"),
+        "cached ms / clip": _spread(r["cached_ms_per_clip"], "{:.2f}"),
+    } for r in rows])
+
+
+def _pages_table(pages: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame([{"page": name, "first render s": r.get("cold_s"), "warm render s": _spread(r.get("warm_s"), "{:.3f}")}
+                         for name, r in pages.items()])
+
+
+def _machine(report: dict[str, Any], name: str, label: str) -> None:
+    m = report["machine"]
+    st.caption(plain(f"{name}: {m['kind']} · {m['cpu']} · {m['cores']} cores · torch {m['torch']} · device "
+                     f"{m['device']} · {m['date']} · commit {m['commit'] or '?'}"
+                     + (" · quick run" if report.get("quick") else "")))
+    st.caption(plain(f"Job estimates on this machine ({label})."))
+
+
+def _sections(report: dict[str, Any]) -> None:
+    st.subheader("LOSO on the default synthetic set")
+    st.caption("Median (min–max) of repeated runs; CPU seconds and peak memory cover the whole process tree, "
+               "pool workers included. Training cost per sample-epoch is what the job estimate uses.")
+    if report["loso"]:
+        st.dataframe(_loso_table(report["loso"]), hide_index=True, width="stretch")
+    st.subheader("Forward + backward")
+    if report["fwd_bwd"]:
+        st.dataframe(_fwd_table(report["fwd_bwd"]), hide_index=True, width="stretch")
+    st.subheader("Preprocessing (flow u, v, strain)")
+    if report["preprocess"]:
+        st.dataframe(_preprocess_table(report["preprocess"]), hide_index=True, width="stretch")
+    if report["pretrain"]:
+        st.subheader("Macro pre-training")
+        st.dataframe(pd.DataFrame(report["pretrain"]), hide_index=True, width="stretch")
+    st.subheader("Page renders")
+    pages = report["pages"]
+    if pages.get("pages"):
+        st.caption(plain(pages.get("what", "")))
+        st.dataframe(_pages_table(pages["pages"]), hide_index=True, width="stretch")
+    else:
+        st.caption(plain(f"not measured: {pages.get('skipped', 'no figures')}"))
+
+
+def render() -> None:
+    st.title("Benchmarks")
+    data = reads.bench_results()
+    if not data["files"]:
+        st.info(f"No benchmark results for any machine yet. Run {code('mer bench --quick')} to measure this one "
+                f"({plain(data['kind'])}); until then job estimates use rough constants.")
+        return
+    names = list(data["files"])
+    default = names.index(data["match"]) if data["match"] in names else 0
+    name = st.selectbox("results file", names, index=default,
+                        help="benchmarks/results/*.json; the one matching this machine is selected")
+    _machine(data["files"][name], name, data["label"])
+    _sections(data["files"][name])

@@ -1,0 +1,29 @@
+"""The Benchmarks page renders the mer bench results file (AppTest)."""
+from __future__ import annotations
+
+import json
+
+from apptest_helpers import assert_no_markup, page_app
+from test_estimate import R, report
+
+
+def test_benchmarks_page_shows_the_results_of_this_machine(tmp_path, monkeypatch):
+    crafted = dict(R, machine={**R["machine"], "cpu": "[x](http://evil) <b>cpu</b>"})
+    (tmp_path / "mine.json").write_text(json.dumps(crafted))
+    (tmp_path / "cuda-h200.json").write_text(json.dumps(report(kind="cuda-h200")))
+    (tmp_path / "batched_cpu.json").write_text("{}")  # not a report: not listed
+    monkeypatch.setenv("MER_BENCH_RESULTS", str(tmp_path))
+    at = page_app("benchmarks")
+    assert not at.exception, at.exception
+    assert at.selectbox[0].options == ["cuda-h200.json", "mine.json"] and at.selectbox[0].value == "mine.json"
+    loso = at.dataframe[0].value
+    assert list(loso["model"]) == ["baseline", "baseline"] and "train ms / sample-epoch" in loso.columns
+    machine = at.caption[0].value
+    assert "mine.json" in machine and "cpu-" in machine
+    assert_no_markup(machine.split(": ", 1)[1].replace("/", ""))
+
+
+def test_benchmarks_page_without_results_says_how_to_make_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("MER_BENCH_RESULTS", str(tmp_path / "none"))
+    at = page_app("benchmarks")
+    assert not at.exception and "mer bench --quick" in at.info[0].value
