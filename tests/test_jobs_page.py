@@ -79,7 +79,7 @@ def test_live_view_of_a_stored_finished_job():
     assert not at.exception, at.exception
     assert any(f"Job `{job_id}`" in m.value and "done" in m.value for m in at.markdown)
     bar = at.get("progress")[0].proto
-    assert bar.value == 100 and "fold 3 of 3" in bar.text and "3 fold(s) stored" in bar.text
+    assert bar.value == 100 and bar.text == "folds done 3 of 3"
     assert len(at.get("plotly_chart")) == 2  # training curves + per-subject results
     buttons = {b.label: b for b in at.button}
     assert buttons["Cancel"].disabled and buttons["Resume"].disabled  # nothing to cancel or resume
@@ -153,3 +153,32 @@ def test_empty_jobs_page_shows_guidance():
     at = page_app("jobs")
     assert not at.exception
     assert any("No jobs yet" in i.value for i in at.info)
+
+
+def _job(status: str, **kw) -> dict:
+    return {"status": status, "n_folds": 4, "folds_done": kw.pop("folds_done", 1), "epochs": 10, "config": {},
+            "progress": kw.pop("progress", 0.9), "message": "fold 4/4: s4", "stage": "train", **kw}
+
+
+def _folds(statuses: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"fold_index": range(len(statuses)), "status": statuses})
+
+
+def test_parallel_folds_are_listed_together_with_their_epochs():
+    from dashboard.views.jobs import fold_progress
+
+    epochs = pd.DataFrame({"fold_index": [1, 1, 1, 2], "epoch": [1, 2, 3, 1]})
+    share, text = fold_progress(_job("running"), _folds(["done", "running", "running"]), epochs)
+    assert text == "folds done 1 of 4; running: fold 2 (epoch 3/10), fold 3 (epoch 1/10)"
+    assert share == pytest.approx((1 + 0.3 + 0.1) / 4)
+
+
+def test_after_a_cancel_no_unstarted_fold_is_announced_and_the_share_is_the_stored_one():
+    from dashboard.views.jobs import fold_progress
+
+    # the worker's last message announced fold 4; the stored folds say one is done, one was interrupted
+    share, text = fold_progress(_job("cancelled", message="fold 4/4: s4 started"), _folds(["done", "running"]),
+                                pd.DataFrame({"fold_index": [1], "epoch": [5]}))
+    assert "running" not in text and "fold 4" not in text
+    assert text.startswith("folds done 1 of 4")
+    assert share == pytest.approx(0.25)

@@ -36,6 +36,37 @@ def _num(value: object, default: int = 0) -> int:
     return default if value is None or value != value else int(value)  # type: ignore[arg-type, operator]
 
 
+def fold_progress(job: dict, folds: pd.DataFrame, epochs: pd.DataFrame) -> tuple[float, str]:
+    """(share done, line) from the folds stored now: "folds done k of N; running: fold a (epoch e/E), ...".
+
+    Parallel folds are listed together instead of the line jumping between them. Only an active job lists
+    running folds, so after a cancel no unstarted or abandoned fold is announced, and the share is the
+    stored folds' share (a half-trained fold is lost).
+    """
+    status = job["status"]
+    n = _num(job["n_folds"]) or len(folds)
+    if status == "queued" and not len(folds):
+        return 0.0, "waiting in the queue"
+    if not n:
+        return float(job["progress"] or 0.0), str(job["message"] or job["stage"] or status)
+    done = int((folds["status"] == "done").sum()) if len(folds) else _num(job["folds_done"])
+    if status == "done":
+        return 1.0, f"folds done {done} of {n}"
+    total_epochs = _num(job["epochs"]) or _num(job["config"].get("epochs")) or 1
+    running = []
+    if status in ACTIVE and len(folds):
+        for k in folds.loc[folds["status"] == "running", "fold_index"]:
+            mine = epochs[epochs["fold_index"] == k] if len(epochs) else epochs
+            running.append((int(k), int(mine["epoch"].max()) if len(mine) else 0))
+    share = (done + sum(min(e, total_epochs) / total_epochs for _k, e in running)) / n
+    text = f"folds done {done} of {n}"
+    if running:
+        text += "; running: " + ", ".join(f"fold {k + 1} (epoch {e}/{total_epochs})" for k, e in running)
+    elif status in ("cancelled", "failed", "cancelling"):
+        text += f" · {status}: {done} fold(s) stored"
+    return min(max(share, 0.0), 1.0), text
+
+
 def _queue_table(table: pd.DataFrame) -> None:
     view = pd.DataFrame({
         "job": [f"jobs?{reads.QP_JOB}={url_value(j)}" for j in table["id"]],
@@ -54,6 +85,7 @@ def _queue_table(table: pd.DataFrame) -> None:
         "job": st.column_config.LinkColumn("job", display_text=r"jobs\?job=(.*)", help="open the live view"),
         "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run's results"),
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+        "status": st.column_config.TextColumn("status", width="medium"),  # "cancelling" is never cut off
     })
 
 
@@ -98,20 +130,13 @@ def _job_view(job_id: str) -> str | None:
                f"{job['config'].get('epochs')} epochs · submitted {_when(job['created'])} · started "
                f"{_when(job['started'])} · finished {_when(job['finished'])} · attempt {job['attempts']}"
                + (f" · pid {job['pid']}" if job["pid"] and status in ACTIVE else "")))
-    n_folds, done = _num(job["n_folds"]), _num(job["folds_done"])
-    epochs = _num(job["epochs"]) or _num(job["config"].get("epochs"))
-    if status == "queued":
-        text = "waiting in the queue"
-    elif n_folds:
-        text = (f"fold {min(_num(job['fold']) + 1, n_folds)} of {n_folds} · epoch {_num(job['epoch'])}/{epochs} · "
-                f"{done} fold(s) stored")
-        if job["loss"] is not None and job["loss"] == job["loss"]:
-            text += f" · loss {job['loss']:.4f}"
-        if status == "running":
-            text += f" · ETA {_eta(job['eta_s'])}"
-    else:
-        text = plain(job["message"] or job["stage"] or status)
-    st.progress(min(max(float(job["progress"] or 0.0), 0.0), 1.0), text=text)
+    share, text = fold_progress(job, detail["folds"], detail["epochs"])
+    if job["loss"] is not None and job["loss"] == job["loss"] and status in ACTIVE:
+        text += f" · loss {job['loss']:.4f}"
+    if status == "running" and job["eta_s"] is not None:
+        text += f" · ETA {_eta(job['eta_s'])}"
+    st.progress(share, text=text)
+    n_folds = _num(job["n_folds"])
     if job["message"] and n_folds:
         st.caption(plain(job["message"]))
     _actions(job)
@@ -144,18 +169,15 @@ def _job_view(job_id: str) -> str | None:
 
 
 @st.fragment(run_every=2)
-def _live(job_id: str) -> None:
-    status = _job_view(job_id)
-    if status in FINISHED:
-        st.rerun(scope="app")  # one last full render: queue table and static view
-
-
-def render() -> None:
-    st.title("Jobs")
+def _live() -> None:
+    """The whole page while any job is queued or running: table, picker and job view move together."""
     table = reads.jobs_table()
-    if table.empty:
-        st.info("No jobs yet. Queue one on the New experiment page or with `mer submit --dataset synthetic`.")
-        return
+    _page(table)
+    if not table["status"].isin(("queued", *ACTIVE)).any():
+        st.rerun(scope="app")  # one last full render, then static
+
+
+def _page(table: pd.DataFrame) -> None:
     active = int(table["status"].isin(("queued", *ACTIVE)).sum())
     st.caption(f"{active} active or queued, {len(table) - active} finished. Jobs run in worker processes: "
                "reloading or closing this page does not stop them.")
@@ -169,10 +191,17 @@ def render() -> None:
     labels = {r["id"]: f"{r['id']} · {r['status']} · {r['model']} on {r['dataset']}" for r in table.to_dict("records")}
     chosen = widgets.pick_id("job", ids, param=reads.QP_JOB, kind="Job", format_func=labels.get, key=K_SELECT,
                              resolve=short_form)
-    if chosen is None:
-        return
-    status = table.loc[table["id"] == chosen, "status"].iloc[0]
-    if status in ("queued", *ACTIVE):
-        _live(chosen)
-    else:
+    if chosen is not None:
         _job_view(chosen)
+
+
+def render() -> None:
+    st.title("Jobs")
+    table = reads.jobs_table()
+    if table.empty:
+        st.info("No jobs yet. Queue one on the New experiment page or with `mer submit --dataset synthetic`.")
+        return
+    if table["status"].isin(("queued", *ACTIVE)).any():
+        _live()
+    else:
+        _page(table)
