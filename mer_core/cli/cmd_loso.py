@@ -27,7 +27,8 @@ def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | N
     p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                    help="indexer option, e.g. subjects=4 for a small synthetic set (repeatable)")
     p.add_argument("--model", help="model name (see `mer models`); default baseline")
-    p.add_argument("--preset", help="model preset: cpu (default) or paper")
+    p.add_argument("--preset", help="model preset: auto (default: the CPU preset that fits the dataset's inputs), "
+                   "or a name from `mer models` (cpu, cpu_flow_apex, cpu_apex, paper...)")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config field (repeatable)")
     if protocol_default is None:
@@ -81,7 +82,7 @@ def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> E
             else:
                 overrides[key] = value
     dataset, model = overrides.get("dataset", "synthetic"), overrides.get("model", "baseline")
-    preset = overrides.get("preset", "cpu")
+    preset = overrides.get("preset", "auto")
     return resolve_experiment(
         dataset, model, preset, overrides=overrides,
         dataset_options=parse_pairs(args.dataset_option, None, "--dataset-option"),
@@ -123,6 +124,11 @@ class ProgressPrinter:
                 self.bar.update(e["done"] - self.bar.n)
         elif kind == "done" and self.bar is not None:
             self.bar.close()
+
+    def close(self) -> None:
+        for bar in [*self.stages.values(), self.bar]:
+            if bar is not None:
+                bar.close()
 
 
 def print_run(run_id: str, as_json: bool = False) -> None:
@@ -167,8 +173,12 @@ def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int
     if args.resume:
         _check_resumable(args.resume)
     progress = None if args.json else ProgressPrinter()
-    with _signals_interrupt():
-        run_id = run_experiment(config, run_id=args.resume, progress=progress, name=args.name)
+    try:
+        with _signals_interrupt():
+            run_id = run_experiment(config, run_id=args.resume, progress=progress, name=args.name)
+    finally:
+        if progress is not None:
+            progress.close()  # an error message then starts on a clean line, not glued to a bar
     from mer_core.store.db import RunStore
 
     with RunStore() as store:

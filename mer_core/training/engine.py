@@ -119,6 +119,13 @@ def prepare_experiment(config: ExperimentConfig, progress: Progress | None = Non
 
     prepared = prepare_inputs(table, tuple(mcfg.channels), int(mcfg.input_size), config.preprocess,
                               workers=resolve_workers(config, len(table)), progress=prep_progress)
+    if len(table) and not prepared.ok.any():
+        from mer_core.training.forms import all_failed_message
+
+        raise DatasetError(all_failed_message(config.model, config.preset, mcfg.channels, table, prepared.report))
+    from mer_core.training.forms import input_notes
+
+    notes += input_notes(mcfg.channels, table)
     if not prepared.ok.all():
         bad = prepared.report.loc[~prepared.report["ok"].astype(bool)]
         notes.append(f"{len(bad)} clip(s) failed preprocessing and are left out: "
@@ -133,8 +140,22 @@ def prepare_experiment(config: ExperimentConfig, progress: Progress | None = Non
     val_subjects = config.val_subjects if config.selection == "early_stop" else 0
     folds = make_folds(table, config.protocol, folds=config.folds, holdout_fraction=config.holdout_fraction,
                        val_subjects=val_subjects, seed=config.seed)
-    notes += shared_people_warnings(table)
+    notes += shared_people_warnings(table) + runtime_notes(config, len(folds))
     return Experiment(config, table, classes, mcfg, x, y, folds, notes, fingerprint(table))
+
+
+def runtime_notes(config: ExperimentConfig, n_folds: int) -> list[str]:
+    """What the machine changes about the request, said instead of done silently."""
+    import torch
+
+    notes = []
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        notes.append(f"device {config.device!r} was requested but CUDA is not available here: training runs on the CPU")
+    cores = os.cpu_count() or 1
+    if config.workers > cores and config.executor in ("process", "ray", "batched"):
+        notes.append(f"workers={config.workers} is more than this machine's {cores} cores: "
+                     f"{min(cores, n_folds)} worker(s) run at a time")
+    return notes
 
 
 def run_experiment(

@@ -11,6 +11,13 @@ training defaults (``train_defaults``: optimiser, epochs, lr... and the
 pre-training settings) < ``overrides`` (a ``--config`` file, then explicit
 choices) < ``dataset_options`` / ``model_options`` given separately.
 
+``preset="auto"`` (the default) is resolved here to a concrete preset from
+the inputs the sample table actually has (:mod:`mer_core.training.forms`):
+the given ``table``, else a cheap look at the dataset (a manifest is read;
+every other indexer gives frames). The config records the resolved name. A
+forced preset that the table cannot feed is refused here, before anything
+trains, with one message listing the presets that fit.
+
 A resolved config never leaves to later what can be decided now: the class
 set is the dataset's default name (never ``''``) and ``preprocess.channels``
 / ``preprocess.input_size`` are the model's resolved input.
@@ -20,22 +27,27 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from mer_core.config import ExperimentConfig
 from mer_core.errors import ConfigError, UnknownNameError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 _IDENTITY = ("dataset", "model", "preset")
+AUTO = "auto"
 
 
 def resolve_experiment(
     dataset: str = "synthetic",
     model: str = "baseline",
-    preset: str = "cpu",
+    preset: str = AUTO,
     *,
     overrides: Mapping[str, Any] | None = None,
     dataset_options: Mapping[str, Any] | None = None,
     model_options: Mapping[str, Any] | None = None,
+    table: "pd.DataFrame | None" = None,
 ) -> ExperimentConfig:
     """The fully resolved config for a model preset on a dataset with the user's overrides.
 
@@ -46,8 +58,10 @@ def resolve_experiment(
     from mer_core.models.registry import model_spec, train_defaults
 
     spec = model_spec(model)  # unknown model -> the list of valid ones
-    if preset not in spec.presets:
-        raise UnknownNameError(f"model {model!r} has no preset {preset!r}; valid presets: {', '.join(spec.presets)}")
+    if preset != AUTO and preset not in spec.presets:
+        raise UnknownNameError(f"model {model!r} has no preset {preset!r}; valid presets: auto, {', '.join(spec.presets)}")
+    given = dict((overrides or {}).get("dataset_options") or {})
+    preset, _reason = choose_preset(dataset, model, preset, {**given, **dict(dataset_options or {})}, table)
     data: dict[str, Any] = train_defaults(model, preset)
     for key, value in (overrides or {}).items():
         if key in _IDENTITY:
@@ -62,6 +76,32 @@ def resolve_experiment(
     if model_options:
         data["model_options"] = {**dict(data.get("model_options") or {}), **dict(model_options)}
     return complete_config(ExperimentConfig.from_dict(data))
+
+
+def choose_preset(dataset: str, model: str, preset: str, dataset_options: Mapping[str, Any] | None = None,
+                  table: "pd.DataFrame | None" = None) -> tuple[str, str]:
+    """(concrete preset, reason shown to the user) for ``preset`` ('auto' or a name) on this dataset.
+
+    'auto' -> :func:`forms.auto_preset`; a named preset is checked against the
+    inputs when they can be known cheaply (a manifest that cannot be read is
+    left for the run to report).
+    """
+    from mer_core.errors import MerError
+    from mer_core.training import forms
+
+    if table is not None:
+        inputs = forms.table_inputs(table)
+    else:
+        try:
+            inputs = forms.dataset_inputs(dataset, dict(dataset_options or {}))
+        except MerError:
+            if preset == AUTO:
+                raise
+            return preset, ""
+    if preset == AUTO:
+        return forms.auto_preset(model, inputs)
+    fit = forms.check_preset(model, preset, inputs)
+    return preset, "; ".join(fit.notes)
 
 
 def complete_config(config: ExperimentConfig) -> ExperimentConfig:
