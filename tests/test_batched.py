@@ -127,3 +127,24 @@ def test_chunk_size_follows_the_budget():
     assert batched.chunk_size(c, 3, per_fold=100, free=10**9) == 3
     assert batched.chunk_size(c, 68, per_fold=10**9, free=100) == 1
     assert batched.chunk_size(dataclasses.replace(c, max_batched_folds=4), 68, per_fold=10**9, free=1) == 4
+
+
+def test_batched_replaces_the_default_pool_on_one_cuda_device_only(monkeypatch):
+    import torch
+
+    from mer_core.training import executors, trainer
+
+    c = ExperimentConfig(model="ststnet", executor="process", workers=0)
+    monkeypatch.setattr(trainer, "resolve_device", lambda name="auto": torch.device("cpu"))
+    assert executors.effective_executor(c, 68) == "process"
+    monkeypatch.setattr(trainer, "resolve_device", lambda name="auto": torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert executors.effective_executor(c, 68) == "batched"
+    assert executors.effective_executor(dataclasses.replace(c, workers=1), 68) == "process"  # an explicit choice
+    assert executors.effective_executor(dataclasses.replace(c, executor="sequential"), 68) == "sequential"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert executors.effective_executor(c, 68) == "process"  # a pool, one worker per GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    spec = registry.model_spec("ststnet")
+    monkeypatch.setitem(registry._MODELS, "ststnet", dataclasses.replace(spec, batchable=False))
+    assert executors.effective_executor(c, 68) == "process"

@@ -72,9 +72,38 @@ def resolve_workers(cfg: ExperimentConfig, n_tasks: int | None = None) -> int:
 
         cuda = cfg.device != "cpu" and torch.cuda.is_available()
         workers = torch.cuda.device_count() if cuda else (os.cpu_count() or 1)
+    elif cfg.device == "cpu" or not _cuda():
+        workers = min(workers, os.cpu_count() or 1)  # more CPU workers than cores only thrash (noted in the run)
     if n_tasks is not None:
         workers = min(workers, n_tasks)
     return max(1, workers)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def effective_executor(cfg: ExperimentConfig, n_tasks: int) -> str:
+    """The executor that runs: ``batched`` replaces the default ``process`` on one CUDA device.
+
+    With ``workers=0`` on a single GPU the pool has one worker, i.e. the folds
+    would run one after another on the GPU; training them together gives the
+    same folds faster there. On CPU ``process`` stays: there vmapped convolutions
+    cost more per fold-step than one model's (benchmarks/results/batched_cpu.json).
+    """
+    if cfg.executor != "process" or cfg.workers != 0 or n_tasks < 2:
+        return cfg.executor
+    import torch
+
+    from mer_core.models.registry import model_spec
+    from mer_core.training.trainer import resolve_device
+
+    device = resolve_device(cfg.device)
+    if device.type != "cuda" or torch.cuda.device_count() != 1 or not model_spec(cfg.model).batchable:
+        return cfg.executor
+    return "batched"
 
 
 def fold_seed(seed: int, fold_index: int) -> int:
@@ -214,6 +243,13 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
 
     if not todo:
         return
+    chosen = effective_executor(cfg, len(todo))
+    if chosen != cfg.executor:
+        note = (f"executor {cfg.executor!r} with workers=0 on one CUDA device runs the folds with 'batched' "
+                "(the same folds, trained together); set workers=1 or executor='sequential' to opt out")
+        _add_run_note(store, run_id, note)
+        emit({"event": "note", "message": note})
+        cfg = replace(cfg, executor=chosen)
     if cfg.executor == "sequential" or (cfg.executor == "process" and resolve_workers(cfg, len(todo)) == 1):
         for fold in todo:
             finish(run_fold(make_task(fold), emit, should_stop))
