@@ -25,7 +25,7 @@ K_VIEW = "explain_view"
 K_METHODS = "explain_methods"
 K_OPACITY = "explain_opacity"
 K_FAIL_PAGE = "explain_fail_page"
-VIEWS = ("Sample", "Failure cases", "Localisation")
+VIEWS = ("Sample", "Failure cases", "Localisation", "Faithfulness")
 METHOD_LABELS = {
     "integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "gradcam": "Grad-CAM",
     "occlusion": "Occlusion", "smoothgrad": "SmoothGrad", "attention": "model attention",
@@ -414,5 +414,9 @@ def render() -> None:
             st.error(plain(exc))
     elif view == VIEWS[1]:
         failures_section(run_id, ov)
-    else:
+    elif view == VIEWS[2]:
         localisation_section(run_id, ov)
+    else:
+        from dashboard.views import explain_faithfulness
+
+        explain_faithfulness.section(run_id, ov, METHOD_LABELS)

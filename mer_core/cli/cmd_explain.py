@@ -5,7 +5,10 @@ explains one sample of a stored run with the fold model that held it out and
 prints, per method, where the mass sits (share per input channel, the peak
 pixel, the localisation scores on synthetic data). ``--save FILE.npz`` writes
 the maps. ``mer explain-localisation RUN [RUN ...]`` prints the per-model,
-per-method localisation table of synthetic runs.
+per-method localisation table of synthetic runs. ``mer explain-report RUN
+[--methods ...] [--max-samples N]`` computes (or reads from the cache) the
+run-level faithfulness / sanity / localisation report, in this process or, with
+``--background``, as a job of the queue.
 """
 from __future__ import annotations
 
@@ -47,6 +50,22 @@ def register(sub: Any) -> None:
     q.add_argument("--max-samples", type=int, default=24, help="samples per run (evenly spread; 0 = all)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(handler=cmd_localisation)
+
+    r = sub.add_parser("explain-report", help="faithfulness, sanity and localisation report of a run's explanations",
+                       description="Per method: deletion/insertion and ROAD areas against chance, infidelity, "
+                                   "agreement with the model's attention, localisation on synthetic masks, and the "
+                                   "model-randomisation sanity check; mean and 95% interval over clips. Cached in the "
+                                   "run folder.")
+    r.add_argument("run", help="run id (see `mer runs`)")
+    r.add_argument("--methods", nargs="+", choices=choices, default=None,
+                   help="methods (default: saliency gradcam attention, the fast ones)")
+    r.add_argument("--max-samples", type=int, default=0, help="clips, evenly spread (default 0 = all tested clips)")
+    r.add_argument("--steps", type=int, default=10, help="deletion/insertion steps (default 10)")
+    r.add_argument("--no-road", action="store_true", help="skip the ROAD (noisy linear imputation) curves")
+    r.add_argument("--sanity-samples", type=int, default=4, help="clips for the randomisation check (0 = off)")
+    r.add_argument("--background", action="store_true", help="queue it as a job instead (see `mer jobs`)")
+    r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    r.set_defaults(handler=cmd_report)
 
 
 def _target(text: str) -> Any:
@@ -138,4 +157,45 @@ def cmd_localisation(args: argparse.Namespace) -> int:
     print("au_share: share of positive mass on the true AU regions (chance = au_area); blink_share: on blinks "
           "(lower is better); pointing: hit rate of the map's maximum; n: maps scored; n_empty: all-zero maps left out")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import sys
+
+    settings: dict[str, Any] = {"max_samples": args.max_samples, "steps": args.steps, "road": not args.no_road,
+                                "sanity_samples": args.sanity_samples}
+    if args.methods:
+        settings["methods"] = list(args.methods)
+    if args.background:
+        from mer_core.jobs.queue import submit_explain_report
+
+        job = submit_explain_report(args.run, settings)
+        print(f"queued job {job}: explanation report of run {args.run} (follow it with `mer jobs`)")
+        return 0
+    from mer_core.explain.report import MEASURES, ReportConfig, explanation_report
+
+    def progress(done: int, total: int, text: str) -> None:
+        print(f"\r  {done}/{total}: {text}   ", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    report = explanation_report(args.run, ReportConfig.from_dict(settings), progress=progress)
+    if args.json:
+        print(json.dumps({k: report[k] for k in ("run", "model", "config", "sample_ids", "summary", "sentences")},
+                         indent=2))
+        return 0
+    print(f"run {args.run} ({report['model']}) · {len(report['sample_ids'])} clips · {report['seconds']:.1f} s")
+    for method, s in report["summary"].items():
+        print(f"- {method} ({s['n_clips']} clips, {s['n_empty']} empty maps)")
+        for name, iv in s["measures"].items():
+            chance = f" (chance {iv['chance']:.3f})" if iv.get("chance") is not None else ""
+            if iv["mean"] is None:
+                continue
+            print(f"    {MEASURES[name][0]}: {iv['mean']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]{chance}, "
+                  f"{MEASURES[name][1]} is better")
+        san = s.get("sanity")
+        if san:
+            print(f"    randomisation: rank corr {san['spearman']:.2f}, SSIM {san['ssim']:.2f} after full "
+                  f"randomisation; flagged on {san['flagged']}/{san['n']} clips")
+    for line in report["sentences"]:
+        print("* " + line)
     return 0

@@ -194,6 +194,45 @@ def submit(config: ExperimentConfig, *, store: RunStore | None = None, name: str
             store.close()
 
 
+REPORT_JOB = "explain_report"  # config_json["job"] of an explanation-report job (else: a LOSO experiment)
+REPORT_WORKER = "mer_core.jobs.report_job"  # the worker module of report jobs
+
+
+def submit_explain_report(run_id: str, report: dict[str, Any] | None = None, *, store: RunStore | None = None,
+                          priority: int = 0, start: bool = True) -> str:
+    """Queue the explanation report of a finished run (``report``: ReportConfig settings); returns the job id.
+
+    The job's ``run_id`` is the explained run (nothing new is trained); its
+    config is ``{"job": "explain_report", "run", "report", "model", "dataset"}``.
+    """
+    from mer_core.explain.report import ReportConfig
+
+    cfg = ReportConfig.from_dict(dict(report or {}))
+    own = store is None
+    store = store or RunStore()
+    try:
+        run = store.get_run(run_id)
+        if run["status"] in ("running", "queued"):
+            raise MerError(f"run {run_id} is {run['status']}; explain it once its folds are stored")
+        config = {"job": REPORT_JOB, "run": run["id"], "report": cfg.as_dict(), "model": run["model"],
+                  "dataset": run["dataset"], "protocol": "explanation report"}
+        with store.tx() as c:
+            seq = int(c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0])
+            job_id = f"j{seq}-{uuid.uuid4().hex[:4]}"
+            c.execute(
+                """INSERT INTO jobs (id, seq, priority, name, created, config_json, run_id, status, log_path)
+                   VALUES (?,?,?,?,?,?,?,?,?)""",
+                (job_id, seq, int(priority), f"explanation report of {run['id']}", time.time(), json.dumps(config),
+                 run["id"], "queued", str(jobs_dir() / f"{job_id}.log")),
+            )
+        if start:
+            kick(store)
+        return job_id
+    finally:
+        if own:
+            store.close()
+
+
 def cancel(store: RunStore, job_id: str) -> str:
     """Ask a job to stop; returns its new status.
 
@@ -324,11 +363,20 @@ def mark_stale(store: RunStore, *, stale_after: float | None = None) -> list[str
 
 
 # --- scheduler -------------------------------------------------------------------
-def worker_command(job_id: str) -> list[str]:
-    return [sys.executable, "-m", "mer_core.jobs.worker", job_id]
+def worker_command(job_id: str, module: str = "mer_core.jobs.worker") -> list[str]:
+    return [sys.executable, "-m", module, job_id]
 
 
-def _launch(job_id: str, log_path: Path, gpu: str | None) -> subprocess.Popen:
+def job_kind(config_json: str) -> str:
+    """'explain_report' for an explanation-report job, else 'experiment'."""
+    try:
+        kind = json.loads(config_json or "{}").get("job")
+    except (json.JSONDecodeError, AttributeError):
+        kind = None
+    return REPORT_JOB if kind == REPORT_JOB else "experiment"
+
+
+def _launch(job_id: str, log_path: Path, gpu: str | None, *, module: str = "mer_core.jobs.worker") -> subprocess.Popen:
     """Start a worker process for ``job_id`` in its own session, output appended to its log."""
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -338,7 +386,7 @@ def _launch(job_id: str, log_path: Path, gpu: str | None) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting worker for job {job_id} ===\n".encode())
         log.flush()
-        return subprocess.Popen(worker_command(job_id), cwd=str(repo_root()), env=env, stdin=subprocess.DEVNULL,
+        return subprocess.Popen(worker_command(job_id, module), cwd=str(repo_root()), env=env, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
 
 
@@ -367,7 +415,8 @@ def kick(store: RunStore | None = None, *, limit: int | None = None) -> list[str
                 active = c.execute("SELECT gpu FROM jobs WHERE status IN ('running','cancelling')").fetchall()
                 if len(active) >= limit:
                     break
-                row = c.execute("SELECT id, log_path FROM jobs WHERE status='queued' ORDER BY priority DESC, seq "
+                row = c.execute("SELECT id, log_path, config_json FROM jobs WHERE status='queued' "
+                                "ORDER BY priority DESC, seq "
                                 "LIMIT 1").fetchone()
                 if row is None:
                     break
@@ -378,7 +427,9 @@ def kick(store: RunStore | None = None, *, limit: int | None = None) -> list[str
                 log_path = Path(row["log_path"] or jobs_dir() / f"{row['id']}.log")
                 now = time.time()
                 try:
-                    proc = _launch(row["id"], log_path, None if gpu is None else gpus[gpu])
+                    # a report job runs in its own worker module; experiments keep the plain call
+                    extra = {"module": REPORT_WORKER} if job_kind(row["config_json"]) == REPORT_JOB else {}
+                    proc = _launch(row["id"], log_path, None if gpu is None else gpus[gpu], **extra)
                 except OSError as exc:
                     c.execute("UPDATE jobs SET status='failed', resumable=1, finished=?, error=? WHERE id=?",
                               (now, f"could not start the worker process: {exc}", row["id"]))

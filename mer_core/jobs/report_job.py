@@ -1,0 +1,106 @@
+"""The worker of an explanation-report job: ``python -m mer_core.jobs.report_job JOB_ID``.
+
+:func:`mer_core.jobs.queue.submit_explain_report` queues it; ``kick`` starts
+this module instead of :mod:`mer_core.jobs.worker` for a job whose config says
+``"job": "explain_report"``. It is the ordinary worker (claim, heartbeat,
+cancel flag and SIGUSR1, final status, next job kicked) with one different
+piece of work: :func:`mer_core.explain.report.explanation_report` on the
+job's run, progress = clips done, cached in the run folder. A cancelled
+report stores nothing; a resumed one recomputes (the per-clip maps are cached).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from mer_core.errors import MerError
+from mer_core.jobs import queue as jobs_mod
+from mer_core.jobs import worker as base
+from mer_core.store.db import RunStore
+
+
+class ReportRunner(base.JobRunner):
+    """A JobRunner whose work is the explanation report of ``job['config']['run']``."""
+
+    def report_progress(self, done: int, total: int, text: str) -> None:
+        if self.stop_event.is_set():
+            raise base.Stopped(self.stop_reason)
+        self._write(done >= total, stage="explain", progress=done / max(total, 1), message=text)
+
+    def run(self) -> str:
+        from mer_core.explain.report import ReportConfig, explanation_report
+
+        beat = threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        cfg = self.job["config"]
+        status, error, message = "failed", "", ""
+        try:
+            print(f"[worker] job {self.job_id}: explanation report of run {cfg['run']}", flush=True)
+            t0 = time.time()
+            report = explanation_report(cfg["run"], ReportConfig.from_dict(cfg.get("report") or {}),
+                                        store=self.store, progress=self.report_progress)
+            status = "done"
+            message = f"report of {len(report['sample_ids'])} clips ready ({time.time() - t0:.0f} s)"
+        except (base.Stopped, KeyboardInterrupt):
+            status, message = "cancelled", f"cancelled ({self.stop_reason or 'interrupted'}); nothing stored"
+        except BaseException as exc:  # noqa: BLE001 - every failure is recorded with its traceback
+            error = "".join(traceback.format_exception(exc))
+            message = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+            print(error, file=sys.stderr, flush=True)
+        finally:
+            self._beat_stop.set()
+            beat.join(timeout=5)
+        self._finish(status, error, message)
+        print(f"[worker] job {self.job_id} {status}", flush=True)
+        return status
+
+
+def run_report_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True) -> int:
+    """Claim and run a report job here; exit code 0 (done or cancelled), 1 (failed). As ``worker.run_job``."""
+    own = store is None
+    store = store or RunStore()
+    runner = ReportRunner(store, job_id)
+    handlers = {signal.SIGTERM: runner.on_sigterm}  # before the claim: cancel() may signal once it says running
+    if hasattr(signal, "SIGUSR1"):
+        handlers[signal.SIGUSR1] = runner.on_cancel_signal
+    in_main = threading.current_thread() is threading.main_thread()
+    old = {sig: signal.signal(sig, fn) for sig, fn in handlers.items()} if in_main else {}
+    try:
+        job = base.claim(store, job_id, os.getpid())
+        if job is None:
+            return 0
+        if job["config"].get("job") != jobs_mod.REPORT_JOB:
+            raise MerError(f"job {job['id']} is not an explanation report; run it with mer_core.jobs.worker")
+        runner.job, runner.job_id = job, job["id"]
+        status = runner.run()
+        if kick_next:
+            try:
+                jobs_mod.kick(store)
+            except Exception as exc:  # the next job can still be started by any later kick
+                print(f"[worker] could not start the next queued job: {exc}", flush=True)
+        return 1 if status == "failed" else 0
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if own:
+            store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m mer_core.jobs.report_job JOB_ID", file=sys.stderr)
+        return 2
+    try:
+        return run_report_job(args[0])
+    except MerError as exc:
+        print(f"[worker] error: {exc}", file=sys.stderr, flush=True)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The run-level explanation report: measures per method, cache, job, CLI, paired comparison, Faithfulness tab."""
+import json
+
+import numpy as np
+import pytest
+
+from apptest_helpers import page_app
+from mer_core.cli import main
+from mer_core.config import ExperimentConfig
+from mer_core.errors import MerError
+from mer_core.explain.compare import compare_reports, sign_flip_p
+from mer_core.explain.report import (ReportConfig, chance_verdict, explanation_report, report_path,
+                                     report_sentences)
+from mer_core.explain.runs import RunExplainer
+from mer_core.jobs import queue as jobs
+from mer_core.jobs.report_job import run_report_job
+from mer_core.store.db import RunStore
+from mer_core.training.engine import run_experiment
+
+SMALL = dict(max_samples=4, steps=4, sanity_samples=1)
+
+
+@pytest.fixture(scope="module")
+def synth_run(tmp_path_factory):
+    """A tiny synthetic DenseAttention run (ground-truth masks, own attention) in its own cache."""
+    import os
+
+    root = tmp_path_factory.mktemp("report_cache")
+    old = os.environ.get("MER_CACHE")
+    os.environ["MER_CACHE"] = str(root)
+    try:
+        cfg = ExperimentConfig.from_dict(dict(
+            dataset="synthetic", dataset_options=dict(subjects=3, clips_per_subject=3, size=32, frames=12),
+            model="dense_attention", model_options={"block_layers": [2, 2]}, epochs=1, batch_size=8,
+            executor="sequential"))
+        rid = run_experiment(cfg, run_id="synth-attn")
+    finally:
+        if old is None:
+            os.environ.pop("MER_CACHE", None)
+        else:
+            os.environ["MER_CACHE"] = old
+    return {"root": str(root), "run": rid}
+
+
+@pytest.fixture
+def env(isolated_cache, synth_run, monkeypatch):
+    monkeypatch.setenv("MER_CACHE", synth_run["root"])
+    return synth_run
+
+
+def _strict(text: str):
+    return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"non-JSON {c}")))
+
+
+def test_the_report_measures_every_method_and_is_cached_as_strict_json(env):
+    rid = env["run"]
+    cfg = ReportConfig(methods=("saliency", "gradcam", "attention"), **SMALL)
+    assert explanation_report(rid, cfg, compute=False) is None
+    seen = []
+    report = explanation_report(rid, cfg, progress=lambda d, t, m: seen.append((d, t)))
+    assert seen[-1] == (5, 5) and len(report["sample_ids"]) == 4  # 4 clips + 1 randomisation clip
+    assert report["methods"] == ["saliency", "gradcam", "attention"]
+    for method, s in report["summary"].items():
+        m = s["measures"]
+        for name in ("deletion_auc", "insertion_auc", "morf_auc", "lerf_auc", "infidelity", "roc_auc", "au_share"):
+            assert name in m, (method, name)
+        d = m["deletion_auc"]
+        assert d["low"] <= d["mean"] <= d["high"] and d["chance"] is not None
+        assert m["roc_auc"]["chance"] == 0.5
+        assert s["sanity"]["n"] == 1
+        assert ("attention_rank_corr" in m) == (method != "attention")
+    path = report_path(RunExplainer(rid), cfg, report["sample_ids"])
+    assert _strict(path.read_text())["run"] == rid
+    assert explanation_report(rid, cfg, compute=False) == report
+
+
+def test_the_report_job_runs_through_the_queue_and_caches(env, monkeypatch):
+    rid = env["run"]
+    settings = dict(methods=["saliency"], max_samples=3, steps=3, sanity_samples=0, road=False)
+    with RunStore() as store:
+        job_id = jobs.submit_explain_report(rid, settings, store=store, start=False)
+        job = jobs.get_job(store, job_id)
+        assert jobs.job_kind(job["config_json"]) == jobs.REPORT_JOB and job["run_id"] == rid
+        launched = []
+        monkeypatch.setattr(jobs, "_launch", lambda jid, *a, **k: launched.append((jid, k)) or _Proc())
+        jobs.kick(store)
+        assert launched == [(job_id, {"module": jobs.REPORT_WORKER})]  # the report worker, not the LOSO one
+        with store.tx() as c:  # back to queued, then run here as the worker process would
+            c.execute("UPDATE jobs SET status='queued', pid=NULL WHERE id=?", (job_id,))
+        assert run_report_job(job_id, store=store, kick_next=False) == 0
+        done = jobs.get_job(store, job_id)
+    assert done["status"] == "done" and done["progress"] == 1.0 and "3 clips" in done["message"]
+    assert explanation_report(rid, ReportConfig.from_dict(settings), compute=False) is not None
+    with pytest.raises(MerError, match="unknown method"):
+        jobs.submit_explain_report(rid, {"methods": ["guesswork"]}, start=False)
+
+
+class _Proc:
+    pid = 2**22 + 9
+
+    def poll(self):
+        return None
+
+
+def test_cli_explain_report(env, capsys):
+    code = main(["explain-report", env["run"], "--methods", "saliency", "--max-samples", "2", "--steps", "2",
+                 "--sanity-samples", "0", "--no-road", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    got = json.loads(out)
+    assert list(got["summary"]) == ["saliency"] and len(got["sample_ids"]) == 2
+    assert main(["explain-report", "ghost-run"]) == 2
+
+
+def _fake(run, model, values, measure="au_share", method="integrated_gradients"):
+    return {"run": run, "model": model, "methods": [method],
+            "rows": [{"sample_id": f"s{i}", "method": method, measure: v} for i, v in enumerate(values)]}
+
+
+def test_paired_comparison_of_two_runs_reports():
+    a = _fake("r1", "MFDAN", [0.6, 0.7, 0.65, 0.8, 0.75, 0.7])
+    b = _fake("r2", "DenseAttention", [0.3, 0.35, 0.3, 0.4, 0.45, 0.3])
+    out = compare_reports(a, b, measure="au_share", method="integrated_gradients")
+    assert out["n_clips"] == 6 and out["delta"] > 0
+    assert out["p_value"] == pytest.approx(2 / 64)  # exact sign-flip test: only the all-+ and all-- patterns
+    assert out["sentence"].startswith("MFDAN's Integrated Gradients localise the true AUs better than "
+                                      "DenseAttention's") and "p = 0.0312" in out["sentence"]
+    flipped = compare_reports(b, a, measure="au_share")
+    assert flipped["sentence"].startswith("MFDAN's Integrated Gradients")
+    worse_deletion = compare_reports(_fake("r1", "A", [0.5, 0.6], "deletion_auc"),
+                                     _fake("r2", "B", [0.2, 0.3], "deletion_auc"), measure="deletion_auc")
+    assert worse_deletion["sentence"].startswith("B's Integrated Gradients do better on deletion area")
+    assert "no evidence" in worse_deletion["sentence"]  # 2 clips cannot reach p < 0.05
+    with pytest.raises(MerError, match="share no clip"):
+        compare_reports(a, _fake("r3", "X", []))
+    assert sign_flip_p(np.array([1.0, -1.0])) == 1.0
+
+
+def test_sentences_name_a_method_below_chance_and_one_failing_the_sanity_check():
+    below = {"mean": 0.1, "low": 0.05, "high": 0.15, "chance": 0.2, "n": 8}
+    assert chance_verdict("au_share", below) == "below" and chance_verdict("deletion_auc", below) == "above"
+    assert chance_verdict("au_share", {**below, "high": 0.3}) == "at"
+    report = {"model": "DenseAttention", "summary": {
+        "gradcam": {"measures": {"au_share": below}, "sanity": None},
+        "attention": {"measures": {}, "sanity": {"flagged": 2, "n": 3, "spearman": 0.9, "ssim": 0.8}}}}
+    s = report_sentences(report)
+    assert len(s) == 2
+    assert s[0].startswith("DenseAttention's Grad-CAM scores below chance on mass on true AUs")
+    assert s[1].startswith("DenseAttention's attention fails the randomisation check on 2 of 3 clips")
+
+
+def test_faithfulness_tab_offers_the_job_then_renders_the_cached_report(env, monkeypatch):
+    from dashboard.views.explain import K_VIEW
+    from dashboard.views.explain_faithfulness import K_METHODS, K_SAMPLES, K_STEPS
+
+    rid = env["run"]
+    monkeypatch.setattr(jobs, "_launch", lambda jid, *a, **k: _Proc())
+    at = page_app("explain", run=rid)
+    at.session_state[K_VIEW] = "Faithfulness"
+    at.session_state[K_METHODS] = ["saliency"]
+    at.session_state[K_SAMPLES] = 2
+    at.session_state[K_STEPS] = 2
+    at.run()
+    assert not at.exception, at.exception
+    button = [b for b in at.button if b.label == "Compute the report in the background"]
+    assert len(button) == 1
+    button[0].click()
+    at.run()
+    assert not at.exception, at.exception
+    with RunStore() as store:
+        queued = jobs.list_jobs(store)
+    assert (queued["run_id"] == rid).any() and (queued["protocol"] == "explanation report").any()
+    explanation_report(rid, ReportConfig(methods=("saliency",), max_samples=2, steps=2))  # what the job would do
+    at.run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert set(table["method"]) == {"Saliency"} and "deletion area" in set(table["measure"])
+    assert any("what the measures mean" in e.label for e in at.expander)
