@@ -444,3 +444,34 @@ def run_config(run_id: str) -> dict[str, Any] | None:
     with RunStore(store_path()) as store:
         return store.get_run(run_id)["config"] if store.has_run(run_id) else None
 
+
+# --- explanation reports (Explain page's Faithfulness tab; loaders for Compare) ----------------
+def explain_report(run_id: str, settings_json: str) -> dict[str, Any] | None:
+    """The cached report of a run for these ReportConfig settings (JSON), else None; never computes, never memoised."""
+    from mer_core.explain.report import ReportConfig, explanation_report
+
+    with RunStore(store_path()) as store:
+        return explanation_report(run_id, ReportConfig.from_dict(json.loads(settings_json)), store=store,
+                                  compute=False)
+
+
+def compare_explain_reports(run_a: str, run_b: str, *, measure: str = "au_share",
+                            method: str = "integrated_gradients", method_b: str | None = None) -> dict[str, Any]:
+    """Newest cached reports of two runs compared, paired over shared clips: values, p and a ``sentence``."""
+    from mer_core.explain.compare import compare_reports
+    from mer_core.explain.report import cached_reports
+
+    got = [next((r for r in cached_reports(rid) if m in r.get("methods", [])), None)
+           for rid, m in ((run_a, method), (run_b, method_b or method))]
+    if None in got:
+        rid = (run_a, run_b)[got.index(None)]
+        raise MerError(f"run {rid} has no explanation report with {method_b or method}; compute one on its Explain "
+                       f"page (Faithfulness) or with `mer explain-report {rid}`")
+    return compare_reports(got[0], got[1], measure=measure, method=method, method_b=method_b)
+
+
+def explain_report_job(run_id: str) -> dict[str, Any] | None:
+    """The newest explanation-report job of a run (a jobs-table row) or None; live, uncached."""
+    t = jobs_table()
+    t = t[(t["run_id"] == run_id) & (t["protocol"] == "explanation report")] if len(t) else t
+    return None if t.empty else t.sort_values("seq").iloc[-1].to_dict()
