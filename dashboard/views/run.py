@@ -52,11 +52,12 @@ def render() -> None:
     if run["status"] == "failed" and run.get("error"):
         with st.expander("why the run failed", icon=":material/error:"):
             st.code(run["error"])
-    summary = run["summary"]
-    if not summary.get("pooled") and not pred.empty:  # still running: score the folds finished so far
-        summary = summarize(pred, classes)
-        st.info(f"Run in progress: figures below are computed live from the {pred['fold'].nunique()} finished "
-                f"fold(s) of {run['n_folds']} and will change.", icon=":material/hourglass_top:")
+    summary = current_summary(run, pred)
+    if run["status"] != "done" and not pred.empty:
+        what = "in progress" if run["status"] in ("running", "queued", "cancelling") else plain(run["status"])
+        st.info(f"Run {what}: figures below are computed from the {pred['fold'].nunique()} fold(s) of "
+                f"{run['n_folds']} stored now" + (" and will change." if what == "in progress" else "."),
+                icon=":material/hourglass_top:")
     pooled = summary.get("pooled")
     if not pooled or pred.empty:
         st.info("No fold has finished yet; results appear here as folds complete.")
@@ -82,6 +83,21 @@ def render() -> None:
         details_section(run, bundle["folds"])
 
 
+def current_summary(run: dict, pred: pd.DataFrame) -> dict:
+    """The run's summary, from the folds stored now unless the run is done.
+
+    A resumed or running run may carry the summary of an earlier attempt; it is never shown as current.
+    """
+    if run["status"] == "done" and run["summary"].get("pooled"):
+        return run["summary"]
+    return summarize(pred, run["classes"]) if not pred.empty else {}
+
+
+def interval_bounds(point: float, low: float, high: float) -> tuple[float, float]:
+    """A 95% interval widened, where needed, to contain its point estimate (a percentile bootstrap may not)."""
+    return min(low, point), max(high, point)
+
+
 # --- headline -------------------------------------------------------------------
 def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
     ci = reads.run_intervals(run_id)
@@ -92,7 +108,8 @@ def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
                    help="Pooled over all folds (MEGC2019). Interval: 95% subject-level bootstrap (2000 resamples "
                         "of held-out subjects with replacement, predictions pooled and rescored; seed 0).")
         if iv is not None:
-            col.caption(f"95% CI {iv.low:.3f} – {iv.high:.3f}")
+            low, high = interval_bounds(pooled[key], iv.low, iv.high)
+            col.caption(f"95% CI {low:.3f} – {high:.3f}")
     c4.metric("clips tested", pooled["n"])
     c4.caption(f"{run['n_folds']} folds · {len(set(summary.get('classes', [])))} classes")
     st.caption(f"[Compare with other runs on {plain(run['dataset'])} ↗](compare?{reads.QP_RUNS}={url_value(run_id)}) · "
