@@ -1,5 +1,8 @@
 """The ``mer`` command line.
 
+Layer: the top floor beside the dashboard; it may call every library package
+and nothing in the library imports it.
+
 Each command group lives in its own module ``mer_core/cli/cmd_*.py`` that
 exposes ``register(subparsers)``; this module discovers them, so adding a
 command never touches a shared file. A command's handler receives the parsed

@@ -1,5 +1,8 @@
 """Datasets: the sample-table schema, class sets and one indexer per dataset.
 
+Layer: above the store, below preprocessing; it turns folders and coding
+sheets into a plain table and knows nothing of models or training.
+
 Importing this package registers the built-in indexers.
 """
 from mer_core.datasets.registry import dataset_info, index_dataset, list_datasets, register_dataset  # noqa: F401

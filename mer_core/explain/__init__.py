@@ -1,5 +1,8 @@
 """Explanations: Captum attributions, the models' own attention, localisation scores.
 
+Layer: above training (it loads the fold checkpoints a run stored), below
+jobs (explanation reports run as background jobs).
+
 * :mod:`.attributions` — ``explain(model, sample, target, method, **options)``
   (Integrated Gradients, Saliency, Grad-CAM, Occlusion, SmoothGrad) returning
   maps at the input's size, per channel and combined;

@@ -1,4 +1,8 @@
-"""Models: the registry and the built-in models (importing registers them)."""
+"""Models: the registry and the built-in models (importing registers them).
+
+Layer: above preprocessing (channel names), below evaluation and training;
+a model never imports the trainer, the store or the dashboard.
+"""
 from mer_core.models.registry import (  # noqa: F401
     ModelConfig,
     create_model,

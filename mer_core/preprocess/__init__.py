@@ -1,5 +1,8 @@
 """Preprocessing: clips -> cached model inputs.
 
+Layer: above datasets (it reads their tables), below models (which import
+only its channel vocabulary).
+
 * :mod:`.pipeline` -- ``prepare_inputs`` (the entry point: cache, process pool,
   report) and ``sample_views`` (one sample's pictures for the dashboard);
 * :mod:`.sample` -- one sample's steps in order, precomputed inputs;
