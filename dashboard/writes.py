@@ -147,10 +147,3 @@ def submit_explain_report(run_id: str, settings: dict[str, Any]) -> str:
     from mer_core.jobs import queue as jobs
 
     return jobs.submit_explain_report(run_id, settings)
-
-
-def submit_explain_report(run_id: str, settings: dict[str, Any]) -> str:
-    """Queue the explanation report of a run (ReportConfig settings) as a background job; returns the job id."""
-    from mer_core.jobs import queue as jobs
-
-    return jobs.submit_explain_report(run_id, settings)
