@@ -13,7 +13,7 @@ import string
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, reads, widgets
+from dashboard import plots, reads, study_plots, widgets
 from dashboard.widgets import plain
 from mer_core.evaluation.leaderboard import part_table
 from mer_core.evaluation.metrics import per_group
@@ -56,6 +56,8 @@ def render() -> None:
     st.caption(plain(f"{runs[0]['dataset']} · {runs[0]['protocol']} · classes {', '.join(runs[0]['classes'])} · ")
                + " · ".join(f"**{letters[r]}** = {plain(r)}" for r in chosen))
     headline_section(chosen, bundles, names)
+    config_diff_section(chosen, bundles, names)
+    curves_section(chosen, bundles, names)
     side_by_side_section(chosen, bundles, names)
     paired_section(chosen, bundles, names)
     hyperparameter_section(runs[0], [r["model"] for r in runs])
@@ -84,6 +86,39 @@ def headline_section(chosen: list[str], bundles: dict, names: dict) -> None:
         st.plotly_chart(plots.interval_figure(pd.DataFrame(forest)), width="stretch")
     st.caption("Pooled figures (MEGC2019) with 95% subject-level bootstrap intervals. Overlapping intervals do not "
                "settle a comparison: the paired test below, on the same subjects, is sharper.")
+
+
+# --- what differs: settings and curves ------------------------------------------------------
+def config_diff(configs: dict[str, dict]) -> pd.DataFrame:
+    """One row per setting whose value differs between the configs (label -> config), values as text."""
+    flat = {label: flat_params(cfg) for label, cfg in configs.items()}
+    keys = sorted(set().union(*flat.values())) if flat else []
+    rows = [{"setting": k, **{label: str(f.get(k, "–")) for label, f in flat.items()}} for k in keys
+            if len({repr(f.get(k, "–")) for f in flat.values()}) > 1]
+    return pd.DataFrame(rows, columns=["setting", *flat])
+
+
+def config_diff_section(chosen: list[str], bundles: dict, names: dict) -> None:
+    st.subheader("Settings that differ")
+    diff = config_diff({names[r]: bundles[r]["run"]["config"] for r in chosen})
+    if diff.empty:
+        st.info("The runs' configs are identical: every difference below is seed, code or data.")
+        return
+    st.dataframe(diff, hide_index=True, width="stretch")
+    st.caption(f"{len(diff)} setting(s) differ; the settings the runs share are not shown.")
+
+
+def curves_section(chosen: list[str], bundles: dict, names: dict) -> None:
+    st.subheader("Learning curves")
+    epochs = {names[r]: bundles[r]["epochs"] for r in chosen}
+    metrics = [m for m in ("train_loss", "val_uf1", "test_acc", "test_uf1")
+               if any(m in e and e[m].notna().any() for e in epochs.values())]
+    if not metrics:
+        st.info("The runs stored no curves.")
+        return
+    metric = st.radio("curve", metrics, horizontal=True, key="compare_curve_metric")
+    st.plotly_chart(study_plots.overlay_curves(epochs, metric), width="stretch")
+    st.caption("Each run's curve averaged over its folds. test_* curves are diagnostics: no epoch is chosen on them.")
 
 
 # --- per class / per part --------------------------------------------------------------
@@ -151,8 +186,10 @@ def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
         st.plotly_chart(plots.paired_scatter(subj, pair_names), width="stretch")
         st.caption(f"One point per subject (size = clips). Above the diagonal: {pair_names[1]} better on that subject.")
     with right:
-        st.plotly_chart(plots.difference_bars(subj, pair_names), width="stretch")
-        st.caption("Per-subject UF1 difference, sorted. A subject's UF1 averages the classes it shows.")
+        swapped = subj.rename(columns={"a": "b", "b": "a"})  # the figure draws its B - A: give it A - B
+        st.plotly_chart(plots.difference_bars(swapped, pair_names[::-1]), width="stretch")
+        st.caption(f"Per-subject UF1 difference {pair_names[0]} − {pair_names[1]}, sorted (green: "
+                   f"{pair_names[0]} better). A subject's UF1 averages the classes it shows.")
     if len(chosen) > 2:
         rows = []
         for other in others:

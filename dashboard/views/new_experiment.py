@@ -17,6 +17,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import reads, writes
+from dashboard.widgets import plain
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
 from mer_core.errors import ConfigError, MerError
@@ -61,6 +62,28 @@ def field_errors(data_dict: dict[str, Any]) -> dict[str, str]:
     if "preprocess.evm_high" in errors and "preprocess.evm_low" not in errors:
         errors["preprocess.evm_low"] = errors.pop("preprocess.evm_high")
     return errors
+
+
+K_CLONED = "ne_cloned"
+CLONED_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "loss", "class_balance", "selection")
+
+
+def apply_clone() -> None:
+    """``?clone=RUN`` (the Runs page's Clone link): prefill the form's widgets from that run's config, once."""
+    rid = st.query_params.get(reads.QP_CLONE)
+    if not rid or st.session_state.get(K_CLONED) == rid:
+        return
+    st.session_state[K_CLONED] = rid
+    cfg = reads.run_config(rid)
+    if cfg is None:
+        st.warning(plain(f"Run {rid!r} is not in the store: nothing to clone."))
+        return
+    model, preset, ss = cfg["model"], cfg["preset"], st.session_state
+    ss[K_DATASET], ss[K_MODEL], ss[f"{K_PRESET}_{model}"] = cfg["dataset"], model, preset
+    ss[f"ne_class_set_{cfg['dataset']}"], ss["ne_protocol"], ss["ne_seed"] = cfg["class_set"], cfg["protocol"], cfg["seed"]
+    for name in CLONED_FIELDS:
+        ss[key(name, model, preset)] = cfg[name]
+    st.info(plain(f"Prefilled from run {rid}: dataset, model, preset, protocol, seed and training settings."))
 
 
 def _section_data(v: dict[str, Any], slots: dict[str, Any]) -> None:
@@ -228,6 +251,7 @@ def render() -> None:
     st.title("New experiment")
     st.caption("Queue a training or LOSO evaluation as a background job. It keeps running if you reload, close "
                "the tab or restart the dashboard; follow it on the Jobs page.")
+    apply_clone()
     values: dict[str, Any] = {}
     slots: dict[str, Any] = {}
     _section_data(values, slots)
