@@ -128,7 +128,10 @@ def _section_model(v: dict[str, Any], slots: dict[str, Any]) -> tuple[str, str, 
                          key=K_MODEL)
     c1.caption(model_spec(model).description)
     presets = list_presets(model)
-    preset = c2.selectbox("preset", presets, key=f"{K_PRESET}_{model}")
+    choice = c2.selectbox("preset", ["auto", *presets], key=f"{K_PRESET}_{model}",
+                          help="auto: the CPU preset that fits the inputs this dataset has (frames, flow + apex "
+                               "images, or apex images only)")
+    preset = _resolve_preset(v, slots, c2, model, choice, presets)
     _provenance(c2, model, preset)
     mcfg = model_config(model, preset)
     defaults = {**ExperimentConfig().to_dict(), **train_defaults(model, preset)}
@@ -205,6 +208,22 @@ def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any) -> 
     # a model with an evm_alpha field gets this amplification from the engine (resolve_model_config)
 
 
+def _resolve_preset(v: dict[str, Any], slots: dict[str, Any], col: Any, model: str, choice: str,
+                    presets: list[str]) -> str:
+    """The concrete preset for the choice ('auto' or a name), with why (and any EVM fallback) shown under it."""
+    from mer_core.training.experiment import choose_preset
+
+    slots["preset"] = col.empty()
+    try:
+        preset, reason = choose_preset(v["dataset"], model, choice, v.get("dataset_options") or {})
+    except MerError as exc:
+        v["_preset_error"] = str(exc)
+        return presets[0] if choice == "auto" else choice
+    if reason:
+        col.caption(("" if choice == "auto" else "ⓘ ") + reason)
+    return preset
+
+
 def _provenance(col: Any, model: str, preset: str) -> None:
     """Where the preset's values come from (paper, reference implementation, chosen here, tuned...)."""
     from mer_core.models.registry import provenance_summary
@@ -214,7 +233,7 @@ def _provenance(col: Any, model: str, preset: str) -> None:
 
 def _section_execution(v: dict[str, Any], slots: dict[str, Any], model: str, preset: str,
                        defaults: dict[str, Any]) -> None:
-    from mer_core.datasets.registry import list_datasets
+    from mer_core.training.macro import macro_datasets
 
     st.subheader("Execution")
     c1, c2, c3, c4 = st.columns(4)
@@ -227,12 +246,16 @@ def _section_execution(v: dict[str, Any], slots: dict[str, Any], model: str, pre
     v["device"] = c4.selectbox("device", ("auto", "cpu", "cuda"), key="ne_device")
     if model in PRETRAIN_MODELS:  # defaults: the preset's pre-training settings (train_defaults)
         c1, c2, c3, _ = st.columns(4)
-        macro = [""] + [d for d in list_datasets() if "macro" in d] + [d for d in list_datasets() if "macro" not in d]
-        if defaults["pretrain"] not in macro:
-            macro.append(defaults["pretrain"])
+        macro = [""] + macro_datasets()  # only macro sources: never the micro data the run is evaluated on
+        default = defaults["pretrain"] if defaults["pretrain"] in macro else ""
         k = lambda name: key(name, model, preset)  # noqa: E731
-        v["pretrain"] = c1.selectbox("pre-train on (macro dataset)", macro, index=macro.index(defaults["pretrain"]),
-                                     key=k("pretrain"), format_func=lambda d: d or "none")
+        v["pretrain"] = c1.selectbox("pre-train on (macro dataset)", macro, index=macro.index(default),
+                                     key=k("pretrain"), format_func=lambda d: d or "none",
+                                     help="macro-expression datasets with other people than the evaluation set")
+        slots["pretrain"] = c1.empty()
+        if v["pretrain"] and v["pretrain"] == v.get("dataset"):
+            v["_pretrain_error"] = (f"pre-training on {v['pretrain']!r} refused: it is the evaluation dataset itself, "
+                                    "so every fold would start from weights that saw its test subject's labels")
         if v["pretrain"]:
             v["pretrain_epochs"] = int(c2.number_input("pre-training epochs", value=int(defaults["pretrain_epochs"]),
                                                        step=1, key=k("pretrain_epochs")))
@@ -262,9 +285,14 @@ def render() -> None:
     name = st.text_input("name (optional)", key="ne_name")
 
     options_error = values.pop("_options_error", "")
+    preset_error, pretrain_error = values.pop("_preset_error", ""), values.pop("_pretrain_error", "")
     errors = field_errors(values)
     if options_error:
         errors["dataset"] = options_error
+    if preset_error and not options_error:
+        errors["preset"] = preset_error
+    if pretrain_error:
+        errors["pretrain"] = pretrain_error
     config = None if errors else ExperimentConfig.from_dict(values)
     summary: dict[str, Any] = {}
     if config is not None:

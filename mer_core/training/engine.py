@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import json
 import os
 import threading
 import time
@@ -112,6 +113,12 @@ def prepare_experiment(config: ExperimentConfig, progress: Progress | None = Non
     if len(classes) < 2:
         raise DatasetError(f"dataset {config.dataset!r} has a single class {list(classes)}; need at least 2")
     mcfg = resolve_model_config(config, len(classes))
+    if config.pretrain:  # refused before anything trains when the source overlaps the evaluation table
+        from mer_core.training.pretrain import pretrain_record
+
+        rec = pretrain_record(config, table)
+        notes.append("pre-training: " + "; ".join(f"{s['source']} (fingerprint {s['fingerprint']})" for s in rec["sources"])
+                     + f", {rec['epochs']} epochs, checkpoint key {rec['checkpoint_key']}")
 
     def prep_progress(done: int, total: int) -> None:
         if progress:
@@ -281,7 +288,7 @@ def _train_folds(exp: Experiment, store: RunStore, run_id: str, progress: Progre
     done = store.completed_folds(run_id)
     todo = [f for f in exp.folds if f.index not in done]
     if config.pretrain and todo:  # once, before the folds share the checkpoint
-        _pretrain(config, progress)
+        _pretrain(config, progress, folder)
     try:
         execute_folds(exp, todo, run_id=run_id, store=store, folder=folder, progress=progress,
                       should_stop=should_stop, n_done=len(done))
@@ -309,16 +316,22 @@ def _close_failed(store: RunStore, run_id: str, exc: BaseException, wall_time: f
             pass
 
 
-def _pretrain(config: ExperimentConfig, progress: Progress | None) -> None:
-    """Macro pre-training (DenseAttention's transfer learning), reported as a stage."""
-    from mer_core.training.pretrain import pretrain_for_experiment
+def _pretrain(config: ExperimentConfig, progress: Progress | None, folder: Path | None = None) -> None:
+    """Macro pre-training (DenseAttention's transfer learning), reported as a stage; the run folder's
+    ``pretrain.json`` records the source, its fingerprint and the checkpoint's sha256."""
+    from mer_core.training.pretrain import file_sha256, pretrain_for_experiment, read_checkpoint
 
     def report(event: dict[str, Any]) -> None:  # trainer.epoch_event, stage 'pretrain'
         if progress:
             progress({"event": "stage", "stage": event["stage"], "done": event["epoch"], "total": event["epochs"],
                       "loss": event["loss"]})
 
-    pretrain_for_experiment(config, on_epoch=report)
+    path = pretrain_for_experiment(config, on_epoch=report)
+    if folder is not None and path is not None:
+        info = read_checkpoint(path).get("pretrain", {})
+        record = {"sources": info.get("sources"), "data_fingerprints": info.get("data"), "key": info.get("key"),
+                  "checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "epochs": info.get("epochs")}
+        (Path(folder) / "pretrain.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def summarize_run(store: RunStore, run_id: str, classes: tuple[str, ...]) -> dict[str, Any]:

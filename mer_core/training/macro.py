@@ -248,3 +248,57 @@ def load_macro(
     if not labels:
         raise DatasetError(f"no usable macro samples in {[s.spec() for s in sources]}: {report}")
     return MacroData(np.concatenate(xs).astype(np.float32, copy=False), labels, origin, report)
+
+
+# --- honest transfer: which sources may pre-train a model evaluated on a table ------------------
+
+MACRO_ROLE = ("synthetic-macro",)  # registered clip datasets with the macro role (distinct people, macro clips)
+
+
+def macro_datasets() -> list[str]:
+    """Registered datasets with the ``macro`` role: :data:`MACRO_ROLE` and any ``*-macro`` dataset."""
+    from mer_core.datasets.registry import list_datasets
+
+    return [d for d in list_datasets() if d in MACRO_ROLE or d.endswith("-macro")]
+
+
+def _overlap(src: MacroSource, indexed: Any, table: pd.DataFrame, eval_dataset: str) -> str:
+    """Why a source may not pre-train a model evaluated on ``table`` ('' = it may)."""
+    if src.kind == "dataset" and src.name == eval_dataset:
+        return f"it is the evaluation dataset {eval_dataset!r} itself"
+    if not isinstance(indexed, pd.DataFrame):  # an image folder: no subjects, no dataset names
+        return ""
+    shared_ds = sorted(set(indexed["dataset"].astype(str)) & set(table["dataset"].astype(str)))
+    if shared_ds:
+        return f"it shares dataset(s) {shared_ds} with the evaluation table"
+    shared = sorted(set(indexed["subject"].astype(str)) & set(table["subject"].astype(str)))
+    if shared:
+        more = f" and {len(shared) - 3} more" if len(shared) > 3 else ""
+        return f"it shares subject id(s) {shared[:3]}{more} with the evaluation table"
+    return ""
+
+
+def check_sources(spec: str | Sequence[str], table: pd.DataFrame, eval_dataset: str) -> list[dict[str, str]]:
+    """Refuse (ConfigError) a pre-training source that is not a macro source or overlaps the evaluation
+    table (same dataset, or a shared subject id: its labels would sit in every fold's shared weights).
+
+    Returns ``[{source, fingerprint}]`` for the run record.
+    """
+    allowed = macro_datasets()
+    record = []
+    for item in split_sources(spec):
+        src = parse_source(item)
+        if src.kind == "dataset" and src.name not in allowed:
+            raise ConfigError(
+                f"pretrain={item!r}: not a macro source (a dataset with the macro role); pre-train on one of "
+                f"{', '.join(allowed) or 'none registered'}, folder:PATH (ImageFolder) or ckplus:PATH, never on "
+                "micro-expression data that could hold the evaluation subjects")
+        indexed, fp, _skipped = index_source(src)
+        why = _overlap(src, indexed, table, eval_dataset)
+        if why:
+            raise ConfigError(
+                f"pretrain={item!r} refused: {why}; pre-training on it would put test subjects' labels into the "
+                f"weights every fold starts from. Use a macro source with other people: {', '.join(allowed)}, "
+                "folder:PATH or ckplus:PATH")
+        record.append({"source": src.spec(), "fingerprint": fp})
+    return record

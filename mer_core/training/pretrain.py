@@ -237,13 +237,37 @@ def pretrain_for_experiment(cfg: Any, *, log: Log | None = None, progress: Progr
     """
     if not cfg.pretrain:
         return None
+    return pretrain(cfg.model, cfg.preset, cfg.pretrain, cfg.pretrain_epochs, cfg.seed, model_options=_options(cfg),
+                    preprocess=cfg.preprocess, device=cfg.device, log=log, progress=progress, on_epoch=on_epoch)
+
+
+def _options(cfg: Any) -> dict[str, Any]:
     options = dict(cfg.model_options)
     if cfg.preprocess.channels:
         options["channels"] = tuple(cfg.preprocess.channels)
     if cfg.preprocess.input_size:
         options["input_size"] = cfg.preprocess.input_size
-    return pretrain(cfg.model, cfg.preset, cfg.pretrain, cfg.pretrain_epochs, cfg.seed, model_options=options,
-                    preprocess=cfg.preprocess, device=cfg.device, log=log, progress=progress, on_epoch=on_epoch)
+    return options
+
+
+def pretrain_record(cfg: Any, table: Any) -> dict[str, Any]:
+    """Check the experiment's pre-training sources against its evaluation table (refusing an overlap, see
+    :func:`mer_core.training.macro.check_sources`) and say what the run will start from: sources, their
+    fingerprints and the checkpoint key (the hash of everything that determines the weights)."""
+    from mer_core.training.macro import check_sources
+
+    sources = check_sources(cfg.pretrain, table, cfg.dataset)
+    job = _job(cfg.model, cfg.preset, cfg.pretrain, cfg.pretrain_epochs, cfg.seed, _options(cfg), cfg.preprocess,
+               1e-3, 32, 1e-4, cfg.device, 1)  # pretrain()'s defaults, as pretrain_for_experiment uses them
+    return {"sources": sources, "checkpoint_key": job.key, "epochs": cfg.pretrain_epochs}
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # --- fine-tuning helpers ------------------------------------------------------
