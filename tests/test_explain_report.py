@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from apptest_helpers import page_app
 from mer_core.cli import main
@@ -176,3 +177,78 @@ def test_faithfulness_tab_offers_the_job_then_renders_the_cached_report(env, mon
     table = at.dataframe[0].value
     assert set(table["method"]) == {"Saliency"} and "deletion area" in set(table["measure"])
     assert any("what the measures mean" in e.label for e in at.expander)
+
+
+# --- issue 18, Explain items --------------------------------------------------------------------------
+class EmptyCoarse(torch.nn.Module):
+    """Grad-CAM on 'coarse' is all zero (its evidence is negative everywhere); on 'fine' it is not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fine = torch.nn.Conv2d(1, 1, 1, bias=False)
+        self.coarse = torch.nn.MaxPool2d(2)
+        with torch.no_grad():
+            self.fine.weight.fill_(1.0)
+
+    def forward(self, x):
+        c = self.coarse(torch.relu(self.fine(x))) + 1  # always positive
+        s = c.flatten(1).sum(1)
+        return torch.stack([-s, s], -1)
+
+    def gradcam_layers(self):
+        return {"fine": self.fine, "coarse": self.coarse}
+
+
+def test_the_default_gradcam_layer_gives_a_non_empty_map():
+    from mer_core.explain.attributions import explain
+
+    x = np.random.default_rng(0).normal(size=(1, 8, 8)).astype(np.float32)
+    e = explain(EmptyCoarse(), x, 0, "gradcam")
+    assert e.options["layer"] == "fine" and e.options["empty_layers"] == ["coarse"]
+    assert (e.combined > 0).any()
+    chosen = explain(EmptyCoarse(), x, 0, "gradcam", layer="coarse")  # a layer the user picks is kept
+    assert chosen.options["layer"] == "coarse" and not (chosen.combined > 0).any()
+
+
+def test_overlays_are_drawn_on_a_display_resolution_face_aligned_with_the_input(env):
+    import cv2
+
+    from dashboard import reads
+
+    rid = env["run"]
+    ex = RunExplainer(rid)
+    sid = ex.sample_ids()[0]
+    small = ex.face(sid)
+    big = ex.display_face(sid)
+    n = small.shape[0]
+    assert n <= 64 and big.shape == (256, 256)  # the model reads a small input; the overlay gets 256 px
+    down = cv2.resize(big, (n, n), interpolation=cv2.INTER_AREA)
+    assert np.corrcoef(down.ravel(), small.ravel())[0, 1] > 0.9  # the same crop, only sharper
+    assert reads.sample_view(rid, sid)["face"].shape == (256, 256)
+
+
+def test_pointing_is_explained_and_a_map_below_chance_gets_a_sentence(env):
+    from dashboard.views.explain import score_caption
+
+    low = score_caption({"au_share": 0.1, "au_area": 0.2, "blink_share": 0.0, "pointing": 0.0})
+    assert "pointing miss (pointing game: is the map's strongest pixel inside a true AU region" in low
+    assert "Below chance" in low
+    assert "Below chance" not in score_caption({"au_share": 0.5, "au_area": 0.2, "blink_share": 0.0, "pointing": 1.0})
+    at = page_app("explain", run=env["run"], sample=RunExplainer(env["run"]).sample_ids()[0])
+    assert not at.exception, at.exception
+    assert any("pointing game:" in c.value for c in at.caption)
+
+
+def test_per_channel_pictures_share_one_signed_scale_over_the_face():
+    from dashboard.views.explain import channel_pictures
+
+    arr = np.zeros((8, 8), np.float32)
+    arr[2, 2], arr[5, 5] = 1.0, -1.0
+    face = np.tile(np.linspace(0, 1, 8, dtype=np.float32), (8, 1))
+    pics, top = channel_pictures({"strong": arr, "weak": arr / 4}, face, size=8)
+    assert top == 1.0
+    strong, weak = pics[0].astype(int), pics[1].astype(int)
+    assert strong[2, 2, 0] > weak[2, 2, 0] > strong[0, 0, 0]  # red: the weaker channel is paler on one scale
+    assert strong[5, 5, 2] > strong[5, 5, 0]  # negative = blue
+    assert strong[0, 7, 0] > strong[0, 0, 0]  # zero attribution: the face (bright on the right) shows through
+    assert np.array_equal(pics[0][7, :4], pics[1][7, :4])

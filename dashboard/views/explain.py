@@ -125,9 +125,12 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
     if first_attr is not None and first_attr.channels:
         with st.expander(f"per input channel ({METHOD_LABELS[first_attr.method]}, signed: red = for the class, "
                          "blue = against)"):
+            pictures, top = channel_pictures(first_attr.channels, face)
+            st.caption(f"One signed scale for every channel: full red = +{top:.3g}, full blue = −{top:.3g}; the face "
+                       "shows through where a channel's attribution is near zero.")
             ch_cols = st.columns(len(first_attr.channels))
-            for col, (name, arr) in zip(ch_cols, first_attr.channels.items()):
-                col.image(_signed_picture(arr), caption=plain(name), width="stretch")
+            for col, name, pic in zip(ch_cols, first_attr.channels, pictures):
+                col.image(pic, caption=plain(name), width="stretch")
 
 
 def _sample_header(view: dict[str, Any], channels: list[str], classes: list[str]) -> None:
@@ -225,9 +228,7 @@ def _draw_maps(results: list[tuple[str, np.ndarray | None, str]], face: np.ndarr
             if masks is not None:
                 from mer_core.explain.localisation import score_map
 
-                s = score_map(heat, masks["au"], masks["blink"])
-                caption += (f" · on true AUs {s['au_share']:.0%} (chance {s['au_area']:.0%}), on blinks "
-                            f"{s['blink_share']:.0%}, pointing {'hit' if s['pointing'] == 1 else 'miss'}")
+                caption += score_caption(score_map(heat, masks["au"], masks["blink"]))
             st.caption(caption)
 
 
@@ -258,16 +259,41 @@ def attention_details(run_id: str, sid: str, face: np.ndarray | None, opacity: f
             st.bar_chart(pd.DataFrame({"weight": vec}), height=120)
 
 
-def _signed_picture(arr: np.ndarray, size: int = 160) -> np.ndarray:
+def channel_pictures(channels: dict[str, np.ndarray], face: np.ndarray | None,
+                     size: int = 192) -> tuple[list[np.ndarray], float]:
+    """Signed per-channel maps on the face, on one shared scale (red = for the class, blue = against).
+
+    Returns the RGB pictures in channel order and the shared scale (the largest |attribution| of any channel).
+    """
     import cv2
 
-    top = float(np.abs(arr).max()) or 1.0
-    a = np.clip(arr / top, -1, 1)
-    img = np.full((*a.shape, 3), 255.0)
-    img[..., 1] -= 255 * np.abs(a)  # white -> red (positive) or blue (negative)
-    img[..., 2] -= 255 * np.clip(a, 0, 1)
-    img[..., 0] -= 255 * np.clip(-a, 0, 1)
-    return cv2.resize(img.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+    top = max((float(np.abs(a).max()) for a in channels.values()), default=0.0) or 1.0
+    if face is not None:
+        g = np.asarray(face, np.float32)
+        g = (g - g.min()) / (float(g.max() - g.min()) or 1.0)
+        base = cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA if g.shape[0] > size else cv2.INTER_LINEAR)
+        base = np.repeat((60 + 150 * base)[..., None], 3, axis=2)  # dimmed face: colours stay readable on it
+    else:
+        base = np.full((size, size, 3), 200.0)
+    red, blue = np.array(palette.rgb(palette.BAD), np.float32), np.array(palette.rgb(palette.ACCENT), np.float32)
+    out = []
+    for arr in channels.values():
+        a = cv2.resize(np.asarray(arr, np.float32) / top, (size, size), interpolation=cv2.INTER_LINEAR)
+        alpha = np.sqrt(np.clip(np.abs(a), 0, 1))[..., None]
+        colour = np.where(a[..., None] >= 0, red, blue)
+        out.append(np.clip(base * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8))
+    return out, top
+
+
+def score_caption(s: dict[str, float]) -> str:
+    """Localisation scores of one map in words, with the pointing game explained and a below-chance sentence."""
+    text = (f" · on true AUs {s['au_share']:.0%} (chance {s['au_area']:.0%}), on blinks {s['blink_share']:.0%}"
+            f" · pointing {'hit' if s['pointing'] == 1 else 'miss'} (pointing game: is the map's strongest pixel "
+            "inside a true AU region? hit = yes, miss = no)")
+    if s["au_share"] < s["au_area"]:
+        text += (f". Below chance: this map puts less of its mass on the moved skin than a uniform map would "
+                 f"({s['au_share']:.0%} < {s['au_area']:.0%}), so here it points away from the real motion.")
+    return text
 
 
 # --- failure cases --------------------------------------------------------------------------
@@ -380,9 +406,15 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
                      "n": st.column_config.NumberColumn("maps", help="maps scored"),
                      "n_empty": st.column_config.NumberColumn("empty", help="all-zero maps (e.g. Grad-CAM after ReLU), "
                                                                           "left out of the means")})
+    for r in table.itertuples(index=False):
+        if r.au_share < r.au_area:
+            st.warning(plain(f"{r.model}'s {r.method} puts {r.au_share:.0%} of its mass on the true AUs, less than a "
+                             f"uniform map would ({r.au_area:.0%}): below chance, it points away from the motion "
+                             "on these clips."), icon=":material/report:")
     st.caption("Share of the map's positive mass inside the true action-unit regions (chance level = their area), "
                "on blink regions (distractor motion), and how often the map's maximum falls inside the true "
-               "region. Maps explain each clip's predicted class, by the fold model that held it out.")
+               "region (pointing game: a hit when the strongest pixel is inside). Maps explain each clip's "
+               "predicted class, by the fold model that held it out.")
 
 
 def render() -> None:

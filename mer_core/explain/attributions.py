@@ -181,7 +181,9 @@ def resolve_layer(model: nn.Module, layer: str | None, x: torch.Tensor | None = 
                    f"offered layers: {', '.join(offered) or 'none'} (any submodule path also works)")
 
 
-def _coarsest(model: nn.Module, offered: dict[str, nn.Module], x: torch.Tensor) -> tuple[str, nn.Module]:
+def ranked_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
+    """The offered Grad-CAM layers with a (N, C, h, w) output for ``x``, coarsest first (offered order on ties)."""
+    offered = gradcam_layers(model)
     sizes: dict[str, int] = {}
     hooks = []
     for name, mod in offered.items():
@@ -195,11 +197,13 @@ def _coarsest(model: nn.Module, offered: dict[str, nn.Module], x: torch.Tensor) 
     finally:
         for h in hooks:
             h.remove()
-    if not sizes:
-        name = list(offered)[-1]
-        return name, offered[name]
-    best = min(sizes.values())
-    name = next(n for n in offered if sizes.get(n) == best)
+    order = list(offered)
+    return sorted(sizes, key=lambda n: (sizes[n], order.index(n)))
+
+
+def _coarsest(model: nn.Module, offered: dict[str, nn.Module], x: torch.Tensor) -> tuple[str, nn.Module]:
+    ranked = ranked_layers(model, x)
+    name = ranked[0] if ranked else list(offered)[-1]
     return name, offered[name]
 
 
@@ -236,7 +240,15 @@ def explain(model: nn.Module, sample: Any, target: int | None = None, method: st
       ``internal_batch_size`` (16);
     * saliency: none;
     * gradcam: ``layer`` (a name from ``model.gradcam_layers()`` or a module
-      path; default the last offered), ``interpolate`` ('bilinear'|'nearest');
+      path), ``interpolate`` ('bilinear'|'nearest'). Default layer: the
+      coarsest offered layer whose map is not empty for this sample and
+      class, trying coarser layers first (the Grad-CAM paper's last conv
+      layer; a ReLU'd map can be all zero there when the class's evidence is
+      negative, and then the next finer layer is used; the skipped ones are
+      listed in ``options['empty_layers']``). Per model (``gradcam_layers``):
+      DenseAttention: its last stage, then earlier stages; MFDAN: the final
+      image / flow feature maps, then the flow stem; baseline:
+      ``features.1``; STSTNet: the first stream;
     * occlusion: ``window`` (side in px, default max(3, H // 8)), ``stride``
       (default window // 2), ``baseline`` as for IG;
     * smoothgrad: ``samples`` (16), ``noise`` (0.15, std as a share of the
@@ -309,15 +321,31 @@ def _gradcam(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *
     if interpolate not in ("bilinear", "nearest"):
         raise MerError(f"gradcam: interpolate={interpolate!r}; expected bilinear or nearest")
     name, module = resolve_layer(model, layer, x)
-    cam = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
-    if isinstance(cam, tuple):
-        cam = cam[0]
-    if cam.dim() != 4:
-        raise MerError(f"gradcam: layer {name!r} outputs shape {tuple(cam.shape)}; Grad-CAM needs a (N, C, h, w) "
-                       f"feature map (choose one of {', '.join(gradcam_layers(model)) or 'a conv layer'})")
+    candidates = [(name, module)]
+    if layer is None:  # the default: coarsest first, finer ones only while the map is empty
+        offered = gradcam_layers(model)
+        candidates += [(n, offered[n]) for n in ranked_layers(model, x) if n != name]
+    tried: list[str] = []
+    for name, module in candidates:
+        cam = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
+        if isinstance(cam, tuple):
+            cam = cam[0]
+        if cam.dim() != 4:
+            raise MerError(f"gradcam: layer {name!r} outputs shape {tuple(cam.shape)}; Grad-CAM needs a (N, C, h, w) "
+                           f"feature map (choose one of {', '.join(gradcam_layers(model)) or 'a conv layer'})")
+        if bool((cam > 0).any()):
+            break
+        tried.append(name)
+    if layer is None and len(tried) == len(candidates):  # empty everywhere: show the coarsest, said so
+        name, module = candidates[0]
+        cam = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
+        tried = tried[1:]
     low = tuple(cam.shape[-2:])
     up = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate)
-    return up[0, 0].detach().clamp_min(0).numpy(), {"layer": name, "layer_shape": list(low), "interpolate": interpolate}
+    used = {"layer": name, "layer_shape": list(low), "interpolate": interpolate}
+    if tried and layer is None:
+        used["empty_layers"] = [t for t in tried if t != name]
+    return up[0, 0].detach().clamp_min(0).numpy(), used
 
 
 def _occlusion(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *, window: int | None = None,

@@ -38,7 +38,7 @@ from mer_core.explain.localisation import aggregate_scores, score_map
 from mer_core.store.db import RunStore
 from mer_core.store.folders import load_array, read_table, run_folder
 
-EXPLAIN_VERSION = 1  # part of every cache key: bump when a method's defaults or maths change
+EXPLAIN_VERSION = 2  # part of every cache key: bump when a method's defaults or maths change
 ATTENTION = "attention"  # pseudo-method name for the model's own attention in score tables
 # cheaper settings for batch work (localisation tables); single-sample views use the defaults
 FAST_OPTIONS: dict[str, dict[str, Any]] = {"integrated_gradients": {"steps": 16}, "smoothgrad": {"samples": 8}}
@@ -193,6 +193,26 @@ class RunExplainer:
             return maps.get("apex")
         except Exception:  # a missing or unreadable frame only costs the background
             return None
+
+    def display_face(self, sample_id: str, size: int = 256) -> np.ndarray | None:
+        """The face under the overlays at display resolution: the same aligned crop as the model input.
+
+        The apex frame goes through the run's own preprocessing (face crop
+        included) at ``size`` px instead of the input's 28 or 64, so a map at
+        input resolution, upsampled, lands on a sharp face where the model
+        looked. Falls back to :meth:`face` (input resolution) when the frames
+        cannot be read.
+        """
+        from mer_core.config import ExperimentConfig
+        from mer_core.preprocess.sample import compute_maps
+
+        try:
+            options = ExperimentConfig.from_json(self.run["config_json"]).preprocess
+            maps, _ = compute_maps(self.row(sample_id).to_dict(), ("apex",), int(size), options, lenient=True)
+            face = maps.get("apex")
+        except Exception:  # a missing or unreadable frame: the input-resolution face
+            face = None
+        return face if face is not None else self.face(sample_id)
 
     def masks(self, sample_id: str) -> dict[str, np.ndarray] | None:
         """Ground-truth masks ('au', 'blink', bool at frame size) of a synthetic sample, else None."""
