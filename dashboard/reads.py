@@ -353,7 +353,7 @@ def _sample_view(path: str, run_id: str, sample_id: str) -> dict[str, Any]:
     ex = _explainer(path, run_id)
     row = ex.row(sample_id)
     return {"row": row.to_dict(), "frames": ex.frames(sample_id), "input": ex.sample_input(sample_id),
-            "face": ex.face(sample_id), "masks": ex.masks(sample_id), "prediction": ex.prediction(sample_id)}
+            "face": ex.display_face(sample_id), "masks": ex.masks(sample_id), "prediction": ex.prediction(sample_id)}
 
 
 def explanation(run_id: str, sample_id: str, method: str, target: Any = "pred", **options: Any) -> Any:
