@@ -11,6 +11,7 @@ from dashboard.views import datasets, home, lesson, run, runs
 from dashboard.views import jobs, new_experiment
 from dashboard.views import compare, leaderboard
 from dashboard.views import explain
+from dashboard.views import analyse
 from dashboard.views import new_study, study
 from dashboard.views import benchmarks
 
@@ -24,6 +25,7 @@ PAGES = [
     (compare, "Compare", "compare", ":material/compare_arrows:", "Results"),
     (leaderboard, "Leaderboard", "leaderboard", ":material/leaderboard:", "Results"),
     (explain, "Explain", "explain", ":material/visibility:", "Results"),
+    (analyse, "Analyse a clip", "analyse", ":material/movie:", "Results"),
     (benchmarks, "Benchmarks", "benchmarks", ":material/speed:", "Results"),
     (new_experiment, "New experiment", "new", ":material/add_circle:", "Experiments"),
     (jobs, "Jobs", "jobs", ":material/work:", "Experiments"),
@@ -38,8 +40,24 @@ _OBJECTS: dict[str, st.Page] = {}
 def _page_objects() -> dict[str, st.Page]:
     if not _OBJECTS:
         for i, (mod, title, url, icon, _section) in enumerate(PAGES):
-            _OBJECTS[url] = st.Page(mod.render, title=title, url_path=url, icon=icon, default=(i == 0))
+            _OBJECTS[url] = st.Page(mod.render, title=title, url_path=url if i else "home", icon=icon,
+                                    default=(i == 0))
     return _OBJECTS
+
+
+# The first page is served at "/" (Streamlit ignores a default page's url path), so a shared
+# ``/overview`` link would meet "Page not found": an alias page serves it, hidden from the sidebar.
+ALIAS_CSS = "<style>[data-testid='stSidebarNav'] a[href$='/{url}']{{display:none}}</style>"
+
+
+def _alias() -> st.Page:
+    if "_alias" not in _ALIAS:
+        mod, title, url, icon, _section = PAGES[0]
+        _ALIAS["_alias"] = st.Page(mod.render, title=title, url_path=url, icon=icon)
+    return _ALIAS["_alias"]
+
+
+_ALIAS: dict[str, st.Page] = {}
 
 
 def pages() -> dict[str, list[st.Page]]:
@@ -47,6 +65,8 @@ def pages() -> dict[str, list[st.Page]]:
     grouped: dict[str, list[st.Page]] = {}
     for _mod, _title, url, _icon, section in PAGES:
         grouped.setdefault(section, []).append(objects[url])
+    grouped[PAGES[0][4]].append(_alias())
+    st.html(ALIAS_CSS.format(url=PAGES[0][2]))
     return grouped
 
 

@@ -9,11 +9,13 @@ installs chromium when run as root).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -104,6 +106,65 @@ def problems(page) -> list[str]:
     return found
 
 
+SHOTS = REPO / "docs" / "screenshots"
+
+
+@contextlib.contextmanager
+def evidence(page, name: str):
+    """On a failure, save a screenshot and the page HTML (MER_BROWSER_ARTIFACTS, else a temp folder), then re-raise."""
+    try:
+        yield
+    except BaseException:
+        out = Path(os.environ.get("MER_BROWSER_ARTIFACTS") or tempfile.mkdtemp(prefix="mer-browser-"))
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+        (out / f"{name}.html").write_text(page.content(), encoding="utf-8")
+        print(f"browser evidence for {name}: {out}", file=sys.stderr)
+        raise
+
+
+def readme_shot(page, name: str) -> None:
+    """A small PNG for the README's Screenshots section, written only when MER_UPDATE_SCREENSHOTS=1."""
+    if os.environ.get("MER_UPDATE_SCREENSHOTS") == "1":
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), type="png", scale="css")
+
+
+def test_lesson_steps_render_with_their_pictures(server, browser):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1200, "height": 5200})
+    with evidence(page, "lesson"):
+        page.goto(f"{url}/lesson")
+        settle(page, 120)
+        assert page.locator("h1").first.inner_text().startswith("Lesson")
+        steps = page.locator("h4")
+        assert steps.count() == 8
+        # every step's picture is drawn: a Plotly figure with an SVG inside, or an image
+        assert page.locator("[data-testid='stPlotlyChart'] .main-svg").count() >= 12
+        for name in ("onset", "apex", "offset"):  # the slider labels are on the page, not dropped
+            assert page.locator(f".annotation-text:has-text('{name}')").count() >= 2
+        assert not problems(page)
+        page.set_viewport_size({"width": 1200, "height": 900})
+        readme_shot(page, "lesson")
+    page.close()
+
+
+def test_overview_deep_link_and_a_bogus_run_link(server, browser):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    with evidence(page, "deep-links"):
+        page.goto(f"{url}/overview")
+        settle(page)
+        assert page.locator("h1").first.inner_text() == "MER Bench"
+        assert "Page not found" not in page.content()
+        readme_shot(page, "overview")
+        page.goto(f"{url}/run?run=no-such-run")
+        settle(page)
+        assert "no-such-run" in page.locator("[data-testid='stAlertContentError']").first.inner_text()
+        assert page.url.endswith("run=no-such-run")  # the address the user gave is kept
+    page.close()
+
+
 def test_deep_link_on_a_fresh_server_shows_the_run(server, browser):
     url, run_id = server
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -112,6 +173,7 @@ def test_deep_link_on_a_fresh_server_shows_the_run(server, browser):
     assert page.locator("h1").first.inner_text() == "Run"
     assert run_id in page.content()  # the run picker shows the linked run
     assert not problems(page)
+    readme_shot(page, "run")
     page.close()
 
 
@@ -128,6 +190,8 @@ def test_every_sidebar_page_renders_without_errors(server, browser):
         page.goto(href)
         settle(page)
         seen[href] = problems(page)
+        if href.rstrip("/").rsplit("/", 1)[-1] in ("datasets", "jobs"):
+            readme_shot(page, href.rstrip("/").rsplit("/", 1)[-1])
         assert page.locator("h1").count() >= 1, f"{href} has no title"
     assert not {h: p for h, p in seen.items() if p}
     page.close()
