@@ -147,3 +147,73 @@ def submit_explain_report(run_id: str, settings: dict[str, Any]) -> str:
     from mer_core.jobs import queue as jobs
 
     return jobs.submit_explain_report(run_id, settings)
+
+
+# --- Analyse a clip (issue 19): uploads under cache/uploads, synthetic clips as videos --------------
+UPLOAD_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".zip")
+UPLOAD_TTL_ENV = "MER_UPLOAD_TTL_MINUTES"  # how long an upload is kept (default 60 minutes)
+UPLOAD_FREE_MARGIN = 512 * 2**20  # never write an upload that would leave less than this free
+
+
+def uploads_dir() -> Path:
+    from mer_core.paths import cache_root
+
+    folder = cache_root() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def prune_uploads(now: float | None = None) -> int:
+    """Remove uploads older than the configured time (``MER_UPLOAD_TTL_MINUTES``); returns how many."""
+    import os
+    import time
+
+    ttl = float(os.environ.get(UPLOAD_TTL_ENV) or 60) * 60.0
+    now = time.time() if now is None else now
+    removed = 0
+    for path in uploads_dir().iterdir():
+        try:
+            if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > ttl:
+                path.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """Store an uploaded clip as ``cache/uploads/<random>.<ext>`` (the user's name is never a path)."""
+    import shutil
+    import uuid
+
+    from mer_core.errors import MerError
+
+    suffix = Path(str(name)).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise MerError(f"{name}: expected a video ({', '.join(UPLOAD_SUFFIXES[:-1])}) or a .zip of frames")
+    if not data:
+        raise MerError(f"{name}: the file is empty (0 bytes)")
+    prune_uploads()
+    folder = uploads_dir()
+    if shutil.disk_usage(folder).free - len(data) < UPLOAD_FREE_MARGIN:
+        raise MerError(f"{name}: not enough free disk space to keep this upload; try a shorter clip later")
+    path = folder / f"{uuid.uuid4().hex}{suffix}"
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MerError(f"{name}: could not be stored ({exc.strerror or exc})") from None
+    return path
+
+
+def export_synthetic_clips(clips: int = 6) -> Path:
+    """Write synthetic clips as mp4 + sidecar JSON to the folder the Analyse page lists; returns it."""
+    from mer_core.datasets.synthetic.video_export import export_videos
+
+    from dashboard.reads_analyse import video_clips_dir
+
+    folder = video_clips_dir()
+    export_videos(folder, clips=clips)
+    return folder

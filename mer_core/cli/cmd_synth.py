@@ -11,6 +11,11 @@ with one line naming the option and the accepted range.
 export shaped like the MEGC2019 composite instead (see
 :mod:`mer_core.datasets.synthetic.export`); ``--subjects N`` keeps the first N
 of its 68 subjects, ``--seed`` changes the faces and motions.
+
+``mer synth --export-video OUT [--clips N] [--video-format mp4|avi]`` writes
+the first N clips of the set (the options above apply) as video files with a
+sidecar JSON each (onset, apex, offset, fps, label): clips to try ``mer
+predict`` and the Analyse a clip page on.
 """
 from __future__ import annotations
 
@@ -60,6 +65,11 @@ def register(sub: Any) -> None:
     p.add_argument("--export", nargs=2, metavar=("FORM", "OUT"), default=None,
                    help="write a composite-shaped public-format export to OUT instead: FORM is flow-apex "
                         "(28x28 min-max flow PNGs + 224x224 apex crops) or apex-only; 68 subjects, 442 clips")
+    p.add_argument("--export-video", metavar="OUT", default=None,
+                   help="write the first --clips clips as videos to OUT, each with its onset/apex/offset in a "
+                        "sidecar JSON (for `mer predict` and the Analyse a clip page)")
+    p.add_argument("--clips", type=int, default=6, metavar="N", help="clips to write with --export-video (default 6)")
+    p.add_argument("--video-format", choices=("mp4", "avi"), default="mp4", help="container of --export-video")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=cmd_synth)
 
@@ -79,6 +89,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.export:
         return cmd_export(args)
+    if args.export_video:
+        return cmd_export_video(args)
     options = options_from_args(args)
     if args.force and args.if_missing:
         from mer_core.errors import ConfigError
@@ -137,4 +149,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"  {label:10s} {n:5d}")
     print(f"wrote {manifest} in {summary['seconds']:.1f} s; use it with "
           f"--dataset manifest --dataset-option manifest={manifest.parent}")
+    return 0
+
+
+def cmd_export_video(args: argparse.Namespace) -> int:
+    """``mer synth --export-video OUT``: clips as mp4/avi files with their ground truth in sidecar JSON."""
+    from mer_core.datasets.synthetic.video_export import export_videos
+
+    out = Path(args.export_video).expanduser()
+    written = export_videos(out, options_from_args(args), clips=args.clips, fmt=args.video_format)
+    if args.json:
+        print(json.dumps({"out": str(out), "clips": written}, indent=2))
+        return 0
+    for m in written:
+        print(f"  {m['video']}: {m['label']}, onset {m['onset']}, apex {m['apex']}, offset {m['offset']}, "
+              f"{m['frames']} frames at {m['fps']:g} fps")
+    print(f"wrote {len(written)} clip(s) to {out}; try `mer predict --run RUN {out / written[0]['video']}`")
     return 0

@@ -55,8 +55,14 @@ def work_size(size: int) -> int:
     return max(int(size), MIN_WORK_SIZE)
 
 
-def read_grey(path: str) -> np.ndarray:
-    """Read an image as grey uint8; SampleError naming the file if unreadable."""
+def read_grey(path: str | np.ndarray) -> np.ndarray:
+    """Read an image as grey uint8; SampleError naming the file if unreadable.
+
+    A grey uint8 array is returned as it is: a decoded clip's frames (``mer
+    predict``) go through the very same steps as frames on disk.
+    """
+    if isinstance(path, np.ndarray):
+        return path
     if not path:
         raise SampleError("empty image path")
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)

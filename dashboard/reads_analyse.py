@@ -1,0 +1,76 @@
+"""Reads of the Analyse a clip page (issue 19): exported clips, the analysis and its overlays, cached.
+
+Kept beside :mod:`dashboard.reads` (which is at its size limit) with the same
+rules: views call these, these call mer_core; a run's predictor (its fold
+models) is held as a resource, analyses are cached per file (path and
+modification time), run and chosen frames.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from mer_core.paths import cache_root, store_path
+from mer_core.store.db import RunStore
+
+
+def video_clips_dir() -> Path:
+    """Where the Analyse page finds exported synthetic clips (``mer synth --export-video`` into it)."""
+    return cache_root() / "video_clips"
+
+
+def exported_clips() -> dict[str, dict[str, Any]]:
+    """Video path -> its sidecar (onset, apex, label, cropped...) for every exported synthetic clip."""
+    folder = video_clips_dir()
+    out: dict[str, dict[str, Any]] = {}
+    if not folder.is_dir():
+        return out
+    for side in sorted(folder.glob("*.json")):
+        try:
+            meta = json.loads(side.read_text())
+            video = folder / str(meta["video"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if video.is_file() and video.parent == folder:
+            out[str(video)] = meta
+    return out
+
+
+def clip_analysis(path: str, run_id: str, onset: int | None = None, apex: int | None = None,
+                  cropped: bool = False) -> Any:
+    """mer_core.explain.predict.ClipAnalysis of a clip with a run (cached per file, run and frames)."""
+    stamp = Path(path).stat().st_mtime_ns if Path(path).exists() else 0
+    return _clip_analysis(str(store_path()), path, stamp, run_id, onset, apex, cropped)
+
+
+@st.cache_resource(ttl=600, show_spinner=False, max_entries=4)
+def _predictor(path: str, run_id: str) -> Any:
+    from mer_core.explain.predict import RunPredictor
+
+    with RunStore(path) as store:
+        return RunPredictor(run_id, store)
+
+
+@st.cache_data(ttl=600, show_spinner="decoding, spotting and predicting…", max_entries=16)
+def _clip_analysis(store: str, path: str, stamp: int, run_id: str, onset: int | None, apex: int | None,
+                   cropped: bool) -> Any:
+    from mer_core.explain.predict import analyse_clip
+
+    return analyse_clip(path, run_id, onset=onset, apex=apex, cropped=cropped, predictor=_predictor(store, run_id))
+
+
+def clip_overlay(path: str, run_id: str, onset: int | None, apex: int | None, cropped: bool,
+                 method: str) -> dict[str, Any]:
+    """Attribution (averaged over fold models) and attention maps of an analysed clip: {'heat', 'attention'}."""
+    return _clip_overlay(str(store_path()), path, run_id, onset, apex, cropped, method)
+
+
+@st.cache_data(ttl=600, show_spinner="explaining…", max_entries=16)
+def _clip_overlay(store: str, path: str, run_id: str, onset: int | None, apex: int | None, cropped: bool,
+                  method: str) -> dict[str, Any]:
+    a = clip_analysis(path, run_id, onset, apex, cropped)
+    pred = _predictor(store, run_id)
+    return {"heat": pred.attribution(a.x, a.classes.index(a.predicted), method), "attention": pred.attention(a.x)}

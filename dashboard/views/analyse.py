@@ -1,0 +1,141 @@
+"""Analyse a clip: upload a video (or pick an exported synthetic clip), spot, predict, explain, warn."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from dashboard import plots, plots_analyse, reads_analyse as reads, widgets, writes
+from mer_core.errors import MerError
+
+KEY_UPLOAD = "analyse_upload"  # session state: {'id': uploader file id, 'path': stored file, 'name': user's name}
+KEY_SOURCE = "analyse_source"
+KEY_FRAMES = "analyse_frames"
+KEY_METHOD = "analyse_method"
+SOURCES = ("Upload a clip", "An exported synthetic clip")
+METHODS = ("saliency", "integrated_gradients", "gradcam")
+
+
+def _uploaded() -> tuple[str, str, bool] | None:
+    """(stored path, shown name, cropped) of the uploaded clip, stored once per upload."""
+    up = st.file_uploader("video (mp4, avi, mov, webm) or a zip of frames", type=["mp4", "avi", "mov", "webm", "zip"])
+    if up is None:
+        return None
+    held = st.session_state.get(KEY_UPLOAD)
+    if not held or held["id"] != up.file_id or not Path(held["path"]).exists():
+        try:
+            path = writes.save_upload(up.name, up.getvalue())
+        except MerError as exc:
+            st.error(widgets.plain(exc), icon=":material/error:")
+            return None
+        held = {"id": up.file_id, "path": str(path), "name": up.name}
+        st.session_state[KEY_UPLOAD] = held
+    return held["path"], held["name"], False
+
+
+def _exported() -> tuple[str, str, bool] | None:
+    clips = reads.exported_clips()
+    if not clips:
+        st.info("No exported synthetic clips yet. Write a few here, or run "
+                "`mer synth --export-video cache/video_clips`.")
+        if st.button("Write 6 synthetic clips"):
+            try:
+                writes.export_synthetic_clips(6)
+            except (MerError, OSError) as exc:
+                st.error(widgets.plain(exc))
+                return None
+            st.rerun()
+        return None
+    labels = {p: f"{m['subject']} {m['clip']} ({m['label']}; true onset {m['onset']}, apex {m['apex']})"
+              for p, m in clips.items()}
+    path = st.selectbox("clip", list(clips), format_func=labels.get)
+    return path, labels[path], bool(clips[path].get("cropped", False))
+
+
+def _frames_control(spotted, key: str) -> tuple[int | None, int | None]:
+    """A range slider over the analysed frames to move onset and apex; returns overrides (or None, None)."""
+    n = len(spotted.spotting.curve)
+    auto = (spotted.spotting.onset, spotted.spotting.apex)
+    value = st.slider("move onset and apex (frames of the analysed window)", 0, n - 1, auto, key=key)
+    if tuple(value) == auto or value[0] >= value[1]:
+        return None, None
+    return int(value[0]), int(value[1])
+
+
+def _show_motion(a) -> None:
+    s = a.spotting
+    start = a.clip.window[0]
+    st.markdown(f"**Spotted frames** ({widgets.plain(s.method)}): :blue[onset {s.onset + start}], "
+                f":red[apex {s.apex + start}], :violet[offset {s.offset + start}] of the file")
+    widgets.chart(plots_analyse.motion_curve(s.curve, {"onset": s.onset, "apex": s.apex, "offset": s.offset},
+                                             start=start, fps=a.clip.fps), key="analyse_curve")
+
+
+def _show_maps(a) -> None:
+    from mer_core.preprocess.flow import flow_to_rgb
+
+    m = a.maps
+    cols = st.columns(4)
+    cols[0].image(np.clip(m["onset"], 0, 1), caption="onset (face crop)", width="stretch")
+    cols[1].image(np.clip(m["apex"], 0, 1), caption="apex", width="stretch")
+    if "u_px" in m:
+        cols[2].image(flow_to_rgb(m["u_px"], m["v_px"]), caption="optical flow (hue = direction)", width="stretch")
+    if "strain" in m:
+        cols[3].image(plots.heat_rgb(m["strain"]), caption="optical strain", width="stretch")
+    clip, mag = m.get("clip"), m.get("magnified_clip")
+    if clip is not None and mag is not None and len(clip) > 1:
+        i = st.slider("frame of the clip (onset to offset)", 0, len(clip) - 1, int(a.spotting.apex - a.spotting.onset),
+                      key="analyse_clip_frame")
+        c1, c2 = st.columns(2)
+        c1.image(np.clip(clip[i], 0, 1), caption=f"frame {i} from the onset", width="stretch")
+        c2.image(np.clip(mag[i], 0, 1), caption="magnified (Eulerian video magnification)", width="stretch")
+
+
+def _show_prediction(a, source: tuple[str, str, bool], overrides: tuple[int | None, int | None]) -> None:
+    st.subheader(f"Prediction: {widgets.plain(a.predicted)}")
+    st.caption(widgets.plain(a.model_note))
+    widgets.chart(plots.probability_bars(a.probs, a.classes, pred=None), key="analyse_probs")
+    method = st.selectbox("attribution method", METHODS, key=KEY_METHOD)
+    try:
+        maps = reads.clip_overlay(source[0], a.run_id, overrides[0], overrides[1], source[2], method)
+    except MerError as exc:
+        st.error(widgets.plain(exc))
+        return
+    cols = st.columns(2)
+    cols[0].image(plots.overlay_image(a.maps.get("apex"), maps["heat"]), caption=f"{method} (mean over fold models)")
+    if maps["attention"] is not None:
+        cols[1].image(plots.overlay_image(a.maps.get("apex"), maps["attention"]), caption="the model's own attention")
+
+
+def render() -> None:
+    st.title("Analyse a clip")
+    st.info(widgets.plain(_transfer()), icon=":material/info:")
+    run_id = widgets.pick_run("then come back to analyse a clip with it.")
+    if not run_id:
+        return
+    choice = st.radio("clip", SOURCES, horizontal=True, key=KEY_SOURCE, label_visibility="collapsed")
+    source = _uploaded() if choice == SOURCES[0] else _exported()
+    if source is None:
+        return
+    try:
+        spotted = reads.clip_analysis(source[0], run_id, cropped=source[2])
+        overrides = _frames_control(spotted, f"{KEY_FRAMES}_{abs(hash((source[0], run_id)))}")
+        a = reads.clip_analysis(source[0], run_id, *overrides, cropped=source[2]) if overrides[0] is not None else spotted
+    except MerError as exc:
+        st.error(widgets.plain(f"{source[1]}: {exc}"), icon=":material/error:")
+        return
+    for w in a.warnings:
+        st.warning(widgets.plain(w), icon=":material/warning:")
+    for note in a.notes:
+        st.caption(widgets.plain(note))
+    _show_motion(a)
+    _show_maps(a)
+    _show_prediction(a, source, overrides)
+    st.caption(f"decode + spot + preprocess + predict: {a.seconds['total']:.2f} s")
+
+
+def _transfer() -> str:
+    from mer_core.explain.predict import TRANSFER_NOTE
+
+    return TRANSFER_NOTE

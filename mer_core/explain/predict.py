@@ -1,0 +1,261 @@
+"""Analyse a clip of one's own with a stored run: spot, preprocess as the run did, predict, explain, warn.
+
+:func:`analyse_clip` takes a video (or a zip/folder of frames) and a run id:
+
+1. decode it, bounded (:mod:`mer_core.preprocess.video`: downscale, window);
+2. find the face on the first frame (Haar detection and eye-line alignment;
+   a centre crop, said so, when none is found) and spot onset, apex and
+   offset on a motion curve (:mod:`mer_core.preprocess.spotting`), unless
+   the user gives them;
+3. build the model input with the run's *own* preprocessing: the channels,
+   input size and options stored in the run's config go through
+   :func:`mer_core.preprocess.sample.compute_maps`, the function training used;
+4. predict with the ensemble of the run's fold models (mean of their
+   probabilities). Each fold model never saw its own test subject, but a new
+   person was seen by none of them: the ensemble is no more "honest" on this
+   clip than any one fold, and it was never evaluated on people like this one;
+5. explain with the same attribution code as the Explain page (maps averaged
+   over the fold models) and the model's own attention when it has one;
+6. compare the clip with the run's training inputs (:func:`ood_checks`):
+   flow magnitude far outside their range, no face found, a frame rate far
+   from theirs. Each finding is a warning for the person, not a verdict.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mer_core.errors import MerError
+from mer_core.explain.attention import has_attention, model_attention
+from mer_core.explain.attributions import METHODS, explain
+from mer_core.explain.runs import load_fold_model
+from mer_core.preprocess import face as face_mod
+from mer_core.preprocess.channels import FLOW_SCALE
+from mer_core.preprocess.sample import SampleError, compute_maps
+from mer_core.preprocess.spotting import Spotting, spot
+from mer_core.preprocess.video import ClipError, ClipLimits, DecodedClip, decode_clip
+from mer_core.store.db import RunStore
+from mer_core.store.folders import load_array, read_table, run_folder
+
+TRANSFER_NOTE = ("A model trained on lab recordings of a few dozen people may not transfer to this clip: other "
+                 "faces, cameras, lighting and frame rates than it learned from.")
+ENSEMBLE_NOTE = ("Mean of the probabilities of the run's {k} fold models. Each fold model never saw its own test "
+                 "subject, but a new person was seen by none of them, and this ensemble was never evaluated.")
+FLOW_FAR = 2.0  # a flow magnitude beyond FLOW_FAR x the training's 99th percentile (or under its 1st / FLOW_FAR)
+FPS_FAR = 2.0  # a frame rate more than FPS_FAR times off the training data's
+
+
+@dataclass
+class ClipAnalysis:
+    """Everything the CLI and the page show for one clip."""
+
+    run_id: str
+    classes: list[str]
+    probs: list[float]  # ensemble mean
+    fold_probs: list[list[float]]
+    predicted: str
+    spotting: Spotting
+    clip: DecodedClip
+    face: str  # detected | centre-fallback | precropped
+    fps_used: float
+    x: np.ndarray  # the model input (C, H, W)
+    channels: list[str]
+    maps: dict[str, np.ndarray]  # onset/apex/flow/strain/clip/magnified_clip at the input size
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    model_note: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data for ``--json`` (no arrays but the motion curve)."""
+        a, b = self.clip.window
+        return {"run": self.run_id, "classes": self.classes, "probabilities": dict(zip(self.classes, self.probs)),
+                "predicted": self.predicted, "fold_probabilities": self.fold_probs,
+                "spotting": {**self.spotting.as_dict(), "window": [a, b],
+                             "in_file": {k: getattr(self.spotting, k) + a for k in ("onset", "apex", "offset")}},
+                "face": self.face, "fps": self.clip.fps, "fps_used": self.fps_used, "frames": self.clip.total_frames,
+                "warnings": self.warnings, "notes": self.notes, "model": self.model_note,
+                "transfer": TRANSFER_NOTE, "seconds": self.seconds}
+
+
+class RunPredictor:
+    """A stored run's fold models, preprocessing and training statistics, loaded once."""
+
+    def __init__(self, run_id: str, store: RunStore | None = None) -> None:
+        from mer_core.config import ExperimentConfig
+        from mer_core.training.engine import resolve_model_config
+
+        own = store is None
+        store = store or RunStore()
+        try:
+            self.run = store.get_run(run_id)
+            folds = store.folds(run_id)
+        finally:
+            if own:
+                store.close()
+        self.run_id = run_id
+        self.classes = list(self.run["classes"])
+        self.config = ExperimentConfig.from_json(self.run["config_json"])
+        mcfg = resolve_model_config(self.config, len(self.classes))
+        self.channels, self.size = list(mcfg.channels), int(mcfg.input_size)
+        self.folder = run_folder(run_id, create=False)
+        done = folds[folds["checkpoint"].astype(str) != ""]
+        if done.empty:
+            raise MerError(f"run {run_id} has no fold checkpoints (run without keep_checkpoints, or unfinished); "
+                           "it cannot predict a new clip")
+        cfg_hash = str(self.run.get("config_hash") or "") or None
+        self.models = []
+        for f in done.itertuples():
+            path = Path(str(f.checkpoint))
+            path = path if path.is_absolute() else self.folder / path
+            self.models.append(load_fold_model(path, model=str(self.run["model"]), fold=int(f.fold_index),
+                                               config_hash=cfg_hash))
+        self.train = training_stats(self.folder, self.channels)
+
+    def predict(self, x: np.ndarray) -> tuple[list[float], list[list[float]]]:
+        batch = torch.as_tensor(x[None], dtype=torch.float32)
+        with torch.no_grad():
+            per = [torch.softmax(m(batch), dim=1)[0].tolist() for m in self.models]
+        return [float(v) for v in np.mean(per, axis=0)], per
+
+    def attribution(self, x: np.ndarray, target: int, method: str = "saliency", **options: Any) -> np.ndarray:
+        """The combined attribution map (H, W), averaged over the fold models."""
+        if method not in METHODS:
+            raise MerError(f"unknown attribution method {method!r}; valid methods: {', '.join(METHODS)}")
+        maps = [explain(m, x, target, method, **options).combined for m in self.models]
+        return np.mean(maps, axis=0).astype(np.float32)
+
+    def attention(self, x: np.ndarray) -> np.ndarray | None:
+        """The models' own attention (aggregate map, averaged over folds), or None."""
+        if not has_attention(self.models[0]):
+            return None
+        maps = []
+        for m in self.models:
+            att = model_attention(m, x)
+            maps.append(att.maps[att.aggregate])
+        return np.mean(maps, axis=0).astype(np.float32)
+
+
+def training_stats(folder: Path, channels: list[str]) -> dict[str, Any]:
+    """Per-sample mean flow magnitude (pixels at input size) percentiles and the frame rate of the training data."""
+    out: dict[str, Any] = {"flow": None, "fps": None}
+    try:
+        table = read_table(folder)
+        if "fps" in table:
+            fps = table["fps"].astype(float)
+            fps = fps[fps > 0]
+            out["fps"] = float(fps.median()) if len(fps) else None
+        if "flow_u" in channels and "flow_v" in channels and (folder / "inputs.npy").exists():
+            x = load_array(folder / "inputs.npy", mmap=True)
+            iu, iv = channels.index("flow_u"), channels.index("flow_v")
+            mags = [flow_magnitude(np.asarray(s[iu]), np.asarray(s[iv])) for s in x]
+            mags = [m for m in mags if m > 0]  # failed samples are zeros
+            if mags:
+                out["flow"] = {"p1": float(np.percentile(mags, 1)), "p50": float(np.median(mags)),
+                               "p99": float(np.percentile(mags, 99)), "n": len(mags)}
+    except (OSError, ValueError, KeyError, MerError):
+        pass  # a run folder without a table or inputs: no statistics, no warning from them
+    return out
+
+
+def flow_magnitude(flow_u: np.ndarray, flow_v: np.ndarray) -> float:
+    """Mean flow magnitude in pixels at input size, from normalised channels."""
+    return float(np.sqrt(flow_u.astype(np.float32) ** 2 + flow_v.astype(np.float32) ** 2).mean() * FLOW_SCALE)
+
+
+def ood_checks(x: np.ndarray, channels: list[str], face: str, fps: float | None, train: dict[str, Any]) -> list[str]:
+    """Warnings where the clip looks unlike the run's training data (see the module docstring)."""
+    warn = []
+    if face == "centre-fallback":
+        warn.append("No face was found: the centre of the frame was used instead. The model only ever saw faces "
+                    "cropped around the eyes, nose and mouth.")
+    flow = train.get("flow")
+    if flow and "flow_u" in channels and "flow_v" in channels:
+        m = flow_magnitude(x[channels.index("flow_u")], x[channels.index("flow_v")])
+        if m > FLOW_FAR * flow["p99"]:
+            warn.append(f"The clip moves much more than the training clips: mean flow {m:.2f} px against "
+                        f"{flow['p1']:.2f}-{flow['p99']:.2f} px (1st-99th percentile of {flow['n']} training inputs); "
+                        "this looks like a large movement, not a micro-expression.")
+        elif m < flow["p1"] / FLOW_FAR:
+            warn.append(f"The clip barely moves: mean flow {m:.3f} px, under the training clips' 1st percentile "
+                        f"{flow['p1']:.3f} px; the prediction is close to a guess.")
+    tfps = train.get("fps")
+    if fps is None:
+        warn.append("The file does not declare a frame rate; " + (f"the training data's {tfps:g} fps was assumed."
+                                                                   if tfps else "30 fps was assumed."))
+    elif tfps and not 1 / FPS_FAR <= fps / tfps <= FPS_FAR:
+        warn.append(f"The clip runs at {fps:g} fps; the training clips at {tfps:g} fps. Motions between onset and "
+                    "apex span other numbers of frames than the model learned from.")
+    return warn
+
+
+def _crop_for(clip: DecodedClip, cropped: bool, enabled: bool) -> face_mod.FaceCrop:
+    return face_mod.find_crop(clip.frames[0], cropped=cropped, enabled=enabled)
+
+
+def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, apex: int | None = None,
+                 offset: int | None = None, cropped: bool = False, limits: ClipLimits | None = None,
+                 predictor: RunPredictor | None = None, store: RunStore | None = None) -> ClipAnalysis:
+    """Decode, spot, preprocess as the run did, predict (see the module docstring).
+
+    Frames (onset/apex/offset) are relative to the analysed window (the whole
+    clip unless it is longer than ``limits.max_frames``). ``cropped``: the
+    frames are already face crops (the exported synthetic clips), as in the
+    run's own data: no detection.
+    """
+    t0 = time.perf_counter()
+    clip = decode_clip(path, limits)
+    t1 = time.perf_counter()
+    pred = predictor or RunPredictor(run_id, store)
+    opt = pred.config.preprocess
+    crop = _crop_for(clip, cropped, opt.face_crop)
+    crops = [face_mod.apply_crop(f, crop, 64) for f in clip.frames]
+    try:
+        spotted = spot(crops, onset=onset, apex=apex, offset=offset)
+    except ValueError as exc:
+        raise ClipError(f"{Path(path).name}: {exc}") from None
+    t2 = time.perf_counter()
+    row = {"sample_id": Path(path).name, "frames": clip.frames, "onset": spotted.onset, "apex": spotted.apex,
+           "offset": spotted.offset, "cropped": cropped}
+    try:
+        maps, info = compute_maps(row, tuple(pred.channels), pred.size, opt, keep_clip=True)
+    except SampleError as exc:
+        raise ClipError(str(exc)) from None
+    x = np.stack([maps[c] for c in pred.channels]).astype(np.float32)
+    t3 = time.perf_counter()
+    probs, per = pred.predict(x)
+    t4 = time.perf_counter()
+    train_fps = pred.train.get("fps")
+    fps_used = clip.fps or train_fps or 30.0
+    notes = list(clip.notes)
+    if info["face"] == "centre-fallback":
+        notes.append("no face found on the first frame: a centre crop was used")
+    return ClipAnalysis(
+        run_id=run_id, classes=pred.classes, probs=probs, fold_probs=per,
+        predicted=pred.classes[int(np.argmax(probs))], spotting=spotted, clip=clip, face=str(info["face"]),
+        fps_used=float(fps_used), x=x, channels=pred.channels,
+        maps={k: maps[k] for k in ("onset", "apex", "u_px", "v_px", "strain", "clip", "magnified_clip") if k in maps},
+        warnings=ood_checks(x, pred.channels, str(info["face"]), clip.fps, pred.train), notes=notes,
+        model_note=ENSEMBLE_NOTE.format(k=len(pred.models)),
+        seconds={"decode": round(t1 - t0, 3), "spot": round(t2 - t1, 3), "preprocess": round(t3 - t2, 3),
+                 "predict": round(t4 - t3, 3), "total": round(t4 - t0, 3)},
+    )
+
+
+def overlay_rgb(face: np.ndarray | None, heat: np.ndarray, size: int = 256, opacity: float = 0.5) -> np.ndarray:
+    """A heat map blended on a grey face, RGB uint8 (size, size, 3), for files written by ``mer predict``."""
+    import cv2
+
+    h = np.clip(np.asarray(heat, np.float32), 0, None)
+    top = float(np.percentile(h, 99.5)) or float(h.max()) or 1.0
+    g = cv2.resize((np.clip(h / top, 0, 1) * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.cvtColor(cv2.applyColorMap(g, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB).astype(np.float32)
+    base = np.zeros((size, size, 3), np.float32) if face is None else np.repeat(
+        cv2.resize(np.clip(face, 0, 1).astype(np.float32), (size, size))[..., None] * 255.0, 3, axis=2)
+    alpha = opacity * (g.astype(np.float32) / 255.0)[..., None]
+    return np.clip(base * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)

@@ -1,0 +1,99 @@
+"""The Analyse a clip page (issue 19) via AppTest: an uploaded video, an exported clip, bad uploads, storage."""
+from __future__ import annotations
+
+import os
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from apptest_helpers import page_app
+from mer_core.config import ExperimentConfig
+from mer_core.datasets.synthetic import SynthOptions
+from mer_core.datasets.synthetic.video_export import export_videos
+from mer_core.errors import MerError
+from mer_core.training.engine import run_experiment
+
+OPTS = dict(subjects=3, clips_per_subject=3, size=64, frames=16)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("analyse_cache")
+    old = os.environ.get("MER_CACHE")
+    os.environ["MER_CACHE"] = str(root)
+    try:
+        cfg = ExperimentConfig.from_dict(dict(dataset="synthetic", dataset_options=OPTS, model="baseline", epochs=1,
+                                              batch_size=8, executor="sequential"))
+        rid = run_experiment(cfg)
+        metas = export_videos(root / "video_clips", SynthOptions(**OPTS), clips=2, fmt="mp4")
+    finally:
+        if old is None:
+            os.environ.pop("MER_CACHE", None)
+        else:
+            os.environ["MER_CACHE"] = old
+    return {"root": root, "run": rid, "metas": metas}
+
+
+@pytest.fixture
+def env(tiny, monkeypatch):
+    monkeypatch.setenv("MER_CACHE", str(tiny["root"]))
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return tiny
+
+
+def _texts(at) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "subheader", "title")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_page_analyses_an_uploaded_video(env):
+    video = env["root"] / "video_clips" / env["metas"][0]["video"]
+    at = page_app("analyse", run=env["run"])
+    assert not at.exception
+    assert "few dozen people" in _texts(at)
+    at.file_uploader[0].set_value(("my clip.mp4", video.read_bytes(), "video/mp4")).run()
+    assert not at.exception, at.exception
+    text = _texts(at)
+    assert "Prediction" in text and "Spotted frames" in text and "never saw its own test subject" in text
+    stored = list((env["root"] / "uploads").iterdir())
+    assert len(stored) == 1 and stored[0].suffix == ".mp4" and "my clip" not in stored[0].name
+    # moving the frames with the slider re-analyses with the given onset and apex
+    at.slider[0].set_value((1, 5)).run()
+    assert not at.exception
+    assert "apex 5" in _texts(at).replace("\\", "")
+
+
+def test_page_shows_a_bad_upload_as_a_message(env):
+    at = page_app("analyse", run=env["run"])
+    at.file_uploader[0].set_value(("holiday.mp4", b"definitely not a video" * 40, "video/mp4")).run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "not a video" in errors.replace("\\", "")
+    assert not at.subheader  # no prediction
+
+
+def test_page_lists_exported_synthetic_clips(env):
+    at = page_app("analyse", run=env["run"])
+    at.radio[0].set_value("An exported synthetic clip").run()
+    assert not at.exception
+    assert "precropped" not in _texts(at)  # the face mode is not shouted; the clip is analysed
+    assert any("Prediction" in s.value for s in at.subheader)
+
+
+def test_uploads_get_generated_names_and_expire(env, monkeypatch):
+    from dashboard import writes
+
+    path = writes.save_upload("../../etc/passwd.mp4", b"x" * 10)
+    assert path.parent == env["root"] / "uploads" and path.name.endswith(".mp4") and "passwd" not in path.name
+    with pytest.raises(MerError, match="expected a video"):
+        writes.save_upload("clip.exe", b"x")
+    with pytest.raises(MerError, match="empty"):
+        writes.save_upload("clip.mp4", b"")
+    monkeypatch.setenv(writes.UPLOAD_TTL_ENV, "1")
+    assert writes.prune_uploads(now=time.time() + 120) >= 1 and not path.exists()

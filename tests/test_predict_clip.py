@@ -1,0 +1,245 @@
+"""Analyse a clip of one's own (issue 19): decode, crop, spot, preprocess as the run did, predict, warn.
+
+Videos are written by the tests with cv2.VideoWriter from synthetic clips; a
+tiny stored run (baseline, 3 subjects) is trained once for the module.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mer_core.cli import main
+from mer_core.config import ExperimentConfig
+from mer_core.datasets.synthetic import SynthOptions, plan_dataset
+from mer_core.datasets.synthetic.video_export import export_videos, write_video
+from mer_core.explain.predict import TRANSFER_NOTE, RunPredictor, analyse_clip
+from mer_core.preprocess.video import ClipError, ClipLimits, decode_clip
+from mer_core.store.folders import load_array, read_table, run_folder
+from mer_core.training.engine import run_experiment
+
+OPTS = dict(subjects=3, clips_per_subject=3, size=64, frames=16)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A stored run trained on a tiny synthetic set, and that set's clips exported as videos."""
+    root = tmp_path_factory.mktemp("predict_cache")
+    old = os.environ.get("MER_CACHE")
+    os.environ["MER_CACHE"] = str(root)
+    try:
+        cfg = ExperimentConfig.from_dict(dict(dataset="synthetic", dataset_options=OPTS, model="baseline", epochs=1,
+                                              batch_size=8, executor="sequential"))
+        rid = run_experiment(cfg)
+        videos = root / "videos"
+        metas = export_videos(videos, SynthOptions(**OPTS), clips=4, fmt="avi")
+    finally:
+        if old is None:
+            os.environ.pop("MER_CACHE", None)
+        else:
+            os.environ["MER_CACHE"] = old
+    return {"root": str(root), "run": rid, "videos": videos, "metas": metas}
+
+
+@pytest.fixture
+def env(tiny, monkeypatch):
+    monkeypatch.setenv("MER_CACHE", tiny["root"])
+    return tiny
+
+
+def _moving_frames(n: int = 12, size: int = 64, apex: int = 6, seed: int = 0) -> np.ndarray:
+    """Textured noise whose centre patch shifts by up to 2 px at ``apex`` and back."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur((rng.random((size, size)) * 200 + 30).astype(np.float32), (3, 3), 0)
+    out = []
+    for t in range(n):
+        amp = 2.0 * max(0.0, 1 - abs(t - apex) / apex)
+        moved = cv2.warpAffine(base, np.float32([[1, 0, amp], [0, 1, 0]]), (size, size), borderMode=cv2.BORDER_REFLECT)
+        img = base.copy()
+        c = slice(size // 4, 3 * size // 4)
+        img[c, c] = moved[c, c]
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def test_an_exported_video_goes_through_decode_crop_spot_flow_and_prediction(env):
+    meta = env["metas"][0]
+    path = env["videos"] / meta["video"]
+    a = analyse_clip(path, env["run"], cropped=True)
+    assert a.clip.total_frames == meta["frames"] and a.clip.fps == pytest.approx(100.0)
+    assert a.face == "precropped"
+    assert abs(a.spotting.apex - meta["apex"]) <= 3
+    assert a.spotting.onset < a.spotting.apex <= a.spotting.offset
+    assert len(a.probs) == len(a.classes) == 3 and sum(a.probs) == pytest.approx(1.0, abs=1e-5)
+    assert len(a.fold_probs) == 3 and np.allclose(np.mean(a.fold_probs, axis=0), a.probs)
+    assert a.x.shape == (len(a.channels),) + a.x.shape[1:] and a.maps["u_px"].shape == a.x.shape[1:]
+    assert "never saw its own test subject" in a.model_note and "few dozen people" in TRANSFER_NOTE
+
+
+def test_the_clip_is_preprocessed_exactly_as_the_run_preprocessed_its_data(env, tmp_path):
+    """A lossless clip (zip of the run's own frames) with the annotated frames gives the run's stored input."""
+    folder = run_folder(env["run"], create=False)
+    table = read_table(folder)
+    row = table.iloc[1]
+    path = tmp_path / "same.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, f in enumerate(row["frames"]):
+            zf.write(f, f"frame{i:03d}.png")
+    a = analyse_clip(path, env["run"], onset=int(row["onset"]), apex=int(row["apex"]), offset=int(row["offset"]),
+                     cropped=True)
+    stored = load_array(folder / "inputs.npy")[1]
+    assert a.channels == RunPredictor(env["run"]).channels
+    np.testing.assert_allclose(a.x, stored, atol=1e-5)
+
+
+def test_spotted_apex_lands_near_the_generators_apex_on_synthetic_clips(env):
+    errors = []
+    for meta in env["metas"]:
+        a = analyse_clip(env["videos"] / meta["video"], env["run"], cropped=True)
+        errors.append(abs(a.spotting.apex - meta["apex"]))
+    assert np.median(errors) <= 3, errors
+
+
+def test_given_onset_and_apex_are_used(env):
+    meta = env["metas"][0]
+    a = analyse_clip(env["videos"] / meta["video"], env["run"], onset=1, apex=5, cropped=True)
+    assert (a.spotting.onset, a.spotting.apex) == (1, 5) and a.spotting.given == ("onset", "apex")
+    with pytest.raises(ClipError, match="apex=99 is outside"):
+        analyse_clip(env["videos"] / meta["video"], env["run"], apex=99, cropped=True)
+
+
+# --- bad uploads ------------------------------------------------------------------------------
+def test_not_a_video(env, tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video\n" * 50)
+    with pytest.raises(ClipError, match="notes.mp4: not a video"):
+        decode_clip(bad)
+
+
+def test_zero_frames(env, tmp_path):
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    with pytest.raises(ClipError, match="empty"):
+        decode_clip(empty)
+    nothing = tmp_path / "nothing.zip"
+    with zipfile.ZipFile(nothing, "w") as zf:
+        zf.writestr("readme.txt", "no frames here")
+    with pytest.raises(ClipError, match="no frames"):
+        decode_clip(nothing)
+    header_only = tmp_path / "header.avi"
+    writer = cv2.VideoWriter(str(header_only), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 64))
+    writer.release()
+    with pytest.raises(ClipError, match="no frames|not a video|empty"):
+        decode_clip(header_only)
+
+
+def test_one_frame(env, tmp_path):
+    one = write_video(tmp_path / "one.avi", _moving_frames()[:1], 30.0)
+    with pytest.raises(ClipError, match="1 frame; a micro-expression needs"):
+        decode_clip(one)
+
+
+def test_truncated_files(env, tmp_path):
+    full = write_video(tmp_path / "full.avi", _moving_frames(40), 30.0)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    clip = decode_clip(cut)
+    assert clip.truncated and 3 <= clip.total_frames < 40
+    assert any("truncated" in n for n in clip.notes)
+    mp4 = write_video(tmp_path / "full.mp4", _moving_frames(40), 30.0)
+    cut4 = tmp_path / "cut.mp4"
+    cut4.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 2])
+    with pytest.raises(ClipError, match="damaged or cut short"):
+        decode_clip(cut4)
+
+
+def test_no_face_found_falls_back_to_a_centre_crop_with_a_warning(env, tmp_path):
+    clip = write_video(tmp_path / "noface.avi", _moving_frames(12, 96), 30.0)
+    a = analyse_clip(clip, env["run"])
+    assert a.face == "centre-fallback"
+    assert any("No face was found" in w for w in a.warnings)
+    assert any("centre crop" in n for n in a.notes)
+
+
+def test_huge_resolution_is_downscaled_on_decode(env, tmp_path):
+    frames = np.stack([cv2.resize(f, (2400, 1800), interpolation=cv2.INTER_NEAREST) for f in _moving_frames(4)])
+    big = write_video(tmp_path / "big.avi", frames, 30.0)
+    del frames
+    clip = decode_clip(big, ClipLimits(max_side=320))
+    assert clip.original_size == (2400, 1800) and max(clip.frames[0].shape) == 320
+    assert any("downscaled" in n for n in clip.notes)
+
+
+def test_a_long_clip_is_analysed_in_a_window_around_its_motion(env, tmp_path):
+    still = np.repeat(_moving_frames(1), 50, axis=0)
+    frames = np.concatenate([still, _moving_frames(12), still])  # motion at frames 50..61
+    long = write_video(tmp_path / "long.avi", frames, 30.0)
+    clip = decode_clip(long, ClipLimits(max_frames=24))
+    assert clip.total_frames == 112 and len(clip.frames) == 24 and clip.windowed
+    assert clip.window[0] <= 52 and clip.window[1] >= 60
+    assert any("only frames" in n for n in clip.notes)
+
+
+def test_undeclared_frame_rate_is_said(env, tmp_path):
+    path = tmp_path / "frames.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, f in enumerate(_moving_frames(10)):
+            zf.writestr(f"img{i}.png", cv2.imencode(".png", f)[1].tobytes())
+    a = analyse_clip(path, env["run"], cropped=True)
+    assert a.clip.fps is None and a.clip.source == "zip" and a.clip.total_frames == 10
+    assert any("does not declare a frame rate" in w and "100 fps was assumed" in w for w in a.warnings)
+    assert a.fps_used == pytest.approx(100.0)
+
+
+def test_far_frame_rate_and_large_motion_are_warned(env, tmp_path):
+    frames = _moving_frames(12)
+    frames = np.stack([cv2.warpAffine(f, np.float32([[1, 0, 3 * (t > 6)], [0, 1, 0]]), (64, 64))
+                       for t, f in enumerate(frames)])
+    clip = write_video(tmp_path / "slow.avi", frames, 10.0)
+    a = analyse_clip(clip, env["run"], cropped=True)
+    assert any("10 fps; the training clips at 100 fps" in w for w in a.warnings)
+
+
+# --- CLI --------------------------------------------------------------------------------------
+def test_cli_predict_prints_frames_and_probabilities_and_writes_overlays(env, tmp_path, capsys):
+    meta = env["metas"][0]
+    video = env["videos"] / meta["video"]
+    assert main(["predict", "--run", env["run"], str(video), "--json", "--out", str(tmp_path / "o")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["probabilities"]) == {"negative", "positive", "surprise"}
+    assert out["face"] == "precropped"  # the sidecar JSON says the frames are crops
+    assert {"onset", "apex", "offset"} <= set(out["spotting"])
+    for name in ("flow", "strain", "apex", "overlay_saliency", "motion"):
+        assert Path(out["files"][name]).is_file()
+    assert main(["predict", "--run", env["run"], str(video), "--apex", "4", "--onset", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "onset 1, apex 4" in text and "predicted:" in text and "few dozen people" in text
+
+
+def test_cli_predict_bad_clip_is_one_line(env, tmp_path, capsys):
+    bad = tmp_path / "x.webm"
+    bad.write_bytes(b"\x00" * 100)
+    assert main(["predict", "--run", env["run"], str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mer predict: error: x.webm: not a video") and err.count("\n") == 1
+    assert main(["predict", "--run", "ghost", str(bad)]) == 2
+
+
+def test_synth_export_video_writes_clips_with_their_ground_truth(tmp_path, capsys):
+    out = tmp_path / "v"
+    assert main(["synth", "--export-video", str(out), "--clips", "2", "--size", "64", "--frames", "12",
+                 "--subjects", "2", "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)["clips"]
+    plans = plan_dataset(SynthOptions(size=64, frames=12, subjects=2))
+    for meta, plan in zip(written, plans):
+        side = json.loads((out / meta["video"]).with_suffix(".json").read_text())
+        assert (side["onset"], side["apex"], side["offset"]) == (plan.onset, plan.apex, plan.offset)
+        assert side["cropped"] is True and side["label"] == plan.label
+        clip = decode_clip(out / meta["video"])
+        assert clip.total_frames == plan.n_frames and clip.fps == pytest.approx(100.0)
