@@ -134,7 +134,8 @@ def perturbation_curves(model: nn.Module, sample: Any, attr: np.ndarray, target:
     default zeros (``fill='baseline'`` only). Returns ``fractions`` and, per
     curve, its scores (probability of ``target``) and ``<curve>_auc``; with
     ``random_reference`` also the same curves under a random pixel order
-    (``<curve>_random`` and ``<curve>_random_auc``): the chance level.
+    (``<curve>_random`` and ``<curve>_random_auc``): the chance level, which
+    does not depend on the map (:func:`random_curves` computes it once per clip).
     """
     if fill not in FILLS:
         raise MerError(f"faithfulness: fill={fill!r}; expected one of {', '.join(FILLS)}")
@@ -144,26 +145,41 @@ def perturbation_curves(model: nn.Module, sample: Any, attr: np.ndarray, target:
     attr = np.asarray(attr)
     if attr.shape != tuple(x.shape[-2:]):
         raise MerError(f"faithfulness: the map is {attr.shape} but the input is {tuple(x.shape[-2:])}")
-    model.eval()
-    fractions = np.linspace(0.0, 1.0, int(steps) + 1)
-    base = torch.zeros_like(x) if baseline is None else as_batch(baseline)
-    orders = {"": pixel_order(attr)}
+    out = _curves(model, x, baseline, pixel_order(attr), int(steps), fill, int(target), seed, "")
     if random_reference:
-        orders["_random"] = pixel_order(attr, seed=seed + 1)
+        out.update(random_curves(model, x, target, baseline=baseline, steps=steps, fill=fill, seed=seed))
+    return out
+
+
+def random_curves(model: nn.Module, sample: Any, target: int, *, baseline: Any = None, steps: int = 10,
+                  fill: str = "baseline", seed: int = 0) -> dict[str, Any]:
+    """The chance reference of :func:`perturbation_curves`: its curves under a random pixel order (``*_random``)."""
+    x = as_batch(sample)
+    order = pixel_order(np.zeros(x.shape[-2:]), seed=seed + 1)
+    return _curves(model, x, baseline, order, int(steps), fill, int(target), seed, "_random")
+
+
+def _curves(model: nn.Module, x: torch.Tensor, baseline: Any, order: np.ndarray, steps: int, fill: str,
+            target: int, seed: int, suffix: str) -> dict[str, Any]:
+    model.eval()
+    shape = tuple(x.shape[-2:])
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    masks = _masks(order, shape, fractions)
+    if fill == "baseline":
+        base = torch.zeros_like(x) if baseline is None else as_batch(baseline)
+        m = torch.as_tensor(masks[:, None], dtype=x.dtype)
+        curves = {"deletion": x * (1 - m) + base * m, "insertion": base * (1 - m) + x * m}
+    else:
+        lerf = _masks(order[::-1].copy(), shape, fractions)
+        curves = {"morf": torch.cat([road_impute(x, k, seed=seed) for k in masks]),
+                  "lerf": torch.cat([road_impute(x, k, seed=seed) for k in lerf])}
+    names = list(curves)
+    scores_all = _probabilities(model, torch.cat([curves[n] for n in names]), target)
     out: dict[str, Any] = {"fractions": fractions.tolist(), "fill": fill}
-    for suffix, order in orders.items():
-        masks = _masks(order, attr.shape, fractions)
-        if fill == "baseline":
-            m = torch.as_tensor(masks[:, None], dtype=x.dtype)
-            curves = {"deletion": x * (1 - m) + base * m, "insertion": base * (1 - m) + x * m}
-        else:
-            lerf = _masks(order[::-1].copy(), attr.shape, fractions)
-            curves = {"morf": torch.cat([road_impute(x, k, seed=seed) for k in masks]),
-                      "lerf": torch.cat([road_impute(x, k, seed=seed) for k in lerf])}
-        for name, xs in curves.items():
-            scores = _probabilities(model, xs, int(target))
-            out[name + suffix] = scores.tolist()
-            out[f"{name}{suffix}_auc"] = _area(fractions, scores)
+    for i, name in enumerate(names):
+        scores = scores_all[i * (steps + 1):(i + 1) * (steps + 1)]
+        out[name + suffix] = scores.tolist()
+        out[f"{name}{suffix}_auc"] = _area(fractions, scores)
     return out
 
 

@@ -28,12 +28,12 @@ import numpy as np
 from mer_core.errors import MerError
 from mer_core.explain.attention import model_attention
 from mer_core.explain.attributions import METHODS, explain, make_baseline
-from mer_core.explain.faithfulness import infidelity_score, perturbation_curves
+from mer_core.explain.faithfulness import infidelity_score, perturbation_curves, random_curves
 from mer_core.explain.localisation import score_map
 from mer_core.explain.runs import ATTENTION, EXPLAIN_VERSION, FAST_OPTIONS, RunExplainer, _digest
 from mer_core.explain.sanity import randomisation_check, rank_correlation
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: one random-order chance reference per clip
 FAST_METHODS = ("saliency", "gradcam", ATTENTION)
 LABELS = {"integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "gradcam": "Grad-CAM",
           "occlusion": "Occlusion", "smoothgrad": "SmoothGrad", ATTENTION: "attention"}
@@ -161,14 +161,16 @@ def clip_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention: 
 
     baseline = make_baseline(torch.as_tensor(x)[None], c.channels)[0].numpy()
     masks = ex.masks(sid) if ex.has_masks() and ex._masks_align(sid) else None
+    chance = random_curves(model, x, c.target, baseline=baseline, steps=cfg.steps, seed=cfg.seed)  # once per clip
     rows = []
     for method in methods:
         m = c.maps[method]
         row: dict[str, Any] = {"sample_id": sid, "method": method, "fold": fold, "target": c.target,
                                "empty": bool(not np.any(m > 0))}
-        curves = perturbation_curves(model, x, m, c.target, baseline=baseline, steps=cfg.steps, seed=cfg.seed)
-        row.update({k: curves[k] for k in ("deletion_auc", "insertion_auc", "deletion_random_auc",
-                                           "insertion_random_auc", "deletion", "insertion")})
+        curves = perturbation_curves(model, x, m, c.target, baseline=baseline, steps=cfg.steps, seed=cfg.seed,
+                                     random_reference=False)
+        row.update({k: curves[k] for k in ("deletion_auc", "insertion_auc", "deletion", "insertion")})
+        row.update({k: chance[k] for k in ("deletion_random_auc", "insertion_random_auc")})
         if cfg.road:
             road = perturbation_curves(model, x, m, c.target, steps=cfg.steps, fill="road", random_reference=False,
                                        seed=cfg.seed)
