@@ -193,11 +193,13 @@ def _section_training(v: dict[str, Any], slots: dict[str, Any], model: str, pres
         slots["val_subjects"], slots["patience"] = c2.empty(), c3.empty()
 
 
-def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any) -> None:
+def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any, defaults: dict[str, Any]) -> None:
     st.subheader("Preprocessing")
     c1, c2, c3 = st.columns(3)
     pre = v["preprocess"]
-    pre["flow_method"] = c1.selectbox("optical flow", FLOW_METHODS, key="ne_flow")
+    flow_default = dict(defaults.get("preprocess") or {}).get("flow_method", "dis")  # MFDAN's paper: TV-L1
+    pre["flow_method"] = c1.selectbox("optical flow", FLOW_METHODS, index=FLOW_METHODS.index(flow_default),
+                                      key=f"ne_flow_{flow_default}")
     alpha_default = float(getattr(mcfg, "evm_alpha", 10.0))
     pre["evm_alpha"] = float(c2.number_input("EVM amplification alpha", value=alpha_default, step=1.0,
                                              key=f"ne_evm_alpha_{alpha_default}"))
@@ -280,7 +282,7 @@ def render() -> None:
     _section_data(values, slots)
     model, preset, mcfg, defaults = _section_model(values, slots)
     _section_training(values, slots, model, preset, defaults)
-    _section_preprocess(values, slots, mcfg)
+    _section_preprocess(values, slots, mcfg, defaults)
     _section_execution(values, slots, model, preset, defaults)
     name = st.text_input("name (optional)", key="ne_name")
 

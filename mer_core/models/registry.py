@@ -71,6 +71,11 @@ class ModelSpec:
 PROVENANCE_KINDS = ("paper", "reference implementation", "chosen here", "tuned on synthetic seed 0")
 
 
+# A 'paper*' preset is the paper's whole recipe: it sets every one of these training fields itself (each with
+# its provenance), so nothing comes from ExperimentConfig's general defaults.
+PAPER_RECIPE_FIELDS = ("epochs", "optimizer", "lr", "batch_size", "scheduler", "weight_decay", "loss",
+                       "class_balance", "augment", "selection")
+
 _MODELS: dict[str, ModelSpec] = {}
 
 
@@ -101,6 +106,11 @@ def register_model(
         if "cpu" not in presets:
             raise ValueError(f"model {name!r} must define a 'cpu' preset")
         defaults = dict(train_defaults or {})
+        for p in (p for p in presets if p.startswith("paper")):
+            missing = [f for f in PAPER_RECIPE_FIELDS if f not in defaults.get(p, {})]
+            if missing:
+                raise ConfigError(f"model {name!r} preset {p!r}: a paper preset sets its whole recipe; "
+                                  f"train_defaults lacks {missing} (set each, with its provenance)")
         notes = {p: _expand_provenance(name, p, {**presets[p], **defaults.get(p, {})}, (provenance or {}).get(p))
                  for p in presets}
         _MODELS[name] = ModelSpec(name, config_cls, builder, dict(presets), description, defaults, notes, batchable)
