@@ -252,3 +252,16 @@ def test_per_channel_pictures_share_one_signed_scale_over_the_face():
     assert strong[5, 5, 2] > strong[5, 5, 0]  # negative = blue
     assert strong[0, 7, 0] > strong[0, 0, 0]  # zero attribution: the face (bright on the right) shows through
     assert np.array_equal(pics[0][7, :4], pics[1][7, :4])
+
+
+def test_compare_loader_pairs_the_newest_reports_of_two_runs(env):
+    from dashboard import reads
+
+    rid = env["run"]
+    with pytest.raises(MerError, match="no explanation report with occlusion"):
+        reads.compare_explain_reports(rid, rid, method="occlusion")
+    explanation_report(rid, ReportConfig(methods=("saliency", "gradcam"), max_samples=3, steps=2, road=False,
+                                         infidelity=False, sanity_samples=0))
+    out = reads.compare_explain_reports(rid, rid, measure="roc_auc", method="saliency", method_b="gradcam")
+    assert out["n_clips"] >= 1 and out["method_b"] == "gradcam"
+    assert "Grad-CAM" in out["sentence"] and "Saliency" in out["sentence"] and "p = " in out["sentence"]
