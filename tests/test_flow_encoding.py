@@ -114,3 +114,14 @@ def test_a_folder_must_hold_one_csv_and_errors_name_the_flag(tmp_path):
         read_manifest(tmp_path)
     with pytest.raises(DatasetError, match=r"--dataset-option manifest=.*not found"):
         read_manifest(tmp_path / "nope.csv")
+
+
+def test_datasets_check_takes_the_manifest_flag_as_mer_loso_does(minmax_set, tmp_path, capsys):
+    from mer_core.cli import main
+
+    assert main(["datasets", "check", "manifest", "--dataset-option", f"manifest={minmax_set.parent}"]) == 0
+    assert "usable" in capsys.readouterr().out
+    (tmp_path / "a.csv").write_text("subject,clip,label,flow_image\n")
+    (tmp_path / "b.csv").write_text("subject,clip,label,flow_image\n")
+    assert main(["datasets", "check", "manifest", "--dataset-option", f"manifest={tmp_path}"]) == 2
+    assert "--dataset-option manifest=" in capsys.readouterr().err

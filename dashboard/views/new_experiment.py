@@ -108,7 +108,8 @@ def _section_data(v: dict[str, Any], slots: dict[str, Any]) -> None:
         v["holdout_fraction"] = c3.slider("share of subjects tested", 0.05, 0.95, 0.25, key="ne_holdout")
     default_opts = "manifest=" if dataset == "manifest" else ""
     text = st.text_area("dataset options (KEY=VALUE per line)", value=default_opts, key=f"ne_options_{dataset}",
-                        height=68, help="passed to the indexer, e.g. manifest=/path/manifest.csv or subjects=4")
+                        height=68, help="passed to the indexer, e.g. manifest=/path/manifest.csv (or a folder "
+                                        "holding one CSV), flow_encoding=minmax, or subjects=4")
     slots["dataset"] = st.empty()
     v["dataset"] = dataset
     try:

@@ -1,7 +1,8 @@
 """``mer datasets``: list the indexers, check a dataset, record a dataset root.
 
     mer datasets list
-    mer datasets check NAME [--root PATH] [--class-set S] [-o KEY=VALUE ...]
+    mer datasets check NAME [--root PATH] [--class-set S] [--dataset-option KEY=VALUE ...]
+    mer datasets check manifest --dataset-option manifest=PATH   (the CSV, or a folder with one CSV)
     mer datasets set-root NAME PATH
     mer datasets allow DIR      (a folder the dashboard may read; only from the shell)
 
@@ -33,7 +34,9 @@ def register(subparsers: Any) -> None:
     ck.add_argument("name")
     ck.add_argument("--root", help="dataset root (default: the configured one)")
     ck.add_argument("--class-set", dest="class_set", help="class set (default: the dataset's)")
-    ck.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="indexer option, e.g. modality=VIS or casme2_root=/data/casme2")
+    ck.add_argument("-o", "--option", "--dataset-option", dest="option", action="append", default=[],
+                    metavar="KEY=VALUE", help="indexer option, as for mer loso: e.g. manifest=PATH (a manifest CSV or "
+                    "a folder holding one), flow_encoding=minmax, modality=VIS or casme2_root=/data/casme2")
     ck.add_argument("--limit", type=int, default=30, help="lines per problem list (default 30)")
     ck.add_argument("--json", action="store_true", help="print the report as JSON")
     ck.set_defaults(handler=_check)
@@ -75,7 +78,9 @@ def _check(args: argparse.Namespace) -> int:
 
     if args.root and not Path(args.root).expanduser().exists():
         raise DatasetError(f"root {args.root} does not exist")
-    options = parse_pairs(args.option, None, "--option")
+    options = parse_pairs(args.option, None, "--dataset-option")
+    if args.name == "manifest" and args.root and "manifest" not in options:
+        options["manifest"] = args.root  # the documented form is --dataset-option manifest=PATH
     if args.class_set:
         options["class_set"] = args.class_set
     report = check_dataset(args.name, Path(args.root).expanduser() if args.root else None, **options)
