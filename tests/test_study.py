@@ -126,3 +126,11 @@ def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()  # reaped: the pid names no process
     return proc.pid
+
+
+def test_the_shipped_synthetic_study_file_is_valid() -> None:
+    from pathlib import Path
+
+    spec_ = st.load_study_file(Path(__file__).resolve().parents[1] / "benchmarks" / "study_synthetic.toml")
+    configs = st.validate(spec_)
+    assert len(configs) == 4 and spec_.seeds == (0, 1, 2) and spec_.dataset == "synthetic"
