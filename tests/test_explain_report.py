@@ -265,3 +265,12 @@ def test_compare_loader_pairs_the_newest_reports_of_two_runs(env):
     out = reads.compare_explain_reports(rid, rid, measure="roc_auc", method="saliency", method_b="gradcam")
     assert out["n_clips"] >= 1 and out["method_b"] == "gradcam"
     assert "Grad-CAM" in out["sentence"] and "Saliency" in out["sentence"] and "p = " in out["sentence"]
+
+
+def test_a_report_job_is_listed_on_the_jobs_page(env, monkeypatch):
+    monkeypatch.setattr(jobs, "_launch", lambda jid, *a, **k: _Proc())
+    job_id = jobs.submit_explain_report(env["run"], {"methods": ["saliency"]}, start=False)
+    at = page_app("jobs")
+    assert not at.exception, at.exception
+    shown = at.dataframe[0].value
+    assert job_id in shown.to_string()
