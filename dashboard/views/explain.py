@@ -6,7 +6,9 @@ flow, prediction, Captum attributions and the model's own attention overlaid
 on the face (true motion regions outlined on synthetic data); a browser of
 the run's failure cases with attribution thumbnails; and, for synthetic runs,
 the localisation table that tells which method and which model point at the
-moved skin. Everything is computed on demand and cached in the run folder.
+moved skin; and the Faithfulness tab (views/explain_faithfulness.py): the
+run-level report of faithfulness, sanity and localisation measures, computed
+as a background job. Everything is cached in the run folder.
 """
 from __future__ import annotations
 

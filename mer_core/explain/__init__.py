@@ -8,7 +8,12 @@ jobs (explanation reports run as background jobs).
   maps at the input's size, per channel and combined;
 * :mod:`.attention` — ``model_attention(model, sample)``: the model's own
   ``attention_maps`` resized to the input;
-* :mod:`.localisation` — scores of a map against synthetic ground-truth masks;
+* :mod:`.localisation` — scores of a map against synthetic ground-truth masks (mass on AUs and blinks,
+  pointing game, relevance rank accuracy, ROC AUC, top-K IoU);
+* :mod:`.faithfulness` — deletion/insertion and ROAD curves, Captum's infidelity and max-sensitivity;
+* :mod:`.sanity` — cascading model-parameter randomisation (Spearman, SSIM), map rank correlation;
+* :mod:`.report` — the run-level explanation report (per method, 95% intervals over clips, cached JSON);
+* :mod:`.compare` — two runs' reports compared, paired over shared clips, with a sentence;
 * :mod:`.runs` — ``RunExplainer(run_id)``: honest (held-out fold) and cached
   explanations of a stored run's samples, failure cases, localisation tables.
 """
