@@ -197,13 +197,22 @@ def test_undeclared_frame_rate_is_said(env, tmp_path):
     assert a.fps_used == pytest.approx(100.0)
 
 
-def test_far_frame_rate_and_large_motion_are_warned(env, tmp_path):
-    frames = _moving_frames(12)
-    frames = np.stack([cv2.warpAffine(f, np.float32([[1, 0, 3 * (t > 6)], [0, 1, 0]]), (64, 64))
-                       for t, f in enumerate(frames)])
-    clip = write_video(tmp_path / "slow.avi", frames, 10.0)
+def test_a_frame_rate_far_from_the_training_data_is_warned(env, tmp_path):
+    clip = write_video(tmp_path / "slow.avi", _moving_frames(12), 10.0)
     a = analyse_clip(clip, env["run"], cropped=True)
     assert any("10 fps; the training clips at 100 fps" in w for w in a.warnings)
+    near = write_video(tmp_path / "near.avi", _moving_frames(12), 90.0)
+    assert not any("fps; the training clips" in w for w in analyse_clip(near, env["run"], cropped=True).warnings)
+
+
+def test_motion_far_outside_the_training_range_is_warned(env, tmp_path):
+    rng = np.random.default_rng(1)
+    base = cv2.GaussianBlur((rng.random((64, 64)) * 200 + 30).astype(np.float32), (5, 5), 0)
+    frames = np.stack([np.clip(cv2.warpAffine(base, np.float32([[1, 0, 0], [0, 1, 6 * min(t, 10 - t) / 5]]), (64, 64),
+                                              borderMode=cv2.BORDER_REFLECT), 0, 255).astype(np.uint8)
+                       for t in range(11)])
+    a = analyse_clip(write_video(tmp_path / "big.avi", frames, 100.0), env["run"], cropped=True)
+    assert any("moves much more than the training clips" in w for w in a.warnings), a.warnings
 
 
 # --- CLI --------------------------------------------------------------------------------------
