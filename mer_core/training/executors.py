@@ -257,17 +257,46 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
         _run_process_pool(cfg, todo, make_task, finish, emit, should_stop, folder)
     elif cfg.executor == "ray":
         _run_ray(cfg, todo, make_task, finish, should_stop, folder)
+    elif cfg.executor == "batched":
+        from mer_core.training.batched import batch_refusal, run_batched
+
+        why = batch_refusal(cfg)
+        if not why:
+            run_batched(cfg, todo, make_task, finish, emit, should_stop, folder)
+            return
+        _add_run_note(store, run_id, why)  # the model cannot be batched: the process pool
+        emit({"event": "note", "message": why})
+        pool = replace(cfg, executor="process")
+        if resolve_workers(pool, len(todo)) == 1:
+            for fold in todo:
+                finish(run_fold(make_task(fold), emit, should_stop))
+        else:
+            _run_process_pool(pool, todo, make_task, finish, emit, should_stop, folder)
     else:  # pragma: no cover - config validation forbids it
         raise ValueError(f"unknown executor {cfg.executor!r}")
+
+
+def _add_run_note(store: Any, run_id: str, note: str) -> None:
+    """Append ``note`` to the run's stored notes (shown with the run)."""
+    import json
+
+    notes = list(store.get_run(run_id).get("notes") or [])
+    if note not in notes:
+        with store.tx() as c:
+            c.execute("UPDATE runs SET notes_json=? WHERE id=?", (json.dumps(notes + [note]), run_id))
 
 
 _EVENTS: Any = None  # the pool worker's event queue (set by _worker_init)
 
 
-def _worker_init(threads: int, events: Any) -> None:
+def _worker_init(threads: int, events: Any, parent_pid: int | None = None) -> None:
     global _EVENTS
     import torch
 
+    from mer_core.parallel import die_with_parent
+
+    if parent_pid:
+        die_with_parent(parent_pid)  # a SIGKILLed job leaves no worker training on
     _EVENTS = events
     torch.set_num_threads(max(1, threads))
     try:
