@@ -163,3 +163,15 @@ def test_resume_with_an_unknown_id_is_an_error_not_a_new_run(bad, capsys, isolat
     with RunStore() as store:
         assert store.list_runs().empty
     assert not (Path(isolated_cache) / "x").exists()
+
+
+def test_rows_the_indexer_left_out_are_in_the_run_notes(manifest):
+    import pandas as pd
+
+    rows = pd.read_csv(manifest)
+    broken = rows.iloc[[0]].assign(clip="ghost", frames_dir=str(manifest.parent / "does-not-exist"))
+    pd.concat([rows, broken]).to_csv(manifest, index=False)
+    rid = run_experiment(cfg(manifest), run_id="noted")
+    with RunStore() as store:
+        notes = store.get_run(rid)["notes"]
+    assert any("1 row(s) left out" in n and "does-not-exist" in n for n in notes), notes

@@ -85,7 +85,7 @@ def load_table(config: ExperimentConfig) -> tuple[pd.DataFrame, tuple[str, ...],
         options.setdefault("class_set", class_set)  # the indexer reports what the class set drops
     table = index_dataset(config.dataset, **options)
     kept, dropped = apply_class_set(table, class_set)
-    notes = []
+    notes = indexing_notes(config.dataset, list(table.attrs.get("problems", [])))
     if len(dropped):
         counts = dropped["emotion"].value_counts().to_dict()
         notes.append(f"class set {class_set!r} drops {len(dropped)} clip(s): {counts}")
@@ -101,6 +101,26 @@ def fingerprint(table: pd.DataFrame) -> str:
     for r in table.sort_values("sample_id").itertuples(index=False):
         h.update(f"{r.sample_id}|{r.label}|{r.onset}|{r.apex}|{r.offset}|{len(r.frames)}|{r.flow_path}\n".encode())
     return h.hexdigest()[:16]
+
+
+def indexing_notes(dataset: str, problems: list[dict[str, Any]]) -> list[str]:
+    """What the indexer left out (duplicates, missing or corrupt files, bad rows) or warned about, for the notes."""
+    notes = []
+    for severity, what in (("error", "left out"), ("warning", "kept with a warning")):
+        hits = [p for p in problems if p.get("severity") == severity and p.get("kind") != "dropped"]
+        if hits:
+            shown = "; ".join(_problem_line(p) for p in hits[:8])
+            more = f" (and {len(hits) - 8} more)" if len(hits) > 8 else ""
+            notes.append(f"indexing {dataset}: {len(hits)} row(s) {what}: {shown}{more}; "
+                         f"`mer datasets check {dataset}` lists them all")
+    return notes
+
+
+def _problem_line(problem: dict[str, Any]) -> str:
+    where = problem.get("sample_id") or (f"row {problem['row']}" if problem.get("row") is not None else "")
+    message = str(problem.get("message", ""))
+    message = message if len(message) <= 400 else message[:397] + "..."
+    return f"{where}: {message}" if where and where not in message else message
 
 
 def prepare_experiment(config: ExperimentConfig, progress: Progress | None = None,
