@@ -78,11 +78,41 @@ def test_page_shows_a_bad_upload_as_a_message(env):
     assert not at.subheader  # no prediction
 
 
+def _one_frame_avi(tmp_path) -> bytes:
+    from mer_core.datasets.synthetic.video_export import write_video
+
+    return write_video(tmp_path / "one.avi", np.full((1, 32, 32), 99, np.uint8), 30.0).read_bytes()
+
+
+def _empty_zip() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("notes.txt", "no frames")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, make, expected", [
+    ("one.avi", _one_frame_avi, "1 frame; a micro-expression needs"),
+    ("frames.zip", lambda tmp: _empty_zip(), "no frames"),
+    ("cut.mp4", lambda tmp: b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 300, "not a video"),
+])
+def test_page_names_each_bad_upload(env, tmp_path, name, make, expected):
+    at = page_app("analyse", run=env["run"])
+    at.file_uploader[0].set_value((name, make(tmp_path), "application/octet-stream")).run()
+    assert not at.exception
+    assert expected in " ".join(e.value for e in at.error).replace("\\", "")
+    assert not at.subheader
+
+
 def test_page_lists_exported_synthetic_clips(env):
     at = page_app("analyse", run=env["run"])
     at.radio[0].set_value("An exported synthetic clip").run()
     assert not at.exception
-    assert "precropped" not in _texts(at)  # the face mode is not shouted; the clip is analysed
+    meta = env["metas"][0]
+    assert f"true onset {meta['onset']}, apex {meta['apex']}" in at.selectbox[1].format_func(at.selectbox[1].value)
     assert any("Prediction" in s.value for s in at.subheader)
 
 
