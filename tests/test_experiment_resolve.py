@@ -22,7 +22,8 @@ from mer_core.training.experiment import complete_config, resolve_experiment
 
 
 @pytest.fixture
-def manifest(tmp_path) -> Path:
+def manifest(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("MER_ALLOWED_ROOTS", str(tmp_path))  # the form reads browser paths only in allowed folders
     return make_clip_manifest(tmp_path / "clips", subjects=3, clips_per_subject=4, size=32, frames=5)
 
 

@@ -58,3 +58,15 @@ def test_pretraining_offers_only_macro_sources_and_refuses_the_evaluation_set():
     errors = [e.value for e in at.error]
     assert any("it is the evaluation dataset itself" in e for e in errors), errors
     assert at.button(key=ne.K_SUBMIT).disabled
+
+
+def test_auto_does_not_read_a_manifest_outside_the_allowed_folders(tmp_path, monkeypatch):
+    outside = export_public(tmp_path / "outside", "flow-apex", subjects=1).parent
+    from mer_core.training import experiment
+
+    read = []
+    monkeypatch.setattr(experiment, "choose_preset", lambda *a, **k: read.append(a) or ("cpu", "read it"))
+    at = _form("manifest", "dense_attention", f"manifest={outside}")
+    assert read == [] and "read it" not in [c.value for c in at.caption]
+    assert any("lies outside the folders this dashboard may read" in e.value for e in at.error)
+    assert at.button(key=ne.K_SUBMIT).disabled

@@ -214,11 +214,19 @@ def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any, def
 def _resolve_preset(v: dict[str, Any], slots: dict[str, Any], col: Any, model: str, choice: str,
                     presets: list[str]) -> str:
     """The concrete preset for the choice ('auto' or a name), with why (and any EVM fallback) shown under it."""
+    from mer_core.datasets.allowed import check_browser_path
     from mer_core.training.experiment import choose_preset
 
     slots["preset"] = col.empty()
+    options = v.get("dataset_options") or {}
+    try:  # a browser-typed path is read only inside the allowed folders (Submit says so under the data)
+        for name in (n for n in writes.BROWSER_PATH_OPTIONS if options.get(n)):
+            check_browser_path(options[name], f"dataset option {name}=")
+    except MerError as exc:
+        v["_path_error"] = str(exc)
+        return presets[0] if choice == "auto" else choice
     try:
-        preset, reason = choose_preset(v["dataset"], model, choice, v.get("dataset_options") or {})
+        preset, reason = choose_preset(v["dataset"], model, choice, options)
     except MerError as exc:
         v["_preset_error"] = str(exc)
         return presets[0] if choice == "auto" else choice
@@ -289,9 +297,10 @@ def render() -> None:
 
     options_error = values.pop("_options_error", "")
     preset_error, pretrain_error = values.pop("_preset_error", ""), values.pop("_pretrain_error", "")
+    path_error = values.pop("_path_error", "")
     errors = field_errors(values)
-    if options_error:
-        errors["dataset"] = options_error
+    if options_error or path_error:  # nothing outside the allowed folders is read to plan or check the run
+        errors["dataset"] = options_error or path_error
     if preset_error and not options_error:
         errors["preset"] = preset_error
     if pretrain_error:
