@@ -61,9 +61,9 @@ def define(term: str) -> str:
     raise KeyError(f"{term!r} is not in the glossary; known: {', '.join(TERMS)}")
 
 
-def tip(*terms: str) -> str:
-    """A tooltip text with the definitions of ``terms``, one per line (for ``help=``)."""
-    return "\n\n".join(f"**{t}**: {define(t)}" for t in terms)
+def tip(*terms: str, note: str = "") -> str:
+    """A tooltip text with the definitions of ``terms``, one per line (for ``help=``), then ``note`` if given."""
+    return "\n\n".join([f"**{t}**: {define(t)}" for t in terms] + ([note] if note else []))
 
 
 def au_phrase(au: int) -> str:

@@ -12,15 +12,23 @@ def tiny_manifest(tmp_path, monkeypatch):
     return path
 
 
+BROWSE, MOTION = "Browse clips", "Motion & magnification"
+
+
 def test_datasets_page_renders_summary_browser_and_motion(tiny_manifest):
     at = page_app("datasets", dataset="manifest")
     assert not at.exception, at.exception
     labels = {m.label: m.value for m in at.metric}
     assert labels["clips"] == "6" and labels["subjects"] == "2"
     assert any("Dataset check" in md.value for md in at.markdown)
-    charts = at.get("plotly_chart")
-    # summary (2) + clip browser (animation, frame, difference) + motion (onset, apex, diff, flow x3, evm x4)
-    assert len(charts) >= 10
+    # the tabs are lazy: a first visit draws the summary only, not the flow and magnification
+    assert len(at.get("plotly_chart")) == 2
+    assert not [s for s in at.selectbox if s.label == "optical flow"]
+    motion = page_app("datasets", dataset="manifest", tab=MOTION)
+    assert not motion.exception, motion.exception
+    # onset, apex, diff, flow x3, evm x3
+    assert len(motion.get("plotly_chart")) >= 9
+    at = page_app("datasets", dataset="manifest", tab=BROWSE)
     frame = [s for s in at.select_slider if s.label == "frame"]
     assert frame, "the frame slider"
     # the slider's current value names the marker it sits on (it opens on the apex)
@@ -28,7 +36,7 @@ def test_datasets_page_renders_summary_browser_and_motion(tiny_manifest):
 
 
 def test_compared_evm_differences_share_one_colour_scale(tiny_manifest):
-    at = page_app("datasets", dataset="manifest")
+    at = page_app("datasets", dataset="manifest", tab=MOTION)
     import json
 
     scales = []
@@ -48,10 +56,11 @@ def test_synthetic_opens_on_the_showcase_clip(isolated_cache):
     shared = Path(__file__).resolve().parent.parent / "cache" / "datasets"
     if (shared / "synthetic" / "manifest.csv").exists():
         (isolated_cache / "datasets").symlink_to(shared, target_is_directory=True)
-    at = page_app("datasets", dataset="synthetic")
-    assert not at.exception, at.exception
     want = "synthetic/" + showcase_clips()["positive"]
+    at = page_app("datasets", dataset="synthetic", tab=BROWSE)
+    assert not at.exception, at.exception
     assert [s.value for s in at.selectbox if s.label == "clip"] == [want]
+    at = page_app("datasets", dataset="synthetic", tab=MOTION)
     assert [s.value for s in at.selectbox if s.label == "sample"] == [want]
 
 

@@ -19,6 +19,9 @@ from dashboard.widgets import plain
 from mer_core.datasets import dataset_info, list_datasets
 from mer_core.errors import MerError
 
+QP_TAB = "tab"  # the open tab lives in the URL (?tab=Browse+clips)
+TABS = ("Summary & check", "Browse clips", "Motion & magnification")
+
 
 def _pick_dataset() -> str | None:
     return widgets.pick_id("dataset", list_datasets(), param=reads.QP_DATASET, kind="Dataset", default="synthetic",
@@ -55,7 +58,8 @@ def _summary(report: dict) -> None:
     c1.metric("clips", len(table))
     c2.metric("subjects", table["subject"].nunique())
     c3.metric("classes", table["label"].nunique())
-    c4.metric("apex estimated", int(table["apex_estimated"].sum()))
+    c4.metric("apex estimated", int(table["apex_estimated"].sum()), help=glossary.tip("apex"))
+    c2.caption("one LOSO fold each", help=glossary.tip("LOSO"))
     left, right = st.columns(2)
     with left:
         st.plotly_chart(plots.class_counts(table), width="stretch", key="ds-class-counts", config=widgets.chart_config("ds-class-counts"))
@@ -102,11 +106,12 @@ def _clip_picker(table, wanted: str | None = None) -> dict | None:
     if label != "(all)":
         rows = rows[rows["label"] == label]
     ids = rows["sample_id"].tolist()
+    label_of = dict(zip(table["sample_id"], table["label"]))  # once, not one set_index per option
     sid = c3.selectbox("clip", ids, index=ids.index(wanted) if wanted in ids else 0,
-                       format_func=lambda s: f"{s.split('/')[-1]} ({table.set_index('sample_id').loc[s, 'label']})")
+                       format_func=lambda s: f"{s.split('/')[-1]} ({label_of[s]})")
     if sid is None:
         return None
-    return table.set_index("sample_id").loc[sid].to_dict() | {"sample_id": sid}
+    return by_id.loc[sid].to_dict() | {"sample_id": sid}
 
 
 def _browse(name: str, options_json: str, table) -> None:
@@ -151,8 +156,9 @@ def _motion(name: str, options_json: str, table) -> None:
     row = _clip_picker_light(table, _wanted_sample(name, table))
     c1, c2, c3 = st.columns(3)
     flow = c1.selectbox("optical flow", ["dis", "tvl1", "farneback"],
-                        help="DIS is the fast default; TV-L1 is the papers' choice")
-    alpha = c2.slider("EVM amplification α", 0.0, 30.0, 10.0, 1.0)
+                        help=glossary.tip("optical flow", "strain",
+                                          note="DIS is the fast default; TV-L1 is the papers' choice"))
+    alpha = c2.slider("EVM amplification α", 0.0, 30.0, 10.0, 1.0, help=glossary.tip("EVM"))
     band = c3.slider("EVM pass band (fraction of fps)", 0.01, 0.5, (0.02, 0.2), 0.01,
                      help="0.02-0.2 passes the expression (a few Hz at 100 fps) and little sensor noise")
     pre = {"flow_method": flow, "evm_alpha": alpha, "evm_low": band[0], "evm_high": band[1]}
@@ -210,9 +216,10 @@ def _magnification(views: dict, alpha: float) -> None:
 
 def _clip_picker_light(table, wanted: str | None = None) -> dict:
     ids = table["sample_id"].tolist()
+    label_of = dict(zip(table["sample_id"], table["label"]))
     sid = st.selectbox("sample", ids, index=ids.index(wanted) if wanted in ids else 0, key="motion-sample",
-                       format_func=lambda s: f"{s} ({table.set_index('sample_id').loc[s, 'label']})")
-    return table.set_index("sample_id").loc[sid].to_dict() | {"sample_id": sid}
+                       format_func=lambda s: f"{s} ({label_of[s]})")
+    return table[table["sample_id"] == sid].iloc[0].to_dict() | {"sample_id": sid}
 
 
 def _generate() -> None:
@@ -262,16 +269,20 @@ def render() -> None:
     if report["fatal"] and info.needs_root:
         st.info(plain(report["fatal"]))
         return
-    tabs = st.tabs(["Summary & check", "Browse clips", "Motion & magnification"]
-                   + (["Generate"] if name.startswith("synthetic") else []))
+    # Lazy tabs bound to ?tab=...: only the open tab runs, so the first visit does not pay for the flow and
+    # magnification of the Motion tab (seconds on 2 cores), and a link can open any tab.
+    tabs = st.tabs(list(TABS) + (["Generate"] if name.startswith("synthetic") else []), key=QP_TAB,
+                   bind="query-params")
     with tabs[0]:
-        _summary(report)
+        if tabs[0].open is not False:
+            _summary(report)
     if report["fatal"]:
         return
-    with tabs[1]:
-        _browse(name, options_json, report["table"])
-    with tabs[2]:
-        _motion(name, options_json, report["table"])
+    for tab, body in zip(tabs[1:], (_browse, _motion)):
+        with tab:
+            if tab.open is not False:
+                body(name, options_json, report["table"])
     if len(tabs) > 3:
         with tabs[3]:
-            _generate()
+            if tabs[3].open is not False:
+                _generate()
