@@ -13,7 +13,7 @@ import string
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, reads, study_plots, widgets
+from dashboard import glossary, plots, reads, study_plots, widgets
 from dashboard.widgets import plain
 from mer_core.evaluation.leaderboard import part_table
 from mer_core.evaluation.metrics import per_group
@@ -80,6 +80,8 @@ def headline_section(chosen: list[str], bundles: dict, names: dict) -> None:
         if "uf1" in ci:
             forest.append({"label": names[rid], "point": ci["uf1"].point, "low": ci["uf1"].low, "high": ci["uf1"].high})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "UF1 [95% CI]": st.column_config.TextColumn(help=glossary.tip("UF1")),
+        "UAR [95% CI]": st.column_config.TextColumn(help=glossary.tip("UAR")),
         "oracle UF1 (diagnostic)": st.column_config.NumberColumn(format="%.3f"),
         "fold-averaged UF1": st.column_config.NumberColumn(format="%.3f")})
     if forest:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import palette, plots, reads, widgets
+from dashboard import glossary, palette, plots, reads, widgets
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 
@@ -178,8 +178,9 @@ def _map_controls(view: dict[str, Any], ov: dict[str, Any]) -> tuple[list[str], 
         if layer != "(coarsest)":
             opts["gradcam"] = {"layer": layer}
     show_masks = view.get("masks") is not None and e3.toggle(
-        "outline true regions", value=True, help=f"{palette.AU_NAME}: skin moved by the expression (true action "
-                                                  f"units); {palette.BLINK_NAME}: blink (distractor motion)")
+        "outline true regions", value=True, help=glossary.tip("AU", note=f"{palette.AU_NAME}: skin moved by the "
+                                                  f"expression (true action units); {palette.BLINK_NAME}: blink "
+                                                  "(distractor motion)"))
     return methods, "pred" if target_kind == "predicted" else "true", opacity, opts, e2, bool(show_masks)
 
 

@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, reads, widgets, writes
+from dashboard import glossary, plots, reads, widgets, writes
 from dashboard.palette import STATUS_COLOUR
 from dashboard.widgets import code, plain, url_value
 from dashboard.reads import JOB_ACTIVE as ACTIVE, JOB_FINISHED as FINISHED
@@ -86,6 +86,8 @@ def _queue_table(table: pd.DataFrame) -> None:
         "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run's results"),
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
         "status": st.column_config.TextColumn("status", width="medium"),  # "cancelling" is never cut off
+        "protocol": st.column_config.TextColumn("protocol", help=glossary.tip("LOSO")),
+        "folds": st.column_config.TextColumn("folds", help=glossary.tip("fold")),
     })
 
 

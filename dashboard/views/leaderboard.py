@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, reads, widgets
+from dashboard import glossary, plots, reads, widgets
 from dashboard.widgets import plain
 from mer_core.evaluation.leaderboard import (
     MEASURED,
@@ -39,8 +39,10 @@ def _board_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _column_config() -> dict:
-    config = {h: st.column_config.NumberColumn(h, format="%.4f") for h in HEADINGS.values()}
-    config["Full UF1"] = st.column_config.ProgressColumn("Full UF1", min_value=0.0, max_value=1.0, format="%.4f")
+    config = {h: st.column_config.NumberColumn(h, format="%.4f", help=glossary.tip(h.split()[-1]))
+              for h in HEADINGS.values()}
+    config["Full UF1"] = st.column_config.ProgressColumn("Full UF1", min_value=0.0, max_value=1.0, format="%.4f",
+                                                         help=glossary.tip("UF1", "LOSO"))
     config["run"] = st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run")
     config["year"] = st.column_config.NumberColumn("year", format="%d")
     config["note"] = st.column_config.TextColumn("notes", width="large")

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import reads, writes
+from dashboard import glossary, reads, writes
 from dashboard.widgets import plain
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
@@ -100,7 +100,7 @@ def _section_data(v: dict[str, Any], slots: dict[str, Any]) -> None:
     v["class_set"] = c2.selectbox("class set", sets, index=sets.index(info.default_class_set)
                                   if info.default_class_set in sets else 0, key=f"ne_class_set_{dataset}")
     v["protocol"] = c3.selectbox("protocol", PROTOCOLS, key="ne_protocol",
-                                 help="loso: one fold per subject (the honest default)")
+                                 help=glossary.tip("LOSO", note="loso: one fold per subject (the honest default)"))
     if v["protocol"] == "kfold":
         v["folds"] = int(c3.number_input("folds (k)", value=5, step=1, key="ne_folds"))
         slots["folds"] = c3.empty()
@@ -200,7 +200,7 @@ def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any, def
     pre = v["preprocess"]
     flow_default = dict(defaults.get("preprocess") or {}).get("flow_method", "dis")  # MFDAN's paper: TV-L1
     pre["flow_method"] = c1.selectbox("optical flow", FLOW_METHODS, index=FLOW_METHODS.index(flow_default),
-                                      key=f"ne_flow_{flow_default}")
+                                      key=f"ne_flow_{flow_default}", help=glossary.tip("optical flow"))
     alpha_default = float(getattr(mcfg, "evm_alpha", 10.0))
     pre["evm_alpha"] = float(c2.number_input("EVM amplification alpha", value=alpha_default, step=1.0,
                                              key=f"ne_evm_alpha_{alpha_default}"))

@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, reads, widgets
+from dashboard import glossary, plots, reads, widgets
 from dashboard.widgets import code, plain, url_value
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
@@ -104,13 +104,14 @@ def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
     c1, c2, c3, c4 = st.columns(4)
     for col, key, label in ((c1, "uf1", "UF1 (pooled)"), (c2, "uar", "UAR (pooled)"), (c3, "accuracy", "accuracy")):
         iv = ci.get(key)
-        col.metric(label, f"{pooled[key]:.3f}",
-                   help="Pooled over all folds (MEGC2019). Interval: 95% subject-level bootstrap (2000 resamples "
-                        "of held-out subjects with replacement, predictions pooled and rescored; seed 0).")
+        col.metric(label, f"{pooled[key]:.3f}", help=glossary.tip(
+            *({"uf1": ("UF1",), "uar": ("UAR",)}.get(key, ())),
+            note="Pooled over all folds (MEGC2019). Interval: 95% subject-level bootstrap (2000 resamples "
+                 "of held-out subjects with replacement, predictions pooled and rescored; seed 0)."))
         if iv is not None:
             low, high = interval_bounds(pooled[key], iv.low, iv.high)
             col.caption(f"95% CI {low:.3f} – {high:.3f}")
-    c4.metric("clips tested", pooled["n"])
+    c4.metric("clips tested", pooled["n"], help=glossary.tip("LOSO", "fold"))
     c4.caption(f"{run['n_folds']} folds · {len(set(summary.get('classes', [])))} classes")
     st.caption(f"[Compare with other runs on {plain(run['dataset'])} ↗](compare?{reads.QP_RUNS}={url_value(run_id)}) · "
                "[Leaderboard ↗](leaderboard)")
@@ -225,8 +226,8 @@ def parts_section(run: dict, summary: dict) -> None:
         st.table(paper.style.format(lambda v: "–" if v is None or pd.isna(v) else f"{v:.4f}"))
     table = part_table(summary)
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "uf1": st.column_config.NumberColumn("UF1", format="%.4f"),
-        "uar": st.column_config.NumberColumn("UAR", format="%.4f")})
+        "uf1": st.column_config.NumberColumn("UF1", format="%.4f", help=glossary.tip("UF1")),
+        "uar": st.column_config.NumberColumn("UAR", format="%.4f", help=glossary.tip("UAR"))})
     st.caption("Each part's figures pool that part's folds only, over all classes (as the MEGC2019 papers do). "
                "Compare with published numbers on the Leaderboard page.")
 

@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import reads, widgets, writes
+from dashboard import glossary, reads, widgets, writes
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 
@@ -93,8 +93,9 @@ def render() -> None:
         key="runs-table",
         column_config={
             "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run"),
-            "UF1": st.column_config.ProgressColumn("UF1 (pooled)", min_value=0.0, max_value=1.0, format="%.3f"),
-            "UAR": st.column_config.NumberColumn("UAR (pooled)", format="%.3f"),
+            "UF1": st.column_config.ProgressColumn("UF1 (pooled)", min_value=0.0, max_value=1.0, format="%.3f",
+                                                   help=glossary.tip("UF1")),
+            "UAR": st.column_config.NumberColumn("UAR (pooled)", format="%.3f", help=glossary.tip("UAR")),
             "accuracy": st.column_config.NumberColumn(format="%.3f"),
         },
     )

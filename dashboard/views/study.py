@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import reads, study_plots, widgets, writes
+from dashboard import glossary, reads, study_plots, widgets, writes
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 from mer_core.evaluation.study_table import paper_table
@@ -71,7 +71,8 @@ def table_section(name: str, report) -> None:
                        [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(t["uf1_low"], t["uf1_high"])],
                        "oracle gap UAR": t["oracle_gap_uar"]})
     st.dataframe(ci, hide_index=True, width="stretch",
-                 column_config={"oracle gap UAR": st.column_config.NumberColumn(format="%+.3f")})
+                 column_config={"oracle gap UAR": st.column_config.NumberColumn(format="%+.3f", help=glossary.tip("UAR")),
+                                "UF1 95% CI (subject bootstrap)": st.column_config.TextColumn(help=glossary.tip("UF1"))})
     if not report.parts.empty:
         st.markdown("**Per part**")
         st.dataframe(report.parts, hide_index=True, width="stretch")
