@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mer_core.config import PreprocessConfig  # noqa: E402
+from mer_core.jobs.proctree import tree_rss_mb  # noqa: E402  (the process tree walk, shared with mer bench)
 from mer_core.datasets.schema import make_table  # noqa: E402
 from mer_core.preprocess import flow  # noqa: E402
 from mer_core.preprocess.pipeline import prepare_inputs  # noqa: E402
@@ -112,34 +113,6 @@ def _timed(fn: Any, k: int) -> tuple[float, float]:
         wall.append(time.perf_counter() - w0)
         cpu.append(time.process_time() - c0)
     return round(1000 * float(np.median(wall)), 2), round(1000 * float(np.median(cpu)), 2)
-
-
-def tree_rss_mb(root: int) -> float:
-    """Resident memory (MB) of a process and all its descendants, from /proc.
-
-    Pool workers started by a forkserver are its children, not ours, so
-    getrusage(RUSAGE_CHILDREN) misses them; walking /proc does not. Shared
-    pages count once per process: an over-estimate, on the safe side.
-    """
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            with open(f"/proc/{pid}/statm") as fh:
-                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / 2**20
 
 
 def flow_costs(table: pd.DataFrame, reps: dict[str, int]) -> dict[str, Any]:
