@@ -119,53 +119,57 @@ def _tint(grey: float, warmth: float, kind: str) -> tuple[float, float, float]:
     return (float(np.clip(grey * bl, 0, 255)), float(np.clip(grey * g, 0, 255)), float(np.clip(grey * r, 0, 255)))
 
 
-def render_face(ident: Identity, size: int, rng: np.random.Generator, *, color: bool = False) -> FaceLayers:
-    """Render an identity's layers at ``size`` x ``size`` (see module doc).
+class _Pen:
+    """Normalised face coordinates -> supersampled canvas pixels."""
 
-    ``rng`` draws the texture and freckles; pass the subject's generator so
-    the same subject always has the same skin.
-    """
-    S = size * SUPERSAMPLE
-    canvas = np.empty((S, S, 3), np.float32)
-    canvas[:] = _tint(ident.background, 0.5, "grey")
+    def __init__(self, S: int) -> None:
+        self.S = S
 
-    def P(x: float, y: float) -> tuple[int, int]:
-        return int(round(x * S)), int(round(y * S))
+    def P(self, x: float, y: float) -> tuple[int, int]:
+        return int(round(x * self.S)), int(round(y * self.S))
 
-    def L(v: float) -> int:
-        return max(1, int(round(v * S)))
+    def L(self, v: float) -> int:
+        return max(1, int(round(v * self.S)))
 
-    aa = cv2.LINE_AA
+
+_AA = cv2.LINE_AA
+
+
+def _draw_head(canvas: np.ndarray, ident: Identity, pen: _Pen) -> np.ndarray:
+    """Neck, hair, ears, face outline and fringe; returns the high-resolution face mask."""
+    P, L, S = pen.P, pen.L, pen.S
     skin_c = _tint(ident.skin, ident.warmth, "skin")
     hair_c = _tint(ident.hair_tone, 0.3, "grey")
     cx, cy, a, b = ident.cx, ident.cy, ident.face_a, ident.face_b
-    # neck and hair behind the face
     neck_c = _tint(ident.skin * 0.85, ident.warmth, "skin")
-    cv2.rectangle(canvas, P(cx - a * 0.45, cy + b * 0.5), P(cx + a * 0.45, 1.0), neck_c, -1, aa)
-    cv2.ellipse(canvas, P(cx, cy - b * 0.08), (L(a * 1.1), L(b * 1.02)), 0, 180, 360, hair_c, -1, aa)
-    # ears
-    for side in (-1, 1):
+    cv2.rectangle(canvas, P(cx - a * 0.45, cy + b * 0.5), P(cx + a * 0.45, 1.0), neck_c, -1, _AA)
+    cv2.ellipse(canvas, P(cx, cy - b * 0.08), (L(a * 1.1), L(b * 1.02)), 0, 180, 360, hair_c, -1, _AA)
+    for side in (-1, 1):  # ears
         ear = P(cx + side * a * 0.98, ident.eye_y + b * 0.15)
-        cv2.ellipse(canvas, ear, (L(a * 0.12), L(b * 0.17)), 0, 0, 360, skin_c, -1, aa)
+        cv2.ellipse(canvas, ear, (L(a * 0.12), L(b * 0.17)), 0, 0, 360, skin_c, -1, _AA)
     # face outline: an ellipse whose lower half narrows toward the chin
     theta = np.linspace(0, 2 * np.pi, 180, endpoint=False)
     sx = np.cos(theta) * (1.0 - ident.jaw * np.clip(np.sin(theta), 0, None) ** 2)
     outline = np.stack([(cx + a * sx) * S, (cy + b * np.sin(theta)) * S], 1).round().astype(np.int32)
-    cv2.fillPoly(canvas, [outline], skin_c, aa)
+    cv2.fillPoly(canvas, [outline], skin_c, _AA)
     face_mask_hr = np.zeros((S, S), np.uint8)
     cv2.fillPoly(face_mask_hr, [outline], 255, cv2.LINE_8)
-    # hair fringe above the hairline
-    top = cy - b
-    hl = ident.eye_y - ident.hairline * b
-    cv2.ellipse(canvas, P(cx, hl), (L(a * 1.02), L(hl - top + 0.02)), 0, 180, 360, hair_c, -1, aa)
-    # nose: bridge shading, tip, nostrils
+    top, hl = cy - b, ident.eye_y - ident.hairline * b  # hair fringe above the hairline
+    cv2.ellipse(canvas, P(cx, hl), (L(a * 1.02), L(hl - top + 0.02)), 0, 180, 360, hair_c, -1, _AA)
+    return face_mask_hr
+
+
+def _draw_nose_and_mouth(canvas: np.ndarray, ident: Identity, pen: _Pen) -> None:
+    """Nose (bridge, tip, nostrils), nasolabial folds, lips and the line between them."""
+    P, L, S = pen.P, pen.L, pen.S
+    cx = ident.cx
     nose_c = _tint(ident.skin * 0.8, ident.warmth, "skin")
     nostril_c = _tint(ident.skin * 0.35, ident.warmth, "skin")
     nw, ny = ident.nose_w, ident.nose_y
     for side in (-1, 1):
-        cv2.line(canvas, P(cx + side * nw * 0.45, ident.eye_y + 0.02), P(cx + side * nw * 0.8, ny - 0.01), nose_c, L(0.008), aa)
-        cv2.ellipse(canvas, P(cx + side * nw * 0.55, ny), (L(nw * 0.32), L(nw * 0.18)), 0, 0, 360, nostril_c, -1, aa)
-        cv2.ellipse(canvas, P(cx + side * nw * 0.95, ny - 0.01), (L(nw * 0.35), L(nw * 0.45)), 0, 200, 340, nose_c, L(0.006), aa)
+        cv2.line(canvas, P(cx + side * nw * 0.45, ident.eye_y + 0.02), P(cx + side * nw * 0.8, ny - 0.01), nose_c, L(0.008), _AA)
+        cv2.ellipse(canvas, P(cx + side * nw * 0.55, ny), (L(nw * 0.32), L(nw * 0.18)), 0, 0, 360, nostril_c, -1, _AA)
+        cv2.ellipse(canvas, P(cx + side * nw * 0.95, ny - 0.01), (L(nw * 0.35), L(nw * 0.45)), 0, 200, 340, nose_c, L(0.006), _AA)
     # nasolabial folds (make lip-corner motion visible, as wrinkles do)
     fold_c = _tint(ident.skin * (1 - ident.folds), ident.warmth, "skin")
     for side in (-1, 1):
@@ -174,40 +178,46 @@ def render_face(ident: Identity, size: int, rng: np.random.Generator, *, color: 
             P(cx + side * ident.mouth_w * 1.05, (ny + ident.mouth_y) / 2),
             P(cx + side * ident.mouth_w * 1.18, ident.mouth_y + 0.03),
         ], np.int32)
-        cv2.polylines(canvas, [pts], False, fold_c, L(0.007), aa)
-    # mouth: upper lip, lower lip, the dark line between them
+        cv2.polylines(canvas, [pts], False, fold_c, L(0.007), _AA)
     lip_c = _tint(ident.skin * ident.lip_tone, ident.warmth, "lip")
     mw, my = ident.mouth_w, ident.mouth_y
     xs = np.linspace(-1, 1, 41)
     upper = np.stack([(cx + mw * xs), my - ident.lip_up * (1 - xs**2) * (1 + 0.12 * np.cos(3 * np.pi * xs))], 1)
     lower = np.stack([(cx + mw * xs[::-1]), my + ident.lip_low * (1 - xs[::-1] ** 2)], 1)
-    cv2.fillPoly(canvas, [(np.concatenate([upper, lower]) * S).round().astype(np.int32)], lip_c, aa)
+    cv2.fillPoly(canvas, [(np.concatenate([upper, lower]) * S).round().astype(np.int32)], lip_c, _AA)
     line = (np.stack([cx + mw * xs, my + 0.002 * (1 - xs**2)], 1) * S).round().astype(np.int32)
-    cv2.polylines(canvas, [line], False, _tint(ident.skin * 0.3, ident.warmth, "lip"), L(0.006), aa)
-    # eyebrows: thick arcs
+    cv2.polylines(canvas, [line], False, _tint(ident.skin * 0.3, ident.warmth, "lip"), L(0.006), _AA)
+
+
+def _draw_brows(canvas: np.ndarray, ident: Identity, pen: _Pen) -> list[tuple[float, float]]:
+    """Eyebrows as thick arcs; returns the eye centres."""
     brow_c = _tint(ident.brow_tone, 0.3, "grey")
     eyes = []
     for side in (-1, 1):
-        ex = cx + side * ident.eye_dx
+        ex = ident.cx + side * ident.eye_dx
         by = ident.eye_y - ident.eye_h - ident.brow_gap
         bx = np.linspace(-1.0, 1.25, 24)
         pts = np.stack([ex + side * ident.eye_w * bx, by - ident.brow_arch * (1 - ((bx - 0.15) / 1.2) ** 2)], 1)
         thick = ident.brow_thick * (1.15 - 0.35 * (bx + 1) / 2.25)
         for k in range(len(bx) - 1):
-            cv2.line(canvas, P(*pts[k]), P(*pts[k + 1]), brow_c, L(thick[k]), aa)
+            cv2.line(canvas, pen.P(*pts[k]), pen.P(*pts[k + 1]), brow_c, pen.L(thick[k]), _AA)
         eyes.append((ex, ident.eye_y))
-    skin_canvas = canvas.copy()
-    # eyes: sclera, iris, pupil inside the eye opening; lids on top
+    return eyes
+
+
+def _draw_eyes(canvas: np.ndarray, ident: Identity, pen: _Pen, eyes: list[tuple[float, float]]) -> np.ndarray:
+    """Sclera, iris and pupil inside the eye opening, lids on top; returns the new canvas."""
+    P, L, S = pen.P, pen.L, pen.S
     eye_mask_hr = np.zeros((S, S), np.uint8)
     eye_layer = canvas.copy()
     sclera_c = _tint(min(250.0, ident.skin + 45), 0.2, "grey")
     iris_c = _tint(ident.iris_tone, ident.warmth, "iris")
     axes = (L(ident.eye_w), L(ident.eye_h))
     for ex, ey in eyes:
-        cv2.ellipse(eye_mask_hr, P(ex, ey), axes, 0, 0, 360, 255, -1, aa)
-        cv2.ellipse(eye_layer, P(ex, ey), axes, 0, 0, 360, sclera_c, -1, aa)
-        cv2.circle(eye_layer, P(ex, ey + ident.eye_h * 0.1), L(ident.eye_h * 0.95), iris_c, -1, aa)
-        cv2.circle(eye_layer, P(ex, ey + ident.eye_h * 0.1), L(ident.eye_h * 0.4), (12.0, 12.0, 12.0), -1, aa)
+        cv2.ellipse(eye_mask_hr, P(ex, ey), axes, 0, 0, 360, 255, -1, _AA)
+        cv2.ellipse(eye_layer, P(ex, ey), axes, 0, 0, 360, sclera_c, -1, _AA)
+        cv2.circle(eye_layer, P(ex, ey + ident.eye_h * 0.1), L(ident.eye_h * 0.95), iris_c, -1, _AA)
+        cv2.circle(eye_layer, P(ex, ey + ident.eye_h * 0.1), L(ident.eye_h * 0.4), (12.0, 12.0, 12.0), -1, _AA)
     m = (eye_mask_hr.astype(np.float32) / 255.0)[..., None]
     canvas = canvas * (1 - m) + eye_layer * m
     upper_lid_c = _tint(ident.brow_tone * 0.8, 0.3, "grey")
@@ -215,14 +225,15 @@ def render_face(ident: Identity, size: int, rng: np.random.Generator, *, color: 
     crease_c = _tint(ident.skin * 0.82, ident.warmth, "skin")
     crease_axes = (L(ident.eye_w * 1.05), L(ident.eye_h * 1.3))
     for ex, ey in eyes:
-        cv2.ellipse(canvas, P(ex, ey), axes, 0, 180, 360, upper_lid_c, L(0.008), aa)
-        cv2.ellipse(canvas, P(ex, ey), axes, 0, 20, 160, lower_lid_c, L(0.004), aa)
-        cv2.ellipse(canvas, P(ex, ey - ident.eye_h * 0.35), crease_axes, 0, 200, 340, crease_c, L(0.005), aa)
-    # area reduction to the output size: anti-aliased, slightly soft edges
-    albedo = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
-    skin_img = cv2.resize(skin_canvas, (size, size), interpolation=cv2.INTER_AREA)
-    face_mask = cv2.resize(face_mask_hr, (size, size), interpolation=cv2.INTER_AREA) > 127
-    # skin texture (pores, blotches) and freckles, identical in both layers
+        cv2.ellipse(canvas, P(ex, ey), axes, 0, 180, 360, upper_lid_c, L(0.008), _AA)
+        cv2.ellipse(canvas, P(ex, ey), axes, 0, 20, 160, lower_lid_c, L(0.004), _AA)
+        cv2.ellipse(canvas, P(ex, ey - ident.eye_h * 0.35), crease_axes, 0, 200, 340, crease_c, L(0.005), _AA)
+    return canvas
+
+
+def _skin_texture(ident: Identity, size: int, rng: np.random.Generator, face_mask: np.ndarray) -> np.ndarray:
+    """Pores, blotches and freckles as a multiplicative map (weaker outside the face)."""
+    cx, a = ident.cx, ident.face_a
     fine = cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0), 0.7 * size / 128)
     coarse = cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0), 4.0 * size / 128)
     tex = 1.0 + ident.texture_fine * fine / (fine.std() + 1e-6) + ident.texture_coarse * coarse / (coarse.std() + 1e-6)
@@ -233,27 +244,53 @@ def render_face(ident: Identity, size: int, rng: np.random.Generator, *, color: 
     spots = cv2.GaussianBlur(spots, (0, 0), 0.8 * size / 128)
     spots /= max(float(spots.max()), 1e-6)
     tex = tex * (1.0 - 0.3 * spots)
-    tex = np.where(face_mask, tex, 1.0 + 0.4 * (tex - 1.0)).astype(np.float32)
+    return np.where(face_mask, tex, 1.0 + 0.4 * (tex - 1.0)).astype(np.float32)
+
+
+def _lighting(ident: Identity, size: int, face_mask: np.ndarray) -> np.ndarray:
+    """A gradient across the image and shading toward the face border."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    grad = 1.0 + ident.light_strength * ((xx - ident.cx) * np.cos(ident.light_angle)
+                                         + (yy - ident.cy) * np.sin(ident.light_angle)) * 2
+    shade = cv2.GaussianBlur(face_mask.astype(np.float32), (0, 0), 0.06 * size)
+    return (grad * (0.8 + 0.2 * np.where(face_mask, shade, 1.0))).astype(np.float32)
+
+
+def render_face(ident: Identity, size: int, rng: np.random.Generator, *, color: bool = False) -> FaceLayers:
+    """Render an identity's layers at ``size`` x ``size`` (see module doc).
+
+    ``rng`` draws the texture and freckles; pass the subject's generator so
+    the same subject always has the same skin.
+    """
+    S = size * SUPERSAMPLE
+    pen = _Pen(S)
+    canvas = np.empty((S, S, 3), np.float32)
+    canvas[:] = _tint(ident.background, 0.5, "grey")
+    face_mask_hr = _draw_head(canvas, ident, pen)
+    _draw_nose_and_mouth(canvas, ident, pen)
+    eyes = _draw_brows(canvas, ident, pen)
+    skin_canvas = canvas.copy()
+    canvas = _draw_eyes(canvas, ident, pen, eyes)
+    # area reduction to the output size: anti-aliased, slightly soft edges
+    albedo = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+    skin_img = cv2.resize(skin_canvas, (size, size), interpolation=cv2.INTER_AREA)
+    face_mask = cv2.resize(face_mask_hr, (size, size), interpolation=cv2.INTER_AREA) > 127
+    tex = _skin_texture(ident, size, rng, face_mask)  # identical in both layers
     albedo = albedo * tex[..., None]
     skin_img = skin_img * tex[..., None]
-    # lighting: a gradient across the image and shading toward the face border
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    grad = 1.0 + ident.light_strength * ((xx - cx) * np.cos(ident.light_angle) + (yy - cy) * np.sin(ident.light_angle)) * 2
-    shade = cv2.GaussianBlur(face_mask.astype(np.float32), (0, 0), 0.06 * size)
-    lighting = (grad * (0.8 + 0.2 * np.where(face_mask, shade, 1.0))).astype(np.float32)
+    lighting = _lighting(ident, size, face_mask)
     if not color:
         albedo = cv2.cvtColor(albedo, cv2.COLOR_BGR2GRAY)
         skin_img = cv2.cvtColor(skin_img, cv2.COLOR_BGR2GRAY)
-    landmarks = _landmarks(ident, size)
     eye_geo = tuple((ex * size, ey * size, ident.eye_w * size, ident.eye_h * size) for ex, ey in eyes)
     return FaceLayers(
         albedo=np.ascontiguousarray(albedo, np.float32),
         skin=np.ascontiguousarray(skin_img, np.float32),
         lighting=lighting,
         face_mask=face_mask,
-        landmarks=landmarks,
+        landmarks=_landmarks(ident, size),
         eyes=eye_geo,
-        face_width=2 * a * size,
+        face_width=2 * ident.face_a * size,
     )
 
 
