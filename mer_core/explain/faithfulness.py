@@ -164,20 +164,24 @@ def _curves(model: nn.Module, x: torch.Tensor, baseline: Any, order: np.ndarray,
     model.eval()
     shape = tuple(x.shape[-2:])
     fractions = np.linspace(0.0, 1.0, steps + 1)
-    masks = _masks(order, shape, fractions)
+    inner = fractions[1:-1]  # both ends are shared by the two curves: the input itself, and nothing left of it
+    masks = _masks(order, shape, inner)
     if fill == "baseline":
         base = torch.zeros_like(x) if baseline is None else as_batch(baseline)
         m = torch.as_tensor(masks[:, None], dtype=x.dtype)
-        curves = {"deletion": x * (1 - m) + base * m, "insertion": base * (1 - m) + x * m}
+        names, ends = ("deletion", "insertion"), [x, base]
+        inner_xs = [x * (1 - m) + base * m, base * (1 - m) + x * m]
     else:
-        lerf = _masks(order[::-1].copy(), shape, fractions)
-        curves = {"morf": torch.cat([road_impute(x, k, seed=seed) for k in masks]),
-                  "lerf": torch.cat([road_impute(x, k, seed=seed) for k in lerf])}
-    names = list(curves)
-    scores_all = _probabilities(model, torch.cat([curves[n] for n in names]), target)
+        lerf = _masks(order[::-1].copy(), shape, inner)
+        names, ends = ("morf", "lerf"), [x, road_impute(x, np.ones(shape, bool), seed=seed)]
+        inner_xs = [torch.cat([road_impute(x, k, seed=seed) for k in km] or [x[:0]]) for km in (masks, lerf)]
+    p = _probabilities(model, torch.cat([*ends, *inner_xs]), target)
+    p_full, p_none, n = p[0], p[1], len(inner)
     out: dict[str, Any] = {"fractions": fractions.tolist(), "fill": fill}
     for i, name in enumerate(names):
-        scores = scores_all[i * (steps + 1):(i + 1) * (steps + 1)]
+        mid = p[2 + i * n: 2 + (i + 1) * n]
+        first, last = (p_full, p_none) if name in ("deletion", "morf", "lerf") else (p_none, p_full)
+        scores = np.concatenate([[first], mid, [last]])
         out[name + suffix] = scores.tolist()
         out[f"{name}{suffix}_auc"] = _area(fractions, scores)
     return out
