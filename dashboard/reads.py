@@ -239,7 +239,7 @@ def clear_dataset_caches() -> None:
 def _dataset_report(name: str, options_json: str, stamp: str, cache: str) -> dict[str, Any]:
     from mer_core.datasets.check import check_dataset
 
-    report = check_dataset(name, **json.loads(options_json))
+    report = check_dataset(name, frames="quick", **json.loads(options_json))  # every frame: `mer datasets check`
     return {"fatal": report.fatal, "table": report.table, "problems": list(report.problems),
             "problems_frame": report.problems_frame(), "usable": report.usable}
 

@@ -39,6 +39,8 @@ def register(subparsers: Any) -> None:
                     "a folder holding one), flow_encoding=minmax, modality=VIS or casme2_root=/data/casme2")
     ck.add_argument("--limit", type=int, default=30, help="lines per problem list (default 30)")
     ck.add_argument("--json", action="store_true", help="print the report as JSON")
+    ck.add_argument("--quick", action="store_true",
+                    help="decode only the onset/apex/offset frames and a few between them (default: every frame)")
     ck.set_defaults(handler=_check)
 
     sr = sub.add_parser("set-root", help="record where a dataset lives (in datasets.toml)")
@@ -83,7 +85,24 @@ def _check(args: argparse.Namespace) -> int:
         options["manifest"] = args.root  # the documented form is --dataset-option manifest=PATH
     if args.class_set:
         options["class_set"] = args.class_set
-    report = check_dataset(args.name, Path(args.root).expanduser() if args.root else None, **options)
+    bar = None
+    if not args.json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, desc="decoding frames", unit="clip", leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        report = check_dataset(args.name, Path(args.root).expanduser() if args.root else None,
+                               frames="quick" if args.quick else "all", progress=progress, **options)
+    finally:
+        if bar is not None:
+            bar.close()
     if report.fatal:
         raise DatasetError(report.fatal)
     if args.json:

@@ -14,7 +14,7 @@ import inspect
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ class DatasetReport:
     fatal: str = ""  # non-empty: the dataset could not be indexed at all
     problems: list[dict[str, Any]] = field(default_factory=list)
     table: pd.DataFrame | None = None
+    frames_decoded: int = 0  # frames opened by the decoding pass (frames_check)
 
     # ------------------------------------------------------------------ counts
     @property
@@ -132,7 +133,7 @@ class DatasetReport:
         lines.append(
             f"Status: {verdict}: {self.n_samples} clips, {self.n_subjects} subjects; "
             f"{len(self.errors)} error(s), {len(self.warnings)} warning(s), {len(self.dropped)} clip(s) dropped on purpose; "
-            f"apex estimated for {self.n_apex_estimated} clip(s)"
+            f"apex estimated for {self.n_apex_estimated} clip(s); {self.frames_decoded} frame(s) decoded"
         )
         if self.missing_classes:
             lines.append(f"Classes of {self.class_set!r} with no clip: {', '.join(self.missing_classes)}")
@@ -170,12 +171,17 @@ def _fmt(p: dict[str, Any]) -> str:
     return f"[{p['kind']}] " + (f"{where}: " if name and name not in p["message"] else "") + p["message"]
 
 
-def check_dataset(name: str, root: str | Path | None = None, **options: Any) -> DatasetReport:
+def check_dataset(name: str, root: str | Path | None = None, *, frames: str = "all",
+                  progress: Callable[[int, int], None] | None = None, **options: Any) -> DatasetReport:
     """Index ``name`` with image verification and report counts and problems.
 
     ``options`` go to the indexer (``class_set``, ``modality``, ``casme2_root``...).
+    ``frames``: ``"all"`` decodes every frame of every clip, ``"quick"`` the key
+    frames and a few between them, ``"none"`` skips the pass (see frames_check).
     Raises only for an unknown dataset name; everything else lands in the report.
     """
+    if frames not in ("all", "quick", "none"):
+        raise MerError(f"frames={frames!r}: expected 'all', 'quick' or 'none'")
     info = dataset_info(name)
     class_set = options.get("class_set") or info.default_class_set
     options = {k: v for k, v in options.items() if v is not None}
@@ -202,6 +208,10 @@ def check_dataset(name: str, root: str | Path | None = None, **options: Any) -> 
     problems = Problems()
     problems.extend(table.attrs.get("problems", []))
     _check_table(table, problems)
+    if frames != "none":
+        from mer_core.datasets.frames_check import check_frames
+
+        report.frames_decoded = check_frames(table, problems, quick=frames == "quick", progress=progress)
     report.table = table
     report.problems = sorted(problems.items, key=lambda p: _ORDER.get(p["severity"], 3))
     return report
