@@ -111,3 +111,8 @@ def test_when_every_clip_fails_preprocessing_loso_says_why_and_what_fits(tmp_pat
     assert rc != 0 and "needs at least 2 subjects" not in err
     assert "every one of the 6 clips failed preprocessing for ststnet/cpu" in err
     assert "has 1 channel (grey); expected 3 channels" in err and "presets of ststnet that fit" in err
+
+
+def test_mer_models_says_what_auto_picks_per_form(capsys):
+    assert main(["models"]) == 0
+    assert "preset auto: frames -> cpu, flow+apex -> cpu_flow_apex, apex -> cpu_apex" in capsys.readouterr().out

@@ -256,10 +256,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
     from mer_core.models.registry import list_models, model_config, model_spec, provenance_summary
+    from mer_core.training.forms import model_forms
 
     for name in list_models():
         spec = model_spec(name)
         print(f"{name}: {spec.description}")
+        print("  preset auto: " + ", ".join(f"{form} -> {p}" for form, p in model_forms(name).items()))
         for preset in spec.presets:
             cfg = model_config(name, preset)
             print(f"  preset {preset}: input {cfg.input_size}px, channels {', '.join(cfg.channels)}")
