@@ -48,16 +48,18 @@ def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
     def watch() -> None:
         while True:
             time.sleep(poll_s)
-            if not _alive(parent_pid):
+            if not pid_alive(parent_pid):
                 os._exit(1)
 
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int | None) -> bool:
     """False once ``pid`` is gone or a zombie (killed, not yet reaped by its own parent)."""
     import os
 
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

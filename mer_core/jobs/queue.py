@@ -45,6 +45,7 @@ import pandas as pd
 
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
+from mer_core.parallel import pid_alive as process_alive
 from mer_core.paths import cache_root, repo_root
 from mer_core.store.db import RunStore, new_run_id
 from mer_core.store.folders import check_id
@@ -302,22 +303,14 @@ def pid_alive(pid: int | None, job_id: str | None = None) -> bool:
     if child is not None and child.poll() is not None:
         _CHILDREN.pop(int(pid), None)
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+    if not process_alive(int(pid)):
         return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    proc = Path(f"/proc/{int(pid)}")
-    try:
-        stat = (proc / "stat").read_text()
-        if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
-            return False
-        if job_id:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    if job_id:
+        try:
+            cmd = Path(f"/proc/{int(pid)}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             return job_id in cmd
-    except OSError:
-        pass  # no /proc (macOS): trust os.kill
+        except OSError:
+            pass  # no /proc (macOS) or not ours to read: trust the process check
     return True
 
 

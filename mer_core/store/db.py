@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 import sqlite3
 import subprocess
@@ -28,6 +27,7 @@ from typing import Any, Iterator, Sequence
 import pandas as pd
 
 from mer_core.errors import MerError
+from mer_core.parallel import pid_alive
 from mer_core.paths import repo_root, store_path
 from mer_core.store.folders import check_id, run_folder  # noqa: F401  (run_folder: re-exported)
 from mer_core.store.migrations import CLASS_SET_DEFAULTS_V2, MIGRATIONS, SCHEMA_VERSION  # noqa: F401
@@ -36,18 +36,6 @@ from mer_core.store.studies import StudyStoreMixin
 PROGRESS_RETRIES = 5  # extra tries of a progress write when the store is locked beyond its busy timeout
 RUN_STALE_S = 30.0  # a running run whose heartbeat is older than this and whose process is gone is dead
 
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _json(value: Any) -> str:
@@ -199,7 +187,7 @@ class RunStore(StudyStoreMixin):
             beat = r["heartbeat"] or r["created"] or 0.0
             if now - beat < stale_after:
                 continue
-            if (not r["host"] or r["host"] == host) and _pid_alive(r["pid"]):
+            if (not r["host"] or r["host"] == host) and pid_alive(r["pid"]):
                 continue
             if r["host"] and r["host"] != host and now - beat < 10 * stale_after:
                 continue  # another machine: only a long silence says it died
