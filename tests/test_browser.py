@@ -1,16 +1,23 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright.
 
-A Streamlit server is started on a free port over a private cache holding one
-small stored run. Every sidebar page must render without an exception or an
-error box, and a shared link (``/run?run=ID``) opened on a fresh server must
-show that run: the first request a server sees is a deep link, as after a
-restart. Skipped when chromium or playwright is missing (``make test``
-installs chromium when run as root).
+One Streamlit server (module-scoped, stopped by its own pid) is started on a
+free port over a private cache holding one small run made through the CLI
+(``mer loso``, the path the demo runs take) on a tiny manifest (3 subjects x 3
+clips, 32 px, 5 frames). Every sidebar page must render without an exception,
+an error box or a console error of ours; a shared link opened on a fresh server
+shows that run; a LOSO submitted from New experiment reaches done on Jobs
+(queue table and job panel agree); another job is cancelled, reloaded
+mid-job and resumed; a confusion-matrix cell is clicked; two runs are compared;
+bogus deep links keep their URL and say what is wrong. A failure saves a
+screenshot and the page HTML. Skipped when chromium or playwright is missing
+(``make test`` installs chromium when run as root).
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -38,6 +45,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVER: dict = {}  # the server's environment and manifest, and the jobs the flows queued
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -48,7 +58,10 @@ def server(tmp_path_factory):
     if (shared / "synthetic" / "manifest.csv").exists():  # reuse the set `make test` generated
         (cache / "datasets").symlink_to(shared, target_is_directory=True)
     manifest = make_clip_manifest(tmp_path_factory.mktemp("clips"), subjects=3, clips_per_subject=3, size=32, frames=5)
-    env = {**os.environ, "MER_CACHE": str(cache), "MER_ROOT_MANIFEST": str(manifest.parent)}
+    env = {**os.environ, "MER_CACHE": str(cache), "MER_ROOT_MANIFEST": str(manifest.parent),
+           "MER_ALLOWED_ROOTS": str(manifest.parent)}
+    for key in ("MER_STORE", "MER_DATASETS_TOML"):
+        env.pop(key, None)
     subprocess.run([sys.executable, "-m", "mer_core.cli", "loso", "--dataset", "manifest", "--class-set", "native",
                     "--epochs", "1", "--json", "--name", "browser fixture"], env=env, check=True,
                    capture_output=True, cwd=REPO)
@@ -71,10 +84,12 @@ def server(tmp_path_factory):
         pytest.fail("the Streamlit server did not start within 60 s")
     env_run = subprocess.run([sys.executable, "-m", "mer_core.cli", "runs", "--json"], env=env, capture_output=True,
                              text=True, cwd=REPO, check=True)
-    import json
-
     run_id = json.loads(env_run.stdout)[0]["id"]
+    SERVER.update(env=env, manifest=manifest)
     yield url, run_id
+    for job_id in SERVER.get("jobs", []):  # no worker outlives the suite
+        subprocess.run([sys.executable, "-m", "mer_core.cli", "cancel", job_id], env=env, cwd=REPO,
+                       capture_output=True)
     proc.terminate()
     try:
         proc.wait(10)
@@ -177,21 +192,225 @@ def test_deep_link_on_a_fresh_server_shows_the_run(server, browser):
     page.close()
 
 
+# Streamlit's own base-path probe: a page opened directly (``/runs``) first asks ``/runs/_stcore/health`` and
+# ``/runs/_stcore/host-config`` (404), then the root (streamlit/streamlit#7074). Not the app's requests.
+STREAMLIT_PROBE = re.compile(r"/[^/]+/_stcore/(health|host-config)$")
+
+
+def watch_failures(page) -> list[str]:
+    """Collect failed requests (4xx/5xx, Streamlit's probe excepted) and console errors other than those."""
+    seen: list[str] = []
+    page.on("response", lambda r: seen.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not STREAMLIT_PROBE.search(r.url.split("?")[0]) else None)
+    page.on("console", lambda m: seen.append(f"console: {m.text}")
+            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+    return seen
+
+
+def sidebar_hrefs(page) -> list[str]:
+    more = page.locator("[data-testid='stSidebarNavViewButton']")
+    if more.count() and "more" in more.first.inner_text().lower():  # the sidebar folds after 10 pages
+        more.first.click()
+        page.wait_for_timeout(300)
+    links = page.locator("[data-testid='stSidebarNav'] a")
+    return [links.nth(i).get_attribute("href") for i in range(links.count()) if links.nth(i).is_visible()]
+
+
 def test_every_sidebar_page_renders_without_errors(server, browser):
     url, _ = server
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(url)
-    settle(page)
-    links = page.locator("[data-testid='stSidebarNav'] a")
-    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
-    assert len(hrefs) >= 5
-    seen = {}
-    for href in hrefs:
-        page.goto(href)
+    failures = watch_failures(page)
+    with evidence(page, "sidebar"):
+        page.goto(url)
         settle(page)
-        seen[href] = problems(page)
-        if href.rstrip("/").rsplit("/", 1)[-1] in ("datasets", "jobs"):
-            readme_shot(page, href.rstrip("/").rsplit("/", 1)[-1])
-        assert page.locator("h1").count() >= 1, f"{href} has no title"
-    assert not {h: p for h, p in seen.items() if p}
+        hrefs = sidebar_hrefs(page)
+        assert len(hrefs) >= 14, hrefs  # every page, including the ones behind "View more"
+        seen = {}
+        for href in hrefs:
+            page.goto(href)
+            settle(page)
+            seen[href] = problems(page)
+            if href.rstrip("/").rsplit("/", 1)[-1] in ("datasets", "jobs"):
+                readme_shot(page, href.rstrip("/").rsplit("/", 1)[-1])
+            assert page.locator("h1").count() >= 1, f"{href} has no title"
+        assert not {h: p for h, p in seen.items() if p}
+        assert not failures, failures
+    page.close()
+
+
+# --- a user's path: submit, watch, cancel, resume, reload, inspect, compare ----------------------------------
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+    page.get_by_role("combobox", name=label, exact=True).first.click()
+    page.get_by_role("option", name=option, exact=True).first.click()
+    settle(page)
+
+
+def chosen(page, label: str) -> str:
+    """What the selectbox labelled ``label`` shows now."""
+    return page.get_by_role("combobox", name=label, exact=True).first.input_value()
+
+
+def job_heading(page) -> str:
+    return page.locator("h3", has_text="Job ").first.inner_text()
+
+
+def wait_for_status(page, wanted: tuple[str, ...], timeout_s: float = 150) -> str:
+    """Wait until the live job panel's heading shows one of ``wanted``; returns the heading."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        heading = job_heading(page) if page.locator("h3", has_text="Job ").count() else ""
+        if any(heading.endswith(w) for w in wanted):
+            return heading
+        page.wait_for_timeout(1000)
+    raise AssertionError(f"job never reached {wanted}; last heading {heading!r}")
+
+
+def grid_rows(page, nth: int = 0) -> list[str]:
+    """The visible rows of the ``nth`` st.dataframe, as text (the grid's accessible cells)."""
+    grid = page.locator("[data-testid='stDataFrame']").nth(nth)
+    rows = grid.locator("[role='row']")
+    return [rows.nth(i).inner_text() for i in range(rows.count())]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mer_core.cli", *args], env=SERVER["env"], cwd=REPO,
+                          capture_output=True, text=True, check=True)
+
+
+@pytest.fixture(scope="module")
+def submitted(server, browser):
+    """A 1-epoch LOSO on the tiny manifest, submitted from the New experiment form; returns its job id."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    with evidence(page, "submit"):
+        page.goto(f"{url}/new")
+        settle(page)
+        choose(page, "dataset", "manifest")
+        options = page.get_by_role("textbox", name="dataset options (KEY=VALUE per line)", exact=True)
+        options.fill(f"manifest={SERVER['manifest']}")
+        options.press("Control+Enter")
+        settle(page)
+        choose(page, "class set", "native")
+        epochs = page.get_by_role("spinbutton", name="epochs", exact=True)
+        epochs.fill("1")
+        epochs.press("Enter")
+        settle(page)
+        page.get_by_role("button", name="Submit job").click()
+        settle(page)
+        queued = page.get_by_text(re.compile(r"^Job \S+ queued\.$")).first.inner_text()
+        job_id = queued.split()[1]
+        assert page.get_by_text(f"Follow job {job_id} on the Jobs page").count() == 1
+    SERVER.setdefault("jobs", []).append(job_id)
+    page.close()
+    return job_id
+
+
+def test_submitted_loso_reaches_done_and_table_and_panel_agree(server, browser, submitted):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    with evidence(page, "job-done"):
+        page.goto(f"{url}/jobs?job={submitted}")
+        settle(page)
+        heading = wait_for_status(page, ("done",), timeout_s=180)
+        assert submitted in heading
+        page.wait_for_timeout(2500)  # the fragment's last full render
+        settle(page)
+        assert page.url.endswith(f"job={submitted}")
+        progress = page.locator("[data-testid='stProgress']").first.inner_text()
+        assert "folds done 3 of 3" in progress
+        row = [r for r in grid_rows(page) if submitted in r]
+        assert row and "done" in row[0] and "3/3" in row[0], row  # the queue table says the same
+        assert not problems(page)
+        readme_shot(page, "jobs")
+    page.close()
+
+
+def test_cancel_reload_and_resume_another_job(server, browser, submitted):
+    url, _ = server
+    out = cli("submit", "--dataset", "manifest", "--dataset-option", f"manifest={SERVER['manifest']}",
+              "--class-set", "native", "--epochs", "400", "--name", "to cancel")
+    job_id = out.stdout.split()[1]  # "job ID queued -> run RUN (log: ...)"
+    SERVER.setdefault("jobs", []).append(job_id)
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    with evidence(page, "cancel-resume"):
+        page.goto(f"{url}/jobs?job={job_id}")
+        settle(page)
+        wait_for_status(page, ("running",), timeout_s=120)
+        page.reload()  # mid-job: the same job, still running, under the same address
+        settle(page)
+        assert job_id in job_heading(page) and page.url.endswith(f"job={job_id}")
+        page.get_by_role("button", name="Cancel").click()
+        heading = wait_for_status(page, ("cancelled",), timeout_s=90)
+        assert job_id in heading
+        progress = page.locator("[data-testid='stProgress']").first.inner_text()
+        assert "cancelled" in progress and "running:" not in progress  # no fold announced after a cancel
+        page.get_by_role("button", name="Resume").click()
+        settle(page)
+        wait_for_status(page, ("queued", "running"), timeout_s=30)
+        picker = chosen(page, "job")
+        assert job_id in picker and "cancelled" not in picker, picker  # the picker shows the current status
+        page.get_by_role("button", name="Cancel").click()  # leave no training behind
+        wait_for_status(page, ("cancelled",), timeout_s=90)
+    page.close()
+
+
+def test_open_the_run_and_click_a_confusion_cell(server, browser, submitted):
+    url, _ = server
+    run_id = json.loads(cli("jobs", "--json").stdout)
+    run_id = next(j["run_id"] for j in run_id if j["id"] == submitted)
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    with evidence(page, "confusion"):
+        page.goto(f"{url}/run?run={run_id}")
+        settle(page)
+        assert page.locator("h1").first.inner_text() == "Run" and not problems(page)
+        chart = page.locator("[data-testid='stPlotlyChart']").filter(
+            has=page.locator(".gtitle", has_text="onfusion")).first
+        if not chart.count():
+            chart = page.locator("[data-testid='stPlotlyChart']").nth(0)
+        chart.scroll_into_view_if_needed()
+        box = chart.locator(".nsewdrag").first.bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 6, box["y"] + box["height"] / 6)  # the top-left cell
+        settle(page)
+        cell = chosen(page, "list the clips of a cell (or click a cell)")
+        assert "→" in cell, cell  # the click chose a cell ...
+        n = int(re.search(r"\((\d+)\)$", cell).group(1))
+        clips = page.locator("[data-testid='stElementContainer']:has(input[aria-label^='list the clips']) ~ "
+                             "[data-testid='stElementContainer'] [data-testid='stDataFrame']").first
+        clips.scroll_into_view_if_needed()
+        rows = clips.locator("[role='row']").all_inner_texts()
+        assert len(rows) - 1 == n, (cell, rows)  # ... and that cell's clips are listed (a header, then n rows)
+    page.close()
+
+
+def test_compare_a_cli_run_with_a_form_run(server, browser, submitted):
+    url, cli_run = server
+    jobs = json.loads(cli("jobs", "--json").stdout)
+    form_run = next(j["run_id"] for j in jobs if j["id"] == submitted)
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    with evidence(page, "compare"):
+        page.goto(f"{url}/compare?runs={cli_run},{form_run},{cli_run}")
+        settle(page)
+        assert not problems(page)
+        text = page.locator("[data-testid='stMain']").inner_text()
+        assert "cannot be compared" not in text.lower()
+        assert page.locator("[data-testid='stMetric']").filter(has_text="UF1").count() >= 1  # the paired test ran
+        assert cli_run in text and form_run in text  # both runs, the one listed twice shown once (no exception)
+        readme_shot(page, "compare")
+    page.close()
+
+
+@pytest.mark.parametrize("path, words", [("jobs?job=no-such-job", "no-such-job"),
+                                         ("datasets?dataset=no-such-set", "no-such-set"),
+                                         ("explain?run=no-such-run", "no-such-run")])
+def test_a_bogus_deep_link_keeps_its_url_and_says_so(server, browser, path, words):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    with evidence(page, "bogus-" + path.split("?")[0]):
+        page.goto(f"{url}/{path}")
+        settle(page)
+        messages = " ".join(e.inner_text() for e in page.locator("[data-testid='stAlert']").all())
+        assert words in messages, messages
+        page.wait_for_timeout(500)
+        assert page.url.endswith(path)  # the address the user gave is kept
     page.close()

@@ -8,7 +8,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from apptest_helpers import page_app
-from dashboard.views.jobs import K_SELECT
 from mer_core.config import ExperimentConfig
 from mer_core.evaluation.metrics import summarize
 from mer_core.jobs import queue as jobs
@@ -137,7 +136,7 @@ def test_jobs_page_lists_jobs_and_keeps_the_job_in_the_url():
     assert at.query_params["job"] in ("unknown", ["unknown"])  # the address is kept: a reload asks again
     assert not any(m.value.startswith("### Job") for m in at.markdown)  # no other job shown in its place
     assert at.dataframe[0].value["status"].tolist() == ["failed", "done"]  # the queue is still listed
-    at.selectbox(key=K_SELECT).set_value(b).run()
+    [s for s in at.selectbox if s.label == "job"][0].set_value(b).run()
     assert any(f"Job `{b}`" in m.value for m in at.markdown)
     assert at.query_params["job"] in (b, [b])
 

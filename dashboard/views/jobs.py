@@ -191,8 +191,11 @@ def _page(table: pd.DataFrame) -> None:
         return prefixed[0] if asked not in ids and len(prefixed) == 1 else asked
 
     labels = {r["id"]: f"{r['id']} · {r['status']} · {r['model']} on {r['dataset']}" for r in table.to_dict("records")}
-    chosen = widgets.pick_id("job", ids, param=reads.QP_JOB, kind="Job", format_func=labels.get, key=K_SELECT,
-                             resolve=short_form)
+    # The browser's combobox keeps the text it showed when a label changes under it (a resumed job still read
+    # "cancelled"): the key follows the linked job's status, so the picker is redrawn from ?job= when it moves.
+    status = dict(zip(ids, table["status"])).get(short_form(str(st.query_params.get(reads.QP_JOB, ""))), "")
+    chosen = widgets.pick_id("job", ids, param=reads.QP_JOB, kind="Job", format_func=labels.get,
+                             key=f"{K_SELECT}-{status}", resolve=short_form)
     if chosen is not None:
         _job_view(chosen)
 
