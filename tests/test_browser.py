@@ -378,7 +378,11 @@ def test_open_the_run_and_click_a_confusion_cell(server, browser, submitted):
         clips = page.locator("[data-testid='stElementContainer']:has(input[aria-label^='list the clips']) ~ "
                              "[data-testid='stElementContainer'] [data-testid='stDataFrame']").first
         clips.scroll_into_view_if_needed()
+        deadline = time.time() + 15  # the grid draws its rows after the frame arrives
         rows = clips.locator("[role='row']").all_inner_texts()
+        while len(rows) - 1 != n and time.time() < deadline:
+            page.wait_for_timeout(300)
+            rows = clips.locator("[role='row']").all_inner_texts()
         assert len(rows) - 1 == n, (cell, rows)  # ... and that cell's clips are listed (a header, then n rows)
     page.close()
 
