@@ -10,14 +10,11 @@ report stores nothing; a resumed one recomputes (the per-clip maps are cached).
 """
 from __future__ import annotations
 
-import os
-import signal
 import sys
 import threading
 import time
 import traceback
 
-from mer_core.errors import MerError
 from mer_core.jobs import queue as jobs_mod
 from mer_core.jobs import worker as base
 from mer_core.store.db import RunStore
@@ -61,45 +58,11 @@ class ReportRunner(base.JobRunner):
 
 def run_report_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True) -> int:
     """Claim and run a report job here; exit code 0 (done or cancelled), 1 (failed). As ``worker.run_job``."""
-    own = store is None
-    store = store or RunStore()
-    runner = ReportRunner(store, job_id)
-    handlers = {signal.SIGTERM: runner.on_sigterm}  # before the claim: cancel() may signal once it says running
-    if hasattr(signal, "SIGUSR1"):
-        handlers[signal.SIGUSR1] = runner.on_cancel_signal
-    in_main = threading.current_thread() is threading.main_thread()
-    old = {sig: signal.signal(sig, fn) for sig, fn in handlers.items()} if in_main else {}
-    try:
-        job = base.claim(store, job_id, os.getpid())
-        if job is None:
-            return 0
-        if job["config"].get("job") != jobs_mod.REPORT_JOB:
-            raise MerError(f"job {job['id']} is not an explanation report; run it with mer_core.jobs.worker")
-        runner.job, runner.job_id = job, job["id"]
-        status = runner.run()
-        if kick_next:
-            try:
-                jobs_mod.kick(store)
-            except Exception as exc:  # the next job can still be started by any later kick
-                print(f"[worker] could not start the next queued job: {exc}", flush=True)
-        return 1 if status == "failed" else 0
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        if own:
-            store.close()
+    return base.run_job(job_id, store=store, kick_next=kick_next, runner_cls=ReportRunner, kind=jobs_mod.REPORT_JOB)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m mer_core.jobs.report_job JOB_ID", file=sys.stderr)
-        return 2
-    try:
-        return run_report_job(args[0])
-    except MerError as exc:
-        print(f"[worker] error: {exc}", file=sys.stderr, flush=True)
-        return 3
+    return base.worker_main(argv, "mer_core.jobs.report_job", run_report_job)
 
 
 if __name__ == "__main__":

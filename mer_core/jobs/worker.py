@@ -234,8 +234,14 @@ class JobRunner:
             c.execute(f"UPDATE jobs SET {cols} WHERE id=?", (*fields.values(), self.job_id))
 
 
-def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True) -> int:
-    """Claim and run ``job_id`` in this process; exit code 0 (done or cancelled), 1 (failed), 3 (refused)."""
+def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True,
+            runner_cls: type | None = None, kind: str | None = None) -> int:
+    """Claim and run ``job_id`` in this process; exit code 0 (done or cancelled), 1 (failed), 3 (refused).
+
+    ``runner_cls`` (a :class:`JobRunner` subclass) does another kind of work
+    with the same claim, heartbeat, cancel and finish (the explanation-report
+    worker); ``kind`` is the ``config['job']`` it must find (None: a training job).
+    """
     threads = os.environ.get("MER_TORCH_THREADS")
     if threads:
         import torch
@@ -243,7 +249,7 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
         torch.set_num_threads(max(1, int(threads)))
     own = store is None
     store = store or RunStore()
-    runner = JobRunner(store, job_id)
+    runner = (runner_cls or JobRunner)(store, job_id)
     # handlers before the claim: once the job says 'loading', cancel() may signal this process
     handlers = {signal.SIGTERM: runner.on_sigterm}
     if hasattr(signal, "SIGUSR1"):
@@ -255,6 +261,8 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
         if job is None:
             print(f"[worker] job {job_id} was cancelled before it started", flush=True)
             return 0
+        if kind is not None and job["config"].get("job") != kind:
+            raise MerError(f"job {job['id']} is not a {kind!r} job; run it with mer_core.jobs.worker")
         runner.job, runner.job_id = job, job["id"]
         status = runner.run()
         if kick_next:
@@ -270,16 +278,21 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
             store.close()
 
 
-def main(argv: list[str] | None = None) -> int:
+def worker_main(argv: list[str] | None, module: str, run: Any) -> int:
+    """The ``python -m MODULE JOB_ID`` entry point of a worker module."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m mer_core.jobs.worker JOB_ID", file=sys.stderr)
+        print(f"usage: python -m {module} JOB_ID", file=sys.stderr)
         return 2
     try:
-        return run_job(args[0])
+        return run(args[0])
     except MerError as exc:
         print(f"[worker] error: {exc}", file=sys.stderr, flush=True)
         return 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    return worker_main(argv, "mer_core.jobs.worker", run_job)
 
 
 if __name__ == "__main__":
