@@ -130,6 +130,8 @@ class ExperimentConfig:
         if not isinstance(self.max_batched_folds, int) or self.max_batched_folds < 0:
             raise ConfigError(f"max_batched_folds={self.max_batched_folds!r}: expected 0 (auto) or a positive number")
         _positive_int("patience", self.patience)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r}: expected an integer >= 0")
         if self.protocol == "kfold" and self.folds < 2:
             raise ConfigError(f"folds={self.folds}: k-fold by subject needs at least 2 folds")
         if not 0 < self.holdout_fraction < 1:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from fixtures_clips import make_clip_manifest
+from mer_core.config import ExperimentConfig
 from mer_core.jobs import queue as jobs
 from mer_core.store.db import RunStore
 from streamlit.testing.v1 import AppTest
@@ -123,3 +124,30 @@ def test_pretraining_fields_only_for_dense_attention(manifest, no_workers):
     at.run()
     assert "pre-training epochs" in [n.label for n in at.number_input]
     assert "DropKey rate" not in [s.label for s in at.slider]
+
+
+def test_a_batch_larger_than_the_training_set_is_flagged_and_noted(tmp_path):
+    from mer_core.training.engine import runtime_notes
+
+    cfg = ExperimentConfig.from_dict({"model": "baseline", "batch_size": 512})
+    assert any("larger than the smallest training set (40 clips)" in n for n in runtime_notes(cfg, 4, 40))
+    assert not [n for n in runtime_notes(cfg.replace(batch_size=8), 4, 40) if "batch" in n]
+
+
+def test_a_negative_seed_is_refused():
+    from mer_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="seed=-1: expected an integer >= 0"):
+        ExperimentConfig.from_dict({"seed": -1})
+
+
+def test_the_form_flags_a_batch_larger_than_the_training_set(manifest):
+    at = form(manifest)
+    batch = at.number_input(key=ne.key("batch_size", "baseline", "cpu"))
+    batch.set_value(4)
+    at.run()
+    assert not any("larger than the smallest training set" in w.value for w in at.warning)
+    at.number_input(key=ne.key("batch_size", "baseline", "cpu")).set_value(100)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Batch size 100 is larger than the smallest training set (8 clips)" in w.value for w in at.warning)

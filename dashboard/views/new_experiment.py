@@ -17,7 +17,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import glossary, reads, writes
-from dashboard.widgets import plain
+from dashboard.widgets import plain, url_value
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
 from mer_core.errors import ConfigError, MerError
@@ -323,7 +323,7 @@ def render() -> None:
             errors["dataset"] = summary["error"]
     for field, message in errors.items():
         slot = slots.get(field) or slots.get(field.split(".")[0]) or slots["dataset" if field == "config" else "input"]
-        slot.error(message, icon=":material/error:")
+        slot.error(plain(message), icon=":material/error:")
 
     st.subheader("What will run")
     if errors:
@@ -341,7 +341,8 @@ def render() -> None:
                    + ", ".join(f"{c} ({n})" for c, n in summary["classes"].items())
                    + f" · estimate from {source} (folds × epochs × training clips × seconds per clip)")
         for note in summary.get("notes", []):
-            st.caption(f"ⓘ {note}")
+            st.caption(plain(f"ⓘ {note}"))
+        _batch_note(config.batch_size, int(summary.get("min_train") or 0))
         with st.expander("config JSON"):
             st.code(config.to_json(), language="json")
     clicked = st.button("Submit job", type="primary", disabled=bool(errors) or config is None, key=K_SUBMIT)
@@ -349,11 +350,20 @@ def render() -> None:
         try:
             st.session_state[K_LAST_JOB] = writes.submit(config, name=name)
         except MerError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))
     last = st.session_state.get(K_LAST_JOB)
     if last:
         st.success(f"Job {last} queued.")
         _job_link(last)
+
+
+def _batch_note(batch_size: int, min_train: int) -> None:
+    """A batch larger than a fold's training set is one batch of the whole set: say so before it runs."""
+    if min_train and batch_size > min_train:
+        st.warning(f"Batch size {batch_size} is larger than the smallest training set ({min_train} clips): "
+                   f"those folds train on one batch of {min_train} clips per epoch (the batch is clamped, "
+                   "and the run's notes say so). A smaller batch gives more optimiser steps per epoch.",
+                   icon=":material/warning:")
 
 
 def _plan_key(config: ExperimentConfig) -> str:
@@ -368,4 +378,4 @@ def _job_link(job_id: str) -> None:
         st.page_link(page("jobs"), label=f"Follow job {job_id} on the Jobs page", icon=":material/work:",
                      query_params={reads.QP_JOB: job_id})
     except Exception:  # rendered outside st.navigation (tests) or the page is not registered
-        st.markdown(f"[Follow job {job_id} on the Jobs page](jobs?{reads.QP_JOB}={job_id})")
+        st.markdown(f"[Follow job {plain(job_id)} on the Jobs page](jobs?{reads.QP_JOB}={url_value(job_id)})")

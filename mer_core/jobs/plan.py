@@ -168,4 +168,5 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
         "classes": {c: int((table["label"] == c).sum()) for c in classes}, "notes": notes,
         "input_size": int(mcfg.input_size), "channels": list(mcfg.channels), "class_set": config.class_set,
         "estimated_seconds": parts["total_s"], "estimate_source": parts["sources"]["train"], "estimate": parts,
+        "min_train": int(min((len(f.train_idx) for f in folds), default=0)),
     }

@@ -167,15 +167,19 @@ def prepare_experiment(config: ExperimentConfig, progress: Progress | None = Non
     val_subjects = config.val_subjects if config.selection == "early_stop" else 0
     folds = make_folds(table, config.protocol, folds=config.folds, holdout_fraction=config.holdout_fraction,
                        val_subjects=val_subjects, seed=config.seed)
-    notes += shared_people_warnings(table) + runtime_notes(config, len(folds))
+    min_train = min((len(f.train_idx) for f in folds), default=0)
+    notes += shared_people_warnings(table) + runtime_notes(config, len(folds), min_train)
     return Experiment(config, table, classes, mcfg, x, y, folds, notes, fingerprint(table))
 
 
-def runtime_notes(config: ExperimentConfig, n_folds: int) -> list[str]:
-    """What the machine changes about the request, said instead of done silently."""
+def runtime_notes(config: ExperimentConfig, n_folds: int, min_train: int = 0) -> list[str]:
+    """What the machine (or the data) changes about the request, said instead of done silently."""
     import torch
 
     notes = []
+    if min_train and config.batch_size > min_train:
+        notes.append(f"batch_size={config.batch_size} is larger than the smallest training set ({min_train} clips): "
+                     "such folds train on one batch of the whole training set per epoch")
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         notes.append(f"device {config.device!r} was requested but CUDA is not available here: training runs on the CPU")
     cores = os.cpu_count() or 1
