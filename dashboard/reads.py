@@ -470,6 +470,16 @@ def compare_explain_reports(run_a: str, run_b: str, *, measure: str = "au_share"
     return compare_reports(got[0], got[1], measure=measure, method=method, method_b=method_b)
 
 
+def explain_report_methods(run_id: str) -> list[str]:
+    """Methods covered by a run's cached explanation reports (newest first), for Compare."""
+    from mer_core.explain.report import cached_reports
+
+    seen: list[str] = []
+    for report in cached_reports(run_id):
+        seen += [m for m in report.get("methods", []) if m not in seen]
+    return seen
+
+
 def explain_report_job(run_id: str) -> dict[str, Any] | None:
     """The newest explanation-report job of a run (a jobs-table row) or None; live, uncached."""
     t = jobs_table()

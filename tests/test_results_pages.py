@@ -273,3 +273,23 @@ def test_run_page_scores_a_running_run_live():
     values = {m.label: m.value for m in at.metric}
     pred = RunStore().predictions(rid)
     assert float(values["accuracy"]) == pytest.approx((pred.y_true == pred.y_pred).mean(), abs=1e-3)
+
+
+def test_compare_pairs_the_two_runs_explanation_reports(two_runs):
+    import json as _json
+
+    from mer_core.store.folders import run_folder
+
+    page = page_app("compare", runs="run-good,run-poor")
+    assert "No explanation report" in _texts(page)
+    ids = [f"s{i}" for i in range(8)]
+    for rid, share in (("run-good", 0.8), ("run-poor", 0.3)):
+        folder = run_folder(rid) / "explain"
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = [{"method": "saliency", "sample_id": s, "au_share": share + 0.01 * i} for i, s in enumerate(ids)]
+        (folder / "report-fixture.json").write_text(_json.dumps(
+            {"run": rid, "model": "baseline", "methods": ["saliency"], "rows": rows}))
+    at = page_app("compare", runs="run-good,run-poor")
+    assert not at.exception, at.exception
+    text = _texts(at)
+    assert "localise the true AUs better than" in text and "0.0078" in text, text  # 8 clips, all differences > 0

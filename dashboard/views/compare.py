@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard import glossary, plots, reads, study_plots, widgets
 from dashboard.widgets import plain
+from mer_core.errors import MerError
 from mer_core.evaluation.leaderboard import part_table
 from mer_core.evaluation.metrics import per_group
 from mer_core.evaluation.statistics import compare_problems, disagreements, verdict
@@ -60,7 +61,34 @@ def render() -> None:
     curves_section(chosen, bundles, names)
     side_by_side_section(chosen, bundles, names)
     paired_section(chosen, bundles, names)
+    explanations_section(chosen[0], chosen[1], names)
     hyperparameter_section(runs[0], [r["model"] for r in runs])
+
+
+# --- explanations ----------------------------------------------------------------------------
+def explanations_section(a: str, b: str, names: dict) -> None:
+    """The two first runs' explanation reports, paired over the clips both explained (A - B)."""
+    from mer_core.explain.report import LABELS, MEASURES
+
+    st.subheader("Explanations: A vs B")
+    shared = [m for m in reads.explain_report_methods(a) if m in reads.explain_report_methods(b)]
+    if not shared:
+        st.caption("No explanation report covers the same method in both runs yet: compute one on each run's "
+                   "Explain page (Faithfulness tab) or with `mer explain-report RUN`, then compare them here.")
+        return
+    c1, c2 = st.columns(2)
+    method = c1.selectbox("method", shared, format_func=lambda m: LABELS.get(m, m), key="cmp_xai_method")
+    measures = list(MEASURES)
+    measure = c2.selectbox("measure", measures, index=measures.index("au_share") if "au_share" in measures else 0,
+                           format_func=lambda m: MEASURES[m][0], key="cmp_xai_measure")
+    try:
+        result = reads.compare_explain_reports(a, b, measure=measure, method=method)
+    except MerError as exc:
+        st.info(plain(str(exc)))
+        return
+    st.write(plain(result["sentence"]))
+    st.caption(plain(f"{names[a]} vs {names[b]}: per-clip differences A - B, paired sign-flip permutation test "
+                     "over the clips both reports explained."))
 
 
 # --- headline ---------------------------------------------------------------------------
