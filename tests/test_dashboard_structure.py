@@ -77,3 +77,14 @@ def test_dashboard_files_and_functions_stay_small(path: Path) -> None:
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_FILE_LINES, f"{path.relative_to(ROOT)}: {lines} lines"
     assert _long_functions(path) == []
+
+
+def test_every_figure_is_downloadable_in_the_chosen_format():
+    """Each st.plotly_chart call in a view passes widgets.chart_config (PNG or SVG from the sidebar choice)."""
+    bare = []
+    for path in sorted((ROOT / "dashboard" / "views").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "plotly_chart":
+                if not any(k.arg == "config" for k in node.keywords):
+                    bare.append(f"{path.name}:{node.lineno}")
+    assert not bare, f"figures without the download config: {bare}"

@@ -113,7 +113,7 @@ def headline_section(chosen: list[str], bundles: dict, names: dict) -> None:
         "oracle UF1 (diagnostic)": st.column_config.NumberColumn(format="%.3f"),
         "fold-averaged UF1": st.column_config.NumberColumn(format="%.3f")})
     if forest:
-        st.plotly_chart(plots.interval_figure(pd.DataFrame(forest)), width="stretch")
+        st.plotly_chart(plots.interval_figure(pd.DataFrame(forest)), width="stretch", config=widgets.chart_config("compare-1"))
     st.caption("Pooled figures (MEGC2019) with 95% subject-level bootstrap intervals. Overlapping intervals do not "
                "settle a comparison: the paired test below, on the same subjects, is sharper.")
 
@@ -147,7 +147,7 @@ def curves_section(chosen: list[str], bundles: dict, names: dict) -> None:
         st.info("The runs stored no curves.")
         return
     metric = st.radio("curve", metrics, horizontal=True, key="compare_curve_metric")
-    st.plotly_chart(study_plots.overlay_curves(epochs, metric), width="stretch")
+    st.plotly_chart(study_plots.overlay_curves(epochs, metric), width="stretch", config=widgets.chart_config("compare-2"))
     st.caption("Each run's curve averaged over its folds. test_* curves are diagnostics: no epoch is chosen on them.")
 
 
@@ -164,7 +164,7 @@ def side_by_side_section(chosen: list[str], bundles: dict, names: dict) -> None:
     with left:
         st.subheader("Per class")
         metric = st.radio("per-class metric", ["F1", "recall"], horizontal=True, key="compare_class_metric")
-        st.plotly_chart(plots.grouped_bars(long_df, "class", metric, "run", y_title=metric), width="stretch")
+        st.plotly_chart(plots.grouped_bars(long_df, "class", metric, "run", y_title=metric), width="stretch", config=widgets.chart_config("compare-3"))
         wide = long_df.pivot(index="class", columns="run", values=metric).reindex(classes).reset_index()
         st.dataframe(wide, hide_index=True, width="stretch",
                      column_config={names[r]: st.column_config.NumberColumn(format="%.3f") for r in chosen})
@@ -175,7 +175,7 @@ def side_by_side_section(chosen: list[str], bundles: dict, names: dict) -> None:
         if parts_df["part"].nunique() <= 1:
             st.info("Single-part runs: the per-part view equals the headline figures.")
         else:
-            st.plotly_chart(plots.grouped_bars(parts_df, "part", "uf1", "run", y_title="UF1"), width="stretch")
+            st.plotly_chart(plots.grouped_bars(parts_df, "part", "uf1", "run", y_title="UF1"), width="stretch", config=widgets.chart_config("compare-4"))
             wide = parts_df.pivot_table(index="part", columns="run", values=["uf1", "uar"], sort=False)
             wide.columns = [f"{run} {m.upper()}" for m, run in wide.columns]
             st.dataframe(wide.reset_index(), hide_index=True, width="stretch",
@@ -213,11 +213,11 @@ def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
     (st.success if perm.p_value < 0.05 else st.info)(text, icon=":material/balance:")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(plots.paired_scatter(subj, pair_names), width="stretch")
+        st.plotly_chart(plots.paired_scatter(subj, pair_names), width="stretch", config=widgets.chart_config("compare-5"))
         st.caption(f"One point per subject (size = clips). Above the diagonal: {pair_names[1]} better on that subject.")
     with right:
         swapped = subj.rename(columns={"a": "b", "b": "a"})  # the figure draws its B - A: give it A - B
-        st.plotly_chart(plots.difference_bars(swapped, pair_names[::-1]), width="stretch")
+        st.plotly_chart(plots.difference_bars(swapped, pair_names[::-1]), width="stretch", config=widgets.chart_config("compare-6"))
         st.caption(f"Per-subject UF1 difference {pair_names[0]} − {pair_names[1]}, sorted (green: "
                    f"{pair_names[0]} better). A subject's UF1 averages the classes it shows.")
     if len(chosen) > 2:
@@ -282,7 +282,7 @@ def hyperparameter_section(ref: dict, chosen_models: list[str]) -> None:
                 + ("" if len(df) < 2 else " with identical settings") + ": nothing to relate to UF1 yet. Runs with "
                 "different settings (learning rate, epochs, loss...) appear here.")
         return
-    st.plotly_chart(plots.hyperparameter_figure(df, params[:8], "uf1"), width="stretch")
+    st.plotly_chart(plots.hyperparameter_figure(df, params[:8], "uf1"), width="stretch", config=widgets.chart_config("compare-7"))
     st.caption(plain(f"Every finished run of {model} on {ref['dataset']} ({ref['protocol']}): ")
                + f"{len(df)} runs; axes are the "
                f"settings that differ between them{' (first 8 shown)' if len(params) > 8 else ''}, the last axis is "

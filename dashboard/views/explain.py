@@ -152,7 +152,7 @@ def _sample_header(view: dict[str, Any], channels: list[str], classes: list[str]
             st.markdown(f"**{'correct' if right else 'wrong'}**: true **{plain(classes[pred['y_true']])}**, "
                         f"predicted **{plain(classes[pred['y_pred']])}** · fold {pred['fold']}")
             st.plotly_chart(plots.probability_bars(pred["probs"], classes, true=pred["y_true"],
-                                                   pred=None if right else pred["y_pred"]), width="stretch")
+                                                   pred=None if right else pred["y_pred"]), width="stretch", config=widgets.chart_config("explain-1"))
         else:
             st.caption("no stored prediction for this sample")
         row = view["row"]
@@ -399,7 +399,7 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
     metric = st.radio("score", ["au_share", "blink_share", "pointing"], horizontal=True,
                       format_func={"au_share": "mass on true AUs ↑", "blink_share": "mass on blinks ↓",
                                    "pointing": "pointing game ↑"}.get)
-    st.plotly_chart(plots.localisation_bars(table, metric), width="stretch")
+    st.plotly_chart(plots.localisation_bars(table, metric), width="stretch", config=widgets.chart_config("explain-2"))
     st.dataframe(table, hide_index=True,
                  width="stretch", column_config={
                      "au_share": st.column_config.NumberColumn("on true AUs", format="%.3f"),

@@ -156,14 +156,14 @@ def _job_view(job_id: str) -> str | None:
         if epochs_df.empty:
             st.caption("Curves appear after the first epoch.")
         else:
-            st.plotly_chart(plots.training_curves(epochs_df), width="stretch", key=f"curves_{job_id}")
+            st.plotly_chart(plots.training_curves(epochs_df), width="stretch", config=widgets.chart_config("jobs-1"), key=f"curves_{job_id}")
     with right:
         st.markdown("**Per-subject results** (filled in as folds finish)")
         if pred.empty or run is None:
             st.caption("No fold has finished yet.")
         else:
             per_subject = per_group(pred, run["classes"], "subject")
-            st.plotly_chart(plots.subject_bars(per_subject, "accuracy"), width="stretch", key=f"subj_{job_id}")
+            st.plotly_chart(plots.subject_bars(per_subject, "accuracy"), width="stretch", config=widgets.chart_config("jobs-2"), key=f"subj_{job_id}")
             st.caption(f"{len(per_subject)} subject(s) tested so far; pooled metrics on the Run page.")
     with st.expander("log", expanded=status in ACTIVE or status == "failed"):
         st.code(detail["log"] or "(no output yet)", language="text")

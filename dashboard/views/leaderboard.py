@@ -85,7 +85,7 @@ def render() -> None:
     st.caption("Known caveat: code that keeps each fold's best epoch *on that fold's test subject* reports "
                "0.1–0.2 UF1 more than an honest re-run (see the notes column). Measured runs show their own "
                "test-selected ('oracle') figure in the notes, as a diagnostic of that gap.")
-    st.plotly_chart(plots.leaderboard_bars(view), width="stretch")
+    st.plotly_chart(plots.leaderboard_bars(view), width="stretch", config=widgets.chart_config("leaderboard-1"))
     st.caption("Grey: reported in a paper. Blue ★: measured here under the honest protocol.")
     synthetic_section(finished)
 

@@ -183,7 +183,7 @@ def confusion_section(run_id: str, pooled: dict, classes: list[str], table: pd.D
     cm = pooled["confusion"]
     normalise = st.toggle("row-normalised", value=False, key=K_NORMALISE)
     _sync_cell_from_click(cm, classes)
-    st.plotly_chart(plots.confusion_clickable(cm, classes, normalise=normalise), width="stretch",
+    st.plotly_chart(plots.confusion_clickable(cm, classes, normalise=normalise), width="stretch", config=widgets.chart_config("run-1"),
                     key=K_CM_CHART, on_select="rerun", selection_mode="points")
     options = _cell_options(cm, classes)
     if st.session_state.get(K_CELL) not in options:
@@ -202,7 +202,7 @@ def subject_section(pred: pd.DataFrame, classes: list[str]) -> None:
     per_subject = per_group(pred, classes, "subject")
     hover = {s: plots.confusion_text(cm, classes) for s, cm in per_subject_confusions(pred, classes).items()}
     metric = st.radio("metric", ["uf1", "accuracy", "uar"], horizontal=True, format_func=str.upper, key=K_METRIC)
-    st.plotly_chart(plots.subject_bars_detail(per_subject, hover, metric), width="stretch")
+    st.plotly_chart(plots.subject_bars_detail(per_subject, hover, metric), width="stretch", config=widgets.chart_config("run-2"))
     st.caption("Each bar is one held-out subject; n = clips of that subject; hover for the subject's confusion "
                "matrix. A subject's UF1 averages only the classes it shows.")
 
@@ -240,7 +240,7 @@ def curves_section(epochs: pd.DataFrame, folds: pd.DataFrame) -> None:
     available = [c for c in EPOCH_LABELS if c in epochs and epochs[c].notna().any()]
     metric = st.selectbox("curve", available, format_func=EPOCH_LABELS.get, key=K_CURVE)
     st.plotly_chart(plots.curves_figure(epochs, metric).update_layout(yaxis_title=EPOCH_LABELS[metric]),
-                    width="stretch")
+                    width="stretch", config=widgets.chart_config("run-3"))
     if metric.startswith("test_"):
         st.caption("Test-subject curves are recorded only as a diagnostic: the honest protocol never uses them "
                    "to pick an epoch.")

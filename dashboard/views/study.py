@@ -88,7 +88,7 @@ def comparison_section(report) -> None:
     text = plain(test["verdict"])
     (st.success if test.get("p_value", 1) < report.alpha else st.info)(text, icon=":material/balance:")
     if test["kind"] == "friedman":
-        st.plotly_chart(study_plots.cd_figure(test["ranks"], test["cd"], test["cliques"]), width="stretch")
+        st.plotly_chart(study_plots.cd_figure(test["ranks"], test["cd"], test["cliques"]), width="stretch", config=widgets.chart_config("study-1"))
         st.caption(f"Critical-difference diagram: average rank over {test['n_subjects']} subjects (1 = best). "
                    "Arms joined by a bar are not told apart by the Nemenyi test; two arms whose ranks differ "
                    f"by more than CD = {test['cd']:.2f} are.")
@@ -105,10 +105,10 @@ def curves_section(report) -> None:
         metrics = list(dict.fromkeys(report.curves["metric"]))
         if metrics:
             metric = st.radio("curve", metrics, horizontal=True, key=K_METRIC)
-            st.plotly_chart(study_plots.band_curves(report.curves, metric, report.arms), width="stretch")
+            st.plotly_chart(study_plots.band_curves(report.curves, metric, report.arms), width="stretch", config=widgets.chart_config("study-2"))
             st.caption("Mean over seeds of each cell's fold-averaged curve, with a ± sd band.")
     with right:
         st.subheader("Seeds")
-        st.plotly_chart(study_plots.seed_spread(report.cells, report.arms), width="stretch")
+        st.plotly_chart(study_plots.seed_spread(report.cells, report.arms), width="stretch", config=widgets.chart_config("study-3"))
         st.caption("Each point is one seed's pooled UF1; the bar is the arm's mean. One far point means one "
                    "lucky (or unlucky) seed carries the arm.")
