@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_helpers import unescape
 from dashboard.views import new_experiment as ne
 from mer_core.datasets.synthetic.export import export_public
 
@@ -42,7 +43,7 @@ def test_auto_preset_shows_its_choice_for_a_flow_apex_manifest(flow_apex):
 
 def test_a_preset_the_dataset_cannot_feed_is_an_error_and_blocks_submit(flow_apex):
     at = _form("manifest", "dense_attention", f"manifest={flow_apex}", preset="cpu")
-    errors = [e.value for e in at.error]
+    errors = [unescape(e.value) for e in at.error]  # messages are shown as text (Markdown escaped)
     assert any("presets of dense_attention that fit: cpu_flow_apex, cpu_apex" in e for e in errors), errors
     assert at.button(key=ne.K_SUBMIT).disabled
 
@@ -55,7 +56,7 @@ def test_pretraining_offers_only_macro_sources_and_refuses_the_evaluation_set():
     box = at.selectbox(key=ne.key("pretrain", "dense_attention", "cpu"))
     box.set_value("synthetic-macro")
     at.run()
-    errors = [e.value for e in at.error]
+    errors = [unescape(e.value) for e in at.error]
     assert any("it is the evaluation dataset itself" in e for e in errors), errors
     assert at.button(key=ne.K_SUBMIT).disabled
 
