@@ -418,3 +418,28 @@ def test_a_bogus_deep_link_keeps_its_url_and_says_so(server, browser, path, word
         page.wait_for_timeout(500)
         assert page.url.endswith(path)  # the address the user gave is kept
     page.close()
+
+
+def test_open_a_misclassified_clip_in_explain_with_an_overlay(server, browser, submitted):
+    url, _ = server
+    jobs = json.loads(cli("jobs", "--json").stdout)
+    run_id = next(j["run_id"] for j in jobs if j["id"] == submitted)
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    with evidence(page, "explain"):
+        page.goto(f"{url}/explain?run={run_id}")
+        settle(page, 120)
+        assert page.locator("h1").first.inner_text() == "Explain" and not problems(page)
+        page.locator("[data-testid='stMain']").get_by_text("Failure cases", exact=True).first.click()
+        settle(page, 120)
+        opened = page.get_by_role("button", name="explain", exact=True)
+        if not opened.count():  # a 1-epoch run may get every clip right: then any clip will do
+            assert "No misclassified sample" in page.locator("[data-testid='stMain']").inner_text()
+            page.locator("[data-testid='stMain']").get_by_text("Sample", exact=True).first.click()
+        else:
+            opened.first.click()
+        settle(page, 180)
+        assert not problems(page)
+        assert "sample=" in page.url  # the clip is in the link, so a reload shows the same clip
+        main = page.locator("[data-testid='stMain']")
+        assert main.locator("[data-testid='stImage'] img").count() >= 1  # the overlay drawn on the face
+    page.close()
