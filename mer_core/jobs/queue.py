@@ -163,6 +163,20 @@ def log_tail(job: dict[str, Any], lines: int = 40) -> str:
 
 
 # --- submitting, cancelling, resuming ------------------------------------------
+def _insert_job(store: RunStore, config_json: str, run_id: str, name: str, priority: int) -> str:
+    """One queued row in the jobs table (next sequence number, a fresh id, its log path); returns the id."""
+    with store.tx() as c:
+        seq = int(c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0])
+        job_id = f"j{seq}-{uuid.uuid4().hex[:4]}"
+        c.execute(
+            """INSERT INTO jobs (id, seq, priority, name, created, config_json, run_id, status, log_path)
+               VALUES (?,?,?,?,?,?,?,?,?)""",
+            (job_id, seq, int(priority), name, time.time(), config_json, run_id, "queued",
+             str(jobs_dir() / f"{job_id}.log")),
+        )
+    return job_id
+
+
 def submit(config: ExperimentConfig, *, store: RunStore | None = None, name: str = "", priority: int = 0,
            start: bool = True) -> str:
     """Queue ``config`` (completed: class set and model input resolved); returns the job id.
@@ -177,16 +191,7 @@ def submit(config: ExperimentConfig, *, store: RunStore | None = None, name: str
     own = store is None
     store = store or RunStore()
     try:
-        run_id = new_run_id(config.model)
-        with store.tx() as c:
-            seq = int(c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0])
-            job_id = f"j{seq}-{uuid.uuid4().hex[:4]}"
-            log = jobs_dir() / f"{job_id}.log"
-            c.execute(
-                """INSERT INTO jobs (id, seq, priority, name, created, config_json, run_id, status, log_path)
-                   VALUES (?,?,?,?,?,?,?,?,?)""",
-                (job_id, seq, int(priority), name, time.time(), config.to_json(), run_id, "queued", str(log)),
-            )
+        job_id = _insert_job(store, config.to_json(), new_run_id(config.model), name, priority)
         if start:
             kick(store)
         return job_id
@@ -217,15 +222,7 @@ def submit_explain_report(run_id: str, report: dict[str, Any] | None = None, *, 
             raise MerError(f"run {run_id} is {run['status']}; explain it once its folds are stored")
         config = {"job": REPORT_JOB, "run": run["id"], "report": cfg.as_dict(), "model": run["model"],
                   "dataset": run["dataset"], "protocol": "explanation report"}
-        with store.tx() as c:
-            seq = int(c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0])
-            job_id = f"j{seq}-{uuid.uuid4().hex[:4]}"
-            c.execute(
-                """INSERT INTO jobs (id, seq, priority, name, created, config_json, run_id, status, log_path)
-                   VALUES (?,?,?,?,?,?,?,?,?)""",
-                (job_id, seq, int(priority), f"explanation report of {run['id']}", time.time(), json.dumps(config),
-                 run["id"], "queued", str(jobs_dir() / f"{job_id}.log")),
-            )
+        job_id = _insert_job(store, json.dumps(config), run["id"], f"explanation report of {run['id']}", priority)
         if start:
             kick(store)
         return job_id
