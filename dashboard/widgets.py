@@ -148,3 +148,31 @@ def chart_config(filename: str) -> dict:
 def chart(fig, *, key: str, **kwargs):
     """``st.plotly_chart`` at full width with the download config; returns what plotly_chart returns."""
     return st.plotly_chart(fig, width="stretch", key=key, config=chart_config(key), **kwargs)
+
+
+def evm_comparison(clip, magnified, apex: int, alpha: float, *, key: str, blur: float = 0.0,
+                   frame_ms: int | None = None) -> None:
+    """Original and magnified apex - onset on ONE colour scale, then one player with an A/B switch.
+
+    Shared by the Datasets and Lesson pages, so magnification looks the same (and visibly stronger)
+    wherever it is shown. ``blur`` (pixels) smooths both differences alike.
+    """
+    from dashboard import glossary, plots
+
+    d0, d1 = clip[apex] - clip[0], magnified[apex] - magnified[0]
+    if blur:
+        import cv2
+
+        d0, d1 = cv2.GaussianBlur(d0, (0, 0), blur), cv2.GaussianBlur(d1, (0, 0), blur)
+    bound = plots.shared_bound(d0, d1)
+    left, right = st.columns(2)
+    with left:
+        chart(plots.signed_image(d0, "apex − onset, original", bound), key=f"{key}-diff-a")
+    with right:
+        chart(plots.signed_image(d1, f"apex − onset, magnified α = {alpha:g}", bound), key=f"{key}-diff-b")
+    which = st.segmented_control("play", ["A: original", "B: magnified"], default="B: magnified",
+                                 key=f"{key}-ab", help=glossary.tip("EVM")) or "B: magnified"
+    shown = clip if which.startswith("A") else magnified
+    title = which + (f" (α = {alpha:g})" if which.startswith("B") else "")
+    extra = {"frame_ms": frame_ms} if frame_ms else {}
+    chart(plots.clip_animation(shown, 0, apex, len(clip) - 1, title=title, **extra), key=f"{key}-clip")

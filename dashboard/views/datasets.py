@@ -195,23 +195,8 @@ def _magnification(views: dict, alpha: float) -> None:
     """Original and magnified apex − onset on one colour scale, and one player with an A/B switch."""
     st.markdown("**Eulerian video magnification** — the same clip, motion amplified in the pass band",
                 help=glossary.tip("EVM"))
-    apex_i = views["apex_index"] or 0
-    clip, mag = views["clip"], views["magnified_clip"]
-    d0, d1 = clip[apex_i] - clip[0], mag[apex_i] - mag[0]
-    bound = plots.shared_bound(d0, d1)
-    a, b = st.columns(2)
-    with a:
-        widgets.chart(plots.signed_image(d0, "apex − onset, original", bound), key="ds-diff-original")
-    with b:
-        widgets.chart(plots.signed_image(d1, f"apex − onset, magnified α = {alpha:g}", bound),
-                      key="ds-diff-magnified")
+    widgets.evm_comparison(views["clip"], views["magnified_clip"], views["apex_index"] or 0, alpha, key="ds-evm")
     st.caption("Both differences share one colour scale, so the stronger one really moved more.")
-    which = st.segmented_control("play", ["A: original", "B: magnified"], default="B: magnified",
-                                 key="ds-evm-ab") or "B: magnified"
-    shown = clip if which.startswith("A") else mag
-    widgets.chart(plots.clip_animation(shown, 0, apex_i, len(clip) - 1, None,
-                                       title=which + (f" (α = {alpha:g})" if which.startswith("B") else "")),
-                  key="ds-evm-player")
 
 
 def _clip_picker_light(table, wanted: str | None = None) -> dict:

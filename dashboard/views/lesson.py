@@ -92,20 +92,8 @@ def _diff_step(clip: np.ndarray, row: dict, masks: dict) -> None:
 
 
 def _magnify_step(views: dict) -> None:
-    clip, mag, a = views["clip"], views["magnified_clip"], views["apex_index"] or 0
-    blur = lambda d: cv2.GaussianBlur(d, (0, 0), 1.0)  # noqa: E731 - the same light blur on both
-    d0, d1 = blur(clip[a] - clip[0]), blur(mag[a] - mag[0])
-    bound = plots.shared_bound(d0, d1)
-    left, right = st.columns(2)
-    with left:
-        widgets.chart(plots.signed_image(d0, "apex − onset, original", bound), key="lesson-evm-diff-a")
-    with right:
-        widgets.chart(plots.signed_image(d1, f"apex − onset, magnified α = {LESSON_EVM['evm_alpha']:g}", bound),
-                      key="lesson-evm-diff-b")
-    which = st.segmented_control("play", ["A: original", "B: magnified"], default="B: magnified",
-                                 key="lesson-evm-ab", help=glossary.tip("EVM")) or "B: magnified"
-    shown = clip if which.startswith("A") else mag
-    widgets.chart(plots.clip_animation(shown, 0, a, len(clip) - 1, title=which, frame_ms=150), key="lesson-evm-clip")
+    widgets.evm_comparison(views["clip"], views["magnified_clip"], views["apex_index"] or 0,
+                           LESSON_EVM["evm_alpha"], key="lesson-evm", blur=1.0, frame_ms=150)
     _step(STEPS[3], "Eulerian video magnification amplifies, pixel by pixel, the changes that happen at the "
           "speed of an expression, so the same motion becomes ten times larger. Both differences above share "
           "one colour scale: the magnified one is stronger because the motion is, and in B the expression is "
