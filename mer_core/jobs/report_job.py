@@ -11,7 +11,6 @@ report stores nothing; a resumed one recomputes (the per-clip maps are cached).
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import traceback
 
@@ -28,32 +27,20 @@ class ReportRunner(base.JobRunner):
             raise base.Stopped(self.stop_reason)
         self._write(done >= total, stage="explain", progress=done / max(total, 1), message=text)
 
-    def run(self) -> str:
+    cancelled_note = "; nothing stored"
+
+    def work(self) -> tuple[str, str, str]:
         from mer_core.explain.report import ReportConfig, explanation_report
 
-        beat = threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True)
-        beat.start()
         cfg = self.job["config"]
-        status, error, message = "failed", "", ""
-        try:
-            print(f"[worker] job {self.job_id}: explanation report of run {cfg['run']}", flush=True)
-            t0 = time.time()
-            report = explanation_report(cfg["run"], ReportConfig.from_dict(cfg.get("report") or {}),
-                                        store=self.store, progress=self.report_progress)
-            status = "done"
-            message = f"report of {len(report['sample_ids'])} clips ready ({time.time() - t0:.0f} s)"
-        except (base.Stopped, KeyboardInterrupt):
-            status, message = "cancelled", f"cancelled ({self.stop_reason or 'interrupted'}); nothing stored"
-        except BaseException as exc:  # noqa: BLE001 - every failure is recorded with its traceback
-            error = "".join(traceback.format_exception(exc))
-            message = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
-            print(error, file=sys.stderr, flush=True)
-        finally:
-            self._beat_stop.set()
-            beat.join(timeout=5)
-        self._finish(status, error, message)
-        print(f"[worker] job {self.job_id} {status}", flush=True)
-        return status
+        print(f"[worker] job {self.job_id}: explanation report of run {cfg['run']}", flush=True)
+        t0 = time.time()
+        report = explanation_report(cfg["run"], ReportConfig.from_dict(cfg.get("report") or {}),
+                                    store=self.store, progress=self.report_progress)
+        return "done", f"report of {len(report['sample_ids'])} clips ready ({time.time() - t0:.0f} s)", ""
+
+    def failure_text(self, exc: BaseException) -> str:
+        return "".join(traceback.format_exception(exc))
 
 
 def run_report_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True) -> int:

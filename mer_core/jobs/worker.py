@@ -177,35 +177,22 @@ class JobRunner:
 
     # --- the job --------------------------------------------------------------------
     def run(self) -> str:
-        """Run the experiment; returns the job's final status."""
-        from mer_core.config import ExperimentConfig
-        from mer_core.training.engine import run_experiment
+        """Do the job's work under a heartbeat; record and return its final status.
+
+        Subclasses change only :meth:`work` (and the cancel wording); the heartbeat,
+        cancel handling, failure traceback and the final row are the same for every kind.
+        """
         from mer_core.training.trainer import Cancelled
 
         beat = threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
-        run_id = self.job["run_id"]
         status, error, message = "failed", "", ""
         try:
-            config = ExperimentConfig.from_json(self.job["config_json"])
-            print(f"[worker] job {self.job_id} (attempt {self.job['attempts']}) -> run {run_id}", flush=True)
-            run_experiment(config, store=self.store, run_id=run_id, progress=self.progress,
-                           should_stop=self.should_stop, name=self.job.get("name") or "")
-            run_status = self.store.get_run(run_id)["status"]
-            if run_status == "cancelled" or (run_status == "partial" and self.stop_event.is_set()):
-                status, message = "cancelled", f"cancelled ({self.stop_reason}); finished folds are kept"
-            elif run_status == "failed":
-                status, error = "failed", self.store.get_run(run_id)["error"]
-            else:
-                status, message = "done", "finished" if run_status == "done" else f"finished ({run_status})"
+            status, message, error = self.work()
         except (Stopped, Cancelled, KeyboardInterrupt):
-            status, message = "cancelled", f"cancelled ({self.stop_reason or 'interrupted'}) before training"
+            status, message = "cancelled", f"cancelled ({self.stop_reason or 'interrupted'}){self.cancelled_note}"
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded with its traceback
-            status = "failed"
-            error = "".join(traceback.format_exception(exc))
-            stored = self._run_error(run_id)
-            if stored and "Traceback" in stored:
-                error = stored + "\n--- raised in the worker ---\n" + error
+            status, error = "failed", self.failure_text(exc)
             message = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
             print(error, file=sys.stderr, flush=True)
         finally:
@@ -214,6 +201,33 @@ class JobRunner:
         self._finish(status, error, message)
         print(f"[worker] job {self.job_id} {status}", flush=True)
         return status
+
+    cancelled_note = " before training"  # said after "cancelled (reason)" when the work is stopped mid-way
+
+    def work(self) -> tuple[str, str, str]:
+        """Run the experiment: (status, message, error)."""
+        from mer_core.config import ExperimentConfig
+        from mer_core.training.engine import run_experiment
+
+        run_id = self.job["run_id"]
+        config = ExperimentConfig.from_json(self.job["config_json"])
+        print(f"[worker] job {self.job_id} (attempt {self.job['attempts']}) -> run {run_id}", flush=True)
+        run_experiment(config, store=self.store, run_id=run_id, progress=self.progress,
+                       should_stop=self.should_stop, name=self.job.get("name") or "")
+        run_status = self.store.get_run(run_id)["status"]
+        if run_status == "cancelled" or (run_status == "partial" and self.stop_event.is_set()):
+            return "cancelled", f"cancelled ({self.stop_reason}); finished folds are kept", ""
+        if run_status == "failed":
+            return "failed", "", self.store.get_run(run_id)["error"]
+        return "done", "finished" if run_status == "done" else f"finished ({run_status})", ""
+
+    def failure_text(self, exc: BaseException) -> str:
+        """The traceback stored with a failed job (the run's own traceback first when it has one)."""
+        error = "".join(traceback.format_exception(exc))
+        stored = self._run_error(self.job["run_id"])
+        if stored and "Traceback" in stored:
+            error = stored + "\n--- raised in the worker ---\n" + error
+        return error
 
     def _run_error(self, run_id: str) -> str:
         try:
