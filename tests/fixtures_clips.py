@@ -44,3 +44,34 @@ def make_clip_manifest(root: Path, *, subjects: int = 4, clips_per_subject: int 
         w.writeheader()
         w.writerows(rows)
     return path
+
+
+TINY_SYNTH = dict(subjects=3, clips_per_subject=3, size=64, frames=16)
+
+
+def tiny_run_with_videos(root: Path, *, clips: int, fmt: str, videos_dir: str = "videos") -> dict:
+    """Under cache ``root``: a 1-epoch baseline LOSO on a tiny synthetic set and ``clips`` of it as videos.
+
+    Returns {"root", "run", "videos", "metas"}. MER_CACHE is pointed at ``root`` only while it works.
+    """
+    import os
+
+    from mer_core.config import ExperimentConfig
+    from mer_core.datasets.synthetic import SynthOptions
+    from mer_core.datasets.synthetic.video_export import export_videos
+    from mer_core.training.engine import run_experiment
+
+    old = os.environ.get("MER_CACHE")
+    os.environ["MER_CACHE"] = str(root)
+    try:
+        cfg = ExperimentConfig.from_dict(dict(dataset="synthetic", dataset_options=TINY_SYNTH, model="baseline",
+                                              epochs=1, batch_size=8, executor="sequential"))
+        rid = run_experiment(cfg)
+        videos = Path(root) / videos_dir
+        metas = export_videos(videos, SynthOptions(**TINY_SYNTH), clips=clips, fmt=fmt)
+    finally:
+        if old is None:
+            os.environ.pop("MER_CACHE", None)
+        else:
+            os.environ["MER_CACHE"] = old
+    return {"root": Path(root), "run": rid, "videos": videos, "metas": metas}

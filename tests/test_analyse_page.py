@@ -1,39 +1,21 @@
 """The Analyse a clip page (issue 19) via AppTest: an uploaded video, an exported clip, bad uploads, storage."""
 from __future__ import annotations
 
-import os
 import time
 
-import cv2
 import numpy as np
 import pytest
 
 from apptest_helpers import page_app
-from mer_core.config import ExperimentConfig
-from mer_core.datasets.synthetic import SynthOptions
-from mer_core.datasets.synthetic.video_export import export_videos
+from fixtures_clips import TINY_SYNTH, tiny_run_with_videos
 from mer_core.errors import MerError
-from mer_core.training.engine import run_experiment
 
-OPTS = dict(subjects=3, clips_per_subject=3, size=64, frames=16)
+OPTS = TINY_SYNTH
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("analyse_cache")
-    old = os.environ.get("MER_CACHE")
-    os.environ["MER_CACHE"] = str(root)
-    try:
-        cfg = ExperimentConfig.from_dict(dict(dataset="synthetic", dataset_options=OPTS, model="baseline", epochs=1,
-                                              batch_size=8, executor="sequential"))
-        rid = run_experiment(cfg)
-        metas = export_videos(root / "video_clips", SynthOptions(**OPTS), clips=2, fmt="mp4")
-    finally:
-        if old is None:
-            os.environ.pop("MER_CACHE", None)
-        else:
-            os.environ["MER_CACHE"] = old
-    return {"root": root, "run": rid, "metas": metas}
+    return tiny_run_with_videos(tmp_path_factory.mktemp("analyse_cache"), clips=2, fmt="mp4", videos_dir="video_clips")
 
 
 @pytest.fixture

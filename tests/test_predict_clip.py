@@ -6,7 +6,6 @@ tiny stored run (baseline, 3 subjects) is trained once for the module.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -15,40 +14,25 @@ import numpy as np
 import pytest
 
 from mer_core.cli import main
-from mer_core.config import ExperimentConfig
+from fixtures_clips import TINY_SYNTH, tiny_run_with_videos
 from mer_core.datasets.synthetic import SynthOptions, plan_dataset
-from mer_core.datasets.synthetic.video_export import export_videos, write_video
+from mer_core.datasets.synthetic.video_export import write_video
 from mer_core.explain.predict import TRANSFER_NOTE, RunPredictor, analyse_clip
 from mer_core.preprocess.video import ClipError, ClipLimits, decode_clip
 from mer_core.store.folders import load_array, read_table, run_folder
-from mer_core.training.engine import run_experiment
 
-OPTS = dict(subjects=3, clips_per_subject=3, size=64, frames=16)
+OPTS = TINY_SYNTH
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A stored run trained on a tiny synthetic set, and that set's clips exported as videos."""
-    root = tmp_path_factory.mktemp("predict_cache")
-    old = os.environ.get("MER_CACHE")
-    os.environ["MER_CACHE"] = str(root)
-    try:
-        cfg = ExperimentConfig.from_dict(dict(dataset="synthetic", dataset_options=OPTS, model="baseline", epochs=1,
-                                              batch_size=8, executor="sequential"))
-        rid = run_experiment(cfg)
-        videos = root / "videos"
-        metas = export_videos(videos, SynthOptions(**OPTS), clips=4, fmt="avi")
-    finally:
-        if old is None:
-            os.environ.pop("MER_CACHE", None)
-        else:
-            os.environ["MER_CACHE"] = old
-    return {"root": str(root), "run": rid, "videos": videos, "metas": metas}
+    return tiny_run_with_videos(tmp_path_factory.mktemp("predict_cache"), clips=4, fmt="avi")
 
 
 @pytest.fixture
 def env(tiny, monkeypatch):
-    monkeypatch.setenv("MER_CACHE", tiny["root"])
+    monkeypatch.setenv("MER_CACHE", str(tiny["root"]))
     return tiny
 
 
