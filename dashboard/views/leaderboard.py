@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, plots, reads, widgets
+from dashboard import glossary, plots, reads, reads_pretrain, widgets
 from dashboard.widgets import plain
 from mer_core.evaluation.leaderboard import (
     MEASURED,
@@ -25,6 +25,8 @@ from mer_core.evaluation.leaderboard import (
 
 FINISHED = ("done", "partial")
 HEADINGS = {f"{prefix}_{m}": f"{heading} {m.upper()}" for prefix, heading, _ in PARTS for m in ("uf1", "uar")}
+PRETRAIN_HELP = ("Measured runs: the macro data set the weights were pre-trained on before every fold (transfer "
+                 "learning); — = trained from scratch. Published rows: not recorded here, see the paper.")
 
 
 def _run_link(run_id: str) -> str:
@@ -34,7 +36,8 @@ def _run_link(run_id: str) -> str:
 def _board_table(df: pd.DataFrame) -> pd.DataFrame:
     out = df.rename(columns=HEADINGS)
     out["run"] = [_run_link(r) for r in df.get("run", pd.Series([""] * len(df)))]
-    cols = ["method", "year", "source", *HEADINGS.values(), "note", "run"]
+    out["pre-training"] = df.get("pre-training", pd.Series([reads_pretrain.NONE] * len(df), index=df.index))
+    cols = ["method", "year", "source", "pre-training", *HEADINGS.values(), "note", "run"]
     return out[cols]
 
 
@@ -48,6 +51,7 @@ def _column_config() -> dict:
     config["note"] = st.column_config.TextColumn("notes", width="large")
     config["method"] = st.column_config.TextColumn("method", width="medium", pinned=True)
     config["source"] = st.column_config.TextColumn("source", width="medium")
+    config["pre-training"] = st.column_config.TextColumn("pre-training", help=PRETRAIN_HELP)
     return config
 
 
@@ -70,6 +74,8 @@ def render() -> None:
         dup = measured["method"].duplicated(keep=False)
         measured.loc[dup, "method"] = measured.loc[dup, "method"] + " · " + measured.loc[dup, "run"]
     board = leaderboard(published, measured)
+    labels = reads_pretrain.pretrain_labels(tuple(composite_ids))
+    board["pre-training"] = [labels.get(r, reads_pretrain.NONE) for r in board["run"]]
     only = st.radio("show", ["all", REPORTED, MEASURED], horizontal=True, key="leaderboard_source")
     view = board if only == "all" else board[board["source"] == only]
     st.dataframe(_board_table(view), hide_index=True, width="stretch", column_config=_column_config(),
@@ -96,6 +102,7 @@ def synthetic_section(finished: pd.DataFrame) -> None:
     synthetic = finished[finished["dataset"].astype(str).str.startswith("synthetic")]
     if synthetic.empty:
         return
+    labels = reads_pretrain.pretrain_labels(tuple(synthetic["id"]))
     st.subheader("Not comparable: synthetic data")
     st.warning("These runs are on the embedded synthetic set, not on real micro-expressions. Their scores say "
                "whether a pipeline works end to end; they cannot be ranked against published results.",
@@ -103,10 +110,12 @@ def synthetic_section(finished: pd.DataFrame) -> None:
     table = pd.DataFrame({
         "method": synthetic["model"] + " (" + synthetic["preset"] + ")",
         "protocol": synthetic["protocol"], "clips": synthetic["n_samples"],
+        "pre-training": [labels.get(r, reads_pretrain.NONE) for r in synthetic["id"]],
         "UF1": synthetic["uf1"], "UAR": synthetic["uar"], "oracle UF1 (diagnostic)": synthetic["oracle_uf1"],
         "run": [_run_link(r) for r in synthetic["id"]],
     }).sort_values("UF1", ascending=False)
     st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "pre-training": st.column_config.TextColumn("pre-training", help=PRETRAIN_HELP),
         "UF1": st.column_config.NumberColumn(format="%.4f"), "UAR": st.column_config.NumberColumn(format="%.4f"),
         "oracle UF1 (diagnostic)": st.column_config.NumberColumn(format="%.4f"),
         "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)")})

@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, plots, reads, widgets
+from dashboard import glossary, plots, reads, reads_pretrain, widgets
 from dashboard.widgets import code, plain, url_value
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
@@ -49,6 +49,7 @@ def render() -> None:
                + f"{run['n_samples']} clips · {run['n_folds']} folds · status **{run['status']}**")
     for note in run["notes"]:
         st.caption(f":material/info: {plain(note)}")
+    pretrain_section(run_id, run)
     if run["status"] == "failed" and run.get("error"):
         with st.expander("why the run failed", icon=":material/error:"):
             st.code(run["error"])
@@ -81,6 +82,31 @@ def render() -> None:
         predictions_section(run_id, table, classes)
     with details_tab:
         details_section(run, bundle["folds"])
+
+
+def pretrain_section(run_id: str, run: dict) -> None:
+    """Which weights every fold started from: the macro pre-training's source, fingerprint and checkpoint, or none."""
+    record, problem = reads_pretrain.pretrain_record(run_id)
+    asked = str(run["config"].get("pretrain") or "")
+    if problem:
+        st.warning(f"**Pre-training:** {plain(problem)}", icon=":material/warning:")
+    elif record is None:
+        st.caption("**Pre-training:** " + (f"{plain(asked)} asked for, but no record is stored (the run stopped "
+                                           "before pre-training, or predates the record)" if asked
+                                           else "none (trained from scratch)"))
+    else:
+        sources = "; ".join(f"{plain(s)} (data fingerprint {code(f[:12])})"
+                            for s, f in zip(record["sources"], record["data_fingerprints"]))
+        epochs = f" · {record['epochs']} epochs" if record["epochs"] else ""
+        st.caption(f":material/model_training: **Pre-training:** {sources} · checkpoint sha256 "
+                   f"{code(record['checkpoint_sha256'][:12])}{epochs}")
+        with st.expander("pre-training record", icon=":material/fingerprint:"):
+            rows = [("source", s) for s in record["sources"]] + [("data fingerprint", f)
+                                                                  for f in record["data_fingerprints"]]
+            rows += [(k.replace("_", " "), record[k]) for k in ("checkpoint_sha256", "key", "checkpoint", "epochs")
+                     if record[k] is not None]
+            st.dataframe(pd.DataFrame(rows, columns=["field", "value"]).astype(str), hide_index=True,
+                         width="stretch")
 
 
 def current_summary(run: dict, pred: pd.DataFrame) -> dict:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
-import json
 import os
 import threading
 import time
@@ -343,6 +342,7 @@ def _close_failed(store: RunStore, run_id: str, exc: BaseException, wall_time: f
 def _pretrain(config: ExperimentConfig, progress: Progress | None, folder: Path | None = None) -> None:
     """Macro pre-training (DenseAttention's transfer learning), reported as a stage; the run folder's
     ``pretrain.json`` records the source, its fingerprint and the checkpoint's sha256."""
+    from mer_core.store.pretrain_record import write_pretrain_record
     from mer_core.training.pretrain import file_sha256, pretrain_for_experiment, read_checkpoint
 
     def report(event: dict[str, Any]) -> None:  # trainer.epoch_event, stage 'pretrain'
@@ -355,7 +355,7 @@ def _pretrain(config: ExperimentConfig, progress: Progress | None, folder: Path 
         info = read_checkpoint(path).get("pretrain", {})
         record = {"sources": info.get("sources"), "data_fingerprints": info.get("data"), "key": info.get("key"),
                   "checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "epochs": info.get("epochs")}
-        (Path(folder) / "pretrain.json").write_text(json.dumps(record, indent=2) + "\n")
+        write_pretrain_record(folder, record)  # read back, validated, by mer_core.store.pretrain_record
 
 
 def summarize_run(store: RunStore, run_id: str, classes: tuple[str, ...]) -> dict[str, Any]:
