@@ -1,9 +1,9 @@
 """Reads of the Analyse a clip page (issue 19): exported clips, the analysis and its overlays, cached.
 
 Kept beside :mod:`dashboard.reads` (which is at its size limit) with the same
-rules: views call these, these call mer_core; a run's predictor (its fold
-models) is held as a resource, analyses are cached per file (path and
-modification time), run and chosen frames.
+rules: views call these, these call mer_core; a run's predictor (its final
+model or its fold models, as chosen) is held as a resource, analyses are
+cached per file (path and modification time), run, model and chosen frames.
 """
 from __future__ import annotations
 
@@ -39,38 +39,47 @@ def exported_clips() -> dict[str, dict[str, Any]]:
     return out
 
 
+def run_models(run_id: str) -> dict[str, str]:
+    """The models a run can predict with, kind ('final', 'ensemble') -> what it is, final first."""
+    from mer_core.explain.predict import model_labels, stored_models
+
+    with RunStore(store_path()) as store:
+        return model_labels(stored_models(run_id, store))
+
+
 def clip_analysis(path: str, run_id: str, onset: int | None = None, apex: int | None = None,
-                  cropped: bool = False) -> Any:
-    """mer_core.explain.predict.ClipAnalysis of a clip with a run (cached per file, run and frames)."""
+                  cropped: bool = False, model: str | None = None) -> Any:
+    """mer_core.explain.predict.ClipAnalysis of a clip with a run's ``model`` (cached per file, run, model, frames)."""
     stamp = Path(path).stat().st_mtime_ns if Path(path).exists() else 0
-    return _clip_analysis(str(store_path()), path, stamp, run_id, onset, apex, cropped)
+    return _clip_analysis(str(store_path()), path, stamp, run_id, onset, apex, cropped, model)
 
 
 @st.cache_resource(ttl=600, show_spinner=False, max_entries=4)
-def _predictor(path: str, run_id: str) -> Any:
+def _predictor(path: str, run_id: str, model: str | None = None) -> Any:
     from mer_core.explain.predict import RunPredictor
 
     with RunStore(path) as store:
-        return RunPredictor(run_id, store)
+        return RunPredictor(run_id, store, model=model)
 
 
 @st.cache_data(ttl=600, show_spinner="decoding, spotting and predicting…", max_entries=16)
 def _clip_analysis(store: str, path: str, stamp: int, run_id: str, onset: int | None, apex: int | None,
-                   cropped: bool) -> Any:
+                   cropped: bool, model: str | None = None) -> Any:
     from mer_core.explain.predict import analyse_clip
 
-    return analyse_clip(path, run_id, onset=onset, apex=apex, cropped=cropped, predictor=_predictor(store, run_id))
+    return analyse_clip(path, run_id, onset=onset, apex=apex, cropped=cropped,
+                        predictor=_predictor(store, run_id, model))
 
 
 def clip_overlay(path: str, run_id: str, onset: int | None, apex: int | None, cropped: bool,
-                 method: str) -> dict[str, Any]:
-    """Attribution (averaged over fold models) and attention maps of an analysed clip: {'heat', 'attention'}."""
-    return _clip_overlay(str(store_path()), path, run_id, onset, apex, cropped, method)
+                 method: str, model: str | None = None) -> dict[str, Any]:
+    """Attribution (averaged over the models used) and attention maps of an analysed clip: {'heat', 'attention'}."""
+    return _clip_overlay(str(store_path()), path, run_id, onset, apex, cropped, method, model)
 
 
 @st.cache_data(ttl=600, show_spinner="explaining…", max_entries=16)
 def _clip_overlay(store: str, path: str, run_id: str, onset: int | None, apex: int | None, cropped: bool,
-                  method: str) -> dict[str, Any]:
-    a = clip_analysis(path, run_id, onset, apex, cropped)
-    pred = _predictor(store, run_id)
+                  method: str, model: str | None = None) -> dict[str, Any]:
+    a = clip_analysis(path, run_id, onset, apex, cropped, model)
+    pred = _predictor(store, run_id, model)
     return {"heat": pred.attribution(a.x, a.classes.index(a.predicted), method), "attention": pred.attention(a.x)}

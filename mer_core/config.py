@@ -100,6 +100,10 @@ class ExperimentConfig:
     val_subjects: int = 1  # subjects held out of training for early stopping
     patience: int = 5
     record_oracle: bool = True  # also record the (dishonest) test-selected epoch, labelled
+    # After the LOSO, also train one model on every subject with the same recipe (the folds' epochs, or
+    # their median selected epoch under early_stop), stored beside the folds as final.pt. Never evaluated:
+    # no subject is left to test it on. `mer predict` and the Analyse page use it when present.
+    final_model: bool = False
     # --- transfer learning (DenseAttention) --------------------------------
     pretrain: str = ""  # macro dataset for pre-training, '' = none
     pretrain_epochs: int = 10

@@ -49,8 +49,11 @@ def make_clip_manifest(root: Path, *, subjects: int = 4, clips_per_subject: int 
 TINY_SYNTH = dict(subjects=3, clips_per_subject=3, size=64, frames=16)
 
 
-def tiny_run_with_videos(root: Path, *, clips: int, fmt: str, videos_dir: str = "videos") -> dict:
+def tiny_run_with_videos(root: Path, *, clips: int, fmt: str, videos_dir: str = "videos",
+                         final_model: bool = False) -> dict:
     """Under cache ``root``: a 1-epoch baseline LOSO on a tiny synthetic set and ``clips`` of it as videos.
+
+    ``final_model``: the run also trains its final model on every subject (issue 19).
 
     Returns {"root", "run", "videos", "metas"}. MER_CACHE is pointed at ``root`` only while it works.
     """
@@ -65,7 +68,8 @@ def tiny_run_with_videos(root: Path, *, clips: int, fmt: str, videos_dir: str = 
     os.environ["MER_CACHE"] = str(root)
     try:
         cfg = ExperimentConfig.from_dict(dict(dataset="synthetic", dataset_options=TINY_SYNTH, model="baseline",
-                                              epochs=1, batch_size=8, executor="sequential"))
+                                              epochs=1, batch_size=8, executor="sequential",
+                                              final_model=final_model))
         rid = run_experiment(cfg)
         videos = Path(root) / videos_dir
         metas = export_videos(videos, SynthOptions(**TINY_SYNTH), clips=clips, fmt=fmt)

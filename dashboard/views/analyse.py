@@ -13,6 +13,7 @@ KEY_UPLOAD = "analyse_upload"  # session state: {'id': uploader file id, 'path':
 KEY_SOURCE = "analyse_source"
 KEY_FRAMES = "analyse_frames"
 KEY_METHOD = "analyse_method"
+KEY_MODEL = "analyse_model"  # 'final' | 'ensemble', offered when the run stored both
 SOURCES = ("Upload a clip", "An exported synthetic clip")
 METHODS = ("saliency", "integrated_gradients", "gradcam")
 
@@ -92,18 +93,35 @@ def _show_maps(a) -> None:
         c2.image(np.clip(mag[i], 0, 1), caption="magnified (Eulerian video magnification)", width="stretch")
 
 
+def _model_choice(run_id: str) -> str | None:
+    """The model to predict with: a choice when the run stored a final model and fold models, else the one it has."""
+    labels = reads.run_models(run_id)
+    if len(labels) > 1:
+        return st.radio("model to predict with", list(labels), format_func=labels.get, horizontal=True,
+                        key=f"{KEY_MODEL}_{run_id}",
+                        help="final: one model trained on every subject after the LOSO (never evaluated); "
+                             "ensemble: the mean of the fold models, each of which never saw its test subject")
+    if not labels:
+        return None  # the analysis says why the run cannot predict
+    kind = next(iter(labels))
+    st.caption(widgets.plain(f"Predicting with the {labels[kind]}" + ("." if kind == "final" else
+               ": this run has no final model (a run with final_model = true trains one on every subject).")))
+    return kind
+
+
 def _show_prediction(a, source: tuple[str, str, bool], overrides: tuple[int | None, int | None]) -> None:
     st.subheader(f"Prediction: {widgets.plain(a.predicted)}")
     st.caption(widgets.plain(a.model_note))
     widgets.chart(plots.probability_bars(a.probs, a.classes, pred=None), key="analyse_probs")
     method = st.selectbox("attribution method", METHODS, key=KEY_METHOD)
     try:
-        maps = reads.clip_overlay(source[0], a.run_id, overrides[0], overrides[1], source[2], method)
+        maps = reads.clip_overlay(source[0], a.run_id, overrides[0], overrides[1], source[2], method, a.model_used)
     except MerError as exc:
         st.error(widgets.plain(exc))
         return
     cols = st.columns(2)
-    cols[0].image(plots.overlay_image(a.maps.get("apex"), maps["heat"]), caption=f"{method} (mean over fold models)")
+    over = "the final model" if a.model_used == "final" else "mean over fold models"
+    cols[0].image(plots.overlay_image(a.maps.get("apex"), maps["heat"]), caption=f"{method} ({over})")
     if maps["attention"] is not None:
         cols[1].image(plots.overlay_image(a.maps.get("apex"), maps["attention"]), caption="the model's own attention")
 
@@ -119,9 +137,11 @@ def render() -> None:
     if source is None:
         return
     try:
-        spotted = reads.clip_analysis(source[0], run_id, cropped=source[2])
+        model = _model_choice(run_id)
+        spotted = reads.clip_analysis(source[0], run_id, cropped=source[2], model=model)
         overrides = _frames_control(spotted, f"{KEY_FRAMES}_{abs(hash((source[0], run_id)))}")
-        a = reads.clip_analysis(source[0], run_id, *overrides, cropped=source[2]) if overrides[0] is not None else spotted
+        a = (reads.clip_analysis(source[0], run_id, *overrides, cropped=source[2], model=model)
+             if overrides[0] is not None else spotted)
     except MerError as exc:
         st.error(widgets.plain(f"{source[1]}: {exc}"), icon=":material/error:")
         return

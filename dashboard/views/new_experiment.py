@@ -185,9 +185,14 @@ def _section_training(v: dict[str, Any], slots: dict[str, Any], model: str, pres
                                          key=k("label_smoothing"))
     v["class_balance"] = c4.selectbox("class balance", CLASS_BALANCE,
                                       index=CLASS_BALANCE.index(defaults["class_balance"]), key=k("class_balance"))
-    c1, c2, c3, _c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns(4)
     v["selection"] = c1.radio("epoch selection", ("fixed", "early_stop"), key=k("selection"), horizontal=True,
                               help="early_stop validates on training subjects only, never on the test subject")
+    v["final_model"] = c4.checkbox("also train a final model", key="ne_final_model",
+                                   help="after the LOSO, one more model is trained on every subject with the same "
+                                        "recipe (the folds' epochs; under early_stop their median selected epoch) "
+                                        "and stored beside the folds for predicting new clips. It is never "
+                                        "evaluated: no subject is left to test it on.")
     if v["selection"] == "early_stop":
         v["val_subjects"] = int(c2.number_input("validation subjects", value=1, step=1, key=k("val_subjects")))
         v["patience"] = int(c3.number_input("patience (epochs)", value=5, step=1, key=k("patience")))

@@ -44,6 +44,9 @@ def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | N
     p.add_argument("--input-size", type=int, help="input size in pixels (default: the model's)")
     p.add_argument("--pretrain", default=None, help="macro dataset for pre-training (DenseAttention)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--final-model", action="store_true", default=None,
+                   help="after the LOSO, also train one model on every subject (stored beside the folds, never "
+                        "evaluated; `mer predict` uses it); same as --set final_model=true")
     p.add_argument("--executor", choices=EXECUTORS)
     p.add_argument("--workers", type=int)
     p.add_argument("--device")
@@ -57,7 +60,8 @@ def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | N
 
 _FLAGS = {"class_set": "class_set", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
           "optimizer": "optimizer", "loss": "loss", "selection": "selection", "seed": "seed",
-          "executor": "executor", "workers": "workers", "device": "device", "pretrain": "pretrain"}
+          "executor": "executor", "workers": "workers", "device": "device", "pretrain": "pretrain",
+          "final_model": "final_model"}
 
 
 def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> ExperimentConfig:
@@ -93,7 +97,7 @@ def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> E
 class ProgressPrinter:
     """tqdm bars: one per stage (preprocess, pretrain), then one over folds with epoch and loss."""
 
-    UNITS = {"preprocess": "clip", "pretrain": "epoch"}
+    UNITS = {"preprocess": "clip", "pretrain": "epoch", "final_model": "epoch"}
 
     def __init__(self) -> None:
         self.bar = None
@@ -122,6 +126,8 @@ class ProgressPrinter:
                                          f"loss {e['train_loss']:.3f}", refresh=False)
             elif kind == "fold_done":
                 self.bar.update(e["done"] - self.bar.n)
+        elif kind == "note":
+            tqdm.write(f"note: {e.get('message', '')}", file=sys.stderr)
         elif kind == "done" and self.bar is not None:
             self.bar.close()
 

@@ -1,8 +1,11 @@
 """``mer predict --run RUN CLIP``: spot, predict and explain a clip of one's own.
 
-Prints the spotted onset/apex/offset (frames of the file), the ensemble's
-class probabilities (mean over the run's fold models), the warnings where the
-clip looks unlike the run's training data, and writes pictures to ``--out``
+Prints the spotted onset/apex/offset (frames of the file), the class
+probabilities of the run's final model (``--model final``: trained on every
+subject after the LOSO, never evaluated; the default when the run stored one)
+or of the ensemble of its fold models (``--model ensemble``: the mean of their
+probabilities; the default otherwise, said so), which one it is, the
+warnings where the clip looks unlike the run's training data, and writes pictures to ``--out``
 (default ``cache/predict/<clip name>/``): the face at onset and apex, the
 flow colour wheel, the strain, the attribution overlay (``--method``), the
 model's own attention when it has one, the motion curve (CSV) and the result
@@ -21,13 +24,16 @@ from typing import Any
 
 def register(sub: Any) -> None:
     p = sub.add_parser("predict", help="spot, predict and explain a clip of your own with a stored run",
-                       description="Analyse a video (mp4, avi, mov, webm) or a zip/folder of frames with the fold "
-                                   "models of a stored run.")
+                       description="Analyse a video (mp4, avi, mov, webm) or a zip/folder of frames with the final "
+                                   "model or the fold models of a stored run.")
     p.add_argument("clip", help="video file, zip of frames or folder of frames")
-    p.add_argument("--run", required=True, help="id of a stored run with fold checkpoints")
+    p.add_argument("--run", required=True, help="id of a stored run with a final model or fold checkpoints")
     for name in ("onset", "apex", "offset"):
         p.add_argument(f"--{name}", type=int, default=None, metavar="N",
                        help=f"the {name} frame (index in the analysed window), instead of spotting it")
+    p.add_argument("--model", choices=("final", "ensemble"), default=None,
+                   help="final: the model trained on every subject (runs with final_model=true; not evaluated); "
+                        "ensemble: the mean of the fold models. Default: final when the run stored one, else ensemble")
     p.add_argument("--cropped", action="store_true", help="the frames are face crops already: no face detection")
     p.add_argument("--method", default="saliency", help="attribution method of the overlay (default saliency)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
@@ -89,7 +95,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     clip = Path(args.clip).expanduser()
     cropped = bool(args.cropped) or _sidecar_cropped(clip)
     limits = ClipLimits(max_frames=args.max_frames) if args.max_frames else ClipLimits()
-    predictor = RunPredictor(args.run)
+    predictor = RunPredictor(args.run, model=args.model)
     result = analyse_clip(clip, args.run, onset=args.onset, apex=args.apex, offset=args.offset, cropped=cropped,
                           limits=limits, predictor=predictor)
     out = Path(args.out).expanduser() if args.out else cache_root() / "predict" / clip.stem
@@ -111,7 +117,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     for w in summary["warnings"]:
         print(f"warning: {w}")
-    print(summary["model"])
+    print(f"model: {summary['model']}")
     print(summary["transfer"])
     print(f"wrote pictures to {out}")
     return 0

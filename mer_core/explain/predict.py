@@ -10,12 +10,15 @@
 3. build the model input with the run's *own* preprocessing: the channels,
    input size and options stored in the run's config go through
    :func:`mer_core.preprocess.sample.compute_maps`, the function training used;
-4. predict with the ensemble of the run's fold models (mean of their
-   probabilities). Each fold model never saw its own test subject, but a new
-   person was seen by none of them: the ensemble is no more "honest" on this
-   clip than any one fold, and it was never evaluated on people like this one;
+4. predict with the run's *final model* (``final_model = true``: one model
+   trained on every subject after the LOSO, never evaluated) when it has one,
+   else with the ensemble of its fold models (mean of their probabilities);
+   ``model='final'|'ensemble'`` chooses. Each fold model never saw its own
+   test subject, but a new person was seen by none of them: the ensemble is
+   no more "honest" on this clip than any one fold, and neither it nor the
+   final model was ever evaluated on people like this one;
 5. explain with the same attribution code as the Explain page (maps averaged
-   over the fold models) and the model's own attention when it has one;
+   over the models used) and the model's own attention when it has one;
 6. compare the clip with the run's training inputs (:func:`ood_checks`):
    flow magnitude far outside their range, no face found, a frame rate far
    from theirs. Each finding is a warning for the person, not a verdict.
@@ -44,8 +47,14 @@ from mer_core.store.folders import load_array, read_table, run_folder
 
 TRANSFER_NOTE = ("A model trained on lab recordings of a few dozen people may not transfer to this clip: other "
                  "faces, cameras, lighting and frame rates than it learned from.")
-ENSEMBLE_NOTE = ("Mean of the probabilities of the run's {k} fold models. Each fold model never saw its own test "
-                 "subject, but a new person was seen by none of them, and this ensemble was never evaluated.")
+ENSEMBLE_NOTE = ("Ensemble of {k} fold models: the mean of their probabilities. Each fold model never saw its own "
+                 "test subject, but a new person was seen by none of them, and this ensemble was never evaluated.")
+FINAL_NOTE = ("Final model trained on all {n} subjects (not evaluated): {epochs} on the run's {clips} clips "
+              "after the LOSO. No subject was held out of it, so the run's LOSO scores describe its fold models, "
+              "not this one.")
+NO_FINAL_NOTE = ("This run has no final model (it was trained without final_model = true): the ensemble of its fold "
+                 "models is used.")
+MODELS = ("final", "ensemble")  # what RunPredictor(model=...) accepts; None = final when stored, else ensemble
 FLOW_FAR = 2.0  # a flow magnitude beyond FLOW_FAR x the training's 99th percentile (or under its 1st / FLOW_FAR)
 FPS_FAR = 2.0  # a frame rate more than FPS_FAR times off the training data's
 
@@ -56,8 +65,8 @@ class ClipAnalysis:
 
     run_id: str
     classes: list[str]
-    probs: list[float]  # ensemble mean
-    fold_probs: list[list[float]]
+    probs: list[float]  # the final model's, or the ensemble mean
+    fold_probs: list[list[float]]  # one row per model used (the final model alone: one row)
     predicted: str
     spotting: Spotting
     clip: DecodedClip
@@ -70,6 +79,7 @@ class ClipAnalysis:
     notes: list[str] = field(default_factory=list)
     model_note: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    model_used: str = "ensemble"  # final | ensemble
 
     def summary(self) -> dict[str, Any]:
         """Plain data for ``--json`` (no arrays but the motion curve)."""
@@ -79,17 +89,25 @@ class ClipAnalysis:
                 "spotting": {**self.spotting.as_dict(), "window": [a, b],
                              "in_file": {k: getattr(self.spotting, k) + a for k in ("onset", "apex", "offset")}},
                 "face": self.face, "fps": self.clip.fps, "fps_used": self.fps_used, "frames": self.clip.total_frames,
-                "warnings": self.warnings, "notes": self.notes, "model": self.model_note,
+                "warnings": self.warnings, "notes": self.notes, "model": self.model_note, "model_used": self.model_used,
                 "transfer": TRANSFER_NOTE, "seconds": self.seconds}
 
 
 class RunPredictor:
-    """A stored run's fold models, preprocessing and training statistics, loaded once."""
+    """A stored run's model(s) to predict with, its preprocessing and training statistics, loaded once.
 
-    def __init__(self, run_id: str, store: RunStore | None = None) -> None:
+    ``model``: ``'final'`` (the final model; an error when the run has none),
+    ``'ensemble'`` (the fold models) or None (the final model when stored,
+    else the ensemble, saying so in :attr:`notes`). :attr:`kind` is the one used
+    and :attr:`note` says what it is.
+    """
+
+    def __init__(self, run_id: str, store: RunStore | None = None, model: str | None = None) -> None:
         from mer_core.config import ExperimentConfig
         from mer_core.training.engine import resolve_model_config
 
+        if model not in (None, *MODELS):
+            raise MerError(f"model={model!r}: expected one of {', '.join(MODELS)} (or none: final when stored)")
         own = store is None
         store = store or RunStore()
         try:
@@ -104,18 +122,43 @@ class RunPredictor:
         mcfg = resolve_model_config(self.config, len(self.classes))
         self.channels, self.size = list(mcfg.channels), int(mcfg.input_size)
         self.folder = run_folder(run_id, create=False)
+        self.final = final_record(self.folder)
+        self.notes: list[str] = []
+        cfg_hash = str(self.run.get("config_hash") or "") or None
+        if model == "final" and self.final is None:
+            raise MerError(f"run {run_id} has no final model (trained without final_model = true, or its final "
+                           "model failed: see the run's notes); use the ensemble of its fold models instead")
+        self.kind = "final" if self.final is not None and model != "ensemble" else "ensemble"
+        if self.kind == "final":
+            self.models = [self._load_final(cfg_hash)]
+            self.note = FINAL_NOTE.format(n=self.final.get("n_subjects", len(self.final.get("subjects", []))),
+                                          epochs=_epochs(self.final.get("epochs")), clips=self.final.get("n_samples"))
+        else:
+            self.models = self._load_folds(folds, cfg_hash)
+            self.note = ENSEMBLE_NOTE.format(k=len(self.models))
+            if model is None:
+                self.notes.append(NO_FINAL_NOTE)
+        self.train = training_stats(self.folder, self.channels)
+
+    def _load_final(self, cfg_hash: str | None) -> torch.nn.Module:
+        from mer_core.training.checkpoints import FINAL_FOLD
+        from mer_core.training.final import FINAL_CHECKPOINT
+
+        return load_fold_model(self.folder / FINAL_CHECKPOINT, model=str(self.run["model"]), fold=FINAL_FOLD,
+                               config_hash=cfg_hash)
+
+    def _load_folds(self, folds: Any, cfg_hash: str | None) -> list[torch.nn.Module]:
         done = folds[folds["checkpoint"].astype(str) != ""]
         if done.empty:
-            raise MerError(f"run {run_id} has no fold checkpoints (run without keep_checkpoints, or unfinished); "
-                           "it cannot predict a new clip")
-        cfg_hash = str(self.run.get("config_hash") or "") or None
-        self.models = []
+            raise MerError(f"run {self.run_id} has no fold checkpoints (run without keep_checkpoints, or "
+                           "unfinished); it cannot predict a new clip")
+        models = []
         for f in done.itertuples():
             path = Path(str(f.checkpoint))
             path = path if path.is_absolute() else self.folder / path
-            self.models.append(load_fold_model(path, model=str(self.run["model"]), fold=int(f.fold_index),
-                                               config_hash=cfg_hash))
-        self.train = training_stats(self.folder, self.channels)
+            models.append(load_fold_model(path, model=str(self.run["model"]), fold=int(f.fold_index),
+                                          config_hash=cfg_hash))
+        return models
 
     def predict(self, x: np.ndarray) -> tuple[list[float], list[list[float]]]:
         batch = torch.as_tensor(x[None], dtype=torch.float32)
@@ -124,14 +167,14 @@ class RunPredictor:
         return [float(v) for v in np.mean(per, axis=0)], per
 
     def attribution(self, x: np.ndarray, target: int, method: str = "saliency", **options: Any) -> np.ndarray:
-        """The combined attribution map (H, W), averaged over the fold models."""
+        """The combined attribution map (H, W), averaged over the models used (the final model alone: its map)."""
         if method not in METHODS:
             raise MerError(f"unknown attribution method {method!r}; valid methods: {', '.join(METHODS)}")
         maps = [explain(m, x, target, method, **options).combined for m in self.models]
         return np.mean(maps, axis=0).astype(np.float32)
 
     def attention(self, x: np.ndarray) -> np.ndarray | None:
-        """The models' own attention (aggregate map, averaged over folds), or None."""
+        """The models' own attention (aggregate map, averaged over the models used), or None."""
         if not has_attention(self.models[0]):
             return None
         maps = []
@@ -139,6 +182,42 @@ class RunPredictor:
             att = model_attention(m, x)
             maps.append(att.maps[att.aggregate])
         return np.mean(maps, axis=0).astype(np.float32)
+
+
+def _epochs(n: Any) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def final_record(folder: Path) -> dict[str, Any] | None:
+    """The run folder's final-model record (``final.json`` beside ``final.pt``), or None when it has none."""
+    from mer_core.training.final import read_final_record
+
+    return read_final_record(folder)
+
+
+def stored_models(run_id: str, store: RunStore | None = None) -> dict[str, Any]:
+    """What a run can predict with: {'final': its record or None, 'folds': fold checkpoints stored}."""
+    own = store is None
+    store = store or RunStore()
+    try:
+        folds = store.folds(run_id)
+    finally:
+        if own:
+            store.close()
+    n = int((folds["checkpoint"].astype(str) != "").sum()) if len(folds) else 0
+    return {"final": final_record(run_folder(run_id, create=False)), "folds": n}
+
+
+def model_labels(stored: dict[str, Any]) -> dict[str, str]:
+    """kind -> what it is, for the models in :func:`stored_models`'s answer (final first)."""
+    out = {}
+    final = stored.get("final")
+    if final:
+        out["final"] = (f"final model trained on all {final.get('n_subjects', len(final.get('subjects', [])))} "
+                        "subjects (not evaluated)")
+    if stored.get("folds"):
+        out["ensemble"] = f"ensemble of {stored['folds']} fold models"
+    return out
 
 
 def training_stats(folder: Path, channels: list[str]) -> dict[str, Any]:
@@ -200,18 +279,20 @@ def _crop_for(clip: DecodedClip, cropped: bool, enabled: bool) -> face_mod.FaceC
 
 def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, apex: int | None = None,
                  offset: int | None = None, cropped: bool = False, limits: ClipLimits | None = None,
-                 predictor: RunPredictor | None = None, store: RunStore | None = None) -> ClipAnalysis:
+                 predictor: RunPredictor | None = None, store: RunStore | None = None,
+                 model: str | None = None) -> ClipAnalysis:
     """Decode, spot, preprocess as the run did, predict (see the module docstring).
 
     Frames (onset/apex/offset) are relative to the analysed window (the whole
     clip unless it is longer than ``limits.max_frames``). ``cropped``: the
     frames are already face crops (the exported synthetic clips), as in the
-    run's own data: no detection.
+    run's own data: no detection. ``model``: see :class:`RunPredictor`
+    (ignored when ``predictor`` is given: it has chosen already).
     """
     t0 = time.perf_counter()
     clip = decode_clip(path, limits)
     t1 = time.perf_counter()
-    pred = predictor or RunPredictor(run_id, store)
+    pred = predictor or RunPredictor(run_id, store, model=model)
     opt = pred.config.preprocess
     crop = _crop_for(clip, cropped, opt.face_crop)
     crops = [face_mod.apply_crop(f, crop, 64) for f in clip.frames]
@@ -232,7 +313,7 @@ def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, ape
     t4 = time.perf_counter()
     train_fps = pred.train.get("fps")
     fps_used = clip.fps or train_fps or 30.0
-    notes = list(clip.notes)
+    notes = list(clip.notes) + list(pred.notes)
     if info["face"] == "centre-fallback":
         notes.append("no face found on the first frame: a centre crop was used")
     return ClipAnalysis(
@@ -241,7 +322,7 @@ def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, ape
         fps_used=float(fps_used), x=x, channels=pred.channels,
         maps={k: maps[k] for k in ("onset", "apex", "u_px", "v_px", "strain", "clip", "magnified_clip") if k in maps},
         warnings=ood_checks(x, pred.channels, str(info["face"]), clip.fps, pred.train), notes=notes,
-        model_note=ENSEMBLE_NOTE.format(k=len(pred.models)),
+        model_note=pred.note, model_used=pred.kind,
         seconds={"decode": round(t1 - t0, 3), "spot": round(t2 - t1, 3), "preprocess": round(t3 - t2, 3),
                  "predict": round(t4 - t3, 3), "total": round(t4 - t0, 3)},
     )

@@ -145,7 +145,7 @@ class JobRunner:
                 raise Stopped(self.stop_reason)
             self._write(e["done"] >= e["total"], stage=str(e.get("stage", "")),
                         message=f"{e.get('stage', '')} {e['done']}/{e['total']} "
-                        + ("epochs" if e.get("stage") == "pretrain" else "clips"))
+                        + ("epochs" if e.get("stage") in ("pretrain", "final_model") else "clips"))
         elif kind == "fold_start":
             if self._eta_est is None:
                 self._folds_done = len(self.store.completed_folds(self.job["run_id"]))

@@ -21,6 +21,7 @@ from torch import nn
 from mer_core.errors import MerError
 
 FORMAT = "mer-fold-checkpoint-1"
+FINAL_FOLD = -1  # the fold number of a run's final model (trained on every subject, see training.final)
 
 
 def content_hash(state_dict: Mapping[str, torch.Tensor]) -> str:

@@ -12,7 +12,12 @@ Progress goes through one callback receiving dict events::
     {"event": "fold_start", "fold": k, "n_folds": N, "name": subject}
     {"event": "epoch", "fold": k, "epoch": e, "epochs": E, "train_loss": ...}
     {"event": "fold_done", "fold": k, "n_folds": N, "done": d, "accuracy": a}
+    {"event": "stage", "stage": "final_model", "done": e, "total": E}   (final_model = true only)
     {"event": "done", "run_id": id, "uf1": ..., "uar": ...}
+
+With ``final_model = true`` a done run then trains one model on every
+subject (:mod:`mer_core.training.final`), stored beside the folds and never
+evaluated; its failure leaves the run done with a note.
 """
 from __future__ import annotations
 
@@ -230,6 +235,10 @@ def run_experiment(
             raise
         finally:
             heart.stop()
+        if config.final_model and status == "done":  # after the summary is stored; never changes the run's status
+            from mer_core.training.final import add_final_model
+
+            add_final_model(exp, store, run_id, progress, should_stop)
         if progress:
             pooled = summary.get("pooled", {})
             progress({"event": "done", "run_id": run_id, "status": status, "uf1": pooled.get("uf1"),

@@ -17,7 +17,7 @@ models trained as one) can reuse fold by fold:
   validation split of *training* subjects (the caller carves it, see
   protocols). It only ever sees validation scores.
 * :func:`epoch_event` -- the one event dict every stage reports per epoch
-  through ``on_epoch``: ``stage`` ('pretrain' | 'fold'), ``epoch``,
+  through ``on_epoch``: ``stage`` ('pretrain' | 'fold' | 'final'), ``epoch``,
   ``epochs``, ``loss`` (training loss) and ``metrics`` (the history row).
 
 The test subject is only ever *evaluated*: when ``record_oracle`` is on, its
@@ -42,7 +42,7 @@ from mer_core.config import ExperimentConfig
 from mer_core.evaluation.metrics import scores
 from mer_core.training.losses import build_loss
 
-STAGES = ("pretrain", "fold")
+STAGES = ("pretrain", "fold", "final")  # final: the model trained on every subject after the LOSO
 EpochEvent = dict[str, Any]  # see epoch_event
 OnEpoch = Callable[[EpochEvent], None]
 
@@ -330,10 +330,14 @@ def fit(
     param_groups: Any = None,
     stage: str = "fold",
     min_batch: int = 1,
+    epochs: int | None = None,
 ) -> FitResult:
     """Train ``model`` and return its history and test probabilities.
 
     ``on_epoch`` receives an :func:`epoch_event` after every epoch.
+    ``epochs`` stops the loop earlier than ``cfg.epochs`` while the learning-rate
+    schedule stays ``cfg``'s (the final model trained for the folds' median
+    early-stopped epoch follows the same schedule the folds did).
     """
     t0 = time.time()
     device = device or resolve_device(cfg.device)
@@ -348,7 +352,10 @@ def fit(
     selection = select(cfg)
     result = FitResult()
     test_epoch_probs: list[np.ndarray] = []
-    for epoch in range(1, cfg.epochs + 1):
+    n_epochs = cfg.epochs if epochs is None else int(epochs)
+    if not 1 <= n_epochs <= cfg.epochs:
+        raise ValueError(f"epochs={epochs!r}: expected 1..{cfg.epochs} (the config's epochs)")
+    for epoch in range(1, n_epochs + 1):
         row: dict[str, float] = train_one_epoch(state, loader, epoch, should_stop)
         if val is not None and len(val[0]):
             ev = evaluate(model, val[0], val[1], classes, device)
@@ -360,7 +367,7 @@ def fit(
             row["test_acc"], row["test_uf1"] = et.acc, et.uf1
         result.history.append(row)
         if on_epoch is not None:
-            on_epoch(epoch_event(stage, epoch, cfg.epochs, row))
+            on_epoch(epoch_event(stage, epoch, n_epochs, row))
         if selection.should_stop():
             break
     result.selected_epoch = selection.finish(model, len(result.history))

@@ -1,0 +1,182 @@
+"""The final model (issue 19): one model trained on every subject after the LOSO, never evaluated.
+
+A run with ``final_model = true`` finishes its folds and stores its summary
+first; only then does :func:`add_final_model` train one more model on all the
+run's samples with the same recipe, through the one training loop
+(:func:`mer_core.training.trainer.fit`):
+
+* ``selection = 'fixed'``: the config's epochs, as every fold trained;
+* ``selection = 'early_stop'``: the median of the folds' selected epochs
+  (chosen on validation subjects, never on a test subject), with the folds'
+  learning-rate schedule; the record lists the folds' epochs it came from.
+
+Nothing is selected on any data: there is no subject left to test it on, so
+the record says ``"evaluated": false`` and the run's LOSO figures describe the
+fold models, not this one. The run folder gets ``final.pt`` (a checkpoint like
+the folds', fold :data:`~mer_core.training.checkpoints.FINAL_FOLD`, written
+atomically, read with ``weights_only``) and ``final.json`` (the record).
+
+A failure or a cancel here never touches the stored folds or the summary:
+the run stays ``done`` and gets a note saying why it has no final model
+(Ctrl-C is re-raised after the note, so the command still stops).
+"""
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mer_core.errors import MerError
+from mer_core.store.db import RunStore, run_folder
+from mer_core.store.folders import atomic_write_text
+
+FINAL_CHECKPOINT = "final.pt"
+FINAL_RECORD = "final.json"
+FINAL_STAGE = "final_model"  # the progress events' stage name
+SEED_OFFSET = 1_000_003  # the final model's seed: fold_seed(seed, SEED_OFFSET), apart from every fold's
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def final_epochs(config: Any, selected: list[int]) -> tuple[int, str]:
+    """(epochs, how they were chosen) for the final model; ``selected`` are the folds' selected epochs."""
+    if config.selection != "early_stop":
+        return int(config.epochs), f"fixed: the config's epochs ({config.epochs}), as every fold trained"
+    chosen = sorted(int(e) for e in selected if e and int(e) > 0)
+    if not chosen:
+        raise MerError("final model: no fold recorded a selected epoch; cannot take their median under early_stop")
+    median = int(np.floor(np.median(chosen) + 0.5))
+    median = max(1, min(median, int(config.epochs)))
+    return median, (f"early_stop: the median of the folds' selected epochs {chosen} (chosen on validation "
+                    "subjects), with the folds' learning-rate schedule")
+
+
+def read_final_record(folder: Path) -> dict[str, Any] | None:
+    """The run folder's final-model record when it and its checkpoint exist, else None."""
+    record, ckpt = Path(folder) / FINAL_RECORD, Path(folder) / FINAL_CHECKPOINT
+    if not (record.is_file() and ckpt.is_file()):
+        return None
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError) as exc:
+        raise MerError(f"final model record {record} cannot be read ({exc}); re-run the run with final_model=true")
+    if not isinstance(data, dict) or data.get("evaluated") is not False:
+        raise MerError(f"final model record {record} is not a MER Bench final-model record (no \"evaluated\": false)")
+    return data
+
+
+def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Train, store and return the record of the final model of a finished run (see the module docstring)."""
+    import torch
+
+    from mer_core.models.registry import create_model
+    from mer_core.training.checkpoints import FINAL_FOLD, content_hash, save_fold_checkpoint
+    from mer_core.training.executors import CANCEL_FILE, _maybe_pretrained, _plain, fold_seed
+    from mer_core.training.trainer import fit, resolve_device
+
+    cfg = exp.config
+    folder = run_folder(run_id)
+    done = store.folds(run_id)
+    done = done[done["status"] == "done"]
+    epochs, rule = final_epochs(cfg, [int(e) for e in done["selected_epoch"].fillna(0)])
+    subjects = sorted(str(s) for s in exp.table["subject"].unique())
+    seed = fold_seed(cfg.seed, SEED_OFFSET)
+
+    def stop() -> bool:
+        return (folder / CANCEL_FILE).exists() or bool(should_stop and should_stop())
+
+    def on_epoch(event: dict[str, Any]) -> None:  # trainer.epoch_event, stage 'final'
+        if progress:
+            progress({"event": "stage", "stage": FINAL_STAGE, "done": event["epoch"], "total": event["epochs"],
+                      "loss": event["loss"]})
+
+    if progress:
+        progress({"event": "note", "message": f"training the final model on all {len(subjects)} subjects "
+                                              f"({len(exp.y)} clips, {epochs} epochs; it is not evaluated)"})
+        progress({"event": "stage", "stage": FINAL_STAGE, "done": 0, "total": epochs})
+    torch.manual_seed(seed)
+    model = create_model(cfg.model, config=exp.model_cfg)
+    result = fit(model, cfg, (np.ascontiguousarray(exp.x), np.asarray(exp.y)), classes=exp.classes,
+                 channels=tuple(exp.model_cfg.channels), seed=seed, device=resolve_device(cfg.device),
+                 on_epoch=on_epoch, should_stop=stop, param_groups=_maybe_pretrained(model, cfg), stage="final",
+                 epochs=epochs)
+    path = save_fold_checkpoint(folder / FINAL_CHECKPOINT, model, model_name=cfg.model,
+                                model_config=_plain(exp.model_cfg), config_json=cfg.to_json(),
+                                config_hash=cfg.stable_hash(), fold=FINAL_FOLD, test_subjects=[])
+    record = {
+        "evaluated": False, "epochs": epochs, "epochs_rule": rule, "n_samples": int(len(exp.y)),
+        "subjects": subjects, "n_subjects": len(subjects), "classes": list(exp.classes), "seed": seed,
+        "checkpoint": path.name, "config_hash": cfg.stable_hash(),
+        "content_hash": content_hash({k: v.detach().cpu() for k, v in model.state_dict().items()}),
+        "train_loss": float(result.history[-1]["train_loss"]) if result.history else None,
+        "seconds": round(float(result.seconds), 3), "created": time.time(),
+        "note": "trained on every subject after the LOSO; never evaluated (no subject was held out of it)",
+    }
+    atomic_write_text(folder / FINAL_RECORD, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def add_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
+    """:func:`train_final_model` for a done run, closed with a run note whatever happens; the record or None.
+
+    A final model already stored for this config (a resumed run) is kept, not retrained.
+    """
+    from mer_core.training.executors import _add_run_note
+
+    folder = run_folder(run_id)
+    try:
+        held = read_final_record(folder)
+    except MerError:
+        held = None
+    if held and held.get("config_hash") == exp.config.stable_hash():
+        return held
+    for stale in (FINAL_RECORD, FINAL_CHECKPOINT):  # never a record beside another model's weights
+        (folder / stale).unlink(missing_ok=True)
+    try:
+        record = train_final_model(exp, store, run_id, progress, should_stop)
+    except KeyboardInterrupt as exc:
+        _note(store, run_id, progress, f"final model not trained: interrupted ({exc or 'Ctrl-C'}); "
+                                       "the LOSO folds and their summary are stored")
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the folds and the summary are kept whatever failed here
+        from mer_core.training.trainer import Cancelled
+
+        if isinstance(exc, Cancelled) or (should_stop is not None and _safe(should_stop)):
+            why = "cancelled by the user"
+        else:
+            why = f"failed ({type(exc).__name__}: {str(exc).strip()[:300] or 'no message'})"
+            traceback.print_exception(exc)
+        _note(store, run_id, progress, f"final model not trained: {why}; the LOSO folds and their summary are stored")
+        return None
+    e = record["epochs"]
+    _add_run_note(store, run_id, f"final model trained on all {record['n_subjects']} subjects ({e} epoch"
+                                 f"{'' if e == 1 else 's'}, {record['n_samples']} clips; not evaluated): "
+                                 f"{FINAL_CHECKPOINT}")
+    return record
+
+
+def _note(store: RunStore, run_id: str, progress: Progress | None, message: str) -> None:
+    from mer_core.training.executors import _add_run_note
+
+    try:
+        _add_run_note(store, run_id, message)
+    except Exception:  # the store is failing too: the message still goes to the progress stream
+        pass
+    if progress:
+        try:
+            progress({"event": "note", "message": message})
+        except Exception:
+            pass
+
+
+def _safe(check: Callable[[], bool]) -> bool:
+    try:
+        return bool(check())
+    except Exception:
+        return False
