@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mer_core.errors import MerError
-from mer_core.evaluation.metrics import per_group
-from mer_core.evaluation.statistics import bootstrap_intervals
+from mer_core.evaluation.statistics import bootstrap_intervals, subject_confusions
 
 CURVE_METRICS = ("train_loss", "val_uf1", "test_acc", "test_uf1")
 
@@ -139,12 +138,28 @@ def subject_scores(complete: Sequence[Mapping[str, Any]], arms: Sequence[str], c
     """Subjects x arms: per-subject UF1 averaged over each arm's complete seeds; subjects every arm saw."""
     columns = {}
     for arm in arms:
-        per_seed = [per_group(c["predictions"], classes, "subject").set_index("subject")["uf1"]
-                    for c in complete if str(c["arm"]) == arm]
+        per_seed = [subject_uf1(c["predictions"], classes) for c in complete if str(c["arm"]) == arm]
         columns[arm] = pd.concat(per_seed, axis=1).mean(axis=1)
     if not columns:
         return pd.DataFrame()
     return pd.DataFrame(columns).dropna().sort_index()
+
+
+def subject_uf1(pred: pd.DataFrame, classes: Sequence[str]) -> pd.Series:
+    """Per-subject UF1, vectorised over subjects: ``per_group(pred, classes, "subject")["uf1"]`` in one pass.
+
+    Same convention as :func:`mer_core.evaluation.metrics.scores` with ``skip_absent``: a subject's UF1
+    averages the classes it shows or is predicted as. Index: the sorted subjects (named ``subject``).
+    """
+    order, cms = subject_confusions(pred, len(classes))
+    cms = cms.astype(float)
+    tp = np.diagonal(cms, axis1=1, axis2=2)
+    denom = cms.sum(axis=2) + cms.sum(axis=1)  # support + predicted = 2TP + FP + FN
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = denom > 0
+    count = present.sum(axis=1)
+    uf1 = np.divide((f1 * present).sum(axis=1), count, out=np.full(len(order), np.nan), where=count > 0)
+    return pd.Series(uf1, index=pd.Index(order, name="subject"), name="uf1")
 
 
 def compare_arms(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 10000, seed: int = 0) -> dict[str, Any]:
@@ -260,18 +275,23 @@ def _marks(test: dict[str, Any], best: str, arms: Sequence[str], alpha: float) -
 # --- learning curves ------------------------------------------------------------------------
 def learning_curves(complete: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Per arm and epoch: mean and sd over seeds of the fold-averaged curve of each stored metric."""
-    per_cell = []
-    for c in complete:
+    per_cell, arm_of = [], {}
+    for i, c in enumerate(complete):
         ep = c.get("epochs")
         if ep is None or ep.empty:
             continue
-        cols = [m for m in CURVE_METRICS if m in ep and ep[m].notna().any()]
-        mean = ep.groupby("epoch")[cols].mean().reset_index().melt("epoch", var_name="metric", value_name="value")
-        per_cell.append(mean.assign(arm=str(c["arm"]), seed=int(c["seed"])))
+        kept = [m for m in CURVE_METRICS if m in ep and ep[m].notna().any()]
+        per_cell.append(ep[["epoch", *kept]].astype({m: float for m in kept}).assign(_cell=i))
+        arm_of[i] = str(c["arm"])
     cols = ["arm", "epoch", "metric", "mean", "sd", "n"]
-    if not per_cell:
+    metrics = [m for m in CURVE_METRICS if any(m in ep for ep in per_cell)]
+    if not per_cell or not metrics:
         return pd.DataFrame(columns=cols)
-    df = pd.concat(per_cell, ignore_index=True).dropna(subset=["value"])
+    # one groupby for every cell: each cell's fold-averaged curve, then cell by cell, metric by metric
+    # (the order the per-cell loop had, so the groups below come out in the same order)
+    means = pd.concat(per_cell, ignore_index=True).groupby(["_cell", "epoch"])[metrics].mean().reset_index()
+    df = means.melt(["_cell", "epoch"], var_name="metric", value_name="value").sort_values("_cell", kind="stable")
+    df = df.dropna(subset=["value"]).assign(arm=lambda d: d["_cell"].map(arm_of))
     out = df.groupby(["arm", "metric", "epoch"], sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
     out = out.rename(columns={"std": "sd", "count": "n"}).fillna({"sd": 0.0})
     return out[cols]

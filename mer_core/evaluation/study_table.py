@@ -37,14 +37,16 @@ def table_rows(report: StudyReport) -> tuple[list[str], list[dict[str, Any]]]:
     """(value columns, one dict per arm: arm, flagged, mark, and per column mean, sd, best)."""
     parts = list(dict.fromkeys(report.parts["part"])) if not report.parts.empty else []
     columns = ["UF1", "UAR"] + [f"{p} UF1" for p in parts] + ["oracle gap UF1"]
+    per_part: dict[tuple[str, str], tuple[float, float]] = {}  # first row of each (arm, part), one pass
+    for arm, part, mean, sd in (zip(report.parts["arm"], report.parts["part"], report.parts["uf1_mean"],
+                                    report.parts["uf1_sd"]) if parts else ()):
+        per_part.setdefault((str(arm), str(part)), (float(mean), float(sd)))
     rows = []
     for r in report.table.itertuples():
         values = {"UF1": (r.uf1_mean, r.uf1_sd), "UAR": (r.uar_mean, r.uar_sd),
                   "oracle gap UF1": (r.oracle_gap_uf1, float("nan"))}
         for p in parts:
-            hit = report.parts[(report.parts["arm"] == r.arm) & (report.parts["part"] == p)]
-            values[f"{p} UF1"] = (float(hit["uf1_mean"].iloc[0]), float(hit["uf1_sd"].iloc[0])) if len(hit) else \
-                (float("nan"), float("nan"))
+            values[f"{p} UF1"] = per_part.get((str(r.arm), str(p)), (float("nan"), float("nan")))
         rows.append({"arm": r.arm, "flagged": bool(r.flagged), "mark": report.marks.get(r.arm, ""), "values": values})
     for col in columns[:-1]:  # the oracle gap is a diagnostic: no "best"
         means = [row["values"][col][0] for row in rows if not math.isnan(row["values"][col][0])]
