@@ -274,3 +274,185 @@ def test_a_report_job_is_listed_on_the_jobs_page(env, monkeypatch):
     assert not at.exception, at.exception
     shown = at.dataframe[0].value
     assert job_id in shown.to_string()
+
+
+# --- issue 20: measured time estimates -------------------------------------------------------------
+IG = "integrated_gradients"
+
+
+def _fake_clock(monkeypatch, costs, events=None):
+    """report._clock becomes a counter that only the patched map and randomisation functions advance.
+
+    ``costs``: method -> seconds one map of it takes; 'sanity' -> seconds of one randomisation check.
+    """
+    from mer_core.explain import report as rep
+
+    now = [1000.0]
+    real_map, real_check = rep._method_map, rep.randomisation_check
+    monkeypatch.setattr(rep, "_clock", lambda: now[0])
+
+    def timed_map(ex, c, method, cache=True):
+        out = real_map(ex, c, method, cache)
+        now[0] += costs.get(method, 0.0)
+        if events is not None:
+            events.append(("map", method, c.sid))
+        return out
+
+    def timed_check(*a, **k):
+        out = real_check(*a, **k)
+        now[0] += costs.get("sanity", 0.0)
+        if events is not None:
+            events.append(("sanity", None, None))
+        return out
+
+    monkeypatch.setattr(rep, "_method_map", timed_map)
+    monkeypatch.setattr(rep, "randomisation_check", timed_check)
+
+
+def test_slow_parts_are_timed_on_the_first_clip_and_announced_before_their_pass(env, monkeypatch):
+    events: list = []
+    _fake_clock(monkeypatch, {IG: 30.0, "sanity": 7.0}, events)
+    cfg = ReportConfig(methods=("saliency", IG), max_samples=4, steps=2, road=False, infidelity=False,
+                       sanity_samples=2, seed=11)
+    report = explanation_report(env["run"], cfg, note=lambda e: events.append(("note", e["part"], e)))
+    notes = {e[1]: e[2] for e in events if e[0] == "note"}
+    assert set(notes) == {IG, "sanity", "total"}  # Saliency is fast: no note of its own
+    ig_maps = [i for i, e in enumerate(events) if e[:2] == ("map", IG)]
+    checks = [i for i, e in enumerate(events) if e[0] == "sanity"]
+    first_note = min(i for i, e in enumerate(events) if e[0] == "note")
+    assert len(ig_maps) == 4 and len(checks) == 4  # 2 methods x 2 clips
+    assert ig_maps[0] < first_note < ig_maps[1]  # timed on clip 1, announced before clips 2..4
+    assert checks[1] < first_note < checks[2]  # the first clip's check (both methods) timed, then the note
+    ig = notes[IG]
+    assert ig["measured_s"] == 30.0 and ig["clips"] == 4 and ig["seconds"] == 120.0
+    assert ig["text"].startswith("Integrated Gradients: about 2 min for 4 clips (measured 30.0 s on the first clip")
+    san = notes["sanity"]
+    assert san["measured_s"] == 14.0 and san["seconds"] == 28.0
+    assert san["text"] == "randomisation check: about 28 s for 2 clips (measured 14.0 s on the first clip)"
+    assert notes["total"]["seconds"] == 30.0 * 4 + 14.0 * 2  # everything else takes no time on this clock
+    assert [e["part"] for e in report["estimates"]] == [IG, "sanity", "total"]
+    assert report["seconds"] == 30.0 * 4 + 7.0 * 4  # the estimate matched what the fake clock spent
+
+
+def test_the_report_job_logs_its_estimates_and_the_tab_shows_them(env, monkeypatch, capsys, tmp_path):
+    from mer_core.jobs.report_job import estimate_lines
+
+    rid = env["run"]
+    _fake_clock(monkeypatch, {IG: 12.0})
+    settings = dict(methods=[IG], max_samples=3, steps=2, sanity_samples=0, road=False, infidelity=False, seed=12)
+    with RunStore() as store:
+        job_id = jobs.submit_explain_report(rid, settings, store=store, start=False)
+        assert run_report_job(job_id, store=store, kick_next=False) == 0
+    out = capsys.readouterr().out
+    assert "[estimate] Integrated Gradients: about 36 s for 3 clips (measured 12.0 s on the first clip" in out
+
+    log = tmp_path / "job.log"
+    log.write_text("=== 2024 starting worker for job x ===\n[estimate] old attempt\n"
+                   "=== 2024 starting worker for job x ===\n[worker] job x\n[estimate] Integrated Gradients: "
+                   "about 4 min for 20 clips (measured 12.0 s on the first clip)\n")
+    assert estimate_lines({"log_path": str(log)}) == [
+        "Integrated Gradients: about 4 min for 20 clips (measured 12.0 s on the first clip)"]
+    assert estimate_lines({"log_path": str(tmp_path / "none.log")}) == []
+
+    # a running report job: the Faithfulness tab shows its measured estimate under the progress bar
+    import os
+    import time
+
+    from dashboard.views.explain import K_VIEW
+    from dashboard.views.explain_faithfulness import K_METHODS, K_SAMPLES, K_STEPS
+
+    monkeypatch.setattr(jobs, "_launch", lambda jid, *a, **k: _Proc())
+    with RunStore() as store:
+        running = jobs.submit_explain_report(rid, dict(settings, seed=13), store=store, start=False)
+        with store.tx() as c:
+            c.execute("UPDATE jobs SET status='running', pid=?, heartbeat=?, started=?, log_path=?, progress=0.3, "
+                      "message='clip 2/20' WHERE id=?", (os.getpid(), time.time(), time.time(), str(log), running))
+    at = page_app("explain", run=rid)
+    at.session_state[K_VIEW] = "Faithfulness"
+    at.session_state[K_METHODS] = ["saliency"]
+    at.session_state[K_SAMPLES] = 2
+    at.session_state[K_STEPS] = 3
+    at.run()
+    assert not at.exception, at.exception
+    assert any(c.value == "Estimate: Integrated Gradients: about 4 min for 20 clips (measured 12.0 s on the first "
+               "clip)" for c in at.caption)
+
+
+def test_the_estimate_before_submission_uses_a_matching_benchmark_figure_or_measures_one_clip(
+        env, monkeypatch, tmp_path):
+    from mer_core.explain.report_time import estimate_report_seconds
+
+    rid = env["run"]
+    fast = ReportConfig(methods=("saliency", "gradcam", "attention"), max_samples=4, steps=10, road=False,
+                        infidelity=False, sanity_samples=0)
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "explain_report_cpu-2core.json").write_text(json.dumps(
+        {"clips": 167, "methods": ["saliency", "gradcam", "attention"], "steps": 10, "full": False, "threads": 2,
+         "seconds": 735.4, "seconds_per_clip": 4.403, "load_average_1min": [4.9, 5.1]}))
+    est = estimate_report_seconds(rid, fast, results=results, measure=False)
+    assert est["source"] == "benchmark" and est["seconds"] == pytest.approx(4.403 * 4)
+    assert "benchmarks/results/explain_report_cpu-2core.json" in est["text"] and "4.40 s per clip" in est["text"]
+
+    # no figure for these settings (other steps, Integrated Gradients): one clip measured now, nothing cached
+    _fake_clock(monkeypatch, {IG: 5.0, "saliency": 1.0})
+    monkeypatch.setattr(RunExplainer, "explain", lambda *a, **k: pytest.fail("the probe must not use the cache"))
+    slow = ReportConfig(methods=("saliency", IG), max_samples=3, steps=2, road=False, infidelity=False,
+                        sanity_samples=0)
+    assert estimate_report_seconds(rid, slow, results=results, measure=False)["seconds"] is None
+    est = estimate_report_seconds(rid, slow, results=results)
+    assert est["source"] == "measured" and est["seconds"] == 6.0 * 3
+    first = report_ids_of(rid, 3)[0]
+    assert est["text"] == (f"about 18 s for 3 clips: measured just now on clip {first} of run {rid} (6.0 s, no "
+                           "committed benchmark figure for these settings) and multiplied by the clips")
+    assert est["parts"][0]["text"] == f"Integrated Gradients: about 15 s for 3 clips (measured 5.0 s on clip {first})"
+
+
+def report_ids_of(rid, n):
+    from mer_core.explain.report import report_ids
+
+    return report_ids(RunExplainer(rid), n)
+
+
+def test_cli_prints_the_estimate_before_and_during_the_report(env, monkeypatch, capsys):
+    rid = env["run"]
+    _fake_clock(monkeypatch, {IG: 5.0})
+    args = ["explain-report", rid, "--methods", IG, "--max-samples", "2", "--steps", "2", "--sanity-samples", "0",
+            "--no-road"]
+    assert main([*args, "--estimate"]) == 0
+    out = capsys.readouterr().out
+    first = report_ids_of(rid, 2)[0]
+    assert f"  Integrated Gradients: about 10 s for 2 clips (measured 5.0 s on clip {first})" in out
+    assert out.strip().splitlines()[-1].startswith("estimate: about 10 s for 2 clips: measured just now")
+    assert main([*args, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "estimate: Integrated Gradients: about 10 s for 2 clips (measured 5.0 s on the first clip" in captured.err
+    assert list(json.loads(captured.out)["summary"]) == [IG]  # stdout stays JSON
+
+
+def test_the_faithfulness_tab_estimates_a_report_before_it_is_submitted(env, monkeypatch):
+    from dashboard.views.explain import K_VIEW
+    from dashboard.views.explain_faithfulness import K_METHODS, K_SAMPLES, K_STEPS
+
+    rid = env["run"]
+    _fake_clock(monkeypatch, {"saliency": 2.0, "sanity": 3.0})
+    monkeypatch.setattr(jobs, "_launch", lambda jid, *a, **k: _Proc())
+    at = page_app("explain", run=rid)
+    at.session_state[K_VIEW] = "Faithfulness"
+    at.session_state[K_METHODS] = ["saliency"]
+    at.session_state[K_SAMPLES] = 3
+    at.session_state[K_STEPS] = 4
+    at.run()
+    assert not at.exception, at.exception
+    [button] = [b for b in at.button if b.label == "Estimate how long it takes"]
+    button.click()
+    at.run()
+    assert not at.exception, at.exception
+    first = report_ids_of(rid, 3)[0]
+    shown = [i.value for i in at.info]
+    assert shown == [f"Estimate: about 15 s for 3 clips and its 3-clip randomisation check: measured just now on clip "
+                     f"{first} of run {rid} (5.0 s, no committed benchmark figure for these settings) and multiplied "
+                     "by the clips"]
+    at.run()
+    assert [i.value for i in at.info] == shown  # kept for this choice, not measured again
+    assert not [b for b in at.button if b.label == "Estimate how long it takes"]

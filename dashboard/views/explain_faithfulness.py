@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import reads, writes
+from dashboard import reads, reads_explain, writes
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 
@@ -22,6 +22,7 @@ K_METHODS = "faith_methods"
 K_SAMPLES = "faith_samples"
 K_STEPS = "faith_steps"
 K_WATCH = "faith_watch_job"
+K_ESTIMATE = "faith_estimate"  # {settings JSON: the pre-submission estimate}
 ALL_METHODS = ("saliency", "gradcam", "attention", "integrated_gradients", "smoothgrad", "occlusion")
 FAST = ("saliency", "gradcam", "attention")
 
@@ -51,6 +52,8 @@ def _job_status(run_id: str) -> None:
             st.session_state[K_WATCH] = job["id"]
             st.progress(float(job["progress"] or 0), text=plain(f"report job {job['id']}: {job['status']} · "
                                                                 f"{job['message'] or ''}"))
+            for line in reads_explain.report_job_estimates(job["id"]):
+                st.caption(plain(f"Estimate: {line}"))
         elif job["status"] == "done" and st.session_state.get(K_WATCH) == job["id"]:
             st.session_state.pop(K_WATCH)
             st.rerun()  # the report is cached now: show it
@@ -116,6 +119,21 @@ def show_report(report: dict[str, Any], labels: dict[str, str]) -> None:
     _readings()
 
 
+def _estimate(run_id: str, settings: dict[str, Any]) -> None:
+    """A pre-submission estimate on request: a committed benchmark figure or one clip measured now."""
+    key = json.dumps(settings, sort_keys=True)
+    known = st.session_state.setdefault(K_ESTIMATE, {})
+    if key not in known and st.button("Estimate how long it takes",
+                                      help="uses a committed benchmark figure when one matches these settings, "
+                                           "else measures one clip now (seconds to a minute)"):
+        try:
+            known[key] = reads_explain.report_estimate(run_id, key)["text"]
+        except MerError as exc:
+            known[key] = f"no estimate: {exc}"
+    if key in known:
+        st.info(plain(f"Estimate: {known[key]}"), icon=":material/timer:")
+
+
 def section(run_id: str, ov: dict[str, Any], labels: dict[str, str]) -> None:
     """The Faithfulness tab of the Explain page."""
     if not ov["has_checkpoints"]:
@@ -135,7 +153,8 @@ def section(run_id: str, ov: dict[str, Any], labels: dict[str, str]) -> None:
         return
     st.caption("Not computed yet for this choice. The report runs as a background job (see Jobs); you can leave "
                "this page and come back. Integrated Gradients, SmoothGrad, Occlusion and the randomisation check "
-               "take longer; the job says how long once the first clip is done.")
+               "take longer; the job times them on the first clip and says how long before the other clips.")
+    _estimate(run_id, settings)
     if st.button("Compute the report in the background", type="primary"):
         try:
             job = writes.submit_explain_report(run_id, settings)

@@ -8,7 +8,10 @@ the maps. ``mer explain-localisation RUN [RUN ...]`` prints the per-model,
 per-method localisation table of synthetic runs. ``mer explain-report RUN
 [--methods ...] [--max-samples N]`` computes (or reads from the cache) the
 run-level faithfulness / sanity / localisation report, in this process or, with
-``--background``, as a job of the queue.
+``--background``, as a job of the queue. It prints, before the other clips,
+how long the slow parts will take as measured on the first clip;
+``--estimate`` only prints how long the report would take (a committed
+benchmark figure, else one clip measured now) and stops.
 """
 from __future__ import annotations
 
@@ -64,6 +67,8 @@ def register(sub: Any) -> None:
     r.add_argument("--no-road", action="store_true", help="skip the ROAD (noisy linear imputation) curves")
     r.add_argument("--sanity-samples", type=int, default=4, help="clips for the randomisation check (0 = off)")
     r.add_argument("--background", action="store_true", help="queue it as a job instead (see `mer jobs`)")
+    r.add_argument("--estimate", action="store_true",
+                   help="only say how long it would take (a committed benchmark figure, else one clip measured now)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.set_defaults(handler=cmd_report)
 
@@ -167,6 +172,15 @@ def cmd_report(args: argparse.Namespace) -> int:
                                 "sanity_samples": args.sanity_samples}
     if args.methods:
         settings["methods"] = list(args.methods)
+    if args.estimate:
+        from mer_core.explain.report import ReportConfig
+        from mer_core.explain.report_time import estimate_report_seconds
+
+        est = estimate_report_seconds(args.run, ReportConfig.from_dict(settings))
+        for part in est["parts"][:-1]:  # the slow parts of a measurement; the last one is the total
+            print(f"  {part['text']}")
+        print(f"estimate: {est['text']}")
+        return 0
     if args.background:
         from mer_core.jobs.queue import submit_explain_report
 
@@ -178,7 +192,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     def progress(done: int, total: int, text: str) -> None:
         print(f"\r  {done}/{total}: {text}   ", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
-    report = explanation_report(args.run, ReportConfig.from_dict(settings), progress=progress)
+    def note(estimate: dict[str, Any]) -> None:
+        print(f"\n  estimate: {estimate['text']}", file=sys.stderr, flush=True)
+
+    report = explanation_report(args.run, ReportConfig.from_dict(settings), progress=progress, note=note)
     if args.json:
         print(json.dumps({k: report[k] for k in ("run", "model", "config", "sample_ids", "summary", "sentences")},
                          indent=2))

@@ -14,6 +14,14 @@ clips. The result is plain JSON cached in ``cache/runs/<id>/explain/``
 :func:`report_sentences` reads a report in words (below chance, failed
 sanity check); :func:`compare_reports` tests two runs' reports paired over
 their shared clips (sign-flip permutation of the per-clip differences).
+
+How long it takes is measured, not assumed: every method and the
+randomisation check are timed on the first clip before their pass over the
+others, and the slow parts (:data:`SLOW_METHODS`, the randomisation check) are
+extrapolated to the number of clips and announced through ``note``
+(:func:`slow_estimates`: "Integrated Gradients: about 4 min for 24 clips
+(measured 9.8 s on the first clip)"). :mod:`mer_core.explain.report_time`
+estimates a report before it is submitted.
 """
 from __future__ import annotations
 
@@ -33,8 +41,12 @@ from mer_core.explain.localisation import score_map
 from mer_core.explain.runs import ATTENTION, EXPLAIN_VERSION, FAST_OPTIONS, RunExplainer, _digest
 from mer_core.explain.sanity import randomisation_check, rank_correlation
 
+_clock = time.perf_counter  # every duration of the report and its estimates (tests swap in a fake clock)
+
 REPORT_VERSION = 2  # 2: one random-order chance reference per clip
 FAST_METHODS = ("saliency", "gradcam", ATTENTION)
+SLOW_METHODS = ("integrated_gradients", "smoothgrad", "occlusion")  # timed and announced before their full pass
+SANITY_LABEL = "randomisation check"
 LABELS = {"integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "gradcam": "Grad-CAM",
           "occlusion": "Occlusion", "smoothgrad": "SmoothGrad", ATTENTION: "attention"}
 
@@ -122,6 +134,7 @@ class _Clip:
     target: int
     channels: list[str]
     maps: dict[str, np.ndarray] = field(default_factory=dict)
+    cached: set[str] = field(default_factory=set)  # methods whose map was read from the cache, not computed
 
 
 def report_ids(ex: RunExplainer, max_samples: int) -> list[str]:
@@ -139,15 +152,31 @@ def report_path(ex: RunExplainer, cfg: ReportConfig, ids: Sequence[str]) -> Path
     return ex.folder / "explain" / f"report-{key}.json"
 
 
-def _method_map(ex: RunExplainer, c: _Clip, method: str) -> np.ndarray:
+def _method_map(ex: RunExplainer, c: _Clip, method: str, cache: bool = True) -> np.ndarray:
+    """The map of one method; ``cache=False``: computed here and not stored (a timing probe)."""
     if method == ATTENTION:
-        att = ex.attention(c.sid)
+        att = ex.attention(c.sid) if cache else model_attention(c.model, c.x)
         return att.maps[att.aggregate]
-    return ex.explain(c.sid, method, c.target, **FAST_OPTIONS.get(method, {})).combined
+    if not cache:
+        return explain(c.model, c.x, c.target, method, **FAST_OPTIONS.get(method, {})).combined
+    e = ex.explain(c.sid, method, c.target, **FAST_OPTIONS.get(method, {}))
+    if e.options.get("cached"):
+        c.cached.add(method)
+    return e.combined
 
 
-def clip_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention: bool) -> list[dict[str, Any]]:
-    """One row of measures per method for one clip."""
+def clip_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention: bool,
+              timings: dict[str, float] | None = None, cached: set[str] | None = None,
+              cache: bool = True) -> list[dict[str, Any]]:
+    """One row of measures per method for one clip.
+
+    ``timings`` (when given) gets each method's seconds (its map and its
+    measures) and ``"shared"`` (loading, baseline, the chance curves);
+    ``cached`` the methods whose map came from the cache; ``cache=False``
+    computes the maps without reading or writing the cache.
+    """
+    t = timings if timings is not None else {}
+    start = _clock()
     model, fold = ex.model_for(sid)
     x = ex.sample_input(sid)
     target = ex.resolve_target(sid, "pred")
@@ -156,7 +185,9 @@ def clip_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention: 
     c = _Clip(sid, x, model, int(target), ex.channels())
     methods = [m for m in cfg.methods if m != ATTENTION or with_attention]
     for m in dict.fromkeys([*methods, *([ATTENTION] if with_attention else [])]):
-        c.maps[m] = np.asarray(_method_map(ex, c, m), dtype=np.float64)
+        s = _clock()
+        c.maps[m] = np.asarray(_method_map(ex, c, m, cache), dtype=np.float64)
+        t[m] = t.get(m, 0.0) + _clock() - s
     import torch
 
     baseline = make_baseline(torch.as_tensor(x)[None], c.channels)[0].numpy()
@@ -164,6 +195,7 @@ def clip_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention: 
     chance = random_curves(model, x, c.target, baseline=baseline, steps=cfg.steps, seed=cfg.seed)  # once per clip
     rows = []
     for method in methods:
+        s = _clock()
         m = c.maps[method]
         row: dict[str, Any] = {"sample_id": sid, "method": method, "fold": fold, "target": c.target,
                                "empty": bool(not np.any(m > 0))}
@@ -182,11 +214,17 @@ def clip_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention: 
         if masks is not None:
             row.update(score_map(m, masks["au"], masks["blink"]))
         rows.append(row)
+        t[method] = t.get(method, 0.0) + _clock() - s
+    t["shared"] = max(_clock() - start - sum(v for k, v in t.items() if k != "shared"), 0.0)
+    if cached is not None:
+        cached |= c.cached
     return rows
 
 
-def sanity_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention: bool) -> list[dict[str, Any]]:
-    """The cascading randomisation check of every method on one clip."""
+def sanity_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention: bool,
+                timings: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """The cascading randomisation check of every method on one clip (``timings``: seconds per method)."""
+    spent = timings if timings is not None else {}
     model, _ = ex.model_for(sid)
     x = ex.sample_input(sid)
     t = ex.resolve_target(sid, "pred")
@@ -202,7 +240,9 @@ def sanity_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention
                 return att.maps[att.aggregate]
             return explain(mod, x, t, method, channels=channels, **FAST_OPTIONS.get(method, {})).combined
 
+        s = _clock()
         check = randomisation_check(model, map_fn, seed=cfg.seed)
+        spent[method] = spent.get(method, 0.0) + _clock() - s
         rows.append({"sample_id": sid, "method": method, **check})
     return rows
 
@@ -288,13 +328,59 @@ def report_sentences(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def about(seconds: float) -> str:
+    """'about 40 s', 'about 2.5 min', 'about 12 min'."""
+    if seconds < 90:
+        return f"about {max(round(seconds), 1)} s"
+    minutes = seconds / 60
+    return f"about {round(minutes, 1):g} min" if minutes < 10 else f"about {round(minutes)} min"
+
+
+def part_estimate(part: str, label: str, measured_s: float, clips: int, *, on: str = "the first clip",
+                  cached: bool = False) -> dict[str, Any]:
+    """One part's extrapolation: ``measured_s`` per clip times ``clips``, with its sentence (``text``)."""
+    seconds = float(measured_s) * clips
+    note = "; its map was read from the cache, so uncached clips take longer" if cached else ""
+    text = (f"{label}: {about(seconds)} for {clips} clip{'' if clips == 1 else 's'} "
+            f"(measured {measured_s:.1f} s on {on}{note})")
+    return {"part": part, "label": label, "measured_s": float(measured_s), "clips": int(clips),
+            "seconds": seconds, "text": text}
+
+
+def slow_estimates(clip_t: dict[str, float], sanity_t: dict[str, float], methods: Sequence[str], n_clips: int,
+                   n_sanity: int, *, cached: set[str] | frozenset[str] = frozenset(),
+                   on: str = "the first clip") -> list[dict[str, Any]]:
+    """The slow parts' estimates from one clip's timings (:func:`clip_rows`, :func:`sanity_rows`), then the total.
+
+    Per slow method (:data:`SLOW_METHODS`): its seconds on the clip times
+    ``n_clips``; the randomisation check: its seconds (all methods) times
+    ``n_sanity``; ``part='total'``: every method, the shared work and the check.
+    """
+    out = [part_estimate(m, LABELS.get(m, m), clip_t[m], n_clips, on=on, cached=m in cached)
+           for m in methods if m in SLOW_METHODS and m in clip_t]
+    if n_sanity and sanity_t:
+        out.append(part_estimate("sanity", SANITY_LABEL, sum(sanity_t.values()), n_sanity, on=on))
+    total = sum(clip_t.values()) * n_clips + sum(sanity_t.values()) * n_sanity
+    check = f" and the {SANITY_LABEL} on {n_sanity}" if n_sanity and sanity_t else ""
+    out.append({"part": "total", "label": "the whole report", "measured_s": sum(clip_t.values()),
+                "clips": int(n_clips), "seconds": total,
+                "text": f"the whole report: {about(total)} for {n_clips} clip{'' if n_clips == 1 else 's'}{check} "
+                        f"(measured {sum(clip_t.values()) + sum(sanity_t.values()):.1f} s on {on})"})
+    return out
+
+
 def explanation_report(run_id: str, cfg: ReportConfig | None = None, *, store: Any = None,
                        progress: Callable[[int, int, str], None] | None = None,
+                       note: Callable[[dict[str, Any]], None] | None = None,
                        compute: bool = True) -> dict[str, Any] | None:
     """The report of one run (see module doc); cached. ``compute=False``: the cached one or None.
 
     ``progress(done, total, message)`` is called after each clip (and may
-    raise to stop: nothing is cached then).
+    raise to stop: nothing is cached then). The first clip's measures and
+    its randomisation check run first, timed; then ``note(estimate)`` is
+    called with each of :func:`slow_estimates` (every slow method, the
+    randomisation check, the total) before the other clips, and the
+    estimates are kept in the report (``estimates``, ``timings``).
     """
     cfg = cfg or ReportConfig()
     ex = RunExplainer(run_id, store)
@@ -309,21 +395,39 @@ def explanation_report(run_id: str, cfg: ReportConfig | None = None, *, store: A
     sanity_ids = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, min(cfg.sanity_samples, len(ids))).round()] \
         if cfg.sanity_samples else []
     total = len(ids) + len(sanity_ids)
-    rows: list[dict[str, Any]] = []
-    sanity: list[dict[str, Any]] = []
-    t0 = time.perf_counter()
-    for k, sid in enumerate(ids):
+    t0 = _clock()
+    clip_t: dict[str, float] = {}
+    sanity_t: dict[str, float] = {}
+    cached: set[str] = set()
+    # the first clip and its randomisation check, timed, before any pass over the other clips
+    rows = clip_rows(ex, ids[0], cfg, with_attention=with_attention, timings=clip_t, cached=cached)
+    if progress:
+        progress(1, total, f"clip 1/{len(ids)} (timed)")
+    sanity = sanity_rows(ex, sanity_ids[0], cfg, with_attention=with_attention, timings=sanity_t) if sanity_ids else []
+    if progress and sanity_ids:
+        progress(2, total, f"{SANITY_LABEL} 1/{len(sanity_ids)} (timed)")
+    estimates = slow_estimates(clip_t, sanity_t, methods, len(ids), len(sanity_ids), cached=cached)
+    for e in estimates if note else ():
+        note(e)
+    done = 1 + bool(sanity_ids)
+    sanity_left = sum(sanity_t.values()) * max(len(sanity_ids) - 1, 0)
+    t1 = _clock()
+    for k, sid in enumerate(ids[1:], start=2):
         rows += clip_rows(ex, sid, cfg, with_attention=with_attention)
+        done += 1
         if progress:
-            left = (time.perf_counter() - t0) / (k + 1) * (len(ids) - k - 1)
-            progress(k + 1, total, f"clip {k + 1}/{len(ids)}, about {left:.0f} s left for the measures")
-    for k, sid in enumerate(sanity_ids):
+            left = (_clock() - t1) / (k - 1) * (len(ids) - k) + sanity_left
+            progress(done, total, f"clip {k}/{len(ids)}, {about(left)} left")
+    for k, sid in enumerate(sanity_ids[1:], start=2):
         sanity += sanity_rows(ex, sid, cfg, with_attention=with_attention)
+        done += 1
         if progress:
-            progress(len(ids) + k + 1, total, f"randomisation check {k + 1}/{len(sanity_ids)}")
+            left = sum(sanity_t.values()) * (len(sanity_ids) - k)
+            progress(done, total, f"{SANITY_LABEL} {k}/{len(sanity_ids)}, {about(left)} left")
     report = {"version": REPORT_VERSION, "run": run_id, "model": ex.run["model"], "dataset": ex.run["dataset"],
               "config": cfg.as_dict(), "methods": methods, "sample_ids": ids, "has_masks": ex.has_masks(),
-              "created": time.time(), "seconds": time.perf_counter() - t0, "rows": rows, "sanity": sanity,
+              "created": time.time(), "seconds": _clock() - t0, "rows": rows, "sanity": sanity,
+              "estimates": estimates, "timings": {"first_clip": clip_t, "first_sanity_clip": sanity_t},
               "summary": summarise(rows, sanity, methods, cfg.seed)}
     report["sentences"] = report_sentences(report)
     path.parent.mkdir(parents=True, exist_ok=True)
