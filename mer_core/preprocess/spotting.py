@@ -15,6 +15,27 @@ every moving cell votes equally for *when* the face moved.
 * offset: the first frame after the apex where it has fallen back below
   ``OFFSET_LEVEL`` of the way, else the last frame.
 
+Blinks. A blink moves the lids far more than a micro-expression moves any
+skin, so on a clip with a blink the raw curve peaks on the blink. As in the
+spotting literature (eye regions masked out before the motion measure), the
+eye regions are found on the first analysed frame: OpenCV's Haar eye cascade
+(the one face detection uses) on the crop enlarged ``EYE_UPSCALE`` times, one
+eye on each side of the crop's mid-line in its upper part; when no such pair
+is found, a fixed band of the aligned face crop (``EYE_BAND``, where face
+geometry puts the eyes) stands in, and the result's notes say so. A *blink*
+is declared when the eye regions' ``BLINK_TOP_PIXELS`` most-moving pixels
+move more (``BLINK_RATIO``) than the same number of most-moving pixels
+anywhere else on the face; only then are the eye pixels left out of the
+curve (and of the brightness centring), so the eyes' own expression motion
+(lid raiser, cheek raiser) still counts on clips without a blink. What was
+excluded, and why, is in :attr:`Spotting.excluded` and :attr:`Spotting.notes`
+(and in the method string the Analyse page and ``mer predict`` print).
+
+These choices (the mask shape, the blink test, its threshold) were developed
+and checked on the synthetic default set only (its generator draws blinks as
+lids sweeping over the eye ellipse); they are not tuned on any real dataset's
+labels, and real recordings (glasses, hair, partial blinks) may need others.
+
 The user may override any of the three (``onset=``, ``apex=``, ``offset=``);
 the others are then spotted around the given ones and the result says which
 were given. ``benchmarks/bench_spotting.py`` reports how close the spotted
@@ -27,13 +48,32 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-SPOTTING_VERSION = "spot-1"
+from .face import _cascade
+
+SPOTTING_VERSION = "spot-2"
 SPOT_METHOD = "two-reference cell vote"
+DEVELOPED_ON = "synthetic default set (no real dataset's labels)"
 SPOT_SIZE = 64
 CELL = 4  # cells of CELL x CELL pixels at SPOT_SIZE
 TOP = 0.05  # share of the face cells that vote
 ONSET_LEVEL = 0.1
 OFFSET_LEVEL = 0.5
+EYE_UPSCALE = 4  # the SPOT_SIZE crop is enlarged this much for the Haar eye cascade
+EYE_AXES = (0.5, 0.4)  # excluded ellipse per detected eye: half-axes as shares of the eye box side (x, y)
+EYE_BAND = (0.36, 0.56, 0.12, 0.88)  # fallback eye band: top, bottom, left, right as shares of the face crop
+BLINK_TOP_PIXELS = 32  # pixels compared, inside the eye regions and elsewhere
+BLINK_RATIO = 1.0  # a blink: the eye regions move more than the rest of the face's most-moving pixels
+MIN_KEPT = 0.25  # a cell partly in an excluded region is kept with at least this share of its pixels
+
+
+@dataclass
+class EyeRegions:
+    """Where the eyes are in the SPOT_SIZE crop: a pixel mask, how it was found, and a note when it is a guess."""
+
+    mask: np.ndarray  # bool (SPOT_SIZE, SPOT_SIZE): True on an eye pixel
+    source: str  # "Haar eye cascade" or "fixed eye band"
+    boxes: tuple[tuple[float, float, float, float], ...] = ()  # detected eye boxes (x, y, w, h), crop pixels
+    note: str = ""
 
 
 @dataclass
@@ -46,10 +86,15 @@ class Spotting:
     curve: np.ndarray  # float32 (T,): motion magnitude per frame (mean grey levels 0..255)
     method: str = SPOT_METHOD
     given: tuple[str, ...] = field(default_factory=tuple)  # which of onset/apex/offset the user gave
+    excluded: tuple[str, ...] = field(default_factory=tuple)  # face regions left out of the curve, in words
+    notes: tuple[str, ...] = field(default_factory=tuple)  # eye finding / blink decision, in words
+    blink_score: float = 0.0  # eye regions' motion / the rest of the face's (> BLINK_RATIO: a blink)
 
     def as_dict(self) -> dict:
         return {"onset": self.onset, "apex": self.apex, "offset": self.offset, "method": self.method,
-                "given": list(self.given), "curve": [round(float(v), 4) for v in self.curve]}
+                "given": list(self.given), "excluded": list(self.excluded), "notes": list(self.notes),
+                "blink_score": round(float(self.blink_score), 3), "developed_on": DEVELOPED_ON,
+                "curve": [round(float(v), 4) for v in self.curve]}
 
 
 def small_frames(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
@@ -64,7 +109,78 @@ def small_frames(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
     return np.stack(out)
 
 
-def motion_curve(small: np.ndarray, first: int = 0, last: int = -1) -> np.ndarray:
+def _grey_uint8(frame: np.ndarray) -> np.ndarray:
+    f = np.asarray(frame)
+    f = f.astype(np.float32) * (1.0 if f.dtype == np.uint8 else 255.0)
+    if f.shape != (SPOT_SIZE, SPOT_SIZE):
+        f = cv2.resize(f, (SPOT_SIZE, SPOT_SIZE), interpolation=cv2.INTER_AREA if min(f.shape) > SPOT_SIZE else cv2.INTER_LINEAR)
+    return np.clip(f, 0, 255).astype(np.uint8)
+
+
+def _band_mask() -> np.ndarray:
+    top, bottom, left, right = (round(v * SPOT_SIZE) for v in EYE_BAND)
+    mask = np.zeros((SPOT_SIZE, SPOT_SIZE), bool)
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def find_eyes(frame: np.ndarray) -> EyeRegions:
+    """Eye regions of one face crop (any size, grey): Haar eye cascade, else the fixed band (with a note)."""
+    grey = _grey_uint8(frame)
+    up = SPOT_SIZE * EYE_UPSCALE
+    big = cv2.resize(grey, (up, up), interpolation=cv2.INTER_CUBIC)
+    found = _cascade("haarcascade_eye.xml").detectMultiScale(big, scaleFactor=1.1, minNeighbors=3,
+                                                            minSize=(up // 12, up // 12))
+    k = 1.0 / EYE_UPSCALE
+    boxes = [(x * k, y * k, w * k, h * k) for x, y, w, h in found if (y + h / 2) * k < 0.6 * SPOT_SIZE]
+    mid = SPOT_SIZE / 2
+    left = [b for b in boxes if b[0] + b[2] / 2 < mid]
+    right = [b for b in boxes if b[0] + b[2] / 2 >= mid]
+
+    def centre(b):
+        return b[0] + b[2] / 2, b[1] + b[3] / 2
+
+    def face_like(a, b) -> bool:
+        """Two boxes placed as a face crop's eyes are: level, side by side, about the mid-line, alike in size."""
+        (ax, ay), (bx, by) = centre(a), centre(b)
+        side = (a[2] + b[2]) / 2
+        return (abs(ay - by) < 0.25 * side and 0.2 * SPOT_SIZE < bx - ax < 0.6 * SPOT_SIZE
+                and abs((ax + bx) / 2 - mid) < 0.1 * SPOT_SIZE and 0.25 * SPOT_SIZE < (ay + by) / 2
+                and abs(a[2] - b[2]) < 0.3 * side)
+
+    pairs = [(a, b) for a in left for b in right if face_like(a, b)]
+    if not pairs:
+        top, bottom, left_, right_ = EYE_BAND
+        return EyeRegions(_band_mask(), "fixed eye band", (),
+                          f"no eye pair found by the Haar eye cascade: the fixed eye band (rows {top:.0%}-{bottom:.0%}, "
+                          f"columns {left_:.0%}-{right_:.0%} of the face crop) stands for the eyes")
+    pair = min(pairs, key=lambda p: abs(centre(p[0])[1] - centre(p[1])[1]) + abs(p[0][2] - p[1][2]))
+    yy, xx = np.mgrid[0:SPOT_SIZE, 0:SPOT_SIZE] + 0.5
+    mask = np.zeros((SPOT_SIZE, SPOT_SIZE), bool)
+    for b in pair:
+        cx, cy = centre(b)
+        mask |= ((xx - cx) / (EYE_AXES[0] * b[2])) ** 2 + ((yy - cy) / (EYE_AXES[1] * b[3])) ** 2 <= 1
+    return EyeRegions(mask, "Haar eye cascade", tuple(tuple(round(float(v), 2) for v in b) for b in pair))
+
+
+def blink_score(small: np.ndarray, eye_mask: np.ndarray, first: int = 0, last: int = -1) -> float:
+    """How much more the eye regions move than the rest of the face (peak over frames; > BLINK_RATIO: a blink).
+
+    Per frame, the mean of the ``BLINK_TOP_PIXELS`` largest two-reference
+    differences inside the eye mask and outside it; the score is the ratio of
+    their peaks over the clip.
+    """
+    if not eye_mask.any() or eye_mask.all():
+        return 0.0
+    centred = small - small.mean(axis=(1, 2), keepdims=True)
+    d = np.minimum(np.abs(centred - centred[first]), np.abs(centred - centred[last]))
+    k_in, k_out = min(BLINK_TOP_PIXELS, int(eye_mask.sum())), min(BLINK_TOP_PIXELS, int((~eye_mask).sum()))
+    inside = -np.partition(-d[:, eye_mask], k_in - 1, axis=1)[:, :k_in].mean(axis=1)
+    outside = -np.partition(-d[:, ~eye_mask], k_out - 1, axis=1)[:, :k_out].mean(axis=1)
+    return float(inside.max() / max(float(outside.max()), 1e-6))
+
+
+def motion_curve(small: np.ndarray, first: int = 0, last: int = -1, exclude: np.ndarray | None = None) -> np.ndarray:
     """Share of its own peak each moving cell reaches per frame, averaged over the moving cells (0..1).
 
     Per cell of ``CELL`` x ``CELL`` pixels: the smaller of the mean absolute
@@ -72,17 +188,28 @@ def motion_curve(small: np.ndarray, first: int = 0, last: int = -1) -> np.ndarra
     neutral), so a slow head drift, which grows away from one and towards the
     other, scores low while a motion that comes and goes scores high. The
     ``TOP`` share of cells that move most are kept and each is divided by its
-    own peak, so every moving cell votes for *when* equally.
+    own peak, so every moving cell votes for *when* equally. ``exclude``
+    (bool, frame-shaped): pixels left out (the eyes on a clip with a blink),
+    of the brightness centring too; a cell keeps its other pixels when at
+    least ``MIN_KEPT`` of them are left.
     """
     if small.ndim != 3 or len(small) < 1:
         raise ValueError(f"expected frames of shape (T, H, W), got {small.shape}")
     t, h, w = small.shape
-    centred = small - small.mean(axis=(1, 2), keepdims=True)  # a global brightness change is not motion
     gh, gw = h // CELL, w // CELL
+    keep = np.ones((h, w), np.float32) if exclude is None else (~np.asarray(exclude, bool)).astype(np.float32)
+    if keep.shape != (h, w):
+        raise ValueError(f"exclude mask {keep.shape} does not match frames {(h, w)}")
+    if not keep.any():
+        keep[:] = 1.0
+    # a global brightness change is not motion (measured where the curve looks)
+    centred = small - ((small * keep).sum(axis=(1, 2), keepdims=True) / keep.sum())
+    kc = keep[: gh * CELL, : gw * CELL].reshape(gh, CELL, gw, CELL).sum(axis=(1, 3)).reshape(-1)
+    use = kc >= MIN_KEPT * CELL * CELL
 
     def cells(ref: int) -> np.ndarray:
-        d = np.abs(centred - centred[ref])[:, : gh * CELL, : gw * CELL]
-        return d.reshape(t, gh, CELL, gw, CELL).mean(axis=(2, 4)).reshape(t, -1)
+        d = (np.abs(centred - centred[ref]) * keep)[:, : gh * CELL, : gw * CELL]
+        return d.reshape(t, gh, CELL, gw, CELL).sum(axis=(2, 4)).reshape(t, -1)[:, use] / kc[use]
 
     both = np.minimum(cells(first), cells(last))
     peak = both.max(axis=0)
@@ -108,7 +235,19 @@ def spot(frames: np.ndarray | list[np.ndarray], *, onset: int | None = None, ape
     small = small_frames(frames)
     first = int(onset) if onset is not None else 0
     last = int(offset) if offset is not None else n - 1
-    curve = motion_curve(small, first, last)
+    eyes = find_eyes(frames[first])
+    score = blink_score(small, eyes.mask, first, last)
+    notes = [eyes.note] if eyes.note else []
+    if score > BLINK_RATIO:
+        where = "eye band" if eyes.source == "fixed eye band" else "eye regions"
+        excluded = (f"{where} ({eyes.source})",)
+        notes.append(f"blink found: the {where} moved {score:.1f}x as much as the rest of the face, so they are "
+                     "left out of the motion curve")
+        curve = motion_curve(small, first, last, exclude=eyes.mask)
+    else:
+        excluded = ()
+        notes.append(f"no blink found (the eyes moved {score:.1f}x the rest of the face): the whole crop is used")
+        curve = motion_curve(small, first, last)
     if apex is None:
         lo, hi = first + 1, (last if offset is not None else n - 2)
         hi = max(hi, lo)
@@ -128,5 +267,7 @@ def spot(frames: np.ndarray | list[np.ndarray], *, onset: int | None = None, ape
     offset = int(offset)
     if not onset < apex <= offset:
         raise ValueError(f"expected onset < apex <= offset, got onset={onset}, apex={apex}, offset={offset}")
-    return Spotting(onset, apex, offset, curve, SPOT_METHOD if not given else f"{SPOT_METHOD} (given: {', '.join(given)})",
-                    given)
+    method = SPOT_METHOD + (f", {excluded[0]} excluded for a blink" if excluded else "")
+    if given:
+        method += f" (given: {', '.join(given)})"
+    return Spotting(onset, apex, offset, curve, method, given, excluded, tuple(notes), score)
