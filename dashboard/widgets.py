@@ -9,7 +9,7 @@ a URL or a data file (ids, run names, clip ids, exception text) goes through
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, NoReturn, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -176,3 +176,63 @@ def evm_comparison(clip, magnified, apex: int, alpha: float, *, key: str, blur: 
     title = which + (f" (α = {alpha:g})" if which.startswith("B") else "")
     extra = {"frame_ms": frame_ms} if frame_ms else {}
     chart(plots.clip_animation(shown, 0, apex, len(clip) - 1, title=title, **extra), key=f"{key}-clip")
+
+
+# --- links between pages: they open in this tab ----------------------------------------------
+# Streamlit opens a LinkColumn cell and a Markdown link in a new browser tab (target="_blank", fixed in its
+# frontend). Links between the dashboard's own pages go through st.page_link and st.switch_page instead:
+# same tab, the page's query parameters (run=, job=, sample=, runs=) carried along.
+_LINK_TURNS = "_link_table_turns"  # session state: per link table, how many of its clicks navigated
+OPEN = "open →"  # the text of a link cell that has no id to show (a clip on the Explain page)
+
+
+class Link(NamedTuple):
+    """Where a clicked cell of a link column goes: a page (its url path) and, per table row, its query
+    parameters (None: that row's cell is no link, e.g. a published result without a run)."""
+
+    page: str
+    params: Sequence[dict[str, str] | None]
+
+
+def go(url_path: str, query_params: dict[str, str] | None = None) -> NoReturn:
+    """Open the dashboard page ``url_path`` in this tab with ``query_params`` in its address."""
+    from dashboard.nav import page
+
+    st.switch_page(page(url_path), query_params=query_params or {})
+
+
+def page_link(url_path: str, label: str, *, query_params: dict[str, str] | None = None, icon: str | None = None,
+              help: str | None = None, where=st) -> None:
+    """A link to the dashboard page ``url_path`` (with ``query_params``) that opens in this tab."""
+    from dashboard.nav import page
+
+    where.page_link(page(url_path), label=label, icon=icon, help=help, query_params=query_params)
+
+
+def link_key(key: str) -> str:
+    """The widget key of the link table ``key`` now: it moves on after each click, so a table seen again
+    (the same page, or the way back) starts with no cell selected and never navigates by itself."""
+    return f"{key}#{st.session_state.get(_LINK_TURNS, {}).get(key, 0)}"
+
+
+def link_table(table: pd.DataFrame, links: dict[str, Link], *, key: str, column_config: dict | None = None,
+               selection_mode: str | Sequence[str] = (), **kwargs):
+    """``st.dataframe`` whose ``links`` columns open a page in this tab when one of their cells is clicked.
+
+    The cells show their own text (an id, "open"); a click selects the cell and the rerun switches page
+    with that row's query parameters. Other selection modes (``"multi-row"``) work as usual; returns the
+    dataframe's event.
+    """
+    modes = [selection_mode] if isinstance(selection_mode, str) else list(selection_mode)
+    config = dict(column_config or {})
+    for column, link in links.items():
+        config.setdefault(column, st.column_config.TextColumn(column, help=f"click to open the {link.page} page"))
+    event = st.dataframe(table, key=link_key(key), on_select="rerun", selection_mode=["single-cell", *modes],
+                         column_config=config, **kwargs)
+    for row, column in event.selection.get("cells", []):
+        link = links.get(column)
+        if link is not None and 0 <= row < len(link.params) and link.params[row]:
+            turns = st.session_state.setdefault(_LINK_TURNS, {})
+            turns[key] = turns.get(key, 0) + 1
+            go(link.page, link.params[row])
+    return event

@@ -8,8 +8,10 @@ an error box or a console error of ours; a shared link opened on a fresh server
 shows that run; a LOSO submitted from New experiment reaches done on Jobs
 (queue table and job panel agree); another job is cancelled, reloaded
 mid-job and resumed; a confusion-matrix cell is clicked; two runs are compared;
-bogus deep links keep their URL and say what is wrong. A failure saves a
-screenshot and the page HTML. Skipped when chromium or playwright is missing
+bogus deep links keep their URL and say what is wrong; a run id clicked on Runs
+and a job id clicked on Jobs open their page in the same tab. A failure saves a
+screenshot and the page HTML; MER_UPDATE_SCREENSHOTS=1 rewrites the README's
+screenshots (docs/screenshots/, 1000 px wide). Skipped when chromium or playwright is missing
 (``make test`` installs chromium when run as root).
 """
 from __future__ import annotations
@@ -138,11 +140,23 @@ def evidence(page, name: str):
         raise
 
 
+SHOT_WIDTH = 1000  # px; a README image stays small (a 256-colour PNG, about 100 KB)
+
+
 def readme_shot(page, name: str) -> None:
-    """A small PNG for the README's Screenshots section, written only when MER_UPDATE_SCREENSHOTS=1."""
-    if os.environ.get("MER_UPDATE_SCREENSHOTS") == "1":
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), type="png", scale="css")
+    """A small PNG of the viewport for the README's Screenshots section, written only when MER_UPDATE_SCREENSHOTS=1."""
+    if os.environ.get("MER_UPDATE_SCREENSHOTS") != "1":
+        return
+    import io
+
+    from PIL import Image
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(1500)  # figures and images finish drawing after the script run
+    image = Image.open(io.BytesIO(page.screenshot(type="png", scale="css"))).convert("RGB")
+    if image.width > SHOT_WIDTH:
+        image = image.resize((SHOT_WIDTH, round(image.height * SHOT_WIDTH / image.width)), Image.LANCZOS)
+    image.quantize(256, method=Image.Quantize.MEDIANCUT).save(SHOTS / f"{name}.png", optimize=True)
 
 
 def test_lesson_steps_render_with_their_pictures(server, browser):
@@ -192,6 +206,45 @@ def test_deep_link_on_a_fresh_server_shows_the_run(server, browser):
     page.close()
 
 
+def click_grid_cell(page, grid, row_text: str, x_offset: float = 70) -> None:
+    """Click the first data column of the st.dataframe row showing ``row_text``.
+
+    The grid is drawn on a canvas (rows 35 px under a 35 px header); its row texts are in the grid's
+    accessible table. ``x_offset`` clears the row-selection checkboxes of a selectable table.
+    """
+    deadline = time.time() + 15  # the grid fills its accessible rows after the frame arrives
+    rows = grid.locator("[role='row']").all_inner_texts()
+    while not any(row_text in t for t in rows) and time.time() < deadline:
+        page.wait_for_timeout(300)
+        rows = grid.locator("[role='row']").all_inner_texts()
+    row = next(i for i, t in enumerate(rows) if row_text in t)  # 0 is the header
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + x_offset, box["y"] + 35 * row + 17)
+
+
+def test_a_run_id_on_runs_opens_the_run_page_in_the_same_tab(server, browser):
+    url, run_id = server
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    with evidence(page, "same-tab-link"):
+        page.goto(f"{url}/runs")
+        settle(page)
+        readme_shot(page, "runs")
+        click_grid_cell(page, page.locator("[data-testid='stDataFrame']").first, run_id)
+        page.wait_for_url(re.compile(rf"/run\?run={re.escape(run_id)}$"), timeout=30_000)
+        settle(page)
+        assert len(context.pages) == 1  # no new tab: the same one shows the run
+        assert page.locator("h1").first.inner_text() == "Run" and not problems(page)
+        assert run_id in chosen(page, "run")
+        page.go_back()  # the way back shows Runs again, and stays there (no stale click navigates again)
+        settle(page)
+        page.wait_for_timeout(1500)
+        assert "/runs" in page.url and page.locator("h1").first.inner_text() == "Runs"
+        assert len(context.pages) == 1
+    context.close()
+
+
 # Streamlit's own base-path probe: a page opened directly (``/runs``) first asks ``/runs/_stcore/health`` and
 # ``/runs/_stcore/host-config`` (404), then the root (streamlit/streamlit#7074). Not the app's requests.
 STREAMLIT_PROBE = re.compile(r"/[^/]+/_stcore/(health|host-config)$")
@@ -216,6 +269,10 @@ def sidebar_hrefs(page) -> list[str]:
     return [links.nth(i).get_attribute("href") for i in range(links.count()) if links.nth(i).is_visible()]
 
 
+LOOP_SHOTS = {"datasets": "datasets", "new": "new-experiment", "jobs": "jobs", "leaderboard": "leaderboard",
+              "explain": "explain", "analyse": "analyse", "benchmarks": "benchmarks"}  # Study: empty without a study
+
+
 def test_every_sidebar_page_renders_without_errors(server, browser):
     url, _ = server
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -230,8 +287,9 @@ def test_every_sidebar_page_renders_without_errors(server, browser):
             page.goto(href)
             settle(page)
             seen[href] = problems(page)
-            if href.rstrip("/").rsplit("/", 1)[-1] in ("datasets", "jobs"):
-                readme_shot(page, href.rstrip("/").rsplit("/", 1)[-1])
+            name = href.rstrip("/").rsplit("/", 1)[-1]
+            if name in LOOP_SHOTS:  # the other pages are shot by their own flows, with content in them
+                readme_shot(page, LOOP_SHOTS[name])
             assert page.locator("h1").count() >= 1, f"{href} has no title"
         assert not {h: p for h, p in seen.items() if p}
         assert not failures, failures
@@ -352,6 +410,12 @@ def test_cancel_reload_and_resume_another_job(server, browser, submitted):
         assert job_id in picker and "cancelled" not in picker, picker  # the picker shows the current status
         page.get_by_role("button", name="Cancel").click()  # leave no training behind
         wait_for_status(page, ("cancelled",), timeout_s=90)
+        settle(page)
+        click_grid_cell(page, page.locator("[data-testid='stDataFrame']").first, submitted, x_offset=40)
+        page.wait_for_url(re.compile(rf"jobs\?job={re.escape(submitted)}$"), timeout=30_000)  # in this tab
+        settle(page)
+        assert submitted in job_heading(page) and len(page.context.pages) == 1
+        assert submitted in chosen(page, "job")
     page.close()
 
 

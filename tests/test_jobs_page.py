@@ -86,7 +86,8 @@ def test_live_view_of_a_stored_finished_job():
     assert "[worker] last line" in log and "epoch 2/2 loss 0.6" in log and "epoch 1/2" not in log  # \r redraws
     with RunStore() as store:
         run_id = jobs.get_job(store, job_id)["run_id"]
-    assert any(f"run?run={run_id}" in m.value for m in at.markdown)
+    links = [(e.proto.page, e.proto.query_string) for e in at.get("page_link")]
+    assert ("run", f"run={run_id}") in links  # the results, opened in this tab
 
 
 def test_live_view_of_a_failed_job_offers_resume_and_shows_the_traceback(launched):

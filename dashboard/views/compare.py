@@ -253,11 +253,13 @@ def disagreement_section(a: str, b: str, bundles: dict, pair_names: tuple[str, s
         "true": [classes[i] for i in view["y_true"]],
         pair_names[0]: [classes[i] for i in view["pred_a"]], pair_names[1]: [classes[i] for i in view["pred_b"]],
         "right": view["right"].map({"A": pair_names[0], "B": pair_names[1], "neither": "neither"}),
-        f"explain {pair_names[0]}": [reads.explain_url(a, s) for s in view["sample_id"]],
-        f"explain {pair_names[1]}": [reads.explain_url(b, s) for s in view["sample_id"]],
+        **{f"explain {n}": widgets.OPEN for n in pair_names},
     })
-    st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 360), column_config={
-        f"explain {n}": st.column_config.LinkColumn(f"explain {n}", display_text="open ↗") for n in pair_names})
+    links = {f"explain {n}": widgets.Link("explain", [{reads.QP_RUN: r, reads.QP_SAMPLE: s}
+                                                      for s in view["sample_id"]])
+             for n, r in zip(pair_names, (a, b))}
+    widgets.link_table(table, links, key="compare-disagree", hide_index=True, width="stretch",
+                       height=min(38 + 35 * len(table), 360))
 
 
 # --- hyper-parameters -------------------------------------------------------------------------

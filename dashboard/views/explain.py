@@ -341,11 +341,12 @@ def failures_section(run_id: str, ov: dict[str, Any]) -> None:
                 st.button("explain", key=f"explain_open_{r.sample_id}", on_click=_open_sample, args=(r.sample_id,),
                           width="stretch")
     with st.expander("all filtered failure cases (table)"):
-        st.dataframe(view.assign(explain=[reads.explain_url(run_id, s) for s in view["sample_id"]]), hide_index=True,
-                     width="stretch", column_config={
-                         "explain": st.column_config.LinkColumn("explain", display_text="open ↗"),
-                         "confidence": st.column_config.NumberColumn(format="%.3f"),
-                         "p_true": st.column_config.NumberColumn("p(true)", format="%.3f")})
+        links = {"explain": widgets.Link("explain", [{reads.QP_RUN: run_id, reads.QP_SAMPLE: s}
+                                                     for s in view["sample_id"]])}
+        widgets.link_table(view.assign(explain=widgets.OPEN), links, key="explain-failures", hide_index=True,
+                           width="stretch", column_config={
+                               "confidence": st.column_config.NumberColumn(format="%.3f"),
+                               "p_true": st.column_config.NumberColumn("p(true)", format="%.3f")})
 
 
 # --- localisation --------------------------------------------------------------------------

@@ -51,13 +51,13 @@ def render() -> None:
     best = runs.loc[runs["status"] == "done", "uf1"].max() if len(runs) else None
     c4.metric("best pooled UF1", "–" if best is None or best != best else f"{best:.3f}", help=glossary.tip("UF1"))
     st.subheader("Where to go")
-    from dashboard.nav import PAGES, page
+    from dashboard.nav import PAGES
 
     cols = st.columns(2)
     shown = [(mod, title, url, icon) for mod, title, url, icon, _section in PAGES if url != "overview"]
     for i, (mod, title, url, icon) in enumerate(shown):
         with cols[i % 2]:
-            st.page_link(page(url), label=title, icon=icon)
+            widgets.page_link(url, title, icon=icon)
             st.caption(guide_line(mod, url))
     st.caption("Command line: `mer loso --dataset synthetic --model baseline`, `mer runs`, `mer --help`.")
 
@@ -88,6 +88,4 @@ def _showcase() -> None:
         st.markdown("Press ▶: this is a **micro-expression** (AU6 + AU12, a smile) magnified ten times with "
                     "Eulerian video magnification. Unmagnified, the skin moves by about a pixel for a third of a "
                     "second, which is why recognising it is hard.", help=glossary.tip("micro-expression", "EVM"))
-        from dashboard.nav import page
-
-        st.page_link(page("lesson"), label="Walk through it step by step in the Lesson", icon=":material/school:")
+        widgets.page_link("lesson", "Walk through it step by step in the Lesson", icon=":material/school:")

@@ -14,7 +14,7 @@ import streamlit as st
 
 from dashboard import glossary, plots, reads, widgets, writes
 from dashboard.palette import STATUS_COLOUR
-from dashboard.widgets import code, plain, url_value
+from dashboard.widgets import code, plain
 from dashboard.reads import JOB_ACTIVE as ACTIVE, JOB_FINISHED as FINISHED
 from mer_core.errors import MerError
 
@@ -69,7 +69,7 @@ def fold_progress(job: dict, folds: pd.DataFrame, epochs: pd.DataFrame) -> tuple
 
 def _queue_table(table: pd.DataFrame) -> None:
     view = pd.DataFrame({
-        "job": [f"jobs?{reads.QP_JOB}={url_value(j)}" for j in table["id"]],
+        "job": table["id"],
         "status": table["status"],
         "model": table["model"],
         "dataset": table["dataset"],
@@ -78,12 +78,14 @@ def _queue_table(table: pd.DataFrame) -> None:
         "folds": [f"{_num(d)}/{_num(n)}" if _num(n) else "–" for d, n in zip(table["folds_done"], table["n_folds"])],
         "ETA": [_eta(e) if s == "running" else "–" for e, s in zip(table["eta_s"], table["status"])],
         "submitted": [_when(t) for t in table["created"]],
-        "run": [f"run?{reads.QP_RUN}={url_value(r)}" for r in table["run_id"]],
+        "run": table["run_id"].fillna(""),
         "message": table["message"],
     })
-    st.dataframe(view, hide_index=True, width="stretch", column_config={
-        "job": st.column_config.LinkColumn("job", display_text=r"jobs\?job=(.*)", help="open the live view"),
-        "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run's results"),
+    links = {"job": widgets.Link("jobs", [{reads.QP_JOB: j} for j in table["id"]]),
+             "run": widgets.Link("run", [{reads.QP_RUN: r} if r else None for r in view["run"]])}
+    widgets.link_table(view, links, key="jobs-table", hide_index=True, width="stretch", column_config={
+        "job": st.column_config.TextColumn("job", help="click a job id to open its live view"),
+        "run": st.column_config.TextColumn("run", help="click a run id to open the run's results"),
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
         "status": st.column_config.TextColumn("status", width="medium"),  # "cancelling" is never cut off
         "protocol": st.column_config.TextColumn("protocol", help=glossary.tip("LOSO")),
@@ -111,7 +113,9 @@ def _actions(job: dict) -> None:
     if c2.button("Resume", key=f"resume_{job['id']}", disabled=not can_resume, icon=":material/replay:",
                  help="re-queue this job; it continues its run without retraining finished folds"):
         _apply("resume", job["id"])
-    c3.markdown(f"[Results of run {code(job['run_id'])} →](run?{reads.QP_RUN}={url_value(job['run_id'])})")
+    if job["run_id"]:
+        widgets.page_link("run", f"Results of run {plain(job['run_id'])}", icon=":material/analytics:",
+                          query_params={reads.QP_RUN: job["run_id"]}, where=c3)
 
 
 def _job_view(job_id: str) -> str | None:

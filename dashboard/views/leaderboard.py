@@ -29,13 +29,16 @@ PRETRAIN_HELP = ("Measured runs: the macro data set the weights were pre-trained
                  "learning); — = trained from scratch. Published rows: not recorded here, see the paper.")
 
 
-def _run_link(run_id: str) -> str:
-    return f"run?{reads.QP_RUN}={widgets.url_value(run_id)}" if run_id else ""
+RUN_HELP = "click a run id to open its Run page"
+
+
+def _run_links(run_ids) -> widgets.Link:
+    return widgets.Link("run", [{reads.QP_RUN: r} if r else None for r in run_ids])
 
 
 def _board_table(df: pd.DataFrame) -> pd.DataFrame:
     out = df.rename(columns=HEADINGS)
-    out["run"] = [_run_link(r) for r in df.get("run", pd.Series([""] * len(df)))]
+    out["run"] = [r if r else "" for r in df.get("run", pd.Series([""] * len(df)))]
     out["pre-training"] = df.get("pre-training", pd.Series([reads_pretrain.NONE] * len(df), index=df.index))
     cols = ["method", "year", "source", "pre-training", *HEADINGS.values(), "note", "run"]
     return out[cols]
@@ -46,7 +49,7 @@ def _column_config() -> dict:
               for h in HEADINGS.values()}
     config["Full UF1"] = st.column_config.ProgressColumn("Full UF1", min_value=0.0, max_value=1.0, format="%.4f",
                                                          help=glossary.tip("UF1", "LOSO"))
-    config["run"] = st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run")
+    config["run"] = st.column_config.TextColumn("run", help=RUN_HELP)
     config["year"] = st.column_config.NumberColumn("year", format="%d")
     config["note"] = st.column_config.TextColumn("notes", width="large")
     config["method"] = st.column_config.TextColumn("method", width="medium", pinned=True)
@@ -78,8 +81,9 @@ def render() -> None:
     board["pre-training"] = [labels.get(r, reads_pretrain.NONE) for r in board["run"]]
     only = st.radio("show", ["all", REPORTED, MEASURED], horizontal=True, key="leaderboard_source")
     view = board if only == "all" else board[board["source"] == only]
-    st.dataframe(_board_table(view), hide_index=True, width="stretch", column_config=_column_config(),
-                 height=min(40 + 35 * len(view), 640))
+    table = _board_table(view)
+    widgets.link_table(table, {"run": _run_links(table["run"])}, key="leaderboard-board", hide_index=True,
+                       width="stretch", column_config=_column_config(), height=min(40 + 35 * len(view), 640))
     if measured.empty:
         st.info("No run on the MEGC2019 composite protocol is stored yet, so only published figures are listed. "
                 "Run one with `mer run --dataset megc2019 --protocol composite --model mfdan` (needs the three "
@@ -112,10 +116,11 @@ def synthetic_section(finished: pd.DataFrame) -> None:
         "protocol": synthetic["protocol"], "clips": synthetic["n_samples"],
         "pre-training": [labels.get(r, reads_pretrain.NONE) for r in synthetic["id"]],
         "UF1": synthetic["uf1"], "UAR": synthetic["uar"], "oracle UF1 (diagnostic)": synthetic["oracle_uf1"],
-        "run": [_run_link(r) for r in synthetic["id"]],
+        "run": synthetic["id"],
     }).sort_values("UF1", ascending=False)
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
+    widgets.link_table(table, {"run": _run_links(table["run"])}, key="leaderboard-synthetic", hide_index=True,
+                       width="stretch", column_config={
         "pre-training": st.column_config.TextColumn("pre-training", help=PRETRAIN_HELP),
         "UF1": st.column_config.NumberColumn(format="%.4f"), "UAR": st.column_config.NumberColumn(format="%.4f"),
         "oracle UF1 (diagnostic)": st.column_config.NumberColumn(format="%.4f"),
-        "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)")})
+        "run": st.column_config.TextColumn("run", help=RUN_HELP)})

@@ -182,10 +182,8 @@ def _looked_step(sample_id: str) -> None:
         pred = view.get("prediction") or {}
         if pred:
             st.markdown(plain(f"true class: {pred.get('y_true', '?')} · predicted: {pred.get('y_pred', '?')}"))
-        from dashboard.nav import page
-
-        st.page_link(page("explain"), label="Open this clip on the Explain page", icon=":material/visibility:",
-                     query_params={reads.QP_RUN: run_id, reads.QP_SAMPLE: sample_id})
+        widgets.page_link("explain", "Open this clip on the Explain page", icon=":material/visibility:",
+                          query_params={reads.QP_RUN: run_id, reads.QP_SAMPLE: sample_id})
     _step(STEPS[7], "The bright areas are the input pixels that changed the model's answer most, computed by "
           "the model that never saw this person. A model that looked at the right place lights up inside the "
           f"{palette.AU_NAME} outline, not on the eyes of a blink or on the background.")

@@ -16,8 +16,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import glossary, reads, writes
-from dashboard.widgets import plain, url_value
+from dashboard import glossary, reads, widgets, writes
+from dashboard.widgets import plain
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
 from mer_core.errors import ConfigError, MerError
@@ -377,10 +377,5 @@ def _plan_key(config: ExperimentConfig) -> str:
 
 
 def _job_link(job_id: str) -> None:
-    try:
-        from dashboard.nav import page
-
-        st.page_link(page("jobs"), label=f"Follow job {job_id} on the Jobs page", icon=":material/work:",
-                     query_params={reads.QP_JOB: job_id})
-    except Exception:  # rendered outside st.navigation (tests) or the page is not registered
-        st.markdown(f"[Follow job {plain(job_id)} on the Jobs page](jobs?{reads.QP_JOB}={url_value(job_id)})")
+    widgets.page_link("jobs", f"Follow job {plain(job_id)} on the Jobs page", icon=":material/work:",
+                      query_params={reads.QP_JOB: job_id})

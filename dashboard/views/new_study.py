@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import reads, writes
+from dashboard import reads, widgets, writes
 from dashboard.widgets import plain
 from mer_core.config import PROTOCOLS
 from mer_core.datasets.registry import list_datasets
@@ -100,7 +100,4 @@ def render() -> None:
     if K_DONE in st.session_state:
         study, n = st.session_state[K_DONE]
         st.success(plain(f"Study {study!r} queued: {n} jobs."), icon=":material/check_circle:")
-        from dashboard.nav import page
-
-        st.page_link(page("study"), label="Open the study", icon=":material/science:",
-                     query_params={reads.QP_STUDY: study})
+        widgets.page_link("study", "Open the study", icon=":material/science:", query_params={reads.QP_STUDY: study})

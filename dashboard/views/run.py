@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import glossary, plots, reads, reads_pretrain, widgets
-from dashboard.widgets import code, plain, url_value
+from dashboard.widgets import code, plain
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
 from mer_core.evaluation.statistics import per_subject_confusions
@@ -139,8 +139,10 @@ def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
             col.caption(f"95% CI {low:.3f} – {high:.3f}")
     c4.metric("clips tested", pooled["n"], help=glossary.tip("LOSO", "fold"))
     c4.caption(f"{run['n_folds']} folds · {len(set(summary.get('classes', [])))} classes")
-    st.caption(f"[Compare with other runs on {plain(run['dataset'])} ↗](compare?{reads.QP_RUNS}={url_value(run_id)}) · "
-               "[Leaderboard ↗](leaderboard)")
+    links = st.container(horizontal=True)
+    widgets.page_link("compare", f"Compare with other runs on {plain(run['dataset'])}", icon=":material/compare_arrows:",
+                      query_params={reads.QP_RUNS: run_id}, where=links)
+    widgets.page_link("leaderboard", "Leaderboard", icon=":material/leaderboard:", where=links)
     fa = summary.get("fold_averaged", {})
     st.caption(f"**Fold-averaged variant** (mean of per-fold scores, reported by some papers; not comparable "
                f"with the pooled figures): UF1 {fa.get('uf1', float('nan')):.3f}, UAR {fa.get('uar', float('nan')):.3f}")
@@ -218,9 +220,8 @@ def confusion_section(run_id: str, pooled: dict, classes: list[str], table: pd.D
     cell = _cell_from_option(option, classes)
     if cell:
         rows = table[(table["true"] == cell[0]) & (table["predicted"] == cell[1])]
-        st.dataframe(_with_explain(run_id, rows[["sample_id", "subject", "confidence", "p_true"]]),
-                     hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 300),
-                     column_config=_explain_config())
+        _explain_table(run_id, rows[["sample_id", "subject", "confidence", "p_true"]], key="run-cell-clips",
+                       height=min(38 + 35 * len(rows), 300))
 
 
 def subject_section(pred: pd.DataFrame, classes: list[str]) -> None:
@@ -280,17 +281,15 @@ def curves_section(epochs: pd.DataFrame, folds: pd.DataFrame) -> None:
 
 
 # --- predictions ---------------------------------------------------------------------
-def _with_explain(run_id: str, rows: pd.DataFrame) -> pd.DataFrame:
-    return rows.assign(explain=[reads.explain_url(run_id, s) for s in rows["sample_id"]])
-
-
-def _explain_config() -> dict:
-    return {
-        "explain": st.column_config.LinkColumn("explain", display_text="open ↗",
-                                               help="open this clip on the Explain page"),
-        "confidence": st.column_config.NumberColumn(format="%.3f"),
-        "p_true": st.column_config.NumberColumn("p(true)", format="%.3f"),
-    }
+def _explain_table(run_id: str, rows: pd.DataFrame, *, key: str, height: int) -> None:
+    """``rows`` (clips of this run) with an "explain" column: a click opens that clip on the Explain page."""
+    params = [{reads.QP_RUN: run_id, reads.QP_SAMPLE: s} for s in rows["sample_id"]]
+    links = {"explain": widgets.Link("explain", params)}
+    widgets.link_table(rows.assign(explain=widgets.OPEN), links, key=key, hide_index=True, width="stretch",
+                       height=height, column_config={
+                           "explain": st.column_config.TextColumn("explain", help="open this clip on the Explain page"),
+                           "confidence": st.column_config.NumberColumn(format="%.3f"),
+                           "p_true": st.column_config.NumberColumn("p(true)", format="%.3f")})
 
 
 def predictions_section(run_id: str, table: pd.DataFrame, classes: list[str]) -> None:
@@ -305,8 +304,7 @@ def predictions_section(run_id: str, table: pd.DataFrame, classes: list[str]) ->
     cols = ["sample_id", "subject", "part", "fold", "true", "predicted", "correct", "confidence", "p_true"]
     if "oracle_predicted" in view:
         cols.append("oracle_predicted")
-    st.dataframe(_with_explain(run_id, view[cols]), hide_index=True, width="stretch", height=380,
-                 column_config=_explain_config())
+    _explain_table(run_id, view[cols], key="run-predictions", height=380)
     st.caption(f"{len(view)} of {len(table)} clips · accuracy of the shown clips "
                f"{view['correct'].mean() if len(view) else float('nan'):.3f}")
     d1, d2, _ = st.columns([1, 1, 2])

@@ -69,7 +69,7 @@ def render() -> None:
         return
     view = filter_runs(runs)
     table = pd.DataFrame({
-        "run": [f"run?{reads.QP_RUN}={widgets.url_value(rid)}" for rid in view["id"]],
+        "run": view["id"],
         "name": view["name"],
         "model": view["model"],
         "dataset": view["dataset"],
@@ -84,15 +84,15 @@ def render() -> None:
         "tags": [", ".join(t or []) for t in view["tags"]],
         "note": view["note"],
     })
-    event = st.dataframe(
+    event = widgets.link_table(
         table,
+        {"run": widgets.Link("run", [{reads.QP_RUN: rid} for rid in view["id"]])},
+        key="runs-table",
         hide_index=True,
         width="stretch",
-        on_select="rerun",
         selection_mode="multi-row",
-        key="runs-table",
         column_config={
-            "run": st.column_config.LinkColumn("run", display_text=r"run\?run=(.*)", help="open the run"),
+            "run": st.column_config.TextColumn("run", help="click a run id to open its Run page"),
             "UF1": st.column_config.ProgressColumn("UF1 (pooled)", min_value=0.0, max_value=1.0, format="%.3f",
                                                    help=glossary.tip("UF1")),
             "UAR": st.column_config.NumberColumn("UAR (pooled)", format="%.3f", help=glossary.tip("UAR")),
@@ -100,13 +100,12 @@ def render() -> None:
         },
     )
     st.caption("UF1 and UAR are computed on predictions pooled over all folds (MEGC2019). "
-               f"{len(view)} of {len(runs)} runs shown. Tick two or more rows to compare them.")
+               f"{len(view)} of {len(runs)} runs shown. Click a run id to open it; tick two or more rows to "
+               "compare them.")
     chosen_ids = [view["id"].iloc[i] for i in event.selection.rows]
-    from dashboard.nav import page
-
     if len(chosen_ids) >= 2:
-        st.page_link(page("compare"), label=f"Compare the {len(chosen_ids)} selected runs",
-                     icon=":material/compare_arrows:", query_params={reads.QP_RUNS: ",".join(chosen_ids)})
+        widgets.page_link("compare", f"Compare the {len(chosen_ids)} selected runs", icon=":material/compare_arrows:",
+                          query_params={reads.QP_RUNS: ",".join(chosen_ids)})
     if not view.empty:
         manage_section(view, chosen_ids[0] if len(chosen_ids) == 1 else None)
 
@@ -129,10 +128,8 @@ def manage_section(view: pd.DataFrame, ticked: str | None) -> None:
                 st.rerun()
             except MerError as exc:
                 st.error(plain(exc))
-    from dashboard.nav import page
-
-    st.page_link(page("new"), label="Clone into the New experiment form", icon=":material/content_copy:",
-                 query_params={reads.QP_CLONE: rid})
+    widgets.page_link("new", "Clone into the New experiment form", icon=":material/content_copy:",
+                      query_params={reads.QP_CLONE: rid})
     delete_section(rid, str(row["status"]))
 
 
