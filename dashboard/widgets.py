@@ -125,13 +125,6 @@ def code(text: object) -> str:
     return f"{fence}{pad}{s}{pad}{fence}"
 
 
-def url_value(text: object) -> str:
-    """``text`` percent-encoded for a query-parameter value in a Markdown or table link."""
-    from urllib.parse import quote
-
-    return quote(str(text), safe="")
-
-
 # --- figures: downloadable as PNG or SVG -------------------------------------------------
 FIG_FORMAT_KEY = "figure_download_format"  # session-state key of the sidebar choice (app.py)
 FIG_FORMATS = ("png", "svg")
