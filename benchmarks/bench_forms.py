@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -39,7 +40,7 @@ def one_run(manifest_dir: Path, model: str, seed: int, epochs: int | None, execu
         overrides["epochs"] = epochs
     config = resolve_experiment("manifest", model, "auto", dataset_options={"manifest": str(manifest_dir)},
                                 overrides=overrides)
-    t0 = time.time()
+    t0, load0 = time.time(), os.getloadavg()[0]
     with RunStore() as store:
         run = store.get_run(run_experiment(config, store=store, name=f"bench_forms {model} seed {seed}"))
     summary = run["summary"]
@@ -48,7 +49,7 @@ def one_run(manifest_dir: Path, model: str, seed: int, epochs: int | None, execu
         model=model, preset=config.preset, seed=seed, epochs=config.epochs, seconds=round(time.time() - t0, 1),
         uf1=pooled.get("uf1"), uar=pooled.get("uar"), oracle_uf1=summary.get("oracle", {}).get("uf1"),
         per_part={p: {"uf1": s["uf1"], "uar": s["uar"], "n": s["n"]} for p, s in summary.get("per_part", {}).items()},
-        run_id=run["id"],
+        run_id=run["id"], load_before=round(load0, 2), load_after=round(os.getloadavg()[0], 2),
     )
 
 
