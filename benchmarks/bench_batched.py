@@ -2,7 +2,11 @@
 
 1. Step cost: one optimiser step of K STSTNet folds (CPU preset, batch 32, 28 px) through
    ``batched.vmapped_step`` (K stacked models, one vmapped forward/backward), reported as
-   milliseconds per fold-step, against the plain single-model ``TrainState.step``.
+   milliseconds per fold-step, against the plain single-model ``TrainState.step``; and the
+   other way of batching the issue names, K folds packed by hand into one model (grouped
+   convolutions, one BatchNorm over K x 16 channels, a batched head), measured the same way.
+   ``op_share``: where the CPU time of one plain step goes (torch.profiler, self CPU per op),
+   which says whether a step is per-call overhead (what batching removes) or arithmetic.
 2. LOSO: a composite-sized synthetic set (68 subjects, ~7 clips each) trained by
    ``sequential`` (torch on ``--threads`` threads), ``process`` (2 workers, 1 thread each) and
    ``batched``, with the same short schedule, reporting wall time and pooled UF1/UAR.
@@ -65,6 +69,69 @@ def step_cost(k: int, steps: int, reps: int) -> dict:
             "max": round(max(times), 2), "path": "TrainState.step" if k == 1 else "vmap(functional_call)"}
 
 
+def packed_cost(k: int, steps: int, reps: int) -> dict:
+    """ms per fold-step of K STSTNet-shaped folds packed by hand: conv(3K -> 16K, groups=K), BN(16K), max pool,
+    average pool and a batched head (einsum), one Adam over the packed tensors. Same arithmetic as K models."""
+    import torch
+    import torch.nn.functional as F
+
+    b, c = 32, 16
+    x, y = torch.randn(k, b, 3, 28, 28), torch.randint(0, 3, (k, b))
+    w = (torch.randn(k * c, 3, 3, 3) * 0.1).requires_grad_()
+    bias, gamma, beta = (torch.zeros(k * c).requires_grad_(), torch.ones(k * c).requires_grad_(),
+                         torch.zeros(k * c).requires_grad_())
+    mean, var = torch.zeros(k * c), torch.ones(k * c)
+    head_w, head_b = (torch.randn(k, c * 25, 3) * 0.01).requires_grad_(), torch.zeros(k, 3).requires_grad_()
+    opt = torch.optim.Adam([w, bias, gamma, beta, head_w, head_b], 1e-3)
+
+    def step() -> None:
+        opt.zero_grad()
+        h = F.conv2d(x.permute(1, 0, 2, 3, 4).reshape(b, k * 3, 28, 28), w, bias, padding=1, groups=k).relu_()
+        h = F.max_pool2d(F.batch_norm(h, mean, var, gamma, beta, training=True), 3, 3, 1)
+        h = F.adaptive_avg_pool2d(h, 5).view(b, k, c * 25)
+        logits = torch.einsum("bkf,kfc->kbc", h, head_w) + head_b[:, None]
+        (F.cross_entropy(logits.reshape(k * b, 3), y.reshape(-1), reduction="sum") / b).backward()
+        opt.step()
+
+    step()
+    times, cpu = [], []
+    for _ in range(reps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            step()
+        times.append((time.perf_counter() - t0) / steps / k * 1e3)
+        cpu.append((time.process_time() - c0) / steps / k * 1e3)
+    return {"k": k, "ms_per_fold_step": round(statistics.median(times), 2), "min": round(min(times), 2),
+            "max": round(max(times), 2), "cpu_ms_per_fold_step": round(statistics.median(cpu), 2),
+            "path": "packed by hand (grouped conv)"}
+
+
+def op_share(steps: int = 20) -> list[dict]:
+    """Self CPU share per op of ``steps`` plain STSTNet steps (batch 32): the top 8 and the rest."""
+    import numpy as np
+    import torch
+    from torch.profiler import profile
+
+    from mer_core.config import ExperimentConfig
+    from mer_core.models.registry import create_model
+    from mer_core.training import trainer as tr
+
+    cfg = ExperimentConfig(model="ststnet", optimizer="adam", lr=1e-3, batch_size=32, augment=False)
+    st = tr.TrainState.create(create_model("ststnet"), cfg, np.arange(33) % 3, 3, ("flow_u", "flow_v", "strain"),
+                              torch.device("cpu"))
+    x, y = torch.randn(32, 3, 28, 28), torch.randint(0, 3, (32,))
+    st.step(x, y)
+    with profile() as prof:
+        for _ in range(steps):
+            st.step(x, y)
+    rows = [(e.key, e.self_cpu_time_total) for e in prof.key_averages()]
+    total = sum(t for _, t in rows) or 1.0
+    rows.sort(key=lambda r: -r[1])
+    top = [{"op": k, "share": round(t / total, 3), "ms_per_step": round(t / steps / 1e3, 3)} for k, t in rows[:8]]
+    rest = sum(t for _, t in rows[8:])
+    return top + [{"op": "(all other ops)", "share": round(rest / total, 3), "ms_per_step": round(rest / steps / 1e3, 3)}]
+
+
 def loso(executor: str, epochs: int, threads: int) -> dict:
     import torch
 
@@ -113,6 +180,11 @@ def main() -> None:
         report["step_cost"].append(step_cost(k, args.steps, args.reps))
         print(report["step_cost"][-1], flush=True)
         save()
+    report["packed_cost"] = [packed_cost(k, args.steps, args.reps) for k in args.ks]
+    print(report["packed_cost"], flush=True)
+    report["op_share"] = op_share()
+    print(report["op_share"], flush=True)
+    save()
     if not args.skip_loso:
         report["loso"] = {"dataset": {"name": "synthetic", **COMPOSITE}, "runs": []}
         # a warm-up run fills the preprocessing cache, so every executor below trains on cached arrays

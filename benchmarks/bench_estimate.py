@@ -1,0 +1,102 @@
+"""How good is the job time estimate? Estimate vs measured wall time of finished runs (issue 16: within +-30%).
+
+    .venv/bin/mer study submit benchmarks/study_synthetic.toml --wait    # 4 models x 3 seeds on the default set
+    .venv/bin/python benchmarks/bench_estimate.py --study synthetic-4x3  # writes benchmarks/results/estimate_<kind>.json
+    .venv/bin/python benchmarks/bench_estimate.py --runs RUN [RUN ...]
+
+For every finished run it re-plans the run's stored config with
+:func:`mer_core.jobs.plan.plan` against the committed results file (the
+estimate a user sees in the form and at ``mer submit``), then compares it with
+the run's stored wall time. Preprocessing is estimated as cold for every clip
+(the planner would see a warm cache now, after the run) unless the run's notes
+say its inputs came from the cache. Prints one row per run and per model the
+median ratio estimate / measured.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mer_core.config import ExperimentConfig  # noqa: E402
+from mer_core.errors import MerError  # noqa: E402
+from mer_core.jobs.plan import estimate_parts, find_results  # noqa: E402
+from mer_core.store.db import RunStore  # noqa: E402
+
+
+def run_ids(store: RunStore, study: str | None, runs: list[str]) -> list[str]:
+    if study:
+        cells = store.study_cells(study)
+        return [str(r) for r in cells["run_id"] if r]
+    return runs
+
+
+def one(store: RunStore, rid: str, results: dict[str, Any], label: str) -> dict[str, Any] | None:
+    try:
+        run = store.get_run(rid)
+    except MerError:  # a cell not started yet
+        return None
+    if run["status"] != "done" or not run.get("wall_time"):
+        return None
+    config = ExperimentConfig.from_dict(run["config"])
+    notes = " ".join(str(n) for n in (run.get("notes") or []))
+    cached = "from the cache" in notes or "cached" in notes
+    parts = estimate_parts(config, n_samples=int(run["n_samples"]), n_folds=int(run["n_folds"]),
+                           n_cached=int(run["n_samples"]) if cached else 0, results=results)
+    measured = float(run["wall_time"])
+    return {"run_id": rid, "model": config.model, "preset": config.preset, "executor": config.executor,
+            "epochs": config.epochs, "seed": config.seed, "n_samples": int(run["n_samples"]),
+            "n_folds": int(run["n_folds"]), "estimate_s": round(parts["total_s"], 1),
+            "estimate_parts_s": {k: round(parts[k], 1) for k in ("preprocess_s", "pretrain_s", "train_s")},
+            "measured_s": round(measured, 1), "ratio": round(parts["total_s"] / measured, 3),
+            "source": parts["sources"]["train"], "results_file": label}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--study", default=None, help="a study name: every finished cell")
+    ap.add_argument("--runs", nargs="*", default=[])
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    results, label = find_results()
+    if results is None:
+        print(f"no committed benchmark results ({label}): the estimate would use rough constants", file=sys.stderr)
+        return 2
+    with RunStore() as store:
+        rows = [r for rid in run_ids(store, args.study, args.runs) if (r := one(store, rid, results, label))]
+    if not rows:
+        print("no finished runs to compare", file=sys.stderr)
+        return 2
+    per_model: dict[str, dict[str, float]] = {}
+    for model in sorted({r["model"] for r in rows}):
+        ratios = [r["ratio"] for r in rows if r["model"] == model]
+        per_model[model] = {"median_ratio": round(statistics.median(ratios), 3), "min": min(ratios),
+                            "max": max(ratios), "runs": len(ratios),
+                            "within_30pct": all(0.7 <= x <= 1.3 for x in ratios)}
+    for r in rows:
+        print(f"{r['model']:16s} seed {r['seed']}: estimate {r['estimate_s']:7.1f} s, measured {r['measured_s']:7.1f} s,"
+              f" ratio {r['ratio']:.2f}  ({r['source']})")
+    for model, s in per_model.items():
+        verdict = "within +-30%" if s["within_30pct"] else "OUTSIDE +-30%"
+        print(f"{model:16s} median ratio {s['median_ratio']:.2f} (min {s['min']:.2f}, max {s['max']:.2f}): {verdict}")
+    kind = (results.get("machine", {}) or {}).get("kind", "cpu-2core")
+    out = args.json or ROOT / "benchmarks" / "results" / f"estimate_{kind}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"results_file": label, "study": args.study, "per_model": per_model, "runs": rows,
+                               "machine": {"cpu": platform.processor() or platform.machine(),
+                                           "cores": os.cpu_count(), "load_avg": os.getloadavg()[0]}},
+                              indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
