@@ -79,3 +79,26 @@ def tiny_run_with_videos(root: Path, *, clips: int, fmt: str, videos_dir: str = 
         else:
             os.environ["MER_CACHE"] = old
     return {"root": Path(root), "run": rid, "videos": videos, "metas": metas}
+
+
+def synthetic_video(path: Path, *, blink: bool, size: int = 64, frames: int = 16) -> Path:
+    """One synthetic clip (subject 0, its 4th clip) written by OpenCV's VideoWriter, with a blink after the apex or none.
+
+    At 64 px the Haar eye cascade finds the eyes of the uncropped frame's face, so the blink is found (and the
+    eye regions are left out of the motion curve) on the blink clip and not on the other.
+    """
+    import dataclasses
+
+    from mer_core.datasets.synthetic import SynthOptions, plan_dataset
+    from mer_core.datasets.synthetic.generate import render_clip, subject_face
+    from mer_core.datasets.synthetic.video_export import write_video
+
+    opt = SynthOptions(size=size, frames=frames)
+    plan = [p for p in plan_dataset(opt) if p.subject_index == 0][3]
+    start = min(plan.apex + 2, frames - 3)
+    plan = dataclasses.replace(plan, blink_start=start if blink else -1,
+                               blink_length=min(6, frames - start - 1) if blink else 0)
+    clip = [np.asarray(f) for f in render_clip(opt, plan, subject_face(opt, 0))]
+    clip = np.stack([f if f.dtype == np.uint8 else np.clip(f * 255, 0, 255).astype(np.uint8) for f in clip])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_video(Path(path), clip, 30.0)

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from apptest_helpers import page_app
-from fixtures_clips import TINY_SYNTH, tiny_run_with_videos
+from apptest_helpers import page_app, unescape
+from fixtures_clips import TINY_SYNTH, synthetic_video, tiny_run_with_videos
 from mer_core.errors import MerError
 
 OPTS = TINY_SYNTH
@@ -49,6 +49,22 @@ def test_page_analyses_an_uploaded_video(env):
     at.slider[0].set_value((1, 5)).run()
     assert not at.exception
     assert "apex 5" in _texts(at).replace("\\", "")
+
+
+@pytest.mark.parametrize("blink, expected", [
+    (True, ("Eye regions (Haar eye cascade) left out of the motion curve (a blink was found)",
+            "blink found: the eye regions moved")),
+    (False, ("The whole face crop is in the motion curve (no blink was found)", "no blink found (the eyes moved")),
+])
+def test_page_says_what_spotting_left_out(env, tmp_path, blink, expected):
+    video = synthetic_video(tmp_path / "mine.mp4", blink=blink)
+    at = page_app("analyse", run=env["run"])
+    at.file_uploader[0].set_value(("mine.mp4", video.read_bytes(), "video/mp4")).run()
+    assert not at.exception, at.exception
+    captions = "\n".join(unescape(c.value) for c in at.caption)
+    for words in expected:
+        assert words in captions, captions
+    assert ("left out of the motion curve" in captions) is blink
 
 
 def test_page_shows_a_bad_upload_as_a_message(env):

@@ -69,8 +69,19 @@ def _show_motion(a) -> None:
     start = a.clip.window[0]
     st.markdown(f"**Spotted frames** ({widgets.plain(s.method)}): :blue[onset {s.onset + start}], "
                 f":red[apex {s.apex + start}], :violet[offset {s.offset + start}] of the file")
+    st.caption(widgets.plain(_spotting_caption(s)), help="A blink moves the lids far more than a micro-expression "
+               "moves any skin: when the eyes move more than the rest of the face, they are left out of the curve.")
     widgets.chart(plots_analyse.motion_curve(s.curve, {"onset": s.onset, "apex": s.apex, "offset": s.offset},
                                              start=start, fps=a.clip.fps), key="analyse_curve")
+
+
+def _spotting_caption(s) -> str:
+    """What the motion curve left out (the eyes, on a blink) and the spotting's notes, in one line."""
+    if s.excluded:
+        head = f"{', '.join(s.excluded)} left out of the motion curve (a blink was found)"
+    else:
+        head = "the whole face crop is in the motion curve (no blink was found)"
+    return "; ".join([head[0].upper() + head[1:], *s.notes]) + "."
 
 
 def _show_maps(a) -> None:
