@@ -9,7 +9,8 @@ shows that run; a LOSO submitted from New experiment reaches done on Jobs
 (queue table and job panel agree); another job is cancelled, reloaded
 mid-job and resumed; a confusion-matrix cell is clicked; two runs are compared;
 bogus deep links keep their URL and say what is wrong; a run id clicked on Runs
-and a job id clicked on Jobs open their page in the same tab. A failure saves a
+and a job id clicked on Jobs open their page in the same tab; a video uploaded on Analyse
+is spotted and predicted, and a text file named .mp4 is refused in words. A failure saves a
 screenshot and the page HTML; MER_UPDATE_SCREENSHOTS=1 rewrites the README's
 screenshots (docs/screenshots/, 1000 px wide). Skipped when chromium or playwright is missing
 (``make test`` installs chromium when run as root).
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_clips import make_clip_manifest
+from fixtures_clips import make_clip_manifest, synthetic_video
 
 pytestmark = pytest.mark.browser
 
@@ -270,7 +271,7 @@ def sidebar_hrefs(page) -> list[str]:
 
 
 LOOP_SHOTS = {"datasets": "datasets", "new": "new-experiment", "jobs": "jobs", "leaderboard": "leaderboard",
-              "explain": "explain", "analyse": "analyse", "benchmarks": "benchmarks"}  # Study: empty without a study
+              "explain": "explain", "benchmarks": "benchmarks"}  # Study: empty without a study; Analyse: its flow
 
 
 def test_every_sidebar_page_renders_without_errors(server, browser):
@@ -506,4 +507,62 @@ def test_open_a_misclassified_clip_in_explain_with_an_overlay(server, browser, s
         assert "sample=" in page.url  # the clip is in the link, so a reload shows the same clip
         main = page.locator("[data-testid='stMain']")
         assert main.locator("[data-testid='stImage'] img").count() >= 1  # the overlay drawn on the face
+    page.close()
+
+
+# --- Analyse a clip: a video of one's own through the file uploader --------------------------------------------
+def upload(page, path: Path) -> None:
+    """Give ``path`` to the page's file uploader (its hidden <input type=file>)."""
+    page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(path))
+
+
+def test_analyse_an_uploaded_video_then_refuse_a_text_file(server, browser, tmp_path):
+    url, run_id = server
+    video = synthetic_video(tmp_path / "my clip.mp4", blink=True)  # OpenCV's VideoWriter, a blink after the apex
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    failures = watch_failures(page)
+    with evidence(page, "analyse"):
+        started = time.time()
+        page.goto(f"{url}/analyse")
+        settle(page)
+        assert page.locator("h1").first.inner_text() == "Analyse a clip" and not problems(page)
+        page.get_by_role("combobox", name="run", exact=True).first.click()
+        page.get_by_role("option").filter(has_text=run_id).first.click()  # the tiny stored run is the model
+        settle(page)
+        assert run_id in chosen(page, "run")
+        upload(page, video)
+        page.locator("h3", has_text="Prediction:").first.wait_for(timeout=90_000)
+        settle(page)
+        assert not problems(page)
+        main = page.locator("[data-testid='stMain']")
+        spotted = main.locator("p", has_text="Spotted frames").first.inner_text()
+        frames = re.search(r"onset (\d+), apex (\d+), offset (\d+) of the file", spotted)
+        assert frames and int(frames[1]) < int(frames[2]) <= int(frames[3]), spotted
+        assert "left out of the motion curve (a blink was found)" in main.inner_text()  # the spotting's note
+        bars = page.locator("[data-testid='stPlotlyChart']").filter(has=page.locator("text.bartext")).first
+        bars.scroll_into_view_if_needed()
+        classes = bars.locator(".ytick text").all_text_contents()  # SVG text: no innerText
+        probs = [float(v) for v in bars.locator("text.bartext").all_text_contents()]
+        assert sorted(classes) == ["negative", "positive", "surprise"], classes  # every class of the run
+        assert len(probs) == 3 and abs(sum(probs) - 1) <= 0.02, probs
+        predicted = page.locator("h3", has_text="Prediction:").first.inner_text().split(":", 1)[1].strip()
+        assert predicted in classes
+        page.locator("h1").first.scroll_into_view_if_needed()
+        readme_shot(page, "analyse")
+        print(f"analyse flow: {time.time() - started:.1f} s to a prediction", file=sys.stderr)
+
+        bogus = tmp_path / "holiday.mp4"  # a text file renamed .mp4
+        bogus.write_text("Dear diary, today we went to the sea.\n" * 40)
+        upload(page, bogus)
+        error = page.locator("[data-testid='stAlertContentError']").first
+        error.wait_for(timeout=60_000)
+        settle(page)
+        assert "holiday.mp4" in error.inner_text() and "not a video" in error.inner_text(), error.inner_text()
+        assert not page.locator("[data-testid='stException']").count()
+        assert not page.locator("h3", has_text="Prediction:").count()  # no prediction from the refused file
+        page.reload()  # the server keeps serving
+        settle(page)
+        assert page.locator("h1").first.inner_text() == "Analyse a clip" and not problems(page)
+        assert not failures, failures
+        print(f"analyse flow: {time.time() - started:.1f} s in all", file=sys.stderr)
     page.close()
