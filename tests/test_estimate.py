@@ -93,3 +93,19 @@ def test_without_any_matching_file_the_fallback_is_labelled(tmp_path, monkeypatc
     ms, source = plan_mod.bench_ms_per_sample("baseline", "cpu")
     if machine_kind().startswith("cpu"):
         assert ms == plan_mod.ROUGH_MS_PER_SAMPLE["baseline"] and source.startswith(plan_mod.ROUGH_LABEL)
+
+
+def test_the_final_model_adds_one_fit_of_every_clip():
+    cfg = ExperimentConfig(model="baseline", epochs=10, executor="process",
+                           preprocess={"flow_method": "dis", "input_size": 32})
+    without = plan_mod.estimate_parts(cfg, n_samples=18, n_folds=3, results=R)
+    final = plan_mod.estimate_parts(cfg.replace(final_model=True), n_samples=18, n_folds=3, results=R)
+    ms, source = plan_mod.bench_ms_per_sample("baseline", "cpu", "process", R)  # 2.0, the process row
+    assert without["final_s"] == 0.0 and without["sources"]["final"] == "no final model"
+    assert final["final_s"] == pytest.approx(10 * 18 * ms / 1000)  # epochs x all clips, not N - N/folds
+    assert final["total_s"] - without["total_s"] == pytest.approx(10 * 18 * ms / 1000)
+    assert final["train_s"] == without["train_s"] and final["sources"]["final"] == source
+    single = plan_mod.estimate_parts(cfg.replace(final_model=True), n_samples=18, n_folds=1, train_samples=12,
+                                     results=R)  # holdout: the folds train on 12, the final model on all 18
+    assert single["final_s"] == pytest.approx(10 * 18 * ms / 1000)
+    assert single["total_s"] == pytest.approx(single["train_s"] + single["preprocess_s"] + single["final_s"])

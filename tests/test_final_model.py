@@ -257,3 +257,141 @@ def test_analyse_page_says_a_run_has_no_final_model(env):
     assert len(at.radio) == 1  # the clip source only: nothing to choose
     text = _texts(at)
     assert "Predicting with the ensemble of 3 fold models: this run has no final model" in text
+
+
+# --- keep_checkpoints = false (the final model is kept anyway) --------------------------------
+def test_keep_checkpoints_false_keeps_the_final_model_and_says_so(manifest):
+    rid = run_experiment(cfg(manifest, final_model=True, keep_checkpoints=False))
+    run, _ = _stored(rid)
+    folder = run_folder(rid, create=False)
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["final.pt"]  # no fold checkpoint, the final one kept
+    record, problem = final_mod.final_record_state(folder)
+    assert problem == "" and record["keep_checkpoints"] is False
+    assert "kept although keep_checkpoints = false" in record["note"]
+    note = next(n for n in run["notes"] if n.startswith("final model trained"))
+    assert final_mod.KEPT_ANYWAY in note
+    kept = json.loads((run_folder(run_experiment(cfg(manifest, final_model=True, seed=1)), create=False)
+                       / final_mod.FINAL_RECORD).read_text())
+    assert kept["keep_checkpoints"] is True and "keep_checkpoints" not in kept["note"]
+
+
+# --- the record's validation ------------------------------------------------------------------
+GOOD = {"evaluated": False, "epochs": 2, "epochs_rule": "fixed: 2", "n_samples": 9, "subjects": ["a", "b", "c"],
+        "n_subjects": 3, "checkpoint": "final.pt", "seed": 1, "train_loss": 0.5, "note": "n"}
+
+
+@pytest.mark.parametrize("text, why", [
+    ("{not json", "cannot be read"),
+    (json.dumps([1, 2]), "not a MER Bench final-model record"),
+    (json.dumps({**GOOD, "evaluated": True}), "not a MER Bench final-model record"),
+    (json.dumps({**GOOD, "epochs": "2"}), '"epochs" is not a whole number'),
+    (json.dumps({**GOOD, "epochs": True}), '"epochs" is not a whole number'),
+    (json.dumps({**GOOD, "subjects": "abc"}), '"subjects" is not a non-empty list'),
+    (json.dumps({**GOOD, "n_subjects": 4}), "is not the number of subjects listed"),
+    (json.dumps({k: v for k, v in GOOD.items() if k != "epochs_rule"}), '"epochs_rule" is missing'),
+    (json.dumps({**GOOD, "train_loss": "low"}), '"train_loss" has the wrong type'),
+])
+def test_a_malformed_record_is_a_reason_never_an_exception(tmp_path, text, why):
+    (tmp_path / final_mod.FINAL_CHECKPOINT).write_bytes(b"x")
+    (tmp_path / final_mod.FINAL_RECORD).write_text(text)
+    record, problem = final_mod.final_record_state(tmp_path)
+    assert record is None and why in problem
+    with pytest.raises(MerError, match="re-run the run with final_model=true"):
+        final_mod.read_final_record(tmp_path)
+
+
+def test_record_state_of_whole_and_half_stored_final_models(tmp_path):
+    assert final_mod.final_record_state(tmp_path) == (None, "")
+    (tmp_path / final_mod.FINAL_RECORD).write_text(json.dumps(GOOD))
+    assert "checkpoint final.pt is missing" in final_mod.final_record_state(tmp_path)[1]
+    (tmp_path / final_mod.FINAL_CHECKPOINT).write_bytes(b"x")
+    assert final_mod.final_record_state(tmp_path) == (GOOD, "")
+    (tmp_path / final_mod.FINAL_RECORD).unlink()
+    assert "without its record final.json" in final_mod.final_record_state(tmp_path)[1]
+
+
+# --- the Run page's Final model section ---------------------------------------------------------
+def test_run_page_shows_the_final_model_record(env):
+    at = page_app("run", run=env["final"])
+    assert not at.exception, at.exception
+    assert "Final model" in [s.value for s in at.subheader]
+    text = _texts(at)
+    n = final_mod.read_final_record(run_folder(env["final"], create=False))["n_samples"]
+    assert f"Trained on all 3 subjects ({n} clips) for 1 epoch (rule: fixed: the config's epochs (1)" in text
+    assert "never evaluated: its score is the LOSO above, not its own." in text
+    table = next(d.value for d in at.dataframe if list(d.value.columns) == ["field", "value"]
+                 and "epochs rule" in set(d.value["field"]))
+    fields = dict(zip(table["field"], table["value"]))
+    assert fields["evaluated"] == "False" and fields["n subjects"] == "3" and fields["checkpoint"] == "final.pt"
+    assert fields["subjects"].count(",") == 2
+
+
+def test_run_page_has_no_final_model_section_when_none_was_asked_for(env):
+    at = page_app("run", run=env["plain"])
+    assert not at.exception
+    assert "Final model" not in [s.value for s in at.subheader]
+
+
+def _asked(rid: str, note: str | None = None) -> str:
+    from mer_core.training.executors import _add_run_note
+    from test_results_pages import store_fixture_run
+
+    store_fixture_run(rid, subjects=3, per_subject=3, config={"final_model": True})
+    if note:
+        with RunStore() as store:
+            _add_run_note(store, rid, note)
+    import streamlit as st
+
+    st.cache_data.clear()  # the runs table of an earlier page run is cached
+    return rid
+
+
+def test_run_page_says_why_a_requested_final_model_is_missing():
+    why = "final model not trained: failed (OSError: disk full); the LOSO folds and their summary are stored"
+    at = page_app("run", run=_asked("fm_failed", why))
+    assert not at.exception
+    assert "Final model" in [s.value for s in at.subheader]
+    assert why in [w.value.replace("\\", "") for w in at.warning]
+    at = page_app("run", run=_asked("fm_gone"))
+    assert "final_model = true was asked for, but no final model is stored" in _texts(at)
+
+
+def test_run_page_survives_a_malformed_final_record():
+    rid = _asked("fm_bad")
+    folder = run_folder(rid)
+    (folder / final_mod.FINAL_CHECKPOINT).write_bytes(b"x")
+    (folder / final_mod.FINAL_RECORD).write_text(json.dumps({**GOOD, "n_samples": -1}))
+    at = page_app("run", run=rid)
+    assert not at.exception
+    warnings = [w.value.replace("\\", "") for w in at.warning]
+    assert any("Final model unusable" in w and '"n_samples" is not a whole number' in w for w in warnings)
+    (folder / final_mod.FINAL_RECORD).write_text("{truncated")
+    at = page_app("run", run=rid)
+    assert not at.exception and any("cannot be read" in w.value for w in at.warning)
+
+
+# --- clone and the estimate on New experiment -------------------------------------------------------
+def test_clone_prefills_the_final_model_checkbox():
+    from dashboard.views import new_experiment as ne
+    from test_results_pages import store_fixture_run
+
+    at = page_app("new_experiment", clone=_asked("fm_src"))
+    assert not at.exception
+    assert at.checkbox(key=ne.K_FINAL).value is True
+    assert '"final_model": true' in " ".join(c.value for c in at.code)
+    store_fixture_run("fm_plain", subjects=3, per_subject=3)
+    import streamlit as st
+
+    st.cache_data.clear()
+    at.query_params["clone"] = "fm_plain"
+    at.run()
+    assert at.checkbox(key=ne.K_FINAL).value is False
+
+
+def test_new_experiment_estimate_counts_the_final_model():
+    at = page_app("new_experiment")
+    assert not any("final model:" in c.value for c in at.caption)
+    at.checkbox(key="ne_final_model").check().run()
+    assert not at.exception
+    caption = next(c.value for c in at.caption if c.value.startswith("ⓘ final model:"))
+    assert "one more fit of" in caption and "clips at the same cost per clip" in caption

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import glossary, reads, widgets, writes
+from dashboard import glossary, reads, reads_final, widgets, writes
 from dashboard.widgets import plain
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
@@ -28,6 +28,7 @@ K_MODEL = "ne_model"
 K_PRESET = "ne_preset"
 K_SUBMIT = "ne_submit"
 K_LAST_JOB = "ne_last_job"
+K_FINAL = "ne_final_model"
 PRETRAIN_MODELS = ("dense_attention",)  # models with the macro pre-training stage (mer_core.training.pretrain)
 CHANNELS = ("flow_u", "flow_v", "strain", "onset", "apex", "diff", "magnified_apex", "magnified_onset")
 
@@ -83,7 +84,9 @@ def apply_clone() -> None:
     ss[f"ne_class_set_{cfg['dataset']}"], ss["ne_protocol"], ss["ne_seed"] = cfg["class_set"], cfg["protocol"], cfg["seed"]
     for name in CLONED_FIELDS:
         ss[key(name, model, preset)] = cfg[name]
-    st.info(plain(f"Prefilled from run {rid}: dataset, model, preset, protocol, seed and training settings."))
+    ss[K_FINAL] = bool(cfg.get("final_model", False))  # a run stored before final_model existed had none
+    st.info(plain(f"Prefilled from run {rid}: dataset, model, preset, protocol, seed, training settings and "
+                  "the final-model choice."))
 
 
 def _section_data(v: dict[str, Any], slots: dict[str, Any]) -> None:
@@ -188,7 +191,7 @@ def _section_training(v: dict[str, Any], slots: dict[str, Any], model: str, pres
     c1, c2, c3, c4 = st.columns(4)
     v["selection"] = c1.radio("epoch selection", ("fixed", "early_stop"), key=k("selection"), horizontal=True,
                               help="early_stop validates on training subjects only, never on the test subject")
-    v["final_model"] = c4.checkbox("also train a final model", key="ne_final_model",
+    v["final_model"] = c4.checkbox("also train a final model", key=K_FINAL,
                                    help="after the LOSO, one more model is trained on every subject with the same "
                                         "recipe (the folds' epochs; under early_stop their median selected epoch) "
                                         "and stored beside the folds for predicting new clips. It is never "
@@ -334,22 +337,7 @@ def render() -> None:
     if errors:
         st.warning(f"Fix {len(errors)} field(s) marked above before submitting.")
     elif summary:
-        seconds, source = reads.estimate_seconds(model, preset, n_samples=summary["n_samples"],
-                                           n_folds=summary["n_folds"], epochs=config.epochs)
-        c1, c2, c3, c4 = st.columns(4)
-        c1.metric("folds", summary["n_folds"])
-        c2.metric("clips", summary["n_samples"])
-        c3.metric("subjects", summary["n_subjects"])
-        c4.metric("estimated training time", _fmt_seconds(seconds), help=f"{source}; preprocessing not counted")
-        st.caption(f"{model} ({preset}) · input {summary['input_size']} px · channels "
-                   f"{', '.join(summary['channels'])} · classes "
-                   + ", ".join(f"{c} ({n})" for c, n in summary["classes"].items())
-                   + f" · estimate from {source} (folds × epochs × training clips × seconds per clip)")
-        for note in summary.get("notes", []):
-            st.caption(plain(f"ⓘ {note}"))
-        _batch_note(config.batch_size, int(summary.get("min_train") or 0))
-        with st.expander("config JSON"):
-            st.code(config.to_json(), language="json")
+        _what_will_run(config, summary, model, preset)
     clicked = st.button("Submit job", type="primary", disabled=bool(errors) or config is None, key=K_SUBMIT)
     if clicked and config is not None and not errors:
         try:
@@ -360,6 +348,35 @@ def render() -> None:
     if last:
         st.success(f"Job {last} queued.")
         _job_link(last)
+
+
+def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str, preset: str) -> None:
+    """The plan's figures and the time estimate: the folds' training, plus the final model when asked for."""
+    seconds, source = reads.estimate_seconds(model, preset, n_samples=summary["n_samples"],
+                                             n_folds=summary["n_folds"], epochs=config.epochs)
+    final_s = 0.0
+    if config.final_model:
+        final_s, _ = reads_final.final_model_seconds(model, preset, n_samples=summary["n_samples"],
+                                                     epochs=config.epochs)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("folds", summary["n_folds"])
+    c2.metric("clips", summary["n_samples"])
+    c3.metric("subjects", summary["n_subjects"])
+    c4.metric("estimated training time", _fmt_seconds(seconds + final_s),
+              help=f"{source}; preprocessing not counted" + ("; the final model included" if final_s else ""))
+    st.caption(f"{model} ({preset}) · input {summary['input_size']} px · channels "
+               f"{', '.join(summary['channels'])} · classes "
+               + ", ".join(f"{c} ({n})" for c, n in summary["classes"].items())
+               + f" · estimate from {source} (folds × epochs × training clips × seconds per clip)")
+    if config.final_model:
+        st.caption(f"ⓘ final model: {_fmt_seconds(final_s)} of the estimate (one more fit of {config.epochs} epochs "
+                   f"on all {summary['n_samples']} clips at the same cost per clip; under early_stop it trains the "
+                   "folds' median selected epoch, so at most this)")
+    for note in summary.get("notes", []):
+        st.caption(plain(f"ⓘ {note}"))
+    _batch_note(config.batch_size, int(summary.get("min_train") or 0))
+    with st.expander("config JSON"):
+        st.code(config.to_json(), language="json")
 
 
 def _batch_note(batch_size: int, min_train: int) -> None:

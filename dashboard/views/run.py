@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, plots, reads, reads_pretrain, widgets
+from dashboard import glossary, plots, reads, reads_final, reads_pretrain, widgets
 from dashboard.widgets import code, plain
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
@@ -64,6 +64,7 @@ def render() -> None:
         st.info("No fold has finished yet; results appear here as folds complete.")
         return
     headline(run_id, run, pooled, summary)
+    final_section(run_id, run)
     table = predictions_table(pred, classes)
     overview, parts_tab, curves_tab, preds_tab, details_tab = st.tabs(
         ["Classes & subjects", "Per part", "Training curves", "Predictions", "Config & provenance"])
@@ -107,6 +108,53 @@ def pretrain_section(run_id: str, run: dict) -> None:
                      if record[k] is not None]
             st.dataframe(pd.DataFrame(rows, columns=["field", "value"]).astype(str), hide_index=True,
                          width="stretch")
+
+
+FINAL_FIELDS = ("evaluated", "epochs", "epochs_rule", "n_samples", "n_subjects", "subjects", "classes", "seed",
+                "checkpoint", "keep_checkpoints", "config_hash", "content_hash", "train_loss", "seconds", "created",
+                "note")
+
+
+def final_section(run_id: str, run: dict) -> None:
+    """The final model (final_model = true): what it was trained on and that it was never evaluated, or why not."""
+    record, problem = reads_final.final_record(run_id)
+    asked = bool(run["config"].get("final_model"))
+    if record is None and not problem and not asked:
+        return
+    st.subheader("Final model")
+    if problem:
+        st.warning(f"**Final model unusable:** {plain(problem)}", icon=":material/warning:")
+    if record is None:
+        _final_missing(run, bool(problem))
+        return
+    e = record["epochs"]
+    st.markdown(plain(f"Trained on all {record['n_subjects']} subjects ({record['n_samples']} clips) for {e} "
+                      f"epoch{'' if e == 1 else 's'} (rule: {record['epochs_rule']}), never evaluated: its score "
+                      "is the LOSO above, not its own."))
+    if record.get("keep_checkpoints") is False:
+        st.caption(":material/info: " + plain("Kept although keep_checkpoints = false: the final model is the only "
+                                              "product of final_model = true (the fold checkpoints were not kept)."))
+    widgets.page_link("analyse", "Predict a clip with it", icon=":material/movie:", query_params={reads.QP_RUN: run_id})
+    with st.expander("final model record", icon=":material/fingerprint:"):
+        when = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))  # noqa: E731
+        rows = [(k.replace("_", " "), ", ".join(map(str, record[k])) if isinstance(record[k], list)
+                 else when(record[k]) if k == "created" else record[k]) for k in FINAL_FIELDS if k in record]
+        st.dataframe(pd.DataFrame(rows, columns=["field", "value"]).astype(str), hide_index=True, width="stretch")
+
+
+def _final_missing(run: dict, unusable: bool) -> None:
+    """final_model = true was asked for and no usable final model is stored: the run's notes say why."""
+    notes = reads_final.failure_notes(run)
+    for note in notes:
+        st.warning(plain(note), icon=":material/error:")
+    if notes or unusable:
+        return
+    if run["status"] in ("running", "queued", "cancelling"):
+        st.info("final_model = true: it is trained on every subject once the LOSO folds finish.",
+                icon=":material/hourglass_top:")
+    else:
+        st.warning(plain("final_model = true was asked for, but no final model is stored and no run note says why "
+                         "(the run stopped before it, or its files were removed)."), icon=":material/warning:")
 
 
 def current_summary(run: dict, pred: pd.DataFrame) -> dict:

@@ -4,7 +4,8 @@
 errors a worker would hit in its first second surface in the form instead;
 :func:`estimate_parts` turns the measured figures of ``mer bench``
 (``benchmarks/results/<machine kind>.json``) into a time estimate:
-preprocessing (cold or cached, the cache is checked), pre-training and training.
+preprocessing (cold or cached, the cache is checked), pre-training, training
+and, with ``final_model = true``, the final model (:func:`final_model_seconds`).
 """
 from __future__ import annotations
 
@@ -73,6 +74,17 @@ def estimate_seconds(model: str, preset: str, *, n_samples: int, n_folds: int, e
     return n_folds * epochs * n_train * ms / 1000.0, source
 
 
+def final_model_seconds(model: str, preset: str, *, n_samples: int, epochs: int, executor: str | None = None,
+                        results: dict[str, Any] | None = None) -> tuple[float, str]:
+    """The final model's training (``final_model = true``): one more fit of ``epochs`` over all ``n_samples``.
+
+    Same measured cost per sample-epoch as the folds. Under early_stop it trains
+    the folds' median selected epoch, at most ``epochs``: this is the upper bound.
+    """
+    ms, source = bench_ms_per_sample(model, preset, executor, results)
+    return epochs * n_samples * ms / 1000.0, source
+
+
 def preprocess_ms_per_clip(config: ExperimentConfig, results: dict[str, Any] | None = None) -> tuple[float, float, str]:
     """(cold, cached) ms per clip for the config's model inputs, and the source.
 
@@ -117,7 +129,9 @@ def pretrain_seconds(config: ExperimentConfig, results: dict[str, Any] | None = 
 
 def estimate_parts(config: ExperimentConfig, *, n_samples: int, n_folds: int, n_cached: int = 0,
                    train_samples: int | None = None, results: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Preprocessing (cached clips at the cached cost, the others cold), pre-training and training seconds.
+    """Preprocessing (cached clips at the cached cost, the others cold), pre-training, training and final-model seconds.
+
+    ``final_s`` is 0 unless ``config.final_model`` (see :func:`final_model_seconds`).
 
     ``train_samples``: the training-set size of a single split (holdout);
     by default the LOSO/k-fold share ``N - N / folds`` of each of ``n_folds``.
@@ -134,9 +148,13 @@ def estimate_parts(config: ExperimentConfig, *, n_samples: int, n_folds: int, n_
     n_cached = min(max(n_cached, 0), n_samples)
     preprocess = ((n_samples - n_cached) * cold + n_cached * cached) / 1000.0
     pretrain, pt_src = pretrain_seconds(config, results)
-    return {"train_s": train, "preprocess_s": preprocess, "pretrain_s": pretrain,
-            "total_s": train + preprocess + pretrain, "n_cached": n_cached, "n_uncached": n_samples - n_cached,
-            "sources": {"train": train_src, "preprocess": pre_src, "pretrain": pt_src}}
+    final, final_src = 0.0, "no final model"
+    if config.final_model:
+        final, final_src = final_model_seconds(config.model, config.preset, n_samples=n_samples, epochs=config.epochs,
+                                               executor=config.executor, results=results)
+    return {"train_s": train, "preprocess_s": preprocess, "pretrain_s": pretrain, "final_s": final,
+            "total_s": train + preprocess + pretrain + final, "n_cached": n_cached, "n_uncached": n_samples - n_cached,
+            "sources": {"train": train_src, "preprocess": pre_src, "pretrain": pt_src, "final": final_src}}
 
 
 def plan(config: ExperimentConfig) -> dict[str, Any]:

@@ -19,6 +19,15 @@ atomically, read with ``weights_only``) and ``final.json`` (the record).
 A failure or a cancel here never touches the stored folds or the summary:
 the run stays ``done`` and gets a note saying why it has no final model
 (Ctrl-C is re-raised after the note, so the command still stops).
+
+``keep_checkpoints = false`` drops the *fold* checkpoints only. The final
+model is the one product of ``final_model = true``, so ``final.pt`` is kept
+anyway; the record says so (``"keep_checkpoints": false`` and its ``note``)
+and so does the run note (:data:`KEPT_ANYWAY`).
+
+:func:`check_final_record` is the one validation of a record (types and
+fields); :func:`read_final_record` raises on a bad one (for predicting) and
+:func:`final_record_state` never raises (for showing a run).
 """
 from __future__ import annotations
 
@@ -38,6 +47,8 @@ FINAL_CHECKPOINT = "final.pt"
 FINAL_RECORD = "final.json"
 FINAL_STAGE = "final_model"  # the progress events' stage name
 SEED_OFFSET = 1_000_003  # the final model's seed: fold_seed(seed, SEED_OFFSET), apart from every fold's
+KEPT_ANYWAY = ("kept although keep_checkpoints = false: the final model is the only product of "
+              "final_model = true (the fold checkpoints were not kept)")
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -55,17 +66,64 @@ def final_epochs(config: Any, selected: list[int]) -> tuple[int, str]:
                     "subjects), with the folds' learning-rate schedule")
 
 
-def read_final_record(folder: Path) -> dict[str, Any] | None:
-    """The run folder's final-model record when it and its checkpoint exist, else None."""
+def _is_int(v: Any, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def check_final_record(data: Any) -> str:
+    """'' for a well-formed final-model record, else what is wrong with it (the first problem found)."""
+    if not isinstance(data, dict) or data.get("evaluated") is not False:
+        return "it is not a MER Bench final-model record (no \"evaluated\": false)"
+    subjects = data.get("subjects")
+    if not isinstance(subjects, list) or not subjects or not all(isinstance(x, str) for x in subjects):
+        return "\"subjects\" is not a non-empty list of subject ids"
+    for name, low in (("epochs", 1), ("n_samples", 1), ("n_subjects", 1)):
+        if not _is_int(data.get(name), low):
+            return f"\"{name}\" is not a whole number >= {low} (got {data.get(name)!r})"
+    if data["n_subjects"] != len(subjects):
+        return f"\"n_subjects\" ({data['n_subjects']}) is not the number of subjects listed ({len(subjects)})"
+    for name in ("epochs_rule", "checkpoint"):
+        if not isinstance(data.get(name), str) or not data[name]:
+            return f"\"{name}\" is missing or not text"
+    optional = {"note": (str,), "config_hash": (str,), "content_hash": (str,), "keep_checkpoints": (bool,),
+                "train_loss": (int, float, type(None)), "seconds": (int, float), "created": (int, float),
+                "seed": (int,), "classes": (list,)}
+    for name, types in optional.items():
+        if name in data and not isinstance(data[name], types):
+            return f"\"{name}\" has the wrong type ({type(data[name]).__name__})"
+    return ""
+
+
+def final_record_state(folder: Path) -> tuple[dict[str, Any] | None, str]:
+    """``(record, '')``; ``(None, '')`` when the run folder holds no final model; ``(None, why)`` when unusable.
+
+    Never raises: a missing half (record without checkpoint or the reverse), an
+    unreadable file or a malformed record is a reason, for a page to show.
+    """
     record, ckpt = Path(folder) / FINAL_RECORD, Path(folder) / FINAL_CHECKPOINT
-    if not (record.is_file() and ckpt.is_file()):
-        return None
+    has_record, has_ckpt = record.is_file(), ckpt.is_file()
+    if not has_record and not has_ckpt:
+        return None, ""
+    if not has_ckpt:
+        return None, f"{FINAL_RECORD} is stored but its checkpoint {FINAL_CHECKPOINT} is missing"
+    if not has_record:
+        return None, f"{FINAL_CHECKPOINT} is stored without its record {FINAL_RECORD}"
     try:
         data = json.loads(record.read_text())
     except (OSError, ValueError) as exc:
-        raise MerError(f"final model record {record} cannot be read ({exc}); re-run the run with final_model=true")
-    if not isinstance(data, dict) or data.get("evaluated") is not False:
-        raise MerError(f"final model record {record} is not a MER Bench final-model record (no \"evaluated\": false)")
+        return None, f"{FINAL_RECORD} cannot be read ({type(exc).__name__}: {exc})"
+    problem = check_final_record(data)
+    return (None, f"{FINAL_RECORD} is malformed: {problem}") if problem else (data, "")
+
+
+def read_final_record(folder: Path) -> dict[str, Any] | None:
+    """The run folder's final-model record when it and its checkpoint exist, else None; MerError if malformed."""
+    record, ckpt = Path(folder) / FINAL_RECORD, Path(folder) / FINAL_CHECKPOINT
+    if not (record.is_file() and ckpt.is_file()):
+        return None
+    data, problem = final_record_state(folder)
+    if data is None:
+        raise MerError(f"final model record {record}: {problem}; re-run the run with final_model=true")
     return data
 
 
@@ -115,7 +173,9 @@ def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress
         "content_hash": content_hash({k: v.detach().cpu() for k, v in model.state_dict().items()}),
         "train_loss": float(result.history[-1]["train_loss"]) if result.history else None,
         "seconds": round(float(result.seconds), 3), "created": time.time(),
-        "note": "trained on every subject after the LOSO; never evaluated (no subject was held out of it)",
+        "keep_checkpoints": bool(cfg.keep_checkpoints),
+        "note": "trained on every subject after the LOSO; never evaluated (no subject was held out of it)"
+                + ("" if cfg.keep_checkpoints else f"; {KEPT_ANYWAY}"),
     }
     atomic_write_text(folder / FINAL_RECORD, json.dumps(record, indent=2) + "\n")
     return record
@@ -157,7 +217,8 @@ def add_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress |
     e = record["epochs"]
     _add_run_note(store, run_id, f"final model trained on all {record['n_subjects']} subjects ({e} epoch"
                                  f"{'' if e == 1 else 's'}, {record['n_samples']} clips; not evaluated): "
-                                 f"{FINAL_CHECKPOINT}")
+                                 f"{FINAL_CHECKPOINT}" + ("" if record.get("keep_checkpoints", True)
+                                                          else f" ({KEPT_ANYWAY})"))
     return record
 
 
