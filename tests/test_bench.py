@@ -14,7 +14,7 @@ from mer_core.jobs.bench_report import find_results, machine_kind, read_report, 
 TINY = bench.BenchPlan(
     quick=True, models=("ststnet",), fwd_presets=("cpu",), fwd_batch=4, fwd_reps=2, flow_methods=("dis",),
     flow_sizes=(32,), preprocess_clips=2, preprocess_reps=2, loso_models=("ststnet",), executors=("sequential",),
-    loso_epochs=1, loso_reps=2, dataset_options={"subjects": 3, "clips_per_subject": 3, "clip_jitter": 0, "size": 48, "frames": 10},
+    loso_epochs=2, loso_reps=2, dataset_options={"subjects": 3, "clips_per_subject": 3, "clip_jitter": 0, "size": 48, "frames": 10},
     pretrain_models=(), page_repeats=0)
 
 
@@ -46,10 +46,19 @@ def test_smoke_bench_writes_a_valid_report(tiny_report, isolated_cache):
     assert (fwd["model"], fwd["preset"], fwd["batch"]) == ("ststnet", "cpu", 4) and fwd["samples_per_s"]["n"] == 2
     (loso,) = report["loso"]
     assert (loso["model"], loso["executor"], loso["epochs"], loso["n_samples"], loso["n_folds"]) == (
-        "ststnet", "sequential", 1, 9, 3)
+        "ststnet", "sequential", 2, 9, 3)
     assert loso["wall_s"]["n"] == 2 and 0 <= loso["uf1"]["median"] <= 1 and 0 <= loso["uar"]["median"] <= 1
     assert loso["cpu_s"]["median"] > 0 and loso["peak_rss_mb"]["median"] > 50  # torch alone is bigger
     assert loso["train_ms_per_sample_epoch"] > 0 and loso["preprocess_cold_ms_per_clip"] > 0
+    # the timing model (issue 16): epoch 2 timed from the epoch events, the start-up the rest of the wall time
+    assert loso["parallel"] == 1  # sequential: one fold at a time
+    steady, setup, startup = (loso[k] for k in ("steady_ms_per_sample_epoch", "fold_setup_s", "startup_s"))
+    assert steady["n"] == setup["n"] == startup["n"] == 2 and steady["min"] > 0 and setup["min"] >= 0
+    assert 0 < startup["median"] < loso["wall_s"]["median"]
+    n_train = 9 - 9 / 3
+    modelled = startup["median"] + 3 * (setup["median"] + 2 * n_train * steady["median"] / 1000)
+    assert modelled == pytest.approx(loso["wall_s"]["median"] - 9 * loso["preprocess_cached_ms_per_clip"] / 1000,
+                                     rel=0.25)  # medians of two runs each: close to, not exactly, the median wall
     assert report["pretrain"] == [] and "skipped" in report["pages"]
 
 
@@ -58,6 +67,17 @@ def test_validate_names_what_is_missing(tiny_report):
     del broken["loso"][0]["uf1"]
     with pytest.raises(MerError, match="loso row 0 .*uf1"):
         validate(broken)
+    partial = copy.deepcopy(tiny_report)
+    del partial["loso"][0]["startup_s"]
+    with pytest.raises(MerError, match="loso row 0 .*lacks startup_s"):
+        validate(partial)
+    partial["loso"][0]["startup_s"] = {"median": -1.0, "min": -1.0, "max": -1.0, "n": 1}
+    with pytest.raises(MerError, match="startup_s="):
+        validate(partial)
+    old = copy.deepcopy(tiny_report)  # a report of the mer bench before the timing model: still valid
+    for key in bench_report.LOSO_TIMING_KEYS:
+        del old["loso"][0][key]
+    assert validate(old) is old
     with pytest.raises(MerError, match="missing section 'pages'"):
         validate({k: v for k, v in tiny_report.items() if k != "pages"})
     with pytest.raises(MerError, match="not a mer-bench/1 report"):
@@ -100,4 +120,4 @@ def test_find_results_prefers_this_machine_and_skips_other_files(tiny_report, tm
 def test_written_report_reads_back(tiny_report, tmp_path):
     path = bench.write_report(tiny_report, tmp_path / "sub" / "x.json")
     assert read_report(path) == tiny_report
-    assert "| ststnet | cpu | sequential | 1 |" in bench_report.readme_table(tiny_report)
+    assert "| ststnet | cpu | sequential | 2 |" in bench_report.readme_table(tiny_report)

@@ -109,3 +109,111 @@ def test_the_final_model_adds_one_fit_of_every_clip():
                                      results=R)  # holdout: the folds train on 12, the final model on all 18
     assert single["final_s"] == pytest.approx(10 * 18 * ms / 1000)
     assert single["total_s"] == pytest.approx(single["train_s"] + single["preprocess_s"] + single["final_s"])
+
+
+# --- the timing model (issue 16): start-up + folds / parallel x (fold set-up + epochs x clips x steady ms) -----------
+def _timed_loso(model, ms_old, startup, setup, steady, parallel, executor="process"):
+    return {**_loso(model, ms_old, executor=executor), "startup_s": _spread(startup), "fold_setup_s": _spread(setup),
+            "steady_ms_per_sample_epoch": _spread(steady), "parallel": parallel}
+
+
+T = report(loso=[_timed_loso("baseline", 9.0, startup=5.0, setup=0.2, steady=0.1, parallel=2),
+                 _timed_loso("baseline", 9.0, startup=1.0, setup=0.05, steady=0.3, parallel=1, executor="sequential")],
+           fwd_bwd=[_fwd("baseline", 0.05), _fwd("mfdan", 2.0)])
+
+
+def test_the_estimate_uses_start_up_per_fold_set_up_and_steady_cost():
+    seconds, source = plan_mod.estimate_seconds("baseline", "cpu", n_samples=18, n_folds=3, epochs=10,
+                                                executor="process", results=T)
+    # 5 s once + 3 folds over 2 workers x (0.2 s + 10 epochs x 12 clips x 0.1 ms); never train_ms_per_sample_epoch (9.0)
+    assert seconds == pytest.approx(5.0 + 3 / 2 * (0.2 + 10 * 12 * 0.1 / 1000))
+    assert "LOSO process" in source and "start-up 5.0 s" in source
+    one = plan_mod.estimate_seconds("baseline", "cpu", n_samples=18, n_folds=3, epochs=11, executor="process",
+                                    results=T)[0]
+    assert one - seconds == pytest.approx(3 / 2 * 12 * 0.1 / 1000)  # one more epoch: per-fold steady cost only
+    fewer = plan_mod.estimate_seconds("baseline", "cpu", n_samples=12, n_folds=2, epochs=10, executor="process",
+                                      results=T)[0]
+    assert fewer == pytest.approx(5.0 + 2 / 2 * (0.2 + 10 * 6 * 0.1 / 1000))  # the start-up is paid once
+    # a pool of one worker runs in-process: the sequential row's figures
+    seq = plan_mod.estimate_seconds("baseline", "cpu", n_samples=18, n_folds=3, epochs=10, executor="process",
+                                    workers=1, results=T)[0]
+    assert seq == pytest.approx(1.0 + 3 * (0.05 + 10 * 12 * 0.3 / 1000))
+    cfg = ExperimentConfig(model="baseline", epochs=10, executor="process",
+                           preprocess={"flow_method": "dis", "input_size": 32})
+    parts = plan_mod.estimate_parts(cfg, n_samples=18, n_folds=3, results=T)
+    assert parts["train_s"] == pytest.approx(seconds)
+    assert parts["total_s"] == pytest.approx(parts["train_s"] + parts["preprocess_s"] + parts["pretrain_s"]
+                                             + parts["final_s"])
+    holdout = plan_mod.estimate_parts(cfg, n_samples=18, n_folds=1, train_samples=14, results=T)
+    assert holdout["train_s"] == pytest.approx(1.0 + 0.05 + 10 * 14 * 0.3 / 1000)  # one split: in-process
+
+
+def test_a_model_without_a_loso_row_gets_the_steady_overhead_and_the_executors_start_up():
+    seconds, source = plan_mod.estimate_seconds("mfdan", "cpu", n_samples=18, n_folds=3, epochs=10,
+                                                executor="process", results=T)
+    ms = 2.0 * (0.1 / 0.05)  # mfdan's forward+backward x the process row's steady / forward+backward ratio
+    assert seconds == pytest.approx(5.0 + 3 / 2 * (0.2 + 10 * 12 * ms / 1000))
+    assert "forward+backward x 2.00" in source
+
+
+def test_an_old_report_keeps_the_old_formula():
+    assert plan_mod.bench_timing("baseline", "cpu", "process", R)[0] is None
+    seconds, _ = plan_mod.estimate_seconds("baseline", "cpu", n_samples=18, n_folds=3, epochs=10,
+                                           executor="process", workers=0, results=R)
+    assert seconds == pytest.approx(3 * 10 * 12 * 2.0 / 1000)
+    from mer_core.jobs.bench_report import validate
+
+    assert validate(R) is R and validate(T) is T
+    broken = json.loads(json.dumps(T))
+    del broken["loso"][0]["parallel"]
+    with pytest.raises(Exception, match="lacks parallel"):
+        validate(broken)
+
+
+def _pool_events(n_folds, workers, n_train, epochs, lead, setup, warm, steady_ms):
+    """Time-stamped fold_start / epoch events of a pool: each worker runs its folds back to back."""
+    events, lane = [], [lead] * workers
+    for f in range(n_folds):
+        w = f % workers
+        t = lane[w]
+        events.append(("fold_start", f, 0, t))
+        t += setup
+        for e in range(1, epochs + 1):
+            t += n_train * steady_ms / 1000 + (warm if e == 1 else 0.0)
+            events.append(("epoch", f, e, t))
+        lane[w] = t
+    return sorted(events, key=lambda ev: ev[3]), max(lane)
+
+
+def test_a_30_epoch_estimate_from_a_3_epoch_bench_is_not_inflated_by_start_up():
+    from mer_core.jobs import bench
+
+    n, k, workers, n_train = 160, 16, 2, 150
+    lead, tail, setup, warm, steady = 4.0, 1.0, 0.2, 0.1, 0.1  # start-up 5 s = 4 s before the folds + 1 s after
+
+    def truth(epochs):
+        return lead + tail + k / workers * (setup + warm + epochs * n_train * steady / 1000)
+
+    cfg = ExperimentConfig(model="ststnet", epochs=3, executor="process",
+                           preprocess={"flow_method": "dis", "input_size": 28})
+    runs = []
+    for _ in range(2):
+        events, last = _pool_events(k, workers, n_train, 3, lead, setup, warm, steady)
+        timing = bench.fold_timing(events, {f: n_train for f in range(k)})
+        assert timing["overlap"] == workers
+        timing["parallel"] = timing.pop("overlap")
+        assert last + tail == pytest.approx(truth(3))
+        runs.append({"wall": last + tail, "cpu": 1.0, "rss": 100.0, "uf1": 0.5, "uar": 0.5, "n_samples": n,
+                     "n_folds": k, "timing": timing})
+    row = bench.loso_row(cfg, runs, {"cold_s_per_clip": 0.0, "cached_s_per_clip": 0.0})
+    assert row["steady_ms_per_sample_epoch"]["median"] == pytest.approx(steady)
+    assert row["fold_setup_s"]["median"] == pytest.approx(setup + warm)
+    assert row["startup_s"]["median"] == pytest.approx(lead + tail, abs=1e-3) and row["parallel"] == workers
+    rep = report(loso=[row], fwd_bwd=[_fwd("ststnet", 0.05)])
+    for epochs in (3, 30):
+        seconds, _ = plan_mod.estimate_seconds("ststnet", "cpu", n_samples=n, n_folds=k, epochs=epochs,
+                                               executor="process", results=rep)
+        assert seconds == pytest.approx(truth(epochs), rel=1e-3)
+    # the old formula, linear in epochs from the same row, would be ~6x the truth at 30 epochs
+    old = k * 30 * n_train * row["train_ms_per_sample_epoch"] / 1000
+    assert old > 5 * truth(30)

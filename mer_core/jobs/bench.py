@@ -11,7 +11,8 @@ Sections (each a list of rows in the report, see :mod:`mer_core.jobs.bench_repor
   its UF1/UAR, wall time, CPU seconds and peak memory of the whole process
   tree (pool workers included, :class:`~mer_core.jobs.proctree.TreeMonitor`),
   the model's cold and cached preprocessing per clip, and the training cost
-  per sample-epoch the job estimate uses;
+  the job estimate uses: start-up, per-fold set-up and steady-state cost per
+  sample-epoch, from the epoch events' time stamps (:func:`loso_row`);
 * ``pretrain``: macro pre-training cost per sample-epoch (models whose paper
   preset pre-trains);
 * ``pages``: server-side render time of the Run, Compare and Leaderboard
@@ -221,35 +222,111 @@ def _one_loso(config: Any) -> dict[str, Any]:
     from mer_core.store.db import RunStore
     from mer_core.training.engine import run_experiment
 
+    events: list[tuple[str, int, int, float]] = []
+
+    def progress(e: dict[str, Any]) -> None:  # the worker's own time stamp 't' (a pool's events arrive late)
+        if e.get("event") in ("fold_start", "epoch"):
+            events.append((e["event"], int(e["fold"]), int(e.get("epoch") or 0), float(e.get("t") or time.time())))
+
     with TreeMonitor() as mon:
-        rid = run_experiment(config)
+        rid = run_experiment(config, progress=progress)
     with RunStore() as store:
         run = store.get_run(rid)
+        folds = store.folds(rid)
     if run["status"] != "done":
         raise MerError(f"benchmark LOSO {config.model}/{config.executor} ended {run['status']}: {run.get('error', '')}")
+    n_train = {int(r.fold_index): int(r.n_train) for r in folds.itertuples()}
+    timing = fold_timing(events, n_train)
+    timing["parallel"] = _parallel(config, int(run["n_folds"]), timing.pop("overlap"))
     return {"wall": mon.wall_s, "cpu": mon.cpu_s, "rss": mon.peak_rss_mb, "uf1": run["uf1"], "uar": run["uar"],
-            "n_samples": int(run["n_samples"]), "n_folds": int(run["n_folds"])}
+            "n_samples": int(run["n_samples"]), "n_folds": int(run["n_folds"]), "timing": timing}
+
+
+def _parallel(config: Any, n_folds: int, overlap: int) -> int:
+    """Folds trained at a time: 1 (sequential), the pool's workers (process), else as measured (batched's chunk)."""
+    from mer_core.training.executors import resolve_workers
+
+    if config.executor == "sequential":
+        return 1
+    if config.executor == "process":
+        return resolve_workers(config, n_folds)
+    return max(1, overlap)
+
+
+def fold_timing(events: list[tuple[str, int, int, float]], n_train: dict[int, int]) -> dict[str, Any]:
+    """Steady-state cost per sample-epoch and per-fold set-up from time-stamped fold_start / epoch events.
+
+    ``events``: (kind, fold, epoch, time) with kind 'fold_start' or 'epoch'.
+    ``steady_ms``: median over folds and epochs 2.. of the epoch's duration /
+    the fold's training clips (with one epoch only: the first epoch, set-up
+    included, and then ``fold_setup_s`` is 0); ``fold_setup_s``: median over
+    folds of (fold start to last epoch) - epochs x clips x steady, i.e. model
+    creation and the first epoch's warm-up; ``overlap``: the most folds open
+    at once.
+    """
+    import statistics
+
+    starts = {f: t for kind, f, _, t in events if kind == "fold_start"}
+    epochs: dict[int, dict[int, float]] = {}
+    for kind, f, e, t in events:
+        if kind == "epoch" and f in starts:
+            epochs.setdefault(f, {})[e] = t
+    folds = [f for f in epochs if n_train.get(f)]
+    steady = [(ts[e] - ts[e - 1]) / n_train[f] for f in folds for ts in [epochs[f]] for e in ts if e - 1 in ts]
+    single = not steady
+    if single:  # one epoch per fold: no steady state to separate from the set-up
+        steady = [(epochs[f][min(epochs[f])] - starts[f]) / n_train[f] for f in folds]
+    if not steady:
+        return {"steady_ms": None, "fold_setup_s": None, "overlap": 1}
+    per = statistics.median(steady)
+    setups = [max(epochs[f].values()) - starts[f] - len(epochs[f]) * n_train[f] * per for f in folds]
+    spans = sorted((starts[f], max(epochs[f].values())) for f in folds)
+    overlap = max(sum(1 for s, e in spans if s <= t0 < e) for t0, _ in spans)
+    return {"steady_ms": 1000 * per, "fold_setup_s": 0.0 if single else max(statistics.median(setups), 0.0),
+            "overlap": max(overlap, 1)}
 
 
 def loso_row(config: Any, runs: list[dict[str, Any]], prep: dict[str, float]) -> dict[str, Any]:
     """One report row from repeated runs: spreads plus the training cost per sample-epoch.
 
     ``train_ms_per_sample_epoch`` = (median wall - cached preprocessing) /
-    (folds x epochs x (N - N / folds)), the inverse of the estimate's formula.
+    (folds x epochs x (N - N / folds)), the inverse of the old estimate's
+    formula (start-up spread over the sample-epochs; kept for old readers).
+
+    With the runs' epoch timing (:func:`fold_timing`) the row also has the
+    model the estimate uses, wall - cached preprocessing =
+    ``startup_s`` + folds / ``parallel`` x (``fold_setup_s`` + epochs x
+    (N - N / folds) x ``steady_ms_per_sample_epoch``): ``parallel`` folds
+    train at a time, ``steady_ms_per_sample_epoch`` is one fold's epoch
+    time per training clip after the first epoch, ``fold_setup_s`` a fold's
+    model creation and first-epoch warm-up, and ``startup_s`` the rest (run
+    set-up, pool start, the first folds' warm-up, storing the folds), each per
+    run, as spreads.
     """
     n, k = runs[0]["n_samples"], runs[0]["n_folds"]
     wall = spread([r["wall"] for r in runs], 2)
-    sample_epochs = k * config.epochs * (n - n / max(k, 1))
+    n_train = n - n / max(k, 1)
+    sample_epochs = k * config.epochs * n_train
     train_s = max(wall["median"] - prep["cached_s_per_clip"] * n, 0.0)
-    return {"model": config.model, "preset": config.preset, "executor": config.executor, "workers": config.workers,
-            "epochs": config.epochs, "batch_size": config.batch_size, "n_samples": n, "n_folds": k,
-            "flow_method": config.preprocess.flow_method, "input_size": int(config.preprocess.input_size),
-            "wall_s": wall, "cpu_s": spread([r["cpu"] for r in runs], 2),
-            "peak_rss_mb": spread([r["rss"] for r in runs], 1), "uf1": spread([r["uf1"] for r in runs]),
-            "uar": spread([r["uar"] for r in runs]),
-            "train_ms_per_sample_epoch": round(1000 * train_s / sample_epochs, 4) if sample_epochs else None,
-            "preprocess_cold_ms_per_clip": round(1000 * prep["cold_s_per_clip"], 3),
-            "preprocess_cached_ms_per_clip": round(1000 * prep["cached_s_per_clip"], 4)}
+    row = {"model": config.model, "preset": config.preset, "executor": config.executor, "workers": config.workers,
+           "epochs": config.epochs, "batch_size": config.batch_size, "n_samples": n, "n_folds": k,
+           "flow_method": config.preprocess.flow_method, "input_size": int(config.preprocess.input_size),
+           "wall_s": wall, "cpu_s": spread([r["cpu"] for r in runs], 2),
+           "peak_rss_mb": spread([r["rss"] for r in runs], 1), "uf1": spread([r["uf1"] for r in runs]),
+           "uar": spread([r["uar"] for r in runs]),
+           "train_ms_per_sample_epoch": round(1000 * train_s / sample_epochs, 4) if sample_epochs else None,
+           "preprocess_cold_ms_per_clip": round(1000 * prep["cold_s_per_clip"], 3),
+           "preprocess_cached_ms_per_clip": round(1000 * prep["cached_s_per_clip"], 4)}
+    timed = [r["timing"] for r in runs if r.get("timing") and r["timing"].get("steady_ms") is not None]
+    if timed and len(timed) == len(runs):
+        parallel = max(1, min(int(t["parallel"]) for t in timed))
+        startup = [max(r["wall"] - prep["cached_s_per_clip"] * n - k / min(parallel, max(k, 1))
+                       * (t["fold_setup_s"] + config.epochs * n_train * t["steady_ms"] / 1000), 0.0)
+                   for r, t in zip(runs, timed)]
+        row.update(parallel=parallel, startup_s=spread(startup, 3),
+                   fold_setup_s=spread([t["fold_setup_s"] for t in timed], 4),
+                   steady_ms_per_sample_epoch=spread([t["steady_ms"] for t in timed], 4))
+    return row
 
 
 def bench_loso(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
@@ -270,6 +347,10 @@ def bench_loso(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
             log(f"loso {model:16s} {executor:10s}: {r['wall_s']['median']:7.1f} s "
                 f"({r['wall_s']['min']:.1f}-{r['wall_s']['max']:.1f}), CPU {r['cpu_s']['median']:.1f} s, "
                 f"peak {r['peak_rss_mb']['median']:.0f} MB, UF1 {r['uf1']['median']:.3f} UAR {r['uar']['median']:.3f}")
+            if "startup_s" in r:
+                log(f"     {'':16s} {'':10s}  start-up {r['startup_s']['median']:.2f} s, {r['parallel']} fold(s) at a "
+                    f"time, set-up {r['fold_setup_s']['median']:.3f} s/fold, steady "
+                    f"{r['steady_ms_per_sample_epoch']['median']:.4f} ms/sample-epoch")
     return rows
 
 

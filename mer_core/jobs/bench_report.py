@@ -28,6 +28,9 @@ SECTIONS = ("preprocess", "fwd_bwd", "loso", "pretrain", "pages")
 MACHINE_KEYS = ("kind", "cpu", "cores", "torch", "device", "date", "commit", "python")
 LOSO_KEYS = ("model", "preset", "executor", "epochs", "n_samples", "n_folds", "wall_s", "cpu_s", "peak_rss_mb",
              "uf1", "uar", "train_ms_per_sample_epoch")
+# The estimate's timing model of a LOSO row (mer bench since issue 16; older reports lack all four):
+# wall - cached preprocessing = startup_s + n_folds / parallel x (fold_setup_s + epochs x n_train x steady ms).
+LOSO_TIMING_KEYS = ("startup_s", "fold_setup_s", "steady_ms_per_sample_epoch", "parallel")
 
 
 def results_dir() -> Path:
@@ -112,10 +115,30 @@ def validate(report: Any, where: str = "report") -> dict[str, Any]:
         lacking = [k for k in LOSO_KEYS if k not in row]
         if lacking:
             raise MerError(f"{where}: loso row {i} ({row.get('model')}) lacks {', '.join(lacking)}")
+        _validate_timing(row, f"{where}: loso row {i} ({row.get('model')})")
     for i, row in enumerate(report["fwd_bwd"]):
         if not {"model", "preset", "ms_per_sample", "samples_per_s"} <= set(row):
             raise MerError(f"{where}: fwd_bwd row {i} lacks model/preset/ms_per_sample/samples_per_s")
     return report
+
+
+def _validate_timing(row: dict[str, Any], where: str) -> None:
+    """A row has all of :data:`LOSO_TIMING_KEYS` or none (an old report); each a number >= 0 or a spread of them."""
+    present = [k for k in LOSO_TIMING_KEYS if k in row]
+    if not present:
+        return
+    lacking = [k for k in LOSO_TIMING_KEYS if k not in row]
+    if lacking:
+        raise MerError(f"{where} has {', '.join(present)} but lacks {', '.join(lacking)}")
+    parallel = row["parallel"]
+    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+        raise MerError(f"{where}: parallel={parallel!r}, expected the number of folds trained at a time (>= 1)")
+    for key in LOSO_TIMING_KEYS[:3]:
+        value = row[key]
+        values = [value.get(s) for s in ("median", "min", "max")] if isinstance(value, dict) else [value]
+        if isinstance(value, dict) and "median" not in value or any(
+                v is not None and (not isinstance(v, (int, float)) or v < 0) for v in values):
+            raise MerError(f"{where}: {key}={value!r}, expected seconds / ms >= 0 or a spread of them")
 
 
 def read_report(path: Path) -> dict[str, Any]:

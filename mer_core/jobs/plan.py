@@ -14,7 +14,7 @@ from typing import Any
 
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
-from mer_core.jobs.bench_report import find_results
+from mer_core.jobs.bench_report import LOSO_TIMING_KEYS, find_results
 
 
 # Labelled fallback, used only when no benchmarks/results/*.json report matches
@@ -63,14 +63,87 @@ def bench_ms_per_sample(model: str, preset: str, executor: str | None = None,
     return ROUGH_MS_PER_SAMPLE.get(model, DEFAULT_MS_PER_SAMPLE), f"{ROUGH_LABEL} ({label} has no {model}/{preset})"
 
 
-def estimate_seconds(model: str, preset: str, *, n_samples: int, n_folds: int, epochs: int,
-                     executor: str | None = None, results: dict[str, Any] | None = None) -> tuple[float, str]:
-    """Training time of a run: folds x epochs x training samples per fold x cost per sample-epoch.
+def _timed(row: dict[str, Any]) -> bool:
+    """Whether a LOSO row has the timing model (reports of ``mer bench`` since issue 16)."""
+    return all(k in row for k in LOSO_TIMING_KEYS) and all(_median(row, k) is not None for k in LOSO_TIMING_KEYS)
 
-    Preprocessing and pre-training are added by :func:`estimate_parts` (and :func:`plan`).
+
+def _timing(row: dict[str, Any]) -> dict[str, float]:
+    return {"startup_s": float(_median(row, "startup_s")), "fold_setup_s": float(_median(row, "fold_setup_s")),
+            "ms": float(_median(row, "steady_ms_per_sample_epoch")), "parallel": int(row["parallel"])}
+
+
+def _describe(t: dict[str, float]) -> str:
+    return (f"start-up {t['startup_s']:.1f} s + folds / {t['parallel']} x ({t['fold_setup_s']:.2f} s + epochs x "
+            f"clips x {t['ms']:.4f} ms)")
+
+
+def bench_timing(model: str, preset: str, executor: str | None = None,
+                 results: dict[str, Any] | None = None) -> tuple[dict[str, float] | None, str]:
+    """The measured timing model of a model preset: ({startup_s, fold_setup_s, ms, parallel}, source).
+
+    From the model's LOSO row (the same executor preferred): fixed start-up
+    seconds, per-fold set-up seconds, steady-state ms per sample-epoch of one
+    fold and the folds trained at a time. A model without a LOSO row: its
+    forward+backward ms x the median steady / forward+backward ratio of the
+    rows of the same executor, with their median start-up and set-up.
+    (None, why) when the report predates the timing model (old rows carry only
+    ``train_ms_per_sample_epoch``: :func:`estimate_seconds` then uses it).
     """
+    report, label = _results(results)
+    if report is None:
+        return None, label
+    own = [r for r in report["loso"] if r["model"] == model and r["preset"] == preset and r["train_ms_per_sample_epoch"]]
+    if own:
+        row = next((r for r in own if r["executor"] == executor), own[0])
+        if not _timed(row):
+            return None, f"{label}: LOSO row without start-up / steady-state timing"
+        t = _timing(row)
+        return t, f"{label}, LOSO {row['executor']} executor: {_describe(t)}"
+    timed = [r for r in report["loso"] if _timed(r)]
+    fwd = {(r["model"], r["preset"]): _median(r, "ms_per_sample") for r in report["fwd_bwd"]}
+    if not timed or not fwd.get((model, preset)):
+        return None, f"{label}: no timed LOSO row for {model}/{preset}"
+    ex = executor if any(r["executor"] == executor for r in timed) else timed[0]["executor"]
+    same = [r for r in timed if r["executor"] == ex]
+    ratios = [_median(r, "steady_ms_per_sample_epoch") / fwd[(r["model"], r["preset"])] for r in same
+              if fwd.get((r["model"], r["preset"]))]
+    if not ratios:
+        return None, f"{label}: no {ex} LOSO row with a forward+backward figure"
+    ratio = statistics.median(ratios)
+    t = {"startup_s": statistics.median(_median(r, "startup_s") for r in same),
+         "fold_setup_s": statistics.median(_median(r, "fold_setup_s") for r in same),
+         "ms": float(fwd[(model, preset)]) * ratio, "parallel": min(int(r["parallel"]) for r in same)}
+    return t, f"{label}, forward+backward x {ratio:.2f} (steady LOSO overhead, {ex} executor): {_describe(t)}"
+
+
+def _runs_as(executor: str | None, n_folds: int, workers: int | None) -> str | None:
+    """The executor whose measurements apply: a process pool of one worker runs the folds in-process."""
+    if executor == "process" and (n_folds <= 1 or workers == 1):
+        return "sequential"
+    return executor
+
+
+def estimate_seconds(model: str, preset: str, *, n_samples: int, n_folds: int, epochs: int,
+                     executor: str | None = None, results: dict[str, Any] | None = None,
+                     workers: int | None = None, train_samples: int | None = None) -> tuple[float, str]:
+    """Training time of a run: start-up + folds / parallel x (fold set-up + epochs x training clips x steady ms).
+
+    The parts come from :func:`bench_timing`; ``parallel`` is the measured
+    folds at a time, at most ``n_folds`` and ``workers`` (0 / None: auto).
+    A report without them (older ``mer bench``): folds x epochs x training
+    clips x ``train_ms_per_sample_epoch`` (:func:`bench_ms_per_sample`).
+    ``train_samples``: training clips per fold (a holdout split's); by default
+    the LOSO/k-fold share ``N - N / folds``. Preprocessing and pre-training
+    are added by :func:`estimate_parts` (and :func:`plan`).
+    """
+    n_train = n_samples - n_samples / max(n_folds, 1) if train_samples is None else train_samples
+    timing, source = bench_timing(model, preset, _runs_as(executor, n_folds, workers), results)
+    if timing is not None:
+        parallel = max(1, min(timing["parallel"], max(n_folds, 1), workers or timing["parallel"]))
+        per_fold = timing["fold_setup_s"] + epochs * n_train * timing["ms"] / 1000.0
+        return timing["startup_s"] + n_folds / parallel * per_fold, source
     ms, source = bench_ms_per_sample(model, preset, executor, results)
-    n_train = n_samples - n_samples / max(n_folds, 1)
     return n_folds * epochs * n_train * ms / 1000.0, source
 
 
@@ -138,12 +211,11 @@ def estimate_parts(config: ExperimentConfig, *, n_samples: int, n_folds: int, n_
     """
     if results is None:
         results = find_results()[0]
-    if train_samples is not None:
-        ms, train_src = bench_ms_per_sample(config.model, config.preset, config.executor, results)
-        train = config.epochs * train_samples * ms / 1000.0
-    else:
-        train, train_src = estimate_seconds(config.model, config.preset, n_samples=n_samples, n_folds=n_folds,
-                                            epochs=config.epochs, executor=config.executor, results=results)
+    single = train_samples is not None  # one split (holdout) of train_samples clips
+    train, train_src = estimate_seconds(config.model, config.preset, n_samples=n_samples,
+                                        n_folds=1 if single else n_folds, epochs=config.epochs,
+                                        executor=config.executor, results=results, workers=config.workers,
+                                        train_samples=train_samples)
     cold, cached, pre_src = preprocess_ms_per_clip(config, results)
     n_cached = min(max(n_cached, 0), n_samples)
     preprocess = ((n_samples - n_cached) * cold + n_cached * cached) / 1000.0

@@ -15,6 +15,11 @@ Progress goes through one callback receiving dict events::
     {"event": "stage", "stage": "final_model", "done": e, "total": E}   (final_model = true only)
     {"event": "done", "run_id": id, "uf1": ..., "uar": ...}
 
+``fold_start`` and ``epoch`` events of the sequential and process executors
+carry ``t``, the ``time.time()`` at which the worker sent them (a pool's
+events reach the driver up to half a second late); ``mer bench`` times epochs
+with it.
+
 With ``final_model = true`` a done run then trains one model on every
 subject (:mod:`mer_core.training.final`), stored beside the folds and never
 evaluated; its failure leaves the run done with a note.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import queue as queue_mod
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -141,7 +142,7 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
             store.start_fold(task.run_id, fold.index, fold.name, fold.test_subjects,
                              len(fold.train_idx), len(fold.val_idx), len(fold.test_idx))
         if emit:
-            emit({"event": "fold_start", "fold": fold.index, "name": fold.name})
+            emit({"event": "fold_start", "fold": fold.index, "name": fold.name, "t": time.time()})
         seed = fold_seed(cfg.seed, fold.index)
         torch.manual_seed(seed)
         model = create_model(cfg.model, config=task.model_cfg)
@@ -153,7 +154,7 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
                 store.add_epoch(task.run_id, fold.index, int(row["epoch"]),
                                 **{k: v for k, v in row.items() if k != "epoch"})
             if emit:
-                emit({"event": "epoch", "fold": fold.index, "epochs": event["epochs"], **row})
+                emit({"event": "epoch", "fold": fold.index, "epochs": event["epochs"], **row, "t": time.time()})
 
         result = fit(
             model, cfg, pick(fold.train_idx), classes=task.classes, channels=tuple(task.model_cfg.channels),
