@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 DIRECTIONS = {"negative": (0, 1), "positive": (1, 0), "surprise": (0, -1)}
 
+
+
+def tiny_config(manifest: Path, **kw: Any) -> "ExperimentConfig":
+    """A seconds-long baseline run on a :func:`make_clip_manifest` set (sequential, batch 8, 2 epochs)."""
+    from mer_core.config import ExperimentConfig
+
+    base = dict(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
+                model="baseline", epochs=2, batch_size=8, executor="sequential", workers=1)
+    base.update(kw)
+    return ExperimentConfig.from_dict(base)
 
 def make_clip_manifest(root: Path, *, subjects: int = 4, clips_per_subject: int = 6, size: int = 32,
                        frames: int = 6, seed: int = 0, labels: tuple[str, ...] = ("negative", "positive", "surprise")) -> Path:

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures_clips import make_clip_manifest
+from fixtures_clips import make_clip_manifest, tiny_config
 from mer_core.config import ExperimentConfig
 from mer_core.store.db import RunStore
 from mer_core.training import executors
@@ -17,10 +17,7 @@ def manifest(tmp_path) -> Path:
 
 
 def cfg(manifest, **kw) -> ExperimentConfig:
-    base = dict(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
-                model="baseline", epochs=2, batch_size=8, executor="sequential", workers=1)
-    base.update(kw)
-    return ExperimentConfig.from_dict(base)
+    return tiny_config(manifest, **kw)
 
 
 def test_loso_stores_every_fold_and_pooled_metrics(manifest):

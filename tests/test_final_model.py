@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from apptest_helpers import page_app
-from fixtures_clips import TINY_SYNTH, make_clip_manifest, tiny_run_with_videos
+from fixtures_clips import TINY_SYNTH, make_clip_manifest, tiny_config, tiny_run_with_videos
 from mer_core.config import ExperimentConfig
 from mer_core.errors import ConfigError, MerError
 from mer_core.store.db import RunStore
@@ -29,10 +29,7 @@ def manifest(tmp_path) -> Path:
 
 
 def cfg(manifest, **kw) -> ExperimentConfig:
-    base = dict(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
-                model="baseline", epochs=2, batch_size=8, executor="sequential", workers=1)
-    base.update(kw)
-    return ExperimentConfig.from_dict(base)
+    return tiny_config(manifest, **kw)
 
 
 def _stored(rid: str) -> tuple[dict, "object"]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_clips import make_clip_manifest
+from fixtures_clips import make_clip_manifest, tiny_config
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.store.db import RunStore
@@ -20,10 +20,7 @@ def manifest(tmp_path) -> Path:
 
 
 def cfg(manifest, **kw) -> ExperimentConfig:
-    base = dict(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
-                model="baseline", epochs=1, batch_size=8, executor="sequential", workers=1)
-    base.update(kw)
-    return ExperimentConfig.from_dict(base)
+    return tiny_config(manifest, **{"epochs": 1, **kw})
 
 
 def _only_run(store: RunStore) -> dict:
