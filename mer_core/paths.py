@@ -20,6 +20,12 @@ def cache_root() -> Path:
     return root
 
 
+def bench_results_dir() -> Path:
+    """``benchmarks/results`` of the repository, the committed benchmark figures (``$MER_BENCH_RESULTS`` overrides)."""
+    env = os.environ.get("MER_BENCH_RESULTS")
+    return Path(env) if env else _REPO_ROOT / "benchmarks" / "results"
+
+
 def datasets_dir() -> Path:
     return _sub("datasets")
 

@@ -217,3 +217,12 @@ def test_a_30_epoch_estimate_from_a_3_epoch_bench_is_not_inflated_by_start_up():
     # the old formula, linear in epochs from the same row, would be ~6x the truth at 30 epochs
     old = k * 30 * n_train * row["train_ms_per_sample_epoch"] / 1000
     assert old > 5 * truth(30)
+
+
+def test_the_final_model_is_one_in_process_fit_at_the_sequential_steady_cost():
+    cfg = ExperimentConfig(model="baseline", epochs=10, executor="process", final_model=True,
+                           preprocess={"flow_method": "dis", "input_size": 32})
+    parts = plan_mod.estimate_parts(cfg, n_samples=18, n_folds=3, results=T)
+    # one fold's set-up + 10 epochs x all 18 clips x 0.3 ms (the sequential row): no pool start-up, no 9.0 ms
+    assert parts["final_s"] == pytest.approx(0.05 + 10 * 18 * 0.3 / 1000)
+    assert "LOSO sequential" in parts["sources"]["final"]

@@ -27,18 +27,14 @@ from mer_core.explain import report as _report
 from mer_core.explain.report import (ATTENTION, ReportConfig, about, clip_rows, report_ids, sanity_rows,
                                      slow_estimates)
 from mer_core.explain.runs import RunExplainer
+from mer_core.paths import bench_results_dir
 
 BENCH_PATTERN = "explain_report*.json"
 
 
-def results_dir() -> Path:
-    """The committed benchmark results of a source checkout (may not exist in an installed package)."""
-    return Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-
-
 def benchmark_figure(cfg: ReportConfig, results: Path | None = None) -> dict[str, Any] | None:
     """The first committed explanation-report benchmark measured with ``cfg``'s settings (``path`` added), or None."""
-    folder = results or results_dir()
+    folder = results or bench_results_dir()
     if not folder.is_dir():
         return None
     for path in sorted(folder.glob(BENCH_PATTERN)):

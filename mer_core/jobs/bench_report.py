@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mer_core.errors import MerError
-from mer_core.paths import repo_root
+from mer_core.paths import bench_results_dir, repo_root
 
 SCHEMA = "mer-bench/1"
 SECTIONS = ("preprocess", "fwd_bwd", "loso", "pretrain", "pages")
@@ -35,8 +35,7 @@ LOSO_TIMING_KEYS = ("startup_s", "fold_setup_s", "steady_ms_per_sample_epoch", "
 
 def results_dir() -> Path:
     """``benchmarks/results`` of the repository (``$MER_BENCH_RESULTS`` overrides)."""
-    env = os.environ.get("MER_BENCH_RESULTS")
-    return Path(env) if env else repo_root() / "benchmarks" / "results"
+    return bench_results_dir()
 
 
 def spread(values: Sequence[float], digits: int = 4) -> dict[str, Any]:

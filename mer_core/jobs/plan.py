@@ -151,9 +151,15 @@ def final_model_seconds(model: str, preset: str, *, n_samples: int, epochs: int,
                         results: dict[str, Any] | None = None) -> tuple[float, str]:
     """The final model's training (``final_model = true``): one more fit of ``epochs`` over all ``n_samples``.
 
-    Same measured cost per sample-epoch as the folds. Under early_stop it trains
-    the folds' median selected epoch, at most ``epochs``: this is the upper bound.
+    It trains in the run's own process after the folds: one fold's set-up plus
+    ``epochs`` x ``n_samples`` at the sequential executor's measured steady cost
+    (:func:`bench_timing`); an older report without it: its cost per sample-epoch.
+    Under early_stop it trains the folds' median selected epoch, at most
+    ``epochs``: this is the upper bound.
     """
+    timing, source = bench_timing(model, preset, "sequential", results)
+    if timing is not None:
+        return timing["fold_setup_s"] + epochs * n_samples * timing["ms"] / 1000.0, source
     ms, source = bench_ms_per_sample(model, preset, executor, results)
     return epochs * n_samples * ms / 1000.0, source
 
