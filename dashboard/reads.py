@@ -285,13 +285,6 @@ def ground_truth(mask_path: str) -> dict[str, np.ndarray]:
     return {k: masks[k] for k in ("au", "blink") if k in masks}
 
 
-def explain_url(run_id: str, sample_id: str) -> str:
-    """Relative link to the Explain page for one clip of a run (``explain?run=ID&sample=SAMPLE``)."""
-    from urllib.parse import quote
-
-    return f"explain?{QP_RUN}={quote(run_id, safe='')}&{QP_SAMPLE}={quote(str(sample_id), safe='')}"
-
-
 # --- explanations (Explain page) -------------------------------------------------------
 # Computations are on demand: each loader caches in memory here and on disk in
 # the run folder (mer_core.explain.runs), so a reload or another user is instant.
