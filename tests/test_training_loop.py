@@ -107,6 +107,55 @@ def test_loader_order_depends_only_on_its_seed(balance):
         assert len(first) == 12  # drawn with replacement
 
 
+@pytest.mark.parametrize("balance", ["none", "weights", "sampler"])
+def test_loader_gives_the_dataloader_batches_and_leaves_both_rngs_where_it_left_them(balance):
+    """make_loader replaced torch's DataLoader (per-sample collation cost a tenth of a small model's step):
+    the batches, the loader generator (augmentation draws from it) and the global RNG (dropout) must end
+    where the DataLoader left them, so a seed trains the model it trained before."""
+    from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+    x = np.random.default_rng(1).standard_normal((23, 1, 2, 2)).astype(np.float32)
+    y = np.array([0] * 15 + [1] * 8)
+    cfg = ExperimentConfig(batch_size=5, class_balance=balance)
+    ds = TensorDataset(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)))
+    gen = torch.Generator().manual_seed(7)
+    if balance == "sampler":
+        w = trainer.class_weights(y, 2).numpy()[y]
+        reference = DataLoader(ds, batch_size=5, sampler=WeightedRandomSampler(
+            torch.tensor(w, dtype=torch.double), len(y), replacement=True, generator=gen))
+    else:
+        reference = DataLoader(ds, batch_size=5, shuffle=True, generator=gen)
+    ours = make_loader(x, y, cfg, 7, 2)
+    for _epoch in range(3):
+        torch.manual_seed(11)
+        expected = [b for b in reference]
+        after_ref = torch.rand(3), torch.rand(3, generator=gen)
+        torch.manual_seed(11)
+        got = [b for b in ours]
+        after_ours = torch.rand(3), torch.rand(3, generator=ours.gen)
+        assert len(got) == len(expected) == len(ours.batches) == 5
+        for (xa, ya), (xb, yb) in zip(got, expected):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb) and ya.dtype == yb.dtype == torch.int64
+        assert torch.equal(after_ours[0], after_ref[0]) and torch.equal(after_ours[1], after_ref[1])
+
+
+def test_channels_last_input_gives_the_same_predictions():
+    """The trainer feeds models that ask for it (``prefers_channels_last``) channels-last input on a CPU;
+    that is a memory layout, not a different function."""
+    from mer_core.models.registry import create_model
+
+    x = np.random.default_rng(2).standard_normal((6, 3, 28, 28)).astype(np.float32)
+    for name in ("ststnet", "baseline"):
+        torch.manual_seed(0)
+        model = create_model(name, "cpu", input_size=28)
+        assert trainer.channels_last(model, torch.device("cpu"))
+        cl = trainer.predict_proba(model, x, torch.device("cpu"))
+        model.prefers_channels_last = False
+        plain = trainer.predict_proba(model, x, torch.device("cpu"))
+        assert np.abs(cl - plain).max() < 1e-5, name
+    assert not trainer.channels_last(Tiny(), torch.device("cpu"))
+
+
 def test_class_weights_balance_present_classes_and_zero_absent_ones():
     w = trainer.class_weights(np.array([0, 0, 0, 1]), 3)
     assert w.tolist() == pytest.approx([4 / 3 / 2, 4 / 1 / 2, 0.0])

