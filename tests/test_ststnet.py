@@ -40,3 +40,63 @@ def test_other_input_sizes_keep_the_head():
 def test_bad_configs_raise(bad):
     with pytest.raises(ConfigError):
         model_config("ststnet", "cpu", **bad)
+
+
+class PerStream(torch.nn.Module):
+    """The former layout, written out: three streams of conv -> ReLU -> BN -> 3x3/3 max pool, concatenated."""
+
+    def __init__(self, filters=(3, 5, 8)) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.streams = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(3, f, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(f), nn.MaxPool2d(3, 3, 1))
+            for f in filters)
+        self.pool = nn.AdaptiveAvgPool2d(5)
+        self.head = nn.Linear(sum(filters) * 25, 3)
+
+    def forward(self, x):
+        return self.head(self.pool(torch.cat([s(x) for s in self.streams], 1)).flatten(1))
+
+
+def _fused_from_per_stream(seed=0):
+    torch.manual_seed(seed)
+    ref = PerStream()
+    with torch.no_grad():  # non-trivial BN parameters and running statistics
+        for s in ref.streams:
+            s[2].weight.uniform_(0.5, 1.5), s[2].bias.uniform_(-0.3, 0.3)
+            s[2].running_mean.uniform_(0, 0.5), s[2].running_var.uniform_(0.5, 2)
+    model = create_model("ststnet", "cpu")
+    model.load_state_dict(ref.state_dict())  # a checkpoint stored with the per-stream layout
+    return ref, model
+
+
+def test_one_fused_convolution_is_the_three_streams_function_and_gradients():
+    ref, model = _fused_from_per_stream()
+    x, y = torch.randn(16, 3, 28, 28), torch.randint(0, 3, (16,))
+    for mode in (False, True):
+        ref.train(mode), model.train(mode)
+        assert torch.allclose(ref(x), model(x), atol=1e-4), f"train={mode}"
+    ref.train(), model.train()
+    torch.nn.functional.cross_entropy(ref(x), y).backward()
+    torch.nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y).backward()
+    ref_w = torch.cat([s[0].weight.grad for s in ref.streams])
+    assert torch.allclose(ref_w, model.conv.weight.grad, atol=1e-4)
+    assert torch.allclose(torch.cat([s[2].weight.grad for s in ref.streams]), model.bn.weight.grad, atol=1e-4)
+    assert torch.allclose(ref.head.weight.grad, model.head.weight.grad, atol=1e-4)
+    # both updated their running statistics from the same two training batches
+    assert torch.allclose(torch.cat([s[2].running_var for s in ref.streams]), model.bn.running_var, atol=1e-5)
+
+
+def test_per_stream_gradcam_layers_see_each_streams_maps_in_eval_mode():
+    ref, model = _fused_from_per_stream(1)
+    ref.eval(), model.eval()
+    layers = model.gradcam_layers()
+    assert list(layers) == ["stream0", "stream1", "stream2"]
+    seen = {}
+    hooks = [m.register_forward_hook(lambda _m, _i, out, k=k: seen.__setitem__(k, out)) for k, m in layers.items()]
+    x = torch.randn(2, 3, 28, 28)
+    model(x)
+    for h in hooks:
+        h.remove()
+    for i, s in enumerate(ref.streams):
+        assert torch.allclose(seen[f"stream{i}"], s[0](x), atol=1e-5)  # stream i's convolution output
