@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mer_core.datasets.synthetic.export import export_public  # noqa: E402
+from mer_core.jobs.proctree import TreeMonitor  # noqa: E402
 from mer_core.store.db import RunStore  # noqa: E402
 from mer_core.training.engine import run_experiment  # noqa: E402
 from mer_core.training.experiment import resolve_experiment  # noqa: E402
@@ -41,12 +42,14 @@ def one_run(manifest_dir: Path, model: str, seed: int, epochs: int | None, execu
     config = resolve_experiment("manifest", model, "auto", dataset_options={"manifest": str(manifest_dir)},
                                 overrides=overrides)
     t0, load0 = time.time(), os.getloadavg()[0]
-    with RunStore() as store:
+    with TreeMonitor() as tree, RunStore() as store:  # CPU and peak memory of the whole tree, pool workers too
         run = store.get_run(run_experiment(config, store=store, name=f"bench_forms {model} seed {seed}"))
     summary = run["summary"]
     pooled = summary.get("pooled", {})
     return dict(
-        model=model, preset=config.preset, seed=seed, epochs=config.epochs, seconds=round(time.time() - t0, 1),
+        model=model, preset=config.preset, executor=executor, seed=seed, epochs=config.epochs,
+        seconds=round(time.time() - t0, 1), cpu_s_tree=round(tree.cpu_s, 1),
+        peak_rss_mb_tree=round(tree.peak_rss_mb),
         uf1=pooled.get("uf1"), uar=pooled.get("uar"), oracle_uf1=summary.get("oracle", {}).get("uf1"),
         per_part={p: {"uf1": s["uf1"], "uar": s["uar"], "n": s["n"]} for p, s in summary.get("per_part", {}).items()},
         run_id=run["id"], load_before=round(load0, 2), load_after=round(os.getloadavg()[0], 2),
@@ -60,7 +63,7 @@ def main() -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--subjects", type=int, default=None, help="keep N of the 68 subjects (smoke runs)")
     ap.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (smoke runs)")
-    ap.add_argument("--executor", default="process", help="process (all cores, the target's setting) or sequential")
+    ap.add_argument("--executor", default="process", help="process (all cores, the target's setting), sequential or batched")
     ap.add_argument("--out", type=Path, default=None, help="export folder (default: a temporary one)")
     ap.add_argument("--json", type=Path, default=ROOT / "bench_out" / "forms.json")
     args = ap.parse_args()
@@ -73,7 +76,7 @@ def main() -> int:
             rows.append(row)
             parts = "  ".join(f"{p} {s['uf1']:.3f}/{s['uar']:.3f}" for p, s in row["per_part"].items())
             print(f"{model:16s} {row['preset']:14s} seed {seed}: UF1 {row['uf1']:.3f} UAR {row['uar']:.3f} "
-                  f"in {row['seconds']:.0f} s  (per part UF1/UAR: {parts})", flush=True)
+                  f"in {row['seconds']:.0f} s, peak {row['peak_rss_mb_tree']} MB  (per part UF1/UAR: {parts})", flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(dict(form=args.form, subjects=args.subjects, runs=rows), indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -121,3 +122,13 @@ def test_written_report_reads_back(tiny_report, tmp_path):
     path = bench.write_report(tiny_report, tmp_path / "sub" / "x.json")
     assert read_report(path) == tiny_report
     assert "| ststnet | cpu | sequential | 2 |" in bench_report.readme_table(tiny_report)
+
+
+def test_full_plan_compares_executors_on_the_fast_models_only():
+    from mer_core.jobs.bench import _loso_executors, full_plan
+
+    plan = full_plan()
+    assert _loso_executors(plan, "ststnet") == ["sequential", "process", "batched"]
+    assert _loso_executors(plan, "mfdan") == ["process"]  # the default executor, which the estimate uses
+    asked = dataclasses.replace(plan, executors=("sequential",))
+    assert _loso_executors(asked, "mfdan") == ["sequential"]  # --executors applies to every model
