@@ -349,6 +349,7 @@ def test_run_page_says_why_a_requested_final_model_is_missing():
     assert not at.exception
     assert "Final model" in [s.value for s in at.subheader]
     assert why in [w.value.replace("\\", "") for w in at.warning]
+    assert _texts(at).count(why) == 1  # in the Final model section only, not twice
     at = page_app("run", run=_asked("fm_gone"))
     assert "final_model = true was asked for, but no final model is stored" in _texts(at)
 

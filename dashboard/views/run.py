@@ -47,8 +47,10 @@ def render() -> None:
     classes = run["classes"]
     st.caption(plain(f"{run['model']} ({run['preset']}) on {run['dataset']} · {run['protocol']} · ")
                + f"{run['n_samples']} clips · {run['n_folds']} folds · status **{run['status']}**")
+    in_final_section = set(reads_final.failure_notes(run)) if run["config"].get("final_model") else set()
     for note in run["notes"]:
-        st.caption(f":material/info: {plain(note)}")
+        if note not in in_final_section:  # the Final model section shows those, once
+            st.caption(f":material/info: {plain(note)}")
     pretrain_section(run_id, run)
     if run["status"] == "failed" and run.get("error"):
         with st.expander("why the run failed", icon=":material/error:"):
