@@ -7,6 +7,8 @@
    convolutions, one BatchNorm over K x 16 channels, a batched head), measured the same way.
    ``op_share``: where the CPU time of one plain step goes (torch.profiler, self CPU per op),
    which says whether a step is per-call overhead (what batching removes) or arithmetic.
+   ``layout_cost``: one thread, the former three-stream STSTNet against the fused one, NCHW
+   and channels-last, and the max pool kernel in both layouts (what made the CPU step cheaper).
 2. LOSO: a composite-sized synthetic set (68 subjects, ~7 clips each) trained by
    ``sequential`` (torch on ``--threads`` threads), ``process`` (2 workers, 1 thread each) and
    ``batched``, with the same short schedule, reporting wall time and pooled UF1/UAR.
@@ -106,6 +108,67 @@ def packed_cost(k: int, steps: int, reps: int) -> dict:
             "path": "packed by hand (grouped conv)"}
 
 
+def layout_cost(steps: int, reps: int) -> list[dict]:
+    """One thread, one STSTNet training step (batch 32, Adam): the former three-stream layout in NCHW, the
+    fused single convolution in NCHW, and the fused convolution with channels-last input (what the trainer
+    now feeds it); then a 3x3/3 max pool forward + backward on 32 x 16 x 28 x 28 in both layouts."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from mer_core.models.registry import create_model
+
+    class PerStream(nn.Module):  # the layout before commit f314eee, written out
+        def __init__(self) -> None:
+            super().__init__()
+            self.streams = nn.ModuleList(nn.Sequential(nn.Conv2d(3, f, 3, padding=1), nn.ReLU(inplace=True),
+                                                       nn.BatchNorm2d(f), nn.MaxPool2d(3, 3, 1)) for f in (3, 5, 8))
+            self.pool, self.head = nn.AdaptiveAvgPool2d(5), nn.Linear(400, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.pool(torch.cat([s(x) for s in self.streams], 1)).flatten(1))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x, y = torch.randn(32, 3, 28, 28), torch.randint(0, 3, (32,))
+
+    def timed(fn) -> dict:
+        fn()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times.append((time.perf_counter() - t0) / steps * 1e3)
+        return {"ms": round(statistics.median(times), 2), "min": round(min(times), 2), "max": round(max(times), 2)}
+
+    def training_step(model: nn.Module, xb: torch.Tensor):
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(xb), y).backward()
+            opt.step()
+        return step
+
+    rows = []
+    try:
+        cl = x.contiguous(memory_format=torch.channels_last)
+        for what, model, xb in (("three streams, NCHW (before)", PerStream(), x),
+                                ("one fused convolution, NCHW", create_model("ststnet"), x),
+                                ("one fused convolution, channels-last input (now)", create_model("ststnet"), cl)):
+            rows.append({"what": what, "threads": 1, **timed(training_step(model, xb))})
+        act = torch.relu(torch.randn(32, 16, 28, 28))
+        for what, a in (("max pool 3x3/3 forward + backward, NCHW", act),
+                        ("max pool 3x3/3 forward + backward, channels-last",
+                         act.contiguous(memory_format=torch.channels_last))):
+            a = a.clone().requires_grad_()
+            rows.append({"what": what, "threads": 1, **timed(lambda a=a: F.max_pool2d(a, 3, 3, 1).sum().backward())})
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
 def op_share(steps: int = 20) -> list[dict]:
     """Self CPU share per op of ``steps`` plain STSTNet steps (batch 32): the top 8 and the rest."""
     import numpy as np
@@ -184,6 +247,8 @@ def main() -> None:
     print(report["packed_cost"], flush=True)
     report["op_share"] = op_share()
     print(report["op_share"], flush=True)
+    report["layout_cost"] = layout_cost(max(args.steps, 20), args.reps)
+    print(report["layout_cost"], flush=True)
     save()
     if not args.skip_loso:
         report["loso"] = {"dataset": {"name": "synthetic", **COMPOSITE}, "runs": []}
