@@ -46,15 +46,16 @@ class STSTNetConfig(ModelConfig):
 class STSTNet(nn.Module):
     """The three streams share their input (unless ``split_streams``), so they are one convolution with
     ``sum(filters)`` output maps, one ReLU, one batch norm and one max pool. Per-channel batch norm and
-    pooling make this the same function, with the same gradients, as three separate streams concatenated;
-    with the trainer's channels-last input (``prefers_channels_last``) a CPU training step costs about half
-    as much (fewer, larger kernels, and the channels-last max pool is several times faster than NCHW's). Checkpoints stored with the former per-stream
-    layout (``streams.<i>.0.weight`` ...) still load. In eval mode each stream's slice of the convolution
-    output passes through its own identity module (``stream0``, ``stream1``, ... in :meth:`gradcam_layers`),
-    so Grad-CAM can still be asked for one stream.
+    pooling make this the same function, with the same gradients, as three separate streams concatenated,
+    with fewer and larger kernels. Checkpoints stored with the former per-stream layout
+    (``streams.<i>.0.weight`` ...) still load. In eval mode each stream's slice of the convolution output
+    passes through its own identity module (``stream0``, ``stream1``, ... in :meth:`gradcam_layers`), so
+    Grad-CAM can still be asked for one stream.
     """
 
-    prefers_channels_last = True  # see TrainState: measured 4.9 against 9.2 ms a CPU step (batch 32, 1 thread)
+    # trainer input layout on a CPU. bench_batched.py layout_cost, one thread, batch 32: a step takes 7.3 ms as
+    # three NCHW streams, 5.2 ms as one NCHW convolution, 4.0 ms with channels-last input
+    prefers_channels_last = True
 
     def __init__(self, cfg: STSTNetConfig) -> None:
         super().__init__()
