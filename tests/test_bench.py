@@ -134,18 +134,23 @@ def test_full_plan_compares_executors_on_the_fast_models_only():
     assert _loso_executors(asked, "mfdan") == ["sequential"]  # --executors applies to every model
 
 
-@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/statm"), reason="reads /proc")
-def test_release_freed_memory_lowers_the_resident_set_a_peak_starts_from():
-    """The full bench's paper-preset timings left GBs of freed heap in the bench process, which the LOSO rows'
-    whole-tree peak then counted; release_freed_memory hands it back before each measured LOSO."""
-    import numpy as np
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads /proc")
+def test_tree_monitor_measures_another_root_and_its_children_not_this_process():
+    """The bench measures each LOSO in a spawned child (a job's cold start) and waits: the figures must be the
+    child tree's CPU, not the waiting bench process's."""
+    import subprocess
+    import sys
 
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * 4096 / 2**20
+    from mer_core.jobs.proctree import TreeMonitor
 
-    held = [np.ones(1000) for _ in range(25_000)]  # ~200 MB in small blocks, which free() keeps in the heap
-    high = rss_mb()
-    del held
-    bench.release_freed_memory()
-    assert rss_mb() < high - 100
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\ntime.sleep(0.3)"
+    code = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {burn!r}])\nexec({burn!r})"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        with TreeMonitor(interval=0.05, root=child.pid) as mon:
+            child.wait(timeout=60)
+    finally:
+        child.kill()
+    # the child's own 0.6 s and its grandchild's 0.6 s; the grandchild is read at its last sighting
+    assert 0.9 <= mon.cpu_s <= 3.0, mon.cpu_s
+    assert mon.peak_rss_mb > 1

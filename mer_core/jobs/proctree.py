@@ -82,7 +82,11 @@ def _own_cpu() -> float:
 
 
 class TreeMonitor:
-    """``with TreeMonitor() as m: work()`` then ``m.cpu_s``, ``m.peak_rss_mb``, ``m.wall_s``."""
+    """``with TreeMonitor() as m: work()`` then ``m.cpu_s``, ``m.peak_rss_mb``, ``m.wall_s``.
+
+    ``root``: another process to measure (with its descendants) instead of this one, e.g. a child doing
+    the work while this process waits; its CPU time is read from /proc (at the last sighting).
+    """
 
     def __init__(self, interval: float = 0.1, root: int | None = None) -> None:
         self.interval = interval
@@ -96,9 +100,19 @@ class TreeMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _root_cpu(self) -> float:
+        """CPU seconds of the root: this process's own, or another root's as /proc last showed it."""
+        if self.root == os.getpid():
+            return _own_cpu()
+        st = _stat(self.root)
+        if st is not None:
+            self._root_seen = st[1]
+        return self._root_seen
+
     def _sample(self) -> None:
         if not self.available:
             return
+        self._root_cpu()
         live = descendants(self.root)
         self._seen.update(live)
         rss = _rss_bytes(self.root) + sum(_rss_bytes(pid) for pid, _ in live)
@@ -109,8 +123,9 @@ class TreeMonitor:
             self._sample()
 
     def __enter__(self) -> "TreeMonitor":
+        self._root_seen = 0.0
         self._before = descendants(self.root) if self.available else {}
-        self._own0 = _own_cpu()
+        self._own0 = self._root_cpu()
         self._t0 = time.perf_counter()
         self._sample()
         self._thread = threading.Thread(target=self._loop, name="tree-monitor", daemon=True)
@@ -124,7 +139,7 @@ class TreeMonitor:
             self._thread.join(timeout=5)
         self.wall_s = time.perf_counter() - self._t0
         kids = sum(cpu - self._before.get(key, 0.0) for key, cpu in self._seen.items())
-        self.cpu_s = _own_cpu() - self._own0 + max(kids, 0.0)
+        self.cpu_s = self._root_cpu() - self._own0 + max(kids, 0.0)
         if not self.available:
             import resource
 
