@@ -414,8 +414,18 @@ def test_cancel_reload_and_resume_another_job(server, browser, submitted):
         page.get_by_role("button", name="Cancel").click()  # leave no training behind
         wait_for_status(page, ("cancelled",), timeout_s=240)
         settle(page)
-        click_grid_cell(page, page.locator("[data-testid='stDataFrame']").first, submitted, x_offset=40)
-        page.wait_for_url(re.compile(rf"jobs\?job={re.escape(submitted)}$"), timeout=30_000)  # in this tab
+        from playwright.sync_api import Error as PlaywrightError
+
+        # the queue table is a live fragment: a click that lands while it re-renders is lost, so click again
+        for attempt in range(3):
+            click_grid_cell(page, page.locator("[data-testid='stDataFrame']").first, submitted, x_offset=40)
+            try:
+                page.wait_for_url(re.compile(rf"jobs\?job={re.escape(submitted)}$"), timeout=15_000)  # in this tab
+                break
+            except PlaywrightError:
+                if attempt == 2:
+                    raise
+                settle(page)
         settle(page)
         assert submitted in job_heading(page) and len(page.context.pages) == 1
         assert submitted in chosen(page, "job")
