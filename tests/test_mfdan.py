@@ -10,10 +10,15 @@ import torch.nn.functional as F
 from mer_core.errors import ConfigError
 from mer_core.models import create_model, model_config
 from mer_core.models.mfdan import AmplitudeJitter
+from mer_core.models import swin_flow
 from mer_core.models.swin_flow import (
+    DROPKEY_OFFSET,
     CosineWindowAttention,
     FlowDrivenLayer,
+    dropkey_additive,
     received_attention_grid,
+    shift_region_mask,
+    unit_norm,
     window_partition,
     window_reverse,
 )
@@ -118,6 +123,99 @@ def test_dropkey_in_both_attentions_of_the_model():
     assert not torch.allclose(a, b)  # random in training
     m.eval()
     assert torch.equal(m(x), m(x))
+
+
+def _reference_attention(mod: CosineWindowAttention, q_tok, kv_tok, allowed, drop):
+    """The textbook form: F.normalize, boolean -inf masks (shift regions and dropped keys),
+    a row whose every admissible key is dropped left undropped."""
+    b, t, c = kv_tok.shape
+    hd = c // mod.heads
+    q = F.normalize(mod.q(q_tok).view(b, t, mod.heads, hd).transpose(1, 2), dim=-1)
+    k, v = mod.kv(kv_tok).view(b, t, 2, mod.heads, hd).permute(2, 0, 3, 1, 4)
+    scale = torch.clamp(mod.logit_scale, max=math.log(100.0)).exp()
+    logits = q @ F.normalize(k, dim=-1).transpose(-2, -1) * scale
+    logits = logits + mod.bias_table[mod.rel_index.view(-1)].view(t, t, mod.heads).permute(2, 0, 1)
+    blocked = torch.zeros_like(logits, dtype=torch.bool)
+    if allowed is not None:
+        blocked |= (~allowed).repeat(b // allowed.shape[0], 1, 1)[:, None]
+    if drop is not None:
+        drop = drop & ~(drop | blocked).all(-1, keepdim=True)
+        blocked |= drop
+    attn = logits.masked_fill(blocked, float("-inf")).softmax(-1)
+    return mod.proj((attn @ v).transpose(1, 2).reshape(b, t, c)), attn
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_additive_masks_equal_boolean_masks_in_value_and_gradient(shift, monkeypatch):
+    torch.manual_seed(0)
+    mod = CosineWindowAttention(8, 2, 4, dropkey=0.5).train()
+    mod.keep = True
+    with torch.no_grad():
+        mod.bias_table.normal_(0, 0.5)
+    allowed = shift_region_mask(8, 8, 4, 2) if shift else None  # 4 windows of 4x4
+    q_tok, kv_tok = torch.randn(8, 16, 8, requires_grad=True), torch.randn(8, 16, 8, requires_grad=True)
+    drop = torch.rand(8, 2, 16, 16) < 0.5
+    drop[0, 0, 3] = True  # a row with every key dropped
+    if allowed is not None:  # and a row whose few admissible keys are all dropped (window 3, corner region)
+        drop[3, 1, 15] = allowed[3, 15] | drop[3, 1, 15]
+    monkeypatch.setattr(swin_flow, "dropkey_additive",
+                        lambda logits, rate: torch.zeros_like(logits).masked_fill(drop, DROPKEY_OFFSET))
+    out = mod(q_tok, kv_tok, allowed)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, [q_tok, kv_tok, mod.bias_table, mod.logit_scale, mod.q.weight], g)
+    ref, ref_attn = _reference_attention(mod, q_tok, kv_tok, allowed, drop)
+    ref_grads = torch.autograd.grad(ref, [q_tok, kv_tok, mod.bias_table, mod.logit_scale, mod.q.weight], g)
+    torch.testing.assert_close(mod.last_attn, ref_attn, atol=2e-3, rtol=0)  # the undropped rows: offset rounding
+    assert torch.equal(mod.last_attn == 0, ref_attn == 0)  # exactly the same keys get zero weight
+    torch.testing.assert_close(out, ref, atol=2e-3, rtol=0)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, atol=2e-3, rtol=1e-3)
+
+
+def test_dropkey_rate_and_independence():
+    logits = torch.zeros(64, 4, 16, 16)
+    torch.manual_seed(0)
+    a = dropkey_additive(logits, 0.3)
+    assert set(a.unique().tolist()) == {0.0, DROPKEY_OFFSET}
+    dropped = a < 0
+    assert abs(dropped.float().mean().item() - 0.3) < 0.01
+    # both 16-bit halves of each 32-bit draw are used, and neither is biased
+    flat = dropped.flatten()
+    assert abs(flat[0::2].float().mean().item() - 0.3) < 0.01 and abs(flat[1::2].float().mean().item() - 0.3) < 0.01
+    torch.manual_seed(0)
+    assert torch.equal(dropkey_additive(logits, 0.3), a)  # seeded by torch's generator
+    assert not torch.equal(dropkey_additive(logits, 0.3), a)
+
+
+def test_dropkey_masks_differ_between_models_stacked_under_vmap():
+    from torch.func import functional_call, stack_module_state, vmap
+
+    torch.manual_seed(0)
+    mods = [CosineWindowAttention(8, 2, 4, dropkey=0.5).train() for _ in range(2)]
+    with torch.no_grad():
+        for name, p in mods[1].named_parameters():
+            p.copy_(dict(mods[0].named_parameters())[name])
+    params, buffers = stack_module_state(mods)
+    tok = torch.randn(4, 16, 8)
+
+    def call(p, b, x):
+        return functional_call(mods[0], (p, b), (x, x, None))
+
+    out = vmap(call, randomness="different")(params, buffers, torch.stack([tok, tok]))
+    assert not torch.allclose(out[0], out[1])  # same weights, same input: only the masks differ
+
+
+def test_unit_norm_equals_normalize_in_value_and_gradient():
+    x = torch.randn(6, 5, 3, 16, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(unit_norm(x), F.normalize(x, dim=-1))
+    assert torch.autograd.gradcheck(unit_norm, (x,))
+    z = torch.zeros(2, 4, dtype=torch.float64)
+    z[0] = torch.tensor([1e-14, 0, 0, 0])  # a norm below eps: x / eps, a linear map
+    z.requires_grad_(True)
+    g = torch.randn_like(z)
+    (ga,) = torch.autograd.grad(unit_norm(z), z, g)
+    (gb,) = torch.autograd.grad(F.normalize(z, dim=-1), z, g)
+    torch.testing.assert_close(ga, gb)
 
 
 # --------------------------------------------------------------------------- windows

@@ -16,15 +16,16 @@ The layer output is ``x + proj(self) + proj_f(flow)`` followed by the usual
 pre-norm MLP; flow tokens get their own small MLP so the flow stream deepens
 alongside the image stream.
 
-DropKey (Li et al., CVPR 2023): in training only, each logit is replaced by
--inf with probability ``dropkey`` *before* the softmax, so the dropped keys get
-exactly zero weight and the remaining weights are renormalised (unlike
-dropout on the attention weights, which rescales and does not sum to one).
-A row whose every admissible key was dropped is left undropped (otherwise the
-softmax would be NaN; at a 4x4 window and rate 0.4 that happens about once
-per 2.5 million rows).
+DropKey (Li et al., CVPR 2023): in training only, each logit is pushed to
+effectively -inf (a finite offset whose softmax weight is exactly 0, see
+:func:`dropkey_additive`) with probability ``dropkey`` *before* the softmax, so
+the dropped keys get exactly zero weight and the remaining weights are
+renormalised (unlike dropout on the attention weights, which rescales and does
+not sum to one). A row whose every admissible key was dropped is left
+undropped (otherwise the softmax would be NaN; at a 4x4 window and rate 0.4
+that happens about once per 2.5 million rows).
 
-The shifted-window mask uses -inf too, so no information leaks between the
+The shifted-window mask adds -inf, so no information leaks between the
 regions that the cyclic shift brings into one window (tested exactly).
 
 Attention maps: every attention module can keep its last weights
@@ -36,7 +37,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 LOGIT_SCALE_MAX = math.log(1.0 / 0.01)  # Swin-V2 clamps the temperature at 100
@@ -84,6 +84,43 @@ def relative_position_index(ws: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- attention
+class _UnitNorm(torch.autograd.Function):
+    """``x / max(||x||, eps)`` over the last dim, with a hand-written backward.
+
+    Same function and gradient as ``F.normalize`` (tested), in fewer passes over
+    the tensor: autograd's backward of ``x / norm.expand_as(x)`` runs ~10
+    elementwise kernels, this one 3 (``g - y * <g, y>``, times ``1 / norm``).
+    On the CPU preset the queries and keys are a quarter of a step's memory traffic.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, eps: float) -> torch.Tensor:
+        sq = (x * x).sum(-1, keepdim=True)
+        clamped = sq < eps * eps
+        inv = sq.clamp_min(eps * eps).rsqrt()
+        return x * inv, inv, clamped
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        y, inv, clamped = output
+        ctx.save_for_backward(y, inv, clamped)
+        ctx.mark_non_differentiable(inv, clamped)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor, _g_inv, _g_clamped):
+        y, inv, clamped = ctx.saved_tensors
+        # d(x / n) = (g - y <g, y>) / n; where eps clamped the norm, y = x / eps is linear: g / eps
+        dot = (g * y).sum(-1, keepdim=True).masked_fill_(clamped, 0.0)
+        return torch.addcmul(g, y, dot, value=-1.0).mul_(inv), None
+
+
+def unit_norm(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``F.normalize(x, dim=-1, eps=eps)`` with a cheaper backward (see :class:`_UnitNorm`)."""
+    return _UnitNorm.apply(x, eps)[0]
+
+
 class CosineWindowAttention(nn.Module):
     """Scaled-cosine window attention; queries may come from another stream.
 
@@ -106,35 +143,88 @@ class CosineWindowAttention(nn.Module):
         self.keep = False  # keep the last attention weights (explanations, tests)
         self.last_attn: torch.Tensor | None = None
 
-    def logits(self, q_tokens: torch.Tensor, kv_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _qkv(self, q_tokens: torch.Tensor, kv_tokens: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Unit-norm queries and keys (B, h, T, hd), values (B, h, T, hd).
+
+        The norms are taken on the contiguous (B, T, h, hd) layout, before the
+        head transpose (measured: normalising the transposed view cost ~10x).
+        """
         b, t, c = kv_tokens.shape
         hd = c // self.heads
-        q = self.q(q_tokens).view(b, t, self.heads, hd).transpose(1, 2)
-        k, v = self.kv(kv_tokens).view(b, t, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
+        q = unit_norm(self.q(q_tokens).view(b, t, self.heads, hd)).transpose(1, 2)
+        k, v = self.kv(kv_tokens).view(b, t, 2, self.heads, hd).unbind(2)
+        return q, unit_norm(k).transpose(1, 2), v.transpose(1, 2)
+
+    def _bias(self, t: int) -> torch.Tensor:
+        return self.bias_table[self.rel_index.view(-1)].view(t, t, self.heads).permute(2, 0, 1)
+
+    def logits(self, q_tokens: torch.Tensor, kv_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled-cosine logits plus the relative position bias (B, h, T, T), and the values."""
+        q, k, v = self._qkv(q_tokens, kv_tokens)
         scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()
-        logits = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)) * scale
-        bias = self.bias_table[self.rel_index.view(-1)].view(t, t, self.heads).permute(2, 0, 1)
-        return logits + bias, v
+        return (q @ k.transpose(-2, -1)) * scale + self._bias(q.shape[2]), v
 
     def forward(self, q_tokens: torch.Tensor, kv_tokens: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+        """Masks enter as additive terms, never as boolean ``masked_fill``: on CPU a
+        boolean fill of a (B, h, T, T) tensor measured ~20x an addition of the same size,
+        forward and backward (``benchmarks/bench_mfdan_step.py``)."""
         b, t, c = kv_tokens.shape
-        logits, v = self.logits(q_tokens, kv_tokens)  # (B, h, T, T)
-        blocked = None
-        if allowed is not None:
+        q, k, v = self._qkv(q_tokens, kv_tokens)
+        scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()
+        logits = (q * scale) @ k.transpose(-2, -1)  # (B, h, T, T); the temperature folded into q
+        add = self._bias(t)  # (h, T, T)
+        if allowed is not None:  # shifted windows: -inf between regions, per window
             nw = allowed.shape[0]
-            blocked = (~allowed).repeat(b // nw, 1, 1)[:, None]  # (B, 1, T, T)
+            add = add + region_additive(allowed)
+            logits = (logits.view(b // nw, nw, self.heads, t, t) + add).view(b, self.heads, t, t)
+        else:
+            logits = logits + add
         if self.training and self.dropkey > 0:
-            drop = torch.rand_like(logits) < self.dropkey
-            admissible_all_dropped = (drop | blocked).all(-1, keepdim=True) if blocked is not None else drop.all(-1, keepdim=True)
-            drop = drop & ~admissible_all_dropped
-            blocked = drop if blocked is None else (drop | blocked)
-        if blocked is not None:
-            logits = logits.masked_fill(blocked, float("-inf"))
+            logits = logits + dropkey_additive(logits, self.dropkey)
         attn = logits.softmax(-1)
         if self.keep:
             self.last_attn = attn.detach()
         out = (attn @ v).transpose(1, 2).reshape(b, t, c)
         return self.proj(out)
+
+
+DROPKEY_OFFSET = -1.0e4  # added to a dropped logit; see dropkey_additive
+
+
+def region_additive(allowed: torch.Tensor) -> torch.Tensor:
+    """Boolean (nW, T, T) region mask -> additive (nW, 1, T, T): 0 allowed, -inf blocked."""
+    return torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device).masked_fill(
+        ~allowed, float("-inf"))[:, None]
+
+
+def dropkey_additive(logits: torch.Tensor, rate: float) -> torch.Tensor:
+    """DropKey as an additive term for ``logits``: ``DROPKEY_OFFSET`` with probability ``rate``, else 0.
+
+    Each logit draws 15 random bits (one 32-bit draw serves two logits, each half
+    keeping its low 15 bits: torch's ``random_`` leaves an int32's sign bit 0),
+    so the rate is ``round(rate * 2**15) / 2**15`` (0.3 -> 0.29999); on CPU this
+    costs under half of ``rand_like(logits) < rate`` (``benchmarks/bench_mfdan_step.py``).
+    Under ``torch.func.vmap`` (the batched executor) the mask comes from
+    ``rand_like``, which vmap draws independently per stacked model (an in-place
+    draw on a fresh tensor would give every model the same mask).
+
+    The offset is finite on purpose. Cosine logits are bounded by the clamped
+    temperature (|logit| <= 100) plus the small relative bias, so a dropped key
+    sits at least ~9,800 below any kept one and its softmax weight is exactly 0
+    in float32 (exp underflows below -104): dropping renormalises the kept
+    weights as DropKey prescribes. A row whose every admissible key was dropped
+    gets the same offset on all of them, which cancels in the softmax: the row
+    is left undropped (up to float rounding of the offset, ~1e-3 of a logit)
+    instead of becoming NaN. Regions blocked by the shift mask stay at -inf.
+    """
+    if torch._C._functorch.is_functorch_wrapped_tensor(logits):
+        return (torch.rand_like(logits, dtype=torch.float32) < rate).to(logits.dtype) * DROPKEY_OFFSET
+    n = logits.numel()
+    draws = torch.empty((n + 1) // 2, dtype=torch.int32, device=logits.device).random_().bitwise_and_(0x7FFF7FFF)
+    bits = draws.view(torch.int16)[:n].view(logits.shape)
+    # compared in float32 (exact for 15-bit integers, unlike half precision), then cast
+    return bits.to(torch.float32).lt_(round(rate * 32768)).mul_(DROPKEY_OFFSET).to(logits.dtype)
 
 
 def _mlp(dim: int, ratio: float) -> nn.Sequential:
