@@ -154,3 +154,42 @@ def test_tree_monitor_measures_another_root_and_its_children_not_this_process():
     # the child's own 0.6 s and its grandchild's 0.6 s; the grandchild is read at its last sighting
     assert 0.9 <= mon.cpu_s <= 3.0, mon.cpu_s
     assert mon.peak_rss_mb > 1
+
+
+def test_update_re_measures_only_the_named_models_and_keeps_every_other_row(tiny_report, tmp_path, monkeypatch):
+    old = copy.deepcopy(tiny_report)
+    other = copy.deepcopy(old["loso"][0])
+    other.update(model="baseline", wall_s={"median": 123.0, "min": 120.0, "max": 126.0, "n": 2})
+    old["loso"].append(other)
+    old["fwd_bwd"].append({**old["fwd_bwd"][0], "model": "baseline"})
+    old["loso"][0]["wall_s"] = {"median": 9999.0, "min": 9999.0, "max": 9999.0, "n": 2}  # the stale row
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(old))
+    monkeypatch.setattr(bench, "quick_plan", lambda: TINY)
+    assert main(["bench", "--quick", "--models", "ststnet", "--update", "--out", str(path)]) == 0
+    new = read_report(path)
+    assert new["preprocess"] == old["preprocess"] and new["pages"] == old["pages"]  # not re-measured
+    (kept,) = [r for r in new["loso"] if r["model"] == "baseline"]
+    assert kept == other
+    (fresh,) = [r for r in new["loso"] if r["model"] == "ststnet"]
+    assert fresh["wall_s"]["median"] < 9999.0 and fresh["n_samples"] == 9
+    assert sorted(r["model"] for r in new["fwd_bwd"]) == ["baseline", "ststnet"]
+    (update,) = new["updates"]
+    assert update["models"] == ["ststnet"] and update["date"] and update["seconds"] > 0
+    assert new["machine"] == old["machine"]  # the report's machine is the one its other rows were measured on
+
+
+def test_update_refuses_another_machine_and_a_missing_model_list(tiny_report, tmp_path, monkeypatch, capsys):
+    elsewhere = copy.deepcopy(tiny_report)
+    elsewhere["machine"]["cores"] = 96
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(elsewhere))
+    before = path.read_text()
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: pytest.fail("measured before checking the report"))
+    assert main(["bench", "--quick", "--models", "ststnet", "--update", "--out", str(path)]) == 2
+    assert "cores=96" in capsys.readouterr().err and path.read_text() == before
+    path.write_text(json.dumps(tiny_report))
+    assert main(["bench", "--quick", "--update", "--out", str(path)]) == 2
+    assert "--models" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--models", "ststnet", "--update", "--out", str(tmp_path / "none.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     mer bench --quick     # under 5 minutes on 2 cores: the two fast models, 3 epochs, fewer repetitions
     mer bench             # under 60 minutes on 2 cores: every model and preset at the preset's epochs
+    mer bench --models mfdan --update   # re-measure one model's rows in the existing report
 
 Writes ``benchmarks/results/<machine kind>.json`` (``--out`` elsewhere),
 which the job estimate, the README table and the dashboard's Benchmarks page
@@ -13,14 +14,16 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from mer_core.errors import MerError
 from mer_core.keyvalue import parse_pairs
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from mer_core.jobs.bench import full_plan, quick_plan, run_bench, write_report
-    from mer_core.jobs.bench_report import readme_table, results_dir
+    from mer_core.jobs import bench
+    from mer_core.jobs.bench import check_same_machine, full_plan, merge_report, update_plan, write_report
+    from mer_core.jobs.bench_report import machine_info, read_report, readme_table, results_dir
 
-    plan = quick_plan() if args.quick else full_plan()
+    plan = bench.quick_plan() if args.quick else full_plan()
     changes = {}
     if args.models:
         changes.update(models=tuple(args.models), loso_models=tuple(args.models))
@@ -33,10 +36,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.no_pages:
         changes["page_repeats"] = 0
     plan = dataclasses.replace(plan, **changes)
-    report = run_bench(plan, log=lambda line: print(line, flush=True))
-    out = Path(args.out) if args.out else results_dir() / f"{report['machine']['kind']}.json"
+    out = Path(args.out) if args.out else results_dir() / f"{machine_info()['kind']}.json"
+    old = None
+    if args.update:  # read (and check) the report before spending minutes measuring
+        if not out.is_file():
+            raise MerError(f"mer bench --update: {out} does not exist; run mer bench first (or name it with --out)")
+        plan = update_plan(plan, tuple(args.models or ()))
+        old = read_report(out)
+        check_same_machine(old["machine"], machine_info())
+    report = bench.run_bench(plan, log=lambda line: print(line, flush=True))
+    seconds = report["seconds"]
+    if old is not None:
+        report = merge_report(old, report, plan.models)
     write_report(report, out)
-    print(f"\n{readme_table(report)}\n\nwrote {out} in {report['seconds']:.0f} s")
+    what = f"updated the rows of {', '.join(plan.models)} in" if old is not None else "wrote"
+    print(f"\n{readme_table(report)}\n\n{what} {out} in {seconds:.0f} s")
     return 0
 
 
@@ -50,4 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset-option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="synthetic set option for the LOSO and preprocessing (default: the default set)")
     p.add_argument("--no-pages", action="store_true", help="skip the page render timings")
+    p.add_argument("--update", action="store_true",
+                   help="re-measure only --models and replace their rows in the existing report (--out or the "
+                        "machine's default), keeping every other row")
     p.set_defaults(handler=cmd_bench)

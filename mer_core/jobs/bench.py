@@ -501,6 +501,47 @@ def run_bench(plan: BenchPlan | None = None, *, log: Log = print) -> dict[str, A
     return validate(report)
 
 
+MODEL_SECTIONS = ("fwd_bwd", "loso", "pretrain")  # sections whose rows belong to one model each
+SAME_MACHINE = ("kind", "cpu", "cores", "torch", "device")
+
+
+def update_plan(plan: BenchPlan, models: tuple[str, ...]) -> BenchPlan:
+    """``plan`` cut down to re-measuring ``models``: their model rows only (no preprocessing, no pages)."""
+    if not models:
+        raise MerError("mer bench --update: name the models to re-measure with --models")
+    return dataclasses.replace(plan, models=models, loso_models=models, flow_methods=(), page_repeats=0)
+
+
+def check_same_machine(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """MerError naming the first of :data:`SAME_MACHINE` on which two reports' machines differ."""
+    for k in SAME_MACHINE:
+        if old.get(k) != new.get(k):
+            raise MerError(f"mer bench --update: the report was measured on {k}={old.get(k)!r}, this machine "
+                           f"has {k}={new.get(k)!r}; write a new report with --out instead")
+
+
+def merge_report(old: dict[str, Any], new: dict[str, Any], models: tuple[str, ...]) -> dict[str, Any]:
+    """``old`` with every row of ``models`` in the model sections replaced by ``new``'s rows.
+
+    The other rows, the preprocessing rows and the page timings stay as measured; ``updates`` records
+    which models were re-measured, when, at which commit and how long it took. Refused when the two
+    reports come from different machines (kind, CPU, cores, torch or device differ): their rows
+    would not compare.
+    """
+    validate(old, "the report to update")
+    validate(new, "the new measurement")
+    check_same_machine(old["machine"], new["machine"])
+    merged = json.loads(json.dumps(old))
+    wanted = set(models)
+    for section in MODEL_SECTIONS:
+        kept = [r for r in merged[section] if r.get("model") not in wanted]
+        merged[section] = kept + [r for r in new[section] if r.get("model") in wanted]
+    merged.setdefault("updates", []).append(
+        {"models": list(models), **{k: new["machine"].get(k) for k in ("date", "commit", "load_avg")},
+         "seconds": new.get("seconds")})
+    return validate(merged)
+
+
 def write_report(report: dict[str, Any], path: Path) -> Path:
     """Write atomically (temporary file + rename)."""
     path = Path(path)
