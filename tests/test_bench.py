@@ -193,3 +193,11 @@ def test_update_refuses_another_machine_and_a_missing_model_list(tiny_report, tm
     assert "--models" in capsys.readouterr().err
     assert main(["bench", "--quick", "--models", "ststnet", "--update", "--out", str(tmp_path / "none.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_readme_table_names_the_re_measured_rows(tiny_report):
+    merged = bench.merge_report(tiny_report, copy.deepcopy(tiny_report), ("ststnet",))
+    merged["updates"][0].update(date="2026-12-01T18:00:00", commit="abc123")
+    text = bench_report.readme_table(merged)
+    assert "the rows of ststnet re-measured on 2026-12-01, commit abc123 (`mer bench --models ststnet --update`)" in text
+    assert "re-measured" not in bench_report.readme_table(tiny_report)

@@ -535,7 +535,8 @@ def merge_report(old: dict[str, Any], new: dict[str, Any], models: tuple[str, ..
     wanted = set(models)
     for section in MODEL_SECTIONS:
         kept = [r for r in merged[section] if r.get("model") not in wanted]
-        merged[section] = kept + [r for r in new[section] if r.get("model") in wanted]
+        rows = kept + [r for r in new[section] if r.get("model") in wanted]
+        merged[section] = sorted(rows, key=lambda r: str(r.get("model")))  # stable: a model's rows keep their order
     merged.setdefault("updates", []).append(
         {"models": list(models), **{k: new["machine"].get(k) for k in ("date", "commit", "load_avg")},
          "seconds": new.get("seconds")})

@@ -200,7 +200,8 @@ def readme_table(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [f"Measured on **{m['kind']}** ({m['cpu']}, {m['cores']} cores, torch {m['torch']}, device {m['device']}; "
              f"{m['date'][:10]}, commit {m['commit'] or '?'}; `mer bench{' --quick' if report.get('quick') else ''}`, "
-             f"median of {_reps(report)} with min-max). LOSO on the default synthetic set, preprocessing cache warm:",
+             f"median of {_reps(report)} with min-max{_updates(report)}). LOSO on the default synthetic set, "
+             "preprocessing cache warm:",
              "", "| model | preset | executor | epochs | wall s (min-max) | CPU s, whole tree | peak RSS MB, whole tree "
              "| UF1 | UAR | train ms/sample-epoch |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["loso"]:
@@ -209,6 +210,16 @@ def readme_table(report: dict[str, Any]) -> str:
                      f"({w['min']:.1f}-{w['max']:.1f}) | {r['cpu_s']['median']:.1f} | {r['peak_rss_mb']['median']:.0f} "
                      f"| {r['uf1']['median']:.3f} | {r['uar']['median']:.3f} | {r['train_ms_per_sample_epoch']:.2f} |")
     return "\n".join(lines)
+
+
+def _updates(report: dict[str, Any]) -> str:
+    """'; the rows of M re-measured on DATE, commit C (`mer bench --models M --update`)' per update."""
+    parts = []
+    for u in report.get("updates", []):
+        models = " ".join(u.get("models", []))
+        parts.append(f"; the rows of {', '.join(u.get('models', []))} re-measured on {str(u.get('date'))[:10]}, "
+                     f"commit {u.get('commit') or '?'} (`mer bench --models {models} --update`)")
+    return "".join(parts)
 
 
 def _reps(report: dict[str, Any]) -> str:
