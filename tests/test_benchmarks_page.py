@@ -27,3 +27,14 @@ def test_benchmarks_page_without_results_says_how_to_make_them(tmp_path, monkeyp
     monkeypatch.setenv("MER_BENCH_RESULTS", str(tmp_path / "none"))
     at = page_app("benchmarks")
     assert not at.exception and "mer bench --quick" in at.info[0].value
+
+
+def test_benchmarks_page_says_which_rows_an_update_re_measured(tmp_path, monkeypatch):
+    updated = dict(R, updates=[{"models": ["mfdan"], "date": "2026-12-02T10:00:00", "commit": "abc123",
+                                "load_avg": None, "seconds": 700.0}])
+    (tmp_path / "mine.json").write_text(json.dumps(updated))
+    monkeypatch.setenv("MER_BENCH_RESULTS", str(tmp_path))
+    at = page_app("benchmarks")
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert any("The rows of mfdan re-measured on 2026-12-02, commit abc123" in c for c in captions), captions

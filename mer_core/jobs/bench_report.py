@@ -212,14 +212,15 @@ def readme_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def describe_updates(report: dict[str, Any]) -> list[str]:
+    """One line per ``mer bench --update``: 'the rows of M re-measured on DATE, commit C'."""
+    return [f"the rows of {', '.join(u.get('models', []))} re-measured on {str(u.get('date'))[:10]}, "
+            f"commit {u.get('commit') or '?'}" for u in report.get("updates", [])]
+
+
 def _updates(report: dict[str, Any]) -> str:
-    """'; the rows of M re-measured on DATE, commit C (`mer bench --models M --update`)' per update."""
-    parts = []
-    for u in report.get("updates", []):
-        models = " ".join(u.get("models", []))
-        parts.append(f"; the rows of {', '.join(u.get('models', []))} re-measured on {str(u.get('date'))[:10]}, "
-                     f"commit {u.get('commit') or '?'} (`mer bench --models {models} --update`)")
-    return "".join(parts)
+    return "".join(f"; {line} (`mer bench --models {' '.join(u.get('models', []))} --update`)"
+                   for line, u in zip(describe_updates(report), report.get("updates", [])))
 
 
 def _reps(report: dict[str, Any]) -> str:
