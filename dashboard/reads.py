@@ -403,6 +403,13 @@ def _bench_results(folder: str, stamp: tuple) -> dict[str, Any]:
     return results_overview(folder)
 
 
+def bench_update_lines(report: dict[str, Any]) -> list[str]:
+    """'the rows of M re-measured on DATE, commit C', one per ``mer bench --update`` of the report."""
+    from mer_core.jobs.bench_report import describe_updates
+
+    return describe_updates(report)
+
+
 # --- studies and run management (issue 17) --------------------------------------------------
 QP_STUDY, QP_CLONE = "study", "clone"  # ?clone=RUN: New experiment prefilled from that run's config
 

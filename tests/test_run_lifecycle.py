@@ -66,6 +66,25 @@ def test_ctrl_c_outside_the_folds_closes_the_run_as_cancelled(manifest, monkeypa
         assert _only_run(store)["status"] == "cancelled"
 
 
+def test_a_stop_while_the_inputs_are_written_is_a_resumable_cancellation(manifest, monkeypatch):
+    # SIGTERM lands after the run row and its heartbeat exist but before the first fold (seen in CI): the run
+    # comes back as cancelled, so `mer loso` says how to resume it, and --resume trains every fold
+    real = engine.save_array
+
+    def stopped(path, array):
+        raise KeyboardInterrupt("stopped by SIGTERM")
+
+    monkeypatch.setattr(engine, "save_array", stopped)
+    assert run_experiment(cfg(manifest), run_id="early-stop") == "early-stop"
+    with RunStore() as store:
+        run = _only_run(store)
+        assert run["status"] == "cancelled" and "SIGTERM" in run["error"]
+    monkeypatch.setattr(engine, "save_array", real)
+    run_experiment(cfg(manifest), run_id="early-stop")
+    with RunStore() as store:
+        assert store.get_run("early-stop")["status"] == "done" and store.completed_folds("early-stop") == {0, 1, 2}
+
+
 def test_a_clear_error_inside_a_fold_is_raised_and_stored(manifest, monkeypatch):
     from mer_core.training import executors
 

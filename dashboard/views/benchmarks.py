@@ -12,7 +12,6 @@ import streamlit as st
 
 from dashboard import reads
 from dashboard.widgets import code, plain
-from mer_core.jobs.bench_report import describe_updates
 
 
 def _spread(value: Any, fmt: str = "{:.2f}") -> str:
@@ -60,7 +59,7 @@ def _machine(report: dict[str, Any], name: str, label: str) -> None:
     st.caption(plain(f"{name}: {m['kind']} · {m['cpu']} · {m['cores']} cores · torch {m['torch']} · device "
                      f"{m['device']} · {m['date']} · commit {m['commit'] or '?'}"
                      + (" · quick run" if report.get("quick") else "")))
-    for line in describe_updates(report):
+    for line in reads.bench_update_lines(report):
         st.caption(plain(line[0].upper() + line[1:] + " (newer than the line above)."))
     st.caption(plain(f"Job estimates on this machine ({label})."))
 

@@ -319,13 +319,16 @@ def _train_folds(exp: Experiment, store: RunStore, run_id: str, progress: Progre
 
     config = exp.config
     folder = run_folder(run_id)
-    save_array(folder / "inputs.npy", exp.x)
-    save_array(folder / "labels.npy", exp.y)
-    write_table(folder, exp.table)
-    done = store.completed_folds(run_id)
-    todo = [f for f in exp.folds if f.index not in done]
-    if config.pretrain and todo:  # once, before the folds share the checkpoint
-        _pretrain(config, progress, folder)
+    try:  # a stop before the first fold (writing the inputs, pre-training) is a cancellation like one during them
+        save_array(folder / "inputs.npy", exp.x)
+        save_array(folder / "labels.npy", exp.y)
+        write_table(folder, exp.table)
+        done = store.completed_folds(run_id)
+        todo = [f for f in exp.folds if f.index not in done]
+        if config.pretrain and todo:  # once, before the folds share the checkpoint
+            _pretrain(config, progress, folder)
+    except KeyboardInterrupt as exc:
+        return "cancelled", str(exc) or "interrupted", None
     try:
         execute_folds(exp, todo, run_id=run_id, store=store, folder=folder, progress=progress,
                       should_stop=should_stop, n_done=len(done))
