@@ -172,7 +172,7 @@ def test_additive_masks_equal_boolean_masks_in_value_and_gradient(shift, monkeyp
         torch.testing.assert_close(a, b, atol=2e-3, rtol=1e-3)
 
 
-def test_dropkey_rate_and_independence():
+def test_dropkey_rate_both_halves_of_a_draw_and_seeding():
     logits = torch.zeros(64, 4, 16, 16)
     torch.manual_seed(0)
     a = dropkey_additive(logits, 0.3)

@@ -19,11 +19,11 @@ from mer_core.keyvalue import parse_pairs
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from mer_core.jobs import bench
-    from mer_core.jobs.bench import check_same_machine, full_plan, merge_report, update_plan, write_report
+    from mer_core.jobs.bench import (check_same_machine, full_plan, merge_report, quick_plan, run_bench,
+                                     update_plan, write_report)
     from mer_core.jobs.bench_report import machine_info, read_report, readme_table, results_dir
 
-    plan = bench.quick_plan() if args.quick else full_plan()
+    plan = quick_plan() if args.quick else full_plan()
     changes = {}
     if args.models:
         changes.update(models=tuple(args.models), loso_models=tuple(args.models))
@@ -36,15 +36,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.no_pages:
         changes["page_repeats"] = 0
     plan = dataclasses.replace(plan, **changes)
-    out = Path(args.out) if args.out else results_dir() / f"{machine_info()['kind']}.json"
+    here = machine_info()
+    out = Path(args.out) if args.out else results_dir() / f"{here['kind']}.json"
     old = None
     if args.update:  # read (and check) the report before spending minutes measuring
         if not out.is_file():
             raise MerError(f"mer bench --update: {out} does not exist; run mer bench first (or name it with --out)")
         plan = update_plan(plan, tuple(args.models or ()))
         old = read_report(out)
-        check_same_machine(old["machine"], machine_info())
-    report = bench.run_bench(plan, log=lambda line: print(line, flush=True))
+        check_same_machine(old["machine"], here)
+    report = run_bench(plan, log=lambda line: print(line, flush=True))
     seconds = report["seconds"]
     if old is not None:
         report = merge_report(old, report, plan.models)

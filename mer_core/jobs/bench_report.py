@@ -212,15 +212,19 @@ def readme_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _update_line(u: dict[str, Any]) -> str:
+    return (f"the rows of {', '.join(u.get('models', []))} re-measured on {str(u.get('date'))[:10]}, "
+            f"commit {u.get('commit') or '?'}")
+
+
 def describe_updates(report: dict[str, Any]) -> list[str]:
     """One line per ``mer bench --update``: 'the rows of M re-measured on DATE, commit C'."""
-    return [f"the rows of {', '.join(u.get('models', []))} re-measured on {str(u.get('date'))[:10]}, "
-            f"commit {u.get('commit') or '?'}" for u in report.get("updates", [])]
+    return [_update_line(u) for u in report.get("updates", [])]
 
 
 def _updates(report: dict[str, Any]) -> str:
-    return "".join(f"; {line} (`mer bench --models {' '.join(u.get('models', []))} --update`)"
-                   for line, u in zip(describe_updates(report), report.get("updates", [])))
+    return "".join(f"; {_update_line(u)} (`mer bench --models {' '.join(u.get('models', []))} --update`)"
+                   for u in report.get("updates", []))
 
 
 def _reps(report: dict[str, Any]) -> str:

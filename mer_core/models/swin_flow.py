@@ -88,9 +88,9 @@ class _UnitNorm(torch.autograd.Function):
     """``x / max(||x||, eps)`` over the last dim, with a hand-written backward.
 
     Same function and gradient as ``F.normalize`` (tested), in fewer passes over
-    the tensor: autograd's backward of ``x / norm.expand_as(x)`` runs ~10
-    elementwise kernels, this one 3 (``g - y * <g, y>``, times ``1 / norm``).
-    On the CPU preset the queries and keys are a quarter of a step's memory traffic.
+    the tensor: autograd differentiates ``x / norm.expand_as(x)`` through the
+    division, the norm and the clamp; this backward is one reduction and two
+    elementwise kernels (``g - y * <g, y>``, times ``1 / norm``).
     """
 
     generate_vmap_rule = True
@@ -148,7 +148,7 @@ class CosineWindowAttention(nn.Module):
         """Unit-norm queries and keys (B, h, T, hd), values (B, h, T, hd).
 
         The norms are taken on the contiguous (B, T, h, hd) layout, before the
-        head transpose (measured: normalising the transposed view cost ~10x).
+        head transpose, not on the strided transposed view.
         """
         b, t, c = kv_tokens.shape
         hd = c // self.heads
@@ -167,8 +167,8 @@ class CosineWindowAttention(nn.Module):
 
     def forward(self, q_tokens: torch.Tensor, kv_tokens: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
         """Masks enter as additive terms, never as boolean ``masked_fill``: on CPU a
-        boolean fill of a (B, h, T, T) tensor measured ~20x an addition of the same size,
-        forward and backward (``benchmarks/bench_mfdan_step.py``)."""
+        boolean fill of a (B, h, T, T) tensor costs about 20x an addition of the same
+        size (``ops`` in ``benchmarks/bench_mfdan_step.py``)."""
         b, t, c = kv_tokens.shape
         q, k, v = self._qkv(q_tokens, kv_tokens)
         scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()
