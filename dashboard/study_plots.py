@@ -20,26 +20,35 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 def cd_figure(ranks: pd.Series, cd: float, groups: Sequence[Sequence[str]]) -> go.Figure:
-    """Critical-difference diagram: average ranks on one axis (1 = best), the CD bar, groups not told apart."""
+    """Critical-difference diagram: average ranks on one axis (1 = best), the CD bar, groups not told apart.
+
+    Each arm's name sits on its own row above the axis, joined to its marker by a leader line, so arms
+    with equal or close ranks (common at a few subjects) never print over each other.
+    """
     order = ranks.sort_values()
     k = len(order)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=order.values, y=[0] * k, mode="markers+text", text=list(order.index),
-                             textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(k)],
+    fig.add_trace(go.Scatter(x=order.values, y=[0] * k, mode="markers", text=list(order.index),
                              marker=dict(size=12, color=[_colour(i) for i in range(k)]), showlegend=False,
                              hovertemplate="%{text}: average rank %{x:.2f}<extra></extra>"))
+    for i, (arm, rank) in enumerate(order.items()):
+        fig.add_annotation(x=float(rank), y=0, text=str(arm), showarrow=True, arrowhead=0, arrowwidth=1,
+                           arrowcolor=MUTED, ax=0, ay=-(22 + 18 * i), font=dict(color=_colour(i)))
     for j, group in enumerate(groups):
         xs = [float(ranks[a]) for a in group]
         y = -0.35 - 0.15 * j
         fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[y, y], mode="lines", line=dict(color=DARK, width=5),
                                  showlegend=False, hovertemplate="not told apart: " + ", ".join(group) +
                                  "<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[1, 1 + cd], y=[0.6, 0.6], mode="lines+text", text=["", f"CD = {cd:.2f}"],
-                             textposition="top right", line=dict(color=MUTED, width=3), showlegend=False,
+    y_cd = -0.35 - 0.15 * len(groups) - 0.1
+    fig.add_trace(go.Scatter(x=[1, 1 + cd], y=[y_cd, y_cd], mode="lines+text", text=["", f"CD = {cd:.2f}"],
+                             textposition="middle left", line=dict(color=MUTED, width=3), showlegend=False,
                              hoverinfo="skip"))
+    label_px = 40 + 18 * k  # the rows of names above the axis
+    height = 170 + label_px + 20 * len(groups)
     fig.update_xaxes(range=[k + 0.3, 0.7], title="average rank over subjects (1 = best)", dtick=1)
-    fig.update_yaxes(visible=False, range=[-0.5 - 0.15 * len(groups), 1.0])
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_yaxes(visible=False, range=[y_cd - 0.15, 0.05 + label_px / (height - 70)])
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
 

@@ -101,3 +101,16 @@ def test_study_page_unknown_study_is_named() -> None:
     _three_arm_study()
     at = page_app("study", study="nope")
     assert "Study 'nope' is not in the store" in _texts(at).replace("\\", "")
+
+
+def test_cd_diagram_names_arms_with_equal_ranks_on_separate_rows():
+    import pandas as pd
+
+    from dashboard.study_plots import cd_figure
+
+    ranks = pd.Series({"Baseline": 2.84, "STSTNet": 1.28, "MFDAN": 2.84, "DenseAttention": 3.03})
+    fig = cd_figure(ranks, 1.17, [["Baseline", "MFDAN", "DenseAttention"]])
+    labels = {a.text: (a.x, a.ay) for a in fig.layout.annotations}
+    assert set(labels) == set(ranks.index)
+    assert all(labels[arm][0] == ranks[arm] for arm in ranks.index)  # each leader line ends at its arm's rank
+    assert len({ay for _, ay in labels.values()}) == len(ranks)  # one row per arm: equal ranks do not overprint
