@@ -1,6 +1,7 @@
 """Studies: validation (refusals name the arm), submission through the job queue, cancel and resume."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -134,3 +135,16 @@ def test_the_shipped_synthetic_study_file_is_valid() -> None:
     spec_ = st.load_study_file(Path(__file__).resolve().parents[1] / "benchmarks" / "study_synthetic.toml")
     configs = st.validate(spec_)
     assert len(configs) == 4 and spec_.seeds == (0, 1, 2) and spec_.dataset == "synthetic"
+
+
+@pytest.mark.parametrize("name", ["study_batched_stochastic.toml", "study_batched_stochastic_mfdan.toml"])
+def test_the_executor_studies_differ_only_in_the_executor(name) -> None:
+    from pathlib import Path
+
+    spec_ = st.load_study_file(Path(__file__).resolve().parents[1] / "benchmarks" / name)
+    by_arm = st.validate(spec_)
+    assert len(by_arm) == 2 and spec_.seeds == (0, 1, 2)
+    process, batched = by_arm.values()
+    for p, b in zip(process, batched):  # per seed: same config but for the executor
+        assert (p.executor, b.executor) == ("process", "batched")
+        assert dataclasses.replace(b, executor="process") == p
