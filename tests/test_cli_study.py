@@ -1,7 +1,6 @@
 """``mer study``: submit from a TOML file, show, export (csv, md, LaTeX paper table), cancel, resume."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import re
 
@@ -100,14 +99,6 @@ def test_markdown_and_csv_tables_and_the_export_command(tmp_path, capsys) -> Non
     assert table.loc[1, "significance"] == "**"
     assert main(["study", "export", "paper", "--format", "latex", "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(importlib.util.find_spec("mlflow") is not None, reason="MLflow is installed")
-def test_mlflow_export_without_mlflow_is_one_line(capsys) -> None:
-    with RunStore() as store:
-        _fixture_study(store)
-    assert main(["study", "export", "paper", "--format", "mlflow", "--n-boot", "20"]) == 2
-    assert "needs MLflow: pip install mlflow" in capsys.readouterr().err
 
 
 def test_latex_escape() -> None:

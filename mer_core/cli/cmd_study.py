@@ -71,9 +71,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from mer_core.store.db import RunStore
 
     with RunStore() as store:
-        report = study.study_report(store, args.name, n_boot=args.n_boot)
         if args.format == "mlflow":
-            return _to_mlflow(store, args.name, report)
+            return _to_mlflow(store, args)
+        report = study.study_report(store, args.name, n_boot=args.n_boot)
     text = paper_table(report, args.format)
     if args.out:
         out = Path(args.out)
@@ -86,23 +86,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _to_mlflow(store, name: str, report) -> int:
-    """One parent run per study, one child run per complete cell (params, pooled metrics)."""
-    try:
-        import mlflow
-    except ImportError:
-        raise MerError("--format mlflow needs MLflow: pip install mlflow (then MLFLOW_TRACKING_URI as usual)") \
-            from None
-    mlflow.set_experiment(f"mer-study-{name}")
-    with mlflow.start_run(run_name=name):
-        mlflow.log_param("dataset", store.get_study(name)["dataset"])
-        for r in report.table.itertuples():
-            mlflow.log_metric(f"{r.arm}.uf1_mean", float(r.uf1_mean))
-        for cell in report.cells[report.cells["complete"]].itertuples():
-            with mlflow.start_run(run_name=f"{cell.arm} seed {cell.seed}", nested=True):
-                mlflow.log_params({"arm": cell.arm, "seed": int(cell.seed), "run_id": cell.run_id})
-                mlflow.log_metrics({"uf1": float(cell.uf1), "uar": float(cell.uar)})
-    print(f"study {name!r} logged to MLflow ({len(report.cells)} cells)")
+def _to_mlflow(store, args: argparse.Namespace) -> int:
+    """One parent run per study, one child run per complete cell (mer_core.jobs.study.study_to_mlflow)."""
+    from mer_core.jobs import study
+
+    logged = study.study_to_mlflow(store, args.name, tracking_uri=args.tracking_uri or None, n_boot=args.n_boot)
+    print(f"study {args.name!r} logged to MLflow at {logged.tracking_uri}, experiment {logged.experiment!r}: "
+          f"parent run {logged.run_ids[0]}, {len(logged.run_ids) - 1} cell run(s)")
+    if logged.skipped:
+        print(f"not logged (not complete): {', '.join(logged.skipped)}")
     return 0
 
 
@@ -160,6 +152,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--format", choices=["csv", "md", "latex", "mlflow"], default="md")
     s.add_argument("--out", default="", help="write to this file instead of stdout")
     s.add_argument("--n-boot", type=int, default=1000)
+    s.add_argument("--tracking-uri", default="", help="mlflow: the tracking URI (default: MLFLOW_TRACKING_URI, "
+                                                      "else MLflow's own default)")
     s.set_defaults(handler=cmd_export)
     for action, handler, text in (("cancel", cmd_cancel, "cancel every queued or running cell"),
                                   ("resume", cmd_resume, "re-queue failed/cancelled cells, submit missing ones")):

@@ -1,4 +1,4 @@
-"""Exports of a stored run: CSV tables, one JSON document, or an MLflow run.
+"""Exports of a stored run: CSV tables or one JSON document (MLflow: :mod:`mer_core.evaluation.mlflow_export`).
 
 The JSON document (:func:`run_record`) is the whole run as plain data: the
 run row with its config, the summary, subject-level bootstrap intervals, the
@@ -6,15 +6,13 @@ per-part table, folds, epochs, per-subject figures and every prediction. The
 dashboard's "download run as JSON" uses the same function, so a file saved
 from the browser and one from ``mer export`` are identical in content.
 
-MLflow is optional: it is imported only when asked for, and a missing
-installation is a clear :class:`MerError`, never an ImportError traceback.
+The MLflow export logs the same tables and record as artifacts.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -27,7 +25,7 @@ from mer_core.evaluation.metrics import per_group
 from mer_core.evaluation.statistics import bootstrap_intervals, per_subject_confusions
 from mer_core.store.db import RunStore, run_folder
 
-FORMATS = ("csv", "json", "mlflow")
+FORMATS = ("csv", "json")
 
 
 def predictions_table(pred: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
@@ -97,25 +95,27 @@ def record_json(record: Mapping[str, Any]) -> str:
     return json.dumps(record, indent=1, allow_nan=False)
 
 
+def stored_record(run_id: str, store: RunStore) -> dict[str, Any]:
+    """:func:`run_record` of a stored run; an unknown id is a MerError that says how to list the runs."""
+    if not store.has_run(run_id):
+        raise MerError(f"no run {run_id!r} in the store {store.path}; list runs with `mer runs`")
+    return run_record(run_id, store)
+
+
 def export_run(run_id: str, fmt: str = "csv", out_dir: str | Path | None = None, *,
-               store: RunStore | None = None, tracking_uri: str | None = None) -> list[Path]:
-    """Write a run as CSV tables (predictions, per_subject, per_part, folds, epochs + run.json),
-    one JSON file, or an MLflow run. Returns the written paths (MLflow: the local artifact files).
-    Default folder: ``cache/runs/<id>/export``.
+               store: RunStore | None = None) -> list[Path]:
+    """Write a run as CSV tables (predictions, per_subject, per_part, folds, epochs + run.json)
+    or one JSON file. Returns the written paths. Default folder: ``cache/runs/<id>/export``.
     """
     if fmt not in FORMATS:
         raise MerError(f"export format {fmt!r}: expected one of {list(FORMATS)}")
     own = store is None
     store = store or RunStore()
     try:
-        if not store.has_run(run_id):
-            raise MerError(f"no run {run_id!r} in the store {store.path}; list runs with `mer runs`")
-        record = run_record(run_id, store)
+        record = stored_record(run_id, store)
     finally:
         if own:
             store.close()
-    if fmt == "mlflow":
-        return export_mlflow(record, tracking_uri=tracking_uri)
     out = Path(out_dir) if out_dir is not None else run_folder(run_id) / "export"
     if out.exists() and not out.is_dir():
         raise MerError(f"--out {out}: is an existing file; give a folder (it is created if missing)")
@@ -130,10 +130,10 @@ def export_run(run_id: str, fmt: str = "csv", out_dir: str | Path | None = None,
         path = out / f"{safe}.json"
         path.write_text(record_json(record))
         return [path]
-    return _write_csvs(record, out, safe)
+    return write_csvs(record, out, safe)
 
 
-def _write_csvs(record: Mapping[str, Any], out: Path, stem: str) -> list[Path]:
+def write_csvs(record: Mapping[str, Any], out: Path, stem: str) -> list[Path]:
     paths = []
     for key in ("predictions", "per_subject", "per_part", "folds", "epochs"):
         rows = record.get(key) or []
@@ -166,44 +166,6 @@ def flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[name] = str(value)
     return out
-
-
-def export_mlflow(record: Mapping[str, Any], *, tracking_uri: str | None = None) -> list[Path]:
-    """Log a run record to MLflow: params = flattened config, metrics = pooled/per-part figures
-    and intervals, artifacts = the CSV tables and the JSON record."""
-    try:
-        import mlflow  # optional dependency
-    except ImportError:
-        raise MerError("MLflow export needs the optional package 'mlflow', which is not installed here; "
-                       "install it (pip install mlflow) or export with --format csv / json instead") from None
-    run = record["run"]
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(f"mer-bench/{run.get('dataset', '?')}")
-    metrics: dict[str, float] = {}
-    for key in ("uf1", "uar", "accuracy", "oracle_uf1", "oracle_uar", "wall_time"):
-        if run.get(key) is not None:
-            metrics[key] = float(run[key])
-    for m, iv in (record.get("intervals") or {}).items():
-        metrics[f"{m}_ci_low"], metrics[f"{m}_ci_high"] = float(iv["low"]), float(iv["high"])
-    for row in record.get("per_part") or []:
-        if row["part"] != "Full" and row.get("uf1") is not None:
-            tag = str(row["part"]).lower().replace(" ", "")
-            metrics[f"{tag}_uf1"], metrics[f"{tag}_uar"] = float(row["uf1"]), float(row["uar"])
-    folder = Path(tempfile.mkdtemp(prefix="mer-mlflow-"))
-    paths = _write_csvs(record, folder, "run")
-    full = folder / "run_record.json"
-    full.write_text(record_json(record))
-    paths.append(full)
-    with mlflow.start_run(run_name=str(run.get("id"))):
-        params = flat_params(run.get("config") or {})
-        params.update({"run_id": str(run.get("id")), "code_version": str(run.get("code_version", "")),
-                       "dataset_fingerprint": str(run.get("dataset_fingerprint", ""))})
-        mlflow.log_params({k: v[:500] for k, v in params.items()})
-        mlflow.log_metrics(metrics)
-        for path in paths:
-            mlflow.log_artifact(str(path))
-    return paths
 
 
 def _clean(value: Any) -> Any:

@@ -303,5 +303,22 @@ def study_report(store: RunStore, name: str, **options: Any) -> Any:
     return analyse(data["cells"], arms=data["arms"], name=name, **options)
 
 
+def study_to_mlflow(store: RunStore, name: str, *, tracking_uri: str | None = None, n_boot: int = 1000) -> Any:
+    """Log the study to MLflow (:func:`mer_core.evaluation.mlflow_export.log_study`): the parent run gets the
+    paper table as Markdown, CSV and LaTeX, each complete cell a child run with its run's config."""
+    from mer_core.evaluation.mlflow_export import log_study
+    from mer_core.evaluation.study import analyse
+    from mer_core.evaluation.study_table import paper_table
+
+    data = study_inputs(store, name)
+    report = analyse(data["cells"], arms=data["arms"], name=name, n_boot=n_boot)
+    if report.table.empty or not report.cells["complete"].any():
+        raise MerError(f"study {name!r} has no complete cell to log to MLflow; see `mer study show {name}`")
+    configs = {str(c["run_id"]): (c["run"] or {}).get("config") or {} for c in data["cells"] if c["run"]}
+    tables = {f"{name}.{ext}": paper_table(report, fmt) for fmt, ext in (("md", "md"), ("csv", "csv"),
+                                                                        ("latex", "tex"))}
+    return log_study(report, data["study"]["definition"], configs, tables, tracking_uri=tracking_uri)
+
+
 def spec_json(spec: StudySpec) -> str:
     return json.dumps(spec.to_dict(), sort_keys=True, indent=1)
