@@ -316,3 +316,22 @@ def test_too_few_frames_message_names_the_expected_file_names(tmp_path):
     _, problems = index_with_report("casme2", root)
     msg = problems_of(problems, kind="missing_frames")[0]["message"]
     assert "row 3" in msg and "EP03_02 holds 1 image(s)" in msg and "img{n}.jpg" in msg
+
+
+@pytest.mark.parametrize("on_disk", ["sub1", "sub001"])
+def test_casme2_subject_folders_spelled_without_or_with_extra_zeros_are_found(tmp_path, on_disk):
+    root = build_casme2(tmp_path, casme2_clips()[:2])  # subject 1 in the sheet, sub01/ on disk
+    frames = root / "CASME2_RAW_selected"
+    (frames / "sub01").rename(frames / on_disk)
+    table = index_dataset("casme2", root)
+    assert table["sample_id"].tolist() == ["casme2/sub01/EP02_01f", "casme2/sub01/EP03_02"]
+    assert all(f"/{on_disk}/" in p for p in table.iloc[0]["frames"])
+
+
+def test_casme2_without_a_frame_folder_or_with_a_bad_frames_option_says_what_it_expected(tmp_path):
+    root = build_casme2(tmp_path, casme2_clips()[:1])
+    (root / "CASME2_RAW_selected").rename(root / "frames_elsewhere")
+    with pytest.raises(DatasetError, match=r"casme2: no frame folder under .*; expected one of CASME2_RAW_selected"):
+        index_dataset("casme2", root)
+    with pytest.raises(DatasetError, match=r"frames='both'; expected 'auto', 'raw' or 'cropped'"):
+        index_dataset("casme2", root, frames="both")
