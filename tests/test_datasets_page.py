@@ -69,3 +69,29 @@ def test_licensed_dataset_without_root_explains_how_to_set_it():
     assert not at.exception
     text = " ".join(i.value for i in at.info) + " ".join(e.label for e in at.expander)
     assert "MER_ROOT_CASME2" in text or "no root configured" in text
+
+
+def test_the_generate_tab_writes_a_variant_that_its_printed_command_indexes(isolated_cache):
+    from pathlib import Path
+
+    from mer_core.datasets.registry import index_dataset
+
+    at = page_app("datasets", dataset="synthetic", tab="Generate")
+    wanted = {"subjects": 3, "clips_per_subject": 4, "size": 32, "frames": 8, "seed": 5}
+    for box in at.number_input:
+        if box.label in wanted:
+            box.set_value(wanted[box.label])
+    at = next(b for b in at.button if b.label == "Generate").click().run(timeout=120)
+    assert not at.exception and not at.error, (at.exception, at.error)
+    [written] = [s.value for s in at.success]
+    manifest = Path(written.removeprefix("written: "))
+    assert manifest.is_file() and manifest.is_relative_to(isolated_cache)
+    [command] = [c.value for c in at.code]
+    assert command.startswith("mer loso --dataset synthetic ")
+    options = {}
+    for pair in command.split("--dataset-option ")[1:]:
+        key, value = pair.strip().split("=")
+        options[key] = float(value) if "." in value else int(value)
+    assert {k: options[k] for k in wanted} == wanted
+    table = index_dataset("synthetic", **options)  # the command's options name the set the tab wrote
+    assert table["subject"].nunique() == 3 and Path(table.iloc[0]["frames"][0]).is_relative_to(manifest.parent)

@@ -217,10 +217,10 @@ def _generate() -> None:
         cols = st.columns(3)
         shown = ["subjects", "clips_per_subject", "size", "frames", "amplitude", "noise", "blink_rate", "drift",
                  "seed"]
-        defaults = SynthOptions().resolved() if hasattr(SynthOptions(), "resolved") else {}
+        defaults = SynthOptions()  # the default set's values
         for i, key in enumerate(shown):
             kind, low, high, _inc, help_text = OPTION_SPECS[key]
-            default = defaults.get(key, getattr(SynthOptions(), key))
+            default = getattr(defaults, key)
             col = cols[i % 3]
             if kind == "int":
                 values[key] = col.number_input(key, min_value=int(low), max_value=int(high),
