@@ -62,3 +62,28 @@ def test_the_magnified_difference_shares_the_original_scale_and_is_livelier(synt
     bound = plots.shared_bound(d0, d1)
     f0, f1 = plots.signed_image(d0, "a", bound), plots.signed_image(d1, "b", bound)
     assert (f0.data[0].zmin, f0.data[0].zmax) == (f1.data[0].zmin, f1.data[0].zmax)
+
+
+def test_the_last_step_shows_where_a_stored_loso_run_looked(synthetic_set):
+    """With a LOSO run on the set stored, the last step draws the held-out fold's saliency over the face;
+    a newer run that kept no fold checkpoints is passed over, not shown as an error."""
+    from mer_core.training.engine import run_experiment
+    from mer_core.training.experiment import resolve_experiment
+
+    over = {"epochs": 1, "executor": "sequential", "record_oracle": False}
+    explained = run_experiment(resolve_experiment("synthetic", "baseline", "cpu", overrides=over))
+    bare = run_experiment(resolve_experiment("synthetic", "baseline", "cpu",
+                                             overrides={**over, "keep_checkpoints": False}))
+    at = page_app("lesson")
+    assert not at.exception, at.exception
+    assert not any("mer loso --dataset synthetic" in i.value for i in at.info)
+    [image] = [i for i in at.get("image") if "saliency of run" in str(i.proto)]
+    assert f"saliency of run {explained}" in str(image.proto) and bare not in str(image.proto)
+    from mer_core.datasets.synthetic import showcase_clips
+    from mer_core.store.db import RunStore
+
+    with RunStore() as store:
+        pred = store.predictions(explained).set_index("sample_id").loc["synthetic/" + showcase_clips()["positive"]]
+        classes = store.get_run(explained)["classes"]
+    said = f"true class: {classes[int(pred['y_true'])]} · predicted: {classes[int(pred['y_pred'])]}"
+    assert any(m.value.startswith(said) for m in at.markdown), said  # class names, not indices

@@ -148,29 +148,37 @@ def _input_step(views: dict) -> None:
           "about the expression has to be in these small pictures.")
 
 
-def _trained_run(sample_id: str) -> str | None:
-    """The newest finished run on the synthetic set (every clip is a test clip once under LOSO)."""
+def _trained_runs(n_clips: int) -> list[str]:
+    """Finished LOSO runs on the default synthetic set, newest first: under LOSO every clip was a test clip
+    once, and a run that tested ``n_clips`` clips ran on this set (not on a generated variant)."""
     runs = reads.runs_table()
     if runs.empty:
-        return None
-    done = runs[(runs["status"] == "done") & (runs["dataset"] == DATASET)]
-    return None if done.empty else str(done.iloc[0]["id"])
+        return []
+    done = runs[(runs["status"] == "done") & (runs["dataset"] == DATASET) & (runs["protocol"] == "loso")
+                & (runs["n_samples"] == n_clips)]
+    return [str(r) for r in done["id"]]
 
 
-def _looked_step(sample_id: str) -> None:
-    run_id = _trained_run(sample_id)
-    if run_id is None:
-        st.info("No finished run on the synthetic set is stored yet, so no model can show where it looked. "
+def _looked_step(sample_id: str, n_clips: int) -> None:
+    candidates = _trained_runs(n_clips)
+    if not candidates:
+        st.info("No finished LOSO run on the synthetic set is stored yet, so no model can show where it looked. "
                 "Train one on the New experiment page (dataset synthetic, model baseline) or run "
                 "`mer loso --dataset synthetic --model baseline`, then come back.")
         _step(STEPS[7], "A trained model can show which pixels of its input decided its answer. Once a run "
               "exists, this step draws that map over the face with the true motion outlined.")
         return
-    try:
-        view = reads.sample_view(run_id, sample_id)
-        heat = reads.explanation(run_id, sample_id, "saliency", "pred").combined
-    except (MerError, KeyError, ValueError) as exc:
-        st.info(plain(f"Run {run_id} cannot explain this clip ({exc}). Open the Explain page for its clips."))
+    problems = []
+    for run_id in candidates[:3]:  # a run without fold checkpoints cannot explain: try the next one
+        try:
+            view = reads.sample_view(run_id, sample_id)
+            heat = reads.explanation(run_id, sample_id, "saliency", "pred").combined
+            break
+        except (MerError, KeyError, ValueError) as exc:
+            problems.append(f"run {run_id}: {exc}")
+    else:
+        st.info(plain("No stored run can explain this clip (" + "; ".join(problems) + "). Open the Explain page "
+                      "for the clips of a run that kept its fold checkpoints."))
         return
     masks = view.get("masks") or {}
     outlines = [(masks["au"], palette.rgb(palette.AU))] if "au" in masks else []
@@ -181,7 +189,8 @@ def _looked_step(sample_id: str) -> None:
     with right:
         pred = view.get("prediction") or {}
         if pred:
-            st.markdown(plain(f"true class: {pred.get('y_true', '?')} · predicted: {pred.get('y_pred', '?')}"))
+            right = "right" if pred["y_true"] == pred["y_pred"] else "wrong"
+            st.markdown(plain(f"true class: {pred['true']} · predicted: {pred['predicted']} ({right})"))
         widgets.page_link("explain", "Open this clip on the Explain page", icon=":material/visibility:",
                           query_params={reads.QP_RUN: run_id, reads.QP_SAMPLE: sample_id})
     _step(STEPS[7], "The bright areas are the input pixels that changed the model's answer most, computed by "
@@ -217,7 +226,7 @@ def render() -> None:
     steps = [lambda: _clip_step(clip, row), lambda: _markers_step(clip, row),
              lambda: _diff_step(clip, row, masks), lambda: _magnify_step(views),
              lambda: _flow_step(views, masks), lambda: _au_step(views, masks, row),
-             lambda: _input_step(views), lambda: _looked_step(row["sample_id"])]
+             lambda: _input_step(views), lambda: _looked_step(row["sample_id"], len(report["table"]))]
     for draw in steps:
         with st.container(border=True):
             draw()

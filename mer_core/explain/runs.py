@@ -154,6 +154,7 @@ class RunExplainer:
             return None
         r = p.iloc[0]
         return {"fold": int(r.fold), "y_true": int(r.y_true), "y_pred": int(r.y_pred),
+                "true": self.classes[int(r.y_true)], "predicted": self.classes[int(r.y_pred)],
                 "probs": [float(v) for v in r.probs]}
 
     def frames(self, sample_id: str) -> dict[str, np.ndarray | None]:
