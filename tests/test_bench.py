@@ -134,6 +134,31 @@ def test_full_plan_compares_executors_on_the_fast_models_only():
     assert _loso_executors(asked, "mfdan") == ["sequential"]  # --executors applies to every model
 
 
+def test_loso_presets_are_cpu_here_and_cpu_plus_paper_on_a_cuda_device():
+    from mer_core.jobs.bench import _loso_presets, full_plan
+
+    plan = full_plan()
+    assert _loso_presets(plan, "mfdan", "cpu") == ["cpu"]
+    assert _loso_presets(plan, "mfdan", "NVIDIA H200") == ["cpu", "paper"]
+    asked = dataclasses.replace(plan, loso_presets=("paper", "cpu_flow_apex"))
+    assert _loso_presets(asked, "dense_attention", "cpu") == ["paper", "cpu_flow_apex"]
+    assert _loso_presets(asked, "ststnet", "cpu") == ["paper"]  # a preset the model lacks is skipped
+
+
+def test_on_a_cuda_device_the_loso_section_measures_the_paper_preset_too(isolated_cache, monkeypatch):
+    """The device is only named CUDA here (the runs still train on this CPU): one row per preset, each
+    preset's own preprocessing and the estimate's key (model, preset)."""
+    monkeypatch.setattr(bench_report, "device_name", lambda: "NVIDIA H200")
+    plan = dataclasses.replace(TINY, loso_reps=1, loso_epochs=1)
+    lines: list[str] = []
+    with bench.private_cache():
+        rows = bench.bench_loso(plan, lines.append)
+    assert [(r["model"], r["preset"], r["executor"]) for r in rows] == [("ststnet", "cpu", "sequential"),
+                                                                        ("ststnet", "paper", "sequential")]
+    assert all(r["wall_s"]["median"] > 0 and 0 <= r["uf1"]["median"] <= 1 for r in rows)
+    assert any("ststnet" in line and " paper " in line for line in lines)
+
+
 @pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads /proc")
 def test_tree_monitor_measures_another_root_and_its_children_not_this_process():
     """The bench measures each LOSO in a spawned child (a job's cold start) and waits: the figures must be the

@@ -29,6 +29,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         changes.update(models=tuple(args.models), loso_models=tuple(args.models))
     if args.executors:
         changes["executors"] = tuple(args.executors)
+    if args.presets:
+        changes["loso_presets"] = tuple(args.presets)
     if args.epochs:
         changes["loso_epochs"] = args.epochs
     if args.dataset_option:
@@ -61,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="PATH", help="report file (default: benchmarks/results/<machine kind>.json)")
     p.add_argument("--models", nargs="+", metavar="MODEL", help="only these models")
     p.add_argument("--executors", nargs="+", metavar="EXECUTOR", help="LOSO executors (default: all available)")
+    p.add_argument("--presets", nargs="+", metavar="PRESET",
+                   help="LOSO presets (default: cpu; on a CUDA device cpu and paper)")
     p.add_argument("--epochs", type=int, help="LOSO epochs (default: quick 3, full the preset's)")
     p.add_argument("--dataset-option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="synthetic set option for the LOSO and preprocessing (default: the default set)")

@@ -6,8 +6,9 @@ Sections (each a list of rows in the report, see :mod:`mer_core.jobs.bench_repor
   flow_v, strain) at 128 and 224 px, cold (empty cache: compute + write) and
   cached (the second pass), one worker;
 * ``fwd_bwd``: forward+backward training samples/s per model and preset;
-* ``loso``: a whole LOSO per model and executor (``batched`` too when
-  :data:`mer_core.config.EXECUTORS` has it) on the default synthetic set, with
+* ``loso``: a whole LOSO per model, preset and executor (``batched`` too when
+  :data:`mer_core.config.EXECUTORS` has it) on the default synthetic set, at
+  the cpu preset, and on a CUDA device at the paper preset too, with
   its UF1/UAR, wall time, CPU seconds and peak memory of the whole process
   tree (pool workers included, :class:`~mer_core.jobs.proctree.TreeMonitor`),
   the model's cold and cached preprocessing per clip, and the training cost
@@ -62,6 +63,7 @@ class BenchPlan:
     preprocess_reps: int = 3
     loso_models: tuple[str, ...] = ()  # () = every registered model
     executors: tuple[str, ...] = ()  # () = sequential, process and batched when available
+    loso_presets: tuple[str, ...] = ()  # () = cpu, and on a CUDA device also paper (where the model has it)
     # models run on every executor; the others on the default one only (None = every model on every executor)
     executor_models: tuple[str, ...] | None = None
     loso_epochs: int = 0  # 0 = the preset's
@@ -93,6 +95,16 @@ def _loso_executors(plan: BenchPlan, model: str) -> list[str]:
     if plan.executors or plan.executor_models is None or model in plan.executor_models:
         return _executors(plan.executors)
     return [ExperimentConfig().executor]
+
+
+def _loso_presets(plan: BenchPlan, model: str, device: str) -> list[str]:
+    """The presets whose LOSO is measured: ``plan.loso_presets`` where the model has them, else ``cpu``,
+    and on a CUDA device ``paper`` too (what a GPU user trains; the estimate reads rows by model and preset)."""
+    from mer_core.models.registry import list_presets
+
+    have = list_presets(model)
+    wanted = plan.loso_presets or (("cpu", "paper") if device != "cpu" else ("cpu",))
+    return [p for p in wanted if p in have]
 
 
 def _models(names: tuple[str, ...]) -> list[str]:
@@ -213,13 +225,13 @@ def bench_fwd_bwd(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
 
 
 # --- LOSO ---------------------------------------------------------------------------------------
-def _loso_config(plan: BenchPlan, model: str, executor: str) -> Any:
+def _loso_config(plan: BenchPlan, model: str, executor: str, preset: str = "cpu") -> Any:
     from mer_core.training.experiment import resolve_experiment
 
     overrides: dict[str, Any] = {"executor": executor}  # otherwise the defaults a user's run has
     if plan.loso_epochs:
         overrides["epochs"] = plan.loso_epochs
-    return resolve_experiment("synthetic", model, "cpu", overrides=overrides, dataset_options=plan.dataset_options)
+    return resolve_experiment("synthetic", model, preset, overrides=overrides, dataset_options=plan.dataset_options)
 
 
 def _timed_prepare(config: Any) -> tuple[float, int]:
@@ -394,28 +406,37 @@ def loso_row(config: Any, runs: list[dict[str, Any]], prep: dict[str, float]) ->
 
 
 def bench_loso(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
-    """Whole LOSO runs per model and executor, preprocessing measured cold then warm."""
+    """Whole LOSO runs per model, preset and executor, each preset's preprocessing measured cold then warm."""
+    from mer_core.jobs.bench_report import device_name
+
+    device = device_name()
     rows = []
     for model in _models(plan.loso_models):
-        prep: dict[str, float] = {}
-        for executor in _loso_executors(plan, model):
-            config = _loso_config(plan, model, executor)
-            if not prep:
-                _clear_preprocessed()
-                cold, n = _timed_prepare(config)
-                cached, _ = _timed_prepare(config)
-                prep = {"cold_s_per_clip": cold / n, "cached_s_per_clip": cached / n}
-            runs = [_one_loso(config) for _ in range(plan.loso_reps)]
-            rows.append(loso_row(config, runs, prep))
-            r = rows[-1]
-            log(f"loso {model:16s} {executor:10s}: {r['wall_s']['median']:7.1f} s "
-                f"({r['wall_s']['min']:.1f}-{r['wall_s']['max']:.1f}), CPU {r['cpu_s']['median']:.1f} s, "
-                f"peak {r['peak_rss_mb']['median']:.0f} MB, UF1 {r['uf1']['median']:.3f} UAR {r['uar']['median']:.3f}")
-            if "startup_s" in r:
-                log(f"     {'':16s} {'':10s}  start-up {r['startup_s']['median']:.2f} s, {r['parallel']} fold(s) at a "
-                    f"time, set-up {r['fold_setup_s']['median']:.3f} s/fold, steady "
-                    f"{r['steady_ms_per_sample_epoch']['median']:.4f} ms/sample-epoch")
+        for preset in _loso_presets(plan, model, device):
+            prep: dict[str, float] = {}
+            for executor in _loso_executors(plan, model):
+                config = _loso_config(plan, model, executor, preset)
+                if not prep:
+                    _clear_preprocessed()
+                    cold, n = _timed_prepare(config)
+                    cached, _ = _timed_prepare(config)
+                    prep = {"cold_s_per_clip": cold / n, "cached_s_per_clip": cached / n}
+                rows.append(_measured_loso(config, plan, prep, log))
     return rows
+
+
+def _measured_loso(config: Any, plan: BenchPlan, prep: dict[str, float], log: Log) -> dict[str, Any]:
+    """``plan.loso_reps`` fresh-process LOSOs of ``config`` as one report row, logged."""
+    runs = [_one_loso(config) for _ in range(plan.loso_reps)]
+    r = loso_row(config, runs, prep)
+    log(f"loso {config.model:16s} {config.preset:5s} {config.executor:10s}: {r['wall_s']['median']:7.1f} s "
+        f"({r['wall_s']['min']:.1f}-{r['wall_s']['max']:.1f}), CPU {r['cpu_s']['median']:.1f} s, "
+        f"peak {r['peak_rss_mb']['median']:.0f} MB, UF1 {r['uf1']['median']:.3f} UAR {r['uar']['median']:.3f}")
+    if "startup_s" in r:
+        log(f"     {'':16s} {'':5s} {'':10s}  start-up {r['startup_s']['median']:.2f} s, {r['parallel']} fold(s) at "
+            f"a time, set-up {r['fold_setup_s']['median']:.3f} s/fold, steady "
+            f"{r['steady_ms_per_sample_epoch']['median']:.4f} ms/sample-epoch")
+    return r
 
 
 # --- pre-training ------------------------------------------------------------------------------
