@@ -148,15 +148,16 @@ def _input_step(views: dict) -> None:
           "about the expression has to be in these small pictures.")
 
 
-def _trained_runs(n_clips: int) -> list[str]:
-    """Finished LOSO runs on the default synthetic set, newest first: under LOSO every clip was a test clip
-    once, and a run that tested ``n_clips`` clips ran on this set (not on a generated variant)."""
+def _trained_runs(n_clips: int) -> list[dict]:
+    """Finished LOSO runs on the default synthetic set, best pooled UF1 first (a lesson shows the model
+    that learnt most): under LOSO every clip was a test clip once, and a run that tested ``n_clips``
+    clips ran on this set (not on a generated variant)."""
     runs = reads.runs_table()
     if runs.empty:
         return []
     done = runs[(runs["status"] == "done") & (runs["dataset"] == DATASET) & (runs["protocol"] == "loso")
                 & (runs["n_samples"] == n_clips)]
-    return [str(r) for r in done["id"]]
+    return done.sort_values("uf1", ascending=False)[["id", "model", "uf1"]].to_dict("records")
 
 
 def _looked_step(sample_id: str, n_clips: int) -> None:
@@ -169,7 +170,8 @@ def _looked_step(sample_id: str, n_clips: int) -> None:
               "exists, this step draws that map over the face with the true motion outlined.")
         return
     problems = []
-    for run_id in candidates[:3]:  # a run without fold checkpoints cannot explain: try the next one
+    for run in candidates[:3]:  # a run without fold checkpoints cannot explain: try the next one
+        run_id = str(run["id"])
         try:
             view = reads.sample_view(run_id, sample_id)
             heat = reads.explanation(run_id, sample_id, "saliency", "pred").combined
@@ -185,12 +187,16 @@ def _looked_step(sample_id: str, n_clips: int) -> None:
     left, right = st.columns([1, 1.2])
     with left:
         st.image(plots.overlay_image(view["face"], heat, opacity=0.6, outlines=outlines, size=320),
-                 caption=plain(f"saliency of run {run_id}, true motion in {palette.AU_NAME}"))
+                 caption=plain(f"saliency of run {run_id} ({run['model']}, LOSO UF1 {run['uf1']:.2f}), "
+                                 f"true motion in {palette.AU_NAME}"))
     with right:
         pred = view.get("prediction") or {}
         if pred:
             right = "right" if pred["y_true"] == pred["y_pred"] else "wrong"
             st.markdown(plain(f"true class: {pred['true']} · predicted: {pred['predicted']} ({right})"))
+            if right == "wrong":
+                st.markdown("This model got the clip wrong, so the map shows what misled it: bright areas "
+                            "outside the outline are motion it mistook for the expression.")
         widgets.page_link("explain", "Open this clip on the Explain page", icon=":material/visibility:",
                           query_params={reads.QP_RUN: run_id, reads.QP_SAMPLE: sample_id})
     _step(STEPS[7], "The bright areas are the input pixels that changed the model's answer most, computed by "
