@@ -192,9 +192,10 @@ def _looked_step(sample_id: str, n_clips: int) -> None:
     with right:
         pred = view.get("prediction") or {}
         if pred:
-            right = "right" if pred["y_true"] == pred["y_pred"] else "wrong"
-            st.markdown(plain(f"true class: {pred['true']} · predicted: {pred['predicted']} ({right})"))
-            if right == "wrong":
+            correct = pred["y_true"] == pred["y_pred"]
+            st.markdown(plain(f"true class: {pred['true']} · predicted: {pred['predicted']} "
+                              f"({'right' if correct else 'wrong'})"))
+            if not correct:
                 st.markdown("This model got the clip wrong, so the map shows what misled it: bright areas "
                             "outside the outline are motion it mistook for the expression.")
         widgets.page_link("explain", "Open this clip on the Explain page", icon=":material/visibility:",

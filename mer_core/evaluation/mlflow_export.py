@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -45,7 +45,7 @@ class Logged:
     experiment: str
     tracking_uri: str
     artifacts: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = field(default_factory=tuple)  # cells not logged (not complete)
+    skipped: tuple[str, ...] = ()  # cells not logged (not complete)
 
 
 def mlflow_key(text: str) -> str:
