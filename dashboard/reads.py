@@ -79,7 +79,10 @@ def run_intervals(run_id: str) -> dict[str, Any]:
 
 
 def paired_tests(run_a: str, run_b: str) -> dict[str, Any]:
-    """Paired permutation and bootstrap tests of UF1 over subjects, A vs B (cached)."""
+    """Paired sign-flip permutation test and bootstrap CI of the mean per-subject UF1 difference A - B (cached).
+
+    Same test, permutation count and seed as a two-arm study, so the two pages give one p-value.
+    """
     return _paired_tests(str(store_path()), run_a, run_b, _stamp(run_a), _stamp(run_b))
 
 
@@ -117,7 +120,7 @@ def _paired_tests(path: str, run_a: str, run_b: str, stamp_a: tuple, stamp_b: tu
     with RunStore(path) as store:
         classes = store.get_run(run_a)["classes"]
         pa, pb = store.predictions(run_a), store.predictions(run_b)
-    return {"permutation": paired_permutation(pa, pb, classes, n_perm=5000, seed=0),
+    return {"permutation": paired_permutation(pa, pb, classes, n_perm=10000, seed=0),
             "bootstrap": paired_bootstrap(pa, pb, classes, n_boot=2000, seed=0)}
 
 

@@ -105,3 +105,30 @@ def test_an_arm_without_complete_cells_is_left_out_and_named() -> None:
     report = analyse(cells, arms=["x"], name="broken")
     assert report.arms == [] and report.test["kind"] == "none"
     assert report.flags == ["arm 'x' seed 0: failed (boom)", "arm 'x': no complete cell, left out of the statistics"]
+
+
+@pytest.mark.parametrize("subjects", [8, 16])
+def test_compare_and_a_two_arm_study_give_the_same_p_value_on_the_same_runs(subjects: int) -> None:
+    """One paired test: Compare's p-value for two runs is the study's for two arms of one seed each.
+    8 subjects: exact enumeration; 16 subjects (2^16 > 10000 patterns): the same random patterns."""
+    from dashboard import reads
+    from mer_core.evaluation.statistics import paired_permutation
+
+    with RunStore() as store:
+        store.create_study("pair", dataset="synthetic", protocol="loso", definition={"arms": [
+            {"name": "good"}, {"name": "poor"}]})
+        for arm, acc, seed in (("good", 0.75, 1), ("poor", 0.55, 2)):
+            rid = store_fixture_run(f"{arm}-{subjects}", subjects=subjects, per_subject=5, accuracy=acc, seed=seed,
+                                    store=store)
+            store.set_study_cell("pair", arm, 0, job_id="", run_id=rid)
+        report = study_report(store, "pair", n_boot=50)
+        pa, pb = store.predictions(f"good-{subjects}"), store.predictions(f"poor-{subjects}")
+    compare = reads.paired_tests(f"good-{subjects}", f"poor-{subjects}")["permutation"]
+    assert report.test["kind"] == "permutation" and report.test["exact"] == (subjects == 8) == compare.exact
+    assert report.test["p_value"] == compare.p_value and 0 < compare.p_value < 1
+    assert report.test["delta"] == pytest.approx(compare.delta)
+    assert report.test["n_subjects"] == compare.n_subjects == subjects
+    # and the statistic is the per-subject one, not the pooled gap
+    assert compare == paired_permutation(pa, pb, ["negative", "positive", "surprise"])
+    per_subject = report.subject_scores
+    assert compare.delta == pytest.approx(float((per_subject["good"] - per_subject["poor"]).mean()))

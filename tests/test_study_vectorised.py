@@ -1,6 +1,7 @@
 """The Study page's fast paths give the numbers the former loops gave (issue 17: a 4 x 5 study in < 2 s).
 
-``subject_uf1`` replaced ``per_group(pred, classes, "subject")["uf1"]`` per cell, ``learning_curves``
+``per_group`` scores every subject in one pass of the metrics core (formerly a per-subject loop of
+``scores``, and a second vectorised copy in the study module), ``learning_curves``
 one groupby per cell, ``table_rows`` a boolean-mask lookup per (arm, part). Each is checked here
 against the former computation, written out again below, on data with the awkward cases: subjects
 lacking classes, a one-clip subject, cells with different epoch counts, NaN epochs, a metric missing
@@ -12,8 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_core.evaluation.metrics import per_group
-from mer_core.evaluation.study import CURVE_METRICS, analyse, learning_curves, subject_scores, subject_uf1
+from sklearn.metrics import f1_score
+
+from mer_core.evaluation.metrics import per_group, scores
+from mer_core.evaluation.study import CURVE_METRICS, analyse, learning_curves, subject_scores
 from mer_core.evaluation.study_table import table_rows
 from mer_core.jobs.study import study_inputs
 from mer_core.store.db import RunStore
@@ -32,13 +35,16 @@ def _random_predictions(seed: int, n: int = 300, subjects: int = 23) -> pd.DataF
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_subject_uf1_equals_per_group(seed: int) -> None:
+def test_per_group_equals_the_per_subject_loop(seed: int) -> None:
     pred = _random_predictions(seed)
-    before = per_group(pred, CLASSES, "subject").set_index("subject")["uf1"]
-    after = subject_uf1(pred, CLASSES)
-    assert list(after.index) == list(before.index) and after.index.name == "subject"
+    after = per_group(pred, CLASSES, "subject").set_index("subject")["uf1"]
+    before = pd.Series({s: scores(g["y_true"], g["y_pred"], CLASSES).uf1 for s, g in pred.groupby("subject")})
+    assert list(after.index) == list(before.index)
     np.testing.assert_allclose(after.to_numpy(), before.to_numpy(), rtol=0, atol=1e-15)
     assert after["p:lonely"] == 0.0  # two classes involved (true 2, predicted 1), both F1 0
+    only_negative = pred[pred["subject"] == "p:s03"]
+    assert after["p:s03"] == pytest.approx(f1_score(only_negative["y_true"], only_negative["y_pred"], labels=[0, 1, 2],
+                                                    average="macro", zero_division=np.nan))
 
 
 def test_subject_scores_of_a_stored_study_equal_the_per_group_loop() -> None:

@@ -3,8 +3,10 @@
 The chosen runs live in the URL (``?runs=ID1,ID2``). Runs on different
 datasets, protocols, class sets or dataset fingerprints are refused: their
 scores measure different things. Differences are judged per subject (the unit
-that varies under LOSO) with a paired permutation test and a paired bootstrap
-on pooled UF1, and explained in one plain sentence.
+that varies under LOSO): the per-subject UF1 differences A - B on the clips
+both runs tested, their mean tested with the paired sign-flip permutation test
+a two-arm Study uses too (same statistic, same test, same p-value on the same
+runs), a paired subject bootstrap CI of that mean, and one plain sentence.
 """
 from __future__ import annotations
 
@@ -17,8 +19,7 @@ from dashboard import glossary, plots, reads, study_plots, widgets
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 from mer_core.evaluation.leaderboard import part_table
-from mer_core.evaluation.metrics import per_group
-from mer_core.evaluation.statistics import compare_problems, disagreements, verdict
+from mer_core.evaluation.statistics import compare_problems, disagreements, paired_subject_scores, verdict
 from mer_core.evaluation.export import flat_params
 
 K_RUNS = "compare_runs"
@@ -191,24 +192,23 @@ def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
     b = c2.selectbox("run B", others, index=0, format_func=names.get, key=K_B)
     pair_names = (names[a].split(":")[0], names[b].split(":")[0])
     classes = bundles[a]["run"]["classes"]
-    pa, pb = bundles[a]["predictions"], bundles[b]["predictions"]
-    sa = per_group(pa, classes, "subject").set_index("subject")
-    sb = per_group(pb, classes, "subject").set_index("subject")
-    common = sa.index.intersection(sb.index)
-    subj = pd.DataFrame({"subject": common, "a": sa.loc[common, "uf1"].to_numpy(),
-                         "b": sb.loc[common, "uf1"].to_numpy(), "n": sa.loc[common, "n"].to_numpy()})
+    subj = paired_subject_scores(bundles[a]["predictions"], bundles[b]["predictions"], classes)
     tests = reads.paired_tests(a, b)
     perm, boot = tests["permutation"], tests["bootstrap"]
     m1, m2, m3 = st.columns(3)
-    m1.metric(f"UF1 {pair_names[0]} − {pair_names[1]}", f"{perm.delta:+.3f}")
+    m1.metric(f"mean per-subject UF1 {pair_names[0]} − {pair_names[1]}", f"{perm.delta:+.3f}",
+              help="The tested statistic: each shared subject's UF1 under A minus under B (clips both runs "
+                   "tested), averaged over subjects. The pooled headline gap is in the table above.")
+    patterns = "exact, all" if perm.exact else f"{perm.n_resamples:,} random"
     m2.metric("p-value (paired permutation)", f"{perm.p_value:.3g}",
-              help=f"{'exact, all' if perm.exact else f'{perm.n_resamples:,} random'} swap patterns of A/B "
-                   f"predictions per subject over {perm.n_subjects} subjects; two-sided.")
+              help=f"Sign-flip test of the mean per-subject difference: {patterns} swap patterns of A/B "
+                   f"predictions per subject over {perm.n_subjects} subjects; two-sided. A two-arm Study runs "
+                   "the same test.")
     m3.metric("shared clips / subjects", f"{perm.n_samples} / {perm.n_subjects}")
     boot_p = f"< {1 / boot.n_resamples:.1g}" if boot.p_value == 0 else f"= {boot.p_value:.3g}"
-    st.caption(f"95% CI of the difference (paired subject bootstrap, {boot.n_resamples:,} resamples): "
-               f"{boot.low:+.3f} to {boot.high:+.3f}; bootstrap p {boot_p}. The verdict uses the permutation "
-               "test: with few subjects the bootstrap is over-confident.")
+    st.caption(f"95% CI of the mean per-subject difference (paired subject bootstrap, {boot.n_resamples:,} "
+               f"resamples): {boot.low:+.3f} to {boot.high:+.3f}; bootstrap p {boot_p}. The verdict uses the "
+               "permutation test: with few subjects the bootstrap is over-confident.")
     text = verdict(perm, names=pair_names)
     (st.success if perm.p_value < 0.05 else st.info)(text, icon=":material/balance:")
     left, right = st.columns(2)
@@ -219,16 +219,18 @@ def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
         swapped = subj.rename(columns={"a": "b", "b": "a"})  # the figure draws its B - A: give it A - B
         st.plotly_chart(plots.difference_bars(swapped, pair_names[::-1]), width="stretch", config=widgets.chart_config("compare-6"))
         st.caption(f"Per-subject UF1 difference {pair_names[0]} − {pair_names[1]}, sorted (green: "
-                   f"{pair_names[0]} better). A subject's UF1 averages the classes it shows.")
+                   f"{pair_names[0]} better); the test above is about the mean of these bars. A subject's UF1 "
+                   "averages the classes it shows or is predicted as.")
     if len(chosen) > 2:
         rows = []
         for other in others:
             t = reads.paired_tests(a, other)["permutation"]
-            rows.append({"against": names[other], f"UF1 {pair_names[0]} − other": t.delta, "p (permutation)": t.p_value,
+            rows.append({"against": names[other], f"per-subject UF1 {pair_names[0]} − other": t.delta,
+                         "p (permutation)": t.p_value,
                          "verdict": verdict(t, names=(pair_names[0], names[other].split(':')[0]))})
         st.markdown(f"**{pair_names[0]} against every other chosen run**")
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-            f"UF1 {pair_names[0]} − other": st.column_config.NumberColumn(format="%+.3f"),
+            f"per-subject UF1 {pair_names[0]} − other": st.column_config.NumberColumn(format="%+.3f"),
             "p (permutation)": st.column_config.NumberColumn(format="%.3g")})
         st.caption("Several tests at once: with k comparisons, expect about k × 0.05 false alarms at p < 0.05.")
     disagreement_section(a, b, bundles, pair_names)

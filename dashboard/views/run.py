@@ -17,7 +17,7 @@ from dashboard import glossary, plots, reads, reads_final, reads_pretrain, widge
 from dashboard.widgets import code, plain
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
-from mer_core.evaluation.statistics import per_subject_confusions
+from mer_core.evaluation.statistics import Interval, per_subject_confusions
 from mer_core.evaluation.export import predictions_table
 
 K_NORMALISE = "run_cm_normalise"
@@ -169,9 +169,22 @@ def current_summary(run: dict, pred: pd.DataFrame) -> dict:
     return summarize(pred, run["classes"]) if not pred.empty else {}
 
 
-def interval_bounds(point: float, low: float, high: float) -> tuple[float, float]:
-    """A 95% interval widened, where needed, to contain its point estimate (a percentile bootstrap may not)."""
-    return min(low, point), max(high, point)
+def interval_caption(headline: float, iv: Interval) -> str:
+    """The percentile interval as computed, never widened; says so when it leaves out its point estimate.
+
+    The interval's point and the headline share one definition (mer_core.evaluation.metrics), so they are
+    the same number and the interval normally contains it; a percentile interval of strongly skewed
+    resamples may not. A summary stored under an earlier scoring rule is named as such.
+    """
+    text = f"95% CI {iv.low:.3f} – {iv.high:.3f}"
+    if abs(iv.point - headline) > 1e-9:
+        text += (f" around {iv.point:.3f}, the predictions rescored now (the stored {headline:.3f} was scored by an "
+                 "earlier rule for classes without clips)")
+    if not iv.contains_point:
+        side = "above" if iv.low > iv.point else "below"
+        text += (f" (the whole percentile interval lies {side} its point {iv.point:.3f}: the resampled scores are "
+                 "skewed; shown as computed)")
+    return text
 
 
 # --- headline -------------------------------------------------------------------
@@ -185,8 +198,7 @@ def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
             note="Pooled over all folds (MEGC2019). Interval: 95% subject-level bootstrap (2000 resamples "
                  "of held-out subjects with replacement, predictions pooled and rescored; seed 0)."))
         if iv is not None:
-            low, high = interval_bounds(pooled[key], iv.low, iv.high)
-            col.caption(f"95% CI {low:.3f} – {high:.3f}")
+            col.caption(interval_caption(pooled[key], iv))
     c4.metric("clips tested", pooled["n"], help=glossary.tip("LOSO", "fold"))
     c4.caption(f"{run['n_folds']} folds · {len(set(summary.get('classes', [])))} classes")
     links = st.container(horizontal=True)
@@ -222,7 +234,9 @@ def class_section(pooled: dict, classes: list[str]) -> None:
         "F1": st.column_config.ProgressColumn("F1", min_value=0.0, max_value=1.0, format="%.3f"),
         "recall": st.column_config.ProgressColumn("recall", min_value=0.0, max_value=1.0, format="%.3f"),
     })
-    st.caption("UF1 is the mean of the F1 column and UAR the mean of the recall column, over all classes.")
+    st.caption("UF1 is the mean of the F1 column and UAR the mean of the recall column, over all classes; a blank "
+               "is undefined (a class with no clip has no recall, and one never predicted either no F1) and is "
+               "left out of the mean.")
 
 
 def _cell_options(cm: list[list[int]], classes: list[str]) -> list[str]:
@@ -281,7 +295,7 @@ def subject_section(pred: pd.DataFrame, classes: list[str]) -> None:
     metric = st.radio("metric", ["uf1", "accuracy", "uar"], horizontal=True, format_func=str.upper, key=K_METRIC)
     st.plotly_chart(plots.subject_bars_detail(per_subject, hover, metric), width="stretch", config=widgets.chart_config("run-2"))
     st.caption("Each bar is one held-out subject; n = clips of that subject; hover for the subject's confusion "
-               "matrix. A subject's UF1 averages only the classes it shows.")
+               "matrix. A subject's UF1 averages only the classes it shows or is predicted as.")
 
 
 # --- parts --------------------------------------------------------------------------

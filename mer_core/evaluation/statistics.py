@@ -1,28 +1,32 @@
-"""Uncertainty and paired tests for pooled MER metrics, at the level of subjects.
+"""Uncertainty and paired tests for MER metrics, at the level of subjects.
 
 Why subjects and not clips: under LOSO the unit that varies between folds is
 the held-out person; clips of one person are strongly correlated (same face,
 same recording session). Resampling clips would pretend we have 442
 independent draws when we really have 68 people, and the intervals would be
-far too narrow. So every procedure here resamples or swaps *whole subjects*
-and then recomputes the pooled figure (MEGC2019 convention: pool the
-predictions of the chosen subjects, then UF1 = mean per-class F1 over all
-classes of the class set).
+far too narrow. So every procedure here resamples or swaps *whole subjects*.
 
-Everything works on per-subject confusion matrices, so a bootstrap of 2000
-replicates over 68 subjects is a single matrix product (milliseconds).
+Every figure comes from the one metrics core,
+:func:`mer_core.evaluation.metrics.confusion_scores`, on per-subject
+confusion matrices: a bootstrap of 2000 replicates over 68 subjects is a
+single matrix product (milliseconds), and the interval's point *is* the run's
+headline figure (same pooled matrix, same rule for a class without clips).
 
-- :func:`bootstrap_intervals` - percentile CIs for UF1 / UAR / accuracy.
-- :func:`paired_bootstrap` - CI and p-value of the difference A - B, resampling
-  subjects jointly for both runs.
-- :func:`paired_permutation` - sign-flip test: under the null "A and B are
-  equally good", swapping A's and B's predictions for any subject leaves the
-  distribution unchanged; p = share of swaps giving a gap at least as large.
+- :func:`bootstrap_intervals` - percentile CIs of pooled UF1 / UAR / accuracy:
+  subjects resampled with replacement, their predictions pooled and rescored.
+- :func:`sign_flip_test` - THE paired test of MER Bench, used by Compare (two
+  runs) and by a two-arm Study alike: per-subject differences A - B of a
+  metric, two-sided sign-flip permutation test of their mean. Under the null
+  "A and B are equally good", swapping A's and B's predictions for any
+  subject (flipping the sign of its difference) leaves the distribution
+  unchanged. Exact (every sign pattern) when 2^subjects <= n_perm.
+- :func:`paired_permutation` / :func:`paired_bootstrap` - that test, and a
+  subject bootstrap CI of the same mean difference, for two runs' predictions
+  on the samples both tested (:func:`paired_subject_scores`).
 - :func:`compare_problems` - why two runs cannot be compared (different data).
 """
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
@@ -31,18 +35,26 @@ import numpy as np
 import pandas as pd
 
 from mer_core.errors import MerError
-
-METRICS = ("uf1", "uar", "accuracy")
+from mer_core.evaluation.metrics import METRICS, confusion_scores, group_confusions
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate with a (percentile bootstrap) confidence interval."""
+    """A point estimate with a percentile bootstrap confidence interval.
+
+    The point and the resampled figures use the same definition, so the
+    interval normally contains its point; a percentile interval is not forced
+    to (strongly skewed resamples), and :attr:`contains_point` says so.
+    """
 
     point: float
     low: float
     high: float
     level: float = 0.95
+
+    @property
+    def contains_point(self) -> bool:
+        return self.low - 1e-12 <= self.point <= self.high + 1e-12
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -53,24 +65,40 @@ class Interval:
 
 @dataclass(frozen=True)
 class PairedResult:
-    """Outcome of a paired test of run A against run B over shared subjects."""
+    """Outcome of a paired test of run A against run B over shared subjects.
+
+    ``a`` and ``b`` are the mean per-subject metric of each run on the shared
+    samples, ``delta`` = a - b the mean per-subject difference: the statistic
+    both tests are about.
+    """
 
     method: str  # 'permutation' or 'bootstrap'
     metric: str
-    a: float  # pooled metric of A on the shared samples
+    a: float
     b: float
     delta: float  # a - b
     p_value: float
     n_subjects: int
     n_samples: int
     n_resamples: int
-    exact: bool = False  # permutation: every swap pattern enumerated
-    low: float = float("nan")  # bootstrap: CI of the difference
+    exact: bool = False  # permutation: every sign pattern enumerated
+    low: float = float("nan")  # bootstrap: CI of the mean difference
     high: float = float("nan")
     level: float = 0.95
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SignFlip:
+    """Outcome of :func:`sign_flip_test`."""
+
+    delta: float  # mean of a - b
+    p_value: float
+    exact: bool
+    n_resamples: int
+    n_subjects: int
 
 
 # --- confusion matrices ------------------------------------------------------
@@ -81,38 +109,7 @@ def subject_confusions(pred: pd.DataFrame, n_classes: int, subjects: Sequence[st
     ``subjects`` fixes the order (and may include subjects absent from
     ``pred``, which get an all-zero matrix); default: sorted subjects of pred.
     """
-    _need_columns(pred, ("subject", "y_true", column))
-    order = sorted(pred["subject"].astype(str).unique()) if subjects is None else [str(s) for s in subjects]
-    index = {s: i for i, s in enumerate(order)}
-    yt = pred["y_true"].to_numpy(dtype=int)
-    yp = pred[column].to_numpy(dtype=int)
-    if len(yt) and (yt.min() < 0 or yp.min() < 0 or yt.max() >= n_classes or yp.max() >= n_classes):
-        raise MerError(f"predictions hold labels outside 0..{n_classes - 1} (classes of the run)")
-    si = pred["subject"].astype(str).map(index)
-    if si.isna().any():
-        missing = sorted(set(pred["subject"].astype(str)) - set(order))[:5]
-        raise MerError(f"subject(s) {missing} are not in the given subject order")
-    cms = np.zeros((len(order), n_classes, n_classes), dtype=np.int64)
-    np.add.at(cms, (si.to_numpy(dtype=int), yt, yp), 1)
-    return order, cms
-
-
-def confusion_metrics(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """UF1, UAR and accuracy of one or many pooled confusion matrices (..., K, K).
-
-    Same conventions as :func:`mer_core.evaluation.metrics.scores` (every class
-    counts; an empty class scores 0), vectorised over leading axes.
-    """
-    cm = np.asarray(cm, dtype=float)
-    tp = np.diagonal(cm, axis1=-2, axis2=-1)
-    support = cm.sum(axis=-1)
-    predicted = cm.sum(axis=-2)
-    denom = support + predicted  # = 2TP + FP + FN
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    n = support.sum(axis=-1)
-    acc = np.divide(tp.sum(axis=-1), n, out=np.full_like(n, np.nan), where=n > 0)
-    return {"uf1": f1.mean(axis=-1), "uar": recall.mean(axis=-1), "accuracy": acc}
+    return group_confusions(pred, n_classes, by="subject", order=subjects, column=column)
 
 
 def _resample_weights(rng: np.random.Generator, n_boot: int, n_subjects: int) -> np.ndarray:
@@ -144,16 +141,18 @@ def bootstrap_intervals(pred: pd.DataFrame, classes: Sequence[str], *, n_boot: i
 
     Each replicate draws as many subjects as the run has, with replacement,
     pools their predictions (a subject drawn twice counts twice) and
-    recomputes the metric. The point estimate is the ordinary pooled figure.
-    The seed is fixed so a page reload shows the same interval.
+    rescores them with the metrics core. The point estimate is the run's
+    pooled figure (``summarize(pred, classes)["pooled"]``, the same core on the
+    same matrix); the interval is the plain percentile interval of the
+    replicates. The seed is fixed so a page reload shows the same interval.
     """
     _check_level(level)
     if pred.empty:
         raise MerError("no predictions: a confidence interval needs at least one finished fold")
     _, cms = subject_confusions(pred, len(classes))
-    point = confusion_metrics(cms.sum(axis=0))
+    point = confusion_scores(cms.sum(axis=0))
     rng = np.random.default_rng(seed)
-    boot = confusion_metrics(_pool(_resample_weights(rng, n_boot, cms.shape[0]), cms))
+    boot = confusion_scores(_pool(_resample_weights(rng, n_boot, cms.shape[0]), cms))
     out = {}
     for m in METRICS:
         lo, hi = _percentiles(boot[m], level)
@@ -165,6 +164,37 @@ def per_subject_confusions(pred: pd.DataFrame, classes: Sequence[str]) -> dict[s
     """{subject: confusion matrix as nested lists} (for hover text and exports)."""
     order, cms = subject_confusions(pred, len(classes))
     return {s: cm.tolist() for s, cm in zip(order, cms)}
+
+
+# --- the paired test ---------------------------------------------------------------
+def sign_flip_test(a: Sequence[float], b: Sequence[float], *, n_perm: int = 10000, seed: int = 0) -> SignFlip:
+    """Two-sided paired sign-flip permutation test of mean(a - b) over subjects.
+
+    ``a[i]`` and ``b[i]`` are one subject's scores under A and B. Every sign
+    pattern of the differences is equally likely under the null; p = share
+    of patterns whose |mean| reaches the observed |mean| (the observed pattern
+    included, so p > 0). Exact (all 2^S patterns, p = hits / 2^S) when
+    2^S <= n_perm; otherwise n_perm random patterns from ``seed`` and
+    p = (hits + 1) / (n_perm + 1).
+    """
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.ndim != 1:
+        raise MerError(f"per-subject scores must be two equal-length lists; got shapes {np.shape(a)}, {np.shape(b)}")
+    if not len(d):
+        raise MerError("no shared subject: a paired test needs at least one subject scored by both")
+    if not np.isfinite(d).all():
+        raise MerError("a per-subject score is missing (NaN): every shared subject needs a score under both")
+    s = len(d)
+    exact = s <= 20 and 2 ** s <= n_perm
+    if exact:
+        signs = 1.0 - 2.0 * ((np.arange(2 ** s)[:, None] >> np.arange(s)) & 1)
+    else:
+        signs = 1.0 - 2.0 * np.random.default_rng(seed).integers(0, 2, size=(n_perm, s))
+    delta = float(d.mean())
+    gaps = signs @ d / s
+    hits = int(np.sum(np.abs(gaps) >= abs(delta) - 1e-10))
+    p = hits / len(signs) if exact else (hits + 1) / (len(signs) + 1)
+    return SignFlip(delta, min(1.0, p), exact, len(signs), s)
 
 
 # --- two runs ------------------------------------------------------------------
@@ -185,64 +215,46 @@ def paired_frame(pred_a: pd.DataFrame, pred_b: pd.DataFrame) -> pd.DataFrame:
     return merged.rename(columns={"y_pred": "pred_a", "y_pred_b": "pred_b"}).drop(columns=["y_true_b"])
 
 
-def _paired_cms(paired: pd.DataFrame, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    order = sorted(paired["subject"].astype(str).unique())
-    _, ca = subject_confusions(paired, n_classes, order, column="pred_a")
-    _, cb = subject_confusions(paired, n_classes, order, column="pred_b")
-    return ca, cb
+def paired_subject_scores(pred_a: pd.DataFrame, pred_b: pd.DataFrame, classes: Sequence[str], *,
+                          metric: str = "uf1") -> pd.DataFrame:
+    """One row per shared subject: ``metric`` of A (``a``) and of B (``b``) on the clips both runs tested, ``n``.
 
-
-def paired_permutation(pred_a: pd.DataFrame, pred_b: pd.DataFrame, classes: Sequence[str], *,
-                       metric: str = "uf1", n_perm: int = 5000, seed: int = 0) -> PairedResult:
-    """Paired permutation (sign-flip) test over subjects of pooled ``metric``.
-
-    For each subject independently, A's and B's predictions are swapped with
-    probability 1/2; the pooled A - B gap is recomputed. Two-sided p-value =
-    share of swap patterns whose |gap| reaches the observed |gap| (the
-    observed pattern included, so p > 0). With few subjects (2^S <= n_perm)
-    every pattern is enumerated and the p-value is exact.
+    These are the numbers the paired tests are about (sorted by subject).
     """
     _check_metric(metric)
     paired = paired_frame(pred_a, pred_b)
-    ca, cb = _paired_cms(paired, len(classes))
-    s = ca.shape[0]
-    observed_a = float(confusion_metrics(ca.sum(0))[metric])
-    observed_b = float(confusion_metrics(cb.sum(0))[metric])
-    delta = observed_a - observed_b
-    exact = s <= 20 and 2 ** s <= n_perm
-    if exact:
-        swaps = np.array(list(itertools.product((0.0, 1.0), repeat=s))) if s else np.zeros((1, 0))
-    else:
-        swaps = np.random.default_rng(seed).integers(0, 2, size=(n_perm, s)).astype(float)
-    pa = _pool(1 - swaps, ca) + _pool(swaps, cb)
-    pb = _pool(swaps, ca) + _pool(1 - swaps, cb)
-    gaps = confusion_metrics(pa)[metric] - confusion_metrics(pb)[metric]
-    tol = 1e-12
-    hits = int(np.sum(np.abs(gaps) >= abs(delta) - tol))
-    p = hits / len(swaps) if exact else (hits + 1) / (len(swaps) + 1)
-    return PairedResult("permutation", metric, observed_a, observed_b, delta, min(1.0, p), s, len(paired),
-                        len(swaps), exact=exact)
+    order, ca = subject_confusions(paired, len(classes), column="pred_a")
+    _, cb = subject_confusions(paired, len(classes), order, column="pred_b")
+    sa, sb = confusion_scores(ca), confusion_scores(cb)
+    return pd.DataFrame({"subject": order, "a": sa[metric], "b": sb[metric], "n": sa["n"].astype(int)})
+
+
+def paired_permutation(pred_a: pd.DataFrame, pred_b: pd.DataFrame, classes: Sequence[str], *,
+                       metric: str = "uf1", n_perm: int = 10000, seed: int = 0) -> PairedResult:
+    """:func:`sign_flip_test` of the per-subject ``metric`` of A against B (shared samples)."""
+    subj = paired_subject_scores(pred_a, pred_b, classes, metric=metric)
+    t = sign_flip_test(subj["a"], subj["b"], n_perm=n_perm, seed=seed)
+    return PairedResult("permutation", metric, float(subj["a"].mean()), float(subj["b"].mean()), t.delta,
+                        t.p_value, t.n_subjects, int(subj["n"].sum()), t.n_resamples, exact=t.exact)
 
 
 def paired_bootstrap(pred_a: pd.DataFrame, pred_b: pd.DataFrame, classes: Sequence[str], *,
                      metric: str = "uf1", n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> PairedResult:
-    """Paired subject bootstrap of the gap A - B in pooled ``metric``.
+    """Subject bootstrap of the mean per-subject difference A - B in ``metric`` (the permutation test's statistic).
 
-    The same resampled subjects are used for both runs, so what the two runs
-    share (hard subjects) cancels out. Two-sided p-value = twice the smaller
-    share of replicates on either side of zero (capped at 1).
+    Resampling subjects keeps each subject's A and B scores together, so what
+    the runs share (hard subjects) cancels out. Two-sided p-value = twice the
+    smaller share of replicates on either side of zero (capped at 1).
     """
-    _check_metric(metric)
     _check_level(level)
-    paired = paired_frame(pred_a, pred_b)
-    ca, cb = _paired_cms(paired, len(classes))
-    a = float(confusion_metrics(ca.sum(0))[metric])
-    b = float(confusion_metrics(cb.sum(0))[metric])
-    weights = _resample_weights(np.random.default_rng(seed), n_boot, ca.shape[0])
-    gaps = confusion_metrics(_pool(weights, ca))[metric] - confusion_metrics(_pool(weights, cb))[metric]
+    subj = paired_subject_scores(pred_a, pred_b, classes, metric=metric)
+    d = (subj["a"] - subj["b"]).to_numpy(dtype=float)
+    weights = _resample_weights(np.random.default_rng(seed), n_boot, len(d))
+    gaps = weights @ d / len(d)
     lo, hi = _percentiles(gaps, level)
     p = min(1.0, 2 * min(float(np.mean(gaps <= 0)), float(np.mean(gaps >= 0))))
-    return PairedResult("bootstrap", metric, a, b, a - b, p, ca.shape[0], len(paired), n_boot,
+    a, b = float(subj["a"].mean()), float(subj["b"].mean())
+    return PairedResult("bootstrap", metric, a, b, float(d.mean()), p, len(d), int(subj["n"].sum()), n_boot,
                         low=lo, high=hi, level=level)
 
 
@@ -250,21 +262,20 @@ def verdict(result: PairedResult, *, names: tuple[str, str] = ("A", "B"), alpha:
     """A plain-language reading of a paired test, for people who do not read p-values."""
     a, b = names
     m = result.metric.upper()
+    n = result.n_subjects
     gap = abs(result.delta)
     if result.delta == 0 and result.p_value >= 1 - 1e-9:
-        return f"{a} and {b} make the same pooled {m} on the shared subjects: no difference to test."
+        return f"{a} and {b} make the same mean per-subject {m} on the {n} shared subjects: no difference to test."
     better, worse = (a, b) if result.delta > 0 else (b, a)
+    head = f"{better} scores {gap:.3f} {m} higher than {worse} per subject (mean over {n} shared subjects)"
     floor = ""
-    if result.method == "permutation" and result.exact and result.n_subjects and 2.0 / 2 ** result.n_subjects > alpha:
-        floor = (f" With only {result.n_subjects} subjects no result can reach p < {alpha:g}; "
-                 "more subjects are needed for a conclusion.")
+    if result.method == "permutation" and result.exact and n and 2.0 / 2 ** n > alpha:
+        floor = f" With only {n} subjects no result can reach p < {alpha:g}; more subjects are needed for a conclusion."
     if result.p_value < alpha:
-        return (f"{better} scores {gap:.3f} {m} higher than {worse}, and a gap this large rarely appears by "
-                f"chance when subjects' predictions are swapped between the runs (p = {result.p_value:.3g} "
-                f"over {result.n_subjects} subjects): the difference is unlikely to be luck.")
-    return (f"{better} scores {gap:.3f} {m} higher than {worse}, but swapping subjects' predictions between the "
-            f"runs produces gaps this large often (p = {result.p_value:.3g} over {result.n_subjects} subjects): "
-            f"no evidence that one run is better.{floor}")
+        return (f"{head}, and a gap this large rarely appears by chance when subjects' predictions are swapped "
+                f"between the runs (p = {result.p_value:.3g}): the difference is unlikely to be luck.")
+    return (f"{head}, but swapping subjects' predictions between the runs produces gaps this large often "
+            f"(p = {result.p_value:.3g}): no evidence that one run is better.{floor}")
 
 
 # --- which runs can be compared --------------------------------------------------

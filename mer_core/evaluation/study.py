@@ -12,10 +12,12 @@ is flagged, so a partly failed study still reports what it has.
   (:func:`mer_core.evaluation.statistics.bootstrap_intervals`: whole subjects
   resampled, every seed's predictions of a subject travelling with it);
 - paired comparisons over subjects with *seed-averaged per-subject UF1*
-  (a subject's UF1 averages the classes it shows, then the seeds): two arms, a
-  paired permutation (sign-flip) test of the mean difference A - B
-  (``scipy.stats.permutation_test``, exact when 2^subjects <= n_perm) and a
-  verdict sentence; three or more arms, the Friedman test
+  (a subject's UF1 from the metrics core, which averages the classes the
+  subject shows or is predicted as; then averaged over seeds): two arms, the
+  paired sign-flip permutation test of the mean difference A - B that Compare
+  uses for two runs (:func:`mer_core.evaluation.statistics.sign_flip_test`,
+  exact when 2^subjects <= n_perm; one seed per arm gives Compare's p-value)
+  and a verdict sentence; three or more arms, the Friedman test
   (``scipy.stats.friedmanchisquare``), the Nemenyi post-hoc test
   (``scikit_posthocs.posthoc_nemenyi_friedman``) and the critical-difference
   data (average ranks, Demsar's CD, groups not told apart).
@@ -30,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from mer_core.errors import MerError
-from mer_core.evaluation.statistics import bootstrap_intervals, subject_confusions
+from mer_core.evaluation.metrics import per_group
+from mer_core.evaluation.statistics import bootstrap_intervals, sign_flip_test
 
 CURVE_METRICS = ("train_loss", "val_uf1", "test_acc", "test_uf1")
 
@@ -138,28 +141,12 @@ def subject_scores(complete: Sequence[Mapping[str, Any]], arms: Sequence[str], c
     """Subjects x arms: per-subject UF1 averaged over each arm's complete seeds; subjects every arm saw."""
     columns = {}
     for arm in arms:
-        per_seed = [subject_uf1(c["predictions"], classes) for c in complete if str(c["arm"]) == arm]
+        per_seed = [per_group(c["predictions"], classes, "subject").set_index("subject")["uf1"]
+                    for c in complete if str(c["arm"]) == arm]
         columns[arm] = pd.concat(per_seed, axis=1).mean(axis=1)
     if not columns:
         return pd.DataFrame()
     return pd.DataFrame(columns).dropna().sort_index()
-
-
-def subject_uf1(pred: pd.DataFrame, classes: Sequence[str]) -> pd.Series:
-    """Per-subject UF1, vectorised over subjects: ``per_group(pred, classes, "subject")["uf1"]`` in one pass.
-
-    Same convention as :func:`mer_core.evaluation.metrics.scores` with ``skip_absent``: a subject's UF1
-    averages the classes it shows or is predicted as. Index: the sorted subjects (named ``subject``).
-    """
-    order, cms = subject_confusions(pred, len(classes))
-    cms = cms.astype(float)
-    tp = np.diagonal(cms, axis1=1, axis2=2)
-    denom = cms.sum(axis=2) + cms.sum(axis=1)  # support + predicted = 2TP + FP + FN
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    present = denom > 0
-    count = present.sum(axis=1)
-    uf1 = np.divide((f1 * present).sum(axis=1), count, out=np.full(len(order), np.nan), where=count > 0)
-    return pd.Series(uf1, index=pd.Index(order, name="subject"), name="uf1")
 
 
 def compare_arms(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 10000, seed: int = 0) -> dict[str, Any]:
@@ -175,22 +162,13 @@ def compare_arms(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 100
 
 def permutation_test(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 10000, seed: int = 0
                      ) -> dict[str, Any]:
-    """Paired sign-flip test of mean(A - B) over subjects (two-sided); exact when 2^n <= n_perm."""
-    from scipy.stats import permutation_test as scipy_permutation
-
+    """Paired sign-flip test of mean(A - B) over subjects (two-sided; :func:`sign_flip_test`, as Compare)."""
     a_name, b_name = scores.columns[:2]
-    a, b = scores[a_name].to_numpy(float), scores[b_name].to_numpy(float)
-    delta = float(np.mean(a - b))
-    if np.allclose(a, b):
-        p = 1.0
-    else:
-        res = scipy_permutation((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples",
-                                vectorized=True, n_resamples=n_perm, alternative="two-sided",
-                                random_state=np.random.default_rng(seed))
-        p = float(res.pvalue)
-    exact = 2 ** len(a) <= n_perm
-    return {"kind": "permutation", "a": a_name, "b": b_name, "delta": delta, "p_value": p, "n_subjects": len(a),
-            "exact": exact, "verdict": two_arm_verdict(a_name, b_name, delta, p, len(a), alpha=alpha, exact=exact)}
+    t = sign_flip_test(scores[a_name].to_numpy(float), scores[b_name].to_numpy(float), n_perm=n_perm, seed=seed)
+    return {"kind": "permutation", "a": a_name, "b": b_name, "delta": t.delta, "p_value": t.p_value,
+            "n_subjects": t.n_subjects, "exact": t.exact, "n_resamples": t.n_resamples,
+            "verdict": two_arm_verdict(a_name, b_name, t.delta, t.p_value, t.n_subjects, alpha=alpha,
+                                       exact=t.exact)}
 
 
 def two_arm_verdict(a: str, b: str, delta: float, p: float, n: int, *, alpha: float = 0.05, exact: bool = False) -> str:
