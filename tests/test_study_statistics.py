@@ -132,3 +132,11 @@ def test_compare_and_a_two_arm_study_give_the_same_p_value_on_the_same_runs(subj
     assert compare == paired_permutation(pa, pb, ["negative", "positive", "surprise"])
     per_subject = report.subject_scores
     assert compare.delta == pytest.approx(float((per_subject["good"] - per_subject["poor"]).mean()))
+
+
+def test_a_zero_mean_difference_is_not_called_identical() -> None:
+    crossed = compare_arms(pd.DataFrame({"A": [0.6, 0.4, 0.5], "B": [0.4, 0.6, 0.5]}))
+    assert crossed["delta"] == pytest.approx(0.0) and crossed["p_value"] == 1.0
+    assert "winning on different subjects" in crossed["verdict"] and "every one" not in crossed["verdict"]
+    same = compare_arms(pd.DataFrame({"A": [0.6, 0.4, 0.5], "B": [0.6, 0.4, 0.5]}))
+    assert same["p_value"] == 1.0 and "same seed-averaged UF1 on every one of the 3" in same["verdict"]

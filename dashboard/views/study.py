@@ -94,8 +94,10 @@ def comparison_section(report) -> None:
                    f"by more than CD = {test['cd']:.2f} are.")
         st.dataframe(test["posthoc"], width="stretch")
         st.caption("Nemenyi post-hoc p-values, every pair of arms.")
-    st.caption("Each subject's UF1 (averaging the classes it shows) is averaged over the arm's complete seeds; "
-               "the tests pair arms on the same subjects.")
+    st.caption("Each subject's UF1 (averaging the classes it shows or is predicted as) is averaged over the arm's "
+               "complete seeds; the tests pair arms on the same subjects. Two arms: the paired sign-flip "
+               "permutation test of the mean per-subject difference that Compare runs on two runs (one seed per "
+               "arm gives Compare's p-value).")
 
 
 def curves_section(report) -> None:

@@ -164,16 +164,22 @@ def permutation_test(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int =
                      ) -> dict[str, Any]:
     """Paired sign-flip test of mean(A - B) over subjects (two-sided; :func:`sign_flip_test`, as Compare)."""
     a_name, b_name = scores.columns[:2]
-    t = sign_flip_test(scores[a_name].to_numpy(float), scores[b_name].to_numpy(float), n_perm=n_perm, seed=seed)
+    a, b = scores[a_name].to_numpy(float), scores[b_name].to_numpy(float)
+    t = sign_flip_test(a, b, n_perm=n_perm, seed=seed)
     return {"kind": "permutation", "a": a_name, "b": b_name, "delta": t.delta, "p_value": t.p_value,
             "n_subjects": t.n_subjects, "exact": t.exact, "n_resamples": t.n_resamples,
             "verdict": two_arm_verdict(a_name, b_name, t.delta, t.p_value, t.n_subjects, alpha=alpha,
-                                       exact=t.exact)}
+                                       exact=t.exact, identical=bool(np.allclose(a, b)))}
 
 
-def two_arm_verdict(a: str, b: str, delta: float, p: float, n: int, *, alpha: float = 0.05, exact: bool = False) -> str:
-    if delta == 0 or p >= 1 - 1e-12 and abs(delta) < 1e-12:
+def two_arm_verdict(a: str, b: str, delta: float, p: float, n: int, *, alpha: float = 0.05, exact: bool = False,
+                    identical: bool | None = None) -> str:
+    """The two-arm test in words; ``identical``: every subject's score equal under both arms (default: delta 0)."""
+    if identical if identical is not None else abs(delta) < 1e-12:
         return f"{a} and {b} score the same seed-averaged UF1 on every one of the {n} shared subjects."
+    if abs(delta) < 1e-12:
+        return (f"{a} and {b} make the same mean seed-averaged UF1 over the {n} shared subjects, winning on "
+                f"different subjects (paired permutation p = {p:.3g}): no evidence that one arm is better.")
     better, worse = (a, b) if delta > 0 else (b, a)
     head = (f"{better} scores {abs(delta):.3f} UF1 higher than {worse} per subject (seed-averaged, mean over "
             f"{n} subjects)")
