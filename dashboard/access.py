@@ -5,9 +5,9 @@ terminal and hands it to the server as ``MER_ACCESS_TOKEN``. Every browser
 session must then present it (``?token=...`` in the link printed, or typed
 once into the box); without it no page renders. On 127.0.0.1 no token is
 needed: only people on this machine reach the server. A DNS-rebinding page
-in a local browser can reach 127.0.0.1 too, which is why Streamlit's own
-XSRF protection stays on and why paths from the browser are confined
-(mer_core.datasets.allowed).
+in a local browser can reach 127.0.0.1 too: the server refuses it by its
+Host header (dashboard.server), Streamlit's own XSRF protection stays on,
+and paths from the browser are confined (mer_core.datasets.allowed).
 """
 from __future__ import annotations
 

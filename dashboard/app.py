@@ -1,14 +1,17 @@
-"""MER Bench dashboard: the st.navigation router, nothing else.
+"""MER Bench dashboard: the st.navigation router, and the server it is served by.
 
-Run with ``make demo`` (or ``streamlit run dashboard/app.py``).
+Run with ``make demo`` (or ``mer dashboard``, or ``streamlit run dashboard/app.py``).
+``streamlit run`` finds ``app`` below and imports this file once to serve it: on
+that import only the server is declared (``st.App`` with the host guard of
+:mod:`dashboard.server`). Each browser session then runs this file as its page
+script (``__main__``): the router.
 """
 import importlib
 import threading
 
 import streamlit as st
 
-from dashboard import access, widgets, writes
-from dashboard.nav import pages
+from dashboard import server
 
 
 @st.cache_resource(show_spinner=False)
@@ -19,10 +22,20 @@ def _warm_imports() -> threading.Thread:
     return thread
 
 
-st.set_page_config(page_title="MER Bench", page_icon="🙂", layout="wide")
-_warm_imports()
-if access.gate():  # a token when bound beyond localhost (mer dashboard --host ...)
-    writes.on_dashboard_start()
-    st.sidebar.radio("download figures as", widgets.FIG_FORMATS, horizontal=True, key=widgets.FIG_FORMAT_KEY,
-                     format_func=str.upper, help="the camera button of every figure saves this format")
-    st.navigation(pages()).run()
+def main() -> None:
+    from dashboard import access, widgets, writes
+    from dashboard.nav import pages
+
+    st.set_page_config(page_title="MER Bench", page_icon="🙂", layout="wide")
+    _warm_imports()
+    if access.gate():  # a token when bound beyond localhost (mer dashboard --host ...)
+        writes.on_dashboard_start()
+        st.sidebar.radio("download figures as", widgets.FIG_FORMATS, horizontal=True, key=widgets.FIG_FORMAT_KEY,
+                         format_func=str.upper, help="the camera button of every figure saves this format")
+        st.navigation(pages()).run()
+
+
+if __name__ == "__main__":  # a browser session: the pages
+    main()
+else:  # the server's import (streamlit run serves `app`): every request passes the host guard first
+    app = st.App(__file__, middleware=server.middleware())

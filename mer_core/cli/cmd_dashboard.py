@@ -8,23 +8,16 @@ access token, printed here once, and shows error details as type only.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import secrets
 import subprocess
 import sys
 
 from mer_core.errors import ConfigError
+from mer_core.hosts import is_loopback
 from mer_core.paths import repo_root
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+__all__ = ["cmd_dashboard", "is_loopback", "register", "streamlit_command"]
 
 
 def streamlit_command(host: str, port: int, *, public: bool) -> list[str]:

@@ -1,0 +1,74 @@
+"""The dashboard's server side: what Streamlit's ASGI server answers before any page runs.
+
+``dashboard/app.py`` declares ``app = st.App(..., middleware=server.middleware())``, so every way
+of starting it (``make demo``, ``mer dashboard``, ``streamlit run dashboard/app.py``) serves
+through :class:`LoopbackHostGuard`: bound to a loopback address, the server answers only
+requests whose ``Host`` header is a loopback name or address (``localhost``, 127.0.0.0/8,
+``[::1]``), HTTP and WebSocket alike. Anything else is a page on another name that a DNS
+rebinding pointed at 127.0.0.1: it gets 403 before Streamlit sees it. Bound beyond loopback,
+the access token (:mod:`dashboard.access`) is what keeps strangers out.
+"""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from mer_core.hosts import host_is_loopback, is_loopback
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def bind_address() -> str:
+    """The address the server binds (Streamlit's ``server.address``; empty means every interface)."""
+    from streamlit import config
+
+    return str(config.get_option("server.address") or "")
+
+
+def _host(scope: Scope) -> str:
+    for name, value in scope.get("headers") or ():
+        if name == b"host":
+            return value.decode("latin-1")
+    return ""
+
+
+def refusal(host: str, address: str, port: Any) -> str:
+    """The 403 text: which Host was refused and which addresses the dashboard answers."""
+    shown = "".join(c if c.isprintable() else "?" for c in host)[:200] or "(none)"
+    return (f"MER Bench refused this request: Host {shown!r} is not this machine.\n"
+            f"The dashboard is bound to {address} and answers only http://127.0.0.1:{port}/ or "
+            f"http://localhost:{port}/. A page on another name that reaches it is a DNS-rebinding attempt.\n")
+
+
+class LoopbackHostGuard:
+    """ASGI middleware: on a loopback-bound server, 403 for any request whose Host is not loopback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            address = bind_address()
+            host = _host(scope)
+            if is_loopback(address) and not host_is_loopback(host):
+                if scope["type"] == "websocket":
+                    # closing before accepting: the server answers the upgrade with 403
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                port = (scope.get("server") or ("", ""))[1]
+                body = refusal(host, address, port).encode("utf-8")
+                await send({"type": "http.response.start", "status": 403, "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                    (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def middleware() -> list[Any]:
+    """The middleware ``st.App`` puts in front of Streamlit's own."""
+    from starlette.middleware import Middleware
+
+    return [Middleware(LoopbackHostGuard)]
