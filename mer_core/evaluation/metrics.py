@@ -30,9 +30,12 @@ as 1.
   model never finds it).
 
 This is scikit-learn's ``f1_score`` / ``recall_score`` with ``labels=`` all
-classes, ``average='macro'`` and ``zero_division=np.nan``, and it is what the
-MEGC2019 evaluation script does (it skips a class whose one-vs-rest
-confusion matrix is degenerate). On the full pooled predictions of a dataset
+classes, ``average='macro'`` and ``zero_division=np.nan``. It is also what the
+MEGC2019 evaluation script (``recognition_evaluation``, copied into most MER
+code) does for an absent class: its one-vs-rest confusion matrix is
+degenerate and the class is skipped; a class predicted without clips gets F1
+0 there too, and a recall of 0/0 that turns its UAR into NaN, where here that
+recall is left out. On the full pooled predictions of a dataset
 every class has clips and the rule never triggers. It matters on subsets: a
 subject's clips, one part of a composite, one bootstrap resample. Counting an
 absent class as 0 instead would score a subject with only negative clips, all
