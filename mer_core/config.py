@@ -21,7 +21,10 @@ SCHEDULERS = ("none", "cosine", "step")
 LOSSES = ("ce", "focal", "label_smoothing")
 CLASS_BALANCE = ("none", "weights", "sampler")
 SELECTION = ("fixed", "early_stop")
-EXECUTORS = ("sequential", "process", "ray", "batched")
+EXECUTORS = ("sequential", "process", "ray")
+# Executors that existed once: a stored config naming one still loads (and shows), but it cannot run;
+# mer_core.training.experiment refuses it with the executor to use instead.
+REMOVED_EXECUTORS = {"batched": "process"}
 FLOW_METHODS = ("dis", "tvl1", "farneback")
 FREEZE = ("none", "early", "all_but_head")
 
@@ -111,9 +114,10 @@ class ExperimentConfig:
     backbone_lr_mult: float = 1.0
     # --- execution ------------------------------------------------------
     seed: int = 0
-    executor: str = "process"  # sequential | process (a pool of workers) | ray | batched (K folds as one vmapped model)
+    executor: str = "process"  # sequential | process (a pool of workers) | ray
     workers: int = 0  # 0 = auto: one per CPU core, or one per GPU when CUDA is present
-    max_batched_folds: int = 0  # folds trained at once by 'batched'; 0 = auto from free RAM / GPU memory
+    # Unused: the removed 'batched' executor's chunk size, kept so that stored configs load and hash as before.
+    max_batched_folds: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     keep_checkpoints: bool = True
     ray_address: str = ""
@@ -125,7 +129,8 @@ class ExperimentConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("class_balance", self.class_balance, CLASS_BALANCE)
         _choice("selection", self.selection, SELECTION)
-        _choice("executor", self.executor, EXECUTORS)
+        if self.executor not in REMOVED_EXECUTORS:  # a removed one loads; running it is refused with what to use
+            _choice("executor", self.executor, EXECUTORS)
         _choice("freeze", self.freeze, FREEZE)
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)

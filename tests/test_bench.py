@@ -128,7 +128,7 @@ def test_full_plan_compares_executors_on_the_fast_models_only():
     from mer_core.jobs.bench import _loso_executors, full_plan
 
     plan = full_plan()
-    assert _loso_executors(plan, "ststnet") == ["sequential", "process", "batched"]
+    assert _loso_executors(plan, "ststnet") == ["sequential", "process"]
     assert _loso_executors(plan, "mfdan") == ["process"]  # the default executor, which the estimate uses
     asked = dataclasses.replace(plan, executors=("sequential",))
     assert _loso_executors(asked, "mfdan") == ["sequential"]  # --executors applies to every model

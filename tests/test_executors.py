@@ -1,4 +1,6 @@
 """Executors give the same predictions; a crash mid-fold is redone on resume; Ray runs folds."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -77,6 +79,56 @@ def test_crash_mid_fold_is_redone_on_resume(manifest, monkeypatch):
         assert store.completed_folds("mid") == {0, 1, 2}
         assert ep.groupby("fold_index").size().tolist() == [2, 2, 2]  # no leftover epoch rows
     assert preds("mid")[0] == preds(run_experiment(cfg(manifest)))[0]
+
+
+REMOVED = "executor 'batched' was removed (it was slower than the process pool where it was measured); " \
+          "use executor='process'"
+
+
+def test_a_stored_run_naming_the_removed_batched_executor_loads_and_shows_but_is_not_run_again(manifest, tmp_path,
+                                                                                                capsys):
+    from mer_core.cli import main
+    from mer_core.errors import ConfigError
+    from mer_core.jobs import queue
+
+    old = cfg(manifest, executor="batched")  # a config stored before the executor was removed still loads
+    with RunStore() as store:
+        store.create_run(old, classes=("a", "b"), n_folds=3, n_samples=12, run_id="old")
+        stored = ExperimentConfig.from_json(store.get_run("old")["config_json"])
+        assert stored.executor == "batched" and store.get_run("old")["config_hash"] == old.stable_hash()
+        job = queue.submit(cfg(manifest), store=store, start=False)
+        store.conn.execute("UPDATE jobs SET status='failed', config_json=? WHERE id=?", (old.to_json(), job))
+        assert queue.get_job(store, job)["config"]["executor"] == "batched"  # the Jobs page shows it
+        with pytest.raises(ConfigError, match=re.escape(REMOVED)):
+            queue.resume(store, job, start=False)
+        assert queue.get_job(store, job)["status"] == "failed"  # left as it was
+        with pytest.raises(ConfigError, match=re.escape(REMOVED)):
+            queue.submit(old, store=store, start=False)
+    assert main(["runs"]) == 0 and "old" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match=re.escape(REMOVED)):
+        run_experiment(old, run_id="old")
+    (tmp_path / "old.json").write_text(old.to_json())
+    assert main(["loso", "--config", str(tmp_path / "old.json"), "--resume", "old"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"mer loso: error: {REMOVED} (valid: sequential, process, ray)"  # one line
+    with pytest.raises(SystemExit):
+        main(["loso", "--executor", "batched"])  # no longer offered
+    assert "invalid choice: 'batched'" in capsys.readouterr().err
+
+
+def test_the_executor_that_runs_is_the_one_asked_for(manifest, monkeypatch):
+    """No executor is chosen for the user: one CUDA device and workers=0 once made 'process' run another one."""
+    from mer_core.training import executors
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    pools = []
+    monkeypatch.setattr(executors, "_run_process_pool", lambda cfg, todo, *a: pools.append((cfg.executor, len(todo))))
+    monkeypatch.setattr(executors, "resolve_workers", lambda cfg, n=None: 2)
+    run_experiment(cfg(manifest, executor="process", workers=0, device="auto"), run_id="asked")  # 'auto' -> cuda
+    assert pools == [("process", 3)]  # the stub pool trained nothing; the pool was what ran
+    with RunStore() as store:
+        assert not any("executor" in note for note in store.get_run("asked")["notes"])
 
 
 def test_focal_loss_hand_computation():

@@ -193,3 +193,52 @@ def test_frozen_migration_mapping_names_class_sets_the_datasets_offer():
 
     for name, class_set in db.CLASS_SET_DEFAULTS_V2.items():
         assert class_set in dataset_info(name).class_sets, name
+
+
+def _training_imports() -> dict[str, set[str]]:
+    """Module -> the mer_core.training modules it imports (function-level imports included)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "mer_core" / "training"
+    graph: dict[str, set[str]] = {}
+    for path in root.glob("*.py"):
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [f"{node.module}.{a.name}" if node.module == "mer_core.training" else node.module or ""
+                      for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            deps |= {n.split(".")[2] for n in names if n.startswith("mer_core.training.")}
+        graph[path.stem] = deps - {path.stem}
+    return graph
+
+
+def test_no_training_module_imports_one_that_imports_it_back():
+    """One way through the training package: the engine imports the resolution, never the reverse."""
+    graph = _training_imports()
+    assert "experiment" in graph["engine"] and "batched" not in graph
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for dep in graph.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    circles = sorted(m for m in graph if m in reach(m))
+    assert not circles, f"import circles through: {circles}"
+
+
+def test_every_command_resolves_the_preset_through_the_one_module():
+    """The commands that take a model default to preset auto and resolve it in mer_core.training.experiment."""
+    parser = build_parser()
+    for argv in (["loso"], ["submit"], ["preprocess", "--dataset", "synthetic"], ["pretrain"]):
+        args = parser.parse_args(argv)
+        assert (args.preset or "auto") == "auto", argv
+    root = Path(__file__).resolve().parents[1]
+    for rel in ("mer_core/cli/cmd_preprocess.py", "mer_core/cli/cmd_pretrain.py", "mer_core/cli/cmd_loso.py",
+                "mer_core/jobs/study.py", "dashboard/views/new_experiment.py"):
+        text = (root / rel).read_text(encoding="utf-8")
+        assert "mer_core.training.experiment import" in text, rel
+        assert "training.engine import resolve_model_config" not in text and "auto_preset" not in text, rel

@@ -13,8 +13,7 @@ from mer_core.errors import ConfigError
 from mer_core.models.registry import list_models
 from mer_core.store.db import RunStore
 from mer_core.training.engine import run_experiment
-from mer_core.training.experiment import choose_preset, resolve_experiment
-from mer_core.training.forms import model_forms
+from mer_core.training.experiment import choose_preset, model_forms, resolve_experiment
 
 FRAMES = dict(subjects=3, clips_per_subject=4, size=32, frames=8)
 
@@ -116,3 +115,18 @@ def test_when_every_clip_fails_preprocessing_loso_says_why_and_what_fits(tmp_pat
 def test_mer_models_says_what_auto_picks_per_form(capsys):
     assert main(["models"]) == 0
     assert "preset auto: frames -> cpu, flow+apex -> cpu_flow_apex, apex -> cpu_apex" in capsys.readouterr().out
+
+
+def test_mer_preprocess_resolves_the_preset_like_mer_loso_on_a_flow_apex_export(exports, capsys):
+    """`mer preprocess` defaulted to the cpu preset while `mer loso` used auto: on a flow + apex set every clip
+    failed (DenseAttention's cpu preset needs the onset-apex difference). Both resolve through one module now."""
+    manifest = ["--dataset", "manifest", "--dataset-option", f"manifest={exports['flow+apex']}"]
+    rc = main(["preprocess", *manifest, "--model", "dense_attention", "--no-progress", "--no-cache"])
+    out = capsys.readouterr().out
+    loso = resolve_experiment("manifest", "dense_attention", dataset_options={"manifest": str(exports["flow+apex"])})
+    assert rc == 0 and " 0 failed" in out, out
+    assert "auto -> cpu_flow_apex" in out and f"channels {','.join(loso.preprocess.channels)} at " \
+        f"{loso.preprocess.input_size} px" in out
+    rc = main(["preprocess", *manifest, "--model", "dense_attention", "--preset", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "presets of dense_attention that fit: cpu_flow_apex, cpu_apex" in err  # refused like loso

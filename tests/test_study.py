@@ -1,7 +1,6 @@
 """Studies: validation (refusals name the arm), submission through the job queue, cancel and resume."""
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import pytest
@@ -137,14 +136,20 @@ def test_the_shipped_synthetic_study_file_is_valid() -> None:
     assert len(configs) == 4 and spec_.seeds == (0, 1, 2) and spec_.dataset == "synthetic"
 
 
-@pytest.mark.parametrize("name", ["study_batched_stochastic.toml", "study_batched_stochastic_mfdan.toml"])
-def test_the_executor_studies_differ_only_in_the_executor(name) -> None:
-    from pathlib import Path
+def test_a_stored_study_naming_the_removed_batched_executor_loads_but_is_not_resubmitted_or_resumed() -> None:
+    old = spec(options={**TINY, "executor": "batched"})
+    with pytest.raises(MerError, match="arm 'base': executor 'batched' was removed .*use executor='process'"):
+        st.validate(old)
+    with RunStore() as store:
+        store.create_study("tiny", dataset="synthetic", protocol="loso", definition=old.to_dict())
+        assert st.load_spec(store, "tiny") == old  # a study stored before the removal still loads and shows
+        with pytest.raises(MerError, match="executor 'batched' was removed"):
+            st.resume_study(store, "tiny", start=False)
+        assert store.study_cells("tiny").empty  # nothing was queued
 
-    spec_ = st.load_study_file(Path(__file__).resolve().parents[1] / "benchmarks" / name)
-    by_arm = st.validate(spec_)
-    assert len(by_arm) == 2 and spec_.seeds == (0, 1, 2)
-    process, batched = by_arm.values()
-    for p, b in zip(process, batched):  # per seed: same config but for the executor
-        assert (p.executor, b.executor) == ("process", "batched")
-        assert dataclasses.replace(b, executor="process") == p
+
+def test_an_arm_without_a_preset_resolves_auto_like_every_command() -> None:
+    configs = st.validate(spec())
+    assert st.parse_study({"name": "x", "dataset": "synthetic", "arms": [{"model": "baseline"}]}).arms[0].preset \
+        == "auto"
+    assert configs["base"][0].preset == "cpu"  # auto on a set with frames

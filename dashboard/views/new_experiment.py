@@ -216,7 +216,7 @@ def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any, def
     low, high = c3.slider("EVM band (fraction of the frame rate)", 0.0, 0.5, (0.05, 0.4), 0.01, key="ne_evm_band")
     pre["evm_low"], pre["evm_high"] = float(low), float(high)
     slots["preprocess.evm_low"] = c3.empty()
-    # a model with an evm_alpha field gets this amplification from the engine (resolve_model_config)
+    # a model with an evm_alpha field gets this amplification (experiment.resolve_model_config)
 
 
 def _resolve_preset(v: dict[str, Any], slots: dict[str, Any], col: Any, model: str, choice: str,
@@ -316,8 +316,7 @@ def render() -> None:
     config = None if errors else ExperimentConfig.from_dict(values)
     summary: dict[str, Any] = {}
     if config is not None:
-        from mer_core.training.engine import resolve_model_config
-        from mer_core.training.experiment import resolve_experiment
+        from mer_core.training.experiment import resolve_experiment, resolve_model_config
 
         try:  # the model must accept the chosen input (size, channels)
             resolve_model_config(config, 3)

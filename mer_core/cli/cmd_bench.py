@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="fewer models, epochs and repetitions (under 5 min on 2 cores)")
     p.add_argument("--out", metavar="PATH", help="report file (default: benchmarks/results/<machine kind>.json)")
     p.add_argument("--models", nargs="+", metavar="MODEL", help="only these models")
-    p.add_argument("--executors", nargs="+", metavar="EXECUTOR", help="LOSO executors (default: all available)")
+    p.add_argument("--executors", nargs="+", metavar="EXECUTOR", help="LOSO executors (default: sequential and process)")
     p.add_argument("--presets", nargs="+", metavar="PRESET",
                    help="LOSO presets (default: cpu; on a CUDA device cpu and paper)")
     p.add_argument("--epochs", type=int, help="LOSO epochs (default: quick 3, full the preset's)")

@@ -262,7 +262,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
     from mer_core.models.registry import list_models, model_config, model_spec, provenance_summary
-    from mer_core.training.forms import model_forms
+    from mer_core.training.experiment import model_forms
 
     for name in list_models():
         spec = model_spec(name)

@@ -5,8 +5,12 @@
                    [--flow dis|tvl1|farneback] [--workers N] [--no-face-crop]
                    [--evm-alpha A ...] [--limit N] [--report FILE.csv]
 
-Channels and size come from the model's config (``--model``, default the
-baseline) unless ``--channels`` / ``--size`` say otherwise. Training builds
+Channels, size and preprocessing options are the ones a run of the model
+(``--model``, default the baseline) at the preset (``--preset``, default
+``auto``: the CPU preset the dataset's inputs can feed) would use: they are
+resolved by :mod:`mer_core.training.experiment`, as for ``mer loso``, so the
+cache built here is the one the run reads. ``--channels`` / ``--size`` /
+``--flow`` ... override them. Training builds
 whatever is missing anyway; this command only does it up front, in parallel,
 with a progress bar, and prints a summary (ok / failed, cache hits, time)
 and the first failures. Exit code 0 when at least one sample is usable,
@@ -29,10 +33,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--root", help="dataset root (default: the configured one)")
     p.add_argument("--dataset-option", "-o", action="append", default=[], metavar="KEY=VALUE", help="indexer option")
     p.add_argument("--model", help="take channels and size from this model's config (default: baseline)")
-    p.add_argument("--preset", default="cpu", help="model preset (default cpu)")
+    p.add_argument("--preset", default="auto", help="model preset: auto (default: the CPU preset that fits the "
+                   "dataset's inputs, as for mer loso) or a name from `mer models`")
     p.add_argument("--channels", help="comma-separated channels, e.g. flow_u,flow_v,strain (overrides the model's)")
     p.add_argument("--size", type=int, help="input size in pixels (overrides the model's)")
-    p.add_argument("--flow", choices=("dis", "tvl1", "farneback"), default="dis", help="optical flow method (default dis)")
+    p.add_argument("--flow", choices=("dis", "tvl1", "farneback"), help="optical flow method (default: the preset's, dis)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     p.add_argument("--no-face-crop", action="store_true", help="skip face detection (use whole frames)")
     p.add_argument("--evm-alpha", type=float, help="EVM amplification (default from the config: 10)")
@@ -48,38 +53,46 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def resolve_inputs(args: argparse.Namespace) -> tuple[tuple[str, ...], int]:
-    """Channels and size from --channels/--size, else from the model's config."""
-    from mer_core.models import model_config
+def resolve_inputs(args: argparse.Namespace, table: Any) -> tuple[Any, str]:
+    """(the run's resolved config for this model, preset and table, why that preset), the flags applied."""
     from mer_core.preprocess.channels import check_channels
+    from mer_core.training.experiment import choose_preset, resolve_experiment
 
-    cfg = model_config(args.model or "baseline", args.preset)
-    channels = check_channels([c.strip() for c in args.channels.split(",") if c.strip()]) if args.channels else cfg.channels
-    size = args.size if args.size else cfg.input_size
-    if not 8 <= size <= 512:
-        raise ConfigError(f"--size {size}: expected 8..512 pixels")
-    return tuple(channels), int(size)
+    model = args.model or "baseline"
+    if args.size is not None and not 8 <= args.size <= 512:
+        raise ConfigError(f"--size {args.size}: expected 8..512 pixels")
+    pre: dict[str, Any] = {k: getattr(args, k) for k in ("evm_alpha", "evm_low", "evm_high", "evm_levels",
+                                                          "evm_pyramid", "evm_filter") if getattr(args, k) is not None}
+    if args.flow:
+        pre["flow_method"] = args.flow
+    if args.no_face_crop:
+        pre["face_crop"] = False
+    if args.channels:
+        pre["channels"] = tuple(check_channels([c.strip() for c in args.channels.split(",") if c.strip()]))
+    if args.size:
+        pre["input_size"] = args.size
+    options = parse_pairs(args.dataset_option, None, "--dataset-option")
+    _, reason = choose_preset(args.dataset, model, args.preset, options, table)
+    config = resolve_experiment(args.dataset, model, args.preset, overrides={"preprocess": pre},
+                                dataset_options=options, table=table)
+    return config, reason
 
 
 def run(args: argparse.Namespace) -> int:
-    from mer_core.config import PreprocessConfig
     from mer_core.datasets import index_dataset
     from mer_core.preprocess.pipeline import prepare_inputs
 
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: expected 1 or more")
-    channels, size = resolve_inputs(args)
-    evm = {
-        k: getattr(args, k)
-        for k in ("evm_alpha", "evm_low", "evm_high", "evm_levels", "evm_pyramid", "evm_filter")
-        if getattr(args, k) is not None
-    }
-    options = PreprocessConfig(flow_method=args.flow, face_crop=not args.no_face_crop, **evm)
     root = Path(args.root).expanduser() if args.root else None
     table = index_dataset(args.dataset, root, **parse_pairs(args.dataset_option, None, "--dataset-option"))
     if args.limit:
         table = table.iloc[: args.limit]
-    print(f"preprocessing {len(table)} sample(s) of {args.dataset!r}: channels {','.join(channels)} at {size} px, "
+    config, reason = resolve_inputs(args, table)
+    options = config.preprocess
+    channels, size = tuple(options.channels), int(options.input_size)
+    print(f"preprocessing {len(table)} sample(s) of {args.dataset!r} for {config.model}/{config.preset}"
+          f"{f' ({reason})' if reason else ''}: channels {','.join(channels)} at {size} px, "
           f"flow {options.flow_method}, face crop {'on' if options.face_crop else 'off'}, {args.workers} worker(s)")
 
     bar = None

@@ -1,13 +1,15 @@
 """``mer pretrain``: macro-expression pre-training (transfer learning).
 
     mer pretrain --model dense_attention --macro synthetic-macro \\
-        [--macro folder:PATH] [--macro ckplus:PATH] [--epochs N] [--preset cpu]
+        [--macro folder:PATH] [--macro ckplus:PATH] [--epochs N] [--preset auto]
 
 Trains the model's architecture on all samples of the macro sources and prints
 the checkpoint path (stored once per configuration under
 ``cache/checkpoints/pretrain/`` and reused). A fine-tuning run whose
 experiment config sets ``pretrain`` to the same sources (and the same model,
-preset, options, epochs and seed) finds the same checkpoint.
+preset, options, epochs and seed) finds the same checkpoint. The preset is
+resolved as every command resolves it (:mod:`mer_core.training.experiment`):
+``auto`` (the default) is the CPU preset the macro sources' inputs can feed.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ def register(subparsers: Any) -> None:
         description="Pre-train a model on one or more macro-expression sources for macro-to-micro transfer learning.",
     )
     p.add_argument("--model", default="dense_attention", help="registered model name (default: dense_attention)")
-    p.add_argument("--preset", default="cpu", help="model preset (default: cpu)")
+    p.add_argument("--preset", default="auto", help="model preset: auto (default: the CPU preset the macro sources "
+                   "can feed, cpu for synthetic-macro) or a name from `mer models`")
     p.add_argument(
         "--macro", action="append", metavar="SOURCE",
         help="macro source, repeatable: a dataset name (synthetic-macro, NAME:ROOT, NAME?key=value), "
@@ -50,15 +53,20 @@ def run(args: argparse.Namespace) -> int:
     from mer_core.training.pretrain import pretrain
 
     from mer_core.models.registry import model_spec
+    from mer_core.training.experiment import macro_preset
 
+    sources = args.macro or ["synthetic-macro"]
+    preset, reason = macro_preset(args.model, args.preset, sources)
     options = parse_pairs(args.option, model_spec(args.model).config_cls, "--option")
     if args.channels:
         options["channels"] = tuple(c.strip() for c in args.channels.split(",") if c.strip())
     if args.input_size:
         options["input_size"] = args.input_size
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if log and reason:
+        log(f"preset {preset}: {reason}")
     path = pretrain(
-        args.model, args.preset, args.macro or ["synthetic-macro"], args.epochs, args.seed,
+        args.model, preset, sources, args.epochs, args.seed,
         model_options=options, preprocess=PreprocessConfig(), lr=args.lr, batch_size=args.batch_size,
         device=args.device, force=args.force, log=log,
     )

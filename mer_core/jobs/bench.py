@@ -6,8 +6,8 @@ Sections (each a list of rows in the report, see :mod:`mer_core.jobs.bench_repor
   flow_v, strain) at 128 and 224 px, cold (empty cache: compute + write) and
   cached (the second pass), one worker;
 * ``fwd_bwd``: forward+backward training samples/s per model and preset;
-* ``loso``: a whole LOSO per model, preset and executor (``batched`` too when
-  :data:`mer_core.config.EXECUTORS` has it) on the default synthetic set, at
+* ``loso``: a whole LOSO per model, preset and executor (sequential and
+  process unless asked otherwise) on the default synthetic set, at
   the cpu preset, and on a CUDA device at the paper preset too, with
   its UF1/UAR, wall time, CPU seconds and peak memory of the whole process
   tree (pool workers included, :class:`~mer_core.jobs.proctree.TreeMonitor`),
@@ -62,7 +62,7 @@ class BenchPlan:
     preprocess_clips: int = 8
     preprocess_reps: int = 3
     loso_models: tuple[str, ...] = ()  # () = every registered model
-    executors: tuple[str, ...] = ()  # () = sequential, process and batched when available
+    executors: tuple[str, ...] = ()  # () = sequential and process
     loso_presets: tuple[str, ...] = ()  # () = cpu, and on a CUDA device also paper (where the model has it)
     # models run on every executor; the others on the default one only (None = every model on every executor)
     executor_models: tuple[str, ...] | None = None
@@ -116,7 +116,7 @@ def _models(names: tuple[str, ...]) -> list[str]:
 def _executors(names: tuple[str, ...]) -> list[str]:
     from mer_core.config import EXECUTORS
 
-    wanted = names or ("sequential", "process", "batched")
+    wanted = names or ("sequential", "process")
     unknown = [e for e in names if e not in EXECUTORS]
     if unknown:
         raise MerError(f"unknown executor(s) {', '.join(unknown)}; valid: {', '.join(EXECUTORS)}")
@@ -319,7 +319,7 @@ def _one_loso(config: Any) -> dict[str, Any]:
 
 
 def _parallel(config: Any, n_folds: int, overlap: int) -> int:
-    """Folds trained at a time: 1 (sequential), the pool's workers (process), else as measured (batched's chunk)."""
+    """Folds trained at a time: 1 (sequential), the pool's workers (process), else as measured (ray)."""
     from mer_core.training.executors import resolve_workers
 
     if config.executor == "sequential":

@@ -242,8 +242,8 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
     resolves the model config, so the errors a worker would hit in its first
     second are raised here instead, as :class:`MerError` naming the problem.
     """
-    from mer_core.training.engine import load_table, resolve_model_config
-    from mer_core.training.experiment import complete_config
+    from mer_core.training.engine import load_table
+    from mer_core.training.experiment import complete_config, resolve_model_config
     from mer_core.training.protocols import make_folds
 
     config = complete_config(config)

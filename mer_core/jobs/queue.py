@@ -272,8 +272,14 @@ def _signal_cancel(store: RunStore, job_id: str) -> None:
 
 
 def resume(store: RunStore, job_id: str, *, start: bool = True) -> str:
-    """Re-queue a failed or cancelled job (same job id and run id); finished folds are kept."""
+    """Re-queue a failed or cancelled job (same job id and run id); finished folds are kept.
+
+    A job whose stored config names a removed executor is refused (one line naming the one to use).
+    """
+    from mer_core.training.experiment import check_executor
+
     job = get_job(store, job_id)
+    check_executor(str(job["config"].get("executor", "")))
     with store.tx() as c:
         status = c.execute("SELECT status FROM jobs WHERE id=?", (job["id"],)).fetchone()[0]
         if status not in ("failed", "cancelled"):

@@ -17,7 +17,7 @@ A study file (``mer study submit study.toml``)::
     [[arms]]
     name = "MFDAN"
     model = "mfdan"
-    preset = "cpu"
+    preset = "cpu"               # default auto: the CPU preset the dataset's inputs can feed
     [[arms]]
     name = "MFDAN without DropKey"
     model = "mfdan"
@@ -57,7 +57,7 @@ class Arm:
 
     name: str
     model: str
-    preset: str = "cpu"
+    preset: str = "auto"  # resolved like every command's (mer_core.training.experiment)
     options: Mapping[str, Any] = field(default_factory=dict)
     model_options: Mapping[str, Any] = field(default_factory=dict)
     dataset: str = ""  # '' = the study's
@@ -118,7 +118,7 @@ def _parse_arm(data: Any, index: int, where: str) -> Arm:
         if not isinstance(data.get(key, {}), Mapping):
             raise MerError(f"{label}: {key!r} must be a table")
     name = str(data.get("name") or data["model"]).strip()
-    return Arm(name=name, model=str(data["model"]), preset=str(data.get("preset", "cpu")),
+    return Arm(name=name, model=str(data["model"]), preset=str(data.get("preset", "auto")),
                options=dict(data.get("options", {})), model_options=dict(data.get("model_options", {})),
                dataset=str(data.get("dataset", "")))
 
@@ -262,8 +262,11 @@ def cancel_study(store: RunStore, name: str) -> dict[str, int]:
 def resume_study(store: RunStore, name: str, *, start: bool = True) -> dict[str, int]:
     """Re-queue failed and cancelled cells (their finished folds are kept) and submit cells never queued."""
     from mer_core.jobs import queue
+    from mer_core.training.experiment import check_executor
 
     spec = load_spec(store, name)
+    for options in (spec.options, *(arm.options for arm in spec.arms)):  # refused before any cell is re-queued
+        check_executor(str(options.get("executor", "")))
     cells = store.study_cells(name)
     have = {(c.arm, int(c.seed)) for c in cells.itertuples() if c.job_id}
     counts = {"resumed": 0, "submitted": 0}

@@ -61,9 +61,6 @@ class ModelSpec:
     train_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     # preset -> field -> where its value comes from (see PROVENANCE_KINDS), one entry per preset field
     provenance: dict[str, dict[str, str]] = field(default_factory=dict)
-    # False: the model cannot be trained as K stacked copies under torch.func.vmap (executor 'batched'
-    # then falls back to the process executor)
-    batchable: bool = True
 
 
 # Where a preset's number comes from; each provenance note names one of these (it may add detail,
@@ -87,7 +84,6 @@ def register_model(
     description: str,
     train_defaults: dict[str, dict[str, Any]] | None = None,
     provenance: dict[str, dict[str, str]] | None = None,
-    batchable: bool = True,
 ) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
     """Decorator registering a builder ``(config) -> nn.Module``.
 
@@ -97,9 +93,6 @@ def register_model(
     ``{"cpu": {"*": "chosen here", "epochs": "tuned on synthetic seed 0"}}``.
     A field without a note, a note for a field the preset does not set, or a
     note naming none of :data:`PROVENANCE_KINDS` is refused.
-
-    ``batchable`` says whether K copies of the model train correctly as one
-    ``torch.func.vmap(functional_call)`` computation (executor ``batched``).
     """
 
     def deco(builder: Callable[[Any], nn.Module]) -> Callable[[Any], nn.Module]:
@@ -113,7 +106,7 @@ def register_model(
                                   f"train_defaults lacks {missing} (set each, with its provenance)")
         notes = {p: _expand_provenance(name, p, {**presets[p], **defaults.get(p, {})}, (provenance or {}).get(p))
                  for p in presets}
-        _MODELS[name] = ModelSpec(name, config_cls, builder, dict(presets), description, defaults, notes, batchable)
+        _MODELS[name] = ModelSpec(name, config_cls, builder, dict(presets), description, defaults, notes)
         return builder
 
     return deco

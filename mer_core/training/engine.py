@@ -26,7 +26,6 @@ evaluated; its failure leaves the run done with a note.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import inspect
 import os
@@ -45,11 +44,11 @@ from mer_core.datasets.classes import apply_class_set, classes_for
 from mer_core.datasets.registry import dataset_info, index_dataset
 from mer_core.errors import ConfigError, DatasetError, MerError
 from mer_core.evaluation.metrics import scores, summarize
-from mer_core.models.registry import model_config, model_spec
 from mer_core.preprocess.pipeline import prepare_inputs
 from mer_core.store.db import RunStore, run_folder
 from mer_core.store.folders import save_array, write_table
 from mer_core.training.executors import resolve_workers
+from mer_core.training.experiment import complete_config, resolve_model_config
 from mer_core.training.protocols import Fold, make_folds, shared_people_warnings
 from mer_core.training.trainer import Cancelled
 
@@ -69,20 +68,6 @@ class Experiment:
     folds: list[Fold]
     notes: list[str] = field(default_factory=list)
     fingerprint: str = ""
-
-
-def resolve_model_config(config: ExperimentConfig, num_classes: int) -> Any:
-    """The model's typed config: preset, then model_options, then preprocess overrides."""
-    overrides = dict(config.model_options)
-    overrides["num_classes"] = num_classes
-    if config.preprocess.input_size:
-        overrides["input_size"] = config.preprocess.input_size
-    if config.preprocess.channels:
-        overrides["channels"] = tuple(config.preprocess.channels)
-    fields = {f.name for f in dataclasses.fields(model_spec(config.model).config_cls)}
-    if "evm_alpha" in fields:  # a model that re-mixes magnified frames must know their amplification
-        overrides.setdefault("evm_alpha", config.preprocess.evm_alpha)
-    return model_config(config.model, config.preset, **overrides)
 
 
 def load_table(config: ExperimentConfig) -> tuple[pd.DataFrame, tuple[str, ...], list[str]]:
@@ -192,7 +177,7 @@ def runtime_notes(config: ExperimentConfig, n_folds: int, min_train: int = 0) ->
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         notes.append(f"device {config.device!r} was requested but CUDA is not available here: training runs on the CPU")
     cores = os.cpu_count() or 1
-    if config.workers > cores and config.executor in ("process", "ray", "batched"):
+    if config.workers > cores and config.executor in ("process", "ray"):
         notes.append(f"workers={config.workers} is more than this machine's {cores} cores: "
                      f"{min(cores, n_folds)} worker(s) run at a time")
     return notes
@@ -215,8 +200,6 @@ def run_experiment(
     error, including failures before the first fold (a full disk writing
     ``inputs.npy``) and at the finish (a full database).
     """
-    from mer_core.training.experiment import complete_config
-
     config = complete_config(config)  # class set never '', the model's input resolved: whatever door it came in by
     own_store = store is None
     store = store or RunStore()

@@ -4,17 +4,14 @@
 * ``process``: a forkserver pool (see mer_core.parallel) of ``workers`` processes; each sets its own
   torch thread count (cores // workers) so two workers on two cores do not
   oversubscribe, and takes one GPU each when several exist.
-* ``batched``: K folds' models trained at once as one ``torch.func.vmap``
-  computation, each fold with its own data, seed, loss, optimiser and
-  selection (see mer_core.training.batched); a model registered with
-  ``batchable=False`` falls back to ``process``.
 * ``ray``: one Ray task per fold; ``ray.init(address=config.ray_address or
   $RAY_ADDRESS)`` so a laptop run and a cluster run are the same code. The
   arrays travel with the task, results come back to the driver, which writes
   the same run store.
 
 Each fold is seeded from (config seed, fold index) alone, so the executor
-does not change the predictions. A fold is stored when it finishes, in one
+does not change the predictions. The executor that runs is the one the
+config names, never one chosen for it. A fold is stored when it finishes, in one
 transaction (see RunStore.finish_fold). Cancellation: the driver's
 ``should_stop`` or a ``cancel`` file in the run folder, checked between
 batches by every worker.
@@ -25,7 +22,7 @@ import os
 import queue as queue_mod
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -84,27 +81,6 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def effective_executor(cfg: ExperimentConfig, n_tasks: int) -> str:
-    """The executor that runs: ``batched`` replaces the default ``process`` on one CUDA device.
-
-    With ``workers=0`` on a single GPU the pool has one worker, i.e. the folds
-    would run one after another on the GPU; training them together gives the
-    same folds faster there. On CPU ``process`` stays: there vmapped convolutions
-    cost more per fold-step than one model's (benchmarks/results/batched_cpu.json).
-    """
-    if cfg.executor != "process" or cfg.workers != 0 or n_tasks < 2:
-        return cfg.executor
-    import torch
-
-    from mer_core.models.registry import model_spec
-    from mer_core.training.trainer import resolve_device
-
-    device = resolve_device(cfg.device)
-    if device.type != "cuda" or torch.cuda.device_count() != 1 or not model_spec(cfg.model).batchable:
-        return cfg.executor
-    return "batched"
 
 
 def fold_seed(seed: int, fold_index: int) -> int:
@@ -244,13 +220,6 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
 
     if not todo:
         return
-    chosen = effective_executor(cfg, len(todo))
-    if chosen != cfg.executor:
-        note = (f"executor {cfg.executor!r} with workers=0 on one CUDA device runs the folds with 'batched' "
-                "(the same folds, trained together); set workers=1 or executor='sequential' to opt out")
-        _add_run_note(store, run_id, note)
-        emit({"event": "note", "message": note})
-        cfg = replace(cfg, executor=chosen)
     if cfg.executor == "sequential" or (cfg.executor == "process" and resolve_workers(cfg, len(todo)) == 1):
         for fold in todo:
             finish(run_fold(make_task(fold), emit, should_stop))
@@ -258,23 +227,11 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
         _run_process_pool(cfg, todo, make_task, finish, emit, should_stop, folder)
     elif cfg.executor == "ray":
         _run_ray(cfg, todo, make_task, finish, should_stop, folder)
-    elif cfg.executor == "batched":
-        from mer_core.training.batched import batch_refusal, run_batched
+    else:  # a removed executor in a config that bypassed the resolution: the same one-line refusal
+        from mer_core.training.experiment import check_executor
 
-        why = batch_refusal(cfg)
-        if not why:
-            run_batched(cfg, todo, make_task, finish, emit, should_stop, folder)
-            return
-        _add_run_note(store, run_id, why)  # the model cannot be batched: the process pool
-        emit({"event": "note", "message": why})
-        pool = replace(cfg, executor="process")
-        if resolve_workers(pool, len(todo)) == 1:
-            for fold in todo:
-                finish(run_fold(make_task(fold), emit, should_stop))
-        else:
-            _run_process_pool(pool, todo, make_task, finish, emit, should_stop, folder)
-    else:  # pragma: no cover - config validation forbids it
-        raise ValueError(f"unknown executor {cfg.executor!r}")
+        check_executor(cfg.executor)
+        raise ValueError(f"unknown executor {cfg.executor!r}")  # pragma: no cover - config validation forbids it
 
 
 def _add_run_note(store: Any, run_id: str, note: str) -> None:

@@ -1,12 +1,12 @@
-"""Which inputs a sample table gives, which model presets they can feed, and the ``auto`` preset.
+"""Which inputs a sample table gives and which model presets they can feed.
 
 A dataset comes in one of three forms: **frames** (every channel can be
 made), **precomputed flow + apex images**, or **apex (and onset) images
 only**. :func:`table_inputs` reads the form off the table's columns
 (``frames``, ``flow_path``, ``apex_image_path``, ``onset_image_path``);
-:func:`preset_fit` says whether a preset's channels can be made from it;
-:func:`auto_preset` picks the CPU preset that fits best (see
-:data:`AUTO_ORDER`), with the reason shown to the user.
+:func:`preset_fit` says whether a preset's channels can be made from it.
+These are facts about tables; the choice of a preset (``auto`` included) is
+made in one place, :mod:`mer_core.training.experiment`.
 
 Channels from single images: flow from a flow image, or computed from onset +
 apex images; ``diff`` needs onset and apex images; ``magnified_*`` needs a
@@ -24,13 +24,6 @@ from mer_core.errors import ConfigError
 from mer_core.preprocess.channels import FLOW_CHANNELS
 
 INPUTS = ("frames", "flow", "apex", "onset")
-# preferred CPU presets per form (first that fits exactly wins; then any CPU preset that fits with a fallback)
-AUTO_ORDER: dict[str, tuple[str, ...]] = {
-    "frames": ("cpu", "cpu_flow_apex", "cpu_apex"),
-    "flow+apex": ("cpu_flow_apex", "cpu", "cpu_apex"),
-    "flow": ("cpu", "cpu_flow_apex"),
-    "apex": ("cpu_apex", "cpu"),
-}
 EVM_NOTE = ("{ch}: magnification (EVM) needs a frame sequence; this dataset has single images, so {ch} is the "
             "plain {plain} image, unmagnified")
 
@@ -119,39 +112,10 @@ def fitting_presets(model: str, inputs: Iterable[str]) -> list[str]:
     return [p for p in list_presets(model) if preset_fit(model, p, inputs).ok]
 
 
-def auto_preset(model: str, inputs: Iterable[str]) -> tuple[str, str]:
-    """(preset, reason) for ``auto``: the CPU preset that fits the table's inputs best."""
-    from mer_core.models.registry import list_presets
-
-    inputs = set(inputs)
-    presets = list_presets(model)
-    cpu = [p for p in presets if p.startswith("cpu")]
-    order = [p for p in AUTO_ORDER[form_of(inputs)] if p in cpu] + [p for p in cpu if p not in AUTO_ORDER[form_of(inputs)]]
-    fits = [preset_fit(model, p, inputs) for p in order]
-    chosen = next((f for f in fits if f.exact), None) or next((f for f in fits if f.ok), None)
-    if chosen is None:
-        raise ConfigError(no_fit_message(model, "auto", inputs))
-    extra = f" ({'; '.join(chosen.notes)})" if chosen.notes else ""
-    return chosen.preset, f"auto -> {chosen.preset}: {describe_inputs(inputs)}{extra}"
-
-
 CANONICAL_INPUTS: dict[str, frozenset[str]] = {
     "frames": frozenset(INPUTS), "flow+apex": frozenset({"flow", "apex"}), "apex": frozenset({"apex"}),
     "flow": frozenset({"flow"}),
 }
-
-
-def model_forms(model: str) -> dict[str, str]:
-    """Form -> the CPU preset ``auto`` gives a model on it, for each form it can learn from (exactly)."""
-    out = {}
-    for form, inputs in CANONICAL_INPUTS.items():
-        try:
-            preset, _ = auto_preset(model, inputs)
-        except ConfigError:
-            continue
-        if preset_fit(model, preset, inputs).exact:
-            out[form] = preset
-    return out
 
 
 def no_fit_message(model: str, preset: str, inputs: Iterable[str]) -> str:

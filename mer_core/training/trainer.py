@@ -4,8 +4,8 @@
 predicts its test arrays. Macro pre-training (:mod:`mer_core.training.pretrain`)
 is the same call on the macro table, with no validation and no test data.
 
-The loop is built from small pieces that a fold-batched trainer (K folds'
-models trained as one) can reuse fold by fold:
+The loop is built from small pieces (fold training, pre-training and the
+final model all run them):
 
 * :func:`make_loader` -- a data stream whose order and augmentation depend
   only on its seed;
