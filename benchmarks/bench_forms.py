@@ -63,7 +63,7 @@ def main() -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--subjects", type=int, default=None, help="keep N of the 68 subjects (smoke runs)")
     ap.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (smoke runs)")
-    ap.add_argument("--executor", default="process", help="process (all cores, the target's setting), sequential or batched")
+    ap.add_argument("--executor", default="process", help="process (all cores, the target's setting) or sequential")
     ap.add_argument("--out", type=Path, default=None, help="export folder (default: a temporary one)")
     ap.add_argument("--json", type=Path, default=ROOT / "bench_out" / "forms.json")
     args = ap.parse_args()

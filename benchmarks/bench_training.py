@@ -2,7 +2,7 @@
 
 A thin front end of ``mer bench``'s LOSO section (:func:`mer_core.jobs.bench.bench_loso`):
 every model at its CPU preset on the default synthetic set, per executor
-(sequential, process, and batched when available), preprocessing cache warm,
+(sequential and process unless --executors says otherwise), preprocessing cache warm,
 median of ``--reps`` runs with min and max. Writes ``bench_out/training.json``.
 
     .venv/bin/python benchmarks/bench_training.py [--models baseline mfdan] [--epochs N] [--reps 3]

@@ -80,18 +80,18 @@ def fingerprint(models: list[str] | None, subjects: int, clips: int, epochs: int
     return out
 
 
-def compare(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """The differences in predictions between two fingerprint files ([] when identical)."""
-    diffs = []
+def compare(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(differences in the predictions of the runs both files have, runs only one file has)."""
+    diffs, only = [], []
     for key in sorted(set(a["runs"]) | set(b["runs"])):
         ra, rb = a["runs"].get(key), b["runs"].get(key)
-        if ra is None or rb is None:
-            diffs.append(f"{key}: only in {'the second' if ra is None else 'the first'} file")
+        if ra is None or rb is None:  # a model registered (or removed) in between: nothing to compare
+            only.append(f"{key}: only in {'the second' if ra is None else 'the first'} file")
             continue
         for field in ("n", "labels", "probs"):
             if ra[field] != rb[field]:
                 diffs.append(f"{key}: {field} {ra[field]} -> {rb[field]}")
-    return diffs
+    return diffs, only
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", help="cache folder (default: a temporary one, removed afterwards)")
     args = ap.parse_args(argv)
     if args.compare:
-        diffs = compare(*(json.loads(Path(p).read_text()) for p in args.compare))
-        print("\n".join(diffs) if diffs else "identical predictions")
+        a, b = (json.loads(Path(p).read_text()) for p in args.compare)
+        diffs, only = compare(a, b)
+        print("\n".join(only + diffs))
+        print(f"{len(set(a['runs']) & set(b['runs'])) - len({d.split(':')[0] for d in diffs})} run(s) with "
+              f"identical predictions, {len({d.split(':')[0] for d in diffs})} differing")
         return 1 if diffs else 0
     if not args.out:
         ap.error("give the output path (or --compare BEFORE AFTER)")
