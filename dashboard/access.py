@@ -21,7 +21,8 @@ _OK = "access_ok"
 
 
 def required_token() -> str:
-    return os.environ.get(TOKEN_ENV, "")
+    """The token sessions must give; empty (or blank) means none is set."""
+    return os.environ.get(TOKEN_ENV, "").strip()
 
 
 def gate() -> bool:

@@ -37,5 +37,6 @@ def main() -> None:
 
 if __name__ == "__main__":  # a browser session: the pages
     main()
-else:  # the server's import (streamlit run serves `app`): every request passes the host guard first
+else:  # the server's import (streamlit run serves `app`): never open beyond loopback, host guard first
+    server.refuse_to_start_open()
     app = st.App(__file__, middleware=server.middleware())

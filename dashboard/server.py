@@ -6,10 +6,12 @@ through :class:`LoopbackHostGuard`: bound to a loopback address, the server answ
 requests whose ``Host`` header is a loopback name or address (``localhost``, 127.0.0.0/8,
 ``[::1]``), HTTP and WebSocket alike. Anything else is a page on another name that a DNS
 rebinding pointed at 127.0.0.1: it gets 403 before Streamlit sees it. Bound beyond loopback,
-the access token (:mod:`dashboard.access`) is what keeps strangers out.
+the access token (:mod:`dashboard.access`) is what keeps strangers out, so without one the
+server refuses to start (:func:`refuse_to_start_open`).
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Awaitable, Callable
 
 from mer_core.hosts import host_is_loopback, is_loopback
@@ -65,6 +67,27 @@ class LoopbackHostGuard:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+def refuse_to_start_open() -> None:
+    """Exit before serving when bound beyond loopback without an access token (nobody would be asked for one).
+
+    No ``--server.address`` at all binds every interface, so it counts as beyond loopback.
+    """
+    from dashboard.access import TOKEN_ENV, required_token
+    from streamlit import config
+
+    address = bind_address()
+    if is_loopback(address) or required_token():
+        return
+    where = address or "every interface (0.0.0.0: no --server.address was given)"
+    port = config.get_option("server.port")
+    print(f"MER Bench refuses to start: bound to {where} without an access token, anyone who can reach port "
+          f"{port} could use the dashboard. Start it with `mer dashboard` (127.0.0.1, this machine only), "
+          f"with --server.address 127.0.0.1, or share it with `mer dashboard --host {address or '0.0.0.0'}`, "
+          f"which sets {TOKEN_ENV} and prints the link (or set {TOKEN_ENV} to a secret yourself).",
+          file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def middleware() -> list[Any]:
