@@ -18,7 +18,7 @@ from dashboard.widgets import code, plain
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
 from mer_core.evaluation.statistics import Interval, per_subject_confusions
-from mer_core.evaluation.export import predictions_table
+from mer_core.evaluation.export import csv_safe, predictions_table
 
 K_NORMALISE = "run_cm_normalise"
 K_CM_CHART = "run_cm_chart"
@@ -372,7 +372,8 @@ def predictions_section(run_id: str, table: pd.DataFrame, classes: list[str]) ->
     st.caption(f"{len(view)} of {len(table)} clips · accuracy of the shown clips "
                f"{view['correct'].mean() if len(view) else float('nan'):.3f}")
     d1, d2, _ = st.columns([1, 1, 2])
-    d1.download_button("predictions (shown) as CSV", view.to_csv(index=False), file_name=f"{run_id}_predictions.csv",
+    d1.download_button("predictions (shown) as CSV", csv_safe(view).to_csv(index=False),
+                       file_name=f"{run_id}_predictions.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:")
     d2.download_button("whole run as JSON", lambda: reads.run_record_json(run_id), file_name=f"{run_id}.json",
                        mime="application/json", on_click="ignore", icon=":material/download:")

@@ -126,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     if len(failed) > 10:
         print(f"  ... and {len(failed) - 10} more (see --report)")
     if args.report:
-        rep.to_csv(args.report, index=False)
+        from mer_core.evaluation.export import csv_safe
+
+        csv_safe(rep).to_csv(args.report, index=False)
         print(f"report written to {args.report}")
     return 0 if n_ok or not len(rep) else 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -26,6 +27,30 @@ from mer_core.evaluation.statistics import bootstrap_intervals, per_subject_conf
 from mer_core.store.db import RunStore, run_folder
 
 FORMATS = ("csv", "json")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula (OWASP)
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell a spreadsheet will not run: a string starting with ``= + - @``, tab or CR gets a
+    leading ``'`` (OWASP CSV injection), unless it is a plain number written as text (``-0.050``).
+    Anything that is not a string (numbers, negative ones included) is returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` for ``to_csv``: every string cell and column name through :func:`csv_cell`.
+
+    Every CSV the project writes goes through it (``mer export``, the MLflow artifacts, the
+    study's paper table, the Run page's download, the preprocessing report)."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(csv_cell)
+    out.columns = [csv_cell(c) for c in out.columns]
+    return out
 
 
 def predictions_table(pred: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
@@ -142,7 +167,7 @@ def write_csvs(record: Mapping[str, Any], out: Path, stem: str) -> list[Path]:
             if df[col].map(lambda v: isinstance(v, (list, dict))).any():
                 df[col] = df[col].map(json.dumps)
         path = out / f"{stem}_{key}.csv"
-        df.to_csv(path, index=False)
+        csv_safe(df).to_csv(path, index=False)
         paths.append(path)
     meta = {k: record[k] for k in record if k in ("format", "run", "intervals", "intervals_method")}
     path = out / f"{stem}_run.json"

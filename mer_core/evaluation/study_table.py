@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from mer_core.errors import MerError
+from mer_core.evaluation.export import csv_safe
 from mer_core.evaluation.study import StudyReport
 
 FORMATS = ("csv", "md", "latex")
@@ -138,5 +139,5 @@ def _csv(columns: list[str], rows: list[dict[str, Any]], digits: int) -> str:
             rec[f"{col} best"] = col in row["best"]
         records.append(rec)
     buf = io.StringIO()
-    pd.DataFrame(records).to_csv(buf, index=False)
+    csv_safe(pd.DataFrame(records)).to_csv(buf, index=False)
     return buf.getvalue()
