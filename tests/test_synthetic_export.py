@@ -51,7 +51,7 @@ def test_export_refuses_a_foreign_folder_and_unknown_forms(tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
     with pytest.raises(DatasetError, match="did not write.*mine.txt"):
         export_public(tmp_path, "apex-only", subjects=1)
-    with pytest.raises(ConfigError, match="expected one of flow-apex, apex-only"):
-        export_public(tmp_path / "n", "frames", subjects=1)
+    with pytest.raises(ConfigError, match="expected one of flow-apex, apex-only, frames"):
+        export_public(tmp_path / "n", "videos", subjects=1)
     with pytest.raises(ConfigError, match="1..68"):
         plan_export(69)

@@ -14,5 +14,6 @@ from mer_core.models.registry import (  # noqa: F401
 )
 from mer_core.models import baseline  # noqa: F401,E402
 from mer_core.models import dense_attention  # noqa: F401,E402
+from mer_core.models import linear  # noqa: F401,E402
 from mer_core.models import mfdan  # noqa: F401,E402
 from mer_core.models import ststnet  # noqa: F401,E402

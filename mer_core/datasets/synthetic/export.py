@@ -32,13 +32,17 @@ import numpy as np
 
 from mer_core.datasets.synthetic.generate import _plan_clip, clip_motion, render_clip, subject_face
 from mer_core.datasets.synthetic.options import GENERATOR_VERSION, SynthOptions
+from mer_core.datasets.synthetic.realism import PARTS, Realism, adjust_plan, capture, crop_box, subject_styles
 from mer_core.errors import ConfigError, DatasetError
 
-EXPORT_FORMS = ("flow-apex", "apex-only")
+EXPORT_FORMS = ("flow-apex", "apex-only", "frames")
 EXPORT_COLUMNS = ("dataset", "subject", "clip", "label", "emotion", "flow_image", "apex_image", "flow_encoding")
+FRAME_COLUMNS = ("dataset", "subject", "clip", "label", "emotion", "frames_dir", "onset", "apex", "offset", "fps",
+                 "cropped")
+FORM_COLUMNS = {"flow-apex": EXPORT_COLUMNS, "apex-only": EXPORT_COLUMNS, "frames": FRAME_COLUMNS}
 FLOW_SIZE, APEX_SIZE = 28, 224
 PART_ORDER = ("casme2", "samm", "smic")
-_OURS = {"manifest.csv", "meta.json", "flow", "apex"}
+_OURS = {"manifest.csv", "meta.json", "flow", "apex", "frames"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,31 +90,47 @@ def export_public(
     seed: int = 0,
     native: int = 64,
     frames: int = 10,
+    realism: Realism | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Write a composite-shaped export of the synthetic set to ``out_dir``; return its manifest."""
+    """Write a composite-shaped export of the synthetic set to ``out_dir``; return its manifest.
+
+    ``realism`` (see :mod:`.realism`) applies the realism-calibrated
+    mechanisms: per-subject styles, weak clips, label noise, head motion, the
+    parts' capture conditions and jittered face crops.
+    """
     if form not in EXPORT_FORMS:
         raise ConfigError(f"--export {form!r}: expected one of {', '.join(EXPORT_FORMS)}")
     out = Path(out_dir)
     _prepare(out)
     plan = plan_export(subjects)
     options = SynthOptions(subjects=len(plan), size=native, frames=frames, clip_jitter=0, seed=seed)
+    colour = SynthOptions(subjects=len(plan), size=native, frames=frames, clip_jitter=0, seed=seed, color=True)
+    classes = tuple(sorted({lab for e in plan for lab in e.labels}))
     total, done, rows = sum(len(e.labels) for e in plan), 0, []
     for s, entry in enumerate(plan):
-        face = subject_face(options, s)
+        in_colour = realism is not None and PARTS[entry.part].color
+        face = subject_face(colour if in_colour else options, s)
+        styles = subject_styles(realism, seed, s, classes) if realism else {}
         for c, label in enumerate(entry.labels):
             clip = _plan_clip(options, s, entry.subject, c, label)
+            if realism:
+                clip = adjust_plan(clip, realism, seed, styles, classes, native)
             frames_ = render_clip(options, clip, face, clip_motion(options, clip, face))
-            rows.append(_write_clip(out, form, entry, clip.clip, label, frames_[clip.onset], frames_[clip.apex]))
+            box = None
+            if realism:
+                frames_ = capture(frames_, entry.part, seed, s, c)
+                box = crop_box(face.face_mask, realism, seed, s, c)
+            rows.append(_write_clip(out, form, entry, clip, frames_, box))
             done += 1
             if progress:
                 progress(done, total)
     with open(out / "manifest.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
+        writer = csv.DictWriter(fh, fieldnames=list(FORM_COLUMNS[form]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     meta = dict(generator="mer_core.datasets.synthetic.export", version=GENERATOR_VERSION, form=form, seed=seed,
-                native=native, frames=frames, **export_counts(plan))
+                native=native, frames=frames, realism=realism.to_dict() if realism else None, **export_counts(plan))
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return out / "manifest.csv"
 
@@ -124,26 +144,35 @@ def _prepare(out: Path) -> None:
     if foreign:
         raise DatasetError(f"{out} holds files the export did not write ({', '.join(foreign[:5])}); "
                            "choose an empty folder or a previous export")
-    for name in ("flow", "apex"):
+    for name in ("flow", "apex", "frames"):
         shutil.rmtree(out / name, ignore_errors=True)
 
 
-def _write_clip(out: Path, form: str, entry: ExportSubject, clip: str, label: str,
-                onset: np.ndarray, apex: np.ndarray) -> dict[str, str]:
-    rel = Path(entry.part) / entry.subject / f"{clip}.png"
-    row = dict(dataset=entry.part, subject=entry.subject, clip=clip, label=label, emotion=label,
-               flow_image="", apex_image=f"apex/{rel.as_posix()}", flow_encoding="")
-    crop = cv2.resize(apex, (APEX_SIZE, APEX_SIZE), interpolation=cv2.INTER_CUBIC)
+def _write_clip(out: Path, form: str, entry: ExportSubject, clip, frames: np.ndarray,
+                box: tuple[int, int, int, int] | None) -> dict[str, str]:
+    rel = Path(entry.part) / entry.subject / clip.clip
+    row = dict(dataset=entry.part, subject=entry.subject, clip=clip.clip, label=clip.label, emotion=clip.label)
+    if form == "frames":
+        for t, img in enumerate(frames):
+            _imwrite(out / "frames" / rel / f"img{t:03d}.png", img)
+        fps = PARTS[entry.part].fps if box is not None else 100.0
+        row.update(frames_dir=f"frames/{rel.as_posix()}", onset=str(clip.onset), apex=str(clip.apex),
+                   offset=str(clip.offset), fps=f"{fps:g}", cropped="true")
+        return row
+    onset, apex = frames[clip.onset], frames[clip.apex]
+    row.update(flow_image="", apex_image=f"apex/{rel.as_posix()}.png", flow_encoding="")
+    x0, y0, x1, y1 = box if box is not None else (0, 0, apex.shape[1], apex.shape[0])
+    crop = cv2.resize(apex[y0:y1, x0:x1], (APEX_SIZE, APEX_SIZE), interpolation=cv2.INTER_CUBIC)
     _imwrite(out / row["apex_image"], cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR) if crop.ndim == 2 else crop)
     if form == "flow-apex":
-        row.update(flow_image=f"flow/{rel.as_posix()}", flow_encoding="minmax")
+        row.update(flow_image=f"flow/{rel.as_posix()}.png", flow_encoding="minmax")
         _imwrite(out / row["flow_image"], minmax_flow_image(onset, apex)[..., ::-1])
     return row
 
 
 def minmax_flow_image(onset: np.ndarray, apex: np.ndarray, size: int = FLOW_SIZE) -> np.ndarray:
     """RGB uint8 (u, v, strain) flow image, each channel min-max scaled to 0..255 (public pipelines' way)."""
-    grey = [f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (onset, apex)]
+    grey = [f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in (onset, apex)]  # frames are BGR, as cv2 writes them
     flow = cv2.calcOpticalFlowFarneback(grey[0], grey[1], None, 0.5, 3, 9, 3, 5, 1.1, 0)
     u, v = flow[..., 0], flow[..., 1]
     uy, ux = np.gradient(u)

@@ -1,0 +1,94 @@
+"""The realism-calibrated synthetic variant: its mechanisms, its options and its band."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mer_core.datasets.manifest import read_manifest
+from mer_core.datasets.synthetic.export import export_public, plan_export
+from mer_core.datasets.synthetic.generate import _plan_clip
+from mer_core.datasets.synthetic.options import SynthOptions
+from mer_core.datasets.synthetic.realism import (
+    PARTS, REALISM_VERSION, Realism, adjust_plan, crop_box, subject_styles,
+)
+from mer_core.errors import ConfigError
+
+
+def test_out_of_range_and_unknown_options_are_one_line_errors():
+    with pytest.raises(ConfigError, match=r"weak_share=1.5: expected a number in \[0, 1\]"):
+        Realism(weak_share=1.5)
+    with pytest.raises(ConfigError, match="unknown realism option 'wobble'; valid options: weak_share"):
+        Realism.from_options(["wobble=1"])
+    with pytest.raises(ConfigError, match=r"label_noise='lots': expected a number"):
+        Realism.from_options(["label_noise=lots"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        Realism.from_options(["misalign"])
+    with pytest.raises(ConfigError, match="finite|expected a number"):
+        Realism(head_motion=float("nan"))
+    assert Realism.from_options(["label_noise=0.5"]).label_noise == 0.5
+
+
+def test_label_noise_moves_the_face_like_another_class_and_keeps_the_label():
+    classes = ("negative", "positive", "surprise")
+    options = SynthOptions(subjects=1, size=64, frames=10, clip_jitter=0)
+    styles = subject_styles(Realism(style_share=0.0), 0, 0, classes)
+    plans = [_plan_clip(options, 0, "s", c, "positive") for c in range(200)]
+    clean = [adjust_plan(p, Realism(label_noise=0.0, style_share=0.0), 0, styles, classes, 64) for p in plans]
+    noisy = [adjust_plan(p, Realism(label_noise=1.0, style_share=0.0), 0, styles, classes, 64) for p in plans]
+    assert all(p.label == "positive" for p in clean + noisy)
+    assert all(p.aus == styles["positive"] for p in clean)
+    assert all(p.aus in (styles["negative"], styles["surprise"]) for p in noisy)
+    assert {p.aus for p in noisy} == {styles["negative"], styles["surprise"]}
+
+
+def test_weak_clips_move_near_the_noise_floor():
+    classes = ("negative", "positive", "surprise")
+    options = SynthOptions(subjects=1, size=64, frames=10, clip_jitter=0)
+    styles = subject_styles(Realism(), 0, 0, classes)
+    plans = [_plan_clip(options, 0, "s", c, "negative") for c in range(300)]
+    fixed = dict(intensity_sigma=0.0, head_motion=0.0)
+    none = [adjust_plan(p, Realism(weak_share=0.0, **fixed), 0, styles, classes, 64).peak_px for p in plans]
+    weak = [adjust_plan(p, Realism(weak_share=1.0, weak_scale=0.1, **fixed), 0, styles, classes, 64).peak_px
+            for p in plans]
+    assert np.allclose(np.array(weak), 0.1 * np.array(none))
+    half = [adjust_plan(p, Realism(weak_share=0.5, weak_scale=0.1, **fixed), 0, styles, classes, 64).peak_px
+            for p in plans]
+    share = np.mean(np.isclose(half, 0.1 * np.array(none)))
+    assert 0.4 < share < 0.6
+
+
+def test_styles_are_per_subject_and_share_controls_atypical_combinations():
+    classes = ("negative", "positive", "surprise")
+    prototypes = {c: {tuple(a) for a, _ in __import__("mer_core.datasets.synthetic.motion", fromlist=["x"]).CLASS_ACTION_UNITS[c]}
+                  for c in classes}
+    typical = [subject_styles(Realism(style_share=0.0), 0, s, classes) for s in range(60)]
+    assert all(st[c] in prototypes[c] for st in typical for c in classes)
+    styled = [subject_styles(Realism(style_share=1.0), 0, s, classes) for s in range(60)]
+    off = np.mean([st[c] not in prototypes[c] for st in styled for c in classes])
+    assert off > 0.7
+    assert len({st["negative"] for st in styled}) > 5  # subjects differ
+
+
+def test_crop_box_jitter_follows_misalign():
+    mask = np.zeros((64, 64), bool)
+    mask[10:54, 14:50] = True
+    boxes0 = {crop_box(mask, Realism(misalign=0.0), 0, 0, c) for c in range(20)}
+    boxes1 = {crop_box(mask, Realism(misalign=0.2), 0, 0, c) for c in range(20)}
+    assert len(boxes0) == 1 and len(boxes1) > 10
+
+
+def test_variant_writes_the_three_forms_in_the_composite_shape(tmp_path):
+    realism = Realism()
+    plan = plan_export(3)
+    for form in ("frames", "flow-apex", "apex-only"):
+        manifest = export_public(tmp_path / form, form, subjects=3, realism=realism)
+        table = read_manifest(manifest, class_set="native")
+        assert len(table) == sum(len(e.labels) for e in plan)
+        assert sorted(table.dataset.unique()) == ["casme2", "samm", "smic"]
+        meta = json.loads((manifest.parent / "meta.json").read_text())
+        assert meta["realism"]["version"] == REALISM_VERSION
+    frames = read_manifest(tmp_path / "frames" / "manifest.csv", class_set="native")
+    fps = dict(zip(frames.dataset, frames.fps))
+    assert fps == {p: PARTS[p].fps for p in fps}
