@@ -249,10 +249,20 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             raise ConfigError(f"{key}={value!r}: expected a list")
         return tuple(value)
     if isinstance(default, Mapping):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}={value!r}: expected a mapping")
-        return dict(value)
+        return dict(options_mapping(key, value))
     return value
+
+
+def options_mapping(key: str, value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping (a table of options); ConfigError naming ``key`` and the form otherwise."""
+    if isinstance(value, Mapping):
+        return value
+    example = _MAPPING_EXAMPLES.get(key.rsplit(".", 1)[-1], '{"key": value}')
+    raise ConfigError(f"{key}={value!r}: expected a mapping of option names to values (a JSON object such as "
+                      f"{example}, a table in TOML), not a {type(value).__name__}")
+
+
+_MAPPING_EXAMPLES = {"dataset_options": '{"subjects": 3}', "model_options": '{"dropout": 0.1}'}
 
 
 def _choice(key: str, value: str, valid: tuple[str, ...]) -> None:

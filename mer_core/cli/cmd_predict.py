@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--cropped", action="store_true", help="the frames are face crops already: no face detection")
     p.add_argument("--method", default="saliency", help="attribution method of the overlay (default saliency)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
-                   help="frames analysed at most (a window of a longer clip); default 300")
+                   help="frames analysed at most, 2 or more (a window of a longer clip); default 300")
     p.add_argument("--out", metavar="DIR", help="where to write the pictures (default cache/predict/<clip>/)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=cmd_predict)
@@ -87,6 +87,17 @@ def write_pictures(result: Any, predictor: Any, out: Path, method: str) -> dict[
     return written
 
 
+def _max_frames(value: int) -> int:
+    """``--max-frames``: a clip needs an onset and an apex frame, so 2 at least (0 is not 'the default')."""
+    from mer_core.errors import ConfigError
+    from mer_core.preprocess.video import ClipLimits
+
+    if value < 2:
+        raise ConfigError(f"--max-frames {value}: expected a number of frames >= 2 (an onset and an apex at least); "
+                          f"leave the option out for the default, {ClipLimits().max_frames}")
+    return value
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from mer_core.explain.predict import RunPredictor, analyse_clip
     from mer_core.paths import cache_root
@@ -94,7 +105,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     clip = Path(args.clip).expanduser()
     cropped = bool(args.cropped) or _sidecar_cropped(clip)
-    limits = ClipLimits(max_frames=args.max_frames) if args.max_frames else ClipLimits()
+    limits = ClipLimits() if args.max_frames is None else ClipLimits(max_frames=_max_frames(args.max_frames))
     predictor = RunPredictor(args.run, model=args.model)
     result = analyse_clip(clip, args.run, onset=args.onset, apex=args.apex, offset=args.offset, cropped=cropped,
                           limits=limits, predictor=predictor)

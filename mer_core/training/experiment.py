@@ -35,7 +35,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from mer_core.config import EXECUTORS, REMOVED_EXECUTORS, ExperimentConfig
+from mer_core.config import EXECUTORS, REMOVED_EXECUTORS, ExperimentConfig, options_mapping
 from mer_core.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def resolve_experiment(
     """
     from mer_core.models.registry import train_defaults
 
-    given = dict((overrides or {}).get("dataset_options") or {})
+    given = dict(options_mapping("dataset_options", (overrides or {}).get("dataset_options") or {}))
     preset, _reason = choose_preset(dataset, model, preset, {**given, **dict(dataset_options or {})}, table)
     data: dict[str, Any] = train_defaults(model, preset)
     for key, value in (overrides or {}).items():
@@ -82,9 +82,11 @@ def resolve_experiment(
             data[key] = value
     data.update(dataset=dataset, model=model, preset=preset)
     if dataset_options:
-        data["dataset_options"] = {**dict(data.get("dataset_options") or {}), **dict(dataset_options)}
+        data["dataset_options"] = {**dict(options_mapping("dataset_options", data.get("dataset_options") or {})),
+                                   **dict(dataset_options)}
     if model_options:
-        data["model_options"] = {**dict(data.get("model_options") or {}), **dict(model_options)}
+        data["model_options"] = {**dict(options_mapping("model_options", data.get("model_options") or {})),
+                                 **dict(model_options)}
     return complete_config(ExperimentConfig.from_dict(data))
 
 
