@@ -8,7 +8,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PORT   ?= 8501
-STREAMLIT_FLAGS := --server.port $(PORT) --server.address 127.0.0.1 --server.headless true --server.fileWatcherType none
+# every [server], [browser] and [client] setting of .streamlit/config.toml, so they hold from any folder
+STREAMLIT_FLAGS := --server.port $(PORT) --server.address 127.0.0.1 --server.headless true --server.fileWatcherType none \
+    --server.runOnSave false --server.maxUploadSize 200 --browser.gatherUsageStats false \
+    --browser.serverAddress 127.0.0.1 --client.toolbarMode minimal --client.showErrorDetails true
 
 .PHONY: demo test data chromium bench clean-cache help
 

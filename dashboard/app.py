@@ -39,4 +39,5 @@ if __name__ == "__main__":  # a browser session: the pages
     main()
 else:  # the server's import (streamlit run serves `app`): never open beyond loopback, host guard first
     server.refuse_to_start_open()
+    server.apply_project_settings()
     app = st.App(__file__, middleware=server.middleware())

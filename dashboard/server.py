@@ -69,6 +69,37 @@ class LoopbackHostGuard:
         await self.app(scope, receive, send)
 
 
+# fixed before the server imports the app: the socket is already bound as given (never re-read them)
+BOUND_AT_START = ("server.address", "server.port", "server.headless")
+
+
+def apply_project_settings() -> list[str]:
+    """Apply the settings of the repository's ``.streamlit/config.toml`` that nobody gave (no flag,
+    environment variable or config file of the working directory set them); returns their names.
+
+    ``streamlit run /path/to/dashboard/app.py`` from another folder would otherwise send usage
+    statistics and accept uploads beyond the limit. Runs on the server's import, before any
+    session: the bind address and port are fixed by then, which is why ``mer dashboard`` and
+    ``make demo`` pass everything as flags as well."""
+    from streamlit import config
+    from streamlit.config_option import ConfigOption
+
+    from mer_core.streamlit_settings import project_settings, settings_file
+
+    applied = []
+    for name, value in project_settings().items():
+        if name in BOUND_AT_START:
+            continue
+        try:
+            given = config.get_where_defined(name) != ConfigOption.DEFAULT_DEFINITION
+        except RuntimeError:  # not a Streamlit option (a newer file, an older Streamlit): left to Streamlit
+            continue
+        if not given:
+            config.set_option(name, value, where_defined=str(settings_file()))
+            applied.append(name)
+    return applied
+
+
 def refuse_to_start_open() -> None:
     """Exit before serving when bound beyond loopback without an access token (nobody would be asked for one).
 

@@ -1,11 +1,11 @@
 """``mer dashboard [--host 127.0.0.1] [--port 8501]``: start the dashboard with an explicit bind address.
 
-The bind address is always given on the command line, so it does not depend
-on which folder the server starts from (``.streamlit/config.toml`` applies
-only from the repository root). Bound beyond 127.0.0.1 the server asks for an
-access token, printed here once, and shows error details as type only; the
-command ``--print-command`` prints carries the token, and the app refuses to
-start beyond loopback without one (dashboard.server).
+The bind address and every setting of ``.streamlit/config.toml`` are given on
+the command line, so they do not depend on which folder the server starts from
+(Streamlit reads that file only from the working directory). Bound beyond
+127.0.0.1 the server asks for an access token, printed here once, and shows
+error details as type only; the command ``--print-command`` prints carries the
+token, and the app refuses to start beyond loopback without one (dashboard.server).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import urllib.parse
 from mer_core.errors import ConfigError
 from mer_core.hosts import is_loopback
 from mer_core.paths import repo_root
+from mer_core.streamlit_settings import settings_flags
 
 __all__ = ["access_token", "cmd_dashboard", "is_loopback", "register", "streamlit_command"]
 
@@ -27,12 +28,13 @@ TOKEN_ENV = "MER_ACCESS_TOKEN"  # read by dashboard.access
 
 
 def streamlit_command(host: str, port: int, *, public: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "streamlit", "run", str(repo_root() / "dashboard" / "app.py"),
-           "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    """The server command: every setting of .streamlit/config.toml as a flag, so it holds from any folder."""
+    overrides = {"server.address": host, "server.port": port, "server.headless": True,
+                 "server.fileWatcherType": "none", "browser.gatherUsageStats": False}
     if public:
-        cmd += ["--client.showErrorDetails", "type"]
-    return cmd
+        overrides["client.showErrorDetails"] = "type"
+    return [sys.executable, "-m", "streamlit", "run", str(repo_root() / "dashboard" / "app.py"),
+            *settings_flags(overrides)]
 
 
 def access_token(env: dict[str, str]) -> str:
