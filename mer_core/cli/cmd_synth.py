@@ -58,7 +58,8 @@ def register(sub: Any) -> None:
     p.add_argument("--macro", action="store_true", help=OPTION_SPECS["macro"][4])
     p.add_argument("--color", action="store_true", help=OPTION_SPECS["color"][4])
     p.add_argument("--out", metavar="DIR", help="write here instead of the dataset cache")
-    p.add_argument("--force", action="store_true", help="regenerate even when the folder holds the same set")
+    p.add_argument("--force", action="store_true", help="regenerate even when the folder holds the same set; "
+                   "with --export, write into a folder that holds other files (replacing a manifest.csv there)")
     p.add_argument("--if-missing", action="store_true",
                    help="only generate when the set is missing or stale (what every call does unless --force; "
                         "for scripts such as `make data`)")
@@ -132,11 +133,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     form, out = args.export
     ignored = [f"--{n.replace('_', '-')}" for n, _k, _m in _OPTIONS if n not in ("subjects", "seed") and getattr(args, n) is not None]
-    ignored += [f"--{n}" for n in ("macro", "color", "force", "if_missing") if getattr(args, n)]
+    ignored += [f"--{n}" for n in ("macro", "color", "if_missing") if getattr(args, n)]
     if ignored or args.out or args.classes is not None:
-        raise ConfigError(f"--export takes only --subjects, --seed and --json; drop {', '.join(ignored or ['--out/--classes'])}")
+        raise ConfigError(f"--export takes only --subjects, --seed, --force and --json; "
+                          f"drop {', '.join(ignored or ['--out/--classes'])}")
     t0 = time.time()
-    manifest = export_public(Path(out).expanduser(), form, subjects=args.subjects, seed=args.seed or 0)
+    manifest = export_public(Path(out).expanduser(), form, subjects=args.subjects, seed=args.seed or 0,
+                             force=bool(args.force))
     meta = json.loads((manifest.parent / "meta.json").read_text())
     summary = {"manifest": str(manifest), "form": form, **{k: meta[k] for k in ("clips", "subjects", "counts", "parts")},
                "seconds": round(time.time() - t0, 2)}

@@ -43,6 +43,7 @@ FORM_COLUMNS = {"flow-apex": EXPORT_COLUMNS, "apex-only": EXPORT_COLUMNS, "frame
 FLOW_SIZE, APEX_SIZE = 28, 224
 PART_ORDER = ("casme2", "samm", "smic")
 _OURS = {"manifest.csv", "meta.json", "flow", "apex", "frames"}
+_GENERATOR = "mer_core.datasets.synthetic.export"  # meta.json's "generator": a previous export
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +93,11 @@ def export_public(
     frames: int = 10,
     realism: Realism | None = None,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> Path:
     """Write a composite-shaped export of the synthetic set to ``out_dir``; return its manifest.
+
+    ``out_dir`` must be empty or a previous export; ``force`` writes into any folder.
 
     ``realism`` (see :mod:`.realism`) applies the realism-calibrated
     mechanisms: per-subject styles, weak clips, label noise, head motion, the
@@ -102,7 +106,7 @@ def export_public(
     if form not in EXPORT_FORMS:
         raise ConfigError(f"--export {form!r}: expected one of {', '.join(EXPORT_FORMS)}")
     out = Path(out_dir)
-    _prepare(out)
+    _prepare(out, force)
     plan = plan_export(subjects)
     options = SynthOptions(subjects=len(plan), size=native, frames=frames, clip_jitter=0, seed=seed)
     colour = SynthOptions(subjects=len(plan), size=native, frames=frames, clip_jitter=0, seed=seed, color=True)
@@ -129,23 +133,31 @@ def export_public(
         writer = csv.DictWriter(fh, fieldnames=list(FORM_COLUMNS[form]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    meta = dict(generator="mer_core.datasets.synthetic.export", version=GENERATOR_VERSION, form=form, seed=seed,
+    meta = dict(generator=_GENERATOR, version=GENERATOR_VERSION, form=form, seed=seed,
                 native=native, frames=frames, realism=realism.to_dict() if realism else None, **export_counts(plan))
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return out / "manifest.csv"
 
 
-def _prepare(out: Path) -> None:
-    """An empty folder or a previous export (never a foreign folder); old files removed."""
+def _prepare(out: Path, force: bool = False) -> None:
+    """An empty folder or a previous export (its meta.json names this generator), or with ``force``
+    any folder; every other file, a manifest.csv included, is refused. Old export files removed."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out} is a file; the export needs a folder to write to")
     out.mkdir(parents=True, exist_ok=True)
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in _OURS)
-    if foreign:
-        raise DatasetError(f"{out} holds files the export did not write ({', '.join(foreign[:5])}); "
-                           "choose an empty folder or a previous export")
+    names = sorted(p.name for p in out.iterdir())
+    if names and not force and not (set(names) <= _OURS and _generator(out / "meta.json") == _GENERATOR):
+        raise DatasetError(f"{out} holds files the export did not write ({', '.join(names[:5])}); they would be "
+                           "replaced: choose an empty folder or a previous export, or pass --force")
     for name in ("flow", "apex", "frames"):
         shutil.rmtree(out / name, ignore_errors=True)
+
+
+def _generator(meta: Path) -> str:
+    try:
+        return str(json.loads(meta.read_text()).get("generator", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _write_clip(out: Path, form: str, entry: ExportSubject, clip, frames: np.ndarray,
