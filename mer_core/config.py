@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -27,6 +28,8 @@ EXECUTORS = ("sequential", "process", "ray")
 REMOVED_EXECUTORS = {"batched": "process"}
 FLOW_METHODS = ("dis", "tvl1", "farneback")
 FREEZE = ("none", "early", "all_but_head")
+MAX_LR = 10.0  # beyond it no optimiser here trains: a typo (1e3 for 1e-3), refused before it diverges
+MAX_FOCAL_GAMMA = 10.0  # (1 - p)^gamma: beyond it every gradient vanishes
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class PreprocessConfig:
     evm_filter: str = "butterworth"
 
     def __post_init__(self) -> None:
+        _finite_floats(self, "preprocess.")
         _choice("preprocess.flow_method", self.flow_method, FLOW_METHODS)
         _choice("preprocess.evm_pyramid", self.evm_pyramid, ("laplacian", "gaussian"))
         _choice("preprocess.evm_filter", self.evm_filter, ("ideal", "butterworth"))
@@ -123,6 +127,7 @@ class ExperimentConfig:
     ray_address: str = ""
 
     def __post_init__(self) -> None:
+        _finite_floats(self, "")
         _choice("protocol", self.protocol, PROTOCOLS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("scheduler", self.scheduler, SCHEDULERS)
@@ -145,11 +150,16 @@ class ExperimentConfig:
             raise ConfigError(f"folds={self.folds}: k-fold by subject needs at least 2 folds")
         if not 0 < self.holdout_fraction < 1:
             raise ConfigError(f"holdout_fraction={self.holdout_fraction}: expected a share between 0 and 1")
-        if not (self.lr > 0):
-            raise ConfigError(f"lr={self.lr}: the learning rate must be > 0")
-        for key in ("weight_decay", "focal_gamma", "focal_alpha", "grad_clip"):
+        if not 0 < self.lr <= MAX_LR:
+            raise ConfigError(f"lr={self.lr}: the learning rate must be > 0 and <= {MAX_LR:g}")
+        for key in ("weight_decay", "focal_alpha", "grad_clip", "backbone_lr_mult"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}={getattr(self, key)}: expected >= 0")
+        if not 0 <= self.focal_gamma <= MAX_FOCAL_GAMMA:
+            raise ConfigError(f"focal_gamma={self.focal_gamma}: expected 0 <= value <= {MAX_FOCAL_GAMMA:g} "
+                              "(2 in the focal-loss paper and MFDAN)")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum={self.momentum}: expected 0 <= value < 1 (SGD momentum)")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing={self.label_smoothing}: expected 0 <= value < 1")
         if self.selection == "early_stop" and self.val_subjects < 1:
@@ -263,6 +273,15 @@ def options_mapping(key: str, value: Any) -> Mapping[str, Any]:
 
 
 _MAPPING_EXAMPLES = {"dataset_options": '{"subjects": 3}', "model_options": '{"dropout": 0.1}'}
+
+
+def _finite_floats(config: Any, prefix: str) -> None:
+    """Every float field is a finite number: inf and nan (``--lr inf``, ``1e400`` in JSON) are refused by name."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if (isinstance(f.default, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
+                and not math.isfinite(value)):
+            raise ConfigError(f"{prefix}{f.name}={value!r}: expected a finite number")
 
 
 def _choice(key: str, value: str, valid: tuple[str, ...]) -> None:

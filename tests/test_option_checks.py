@@ -31,3 +31,95 @@ def test_predict_max_frames_below_two_is_one_line(tmp_path, capsys, frames):
     assert main(["predict", str(clip), "--run", "no-such-run", "--max-frames", frames]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "--max-frames" in line and frames in line and ">= 2" in line, line
+
+
+# --- float options: finite and in range; a diverged fold is never a result ------------------------------------
+def _float_keys() -> list[str]:
+    import dataclasses
+
+    from mer_core.config import ExperimentConfig, PreprocessConfig
+
+    keys = [f.name for f in dataclasses.fields(ExperimentConfig) if isinstance(f.default, float)]
+    keys += ["preprocess." + f.name for f in dataclasses.fields(PreprocessConfig) if isinstance(f.default, float)]
+    return keys
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("key", _float_keys())
+def test_every_float_config_key_must_be_finite(key, value):
+    from mer_core.config import ExperimentConfig
+    from mer_core.errors import ConfigError
+
+    head, _, sub = key.partition(".")
+    data = {head: {sub: value}} if sub else {key: value}
+    with pytest.raises(ConfigError, match=key.split(".")[-1] + r".*finite"):
+        ExperimentConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"momentum": 1.5}, "momentum"), ({"momentum": -0.1}, "momentum"), ({"lr": 1e6}, "lr"),
+    ({"focal_gamma": 1e9}, "focal_gamma"), ({"backbone_lr_mult": -1.0}, "backbone_lr_mult"),
+])
+def test_float_config_keys_out_of_range_are_refused(data, key):
+    from mer_core.config import ExperimentConfig
+    from mer_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key):
+        ExperimentConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["--lr", "inf"], "lr"), (["--set", "focal_gamma=inf"], "focal_gamma"), (["--set", "momentum=nan"], "momentum"),
+    (["--set", "weight_decay=nan"], "weight_decay"),
+])
+def test_mer_loso_refuses_a_non_finite_float_option_in_one_line(capsys, argv, key):
+    assert main(["loso", "--dataset-option", "subjects=2", *argv]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert key in line and "finite" in line, line
+
+
+def test_a_learning_rate_of_1e400_in_a_config_file_is_refused(tmp_path, capsys):
+    path = tmp_path / "config.json"
+    path.write_text('{"lr": 1e400}')  # JSON reads it as inf
+    assert main(["loso", "--config", str(path)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "lr" in line and "finite" in line, line
+
+
+@pytest.mark.parametrize("option, value", [("--older-than", "inf"), ("--older-than", "nan"),
+                                           ("--larger-than", "nan"), ("--older-than", "-1")])
+def test_cache_prune_refuses_a_non_finite_or_negative_age(capsys, option, value):
+    assert main(["cache", "prune", option, value, "--dry-run"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert option in line and value in line, line
+
+
+def test_weights_that_diverge_on_the_last_step_fail_the_fold_instead_of_storing_it(tmp_path, monkeypatch):
+    # The loss is checked during training; a last step that leaves NaN weights was stored as a 'done' fold
+    # (every clip predicted as the first class). The fold must fail, naming itself and the learning rate.
+    import torch
+
+    from fixtures_clips import make_clip_manifest, tiny_config
+    from mer_core.errors import MerError
+    from mer_core.store.db import RunStore
+    from mer_core.training import trainer
+    from mer_core.training.engine import run_experiment
+
+    real = trainer.train_one_epoch
+
+    def diverging(state, loader, epoch, should_stop=None):
+        row = real(state, loader, epoch, should_stop)
+        with torch.no_grad():
+            next(state.model.parameters()).fill_(float("nan"))  # what one step at lr=inf does
+        return row
+
+    monkeypatch.setattr(trainer, "train_one_epoch", diverging)
+    manifest = make_clip_manifest(tmp_path / "clips", subjects=3, clips_per_subject=3, size=32, frames=5)
+    with pytest.raises(MerError) as info:
+        run_experiment(tiny_config(manifest, epochs=1), run_id="diverged")
+    message = str(info.value)
+    assert "fold 0" in message and "s00" in message and "lr" in message and "not finite" in message, message
+    with RunStore() as store:
+        run = store.get_run("diverged")
+        assert run["status"] == "failed" and "not finite" in run["error"]
+        assert store.completed_folds("diverged") == set() and store.predictions("diverged").empty

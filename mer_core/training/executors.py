@@ -136,6 +136,7 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
             model, cfg, pick(fold.train_idx), classes=task.classes, channels=tuple(task.model_cfg.channels),
             val=pick(fold.val_idx) if len(fold.val_idx) else None, test=pick(fold.test_idx), seed=seed,
             device=device, on_epoch=on_epoch, should_stop=stop, param_groups=groups,
+            label=f"fold {fold.index} ({fold.name})",
         )
         return fold_outcome(task, cfg, y, model, result, epochs_stored=store is not None)
     finally:

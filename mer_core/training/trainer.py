@@ -39,16 +39,22 @@ from torch import nn
 from torch.utils.data import BatchSampler, RandomSampler, Sampler, TensorDataset, WeightedRandomSampler
 
 from mer_core.config import ExperimentConfig
+from mer_core.errors import MerError
 from mer_core.evaluation.metrics import scores
 from mer_core.training.losses import build_loss
 
 STAGES = ("pretrain", "fold", "final")  # final: the model trained on every subject after the LOSO
+_STAGE_LABELS = {"pretrain": "pre-training", "fold": "the fold", "final": "the final model"}
 EpochEvent = dict[str, Any]  # see epoch_event
 OnEpoch = Callable[[EpochEvent], None]
 
 
 class Cancelled(Exception):
     """Raised inside training when the caller's ``should_stop`` says so."""
+
+
+class Diverged(MerError, FloatingPointError):
+    """Training ended with weights (or predictions) that are not finite numbers: nothing of it may be stored."""
 
 
 @dataclass
@@ -369,6 +375,7 @@ def fit(
     stage: str = "fold",
     min_batch: int = 1,
     epochs: int | None = None,
+    label: str = "",
 ) -> FitResult:
     """Train ``model`` and return its history and test probabilities.
 
@@ -376,6 +383,8 @@ def fit(
     ``epochs`` stops the loop earlier than ``cfg.epochs`` while the learning-rate
     schedule stays ``cfg``'s (the final model trained for the folds' median
     early-stopped epoch follows the same schedule the folds did).
+    The weights are checked at the end (:func:`check_finite`): a model that
+    diverged raises :class:`Diverged` naming ``label`` (e.g. "fold 2 (s03)").
     """
     t0 = time.time()
     device = device or resolve_device(cfg.device)
@@ -409,10 +418,34 @@ def fit(
         if selection.should_stop():
             break
     result.selected_epoch = selection.finish(model, len(result.history))
+    label = label or _STAGE_LABELS.get(stage, stage)
+    check_finite(model, cfg, label)
     if test is not None and len(test[0]):
         _predict_test(result, model, cfg, test, test_epoch_probs, device)
+        if not np.isfinite(result.test_probs).all():
+            raise Diverged(f"{label}: the test predictions are not finite numbers; "
+                           f"{_divergence_hint(cfg)}")
     result.seconds = time.time() - t0
     return result
+
+
+def check_finite(model: nn.Module, cfg: ExperimentConfig, label: str) -> None:
+    """Raise :class:`Diverged` when a weight or buffer of the trained ``model`` is NaN or infinite.
+
+    The loss is checked batch by batch, but the last step's update is never
+    used in a loss: without this check, weights it made NaN were stored as a
+    result (every clip predicted as the first class).
+    """
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise Diverged(f"{label}: the weights are not finite after training (NaN or inf in {name}); "
+                               f"{_divergence_hint(cfg)}")
+
+
+def _divergence_hint(cfg: ExperimentConfig) -> str:
+    return (f"the training diverged, most likely because the learning rate lr={cfg.lr:g} is too high for "
+            f"{cfg.optimizer} (try a 10x lower --lr); nothing of it is stored")
 
 
 def _predict_test(result: FitResult, model: nn.Module, cfg: ExperimentConfig, test: tuple[np.ndarray, np.ndarray],
