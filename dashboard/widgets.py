@@ -72,15 +72,21 @@ def pick_id(label: str, ids: Sequence[str], *, param: str, kind: str, format_fun
     return chosen
 
 
-def pick_run(empty_hint: str = "") -> str | None:
-    """The run picker of the Run and Explain pages (``?run=ID``); None when no run is chosen."""
+def pick_run(empty_hint: str = "", *, only: Sequence[str] | None = None, where: str = "the store") -> str | None:
+    """The run picker of the Run, Explain and Analyse pages (``?run=ID``); None when no run is chosen.
+
+    ``only``: the runs offered, in this order, the first chosen by default (all stored runs, newest first,
+    when None).
+    """
     runs = reads.runs_table()
-    if runs.empty:
-        st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`" +
+    ids = runs["id"].tolist() if only is None else [r for r in only if r in set(runs["id"])]
+    if not ids:
+        st.info(("No runs stored yet" if runs.empty else f"No run in {where}") +
+                ". Start one with `mer loso --dataset synthetic --model baseline`" +
                 (f", {empty_hint}" if empty_hint else "."))
         return None
     labels = {r["id"]: run_label(r) for r in runs.to_dict("records")}
-    return pick_id("run", runs["id"].tolist(), param=reads.QP_RUN, kind="Run", format_func=labels.get)
+    return pick_id("run", ids, param=reads.QP_RUN, kind="Run", format_func=labels.get, where=where)
 
 
 def pick_runs(label: str, *, key: str) -> list[str]:

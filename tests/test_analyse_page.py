@@ -34,11 +34,14 @@ def _texts(at) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def test_page_analyses_an_uploaded_video(env):
+def test_page_analyses_an_uploaded_video(env, monkeypatch):
+    from mer_core.explain import predict
+
+    monkeypatch.setattr(predict, "NEAR_CHANCE", -1.0)  # a verdict whatever the tiny run's probabilities
     video = env["root"] / "video_clips" / env["metas"][0]["video"]
     at = page_app("analyse", run=env["run"])
     assert not at.exception
-    assert "few dozen people" in _texts(at)
+    assert "trained on 12 clips of 3 synthetic faces (synthetic) may not transfer" in unescape(_texts(at))
     at.file_uploader[0].set_value(("my clip.mp4", video.read_bytes(), "video/mp4")).run()
     assert not at.exception, at.exception
     text = _texts(at)
@@ -105,7 +108,10 @@ def test_page_names_each_bad_upload(env, tmp_path, name, make, expected):
     assert not at.subheader
 
 
-def test_page_lists_exported_synthetic_clips(env):
+def test_page_lists_exported_synthetic_clips(env, monkeypatch):
+    from mer_core.explain import predict
+
+    monkeypatch.setattr(predict, "NEAR_CHANCE", -1.0)
     at = page_app("analyse", run=env["run"])
     at.radio[0].set_value("An exported synthetic clip").run()
     assert not at.exception
@@ -125,3 +131,85 @@ def test_uploads_get_generated_names_and_expire(env, monkeypatch):
         writes.save_upload("clip.mp4", b"")
     monkeypatch.setenv(writes.UPLOAD_TTL_ENV, "1")
     assert writes.prune_uploads(now=time.time() + 120) >= 1 and not path.exists()
+
+
+def _noise_video(path) -> bytes:
+    """A clip without a face: smooth noise with a patch that moves and comes back."""
+    import cv2
+
+    from mer_core.datasets.synthetic.video_export import write_video
+
+    rng = np.random.default_rng(3)
+    base = cv2.GaussianBlur((rng.random((96, 96)) * 200 + 20).astype(np.float32), (5, 5), 0)
+    frames = [np.clip(cv2.warpAffine(base, np.float32([[1, 0, min(t, 12 - t) / 3], [0, 1, 0]]), (96, 96),
+                                     borderMode=cv2.BORDER_REFLECT), 0, 255).astype(np.uint8) for t in range(13)]
+    return write_video(path, np.stack(frames), 30.0).read_bytes()
+
+
+def test_a_clip_without_a_face_gets_no_verdict(env, tmp_path, monkeypatch):
+    from mer_core.explain import predict
+
+    monkeypatch.setattr(predict, "NEAR_CHANCE", -1.0)  # only the missing face withholds the verdict here
+    at = page_app("analyse", run=env["run"])
+    at.file_uploader[0].set_value(("wall.mp4", _noise_video(tmp_path / "wall.mp4"), "video/mp4")).run()
+    assert not at.exception, at.exception
+    assert not any("Prediction" in s.value for s in at.subheader)
+    warnings = unescape(" ".join(w.value for w in at.warning))
+    assert "No verdict. No face was found in the clip" in warnings
+    probs = [c.value for c in at.caption if c.value.startswith("probabilities")]
+    assert probs and all(c in probs[0] for c in ("negative", "positive", "surprise"))
+    assert not at.get("plotly_chart") or all("analyse_probs" not in str(p.proto.id) for p in at.get("plotly_chart"))
+
+
+def test_probabilities_near_chance_get_no_verdict(env, monkeypatch):
+    from mer_core.explain import predict
+
+    monkeypatch.setattr(predict, "NEAR_CHANCE", 1.0)  # every prediction counts as near chance
+    at = page_app("analyse", run=env["run"])
+    at.radio[0].set_value("An exported synthetic clip").run()
+    assert not at.exception
+    assert not any("Prediction" in s.value for s in at.subheader)
+    assert "The probabilities are close to chance" in unescape(" ".join(w.value for w in at.warning))
+
+
+def test_an_uploaded_sidecar_gives_onset_and_apex(env, monkeypatch):
+    meta = env["metas"][1]
+    video = env["root"] / "video_clips" / meta["video"]
+    at = page_app("analyse", run=env["run"])
+    at.file_uploader[0].set_value(("mine.mp4", video.read_bytes(), "video/mp4"))
+    at.file_uploader[1].set_value(("mine.json", b'{"onset": 2, "apex": 7}', "application/json")).run()
+    assert not at.exception, at.exception
+    text = unescape(_texts(at))
+    assert "onset 2" in text and "apex 7" in text and "from the sidecar: onset, apex" in text
+    assert "Onset 2 and apex 7 (frames of the file) come from the uploaded sidecar" in text
+    # a bad sidecar is a message naming what was expected
+    at.file_uploader[1].set_value(("bad.json", b'{"apex": 7}', "application/json")).run()
+    assert not at.exception
+    assert "no onset and apex" in unescape(" ".join(e.value for e in at.error))
+
+
+def test_an_exported_clip_uses_the_sidecar_beside_it(env):
+    at = page_app("analyse", run=env["run"])
+    at.radio[0].set_value("An exported synthetic clip").run()
+    meta = env["metas"][0]
+    text = unescape(_texts(at))
+    assert f"onset {meta['onset']}" in text and f"apex {meta['apex']}" in text
+    assert f"come from {meta['video'].rsplit('.', 1)[0]}.json" in text
+
+
+def test_the_best_scoring_run_that_can_predict_is_the_default(env):
+    """A newer, better-scoring run without models is not offered (nor chosen): the newest run is no default."""
+    from mer_core.config import ExperimentConfig
+    from mer_core.store.db import RunStore
+
+    with RunStore() as store:
+        rid = store.create_run(ExperimentConfig.from_dict({"dataset": "synthetic", "model": "baseline"}),
+                               classes=["a", "b"], n_folds=1, n_samples=2, run_id="newer-no-models")
+        store.finish_run(rid, status="done", summary={"pooled": {"uf1": 0.99}})
+    try:
+        at = page_app("analyse")
+        assert not at.exception
+        assert at.selectbox[0].value == env["run"] and "newer-no-models" not in at.selectbox[0].options
+    finally:
+        with RunStore() as store:
+            store.delete_run(rid)

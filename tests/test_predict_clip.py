@@ -62,7 +62,12 @@ def test_an_exported_video_goes_through_decode_crop_spot_flow_and_prediction(env
     assert len(a.probs) == len(a.classes) == 3 and sum(a.probs) == pytest.approx(1.0, abs=1e-5)
     assert len(a.fold_probs) == 3 and np.allclose(np.mean(a.fold_probs, axis=0), a.probs)
     assert a.x.shape == (len(a.channels),) + a.x.shape[1:] and a.maps["u_px"].shape == a.x.shape[1:]
-    assert "never saw its own test subject" in a.model_note and "few dozen people" in TRANSFER_NOTE
+    assert "never saw its own test subject" in a.model_note and "{trained_on}" in TRANSFER_NOTE
+    # the sidecar beside the video gives onset and apex: used, and said so
+    assert (a.spotting.onset, a.spotting.apex) == (meta["onset"], meta["apex"])
+    assert a.spotting.given == ("onset", "apex", "offset") and "from the sidecar" in a.spotting.method
+    assert any(f"come from {Path(meta['video']).stem}.json" in n for n in a.notes), a.notes
+    assert a.trained_on == "12 clips of 3 synthetic faces (synthetic)"
 
 
 def test_the_clip_is_preprocessed_exactly_as_the_run_preprocessed_its_data(env, tmp_path):
@@ -84,7 +89,8 @@ def test_the_clip_is_preprocessed_exactly_as_the_run_preprocessed_its_data(env, 
 def test_spotted_apex_lands_near_the_generators_apex_on_synthetic_clips(env):
     errors = []
     for meta in env["metas"]:
-        a = analyse_clip(env["videos"] / meta["video"], env["run"], cropped=True)
+        a = analyse_clip(env["videos"] / meta["video"], env["run"], cropped=True, use_sidecar=False)
+        assert not a.spotting.given
         errors.append(abs(a.spotting.apex - meta["apex"]))
     assert np.median(errors) <= 3, errors
 
@@ -212,7 +218,7 @@ def test_cli_predict_prints_frames_and_probabilities_and_writes_overlays(env, tm
         assert Path(out["files"][name]).is_file()
     assert main(["predict", "--run", env["run"], str(video), "--apex", "4", "--onset", "1"]) == 0
     text = capsys.readouterr().out
-    assert "onset 1, apex 4" in text and "predicted:" in text and "few dozen people" in text
+    assert "onset 1, apex 4" in text and "predicted:" in text and "trained on 12 clips of 3 synthetic faces" in text
 
 
 def test_cli_predict_bad_clip_is_one_line(env, tmp_path, capsys):
@@ -236,3 +242,49 @@ def test_synth_export_video_writes_clips_with_their_ground_truth(tmp_path, capsy
         assert side["cropped"] is True and side["label"] == plan.label
         clip = decode_clip(out / meta["video"])
         assert clip.total_frames == plan.n_frames and clip.fps == pytest.approx(100.0)
+
+
+# --- no verdict, sidecars, the run offered first --------------------------------------------------
+def test_no_verdict_without_a_face_or_near_chance():
+    from mer_core.explain.predict import verdict_withheld
+
+    classes = ["negative", "positive", "surprise"]
+    assert verdict_withheld("detected", [0.8, 0.1, 0.1], classes) == ""
+    assert verdict_withheld("precropped", [0.1, 0.7, 0.2], classes) == ""
+    near = verdict_withheld("detected", [0.40, 0.31, 0.29], classes)
+    assert "close to chance" in near and "negative, is 0.40" in near and "0.33 each" in near
+    face = verdict_withheld("centre-fallback", [0.9, 0.05, 0.05], classes)
+    assert face.startswith("No face was found") and "chance" not in face
+
+
+def test_sidecar_text_is_checked():
+    from mer_core.errors import MerError
+    from mer_core.explain.predict import parse_sidecar
+
+    assert parse_sidecar('{"onset": 2, "apex": 9, "offset": 14, "label": "x"}') == {"onset": 2, "apex": 9, "offset": 14}
+    for text, words in (("[1]", "JSON object"), ("{", "not JSON"), ('{"apex": 3}', "no onset and apex"),
+                        ('{"onset": 5, "apex": 3}', "onset < apex"), ('{"onset": -1, "apex": 3}', "onset=-1")):
+        with pytest.raises(MerError, match=words):
+            parse_sidecar(text, "clip.json")
+
+
+def test_the_best_scoring_run_that_can_predict_comes_first(tmp_path, monkeypatch):
+    """Best pooled UF1 first among finished runs with fold models; one without models or unfinished is left out."""
+    import pandas as pd
+
+    from mer_core.config import ExperimentConfig
+    from mer_core.explain.predict import predictable_runs
+    from mer_core.store.db import RunStore
+
+    monkeypatch.setenv("MER_CACHE", str(tmp_path))
+    cfg = ExperimentConfig.from_dict({"dataset": "synthetic", "model": "baseline"})
+    none = pd.DataFrame(columns=["sample_id", "subject", "clip", "y_true", "y_pred", "probs"])
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        for rid, uf1, ckpt, status in (("old-best", 0.9, "f0.pt", "done"), ("new-worse", 0.5, "f0.pt", "done"),
+                                       ("no-models", 0.99, "", "done"), ("running", 0.95, "f0.pt", "running")):
+            store.create_run(cfg, classes=["a", "b"], n_folds=1, n_samples=4, run_id=rid)
+            store.start_fold(rid, 0, "s0", ["s0"], 3, 0, 1)
+            store.finish_fold(rid, 0, none, epochs_run=1, selected_epoch=1, checkpoint=ckpt)
+            if status == "done":
+                store.finish_run(rid, status="done", summary={"pooled": {"uf1": uf1}})
+        assert predictable_runs(store) == ["old-best", "new-worse"]

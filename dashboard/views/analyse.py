@@ -14,13 +14,18 @@ KEY_SOURCE = "analyse_source"
 KEY_FRAMES = "analyse_frames"
 KEY_METHOD = "analyse_method"
 KEY_MODEL = "analyse_model"  # 'final' | 'ensemble', offered when the run stored both
+KEY_SIDECAR = "analyse_sidecar"
 SOURCES = ("Upload a clip", "An exported synthetic clip")
 METHODS = ("saliency", "integrated_gradients", "gradcam")
 
 
-def _uploaded() -> tuple[str, str, bool] | None:
-    """(stored path, shown name, cropped) of the uploaded clip, stored once per upload."""
-    up = st.file_uploader("video (mp4, avi, mov, webm) or a zip of frames", type=["mp4", "avi", "mov", "webm", "zip"])
+def _uploaded() -> tuple[str, str, bool, str] | None:
+    """(stored path, shown name, cropped, sidecar JSON text or "") of the uploaded clip, stored once per upload."""
+    left, right = st.columns([3, 2])
+    up = left.file_uploader("video (mp4, avi, mov, webm) or a zip of frames", type=["mp4", "avi", "mov", "webm", "zip"])
+    side = right.file_uploader("its sidecar .json (optional)", type=["json"], key=KEY_SIDECAR,
+                               help="onset and apex frame numbers of the clip, as `mer synth --export-video` "
+                                    "writes beside each video: used instead of spotting")
     if up is None:
         return None
     held = st.session_state.get(KEY_UPLOAD)
@@ -32,10 +37,10 @@ def _uploaded() -> tuple[str, str, bool] | None:
             return None
         held = {"id": up.file_id, "path": str(path), "name": up.name}
         st.session_state[KEY_UPLOAD] = held
-    return held["path"], held["name"], False
+    return held["path"], held["name"], False, side.getvalue().decode("utf-8", "replace") if side else ""
 
 
-def _exported() -> tuple[str, str, bool] | None:
+def _exported() -> tuple[str, str, bool, str] | None:
     clips = reads.exported_clips()
     if not clips:
         st.info("No exported synthetic clips yet. Write a few here, or run "
@@ -51,7 +56,7 @@ def _exported() -> tuple[str, str, bool] | None:
     labels = {p: f"{m['subject']} {m['clip']} ({m['label']}; true onset {m['onset']}, apex {m['apex']})"
               for p, m in clips.items()}
     path = st.selectbox("clip", list(clips), format_func=labels.get)
-    return path, labels[path], bool(clips[path].get("cropped", False))
+    return path, labels[path], bool(clips[path].get("cropped", False)), ""
 
 
 def _frames_control(spotted, key: str) -> tuple[int | None, int | None]:
@@ -67,7 +72,8 @@ def _frames_control(spotted, key: str) -> tuple[int | None, int | None]:
 def _show_motion(a) -> None:
     s = a.spotting
     start = a.clip.window[0]
-    st.markdown(f"**Spotted frames** ({widgets.plain(s.method)}): :blue[onset {s.onset + start}], "
+    head = "Frames used" if s.given else "Spotted frames"
+    st.markdown(f"**{head}** ({widgets.plain(s.method)}): :blue[onset {s.onset + start}], "
                 f":red[apex {s.apex + start}], :violet[offset {s.offset + start}] of the file")
     st.caption(widgets.plain(_spotting_caption(s)), help="A blink moves the lids far more than a micro-expression "
                "moves any skin: when the eyes move more than the rest of the face, they are left out of the curve.")
@@ -120,13 +126,19 @@ def _model_choice(run_id: str) -> str | None:
     return kind
 
 
-def _show_prediction(a, source: tuple[str, str, bool], overrides: tuple[int | None, int | None]) -> None:
+def _show_prediction(a, source: tuple[str, str, bool, str], overrides: tuple[int | None, int | None]) -> None:
+    if a.withheld:
+        st.warning(widgets.plain(f"No verdict. {a.withheld}"), icon=":material/help:")
+        st.caption(widgets.plain("probabilities: " + " · ".join(f"{c} {p:.2f}" for c, p in zip(a.classes, a.probs))))
+        st.caption(widgets.plain(a.model_note))
+        return
     st.subheader(f"Prediction: {widgets.plain(a.predicted)}")
     st.caption(widgets.plain(a.model_note))
     widgets.chart(plots.probability_bars(a.probs, a.classes, pred=None), key="analyse_probs")
     method = st.selectbox("attribution method", METHODS, key=KEY_METHOD)
     try:
-        maps = reads.clip_overlay(source[0], a.run_id, overrides[0], overrides[1], source[2], method, a.model_used)
+        maps = reads.clip_overlay(source[0], a.run_id, overrides[0], overrides[1], source[2], method, a.model_used,
+                                  source[3])
     except MerError as exc:
         st.error(widgets.plain(exc))
         return
@@ -139,19 +151,21 @@ def _show_prediction(a, source: tuple[str, str, bool], overrides: tuple[int | No
 
 def render() -> None:
     st.title("Analyse a clip")
-    st.info(widgets.plain(_transfer()), icon=":material/info:")
-    run_id = widgets.pick_run("then come back to analyse a clip with it.")
+    run_id = widgets.pick_run("then come back to analyse a clip with it (a run keeps fold models by default).",
+                              only=reads.predictable_runs(), where="the runs that can predict a new clip")
     if not run_id:
         return
+    st.info(widgets.plain(_transfer(reads.trained_on(run_id))), icon=":material/info:")
+    st.caption("Runs are listed best pooled UF1 first; only finished runs that kept a model can take a clip.")
     choice = st.radio("clip", SOURCES, horizontal=True, key=KEY_SOURCE, label_visibility="collapsed")
     source = _uploaded() if choice == SOURCES[0] else _exported()
     if source is None:
         return
     try:
         model = _model_choice(run_id)
-        spotted = reads.clip_analysis(source[0], run_id, cropped=source[2], model=model)
+        spotted = reads.clip_analysis(source[0], run_id, cropped=source[2], model=model, sidecar=source[3])
         overrides = _frames_control(spotted, f"{KEY_FRAMES}_{abs(hash((source[0], run_id)))}")
-        a = (reads.clip_analysis(source[0], run_id, *overrides, cropped=source[2], model=model)
+        a = (reads.clip_analysis(source[0], run_id, *overrides, cropped=source[2], model=model, sidecar=source[3])
              if overrides[0] is not None else spotted)
     except MerError as exc:
         st.error(widgets.plain(f"{source[1]}: {exc}"), icon=":material/error:")
@@ -166,7 +180,7 @@ def render() -> None:
     st.caption(f"decode + spot + preprocess + predict: {a.seconds['total']:.2f} s")
 
 
-def _transfer() -> str:
+def _transfer(trained_on: str) -> str:
     from mer_core.explain.predict import TRANSFER_NOTE
 
-    return TRANSFER_NOTE
+    return TRANSFER_NOTE.format(trained_on=trained_on)

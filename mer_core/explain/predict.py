@@ -45,8 +45,8 @@ from mer_core.preprocess.video import ClipError, ClipLimits, DecodedClip, decode
 from mer_core.store.db import RunStore
 from mer_core.store.folders import load_array, read_table, run_folder
 
-TRANSFER_NOTE = ("A model trained on lab recordings of a few dozen people may not transfer to this clip: other "
-                 "faces, cameras, lighting and frame rates than it learned from.")
+TRANSFER_NOTE = ("A model trained on {trained_on} may not transfer to this clip: other faces, cameras, lighting "
+                 "and frame rates than it learned from.")
 ENSEMBLE_NOTE = ("Ensemble of {k} fold models: the mean of their probabilities. Each fold model never saw its own "
                  "test subject, but a new person was seen by none of them, and this ensemble was never evaluated.")
 FINAL_NOTE = ("Final model trained on all {n} subjects (not evaluated): {epochs} on the run's {clips} clips "
@@ -57,6 +57,8 @@ NO_FINAL_NOTE = ("This run has no final model (it was trained without final_mode
 MODELS = ("final", "ensemble")  # what RunPredictor(model=...) accepts; None = final when stored, else ensemble
 FLOW_FAR = 2.0  # a flow magnitude beyond FLOW_FAR x the training's 99th percentile (or under its 1st / FLOW_FAR)
 FPS_FAR = 2.0  # a frame rate more than FPS_FAR times off the training data's
+NEAR_CHANCE = 0.15  # no verdict when the top probability is within this of 1 / number of classes
+SIDECAR_KEYS = ("onset", "apex", "offset")  # frame indices in the video a sidecar JSON may give
 
 
 @dataclass
@@ -80,6 +82,8 @@ class ClipAnalysis:
     model_note: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     model_used: str = "ensemble"  # final | ensemble
+    withheld: str = ""  # why no verdict is given (no face, near chance); empty when the prediction stands
+    trained_on: str = ""  # what the run learned from, e.g. "48 clips of 16 synthetic faces (synthetic)"
 
     def summary(self) -> dict[str, Any]:
         """Plain data for ``--json`` (no arrays but the motion curve)."""
@@ -90,7 +94,8 @@ class ClipAnalysis:
                              "in_file": {k: getattr(self.spotting, k) + a for k in ("onset", "apex", "offset")}},
                 "face": self.face, "fps": self.clip.fps, "fps_used": self.fps_used, "frames": self.clip.total_frames,
                 "warnings": self.warnings, "notes": self.notes, "model": self.model_note, "model_used": self.model_used,
-                "transfer": TRANSFER_NOTE, "seconds": self.seconds}
+                "withheld": self.withheld, "trained_on": self.trained_on,
+                "transfer": TRANSFER_NOTE.format(trained_on=self.trained_on or "other data"), "seconds": self.seconds}
 
 
 class RunPredictor:
@@ -139,6 +144,7 @@ class RunPredictor:
             if model is None:
                 self.notes.append(NO_FINAL_NOTE)
         self.train = training_stats(self.folder, self.channels)
+        self.trained_on = trained_on(self.run, self.folder)
 
     def _load_final(self, cfg_hash: str | None) -> torch.nn.Module:
         from mer_core.training.checkpoints import FINAL_FOLD
@@ -220,6 +226,113 @@ def model_labels(stored: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def trained_on(run: dict[str, Any], folder: Path | None = None) -> str:
+    """What a run learned from, in words: "48 clips of 16 synthetic faces (synthetic)", "255 clips of 26 people (casme2)".
+
+    Counts come from the run folder's sample table when it has one, else from
+    the run's row (clips) and its folds (subjects, under LOSO).
+    """
+    dataset = str(run.get("dataset") or "an unnamed dataset")
+    clips, subjects = run.get("n_samples"), None
+    if folder is not None:
+        try:
+            table = read_table(folder)
+            clips, subjects = len(table), int(table["subject"].nunique())
+        except (OSError, ValueError, KeyError, MerError):
+            pass
+    if subjects is None and str(run.get("protocol") or "") == "loso" and run.get("n_folds"):
+        subjects = int(run["n_folds"])
+    people = "synthetic faces" if dataset.startswith("synthetic") else "people"
+    who = f"{subjects} {people}" if subjects else people
+    what = f"{int(clips)} clips of {who}" if clips else who
+    return f"{what} ({dataset})"
+
+
+def verdict_withheld(face: str, probs: list[float], classes: list[str]) -> str:
+    """Why the clip gets no verdict, in words, or ``""`` when the prediction may be shown as one.
+
+    No verdict when no face was found (a centre crop is no face the model
+    learned from) or when the top probability is within :data:`NEAR_CHANCE`
+    of chance (1 / number of classes): the model is close to guessing.
+    """
+    reasons = []
+    if face == "centre-fallback":
+        reasons.append("no face was found in the clip, so the model looked at the centre of the frame instead")
+    if probs:
+        chance = 1.0 / len(probs)
+        top = max(probs)
+        if top - chance < NEAR_CHANCE:
+            best = classes[int(np.argmax(probs))] if classes else "the top class"
+            reasons.append(f"the probabilities are close to chance (the highest, {best}, is {top:.2f}; guessing "
+                           f"among {len(probs)} classes gives {chance:.2f} each)")
+    if not reasons:
+        return ""
+    text = " and ".join(reasons)
+    return text[0].upper() + text[1:] + "."
+
+
+def parse_sidecar(text: str | bytes, source: str = "sidecar") -> dict[str, int]:
+    """Onset, apex (and offset, when given) of a clip's sidecar JSON (what ``mer synth --export-video`` writes).
+
+    Frame indices in the video. MerError naming ``source`` and the value when
+    the text is no JSON object or a frame is not a non-negative integer, or
+    onset is not before apex.
+    """
+    import json
+
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MerError(f"{source}: not JSON ({exc}); expected an object with onset and apex frame numbers") from None
+    if not isinstance(data, dict):
+        raise MerError(f"{source}: expected a JSON object with onset and apex frame numbers")
+    out: dict[str, int] = {}
+    for key in SIDECAR_KEYS:
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise MerError(f"{source}: {key}={value!r}; expected a frame number (an integer from 0)")
+        out[key] = int(value)
+    if "onset" not in out or "apex" not in out:
+        raise MerError(f"{source}: no onset and apex frame numbers in it (keys: {', '.join(map(str, data)) or 'none'})")
+    if not out["onset"] < out["apex"] <= out.get("offset", out["apex"]):
+        raise MerError(f"{source}: expected onset < apex <= offset, got "
+                       + ", ".join(f"{k}={v}" for k, v in out.items()))
+    return out
+
+
+def read_sidecar(path: str | Path) -> dict[str, int] | None:
+    """The sidecar JSON beside a video (``clip.mp4`` -> ``clip.json``), parsed; None when there is none."""
+    side = Path(path).with_suffix(".json")
+    if side == Path(path) or not side.is_file():
+        return None
+    return parse_sidecar(side.read_bytes(), side.name)
+
+
+def predictable_runs(store: RunStore | None = None) -> list[str]:
+    """Finished runs that can predict a new clip (a final model or fold checkpoints), best pooled UF1 first.
+
+    A run without a UF1 comes after those with one, newest first among equals.
+    """
+    own = store is None
+    store = store or RunStore()
+    try:
+        runs = store.list_runs()
+        ok = []
+        for r in runs.itertuples():
+            if str(r.status) != "done":
+                continue
+            stored = stored_models(str(r.id), store)
+            if stored["final"] or stored["folds"]:
+                uf1 = float(r.uf1) if r.uf1 is not None and r.uf1 == r.uf1 else -1.0
+                ok.append((-uf1, -float(r.created or 0.0), str(r.id)))
+    finally:
+        if own:
+            store.close()
+    return [rid for *_k, rid in sorted(ok)]
+
+
 def training_stats(folder: Path, channels: list[str]) -> dict[str, Any]:
     """Per-sample mean flow magnitude (pixels at input size) percentiles and the frame rate of the training data."""
     out: dict[str, Any] = {"flow": None, "fps": None}
@@ -280,7 +393,8 @@ def _crop_for(clip: DecodedClip, cropped: bool, enabled: bool) -> face_mod.FaceC
 def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, apex: int | None = None,
                  offset: int | None = None, cropped: bool = False, limits: ClipLimits | None = None,
                  predictor: RunPredictor | None = None, store: RunStore | None = None,
-                 model: str | None = None) -> ClipAnalysis:
+                 model: str | None = None, sidecar: dict[str, int] | None = None,
+                 sidecar_name: str = "", use_sidecar: bool = True) -> ClipAnalysis:
     """Decode, spot, preprocess as the run did, predict (see the module docstring).
 
     Frames (onset/apex/offset) are relative to the analysed window (the whole
@@ -288,6 +402,11 @@ def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, ape
     frames are already face crops (the exported synthetic clips), as in the
     run's own data: no detection. ``model``: see :class:`RunPredictor`
     (ignored when ``predictor`` is given: it has chosen already).
+
+    ``sidecar``: the clip's own onset/apex(/offset) in frames of the file
+    (:func:`parse_sidecar`); when none is given, the JSON beside the video is
+    read (:func:`read_sidecar`). Used instead of spotting unless the caller
+    gives onset or apex (or ``use_sidecar=False``); the notes say so.
     """
     t0 = time.perf_counter()
     clip = decode_clip(path, limits)
@@ -296,8 +415,23 @@ def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, ape
     opt = pred.config.preprocess
     crop = _crop_for(clip, cropped, opt.face_crop)
     crops = [face_mod.apply_crop(f, crop, 64) for f in clip.frames]
+    sidecar_note, given_by = "", "given"
+    if onset is None and apex is None and use_sidecar:
+        side = sidecar if sidecar is not None else read_sidecar(path)
+        name = sidecar_name or (Path(path).with_suffix(".json").name if sidecar is None else "the sidecar")
+        if side:
+            start = clip.window[0]
+            inside = {k: v - start for k, v in side.items() if 0 <= v - start < len(clip.frames)}
+            if "onset" in inside and "apex" in inside:
+                onset, apex, offset = inside["onset"], inside["apex"], inside.get("offset", offset)
+                given_by = "from the sidecar"
+                sidecar_note = (f"Onset {side['onset']} and apex {side['apex']} (frames of the file) come from "
+                                f"{name}, the clip's own annotation: not spotted.")
+            else:
+                sidecar_note = (f"{name} gives onset {side['onset']} and apex {side['apex']}, outside the analysed "
+                                f"frames {start}-{start + len(clip.frames) - 1}: they were spotted instead.")
     try:
-        spotted = spot(crops, onset=onset, apex=apex, offset=offset)
+        spotted = spot(crops, onset=onset, apex=apex, offset=offset, given_by=given_by)
     except ValueError as exc:
         raise ClipError(f"{Path(path).name}: {exc}") from None
     t2 = time.perf_counter()
@@ -313,7 +447,7 @@ def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, ape
     t4 = time.perf_counter()
     train_fps = pred.train.get("fps")
     fps_used = clip.fps or train_fps or 30.0
-    notes = list(clip.notes) + list(pred.notes)
+    notes = list(clip.notes) + list(pred.notes) + ([sidecar_note] if sidecar_note else [])
     if info["face"] == "centre-fallback":
         notes.append("no face found on the first frame: a centre crop was used")
     return ClipAnalysis(
@@ -323,6 +457,7 @@ def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, ape
         maps={k: maps[k] for k in ("onset", "apex", "u_px", "v_px", "strain", "clip", "magnified_clip") if k in maps},
         warnings=ood_checks(x, pred.channels, str(info["face"]), clip.fps, pred.train), notes=notes,
         model_note=pred.note, model_used=pred.kind,
+        withheld=verdict_withheld(str(info["face"]), probs, pred.classes), trained_on=pred.trained_on,
         seconds={"decode": round(t1 - t0, 3), "spot": round(t2 - t1, 3), "preprocess": round(t3 - t2, 3),
                  "predict": round(t4 - t3, 3), "total": round(t4 - t0, 3)},
     )

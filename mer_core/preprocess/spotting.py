@@ -223,8 +223,11 @@ def _level(curve: np.ndarray, lo: int, hi: int, apex: int, share: float) -> floa
 
 
 def spot(frames: np.ndarray | list[np.ndarray], *, onset: int | None = None, apex: int | None = None,
-         offset: int | None = None) -> Spotting:
-    """Onset, apex and offset of the clip's largest motion; given values are kept (validated)."""
+         offset: int | None = None, given_by: str = "given") -> Spotting:
+    """Onset, apex and offset of the clip's largest motion; given values are kept (validated).
+
+    ``given_by`` names where given values came from in the method string ("given", "from the sidecar").
+    """
     n = len(frames)
     if n < 3:
         raise ValueError(f"spotting needs at least 3 frames, got {n}")
@@ -269,5 +272,5 @@ def spot(frames: np.ndarray | list[np.ndarray], *, onset: int | None = None, ape
         raise ValueError(f"expected onset < apex <= offset, got onset={onset}, apex={apex}, offset={offset}")
     method = SPOT_METHOD + (f", {excluded[0]} excluded for a blink" if excluded else "")
     if given:
-        method += f" (given: {', '.join(given)})"
+        method += f" ({given_by}: {', '.join(given)})"
     return Spotting(onset, apex, offset, curve, method, given, excluded, tuple(notes), score)
