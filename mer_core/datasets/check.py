@@ -248,6 +248,7 @@ def _check_table(table: pd.DataFrame, problems: Problems) -> None:
 
 
 SAMPLED_IMAGES = 24  # precomputed images decoded per check (spread over the table)
+MIN_FLOW_SIDE = 8  # a flow smaller than this (pixels, either side) holds no motion pattern to learn
 
 
 def _sampled(table: pd.DataFrame, col: str) -> pd.DataFrame:
@@ -261,6 +262,10 @@ def check_precomputed(table: pd.DataFrame, problems: Problems) -> None:
     """Sample the precomputed images: flow images that are not 3-channel, a min-max encoding
     declared ``centered``, apex images whose size differs from the rest."""
     minmax, looked, declared_centered = [], 0, 0
+    if "flow_path" in table.columns:  # every .npy flow: a bad array would reach training as NaN
+        for row in table.itertuples(index=False):
+            if str(row.flow_path or "").lower().endswith(".npy"):
+                _check_npy_flow(str(row.flow_path), row.sample_id, problems)
     for row in _sampled(table, "flow_path").itertuples(index=False):
         encoding = str(getattr(row, "flow_encoding", "") or "centered")
         if encoding == "npy":
@@ -273,6 +278,7 @@ def check_precomputed(table: pd.DataFrame, problems: Problems) -> None:
             problems.add("error", "flow_image", f"{row.sample_id}: flow image {row.flow_path} has {got}; expected 3 "
                          "channels (u, v, strain as RGB)", file=row.flow_path, sample_id=row.sample_id)
             continue
+        _check_flow_size(img.shape[:2], f"flow image {row.flow_path}", row.flow_path, row.sample_id, problems)
         looked += 1
         declared_centered += encoding == "centered"
         if encoding == "centered" and looks_minmax(img):
@@ -286,6 +292,41 @@ def check_precomputed(table: pd.DataFrame, problems: Problems) -> None:
             "or pass --dataset-option flow_encoding=minmax",
         )
     _check_apex_sizes(table, problems)
+
+
+def _check_flow_size(shape: tuple[int, ...], what: str, path: str, sample_id: str, problems: Problems) -> None:
+    height, width = int(shape[0]), int(shape[1])
+    if min(height, width) < MIN_FLOW_SIDE:
+        problems.add("warning", "flow_size", f"{sample_id}: {what} is {width}x{height} px; resized to the model's "
+                     f"input it holds no motion pattern (expected at least {MIN_FLOW_SIDE}x{MIN_FLOW_SIDE}, "
+                     "usually a face-sized flow)", file=path, sample_id=sample_id)
+
+
+def _check_npy_flow(path: str, sample_id: str, problems: Problems) -> None:
+    """A raw flow array: readable without pickles, (H, W, 2|3) or (2|3, H, W) numbers, every value finite."""
+    def error(text: str) -> None:
+        problems.add("error", "flow_array", f"{sample_id}: flow array {path} {text}", file=path, sample_id=sample_id)
+
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            return error("holds Python objects (an object array, pickled); expected an (H, W, 2|3) array of numbers")
+        return error(f"cannot be read as a .npy array ({exc})")
+    except OSError as exc:
+        return error(f"cannot be read ({exc.strerror or exc})")
+    if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.number):
+        return error(f"holds {getattr(arr, 'dtype', type(arr).__name__)} values; expected an (H, W, 2|3) array of numbers")
+    if arr.ndim == 3 and arr.shape[0] in (2, 3) and arr.shape[2] not in (2, 3):
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim != 3 or arr.shape[2] not in (2, 3):
+        return error(f"has shape {arr.shape}; expected (H, W, 2|3) or (2|3, H, W)")
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        share = f"all {arr.size}" if bad == arr.size else f"{bad} of {arr.size}"
+        return error(f"is unusable: {share} values are NaN or infinite; expected finite flow values "
+                     "(training refuses it)")
+    _check_flow_size(arr.shape[:2], f"flow array {path}", path, sample_id, problems)
 
 
 def looks_minmax(img: np.ndarray) -> bool:

@@ -46,8 +46,8 @@ FLOW_ENCODINGS = ("centered", "minmax", "npy")  # as mer_core.preprocess.flow.FL
 def manifest_csv(path: str | Path, flag: str = "--dataset-option manifest") -> Path:
     """The CSV a manifest path names: the file itself, a folder's ``manifest.csv``, or a folder's only CSV."""
     path = Path(path).expanduser()
-    if path.is_dir() and (path / "manifest.csv").is_file():
-        return path / "manifest.csv"
+    if path.is_dir() and (path / "manifest.csv").exists():
+        return _regular(path / "manifest.csv", flag)
     if path.is_dir():
         csvs = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
         if len(csvs) != 1:
@@ -57,6 +57,18 @@ def manifest_csv(path: str | Path, flag: str = "--dataset-option manifest") -> P
         return csvs[0]
     if not path.exists():
         raise DatasetError(f"{flag}={path}: manifest not found (expected a CSV file or a folder holding one)")
+    return _regular(path, flag)
+
+
+def _regular(path: Path, flag: str) -> Path:
+    """``path`` when it is a regular file; a FIFO, socket or device would block or never end."""
+    if not path.is_file():
+        import stat
+
+        mode = path.stat().st_mode
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
+        raise DatasetError(f"{flag}={path}: {kind}, not a regular file; give the manifest CSV file itself")
     return path
 
 
@@ -109,6 +121,8 @@ def read_manifest(
         rows.append(row)
     if strict and problems.items:
         raise DatasetError(problems.items[0]["message"])
+    if class_set == "native":
+        _unknown_labels(path, rows, problems)
     _one_form(path, rows)
     return finish(rows, problems, dataset=default_dataset, class_set=class_set, origin=str(path))
 
@@ -160,6 +174,30 @@ def _flow_encoding(where: str, row: dict[str, Any], declared: str) -> None:
         raise DatasetError(f"{where}: flow_encoding={encoding!r} does not fit {Path(flow).name} "
                            "(.npy files are 'npy'; images are 'centered' or 'minmax')")
     row["flow_encoding"] = encoding
+
+
+def known_labels() -> frozenset[str]:
+    """Every emotion name and spelling the project knows: class sets, synonyms, composite mapping."""
+    from mer_core.datasets.classes import CLASS_SETS, COMPOSITE_MAPPING, LABEL_SYNONYMS
+
+    names = set(LABEL_SYNONYMS) | set(LABEL_SYNONYMS.values()) | set(COMPOSITE_MAPPING)
+    return frozenset(names | {c for classes in CLASS_SETS.values() for c in classes} | {"neutral", "other"})
+
+
+def _unknown_labels(path: Path, rows: list[dict[str, Any]], problems: Problems) -> None:
+    """One warning per label that is no known emotion name: with the native class set a typo
+    ('banana', 'suprise') would silently become a class of its own."""
+    known, lines = known_labels(), {}
+    for row in rows:
+        if row["label"] not in known:
+            lines.setdefault(row["label"], []).append(row["_line"])
+    for label, at in sorted(lines.items()):
+        more = f" and {len(at) - 5} more" if len(at) > 5 else ""
+        problems.add("warning", "label",
+                     f"{path.name}: label {label!r} (row{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:5]))}{more}) "
+                     "is not a known emotion name or spelling; with the native class set it becomes a class of its "
+                     "own. Correct it if it is a typo; ignore this if the dataset has classes of its own",
+                     file=path, row=at[0])
 
 
 def _form(row: dict[str, Any]) -> str:

@@ -209,7 +209,11 @@ def _read_npy_flow(path: str, size: int, flow_scale: float, strain_scale: float)
         arr = np.moveaxis(arr, 0, -1)
     if arr.ndim != 3 or arr.shape[2] not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"flow array {path} has shape {arr.shape}; expected (H, W, 2|3) or (2|3, H, W) of numbers")
-    arr = np.nan_to_num(arr.astype(np.float32))
+    arr = arr.astype(np.float32)
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    if bad:  # never turned into zeros: a NaN flow would train as 'no motion'
+        raise ValueError(f"flow array {path} holds {bad} non-finite value(s) (NaN or infinite) of {arr.size}; "
+                         "expected finite flow values")
     small = resize_flow(arr[..., :2], size)
     strain = arr[..., 2] if arr.shape[2] == 3 else optical_strain(arr[..., 0], arr[..., 1])
     return small[..., 0] / flow_scale, small[..., 1] / flow_scale, _fit(strain, size) / strain_scale
