@@ -12,6 +12,12 @@ export shaped like the MEGC2019 composite instead (see
 :mod:`mer_core.datasets.synthetic.export`); ``--subjects N`` keeps the first N
 of its 68 subjects, ``--seed`` changes the faces and motions.
 
+``mer synth --realism composite`` writes the realism-calibrated variant
+(:mod:`mer_core.datasets.synthetic.realism`) in its three forms to the
+dataset cache, where ``--dataset synthetic-realism`` reads it; with
+``--export FORM OUT`` it writes one form to OUT (``--realism-option KEY=VALUE``
+overrides a mechanism there).
+
 ``mer synth --export-video OUT [--clips N] [--video-format mp4|avi]`` writes
 the first N clips of the set (the options above apply) as video files with a
 sidecar JSON each (onset, apex, offset, fps, label): clips to try ``mer
@@ -69,6 +75,14 @@ def register(sub: Any) -> None:
     p.add_argument("--export-video", metavar="OUT", default=None,
                    help="write the first --clips clips as videos to OUT, each with its onset/apex/offset in a "
                         "sidecar JSON (for `mer predict` and the Analyse a clip page)")
+    p.add_argument("--realism", choices=("composite",), default=None,
+                   help="the realism-calibrated variant (as hard as a real MEGC2019 composite on model-independent "
+                        "statistics): alone, writes all three forms (frames, flow-apex, apex-only) to the dataset "
+                        "cache, read by --dataset synthetic-realism; with --export, writes one form to OUT")
+    p.add_argument("--realism-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one realism mechanism (with --export only; the cache keeps the calibrated "
+                        "defaults): weak_share, weak_scale, intensity_sigma, style_share, label_noise, head_motion, "
+                        "misalign, amplitude, noise")
     p.add_argument("--clips", type=int, default=6, metavar="N", help="clips to write with --export-video (default 6)")
     p.add_argument("--video-format", choices=("mp4", "avi"), default="mp4", help="container of --export-video")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -88,8 +102,15 @@ def options_from_args(args: argparse.Namespace):  # -> SynthOptions
 def cmd_synth(args: argparse.Namespace) -> int:
     from mer_core.datasets.synthetic import dataset_folder, generate, is_current
 
+    if args.realism_option and not (args.export and args.realism):
+        from mer_core.errors import ConfigError
+
+        raise ConfigError("--realism-option applies to --realism composite --export FORM OUT only (the cached "
+                          "variant keeps the calibrated defaults)")
     if args.export:
         return cmd_export(args)
+    if args.realism:
+        return cmd_realism(args)
     if args.export_video:
         return cmd_export_video(args)
     options = options_from_args(args)
@@ -138,8 +159,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError(f"--export takes only --subjects, --seed, --force and --json; "
                           f"drop {', '.join(ignored or ['--out/--classes'])}")
     t0 = time.time()
+    realism = None
+    if args.realism:
+        from mer_core.datasets.synthetic.realism import Realism
+
+        realism = Realism.from_options(args.realism_option)
     manifest = export_public(Path(out).expanduser(), form, subjects=args.subjects, seed=args.seed or 0,
-                             force=bool(args.force))
+                             force=bool(args.force), realism=realism)
     meta = json.loads((manifest.parent / "meta.json").read_text())
     summary = {"manifest": str(manifest), "form": form, **{k: meta[k] for k in ("clips", "subjects", "counts", "parts")},
                "seconds": round(time.time() - t0, 2)}
@@ -152,6 +178,32 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"  {label:10s} {n:5d}")
     print(f"wrote {manifest} in {summary['seconds']:.1f} s; use it with "
           f"--dataset manifest --dataset-option manifest={manifest.parent}")
+    return 0
+
+
+def cmd_realism(args: argparse.Namespace) -> int:
+    """``mer synth --realism composite``: the calibrated variant in all three forms, in the dataset cache."""
+    from mer_core.datasets.synthetic.export import REALISM_FORMS, ensure_realism
+    from mer_core.datasets.synthetic.realism import REALISM_VERSION
+    from mer_core.errors import ConfigError
+
+    ignored = [f"--{n.replace('_', '-')}" for n, _k, _m in _OPTIONS if n not in ("subjects", "seed") and getattr(args, n) is not None]
+    ignored += [f"--{n}" for n in ("macro", "color", "force", "if_missing") if getattr(args, n)]
+    if ignored or args.out or args.classes is not None:
+        raise ConfigError(f"--realism takes only --subjects, --seed and --json; drop {', '.join(ignored or ['--out/--classes'])}")
+    t0 = time.time()
+    written = {form: str(ensure_realism(form, seed=args.seed or 0, subjects=args.subjects)) for form in REALISM_FORMS}
+    summary = {"version": REALISM_VERSION, "manifests": written, "seconds": round(time.time() - t0, 2)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    for form, manifest in written.items():
+        print(f"  {form:10s} {manifest}")
+    options = ("" if args.seed in (None, 0) else f" --dataset-option seed={args.seed}") + (
+        "" if args.subjects is None else f" --dataset-option subjects={args.subjects}")
+    print(f"realism variant {REALISM_VERSION} ready in {summary['seconds']:.1f} s; train on it with "
+          f"`mer loso --dataset synthetic-realism{options} --model linear` (add --dataset-option form=frames "
+          "for the frames form)")
     return 0
 
 

@@ -122,3 +122,32 @@ def index_synthetic(root: Path | None = None, **options: Any) -> pd.DataFrame:
 def index_synthetic_macro(root: Path | None = None, **options: Any) -> pd.DataFrame:
     """Index the synthetic macro set (see :func:`index_synthetic`)."""
     return _index(root, True, options)
+
+
+@register_dataset(
+    "synthetic-realism",
+    description="Realism-calibrated synthetic composite (68 subjects, 442 clips in the MEGC2019 shape; as hard as "
+                "real data on model-independent statistics)",
+    default_class_set="composite3",
+    class_sets=("composite3",),
+    needs_root=False,
+)
+def index_synthetic_realism(root: Path | None = None, *, form: str = "flow-apex", seed: int = 0,
+                            subjects: int | None = None) -> pd.DataFrame:
+    """Index the realism-calibrated variant (see :mod:`.realism`), writing it first when needed.
+
+    ``form`` is ``flow-apex`` (28x28 min-max flow images + apex crops, the
+    composite's common public form), ``apex-only`` or ``frames``;
+    ``subjects`` keeps the first N of the 68 (parts taken in turn).
+    """
+    from mer_core.datasets.synthetic.export import ensure_realism
+    from mer_core.errors import ConfigError
+
+    if root is not None:
+        raise ConfigError("synthetic-realism is written to the dataset cache; it takes no root "
+                          "(use `mer synth --realism composite --export FORM DIR` for a copy elsewhere)")
+    for name, value in (("seed", seed), ("subjects", subjects)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"synthetic-realism option {name}={value!r}: expected a whole number")
+    manifest = ensure_realism(form, seed=seed, subjects=subjects)
+    return read_manifest(manifest, class_set="composite3", flow_encoding="minmax" if form == "flow-apex" else "")

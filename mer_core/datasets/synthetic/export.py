@@ -123,7 +123,7 @@ def export_public(
             frames_ = render_clip(options, clip, face, clip_motion(options, clip, face))
             box = None
             if realism:
-                frames_ = capture(frames_, entry.part, seed, s, c)
+                frames_ = capture(frames_, entry.part, realism, seed, s, c)
                 box = crop_box(face.face_mask, realism, seed, s, c)
             rows.append(_write_clip(out, form, entry, clip, frames_, box))
             done += 1
@@ -199,3 +199,37 @@ def _imwrite(path: Path, img: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), np.ascontiguousarray(img)):
         raise DatasetError(f"cannot write {path}")
+
+
+REALISM_FORMS = ("flow-apex", "apex-only", "frames")
+
+
+def realism_folder(form: str, *, seed: int = 0, subjects: int | None = None) -> Path:
+    """Where ``synthetic-realism`` keeps one form of the calibrated variant (under the dataset cache)."""
+    from mer_core.datasets.synthetic.realism import REALISM_VERSION
+    from mer_core.paths import datasets_dir
+
+    part = f"{form}-seed{seed}" + (f"-s{subjects}" if subjects is not None else "")
+    return datasets_dir() / "synthetic-realism" / REALISM_VERSION / part
+
+
+def ensure_realism(form: str = "flow-apex", *, seed: int = 0, subjects: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> Path:
+    """The calibrated realism variant in one form, written once and reused; returns its manifest."""
+    from filelock import FileLock
+
+    if form not in REALISM_FORMS:
+        raise ConfigError(f"synthetic-realism form={form!r}: expected one of {', '.join(REALISM_FORMS)}")
+    realism = Realism()
+    out = realism_folder(form, seed=seed, subjects=subjects)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        meta = out / "meta.json"
+        if meta.is_file() and (out / "manifest.csv").is_file():
+            try:
+                current = json.loads(meta.read_text()).get("realism") == realism.to_dict()
+            except ValueError:
+                current = False
+            if current:
+                return out / "manifest.csv"
+        return export_public(out, form, subjects=subjects, seed=seed, realism=realism, progress=progress)

@@ -12,8 +12,8 @@ and documented mechanism, what makes real micro-expression data hard:
 * ``style_share`` -- **per-subject expression styles**: for each (subject,
   class) pair, with this probability the subject expresses the class with an
   atypical action-unit combination of its own (drawn once per subject from
-  ``STYLE_ACTION_UNITS``), not the class's prototype. A subject also keeps one
-  combination per class instead of drawing one per clip.
+  ``STYLE_ACTION_UNITS``) in every clip, instead of one of the class's
+  prototype combinations drawn per clip.
 * ``label_noise`` -- **labels that only partly follow the motion**: emotion
   labels are coded from AUs *and* self-report, so in this share of clips the
   motion is that of another class while the label stays.
@@ -85,6 +85,7 @@ REALISM_SPECS: dict[str, tuple[float, float, str]] = {
     "head_motion": (0.0, 10.0, "rigid head motion between onset and apex, px at 128 px"),
     "misalign": (0.0, 0.3, "jitter of the apex crop box, fraction of the face box"),
     "amplitude": (0.0, 20.0, "motion scale (the generator's amplitude option)"),
+    "noise": (0.0, 20.0, "sensor noise, a multiple of each part's own level"),
 }
 
 
@@ -100,6 +101,7 @@ class Realism:
     head_motion: float = 0.8
     misalign: float = 0.04
     amplitude: float = 1.0
+    noise: float = 1.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -136,30 +138,33 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, 7919, *stream])
 
 
-def subject_styles(realism: Realism, seed: int, s: int, classes: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
-    """Each class's AU combination for subject ``s``: the prototype's, or an atypical one of the subject's own."""
+def subject_styles(realism: Realism, seed: int, s: int, classes: tuple[str, ...]) -> dict[str, tuple[int, ...] | None]:
+    """Subject ``s``'s own atypical AU combination per class, or ``None`` where it uses the class's prototypes."""
     rng = _rng(seed, s, 0)
-    styles: dict[str, tuple[int, ...]] = {}
+    styles: dict[str, tuple[int, ...] | None] = {}
     for label in classes:
-        combos = CLASS_ACTION_UNITS[label]
-        weights = np.array([w for _, w in combos])
-        typical = combos[int(rng.choice(len(combos), p=weights / weights.sum()))][0]
         atypical = STYLE_ACTION_UNITS[int(rng.integers(len(STYLE_ACTION_UNITS)))]
-        styles[label] = atypical if rng.uniform() < realism.style_share else typical
+        styles[label] = atypical if rng.uniform() < realism.style_share else None
     return styles
 
 
-def adjust_plan(plan, realism: Realism, seed: int, styles: dict[str, tuple[int, ...]], classes: tuple[str, ...],
-                size: int):
+def prototype(label: str, rng: np.random.Generator) -> tuple[int, ...]:
+    """One of a class's prototype AU combinations, drawn with the class's weights."""
+    combos = CLASS_ACTION_UNITS[label]
+    weights = np.array([w for _, w in combos])
+    return tuple(combos[int(rng.choice(len(combos), p=weights / weights.sum()))][0])
+
+
+def adjust_plan(plan, realism: Realism, seed: int, styles: dict[str, tuple[int, ...] | None],
+                classes: tuple[str, ...], size: int):
     """A clip plan with the realism mechanisms applied (the label never changes)."""
     rng = _rng(seed, plan.subject_index, 1, plan.clip_index)
-    motion_label = plan.label
     noisy = rng.uniform() < realism.label_noise
     other = [c for c in classes if c != plan.label]
     pick = other[int(rng.integers(len(other)))] if other else plan.label
-    if noisy:
-        motion_label = pick
-    aus = styles[motion_label]
+    motion_label = pick if noisy else plan.label
+    drawn = prototype(motion_label, rng)
+    aus = styles[motion_label] or drawn
     intensities = tuple(float(v) for v in rng.uniform(0.6, 1.0, len(aus)))
     weak = rng.uniform() < realism.weak_share
     factor = float(np.exp(realism.intensity_sigma * rng.standard_normal()))
@@ -175,7 +180,7 @@ def adjust_plan(plan, realism: Realism, seed: int, styles: dict[str, tuple[int, 
     )
 
 
-def capture(frames: np.ndarray, part: str, seed: int, s: int, c: int) -> np.ndarray:
+def capture(frames: np.ndarray, part: str, realism: Realism, seed: int, s: int, c: int) -> np.ndarray:
     """Apply a part's recording conditions to rendered uint8 frames (T, H, W[, 3])."""
     spec = PARTS[part]
     rng = _rng(seed, s, 2, c)
@@ -186,7 +191,7 @@ def capture(frames: np.ndarray, part: str, seed: int, s: int, c: int) -> np.ndar
         small = max(8, int(round(size * spec.scale)))
         x = np.stack([cv2.resize(cv2.resize(f, (small, small), interpolation=cv2.INTER_AREA), (size, size),
                                  interpolation=cv2.INTER_LINEAR) for f in x])
-    x = x + rng.standard_normal(x.shape, dtype=np.float32) * np.float32(spec.noise)
+    x = x + rng.standard_normal(x.shape, dtype=np.float32) * np.float32(spec.noise * realism.noise)
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
