@@ -13,7 +13,8 @@ whatever the file holds:
   motion is decoded in full (``notes`` says which frames, and why);
 * a zip is read one member at a time, members larger than
   ``limits.max_member_bytes`` or a total over ``limits.max_zip_bytes``
-  uncompressed are refused (zip bombs).
+  uncompressed are refused (zip bombs), and so is a frame whose header
+  declares more than ``limits.max_pixels``, before it is decoded (image bombs).
 
 Every unusable input raises :class:`ClipError` (a :class:`MerError`) whose
 message names the file and what is wrong: not a video, no frames, a single
@@ -53,6 +54,7 @@ class ClipLimits:
     max_frames: int = 300  # frames analysed (a window of a longer clip)
     max_scan_frames: int = 20000  # frames looked at for the window of a long clip
     max_member_bytes: int = 64 * 2**20  # one image inside a zip, uncompressed
+    max_pixels: int = 40_000_000  # one frame, width x height as its header declares it (checked before decoding)
     max_zip_bytes: int = 2 * 2**30  # a zip's members together, uncompressed
 
 
@@ -235,6 +237,52 @@ def _add_notes(clip: DecodedClip, path: Path, declared: int, limits: ClipLimits)
                           f"with the most motion, are analysed (at most {limits.max_frames} frames)")
 
 
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # JPEG start-of-frame
+
+
+def image_header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) an image file declares in its header (PNG, JPEG, BMP, TIFF), read without
+    decoding a pixel; None when the format is not one of these or the header is cut short."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        if data[:2] == b"BM" and len(data) >= 26:
+            return abs(int.from_bytes(data[18:22], "little", signed=True)), abs(int.from_bytes(data[22:26], "little", signed=True))
+        if data[:4] in (b"II*\0", b"MM\0*"):
+            return _tiff_size(data)
+        if data[:2] == b"\xff\xd8":
+            i = 2
+            while i + 4 <= len(data):
+                if data[i] != 0xFF:
+                    return None
+                marker = data[i + 1]
+                if marker == 0xFF:  # fill byte
+                    i += 1
+                    continue
+                if marker in (0x01, *range(0xD0, 0xDA)):  # markers without a length
+                    i += 2
+                    continue
+                if marker in _SOF and i + 9 <= len(data):
+                    return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+                i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    except (IndexError, ValueError):
+        return None
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    order = "little" if data[:2] == b"II" else "big"
+    ifd = int.from_bytes(data[4:8], order)
+    count = int.from_bytes(data[ifd:ifd + 2], order)
+    size: dict[int, int] = {}
+    for k in range(count):
+        entry = data[ifd + 2 + 12 * k: ifd + 14 + 12 * k]
+        tag, kind = int.from_bytes(entry[0:2], order), int.from_bytes(entry[2:4], order)
+        if tag in (256, 257):
+            size[tag] = int.from_bytes(entry[8:10] if kind == 3 else entry[8:12], order)
+    return (size[256], size[257]) if len(size) == 2 else None
+
+
 def _from_zip(path: Path, limits: ClipLimits) -> DecodedClip:
     try:
         zf = zipfile.ZipFile(path)
@@ -271,7 +319,14 @@ def _from_images(path: Path, items: list, source: str, limits: ClipLimits) -> De
     _check_count(path, len(items), what)
 
     def load(name: str, read) -> np.ndarray:
-        img = cv2.imdecode(np.frombuffer(read(), np.uint8), cv2.IMREAD_UNCHANGED)
+        data = read()
+        declared = image_header_size(data[:65536])
+        if declared and declared[0] * declared[1] > limits.max_pixels:
+            w, h = declared
+            raise ClipError(f"{path.name}: {name} declares {w}x{h} px ({w * h / 1e6:.0f} megapixels) in its header; "
+                            f"frames of at most {limits.max_pixels / 1e6:.0f} megapixels are accepted "
+                            "(refused before decoding)")
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if img is None:
             raise ClipError(f"{path.name}: {name} is not an image OpenCV can read")
         return img
