@@ -121,22 +121,22 @@ def headline_section(chosen: list[str], bundles: dict, names: dict) -> None:
 
 # --- what differs: settings and curves ------------------------------------------------------
 def config_diff(configs: dict[str, dict]) -> pd.DataFrame:
-    """One row per setting whose value differs between the configs (label -> config), values as text."""
-    flat = {label: flat_params(cfg) for label, cfg in configs.items()}
-    keys = sorted(set().union(*flat.values())) if flat else []
-    rows = [{"setting": k, **{label: str(f.get(k, "–")) for label, f in flat.items()}} for k in keys
-            if len({repr(f.get(k, "–")) for f in flat.values()}) > 1]
-    return pd.DataFrame(rows, columns=["setting", *flat])
+    """The seed, every setting that differs, and every value changed from a preset (label -> config), as text."""
+    from mer_core.training.experiment import settings_that_differ
+
+    return pd.DataFrame(settings_that_differ(configs), columns=["setting", *configs])
 
 
 def config_diff_section(chosen: list[str], bundles: dict, names: dict) -> None:
+    from mer_core.training.experiment import preset_label
+
     st.subheader("Settings that differ")
+    st.caption(plain(" · ".join(f"{names[r]}: {preset_label(bundles[r]['run']['config'])}" for r in chosen)))
     diff = config_diff({names[r]: bundles[r]["run"]["config"] for r in chosen})
-    if diff.empty:
-        st.info("The runs' configs are identical: every difference below is seed, code or data.")
-        return
     st.dataframe(diff, hide_index=True, width="stretch")
-    st.caption(f"{len(diff)} setting(s) differ; the settings the runs share are not shown.")
+    st.caption(f"{len(diff)} row(s): the seed always, every setting that differs between the runs, and every "
+               "training value a run changed from its preset, shown as \"value (preset value)\". Settings the runs "
+               "share at their preset's value are not shown.")
 
 
 def curves_section(chosen: list[str], bundles: dict, names: dict) -> None:
@@ -210,7 +210,12 @@ def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
                f"resamples): {boot.low:+.3f} to {boot.high:+.3f}; bootstrap p {boot_p}. The verdict uses the "
                "permutation test: with few subjects the bootstrap is over-confident.")
     text = verdict(perm, names=pair_names)
-    (st.success if perm.p_value < 0.05 else st.info)(text, icon=":material/balance:")
+    seeds = (bundles[a]["run"]["config"].get("seed"), bundles[b]["run"]["config"].get("seed"))
+    caveat = (f" {pair_names[0]} and {pair_names[1]} are one training run each (seed {seeds[0]} and seed "
+              f"{seeds[1]}): this p-value covers which subjects were tested, not how much a score moves when "
+              "the same model is trained again with another seed. A study with several seeds per arm measures that.")
+    st.info(plain(text + caveat), icon=":material/balance:")
+    study_link(bundles[a]["run"], bundles[b]["run"])
     left, right = st.columns(2)
     with left:
         st.plotly_chart(plots.paired_scatter(subj, pair_names), width="stretch", config=widgets.chart_config("compare-5"))
@@ -234,6 +239,17 @@ def paired_section(chosen: list[str], bundles: dict, names: dict) -> None:
             "p (permutation)": st.column_config.NumberColumn(format="%.3g")})
         st.caption("Several tests at once: with k comparisons, expect about k × 0.05 false alarms at p < 0.05.")
     disagreement_section(a, b, bundles, pair_names)
+
+
+def study_link(run_a: dict, run_b: dict) -> None:
+    """A link to New study, prefilled with the two runs' arms (model / preset), data and protocol."""
+    arms = list(dict.fromkeys(f"{r['model']}/{r['config'].get('preset', 'cpu')}" for r in (run_a, run_b)))
+    if len(arms) < 2:
+        st.caption("Both runs are the same model and preset: queue more seeds of it as jobs to see its seed noise.")
+        return
+    widgets.page_link("new-study", "Run these two as a study with three seeds each", icon=":material/library_add:",
+                      query_params={"arms": ",".join(arms), "dataset": str(run_a["dataset"]),
+                                    "protocol": str(run_a["protocol"])})
 
 
 def disagreement_section(a: str, b: str, bundles: dict, pair_names: tuple[str, str]) -> None:

@@ -74,8 +74,23 @@ def ablated_arms(presets: dict[str, list[str]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in a.items() if v not in ("", {})} for a in arms if a["name"] in keep]
 
 
+def _prefill() -> None:
+    """Defaults from a link (``?arms=model/preset,...&dataset=...&protocol=...``, e.g. from Compare), once."""
+    qp = st.query_params
+    if qp.get("arms") and K_ARMS not in st.session_state:
+        presets = {m: list_presets(m) for m in list_models()}
+        arms = [a.strip().replace("/", " / ") for a in str(qp["arms"]).split(",") if a.strip()]
+        st.session_state[K_ARMS] = [a for a in arms if a.split(" / ")[0] in presets
+                                    and a.split(" / ")[-1] in presets[a.split(" / ")[0]]]
+    if qp.get("dataset") in list_datasets() and K_DATASET not in st.session_state:
+        st.session_state[K_DATASET] = qp["dataset"]
+    if qp.get("protocol") in PROTOCOLS and K_PROTOCOL not in st.session_state:
+        st.session_state[K_PROTOCOL] = qp["protocol"]
+
+
 def render() -> None:
     st.title("New study")
+    _prefill()
     st.caption("A study runs several arms (model x preset x options) with several seeds on the same data and "
                "folds, then compares them over subjects. Every cell is an ordinary background job.")
     c1, c2, c3 = st.columns(3)

@@ -258,3 +258,102 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 def _json_kind(value: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
+
+
+# Keys that never change what a run learns (where and how it runs, what it keeps) or that no preset sets.
+_NOT_TRAINING = frozenset({"dataset", "model", "preset", "dataset_options", "seed", "executor", "workers", "device",
+                           "ray_address", "keep_checkpoints", "record_oracle", "max_batched_folds", "class_set",
+                           "protocol", "folds", "holdout_fraction", "final_model"})
+
+
+def preset_changes(config: ExperimentConfig | Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Training values of a (stored) config that differ from its preset's: key -> (value, preset's value).
+
+    The preset's values are what :func:`resolve_experiment` gives for the same
+    dataset, model and preset with no overrides (the preset's training
+    defaults over :class:`ExperimentConfig`'s); preprocessing keys are named
+    ``preprocess.<key>``. Where and how a run executes (executor, workers,
+    device...), the data and the protocol, and the seed are not preset values
+    and are left out. A stored config whose model or preset is no longer
+    registered gives ``{}``.
+    """
+    from mer_core.models.registry import train_defaults
+
+    data = config.to_dict() if isinstance(config, ExperimentConfig) else dict(config)
+    model, preset = str(data.get("model", "")), str(data.get("preset", ""))
+    try:
+        base_cfg = complete_config(ExperimentConfig.from_dict(
+            {**train_defaults(model, preset), "dataset": data.get("dataset", "synthetic"), "model": model,
+             "preset": preset, "class_set": data.get("class_set", ""), "executor": "sequential"}))
+        stored = ExperimentConfig.from_dict({**data, "executor": "sequential"}).to_dict()
+    except (ConfigError, UnknownNameError, KeyError, TypeError, ValueError):
+        return {}
+    base = base_cfg.to_dict()
+    out: dict[str, tuple[Any, Any]] = {}
+    for key, value in stored.items():
+        if key in _NOT_TRAINING:
+            continue
+        if isinstance(value, Mapping):
+            for sub, v in value.items():
+                b = (base.get(key) or {}).get(sub)
+                if _differs(v, b):
+                    out[f"{key}.{sub}"] = (v, b)
+        elif _differs(value, base.get(key)):
+            out[key] = (value, base.get(key))
+    return dict(sorted(out.items(), key=lambda kv: "." in kv[0]))  # training values first, then preprocessing
+
+
+def _differs(a: Any, b: Any) -> bool:
+    norm = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731 (a stored list equals a tuple default)
+    return norm(a) != norm(b)
+
+
+def preset_label(config: ExperimentConfig | Mapping[str, Any], *, limit: int = 4) -> str:
+    """How a run's preset is named on every page: ``"cpu preset"``, or
+    ``"cpu preset, modified: epochs 3 (preset 15)"`` (at most ``limit`` changes named, then "and N more")."""
+    data = config.to_dict() if isinstance(config, ExperimentConfig) else dict(config)
+    changes = preset_changes(data)
+    head = f"{data.get('preset', '?')} preset"
+    if not changes:
+        return head
+    parts = [f"{k} {_short(v)} (preset {_short(b)})" for k, (v, b) in list(changes.items())[:limit]]
+    more = f" and {len(changes) - limit} more" if len(changes) > limit else ""
+    return f"{head}, modified: {', '.join(parts)}{more}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return "none" if value is None else str(value)
+
+
+def settings_that_differ(configs: Mapping[str, ExperimentConfig | Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Rows {"setting", <label>: value as text...} for a side-by-side of several runs' configs (label -> config).
+
+    A row for every setting whose value differs between the configs, for the
+    seed always (one seed per run: the reader must see it), and for every
+    training value any of them changed from its preset (even when all changed
+    it alike), that value shown as "3 (preset 15)". Seed first, then the
+    settings in name order.
+    """
+    from mer_core.evaluation.export import flat_params
+
+    dicts = {label: (c.to_dict() if isinstance(c, ExperimentConfig) else dict(c)) for label, c in configs.items()}
+    flat = {label: flat_params(d) for label, d in dicts.items()}
+    changes = {label: preset_changes(d) for label, d in dicts.items()}
+    keys = sorted(set().union(*flat.values())) if flat else []
+    wanted = [k for k in keys if k == "seed" or len({f.get(k, "–") for f in flat.values()}) > 1
+              or any(k in ch for ch in changes.values())]
+    wanted.sort(key=lambda k: (k != "seed", k))
+
+    def cell(label: str, key: str) -> str:
+        value = flat[label].get(key, "–")
+        if key in changes[label]:
+            return f"{value} (preset {_short(changes[label][key][1])})"
+        return value
+
+    return [{"setting": k, **{label: cell(label, k) for label in flat}} for k in wanted]

@@ -1,0 +1,43 @@
+"""Compare says what its p-value leaves out (seed noise), offers a study, and shows the seed and preset changes."""
+from __future__ import annotations
+
+from apptest_helpers import page_app, unescape
+from test_results_pages import _texts, store_fixture_run
+
+
+def _page_links(at) -> list:
+    return [e.proto for e in at.get("page_link")]
+
+
+def test_single_seed_runs_get_the_seed_caveat_and_a_study_link():
+    store_fixture_run("cav-a", subjects=8, per_subject=8, accuracy=0.9, seed=1)
+    store_fixture_run("cav-b", subjects=8, per_subject=8, accuracy=0.4, seed=2, model="ststnet")
+    at = page_app("compare", runs="cav-a,cav-b")
+    assert not at.exception, at.exception
+    text = unescape(_texts(at))
+    assert "unlikely to be luck" in text
+    assert "one training run each (seed 1 and seed 2)" in text and "another seed" in text
+    assert not at.success  # no green box for a single-seed difference
+    links = _page_links(at)
+    study = [p for p in links if "new-study" in p.page]
+    assert study and "three seeds" in study[0].label
+    assert study[0].query_string == "arms=baseline%2Fcpu%2Cststnet%2Fcpu&dataset=synthetic&protocol=loso"
+
+
+def test_settings_that_differ_show_the_seed_and_each_preset_change():
+    store_fixture_run("set-a", seed=5, epochs=4)
+    store_fixture_run("set-b", seed=5, epochs=4, config={"lr": 3e-4})
+    at = page_app("compare", runs="set-a,set-b")
+    assert not at.exception, at.exception
+    (table,) = [d.value for d in at.dataframe if "setting" in d.value.columns]
+    rows = {r["setting"]: r for r in table.to_dict("records")}
+    assert table["setting"].iloc[0] == "seed" and set(rows["seed"].values()) == {"seed", "5"}
+    assert set(list(rows["epochs"].values())[1:]) == {"4 (preset 40)"}  # changed alike: still shown
+    assert "0.0003 (preset 0.003)" in rows["lr"].values()
+    assert "cpu preset, modified: epochs 4 (preset 40)" in unescape(_texts(at))
+
+
+def test_new_study_is_prefilled_from_a_link():
+    at = page_app("new_study", arms="baseline/cpu,ststnet/cpu,nosuch/cpu", dataset="synthetic", protocol="loso")
+    assert not at.exception, at.exception
+    assert at.multiselect[0].value == ["baseline / cpu", "ststnet / cpu"]
