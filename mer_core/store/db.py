@@ -12,12 +12,16 @@ file on. Add a migration, never edit a released one.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import shutil
 import socket
 import sqlite3
 import subprocess
 import time
+import urllib.parse
 import uuid
 import warnings
 from contextlib import contextmanager
@@ -36,6 +40,17 @@ from mer_core.store.studies import StudyStoreMixin
 PROGRESS_RETRIES = 5  # extra tries of a progress write when the store is locked beyond its busy timeout
 RUN_STALE_S = 30.0  # a running run whose heartbeat is older than this and whose process is gone is dead
 
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 64 * 1024
+    except OSError:
+        return False
 
 
 def _json(value: Any) -> str:
@@ -86,17 +101,59 @@ class RunStore(StudyStoreMixin):
 
     def __init__(self, path: str | Path | None = None, *, timeout_s: float = 30.0) -> None:
         self.path = Path(path) if path is not None else store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = False  # a store on a read-only mount (or a file nobody may write): inspection only
         try:
-            self.conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MerError(self._failure(f"cannot create its folder {self.path.parent}", exc)) from None
+        try:
+            self.conn = self._connect(timeout_s)
             self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            if not self.read_only:
+                self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
+            if not self.read_only:
+                self.conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise MerError(f"run store {self.path}: cannot open ({exc}); move the file aside to start a new store") from exc
+            raise MerError(self._failure("cannot open", exc)) from exc
+
+    def _connect(self, timeout_s: float) -> sqlite3.Connection:
+        """Read-write, or read-only when the store exists but cannot be written (a read-only mount:
+        ``immutable``, since nothing can change it and SQLite could not create its shared-memory file)."""
+        if self.path.exists() and not _writable(self.path):
+            self.read_only = True
+            frozen = "" if _writable(self.path.parent) else "&immutable=1"
+            uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro{frozen}"
+            return sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        return sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+
+    def _failure(self, what: str, exc: BaseException) -> str:
+        """A message that names the store and the real cause: a full disk, a read-only store, a damaged file."""
+        text = str(getattr(exc, "strerror", None) or exc)
+        code = getattr(exc, "errno", None)
+        if "full" in text or code == errno.ENOSPC or _disk_full(self.path.parent):
+            return (f"run store {self.path}: {what}: the disk is full ({text}); free space on the disk that holds "
+                    f"{self.path.parent} (the store itself is not damaged)")
+        if "readonly" in text or "read-only" in text or code in (errno.EROFS, errno.EACCES, errno.EPERM) \
+                or not _writable(self.path.parent):
+            return (f"run store {self.path}: {what}: it is read-only ({text}); runs can be listed, shown and "
+                    "exported from a store that exists, nothing can be written there")
+        if "not a database" in text or "malformed" in text:
+            return f"run store {self.path}: {what} ({text}); the file is damaged: move it aside to start a new store"
+        return f"run store {self.path}: {what} ({text})"
+
+    def _write_error(self, exc: sqlite3.OperationalError) -> BaseException:
+        """A write that failed for a full disk or a read-only store, as a MerError naming the store."""
+        text = str(exc)
+        if "full" in text:
+            return MerError(f"run store {self.path}: the disk is full while writing to it ({text}); the change was "
+                            f"not stored: free space on the disk that holds {self.path.parent}")
+        if "readonly" in text or self.read_only:
+            return MerError(f"run store {self.path} is read-only ({text}): runs can be listed, shown and exported, "
+                            "not changed; use a writable copy or MER_STORE to write")
+        return exc
 
     # --- plumbing --------------------------------------------------------
     def close(self) -> None:
@@ -110,15 +167,29 @@ class RunStore(StudyStoreMixin):
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A short write transaction (BEGIN IMMEDIATE ... COMMIT)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """A short write transaction (BEGIN IMMEDIATE ... COMMIT); a full disk or a read-only store is a
+        MerError that names the store."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._write_error(exc) from exc
         try:
             yield self.conn
+        except sqlite3.OperationalError as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise self._write_error(exc) from exc
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
         else:
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise self._write_error(exc) from exc
 
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
@@ -130,6 +201,9 @@ class RunStore(StudyStoreMixin):
                 f"run store {self.path} has schema version {version}, newer than this code ({SCHEMA_VERSION}); "
                 "update MER Bench"
             )
+        if self.read_only and version < SCHEMA_VERSION:
+            raise MerError(f"run store {self.path} has schema version {version} and needs an upgrade to "
+                           f"{SCHEMA_VERSION}, but it is read-only; open it once where it can be written")
         for target in range(version, SCHEMA_VERSION):
             step = MIGRATIONS[target]
             with self.tx() as c:
