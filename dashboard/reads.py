@@ -2,8 +2,8 @@
 
 Views call these loaders; the loaders call mer_core. Reads of a finished run
 are cached longer than reads of the run list (which changes while jobs run).
-Nothing here writes results (that is :mod:`dashboard.writes`); the job reads
-kick the scheduler, which only starts queued jobs and marks dead workers.
+Nothing here writes results or starts a worker (that is :mod:`dashboard.writes`);
+the job reads only mark jobs and runs whose process died, so what they show is true.
 """
 from __future__ import annotations
 
@@ -145,6 +145,18 @@ def _run_details(path: str, run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
         return [store.get_run(r) for r in run_ids if store.has_run(r)]
 
 
+def preset_labels(run_ids: tuple[str, ...]) -> dict[str, str]:
+    """Run id -> "cpu preset" or "cpu preset, modified: epochs 3 (preset 15)" (mer_core.training.experiment)."""
+    return _preset_labels(str(store_path()), tuple(run_ids))
+
+
+@st.cache_data(ttl=30, max_entries=32, show_spinner=False)
+def _preset_labels(path: str, run_ids: tuple[str, ...]) -> dict[str, str]:
+    from mer_core.training.experiment import preset_label
+
+    return {r["id"]: preset_label(r["config"]) for r in _run_details(path, run_ids)}
+
+
 # --- jobs (issue 9): the queue, the live job view, the new-experiment plan ------------
 def estimate_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]:
     """Training-time estimate of mer_core.jobs.plan (seconds, what it is based on)."""
@@ -156,25 +168,26 @@ def estimate_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]
 def jobs_table() -> pd.DataFrame:
     """All jobs, active and queued first. Not cached: it is the live status.
 
-    Every read kicks the scheduler (starts queued jobs, marks jobs whose
-    worker died), which is how a restarted dashboard picks the queue up again.
+    Jobs and runs whose process died are marked failed first; nothing is
+    started here (a submit, a resume, a finishing worker and the dashboard's
+    start do that: dashboard.writes).
     """
     from mer_core.jobs import queue as jobs
 
     with RunStore(store_path()) as store:
-        jobs.kick(store)
+        jobs.mark_stale(store)
         return jobs.list_jobs(store)
 
 
 def job_detail(job_id: str) -> dict[str, Any] | None:
     """A job with its run's folds, epochs, predictions and log tail (None if unknown); uncached (live).
 
-    Kicks the scheduler too, so the live view notices a dead worker without a full page rerun.
+    Marks dead workers too, so the live view notices one without a full page rerun; starts nothing.
     """
     from mer_core.jobs import queue as jobs
 
     with RunStore(store_path()) as store:
-        jobs.kick(store)
+        jobs.mark_stale(store)
         try:
             job = jobs.get_job(store, job_id)
         except MerError:

@@ -41,3 +41,26 @@ def test_new_study_is_prefilled_from_a_link():
     at = page_app("new_study", arms="baseline/cpu,ststnet/cpu,nosuch/cpu", dataset="synthetic", protocol="loso")
     assert not at.exception, at.exception
     assert at.multiselect[0].value == ["baseline / cpu", "ststnet / cpu"]
+
+
+MODIFIED = "cpu preset, modified: epochs 4 (preset 40)"
+
+
+def test_a_modified_preset_is_named_on_runs_run_and_the_leaderboard():
+    store_fixture_run("mod-run", accuracy=0.8, epochs=4, config={"lr": 0.003})
+    store_fixture_run("plain-run", accuracy=0.7, epochs=40, config={"lr": 0.003})
+    at = page_app("runs")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["mod-run", "preset"] == MODIFIED and table.loc["plain-run", "preset"] == "cpu preset"
+    assert not table[["name", "note"]].isna().any().any()  # no "None" cells
+    at = page_app("run", run="mod-run")
+    assert not at.exception, at.exception
+    assert f"baseline ({MODIFIED}) on synthetic" in unescape(_texts(at))
+    at = page_app("leaderboard")
+    assert not at.exception, at.exception
+    (synthetic,) = [d.value for d in at.dataframe if "oracle UF1 (diagnostic)" in d.value.columns]
+    row = synthetic.set_index("run").loc["mod-run"]
+    assert row["method"] == f"baseline ({MODIFIED})" and row["epochs"] == 4
+    low, high = (float(v) for v in row["UF1 95% CI"].split(" – "))
+    assert low <= row["UF1"] <= high

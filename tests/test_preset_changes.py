@@ -32,6 +32,8 @@ def test_seed_executor_and_data_are_no_preset_change():
     stored["epochs"] = 2
     assert preset_label(stored) == "cpu preset, modified: epochs 2 (preset 40)"
     assert preset_changes({**stored, "model": "no-such-model"}) == {}
+    stored["preprocess"] = {**stored["preprocess"], "channels": [], "input_size": 0}  # left to the model: no change
+    assert list(preset_changes(stored)) == ["epochs"]
 
 
 def test_settings_that_differ_always_show_the_seed_and_every_preset_change():

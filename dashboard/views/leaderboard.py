@@ -76,6 +76,10 @@ def render() -> None:
     if len(measured):  # one bar / row per run even when a model ran twice
         dup = measured["method"].duplicated(keep=False)
         measured.loc[dup, "method"] = measured.loc[dup, "method"] + " · " + measured.loc[dup, "run"]
+        presets = reads.preset_labels(tuple(measured["run"]))
+        modified = measured["run"].map(lambda r: presets.get(r, "")).str.contains("modified")
+        measured.loc[modified, "method"] = measured.loc[modified, "method"] + " (" + measured.loc[modified, "run"].map(
+            presets) + ")"
     board = leaderboard(published, measured)
     labels = reads_pretrain.pretrain_labels(tuple(composite_ids))
     board["pre-training"] = [labels.get(r, reads_pretrain.NONE) for r in board["run"]]
@@ -111,16 +115,25 @@ def synthetic_section(finished: pd.DataFrame) -> None:
     st.warning("These runs are on the embedded synthetic set, not on real micro-expressions. Their scores say "
                "whether a pipeline works end to end; they cannot be ranked against published results.",
                icon=":material/science:")
+    ids = tuple(synthetic["id"])
+    presets = reads.preset_labels(ids)
+    epochs = {r["id"]: r["config"].get("epochs") for r in reads.run_details(ids)}
+    intervals = {r: reads.run_intervals(r).get("uf1") for r in ids}
     table = pd.DataFrame({
-        "method": synthetic["model"] + " (" + synthetic["preset"] + ")",
+        "method": [f"{m} ({presets.get(r, p + ' preset')})" for m, p, r in zip(synthetic["model"], synthetic["preset"], ids)],
         "protocol": synthetic["protocol"], "clips": synthetic["n_samples"],
-        "pre-training": [labels.get(r, reads_pretrain.NONE) for r in synthetic["id"]],
-        "UF1": synthetic["uf1"], "UAR": synthetic["uar"], "oracle UF1 (diagnostic)": synthetic["oracle_uf1"],
+        "epochs": [epochs.get(r) for r in ids],
+        "pre-training": [labels.get(r, reads_pretrain.NONE) for r in ids],
+        "UF1": synthetic["uf1"], "UF1 95% CI": [f"{intervals[r].low:.3f} – {intervals[r].high:.3f}" if intervals[r] else "–" for r in ids],
+        "UAR": synthetic["uar"], "oracle UF1 (diagnostic)": synthetic["oracle_uf1"],
         "run": synthetic["id"],
     }).sort_values("UF1", ascending=False)
     widgets.link_table(table, {"run": _run_links(table["run"])}, key="leaderboard-synthetic", hide_index=True,
                        width="stretch", column_config={
         "pre-training": st.column_config.TextColumn("pre-training", help=PRETRAIN_HELP),
         "UF1": st.column_config.NumberColumn(format="%.4f"), "UAR": st.column_config.NumberColumn(format="%.4f"),
+        "epochs": st.column_config.NumberColumn("epochs", format="%d", help="training epochs per fold (fixed)"),
+        "UF1 95% CI": st.column_config.TextColumn("UF1 95% CI", help="subject-level bootstrap interval of the "
+                                                  "pooled UF1 (2,000 resamples): how far it could move on other subjects"),
         "oracle UF1 (diagnostic)": st.column_config.NumberColumn(format="%.4f"),
         "run": st.column_config.TextColumn("run", help=RUN_HELP)})

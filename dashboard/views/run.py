@@ -45,7 +45,9 @@ def render() -> None:
         return
     run, pred = bundle["run"], bundle["predictions"]
     classes = run["classes"]
-    st.caption(plain(f"{run['model']} ({run['preset']}) on {run['dataset']} · {run['protocol']} · ")
+    from mer_core.training.experiment import preset_label
+
+    st.caption(plain(f"{run['model']} ({preset_label(run['config'])}) on {run['dataset']} · {run['protocol']} · ")
                + f"{run['n_samples']} clips · {run['n_folds']} folds · status **{run['status']}**")
     in_final_section = set(reads_final.failure_notes(run)) if run["config"].get("final_model") else set()
     for note in run["notes"]:
@@ -382,12 +384,14 @@ def predictions_section(run_id: str, table: pd.DataFrame, classes: list[str]) ->
 
 # --- provenance --------------------------------------------------------------------------
 def details_section(run: dict, folds: pd.DataFrame) -> None:
+    from mer_core.training.experiment import preset_label
+
     fmt = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "–"  # noqa: E731
     facts = pd.DataFrame({"field": [
         "run id", "name", "status", "model / preset", "dataset", "protocol", "class set", "classes",
         "dataset fingerprint", "code version", "device", "wall time", "created", "finished", "config hash"],
         "value": [
-        run["id"], run.get("name") or "–", run["status"], f"{run['model']} / {run['preset']}", run["dataset"],
+        run["id"], run.get("name") or "–", run["status"], f"{run['model']} / {preset_label(run['config'])}", run["dataset"],
         run["protocol"], run.get("class_set") or "(dataset default)", ", ".join(run["classes"]),
         run.get("dataset_fingerprint") or "–", run.get("code_version") or "–", run.get("device") or "–",
         f"{run.get('wall_time') or 0:.1f} s", fmt(run.get("created")), fmt(run.get("finished")),

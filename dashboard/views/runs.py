@@ -70,8 +70,9 @@ def render() -> None:
     view = filter_runs(runs)
     table = pd.DataFrame({
         "run": view["id"],
-        "name": view["name"],
+        "name": view["name"].fillna(""),
         "model": view["model"],
+        "preset": view["id"].map(reads.preset_labels(tuple(view["id"]))).fillna(view["preset"] + " preset"),
         "dataset": view["dataset"],
         "protocol": view["protocol"],
         "status": view["status"],
@@ -80,9 +81,8 @@ def render() -> None:
         "UAR": view["uar"],
         "accuracy": view["accuracy"],
         "date": [time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in view["created"]],
-        "preset": view["preset"],
         "tags": [", ".join(t or []) for t in view["tags"]],
-        "note": view["note"],
+        "note": view["note"].fillna(""),
     })
     event = widgets.link_table(
         table,

@@ -296,6 +296,8 @@ def preset_changes(config: ExperimentConfig | Mapping[str, Any]) -> dict[str, tu
         if isinstance(value, Mapping):
             for sub, v in value.items():
                 b = (base.get(key) or {}).get(sub)
+                if key == "preprocess" and sub in ("channels", "input_size") and not v:
+                    continue  # left empty: the model's own input, as the preset gives it
                 if _differs(v, b):
                     out[f"{key}.{sub}"] = (v, b)
         elif _differs(value, base.get(key)):
