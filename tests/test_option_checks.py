@@ -123,3 +123,31 @@ def test_weights_that_diverge_on_the_last_step_fail_the_fold_instead_of_storing_
         run = store.get_run("diverged")
         assert run["status"] == "failed" and "not finite" in run["error"]
         assert store.completed_folds("diverged") == set() and store.predictions("diverged").empty
+
+
+# --- contradictions: an explicit option and an explicit --set of the same key with another value ------------------
+@pytest.mark.parametrize("argv, flag, setting", [
+    (["--final-model", "--set", "final_model=false"], "--final-model", "final_model=false"),
+    (["--lr", "0.01", "--set", "lr=0.02"], "--lr", "lr=0.02"),
+    (["--epochs", "3", "--set", "epochs=4"], "--epochs", "epochs=4"),
+    (["--flow", "dis", "--set", "preprocess.flow_method=tvl1"], "--flow", "preprocess.flow_method=tvl1"),
+    (["--model", "baseline", "--set", "model=mfdan"], "--model", "model=mfdan"),
+    (["--set", "protocol=holdout"], "mer loso", "protocol=holdout"),
+    (["--set", "seed=1", "--set", "seed=2"], "--set seed=1", "seed=2"),
+    (["--dataset-option", "subjects=3", "--set", 'dataset_options={"subjects": 4}'], "--dataset-option subjects=3",
+     "dataset_options"),
+])
+def test_contradicting_explicit_options_are_an_error_naming_both(capsys, argv, flag, setting):
+    assert main(["loso", *argv]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert flag in line and setting in line and "contradict" in line, line
+
+
+def test_an_option_and_a_set_that_agree_are_no_contradiction():
+    from mer_core.cli import build_parser
+    from mer_core.cli.cmd_loso import config_from_args
+
+    args = build_parser().parse_args(["loso", "--final-model", "--set", "final_model=true", "--lr", "0.01",
+                                      "--set", "lr=1e-2", "--dataset-option", "subjects=3"])
+    config = config_from_args(args, "loso")
+    assert config.final_model is True and config.lr == 0.01

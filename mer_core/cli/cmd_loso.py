@@ -62,22 +62,62 @@ _FLAGS = {"class_set": "class_set", "epochs": "epochs", "batch_size": "batch_siz
           "optimizer": "optimizer", "loss": "loss", "selection": "selection", "seed": "seed",
           "executor": "executor", "workers": "workers", "device": "device", "pretrain": "pretrain",
           "final_model": "final_model"}
+_PRE_FLAGS = {"flow_method": "flow", "input_size": "input_size"}  # preprocess key -> option
 
 
-def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> ExperimentConfig:
-    """The resolved config: preset defaults < --config file < options < --set (never argparse defaults)."""
-    from mer_core.models.registry import model_spec
-    from mer_core.training.experiment import load_config_file, resolve_experiment
+def _option_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def explicit_choices(args: argparse.Namespace, protocol: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """What the command line asks for: (overrides: --config file < options < --set, key -> where it was given).
+
+    An option and a ``--set`` (or two ``--set``) of the same key with different values contradict each other:
+    ConfigError naming both, never the last one silently winning. The ``--config`` file is a base that options
+    override by design, so it contradicts nothing.
+    """
+    from mer_core.training.experiment import load_config_file
 
     overrides: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    given: dict[str, tuple[Any, str]] = {}  # key (preprocess.x for a sub-key) -> (value, how it was given)
+
+    def give(key: str, value: Any, how: str) -> None:
+        if key in given and not _same(given[key][0], value):
+            raise ConfigError(f"{given[key][1]} contradicts {how}; give {key} once")
+        given.setdefault(key, (value, how))
+
     flags = {key: getattr(args, attr) for key, attr in _FLAGS.items() if getattr(args, attr, None) is not None}
-    proto = protocol or getattr(args, "protocol", None)
-    if proto:
-        flags["protocol"] = proto
+    if protocol:  # the command's own protocol (mer loso, mer train)
+        give("protocol", protocol, f"mer {getattr(args, 'command', '') or protocol} (protocol={protocol})")
+        flags["protocol"] = protocol
+    elif getattr(args, "protocol", None):
+        flags["protocol"] = args.protocol
     for key in ("dataset", "model", "preset"):
         if getattr(args, key, None) is not None:
             flags[key] = getattr(args, key)
-    pre = {k: v for k, v in (("flow_method", args.flow), ("input_size", args.input_size)) if v is not None}
+    for key, value in flags.items():
+        if key != "protocol" or not protocol:
+            shown = "" if isinstance(value, bool) else f" {value}"
+            give(key, value, f"{_option_name(key)}{shown}")
+    pre = {k: getattr(args, a) for k, a in _PRE_FLAGS.items() if getattr(args, a, None) is not None}
+    for key, value in pre.items():
+        give(f"preprocess.{key}", value, f"--{_PRE_FLAGS[key].replace('_', '-')} {value}")
+    for item in args.set:  # one at a time, so that a key given twice with two values is seen
+        for key, value in parse_pairs([item], ExperimentConfig, "--set").items():
+            if key == "preprocess" and isinstance(value, dict):
+                for sub, v in value.items():
+                    give(f"preprocess.{sub}", v, f"--set preprocess.{sub}={item.partition('=')[2].strip()}")
+            else:
+                give(key, value, f"--set {item.strip()}")
+    for what, attr in (("dataset_options", "dataset_option"), ("model_options", "model_option")):
+        for item in getattr(args, attr, None) or []:
+            sub = item.partition("=")[0].strip()
+            value = parse_pairs([item], None, f"--{attr.replace('_', '-')}")[sub]
+            given_table = given.get(what)
+            if given_table is not None and isinstance(given_table[0], dict) and sub in given_table[0] \
+                    and not _same(given_table[0][sub], value):
+                raise ConfigError(f"--{attr.replace('_', '-')} {item.strip()} contradicts {given_table[1]}; "
+                                  f"give {what}.{sub} once")
     settings = parse_pairs(args.set, ExperimentConfig, "--set")
     for layer in (flags, {"preprocess": pre} if pre else {}, settings):
         for key, value in layer.items():
@@ -85,6 +125,21 @@ def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> E
                 overrides[key] = {**overrides[key], **value}
             else:
                 overrides[key] = value
+    return overrides, {k: how for k, (_v, how) in given.items()}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> ExperimentConfig:
+    """The resolved config: preset defaults < --config file < options < --set (never argparse defaults)."""
+    from mer_core.models.registry import model_spec
+    from mer_core.training.experiment import resolve_experiment
+
+    overrides, _given = explicit_choices(args, protocol)
     dataset, model = overrides.get("dataset", "synthetic"), overrides.get("model", "baseline")
     preset = overrides.get("preset", "auto")
     return resolve_experiment(
