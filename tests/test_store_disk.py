@@ -72,3 +72,19 @@ def test_a_full_disk_is_named_with_the_store_file(tmp_path):
     assert out.returncode != 0
     assert "disk is full" in out.stderr and str(full / "runs.sqlite") in out.stderr, out.stderr
     assert "Traceback" not in out.stderr or "MerError" in out.stderr
+
+
+def test_no_space_left_names_the_file_being_written(tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    code = ("from pathlib import Path; import numpy as np; from mer_core.store.folders import atomic_write_bytes, save_array\n"
+            "for write in (lambda: atomic_write_bytes(Path('" + str(full) + "/record.json'), b'x' * 300000),\n"
+            "              lambda: save_array(Path('" + str(full) + "/inputs.npy'), np.zeros(100000))):\n"
+            "    try:\n        write()\n    except Exception as exc:\n        print(type(exc).__mro__[1].__name__, exc)\n")
+    script = f"mount -t tmpfs -o size=128k tmpfs {full} && {sys.executable} -c \"{code}\""
+    out = _sh(script, dict(os.environ))
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2, out.stdout + out.stderr
+    for line, name in zip(lines, ("record.json", "inputs.npy")):
+        assert line.startswith("MerError") and str(full / name) in line and "no space left" in line.lower(), line
+    assert not list(full.glob(".*.tmp"))  # no half-written temporary file left behind

@@ -8,6 +8,7 @@ become part of a path, so ``../../x`` can never name a folder.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -56,9 +57,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        _no_space(exc, path, len(data))
         raise
+
+
+class NoSpaceError(MerError, OSError):
+    """The disk filled up while a file was written; the message names the file."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _no_space(exc: BaseException, path: Path, size: int) -> None:
+    """A full disk while writing ``path``: a MerError naming the file (the OSError alone names none;
+    numpy's short write says only 'N requested and M written')."""
+    if not isinstance(exc, OSError) or isinstance(exc, MerError):
+        return
+    if exc.errno != errno.ENOSPC and "requested and" not in str(exc):
+        return
+    raise NoSpaceError(errno.ENOSPC, f"{path}: no space left on the device while writing it "
+                       f"({size / 2**20:.1f} MB); free space on the disk that holds {path.parent}") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -73,8 +93,9 @@ def save_array(path: Path, array: np.ndarray) -> None:
         with os.fdopen(fd, "wb") as fh:
             np.lib.format.write_array(fh, np.asarray(array), allow_pickle=False)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        _no_space(exc, path, np.asarray(array).nbytes)
         raise
 
 
