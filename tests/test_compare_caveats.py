@@ -64,3 +64,19 @@ def test_a_modified_preset_is_named_on_runs_run_and_the_leaderboard():
     assert row["method"] == f"baseline ({MODIFIED})" and row["epochs"] == 4
     low, high = (float(v) for v in row["UF1 95% CI"].split(" – "))
     assert low <= row["UF1"] <= high
+
+
+def test_run_page_explains_a_negative_oracle_gap_and_shows_chance():
+    from mer_core.store.db import RunStore
+
+    rid = store_fixture_run("neg-oracle", accuracy=0.8, config={"lr": 0.003})
+    with RunStore() as store:  # an oracle below the honest figure, as a DenseAttention run had
+        run = store.get_run(rid)
+        summary = run["summary"]
+        summary["oracle"] = {**summary["oracle"], "uf1": summary["pooled"]["uf1"] - 0.03}
+        store.finish_run(rid, status="done", summary=summary)
+    at = page_app("run", run=rid)
+    assert not at.exception, at.exception
+    text = unescape(_texts(at))
+    assert "0.030 UF1 below the honest figure" in text and "would inflate" not in text
+    assert "Chance: UF1" in text and "guessing uniformly" in text and "UAR 0.333 for any guess" in text

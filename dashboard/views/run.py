@@ -19,6 +19,7 @@ from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
 from mer_core.evaluation.statistics import Interval, per_subject_confusions
 from mer_core.evaluation.export import csv_safe, predictions_table
+from mer_core.evaluation.context import chance_levels, oracle_gap_sentence
 
 K_NORMALISE = "run_cm_normalise"
 K_CM_CHART = "run_cm_chart"
@@ -67,7 +68,7 @@ def render() -> None:
     if not pooled or pred.empty:
         st.info("No fold has finished yet; results appear here as folds complete.")
         return
-    headline(run_id, run, pooled, summary)
+    headline(run_id, {**run, "folds_done": int(pred["fold"].nunique())}, pooled, summary)
     final_section(run_id, run)
     table = predictions_table(pred, classes)
     overview, parts_tab, curves_tab, preds_tab, details_tab = st.tabs(
@@ -202,7 +203,15 @@ def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
         if iv is not None:
             col.caption(interval_caption(pooled[key], iv))
     c4.metric("clips tested", pooled["n"], help=glossary.tip("LOSO", "fold"))
-    c4.caption(f"{run['n_folds']} folds · {len(set(summary.get('classes', [])))} classes")
+    done, total = run.get("folds_done"), run["n_folds"]
+    folds = f"{done} of {total} folds done" if done is not None and done != total else f"{total} folds"
+    c4.caption(f"{folds} · {len(set(summary.get('classes', [])))} classes")
+    counts = pd.DataFrame(pooled["confusion"]).sum(axis=1).tolist() if pooled.get("confusion") else []
+    if sum(counts):
+        chance = chance_levels(counts).text()
+        st.caption(plain(chance[0].upper() + chance[1:] + ", on these clips' class counts."),
+                   help="What a predictor that never looks at the clips scores on average: UAR is 1 / classes for "
+                        "any such guess; UF1 depends on how the guesses are spread over the classes.")
     links = st.container(horizontal=True)
     widgets.page_link("compare", f"Compare with other runs on {plain(run['dataset'])}", icon=":material/compare_arrows:",
                       query_params={reads.QP_RUNS: run_id}, where=links)
@@ -218,10 +227,7 @@ def headline(run_id: str, run: dict, pooled: dict, summary: dict) -> None:
             o1.metric("UF1, honest", f"{pooled['uf1']:.3f}")
             o2.metric("UF1, oracle (diagnostic)", f"{oracle['uf1']:.3f}", delta=f"{gap:+.3f}",
                       delta_color="off")
-            o3.markdown(
-                f"The oracle keeps, for each fold, the epoch that scored best **on that fold's own test subject** "
-                f"— a choice no real deployment can make. The gap of {gap:+.3f} UF1 is how much that selection, "
-                "common in published code, would inflate this run. It is not a result.")
+            o3.markdown(plain(oracle_gap_sentence(pooled["uf1"], oracle["uf1"])))
 
 
 # --- classes, confusion, subjects -------------------------------------------------
