@@ -151,3 +151,59 @@ def test_an_option_and_a_set_that_agree_are_no_contradiction():
                                       "--set", "lr=1e-2", "--dataset-option", "subjects=3"])
     config = config_from_args(args, "loso")
     assert config.final_model is True and config.lr == 0.01
+
+
+# --- the resume hint works as printed; options that differ from the stored config name the keys ---------------
+def _stopped_run(tmp_path, monkeypatch, capsys) -> tuple[str, str]:
+    """A tiny LOSO stopped by Ctrl-C in its second fold: (run id, the resume command the CLI printed)."""
+    import re
+
+    from fixtures_clips import make_clip_manifest
+    from mer_core.training import executors
+
+    manifest = make_clip_manifest(tmp_path / "clips", subjects=3, clips_per_subject=3, size=32, frames=5)
+    real = executors.run_fold
+
+    def ctrl_c_in_fold_1(task, *a, **k):
+        if task.fold.index == 1:
+            raise KeyboardInterrupt
+        return real(task, *a, **k)
+
+    monkeypatch.setattr(executors, "run_fold", ctrl_c_in_fold_1)
+    argv = ["loso", "--dataset", "manifest", "--dataset-option", f"manifest={manifest}", "--class-set", "native",
+            "--epochs", "1", "--batch-size", "8", "--executor", "sequential", "--set", "seed=3"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    hint = re.search(r"continue it with `?((?:mer \w+ )?--resume (\S+?))`?$", err, re.M)
+    assert hint, err
+    monkeypatch.setattr(executors, "run_fold", real)
+    command = hint.group(1) if hint.group(1).startswith("mer ") else "mer loso " + hint.group(1)
+    return hint.group(2), command
+
+
+def test_the_resume_hint_after_ctrl_c_continues_the_run_with_its_stored_config(tmp_path, monkeypatch, capsys):
+    from mer_core.store.db import RunStore
+
+    run_id, command = _stopped_run(tmp_path, monkeypatch, capsys)
+    with RunStore() as store:
+        assert store.get_run(run_id)["status"] == "cancelled" and store.completed_folds(run_id) == {0}
+        stored = store.get_run(run_id)["config_json"]
+    assert main(command.split()[1:] + ["--json"]) == 0, capsys.readouterr().err
+    with RunStore() as store:
+        run = store.get_run(run_id)
+        assert run["status"] == "done" and store.completed_folds(run_id) == {0, 1, 2}
+        assert run["config_json"] == stored and len(store.list_runs()) == 1
+
+
+def test_resume_with_options_that_differ_from_the_stored_config_names_the_keys(tmp_path, monkeypatch, capsys):
+    from mer_core.store.db import RunStore
+
+    run_id, _command = _stopped_run(tmp_path, monkeypatch, capsys)
+    assert main(["loso", "--resume", run_id, "--epochs", "3", "--set", "seed=3", "--set", "lr=0.5"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert run_id in line and "epochs" in line and "lr" in line and "seed" not in line, line
+    assert main(["train", "--resume", run_id]) == 2  # mer train is another protocol
+    line = _one_error_line(capsys.readouterr().err)
+    assert "protocol" in line and "loso" in line and "holdout" in line, line
+    with RunStore() as store:
+        assert store.get_run(run_id)["status"] == "cancelled" and store.completed_folds(run_id) == {0}

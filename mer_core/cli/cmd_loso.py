@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any, Iterator
 
-from mer_core.config import EXECUTORS, LOSSES, OPTIMIZERS, PROTOCOLS, ExperimentConfig
+from mer_core.config import EXECUTORS, LOSSES, OPTIMIZERS, PROTOCOLS, SELECTION, ExperimentConfig
 from mer_core.errors import ConfigError, MerError
 from mer_core.keyvalue import parse_pairs
 
@@ -39,7 +39,9 @@ def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | N
     p.add_argument("--lr", type=float)
     p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--loss", choices=LOSSES)
-    p.add_argument("--selection", choices=("fixed", "early_stop"))
+    p.add_argument("--selection", choices=SELECTION,
+                   help="epoch choice, never on the test subject: fixed (default), early_stop (validation subjects "
+                        "from the training ones), nested (inner folds of the training subjects, --set nested_folds=K)")
     p.add_argument("--flow", choices=("dis", "tvl1", "farneback"), help="optical flow method")
     p.add_argument("--input-size", type=int, help="input size in pixels (default: the model's)")
     p.add_argument("--pretrain", default=None, help="macro dataset for pre-training (DenseAttention)")
@@ -52,7 +54,9 @@ def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | N
     p.add_argument("--device")
     p.add_argument("--config", help="JSON file with config keys (command-line options override it)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any config key, e.g. --set focal_gamma=1.5 (repeatable)")
+                   help="any config key, e.g. --set focal_gamma=1.5 (repeatable); weight averaging: --set average=ema "
+                        "(ema_decay=0.99) or average=swa (swa_epochs=5); several models per fold, their "
+                        "probabilities averaged: --set seeds_per_fold=3")
     p.add_argument("--resume", metavar="RUN_ID", help="continue an unfinished run")
     p.add_argument("--name", default="", help="a label for the run")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -230,9 +234,11 @@ def print_run(run_id: str, as_json: bool = False) -> None:
 def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int:
     from mer_core.training.engine import run_experiment
 
-    config = config_from_args(args, protocol)
     if args.resume:
         _check_resumable(args.resume)
+        config = resume_config(args, protocol)
+    else:
+        config = config_from_args(args, protocol)
     progress = None if args.json else ProgressPrinter()
     try:
         with _signals_interrupt():
@@ -246,10 +252,44 @@ def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int
         run, done = store.get_run(run_id), len(store.completed_folds(run_id))
     if run["status"] == "cancelled":
         print(f"\nmer: run {run_id} stopped ({run['error'] or 'interrupted'}) with {done}/{run['n_folds']} folds "
-              f"stored; continue it with --resume {run_id}", file=sys.stderr)
+              f"stored; continue it with `mer {args.command} --resume {run_id}`", file=sys.stderr)
         return 130
     print_run(run_id, args.json)
     return 0
+
+
+def resume_config(args: argparse.Namespace, protocol: str | None = None) -> ExperimentConfig:
+    """``--resume ID``: the run's stored config. Options given with it must agree with that config;
+    any that differ are a ConfigError naming each key, its stored value and the value given."""
+    from mer_core.models.registry import model_spec
+    from mer_core.store.db import RunStore
+
+    with RunStore() as store:
+        stored = ExperimentConfig.from_json(store.get_run(args.resume)["config_json"])
+    overrides, _given = explicit_choices(args, protocol)
+    data = stored.to_dict()
+    for key, value in overrides.items():
+        if key == "preset" and value == "auto":
+            continue  # 'auto' chose the stored preset when the run started
+        if key == "preprocess" and isinstance(value, dict):
+            data["preprocess"] = {**data["preprocess"], **value}
+        else:
+            data[key] = value
+    dataset_options = parse_pairs(args.dataset_option, None, "--dataset-option")
+    data["dataset_options"] = {**dict(data.get("dataset_options") or {}), **dataset_options}
+    model_cls = model_spec(str(data.get("model") or stored.model)).config_cls
+    model_options = parse_pairs(args.model_option, model_cls, "--model-option")
+    data["model_options"] = {**dict(data.get("model_options") or {}), **model_options}
+    wanted = ExperimentConfig.from_dict(data).to_dict()
+    have = stored.to_dict()
+    differ = [(f"preprocess.{k}", have["preprocess"][k], v) for k, v in wanted.pop("preprocess").items()
+              if v != have["preprocess"][k]]
+    differ = [(k, have[k], v) for k, v in wanted.items() if k != "preprocess" and v != have[k]] + differ
+    if differ:
+        shown = ", ".join(f"{k}={old!r} (given {new!r})" for k, old, new in differ)
+        raise ConfigError(f"--resume {args.resume}: the run was made with {shown}; leave these options out "
+                          f"(--resume {args.resume} alone continues it with its stored config), or start a new run")
+    return stored
 
 
 def _check_resumable(run_id: str) -> None:
