@@ -81,21 +81,28 @@ def test_early_stopping_uses_training_subjects_only(manifest):
     assert (folds["n_train"] + folds["n_val"] + folds["n_test"] == 18).all()
 
 
-def test_cancel_file_stops_the_run_and_keeps_finished_folds(manifest):
-    from mer_core.store.db import run_folder
-
-    seen = []
-
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_the_cancel_flag_stops_the_run_and_keeps_finished_folds(manifest, executor):
+    # the store's cancel flag is the one channel: the processes training the folds poll it themselves
     def progress(e):
-        seen.append(e)
         if e["event"] == "fold_done":
-            (run_folder("cancel-me") / executors.CANCEL_FILE).touch()
+            with RunStore() as store:
+                store.request_cancel("cancel-me")
 
-    run_experiment(cfg(manifest), run_id="cancel-me", progress=progress)
+    run_experiment(cfg(manifest, executor=executor, workers=1 if executor == "sequential" else 2,
+                       epochs=3 if executor == "sequential" else 60),
+                   run_id="cancel-me", progress=progress)
     with RunStore() as store:
         run = store.get_run("cancel-me")
-    assert run["status"] == "cancelled"
-    assert len(RunStore().completed_folds("cancel-me")) == 1
+        assert run["status"] == "cancelled"
+        done = store.completed_folds("cancel-me")
+        assert 1 <= len(done) < 3 and store.cancel_requested("cancel-me")
+        if executor == "sequential":
+            assert len(done) == 1
+    run_experiment(cfg(manifest, executor=executor, workers=1 if executor == "sequential" else 2,
+                       epochs=3 if executor == "sequential" else 60), run_id="cancel-me")  # resumed: flag cleared
+    with RunStore() as store:
+        assert store.get_run("cancel-me")["status"] == "done" and not store.cancel_requested("cancel-me")
 
 
 def test_macro_pretraining_then_finetuning_end_to_end():

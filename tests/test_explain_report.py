@@ -81,7 +81,7 @@ def test_the_report_job_runs_through_the_queue_and_caches(env, monkeypatch):
     with RunStore() as store:
         job_id = jobs.submit_explain_report(rid, settings, store=store, start=False)
         job = jobs.get_job(store, job_id)
-        assert jobs.job_kind(job["config_json"]) == jobs.REPORT_JOB and job["run_id"] == rid
+        assert job["kind"] == jobs.REPORT_JOB and "job" not in job["config"] and job["run_id"] == rid
         launched = []
         monkeypatch.setattr(jobs, "_launch", lambda jid, *a, **k: launched.append((jid, k)) or _Proc())
         jobs.kick(store)

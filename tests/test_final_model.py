@@ -330,13 +330,12 @@ def test_run_page_has_no_final_model_section_when_none_was_asked_for(env):
 
 
 def _asked(rid: str, note: str | None = None) -> str:
-    from mer_core.training.executors import _add_run_note
     from test_results_pages import store_fixture_run
 
     store_fixture_run(rid, subjects=3, per_subject=3, config={"final_model": True})
     if note:
         with RunStore() as store:
-            _add_run_note(store, rid, note)
+            store.add_run_note(rid, note)
     import streamlit as st
 
     st.cache_data.clear()  # the runs table of an earlier page run is cached

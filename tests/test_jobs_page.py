@@ -11,6 +11,7 @@ from apptest_helpers import page_app
 from mer_core.config import ExperimentConfig
 from mer_core.evaluation.metrics import summarize
 from mer_core.jobs import queue as jobs
+from mer_core.store import liveness
 from mer_core.store.db import RunStore
 
 CLASSES = ["negative", "positive", "surprise"]
@@ -110,7 +111,7 @@ def test_live_view_of_a_failed_job_offers_resume_and_shows_the_traceback(launche
 
 def test_cancel_button_on_a_running_job_sets_the_flag(monkeypatch):
     job_id = store_job("running", folds_done=1)
-    monkeypatch.setattr(jobs, "pid_alive", lambda *a, **k: True)  # pretend the worker lives
+    monkeypatch.setattr(liveness, "process_alive", lambda *a, **k: True)  # pretend the worker lives
     at = view(job_id)
     assert not at.exception, at.exception
     assert "ETA" in at.get("progress")[0].proto.text
@@ -121,6 +122,28 @@ def test_cancel_button_on_a_running_job_sets_the_flag(monkeypatch):
     with RunStore() as store:
         job = jobs.get_job(store, job_id)
     assert job["status"] == "cancelling" and job["cancel"]
+
+
+def test_pages_that_only_read_start_no_worker(launched):
+    from dashboard import reads
+
+    dead = store_job("running", folds_done=1)  # no live process and a heartbeat a minute old: its worker died
+    with RunStore() as store:
+        queued = jobs.submit(ExperimentConfig(epochs=2), store=store, start=False)
+    table = reads.jobs_table()
+    detail = reads.job_detail(queued)
+    assert launched == []  # a queued job and a free slot, yet reading starts nothing
+    assert dict(zip(table["id"], table["status"])) == {dead: "failed", queued: "queued"}  # the dead one is told
+    assert detail["job"]["status"] == "queued"
+    at = page_app("jobs", job=queued)
+    assert not at.exception, at.exception
+    at = page_app("home")
+    assert not at.exception, at.exception
+    assert launched == []
+    with RunStore() as store:
+        assert jobs.get_job(store, queued)["status"] == "queued"
+        jobs.kick(store)  # what a submit, a resume, a finishing worker or the dashboard's start does
+    assert launched == [queued]
 
 
 def test_jobs_page_lists_jobs_and_keeps_the_job_in_the_url():

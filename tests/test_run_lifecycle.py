@@ -152,8 +152,8 @@ def test_a_killed_mer_loso_is_found_dead_and_resumable(manifest, tmp_path):
         proc.kill()
     with RunStore() as store:
         assert store.get_run(run_id)["status"] == "running"  # nobody could close it
-        assert store.mark_stale_runs(stale_after=60.0) == []  # a fresh heartbeat: not yet
-        assert store.mark_stale_runs(stale_after=0.0) == [run_id]  # the process is gone: dead
+        assert store.mark_stale(stale_after=60.0) == []  # a fresh heartbeat: not yet
+        assert store.mark_stale(stale_after=0.0) == [run_id]  # the process is gone: dead
         run = store.get_run(run_id)
         assert run["status"] == "failed" and "--resume" in run["error"]
 
@@ -163,7 +163,7 @@ def test_a_live_run_is_never_marked_dead(manifest, tmp_path):
     try:
         run_id = _wait_for_running_run()
         with RunStore() as store:
-            assert store.mark_stale_runs(stale_after=0.0) == []  # its process is alive
+            assert store.mark_stale(stale_after=0.0) == []  # its process is alive
             assert store.get_run(run_id)["status"] == "running"
     finally:
         proc.kill()

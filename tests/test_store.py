@@ -1,4 +1,5 @@
 """Run store: migration from an empty file, round trip, resume bookkeeping."""
+import json
 import sqlite3
 
 import pandas as pd
@@ -66,3 +67,97 @@ def test_round_trip(tmp_path):
 def test_unknown_run_is_a_clear_error(tmp_path):
     with RunStore(tmp_path / "s.sqlite") as store, pytest.raises(MerError, match="no run 'nope'"):
         store.get_run("nope")
+
+
+def _schema_5_store(path) -> None:
+    """A store written by the code before the job kind became a column: the kind was a "job" key in the config."""
+    from mer_core.store.migrations import MIGRATIONS
+
+    conn = sqlite3.connect(path)
+    for step in MIGRATIONS[:5]:
+        if callable(step):
+            step(conn)
+        else:
+            for statement in [s for s in step.split(";") if s.strip()]:
+                conn.execute(statement)
+    conn.execute("""INSERT INTO runs (id, status, created, dataset, model, protocol, class_set, config_json,
+                    config_hash) VALUES ('r1', 'done', 0, 'synthetic', 'baseline', 'loso', 'composite3', '{}', 'h')""")
+    conn.execute("INSERT INTO artifacts VALUES ('r1', 'plot', '/tmp/x.png', 0)")
+    report = {"job": "explain_report", "run": "r1", "report": {}, "model": "baseline", "dataset": "synthetic",
+              "protocol": "explanation report"}
+    for seq, (job_id, config) in enumerate([("j1-aaaa", ExperimentConfig(epochs=2).to_json()),
+                                            ("j2-bbbb", json.dumps(report)), ("j3-cccc", "not json")], 1):
+        conn.execute("INSERT INTO jobs (id, seq, created, config_json, run_id, status) VALUES (?,?,0,?,?,?)",
+                     (job_id, seq, config, "r1", "done"))
+    conn.execute("PRAGMA user_version=5")
+    conn.commit()
+    conn.close()
+
+
+def test_a_store_of_the_old_schema_gets_the_job_kind_column(tmp_path):
+    from mer_core.jobs import queue
+
+    path = tmp_path / "runs.sqlite"
+    _schema_5_store(path)
+    with RunStore(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        experiment, report, broken = (store.get_job(j) for j in ("j1", "j2", "j3"))
+        assert (experiment["kind"], report["kind"], broken["kind"]) == ("experiment", "explain_report", "experiment")
+        assert "job" not in report["config"] and report["config"]["run"] == "r1"  # the magic key is gone
+        assert ExperimentConfig.from_json(experiment["config_json"]) == ExperimentConfig(epochs=2)
+        assert list(queue.list_jobs(store)["kind"]) == ["experiment", "explain_report", "experiment"][::-1]
+        assert not store.conn.execute("SELECT name FROM sqlite_master WHERE name='artifacts'").fetchall()
+        assert not store.cancel_requested("r1") and store.get_run("r1")["status"] == "done"
+        new = store.add_job("{}", "r1", kind="explain_report", log_dir=tmp_path)
+        assert store.get_job(new)["kind"] == "explain_report"
+        with pytest.raises(ValueError, match="unknown job kind"):
+            store.add_job("{}", "r1", kind="job", log_dir=tmp_path)
+
+
+def test_the_cancel_flag_is_polled_at_a_bounded_interval(tmp_path):
+    import time
+
+    with RunStore(tmp_path / "s.sqlite") as store:
+        rid = store.create_run(ExperimentConfig(epochs=2), classes=["a", "b"], n_folds=1, n_samples=2)
+        reads = []
+        real = store.cancel_requested
+        store.cancel_requested = lambda run_id: reads.append(time.monotonic()) or real(run_id)
+        stop = store.cancel_poll(rid, every_s=0.2)
+        assert not stop()
+        store.request_cancel(rid)
+        t0 = time.monotonic()
+        while not stop():  # a check per batch: the store is read at most every 0.2 s, and the cancel seen within it
+            assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 <= 0.3 and len(reads) == 2
+        assert stop()  # it keeps saying stop
+        store.clear_cancel(rid)
+        assert not store.cancel_poll(rid)() and store.cancel_poll(rid, also=lambda: True)()
+
+
+def test_one_heartbeat_thread_beats_a_job_and_its_run_and_sees_the_cancel(tmp_path):
+    import threading
+    import time
+
+    from mer_core.store.liveness import Heartbeat
+
+    def beating() -> int:
+        return sum(t.name == "heartbeat" and t.is_alive() for t in threading.enumerate())
+
+    with RunStore(tmp_path / "s.sqlite") as store:
+        rid = store.create_run(ExperimentConfig(epochs=2), classes=["a", "b"], n_folds=1, n_samples=2)
+        job = store.add_job("{}", rid, log_dir=tmp_path)
+        store.claim_job(job, 1)
+        cancelled = threading.Event()
+        before = beating()
+        job_beat = Heartbeat(store, job_id=job, on_cancel=cancelled.set)  # the worker
+        run_beat = Heartbeat(store, run_id=rid)  # the engine, in the same process
+        assert beating() == before + 1
+        deadline = time.time() + 10
+        while not store.get_run(rid)["heartbeat"] and time.time() < deadline:
+            time.sleep(0.05)
+        assert store.get_run(rid)["heartbeat"] and store.get_run(rid)["pid"]
+        assert store.cancel_job(job) == "cancelling" and store.cancel_requested(rid)  # the run's folds see it too
+        assert cancelled.wait(5)
+        run_beat.stop()
+        job_beat.stop()
+        assert beating() == before

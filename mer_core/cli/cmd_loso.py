@@ -331,7 +331,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from mer_core.store.db import RunStore
 
     with RunStore() as store:
-        store.mark_stale_runs()
+        store.mark_stale()  # jobs and runs whose process died
         runs = store.list_runs()
     if args.json:
         print(runs.to_json(orient="records", indent=1))

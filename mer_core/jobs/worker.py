@@ -7,13 +7,13 @@ session with its output appended to the job's log. It
 * runs :func:`~mer_core.training.engine.run_experiment` on the job's config and
   pre-assigned run id (so a resumed job skips the folds already stored),
 * writes progress (stage, fold i/N, epoch, loss, ETA) to the jobs table,
-* beats a heartbeat from a background thread every ``HEARTBEAT_S`` seconds,
-  reading the cancel flag at the same time (once a second) so that
+* beats the job's heartbeat from the process's one heartbeat thread
+  (:class:`mer_core.store.liveness.Heartbeat`, shared with the run it
+  trains), which reads the job's cancel flag once a second so that
   ``should_stop`` is a cheap in-memory check between batches,
-* stops cleanly on the cancel flag (delivered at once by SIGUSR1 from
-  ``jobs.cancel`` when the worker runs on the same machine) or SIGTERM: the
-  engine stops between batches, finished folds stay stored, the job becomes
-  'cancelled',
+* stops cleanly on the cancel flag (the one cancel channel; the folds'
+  training processes read their run's flag themselves) or SIGTERM: the engine
+  stops between batches, finished folds stay stored, the job becomes 'cancelled',
 * stores the traceback of any failure, then kicks the scheduler so the next
   queued job starts.
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -33,7 +32,8 @@ from typing import Any
 from mer_core.errors import MerError
 from mer_core.jobs import queue as jobs_mod
 from mer_core.jobs.eta import EtaEstimator
-from mer_core.store.db import RunStore, run_folder
+from mer_core.store.db import RunStore
+from mer_core.store.liveness import Heartbeat
 
 
 class Stopped(Exception):
@@ -42,29 +42,7 @@ class Stopped(Exception):
 
 def claim(store: RunStore, job_id: str, pid: int) -> dict[str, Any] | None:
     """Make this process the job's worker; None when the job was cancelled before it started."""
-    job = jobs_mod.get_job(store, job_id)
-    now = time.time()
-    with store.tx() as c:
-        row = c.execute("SELECT status, pid, cancel FROM jobs WHERE id=?", (job["id"],)).fetchone()
-        status, owner = row["status"], row["pid"]
-        if status == "cancelling" and owner in (None, pid):
-            c.execute("UPDATE jobs SET status='cancelled', resumable=1, finished=?, message=? WHERE id=?",
-                      (now, "cancelled before training started", job["id"]))
-            return None
-        mine = status == "running" and owner in (None, pid)
-        if status == "queued" or mine:
-            c.execute(
-                """UPDATE jobs SET status='running', pid=?, host=?, heartbeat=?, started=COALESCE(?, started),
-                   attempts=attempts + ?, stage='loading', message='loading the dataset', error='' WHERE id=?""",
-                (pid, socket.gethostname(), now, now if status == "queued" else None, 1 if status == "queued" else 0,
-                 job["id"]),
-            )
-            return jobs_mod.get_job(store, job["id"])
-    if status in jobs_mod.FINISHED:
-        raise MerError(f"job {job['id']} is {status}; re-queue it with `mer resume {job['id']}`"
-                       if status != "done" else f"job {job['id']} is already done")
-    raise MerError(f"job {job['id']} is {status}" + (f" (worker pid {owner})" if owner else "")
-                   + "; refusing to start a second worker")
+    return store.claim_job(job_id, pid)
 
 
 class JobRunner:
@@ -76,7 +54,6 @@ class JobRunner:
         self.job_id = job_id
         self.stop_event = threading.Event()
         self.stop_reason = ""
-        self._beat_stop = threading.Event()
         self._last_write = 0.0
         self._folds_done = 0
         self._n_folds = 0
@@ -96,30 +73,18 @@ class JobRunner:
         self.request_stop("SIGTERM")
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
 
-    def on_cancel_signal(self, signum: int, frame: Any) -> None:
-        """SIGUSR1 from :func:`mer_core.jobs.queue.cancel`: the cancel flag, delivered at once."""
+    def on_cancel(self) -> None:
+        """The job's cancel flag was set (seen by the heartbeat thread)."""
         self.request_stop("cancel requested")
 
-    def heartbeat_loop(self) -> None:
-        """Own connection (SQLite connections are per thread); beat and read the cancel flag."""
-        store = RunStore(self.store.path)
-        last_beat = 0.0
+    def _why_stopped(self) -> str:
+        """The stop's reason; the folds may see the run's cancel flag before the heartbeat sees the job's."""
         try:
-            while not self._beat_stop.is_set():
-                try:
-                    row = store.conn.execute("SELECT cancel FROM jobs WHERE id=?", (self.job_id,)).fetchone()
-                    if row is not None and row[0] and not self.stop_event.is_set():
-                        self.request_stop("cancel requested")
-                        (run_folder(self.job["run_id"]) / "cancel").touch()  # process/ray executors watch it
-                    if time.time() - last_beat >= jobs_mod.HEARTBEAT_S:
-                        with store.tx() as c:
-                            c.execute("UPDATE jobs SET heartbeat=? WHERE id=?", (time.time(), self.job_id))
-                        last_beat = time.time()
-                except Exception as exc:  # a locked store must not kill the heartbeat
-                    print(f"[worker] heartbeat: {exc}", flush=True)
-                self._beat_stop.wait(1.0)
-        finally:
-            store.close()
+            if not self.stop_reason and self.store.job_cancel_requested(self.job_id):
+                self.on_cancel()
+        except Exception:  # a failing store: the reason stays unknown
+            pass
+        return self.stop_reason or "interrupted"
 
     # --- progress ---------------------------------------------------------------
     def _write(self, force: bool, **fields: Any) -> None:
@@ -127,10 +92,7 @@ class JobRunner:
         if not force and now - self._last_write < 0.5:
             return
         self._last_write = now
-        fields["heartbeat"] = now
-        cols = ", ".join(f"{k}=?" for k in fields)
-        with self.store.tx() as c:
-            c.execute(f"UPDATE jobs SET {cols} WHERE id=?", (*fields.values(), self.job_id))
+        self.store.update_job(self.job_id, heartbeat=now, **fields)
 
     def _eta(self, p: float) -> float | None:
         """Seconds left: the job's own throughput once folds finish, never swinging over 2x (jobs.eta)."""
@@ -184,20 +146,18 @@ class JobRunner:
         """
         from mer_core.training.trainer import Cancelled
 
-        beat = threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True)
-        beat.start()
+        beat = Heartbeat(self.store, job_id=self.job_id, on_cancel=self.on_cancel)
         status, error, message = "failed", "", ""
         try:
             status, message, error = self.work()
         except (Stopped, Cancelled, KeyboardInterrupt):
-            status, message = "cancelled", f"cancelled ({self.stop_reason or 'interrupted'}){self.cancelled_note}"
+            status, message = "cancelled", f"cancelled ({self._why_stopped()}){self.cancelled_note}"
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded with its traceback
             status, error = "failed", self.failure_text(exc)
             message = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
             print(error, file=sys.stderr, flush=True)
         finally:
-            self._beat_stop.set()
-            beat.join(timeout=5)
+            beat.stop()
         self._finish(status, error, message)
         print(f"[worker] job {self.job_id} {status}", flush=True)
         return status
@@ -216,7 +176,7 @@ class JobRunner:
                        should_stop=self.should_stop, name=self.job.get("name") or "")
         run_status = self.store.get_run(run_id)["status"]
         if run_status == "cancelled" or (run_status == "partial" and self.stop_event.is_set()):
-            return "cancelled", f"cancelled ({self.stop_reason}); finished folds are kept", ""
+            return "cancelled", f"cancelled ({self._why_stopped()}); finished folds are kept", ""
         if run_status == "failed":
             return "failed", "", self.store.get_run(run_id)["error"]
         return "done", "finished" if run_status == "done" else f"finished ({run_status})", ""
@@ -243,9 +203,7 @@ class JobRunner:
             fields["progress"] = 1.0
         elif self._n_folds:  # stopped: progress = the share of folds stored (a half fold is lost)
             fields["progress"] = self._folds_done / self._n_folds
-        cols = ", ".join(f"{k}=?" for k in fields)
-        with self.store.tx() as c:
-            c.execute(f"UPDATE jobs SET {cols} WHERE id=?", (*fields.values(), self.job_id))
+        self.store.update_job(self.job_id, **fields)
 
 
 def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True,
@@ -254,7 +212,7 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
 
     ``runner_cls`` (a :class:`JobRunner` subclass) does another kind of work
     with the same claim, heartbeat, cancel and finish (the explanation-report
-    worker); ``kind`` is the ``config['job']`` it must find (None: a training job).
+    worker); ``kind`` is the job kind it must find (None: a training job).
     """
     threads = os.environ.get("MER_TORCH_THREADS")
     if threads:
@@ -264,10 +222,8 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
     own = store is None
     store = store or RunStore()
     runner = (runner_cls or JobRunner)(store, job_id)
-    # handlers before the claim: once the job says 'loading', cancel() may signal this process
+    # SIGTERM (`kill PID`, a shutting-down machine) stops the work like a cancel; set before the claim
     handlers = {signal.SIGTERM: runner.on_sigterm}
-    if hasattr(signal, "SIGUSR1"):
-        handlers[signal.SIGUSR1] = runner.on_cancel_signal
     in_main = threading.current_thread() is threading.main_thread()
     old = {sig: signal.signal(sig, fn) for sig, fn in handlers.items()} if in_main else {}
     try:
@@ -275,7 +231,7 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
         if job is None:
             print(f"[worker] job {job_id} was cancelled before it started", flush=True)
             return 0
-        if kind is not None and job["config"].get("job") != kind:
+        if kind is not None and job["kind"] != kind:
             raise MerError(f"job {job['id']} is not a {kind!r} job; run it with mer_core.jobs.worker")
         runner.job, runner.job_id = job, job["id"]
         status = runner.run()

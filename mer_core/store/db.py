@@ -17,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import time
@@ -31,14 +30,14 @@ from typing import Any, Iterator, Sequence
 import pandas as pd
 
 from mer_core.errors import MerError
-from mer_core.parallel import pid_alive
 from mer_core.paths import repo_root, store_path
 from mer_core.store.folders import check_id, run_folder  # noqa: F401  (run_folder: re-exported)
 from mer_core.store.migrations import CLASS_SET_DEFAULTS_V2, MIGRATIONS, SCHEMA_VERSION  # noqa: F401
+from mer_core.store.jobs import JobStoreMixin
+from mer_core.store.liveness import LivenessStoreMixin
 from mer_core.store.studies import StudyStoreMixin
 
 PROGRESS_RETRIES = 5  # extra tries of a progress write when the store is locked beyond its busy timeout
-RUN_STALE_S = 30.0  # a running run whose heartbeat is older than this and whose process is gone is dead
 
 
 
@@ -96,7 +95,7 @@ def new_run_id(model: str) -> str:
     return f"{stamp}-{model}-{uuid.uuid4().hex[:4]}"
 
 
-class RunStore(StudyStoreMixin):
+class RunStore(StudyStoreMixin, JobStoreMixin, LivenessStoreMixin):
     """Access to the SQLite run store (one connection per instance)."""
 
     def __init__(self, path: str | Path | None = None, *, timeout_s: float = 30.0) -> None:
@@ -247,34 +246,6 @@ class RunStore(StudyStoreMixin):
         with self.tx() as c:
             c.execute("UPDATE runs SET status=?, error=? WHERE id=?", (status, error, run_id))
 
-    def beat(self, run_id: str, pid: int | None = None) -> None:
-        """The run's heartbeat: this process is still working on it."""
-        with self.tx() as c:
-            c.execute("UPDATE runs SET heartbeat=?, pid=COALESCE(?, pid), host=? WHERE id=?",
-                      (time.time(), pid, socket.gethostname(), run_id))
-
-    def mark_stale_runs(self, stale_after: float = RUN_STALE_S) -> list[str]:
-        """Runs that say running but whose process died (SIGKILL, power loss): marked failed, resumable."""
-        now, host, marked = time.time(), socket.gethostname(), []
-        rows = self.conn.execute("SELECT id, pid, host, heartbeat, created FROM runs WHERE status='running'").fetchall()
-        for r in rows:
-            beat = r["heartbeat"] or r["created"] or 0.0
-            if now - beat < stale_after:
-                continue
-            if (not r["host"] or r["host"] == host) and pid_alive(r["pid"]):
-                continue
-            if r["host"] and r["host"] != host and now - beat < 10 * stale_after:
-                continue  # another machine: only a long silence says it died
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(beat))
-            reason = (f"the process running it died (pid {r['pid']}, last heartbeat {when}); "
-                      "resume it (mer loso --resume ID) to continue from the stored folds")
-            with self.tx() as c:
-                n = c.execute("UPDATE runs SET status='failed', error=? WHERE id=? AND status='running' "
-                              "AND COALESCE(heartbeat, created)=?", (reason, r["id"], beat)).rowcount
-            if n:
-                marked.append(r["id"])
-        return marked
-
     def finish_run(self, run_id: str, *, status: str, summary: dict | None = None, wall_time: float = 0.0,
                    error: str = "") -> None:
         summary = summary or {}
@@ -290,6 +261,14 @@ class RunStore(StudyStoreMixin):
                     _json(summary), wall_time, error, run_id,
                 ),
             )
+
+    def add_run_note(self, run_id: str, note: str) -> None:
+        """Append ``note`` to the run's stored notes (shown with the run), once."""
+        with self.tx() as c:
+            row = c.execute("SELECT notes_json FROM runs WHERE id=?", (run_id,)).fetchone()
+            notes = json.loads(row[0] or "[]") if row is not None else []
+            if row is not None and note not in notes:
+                c.execute("UPDATE runs SET notes_json=? WHERE id=?", (_json(notes + [note]), run_id))
 
     def list_runs(self) -> pd.DataFrame:
         rows = self.conn.execute(
@@ -408,16 +387,6 @@ class RunStore(StudyStoreMixin):
         df["probs"] = df.pop("probs_json").map(json.loads)
         df = df.rename(columns={"fold_index": "fold"})
         return df
-
-    # --- artifacts -----------------------------------------------------------
-    def add_artifact(self, run_id: str, kind: str, path: str | Path) -> None:
-        with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?)", (run_id, kind, str(path), time.time()))
-
-    def artifacts(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
-        q = "SELECT kind, path, created FROM artifacts WHERE run_id=?" + (" AND kind=?" if kind else "")
-        params = (run_id, kind) if kind else (run_id,)
-        return [dict(r) for r in self.conn.execute(q + " ORDER BY created", params).fetchall()]
 
 
 def _split_sql(script: str) -> list[str]:

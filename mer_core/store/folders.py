@@ -25,7 +25,14 @@ from mer_core.paths import runs_dir
 
 # letters, digits, '.', '_' and '-'; starts with a letter or digit; at most 128 characters
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-TABLE_FILE = "table.json"
+
+# The run folder's layout: every file MER Bench keeps in cache/runs/<run id>/ is named here.
+INPUTS_FILE = "inputs.npy"  # the preprocessed model inputs, one row per row of TABLE_FILE
+LABELS_FILE = "labels.npy"  # their class indices
+TABLE_FILE = "table.json"  # the sample table (write_table / read_table)
+PRETRAIN_FILE = "pretrain.json"  # the pre-training record (mer_core.store.pretrain_record)
+FINAL_CHECKPOINT = "final.pt"  # the final model trained on every subject (mer_core.training.final)
+FINAL_RECORD = "final.json"  # its record
 TABLE_FORMAT = 1
 _TUPLE_COLUMNS = ("frames",)
 
@@ -45,6 +52,11 @@ def run_folder(run_id: str, *, create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def fold_checkpoint_name(fold_index: int) -> str:
+    """The file name of a fold's checkpoint in the run folder (``fold_003.pt``)."""
+    return f"fold_{int(fold_index):03d}.pt"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -84,7 +84,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     );
     CREATE INDEX predictions_run ON predictions(run_id, fold_index);
     """,
-    # 1 -> 2: background jobs (mer_core/runs/jobs.py owns this table)
+    # 1 -> 2: background jobs (the queue: mer_core/jobs/queue.py, its SQL: mer_core/store/jobs.py)
     """
     CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
@@ -163,5 +163,27 @@ MIGRATIONS.append("""
     ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''
 """)
 MIGRATIONS.append(STUDY_MIGRATION)  # 4 -> 5: studies + study_cells; runs get tags and a note (store/studies.py)
+
+JOB_KINDS = ("experiment", "explain_report")  # jobs.kind: a LOSO experiment, or the explanation report of a run
+
+
+def _job_kind_column(c: sqlite3.Connection) -> None:
+    """5 -> 6: the job kind becomes a column (it was a ``"job"`` key inside config_json, absent for experiments);
+    runs get the cancel flag that every process training them polls; the never-used artifacts table goes."""
+    c.execute("ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'experiment'")
+    c.execute("ALTER TABLE runs ADD COLUMN cancel INTEGER NOT NULL DEFAULT 0")
+    c.execute("DROP TABLE IF EXISTS artifacts")
+    for job_id, text in c.execute("SELECT id, config_json FROM jobs").fetchall():
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and "job" in data:
+            kind = data.pop("job")
+            c.execute("UPDATE jobs SET kind=?, config_json=? WHERE id=?",
+                      (kind if kind in JOB_KINDS else "experiment", json.dumps(data), job_id))
+
+
+MIGRATIONS.append(_job_kind_column)  # 5 -> 6
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from mer_core.errors import MerError
-from mer_core.store.folders import atomic_write_text, run_folder
+from mer_core.store.folders import PRETRAIN_FILE, atomic_write_text, run_folder
 
-PRETRAIN_FILE = "pretrain.json"
 MAX_BYTES = 1 << 20  # a record is a few hundred bytes; anything near a megabyte is not one
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

@@ -95,11 +95,6 @@ class StudyStoreMixin:
                WHERE c.study = ? ORDER BY c.rowid""", (name,)).fetchall()
         return pd.DataFrame([dict(r) for r in rows], columns=CELL_COLUMNS)
 
-    def delete_study(self, name: str) -> None:
-        """Forget a study (its runs stay in the store)."""
-        with self.tx() as c:  # type: ignore[attr-defined]
-            c.execute("DELETE FROM studies WHERE name=?", (name,))
-
     # --- run management ------------------------------------------------------------
     def _update_run(self, run_id: str, column: str, value: Any) -> None:
         with self.tx() as c:  # type: ignore[attr-defined]
@@ -120,10 +115,6 @@ class StudyStoreMixin:
 
     def set_run_note(self, run_id: str, note: str) -> None:
         self._update_run(run_id, "note", str(note))
-
-    def run_tags(self) -> dict[str, list[str]]:
-        """{run id: tags} of every run."""
-        return {r[0]: json.loads(r[1] or "[]") for r in self.conn.execute("SELECT id, tags_json FROM runs")}
 
     def delete_run_with_files(self, run_id: str) -> None:
         """Delete a run's rows and its folder (cache/runs/<id>); refused while it runs or a job will run it."""

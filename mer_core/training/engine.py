@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -46,7 +45,8 @@ from mer_core.errors import ConfigError, DatasetError, MerError
 from mer_core.evaluation.metrics import scores, summarize
 from mer_core.preprocess.pipeline import prepare_inputs
 from mer_core.store.db import RunStore, run_folder
-from mer_core.store.folders import save_array, write_table
+from mer_core.store.folders import INPUTS_FILE, LABELS_FILE, save_array, write_table
+from mer_core.store.liveness import Heartbeat
 from mer_core.training.executors import resolve_workers
 from mer_core.training.experiment import complete_config, resolve_model_config
 from mer_core.training.protocols import Fold, make_folds, shared_people_warnings
@@ -211,7 +211,7 @@ def run_experiment(
                 raise ConfigError(f"run {run_id} was made with a different config; resume it with its own config")
         exp = prepare_experiment(config, progress, table)
         run_id = _open_run(store, exp, run_id, name)
-        heart = Heartbeat(store.path, run_id)
+        heart = Heartbeat(store, run_id=run_id)  # a worker's job and its run share one heartbeat thread
         try:
             status, error, failure = _train_folds(exp, store, run_id, progress, should_stop)
             summary = summarize_run(store, run_id, exp.classes)
@@ -241,41 +241,6 @@ def run_experiment(
             store.close()
 
 
-class Heartbeat:
-    """Writes the run's heartbeat every few seconds from a thread (its own store connection).
-
-    A run whose process is killed stops beating; :meth:`RunStore.mark_stale_runs`
-    then marks it failed and resumable instead of leaving it 'running' for ever.
-    """
-
-    def __init__(self, path: Path, run_id: str, every_s: float = 2.0) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(Path(path), run_id, every_s),
-                                        name=f"heartbeat-{run_id}", daemon=True)
-        self._thread.start()
-
-    def _loop(self, path: Path, run_id: str, every_s: float) -> None:
-        store = None
-        try:
-            store = RunStore(path, timeout_s=5.0)
-            while True:
-                try:
-                    store.beat(run_id, os.getpid())
-                except Exception:  # a locked or full store: the next beat tries again
-                    pass
-                if self._stop.wait(every_s):
-                    return
-        except Exception:
-            return
-        finally:
-            if store is not None:
-                store.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-
-
 def _open_run(store: RunStore, exp: Experiment, run_id: str | None, name: str) -> str:
     """Create the run row, or mark a stored unfinished run running again after checking its data."""
     config = exp.config
@@ -303,8 +268,8 @@ def _train_folds(exp: Experiment, store: RunStore, run_id: str, progress: Progre
     config = exp.config
     folder = run_folder(run_id)
     try:  # a stop before the first fold (writing the inputs, pre-training) is a cancellation like one during them
-        save_array(folder / "inputs.npy", exp.x)
-        save_array(folder / "labels.npy", exp.y)
+        save_array(folder / INPUTS_FILE, exp.x)
+        save_array(folder / LABELS_FILE, exp.y)
         write_table(folder, exp.table)
         done = store.completed_folds(run_id)
         todo = [f for f in exp.folds if f.index not in done]
@@ -369,7 +334,3 @@ def summarize_run(store: RunStore, run_id: str, classes: tuple[str, ...]) -> dic
         summary["oracle"] = {"uf1": o.uf1, "uar": o.uar, "accuracy": o.accuracy,
                              "note": "diagnostic: each fold's best epoch chosen on its own test subject"}
     return summary
-
-
-def fold_checkpoint_path(run_id: str, fold_index: int) -> Path:
-    return run_folder(run_id) / f"fold_{fold_index:03d}.pt"

@@ -13,8 +13,12 @@ Each fold is seeded from (config seed, fold index) alone, so the executor
 does not change the predictions. The executor that runs is the one the
 config names, never one chosen for it. A fold is stored when it finishes, in one
 transaction (see RunStore.finish_fold). Cancellation: the driver's
-``should_stop`` or a ``cancel`` file in the run folder, checked between
-batches by every worker.
+``should_stop`` or the run's cancel flag in the store (the one cancel
+channel), read at most every ``CANCEL_POLL_S`` between batches by every
+process training a fold (:meth:`RunStore.cancel_poll`); the driver sets that
+flag when its own ``should_stop`` says so or a fold fails, so the pool's
+other folds stop too. Ray tasks cannot reach the store: they are cancelled
+through Ray.
 """
 from __future__ import annotations
 
@@ -30,9 +34,8 @@ import numpy as np
 import pandas as pd
 
 from mer_core.config import ExperimentConfig
+from mer_core.store.folders import INPUTS_FILE, LABELS_FILE, fold_checkpoint_name
 from mer_core.training.protocols import Fold
-
-CANCEL_FILE = "cancel"
 
 
 @dataclass
@@ -101,17 +104,14 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
     if task.arrays is not None:
         x, y = task.arrays
     else:
-        x = np.load(Path(task.folder) / "inputs.npy", mmap_mode="r")
-        y = np.load(Path(task.folder) / "labels.npy")
+        x = np.load(Path(task.folder) / INPUTS_FILE, mmap_mode="r")
+        y = np.load(Path(task.folder) / LABELS_FILE)
     pick = lambda idx: (np.ascontiguousarray(x[idx]), y[idx])  # noqa: E731
     device = resolve_device(cfg.device)
     if task.gpu is not None and device.type == "cuda":
         device = torch.device(f"cuda:{task.gpu}")
     store = RunStore(task.store_path) if task.store_path else None
-    cancel_path = Path(task.folder) / CANCEL_FILE
-
-    def stop() -> bool:
-        return cancel_path.exists() or bool(should_stop and should_stop())
+    stop = store.cancel_poll(task.run_id, should_stop) if store is not None else (should_stop or (lambda: False))
 
     try:
         if store is not None:
@@ -158,7 +158,7 @@ def fold_outcome(task: FoldTask, cfg: ExperimentConfig, y: np.ndarray, model: An
     )
     checkpoint = ""
     if cfg.keep_checkpoints:
-        path = Path(task.folder) / f"fold_{fold.index:03d}.pt"
+        path = Path(task.folder) / fold_checkpoint_name(fold.index)
         save_fold_checkpoint(path, model, model_name=cfg.model, model_config=_plain(task.model_cfg),
                              config_json=task.config_json, config_hash=cfg.stable_hash(), fold=fold.index,
                              test_subjects=list(fold.test_subjects))
@@ -187,7 +187,7 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
                   n_done: int) -> None:
     """Run the folds in ``todo`` with the config's executor; store each as it finishes."""
     cfg: ExperimentConfig = exp.config
-    (folder / CANCEL_FILE).unlink(missing_ok=True)
+    store.clear_cancel(run_id)  # a cancel of an earlier attempt does not stop this one
     meta = exp.table[["sample_id", "subject", "part", "clip"]].copy()
     n_folds = len(exp.folds)
     counter = {"done": n_done}
@@ -225,24 +225,14 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
         for fold in todo:
             finish(run_fold(make_task(fold), emit, should_stop))
     elif cfg.executor == "process":
-        _run_process_pool(cfg, todo, make_task, finish, emit, should_stop, folder)
+        _run_process_pool(cfg, todo, make_task, finish, emit, should_stop, lambda: store.request_cancel(run_id))
     elif cfg.executor == "ray":
-        _run_ray(cfg, todo, make_task, finish, should_stop, folder)
+        _run_ray(cfg, todo, make_task, finish, should_stop)
     else:  # a removed executor in a config that bypassed the resolution: the same one-line refusal
         from mer_core.training.experiment import check_executor
 
         check_executor(cfg.executor)
         raise ValueError(f"unknown executor {cfg.executor!r}")  # pragma: no cover - config validation forbids it
-
-
-def _add_run_note(store: Any, run_id: str, note: str) -> None:
-    """Append ``note`` to the run's stored notes (shown with the run)."""
-    import json
-
-    notes = list(store.get_run(run_id).get("notes") or [])
-    if note not in notes:
-        with store.tx() as c:
-            c.execute("UPDATE runs SET notes_json=? WHERE id=?", (json.dumps(notes + [note]), run_id))
 
 
 _EVENTS: Any = None  # the pool worker's event queue (set by _worker_init)
@@ -271,7 +261,8 @@ def _process_entry(task: FoldTask) -> FoldOutcome:
 
 
 def _run_process_pool(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finish: Callable,
-                      emit: Callable, should_stop: Callable[[], bool] | None, folder: Path) -> None:
+                      emit: Callable, should_stop: Callable[[], bool] | None, cancel: Callable[[], None]) -> None:
+    """The folds on a process pool; ``cancel()`` (the run's cancel flag) stops the folds still training."""
     import torch
 
     from mer_core.parallel import process_context
@@ -287,17 +278,29 @@ def _run_process_pool(cfg: ExperimentConfig, todo: list[Fold], make_task: Callab
                    for i, f in enumerate(todo)}
         pending = set(futures)
         error: BaseException | None = None
-        while pending:
-            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            _drain(events, emit)
-            if should_stop and should_stop():
-                (folder / CANCEL_FILE).touch()
-            for fut in finished:
+        stopping = False
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                _drain(events, emit)
+                if not stopping and should_stop and should_stop():
+                    stopping = True
+                    cancel()
+                for fut in finished:
+                    try:
+                        finish(fut.result())
+                    except BaseException as exc:  # keep the other folds' results
+                        error = error or exc
+                        if not stopping:
+                            stopping = True
+                            cancel()
+        except BaseException:  # Ctrl-C or SIGTERM in the driver: the pool's folds stop too, not train on
+            if not stopping:
                 try:
-                    finish(fut.result())
-                except BaseException as exc:  # keep the other folds' results
-                    error = error or exc
-                    (folder / CANCEL_FILE).touch()
+                    cancel()
+                except Exception:  # a failing store: the exception that stopped us matters more
+                    pass
+            raise
         _drain(events, emit)
         if error is not None:
             raise error
@@ -314,7 +317,7 @@ def _drain(events: Any, emit: Callable) -> None:
 
 
 def _run_ray(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finish: Callable,
-             should_stop: Callable[[], bool] | None, folder: Path) -> None:
+             should_stop: Callable[[], bool] | None) -> None:
     try:
         import ray
     except ImportError as exc:

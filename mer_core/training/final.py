@@ -41,10 +41,8 @@ import numpy as np
 
 from mer_core.errors import MerError
 from mer_core.store.db import RunStore, run_folder
-from mer_core.store.folders import atomic_write_text
+from mer_core.store.folders import FINAL_CHECKPOINT, FINAL_RECORD, atomic_write_text
 
-FINAL_CHECKPOINT = "final.pt"
-FINAL_RECORD = "final.json"
 FINAL_STAGE = "final_model"  # the progress events' stage name
 SEED_OFFSET = 1_000_003  # the final model's seed: fold_seed(seed, SEED_OFFSET), apart from every fold's
 KEPT_ANYWAY = ("kept although keep_checkpoints = false: the final model is the only product of "
@@ -134,7 +132,7 @@ def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress
 
     from mer_core.models.registry import create_model
     from mer_core.training.checkpoints import FINAL_FOLD, content_hash, save_fold_checkpoint
-    from mer_core.training.executors import CANCEL_FILE, _maybe_pretrained, _plain, fold_seed
+    from mer_core.training.executors import _maybe_pretrained, _plain, fold_seed
     from mer_core.training.trainer import fit, resolve_device
 
     cfg = exp.config
@@ -145,9 +143,7 @@ def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress
     subjects = sorted(str(s) for s in exp.table["subject"].unique())
     seed = fold_seed(cfg.seed, SEED_OFFSET)
 
-    def stop() -> bool:
-        return (folder / CANCEL_FILE).exists() or bool(should_stop and should_stop())
-
+    stop = store.cancel_poll(run_id, should_stop)  # the run's cancel flag, as the folds poll it
     def on_epoch(event: dict[str, Any]) -> None:  # trainer.epoch_event, stage 'final'
         if progress:
             progress({"event": "stage", "stage": FINAL_STAGE, "done": event["epoch"], "total": event["epochs"],
@@ -187,8 +183,6 @@ def add_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress |
 
     A final model already stored for this config (a resumed run) is kept, not retrained.
     """
-    from mer_core.training.executors import _add_run_note
-
     folder = run_folder(run_id)
     try:
         held = read_final_record(folder)
@@ -215,7 +209,7 @@ def add_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress |
         _note(store, run_id, progress, f"final model not trained: {why}; the LOSO folds and their summary are stored")
         return None
     e = record["epochs"]
-    _add_run_note(store, run_id, f"final model trained on all {record['n_subjects']} subjects ({e} epoch"
+    store.add_run_note(run_id, f"final model trained on all {record['n_subjects']} subjects ({e} epoch"
                                  f"{'' if e == 1 else 's'}, {record['n_samples']} clips; not evaluated): "
                                  f"{FINAL_CHECKPOINT}" + ("" if record.get("keep_checkpoints", True)
                                                           else f" ({KEPT_ANYWAY})"))
@@ -223,10 +217,8 @@ def add_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress |
 
 
 def _note(store: RunStore, run_id: str, progress: Progress | None, message: str) -> None:
-    from mer_core.training.executors import _add_run_note
-
     try:
-        _add_run_note(store, run_id, message)
+        store.add_run_note(run_id, message)
     except Exception:  # the store is failing too: the message still goes to the progress stream
         pass
     if progress:
