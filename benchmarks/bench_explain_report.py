@@ -41,6 +41,7 @@ def main() -> int:
 
     from mer_core.config import ExperimentConfig
     from mer_core.explain.report import FAST_METHODS, ReportConfig, explanation_report
+    from mer_core.store.folders import INPUTS_FILE, run_folder
     from mer_core.training.engine import run_experiment
 
     torch.set_num_threads(args.threads)
@@ -51,8 +52,8 @@ def main() -> int:
         model="dense_attention", epochs=1, executor="sequential"))
     t0 = time.perf_counter()
     rid, train_s = "bench-report", 0.0
-    folder = Path(os.environ["MER_CACHE"]) / "runs" / rid
-    if args.reuse and (folder / "inputs.npy").exists():
+    folder = run_folder(rid, create=False)
+    if args.reuse and (folder / INPUTS_FILE).exists():
         shutil.rmtree(folder / "explain", ignore_errors=True)  # time the maps too, not a cache read
     else:
         rid = run_experiment(cfg, run_id=rid)

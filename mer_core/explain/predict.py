@@ -43,7 +43,7 @@ from mer_core.preprocess.sample import SampleError, compute_maps
 from mer_core.preprocess.spotting import Spotting, spot
 from mer_core.preprocess.video import ClipError, ClipLimits, DecodedClip, decode_clip
 from mer_core.store.db import RunStore
-from mer_core.store.folders import load_array, read_table, run_folder
+from mer_core.store.folders import INPUTS_FILE, load_array, read_table, run_folder
 
 TRANSFER_NOTE = ("A model trained on {trained_on} may not transfer to this clip: other faces, cameras, lighting "
                  "and frame rates than it learned from.")
@@ -342,8 +342,8 @@ def training_stats(folder: Path, channels: list[str]) -> dict[str, Any]:
             fps = table["fps"].astype(float)
             fps = fps[fps > 0]
             out["fps"] = float(fps.median()) if len(fps) else None
-        if "flow_u" in channels and "flow_v" in channels and (folder / "inputs.npy").exists():
-            x = load_array(folder / "inputs.npy", mmap=True)
+        if "flow_u" in channels and "flow_v" in channels and (folder / INPUTS_FILE).exists():
+            x = load_array(folder / INPUTS_FILE, mmap=True)
             iu, iv = channels.index("flow_u"), channels.index("flow_v")
             mags = [flow_magnitude(np.asarray(s[iu]), np.asarray(s[iv])) for s in x]
             mags = [m for m in mags if m > 0]  # failed samples are zeros

@@ -36,7 +36,7 @@ from mer_core.explain.attention import AttentionResult, has_attention, model_att
 from mer_core.explain.attributions import METHODS, Explanation, explain
 from mer_core.explain.localisation import aggregate_scores, score_map
 from mer_core.store.db import RunStore
-from mer_core.store.folders import load_array, read_table, run_folder
+from mer_core.store.folders import INPUTS_FILE, TABLE_FILE, load_array, read_table, run_folder
 
 EXPLAIN_VERSION = 2  # part of every cache key: bump when a method's defaults or maths change
 ATTENTION = "attention"  # pseudo-method name for the model's own attention in score tables
@@ -108,8 +108,8 @@ class RunExplainer:
         self.run_id = run_id
         self.classes: list[str] = list(self.run["classes"])
         self.folder = run_folder(run_id, create=False)
-        if not (self.folder / "inputs.npy").exists():
-            raise MerError(f"run {run_id}: no stored inputs in {self.folder} (inputs.npy); "
+        if not (self.folder / INPUTS_FILE).exists():
+            raise MerError(f"run {run_id}: no stored inputs in {self.folder} ({INPUTS_FILE}); "
                            "runs made before explanations existed cannot be explained; re-run it")
         self.table: pd.DataFrame = read_table(self.folder).reset_index(drop=True)
         self._index = {str(s): i for i, s in enumerate(self.table["sample_id"])}
@@ -119,9 +119,9 @@ class RunExplainer:
     @property
     def inputs(self) -> np.ndarray:
         if self._x is None:
-            self._x = load_array(self.folder / "inputs.npy", mmap=True)
+            self._x = load_array(self.folder / INPUTS_FILE, mmap=True)
             if len(self._x) != len(self.table):
-                raise MerError(f"run {self.run_id}: inputs.npy has {len(self._x)} rows but table.json has "
+                raise MerError(f"run {self.run_id}: {INPUTS_FILE} has {len(self._x)} rows but {TABLE_FILE} has "
                                f"{len(self.table)}; the run folder is inconsistent")
         return self._x
 

@@ -1,9 +1,9 @@
 """The worker of an explanation-report job: ``python -m mer_core.jobs.report_job JOB_ID``.
 
 :func:`mer_core.jobs.queue.submit_explain_report` queues it; ``kick`` starts
-this module instead of :mod:`mer_core.jobs.worker` for a job whose config says
-``"job": "explain_report"``. It is the ordinary worker (claim, heartbeat,
-cancel flag and SIGUSR1, final status, next job kicked) with one different
+this module instead of :mod:`mer_core.jobs.worker` for a job of kind
+``explain_report``. It is the ordinary worker (claim, heartbeat, cancel flag,
+final status, next job kicked) with one different
 piece of work: :func:`mer_core.explain.report.explanation_report` on the
 job's run, progress = clips done, cached in the run folder. A cancelled
 report stores nothing; a resumed one recomputes (the per-clip maps are cached).
