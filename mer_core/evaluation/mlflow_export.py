@@ -18,11 +18,19 @@ FAILED. Names MLflow refuses in metric keys (commas, parentheses, ``^``, as in
 
 A missing MLflow, or a tracking URI it cannot open, is a :class:`MerError`
 that says what to install or which URI to give; never an ImportError trace.
+A tracking server that does not accept a connection is given up on after
+about 10 s (:data:`GIVE_UP_S`, the message says so), and MLflow's own HTTP
+retries are bounded while exporting (:data:`REQUEST_LIMITS`, unless set).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import socket
 import tempfile
+import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -35,6 +43,11 @@ from mer_core.evaluation.export import write_csvs, flat_params, record_json
 _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]+")
 PARAM_CHARS = 500  # MLflow 3 takes 6000; 500 keeps older tracking servers working
 _BATCH = 100  # params per log_batch call (MLflow's limit)
+GIVE_UP_S = 10.0  # a tracking server that does not accept a connection for this long is not there
+# MLflow's own retries (7, doubling from 2 s, 120 s timeouts) wait over 4 minutes on a dead server;
+# these bound them (about 10 s of waiting) unless the user set the variables
+REQUEST_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,42 @@ def _unique_keys(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
+@contextlib.contextmanager
+def bounded_requests() -> Any:
+    """MLflow's HTTP retries bounded (:data:`REQUEST_LIMITS`) for the block; the environment restored after."""
+    added = {k: v for k, v in REQUEST_LIMITS.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def check_server(uri: str, give_up_s: float = GIVE_UP_S) -> None:
+    """An http(s) tracking URI must accept a connection within ``give_up_s``; else a MerError that says
+    how long it tried (other URIs are left to MLflow)."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    t0, tries, reason = time.monotonic(), 0, ""
+    while True:
+        tries += 1
+        left = give_up_s - (time.monotonic() - t0)
+        try:
+            with socket.create_connection((parsed.hostname, port), timeout=max(0.5, min(3.0, left))):
+                return
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+        if time.monotonic() - t0 + 1.0 >= give_up_s:
+            break
+        time.sleep(1.0)
+    raise MerError(f"MLflow tracking server {uri} did not answer ({reason}; {tries} tries over "
+                   f"{time.monotonic() - t0:.0f} s, then gave up): start it (mlflow server --port {port}) "
+                   "or give another --tracking-uri (or MLFLOW_TRACKING_URI)")
+
+
 def _open(tracking_uri: str | None, experiment: str) -> tuple[Any, str, str]:
     """(client, tracking URI, id of ``experiment``, created if missing); a missing MLflow or an unusable
     tracking URI is a MerError that says what to install or to give."""
@@ -79,6 +128,7 @@ def _open(tracking_uri: str | None, experiment: str) -> tuple[Any, str, str]:
         raise MerError("MLflow export needs the optional package MLflow, which is not installed here: "
                        "pip install mlflow-skinny (or mlflow), or export with another --format") from None
     uri = tracking_uri or mlflow.get_tracking_uri()
+    check_server(uri)
     try:
         client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(experiment)
@@ -145,6 +195,11 @@ def run_metrics(record: Mapping[str, Any]) -> dict[str, float]:
 def log_run(record: Mapping[str, Any], *, tracking_uri: str | None = None) -> Logged:
     """Log one run record (:func:`mer_core.evaluation.export.run_record`) as an MLflow run in
     experiment ``mer-bench/<dataset>``; its CSV tables and JSON record are the artifacts."""
+    with bounded_requests():
+        return _log_run(record, tracking_uri=tracking_uri)
+
+
+def _log_run(record: Mapping[str, Any], *, tracking_uri: str | None = None) -> Logged:
     run = record["run"]
     experiment = f"mer-bench/{run.get('dataset', '?')}"
     client, uri, exp_id = _open(tracking_uri, experiment)
@@ -182,6 +237,12 @@ def log_study(report: Any, definition: Mapping[str, Any], configs: Mapping[str, 
     """Log a study (:class:`mer_core.evaluation.study.StudyReport`) in experiment ``mer-study/<name>``:
     one parent run, one child run per complete cell; ``configs`` maps a cell's run id to its config,
     ``tables`` a file name to its text (the paper table in each format)."""
+    with bounded_requests():
+        return _log_study(report, definition, configs, tables, tracking_uri=tracking_uri)
+
+
+def _log_study(report: Any, definition: Mapping[str, Any], configs: Mapping[str, Mapping[str, Any]],
+               tables: Mapping[str, str], *, tracking_uri: str | None = None) -> Logged:
     experiment = f"mer-study/{report.name}"
     client, uri, exp_id = _open(tracking_uri, experiment)
     cells = report.cells
