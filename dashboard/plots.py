@@ -21,7 +21,8 @@ def confusion_figure(cm: Sequence[Sequence[int]], classes: Sequence[str], *, nor
              for j in range(len(classes))] for i in range(len(classes))]
     fig = go.Figure(go.Heatmap(
         z=shown, x=list(classes), y=list(classes), text=text, texttemplate="%{text}", colorscale="Blues",
-        zmin=0, zmax=1 if normalise else None, showscale=False,
+        zmin=0, zmax=1 if normalise else None, showscale=True,
+        colorbar=dict(title=dict(text="share of the row" if normalise else "clips", side="right"), thickness=12),
         hovertemplate="true %{y} → predicted %{x}<br>%{text}<extra></extra>",
     ))
     fig.update_layout(
@@ -101,20 +102,38 @@ def subject_bars_detail(per_subject: pd.DataFrame, hover: dict[str, str], metric
     return fig
 
 
+CURVE_NAMES = {  # every curve is named by what it was measured on: training, validation or test subject
+    "train_loss": "training loss", "train_acc": "training accuracy", "val_loss": "validation loss",
+    "val_acc": "validation accuracy", "val_uf1": "validation UF1", "lr": "learning rate",
+    "test_acc": "test-subject accuracy (diagnostic)", "test_uf1": "test-subject UF1 (diagnostic)",
+}
+
+
+def integer_epochs(fig: go.Figure, last_epoch: float | None, **where) -> go.Figure:
+    """Epoch axes with whole-number ticks only (1, 2, 3... or every k-th when there are many)."""
+    import math
+
+    step = max(1, math.ceil((float(last_epoch) if last_epoch and last_epoch == last_epoch else 1) / 10))
+    fig.update_xaxes(tickmode="linear", tick0=1 if step > 1 else 0, dtick=step, tickformat="d", **where)
+    return fig
+
+
 def curves_figure(epochs: pd.DataFrame, metric: str, *, title: str = "") -> go.Figure:
-    """One thin line per fold and the mean over folds (bold) of an epoch metric."""
+    """One thin grey line per fold and the mean over folds (bold) of an epoch metric, named in words."""
     fig = go.Figure()
     df = epochs.dropna(subset=[metric])
-    for fold, g in df.groupby("fold_index"):
+    name = CURVE_NAMES.get(metric, metric.replace("_", " "))
+    for i, (fold, g) in enumerate(df.groupby("fold_index")):
         fig.add_trace(go.Scatter(x=g["epoch"], y=g[metric], mode="lines", line=dict(width=1, color=palette.FAINT),
-                                 name=f"fold {fold}", showlegend=False,
-                                 hovertemplate=f"fold {fold}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
+                                 name="each fold", legendgroup="folds", showlegend=i == 0,
+                                 hovertemplate=f"fold {int(fold) + 1}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
     mean = df.groupby("epoch")[metric].mean()
     fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines+markers", line=dict(width=3, color=palette.ACCENT),
-                             name="mean over folds", hovertemplate="mean, epoch %{x}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(xaxis_title="epoch", yaxis_title=metric, title=title or None, height=340,
-                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), legend=dict(orientation="h", y=1.08))
-    return fig
+                             name=f"{name}, mean over folds", hovertemplate="mean, epoch %{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(xaxis_title="epoch", yaxis_title=name, title=title or None, height=360,
+                      margin=dict(l=10, r=10, t=70 if title else 40, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return integer_epochs(fig, df["epoch"].max() if len(df) else None)
 
 
 def interval_figure(rows: pd.DataFrame) -> go.Figure:
@@ -216,33 +235,40 @@ def leaderboard_bars(df: pd.DataFrame) -> go.Figure:
 
 
 # --- jobs (issue 9): live training curves ------------------------------------------
-def training_curves(epochs: pd.DataFrame) -> go.Figure:
-    """Per-epoch training loss and accuracy, one line per fold (validation when stored).
+def training_curves(epochs: pd.DataFrame, highlight: int | None = None) -> go.Figure:
+    """Per-epoch loss and accuracy: one fold highlighted (the latest by default), every other fold grey.
 
-    Test-subject curves are not drawn: picking epochs by them is the dishonest
-    selection this project avoids.
+    Training curves are solid, validation curves (when stored) dotted, and the
+    legend says which is which. Test-subject curves are not drawn: picking
+    epochs by them is the dishonest selection this project avoids.
     """
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.08)
-    for i, (fold, df) in enumerate(epochs.groupby("fold_index", sort=True)):
-        colour = CLASS_COLOURS[i % len(CLASS_COLOURS)]
-        name = f"fold {int(fold) + 1}"
-        for col, (key, dash) in enumerate((("train_loss", "solid"), ("train_acc", "solid")), start=1):
-            fig.add_trace(go.Scatter(x=df["epoch"], y=df[key], mode="lines+markers" if len(df) <= 60 else "lines",
-                                     name=name, legendgroup=name,
-                                     showlegend=col == 1, line=dict(color=colour, dash=dash),
-                                     hovertemplate=f"{name} epoch %{{x}}: {key} %{{y:.3f}}<extra></extra>"),
-                          row=1, col=col)
-        for col, key in ((1, "val_loss"), (2, "val_acc")):
-            if key in df and df[key].notna().any():
-                fig.add_trace(go.Scatter(x=df["epoch"], y=df[key], mode="lines", name=f"{name} validation",
-                                         legendgroup=name, showlegend=False, line=dict(color=colour, dash="dot"),
-                                         hovertemplate=f"{name} epoch %{{x}}: {key} %{{y:.3f}}<extra></extra>"),
-                              row=1, col=col)
+    folds = sorted(int(f) for f in epochs["fold_index"].unique()) if len(epochs) else []
+    lit = highlight if highlight in folds else (folds[-1] if folds else None)
+    shown: set[str] = set()
+    for fold, df in epochs.groupby("fold_index", sort=True):
+        on = int(fold) == lit
+        colour, width = (palette.ACCENT, 2.5) if on else (palette.FAINT, 1)
+        for col, (key, split, dash) in enumerate((("train_loss", "training", "solid"), ("train_acc", "training", "solid"),
+                                                  ("val_loss", "validation", "dot"), ("val_acc", "validation", "dot"))):
+            if key not in df or not df[key].notna().any():
+                continue
+            name = f"{split}, fold {int(fold) + 1}" if on else f"{split}, other folds"
+            fig.add_trace(go.Scatter(x=df["epoch"], y=df[key], mode="lines+markers" if on and len(df) <= 60 else "lines",
+                                     name=name, legendgroup=name, showlegend=name not in shown,
+                                     line=dict(color=colour, dash=dash, width=width),
+                                     hovertemplate=f"{split}, fold {int(fold) + 1}, epoch %{{x}}: %{{y:.3f}}<extra></extra>"),
+                          row=1, col=1 + col % 2)
+            shown.add(name)
+    # the highlighted fold is drawn on top of the grey ones
+    fig.data = tuple(sorted(fig.data, key=lambda t: "other folds" not in str(t.name)))
     fig.update_xaxes(title_text="epoch")
+    integer_epochs(fig, epochs["epoch"].max() if len(epochs) else None)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=70, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.12, x=0))
     return fig
 
 
@@ -264,6 +290,14 @@ def _grey_rgb(img: np.ndarray) -> np.ndarray:
     a = np.clip((a - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
     g = (a * 255).astype(np.uint8)
     return np.stack([g, g, g], axis=-1)
+
+
+def colour_bar_rgb(width: int = 256, height: int = 10) -> np.ndarray:
+    """The inferno scale that :func:`heat_rgb` and :func:`overlay_image` use, low (left) to high, RGB uint8."""
+    import cv2
+
+    ramp = np.tile(np.linspace(0, 255, width).astype(np.uint8), (height, 1))
+    return cv2.cvtColor(cv2.applyColorMap(ramp, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
 
 
 def heat_rgb(heat: np.ndarray) -> np.ndarray:

@@ -97,6 +97,10 @@ def overlay_curves(epochs: dict[str, pd.DataFrame], metric: str) -> go.Figure:
         d = ep.groupby("epoch")[metric].mean().reset_index()
         fig.add_trace(go.Scatter(x=d["epoch"], y=d[metric], mode="lines+markers", name=label,
                                  line=dict(color=_colour(i))))
-    fig.update_layout(xaxis_title="epoch", yaxis_title=f"{metric} (mean over folds)", height=320,
-                      margin=dict(l=10, r=10, t=10, b=10))
-    return fig
+    from dashboard.plots import CURVE_NAMES, integer_epochs
+
+    fig.update_layout(xaxis_title="epoch", yaxis_title=f"{CURVE_NAMES.get(metric, metric)} (mean over folds)",
+                      height=340, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    last = max((float(e["epoch"].max()) for e in epochs.values() if len(e)), default=None)
+    return integer_epochs(fig, last)

@@ -235,3 +235,12 @@ def link_table(table: pd.DataFrame, links: dict[str, Link], *, key: str, column_
             turns[key] = turns.get(key, 0) + 1
             go(link.page, link.params[row])
     return event
+
+
+def heat_scale(what: str = "attribution", *, where=st, overlay: bool = True) -> None:
+    """The colour bar of the heat maps drawn as images (inferno, low to high) with what it measures, in words."""
+    from dashboard import plots
+
+    where.image(plots.colour_bar_rgb(), width="stretch")
+    where.caption(plain(f"colour: {what}, low (left) to high (right); each map is scaled to its own 99.5th "
+                        "percentile" + ("; faint values are left transparent" if overlay else "")))

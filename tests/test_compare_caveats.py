@@ -80,3 +80,35 @@ def test_run_page_explains_a_negative_oracle_gap_and_shows_chance():
     text = unescape(_texts(at))
     assert "0.030 UF1 below the honest figure" in text and "would inflate" not in text
     assert "Chance: UF1" in text and "guessing uniformly" in text and "UAR 0.333 for any guess" in text
+
+
+def test_curves_are_named_with_whole_epochs_and_heat_maps_have_a_scale():
+    import pandas as pd
+
+    from dashboard import plots, study_plots
+
+    ep = pd.DataFrame({"fold_index": [0, 0, 0, 1, 1, 1], "epoch": [1, 2, 3, 1, 2, 3],
+                       "train_loss": [1.0, 0.8, 0.6, 1.1, 0.9, 0.7], "train_acc": [0.3, 0.5, 0.6, 0.3, 0.4, 0.5],
+                       "val_loss": [1.0, 0.9, 0.9, 1.0, 1.0, 0.95], "val_acc": [0.3, 0.4, 0.4, 0.3, 0.3, 0.35]})
+    fig = plots.training_curves(ep)
+    names = {t.name for t in fig.data if t.showlegend is not False}
+    assert names == {"training, fold 2", "validation, fold 2", "training, other folds", "validation, other folds"}
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tickmode == "linear"
+    assert fig.layout.legend.y > 1  # above the plot: never over an axis title
+    lit = [t for t in fig.data if "fold 2" in t.name]
+    assert all(t.line.color == "#2f6fdf" for t in lit) and all(t.line.color != "#2f6fdf" for t in fig.data if t not in lit)
+    curve = plots.curves_figure(ep, "val_loss")
+    assert curve.layout.yaxis.title.text == "validation loss" and curve.layout.xaxis.dtick == 1
+    assert study_plots.overlay_curves({"A": ep}, "train_loss").layout.yaxis.title.text.startswith("training loss")
+    assert plots.confusion_figure([[3, 1], [0, 4]], ["a", "b"]).data[0].showscale is True
+    assert plots.colour_bar_rgb().shape == (10, 256, 3)
+    long = pd.DataFrame({"fold_index": [0] * 40, "epoch": range(1, 41), "train_loss": [1.0] * 40})
+    assert plots.curves_figure(long, "train_loss").layout.xaxis.dtick == 4
+
+
+def test_compare_headline_says_the_chance_level():
+    store_fixture_run("ch-a", accuracy=0.9, seed=1)
+    store_fixture_run("ch-b", accuracy=0.4, seed=2)
+    at = page_app("compare", runs="ch-a,ch-b")
+    assert not at.exception, at.exception
+    assert "Chance: UF1" in unescape(_texts(at))

@@ -101,6 +101,7 @@ def _show_maps(a) -> None:
         cols[2].image(flow_to_rgb(m["u_px"], m["v_px"]), caption="optical flow (hue = direction)", width="stretch")
     if "strain" in m:
         cols[3].image(plots.heat_rgb(m["strain"]), caption="optical strain", width="stretch")
+        widgets.heat_scale("strain (how much the skin stretches)", where=cols[3], overlay=False)
     clip, mag = m.get("clip"), m.get("magnified_clip")
     if clip is not None and mag is not None and len(clip) > 1:
         i = st.slider("frame of the clip (onset to offset)", 0, len(clip) - 1, int(a.spotting.apex - a.spotting.onset),
@@ -142,6 +143,7 @@ def _show_prediction(a, source: tuple[str, str, bool, str], overrides: tuple[int
     except MerError as exc:
         st.error(widgets.plain(exc))
         return
+    widgets.heat_scale(f"{method.replace('_', ' ')} (evidence for {a.predicted})", where=st.columns(3)[0])
     cols = st.columns(2)
     over = "the final model" if a.model_used == "final" else "mean over fold models"
     cols[0].image(plots.overlay_image(a.maps.get("apex"), maps["heat"]), caption=f"{method} ({over})")

@@ -117,6 +117,14 @@ def headline_section(chosen: list[str], bundles: dict, names: dict) -> None:
         st.plotly_chart(plots.interval_figure(pd.DataFrame(forest)), width="stretch", config=widgets.chart_config("compare-1"))
     st.caption("Pooled figures (MEGC2019) with 95% subject-level bootstrap intervals. Overlapping intervals do not "
                "settle a comparison: the paired test below, on the same subjects, is sharper.")
+    confusion = bundles[chosen[0]]["run"]["summary"].get("pooled", {}).get("confusion")
+    if confusion:
+        from mer_core.evaluation.context import chance_levels
+
+        counts = [sum(row) for row in confusion]
+        if sum(counts):
+            chance = chance_levels(counts).text()
+            st.caption(plain(chance[0].upper() + chance[1:] + f", on the class counts of {names[chosen[0]]}'s clips."))
 
 
 # --- what differs: settings and curves ------------------------------------------------------
@@ -147,9 +155,10 @@ def curves_section(chosen: list[str], bundles: dict, names: dict) -> None:
     if not metrics:
         st.info("The runs stored no curves.")
         return
-    metric = st.radio("curve", metrics, horizontal=True, key="compare_curve_metric")
+    metric = st.radio("curve", metrics, horizontal=True, key="compare_curve_metric", format_func=plots.CURVE_NAMES.get)
     st.plotly_chart(study_plots.overlay_curves(epochs, metric), width="stretch", config=widgets.chart_config("compare-2"))
-    st.caption("Each run's curve averaged over its folds. test_* curves are diagnostics: no epoch is chosen on them.")
+    st.caption("Each run's curve averaged over its folds. Test-subject curves are diagnostics: no epoch is chosen "
+               "on them.")
 
 
 # --- per class / per part --------------------------------------------------------------

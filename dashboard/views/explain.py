@@ -214,6 +214,7 @@ def _draw_maps(results: list[tuple[str, np.ndarray | None, str]], face: np.ndarr
                opacity: float, show_masks: bool) -> None:
     """One overlay per method, with its localisation scores on synthetic clips."""
     masks = view.get("masks")
+    widgets.heat_scale("attribution (evidence for the class)", where=st.columns(3)[0])
     cols = st.columns(min(len(results), 4))
     for i, (method, heat, note) in enumerate(results):
         with cols[i % len(cols)]:
@@ -244,6 +245,7 @@ def attention_details(run_id: str, sid: str, face: np.ndarray | None, opacity: f
     with st.expander(f"model attention: all {len(att.maps)} maps"
                      + (", heads" if att.heads else "") + (", channel weights" if att.vectors else "")):
         names = att.names()
+        widgets.heat_scale("attention weight", where=st.columns(3)[0])
         cols = st.columns(5)
         for i, name in enumerate(names):
             shape = att.native_shapes.get(name)

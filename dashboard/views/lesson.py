@@ -189,6 +189,7 @@ def _looked_step(sample_id: str, n_clips: int) -> None:
         st.image(plots.overlay_image(view["face"], heat, opacity=0.6, outlines=outlines, size=320),
                  caption=plain(f"saliency of run {run_id} ({run['model']}, LOSO UF1 {run['uf1']:.2f}), "
                                  f"true motion in {palette.AU_NAME}"))
+        widgets.heat_scale("saliency (how much each pixel moves the prediction)")
     with right:
         pred = view.get("prediction") or {}
         if pred:

@@ -28,11 +28,7 @@ K_CELL_SEEN = "run_cm_cell_seen"
 K_METRIC = "run_subject_metric"
 K_CURVE = "run_curve_metric"
 NO_CELL = "—"
-EPOCH_LABELS = {
-    "train_loss": "training loss", "train_acc": "training accuracy", "val_loss": "validation loss",
-    "val_acc": "validation accuracy", "val_uf1": "validation UF1", "lr": "learning rate",
-    "test_acc": "test-subject accuracy (diagnostic)", "test_uf1": "test-subject UF1 (diagnostic)",
-}
+EPOCH_LABELS = plots.CURVE_NAMES
 
 
 def render() -> None:
