@@ -151,3 +151,28 @@ def test_the_form_flags_a_batch_larger_than_the_training_set(manifest):
     at.run()
     assert not at.exception, at.exception
     assert any("Batch size 100 is larger than the smallest training set (8 clips)" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("executor, workers, named", [("process", 0, "Estimated for the process executor"),
+                                                        ("sequential", 0, "Estimated for the sequential executor"),
+                                                        ("process", 1, "Estimated for the sequential executor (the "
+                                                                       "process executor selected")])
+def test_the_estimate_names_the_executor_that_runs(manifest, executor, workers, named, monkeypatch):
+    from dashboard import reads
+
+    seen = {}
+
+    def fake(model, preset, **kw):
+        seen.update(kw)
+        return 60.0, f"measured, LOSO {kw.get('executor')} executor"
+
+    monkeypatch.setattr(reads, "estimate_seconds", fake)
+    monkeypatch.setattr("mer_core.jobs.plan.machine_load", lambda: (7.5, 2, True))
+    at = form(manifest, ne_executor=executor, **({"ne_workers": workers} if workers else {}))
+    assert not at.exception, at.exception
+    captions = "\n".join(c.value for c in at.caption).replace("\\", "")
+    assert named in captions
+    assert seen["executor"] == named.split("the ")[1].split(" ")[0]
+    assert "load 7.5 on 2 cores" in " ".join(w.value for w in at.warning).replace("\\", "")
+    (details,) = [e for e in at.expander if e.label == "how the estimate is made"]
+    assert "folds at a time" in details.caption[0].value

@@ -351,8 +351,12 @@ def render() -> None:
 
 def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str, preset: str) -> None:
     """The plan's figures and the time estimate: the folds' training, plus the final model when asked for."""
+    from mer_core.jobs.plan import executor_that_runs, machine_load
+
+    runs_as = executor_that_runs(config.executor, summary["n_folds"], config.workers) or config.executor
     seconds, source = reads.estimate_seconds(model, preset, n_samples=summary["n_samples"],
-                                             n_folds=summary["n_folds"], epochs=config.epochs)
+                                             n_folds=summary["n_folds"], epochs=config.epochs,
+                                             executor=runs_as, workers=config.workers)
     final_s = 0.0
     if config.final_model:
         final_s, _ = reads_final.final_model_seconds(model, preset, n_samples=summary["n_samples"],
@@ -362,11 +366,21 @@ def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str
     c2.metric("clips", summary["n_samples"])
     c3.metric("subjects", summary["n_subjects"])
     c4.metric("estimated training time", _fmt_seconds(seconds + final_s),
-              help=f"{source}; preprocessing not counted" + ("; the final model included" if final_s else ""))
+              help="preprocessing not counted" + ("; the final model included" if final_s else ""))
+    ran = (f"the {runs_as} executor" + (f" (the {config.executor} executor selected runs its folds in this "
+                                          "process with one worker)" if runs_as != config.executor else ""))
+    st.caption(plain(f"Estimated for {ran}, on an idle machine."))
+    load, cores, high = machine_load()
+    if high:
+        st.warning(plain(f"This machine is busy now: load {load:.1f} on {cores} cores. Jobs share the cores, so "
+                         "expect this one to take longer than the estimate (measured on an idle machine)."),
+                   icon=":material/speed:")
+    with st.expander("how the estimate is made"):
+        st.caption(plain(f"From {source}: start-up + folds / folds at a time × (fold set-up + epochs × training "
+                         "clips × seconds per clip), with the figures measured by mer bench."))
     st.caption(f"{model} ({preset}) · input {summary['input_size']} px · channels "
                f"{', '.join(summary['channels'])} · classes "
-               + ", ".join(f"{c} ({n})" for c, n in summary["classes"].items())
-               + f" · estimate from {source} (folds × epochs × training clips × seconds per clip)")
+               + ", ".join(f"{c} ({n})" for c, n in summary["classes"].items()))
     if config.final_model:
         st.caption(f"ⓘ final model: {_fmt_seconds(final_s)} of the estimate (one more fit of {config.epochs} epochs "
                    f"on all {summary['n_samples']} clips at the same cost per clip; under early_stop it trains the "

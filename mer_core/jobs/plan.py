@@ -266,3 +266,27 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
         "estimated_seconds": parts["total_s"], "estimate_source": parts["sources"]["train"], "estimate": parts,
         "min_train": int(min((len(f.train_idx) for f in folds), default=0)),
     }
+
+
+def executor_that_runs(executor: str | None, n_folds: int, workers: int | None) -> str | None:
+    """The executor that will actually run a job's folds (a process pool of one worker runs them in-process)."""
+    return _runs_as(executor, n_folds, workers)
+
+
+HIGH_LOAD = 1.0  # a 1-minute load average above this many runnable processes per core is "high"
+
+
+def machine_load() -> tuple[float, int, bool]:
+    """(1-minute load average, CPU cores, whether it is high) of this machine; (0, cores, False) where unknown.
+
+    Training estimates are measured on an idle machine; under a load above
+    ``HIGH_LOAD`` per core every job shares the cores and takes longer.
+    """
+    import os
+
+    cores = os.cpu_count() or 1
+    try:
+        load = float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return 0.0, cores, False
+    return load, cores, load > HIGH_LOAD * cores
