@@ -166,12 +166,7 @@ def estimate_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]
 
 
 def jobs_table() -> pd.DataFrame:
-    """All jobs, active and queued first. Not cached: it is the live status.
-
-    Jobs and runs whose process died are marked failed first; nothing is
-    started here (a submit, a resume, a finishing worker and the dashboard's
-    start do that: dashboard.writes).
-    """
+    """All jobs, active and queued first; live, uncached. Dead workers are marked failed; nothing is started here."""
     from mer_core.jobs import queue as jobs
 
     with RunStore(store_path()) as store:
@@ -180,10 +175,7 @@ def jobs_table() -> pd.DataFrame:
 
 
 def job_detail(job_id: str) -> dict[str, Any] | None:
-    """A job with its run's folds, epochs, predictions and log tail (None if unknown); uncached (live).
-
-    Marks dead workers too, so the live view notices one without a full page rerun; starts nothing.
-    """
+    """A job with its run's folds, epochs, predictions and log tail (None if unknown); live, starts nothing."""
     from mer_core.jobs import queue as jobs
 
     with RunStore(store_path()) as store:
