@@ -15,11 +15,16 @@ from dashboard.views import analyse
 from dashboard.views import new_study, study
 from dashboard.views import benchmarks
 
-# (module, title, url path, icon, section)
+# (module, title, url path, icon, section). The experiment workflow comes second, so it is among the first ten
+# links Streamlit shows before a "View more" button, whatever the navigation's expanded setting.
 PAGES = [
     (home, "Overview", "overview", ":material/home:", "MER Bench"),
     (lesson, "Lesson", "lesson", ":material/school:", "MER Bench"),
     (datasets, "Datasets", "datasets", ":material/face:", "MER Bench"),
+    (new_experiment, "New experiment", "new", ":material/add_circle:", "Experiments"),
+    (jobs, "Jobs", "jobs", ":material/work:", "Experiments"),
+    (new_study, "New study", "new-study", ":material/library_add:", "Experiments"),
+    (study, "Study", "study", ":material/science:", "Experiments"),
     (runs, "Runs", "runs", ":material/list:", "Results"),
     (run, "Run", "run", ":material/analytics:", "Results"),
     (compare, "Compare", "compare", ":material/compare_arrows:", "Results"),
@@ -27,10 +32,6 @@ PAGES = [
     (explain, "Explain", "explain", ":material/visibility:", "Results"),
     (analyse, "Analyse a clip", "analyse", ":material/movie:", "Results"),
     (benchmarks, "Benchmarks", "benchmarks", ":material/speed:", "Results"),
-    (new_experiment, "New experiment", "new", ":material/add_circle:", "Experiments"),
-    (jobs, "Jobs", "jobs", ":material/work:", "Experiments"),
-    (new_study, "New study", "new-study", ":material/library_add:", "Experiments"),
-    (study, "Study", "study", ":material/science:", "Results"),
 ]
 
 

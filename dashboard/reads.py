@@ -145,18 +145,6 @@ def _run_details(path: str, run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
         return [store.get_run(r) for r in run_ids if store.has_run(r)]
 
 
-def preset_labels(run_ids: tuple[str, ...]) -> dict[str, str]:
-    """Run id -> "cpu preset" or "cpu preset, modified: epochs 3 (preset 15)" (mer_core.training.experiment)."""
-    return _preset_labels(str(store_path()), tuple(run_ids))
-
-
-@st.cache_data(ttl=30, max_entries=32, show_spinner=False)
-def _preset_labels(path: str, run_ids: tuple[str, ...]) -> dict[str, str]:
-    from mer_core.training.experiment import preset_label
-
-    return {r["id"]: preset_label(r["config"]) for r in _run_details(path, run_ids)}
-
-
 # --- jobs (issue 9): the queue, the live job view, the new-experiment plan ------------
 def estimate_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]:
     """Training-time estimate of mer_core.jobs.plan (seconds, what it is based on)."""

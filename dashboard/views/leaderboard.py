@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, plots, reads, reads_pretrain, widgets
+from dashboard import glossary, plots, reads, reads_context, reads_pretrain, widgets
 from dashboard.widgets import plain
 from mer_core.evaluation.leaderboard import (
     MEASURED,
@@ -76,7 +76,7 @@ def render() -> None:
     if len(measured):  # one bar / row per run even when a model ran twice
         dup = measured["method"].duplicated(keep=False)
         measured.loc[dup, "method"] = measured.loc[dup, "method"] + " · " + measured.loc[dup, "run"]
-        presets = reads.preset_labels(tuple(measured["run"]))
+        presets = reads_context.preset_labels(tuple(measured["run"]))
         modified = measured["run"].map(lambda r: presets.get(r, "")).str.contains("modified")
         measured.loc[modified, "method"] = measured.loc[modified, "method"] + " (" + measured.loc[modified, "run"].map(
             presets) + ")"
@@ -116,7 +116,7 @@ def synthetic_section(finished: pd.DataFrame) -> None:
                "whether a pipeline works end to end; they cannot be ranked against published results.",
                icon=":material/science:")
     ids = tuple(synthetic["id"])
-    presets = reads.preset_labels(ids)
+    presets = reads_context.preset_labels(ids)
     epochs = {r["id"]: r["config"].get("epochs") for r in reads.run_details(ids)}
     intervals = {r: reads.run_intervals(r).get("uf1") for r in ids}
     table = pd.DataFrame({

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import glossary, reads, reads_final, widgets, writes
+from dashboard import glossary, reads, reads_context, reads_final, widgets, writes
 from dashboard.widgets import plain
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
@@ -351,9 +351,7 @@ def render() -> None:
 
 def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str, preset: str) -> None:
     """The plan's figures and the time estimate: the folds' training, plus the final model when asked for."""
-    from mer_core.jobs.plan import executor_that_runs, machine_load
-
-    runs_as = executor_that_runs(config.executor, summary["n_folds"], config.workers) or config.executor
+    runs_as = reads_context.executor_that_runs(config.executor, summary["n_folds"], config.workers)
     seconds, source = reads.estimate_seconds(model, preset, n_samples=summary["n_samples"],
                                              n_folds=summary["n_folds"], epochs=config.epochs,
                                              executor=runs_as, workers=config.workers)
@@ -370,7 +368,7 @@ def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str
     ran = (f"the {runs_as} executor" + (f" (the {config.executor} executor selected runs its folds in this "
                                           "process with one worker)" if runs_as != config.executor else ""))
     st.caption(plain(f"Estimated for {ran}, on an idle machine."))
-    load, cores, high = machine_load()
+    load, cores, high = reads_context.machine_load()
     if high:
         st.warning(plain(f"This machine is busy now: load {load:.1f} on {cores} cores. Jobs share the cores, so "
                          "expect this one to take longer than the estimate (measured on an idle machine)."),

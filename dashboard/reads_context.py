@@ -1,0 +1,37 @@
+"""Reads that put a number in context: a run's preset as modified, the executor an estimate is for, the load.
+
+Kept beside :mod:`dashboard.reads` (at its size limit) with the same rules:
+views call these, these call mer_core.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.reads import _run_details
+from mer_core.paths import store_path
+
+
+def preset_labels(run_ids: tuple[str, ...]) -> dict[str, str]:
+    """Run id -> "cpu preset" or "cpu preset, modified: epochs 3 (preset 15)" (mer_core.training.experiment)."""
+    return _preset_labels(str(store_path()), tuple(run_ids))
+
+
+@st.cache_data(ttl=30, max_entries=32, show_spinner=False)
+def _preset_labels(path: str, run_ids: tuple[str, ...]) -> dict[str, str]:
+    from mer_core.training.experiment import preset_label
+
+    return {r["id"]: preset_label(r["config"]) for r in _run_details(path, run_ids)}
+
+
+def executor_that_runs(executor: str, n_folds: int, workers: int | None) -> str:
+    """The executor that will actually run the folds (mer_core.jobs.plan)."""
+    from mer_core.jobs.plan import executor_that_runs as runs_as
+
+    return runs_as(executor, n_folds, workers) or executor
+
+
+def machine_load() -> tuple[float, int, bool]:
+    """(1-minute load, cores, high) of this machine (mer_core.jobs.plan); not cached: it is now."""
+    from mer_core.jobs import plan
+
+    return plan.machine_load()
