@@ -21,7 +21,13 @@ OPTIMIZERS = ("adamw", "adam", "sgd", "adan")
 SCHEDULERS = ("none", "cosine", "step")
 LOSSES = ("ce", "focal", "label_smoothing")
 CLASS_BALANCE = ("none", "weights", "sampler")
-SELECTION = ("fixed", "early_stop")
+SELECTION = ("fixed", "early_stop", "nested")
+AVERAGES = ("none", "ema", "swa")  # weight averaging over the last epochs (see mer_core.training.trainer)
+MAX_SEEDS_PER_FOLD = 20
+MAX_NESTED_FOLDS = 64
+# Keys added after runs were stored: at their default they are left out of stable_hash(), so a stored run's
+# config hashes as it did before they existed (and an old checkpoint still matches its run).
+HASH_OPTIONAL = ("average", "ema_decay", "swa_epochs", "nested_folds", "seeds_per_fold")
 EXECUTORS = ("sequential", "process", "ray")
 # Executors that existed once: a stored config naming one still loads (and shows), but it cannot run;
 # mer_core.training.experiment refuses it with the executor to use instead.
@@ -103,9 +109,23 @@ class ExperimentConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     augment: bool = True  # small flips/shifts on training inputs
     # --- honest model selection -------------------------------------------
-    selection: str = "fixed"  # fixed epochs, or early_stop on training subjects
+    # fixed epochs; early_stop on validation subjects carved from the training subjects; nested: the epoch
+    # count with the best validation UF1 pooled over inner folds of the training subjects, then one fit on all
+    # of them for that many epochs (the test subject is never in an inner split)
+    selection: str = "fixed"
     val_subjects: int = 1  # subjects held out of training for early stopping
     patience: int = 5
+    nested_folds: int = 4  # selection='nested': inner folds by subject (0 = leave one training subject out)
+    # --- averaging ----------------------------------------------------------
+    # Weights averaged over the last epochs: none | ema (after every optimiser step) | swa (the weights at the
+    # end of each of the last swa_epochs epochs). The fold is evaluated and stored with the averaged weights,
+    # batch-norm statistics recomputed on its training data.
+    average: str = "none"
+    ema_decay: float = 0.99  # average='ema': ema = decay * ema + (1 - decay) * weights, after every step
+    swa_epochs: int = 5  # average='swa': how many last epochs are averaged (at most epochs)
+    # Models trained per fold, seeds derived from the run seed (the first is the fold's usual seed); their test
+    # probabilities are averaged. The fold's checkpoint and curves are the first model's.
+    seeds_per_fold: int = 1
     record_oracle: bool = True  # also record the (dishonest) test-selected epoch, labelled
     # After the LOSO, also train one model on every subject with the same recipe (the folds' epochs, or
     # their median selected epoch under early_stop), stored beside the folds as final.pt. Never evaluated:
@@ -134,6 +154,7 @@ class ExperimentConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("class_balance", self.class_balance, CLASS_BALANCE)
         _choice("selection", self.selection, SELECTION)
+        _choice("average", self.average, AVERAGES)
         if self.executor not in REMOVED_EXECUTORS:  # a removed one loads; running it is refused with what to use
             _choice("executor", self.executor, EXECUTORS)
         _choice("freeze", self.freeze, FREEZE)
@@ -164,12 +185,33 @@ class ExperimentConfig:
             raise ConfigError(f"label_smoothing={self.label_smoothing}: expected 0 <= value < 1")
         if self.selection == "early_stop" and self.val_subjects < 1:
             raise ConfigError(f"val_subjects={self.val_subjects}: early stopping needs at least 1 validation subject")
+        self._check_averaging_and_seeds()
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device={self.device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
         if isinstance(self.preprocess, Mapping):
             object.__setattr__(self, "preprocess", _build(PreprocessConfig, self.preprocess, "preprocess."))
         object.__setattr__(self, "dataset_options", dict(self.dataset_options))
         object.__setattr__(self, "model_options", dict(self.model_options))
+
+    def _check_averaging_and_seeds(self) -> None:
+        """The averaging, nested-selection and seed-ensemble keys: one line each, naming the accepted range."""
+        if not 0 < self.ema_decay < 1:
+            raise ConfigError(f"ema_decay={self.ema_decay}: expected 0 < value < 1 (0.99 to 0.9999 are usual)")
+        if not isinstance(self.swa_epochs, int) or self.swa_epochs < 1:
+            raise ConfigError(f"swa_epochs={self.swa_epochs!r}: expected an integer >= 1 (the last epochs averaged)")
+        if self.average == "swa" and self.swa_epochs > self.epochs:
+            raise ConfigError(f"swa_epochs={self.swa_epochs}: expected 1..{self.epochs} (at most epochs) "
+                              "with average='swa'")
+        if self.average != "none" and self.selection == "early_stop":
+            raise ConfigError(f"average={self.average!r} needs selection='fixed' or 'nested': early_stop restores "
+                              "one epoch's weights, which averaging replaces")
+        if not isinstance(self.nested_folds, int) or not (self.nested_folds == 0
+                                                          or 2 <= self.nested_folds <= MAX_NESTED_FOLDS):
+            raise ConfigError(f"nested_folds={self.nested_folds!r}: expected 0 (leave one training subject out) "
+                              f"or 2..{MAX_NESTED_FOLDS} inner folds")
+        if not isinstance(self.seeds_per_fold, int) or not 1 <= self.seeds_per_fold <= MAX_SEEDS_PER_FOLD:
+            raise ConfigError(f"seeds_per_fold={self.seeds_per_fold!r}: expected 1..{MAX_SEEDS_PER_FOLD} "
+                              "models per fold")
 
     # --- serialisation ----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -204,7 +246,9 @@ class ExperimentConfig:
 
     def stable_hash(self) -> str:
         """A short hash that is equal for equal configs, across processes and runs."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        defaults = {f.name: f.default for f in fields(self) if f.name in HASH_OPTIONAL}
+        data = {k: v for k, v in self.to_dict().items() if k not in defaults or v != defaults[k]}
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 

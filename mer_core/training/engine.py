@@ -159,8 +159,9 @@ def prepare_experiment(config: ExperimentConfig, progress: Progress | None = Non
     label_index = {c: i for i, c in enumerate(classes)}
     y = table["label"].map(label_index).to_numpy().astype(np.int64)
     val_subjects = config.val_subjects if config.selection == "early_stop" else 0
+    nested = config.nested_folds if config.selection == "nested" else None  # inner splits of training subjects
     folds = make_folds(table, config.protocol, folds=config.folds, holdout_fraction=config.holdout_fraction,
-                       val_subjects=val_subjects, seed=config.seed)
+                       val_subjects=val_subjects, seed=config.seed, nested_folds=nested)
     min_train = min((len(f.train_idx) for f in folds), default=0)
     notes += shared_people_warnings(table) + runtime_notes(config, len(folds), min_train)
     return Experiment(config, table, classes, mcfg, x, y, folds, notes, fingerprint(table))

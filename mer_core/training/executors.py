@@ -97,7 +97,8 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
 
     from mer_core.models.registry import create_model
     from mer_core.store.db import RunStore
-    from mer_core.training.trainer import fit, resolve_device
+    from mer_core.training.fold_fit import fit_fold
+    from mer_core.training.trainer import resolve_device
 
     cfg = ExperimentConfig.from_json(task.config_json)
     fold = task.fold
@@ -120,9 +121,11 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
         if emit:
             emit({"event": "fold_start", "fold": fold.index, "name": fold.name, "t": time.time()})
         seed = fold_seed(cfg.seed, fold.index)
-        torch.manual_seed(seed)
-        model = create_model(cfg.model, config=task.model_cfg)
-        groups = _maybe_pretrained(model, cfg)
+
+        def build(model_seed: int) -> tuple[Any, Any]:  # a fresh model: nested selection and seeds train several
+            torch.manual_seed(model_seed)
+            model = create_model(cfg.model, config=task.model_cfg)
+            return model, _maybe_pretrained(model, cfg)
 
         def on_epoch(event: dict[str, Any]) -> None:  # trainer.epoch_event
             row = event["metrics"]
@@ -132,11 +135,9 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
             if emit:
                 emit({"event": "epoch", "fold": fold.index, "epochs": event["epochs"], **row, "t": time.time()})
 
-        result = fit(
-            model, cfg, pick(fold.train_idx), classes=task.classes, channels=tuple(task.model_cfg.channels),
-            val=pick(fold.val_idx) if len(fold.val_idx) else None, test=pick(fold.test_idx), seed=seed,
-            device=device, on_epoch=on_epoch, should_stop=stop, param_groups=groups,
-            label=f"fold {fold.index} ({fold.name})",
+        model, result = fit_fold(  # one trainer.fit with the defaults (mer_core.training.fold_fit)
+            build, cfg, pick, fold, classes=task.classes, channels=tuple(task.model_cfg.channels), seed=seed,
+            device=device, on_epoch=on_epoch, should_stop=stop, label=f"fold {fold.index} ({fold.name})",
         )
         return fold_outcome(task, cfg, y, model, result, epochs_stored=store is not None)
     finally:

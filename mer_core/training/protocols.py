@@ -9,6 +9,12 @@ its per-part figures come from the metrics.
 Honest selection: when early stopping is asked for, a validation set is
 carved from the *training* subjects of each fold (``val_idx``); the test
 subject is never used to pick an epoch. ``check_folds`` asserts that.
+
+Nested selection (``selection='nested'``): each fold also holds inner splits
+of its *training* indices by subject (``inner``: (train, validation) pairs,
+``GroupKFold`` with ``nested_folds`` folds, or leave one training subject out
+for 0); the epoch count is chosen on them, so the test subject is in none of
+them, which ``check_folds`` asserts too.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ class Fold:
     test_idx: np.ndarray
     val_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     test_subjects: list[str] = field(default_factory=list)
+    inner: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # nested: (train, val) of train_idx
 
 
 # Datasets recorded from the same people; combining them leaks identity.
@@ -46,8 +53,12 @@ def make_folds(
     holdout_fraction: float = 0.25,
     val_subjects: int = 0,
     seed: int = 0,
+    nested_folds: int | None = None,
 ) -> list[Fold]:
-    """Split a sample table into folds; validation subjects carved from training."""
+    """Split a sample table into folds; validation subjects carved from training.
+
+    ``nested_folds`` (not None): every fold also gets its inner splits (see :func:`inner_splits`).
+    """
     subjects = table["subject"].astype(str).to_numpy()
     unique = np.unique(subjects)
     if len(unique) < 2:
@@ -71,7 +82,10 @@ def make_folds(
         test_subj = sorted(set(subjects[test]))
         name = test_subj[0] if protocol in ("loso", "composite") else f"fold {k + 1}"
         train, val = _carve_validation(train, subjects, val_subjects, seed + k)
-        out.append(Fold(k, name, np.sort(train), np.sort(test), np.sort(val), test_subj))
+        fold = Fold(k, name, np.sort(train), np.sort(test), np.sort(val), test_subj)
+        if nested_folds is not None:
+            fold.inner = inner_splits(fold.train_idx, subjects, nested_folds, f"fold {k} ({name})")
+        out.append(fold)
     check_folds(table, out, protocol)
     return out
 
@@ -90,6 +104,26 @@ def _carve_validation(train: np.ndarray, subjects: np.ndarray, n_val: int, seed:
     return train[~is_val], train[is_val]
 
 
+def nested_minimum(nested_folds: int) -> int:
+    """The fewest training subjects a fold needs for nested selection with ``nested_folds`` inner folds."""
+    return max(2, int(nested_folds))
+
+
+def inner_splits(train_idx: np.ndarray, subjects: np.ndarray, nested_folds: int,
+                 label: str = "the fold") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, validation) index pairs over ``train_idx`` by subject: ``GroupKFold(nested_folds)``, or one
+    pair per training subject (leave one out) for ``nested_folds=0``. Only ``train_idx`` is split."""
+    train_idx = np.asarray(train_idx)
+    groups = subjects[train_idx]
+    n_subjects = len(np.unique(groups))
+    need = nested_minimum(nested_folds)
+    if n_subjects < need:
+        raise ProtocolError(f"selection='nested' needs at least {need} training subjects per fold "
+                            f"(nested_folds={nested_folds}); {label} has {n_subjects}")
+    splitter = LeaveOneGroupOut() if nested_folds == 0 else GroupKFold(n_splits=nested_folds)
+    return [(np.sort(train_idx[a]), np.sort(train_idx[b])) for a, b in splitter.split(train_idx, groups=groups)]
+
+
 def check_folds(table: pd.DataFrame, folds: list[Fold], protocol: str) -> None:
     """Leakage and coverage invariants; raises ProtocolError when broken."""
     subjects = table["subject"].astype(str).to_numpy()
@@ -102,6 +136,11 @@ def check_folds(table: pd.DataFrame, folds: list[Fold], protocol: str) -> None:
         if train_s & test_s or val_s & test_s or train_s & val_s:
             leaked = sorted((train_s | val_s) & test_s or train_s & val_s)
             raise ProtocolError(f"fold {f.name}: subject(s) {leaked} on both sides of the split")
+        for inner_train, inner_val in f.inner:  # nested selection: inside the fold's training subjects only
+            inside = set(subjects[inner_train]) | set(subjects[inner_val])
+            if not inside <= train_s or set(subjects[inner_train]) & set(subjects[inner_val]):
+                raise ProtocolError(f"fold {f.name}: an inner split of nested selection leaves the training "
+                                    f"subjects or shares a subject: {sorted(inside - train_s)}")
         tested[f.test_idx] += 1
     if protocol in ("loso", "composite", "kfold"):
         if not (tested == 1).all():

@@ -16,6 +16,9 @@ final model all run them):
   the last epoch is used; with ``'early_stop'`` the epoch is chosen on a
   validation split of *training* subjects (the caller carves it, see
   protocols). It only ever sees validation scores.
+* :class:`WeightAverage` -- ``average='ema'|'swa'``: the weights averaged
+  over the last epochs (torch's ``AveragedModel``), loaded into the model at
+  the end with batch-norm statistics recomputed on the *training* inputs;
 * :func:`epoch_event` -- the one event dict every stage reports per epoch
   through ``on_epoch``: ``stage`` ('pretrain' | 'fold' | 'final'), ``epoch``,
   ``epochs``, ``loss`` (training loss) and ``metrics`` (the history row).
@@ -36,6 +39,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from torch.utils.data import BatchSampler, RandomSampler, Sampler, TensorDataset, WeightedRandomSampler
 
 from mer_core.config import ExperimentConfig
@@ -65,6 +69,10 @@ class FitResult:
     oracle_epoch: int | None = None  # 1-based, diagnostic only
     oracle_probs: np.ndarray | None = None
     seconds: float = 0.0
+    val_epoch_probs: list[np.ndarray] = field(default_factory=list)  # per epoch, when validation data is given
+    test_epoch_probs: list[np.ndarray] = field(default_factory=list)  # per epoch, when record_oracle is on
+    inner_uf1: list[float] = field(default_factory=list)  # selection='nested': pooled inner validation UF1 per epoch
+    members: int = 1  # models whose test probabilities were averaged (seeds_per_fold)
 
 
 def seed_everything(seed: int) -> None:
@@ -264,8 +272,11 @@ class TrainState:
 
 
 def train_one_epoch(state: TrainState, loader: Loader, epoch: int,
-                    should_stop: Callable[[], bool] | None = None) -> dict[str, float]:
-    """One pass over ``loader``; returns the history row's training part and steps the scheduler."""
+                    should_stop: Callable[[], bool] | None = None,
+                    on_step: Callable[[], None] | None = None) -> dict[str, float]:
+    """One pass over ``loader``; returns the history row's training part and steps the scheduler.
+
+    ``on_step`` is called after every optimiser step (an EMA of the weights updates there)."""
     state.model.train()
     total, correct, loss_sum = 0, 0, 0.0
     n = len(loader.batches.dataset)
@@ -280,6 +291,8 @@ def train_one_epoch(state: TrainState, loader: Loader, epoch: int,
         loss, logits = state.step(xb, yb)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}; lower the learning rate")
+        if on_step is not None:
+            on_step()
         loss_sum += loss.item() * len(yb)
         correct += int((logits.argmax(1) == yb).sum())
         total += len(yb)
@@ -311,7 +324,9 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, classes: tuple[str,
 class Selection:
     """Honest epoch selection: it is shown validation scores only, never the test subject's.
 
-    ``fixed`` keeps the last epoch. ``early_stop`` keeps the epoch with the best
+    ``fixed`` keeps the last epoch; so does ``nested`` inside one fit (its epoch
+    count is chosen around the fits, see :mod:`mer_core.training.fold_fit`).
+    ``early_stop`` keeps the epoch with the best
     validation (UF1, -loss), stops after ``patience`` epochs without
     improvement, and :meth:`finish` restores that epoch's weights.
     """
@@ -341,6 +356,68 @@ class Selection:
             model.load_state_dict(self.state)
             return self.epoch
         return epochs_run
+
+
+class WeightAverage:
+    """The weights averaged over the last epochs (``cfg.average``), kept by torch's ``AveragedModel``.
+
+    * ``ema``: updated after every optimiser step,
+      ``ema = decay * ema + (1 - decay) * weights``; the first step's weights
+      start it (``get_ema_multi_avg_fn``).
+    * ``swa``: the plain mean of the weights at the end of each of the last
+      ``swa_epochs`` epochs of this fit (all of them when it runs fewer).
+
+    Only parameters are averaged. :meth:`finish` loads the average into the
+    model and recomputes its batch-norm statistics (``update_bn``) on the
+    *training* inputs, never on validation or test data.
+    """
+
+    def __init__(self, model: nn.Module, mode: str, n_epochs: int, decay: float = 0.99, swa_epochs: int = 5) -> None:
+        if mode not in ("ema", "swa"):
+            raise ValueError(f"average={mode!r}: expected 'ema' or 'swa'")
+        self.mode = mode
+        self.first_epoch = max(1, int(n_epochs) - int(swa_epochs) + 1)  # swa: the first epoch averaged
+        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay) if mode == "ema" else None)
+
+    @classmethod
+    def create(cls, model: nn.Module, cfg: ExperimentConfig, n_epochs: int) -> "WeightAverage | None":
+        """The config's averaging for a fit of ``n_epochs`` epochs; None for ``average='none'``."""
+        if cfg.average == "none":
+            return None
+        return cls(model, cfg.average, n_epochs, cfg.ema_decay, cfg.swa_epochs)
+
+    @property
+    def count(self) -> int:
+        """How many weight snapshots the average holds."""
+        return int(self.averaged.n_averaged)
+
+    def after_step(self, model: nn.Module) -> None:
+        if self.mode == "ema":
+            self.averaged.update_parameters(model)
+
+    def after_epoch(self, model: nn.Module, epoch: int) -> None:
+        if self.mode == "swa" and epoch >= self.first_epoch:
+            self.averaged.update_parameters(model)
+
+    def finish(self, model: nn.Module, x_train: np.ndarray, device: torch.device, batch_size: int = 64) -> None:
+        """Load the average into ``model``; batch-norm statistics recomputed on ``x_train`` (the training inputs)."""
+        if self.count == 0:  # no optimiser step was taken: the weights are the model's own
+            return
+        with torch.no_grad():
+            for p, avg in zip(model.parameters(), self.averaged.module.parameters(), strict=True):
+                p.copy_(avg)
+        update_bn(_input_batches(x_train, batch_size, device, channels_last(model, device)), model)
+
+
+def _input_batches(x: np.ndarray, batch_size: int, device: torch.device, cl: bool) -> Iterator[torch.Tensor]:
+    """``x`` in order, in batches on ``device``; a last batch of one joins the one before (batch norm in
+    training mode needs two samples)."""
+    n, size = len(x), max(int(batch_size), 2)
+    starts = list(range(0, n, size))
+    if len(starts) > 1 and n - starts[-1] < 2:
+        starts.pop()
+    for a, b in zip(starts, [*starts[1:], n]):
+        yield as_layout(torch.from_numpy(np.ascontiguousarray(x[a:b])).to(device), cl)
 
 
 def select(cfg: ExperimentConfig) -> Selection:
@@ -383,6 +460,8 @@ def fit(
     ``epochs`` stops the loop earlier than ``cfg.epochs`` while the learning-rate
     schedule stays ``cfg``'s (the final model trained for the folds' median
     early-stopped epoch follows the same schedule the folds did).
+    With ``cfg.average`` ('ema' | 'swa') the model ends with the averaged
+    weights (:class:`WeightAverage`), which predict the test data.
     The weights are checked at the end (:func:`check_finite`): a model that
     diverged raises :class:`Diverged` naming ``label`` (e.g. "fold 2 (s03)").
     """
@@ -402,11 +481,17 @@ def fit(
     n_epochs = cfg.epochs if epochs is None else int(epochs)
     if not 1 <= n_epochs <= cfg.epochs:
         raise ValueError(f"epochs={epochs!r}: expected 1..{cfg.epochs} (the config's epochs)")
+    average = WeightAverage.create(model, cfg, n_epochs)
+    on_step = (lambda: average.after_step(model)) if average is not None else None
     for epoch in range(1, n_epochs + 1):
-        row: dict[str, float] = train_one_epoch(state, loader, epoch, should_stop)
-        if val is not None and len(val[0]):
+        row: dict[str, float] = (train_one_epoch(state, loader, epoch, should_stop) if on_step is None
+                                 else train_one_epoch(state, loader, epoch, should_stop, on_step=on_step))
+        if average is not None:
+            average.after_epoch(model, epoch)
+        if val is not None and len(val[0]):  # the weights of this epoch (not their average)
             ev = evaluate(model, val[0], val[1], classes, device)
             row["val_loss"], row["val_acc"], row["val_uf1"] = ev.loss, ev.acc, ev.uf1
+            result.val_epoch_probs.append(ev.probs)
             selection.observe(epoch, ev, model)
         if test is not None and cfg.record_oracle and len(test[0]):
             et = evaluate(model, test[0], test[1], classes, device)
@@ -418,6 +503,9 @@ def fit(
         if selection.should_stop():
             break
     result.selected_epoch = selection.finish(model, len(result.history))
+    if average is not None:  # evaluated and stored with the averaged weights
+        average.finish(model, x_tr, device, cfg.batch_size)
+    result.test_epoch_probs = test_epoch_probs
     label = label or _STAGE_LABELS.get(stage, stage)
     check_finite(model, cfg, label)
     if test is not None and len(test[0]):
@@ -451,15 +539,19 @@ def _divergence_hint(cfg: ExperimentConfig) -> str:
 def _predict_test(result: FitResult, model: nn.Module, cfg: ExperimentConfig, test: tuple[np.ndarray, np.ndarray],
                   test_epoch_probs: list[np.ndarray], device: torch.device) -> None:
     """Test probabilities at the selected epoch, and the (diagnostic) oracle epoch."""
-    if cfg.selection == "fixed" and test_epoch_probs:
+    if cfg.selection == "fixed" and cfg.average == "none" and test_epoch_probs:
         result.test_probs = test_epoch_probs[-1]
     else:
         result.test_probs = predict_proba(model, test[0], device)
     if test_epoch_probs:
-        accs = [float((p.argmax(1) == test[1]).mean()) for p in test_epoch_probs]
-        best = int(np.argmax(accs))
-        result.oracle_epoch = best + 1
-        result.oracle_probs = test_epoch_probs[best]
+        result.oracle_epoch, result.oracle_probs = oracle_choice(test_epoch_probs, test[1])
+
+
+def oracle_choice(test_epoch_probs: list[np.ndarray], y_test: np.ndarray) -> tuple[int, np.ndarray]:
+    """The diagnostic oracle: (1-based epoch, its probabilities) with the best test accuracy, the first if tied."""
+    accs = [float((p.argmax(1) == y_test).mean()) for p in test_epoch_probs]
+    best = int(np.argmax(accs))
+    return best + 1, test_epoch_probs[best]
 
 
 def _nll(probs: np.ndarray, y: np.ndarray) -> float:
