@@ -32,7 +32,7 @@ def main() -> None:
         writes.on_dashboard_start()
         st.sidebar.radio("download figures as", widgets.FIG_FORMATS, horizontal=True, key=widgets.FIG_FORMAT_KEY,
                          format_func=str.upper, help="the camera button of every figure saves this format")
-        st.navigation(pages()).run()
+        st.navigation(pages(), expanded=True).run()  # every page listed: no "View more"
 
 
 if __name__ == "__main__":  # a browser session: the pages

@@ -10,3 +10,13 @@ def test_the_experiment_workflow_is_among_the_first_ten_links():
         assert title in shown, (title, shown)
     sections = list(dict.fromkeys(section for *_rest, section in PAGES))
     assert sections == ["MER Bench", "Experiments", "Results"]  # one block per section, in this order
+
+
+def test_the_router_never_folds_pages_behind_view_more():
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).parents[1] / "dashboard" / "app.py").read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "navigation"]
+    assert calls and all(any(k.arg == "expanded" and getattr(k.value, "value", None) is True for k in c.keywords)
+                         for c in calls)
