@@ -35,3 +35,17 @@ def machine_load() -> tuple[float, int, bool]:
     from mer_core.jobs import plan
 
     return plan.machine_load()
+
+
+def identical_active_jobs(config_json: str) -> list[str]:
+    """Queued or running jobs whose config is this one exactly (mer_core.jobs.plan.identical_jobs)."""
+    from mer_core.config import ExperimentConfig
+    from mer_core.jobs import queue as jobs
+    from mer_core.jobs.plan import identical_jobs
+    from mer_core.store.db import RunStore
+
+    with RunStore(store_path()) as store:
+        table = jobs.list_jobs(store)
+        active = table[table["status"].isin(("queued", "running"))]
+        rows = [jobs.get_job(store, j) for j in active["id"]]
+    return identical_jobs(ExperimentConfig.from_json(config_json), rows)

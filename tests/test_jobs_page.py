@@ -205,3 +205,20 @@ def test_after_a_cancel_no_unstarted_fold_is_announced_and_the_share_is_the_stor
     assert "running" not in text and "fold 4" not in text
     assert text.startswith("folds done 1 of 4")
     assert share == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("via_page", [False, True])
+def test_one_click_on_cancel_acts_and_says_so(monkeypatch, via_page):
+    """The button acts through its callback (before the rerun draws anything) and the outcome is shown."""
+    job_id = store_job("running", folds_done=1)
+    monkeypatch.setattr(liveness, "process_alive", lambda *a, **k: True)
+    at = page_app("jobs", job=job_id) if via_page else view(job_id)
+    assert not at.exception, at.exception
+    {b.label: b for b in at.button}["Cancel"].click()
+    at.run()
+    assert not at.exception, at.exception
+    with RunStore() as store:
+        assert jobs.get_job(store, job_id)["status"] == "cancelling"
+    said = " ".join(s.value for s in at.success)
+    assert "Cancel requested" in said and "finished folds are kept" in said
+    assert {b.label: b for b in at.button}["Cancel"].disabled  # no second click needed, none possible

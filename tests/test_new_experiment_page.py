@@ -176,3 +176,23 @@ def test_the_estimate_names_the_executor_that_runs(manifest, executor, workers, 
     assert "load 7.5 on 2 cores" in " ".join(w.value for w in at.warning).replace("\\", "")
     (details,) = [e for e in at.expander if e.label == "how the estimate is made"]
     assert "folds at a time" in details.caption[0].value
+
+
+def test_submitting_a_config_identical_to_a_queued_job_asks_first(manifest, no_workers):
+    at = form(manifest)
+    at.button(key=ne.K_SUBMIT).click()
+    at.run()
+    with RunStore() as store:
+        assert len(jobs.list_jobs(store)) == 1
+    first = at.session_state[ne.K_LAST_JOB]
+    at.button(key=ne.K_SUBMIT).click()  # the same config again
+    at.run()
+    assert not at.exception, at.exception
+    with RunStore() as store:
+        assert len(jobs.list_jobs(store)) == 1  # asked, not queued
+    assert any(first in w.value and "already queued or running" in w.value for w in at.warning)
+    at.button(key=ne.K_AGAIN).click()
+    at.run()
+    with RunStore() as store:
+        assert len(jobs.list_jobs(store)) == 2
+    assert not any("already queued" in w.value for w in at.warning)

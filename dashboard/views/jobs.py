@@ -93,26 +93,36 @@ def _queue_table(table: pd.DataFrame) -> None:
     })
 
 
+K_FEEDBACK = "jobs_action_feedback"  # session state: (job id, "success" | "error", text) of the last Cancel/Resume
+DONE_WORDS = {"cancel": "Cancel requested: the job stops after its current batch; finished folds are kept.",
+              "resume": "Resumed: the job is queued again and continues from its stored folds."}
+
+
 def _apply(action: str, job_id: str) -> None:
-    """Cancel or resume a job; an error stays on the page, success reruns the whole app."""
+    """Cancel or resume a job: the buttons' callback, so the click acts even when the 2 s refresh reruns the
+    page at the same moment (a callback runs before the rerun draws anything). The outcome is kept for the
+    job view to show."""
     try:
-        getattr(writes, action)(job_id)
+        status = getattr(writes, action)(job_id)
     except MerError as exc:
-        st.error(plain(exc))
+        st.session_state[K_FEEDBACK] = (job_id, "error", str(exc))
         return
-    st.rerun(scope="app")
+    st.session_state[K_FEEDBACK] = (job_id, "success", f"{DONE_WORDS[action]} (status: {status})")
 
 
 def _actions(job: dict) -> None:
     c1, c2, c3 = st.columns([1, 1, 4])
     can_cancel = job["status"] in ("queued", *ACTIVE) and job["status"] != "cancelling"
-    if c1.button("Cancel", key=f"cancel_{job['id']}", disabled=not can_cancel, icon=":material/stop:",
-                 help="stop between batches; finished folds are kept"):
-        _apply("cancel", job["id"])
+    c1.button("Cancel", key=f"cancel_{job['id']}", disabled=not can_cancel, icon=":material/stop:",
+              help="stop between batches; finished folds are kept", on_click=_apply, args=("cancel", job["id"]))
     can_resume = job["status"] in ("failed", "cancelled")
-    if c2.button("Resume", key=f"resume_{job['id']}", disabled=not can_resume, icon=":material/replay:",
-                 help="re-queue this job; it continues its run without retraining finished folds"):
-        _apply("resume", job["id"])
+    c2.button("Resume", key=f"resume_{job['id']}", disabled=not can_resume, icon=":material/replay:",
+              help="re-queue this job; it continues its run without retraining finished folds",
+              on_click=_apply, args=("resume", job["id"]))
+    said = st.session_state.get(K_FEEDBACK)
+    if said and said[0] == job["id"]:
+        (st.success if said[1] == "success" else st.error)(plain(said[2]), icon=":material/check_circle:"
+                                                           if said[1] == "success" else ":material/error:")
     if job["run_id"]:
         widgets.page_link("run", f"Results of run {plain(job['run_id'])}", icon=":material/analytics:",
                           query_params={reads.QP_RUN: job["run_id"]}, where=c3)

@@ -28,6 +28,8 @@ K_MODEL = "ne_model"
 K_PRESET = "ne_preset"
 K_SUBMIT = "ne_submit"
 K_LAST_JOB = "ne_last_job"
+K_ASK = "ne_ask_duplicate"  # (config hash, ids of queued/running jobs with that config) awaiting "Submit anyway"
+K_AGAIN = "ne_submit_anyway"
 K_FINAL = "ne_final_model"
 PRETRAIN_MODELS = ("dense_attention",)  # models with the macro pre-training stage (mer_core.training.pretrain)
 CHANNELS = ("flow_u", "flow_v", "strain", "onset", "apex", "diff", "magnified_apex", "magnified_onset")
@@ -339,14 +341,32 @@ def render() -> None:
         _what_will_run(config, summary, model, preset)
     clicked = st.button("Submit job", type="primary", disabled=bool(errors) or config is None, key=K_SUBMIT)
     if clicked and config is not None and not errors:
-        try:
-            st.session_state[K_LAST_JOB] = writes.submit(config, name=name)
-        except MerError as exc:
-            st.error(plain(str(exc)))
+        same = reads_context.identical_active_jobs(config.to_json())
+        if same:
+            st.session_state[K_ASK] = (config.stable_hash(), same)
+        else:
+            _submit(config, name)
+    asked = st.session_state.get(K_ASK)
+    if asked and config is not None and asked[0] == config.stable_hash():
+        st.warning(plain(f"Job {', '.join(asked[1])} with exactly this config is already queued or running: "
+                         "submitting again trains the same run twice."), icon=":material/content_copy:")
+        for job in asked[1]:
+            _job_link(job)
+        st.button("Submit anyway", key=K_AGAIN, on_click=_submit, args=(config, name))
     last = st.session_state.get(K_LAST_JOB)
     if last:
         st.success(f"Job {last} queued.")
         _job_link(last)
+
+
+def _submit(config: ExperimentConfig, name: str) -> None:
+    """Queue the job (also the "Submit anyway" button's callback: it runs before the page is drawn again)."""
+    st.session_state.pop(K_ASK, None)
+    try:
+        st.session_state[K_LAST_JOB] = writes.submit(config, name=name)
+    except MerError as exc:
+        st.session_state[K_LAST_JOB] = None
+        st.error(plain(str(exc)))
 
 
 def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str, preset: str) -> None:

@@ -10,7 +10,7 @@ and, with ``final_model = true``, the final model (:func:`final_model_seconds`).
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
@@ -290,3 +290,18 @@ def machine_load() -> tuple[float, int, bool]:
     except (OSError, AttributeError):
         return 0.0, cores, False
     return load, cores, load > HIGH_LOAD * cores
+
+
+def identical_jobs(config: ExperimentConfig, jobs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Ids of the given jobs (rows with "id" and "config", a mapping) whose config is ``config`` exactly
+    (same :meth:`ExperimentConfig.stable_hash`: the same run would be trained twice)."""
+    want = config.stable_hash()
+    same = []
+    for job in jobs:
+        try:
+            other = ExperimentConfig.from_dict(dict(job.get("config") or {}))
+        except (MerError, TypeError, ValueError):
+            continue
+        if other.stable_hash() == want:
+            same.append(str(job["id"]))
+    return same
