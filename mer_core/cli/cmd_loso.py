@@ -232,13 +232,13 @@ def print_run(run_id: str, as_json: bool = False) -> None:
 
 
 def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int:
-    from mer_core.training.engine import run_experiment
-
     if args.resume:
-        _check_resumable(args.resume)
+        _check_resumable(args.resume)  # before the engine's imports: a refusal is quick
         config = resume_config(args, protocol)
     else:
         config = config_from_args(args, protocol)
+    from mer_core.training.engine import run_experiment
+
     progress = None if args.json else ProgressPrinter()
     try:
         with _signals_interrupt():
@@ -304,6 +304,7 @@ def _check_resumable(run_id: str) -> None:
     with RunStore() as store:
         if not store.has_run(run_id):
             raise ConfigError(f"--resume {run_id!r}: no such run in {store.path}; `mer runs` lists the stored runs")
+        store.check_run_free(run_id)  # another live process trains it: refused, naming its pid and heartbeat
 
 
 @contextlib.contextmanager

@@ -197,6 +197,8 @@ def resume(store: RunStore, job_id: str, *, start: bool = True) -> str:
 
     job = get_job(store, job_id)
     check_executor(str(job["config"].get("executor", "")))
+    if store.has_run(job["run_id"]):
+        store.check_run_free(job["run_id"])  # a `mer loso --resume` of its run still training elsewhere
     store.requeue_job(job["id"])
     if start:
         kick(store)

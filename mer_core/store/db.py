@@ -38,6 +38,15 @@ from mer_core.store.liveness import LivenessStoreMixin
 from mer_core.store.studies import StudyStoreMixin
 
 PROGRESS_RETRIES = 5  # extra tries of a progress write when the store is locked beyond its busy timeout
+Owner = tuple[int, str]  # (pid, host) of the process that trains a run: the only one that may write it
+
+
+class RunBusy(MerError):
+    """A run cannot be resumed: its process is alive (the message names the run, the pid and the heartbeat)."""
+
+
+class RunTakenOver(MerError):
+    """Another process resumed this run: the process that gets this writes nothing more to it."""
 
 
 
@@ -98,8 +107,11 @@ def new_run_id(model: str) -> str:
 class RunStore(StudyStoreMixin, JobStoreMixin, LivenessStoreMixin):
     """Access to the SQLite run store (one connection per instance)."""
 
-    def __init__(self, path: str | Path | None = None, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, path: str | Path | None = None, *, timeout_s: float = 30.0, owner: Owner | None = None) -> None:
         self.path = Path(path) if path is not None else store_path()
+        # (pid, host) this connection writes runs for: a status, fold or epoch write to a run that another
+        # process has claimed since raises RunTakenOver instead (None: unchecked, for tools and tests)
+        self.owner: Owner | None = owner
         self.read_only = False  # a store on a read-only mount (or a file nobody may write): inspection only
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,27 +252,82 @@ class RunStore(StudyStoreMixin, JobStoreMixin, LivenessStoreMixin):
                     _json(list(notes)),
                 ),
             )
+            if self.owner is not None:
+                c.execute("UPDATE runs SET pid=?, host=?, heartbeat=? WHERE id=?", (*self.owner, time.time(), run_id))
         return run_id
 
-    def set_run_status(self, run_id: str, status: str, error: str = "") -> None:
+    def claim_run(self, run_id: str) -> None:
+        """Mark a stored run running for this store's owner; RunBusy while another live process holds it.
+
+        The check and the claim are one transaction, so of two processes resuming the same run one wins.
+        """
+        from mer_core.store.liveness import run_holder
+
+        if self.owner is None:
+            raise ValueError("claim_run needs a store opened with owner=(pid, host)")
         with self.tx() as c:
-            c.execute("UPDATE runs SET status=?, error=? WHERE id=?", (status, error, run_id))
+            row = c.execute("SELECT status, pid, host, heartbeat, created FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                raise MerError(f"no run {run_id!r} in the store {self.path}")
+            busy = run_holder(run_id, dict(row), self.owner)
+            if busy:
+                raise RunBusy(busy)
+            c.execute("UPDATE runs SET status='running', error='', pid=?, host=?, heartbeat=? WHERE id=?",
+                      (*self.owner, time.time(), run_id))
+
+    def check_run_free(self, run_id: str) -> None:
+        """RunBusy (naming the run, its pid and the heartbeat's age) while another live process trains it."""
+        from mer_core.store.liveness import run_holder
+
+        row = self.conn.execute("SELECT status, pid, host, heartbeat, created FROM runs WHERE id=?",
+                                (run_id,)).fetchone()
+        busy = run_holder(run_id, dict(row), self.owner) if row is not None else ""
+        if busy:
+            raise RunBusy(busy)
+
+    def check_owner(self, run_id: str, c: sqlite3.Connection | None = None) -> None:
+        """RunTakenOver when this store writes for an owner and another process has claimed ``run_id`` since."""
+        if self.owner is None:
+            return
+        row = (c or self.conn).execute("SELECT pid, host FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is not None and (row["pid"], row["host"] or "") != tuple(self.owner):
+            raise RunTakenOver(f"run {run_id} was taken over by pid {row['pid']} on {row['host'] or 'this machine'} "
+                               f"(resumed there); this process (pid {self.owner[0]}) stops and writes nothing more "
+                               "to it")
+
+    def _owned(self, c: sqlite3.Connection, run_id: str, changed: int) -> None:
+        """After an UPDATE of the run row guarded by :meth:`_owner_sql`: no row changed = taken over."""
+        if self.owner is not None and not changed and c.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
+            self.check_owner(run_id, c)
+
+    def _owner_sql(self) -> tuple[str, tuple[Any, ...]]:
+        if self.owner is None:
+            return "", ()
+        return " AND pid=? AND host=?", tuple(self.owner)
+
+    def set_run_status(self, run_id: str, status: str, error: str = "") -> None:
+        where, params = self._owner_sql()
+        with self.tx() as c:
+            n = c.execute(f"UPDATE runs SET status=?, error=? WHERE id=?{where}", (status, error, run_id, *params))
+            self._owned(c, run_id, n.rowcount)
 
     def finish_run(self, run_id: str, *, status: str, summary: dict | None = None, wall_time: float = 0.0,
                    error: str = "") -> None:
         summary = summary or {}
         pooled = summary.get("pooled", {})
         oracle = summary.get("oracle", {}) or {}
+        where, params = self._owner_sql()
         with self.tx() as c:
-            c.execute(
-                """UPDATE runs SET status=?, finished=?, uf1=?, uar=?, accuracy=?, oracle_uf1=?, oracle_uar=?,
-                   summary_json=?, wall_time=wall_time + ?, error=? WHERE id=?""",
+            n = c.execute(
+                f"""UPDATE runs SET status=?, finished=?, uf1=?, uar=?, accuracy=?, oracle_uf1=?, oracle_uar=?,
+                   summary_json=?, wall_time=wall_time + ?, error=? WHERE id=?{where}""",
                 (
                     status, time.time(), _num(pooled.get("uf1")), _num(pooled.get("uar")),
                     _num(pooled.get("accuracy")), _num(oracle.get("uf1")), _num(oracle.get("uar")),
-                    _json(summary), wall_time, error, run_id,
+                    _json(summary), wall_time, error, run_id, *params,
                 ),
             )
+            self._owned(c, run_id, n.rowcount)
 
     def add_run_note(self, run_id: str, note: str) -> None:
         """Append ``note`` to the run's stored notes (shown with the run), once."""
@@ -308,6 +375,7 @@ class RunStore(StudyStoreMixin, JobStoreMixin, LivenessStoreMixin):
                    n_train: int, n_val: int, n_test: int) -> None:
         """Mark a fold running and drop what a previous, unfinished attempt left."""
         with self.tx() as c:
+            self.check_owner(run_id, c)
             c.execute("DELETE FROM epochs WHERE run_id=? AND fold_index=?", (run_id, fold_index))
             c.execute("DELETE FROM predictions WHERE run_id=? AND fold_index=?", (run_id, fold_index))
             c.execute(
@@ -327,6 +395,7 @@ class RunStore(StudyStoreMixin, JobStoreMixin, LivenessStoreMixin):
         for attempt in range(PROGRESS_RETRIES + 1):  # a progress row is worth a retry, never a failed fold
             try:
                 with self.tx() as c:
+                    self.check_owner(run_id, c)
                     c.execute(sql, row)
                 return
             except sqlite3.OperationalError as exc:
@@ -355,6 +424,7 @@ class RunStore(StudyStoreMixin, JobStoreMixin, LivenessStoreMixin):
             for r in predictions.itertuples(index=False)
         ]
         with self.tx() as c:
+            self.check_owner(run_id, c)
             c.execute("DELETE FROM predictions WHERE run_id=? AND fold_index=?", (run_id, fold_index))
             c.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             c.execute(

@@ -64,6 +64,27 @@ def _dead(now: float, beat: float, host: str, pid: int | None, stale_after: floa
     return now - beat >= 10 * stale_after  # another machine: only a long silence says it died
 
 
+def run_holder(run_id: str, row: dict[str, Any], owner: tuple[int, str] | None = None) -> str:
+    """Why ``run_id`` cannot be resumed now (another live process trains it), or ``''`` when it can.
+
+    ``row``: the run's status, pid, host, heartbeat and created. On this machine the pid decides (a paused
+    process beats no more, yet it is alive and would go on writing); on another one, a heartbeat younger than
+    ten stale periods.
+    """
+    pid, host = row.get("pid"), row.get("host") or ""
+    if row.get("status") != "running" or not pid or (owner is not None and (pid, host) == tuple(owner)):
+        return ""
+    beat = row.get("heartbeat") or row.get("created") or 0.0
+    age = max(0.0, time.time() - beat)
+    here = not host or host == socket.gethostname()
+    if (here and not process_alive(pid)) or (not here and age >= 10 * stale_after_s()):
+        return ""
+    where = "on this machine" if here else f"on host {host}"
+    paused = f"; if it is paused, `kill -CONT {pid}` (or fg) lets it finish" if age > 2 * HEARTBEAT_S + 1 else ""
+    return (f"run {run_id} is still being trained by pid {pid} {where} (last heartbeat {age:.0f} s ago{paused}); "
+            f"a second process would write the same run: stop that one first (Ctrl-C, or kill {pid}) or let it finish")
+
+
 class LivenessStoreMixin:
     """Heartbeat, stale and cancel methods of RunStore (needs ``self.conn`` and ``self.tx``)."""
 
@@ -71,10 +92,20 @@ class LivenessStoreMixin:
 
     # --- heartbeat -----------------------------------------------------------------
     def beat(self, run_id: str, pid: int | None = None) -> None:
-        """The run's heartbeat: this process is still working on it."""
+        """The run's heartbeat: process ``pid`` of this machine is still working on it.
+
+        Only the run's owner beats it (the process that created or claimed it, see ``RunStore.claim_run``;
+        a run nobody owns yet is adopted by its first beat): a process whose run was taken over never makes
+        it look alive, nor takes it back.
+        """
         with self.tx() as c:  # type: ignore[attr-defined]
-            c.execute("UPDATE runs SET heartbeat=?, pid=COALESCE(?, pid), host=? WHERE id=?",
-                      (time.time(), pid, socket.gethostname(), run_id))
+            if pid is None:
+                c.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), run_id))
+            else:
+                host = socket.gethostname()
+                c.execute("UPDATE runs SET heartbeat=?, pid=COALESCE(pid, ?), host=CASE WHEN pid IS NULL THEN ? "
+                          "ELSE host END WHERE id=? AND (pid IS NULL OR (pid=? AND host=?))",
+                          (time.time(), pid, host, run_id, pid, host))
 
     def beat_job(self, job_id: str) -> None:
         with self.tx() as c:  # type: ignore[attr-defined]

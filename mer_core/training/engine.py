@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from mer_core.datasets.registry import dataset_info, index_dataset
 from mer_core.errors import ConfigError, DatasetError, MerError
 from mer_core.evaluation.metrics import scores, summarize
 from mer_core.preprocess.pipeline import prepare_inputs
-from mer_core.store.db import RunStore, run_folder
+from mer_core.store.db import RunStore, RunTakenOver, run_folder
 from mer_core.store.folders import INPUTS_FILE, LABELS_FILE, save_array, write_table
 from mer_core.store.liveness import Heartbeat
 from mer_core.training.executors import resolve_workers
@@ -204,9 +205,13 @@ def run_experiment(
     config = complete_config(config)  # class set never '', the model's input resolved: whatever door it came in by
     own_store = store is None
     store = store or RunStore()
+    # this process owns the run it creates or claims: its status, fold and epoch writes are refused (RunTakenOver)
+    # once another process has resumed the run, and a run another live process trains is not resumed (RunBusy)
+    previous_owner, store.owner = store.owner, (os.getpid(), socket.gethostname())
     try:
         t0 = time.time()
         if run_id and store.has_run(run_id):
+            store.check_run_free(run_id)  # before anything is prepared; claimed atomically in _open_run
             stored = ExperimentConfig.from_json(store.get_run(run_id)["config_json"])
             if stored.stable_hash() != config.stable_hash():
                 raise ConfigError(f"run {run_id} was made with a different config; resume it with its own config")
@@ -238,6 +243,7 @@ def run_experiment(
             raise MerError(f"run {run_id} failed; finished folds are kept. {error.strip().splitlines()[-1]}")
         return run_id
     finally:
+        store.owner = previous_owner
         if own_store:
             store.close()
 
@@ -257,7 +263,7 @@ def _open_run(store: RunStore, exp: Experiment, run_id: str | None, name: str) -
     if stored_fp and stored_fp != exp.fingerprint:
         raise DatasetError(f"run {run_id}: the dataset changed since the run started (fingerprint "
                            f"{stored_fp} -> {exp.fingerprint}); start a new run")
-    store.set_run_status(run_id, "running")
+    store.claim_run(run_id)  # RunBusy when another live process trains it
     return run_id
 
 
@@ -291,7 +297,12 @@ def _train_folds(exp: Experiment, store: RunStore, run_id: str, progress: Progre
 
 
 def _close_failed(store: RunStore, run_id: str, exc: BaseException, wall_time: float) -> None:
-    """Close a run that an exception left open; falls back to a smaller write if the store is failing too."""
+    """Close a run that an exception left open; falls back to a smaller write if the store is failing too.
+
+    A run taken over by another process is not this one's to close: nothing is written.
+    """
+    if isinstance(exc, RunTakenOver):
+        return
     if isinstance(exc, (KeyboardInterrupt, Cancelled)):
         status, reason = "cancelled", str(exc) or "interrupted"
     else:

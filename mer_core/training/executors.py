@@ -50,6 +50,7 @@ class FoldTask:
     meta: pd.DataFrame  # sample_id, subject, part, clip of every sample
     gpu: int | None = None
     arrays: tuple[np.ndarray, np.ndarray] | None = None  # shipped with the task (ray)
+    owner: tuple[int, str] | None = None  # (pid, host) of the driver: the store refuses writes once it is not
 
 
 @dataclass
@@ -111,7 +112,7 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
     device = resolve_device(cfg.device)
     if task.gpu is not None and device.type == "cuda":
         device = torch.device(f"cuda:{task.gpu}")
-    store = RunStore(task.store_path) if task.store_path else None
+    store = RunStore(task.store_path, owner=task.owner) if task.store_path else None
     stop = store.cancel_poll(task.run_id, should_stop) if store is not None else (should_stop or (lambda: False))
 
     try:
@@ -159,6 +160,7 @@ def fold_outcome(task: FoldTask, cfg: ExperimentConfig, y: np.ndarray, model: An
     )
     checkpoint = ""
     if cfg.keep_checkpoints:
+        _check_owner(task)  # a process whose run was taken over must not replace the new owner's checkpoint
         path = Path(task.folder) / fold_checkpoint_name(fold.index)
         save_fold_checkpoint(path, model, model_name=cfg.model, model_config=_plain(task.model_cfg),
                              config_json=task.config_json, config_hash=cfg.stable_hash(), fold=fold.index,
@@ -166,6 +168,14 @@ def fold_outcome(task: FoldTask, cfg: ExperimentConfig, y: np.ndarray, model: An
         checkpoint = str(path) if task.store_path else path.name
     return FoldOutcome(fold.index, pred, result.history, result.selected_epoch, result.oracle_epoch,
                        result.seconds, checkpoint, epochs_stored=epochs_stored)
+
+
+def _check_owner(task: FoldTask) -> None:
+    if task.store_path and task.owner:
+        from mer_core.store.db import RunStore
+
+        with RunStore(task.store_path, owner=task.owner) as store:
+            store.check_owner(task.run_id)
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
@@ -199,7 +209,8 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
 
     def make_task(fold: Fold, gpu: int | None = None, ship: bool = False) -> FoldTask:
         return FoldTask(run_id, fold, cfg.to_json(), exp.model_cfg, exp.classes, str(folder),
-                        None if ship else str(store.path), meta, gpu, (exp.x, exp.y) if ship else None)
+                        None if ship else str(store.path), meta, gpu, (exp.x, exp.y) if ship else None,
+                        owner=getattr(store, "owner", None))
 
     def finish(outcome: FoldOutcome) -> None:
         fold = exp.folds[outcome.fold_index]
@@ -211,6 +222,7 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
         ckpt = outcome.checkpoint
         if ckpt and not os.path.isabs(ckpt):
             if "checkpoint_bytes" in outcome.extra:
+                store.check_owner(run_id)
                 (folder / ckpt).write_bytes(outcome.extra.pop("checkpoint_bytes"))
             ckpt = str(folder / ckpt)
         store.finish_fold(run_id, fold.index, outcome.predictions, epochs_run=len(outcome.history),
