@@ -49,3 +49,28 @@ def identical_active_jobs(config_json: str) -> list[str]:
         active = table[table["status"].isin(("queued", "running"))]
         rows = [jobs.get_job(store, j) for j in active["id"]]
     return identical_jobs(ExperimentConfig.from_json(config_json), rows)
+
+
+def study_preview(definition_json: str) -> dict:
+    """Jobs and estimated time of a study definition (mer_core.jobs.study.preview), or {"error": message}."""
+    import json
+
+    from mer_core.errors import MerError
+    from mer_core.jobs import study
+
+    try:
+        spec = study.parse_study(json.loads(definition_json))
+        return study.preview(spec, plan_fn=_plan)
+    except MerError as exc:
+        return {"error": str(exc)}
+
+
+def _plan(config) -> dict:
+    from dashboard.reads import experiment_plan
+
+    out = experiment_plan(config.to_json())
+    if "error" in out:
+        from mer_core.errors import MerError
+
+        raise MerError(out["error"])
+    return out

@@ -26,6 +26,7 @@ def test_new_study_form_submits_every_cell(no_workers) -> None:
     at = page_app("new_study")
     at.text_input(key=ns.K_NAME).input("form-study")
     at.text_input(key=ns.K_SEEDS).input("0, 1")
+    at.checkbox(key=ns.K_SAME_EPOCHS).check().run()
     at.number_input(key=ns.K_EPOCHS).set_value(1)
     at.multiselect(key=ns.K_ARMS).select("baseline / cpu").select("ststnet / cpu")
     at.run()
@@ -36,6 +37,26 @@ def test_new_study_form_submits_every_cell(no_workers) -> None:
         job = queue.get_job(store, cells["job_id"].iloc[0])
     assert sorted(set(cells["arm"])) == ["baseline", "ststnet"] and sorted(set(cells["seed"])) == [0, 1]
     assert job["config"]["epochs"] == 1 and set(cells["job_status"]) == {"queued"}
+
+
+def test_each_arm_trains_its_own_presets_epochs_by_default_and_the_jobs_are_previewed(no_workers) -> None:
+    from mer_core.models.registry import train_defaults
+
+    at = page_app("new_study")
+    at.text_input(key=ns.K_NAME).input("own-epochs")
+    at.text_input(key=ns.K_SEEDS).input("0, 1")
+    at.multiselect(key=ns.K_ARMS).select("baseline / cpu").select("ststnet / cpu")
+    at.run()
+    assert not at.exception, at.exception
+    own = {m: train_defaults(m, "cpu")["epochs"] for m in ("baseline", "ststnet")}
+    text = _texts(at).replace("\\", "")
+    assert "4 jobs (2 arm(s) x 2 seed(s)), estimated" in text
+    assert f"baseline: {own['baseline']} epochs (its preset's)" in text and f"ststnet: {own['ststnet']} epochs" in text
+    at.button(key=ns.K_SUBMIT).click().run()
+    with RunStore() as store:
+        cells = store.study_cells("own-epochs")
+        epochs = {arm: queue.get_job(store, j)["config"]["epochs"] for arm, j in zip(cells["arm"], cells["job_id"])}
+    assert epochs == own
 
 
 def test_new_study_form_refuses_one_arm_naming_it(no_workers) -> None:

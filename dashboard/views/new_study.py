@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import reads, widgets, writes
+from dashboard import reads, reads_context, widgets, writes
 from dashboard.widgets import plain
 from mer_core.config import PROTOCOLS
 from mer_core.datasets.registry import list_datasets
@@ -24,6 +24,7 @@ K_DATASET = "ns_dataset"
 K_PROTOCOL = "ns_protocol"
 K_SEEDS = "ns_seeds"
 K_EPOCHS = "ns_epochs"
+K_SAME_EPOCHS = "ns_same_epochs"
 K_MODE = "ns_mode"
 K_ARMS = "ns_arms"
 K_ABL_MODEL = "ns_ablate_model"
@@ -88,6 +89,28 @@ def _prefill() -> None:
         st.session_state[K_PROTOCOL] = qp["protocol"]
 
 
+def _preview(definition: dict[str, Any]) -> None:
+    """The number of jobs and the estimated time, with each arm's epochs, before anything is queued."""
+    import json
+
+    out = reads_context.study_preview(json.dumps(definition))
+    if "error" in out:
+        st.caption(plain(f"No preview yet: {out['error']}"))
+        return
+    arms, seeds = len(definition["arms"]), len(definition["seeds"])
+    st.info(plain(f"{out['jobs']} jobs ({arms} arm(s) x {seeds} seed(s)), estimated {_duration(out['seconds'])} "
+                  "run one after another (preprocessing included; a busy machine takes longer)."),
+            icon=":material/schedule:")
+    own = not definition["options"].get("epochs")
+    st.caption(plain(" · ".join(f"{a['name']}: {a['epochs']} epochs" + (" (its preset's)" if own else "")
+                                + f", about {_duration(a['seconds'])} per seed" for a in out["arms"])))
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
+
+
 def render() -> None:
     st.title("New study")
     _prefill()
@@ -101,14 +124,25 @@ def render() -> None:
     protocol = c3.selectbox("protocol", list(PROTOCOLS), key=K_PROTOCOL)
     c4, c5 = st.columns(2)
     seeds_text = c4.text_input("seeds", value="0, 1, 2", key=K_SEEDS, help="comma-separated; default three seeds")
-    epochs = c5.number_input("epochs (every arm)", min_value=1, max_value=500, value=20, key=K_EPOCHS)
+    same = c5.checkbox("one epochs value for every arm", key=K_SAME_EPOCHS,
+                       help="off: each arm trains for its own preset's epochs (as a single run of it would)")
+    epochs = c5.number_input("epochs for every arm", min_value=1, max_value=500, value=20, key=K_EPOCHS) if same else None
     mode = st.radio("arms", MODES, horizontal=True, key=K_MODE)
     presets = {m: list_presets(m) for m in list_models()}
     arms = picked_arms(presets) if mode == MODES[0] else ablated_arms(presets)
+    options = {"epochs": int(epochs)} if epochs else {}
+    try:
+        seeds = parse_seeds(seeds_text)
+    except MerError as exc:
+        st.error(plain(exc), icon=":material/block:")
+        seeds = []
+    if arms and seeds:
+        _preview({"name": name.strip() or "preview", "dataset": dataset, "protocol": protocol, "seeds": seeds,
+                  "options": options, "arms": arms})
     if st.button("Submit study", type="primary", key=K_SUBMIT):
         try:
             definition = {"name": name.strip(), "dataset": dataset, "protocol": protocol,
-                          "seeds": parse_seeds(seeds_text), "options": {"epochs": int(epochs)}, "arms": arms}
+                          "seeds": parse_seeds(seeds_text), "options": options, "arms": arms}
             st.session_state[K_DONE] = (definition["name"], writes.submit_study(definition))
         except MerError as exc:
             st.error(plain(exc), icon=":material/block:")

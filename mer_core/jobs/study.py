@@ -325,3 +325,24 @@ def study_to_mlflow(store: RunStore, name: str, *, tracking_uri: str | None = No
 
 def spec_json(spec: StudySpec) -> str:
     return json.dumps(spec.to_dict(), sort_keys=True, indent=1)
+
+
+def preview(spec: StudySpec, plan_fn: Callable[[ExperimentConfig], Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """What submitting ``spec`` queues: {"jobs", "seconds", "arms": [{"name", "epochs", "seconds"}...]}.
+
+    Each arm's config is resolved as its cells' are (its own preset's epochs
+    unless the study's options set them); its time is the job plan's estimate
+    (``plan_fn``, default :func:`mer_core.jobs.plan.plan`) for one seed, and
+    every seed costs the same. ``seconds`` is the sum over all cells, as if
+    they ran one after another.
+    """
+    if plan_fn is None:
+        from mer_core.jobs.plan import plan as plan_fn
+    arms, total = [], 0.0
+    seed = spec.seeds[0] if spec.seeds else 0
+    for arm in spec.arms:
+        cfg = cell_config(spec, arm, seed)
+        seconds = float(plan_fn(cfg)["estimated_seconds"])
+        arms.append({"name": arm.name, "epochs": int(cfg.epochs), "seconds": seconds})
+        total += seconds * len(spec.seeds)
+    return {"jobs": len(spec.arms) * len(spec.seeds), "seconds": total, "arms": arms}
