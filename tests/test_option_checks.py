@@ -207,3 +207,20 @@ def test_resume_with_options_that_differ_from_the_stored_config_names_the_keys(t
     assert "protocol" in line and "loso" in line and "holdout" in line, line
     with RunStore() as store:
         assert store.get_run(run_id)["status"] == "cancelled" and store.completed_folds(run_id) == {0}
+
+
+@pytest.mark.parametrize("fps", ["inf", "nan", "-30"])
+def test_a_manifest_fps_that_is_not_a_finite_positive_rate_names_the_row(tmp_path, fps):
+    import pandas as pd
+
+    from fixtures_clips import make_clip_manifest
+    from mer_core.datasets.registry import index_dataset
+
+    manifest = make_clip_manifest(tmp_path / "clips", subjects=2, clips_per_subject=2, size=16, frames=4)
+    rows = pd.read_csv(manifest)
+    rows["fps"] = rows["fps"].astype(str)
+    rows.loc[0, "fps"] = fps
+    rows.to_csv(manifest, index=False)
+    table = index_dataset("manifest", manifest=str(manifest))
+    problems = [p["message"] for p in table.attrs.get("problems", []) if p.get("row") == 2]
+    assert len(table) == 3 and any("fps" in m and "row 2" in m and "finite" in m for m in problems), problems

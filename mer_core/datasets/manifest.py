@@ -30,6 +30,7 @@ onset outside the clip...) is skipped and recorded in ``table.attrs['problems']`
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ def _row(manifest: Path, base: Path, line: int, r: dict[str, str], default_datas
         "clip": r["clip"].strip(),
         "label": r["label"].strip().lower(),
         "emotion": (r.get("emotion", "").strip() or r["label"]).lower(),
-        "fps": _number(where, "fps", r.get("fps", ""), float, 0.0),
+        "fps": _frame_rate(where, r.get("fps", "")),
         "cropped": r.get("cropped", "").strip().lower() in ("1", "true", "yes"),
         "action_units": r.get("action_units", "").strip(),
         "part": r.get("part", "").strip() or ds,
@@ -259,6 +260,15 @@ def _frame_fields(manifest: Path, line: int, folder: Path, r: dict[str, str], pr
         frames=tuple(str(p) for p in frames), onset=onset, apex=apex, offset=offset,
         apex_estimated=estimated, apex_method="middle" if estimated else "annotated",
     )
+
+
+def _frame_rate(where: str, text: str) -> float:
+    """The ``fps`` column: empty or 0 = unknown, else a finite rate > 0 (inf, nan or -30 would pass unseen)."""
+    fps = _number(where, "fps", text, float, 0.0)
+    if not (math.isfinite(fps) and fps >= 0):
+        raise DatasetError(f"{where}: column 'fps' = {text.strip()!r}: expected a finite frame rate > 0 "
+                           "(or empty / 0 when unknown)")
+    return fps
 
 
 def _number(where: str, col: str, text: str, kind: type, default: Any) -> Any:
