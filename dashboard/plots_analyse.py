@@ -17,6 +17,6 @@ def motion_curve(curve: Sequence[float], marks: dict[str, int], *, start: int = 
         fig.add_vline(x=start + int(idx), line_color=palette.MARKER_COLOURS[name], line_width=2,
                       annotation_text=name, annotation_position="top")
     title = "frame" + (f" (at {fps:g} fps)" if fps else "")
-    fig.update_layout(xaxis_title=title, yaxis_title="motion (share of each moving cell's peak)", height=260,
+    fig.update_layout(xaxis_title=title, yaxis_title="motion (0-1)", height=260,
                       margin=dict(l=10, r=10, t=30, b=10), showlegend=False)
     return fig

@@ -113,7 +113,7 @@ def test_page_lists_exported_synthetic_clips(env, monkeypatch):
 
     monkeypatch.setattr(predict, "NEAR_CHANCE", -1.0)
     at = page_app("analyse", run=env["run"])
-    at.radio[0].set_value("An exported synthetic clip").run()
+    at.radio[0].set_value("an exported synthetic clip").run()
     assert not at.exception
     meta = env["metas"][0]
     assert f"true onset {meta['onset']}, apex {meta['apex']}" in at.selectbox[1].format_func(at.selectbox[1].value)
@@ -166,7 +166,7 @@ def test_probabilities_near_chance_get_no_verdict(env, monkeypatch):
 
     monkeypatch.setattr(predict, "NEAR_CHANCE", 1.0)  # every prediction counts as near chance
     at = page_app("analyse", run=env["run"])
-    at.radio[0].set_value("An exported synthetic clip").run()
+    at.radio[0].set_value("an exported synthetic clip").run()
     assert not at.exception
     assert not any("Prediction" in s.value for s in at.subheader)
     assert "The probabilities are close to chance" in unescape(" ".join(w.value for w in at.warning))
@@ -190,7 +190,7 @@ def test_an_uploaded_sidecar_gives_onset_and_apex(env, monkeypatch):
 
 def test_an_exported_clip_uses_the_sidecar_beside_it(env):
     at = page_app("analyse", run=env["run"])
-    at.radio[0].set_value("An exported synthetic clip").run()
+    at.radio[0].set_value("an exported synthetic clip").run()
     meta = env["metas"][0]
     text = unescape(_texts(at))
     assert f"onset {meta['onset']}" in text and f"apex {meta['apex']}" in text

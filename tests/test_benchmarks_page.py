@@ -38,3 +38,20 @@ def test_benchmarks_page_says_which_rows_an_update_re_measured(tmp_path, monkeyp
     assert not at.exception, at.exception
     captions = [c.value for c in at.caption]
     assert any("The rows of mfdan re-measured on 2026-12-02, commit abc123" in c for c in captions), captions
+
+
+def test_benchmarks_page_shows_no_raw_keys_blank_columns_or_doubled_parentheses(monkeypatch):
+    """On the shipped results of this project's 2-core machine: every column named in words, none empty."""
+    from pathlib import Path
+
+    shipped = Path(__file__).parents[1] / "benchmarks" / "results"
+    monkeypatch.setenv("MER_BENCH_RESULTS", str(shipped))
+    at = page_app("benchmarks")
+    assert not at.exception, at.exception
+    at.selectbox[0].set_value("cpu-2core.json").run()
+    for frame in (d.value for d in at.dataframe):
+        assert not [c for c in frame.columns if "_" in str(c)], frame.columns  # n_samples, cold_s...
+        for c in frame.columns:
+            assert not frame[c].map(lambda v: v is None or v == "–" or v != v).all(), f"blank column {c!r}"
+    captions = " ".join(c.value for c in at.caption)
+    assert "))" not in captions.replace("\\", "")

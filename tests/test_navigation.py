@@ -20,3 +20,18 @@ def test_the_router_never_folds_pages_behind_view_more():
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "navigation"]
     assert calls and all(any(k.arg == "expanded" and getattr(k.value, "value", None) is True for k in c.keywords)
                          for c in calls)
+
+
+def test_no_raw_internals_in_options():
+    """Class sets in words, options in lower case, no ALL-CAPS 'ACCURACY'."""
+    from apptest_helpers import page_app
+    from mer_core.datasets.classes import class_set_words
+
+    assert class_set_words("composite3") == "3 classes: negative, positive, surprise (the MEGC2019 composite's)"
+    assert class_set_words("native") == "the dataset's own labels"
+    at = page_app("new_experiment")
+    assert not at.exception, at.exception
+    options = at.selectbox(key="ne_class_set_synthetic").options
+    assert "composite3" not in options and any(o.startswith("3 classes: negative") for o in options)
+    at = page_app("analyse")
+    assert all(o == o.lower() for r in at.radio for o in r.options)

@@ -15,7 +15,7 @@ KEY_FRAMES = "analyse_frames"
 KEY_METHOD = "analyse_method"
 KEY_MODEL = "analyse_model"  # 'final' | 'ensemble', offered when the run stored both
 KEY_SIDECAR = "analyse_sidecar"
-SOURCES = ("Upload a clip", "An exported synthetic clip")
+SOURCES = ("upload a clip", "an exported synthetic clip")
 METHODS = ("saliency", "integrated_gradients", "gradcam")
 
 
@@ -79,6 +79,8 @@ def _show_motion(a) -> None:
                "moves any skin: when the eyes move more than the rest of the face, they are left out of the curve.")
     widgets.chart(plots_analyse.motion_curve(s.curve, {"onset": s.onset, "apex": s.apex, "offset": s.offset},
                                              start=start, fps=a.clip.fps), key="analyse_curve")
+    st.caption("Motion, 0 to 1: each of the most-moving cells' share of its own peak, averaged (0: still, 1: every "
+               "such cell at its peak).")
 
 
 def _spotting_caption(s) -> str:

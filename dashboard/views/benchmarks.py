@@ -22,6 +22,24 @@ def _spread(value: Any, fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(value['median'])} ({fmt.format(value['min'])}–{fmt.format(value['max'])})"
 
 
+PRETRAIN_COLUMNS = {"model": "model", "preset": "preset", "source": "macro data", "epochs": "epochs",
+                    "n_samples": "images / clips", "cold_s": "first run s (preprocessing included)",
+                    "train_s": "training s", "preprocess_ms_per_clip": "preprocess ms / clip",
+                    "ms_per_sample_epoch": "train ms / sample-epoch"}
+
+
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without its empty columns (no value in any row: nothing to read, only a blank)."""
+    empty = [c for c in table.columns if table[c].map(lambda v: v is None or v == "–" or v != v).all()]
+    return table.drop(columns=empty)
+
+
+def _pretrain_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The pre-training rows with their keys in words (unknown keys keep their name, underscores as spaces)."""
+    table = pd.DataFrame(rows)
+    return table.rename(columns={c: PRETRAIN_COLUMNS.get(c, c.replace("_", " ")) for c in table.columns})
+
+
 def _loso_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([{
         "model": r["model"], "preset": r["preset"], "executor": r["executor"], "epochs": r["epochs"],
@@ -50,8 +68,8 @@ def _preprocess_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _pages_table(pages: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame([{"page": name, "first render s": r.get("cold_s"), "warm render s": _spread(r.get("warm_s"), "{:.3f}")}
-                         for name, r in pages.items()])
+    return pd.DataFrame([{"page": name, "first render s": r.get("cold_s"),
+                          "warm render s": _spread(r.get("warm_s"), "{:.3f}")} for name, r in pages.items()])
 
 
 def _machine(report: dict[str, Any], name: str, label: str) -> None:
@@ -61,7 +79,7 @@ def _machine(report: dict[str, Any], name: str, label: str) -> None:
                      + (" · quick run" if report.get("quick") else "")))
     for line in reads.bench_update_lines(report):
         st.caption(plain(line[0].upper() + line[1:] + " (newer than the line above)."))
-    st.caption(plain(f"Job estimates on this machine ({label})."))
+    st.caption(plain(f"Job estimates on this machine come from: {label}."))
 
 
 def _sections(report: dict[str, Any]) -> None:
@@ -69,16 +87,16 @@ def _sections(report: dict[str, Any]) -> None:
     st.caption("Median (min–max) of repeated runs; CPU seconds and peak memory cover the whole process tree, "
                "pool workers included. Training cost per sample-epoch is what the job estimate uses.")
     if report["loso"]:
-        st.dataframe(_loso_table(report["loso"]), hide_index=True, width="stretch")
+        st.dataframe(shown(_loso_table(report["loso"])), hide_index=True, width="stretch")
     st.subheader("Forward + backward")
     if report["fwd_bwd"]:
-        st.dataframe(_fwd_table(report["fwd_bwd"]), hide_index=True, width="stretch")
+        st.dataframe(shown(_fwd_table(report["fwd_bwd"])), hide_index=True, width="stretch")
     st.subheader("Preprocessing (flow u, v, strain)")
     if report["preprocess"]:
-        st.dataframe(_preprocess_table(report["preprocess"]), hide_index=True, width="stretch")
+        st.dataframe(shown(_preprocess_table(report["preprocess"])), hide_index=True, width="stretch")
     if report["pretrain"]:
         st.subheader("Macro pre-training")
-        st.dataframe(pd.DataFrame(report["pretrain"]), hide_index=True, width="stretch")
+        st.dataframe(shown(_pretrain_table(report["pretrain"])), hide_index=True, width="stretch")
     st.subheader("Page renders")
     pages = report["pages"]
     if pages.get("pages"):

@@ -403,11 +403,19 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
                       format_func={"au_share": "mass on true AUs ↑", "blink_share": "mass on blinks ↓",
                                    "pointing": "pointing game ↑"}.get)
     st.plotly_chart(plots.localisation_bars(table, metric), width="stretch", config=widgets.chart_config("explain-2"))
+    from mer_core.explain.report import MEASURES
+
+    named = {k: st.column_config.NumberColumn(MEASURES[k][0], format="%.3f", help=MEASURES[k][3])
+             for k in ("rank_accuracy", "roc_auc", "topk_iou") if k in MEASURES}
     st.dataframe(table, hide_index=True,
                  width="stretch", column_config={
-                     "au_share": st.column_config.NumberColumn("on true AUs", format="%.3f"),
-                     "blink_share": st.column_config.NumberColumn("on blinks", format="%.3f"),
-                     "pointing": st.column_config.NumberColumn("pointing hits", format="%.3f"),
+                     **named,
+                     "iou_chance": st.column_config.NumberColumn("top-K IoU (chance)", format="%.3f"),
+                     "au_share": st.column_config.NumberColumn("on true AUs", format="%.3f", help=MEASURES["au_share"][3]),
+                     "blink_share": st.column_config.NumberColumn("on blinks", format="%.3f",
+                                                                  help=MEASURES["blink_share"][3]),
+                     "pointing": st.column_config.NumberColumn("pointing hits", format="%.3f",
+                                                               help=MEASURES["pointing"][3]),
                      "au_area": st.column_config.NumberColumn("AU area (chance)", format="%.3f"),
                      "n": st.column_config.NumberColumn("maps", help="maps scored"),
                      "n_empty": st.column_config.NumberColumn("empty", help="all-zero maps (e.g. Grad-CAM after ReLU), "

@@ -20,6 +20,7 @@ from dashboard import glossary, reads, reads_context, reads_final, widgets, writ
 from dashboard.widgets import plain
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
+from mer_core.datasets.classes import class_set_words
 from mer_core.errors import ConfigError, MerError
 from mer_core.keyvalue import parse_lines
 
@@ -103,7 +104,8 @@ def _section_data(v: dict[str, Any], slots: dict[str, Any]) -> None:
     c1.caption(info.description)
     sets = list(info.class_sets)
     v["class_set"] = c2.selectbox("class set", sets, index=sets.index(info.default_class_set)
-                                  if info.default_class_set in sets else 0, key=f"ne_class_set_{dataset}")
+                                  if info.default_class_set in sets else 0, key=f"ne_class_set_{dataset}",
+                                  format_func=class_set_words)
     v["protocol"] = c3.selectbox("protocol", PROTOCOLS, key="ne_protocol",
                                  help=glossary.tip("LOSO", note="loso: one fold per subject (the honest default)"))
     if v["protocol"] == "kfold":

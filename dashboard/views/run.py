@@ -20,6 +20,7 @@ from mer_core.evaluation.metrics import per_group, summarize
 from mer_core.evaluation.statistics import Interval, per_subject_confusions
 from mer_core.evaluation.export import csv_safe, predictions_table
 from mer_core.evaluation.context import chance_levels, oracle_gap_sentence
+from mer_core.datasets.classes import class_set_words
 
 K_NORMALISE = "run_cm_normalise"
 K_CM_CHART = "run_cm_chart"
@@ -296,7 +297,8 @@ def subject_section(pred: pd.DataFrame, classes: list[str]) -> None:
     st.subheader("Per-subject scores")
     per_subject = per_group(pred, classes, "subject")
     hover = {s: plots.confusion_text(cm, classes) for s, cm in per_subject_confusions(pred, classes).items()}
-    metric = st.radio("metric", ["uf1", "accuracy", "uar"], horizontal=True, format_func=str.upper, key=K_METRIC)
+    metric = st.radio("metric", ["uf1", "accuracy", "uar"], horizontal=True, key=K_METRIC,
+                      format_func={"uf1": "UF1", "accuracy": "accuracy", "uar": "UAR"}.get)
     st.plotly_chart(plots.subject_bars_detail(per_subject, hover, metric), width="stretch", config=widgets.chart_config("run-2"))
     st.caption("Each bar is one held-out subject; n = clips of that subject; hover for the subject's confusion "
                "matrix. A subject's UF1 averages only the classes it shows or is predicted as.")
@@ -394,7 +396,8 @@ def details_section(run: dict, folds: pd.DataFrame) -> None:
         "dataset fingerprint", "code version", "device", "wall time", "created", "finished", "config hash"],
         "value": [
         run["id"], run.get("name") or "–", run["status"], f"{run['model']} / {preset_label(run['config'])}", run["dataset"],
-        run["protocol"], run.get("class_set") or "(dataset default)", ", ".join(run["classes"]),
+        run["protocol"], class_set_words(run["class_set"]) if run.get("class_set") else "(dataset default)",
+        ", ".join(run["classes"]),
         run.get("dataset_fingerprint") or "–", run.get("code_version") or "–", run.get("device") or "–",
         f"{run.get('wall_time') or 0:.1f} s", fmt(run.get("created")), fmt(run.get("finished")),
         run.get("config_hash", "")]})

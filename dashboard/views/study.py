@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, reads, study_plots, widgets, writes
+from dashboard import glossary, plots, reads, study_plots, widgets, writes
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 from mer_core.evaluation.study_table import paper_table
@@ -106,7 +106,8 @@ def curves_section(report) -> None:
         st.subheader("Learning curves")
         metrics = list(dict.fromkeys(report.curves["metric"]))
         if metrics:
-            metric = st.radio("curve", metrics, horizontal=True, key=K_METRIC)
+            metric = st.radio("curve", metrics, horizontal=True, key=K_METRIC,
+                              format_func=lambda m: plots.CURVE_NAMES.get(m, m.replace("_", " ")))
             st.plotly_chart(study_plots.band_curves(report.curves, metric, report.arms), width="stretch", config=widgets.chart_config("study-2"))
             st.caption("Mean over seeds of each cell's fold-averaged curve, with a ± sd band.")
     with right:

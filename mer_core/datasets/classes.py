@@ -91,6 +91,22 @@ def list_class_sets() -> list[str]:
     return sorted(CLASS_SETS) + ["native"]
 
 
+_CLASS_SET_ORIGIN = {"composite3": "the MEGC2019 composite's", "casme2_5": "CASME II's", "samm_5": "SAMM's",
+                     "casme3_7": "CAS(ME)^3 part A's"}
+
+
+def class_set_words(class_set: str) -> str:
+    """A class set named in words for people: ``composite3`` -> "3 classes: negative, positive, surprise
+    (the MEGC2019 composite's)"; ``native`` -> "the dataset's own labels"; an unknown name as given."""
+    if class_set == "native":
+        return "the dataset's own labels"
+    if class_set not in CLASS_SETS:
+        return class_set
+    names = CLASS_SETS[class_set]
+    origin = _CLASS_SET_ORIGIN.get(class_set)
+    return f"{len(names)} classes: {', '.join(names)}" + (f" ({origin})" if origin else "")
+
+
 def classes_for(class_set: str, table: pd.DataFrame | None = None) -> tuple[str, ...]:
     """The ordered class names of a class set (``native``: the table's emotions)."""
     if class_set == "native":
