@@ -286,11 +286,6 @@ def ground_truth(mask_path: str) -> dict[str, np.ndarray]:
 # the run folder (mer_core.explain.runs), so a reload or another user is instant.
 
 
-def explainer(run_id: str) -> Any:
-    """The run's RunExplainer (raises MerError: unknown run, no inputs)."""
-    return _explainer(str(store_path()), run_id)
-
-
 @st.cache_resource(ttl=60, show_spinner=False, max_entries=8)
 def _explainer(path: str, run_id: str) -> Any:
     import torch

@@ -252,10 +252,6 @@ class ExperimentConfig:
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def valid_keys(cls: type = ExperimentConfig) -> list[str]:
-    return [f.name for f in fields(cls)]
-
-
 def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")

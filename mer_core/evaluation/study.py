@@ -31,7 +31,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mer_core.errors import MerError
 from mer_core.evaluation.metrics import per_group
 from mer_core.evaluation.statistics import bootstrap_intervals, sign_flip_test
 
@@ -279,8 +278,3 @@ def learning_curves(complete: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     out = df.groupby(["arm", "metric", "epoch"], sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
     out = out.rename(columns={"std": "sd", "count": "n"}).fillna({"sd": 0.0})
     return out[cols]
-
-
-def check_report(report: StudyReport) -> None:
-    if report.table.empty:
-        raise MerError(f"study {report.name!r} has no cells")

@@ -33,7 +33,6 @@ preset the dataset cannot feed (the job plan fails).
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,10 +320,6 @@ def study_to_mlflow(store: RunStore, name: str, *, tracking_uri: str | None = No
     tables = {f"{name}.{ext}": paper_table(report, fmt) for fmt, ext in (("md", "md"), ("csv", "csv"),
                                                                         ("latex", "tex"))}
     return log_study(report, data["study"]["definition"], configs, tables, tracking_uri=tracking_uri)
-
-
-def spec_json(spec: StudySpec) -> str:
-    return json.dumps(spec.to_dict(), sort_keys=True, indent=1)
 
 
 def preview(spec: StudySpec, plan_fn: Callable[[ExperimentConfig], Mapping[str, Any]] | None = None) -> dict[str, Any]:

@@ -22,15 +22,6 @@ import torch
 from torch import nn
 
 
-def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
-    """Conv (no bias) -> BatchNorm -> ReLU, 'same' padding for odd kernels."""
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
 class ChannelAttention(nn.Module):
     """Channel gate from pooled descriptors through a shared MLP (reduction r)."""
 

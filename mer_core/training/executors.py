@@ -261,12 +261,9 @@ def _worker_init(threads: int, events: Any, parent_pid: int | None = None) -> No
         die_with_parent(parent_pid)  # a SIGKILLed job leaves no worker training on
     _EVENTS = events
     torch.set_num_threads(max(1, threads))
-    try:
-        import cv2
+    import cv2
 
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    cv2.setNumThreads(1)
 
 
 def _process_entry(task: FoldTask) -> FoldOutcome:
