@@ -44,13 +44,14 @@ def subject_bars(per_subject: pd.DataFrame, metric: str = "uf1") -> go.Figure:
         hovertemplate=("%{x}<br>n=%{customdata[0]}<br>accuracy %{customdata[1]:.3f}<br>"
                        "UF1 %{customdata[2]:.3f}<br>UAR %{customdata[3]:.3f}<extra></extra>"),
     ))
-    fig.update_layout(yaxis_title=metric.upper(), yaxis_range=[0, 1.12], xaxis_title="held-out subject",
+    fig.update_layout(yaxis_title={"uf1": "UF1", "uar": "UAR"}.get(metric, metric), yaxis_range=[0, 1.12],
+                      xaxis_title="held-out subject",
                       margin=dict(l=10, r=10, t=10, b=10), height=360)
     fig.update_xaxes(type="category")
     return fig
 
 
-# --- results pages (issue 10) ------------------------------------------------------
+# --- results pages: curves, confusion, subjects, leaderboard ---------------------------
 
 
 def confusion_clickable(cm: Sequence[Sequence[int]], classes: Sequence[str], *, normalise: bool = False) -> go.Figure:
@@ -96,7 +97,8 @@ def subject_bars_detail(per_subject: pd.DataFrame, hover: dict[str, str], metric
                        "UF1 %{customdata[2]:.3f} · UAR %{customdata[3]:.3f}<br>%{customdata[4]}<extra></extra>"),
         hoverlabel=dict(font_family="monospace"),
     ))
-    fig.update_layout(yaxis_title=metric.upper(), yaxis_range=[0, 1.12], xaxis_title="held-out subject",
+    fig.update_layout(yaxis_title={"uf1": "UF1", "uar": "UAR"}.get(metric, metric), yaxis_range=[0, 1.12],
+                      xaxis_title="held-out subject",
                       margin=dict(l=10, r=10, t=10, b=10), height=360)
     fig.update_xaxes(type="category")
     return fig
@@ -234,7 +236,7 @@ def leaderboard_bars(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
-# --- jobs (issue 9): live training curves ------------------------------------------
+# --- jobs: live training curves ------------------------------------------------------
 def training_curves(epochs: pd.DataFrame, highlight: int | None = None) -> go.Figure:
     """Per-epoch loss and accuracy: one fold highlighted (the latest by default), every other fold grey.
 

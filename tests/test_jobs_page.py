@@ -222,3 +222,14 @@ def test_one_click_on_cancel_acts_and_says_so(monkeypatch, via_page):
     said = " ".join(s.value for s in at.success)
     assert "Cancel requested" in said and "finished folds are kept" in said
     assert {b.label: b for b in at.button}["Cancel"].disabled  # no second click needed, none possible
+
+
+def test_the_job_view_names_a_modified_preset():
+    job_id = store_job("done", folds_done=3)
+    at = view(job_id)
+    assert not at.exception, at.exception
+    with RunStore() as store:
+        cfg = jobs.get_job(store, job_id)["config"]
+    from mer_core.training.experiment import preset_label
+
+    assert preset_label(cfg) in " ".join(c.value for c in at.caption).replace("\\", "")

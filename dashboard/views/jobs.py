@@ -142,7 +142,9 @@ def _job_view(job_id: str) -> str | None:
     job, run = detail["job"], detail["run"]
     status = job["status"]
     st.markdown(f"### Job {code(job['id'])} · :{STATUS_COLOUR.get(status, 'gray')}[{plain(status)}]")
-    st.caption(plain(f"{job['model']} ({job['config'].get('preset', '')}) on {job['dataset']} · {job['protocol']} · "
+    from mer_core.training.experiment import preset_label
+
+    st.caption(plain(f"{job['model']} ({preset_label(job['config'])}) on {job['dataset']} · {job['protocol']} · "
                f"{job['config'].get('epochs')} epochs · submitted {_when(job['created'])} · started "
                f"{_when(job['started'])} · finished {_when(job['finished'])} · attempt {job['attempts']}"
                + (f" · pid {job['pid']}" if job["pid"] and status in ACTIVE else "")))
