@@ -135,3 +135,14 @@ def test_cd_diagram_names_arms_with_equal_ranks_on_separate_rows():
     assert set(labels) == set(ranks.index)
     assert all(labels[arm][0] == ranks[arm] for arm in ranks.index)  # each leader line ends at its arm's rank
     assert len({ay for _, ay in labels.values()}) == len(ranks)  # one row per arm: equal ranks do not overprint
+
+
+def test_the_preview_says_whether_dense_attention_pre_trains(no_workers) -> None:
+    at = page_app("new_study")
+    at.multiselect(key=ns.K_ARMS).select("dense_attention / cpu").select("dense_attention / paper")
+    at.text_input(key=ns.K_SEEDS).input("0")
+    at.run()
+    assert not at.exception, at.exception
+    text = _texts(at).replace("\\", "")
+    assert "dense_attention: no pre-training: trained from scratch" in text
+    assert "dense_attention (paper): pre-trained on synthetic-macro for 20 epochs" in text

@@ -25,6 +25,7 @@ K_PROTOCOL = "ns_protocol"
 K_SEEDS = "ns_seeds"
 K_EPOCHS = "ns_epochs"
 K_SAME_EPOCHS = "ns_same_epochs"
+PRETRAIN_MODELS = ("dense_attention",)  # models whose description promises transfer learning
 K_MODE = "ns_mode"
 K_ARMS = "ns_arms"
 K_ABL_MODEL = "ns_ablate_model"
@@ -104,6 +105,12 @@ def _preview(definition: dict[str, Any]) -> None:
     own = not definition["options"].get("epochs")
     st.caption(plain(" · ".join(f"{a['name']}: {a['epochs']} epochs" + (" (its preset's)" if own else "")
                                 + f", about {_duration(a['seconds'])} per seed" for a in out["arms"])))
+    for a in out["arms"]:
+        if a["model"] in PRETRAIN_MODELS:
+            st.caption(plain(f"{a['name']}: " + (f"pre-trained on {a['pretrain']} for {a['pretrain_epochs']} epochs "
+                                                 "before every fold (transfer learning)" if a["pretrain"] else
+                                                 "no pre-training: trained from scratch (its paper preset pre-trains "
+                                                 "on macro-expressions)")))
 
 
 def _duration(seconds: float) -> str:

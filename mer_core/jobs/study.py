@@ -323,7 +323,8 @@ def study_to_mlflow(store: RunStore, name: str, *, tracking_uri: str | None = No
 
 
 def preview(spec: StudySpec, plan_fn: Callable[[ExperimentConfig], Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """What submitting ``spec`` queues: {"jobs", "seconds", "arms": [{"name", "epochs", "seconds"}...]}.
+    """What submitting ``spec`` queues: {"jobs", "seconds", "arms": [{"name", "model", "epochs", "seconds",
+    "pretrain", "pretrain_epochs"}...]} (``pretrain``: the macro data set the arm pre-trains on, "" for none).
 
     Each arm's config is resolved as its cells' are (its own preset's epochs
     unless the study's options set them); its time is the job plan's estimate
@@ -338,6 +339,7 @@ def preview(spec: StudySpec, plan_fn: Callable[[ExperimentConfig], Mapping[str, 
     for arm in spec.arms:
         cfg = cell_config(spec, arm, seed)
         seconds = float(plan_fn(cfg)["estimated_seconds"])
-        arms.append({"name": arm.name, "epochs": int(cfg.epochs), "seconds": seconds})
+        arms.append({"name": arm.name, "model": cfg.model, "epochs": int(cfg.epochs), "seconds": seconds,
+                     "pretrain": cfg.pretrain, "pretrain_epochs": int(cfg.pretrain_epochs)})
         total += seconds * len(spec.seeds)
     return {"jobs": len(spec.arms) * len(spec.seeds), "seconds": total, "arms": arms}
