@@ -50,7 +50,9 @@ class LinearFloor(nn.Module):
 
 _NOTES = {"*": "chosen here (the floor: a logistic regression on flow pixels)",
           "channels": "chosen here (the flow image's three channels, as STSTNet reads them)",
-          "input_size": "chosen here (the public 28x28 flow images)"}
+          "input_size": "chosen here (the public 28x28 flow images)",
+          "weight_decay": "chosen on the realism variant (0.2 over 0.01: LOSO UF1 0.687 vs 0.675, seed 0; "
+                          "0.2 is about the L2 of a logistic regression with C=0.01 on ~440 clips)"}
 
 
 @register_model(
@@ -59,7 +61,7 @@ _NOTES = {"*": "chosen here (the floor: a logistic regression on flow pixels)",
     presets={"cpu": dict(channels=("flow_u", "flow_v", "strain"), input_size=28, dropout=0.0, standardise=True)},
     description="Linear floor: softmax regression on standardised 28x28 u, v, strain pixels (the floor every "
                 "method must beat).",
-    train_defaults={"cpu": dict(epochs=30, lr=1e-3, batch_size=32, optimizer="adam", weight_decay=1e-2,
+    train_defaults={"cpu": dict(epochs=30, lr=1e-3, batch_size=32, optimizer="adam", weight_decay=0.2,
                                 loss="ce", class_balance="weights", augment=False)},
     provenance={"cpu": _NOTES},
 )

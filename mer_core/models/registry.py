@@ -65,7 +65,8 @@ class ModelSpec:
 
 # Where a preset's number comes from; each provenance note names one of these (it may add detail,
 # e.g. "DenseNet-121 layout chosen here").
-PROVENANCE_KINDS = ("paper", "reference implementation", "chosen here", "tuned on synthetic seed 0")
+PROVENANCE_KINDS = ("paper", "reference implementation", "chosen here", "tuned on synthetic seed 0",
+                    "chosen on the realism variant")
 
 
 # A 'paper*' preset is the paper's whole recipe: it sets every one of these training fields itself (each with

@@ -1,0 +1,30 @@
+"""The linear floor: one linear layer on standardised flow pixels, statistics from the training data only."""
+from __future__ import annotations
+
+import torch
+
+from mer_core.models import create_model, model_spec
+
+
+def test_linear_floor_is_one_linear_layer_on_the_three_flow_channels():
+    model = create_model("linear", "cpu")
+    assert model.config.channels == ("flow_u", "flow_v", "strain") and model.config.input_size == 28
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == 3 * 28 * 28 * 3 + 3  # weights + biases of one layer, nothing else learns
+    assert "chosen on the realism variant" in model_spec("linear").provenance["cpu"]["weight_decay"]
+
+
+def test_standardisation_uses_training_statistics_only():
+    torch.manual_seed(0)
+    model = create_model("linear", "cpu")
+    train = torch.randn(64, 3, 28, 28) * 2.0 + 5.0
+    model.train()
+    model(train)  # one training batch: the running statistics are the training data's
+    mean = model.norm.running_mean.clone()
+    assert torch.allclose(mean, train.flatten(1).mean(0), atol=1e-4)
+    model.eval()
+    test = torch.randn(8, 3, 28, 28) + 100.0  # a shifted test subject
+    alone = model(test[:1])
+    with_others = model(test)[:1]
+    assert torch.allclose(alone, with_others)  # a test sample's output does not depend on other test samples
+    assert torch.equal(model.norm.running_mean, mean)  # evaluation never updates the statistics
