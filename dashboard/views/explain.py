@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, palette, plots, reads, widgets
+from dashboard import glossary, palette, plots, reads, reads_context, widgets
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 
@@ -444,7 +444,8 @@ def render() -> None:
         st.error(plain(exc))
         return
     run = ov["run"]
-    st.caption(plain(f"{run['model']} ({run['preset']}) on {run['dataset']} · {len(ov['samples'])} clips · ")
+    label = reads_context.preset_labels((run_id,)).get(run_id, f"{run['preset']} preset")
+    st.caption(plain(f"{run['model']} ({label}) on {run['dataset']} · {len(ov['samples'])} clips · ")
                + f"{len(ov['failures'])} misclassified · status **{run['status']}**")
     if not ov["has_checkpoints"]:
         st.error(plain(f"Run {run_id} has no fold checkpoints (it was run with keep_checkpoints=false, or no fold has "

@@ -317,7 +317,9 @@ def parts_section(run: dict, summary: dict) -> None:
         columns = pd.MultiIndex.from_tuples([(heading, m.upper()) for prefix, heading, _ in PARTS
                                              for m in ("uf1", "uar")])
         values = [[row[f"{prefix}_{m}"] for prefix, _, _ in PARTS for m in ("uf1", "uar")]]
-        method = f"{run['model']} ({run['preset']}), measured here"
+        from mer_core.training.experiment import preset_label
+
+        method = f"{run['model']} ({preset_label(run['config'])}), measured here"
         paper = pd.DataFrame(values, index=pd.Index([method], name="method"), columns=columns)
         st.markdown("**MEGC2019 layout** (rows = method, columns = composite part × metric)")
         st.table(paper.style.format(lambda v: "–" if v is None or pd.isna(v) else f"{v:.4f}"))
