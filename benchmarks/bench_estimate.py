@@ -1,4 +1,4 @@
-"""How good is the job time estimate? Estimate vs measured wall time of finished runs (issue 16: within +-30%).
+"""How good is the job time estimate? Estimate vs measured wall time of finished runs (the target: within +-30%).
 
     .venv/bin/mer study submit benchmarks/study_synthetic.toml --wait    # 4 models x 3 seeds on the default set
     .venv/bin/python benchmarks/bench_estimate.py --study synthetic-4x3  # writes benchmarks/results/estimate_<kind>.json

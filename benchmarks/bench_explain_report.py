@@ -1,6 +1,6 @@
 """Explanation-report cost: a 167-clip run, the fast methods, deletion/insertion at 10 steps.
 
-    .venv/bin/python benchmarks/bench_explain_report.py                 # the target (issue 20): < 180 s on 2 cores
+    .venv/bin/python benchmarks/bench_explain_report.py                 # the target: < 180 s on 2 cores
     .venv/bin/python benchmarks/bench_explain_report.py --full          # + ROAD, infidelity, 4-clip randomisation check
 
 Trains (untimed) a 1-epoch DenseAttention LOSO run on a synthetic set of

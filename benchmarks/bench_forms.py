@@ -1,4 +1,4 @@
-"""Every model at its ``auto`` preset on the composite-shaped synthetic export (issue 15's targets).
+"""Every model at its ``auto`` preset on the composite-shaped synthetic export, against each preset's time target.
 
     .venv/bin/python benchmarks/bench_forms.py                          # flow + apex, 68 folds, all models
     .venv/bin/python benchmarks/bench_forms.py --models ststnet --seeds 0 1 2

@@ -1,4 +1,4 @@
-"""MFDAN training-step cost: the window attention's masking, former against current (issue 17).
+"""MFDAN training-step cost: the window attention's masking, former against current.
 
 The 4 x 3 synthetic study spends two thirds of its time in MFDAN, and an MFDAN step on
 the CPU preset spends most of its time in the window attentions' elementwise work, not in

@@ -8,7 +8,7 @@ temporary cache, then renders each page with Streamlit's AppTest and records
 the wall time of ``AppTest.run()``: the first render in the process (cold
 caches: store reads, subject bootstrap, paired tests) and the median of
 ``--repeats`` further renders (warm st.cache_data, what a user sees when
-clicking around). Target from issue 10: under 1.5 s per page.
+clicking around). Target: under 1.5 s per page.
 
 The Datasets page is measured first, on the default synthetic set (the
 repository's cache/datasets/synthetic when ``make data`` made it, else
@@ -16,7 +16,7 @@ generated into the temporary cache): its first visit (cold st.cache_data:
 indexing and the dataset check) and each tab opened once (the Motion tab
 computes flow, strain and EVM for the opened clip). One throwaway AppTest
 render of an empty script runs before it, so AppTest's own one-off start-up
-(component discovery) is not charged to the page. Target from issue 18:
+(component discovery) is not charged to the page. Target:
 under 2 s for the first visit. Writes bench_out/pages.json. ``mer bench`` runs this script in a child process
 (the library never imports Streamlit) and keeps its figures in its report.
 """

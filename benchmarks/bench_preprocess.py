@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_preprocess.py            # full (a few minutes on 2 cores)
     .venv/bin/python benchmarks/bench_preprocess.py --quick    # reduced sizes
 
-Measures (issue 5, "Performance"):
+Measures:
 
 1. per-sample cost of each flow method (dis, tvl1, farneback) at 128 and 224
    px: the flow call alone and the whole per-sample pipeline (read, crop,

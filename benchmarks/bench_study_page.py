@@ -25,8 +25,8 @@ One AppTest render of an empty script runs first (``apptest_start_up_s``) and
 its component registry is reused by every page render, and the page's modules
 are imported before timing, so neither AppTest's start-up (component
 discovery, which a server does once, not per view) nor the imports (paid once
-per server process) are charged to the page. Target
-from issue 17: under 2 s. Writes benchmarks/results/study_page_<kind>.json
+per server process) are charged to the page. Target:
+under 2 s. Writes benchmarks/results/study_page_<kind>.json
 (not a ``mer bench`` report: another schema, skipped by the results reader)
 with the machine (cpu, cores, load average before and after). Timings taken
 while other work shares the cores are upper bounds.

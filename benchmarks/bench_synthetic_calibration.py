@@ -1,4 +1,4 @@
-"""Calibration of the synthetic dataset's difficulty (issue 3).
+"""Calibration of the synthetic dataset's difficulty.
 
 The synthetic set must be neither trivial nor impossible: the motion, not the
 identity, carries the label. Under leave-one-subject-out (scikit-learn's

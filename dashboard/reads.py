@@ -63,7 +63,7 @@ def try_run_bundle(run_id: str) -> tuple[dict[str, Any] | None, str]:
         return None, str(exc)
 
 
-# --- results pages: intervals, paired tests, leaderboard (issue 10) -----------------
+# --- results pages: intervals, paired tests, leaderboard ----------------------------
 def _stamp(run_id: str) -> tuple:
     """What changes when a run gets new results: part of the statistics cache keys."""
     row = runs_table().set_index("id")
@@ -145,7 +145,7 @@ def _run_details(path: str, run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
         return [store.get_run(r) for r in run_ids if store.has_run(r)]
 
 
-# --- jobs (issue 9): the queue, the live job view, the new-experiment plan ------------
+# --- jobs: the queue, the live job view, the new-experiment plan ---------------------
 def estimate_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]:
     """Training-time estimate of mer_core.jobs.plan (seconds, what it is based on)."""
     from mer_core.jobs.plan import estimate_seconds as estimate
@@ -181,7 +181,7 @@ def job_detail(job_id: str) -> dict[str, Any] | None:
 
 
 def experiment_plan(config_json: str) -> dict[str, Any]:
-    """mer_core.jobs.queue.plan of a config (samples, folds, estimate) or {'error': message}.
+    """mer_core.jobs.plan.plan of a config (samples, folds, estimate) or {'error': message}.
 
     Successes are cached; errors are not, so fixing the data on disk shows at the next rerun.
     """
@@ -201,7 +201,7 @@ def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
     return plan(ExperimentConfig.from_json(config_json))
 
 
-# --- datasets page (issues 3, 4, 5) ------------------------------------------------
+# --- datasets page: roots, indexing reports, preprocessing ------------------------
 def dataset_roots() -> dict[str, str]:
     """Dataset roots configured on this machine (environment, then cache/datasets.toml); uncached."""
     from mer_core.datasets.roots import configured_roots
@@ -379,7 +379,7 @@ def _localisation(path: str, run_ids: tuple[str, ...], methods: tuple[str, ...],
         return localisation_table(run_ids, methods, max_samples=max_samples, store=store)
 
 
-# --- benchmarks (issue 16): the mer bench results files ---------------------------------
+# --- benchmarks: the mer bench results files -------------------------------------------
 def bench_results() -> dict[str, Any]:
     """{'files': {name: report}, 'match': the file this machine's estimates use, 'label', 'kind'}."""
     from mer_core.jobs.bench_report import results_dir, results_stamp
@@ -401,7 +401,7 @@ def bench_update_lines(report: dict[str, Any]) -> list[str]:
     return describe_updates(report)
 
 
-# --- studies and run management (issue 17) --------------------------------------------------
+# --- studies and run management: tags, notes, deletion, study reports ---------------------
 QP_STUDY, QP_CLONE = "study", "clone"  # ?clone=RUN: New experiment prefilled from that run's config
 
 

@@ -1,4 +1,4 @@
-"""Reads of the Analyse a clip page (issue 19): exported clips, the analysis and its overlays, cached.
+"""Reads of the Analyse a clip page: exported clips, the analysis and its overlays, cached.
 
 Kept beside :mod:`dashboard.reads` (which is at its size limit) with the same
 rules: views call these, these call mer_core; a run's predictor (its final

@@ -1,4 +1,4 @@
-"""Reads of an explanation report's time estimates (issue 20), for the Explain page's Faithfulness tab.
+"""Reads of an explanation report's time estimates, for the Explain page's Faithfulness tab.
 
 Kept beside :mod:`dashboard.reads` (at its size limit) with the same rules:
 views call these, these call mer_core. Both are live (uncached).

@@ -1,4 +1,4 @@
-"""Reads of a run's final model (issue 19), for the Run page and the New experiment estimate.
+"""Reads of a run's final model, for the Run page and the New experiment estimate.
 
 Kept beside :mod:`dashboard.reads` (at its size limit) with the same rules:
 views call these, these call mer_core. The record (``final.json`` beside

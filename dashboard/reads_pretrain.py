@@ -1,4 +1,4 @@
-"""Reads of a run's pre-training record (issue 15), for the Run page and the Leaderboard.
+"""Reads of a run's pre-training record, for the Run page and the Leaderboard.
 
 Kept beside :mod:`dashboard.reads` (at its size limit) with the same rules:
 views call these, these call mer_core. The record itself is read and

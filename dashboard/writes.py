@@ -110,7 +110,7 @@ def _kick_once(path: str) -> bool:
     return True
 
 
-# --- studies and run management (issue 17) --------------------------------------------------
+# --- studies and run management: submit a study, tag, note, delete ------------------------
 def submit_study(definition: dict[str, Any]) -> int:
     """Validate a study definition (mer_core.jobs.study.parse_study keys) and queue its cells; returns the count."""
     from mer_core.jobs import study
@@ -149,7 +149,7 @@ def submit_explain_report(run_id: str, settings: dict[str, Any]) -> str:
     return jobs.submit_explain_report(run_id, settings)
 
 
-# --- Analyse a clip (issue 19): uploads under cache/uploads, synthetic clips as videos --------------
+# --- Analyse a clip: uploads under cache/uploads, synthetic clips as videos ------------------------
 UPLOAD_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".zip")
 UPLOAD_TTL_ENV = "MER_UPLOAD_TTL_MINUTES"  # how long an upload is kept (default 60 minutes)
 UPLOAD_FREE_MARGIN = 512 * 2**20  # never write an upload that would leave less than this free

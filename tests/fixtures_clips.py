@@ -64,7 +64,7 @@ def tiny_run_with_videos(root: Path, *, clips: int, fmt: str, videos_dir: str = 
                          final_model: bool = False) -> dict:
     """Under cache ``root``: a 1-epoch baseline LOSO on a tiny synthetic set and ``clips`` of it as videos.
 
-    ``final_model``: the run also trains its final model on every subject (issue 19).
+    ``final_model``: the run also trains its final model on every subject.
 
     Returns {"root", "run", "videos", "metas"}. MER_CACHE is pointed at ``root`` only while it works.
     """

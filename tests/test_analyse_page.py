@@ -1,4 +1,4 @@
-"""The Analyse a clip page (issue 19) via AppTest: an uploaded video, an exported clip, bad uploads, storage."""
+"""The Analyse a clip page via AppTest: an uploaded video, an exported clip, bad uploads, storage."""
 from __future__ import annotations
 
 import time

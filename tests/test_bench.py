@@ -51,7 +51,7 @@ def test_smoke_bench_writes_a_valid_report(tiny_report, isolated_cache):
     assert loso["wall_s"]["n"] == 2 and 0 <= loso["uf1"]["median"] <= 1 and 0 <= loso["uar"]["median"] <= 1
     assert loso["cpu_s"]["median"] > 0 and loso["peak_rss_mb"]["median"] > 50  # torch alone is bigger
     assert loso["train_ms_per_sample_epoch"] > 0 and loso["preprocess_cold_ms_per_clip"] > 0
-    # the timing model (issue 16): epoch 2 timed from the epoch events, the start-up the rest of the wall time
+    # the timing model: epoch 2 timed from the epoch events, the start-up the rest of the wall time
     assert loso["parallel"] == 1  # sequential: one fold at a time
     steady, setup, startup = (loso[k] for k in ("steady_ms_per_sample_epoch", "fold_setup_s", "startup_s"))
     assert steady["n"] == setup["n"] == startup["n"] == 2 and steady["min"] > 0 and setup["min"] >= 0

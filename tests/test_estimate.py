@@ -111,7 +111,7 @@ def test_the_final_model_adds_one_fit_of_every_clip():
     assert single["total_s"] == pytest.approx(single["train_s"] + single["preprocess_s"] + single["final_s"])
 
 
-# --- the timing model (issue 16): start-up + folds / parallel x (fold set-up + epochs x clips x steady ms) -----------
+# --- the timing model: start-up + folds / parallel x (fold set-up + epochs x clips x steady ms) -----------
 def _timed_loso(model, ms_old, startup, setup, steady, parallel, executor="process"):
     return {**_loso(model, ms_old, executor=executor), "startup_s": _spread(startup), "fold_setup_s": _spread(setup),
             "steady_ms_per_sample_epoch": _spread(steady), "parallel": parallel}

@@ -179,7 +179,7 @@ def test_faithfulness_tab_offers_the_job_then_renders_the_cached_report(env, mon
     assert any("what the measures mean" in e.label for e in at.expander)
 
 
-# --- issue 18, Explain items --------------------------------------------------------------------------
+# --- Explain items: Grad-CAM layer, overlays, pointing, shared scales, report comparison, report jobs ------
 class EmptyCoarse(torch.nn.Module):
     """Grad-CAM on 'coarse' is all zero (its evidence is negative everywhere); on 'fine' it is not."""
 
@@ -276,7 +276,7 @@ def test_a_report_job_is_listed_on_the_jobs_page(env, monkeypatch):
     assert job_id in shown.to_string()
 
 
-# --- issue 20: measured time estimates -------------------------------------------------------------
+# --- measured time estimates ----------------------------------------------------------------------
 IG = "integrated_gradients"
 
 

@@ -1,4 +1,4 @@
-"""The final model (issue 19): trained on every subject after the LOSO, stored beside the folds, never evaluated.
+"""The final model: trained on every subject after the LOSO, stored beside the folds, never evaluated.
 
 Engine tests use the tiny clip manifest of test_engine; the predict, CLI and
 Analyse page tests use one tiny synthetic run with a final model and one

@@ -1,4 +1,4 @@
-"""Analyse a clip of one's own (issue 19): decode, crop, spot, preprocess as the run did, predict, warn.
+"""Analyse a clip of one's own: decode, crop, spot, preprocess as the run did, predict, warn.
 
 Videos are written by the tests with cv2.VideoWriter from synthetic clips; a
 tiny stored run (baseline, 3 subjects) is trained once for the module.

@@ -1,4 +1,4 @@
-"""Spotting with blinks (issue 19): eye regions left out of the motion curve when a blink is found.
+"""Spotting with blinks: eye regions left out of the motion curve when a blink is found.
 
 A blink moves the lids far more than a micro-expression moves any skin; the
 old curve (whole crop) peaks on it. These tests render one synthetic clip

@@ -1,4 +1,4 @@
-"""A run's pre-training record (issue 15): stored in the run folder, read back validated, shown on the
+"""A run's pre-training record: stored in the run folder, read back validated, shown on the
 Run page and in the Leaderboard.
 
 Runs are fabricated with ``store_fixture_run`` (tests/test_results_pages.py); the record is written as

@@ -1,4 +1,4 @@
-"""The Study page's fast paths give the numbers the former loops gave (issue 17: a 4 x 5 study in < 2 s).
+"""The Study page's fast paths give the numbers the former loops gave (the target: a 4 x 5 study in < 2 s).
 
 ``per_group`` scores every subject in one pass of the metrics core (formerly a per-subject loop of
 ``scores``, and a second vectorised copy in the study module), ``learning_curves``

@@ -1,7 +1,7 @@
 """Benchmarks: the figures of ``mer bench`` (benchmarks/results/<machine kind>.json) as tables.
 
-The same file feeds the job time estimate and the README's "Measured here"
-table, so what this page shows is what the New experiment form assumes.
+The same file feeds the job time estimate and the LOSO table in
+docs/benchmarks.md, so what this page shows is what the New experiment form assumes.
 """
 from __future__ import annotations
 

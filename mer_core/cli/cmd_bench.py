@@ -5,8 +5,8 @@
     mer bench --models mfdan --update   # re-measure one model's rows in the existing report
 
 Writes ``benchmarks/results/<machine kind>.json`` (``--out`` elsewhere),
-which the job estimate, the README table and the dashboard's Benchmarks page
-read, and prints the README table. Runs in a private temporary cache.
+which the job estimate and the dashboard's Benchmarks page read, and prints
+the LOSO table for docs/benchmarks.md. Runs in a private temporary cache.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``mer bench``: the benchmark suite whose report the estimates, the README and the dashboard read.
+"""``mer bench``: the benchmark suite whose report the estimates, docs/benchmarks.md and the dashboard read.
 
 Sections (each a list of rows in the report, see :mod:`mer_core.jobs.bench_report`):
 
@@ -301,8 +301,8 @@ def _run_loso_fresh(config: Any) -> tuple[str, list[tuple[str, int, int, float]]
 
 def _one_loso(config: Any) -> dict[str, Any]:
     """One LOSO as a user's run is: the config's defaults (oracle recorded, checkpoints kept), in a fresh
-    process (so its start-up is a job's, not a warm bench process's; 3.2 s against 1.5 s before the first
-    ststnet fold was seen), timed from its workers' fold and epoch events."""
+    process (so its start-up is a job's, not a warm bench process's, which is about twice as fast), timed from
+    its workers' fold and epoch events."""
     from mer_core.store.db import RunStore
 
     rid, events, mon = _run_loso_fresh(config)

@@ -2,7 +2,7 @@
 
 ``mer bench`` (:mod:`mer_core.jobs.bench`) writes one JSON report per machine
 kind to ``benchmarks/results/<kind>.json`` (committed, small). The job time
-estimate (:mod:`mer_core.jobs.plan`), the README's "Measured here" table and
+estimate (:mod:`mer_core.jobs.plan`), the LOSO table in docs/benchmarks.md and
 the dashboard's Benchmarks page read it through :func:`find_results`.
 
 Every figure measured over repetitions is a :func:`spread`:
@@ -28,7 +28,8 @@ SECTIONS = ("preprocess", "fwd_bwd", "loso", "pretrain", "pages")
 MACHINE_KEYS = ("kind", "cpu", "cores", "torch", "device", "date", "commit", "python")
 LOSO_KEYS = ("model", "preset", "executor", "epochs", "n_samples", "n_folds", "wall_s", "cpu_s", "peak_rss_mb",
              "uf1", "uar", "train_ms_per_sample_epoch")
-# The estimate's timing model of a LOSO row (mer bench since issue 16; older reports lack all four):
+# The estimate's timing model of a LOSO row (older reports lack all four keys; the estimate then uses the
+# row's train_ms_per_sample_epoch alone):
 # wall - cached preprocessing = startup_s + n_folds / parallel x (fold_setup_s + epochs x n_train x steady ms).
 LOSO_TIMING_KEYS = ("startup_s", "fold_setup_s", "steady_ms_per_sample_epoch", "parallel")
 
@@ -196,7 +197,7 @@ def results_overview(folder: str | Path | None = None) -> dict[str, Any]:
 
 
 def readme_table(report: dict[str, Any]) -> str:
-    """The README's "Measured here" LOSO table (Markdown) from a report."""
+    """The LOSO table of docs/benchmarks.md (Markdown) from a report."""
     m = report["machine"]
     lines = [f"Measured on **{m['kind']}** ({m['cpu']}, {m['cores']} cores, torch {m['torch']}, device {m['device']}; "
              f"{m['date'][:10]}, commit {m['commit'] or '?'}; `mer bench{' --quick' if report.get('quick') else ''}`, "

@@ -64,7 +64,7 @@ def bench_ms_per_sample(model: str, preset: str, executor: str | None = None,
 
 
 def _timed(row: dict[str, Any]) -> bool:
-    """Whether a LOSO row has the timing model (reports of ``mer bench`` since issue 16)."""
+    """Whether a LOSO row has the timing model (older ``mer bench`` reports lack it)."""
     return all(k in row for k in LOSO_TIMING_KEYS) and all(_median(row, k) is not None for k in LOSO_TIMING_KEYS)
 
 

@@ -23,9 +23,8 @@ The paper does not publish its layer sizes, so the choices below are ours:
   weight "where on the face" at several resolutions (fine maps for the mouth
   corners, coarse maps for brows), which is what the explanations page shows.
 * **Presets.** ``cpu``: 64 px input, 3x3 stride-2 stem, blocks (3, 3, 3),
-  growth 12, 24 initial maps, attention after each block (74 k parameters,
-  about 7 ms CPU time per sample for a training step on one core; (4, 4, 4)
-  costs 11 ms): a whole LOSO on the synthetic
+  growth 12, 24 initial maps, attention after each block (74 k parameters;
+  deeper blocks cost half as much again per step): a whole LOSO on the synthetic
   set fits in minutes on two cores. ``paper``: 224 px, DenseNet-121
   layout (7x7 stem + max pool, blocks (6, 12, 24, 16), growth 32, 64 initial
   maps) with attention after every block, for a GPU.
@@ -331,8 +330,8 @@ class DenseAttentionNet(nn.Module):
         ),
         # precomputed flow + apex images (the composite's common public form): a smaller, more regularised
         # net, as ~440 clips cannot feed the frames preset's capacity without overfitting. 32 px: the public
-        # flow images are 28x28, and a 68-fold LOSO must fit in 20 minutes on two cores (measured 1.44 s per
-        # epoch of 436 clips on one thread at 32 px, 1.96 s at 48 px: 16 vs 22 minutes for the LOSO)
+        # flow images are 28x28, and a 68-fold LOSO must fit in 20 minutes on two cores, which 48 px does not
+        # (docs/benchmarks.md, "Figures behind preset choices")
         "cpu_flow_apex": dict(
             channels=("apex", "flow_u", "flow_v", "strain"),
             input_size=32,

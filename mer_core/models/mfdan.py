@@ -377,7 +377,7 @@ _APEX = FLOW + ("apex",)
 # flow + apex images at ~440 clips: cpu_apex overfits (training loss ~0.23, large epoch-to-epoch swings on a
 # real composite), so half the width, stronger dropout / stochastic depth, weight decay and fewer epochs
 # cpu_flow_apex: 32 px keeps the public 28x28 flow images whole and fits a 68-fold LOSO in about 17 minutes
-# on two cores (measured 1.49 s per epoch of 436 clips on one thread at 32 px, 2.79 s at 64 px: 32 minutes)
+# on two cores, where 64 px takes about twice as long (docs/benchmarks.md, "Figures behind preset choices")
 _CPU_SMALL = dict(input_size=32, embed_dim=24, depths=(1, 1), heads=(2, 4), window=4, mlp_ratio=2.0,
                   dropkey=0.3, drop_path=0.2, dropout=0.5)
 _CPU_SMALL_TRAIN = dict(epochs=20, lr=1e-3, batch_size=32, optimizer="adan", weight_decay=0.02, loss="focal",
@@ -388,7 +388,8 @@ _CPU_SMALL_NOTES = {"*": "chosen here (regularised for ~440 clips; never tuned o
                     "optimizer": "paper", "loss": "paper", "channels": "chosen here (flow + raw apex, the public form)"}
 # cpu: sized so a LOSO on the synthetic set (16 subjects x ~10 clips) stays under 10 minutes on
 # 2 cores (about 6 min with the process executor). 40 epochs at lr 2e-3 were chosen over 20 at 1e-3
-# on the default set (seed 0: UF1 0.72 vs 0.62); the README reports them on an unseen seed.
+# on the default set (seed 0: UF1 0.72 vs 0.62), so its figures on that set are optimistic and
+# docs/benchmarks.md says so ("Tuned on the evaluation set").
 _CPU_TRAIN = dict(epochs=40, lr=2e-3, batch_size=16, optimizer="adan", loss="focal", scheduler="cosine")
 # paper: Adan, lr 1e-4, batch 16, focal loss gamma 2, TV-L1 flow (the epoch count, schedule, weight decay and
 # augmentation are not in our summary of the paper: each is marked 'chosen here')

@@ -53,8 +53,8 @@ class STSTNet(nn.Module):
     Grad-CAM can still be asked for one stream.
     """
 
-    # trainer input layout on a CPU. bench_batched.py layout_cost, one thread, batch 32: a step takes 7.3 ms as
-    # three NCHW streams, 5.2 ms as one NCHW convolution, 4.0 ms with channels-last input
+    # trainer input layout on a CPU: channels-last input makes this net's training step faster than NCHW
+    # (the figures are in docs/benchmarks.md, "The fold-batched executor (removed)")
     prefers_channels_last = True
 
     def __init__(self, cfg: STSTNetConfig) -> None:

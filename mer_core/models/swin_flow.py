@@ -168,7 +168,7 @@ class CosineWindowAttention(nn.Module):
     def forward(self, q_tokens: torch.Tensor, kv_tokens: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
         """Masks enter as additive terms, never as boolean ``masked_fill``: on CPU a
         boolean fill of a (B, h, T, T) tensor costs about 20x an addition of the same
-        size (``ops`` in ``benchmarks/bench_mfdan_step.py``)."""
+        size (docs/benchmarks.md, "MFDAN's training step")."""
         b, t, c = kv_tokens.shape
         q, k, v = self._qkv(q_tokens, kv_tokens)
         scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()
@@ -204,7 +204,7 @@ def dropkey_additive(logits: torch.Tensor, rate: float) -> torch.Tensor:
     Each logit draws 15 random bits (one 32-bit draw serves two logits, each half
     keeping its low 15 bits: torch's ``random_`` leaves an int32's sign bit 0),
     so the rate is ``round(rate * 2**15) / 2**15`` (0.3 -> 0.29999); on CPU this
-    costs under half of ``rand_like(logits) < rate`` (``benchmarks/bench_mfdan_step.py``).
+    costs under half of ``rand_like(logits) < rate`` (docs/benchmarks.md, "MFDAN's training step").
     Under ``torch.func.vmap`` (the batched executor) the mask comes from
     ``rand_like``, which vmap draws independently per stacked model (an in-place
     draw on a fresh tensor would give every model the same mask).

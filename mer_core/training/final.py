@@ -1,4 +1,4 @@
-"""The final model (issue 19): one model trained on every subject after the LOSO, never evaluated.
+"""The final model: one model trained on every subject after the LOSO, never evaluated.
 
 A run with ``final_model = true`` finishes its folds and stores its summary
 first; only then does :func:`add_final_model` train one more model on all the
