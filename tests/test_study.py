@@ -128,12 +128,23 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+def test_the_shipped_realism_study_files_are_valid() -> None:
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    head = st.load_study_file(folder / "study_realism.toml")
+    assert [a.model for a in head.arms] == ["linear", "ststnet", "dense_attention", "mfdan"]
+    assert head.dataset == "synthetic-realism" and head.seeds == (0, 1, 2)
+    assert len(st.validate(head)) == 4
+
+
 def test_the_shipped_synthetic_study_file_is_valid() -> None:
     from pathlib import Path
 
     spec_ = st.load_study_file(Path(__file__).resolve().parents[1] / "benchmarks" / "study_synthetic.toml")
     configs = st.validate(spec_)
-    assert len(configs) == 4 and spec_.seeds == (0, 1, 2) and spec_.dataset == "synthetic"
+    assert len(configs) == 5 and spec_.seeds == (0, 1, 2) and spec_.dataset == "synthetic"
+    assert "linear" in {arm.model for arm in spec_.arms}  # the floor every method must beat
 
 
 def test_a_stored_study_naming_the_removed_batched_executor_loads_but_is_not_resubmitted_or_resumed() -> None:
