@@ -17,6 +17,7 @@ The CLI is not restricted: a person at the shell already has their own rights.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Iterable
 
@@ -25,11 +26,6 @@ import pandas as pd
 from mer_core.datasets.roots import _toml_str, config_path, configured_roots, write_atomic
 from mer_core.errors import DatasetError
 from mer_core.paths import cache_root
-
-try:  # Python >= 3.11
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 PATH_COLUMNS = ("flow_path", "apex_image_path", "onset_image_path", "mask_path")
 
