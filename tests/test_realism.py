@@ -117,3 +117,11 @@ def test_a_small_variant_stays_in_the_band_of_the_easy_statistics(tmp_path):
     assert stats["lr_flow"] > stats["nn_flow"], stats  # as on real data: linear beats nearest neighbour
     assert stats["apex_nn_same_subject"] >= 0.9, stats
     assert stats["lr_apex"] < stats["lr_flow"], stats
+
+
+def test_auto_reads_the_variants_form_and_picks_the_flow_apex_presets():
+    from mer_core.training.experiment import choose_preset
+
+    assert choose_preset("synthetic-realism", "dense_attention", "auto", {"subjects": 3})[0] == "cpu_flow_apex"
+    assert choose_preset("synthetic-realism", "mfdan", "auto", {"subjects": 3})[0] == "cpu_flow_apex"
+    assert choose_preset("synthetic-realism", "linear", "auto", {"subjects": 3})[0] == "cpu"

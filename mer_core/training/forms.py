@@ -153,13 +153,16 @@ def input_notes(channels: Iterable[str], table: pd.DataFrame) -> list[str]:
 
 
 def dataset_inputs(dataset: str, options: dict[str, Any] | None = None) -> frozenset[str]:
-    """The inputs a dataset gives, cheaply: every indexer but the manifest's gives frames; a manifest is read."""
-    if dataset != "manifest":
+    """The inputs a dataset gives, cheaply: the indexers of recordings give frames; a manifest, and the realism
+    variant (whose form is an option), are read."""
+    readable = {"manifest": ("root", "manifest", "dataset", "flow_encoding"),
+                "synthetic-realism": ("form", "seed", "subjects")}
+    if dataset not in readable:
         return frozenset(INPUTS)
     from mer_core.datasets.registry import index_dataset
 
-    opts = {k: v for k, v in dict(options or {}).items() if k in ("root", "manifest", "dataset", "flow_encoding")}
-    return table_inputs(index_dataset("manifest", **opts))
+    opts = {k: v for k, v in dict(options or {}).items() if k in readable[dataset]}
+    return table_inputs(index_dataset(dataset, **opts))
 
 
 def all_failed_message(model: str, preset: str, channels: Iterable[str], table: pd.DataFrame, report: pd.DataFrame) -> str:
