@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
+import psutil
+
 PRELOAD = ["torch", "cv2", "numpy", "mer_core.preprocess.worker", "mer_core.training.executors"]
 
 
@@ -56,20 +58,13 @@ def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
 
 def pid_alive(pid: int | None) -> bool:
     """False once ``pid`` is gone or a zombie (killed, not yet reaped by its own parent)."""
-    import os
-
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except (psutil.NoSuchProcess, ValueError):
         return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
+    except psutil.AccessDenied:  # another user's process: it exists
         return True
 
 

@@ -8,6 +8,7 @@ temporary folder so they never touch the user's runs).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +51,11 @@ def store_path() -> Path:
 
 def repo_root() -> Path:
     return _REPO_ROOT
+
+
+def natural_key(name: str) -> list[int | str]:
+    """Sort key for file names in natural order: img2 before img10, case ignored."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def _sub(name: str) -> Path:

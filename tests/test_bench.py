@@ -159,7 +159,6 @@ def test_on_a_cuda_device_the_loso_section_measures_the_paper_preset_too(isolate
     assert any("ststnet" in line and " paper " in line for line in lines)
 
 
-@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads /proc")
 def test_tree_monitor_measures_another_root_and_its_children_not_this_process():
     """The bench measures each LOSO in a spawned child (a job's cold start) and waits: the figures must be the
     child tree's CPU, not the waiting bench process's."""

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from fixtures_clips import make_clip_manifest
@@ -298,19 +299,11 @@ def test_demo_jobs_are_queued_only_into_an_empty_store():
 
 
 def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc: pool workers, the forkserver)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, pp in parents.items() if pp in frontier} - found
-        found |= frontier
-    return found
+    """Every process below ``pid`` (pool workers, the forkserver)."""
+    try:
+        return {p.pid for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
 
 
 def test_sigkill_of_a_process_executor_job_leaves_no_orphan_training(manifest):

@@ -32,14 +32,10 @@ import pandas as pd
 from mer_core.datasets.classes import apply_class_set, classes_for, remember_dropped
 from mer_core.datasets.schema import make_table
 from mer_core.errors import DatasetError
+from mer_core.paths import natural_key
 
 SEVERITIES = ("error", "warning", "info")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
-
-
-def natural_key(name: str) -> list[Any]:
-    """Sort key that puts img2 before img10."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 class ProblemList(list):

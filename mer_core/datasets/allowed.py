@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
+import tomli_w
 
-from mer_core.datasets.roots import _toml_str, config_path, configured_roots, write_atomic
+from mer_core.datasets.roots import config_path, configured_roots, write_atomic
 from mer_core.errors import DatasetError
 from mer_core.paths import cache_root
 
@@ -67,7 +68,7 @@ def allow_base(folder: str | Path) -> Path:
     if str(target) not in bases:
         bases.append(str(target))
     kept = _without_allowed_table(text)
-    block = "[allowed]\nbases = [" + ", ".join(_toml_str(b) for b in bases) + "]\n"
+    block = tomli_w.dumps({"allowed": {"bases": bases}})
     write_atomic(path, (kept.rstrip() + "\n\n" if kept.strip() else "") + block)
     return path
 

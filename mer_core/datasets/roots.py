@@ -16,6 +16,9 @@ import stat
 import tempfile
 import tomllib
 from pathlib import Path
+from typing import Any
+
+import tomli_w
 
 from mer_core.errors import DatasetError
 from mer_core.paths import cache_root
@@ -83,12 +86,12 @@ def set_dataset_root(name: str, root: str | Path) -> Path:
     path = config_path()
     roots = _file_roots(path)
     roots[name] = str(Path(root).expanduser())
-    lines = ["# Dataset roots for MER Bench (written by `mer datasets set-root` and the dashboard)", "[roots]"]
-    lines += [f"{k} = {_toml_str(v)}" for k, v in sorted(roots.items())]
+    data: dict[str, Any] = {"roots": dict(sorted(roots.items()))}
     bases = _file_allowed(path)
     if bases:  # the folders the dashboard may read (mer datasets allow) are kept
-        lines += ["", "[allowed]", "bases = [" + ", ".join(_toml_str(b) for b in bases) + "]"]
-    write_atomic(path, "\n".join(lines) + "\n")
+        data["allowed"] = {"bases": bases}
+    write_atomic(path, "# Dataset roots for MER Bench (written by `mer datasets set-root` and the dashboard)\n"
+                 + tomli_w.dumps(data))
     return path
 
 
@@ -110,7 +113,3 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise DatasetError(f"{path}: cannot save ({exc}); the file is left as it was") from exc
-
-
-def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -24,7 +24,6 @@ as ``notes`` and flags for the caller to show.
 """
 from __future__ import annotations
 
-import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import cv2
 import numpy as np
 
 from mer_core.errors import MerError
+from mer_core.paths import natural_key
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -121,7 +121,7 @@ def decode_clip(path: str | Path, limits: ClipLimits | None = None) -> DecodedCl
     if not path.exists():
         raise ClipError(f"{path}: no such file")
     if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=lambda p: _natural(p.name))
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=lambda p: natural_key(p.name))
         return _from_images(path, [(f.name, f.read_bytes) for f in files], "folder", limits)
     if path.stat().st_size == 0:
         raise ClipError(f"{path.name}: the file is empty (0 bytes)")
@@ -131,10 +131,6 @@ def decode_clip(path: str | Path, limits: ClipLimits | None = None) -> DecodedCl
         raise ClipError(f"{path.name}: a single image, not a clip; upload a video or a zip of at least "
                         f"{MIN_FRAMES} frames")
     return _from_video(path, limits)
-
-
-def _natural(name: str) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def _open(path: Path) -> cv2.VideoCapture:
@@ -291,7 +287,7 @@ def _from_zip(path: Path, limits: ClipLimits) -> DecodedClip:
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir() and Path(m.filename).suffix.lower() in FRAME_SUFFIXES
                    and not Path(m.filename).name.startswith(".")]
-        members.sort(key=lambda m: _natural(m.filename))
+        members.sort(key=lambda m: natural_key(m.filename))
         big = next((m for m in members if m.file_size > limits.max_member_bytes), None)
         if big is not None:
             raise ClipError(f"{path.name}: {big.filename} is {big.file_size / 2**20:.0f} MB uncompressed; frames of "

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
+
 from mer_core.parallel import pid_alive
 
 HEARTBEAT_S = 2.0  # how often a working process beats its job and run rows
@@ -41,7 +43,7 @@ def stale_after_s() -> float:
 
 
 def process_alive(pid: int | None, job_id: str | None = None) -> bool:
-    """``pid`` is a live (non-zombie) process and, where /proc says so, a worker of ``job_id``.
+    """``pid`` is a live (non-zombie) process and, where its command line can be read, a worker of ``job_id``.
 
     The command-line check guards against pid reuse after a reboot or a long time.
     """
@@ -49,10 +51,9 @@ def process_alive(pid: int | None, job_id: str | None = None) -> bool:
         return False
     if job_id:
         try:
-            cmd = Path(f"/proc/{int(pid)}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            return job_id in cmd
-        except OSError:
-            pass  # no /proc (macOS) or not ours to read: trust the process check
+            return job_id in " ".join(psutil.Process(int(pid)).cmdline())
+        except psutil.Error:
+            pass  # gone meanwhile, or not ours to read: trust the process check
     return True
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -39,6 +38,7 @@ from mer_core.config import PreprocessConfig
 from mer_core.datasets.classes import normalise_label  # the datasets' one synonym table
 from mer_core.errors import ConfigError, DatasetError
 from mer_core.keyvalue import parse_value
+from mer_core.paths import natural_key
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 CKPLUS_CODES = {1: "anger", 2: "contempt", 3: "disgust", 4: "fear", 5: "happiness", 6: "sadness", 7: "surprise"}
@@ -89,16 +89,12 @@ def parse_source(spec: str) -> MacroSource:
     return MacroSource("dataset", name.strip(), str(Path(root).expanduser().resolve()) if root else "", tuple(options))
 
 
-def _natural(name: str) -> list[Any]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
 def index_imagefolder(root: str | Path) -> list[tuple[str, str]]:
     """``(absolute image path, label)`` for every image under ``root/<class>/``."""
     root = Path(root)
     items: list[tuple[str, str]] = []
     for cls in sorted(p for p in root.iterdir() if p.is_dir()):
-        for img in sorted(cls.rglob("*"), key=lambda p: _natural(str(p))):
+        for img in sorted(cls.rglob("*"), key=lambda p: natural_key(str(p))):
             if img.suffix.lower() in IMAGE_EXTS and img.is_file():
                 items.append((str(img.resolve()), normalise_label(cls.name)))
     if not items:
@@ -138,7 +134,7 @@ def index_ckplus(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
             continue
         frame_dir = images / subject / seq.name
         frames = sorted(
-            (p for p in frame_dir.glob("*") if p.suffix.lower() in IMAGE_EXTS), key=lambda p: _natural(p.name)
+            (p for p in frame_dir.glob("*") if p.suffix.lower() in IMAGE_EXTS), key=lambda p: natural_key(p.name)
         ) if frame_dir.is_dir() else []
         if not frames:
             skipped.append(f"{frame_dir}: no frames for labelled sequence {label_file.name}")

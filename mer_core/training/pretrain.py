@@ -24,7 +24,6 @@ The head has one output per macro class in the union of the sources.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -32,10 +31,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from filelock import FileLock
 from torch import nn
 
 from mer_core.config import ExperimentConfig, PreprocessConfig
@@ -117,7 +117,7 @@ def pretrain(
                weight_decay, device, workers)
     path = checkpoints_dir() / "pretrain" / f"{job.key}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(path.with_suffix(".lock")):  # two workers asking at once train it once
+    with FileLock(path.with_suffix(".lock")):  # two workers asking at once train it once
         if path.exists() and not force:
             try:
                 read_checkpoint(path)
@@ -177,22 +177,6 @@ def _reporter(log: Log | None, progress: Progress | None, on_epoch: OnEpoch | No
             on_epoch(event)
 
     return report
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """An inter-process lock (flock; released by the OS if the holder dies)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock, atomic writes still hold
-        yield
-        return
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _train(path: Path, job: _Job, log: Log | None, on_epoch: OnEpoch) -> None:

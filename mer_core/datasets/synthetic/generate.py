@@ -16,7 +16,6 @@ Layout of a generated folder::
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -24,10 +23,11 @@ import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import cv2
 import numpy as np
+from filelock import FileLock
 
 from mer_core.datasets.synthetic.face import FaceLayers, render_face, sample_identity
 from mer_core.datasets.synthetic.motion import (
@@ -306,7 +306,7 @@ def generate(
         raise DatasetError(f"{out} is a file; the synthetic generator needs a folder to write to")
     out.mkdir(parents=True, exist_ok=True)
     _refuse_foreign(out)
-    with _locked(out):
+    with FileLock(out / ".lock"):  # two processes generating one set: one writes, the other finds it current
         if not force and is_current(out, options):
             return out / "manifest.csv"
         _clear(out)
@@ -409,18 +409,3 @@ def _clear(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
     for name in ("frames", "masks"):
         shutil.rmtree(out / name, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
-        yield
-        return
-    with open(out / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
