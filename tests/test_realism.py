@@ -125,3 +125,16 @@ def test_auto_reads_the_variants_form_and_picks_the_flow_apex_presets():
     assert choose_preset("synthetic-realism", "dense_attention", "auto", {"subjects": 3})[0] == "cpu_flow_apex"
     assert choose_preset("synthetic-realism", "mfdan", "auto", {"subjects": 3})[0] == "cpu_flow_apex"
     assert choose_preset("synthetic-realism", "linear", "auto", {"subjects": 3})[0] == "cpu"
+
+
+def test_a_run_records_the_calibration_and_another_one_is_refused():
+    from mer_core.config import ExperimentConfig
+    from mer_core.datasets.registry import index_dataset
+    from mer_core.training.experiment import complete_config
+
+    cfg = complete_config(ExperimentConfig(dataset="synthetic-realism", model="linear", preset="cpu",
+                                           dataset_options={"subjects": 3}))
+    assert cfg.dataset_options == {"subjects": 3, "version": REALISM_VERSION}
+    assert complete_config(cfg) == cfg
+    with pytest.raises(ConfigError, match="version='composite-0'.*has calibration"):
+        index_dataset("synthetic-realism", subjects=3, version="composite-0")

@@ -198,7 +198,12 @@ def complete_config(config: ExperimentConfig) -> ExperimentConfig:
     if "evm_alpha" in fields and options.get("evm_alpha") == config.preprocess.evm_alpha:
         del options["evm_alpha"]  # the engine passes the preprocessing's amplification anyway
     pre = dataclasses.replace(config.preprocess, channels=tuple(mcfg.channels), input_size=int(mcfg.input_size))
-    return config.replace(class_set=class_set, model_options=options, preprocess=pre)
+    data_options = dict(config.dataset_options)
+    if config.dataset == "synthetic-realism":  # the run records which calibration of the variant it used
+        from mer_core.datasets.synthetic.realism import REALISM_VERSION
+
+        data_options.setdefault("version", REALISM_VERSION)
+    return config.replace(class_set=class_set, model_options=options, preprocess=pre, dataset_options=data_options)
 
 
 def resolve_model_config(config: ExperimentConfig, num_classes: int) -> Any:

@@ -133,16 +133,21 @@ def index_synthetic_macro(root: Path | None = None, **options: Any) -> pd.DataFr
     needs_root=False,
 )
 def index_synthetic_realism(root: Path | None = None, *, form: str = "flow-apex", seed: int = 0,
-                            subjects: int | None = None) -> pd.DataFrame:
+                            subjects: int | None = None, version: str | None = None) -> pd.DataFrame:
     """Index the realism-calibrated variant (see :mod:`.realism`), writing it first when needed.
 
     ``form`` is ``flow-apex`` (28x28 min-max flow images + apex crops, the
     composite's common public form), ``apex-only`` or ``frames``;
-    ``subjects`` keeps the first N of the 68 (parts taken in turn).
+    ``subjects`` keeps the first N of the 68 (parts taken in turn);
+    ``version`` (a run records it) must be this MER Bench's calibration.
     """
     from mer_core.datasets.synthetic.export import ensure_realism
+    from mer_core.datasets.synthetic.realism import REALISM_VERSION
     from mer_core.errors import ConfigError
 
+    if version is not None and version != REALISM_VERSION:
+        raise ConfigError(f"synthetic-realism version={version!r}: this MER Bench has calibration {REALISM_VERSION!r} "
+                          "only; a run on another calibration cannot be repeated here")
     if root is not None:
         raise ConfigError("synthetic-realism is written to the dataset cache; it takes no root "
                           "(use `mer synth --realism composite --export FORM DIR` for a copy elsewhere)")
