@@ -1,5 +1,6 @@
 """The `mer` command line: a tiny LOSO end to end and clear errors without tracebacks."""
 import json
+import re
 
 import pytest
 
@@ -38,6 +39,24 @@ def test_bad_input_is_one_clear_line(argv, message, capsys):
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_is_the_one_experiment_command_and_loso_and_train_its_short_forms(monkeypatch, capsys):
+    from mer_core.cli import build_parser, cmd_loso
+
+    listed = build_parser().format_help()
+    assert re.search(r"^\s+run\s", listed, re.M) and "--protocol" in listed
+    for hidden in ("loso", "train", "worker", "kick"):  # short forms and plumbing: they work, unlisted
+        assert not re.search(rf"^\s+{hidden}\s", listed, re.M), hidden
+    assert "SUPPRESS" not in listed
+    seen = []
+    monkeypatch.setattr(cmd_loso, "cmd_experiment", lambda args, protocol=None: seen.append(
+        cmd_loso.explicit_choices(args, protocol)[0].get("protocol", "default")) or 0)
+    for argv in (["loso"], ["train"], ["run"], ["run", "--protocol", "composite"]):
+        assert main([*argv, "--epochs", "1"]) == 0
+    assert seen == ["loso", "holdout", "default", "composite"]
+    assert main(["loso", "--set", "protocol=kfold"]) == 2  # a short form's protocol is fixed
+    assert "contradicts" in capsys.readouterr().err
 
 
 def test_one_subject_table_is_refused(tmp_path, capsys):

@@ -183,9 +183,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true")
     p.set_defaults(handler=cmd_resume)
 
-    p = sub.add_parser("worker", help="run one job in this process (what the scheduler starts)")
+    # plumbing, left out of `mer --help` (no help=; argparse prints help=SUPPRESS as '==SUPPRESS==')
+    p = sub.add_parser("worker", description="run one job in this process (what the scheduler starts)")
     p.add_argument("job_id")
     p.set_defaults(handler=cmd_worker)
 
-    p = sub.add_parser("kick", help="mark dead workers and start queued jobs up to MER_MAX_JOBS")
+    p = sub.add_parser("kick", description="mark dead workers and start queued jobs up to MER_MAX_JOBS")
     p.set_defaults(handler=cmd_kick)

@@ -1,8 +1,11 @@
-"""``mer loso``, ``mer train`` and ``mer runs``: run experiments in-process, list them.
+"""``mer run`` (and its short forms ``mer loso`` and ``mer train``), ``mer runs``, ``mer show``, ``mer models``.
 
-``mer loso`` runs a whole leave-one-subject-out evaluation with a progress
-bar, stores it, and prints the pooled metrics and a per-subject table.
-``mer train`` is the same engine with the subject hold-out protocol.
+``mer run`` runs one experiment in this process under ``--protocol`` (loso by
+default, composite, kfold or holdout) with a progress bar, stores it, and
+prints the pooled metrics and a per-subject table. ``mer loso`` and ``mer
+train`` are ``mer run`` with the protocol fixed to loso and holdout; they stay
+because the README, the pages and people's scripts use them, and are left out
+of ``mer --help``.
 """
 from __future__ import annotations
 
@@ -375,17 +378,17 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("loso", help="run a leave-one-subject-out evaluation in this process and store it")
-    add_experiment_args(p, protocol_default="loso")
-    p.set_defaults(handler=lambda a: cmd_experiment(a, "loso"))
-
-    p = sub.add_parser("train", help="train and test once on a subject hold-out split (quick demo)")
-    add_experiment_args(p, protocol_default="holdout")
-    p.set_defaults(handler=lambda a: cmd_experiment(a, "holdout"))
-
-    p = sub.add_parser("run", help="run any protocol (loso, composite, kfold, holdout)")
+    p = sub.add_parser("run", help="run an experiment in this process and store it: --protocol loso (default), "
+                       "composite, kfold or holdout; `mer loso` / `mer train` fix it to loso / holdout")
     add_experiment_args(p, protocol_default=None)
     p.set_defaults(handler=cmd_experiment)
+
+    # the short forms: no help= keeps them out of `mer --help` (argparse prints help=SUPPRESS as '==SUPPRESS==')
+    for name, protocol, what in (("loso", "loso", "a leave-one-subject-out evaluation"),
+                                 ("train", "holdout", "one train/test split on held-out subjects (a quick demo)")):
+        p = sub.add_parser(name, description=f"mer run --protocol {protocol}: {what} in this process, stored as a run")
+        add_experiment_args(p, protocol_default=protocol)
+        p.set_defaults(handler=lambda a, protocol=protocol: cmd_experiment(a, protocol))
 
     p = sub.add_parser("runs", help="list stored runs")
     p.add_argument("--json", action="store_true")
