@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from mer_core.datasets.synthetic import SynthOptions, generate, plan_dataset, showcase_clips
-from mer_core.datasets.synthetic.showcase import BLINK_MARGIN, showcase_score
+from mer_core.datasets.synthetic.generate import BLINK_MARGIN, showcase_score
 
 
 def _plans(options):

@@ -57,6 +57,7 @@ from mer_core.datasets.synthetic.generate import (  # noqa: F401
     plan_dataset,
     plan_subject,
     render_clip,
+    showcase_clips,
     subject_face,
 )
 from mer_core.datasets.synthetic.motion import (  # noqa: F401
@@ -73,7 +74,6 @@ from mer_core.datasets.synthetic.options import (  # noqa: F401
     SynthOptions,
     option_fields,
 )
-from mer_core.datasets.synthetic.showcase import showcase_clips  # noqa: F401
 from mer_core.paths import datasets_dir
 
 

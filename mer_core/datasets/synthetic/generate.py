@@ -7,10 +7,18 @@ always give byte-identical PNGs and CSV. Each clip draws all its parameters in
 a fixed order (even those an option switches off), so e.g. changing the blink
 rate does not reshuffle the expressions.
 
+Showcase clips: per class, the clip a lesson or a first look should open on
+(:func:`showcase_clips`). A showcase clip has no blink anywhere near its
+expression (a blink is the largest motion in a clip and would steal the eye),
+no distractor action unit, little head drift, and the largest expression
+displacement of its class. The choice is a pure function of the clip plans (no
+pixel is read), so it is the same on every machine for the same options, and
+:func:`generate` writes it to ``meta.json``.
+
 Layout of a generated folder::
 
     manifest.csv        one row per clip (generic manifest columns + extras)
-    meta.json           generator version and the options (reuse check)
+    meta.json           generator version, the options (reuse check), the showcase clips
     frames/<subject>/<clip>/img000.png ...
     masks/<subject>_<clip>.npz   ground truth (see :func:`load_masks`)
 """
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,6 +57,7 @@ from mer_core.datasets.synthetic.options import GENERATOR_VERSION, SynthOptions
 from mer_core.errors import DatasetError
 
 Progress = Callable[[int, int], None]
+BLINK_MARGIN = 5  # frames: a blink this close to onset..offset counts as "near the apex" (no showcase clip)
 MANIFEST_COLUMNS = (
     "dataset", "subject", "clip", "label", "emotion", "frames_dir", "onset", "apex", "offset", "fps",
     "cropped", "action_units", "mask", "n_frames", "peak_px", "blink",
@@ -161,6 +171,34 @@ def _plan_clip(options: SynthOptions, s: int, sid: str, c: int, label: str) -> C
 def plan_dataset(options: SynthOptions) -> list[ClipPlan]:
     """All clips of a dataset, cheap (no rendering): for counts and previews."""
     return [p for s in range(options.subjects) for p in plan_subject(options, s)]
+
+
+def _blink_is_near(plan: ClipPlan) -> bool:
+    if plan.blink_start < 0:
+        return False
+    start, end = plan.blink_start, plan.blink_start + plan.blink_length
+    return start <= plan.offset + BLINK_MARGIN and end >= plan.onset - BLINK_MARGIN
+
+
+def showcase_score(plan: ClipPlan) -> float:
+    """How clearly the clip shows its expression: peak displacement less head motion (pixels)."""
+    drift = math.hypot(*plan.drift_shift) + abs(plan.wobble[0])
+    return plan.peak_px - drift
+
+
+def is_showcase_candidate(plan: ClipPlan) -> bool:
+    return not _blink_is_near(plan) and not plan.distractor_aus
+
+
+def showcase_clips(options: SynthOptions | None = None) -> dict[str, str]:
+    """{label: "subject/clip"} of each class's showcase clip (classes without a candidate are left out)."""
+    best: dict[str, ClipPlan] = {}
+    for plan in plan_dataset(options or SynthOptions()):
+        if not is_showcase_candidate(plan):
+            continue
+        if plan.label not in best or showcase_score(plan) > showcase_score(best[plan.label]):
+            best[plan.label] = plan
+    return {label: f"{p.subject}/{p.clip}" for label, p in sorted(best.items())}
 
 
 def subject_face(options: SynthOptions, s: int) -> FaceLayers:
@@ -311,8 +349,6 @@ def generate(
             return out / "manifest.csv"
         _clear(out)
         rows = _write_all(out, options, progress)
-        from mer_core.datasets.synthetic.showcase import showcase_clips  # lazy: showcase reads this module's plans
-
         meta = dict(generator="mer_core.datasets.synthetic", version=GENERATOR_VERSION, options=options.to_dict(),
                     clips=len(rows), counts=_counts(rows), showcase=showcase_clips(options))
         _atomic_write(out / "meta.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
