@@ -212,7 +212,7 @@ def export_synthetic_clips(clips: int = 6) -> Path:
     """Write synthetic clips as mp4 + sidecar JSON to the folder the Analyse page lists; returns it."""
     from mer_core.datasets.synthetic.video_export import export_videos
 
-    from dashboard.reads_analyse import video_clips_dir
+    from dashboard.reads_models import video_clips_dir
 
     folder = video_clips_dir()
     export_videos(folder, clips=clips)

@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 VIEWS = sorted((ROOT / "dashboard" / "views").glob("*.py"))
 FORBIDDEN_IN_VIEWS = ("mer_core.store", "mer_core.jobs")
 MAX_FUNCTION_LINES = 80
-MAX_FILE_LINES = 500
 
 
 def _imported(tree: ast.AST) -> list[tuple[int, str]]:
@@ -73,9 +72,8 @@ def _long_functions(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "dashboard").rglob("*.py")), ids=lambda p: p.name)
-def test_dashboard_files_and_functions_stay_small(path: Path) -> None:
-    lines = len(path.read_text(encoding="utf-8").splitlines())
-    assert lines <= MAX_FILE_LINES, f"{path.relative_to(ROOT)}: {lines} lines"
+def test_dashboard_functions_stay_small(path: Path) -> None:
+    """Functions, not files: a file is split by topic (docs/design.md, "Files"), never to meet a line count."""
     assert _long_functions(path) == []
 
 

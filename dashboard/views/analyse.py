@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from dashboard import plots, plots_analyse, reads_analyse as reads, widgets, writes
+from dashboard import plots, plots_analyse, reads_models as reads, widgets, writes
 from mer_core.errors import MerError
 
 KEY_UPLOAD = "analyse_upload"  # session state: {'id': uploader file id, 'path': stored file, 'name': user's name}

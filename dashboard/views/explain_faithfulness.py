@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import reads, reads_explain, writes
+from dashboard import reads, reads_models, writes
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 
@@ -52,7 +52,7 @@ def _job_status(run_id: str) -> None:
             st.session_state[K_WATCH] = job["id"]
             st.progress(float(job["progress"] or 0), text=plain(f"report job {job['id']}: {job['status']} · "
                                                                 f"{job['message'] or ''}"))
-            for line in reads_explain.report_job_estimates(job["id"]):
+            for line in reads_models.report_job_estimates(job["id"]):
                 st.caption(plain(f"Estimate: {line}"))
         elif job["status"] == "done" and st.session_state.get(K_WATCH) == job["id"]:
             st.session_state.pop(K_WATCH)
@@ -127,7 +127,7 @@ def _estimate(run_id: str, settings: dict[str, Any]) -> None:
                                       help="uses a committed benchmark figure when one matches these settings, "
                                            "else measures one clip now (seconds to a minute)"):
         try:
-            known[key] = reads_explain.report_estimate(run_id, key)["text"]
+            known[key] = reads_models.report_estimate(run_id, key)["text"]
         except MerError as exc:
             known[key] = f"no estimate: {exc}"
     if key in known:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, plots, reads, reads_context, reads_pretrain, widgets
+from dashboard import glossary, plots, reads, reads_context, reads_models, widgets
 from dashboard.widgets import plain
 from mer_core.evaluation.leaderboard import (
     MEASURED,
@@ -39,7 +39,7 @@ def _run_links(run_ids) -> widgets.Link:
 def _board_table(df: pd.DataFrame) -> pd.DataFrame:
     out = df.rename(columns=HEADINGS)
     out["run"] = [r if r else "" for r in df.get("run", pd.Series([""] * len(df)))]
-    out["pre-training"] = df.get("pre-training", pd.Series([reads_pretrain.NONE] * len(df), index=df.index))
+    out["pre-training"] = df.get("pre-training", pd.Series([reads_models.NO_PRETRAIN] * len(df), index=df.index))
     cols = ["method", "year", "source", "pre-training", *HEADINGS.values(), "note", "run"]
     return out[cols]
 
@@ -81,8 +81,8 @@ def render() -> None:
         measured.loc[modified, "method"] = measured.loc[modified, "method"] + " (" + measured.loc[modified, "run"].map(
             presets) + ")"
     board = leaderboard(published, measured)
-    labels = reads_pretrain.pretrain_labels(tuple(composite_ids))
-    board["pre-training"] = [labels.get(r, reads_pretrain.NONE) for r in board["run"]]
+    labels = reads_models.pretrain_labels(tuple(composite_ids))
+    board["pre-training"] = [labels.get(r, reads_models.NO_PRETRAIN) for r in board["run"]]
     only = st.radio("show", ["all", REPORTED, MEASURED], horizontal=True, key="leaderboard_source")
     view = board if only == "all" else board[board["source"] == only]
     table = _board_table(view)
@@ -110,7 +110,7 @@ def synthetic_section(finished: pd.DataFrame) -> None:
     synthetic = finished[finished["dataset"].astype(str).str.startswith("synthetic")]
     if synthetic.empty:
         return
-    labels = reads_pretrain.pretrain_labels(tuple(synthetic["id"]))
+    labels = reads_models.pretrain_labels(tuple(synthetic["id"]))
     st.subheader("Not comparable: synthetic data")
     st.warning("These runs are on the embedded synthetic set, not on real micro-expressions. Their scores say "
                "whether a pipeline works end to end; they cannot be ranked against published results.",
@@ -123,7 +123,7 @@ def synthetic_section(finished: pd.DataFrame) -> None:
         "method": [f"{m} ({presets.get(r, p + ' preset')})" for m, p, r in zip(synthetic["model"], synthetic["preset"], ids)],
         "protocol": synthetic["protocol"], "clips": synthetic["n_samples"],
         "epochs": [epochs.get(r) for r in ids],
-        "pre-training": [labels.get(r, reads_pretrain.NONE) for r in ids],
+        "pre-training": [labels.get(r, reads_models.NO_PRETRAIN) for r in ids],
         "UF1": synthetic["uf1"], "UF1 95% CI": [f"{intervals[r].low:.3f} – {intervals[r].high:.3f}" if intervals[r] else "–" for r in ids],
         "UAR": synthetic["uar"], "oracle UF1 (diagnostic)": synthetic["oracle_uf1"],
         "run": synthetic["id"],

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import glossary, reads, reads_context, reads_final, widgets, writes
+from dashboard import glossary, reads, reads_context, reads_models, widgets, writes
 from dashboard.widgets import plain
 from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
                              SCHEDULERS, ExperimentConfig)
@@ -379,7 +379,7 @@ def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str
                                              executor=runs_as, workers=config.workers)
     final_s = 0.0
     if config.final_model:
-        final_s, _ = reads_final.final_model_seconds(model, preset, n_samples=summary["n_samples"],
+        final_s, _ = reads_models.final_model_seconds(model, preset, n_samples=summary["n_samples"],
                                                      epochs=config.epochs)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("folds", summary["n_folds"])

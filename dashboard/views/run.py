@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, plots, reads, reads_final, reads_pretrain, widgets
+from dashboard import glossary, plots, reads, reads_models, widgets
 from dashboard.widgets import code, plain
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
@@ -47,7 +47,7 @@ def render() -> None:
 
     st.caption(plain(f"{run['model']} ({preset_label(run['config'])}) on {run['dataset']} · {run['protocol']} · ")
                + f"{run['n_samples']} clips · {run['n_folds']} folds · status **{run['status']}**")
-    in_final_section = set(reads_final.failure_notes(run)) if run["config"].get("final_model") else set()
+    in_final_section = set(reads_models.failure_notes(run)) if run["config"].get("final_model") else set()
     for note in run["notes"]:
         if note not in in_final_section:  # the Final model section shows those, once
             st.caption(f":material/info: {plain(note)}")
@@ -89,7 +89,7 @@ def render() -> None:
 
 def pretrain_section(run_id: str, run: dict) -> None:
     """Which weights every fold started from: the macro pre-training's source, fingerprint and checkpoint, or none."""
-    record, problem = reads_pretrain.pretrain_record(run_id)
+    record, problem = reads_models.pretrain_record(run_id)
     asked = str(run["config"].get("pretrain") or "")
     if problem:
         st.warning(f"**Pre-training:** {plain(problem)}", icon=":material/warning:")
@@ -119,7 +119,7 @@ FINAL_FIELDS = ("evaluated", "epochs", "epochs_rule", "n_samples", "n_subjects",
 
 def final_section(run_id: str, run: dict) -> None:
     """The final model (final_model = true): what it was trained on and that it was never evaluated, or why not."""
-    record, problem = reads_final.final_record(run_id)
+    record, problem = reads_models.final_record(run_id)
     asked = bool(run["config"].get("final_model"))
     if record is None and not problem and not asked:
         return
@@ -146,7 +146,7 @@ def final_section(run_id: str, run: dict) -> None:
 
 def _final_missing(run: dict, unusable: bool) -> None:
     """final_model = true was asked for and no usable final model is stored: the run's notes say why."""
-    notes = reads_final.failure_notes(run)
+    notes = reads_models.failure_notes(run)
     for note in notes:
         st.warning(plain(note), icon=":material/error:")
     if notes or unusable:
