@@ -1,7 +1,6 @@
 """Reads that put a number in context: a run's preset as modified, the executor an estimate is for, the load.
 
-Kept beside :mod:`dashboard.reads` (at its size limit) with the same rules:
-views call these, these call mer_core.
+The same rules as :mod:`dashboard.reads`: views call these, these call mer_core.
 """
 from __future__ import annotations
 
