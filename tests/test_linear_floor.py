@@ -28,3 +28,12 @@ def test_standardisation_uses_training_statistics_only():
     with_others = model(test)[:1]
     assert torch.allclose(alone, with_others)  # a test sample's output does not depend on other test samples
     assert torch.equal(model.norm.running_mean, mean)  # evaluation never updates the statistics
+
+
+def test_a_training_batch_of_one_clip_is_standardised_with_the_statistics_so_far():
+    model = create_model("linear", "cpu")
+    model.train()
+    model(torch.randn(16, 3, 28, 28) + 3.0)
+    before = model.norm.running_mean.clone()
+    out = model(torch.randn(1, 3, 28, 28))  # the last batch of an epoch can hold one clip
+    assert out.shape == (1, 3) and torch.equal(model.norm.running_mean, before)

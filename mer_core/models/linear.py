@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from mer_core.models.registry import ModelConfig, register_model
 
@@ -39,7 +40,11 @@ class LinearFloor(nn.Module):
         self.head = nn.Linear(features, cfg.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.flatten(1))
+        f = x.flatten(1)
+        if self.training and f.shape[0] == 1 and isinstance(self.norm, nn.BatchNorm1d):
+            # a batch of one has no variance: standardise it with the statistics gathered so far
+            return F.batch_norm(f, self.norm.running_mean, self.norm.running_var, training=False, eps=self.norm.eps)
+        return self.norm(f)
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         return self.head(self.drop(f))
