@@ -10,9 +10,12 @@ shows that run; a LOSO submitted from New experiment reaches done on Jobs
 mid-job and resumed; a confusion-matrix cell is clicked; two runs are compared;
 bogus deep links keep their URL and say what is wrong; a run id clicked on Runs
 and a job id clicked on Jobs open their page in the same tab; a video uploaded on Analyse
-is spotted and predicted, and a text file named .mp4 is refused in words. A failure saves a
-screenshot and the page HTML; MER_UPDATE_SCREENSHOTS=1 rewrites the README's
-screenshots (docs/screenshots/, 1000 px wide). Skipped when chromium or playwright is missing
+is spotted and predicted, and a text file named .mp4 is refused in words. The three newcomers' paths
+end to end: a researcher queues a second model from the form and Compare says its p-value leaves out seed
+noise; a teacher moves the Datasets magnification α; a clip without a face gets no verdict and an uploaded
+sidecar's onset/apex are used. A failure saves a screenshot and the page HTML; MER_UPDATE_SCREENSHOTS=1
+rewrites the pictures these flows take (docs/screenshots/, 1000 px wide; the README's pictures of
+meaningful runs come from docs/screenshots/take.py). Skipped when chromium or playwright is missing
 (``make test`` installs chromium when run as root).
 """
 from __future__ import annotations
@@ -146,7 +149,8 @@ SHOT_WIDTH = 1000  # px; a README image stays small (a 256-colour PNG, about 100
 
 def readme_shot(page, name: str) -> None:
     """A small PNG of the viewport for the README's Screenshots section, written only when MER_UPDATE_SCREENSHOTS=1."""
-    if os.environ.get("MER_UPDATE_SCREENSHOTS") != "1":
+    wanted = os.environ.get("MER_UPDATE_SCREENSHOTS", "")
+    if wanted != "1" and name not in wanted.split(","):  # "1": every picture; or a list of names ("jobs")
         return
     import io
 
@@ -340,17 +344,23 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def submitted(server, browser):
     """A 1-epoch LOSO on the tiny manifest, submitted from the New experiment form; returns its job id."""
-    url, _ = server
+    return submit_from_form(browser, server[0], "baseline")
+
+
+def submit_from_form(browser, url: str, model: str) -> str:
+    """Queue a 1-epoch LOSO of ``model`` on the tiny manifest from the New experiment form; returns its job id."""
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    with evidence(page, "submit"):
+    with evidence(page, "submit-" + model):
         page.goto(f"{url}/new")
         settle(page)
+        if chosen(page, "model") != model:
+            choose(page, "model", model)
         choose(page, "dataset", "manifest")
         options = page.get_by_role("textbox", name="dataset options (KEY=VALUE per line)", exact=True)
         options.fill(f"manifest={SERVER['manifest']}")
         options.press("Control+Enter")
         settle(page)
-        choose(page, "class set", "native")
+        choose(page, "class set", "the dataset's own labels")  # the native class set, in words
         epochs = page.get_by_role("spinbutton", name="epochs", exact=True)
         epochs.fill("1")
         epochs.press("Enter")
@@ -543,7 +553,8 @@ def test_analyse_an_uploaded_video_then_refuse_a_text_file(server, browser, tmp_
         settle(page)
         assert run_id in chosen(page, "run")
         upload(page, video)
-        page.locator("h3", has_text="Prediction:").first.wait_for(timeout=90_000)
+        verdict = page.locator("h3", has_text="Prediction:").or_(page.get_by_text("No verdict.")).first
+        verdict.wait_for(timeout=90_000)  # a 1-epoch run is often close to chance: then no verdict is given
         settle(page)
         assert not problems(page)
         main = page.locator("[data-testid='stMain']")
@@ -551,17 +562,22 @@ def test_analyse_an_uploaded_video_then_refuse_a_text_file(server, browser, tmp_
         frames = re.search(r"onset (\d+), apex (\d+), offset (\d+) of the file", spotted)
         assert frames and int(frames[1]) < int(frames[2]) <= int(frames[3]), spotted
         assert "left out of the motion curve (a blink was found)" in main.inner_text()  # the spotting's note
-        bars = page.locator("[data-testid='stPlotlyChart']").filter(has=page.locator("text.bartext")).first
-        bars.scroll_into_view_if_needed()
-        classes = bars.locator(".ytick text").all_text_contents()  # SVG text: no innerText
-        probs = [float(v) for v in bars.locator("text.bartext").all_text_contents()]
+        if page.locator("h3", has_text="Prediction:").count():
+            bars = page.locator("[data-testid='stPlotlyChart']").filter(has=page.locator("text.bartext")).first
+            bars.scroll_into_view_if_needed()
+            classes = bars.locator(".ytick text").all_text_contents()  # SVG text: no innerText
+            probs = [float(v) for v in bars.locator("text.bartext").all_text_contents()]
+            predicted = page.locator("h3", has_text="Prediction:").first.inner_text().split(":", 1)[1].strip()
+            assert predicted in classes
+        else:  # no verdict: the probabilities in small type
+            small = main.get_by_text(re.compile(r"^probabilities: ")).first.inner_text()
+            pairs = re.findall(r"(\w+) ([01]\.\d+)", small)
+            classes, probs = [c for c, _ in pairs], [float(v) for _, v in pairs]
         assert sorted(classes) == ["negative", "positive", "surprise"], classes  # every class of the run
         assert len(probs) == 3 and abs(sum(probs) - 1) <= 0.02, probs
-        predicted = page.locator("h3", has_text="Prediction:").first.inner_text().split(":", 1)[1].strip()
-        assert predicted in classes
         page.locator("h1").first.scroll_into_view_if_needed()
         readme_shot(page, "analyse")
-        print(f"analyse flow: {time.time() - started:.1f} s to a prediction", file=sys.stderr)
+        print(f"analyse flow: {time.time() - started:.1f} s to a prediction or its withholding", file=sys.stderr)
 
         bogus = tmp_path / "holiday.mp4"  # a text file renamed .mp4
         bogus.write_text("Dear diary, today we went to the sea.\n" * 40)
@@ -577,4 +593,90 @@ def test_analyse_an_uploaded_video_then_refuse_a_text_file(server, browser, tmp_
         assert page.locator("h1").first.inner_text() == "Analyse a clip" and not problems(page)
         assert not failures, failures
         print(f"analyse flow: {time.time() - started:.1f} s in all", file=sys.stderr)
+    page.close()
+
+
+# --- the three newcomers' paths: what the flows above leave out -------------------------------------------------
+def test_researcher_submits_a_second_model_and_compare_says_seed_noise_is_not_covered(server, browser, submitted):
+    """A second model from the form, watched to done; Compare of the two single-seed runs carries the caveat."""
+    url, _ = server
+    second = submit_from_form(browser, url, "linear")
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    with evidence(page, "second-model"):
+        page.goto(f"{url}/jobs?job={second}")
+        settle(page)
+        wait_for_status(page, ("done",), timeout_s=240)
+        jobs = {j["id"]: j["run_id"] for j in json.loads(cli("jobs", "--json").stdout)}
+        page.goto(f"{url}/jobs?job={submitted}")
+        settle(page)
+        wait_for_status(page, ("done",), timeout_s=240)
+        page.goto(f"{url}/compare?runs={jobs[submitted]},{jobs[second]}")
+        settle(page, 120)
+        assert not problems(page)
+        text = page.locator("[data-testid='stMain']").inner_text()
+        assert "one training run each" in text and "not how much a score moves" in text, text[:2000]
+        assert page.get_by_role("link", name=re.compile("as a study with three seeds")).count() == 1
+        assert "linear" in text and "baseline" in text  # the two models, told apart
+    page.close()
+
+
+def test_teacher_sees_the_datasets_magnification_follow_alpha(server, browser):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    with evidence(page, "datasets-magnification"):
+        page.goto(f"{url}/datasets?dataset=manifest&tab=Motion+%26+magnification")
+        settle(page, 120)
+        assert not problems(page)
+
+        def titles() -> str:
+            return " ".join(page.locator("[data-testid='stPlotlyChart'] .gtitle").all_text_contents())
+
+        assert "apex − onset, original" in titles() and "magnified α = 10" in titles(), titles()
+        slider = page.get_by_role("slider", name="EVM amplification α")
+        slider.focus()
+        slider.press("ArrowRight")
+        settle(page, 120)
+        assert "magnified α = 11" in titles() and not problems(page), titles()
+    page.close()
+
+
+def _clip_without_a_face(path: Path) -> Path:
+    """Smooth noise with a patch that moves and comes back: motion, but no face."""
+    import cv2
+    import numpy as np
+
+    from mer_core.datasets.synthetic.video_export import write_video
+
+    rng = np.random.default_rng(3)
+    base = cv2.GaussianBlur((rng.random((96, 96)) * 200 + 20).astype(np.float32), (5, 5), 0)
+    frames = [np.clip(cv2.warpAffine(base, np.float32([[1, 0, min(t, 12 - t) / 3], [0, 1, 0]]), (96, 96),
+                                     borderMode=cv2.BORDER_REFLECT), 0, 255).astype(np.uint8) for t in range(13)]
+    return write_video(path, np.stack(frames), 30.0)
+
+
+def test_analyst_gets_no_verdict_without_a_face_and_the_sidecar_frames_are_used(server, browser, tmp_path):
+    url, run_id = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    with evidence(page, "analyse-no-face-sidecar"):
+        page.goto(f"{url}/analyse?run={run_id}")
+        settle(page)
+        main = page.locator("[data-testid='stMain']")
+        upload(page, _clip_without_a_face(tmp_path / "wall.mp4"))
+        page.get_by_text("No verdict.").first.wait_for(timeout=90_000)
+        settle(page)
+        warning = page.locator("[data-testid='stAlert']", has_text="No verdict.").first.inner_text()
+        assert "no face was found" in warning.lower(), warning
+        assert not page.locator("h3", has_text="Prediction:").count()  # no verdict in large type
+        assert main.get_by_text(re.compile(r"^probabilities: ")).count() == 1  # the probabilities, small
+        sidecar = tmp_path / "mine.json"
+        sidecar.write_text('{"onset": 2, "apex": 7}')
+        page.locator("[data-testid='stFileUploader'] input[type='file']").nth(1).set_input_files(str(sidecar))
+        settle(page)
+        upload(page, synthetic_video(tmp_path / "mine.mp4", blink=False))
+        page.locator("p", has_text="Frames used").first.wait_for(timeout=90_000)
+        settle(page)
+        used = main.locator("p", has_text="Frames used").first.inner_text()
+        assert "onset 2" in used and "apex 7" in used and "sidecar" in used, used
+        assert "come from the uploaded sidecar" in main.inner_text()
+        assert not problems(page)
     page.close()
