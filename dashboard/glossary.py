@@ -74,8 +74,12 @@ def au_phrase(au: int) -> str:
     return f"AU{au} {name}: {looks}"
 
 
-def parse_action_units(text: str) -> list[int]:
-    """'AU6+AU12R' -> [6, 12]; anything that is not an AU number is skipped."""
+SIDES = {"": "", "R": " (the subject's right side only)", "L": " (the subject's left side only)"}
+
+
+def parse_action_units(text: str) -> list[tuple[int, str]]:
+    """'AU4+R15+L12' -> [(4, ''), (15, 'R'), (12, 'L')]: FACS side-coded units (R15, L12) kept with their side;
+    anything that is not an AU is skipped."""
     import re
 
-    return [int(m) for m in re.findall(r"AU(\d+)", str(text or ""))]
+    return [(int(num), side) for side, num in re.findall(r"(?:^|[+\s,])(?:AU|([RL]))(\d+)", str(text or ""))]

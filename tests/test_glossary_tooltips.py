@@ -64,3 +64,13 @@ def test_datasets_motion_tab_defines_flow_strain_and_evm(tmp_path, monkeypatch):
     assert_defined(page_app("datasets", dataset="manifest", tab="Motion & magnification"),
                    "optical flow", "strain", "EVM")
     assert_defined(page_app("datasets", dataset="manifest"), "LOSO")
+
+
+def test_side_coded_action_units_are_kept_with_their_side():
+    from dashboard.glossary import SIDES, parse_action_units
+
+    # the synthetic manifests write unilateral units FACS-style (R15 = right lip corner depressor only)
+    assert parse_action_units("AU4+R15+AU17") == [(4, ""), (15, "R"), (17, "")]
+    assert parse_action_units("L12") == [(12, "L")]
+    assert parse_action_units("AU1+AU2+AU26") == [(1, ""), (2, ""), (26, "")]
+    assert parse_action_units("") == [] and "right" in SIDES["R"] and "left" in SIDES["L"]

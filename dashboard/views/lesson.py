@@ -125,8 +125,8 @@ def _au_step(views: dict, masks: dict, row: dict) -> None:
         widgets.chart(_au_figure(views["apex"], masks), key="lesson-aus")
     with right:
         units = glossary.parse_action_units(row.get("action_units", ""))
-        for au in units:
-            st.markdown(f"- **{plain(glossary.au_phrase(au))}**")
+        for au, side in units:
+            st.markdown(f"- **{plain(glossary.au_phrase(au))}**{glossary.SIDES[side]}")
     _step(STEPS[5], "Psychologists describe an expression as facial action units (AUs), one per muscle "
           f"movement; this {plain(row['label'])} clip moves the ones listed, each outlined on the face. "
           "A model is never told the AUs: it has to find them in the motion.")
