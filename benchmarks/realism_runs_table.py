@@ -60,6 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", nargs="*", default=None)
     ap.add_argument("--out", type=Path, default=RESULTS / "realism_models")
+    ap.add_argument("--note", default="", help="a line under the table (e.g. what else the machine ran)")
     args = ap.parse_args()
     rows = [row(r) for r in (args.runs or stored_runs())]
     lines = ["# Models on the realism-calibrated variant (synthetic, calibration composite-1)", "",
@@ -76,6 +77,7 @@ def main() -> None:
         real_s = f"{real[0]:.3f} / {real[1]:.3f}" if real else "-"
         lines.append(f"| {r['model']} | {r['preset']} | {r['epochs']}, {r['weight_decay']:g} | {r['seed']} | {r['uf1']:.3f} | {r['uar']:.3f} | {gap} | "
                      f"{parts} | {real_s} | {r['seconds'] or '-'} | `{r['run']}` |")
+    lines += ["", args.note] if args.note else []
     lines += ["", "Command: `python benchmarks/realism_runs_table.py" + (" --runs " + " ".join(args.runs) if args.runs else "")
               + "` (reads the run store)."]
     args.out.parent.mkdir(parents=True, exist_ok=True)
