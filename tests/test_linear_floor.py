@@ -11,6 +11,7 @@ def test_linear_floor_is_one_linear_layer_on_the_three_flow_channels():
     assert model.config.channels == ("flow_u", "flow_v", "strain") and model.config.input_size == 28
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == 3 * 28 * 28 * 3 + 3  # weights + biases of one layer, nothing else learns
+    assert list(model.gradcam_layers()) == ["input"]
     assert "chosen on the realism variant" in model_spec("linear").provenance["cpu"]["weight_decay"]
 
 

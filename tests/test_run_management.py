@@ -120,6 +120,9 @@ def test_compare_shows_only_differing_settings_and_one_curve_chart() -> None:
     at = page_app("compare", runs="ca,cb")
     assert not at.exception
     diff = next(d.value for d in at.dataframe if "setting" in d.value.columns)
-    assert set(diff["setting"]) == {"lr", "seed"}
+    # the settings the runs differ in, the seed always, and a training value both changed from its preset alike
+    assert set(diff["setting"]) == {"lr", "seed", "epochs"}
+    epochs = diff[diff["setting"] == "epochs"].drop(columns="setting").iloc[0]
+    assert all("(preset " in str(v) for v in epochs), epochs
     assert "Per-subject UF1 difference A − B" in _texts(at)
-    assert "UF1 A − B" in [m.label for m in at.metric]
+    assert "mean per-subject UF1 A − B" in [m.label for m in at.metric]

@@ -35,12 +35,13 @@ class LinearFloor(nn.Module):
         super().__init__()
         self.cfg = cfg
         features = cfg.in_channels * cfg.input_size**2
+        self.inputs = nn.Identity()  # where Grad-CAM looks: a linear model has no feature maps but its input
         self.norm = nn.BatchNorm1d(features, affine=False, momentum=None) if cfg.standardise else nn.Identity()
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(features, cfg.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        f = x.flatten(1)
+        f = self.inputs(x).flatten(1)
         if self.training and f.shape[0] == 1 and isinstance(self.norm, nn.BatchNorm1d):
             # a batch of one has no variance: standardise it with the statistics gathered so far
             return F.batch_norm(f, self.norm.running_mean, self.norm.running_var, training=False, eps=self.norm.eps)
@@ -51,6 +52,10 @@ class LinearFloor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def gradcam_layers(self) -> dict[str, nn.Module]:
+        """The input itself: with no feature maps, Grad-CAM weighs each input channel by its mean gradient."""
+        return {"input": self.inputs}
 
 
 _NOTES = {"*": "chosen here (the floor: a logistic regression on flow pixels)",
