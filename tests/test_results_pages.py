@@ -293,3 +293,16 @@ def test_compare_pairs_the_two_runs_explanation_reports(two_runs):
     assert not at.exception, at.exception
     text = _texts(at)
     assert "localise the true AUs better than" in text and "0.0078" in text, text  # 8 clips, all differences > 0
+
+
+def test_leaderboard_names_the_realism_variant_and_the_linear_floor():
+    store_fixture_run("lb-floor", dataset="synthetic-realism", model="linear", epochs=30,
+                      config={"dataset_options": {"version": "composite-1"}})
+    store_fixture_run("lb-default", accuracy=0.8)
+    at = page_app("leaderboard")
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "data" in d.value.columns)
+    rows = {r["run"]: r for r in table.to_dict("records")}
+    assert rows["lb-floor"]["data"] == "realism variant, calibration composite-1"
+    assert rows["lb-floor"]["method"].startswith("linear · the floor")
+    assert rows["lb-default"]["data"] == "synthetic (default set)"

@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboard import glossary, plots, reads, reads_context, reads_models, widgets
 from dashboard.widgets import plain
+from mer_core.datasets.synthetic import data_label
 from mer_core.evaluation.leaderboard import (
     MEASURED,
     PAPER_COLUMNS,
@@ -30,6 +31,7 @@ PRETRAIN_HELP = ("Measured runs: the macro data set the weights were pre-trained
 
 
 RUN_HELP = "click a run id to open its Run page"
+FLOOR = " · the floor"  # the linear model: what every method must beat
 
 
 def _run_links(run_ids) -> widgets.Link:
@@ -117,10 +119,14 @@ def synthetic_section(finished: pd.DataFrame) -> None:
                icon=":material/science:")
     ids = tuple(synthetic["id"])
     presets = reads_context.preset_labels(ids)
-    epochs = {r["id"]: r["config"].get("epochs") for r in reads.run_details(ids)}
+    details = {r["id"]: r["config"] for r in reads.run_details(ids)}
+    epochs = {r: c.get("epochs") for r, c in details.items()}
+    data = {r: data_label(c.get("dataset", ""), c.get("dataset_options")) for r, c in details.items()}
     intervals = {r: reads.run_intervals(r).get("uf1") for r in ids}
     table = pd.DataFrame({
-        "method": [f"{m} ({presets.get(r, p + ' preset')})" for m, p, r in zip(synthetic["model"], synthetic["preset"], ids)],
+        "method": [f"{m}{FLOOR if m == 'linear' else ''} ({presets.get(r, p + ' preset')})"
+                   for m, p, r in zip(synthetic["model"], synthetic["preset"], ids)],
+        "data": [data.get(r, "") for r in ids],
         "protocol": synthetic["protocol"], "clips": synthetic["n_samples"],
         "epochs": [epochs.get(r) for r in ids],
         "pre-training": [labels.get(r, reads_models.NO_PRETRAIN) for r in ids],
@@ -131,6 +137,8 @@ def synthetic_section(finished: pd.DataFrame) -> None:
     widgets.link_table(table, {"run": _run_links(table["run"])}, key="leaderboard-synthetic", hide_index=True,
                        width="stretch", column_config={
         "pre-training": st.column_config.TextColumn("pre-training", help=PRETRAIN_HELP),
+        "data": st.column_config.TextColumn("data", help="the synthetic set: the default one, another option set, or "
+                                            "the realism-calibrated variant (as hard as real data) with its calibration"),
         "UF1": st.column_config.NumberColumn(format="%.4f"), "UAR": st.column_config.NumberColumn(format="%.4f"),
         "epochs": st.column_config.NumberColumn("epochs", format="%d", help="training epochs per fold (fixed)"),
         "UF1 95% CI": st.column_config.TextColumn("UF1 95% CI", help="subject-level bootstrap interval of the "

@@ -156,3 +156,17 @@ def index_synthetic_realism(root: Path | None = None, *, form: str = "flow-apex"
             raise ConfigError(f"synthetic-realism option {name}={value!r}: expected a whole number")
     manifest = ensure_realism(form, seed=seed, subjects=subjects)
     return read_manifest(manifest, class_set="composite3", flow_encoding="minmax" if form == "flow-apex" else "")
+
+
+def data_label(dataset: str, options: dict[str, Any] | None = None) -> str:
+    """How a results table names the data a run used: the realism variant with its calibration, option sets."""
+    options = dict(options or {})
+    if dataset == "synthetic-realism":
+        version = options.pop("version", None)
+        label = f"realism variant, calibration {version}" if version else "realism variant (calibration not recorded)"
+        extra = ", ".join(f"{k} {v}" for k, v in sorted(options.items()) if k != "form" or v != "flow-apex")
+        return f"{label}, {extra}" if extra else label
+    if dataset in ("synthetic", "synthetic-macro"):
+        return f"{dataset}, " + ", ".join(f"{k} {v}" for k, v in sorted(options.items())) if options else \
+            f"{dataset} (default set)"
+    return dataset
