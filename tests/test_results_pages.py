@@ -306,3 +306,15 @@ def test_leaderboard_names_the_realism_variant_and_the_linear_floor():
     assert rows["lb-floor"]["data"] == "realism variant, calibration composite-1"
     assert rows["lb-floor"]["method"].startswith("linear · the floor")
     assert rows["lb-default"]["data"] == "synthetic (default set)"
+
+
+def test_explain_defaults_to_a_finished_run_not_a_newer_cancelled_one():
+    store = RunStore()
+    store_fixture_run("ex-done", store=store)
+    rid = store_fixture_run("ex-zz-cancelled", store=store)
+    store.finish_run(rid, status="cancelled", summary={})  # newest, but nothing to explain
+    store.close()
+    at = page_app("explain")
+    assert not at.exception, at.exception
+    assert at.selectbox[0].value == "ex-done"
+    assert "ex-zz-cancelled" in at.selectbox[0].options[-1]  # still offered, last

@@ -435,7 +435,11 @@ def render() -> None:
     st.title("Explain")
     st.caption("Where did the model look, and was that the real motion? Each clip is explained by the fold model "
                "that never saw it.")
-    run_id = widgets.pick_run("then explain its clips here.")
+    runs = reads.runs_table()
+    finished = runs["status"].isin(["done", "partial"]).tolist() if not runs.empty else []
+    # finished runs first (newest first), so the default is a run whose clips can be explained
+    order = [r for r, f in zip(runs.get("id", []), finished) if f] + [r for r, f in zip(runs.get("id", []), finished) if not f]
+    run_id = widgets.pick_run("then explain its clips here.", only=order)
     if run_id is None:
         return
     try:
