@@ -252,3 +252,30 @@ def test_macro_labels_use_the_datasets_synonym_table(tmp_path):
         cv2.imwrite(str(tmp_path / name / "0.png"), np.full((8, 8), 100, np.uint8))
     labels = sorted(label for _, label in pt.index_imagefolder(tmp_path))
     assert labels == ["happiness", "others", "sadness"]  # 'other' -> 'others' as in CASME II's table
+
+
+def test_augment_flip_mirrors_every_channel_and_negates_flow_u_then_shifts(monkeypatch):
+    """A mirrored face moves the other way: a flipped sample is the mirrored image with flow_u negated and the
+    other channels only mirrored; then every sample is shifted by the drawn rows/columns (wrapping round)."""
+    channels = ("apex", "flow_u", "flow_v")  # flow_u not first: found by name
+    n, c, h, w = 3, len(channels), 5, 6
+    x = torch.arange(1, n * c * h * w + 1, dtype=torch.float32).reshape(n, c, h, w)  # distinct, non-zero
+    before = x.clone()
+    flips = torch.tensor([0.1, 0.9, 0.3])  # < 0.5: samples 0 and 2 flip, sample 1 does not
+    shifts = iter([torch.tensor([1]), torch.tensor([-2])])  # rows down 1, columns left 2
+    monkeypatch.setattr(torch, "rand", lambda size, generator=None: flips[:size])
+    monkeypatch.setattr(torch, "randint", lambda low, high, size, generator=None: next(shifts))
+    out = trainer.augment(x, channels, torch.Generator().manual_seed(0)).numpy()
+    src = before.numpy()
+    expected = np.empty_like(src)
+    for i in range(n):
+        for ch in range(c):
+            sign = -1.0 if i in (0, 2) and channels[ch] == "flow_u" else 1.0
+            for r in range(h):
+                for col in range(w):
+                    cc = (col + 2) % w  # the column shifted left by 2 came from here
+                    cc = w - 1 - cc if i in (0, 2) else cc  # ... in the mirrored image
+                    expected[i, ch, r, col] = sign * src[i, ch, (r - 1) % h, cc]
+    np.testing.assert_array_equal(out, expected)
+    assert (out[0, 1] < 0).all() and (out[0, 2] > 0).all() and (out[1, 1] > 0).all()
+    assert torch.equal(x, before)  # the caller's batch is left as it was
