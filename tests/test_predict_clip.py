@@ -218,7 +218,21 @@ def test_cli_predict_prints_frames_and_probabilities_and_writes_overlays(env, tm
         assert Path(out["files"][name]).is_file()
     assert main(["predict", "--run", env["run"], str(video), "--apex", "4", "--onset", "1"]) == 0
     text = capsys.readouterr().out
-    assert "onset 1, apex 4" in text and "predicted:" in text and "trained on 12 clips of 3 synthetic faces" in text
+    assert "onset 1, apex 4" in text and "trained on 12 clips of 3 synthetic faces" in text
+    assert ("predicted:" in text) != ("no verdict:" in text)  # a verdict, or the reason there is none
+
+
+def test_cli_predict_withholds_the_verdict_the_page_withholds(env, tmp_path, capsys):
+    """No face in the clip: the probabilities and the reason, no class named as the answer (as on Analyse)."""
+    clip = write_video(tmp_path / "noface.avi", _moving_frames(12, 96), 30.0)
+    assert main(["predict", "--run", env["run"], str(clip), "--out", str(tmp_path / "o")]) == 0
+    text = capsys.readouterr().out
+    assert "predicted:" not in text
+    assert "no verdict: No face was found in the clip" in text
+    assert "probabilities:" in text and "negative" in text and "surprise" in text
+    assert f"run {env['run']}, trained on 12 clips of 3 synthetic faces (synthetic)" in text
+    saved = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert saved["verdict"] is None and saved["withheld"].startswith("No face was found")
 
 
 def test_cli_predict_bad_clip_is_one_line(env, tmp_path, capsys):

@@ -1,11 +1,13 @@
 """``mer predict --run RUN CLIP``: spot, predict and explain a clip of one's own.
 
-Prints the spotted onset/apex/offset (frames of the file), the class
-probabilities of the run's final model (``--model final``: trained on every
+Prints what the run was trained on, the spotted onset/apex/offset (frames of
+the file, counted from 0), the class probabilities of the run's final model (``--model final``: trained on every
 subject after the LOSO, never evaluated; the default when the run stored one)
 or of the ensemble of its fold models (``--model ensemble``: the mean of their
 probabilities; the default otherwise, said so), which one it is, the
-warnings where the clip looks unlike the run's training data, and writes pictures to ``--out``
+predicted class, or no verdict and why when the Analyse page would give none
+(no face found, or probabilities near chance), the warnings where the clip
+looks unlike the run's training data, and writes pictures to ``--out``
 (default ``cache/predict/<clip name>/``): the face at onset and apex, the
 flow colour wheel, the strain, the attribution overlay (``--method``), the
 model's own attention when it has one, the motion curve (CSV) and the result
@@ -116,19 +118,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
+    print_result(summary, clip.name, result.clip.fps, result.face)
+    print(f"wrote pictures to {out}")
+    return 0
+
+
+def print_result(summary: dict[str, Any], name: str, fps: float | None, face: str) -> None:
+    """The analysis in words, as the Analyse page shows it: what the run learned from first, then the frames
+    (of the file, from 0), the probabilities and the verdict, or why there is none (no face found, or
+    probabilities near chance: :func:`mer_core.explain.predict.verdict_withheld`)."""
     s = summary["spotting"]
     a = s["window"][0]
-    print(f"{clip.name}: {summary['frames']} frames" + (f" at {result.clip.fps:g} fps" if result.clip.fps else "")
-          + f", face {result.face}")
-    print(f"onset {s['onset'] + a}, apex {s['apex'] + a}, offset {s['offset'] + a} ({s['method']})")
-    for name, p in sorted(summary["probabilities"].items(), key=lambda kv: -kv[1]):
-        print(f"  {name:12s} {p:.3f}")
-    print(f"predicted: {summary['predicted']}")
+    print(f"{name}: {summary['frames']} frames" + (f" at {fps:g} fps" if fps else "") + f", face {face}")
+    print(f"run {summary['run']}, trained on {summary['trained_on'] or 'data it does not describe'}")
+    print(summary["transfer"])
+    print(f"onset {s['onset'] + a}, apex {s['apex'] + a}, offset {s['offset'] + a} "
+          f"(frames of the file, from 0; {s['method']})")
+    print("probabilities:")
+    for cls, p in sorted(summary["probabilities"].items(), key=lambda kv: -kv[1]):
+        print(f"  {cls:12s} {p:.3f}")
+    if summary["withheld"]:
+        print(f"no verdict: {summary['withheld']}")
+    else:
+        print(f"predicted: {summary['predicted']}")
     for note in summary["notes"]:
         print(f"note: {note}")
     for w in summary["warnings"]:
         print(f"warning: {w}")
     print(f"model: {summary['model']}")
-    print(summary["transfer"])
-    print(f"wrote pictures to {out}")
-    return 0

@@ -86,10 +86,15 @@ class ClipAnalysis:
     trained_on: str = ""  # what the run learned from, e.g. "48 clips of 16 synthetic faces (synthetic)"
 
     def summary(self) -> dict[str, Any]:
-        """Plain data for ``--json`` (no arrays but the motion curve)."""
+        """Plain data for ``--json`` (no arrays but the motion curve).
+
+        ``predicted`` is the most probable class; ``verdict`` is that class, or None when it is withheld
+        (``withheld`` says why: no face found, or probabilities near chance).
+        """
         a, b = self.clip.window
         return {"run": self.run_id, "classes": self.classes, "probabilities": dict(zip(self.classes, self.probs)),
-                "predicted": self.predicted, "fold_probabilities": self.fold_probs,
+                "predicted": self.predicted, "verdict": None if self.withheld else self.predicted,
+                "fold_probabilities": self.fold_probs,
                 "spotting": {**self.spotting.as_dict(), "window": [a, b],
                              "in_file": {k: getattr(self.spotting, k) + a for k in ("onset", "apex", "offset")}},
                 "face": self.face, "fps": self.clip.fps, "fps_used": self.fps_used, "frames": self.clip.total_frames,
