@@ -8,6 +8,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PORT   ?= 8501
+# the project-local cache (datasets, preprocessed arrays, the run store) for every command below; outside make the
+# library defaults to an existing ./cache, else the user cache folder (~/.cache/mer-bench)
+export MER_CACHE ?= $(CURDIR)/cache
 # every [server], [browser] and [client] setting of .streamlit/config.toml, so they hold from any folder
 STREAMLIT_FLAGS := --server.port $(PORT) --server.address 127.0.0.1 --server.headless true --server.fileWatcherType none \
     --server.runOnSave false --server.maxUploadSize 200 --browser.gatherUsageStats false \
@@ -18,7 +21,7 @@ STREAMLIT_FLAGS := --server.port $(PORT) --server.address 127.0.0.1 --server.hea
 help:
 	@echo "make demo   start the dashboard on the embedded synthetic dataset (http://127.0.0.1:$(PORT))"
 	@echo "make test   run the whole test suite (installs test extras and Debian chromium when root)"
-	@echo "make bench  run the benchmark scripts (long; mer bench writes benchmarks/results/, the older scripts bench_out/)"
+	@echo "make bench  run the benchmark scripts (long; mer bench writes mer_core/jobs/data/, the older scripts bench_out/)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

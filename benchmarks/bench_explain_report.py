@@ -8,8 +8,10 @@ Trains (untimed) a 1-epoch DenseAttention LOSO run on a synthetic set of
 :func:`mer_core.explain.report.explanation_report` over 167 of its clips with
 Saliency, Grad-CAM and the model's attention (maps computed, not cached
 beforehand), ``torch.set_num_threads(--threads)``. Writes
-bench_out/explain_report.json with the seconds, seconds per clip and the
-1-minute load average (the machine may be shared: context for the figure).
+``explain_report_<machine kind>.json`` into the shipped results
+(``mer_core/jobs/data``, where the explanation report's estimate reads it;
+``--out`` elsewhere) with the seconds, seconds per clip and the 1-minute load
+average (the machine may be shared: context for the figure).
 """
 from __future__ import annotations
 
@@ -34,8 +36,13 @@ def main() -> int:
     ap.add_argument("--full", action="store_true", help="also ROAD, infidelity and the randomisation check")
     ap.add_argument("--reuse", help="a cache folder of an earlier run of this script: its trained run is reused "
                                     "(training skipped), its cached maps and reports deleted before timing")
-    ap.add_argument("--out", default=str(ROOT / "bench_out" / "explain_report.json"))
+    ap.add_argument("--out", help="default: explain_report_<machine kind>.json in mer_core.paths.bench_results_dir()")
     args = ap.parse_args()
+    if not args.out:
+        from mer_core.jobs.bench_report import machine_kind
+        from mer_core.paths import bench_results_dir
+
+        args.out = str(bench_results_dir() / f"explain_report_{machine_kind()}.json")
     os.environ["MER_CACHE"] = args.reuse or tempfile.mkdtemp(prefix="mer_bench_report_")
     import torch
 

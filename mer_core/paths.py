@@ -1,9 +1,18 @@
-"""Where generated things live.
+"""Where generated things live, and where the shipped benchmark figures are.
 
 Everything the project generates (synthetic datasets, preprocessed arrays,
-the run store, run artifacts) lives under one cache root, ``cache/`` at the
-repository root by default. ``MER_CACHE`` overrides it (tests point it at a
-temporary folder so they never touch the user's runs).
+the run store, run artifacts) lives under one cache root (:func:`cache_root`):
+
+1. ``$MER_CACHE`` when set (``make demo`` and ``make test`` set it to the
+   checkout's ``cache/``; tests point it at a temporary folder);
+2. else the project-local ``cache/`` beside the package when it exists: the
+   default before the user cache folder was, so the datasets and run store of
+   an existing checkout keep being read;
+3. else the user cache folder, ``$XDG_CACHE_HOME/mer-bench`` or
+   ``~/.cache/mer-bench`` (an installed package never writes beside itself).
+
+The committed benchmark figures that the estimates read ship with the package
+(``mer_core/jobs/data/``, :func:`bench_results_dir`).
 """
 from __future__ import annotations
 
@@ -11,20 +20,29 @@ import os
 import re
 from pathlib import Path
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
+_REPO_ROOT = _PACKAGE.parent  # a source checkout's root; site-packages after an install
+BENCH_DATA = _PACKAGE / "jobs" / "data"  # package data: the committed figures the estimates read
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/mer-bench``, or ``~/.cache/mer-bench`` when that is unset."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mer-bench"
 
 
 def cache_root() -> Path:
-    """The cache root: ``$MER_CACHE`` or ``<repo>/cache``; created if missing."""
-    root = Path(os.environ.get("MER_CACHE") or _REPO_ROOT / "cache")
+    """``$MER_CACHE``, else an existing project-local ``cache/``, else :func:`user_cache_dir`; created if missing."""
+    env = os.environ.get("MER_CACHE")
+    legacy = _REPO_ROOT / "cache"
+    root = Path(env) if env else legacy if legacy.is_dir() else user_cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     return root
 
 
 def bench_results_dir() -> Path:
-    """``benchmarks/results`` of the repository, the committed benchmark figures (``$MER_BENCH_RESULTS`` overrides)."""
+    """The committed benchmark reports the estimates read: the package's ``jobs/data`` (``$MER_BENCH_RESULTS`` overrides)."""
     env = os.environ.get("MER_BENCH_RESULTS")
-    return Path(env) if env else _REPO_ROOT / "benchmarks" / "results"
+    return Path(env) if env else BENCH_DATA
 
 
 def datasets_dir() -> Path:

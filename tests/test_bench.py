@@ -115,7 +115,7 @@ def test_find_results_prefers_this_machine_and_skips_other_files(tiny_report, tm
     _file(tmp_path, tiny_report, "mine.json")
     report, label = find_results(tiny_report["machine"]["kind"], tmp_path)
     assert report["machine"] == tiny_report["machine"] and label == "measured (mine.json)"
-    assert find_results("cuda-a100", tmp_path / "none") == (None, "no benchmarks/results file for cuda-a100")
+    assert find_results("cuda-a100", tmp_path / "none") == (None, "no benchmark report for cuda-a100")
 
 
 def test_written_report_reads_back(tiny_report, tmp_path):

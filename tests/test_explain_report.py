@@ -392,7 +392,7 @@ def test_the_estimate_before_submission_uses_a_matching_benchmark_figure_or_meas
          "seconds": 735.4, "seconds_per_clip": 4.403, "load_average_1min": [4.9, 5.1]}))
     est = estimate_report_seconds(rid, fast, results=results, measure=False)
     assert est["source"] == "benchmark" and est["seconds"] == pytest.approx(4.403 * 4)
-    assert "benchmarks/results/explain_report_cpu-2core.json" in est["text"] and "4.40 s per clip" in est["text"]
+    assert "benchmark explain_report_cpu-2core.json" in est["text"] and "4.40 s per clip" in est["text"]
 
     # no figure for these settings (other steps, Integrated Gradients): one clip measured now, nothing cached
     _fake_clock(monkeypatch, {IG: 5.0, "saliency": 1.0})

@@ -4,14 +4,17 @@
     mer bench             # under 60 minutes on 2 cores: every model and preset at the preset's epochs
     mer bench --models mfdan --update   # re-measure one model's rows in the existing report
 
-Writes ``benchmarks/results/<machine kind>.json`` (``--out`` elsewhere),
-which the job estimate and the dashboard's Benchmarks page read, and prints
+Writes ``<results>/<machine kind>.json`` (``--out`` elsewhere), where
+``<results>`` is the package's ``mer_core/jobs/data`` (committed from a
+checkout) or ``$MER_BENCH_RESULTS``, the folder the job estimate and the
+dashboard's Benchmarks page read, and prints
 the LOSO table for docs/benchmarks.md. Runs in a private temporary cache.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 
 from mer_core.errors import MerError
@@ -40,6 +43,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     plan = dataclasses.replace(plan, **changes)
     here = machine_info()
     out = Path(args.out) if args.out else results_dir() / f"{here['kind']}.json"
+    if not args.out and out.parent.is_dir() and not os.access(out.parent, os.W_OK):
+        raise MerError(f"mer bench: cannot write {out.parent} (the installed package's results); name a report "
+                       "file with --out, and set MER_BENCH_RESULTS to its folder for the estimates to read it")
     old = None
     if args.update:  # read (and check) the report before spending minutes measuring
         if not out.is_file():
@@ -60,7 +66,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark preprocessing, models, LOSO runs and pages; write the results file")
     p.add_argument("--quick", action="store_true", help="fewer models, epochs and repetitions (under 5 min on 2 cores)")
-    p.add_argument("--out", metavar="PATH", help="report file (default: benchmarks/results/<machine kind>.json)")
+    p.add_argument("--out", metavar="PATH", help="report file (default: mer_core/jobs/data/<machine kind>.json, or in $MER_BENCH_RESULTS)")
     p.add_argument("--models", nargs="+", metavar="MODEL", help="only these models")
     p.add_argument("--executors", nargs="+", metavar="EXECUTOR", help="LOSO executors (default: sequential and process)")
     p.add_argument("--presets", nargs="+", metavar="PRESET",

@@ -2,8 +2,9 @@
 
 :func:`estimate_report_seconds` uses, in this order,
 
-1. a committed benchmark figure: ``benchmarks/results/explain_report*.json``
-   as written by ``benchmarks/bench_explain_report.py`` (``seconds_per_clip``
+1. a committed benchmark figure: ``explain_report*.json`` in the shipped
+   results (:func:`mer_core.paths.bench_results_dir`) as written by
+   ``benchmarks/bench_explain_report.py`` (``seconds_per_clip``
    of a synthetic DenseAttention run), only when its settings are the
    report's (the same methods and steps; ROAD, infidelity and the
    randomisation check all on for a ``--full`` figure, all off otherwise);
@@ -72,7 +73,7 @@ def estimate_report_seconds(run_id: str, cfg: ReportConfig | None = None, *, sto
         load = (bench.get("load_average_1min") or [None])[0]
         where = Path(bench["path"]).name
         return {**out, "seconds": seconds, "source": "benchmark", "text": (
-            f"{about(seconds)} for {clips}: the committed benchmark benchmarks/results/{where} took "
+            f"{about(seconds)} for {clips}: the committed benchmark {where} took "
             f"{float(bench['seconds_per_clip']):.2f} s per clip ({bench.get('clips')} clips of a synthetic "
             f"DenseAttention run, {bench.get('threads')} threads, load {load}); this run's model and this machine "
             f"may differ")}

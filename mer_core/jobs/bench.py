@@ -18,7 +18,9 @@ Sections (each a list of rows in the report, see :mod:`mer_core.jobs.bench_repor
   preset pre-trains);
 * ``pages``: server-side render time of the Run, Compare and Leaderboard
   pages for a 442-prediction run (``benchmarks/bench_pages.py`` in a child
-  process: it needs Streamlit, which the library never imports).
+  process: it needs Streamlit, which the library never imports, and the
+  test helpers that drive the pages, so only a source checkout has it; an
+  installed package skips the section and says so when the suite starts).
 
 Every repeated figure is the median with min and max. Everything runs in a
 private temporary cache (``MER_CACHE``), so the user's runs and caches are
@@ -480,13 +482,24 @@ def _macro_size(source: str) -> int:
 
 
 # --- pages -----------------------------------------------------------------------------------------
-def bench_pages(plan: BenchPlan, log: Log) -> dict[str, Any]:
-    """Page render times from ``benchmarks/bench_pages.py`` run in a child process (Streamlit lives there)."""
-    script = repo_root() / "benchmarks" / "bench_pages.py"
+PAGES_SCRIPT = repo_root() / "benchmarks" / "bench_pages.py"
+
+
+def pages_skip_reason(plan: BenchPlan, script: Path = PAGES_SCRIPT) -> str:
+    """Why the pages section will not run ('' when it will)."""
     if plan.page_repeats <= 0:
-        return {"skipped": "not asked for (page_repeats=0)"}
+        return "not asked for (page_repeats=0)"
     if not script.is_file():
-        return {"skipped": f"{script} not found (an installed package has no benchmarks/)"}
+        return (f"page timings need a source checkout: {script} (with the repository's tests/ helpers) is not "
+                "there, as in an installed package; run mer bench from a clone for them, or pass --no-pages")
+    return ""
+
+
+def bench_pages(plan: BenchPlan, log: Log, script: Path = PAGES_SCRIPT) -> dict[str, Any]:
+    """Page render times from ``benchmarks/bench_pages.py`` run in a child process (Streamlit lives there)."""
+    reason = pages_skip_reason(plan, script)
+    if reason:
+        return {"skipped": reason}
     with tempfile.TemporaryDirectory(prefix="mer-bench-pages-") as tmp:
         out = Path(tmp) / "pages.json"
         res = subprocess.run([sys.executable, str(script), "--repeats", str(plan.page_repeats), "--out", str(out)],
@@ -512,6 +525,8 @@ def run_bench(plan: BenchPlan | None = None, *, log: Log = print) -> dict[str, A
                               "plan": {k: (list(v) if isinstance(v, tuple) else v)
                                        for k, v in dataclasses.asdict(plan).items()}}
     log(f"mer bench on {report['machine']['kind']} ({report['machine']['cpu']}, torch {report['machine']['torch']})")
+    if plan.page_repeats > 0 and pages_skip_reason(plan):
+        log(f"pages skipped: {pages_skip_reason(plan)}")
     with private_cache():
         for name, fn in SECTION_FUNCS.items():
             s0 = time.perf_counter()

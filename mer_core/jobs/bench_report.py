@@ -1,7 +1,8 @@
 """The benchmark report: machine description, schema, where results live, tables.
 
 ``mer bench`` (:mod:`mer_core.jobs.bench`) writes one JSON report per machine
-kind to ``benchmarks/results/<kind>.json`` (committed, small). The job time
+kind to ``mer_core/jobs/data/<kind>.json`` (committed, small, shipped as
+package data, so an installed package estimates without the repository). The job time
 estimate (:mod:`mer_core.jobs.plan`), the LOSO table in docs/benchmarks.md and
 the dashboard's Benchmarks page read it through :func:`find_results`.
 
@@ -35,7 +36,7 @@ LOSO_TIMING_KEYS = ("startup_s", "fold_setup_s", "steady_ms_per_sample_epoch", "
 
 
 def results_dir() -> Path:
-    """``benchmarks/results`` of the repository (``$MER_BENCH_RESULTS`` overrides)."""
+    """The shipped reports, ``mer_core/jobs/data`` (``$MER_BENCH_RESULTS`` overrides)."""
     return bench_results_dir()
 
 
@@ -178,7 +179,7 @@ def find_results(kind: str | None = None, folder: Path | None = None) -> tuple[d
         mine = cores()
         name, report = min(same, key=lambda nr: abs(int(nr[1]["machine"].get("cores") or 0) - mine))
         return report, f"measured on {report['machine']['kind']} ({name}; this machine is {kind})"
-    return None, f"no benchmarks/results file for {kind}"
+    return None, f"no benchmark report for {kind}"
 
 
 def results_stamp(folder: Path | None = None) -> tuple:
