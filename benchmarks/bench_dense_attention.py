@@ -5,7 +5,8 @@
 
 Timing: forward+backward (training step without the optimiser) and forward-only
 (eval) time per sample at each preset on this CPU, with ``--threads`` torch
-threads, median of ``--repeats`` batches after one warm-up batch; parameter
+threads, the median over ``--seconds`` of batches after warm-up
+(:func:`mer_core.jobs.bench.step_seconds`, torch.utils.benchmark); parameter
 counts. Ablation: LOSO on the default synthetic set with the same seed and
 epochs, with and without macro pre-training on ``synthetic-macro`` and with
 the EVM-magnified apex or the plain apex (the difference channel is kept in
@@ -28,39 +29,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mer_core.jobs.bench import step_seconds  # noqa: E402
 from mer_core.models import create_model, model_config  # noqa: E402
 
 
-def time_preset(preset: str, batch: int, repeats: int) -> dict[str, Any]:
+def time_preset(preset: str, batch: int, seconds: float) -> dict[str, Any]:
     torch.manual_seed(0)
     model = create_model("dense_attention", preset)
     cfg = model.config
-    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size)
-    y = torch.randint(0, cfg.num_classes, (batch,))
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def train_step() -> None:
-        model.train()
-        model.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
-
-    @torch.no_grad()
-    def eval_step() -> None:
-        model.eval()
-        model(x)
-
     out: dict[str, Any] = {}
-    for name, fn in (("fwd_bwd", train_step), ("fwd", eval_step)):
-        fn()  # warm-up
-        times, cpu = [], []
-        for _ in range(repeats):
-            t0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
-        # wall time suffers when the shared machine is busy; CPU time of this process is the steadier figure
+    for name, train in (("fwd_bwd", True), ("fwd", False)):
+        times = step_seconds(model, batch, seconds, train=train, optimizer=False)
         out[f"{name}_ms_per_sample"] = round(1000 * statistics.median(times) / batch, 3)
-        out[f"{name}_cpu_ms_per_sample"] = round(1000 * statistics.median(cpu) / batch, 3)
+        out[f"{name}_blocks"] = len(times)
     out.update(
         params=sum(p.numel() for p in model.parameters()),
         input=[cfg.in_channels, cfg.input_size, cfg.input_size],
@@ -68,7 +49,7 @@ def time_preset(preset: str, batch: int, repeats: int) -> dict[str, Any]:
         block_layers=list(cfg.block_layers),
         growth_rate=cfg.growth_rate,
         batch=batch,
-        repeats=repeats,
+        seconds=seconds,
     )
     return out
 
@@ -116,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", default="cpu,paper")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=3.0, help="measured seconds per preset and pass")
     ap.add_argument("--ablation", action="store_true", help="also run the 4 LOSO ablation runs")
     ap.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs per fold (ablation)")
     ap.add_argument("--lr", type=float, default=2e-3, help="fine-tuning learning rate (ablation)")
@@ -137,11 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     batches = {"cpu": 16, "paper": 4}
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
-        t = time_preset(preset, batches.get(preset, 4), args.repeats if preset == "cpu" else max(2, args.repeats // 2))
+        t = time_preset(preset, batches.get(preset, 4), args.seconds)
         result["timing"][preset] = t
-        print(f"{preset:6s} params {t['params']:>10,d}  fwd+bwd {t['fwd_bwd_ms_per_sample']:8.2f} ms/sample "
-              f"(CPU {t['fwd_bwd_cpu_ms_per_sample']:.2f})  fwd {t['fwd_ms_per_sample']:8.2f} ms/sample "
-              f"(CPU {t['fwd_cpu_ms_per_sample']:.2f})  input {t['input']}")
+        print(f"{preset:6s} params {t['params']:>10,d}  fwd+bwd {t['fwd_bwd_ms_per_sample']:8.2f} ms/sample  "
+              f"fwd {t['fwd_ms_per_sample']:8.2f} ms/sample  input {t['input']}")
     if args.ablation:
         result["ablation"] = dict(
             dataset="synthetic", protocol="loso", epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,

@@ -5,8 +5,9 @@
 
 Writes bench_out/mfdan.json. Timings: forward+backward (training mode, one
 optimiser-free step) per sample at batch 16 on this CPU with the number of
-threads given (default 1, the machine is shared), median of ``--repeats``
-steps after one warm-up. The ablations run the full model, no flow-driven
+threads given (default 1, the machine is shared), the median over
+``--seconds`` of steps after warm-up (:func:`mer_core.jobs.bench.step_seconds`,
+torch.utils.benchmark). The ablations run the full model, no flow-driven
 attention, no DropKey and cross-entropy instead of focal loss under LOSO on
 the default synthetic set with the same seed, through
 ``mer_core.training.engine.run_experiment``; they are skipped (and say so in
@@ -28,6 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mer_core.jobs.bench import step_seconds  # noqa: E402
 from mer_core.models import create_model, list_presets, train_defaults  # noqa: E402
 
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -38,33 +40,17 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def time_model(name: str, preset: str, batch: int, repeats: int) -> dict[str, Any]:
-    """Forward+backward seconds per sample (median over repeats) and parameter count."""
+def time_model(name: str, preset: str, batch: int, seconds: float) -> dict[str, Any]:
+    """Forward+backward and forward-only milliseconds per sample (medians) and parameter count."""
     torch.manual_seed(0)
     model = create_model(name, preset)
     cfg = model.config
-    model.train()
-    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size)
-    y = torch.randint(0, cfg.num_classes, (batch,))
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step() -> float:
-        t0 = time.perf_counter()
-        model.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
-        return time.perf_counter() - t0
-
-    step()  # warm-up
-    times = [step() for _ in range(repeats)]
-    with torch.no_grad():
-        model.eval()
-        t0 = time.perf_counter()
-        model(x)
-        infer = time.perf_counter() - t0
+    train = step_seconds(model, batch, seconds, optimizer=False)
+    infer = step_seconds(model, batch, seconds, train=False)
     return dict(model=name, preset=preset, input_size=cfg.input_size, channels=list(cfg.channels),
                 params=sum(p.numel() for p in model.parameters()), batch=batch,
-                train_ms_per_sample=1000 * statistics.median(times) / batch,
-                infer_ms_per_sample=1000 * infer / batch, train_defaults=train_defaults(name, preset))
+                train_ms_per_sample=1000 * statistics.median(train) / batch,
+                infer_ms_per_sample=1000 * statistics.median(infer) / batch, train_defaults=train_defaults(name, preset))
 
 
 def run_ablations(epochs: int | None, seed: int, save: Any = None) -> dict[str, Any]:
@@ -108,7 +94,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0, help="measured seconds per model, preset and pass")
     ap.add_argument("--ablation", action="store_true", help="also run the LOSO ablations (minutes)")
     ap.add_argument("--epochs", type=int, default=None, help="ablation epochs (default: the cpu preset's)")
     ap.add_argument("--seed", type=int, default=0)
@@ -134,7 +120,7 @@ def main() -> int:
 
     for name in ("mfdan", "ststnet") if not args.no_timings else ():
         for preset in list_presets(name):
-            row = time_model(name, preset, args.batch, args.repeats)
+            row = time_model(name, preset, args.batch, args.seconds)
             report["timings"].append(row)
             print(f"{name:8s} {preset:10s} params={row['params']:>9,d}  "
                   f"train {row['train_ms_per_sample']:.2f} ms/sample  infer {row['infer_ms_per_sample']:.2f} ms/sample",

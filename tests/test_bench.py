@@ -13,7 +13,7 @@ from mer_core.jobs import bench, bench_report
 from mer_core.jobs.bench_report import find_results, machine_kind, read_report, spread, validate
 
 TINY = bench.BenchPlan(
-    quick=True, models=("ststnet",), fwd_presets=("cpu",), fwd_batch=4, fwd_reps=2, flow_methods=("dis",),
+    quick=True, models=("ststnet",), fwd_presets=("cpu",), fwd_batch=4, fwd_seconds=0.05, flow_methods=("dis",),
     flow_sizes=(32,), preprocess_clips=2, preprocess_reps=2, loso_models=("ststnet",), executors=("sequential",),
     loso_epochs=2, loso_reps=2, dataset_options={"subjects": 3, "clips_per_subject": 3, "clip_jitter": 0, "size": 48, "frames": 10},
     pretrain_models=(), page_repeats=0)
@@ -44,7 +44,7 @@ def test_smoke_bench_writes_a_valid_report(tiny_report, isolated_cache):
         s = pre[key]
         assert s["n"] == 2 and s["min"] <= s["median"] <= s["max"] and s["min"] > 0
     (fwd,) = report["fwd_bwd"]
-    assert (fwd["model"], fwd["preset"], fwd["batch"]) == ("ststnet", "cpu", 4) and fwd["samples_per_s"]["n"] == 2
+    assert (fwd["model"], fwd["preset"], fwd["batch"]) == ("ststnet", "cpu", 4) and fwd["samples_per_s"]["n"] >= 1
     (loso,) = report["loso"]
     assert (loso["model"], loso["executor"], loso["epochs"], loso["n_samples"], loso["n_folds"]) == (
         "ststnet", "sequential", 2, 9, 3)

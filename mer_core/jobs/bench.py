@@ -5,7 +5,9 @@ Sections (each a list of rows in the report, see :mod:`mer_core.jobs.bench_repor
 * ``preprocess``: per clip cost of DIS, Farneback and TV-L1 (channels flow_u,
   flow_v, strain) at 128 and 224 px, cold (empty cache: compute + write) and
   cached (the second pass), one worker;
-* ``fwd_bwd``: forward+backward training samples/s per model and preset;
+* ``fwd_bwd``: forward+backward training samples/s per model and preset
+  (:func:`step_seconds`, the one forward/backward timer the benchmark
+  scripts share, on ``torch.utils.benchmark``);
 * ``loso``: a whole LOSO per model, preset and executor (sequential and
   process unless asked otherwise) on the default synthetic set, at
   the cpu preset, and on a CUDA device at the paper preset too, with
@@ -58,7 +60,7 @@ class BenchPlan:
     models: tuple[str, ...] = ()  # () = every registered model
     fwd_presets: tuple[str, ...] = ("cpu", "paper")
     fwd_batch: int = 16
-    fwd_reps: int = 5
+    fwd_seconds: float = 3.0  # measured time per model and preset (torch.utils.benchmark's blocked_autorange)
     flow_methods: tuple[str, ...] = ("dis", "farneback", "tvl1")
     flow_sizes: tuple[int, ...] = (128, 224)
     preprocess_clips: int = 8
@@ -79,7 +81,7 @@ class BenchPlan:
 
 def quick_plan() -> BenchPlan:
     """Under 5 minutes on 2 cores: the two fast models at 3 epochs, fewer repetitions, smaller inputs."""
-    return BenchPlan(quick=True, fwd_presets=("cpu",), fwd_reps=3, preprocess_clips=3, preprocess_reps=2,
+    return BenchPlan(quick=True, fwd_presets=("cpu",), fwd_seconds=0.5, preprocess_clips=3, preprocess_reps=2,
                      loso_models=("ststnet", "baseline"), loso_epochs=3, loso_reps=2, pretrain_epochs=1,
                      pretrain_source="synthetic-macro?subjects=4&clips_per_subject=6", page_repeats=2)
 
@@ -179,30 +181,61 @@ def bench_preprocess(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
 
 
 # --- forward + backward ----------------------------------------------------------------------
-def _fwd_bwd_times(name: str, preset: str, batch: int, reps: int, device: str) -> tuple[Any, list[float]]:
+def time_calls(fn: Callable[[], Any], min_seconds: float) -> list[float]:
+    """Seconds per call of ``fn``, one figure per measured block: ``torch.utils.benchmark.Timer.blocked_autorange``.
+
+    The Timer warms up, groups calls too fast to time alone into blocks (one call per block for a model step
+    of milliseconds), measures until ``min_seconds`` have passed and synchronises CUDA around each block;
+    it runs with this process's thread count (its own default is one thread).
+    """
+    import torch
+    from torch.utils import benchmark
+
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return list(timer.blocked_autorange(min_run_time=min_seconds).times)
+
+
+def step_seconds(model: Any, batch: int, min_seconds: float, *, train: bool = True, optimizer: bool = True) -> list[float]:
+    """Seconds per step of ``model`` on a random batch of its config's input (:func:`time_calls`).
+
+    ``train``: forward, cross-entropy backward and, with ``optimizer``, an AdamW step, in train mode;
+    otherwise one forward in eval mode without gradients. The batch lives on the model's device.
+    """
+    import torch
+
+    cfg = model.config
+    device = next(model.parameters()).device
+    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, device=device)
+    y = torch.randint(0, cfg.num_classes, (batch,), device=device)
+    if not train:
+        model.eval()
+
+        @torch.no_grad()
+        def forward() -> None:
+            model(x)
+
+        return time_calls(forward, min_seconds)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4) if optimizer else None
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        if opt is not None:
+            opt.step()
+
+    return time_calls(step, min_seconds)
+
+
+def _fwd_bwd_times(name: str, preset: str, batch: int, seconds: float, device: str) -> tuple[Any, list[float]]:
     import torch
 
     from mer_core.models.registry import create_model
 
     torch.manual_seed(0)
-    model = create_model(name, preset).to(device).train()
-    cfg = model.config
-    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, device=device)
-    y = torch.randint(0, cfg.num_classes, (batch,), device=device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step() -> float:
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
-        opt.step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
-    step()  # warm-up
-    return cfg, [step() for _ in range(reps)]
+    model = create_model(name, preset).to(device)
+    return model.config, step_seconds(model, batch, seconds)
 
 
 def bench_fwd_bwd(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
@@ -215,7 +248,7 @@ def bench_fwd_bwd(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
     rows = []
     for name in _models(plan.models):
         for preset in [p for p in plan.fwd_presets if p in list_presets(name)]:
-            cfg, times = _fwd_bwd_times(name, preset, plan.fwd_batch, plan.fwd_reps, device)
+            cfg, times = _fwd_bwd_times(name, preset, plan.fwd_batch, plan.fwd_seconds, device)
             rows.append({"model": name, "preset": preset, "input_size": int(cfg.input_size),
                          "channels": list(cfg.channels), "batch": plan.fwd_batch, "device": device,
                          "threads": torch.get_num_threads(),
