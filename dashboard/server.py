@@ -8,6 +8,12 @@ requests whose ``Host`` header is a loopback name or address (``localhost``, 127
 rebinding pointed at 127.0.0.1: it gets 403 before Streamlit sees it. Bound beyond loopback,
 the access token (:mod:`dashboard.access`) is what keeps strangers out, so without one the
 server refuses to start (:func:`refuse_to_start_open`).
+
+A page opened by its address (``/runs``, a shared ``/run?run=...`` link) is served Streamlit's
+``index.html`` with one line added by :class:`BaseUrlHint`: where the server's root is. Without
+it Streamlit's frontend first asks ``/runs/_stcore/health`` and ``/runs/_stcore/host-config``,
+as if the page were the server's base path; both answer 404 (two console errors on every page
+but the first, streamlit/streamlit#7074) before it tries the root.
 """
 from __future__ import annotations
 
@@ -69,6 +75,80 @@ class LoopbackHostGuard:
         await self.app(scope, receive, send)
 
 
+# first path segments of Streamlit's own routes: never a page, so their responses pass untouched
+ASSET_ROOTS = frozenset({"_stcore", "static", "media", "component", "app"})
+
+
+def page_depth(path: str, base_url_path: str = "") -> int:
+    """Path segments of a page address beyond the server's base path: ``/runs`` 1, ``/`` 0; 0 for
+    Streamlit's own routes (``/_stcore/health``, ``/static/...``) and files (``/favicon.png``)."""
+    base = [p for p in base_url_path.split("/") if p]
+    parts = [p for p in path.split("/") if p]
+    if parts[:len(base)] != base:
+        return 0
+    parts = parts[len(base):]
+    if not parts or parts[0] in ASSET_ROOTS or "." in parts[-1]:
+        return 0
+    return len(parts)
+
+
+def base_url_script(depth: int) -> bytes:
+    """A script for the page's ``<head>``: Streamlit's frontend reads ``window.__streamlit.BACKEND_BASE_URL``
+    (its setting for embedding) and then connects to that root only, instead of probing the page's own
+    path first. The root is the address without its last ``depth`` segments, so a proxy that serves the
+    dashboard under a prefix keeps it."""
+    return ("<script>(function(){var p=location.pathname.replace(/\\/+$/,'').split('/');"
+            f"p.splice(p.length-{int(depth)},{int(depth)});window.__streamlit=Object.assign({{}},window.__streamlit,"
+            "{BACKEND_BASE_URL:location.origin+p.join('/')+'/'});})();</script>").encode()
+
+
+class BaseUrlHint:
+    """ASGI middleware: the HTML of a page address gets :func:`base_url_script` as the first thing in its
+    ``<head>`` (see the module docstring). The request goes on without ``Accept-Encoding`` so the page
+    comes back uncompressed (a few kB); any other response passes untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        depth = 0
+        if scope["type"] == "http" and scope.get("method") == "GET":
+            depth = page_depth(scope.get("path", ""), _base_url_path())
+        if not depth:
+            await self.app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope.get("headers") or () if k.lower() != b"accept-encoding"]
+        held: dict[str, Any] = {}
+        body: list[bytes] = []
+
+        async def edit(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower(): v for k, v in message.get("headers", ())}
+                if names.get(b"content-type", b"").startswith(b"text/html") and b"content-encoding" not in names:
+                    held["start"] = message
+                    return
+            elif message["type"] == "http.response.body" and "start" in held:
+                body.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                page = b"".join(body).replace(b"<head>", b"<head>" + base_url_script(depth), 1)
+                start = held.pop("start")
+                start = {**start, "headers": [(k, str(len(page)).encode() if k.lower() == b"content-length" else v)
+                                              for k, v in start.get("headers", ())]}
+                await send(start)
+                await send({"type": "http.response.body", "body": page})
+                return
+            await send(message)
+
+        await self.app({**scope, "headers": headers}, receive, edit)
+
+
+def _base_url_path() -> str:
+    from streamlit import config
+
+    return str(config.get_option("server.baseUrlPath") or "")
+
+
 # fixed before the server imports the app: the socket is already bound as given (never re-read them)
 BOUND_AT_START = ("server.address", "server.port", "server.headless")
 
@@ -125,4 +205,4 @@ def middleware() -> list[Any]:
     """The middleware ``st.App`` puts in front of Streamlit's own."""
     from starlette.middleware import Middleware
 
-    return [Middleware(LoopbackHostGuard)]
+    return [Middleware(LoopbackHostGuard), Middleware(BaseUrlHint)]

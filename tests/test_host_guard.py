@@ -154,3 +154,49 @@ def test_a_rebound_page_in_chromium_cannot_reach_the_dashboard(served):
             page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=90000)
         finally:
             browser.close()
+
+
+# --- a page's address: Streamlit's frontend is told where the root is ---------------------------------
+def test_a_page_address_is_served_with_the_servers_root_and_nothing_else_changes():
+    """Without the hint the frontend probes /<page>/_stcore/health and host-config first: two 404s and two
+    console errors on every page opened by its address (streamlit/streamlit#7074)."""
+    import asyncio
+
+    from dashboard.server import BaseUrlHint, page_depth
+
+    html = b"<!DOCTYPE html><html><head><title>x</title></head><body></body></html>"
+    seen: dict = {}
+
+    async def inner(scope, receive, send):
+        seen["headers"] = dict(scope["headers"])
+        kind = b"text/html; charset=utf-8" if scope["path"] != "/_stcore/health" else b"text/plain"
+        body = html if kind.startswith(b"text/html") else b"ok"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    def get(path: str) -> tuple[dict, bytes]:
+        sent: list = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": path, "headers": [(b"accept-encoding", b"gzip")]}
+        asyncio.run(BaseUrlHint(inner)(scope, None, send))
+        return dict(sent[0]["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
+
+    headers, body = get("/runs")
+    assert body.startswith(b"<!DOCTYPE html><html><head><script>") and b"BACKEND_BASE_URL" in body
+    assert b"p.splice(p.length-1,1)" in body and int(headers[b"content-length"]) == len(body)
+    assert b"accept-encoding" not in seen["headers"]  # the page comes back uncompressed, to be edited
+    for path in ("/", "/_stcore/health"):
+        headers, body = get(path)
+        assert body in (html, b"ok") and seen["headers"][b"accept-encoding"] == b"gzip"
+    assert [page_depth(p) for p in ("/", "/runs", "/run/", "/static/js/a.js", "/favicon.png", "/media/x")] == \
+        [0, 1, 1, 0, 0, 0]
+    assert page_depth("/mer/runs", "mer") == 1 and page_depth("/mer", "/mer/") == 0
+
+
+def test_the_served_page_carries_the_hint(served):
+    status, body = _get(served, "/runs", f"127.0.0.1:{served}")
+    assert status == 200 and b"<head><script>" in body and b"BACKEND_BASE_URL" in body
