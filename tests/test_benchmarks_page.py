@@ -52,3 +52,15 @@ def test_benchmarks_page_shows_no_raw_keys_blank_columns_or_doubled_parentheses(
             assert not frame[c].map(lambda v: v is None or v == "–" or v != v).all(), f"blank column {c!r}"
     captions = " ".join(c.value for c in at.caption)
     assert "))" not in captions.replace("\\", "")
+
+
+def test_a_column_without_values_is_left_out_and_said_so(tmp_path, monkeypatch):
+    """A results file whose rows never measured the training cost: no blank column, a line naming it instead."""
+    no_train = dict(R, loso=[{**row, "train_ms_per_sample_epoch": None} for row in R["loso"]])
+    (tmp_path / "mine.json").write_text(json.dumps(no_train))
+    monkeypatch.setenv("MER_BENCH_RESULTS", str(tmp_path))
+    at = page_app("benchmarks")
+    assert not at.exception, at.exception
+    assert "train ms / sample-epoch" not in at.dataframe[0].value.columns
+    captions = [c.value for c in at.caption]
+    assert "Left out: train ms / sample-epoch; no row of this file has a value for it." in captions, captions

@@ -23,15 +23,37 @@ def _spread(value: Any, fmt: str = "{:.2f}") -> str:
 
 
 PRETRAIN_COLUMNS = {"model": "model", "preset": "preset", "source": "macro data", "epochs": "epochs",
-                    "n_samples": "images / clips", "cold_s": "first run s (preprocessing included)",
+                    "n_samples": "images / clips", "cold_s": "first run s",
                     "train_s": "training s", "preprocess_ms_per_clip": "preprocess ms / clip",
                     "ms_per_sample_epoch": "train ms / sample-epoch"}
+# what a short column name leaves out, as the column's tooltip
+COLUMN_HELP = {"first run s": "the first run, preprocessing included",
+               "train ms / sample-epoch": "training time per clip and epoch: what the job estimate uses",
+               "CPU s": "CPU seconds of the whole process tree, pool workers included",
+               "peak MB": "peak resident memory of the whole process tree, pool workers included",
+               "preprocess ms / clip, cold": "computing one clip's inputs with nothing cached"}
 
 
 def shown(table: pd.DataFrame) -> pd.DataFrame:
     """The table without its empty columns (no value in any row: nothing to read, only a blank)."""
-    empty = [c for c in table.columns if table[c].map(lambda v: v is None or v == "–" or v != v).all()]
-    return table.drop(columns=empty)
+    return table.drop(columns=empty_columns(table))
+
+
+def empty_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if table[c].map(lambda v: v is None or v == "–" or v != v).all()]
+
+
+def table(frame: pd.DataFrame) -> None:
+    """A results table that fits the page: its empty columns left out and named below it with the reason,
+    long names explained in their tooltips (a table wider than the page hid its last, right-aligned
+    column: it looked blank)."""
+    empty = empty_columns(frame)
+    frame = frame.drop(columns=empty)
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.Column(c, help=h) for c, h in COLUMN_HELP.items() if c in frame})
+    if empty:
+        st.caption(plain(f"Left out: {', '.join(empty)}; no row of this file has a value for "
+                         f"{'it' if len(empty) == 1 else 'them'}."))
 
 
 def _pretrain_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -41,12 +63,19 @@ def _pretrain_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _loso_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Time and scores of each LOSO setting (the resources it took: :func:`_loso_resources`)."""
     return pd.DataFrame([{
         "model": r["model"], "preset": r["preset"], "executor": r["executor"], "epochs": r["epochs"],
         "clips / folds": f"{r['n_samples']} / {r['n_folds']}", "wall s": _spread(r["wall_s"], "{:.1f}"),
-        "CPU s (whole tree)": _spread(r["cpu_s"], "{:.1f}"), "peak MB (whole tree)": _spread(r["peak_rss_mb"], "{:.0f}"),
         "UF1": _spread(r["uf1"], "{:.3f}"), "UAR": _spread(r["uar"], "{:.3f}"),
-        "train ms / sample-epoch": r["train_ms_per_sample_epoch"],
+        "train ms / sample-epoch": r.get("train_ms_per_sample_epoch"),
+    } for r in rows])
+
+
+def _loso_resources(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "model": r["model"], "preset": r["preset"], "executor": r["executor"],
+        "CPU s": _spread(r["cpu_s"], "{:.1f}"), "peak MB": _spread(r["peak_rss_mb"], "{:.0f}"),
         "preprocess ms / clip, cold": r.get("preprocess_cold_ms_per_clip"),
     } for r in rows])
 
@@ -84,19 +113,21 @@ def _machine(report: dict[str, Any], name: str, label: str) -> None:
 
 def _sections(report: dict[str, Any]) -> None:
     st.subheader("LOSO on the default synthetic set")
-    st.caption("Median (min–max) of repeated runs; CPU seconds and peak memory cover the whole process tree, "
-               "pool workers included. Training cost per sample-epoch is what the job estimate uses.")
+    st.caption("Median (min–max) of repeated runs. Training cost per sample-epoch is what the job estimate uses.")
     if report["loso"]:
-        st.dataframe(shown(_loso_table(report["loso"])), hide_index=True, width="stretch")
+        table(_loso_table(report["loso"]))
+        st.caption("What the same runs took: CPU seconds and peak memory cover the whole process tree, pool "
+                   "workers included.")
+        table(_loso_resources(report["loso"]))
     st.subheader("Forward + backward")
     if report["fwd_bwd"]:
-        st.dataframe(shown(_fwd_table(report["fwd_bwd"])), hide_index=True, width="stretch")
+        table(_fwd_table(report["fwd_bwd"]))
     st.subheader("Preprocessing (flow u, v, strain)")
     if report["preprocess"]:
-        st.dataframe(shown(_preprocess_table(report["preprocess"])), hide_index=True, width="stretch")
+        table(_preprocess_table(report["preprocess"]))
     if report["pretrain"]:
         st.subheader("Macro pre-training")
-        st.dataframe(shown(_pretrain_table(report["pretrain"])), hide_index=True, width="stretch")
+        table(_pretrain_table(report["pretrain"]))
     st.subheader("Page renders")
     pages = report["pages"]
     if pages.get("pages"):
