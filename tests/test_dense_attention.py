@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mer_core.errors import ConfigError
-from mer_core.models import create_model, list_models, list_presets, model_config, train_defaults
+from mer_core.models import create_model, model_config
 from mer_core.models.dense_attention import DenseBlock, DenseAttentionNet
 from mer_core.models.layers import ChannelAttention, MixedAttention, SpatialAttention
 
@@ -19,16 +19,6 @@ CASES = [("cpu", {}), ("paper", TINY_PAPER)]
 def _model(preset: str, **over) -> DenseAttentionNet:
     torch.manual_seed(0)
     return create_model("dense_attention", preset, **over)
-
-
-def test_registered_with_presets_and_train_defaults():
-    assert "dense_attention" in list_models()
-    assert set(list_presets("dense_attention")) >= {"cpu", "paper"}
-    for preset in ("cpu", "paper"):
-        d = train_defaults("dense_attention", preset)
-        assert {"epochs", "lr", "optimizer", "batch_size", "loss"} <= set(d)
-    assert model_config("dense_attention", "paper").channels == ("magnified_apex",)  # faithful: magnified apex
-    assert model_config("dense_attention", "paper").input_size == 224
 
 
 @pytest.mark.parametrize("preset,over", CASES)

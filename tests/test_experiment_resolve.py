@@ -15,6 +15,7 @@ from mer_core.config import ExperimentConfig
 from mer_core.errors import ConfigError
 from mer_core.jobs import queue as jobs
 from mer_core.keyvalue import parse_lines, parse_pairs
+from mer_core.models import model_config, train_defaults
 from mer_core.models.dense_attention import DenseAttentionConfig
 from mer_core.store import db
 from mer_core.store.db import RunStore
@@ -70,7 +71,8 @@ def test_cli_and_form_give_the_same_config_hash(manifest, monkeypatch, model, pr
     assert form.stable_hash() == cli.stable_hash()
     assert cli.class_set == "native"  # the manifest's default, never ''
     if preset == "paper":  # the preset's pre-training settings reach both paths
-        assert cli.pretrain == "synthetic-macro" and cli.pretrain_epochs == 20 and cli.backbone_lr_mult == 0.5
+        preset_pretrain = {k: v for k, v in train_defaults(model, preset).items() if "pretrain" in k or "backbone" in k}
+        assert preset_pretrain and preset_pretrain == {k: getattr(cli, k) for k in preset_pretrain}
 
 
 def test_config_file_keys_are_not_overwritten_by_argparse_defaults(tmp_path):
@@ -79,7 +81,9 @@ def test_config_file_keys_are_not_overwritten_by_argparse_defaults(tmp_path):
                                 "preprocess": {"flow_method": "farneback"}}))
     cfg = cli_config("--config", str(path))
     assert cfg.model == "ststnet" and cfg.epochs == 3 and cfg.preprocess.flow_method == "farneback"
-    assert cfg.lr == 1e-3 and cfg.optimizer == "adam"  # ststnet's preset, not baseline's
+    own = train_defaults("ststnet", "cpu")  # ststnet's preset, not baseline's
+    assert (cfg.lr, cfg.optimizer) == (own["lr"], own["optimizer"]) != tuple(train_defaults("baseline", "cpu")[k]
+                                                                          for k in ("lr", "optimizer"))
     cfg = cli_config("--config", str(path), "--epochs", "5", "--set", "preprocess.flow_method=dis", "--set", "seed=3")
     assert cfg.epochs == 5 and cfg.preprocess.flow_method == "dis" and cfg.seed == 3 and cfg.model == "ststnet"
 
@@ -115,8 +119,9 @@ def test_unknown_class_set_is_refused():
 
 def test_model_input_is_resolved_and_an_equal_override_changes_nothing():
     plain = resolve_experiment("synthetic", "mfdan", "cpu")
-    assert plain.preprocess.input_size == 64 and plain.preprocess.channels
-    same = resolve_experiment("synthetic", "mfdan", "cpu", overrides={"preprocess": {"input_size": 64}},
+    size = model_config("mfdan", "cpu").input_size
+    assert plain.preprocess.input_size == size and plain.preprocess.channels
+    same = resolve_experiment("synthetic", "mfdan", "cpu", overrides={"preprocess": {"input_size": size}},
                               model_options={"evm_alpha": 10.0})
     assert same.stable_hash() == plain.stable_hash()
 

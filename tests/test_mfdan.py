@@ -36,8 +36,6 @@ def test_image_channels_option_rewrites_channels():
     cfg = model_config("mfdan", "cpu", image_channels=["apex"])
     assert cfg.channels == ("flow_u", "flow_v", "strain", "apex")
     assert cfg.image_channels == ("apex",) and cfg.flow_channels == ("flow_u", "flow_v", "strain")
-    assert model_config("mfdan", "cpu_apex").image_channels == ("apex",)
-    assert model_config("mfdan", "cpu").image_channels == ("onset", "magnified_apex")
     both = model_config("mfdan", "cpu", image_channels=("onset", "apex"))
     assert both.channels[-2:] == ("onset", "apex")
 

@@ -6,7 +6,7 @@ import pytest
 from mer_core.config import ExperimentConfig
 from mer_core.errors import ConfigError
 from mer_core.models.registry import (PAPER_RECIPE_FIELDS, ModelConfig, list_models, list_presets, model_spec,
-                                      preset_provenance, register_model)
+                                      preset_provenance, register_model, train_defaults)
 from mer_core.training import experiment
 
 PAPER = [(m, p) for m in list_models() for p in list_presets(m) if p.startswith("paper")]
@@ -35,21 +35,19 @@ def _init_with(defaults, init):
     return wrapped
 
 
-def test_ststnet_paper_is_the_published_recipe():
-    cfg = experiment.resolve_experiment("synthetic", "ststnet", "paper")
-    assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs) == ("adam", 5e-5, 256, 800)
-    assert (cfg.loss, cfg.scheduler, cfg.weight_decay, cfg.class_balance, cfg.augment, cfg.selection) == (
-        "ce", "none", 0.0, "none", False, "fixed")
+ALL = [(m, p) for m in list_models() for p in list_presets(m)]
 
 
-def test_mfdan_paper_uses_tvl1_flow_and_names_itself():
-    for preset in ("paper", "paper_apex"):
-        assert experiment.resolve_experiment("synthetic", "mfdan", preset).preprocess.flow_method == "tvl1"
-    assert experiment.resolve_experiment("synthetic", "mfdan", "cpu").preprocess.flow_method == "dis"
-    import mer_core.models.mfdan as mfdan
-
-    assert "Multi-level Flow-Driven Attention Network" in mfdan.__doc__.splitlines()[0]
-    assert "DenseNet-121 layout chosen here" in preset_provenance("dense_attention", "paper")["block_layers"]
+@pytest.mark.parametrize("model,preset", ALL, ids=[f"{m}-{p}" for m, p in ALL])
+def test_the_resolved_config_carries_every_training_default_of_its_preset(model, preset):
+    # preprocessing settings included (a paper's optical flow method): what `mer run` and the form train with
+    cfg = experiment.resolve_experiment("synthetic", model, preset)
+    for key, value in train_defaults(model, preset).items():
+        if key == "preprocess":
+            got = {k: getattr(cfg.preprocess, k) for k in value}
+            assert got == {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}, (key, got)
+        else:
+            assert getattr(cfg, key) == (tuple(value) if isinstance(value, list) else value), key
 
 
 def test_registering_a_paper_preset_without_its_whole_recipe_is_refused():
