@@ -128,7 +128,7 @@ class ExperimentConfig:
     seeds_per_fold: int = 1
     record_oracle: bool = True  # also record the (dishonest) test-selected epoch, labelled
     # After the LOSO, also train one model on every subject with the same recipe (the folds' epochs, or
-    # their median selected epoch under early_stop), stored beside the folds as final.pt. Never evaluated:
+    # their median selected epoch under early_stop or nested), stored beside the folds as final.pt. Never evaluated:
     # no subject is left to test it on. `mer predict` and the Analyse page use it when present.
     final_model: bool = False
     # --- transfer learning (DenseAttention) --------------------------------

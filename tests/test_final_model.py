@@ -77,6 +77,10 @@ def test_final_epochs_rule():
     assert final_mod.final_epochs(early, [2, 7, 4])[0] == 4
     assert final_mod.final_epochs(early, [2, 3])[0] == 3  # 2.5 rounds up
     assert final_mod.final_epochs(ExperimentConfig(epochs=6), [1, 2])[0] == 6  # fixed: the folds' epochs
+    nested, rule = final_mod.final_epochs(ExperimentConfig(selection="nested", nested_folds=3, epochs=10), [2, 7, 4])
+    assert nested == 4 and "median" in rule and "[2, 4, 7]" in rule and "inner 3-fold" in rule
+    loo = final_mod.final_epochs(ExperimentConfig(selection="nested", nested_folds=0, epochs=10), [3, 3])[1]
+    assert "leave-one-subject-out over that fold's training subjects only" in loo
     with pytest.raises(MerError, match="no fold recorded a selected epoch"):
         final_mod.final_epochs(early, [])
 

@@ -246,11 +246,15 @@ def test_nested_selection_never_reads_the_test_subject_and_keeps_the_best_pooled
     assert res.test_probs.shape == (len(fold.test_idx), 2)
 
 
-def test_a_nested_run_stores_each_folds_chosen_epoch(tmp_path):
+def test_a_nested_run_stores_each_folds_chosen_epoch_and_its_final_model_trains_their_median(tmp_path):
+    from mer_core.store.folders import run_folder
     from mer_core.training.engine import run_experiment
+    from mer_core.training.final import FINAL_RECORD
 
     manifest = make_clip_manifest(tmp_path / "clips", subjects=4, clips_per_subject=3, size=32, frames=5)
-    rid = run_experiment(tiny_config(manifest, epochs=2, selection="nested", nested_folds=2), run_id="nested")
+    events: list[dict] = []
+    rid = run_experiment(tiny_config(manifest, epochs=2, selection="nested", nested_folds=2, final_model=True),
+                         run_id="nested", progress=events.append)
     with RunStore() as store:
         folds = store.folds(rid)
         epochs = store.epochs(rid)
@@ -259,6 +263,12 @@ def test_a_nested_run_stores_each_folds_chosen_epoch(tmp_path):
     for row in folds.itertuples():
         assert 1 <= row.selected_epoch <= 2 and row.epochs_run == row.selected_epoch
         assert epochs.query("fold_index == @row.fold_index")["val_uf1"].notna().all()
+    chosen = sorted(int(e) for e in folds["selected_epoch"])
+    record = json.loads((run_folder(rid, create=False) / FINAL_RECORD).read_text())
+    assert record["fold_epochs"] == chosen and record["epochs"] == int(np.floor(np.median(chosen) + 0.5))
+    assert record["epochs_rule"].startswith("nested: the median") and "inner 2-fold" in record["epochs_rule"]
+    final = [e for e in events if e.get("stage") == "final_model"]
+    assert final[-1]["done"] == final[-1]["total"] == record["epochs"]  # it trained that many epochs
 
 
 # --- seeds per fold -------------------------------------------------------------------------------------
@@ -321,3 +331,25 @@ def test_a_cancelled_seed_ensemble_run_keeps_its_finished_folds_and_resumes(tmp_
     assert np.allclose(np.stack(whole.sort_values("sample_id")["probs"]),
                        np.stack(resumed.sort_values("sample_id")["probs"]))
     assert not math.isnan(float(np.stack(whole["probs"]).sum()))
+
+
+# --- how the Leaderboard describes such a run --------------------------------------------------------------
+
+
+def test_the_leaderboard_note_says_how_a_nested_averaged_seeded_run_chose_its_epochs():
+    from mer_core.evaluation.leaderboard import measured_rows
+
+    summary = {"pooled": {"uf1": 0.6, "uar": 0.6}}
+
+    def note(**config):
+        run = {"id": "r", "model": "baseline", "summary": summary, "config": {"epochs": 30, **config}}
+        return measured_rows([run])["note"][0]
+
+    nested = note(selection="nested", nested_folds=4)
+    assert "inner 4-fold split of its training subjects only" in nested and "test subject never used" in nested
+    assert "fixed" not in nested and "averaged" not in nested and "seeds" not in nested
+    assert "inner leave-one-subject-out split" in note(selection="nested", nested_folds=0)
+    both = note(selection="nested", nested_folds=3, average="swa", swa_epochs=5, seeds_per_fold=3)
+    assert "SWA over the last 5 epochs" in both and "3 models per fold (seeds), probabilities averaged" in both
+    assert "EMA, decay 0.999" in note(average="ema", ema_decay=0.999)
+    assert note(selection="fixed").startswith("fixed 30 epochs")  # a run stored before the options existed

@@ -94,15 +94,31 @@ def part_table(summary: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def selection_note(run: Mapping[str, Any]) -> str:
-    """How epochs were chosen in a measured run, in words (the leaderboard's notes column)."""
+    """How epochs were chosen in a measured run, in words (the leaderboard's notes column).
+
+    Also the weight averaging and the models averaged per fold, when the run used them.
+    """
     config = run.get("config") or {}
     if not isinstance(config, Mapping):
         config = {}
     selection = config.get("selection", "fixed")
     if selection == "early_stop":
         text = f"early stopping on {config.get('val_subjects', 1)} training subject(s); test subject never used"
+    elif selection == "nested":
+        k = config.get("nested_folds", 4)
+        inner = "leave-one-subject-out" if k == 0 else f"{k}-fold"
+        text = (f"epochs chosen per fold by an inner {inner} split of its training subjects only (at most "
+                f"{config.get('epochs', '?')}); test subject never used for selection")
     else:
         text = f"fixed {config.get('epochs', '?')} epochs; test subject never used for selection"
+    average = config.get("average", "none")
+    if average == "ema":
+        text += f"; weights averaged (EMA, decay {config.get('ema_decay', 0.99)})"
+    elif average == "swa":
+        text += f"; weights averaged (SWA over the last {config.get('swa_epochs', 5)} epochs)"
+    seeds = config.get("seeds_per_fold", 1)
+    if isinstance(seeds, int) and seeds > 1:
+        text += f"; {seeds} models per fold (seeds), probabilities averaged"
     oracle = run.get("oracle_uf1")
     if oracle is not None and not pd.isna(oracle):
         text += f"; test-selected (oracle) UF1 would be {float(oracle):.4f}"

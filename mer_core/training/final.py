@@ -9,6 +9,15 @@ run's samples with the same recipe, through the one training loop
 * ``selection = 'early_stop'``: the median of the folds' selected epochs
   (chosen on validation subjects, never on a test subject), with the folds'
   learning-rate schedule; the record lists the folds' epochs it came from.
+* ``selection = 'nested'``: the same rule, the median of the epochs each fold
+  chose by its inner LOSO / k-fold over its own training subjects. Not a
+  nested choice of its own over all subjects: each fold's choice was made by
+  that very procedure on nearly all subjects (every one but the fold's test
+  subjects), so the folds already hold one such choice each, and their median
+  is a steadier figure than one more choice would be, at no cost (a nested
+  choice over all subjects would train ``nested_folds`` more models for a
+  single further estimate of the same number). The record keeps the folds'
+  epochs (``fold_epochs``) and the rule.
 
 Nothing is selected on any data: there is no subject left to test it on, so
 the record says ``"evaluated": false`` and the run's LOSO figures describe the
@@ -51,17 +60,26 @@ KEPT_ANYWAY = ("kept although keep_checkpoints = false: the final model is the o
 Progress = Callable[[dict[str, Any]], None]
 
 
+MEDIAN_RULES = ("early_stop", "nested")  # selections whose folds each chose an epoch: the final model takes the median
+
+
 def final_epochs(config: Any, selected: list[int]) -> tuple[int, str]:
     """(epochs, how they were chosen) for the final model; ``selected`` are the folds' selected epochs."""
-    if config.selection != "early_stop":
+    if config.selection not in MEDIAN_RULES:
         return int(config.epochs), f"fixed: the config's epochs ({config.epochs}), as every fold trained"
     chosen = sorted(int(e) for e in selected if e and int(e) > 0)
     if not chosen:
-        raise MerError("final model: no fold recorded a selected epoch; cannot take their median under early_stop")
+        raise MerError("final model: no fold recorded a selected epoch; cannot take their median under "
+                       f"selection={config.selection!r}")
     median = int(np.floor(np.median(chosen) + 0.5))
     median = max(1, min(median, int(config.epochs)))
-    return median, (f"early_stop: the median of the folds' selected epochs {chosen} (chosen on validation "
-                    "subjects), with the folds' learning-rate schedule")
+    if config.selection == "nested":
+        inner = ("leave-one-subject-out" if int(config.nested_folds) == 0 else f"{config.nested_folds}-fold")
+        how = f"each chosen by an inner {inner} over that fold's training subjects only"
+    else:
+        how = "chosen on validation subjects"
+    return median, (f"{config.selection}: the median of the folds' selected epochs {chosen} ({how}), with the "
+                    "folds' learning-rate schedule")
 
 
 def _is_int(v: Any, low: int) -> bool:
@@ -85,7 +103,7 @@ def check_final_record(data: Any) -> str:
             return f"\"{name}\" is missing or not text"
     optional = {"note": (str,), "config_hash": (str,), "content_hash": (str,), "keep_checkpoints": (bool,),
                 "train_loss": (int, float, type(None)), "seconds": (int, float), "created": (int, float),
-                "seed": (int,), "classes": (list,)}
+                "seed": (int,), "classes": (list,), "fold_epochs": (list,)}
     for name, types in optional.items():
         if name in data and not isinstance(data[name], types):
             return f"\"{name}\" has the wrong type ({type(data[name]).__name__})"
@@ -139,7 +157,8 @@ def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress
     folder = run_folder(run_id)
     done = store.folds(run_id)
     done = done[done["status"] == "done"]
-    epochs, rule = final_epochs(cfg, [int(e) for e in done["selected_epoch"].fillna(0)])
+    fold_epochs = [int(e) for e in done["selected_epoch"].fillna(0)]
+    epochs, rule = final_epochs(cfg, fold_epochs)
     subjects = sorted(str(s) for s in exp.table["subject"].unique())
     seed = fold_seed(cfg.seed, SEED_OFFSET)
 
@@ -170,6 +189,7 @@ def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress
         "train_loss": float(result.history[-1]["train_loss"]) if result.history else None,
         "seconds": round(float(result.seconds), 3), "created": time.time(),
         "keep_checkpoints": bool(cfg.keep_checkpoints),
+        **({"fold_epochs": sorted(e for e in fold_epochs if e > 0)} if cfg.selection in MEDIAN_RULES else {}),
         "note": "trained on every subject after the LOSO; never evaluated (no subject was held out of it)"
                 + ("" if cfg.keep_checkpoints else f"; {KEPT_ANYWAY}"),
     }
