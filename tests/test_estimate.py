@@ -226,3 +226,45 @@ def test_the_final_model_is_one_in_process_fit_at_the_sequential_steady_cost():
     # one fold's set-up + 10 epochs x all 18 clips x 0.3 ms (the sequential row): no pool start-up, no 9.0 ms
     assert parts["final_s"] == pytest.approx(0.05 + 10 * 18 * 0.3 / 1000)
     assert "LOSO sequential" in parts["sources"]["final"]
+
+
+# --- folds that train several models: nested epoch choice and seeds per fold ------------------------------
+def test_nested_inner_fits_and_seeds_per_fold_are_counted():
+    cfg = ExperimentConfig(model="baseline", epochs=10, executor="process",
+                           preprocess={"flow_method": "dis", "input_size": 32})
+    one = plan_mod.estimate_parts(cfg, n_samples=18, n_folds=3, results=T)["train_s"]
+    per_fit = 10 * 12 * 0.1 / 1000  # epochs x training clips x steady ms: one fit of a fold
+    assert one == pytest.approx(5.0 + 3 / 2 * (0.2 + per_fit))
+    # 2 seeds + 3 inner folds, each on 2/3 of the fold's training clips: 2 + 3 x 2/3 = 4 fits' worth per fold
+    both = plan_mod.estimate_parts(cfg.replace(selection="nested", nested_folds=3, seeds_per_fold=2),
+                                   n_samples=18, n_folds=3, results=T)
+    assert both["train_s"] == pytest.approx(5.0 + 3 / 2 * (0.2 + 4 * per_fit))
+    assert "3 inner fits" in both["sources"]["train"] and "2 models (seeds averaged)" in both["sources"]["train"]
+    seeds = plan_mod.estimate_parts(cfg.replace(seeds_per_fold=3), n_samples=18, n_folds=3, results=T)
+    assert seeds["train_s"] == pytest.approx(5.0 + 3 / 2 * (0.2 + 3 * per_fit))
+    # leave one training subject out: as many inner fits as training subjects (here 5, each on 4/5 of the clips)
+    loo = plan_mod.estimate_parts(cfg.replace(selection="nested", nested_folds=0), n_samples=18, n_folds=3,
+                                  train_subjects=5, results=T)
+    assert loo["train_s"] == pytest.approx(5.0 + 3 / 2 * (0.2 + (1 + 5 * 4 / 5) * per_fit))
+    old = plan_mod.estimate_parts(cfg.replace(seeds_per_fold=2), n_samples=18, n_folds=3, results=R)
+    assert old["train_s"] == pytest.approx(2 * 3 * 10 * 12 * 2.0 / 1000)  # an older report: the same factor
+    final = plan_mod.estimate_parts(cfg.replace(seeds_per_fold=2, final_model=True), n_samples=18, n_folds=3,
+                                    results=T)
+    assert final["final_s"] == pytest.approx(0.05 + 10 * 18 * 0.3 / 1000)  # the final model is one model
+
+
+def test_plan_counts_the_inner_folds_of_its_own_folds_and_refuses_too_few(tmp_path, monkeypatch):
+    manifest = make_clip_manifest(tmp_path / "clips", subjects=3, clips_per_subject=6, size=32, frames=5)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / f"{machine_kind()}.json").write_text(json.dumps(T))
+    monkeypatch.setenv("MER_BENCH_RESULTS", str(folder))
+    cfg = ExperimentConfig(dataset="manifest", dataset_options={"manifest": str(manifest)}, class_set="native",
+                           model="baseline", epochs=10, executor="process", selection="nested", nested_folds=0)
+    p = plan_mod.plan(cfg)  # LOSO over 3 subjects: 2 training subjects per fold, so 2 inner fits of 1 subject
+    assert p["train_subjects"] == 2
+    assert p["estimate"]["train_s"] == pytest.approx(5.0 + 3 / 2 * (0.2 + (1 + 2 * 1 / 2) * 10 * 12 * 0.1 / 1000))
+    from mer_core.errors import ProtocolError
+
+    with pytest.raises(ProtocolError, match="needs at least 3 training subjects per fold"):
+        plan_mod.plan(cfg.replace(nested_folds=3))  # refused before queueing, as the run would refuse it

@@ -70,3 +70,34 @@ def test_the_eta_is_zero_at_the_end():
     est.fold_done(1.0, 1)
     est.fold_done(2.0, 2)
     assert est.eta(2.0, 1.0) == 0.0
+
+
+class _Store:
+    """What the worker's progress writes touch: the job row's fields, and no fold stored yet."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def update_job(self, job_id, **fields) -> None:
+        self.rows.append(fields)
+
+    def completed_folds(self, run_id) -> set:
+        return set()
+
+
+@pytest.mark.parametrize("change, epoch, progress", [
+    ({}, 2, 1 / 2 * 2 / 4),  # fold 1 of 2, half its epochs
+    ({"seeds_per_fold": 2}, 4, 1 / 2 * 1 / 2),  # the first of two models done
+    ({"selection": "nested", "nested_folds": 3}, 2, 1 / 2 * (2 + 2 / 4) / 3),  # 3 inner fits = 2 fits' worth done
+    ({"selection": "nested", "nested_folds": 4, "seeds_per_fold": 2}, 4, 1 / 2 * (3 + 1) / 5),
+])
+def test_the_worker_reports_a_folds_share_of_all_its_models(change, epoch, progress):
+    from mer_core.config import ExperimentConfig
+    from mer_core.jobs.worker import JobRunner
+
+    runner = JobRunner(_Store(), "job")
+    runner.job = {"run_id": "r", "config_json": ExperimentConfig(epochs=4).replace(**change).to_json()}
+    runner.progress({"event": "fold_start", "fold": 0, "n_folds": 2, "name": "s0"})
+    runner._last_write = 0.0  # progress writes are throttled to two a second: this one is not skipped
+    runner.progress({"event": "epoch", "fold": 0, "n_folds": 2, "epoch": epoch, "epochs": 4, "train_loss": 0.5})
+    assert runner.store.rows[-1]["progress"] == pytest.approx(progress)  # reported by the first model

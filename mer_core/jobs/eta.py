@@ -15,10 +15,26 @@ that really slows down is followed, at most doubling per update; updates
 come once per epoch). The one exception: an update that arrives after more
 than twice the previous total has already elapsed reports ETA 0 at the
 elapsed time, which is more than 2x; the bound cannot hold against the clock.
+
+Within a fold, only the fold's first model reports its epochs. A fold that
+trains several models (nested epoch choice first, extra seeds after:
+``mer_core.jobs.plan.training_passes``) has done only part of its work at
+that model's last epoch; :func:`fold_share` says how much.
 """
 from __future__ import annotations
 
 MAX_SWING = 2.0
+
+
+def fold_share(epoch: float, epochs: int, passes: float = 1.0, inner: float = 0.0) -> float:
+    """The share (0..1) of a fold's training done when its first model reports ``epoch`` of ``epochs``.
+
+    The fold trains ``passes`` fits' worth: first ``inner`` of them (the inner
+    fits of nested selection, which report no epochs), then the first model,
+    then the other seeds' models (which report none either).
+    """
+    total = max(float(passes), 1.0)
+    return min((max(float(inner), 0.0) + float(epoch) / max(int(epochs), 1)) / total, 1.0)
 
 
 class EtaEstimator:

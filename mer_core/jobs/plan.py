@@ -6,11 +6,15 @@ errors a worker would hit in its first second surface in the form instead;
 (``benchmarks/results/<machine kind>.json``) into a time estimate:
 preprocessing (cold or cached, the cache is checked), pre-training, training
 and, with ``final_model = true``, the final model (:func:`final_model_seconds`).
+A fold that trains several models (nested epoch choice, seeds per fold) counts
+each of them (:func:`training_passes`).
 """
 from __future__ import annotations
 
 import statistics
 from typing import Any, Iterable, Mapping
+
+import numpy as np
 
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
@@ -124,27 +128,68 @@ def _runs_as(executor: str | None, n_folds: int, workers: int | None) -> str | N
     return executor
 
 
+def training_passes(config: ExperimentConfig, train_subjects: float | None = None) -> float:
+    """One fold's training work in units of one fit of ``epochs`` over all its training clips.
+
+    ``seeds_per_fold`` models each train on all of them (``S``). Nested selection
+    (``selection = 'nested'``) first trains one model per inner fold, each on the
+    training clips outside its inner validation subjects: ``K`` inner folds hold
+    ``(K - 1) / K`` of the clips each, so ``K - 1`` fits' worth in all, where ``K``
+    is ``nested_folds``, or the fold's ``train_subjects`` for ``nested_folds = 0``
+    (leave one training subject out). So ``S + K - 1``; 1 for a plain fold.
+    An upper bound under nested: the seeds train the chosen epoch count, at most
+    ``epochs``. Forward passes (inner validation, test predictions) are not counted.
+    """
+    passes = float(config.seeds_per_fold)
+    if config.selection == "nested":
+        if config.nested_folds:
+            inner = float(config.nested_folds)
+        elif train_subjects is not None:
+            inner = float(train_subjects)
+        else:
+            raise MerError("nested_folds=0 (leave one training subject out): the estimate needs the number of "
+                           "training subjects per fold")
+        passes += max(inner - 1.0, 0.0)
+    return passes
+
+
+def passes_words(config: ExperimentConfig, train_subjects: float | None = None) -> str:
+    """What :func:`training_passes` counts, in words ('' for one model per fold)."""
+    if config.selection != "nested" and config.seeds_per_fold == 1:
+        return ""
+    parts = []
+    if config.selection == "nested":
+        k = float(config.nested_folds or train_subjects or 0)
+        parts.append(f"{k:g} inner fits to choose the epoch ({max(k - 1, 0):g} fits' worth: each leaves out "
+                     "its inner validation subjects)")
+    s = config.seeds_per_fold
+    parts.append(f"{s} models (seeds averaged)" if s > 1 else "1 model")
+    return f"each fold trains {' + '.join(parts)} = {training_passes(config, train_subjects):g} fits' worth"
+
+
 def estimate_seconds(model: str, preset: str, *, n_samples: int, n_folds: int, epochs: int,
                      executor: str | None = None, results: dict[str, Any] | None = None,
-                     workers: int | None = None, train_samples: int | None = None) -> tuple[float, str]:
-    """Training time of a run: start-up + folds / parallel x (fold set-up + epochs x training clips x steady ms).
+                     workers: int | None = None, train_samples: int | None = None,
+                     passes: float = 1.0) -> tuple[float, str]:
+    """Training time: start-up + folds / parallel x (fold set-up + passes x epochs x training clips x steady ms).
 
     The parts come from :func:`bench_timing`; ``parallel`` is the measured
     folds at a time, at most ``n_folds`` and ``workers`` (0 / None: auto).
     A report without them (older ``mer bench``): folds x epochs x training
     clips x ``train_ms_per_sample_epoch`` (:func:`bench_ms_per_sample`).
     ``train_samples``: training clips per fold (a holdout split's); by default
-    the LOSO/k-fold share ``N - N / folds``. Preprocessing and pre-training
-    are added by :func:`estimate_parts` (and :func:`plan`).
+    the LOSO/k-fold share ``N - N / folds``. ``passes``: fits' worth of
+    training per fold (:func:`training_passes`; 1 for one model per fold).
+    Preprocessing and pre-training are added by :func:`estimate_parts` (and :func:`plan`).
     """
     n_train = n_samples - n_samples / max(n_folds, 1) if train_samples is None else train_samples
     timing, source = bench_timing(model, preset, _runs_as(executor, n_folds, workers), results)
     if timing is not None:
         parallel = max(1, min(timing["parallel"], max(n_folds, 1), workers or timing["parallel"]))
-        per_fold = timing["fold_setup_s"] + epochs * n_train * timing["ms"] / 1000.0
+        per_fold = timing["fold_setup_s"] + passes * epochs * n_train * timing["ms"] / 1000.0
         return timing["startup_s"] + n_folds / parallel * per_fold, source
     ms, source = bench_ms_per_sample(model, preset, executor, results)
-    return n_folds * epochs * n_train * ms / 1000.0, source
+    return n_folds * passes * epochs * n_train * ms / 1000.0, source
 
 
 def final_model_seconds(model: str, preset: str, *, n_samples: int, epochs: int, executor: str | None = None,
@@ -154,8 +199,9 @@ def final_model_seconds(model: str, preset: str, *, n_samples: int, epochs: int,
     It trains in the run's own process after the folds: one fold's set-up plus
     ``epochs`` x ``n_samples`` at the sequential executor's measured steady cost
     (:func:`bench_timing`); an older report without it: its cost per sample-epoch.
-    Under early_stop it trains the folds' median selected epoch, at most
-    ``epochs``: this is the upper bound.
+    Under early_stop or nested selection it trains the folds' median selected
+    epoch, at most ``epochs``: this is the upper bound. It is one model whatever
+    ``seeds_per_fold`` says.
     """
     timing, source = bench_timing(model, preset, "sequential", results)
     if timing is not None:
@@ -207,21 +253,29 @@ def pretrain_seconds(config: ExperimentConfig, results: dict[str, Any] | None = 
 
 
 def estimate_parts(config: ExperimentConfig, *, n_samples: int, n_folds: int, n_cached: int = 0,
-                   train_samples: int | None = None, results: dict[str, Any] | None = None) -> dict[str, Any]:
+                   train_samples: int | None = None, results: dict[str, Any] | None = None,
+                   train_subjects: float | None = None) -> dict[str, Any]:
     """Preprocessing (cached clips at the cached cost, the others cold), pre-training, training and final-model seconds.
 
     ``final_s`` is 0 unless ``config.final_model`` (see :func:`final_model_seconds`).
 
     ``train_samples``: the training-set size of a single split (holdout);
     by default the LOSO/k-fold share ``N - N / folds`` of each of ``n_folds``.
+    ``train_subjects``: training subjects per fold, for nested selection with
+    ``nested_folds = 0`` (by default ``n_folds - 1``, as under LOSO).
     """
     if results is None:
         results = find_results()[0]
     single = train_samples is not None  # one split (holdout) of train_samples clips
+    if train_subjects is None:
+        train_subjects = max(n_folds - 1, 1)
+    passes = training_passes(config, train_subjects)
     train, train_src = estimate_seconds(config.model, config.preset, n_samples=n_samples,
                                         n_folds=1 if single else n_folds, epochs=config.epochs,
                                         executor=config.executor, results=results, workers=config.workers,
-                                        train_samples=train_samples)
+                                        train_samples=train_samples, passes=passes)
+    if passes != 1.0:
+        train_src += f"; {passes_words(config, train_subjects)}"
     cold, cached, pre_src = preprocess_ms_per_clip(config, results)
     n_cached = min(max(n_cached, 0), n_samples)
     preprocess = ((n_samples - n_cached) * cold + n_cached * cached) / 1000.0
@@ -252,19 +306,23 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
         raise MerError(f"dataset {config.dataset!r} has a single class {list(classes)}; need at least 2")
     mcfg = resolve_model_config(config, len(classes))
     val = config.val_subjects if config.selection == "early_stop" else 0
+    nested = config.nested_folds if config.selection == "nested" else None  # refused here as the run would be
     folds = make_folds(table, config.protocol, folds=config.folds, holdout_fraction=config.holdout_fraction,
-                       val_subjects=val, seed=config.seed)
+                       val_subjects=val, seed=config.seed, nested_folds=nested)
     from mer_core.preprocess.cache_prune import count_cached
 
     n_cached = count_cached(table, tuple(mcfg.channels), int(mcfg.input_size), config.preprocess)
     single = len(folds[0].train_idx) if config.protocol == "holdout" else None  # one split, not N - N/folds
-    parts = estimate_parts(config, n_samples=len(table), n_folds=len(folds), n_cached=n_cached, train_samples=single)
+    subjects = table["subject"].to_numpy()
+    train_subjects = float(np.mean([len(set(subjects[f.train_idx])) for f in folds]))
+    parts = estimate_parts(config, n_samples=len(table), n_folds=len(folds), n_cached=n_cached, train_samples=single,
+                           train_subjects=train_subjects)
     return {
         "n_samples": len(table), "n_subjects": int(table["subject"].nunique()), "n_folds": len(folds),
         "classes": {c: int((table["label"] == c).sum()) for c in classes}, "notes": notes,
         "input_size": int(mcfg.input_size), "channels": list(mcfg.channels), "class_set": config.class_set,
         "estimated_seconds": parts["total_s"], "estimate_source": parts["sources"]["train"], "estimate": parts,
-        "min_train": int(min((len(f.train_idx) for f in folds), default=0)),
+        "min_train": int(min((len(f.train_idx) for f in folds), default=0)), "train_subjects": train_subjects,
     }
 
 

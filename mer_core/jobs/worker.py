@@ -31,7 +31,7 @@ from typing import Any
 
 from mer_core.errors import MerError
 from mer_core.jobs import queue as jobs_mod
-from mer_core.jobs.eta import EtaEstimator
+from mer_core.jobs.eta import EtaEstimator, fold_share
 from mer_core.store.db import RunStore
 from mer_core.store.liveness import Heartbeat
 
@@ -58,6 +58,7 @@ class JobRunner:
         self._folds_done = 0
         self._n_folds = 0
         self._eta_est: EtaEstimator | None = None  # created at the first fold (needs the fold count)
+        self._units: tuple[float, float] | None = None  # (fits' worth per fold, of them inner fits): see _fold_units
 
     # --- stop signals -----------------------------------------------------------
     def should_stop(self) -> bool:
@@ -118,7 +119,7 @@ class JobRunner:
                         folds_done=self._folds_done, message=f"fold {e['fold'] + 1}/{n}: {e.get('name', '')}")
         elif kind == "epoch":
             epochs = int(e.get("epochs") or 0)
-            p = (self._folds_done + float(e["epoch"]) / max(epochs, 1)) / max(n, 1)
+            p = (self._folds_done + fold_share(float(e["epoch"]), epochs, *self._fold_units(n))) / max(n, 1)
             loss = e.get("train_loss")
             print(f"[worker] fold {e['fold'] + 1}/{n} epoch {int(e['epoch'])}/{epochs} loss {loss:.4f} "
                   f"acc {e.get('train_acc', float('nan')):.3f}", flush=True)
@@ -136,6 +137,24 @@ class JobRunner:
         elif kind == "done":
             print(f"[worker] run {e.get('run_id')} {e.get('status')}: UF1 {e.get('uf1')} UAR {e.get('uar')}",
                   flush=True)
+
+    def _fold_units(self, n_folds: int) -> tuple[float, float]:
+        """(fits' worth of training per fold, of them the inner fits of nested selection), from the job's config.
+
+        Training subjects per fold (for ``nested_folds = 0``) are taken as ``n_folds - 1``, as under LOSO.
+        """
+        if self._units is None:
+            self._units = (1.0, 0.0)
+            try:
+                from mer_core.config import ExperimentConfig
+                from mer_core.jobs.plan import training_passes
+
+                cfg = ExperimentConfig.from_json(self.job["config_json"])
+                passes = training_passes(cfg, max(n_folds - 1, 1))
+                self._units = (passes, passes - cfg.seeds_per_fold)
+            except (MerError, KeyError, TypeError, ValueError):  # not an experiment job: one fit per fold
+                pass
+        return self._units
 
     # --- the job --------------------------------------------------------------------
     def run(self) -> str:
