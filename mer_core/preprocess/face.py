@@ -111,6 +111,17 @@ def find_crop(grey: np.ndarray, *, cropped: bool = False, enabled: bool = True) 
     return FaceCrop(x + bw / 2, y + bh / 2, max(bw, bh) * (1 + 2 * MARGIN), roll_angle(eyes), "detected")
 
 
+def face_region(size: int) -> np.ndarray:
+    """Where the face lies in a (size, size) crop of a *detected* face: the disc inscribed in the detector's box.
+
+    The crop is the box grown by ``MARGIN`` on every side (:func:`find_crop`), so the box spans the central
+    ``1 / (1 + 2 * MARGIN)`` of the crop; the disc leaves out its corners (hair, background). Bool (size, size).
+    """
+    radius = size / (2 * (1 + 2 * MARGIN))
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    return (xx - size / 2) ** 2 + (yy - size / 2) ** 2 <= radius**2
+
+
 def crop_matrix(crop: FaceCrop, out_size: int, prescale: float = 1.0) -> np.ndarray:
     """2x3 affine matrix mapping frame pixels (after ``prescale``) to the crop.
 

@@ -275,6 +275,8 @@ def sample_views(row: Any, options: PreprocessConfig | None = None, *, size: int
       ``arrows``: dict x, y, u, v (1-D) for a quiver plot;
     * ``clip``, ``magnified_clip``: (T, size, size) 0..1, onset..offset, and
       ``apex_index``: position of the apex in them;
+    * ``face_region``: bool (size, size), where the detected face lies in the
+      crop (:func:`face.face_region`); None unless a face was detected;
     * ``info``: the report facts (face, apex, apex_method, flow_method, evm).
 
     Precomputed rows give what their images allow (flow_u/v are then
@@ -302,5 +304,6 @@ def sample_views(row: Any, options: PreprocessConfig | None = None, *, size: int
         "clip": maps.get("clip"),
         "magnified_clip": maps.get("magnified_clip"),
         "apex_index": int(maps["apex_in_clip"]) if "apex_in_clip" in maps else None,
+        "face_region": face.face_region(size) if info.get("face") == "detected" else None,
         "info": info,
     }
