@@ -153,6 +153,13 @@ def estimate_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]
     return estimate(model, preset, **sizes)
 
 
+def training_passes(config: Any, train_subjects: float | None) -> tuple[float, str]:
+    """(fits' worth of training per fold, what they are in words or '') of mer_core.jobs.plan.training_passes."""
+    from mer_core.jobs.plan import passes_words, training_passes as passes
+
+    return passes(config, train_subjects), passes_words(config, train_subjects)
+
+
 def jobs_table() -> pd.DataFrame:
     """All jobs, active and queued first; live, uncached. Dead workers are marked failed; nothing is started here."""
     from mer_core.jobs import queue as jobs

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from apptest_helpers import unescape
 from fixtures_clips import make_clip_manifest
 from mer_core.config import ExperimentConfig
 from mer_core.jobs import queue as jobs
@@ -196,3 +197,59 @@ def test_submitting_a_config_identical_to_a_queued_job_asks_first(manifest, no_w
     with RunStore() as store:
         assert len(jobs.list_jobs(store)) == 2
     assert not any("already queued" in w.value for w in at.warning)
+
+
+def test_epoch_choice_weight_averaging_and_models_per_fold_reach_the_submitted_config(manifest, no_workers,
+                                                                                      monkeypatch):
+    from dashboard import reads
+
+    seen = {}
+
+    def fake(model, preset, **kw):
+        seen.update(kw)
+        return 60.0, "measured, LOSO sequential executor"
+
+    monkeypatch.setattr(reads, "estimate_seconds", fake)
+    at = form(manifest)
+    k = lambda name: ne.key(name, "baseline", "cpu")  # noqa: E731
+    helps = {w.label: w.help for w in [*at.radio, *at.selectbox, *at.number_input]}
+    assert "never used to choose" in helps["epoch choice"] and "inner folds" in helps["epoch choice"]
+    assert "EMA" in helps["weight averaging"] and "SWA" in helps["weight averaging"]
+    assert "average their predicted probabilities" in helps["models per fold (seeds averaged)"]
+    assert seen["passes"] == 1
+    at.number_input(key=k("epochs")).set_value(3)
+    at.radio(key=k("selection")).set_value("nested")
+    at.run()
+    # 3 subjects: each fold trains on 2, too few for the default 4 inner folds; said under that field
+    assert "needs at least 4 training subjects per fold" in errors_text(at)
+    assert at.button(key=ne.K_SUBMIT).disabled
+    at.number_input(key=k("nested_folds")).set_value(2)
+    at.selectbox(key=k("average")).set_value("swa")
+    at.number_input(key=k("seeds_per_fold")).set_value(2)
+    at.run()
+    at.number_input(key=k("swa_epochs")).set_value(2)
+    at.run()
+    assert not at.error, errors_text(at)
+    assert seen["passes"] == 3  # 2 inner fits (1 fit's worth) + 2 models, per fold
+    captions = unescape(" ".join(c.value for c in at.caption))
+    assert "2 inner fits to choose the epoch" in captions and "2 models (seeds averaged)" in captions
+    at.button(key=ne.K_SUBMIT).click()
+    at.run()
+    at.selectbox(key=k("average")).set_value("ema")
+    at.run()
+    at.number_input(key=k("ema_decay")).set_value(0.995)
+    at.radio(key=k("selection")).set_value("early_stop")
+    at.run()
+    assert "needs selection='fixed' or 'nested'" in errors_text(at)  # averaging replaces early stop's epoch
+    at.radio(key=k("selection")).set_value("fixed")
+    at.run()
+    at.button(key=ne.K_SUBMIT).click()
+    at.run()
+    assert not at.exception, at.exception
+    with RunStore() as store:
+        table = jobs.list_jobs(store)
+        configs = sorted((jobs.get_job(store, j)["config"] for j in table["id"]), key=lambda c: c["average"])
+    ema, swa = configs
+    assert (swa["selection"], swa["nested_folds"], swa["average"], swa["swa_epochs"], swa["seeds_per_fold"]) == (
+        "nested", 2, "swa", 2, 2)
+    assert (ema["selection"], ema["average"], ema["ema_decay"], ema["seeds_per_fold"]) == ("fixed", "ema", 0.995, 2)

@@ -18,8 +18,8 @@ import streamlit as st
 
 from dashboard import glossary, reads, reads_context, reads_models, widgets, writes
 from dashboard.widgets import plain
-from mer_core.config import (CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS, PROTOCOLS,
-                             SCHEDULERS, ExperimentConfig)
+from mer_core.config import (AVERAGES, CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS,
+                             PROTOCOLS, SCHEDULERS, SELECTION, ExperimentConfig)
 from mer_core.datasets.classes import class_set_words
 from mer_core.errors import ConfigError, MerError
 from mer_core.keyvalue import parse_lines
@@ -69,7 +69,8 @@ def field_errors(data_dict: dict[str, Any]) -> dict[str, str]:
 
 
 K_CLONED = "ne_cloned"
-CLONED_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "loss", "class_balance", "selection")
+CLONED_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "scheduler", "loss", "class_balance", "selection",
+                 "nested_folds", "average", "ema_decay", "swa_epochs", "seeds_per_fold")
 
 
 def apply_clone() -> None:
@@ -86,7 +87,8 @@ def apply_clone() -> None:
     ss[K_DATASET], ss[K_MODEL], ss[f"{K_PRESET}_{model}"] = cfg["dataset"], model, preset
     ss[f"ne_class_set_{cfg['dataset']}"], ss["ne_protocol"], ss["ne_seed"] = cfg["class_set"], cfg["protocol"], cfg["seed"]
     for name in CLONED_FIELDS:
-        ss[key(name, model, preset)] = cfg[name]
+        if name in cfg:  # a run stored before a key existed had its default
+            ss[key(name, model, preset)] = cfg[name]
     ss[K_FINAL] = bool(cfg.get("final_model", False))  # a run stored before final_model existed had none
     st.info(plain(f"Prefilled from run {rid}: dataset, model, preset, protocol, seed, training settings and "
                   "the final-model choice."))
@@ -192,18 +194,74 @@ def _section_training(v: dict[str, Any], slots: dict[str, Any], model: str, pres
                                          key=k("label_smoothing"))
     v["class_balance"] = c4.selectbox("class balance", CLASS_BALANCE,
                                       index=CLASS_BALANCE.index(defaults["class_balance"]), key=k("class_balance"))
+    _epoch_choice(v, slots, k)
+    _averaging(v, slots, k, defaults)
+
+
+SELECTION_WORDS = {"fixed": "fixed (train every epoch)", "early_stop": "early stop",
+                   "nested": "nested (chosen on inner folds)"}
+SELECTION_HELP = ("How many epochs each fold's model trains for. **fixed**: all of them. **early stop**: a few of "
+                  "the fold's training subjects are held out as a validation set, and training stops once their "
+                  "score stops improving. **nested**: the fold's training subjects are split into inner folds; a "
+                  "model is trained on each and scored on the inner subjects it did not see after every epoch, and "
+                  "the fold's model then trains on all its training subjects for the epoch count that scored best. "
+                  "In all three, the fold's test subject is never used to choose.")
+AVERAGE_WORDS = {"none": "none", "ema": "EMA (running average)", "swa": "SWA (average of the last epochs)"}
+AVERAGE_HELP = ("Predict with an average of the weights the model went through late in training instead of its "
+                "last weights: averaged weights usually vary less from run to run. **EMA** keeps a running average, "
+                "updated after every training step; **SWA** averages the weights at the end of each of the last "
+                "few epochs. Not with early stop, which keeps one epoch's weights.")
+
+
+def _epoch_choice(v: dict[str, Any], slots: dict[str, Any], k: Any) -> None:
+    """Epoch choice (fixed / early stop / nested with its inner folds) and the final-model switch."""
     c1, c2, c3, c4 = st.columns(4)
-    v["selection"] = c1.radio("epoch selection", ("fixed", "early_stop"), key=k("selection"), horizontal=True,
-                              help="early_stop validates on training subjects only, never on the test subject")
+    v["selection"] = c1.radio("epoch choice", SELECTION, key=k("selection"), format_func=SELECTION_WORDS.get,
+                              help=SELECTION_HELP)
     v["final_model"] = c4.checkbox("also train a final model", key=K_FINAL,
                                    help="after the LOSO, one more model is trained on every subject with the same "
-                                        "recipe (the folds' epochs; under early_stop their median selected epoch) "
-                                        "and stored beside the folds for predicting new clips. It is never "
-                                        "evaluated: no subject is left to test it on.")
+                                        "recipe (the folds' epochs; under early stop or nested, the median of the "
+                                        "epochs the folds chose) and stored beside the folds for predicting new "
+                                        "clips. It is never evaluated: no subject is left to test it on.")
     if v["selection"] == "early_stop":
         v["val_subjects"] = int(c2.number_input("validation subjects", value=1, step=1, key=k("val_subjects")))
         v["patience"] = int(c3.number_input("patience (epochs)", value=5, step=1, key=k("patience")))
         slots["val_subjects"], slots["patience"] = c2.empty(), c3.empty()
+    elif v["selection"] == "nested":
+        v["nested_folds"] = int(c2.number_input(
+            "inner folds", value=4, min_value=0, step=1, key=k("nested_folds"),
+            help="into how many groups each fold's training subjects are split to choose the epoch count; "
+                 "0 = one group per subject (leave one subject out: the most careful, the slowest). Each inner "
+                 "fold trains one more model, so a fold takes about this many times longer."))
+        slots["nested_folds"] = c2.empty()
+
+
+def _averaging(v: dict[str, Any], slots: dict[str, Any], k: Any, defaults: dict[str, Any]) -> None:
+    """Weight averaging (none / EMA with its decay / SWA with its epochs) and models per fold."""
+    c1, c2, c3, _ = st.columns(4)
+    avg_default = defaults.get("average", "none")
+    v["average"] = c1.selectbox("weight averaging", AVERAGES, index=AVERAGES.index(avg_default),
+                                key=k("average"), format_func=AVERAGE_WORDS.get, help=AVERAGE_HELP)
+    slots["average"] = c1.empty()
+    if v["average"] == "ema":
+        v["ema_decay"] = float(c2.number_input(
+            "EMA decay", value=float(defaults.get("ema_decay", 0.99)), step=0.001, format="%.4f",
+            key=k("ema_decay"), help="how slowly the average forgets: 0.99 weighs roughly the last 100 training "
+                                     "steps, 0.999 the last 1,000. Closer to 1 = a longer memory."))
+        slots["ema_decay"] = c2.empty()
+    elif v["average"] == "swa":
+        swa_default = min(int(defaults.get("swa_epochs", 5)), int(defaults["epochs"]))
+        v["swa_epochs"] = int(c2.number_input(
+            "SWA epochs", value=swa_default, min_value=1, step=1, key=k("swa_epochs"),
+            help="how many of the last epochs are averaged (at most the number of epochs)"))
+        slots["swa_epochs"] = c2.empty()
+    v["seeds_per_fold"] = int(c3.number_input(
+        "models per fold (seeds averaged)", value=int(defaults.get("seeds_per_fold", 1)), min_value=1, step=1,
+        key=k("seeds_per_fold"),
+        help="train this many models in each fold, each from a different random start, and average their "
+             "predicted probabilities: steadier results, at this many times the training time. The fold's "
+             "curves and checkpoint are the first model's."))
+    slots["seeds_per_fold"] = c3.empty()
 
 
 def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any, defaults: dict[str, Any]) -> None:
@@ -330,8 +388,8 @@ def render() -> None:
             config = None
     if config is not None and "input" not in errors:
         summary = reads.experiment_plan(_plan_key(config))
-        if "error" in summary:
-            errors["dataset"] = summary["error"]
+        if "error" in summary:  # too few training subjects for the inner folds is the inner folds' field's error
+            errors["nested_folds" if "selection='nested'" in summary["error"] else "dataset"] = summary["error"]
     for field, message in errors.items():
         slot = slots.get(field) or slots.get(field.split(".")[0]) or slots["dataset" if field == "config" else "input"]
         slot.error(plain(message), icon=":material/error:")
@@ -374,9 +432,10 @@ def _submit(config: ExperimentConfig, name: str) -> None:
 def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str, preset: str) -> None:
     """The plan's figures and the time estimate: the folds' training, plus the final model when asked for."""
     runs_as = reads_context.executor_that_runs(config.executor, summary["n_folds"], config.workers)
+    passes, passes_words = reads.training_passes(config, summary.get("train_subjects"))
     seconds, source = reads.estimate_seconds(model, preset, n_samples=summary["n_samples"],
                                              n_folds=summary["n_folds"], epochs=config.epochs,
-                                             executor=runs_as, workers=config.workers)
+                                             executor=runs_as, workers=config.workers, passes=passes)
     final_s = 0.0
     if config.final_model:
         final_s, _ = reads_models.final_model_seconds(model, preset, n_samples=summary["n_samples"],
@@ -395,16 +454,21 @@ def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str
         st.warning(plain(f"This machine is busy now: load {load:.1f} on {cores} cores. Jobs share the cores, so "
                          "expect this one to take longer than the estimate (measured on an idle machine)."),
                    icon=":material/speed:")
+    if passes_words:
+        st.caption(plain(f"ⓘ {passes_words[0].upper()}{passes_words[1:]}: the estimate counts them all"
+                         + (" (the models train the nested choice's epochs, at most the epochs set here, so at "
+                            "most this)" if config.selection == "nested" else "") + "."))
     with st.expander("how the estimate is made"):
+        fits = f" × {passes:g} fits per fold" if passes != 1 else ""
         st.caption(plain(f"From {source}: start-up + folds / folds at a time × (fold set-up + epochs × training "
-                         "clips × seconds per clip), with the figures measured by mer bench."))
+                         f"clips{fits} × seconds per clip), with the figures measured by mer bench."))
     st.caption(f"{model} ({preset}) · input {summary['input_size']} px · channels "
                f"{', '.join(summary['channels'])} · classes "
                + ", ".join(f"{c} ({n})" for c, n in summary["classes"].items()))
     if config.final_model:
         st.caption(f"ⓘ final model: {_fmt_seconds(final_s)} of the estimate (one more fit of {config.epochs} epochs "
-                   f"on all {summary['n_samples']} clips at the same cost per clip; under early_stop it trains the "
-                   "folds' median selected epoch, so at most this)")
+                   f"on all {summary['n_samples']} clips at the same cost per clip; under early stop or nested it "
+                   "trains the median of the epochs the folds chose, so at most this)")
     for note in summary.get("notes", []):
         st.caption(plain(f"ⓘ {note}"))
     _batch_note(config.batch_size, int(summary.get("min_train") or 0))
@@ -422,8 +486,9 @@ def _batch_note(batch_size: int, min_train: int) -> None:
 
 
 def _plan_key(config: ExperimentConfig) -> str:
-    """The plan depends on data, protocol and model input only: epochs or lr changes reuse the cache."""
-    return config.replace(epochs=1, lr=1e-3, batch_size=1, optimizer="adamw", loss="ce", seed=config.seed).to_json()
+    """The plan depends on data, protocol, epoch choice and model input only: epochs or lr changes reuse the cache."""
+    return config.replace(epochs=1, lr=1e-3, batch_size=1, optimizer="adamw", loss="ce", seed=config.seed,
+                          average="none", seeds_per_fold=1).to_json()
 
 
 def _job_link(job_id: str) -> None:
