@@ -79,13 +79,17 @@ class DenseAttentionConfig(ModelConfig):
     attn_reduction: int = 8  # channel-attention MLP reduction ratio
     attn_kernel: int = 7  # spatial-attention convolution size (odd)
     drop_rate: float = 0.0  # dropout after each dense layer (dropout = before the head)
+    # the head reads the last maps average-pooled to head_grid x head_grid and flattened: 1 = global average
+    # pooling (DenseNet's head); > 1 keeps *where* on the face the motion is, which a 28 px flow image's
+    # classes depend on (a brow raise and a lip-corner pull are told apart by place as much as by direction)
+    head_grid: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "block_layers", tuple(int(n) for n in self.block_layers))
         if not self.block_layers or any(n < 1 for n in self.block_layers):
             raise ConfigError(f"block_layers={self.block_layers}: expected one or more blocks of >= 1 layer")
-        for key in ("growth_rate", "init_features", "bn_size", "attn_reduction"):
+        for key in ("growth_rate", "init_features", "bn_size", "attn_reduction", "head_grid"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)}: expected an integer >= 1")
         if not 0 < self.compression <= 1:
@@ -225,9 +229,9 @@ class DenseAttentionNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.norm = nn.BatchNorm2d(ch)
         self.num_features = ch
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = nn.AdaptiveAvgPool2d(cfg.head_grid)
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(ch, cfg.num_classes)
+        self.head = nn.Linear(ch * cfg.head_grid**2, cfg.num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:

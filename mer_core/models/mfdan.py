@@ -84,6 +84,12 @@ class MFDANConfig(ModelConfig):
     # learned absolute position embedding on the first token grid (Swin's 'ape' option): windows with
     # relative bias and mean pooling alone cannot tell *where* on the face a motion happens
     abs_pos_embed: bool = True
+    # the head reads each branch's last token grid average-pooled to head_grid x head_grid and flattened
+    # (1 = mean pooling, Swin's head); > 1 keeps where on the face a motion is
+    head_grid: int = 1
+    # motion first: in training, each sample's pooled image (appearance) features are zeroed with this
+    # probability (and the rest rescaled), so the flow branch must classify on its own; 0 = off
+    image_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -128,6 +134,10 @@ class MFDANConfig(ModelConfig):
             raise ConfigError(f"mfdan magnify_alpha_range={r}: expected () or (low, high) with 0 <= low <= high")
         if self.evm_alpha <= 0:
             raise ConfigError(f"mfdan evm_alpha={self.evm_alpha}: expected > 0")
+        if self.head_grid < 1 or self.head_grid > res:
+            raise ConfigError(f"mfdan head_grid={self.head_grid}: expected 1 to the last token grid's side ({res})")
+        if not 0 <= self.image_dropout < 1:
+            raise ConfigError(f"mfdan image_dropout={self.image_dropout}: expected 0 <= rate < 1")
 
     @property
     def flow_channels(self) -> tuple[str, ...]:
@@ -245,7 +255,8 @@ class MFDAN(nn.Module):
         self.image_cam = nn.Identity()  # (N, C, H', W') final image features, for Grad-CAM
         self.flow_cam = nn.Identity()  # (N, C, H', W') final flow features, for Grad-CAM
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(2 * dim, cfg.num_classes)
+        self.pool = nn.AdaptiveAvgPool2d(cfg.head_grid)
+        self.head = nn.Linear(2 * dim * cfg.head_grid**2, cfg.num_classes)
         self.apply(self._init)
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -287,7 +298,12 @@ class MFDAN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         img, flo = self.forward_branches(x)
-        return torch.cat([img.mean((2, 3)), flo.mean((2, 3))], dim=1)
+        img, flo = self.pool(img).flatten(1), self.pool(flo).flatten(1)
+        p = self.cfg.image_dropout
+        if self.training and p > 0:
+            keep = (torch.rand(img.shape[0], 1, device=img.device) >= p).to(img.dtype)
+            img = img * keep / (1 - p)
+        return torch.cat([img, flo], dim=1)
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         return self.head(self.drop(f))
