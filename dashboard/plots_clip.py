@@ -123,60 +123,93 @@ def flow_arrows(background: np.ndarray, arrows: dict, title: str, masks: dict | 
     return fig
 
 
-SLIDER_X, SLIDER_LEN = 0.14, 0.8  # the slider leaves room on the right for the last label
-_RAIL_INSET = 0.03                # share of the slider length Plotly keeps free at each end of the rail
-_MIN_LABEL_GAP = 0.09             # paper units: closer labels are stacked instead of overlapping
+# The slider is laid out in pixels, whatever the figure's width: the ▶ and ❚❚ buttons take the first
+# BUTTONS_PX, so the slider, its "frame N" read-out and its grip start right of them (in paper units, a
+# narrow player put the read-out under the pause button), and RIGHT_PX stay free for the last label.
+BUTTONS_PX, RIGHT_PX = 100, 40
+_RAIL_PX = 10            # Plotly draws a slider's first and last step this far inside its padding
+_SLIDER_Y = -0.11        # top of the buttons and the slider, paper units under the picture
+_TICK_NUMBERS_PX = -66   # the frame numbers under the rail, pixels below the slider's top
+_MIN_LABEL_GAP = 0.3     # share of the rail (a label is ~50 px; a half-page rail 254 px): closer ones are stacked
 
 
-def marker_positions(n_frames: int, marks: dict[str, int]) -> list[dict]:
-    """Where each marker label sits above a slider of ``n_frames`` steps: name, frame, x (paper), row.
+def rail_position(index: int, n_frames: int) -> tuple[float, float]:
+    """Where the step ``index`` of an ``n_frames``-step slider sits: (x in paper units, shift in pixels);
+    the pixel is x * width + shift at any figure width."""
+    f = index / (n_frames - 1 or 1)
+    return f, (BUTTONS_PX + _RAIL_PX) * (1 - f) - (RIGHT_PX + _RAIL_PX) * f
 
-    Labels closer than :data:`_MIN_LABEL_GAP` go on alternating rows, so none hides another.
+
+def marker_positions(n_frames: int, marks: dict[str, int], first: int = 0) -> list[dict]:
+    """Where each marker label sits above a slider of ``n_frames`` steps whose first step is frame ``first`` of
+    the file: name, frame (of the file), x (paper), xshift (pixels), row.
+
+    Labels closer than :data:`_MIN_LABEL_GAP` of the rail go on alternating rows, so none hides another.
     """
     out: list[dict] = []
-    last = n_frames - 1 or 1
     for name, frame in sorted(marks.items(), key=lambda kv: kv[1]):
-        x = SLIDER_X + SLIDER_LEN * (_RAIL_INSET + (1 - 2 * _RAIL_INSET) * frame / last)
+        x, shift = rail_position(frame - first, n_frames)
         row = 0
         if out and x - out[-1]["x"] < _MIN_LABEL_GAP:
             row = 1 - out[-1]["row"]
-        out.append({"name": name, "frame": int(frame), "x": x, "row": row})
+        out.append({"name": name, "frame": int(frame), "x": x, "xshift": shift, "row": row})
     return out
 
 
-def _marker_annotations(n_frames: int, marks: dict[str, int]) -> list[dict]:
-    return [dict(x=m["x"], y=-0.01 - 0.05 * m["row"], xref="paper", yref="paper", xanchor="center", yanchor="top",
-                 text=f"<b>{m['name']}</b> {m['frame']}", showarrow=False,
+def _marker_annotations(n_frames: int, marks: dict[str, int], first: int) -> list[dict]:
+    return [dict(x=m["x"], xshift=m["xshift"], y=-0.01 - 0.05 * m["row"], xref="paper", yref="paper",
+                 xanchor="center", yanchor="top", text=f"<b>{m['name']}</b> {m['frame']}", showarrow=False,
                  font=dict(color=palette.MARKER_COLOURS.get(m["name"], palette.DARK), size=12))
-            for m in marker_positions(n_frames, marks)]
+            for m in marker_positions(n_frames, marks, first)]
+
+
+def _tick_numbers(n_frames: int, first: int) -> list[dict]:
+    """Frame numbers (of the file) under the rail, every fifth frame (every tenth past 60 frames).
+
+    Plotly's own step labels cannot do this: the "frame N" read-out shows the step's label, so every step
+    is labelled with its frame and those labels are drawn transparent."""
+    every = 5 if n_frames <= 60 else 10
+    out = []
+    for t in range(n_frames):
+        if (first + t) % every == 0:
+            x, shift = rail_position(t, n_frames)
+            out.append(dict(x=x, xshift=shift, y=_SLIDER_Y, yshift=_TICK_NUMBERS_PX, xref="paper", yref="paper",
+                            xanchor="center", yanchor="top", text=str(first + t), showarrow=False,
+                            font=dict(color=palette.DARK, size=10)))
+    return out
 
 
 def clip_animation(clip: np.ndarray, onset: int, apex: int, offset: int, masks: dict | None = None,
-                   title: str = "", *, frame_ms: int = 120, zmin: float = 0.0, zmax: float = 1.0) -> go.Figure:
+                   title: str = "", *, frame_ms: int = 120, zmin: float = 0.0, zmax: float = 1.0,
+                   first: int = 0) -> go.Figure:
     """A playable clip: one heatmap frame per video frame, ▶/❚❚ buttons and a frame slider.
 
-    Onset, apex and offset are named above the slider in their palette colours; the slider's own step labels
-    are frame numbers every fifth frame. ``frame_ms`` sets the playback speed (a slowed-down clip: larger).
+    Frames are numbered as in the file: ``clip[0]`` is frame ``first`` (a clip cut from onset to offset
+    passes its onset), and ``onset``, ``apex``, ``offset`` are frames of the file too. They are named above
+    the slider in their palette colours, frame numbers sit under it every fifth frame, and "frame N" right of
+    the buttons reads the frame shown. ``frame_ms`` sets the playback speed (a slowed-down clip: larger).
     """
     marks = {"onset": int(onset), "apex": int(apex), "offset": int(offset)}
     base = _image_fig(clip[0], title or "clip", masks=masks, zmin=zmin, zmax=zmax)
     # frames as plain dicts without validation: a 30-frame clip otherwise costs ~0.15 s of Plotly checks
     frames = [dict(data=[dict(type="heatmap", z=clip[t], colorscale="gray", zmin=zmin, zmax=zmax, showscale=False)],
                    traces=[0], name=str(t)) for t in range(len(clip))]
-    steps = [dict(method="animate", label=str(t) if t % 5 == 0 else "",
+    steps = [dict(method="animate", label=str(first + t),
                   args=[[str(t)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
              for t in range(len(clip))]
     layout = base.layout.to_plotly_json()
     layout.update(
         height=440, margin=dict(l=0, r=0, t=30, b=120), showlegend=False,
-        annotations=list(layout.get("annotations", [])) + _marker_annotations(len(clip), marks),
-        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.11, xanchor="left", yanchor="top",
+        annotations=list(layout.get("annotations", [])) + _marker_annotations(len(clip), marks, first)
+        + _tick_numbers(len(clip), first),
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=_SLIDER_Y, xanchor="left", yanchor="top",
                           buttons=[dict(label="▶", method="animate",
                                         args=[None, dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True)]),
                                    dict(label="❚❚", method="animate",
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
-        sliders=[dict(active=0, steps=steps, x=SLIDER_X, len=SLIDER_LEN, y=-0.11, yanchor="top",
-                      currentvalue=dict(visible=True, prefix="frame ", font=dict(size=11)), pad=dict(t=10))],
+        sliders=[dict(active=0, steps=steps, x=0, len=1, y=_SLIDER_Y, yanchor="top",
+                      pad=dict(t=10, l=BUTTONS_PX, r=RIGHT_PX), font=dict(color="rgba(0,0,0,0)"),
+                      currentvalue=dict(visible=True, prefix="frame ", font=dict(size=11, color=palette.DARK)))],
     )
     return go.Figure(dict(data=[d.to_plotly_json() for d in base.data], layout=layout, frames=frames),
                      _validate=False)

@@ -164,6 +164,48 @@ def readme_shot(page, name: str) -> None:
     image.quantize(256, method=Image.Quantize.MEDIANCUT).save(SHOTS / f"{name}.png", optimize=True)
 
 
+def _boxes(page) -> dict:
+    """Bounding boxes (left, top, right, bottom) of a clip player's read-out, buttons and annotations."""
+    return page.evaluate("""() => {
+        const box = e => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+        return {readout: box(document.querySelector('text.slider-label')),
+                buttons: Array.from(document.querySelectorAll('.updatemenu-button')).map(box),
+                labels: Array.from(document.querySelectorAll('.annotation')).filter(e => /onset|apex|offset/
+                        .test(e.textContent)).map(box),
+                width: document.querySelector('svg.main-svg').getBoundingClientRect().right};
+    }""")
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_a_clip_player_reads_out_its_frame_beside_the_buttons(browser, tmp_path):
+    """No server: the player figure alone, in chromium, as narrow as a Lesson column and as wide as a page."""
+    import numpy as np
+
+    from dashboard import plots
+
+    fig = plots.clip_animation(np.zeros((30, 16, 16), np.float32), 6, 14, 29, first=2)
+    html = tmp_path / "player.html"
+    fig.write_html(html, include_plotlyjs=True, auto_play=False, default_width="100%", default_height=440)
+    for width in (430, 900):
+        page = browser.new_page(viewport={"width": width, "height": 480})
+        with evidence(page, f"player-{width}"):
+            page.goto(html.as_uri())
+            page.wait_for_selector("text.slider-label", state="attached")
+            boxes = _boxes(page)
+            assert not [b for b in boxes["buttons"] if _overlap(b, boxes["readout"])], boxes  # not under ▶ or ❚❚
+            assert boxes["readout"][2] < boxes["width"]
+            labels = boxes["labels"]
+            assert len(labels) == 3 and not [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]
+                                              if _overlap(a, b)] and max(b[2] for b in labels) <= boxes["width"]
+            page.evaluate("Plotly.relayout(document.querySelector('.plotly-graph-div'), {'sliders[0].active': 3})")
+            page.wait_for_timeout(200)
+            assert page.locator("text.slider-label").first.text_content() == "frame 5"  # every frame, numbered as in the file
+        page.close()
+
+
 def test_lesson_steps_render_with_their_pictures(server, browser):
     url, _ = server
     page = browser.new_page(viewport={"width": 1200, "height": 5200})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard import palette, plots
+from dashboard import palette, plots, plots_clip
 
 
 def _labels(fig) -> dict[str, dict]:
@@ -22,9 +22,22 @@ def test_onset_apex_and_offset_are_named_on_every_clip_slider():
     assert set(labels) == {"onset", "apex", "offset"}
     for name, a in labels.items():
         assert a.font.color == palette.MARKER_COLOURS[name]
-        assert 0.0 < a.x < 0.97  # inside the figure: the last label is not clipped at the right edge
-    slider = fig.layout.sliders[0]
-    assert slider.x + slider.len <= 0.95
+        for width in (300, 900):  # right of the buttons, the last label not clipped at the right edge
+            assert plots_clip.BUTTONS_PX < a.x * width + a.xshift < width - 25
+
+
+def test_every_frame_is_read_out_in_frames_of_the_file():
+    """One numbering: a clip cut from onset (frame 4 of the file) to offset is numbered 4, 5, ... not 0, 1, ..."""
+    fig = plots.clip_animation(np.zeros((19, 8, 8), np.float32), 4, 12, 22, first=4)
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == [str(f) for f in range(4, 23)]  # "frame N" reads the step's label
+    assert {name: a.text for name, a in _labels(fig).items()} == {
+        "onset": "<b>onset</b> 4", "apex": "<b>apex</b> 12", "offset": "<b>offset</b> 22"}
+    numbers = [a.text for a in fig.layout.annotations if a.text.isdigit()]
+    assert numbers == ["5", "10", "15", "20"]
+    whole = plots.clip_animation(np.zeros((30, 8, 8), np.float32), 4, 12, 22)
+    apex_cut, apex_whole = _labels(fig)["apex"], _labels(whole)["apex"]
+    assert apex_cut.x == 8 / 18 and apex_whole.x == 12 / 29  # the same frame, placed on each clip's own rail
 
 
 def test_close_markers_are_stacked_instead_of_overlapping():
@@ -35,10 +48,10 @@ def test_close_markers_are_stacked_instead_of_overlapping():
     assert [p["row"] for p in far] == [0, 0, 0]
 
 
-def test_slider_step_labels_leave_the_marker_names_uncrowded():
+def test_slider_frame_numbers_leave_the_marker_names_uncrowded():
     fig = plots.clip_animation(np.zeros((30, 8, 8), np.float32), 3, 13, 21)
-    labels = [s.label for s in fig.layout.sliders[0].steps]
-    assert sum(bool(label) for label in labels) <= 7
+    assert fig.layout.sliders[0].font.color == "rgba(0,0,0,0)"  # Plotly's own step labels: one per frame, hidden
+    assert sum(bool(a.text.isdigit()) for a in fig.layout.annotations) <= 7
 
 
 def test_compared_maps_share_one_colour_scale():
