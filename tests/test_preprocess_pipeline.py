@@ -241,6 +241,14 @@ def test_precomputed_manifest_rows(tmp_path):
     assert np.array_equal(img.x[0, 2], img.x[0, 0])
 
 
+def test_sample_views_say_which_frame_of_the_file_the_clip_starts_at(table):
+    """A clip cut from onset to offset is numbered as in the file: its first frame is the onset's number."""
+    row = table.iloc[0].to_dict() | {"onset": 2}
+    views = sample_views(row, size=32)
+    assert views["clip_first"] == 2 and views["apex_index"] == int(row["apex"]) - 2
+    assert len(views["clip"]) == int(row["offset"]) - 1
+
+
 def test_sample_views_for_frames_and_precomputed_rows(table, tmp_path):
     views = sample_views(table.iloc[0], size=48, arrow_step=8)
     for key in ("onset", "apex", "diff", "flow_u", "flow_v", "strain"):

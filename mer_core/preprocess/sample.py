@@ -195,6 +195,7 @@ def _from_frames(
             maps["clip"] = np.stack([_resize(f.astype(np.float32) / 255.0, size) for f in clip])
             maps["magnified_clip"] = np.stack([_resize(f, size) for f in mag])
             maps["apex_in_clip"] = np.array(ap - on)
+            maps["clip_first"] = np.array(on)  # the file's frame number of the clip's first frame
     return {k: v.astype(np.float32) for k, v in maps.items()}, info
 
 
@@ -273,8 +274,10 @@ def sample_views(row: Any, options: PreprocessConfig | None = None, *, size: int
     * ``flow_u``, ``flow_v``: flow in pixels at ``size``; ``strain`` raw
       (dimensionless); ``flow_rgb``: colour-wheel RGB uint8 (size, size, 3);
       ``arrows``: dict x, y, u, v (1-D) for a quiver plot;
-    * ``clip``, ``magnified_clip``: (T, size, size) 0..1, onset..offset, and
-      ``apex_index``: position of the apex in them;
+    * ``clip``, ``magnified_clip``: (T, size, size) 0..1, onset..offset,
+      ``apex_index``: position of the apex in them, and ``clip_first``: the
+      frame of the file (counted from 0) their first frame is, so pages can
+      number a clip's frames as in the file;
     * ``face_region``: bool (size, size), where the detected face lies in the
       crop (:func:`face.face_region`); None unless a face was detected;
     * ``info``: the report facts (face, apex, apex_method, flow_method, evm).
@@ -304,6 +307,7 @@ def sample_views(row: Any, options: PreprocessConfig | None = None, *, size: int
         "clip": maps.get("clip"),
         "magnified_clip": maps.get("magnified_clip"),
         "apex_index": int(maps["apex_in_clip"]) if "apex_in_clip" in maps else None,
+        "clip_first": int(maps["clip_first"]) if "clip_first" in maps else None,
         "face_region": face.face_region(size) if info.get("face") == "detected" else None,
         "info": info,
     }
