@@ -160,11 +160,15 @@ def passes_words(config: ExperimentConfig, train_subjects: float | None = None) 
     parts = []
     if config.selection == "nested":
         k = float(config.nested_folds or train_subjects or 0)
-        parts.append(f"{k:g} inner fits to choose the epoch ({max(k - 1, 0):g} fits' worth: each leaves out "
+        parts.append(f"{k:g} inner fits to choose the epoch ({_worth(max(k - 1, 0))}: each leaves out "
                      "its inner validation subjects)")
     s = config.seeds_per_fold
     parts.append(f"{s} models (seeds averaged)" if s > 1 else "1 model")
-    return f"each fold trains {' + '.join(parts)} = {training_passes(config, train_subjects):g} fits' worth"
+    return f"each fold trains {' + '.join(parts)} = {_worth(training_passes(config, train_subjects))}"
+
+
+def _worth(fits: float) -> str:
+    return f"{fits:g} fit's worth" if fits == 1 else f"{fits:g} fits' worth"
 
 
 def estimate_seconds(model: str, preset: str, *, n_samples: int, n_folds: int, epochs: int,
