@@ -10,6 +10,8 @@ from __future__ import annotations
 CLASS_COLOURS = ["#2f6fdf", "#e8590c", "#2b8a3e", "#ae3ec9", "#f08c00", "#1098ad", "#c92a2a"]
 
 ACCENT = "#2f6fdf"        # the one highlighted series: measured here, mean over folds, a point estimate
+HIGHLIGHT = "#e8590c"     # one fold picked out of many grey ones, beside the ACCENT mean
+HIGHLIGHT_NAME = "orange"
 MUTED = "#adb5bd"         # reported elsewhere, neutral, reference lines
 FAINT = "#ced4da"         # per-fold thin lines behind a mean
 DARK = "#495057"          # chance levels and annotations

@@ -120,15 +120,27 @@ def integer_epochs(fig: go.Figure, last_epoch: float | None, **where) -> go.Figu
     return fig
 
 
-def curves_figure(epochs: pd.DataFrame, metric: str, *, title: str = "") -> go.Figure:
-    """One thin grey line per fold and the mean over folds (bold) of an epoch metric, named in words."""
+def curves_figure(epochs: pd.DataFrame, metric: str, *, title: str = "", highlight: int | None = None) -> go.Figure:
+    """One thin grey line per fold and the mean over folds (bold) of an epoch metric, named in words.
+
+    ``highlight`` (a fold index) draws that fold in its own colour on top of the grey ones, so one of many
+    folds can be followed; every line names its fold on hover.
+    """
     fig = go.Figure()
     df = epochs.dropna(subset=[metric])
     name = CURVE_NAMES.get(metric, metric.replace("_", " "))
     for i, (fold, g) in enumerate(df.groupby("fold_index")):
+        if int(fold) == highlight:
+            continue
         fig.add_trace(go.Scatter(x=g["epoch"], y=g[metric], mode="lines", line=dict(width=1, color=palette.FAINT),
-                                 name="each fold", legendgroup="folds", showlegend=i == 0,
+                                 name="other folds" if highlight is not None else "each fold", legendgroup="folds",
+                                 showlegend=not any(t.legendgroup == "folds" for t in fig.data),
                                  hovertemplate=f"fold {int(fold) + 1}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
+    lit = df[df["fold_index"] == highlight] if highlight is not None else df.iloc[:0]
+    if len(lit):
+        fig.add_trace(go.Scatter(x=lit["epoch"], y=lit[metric], mode="lines+markers",
+                                 line=dict(width=2, color=palette.HIGHLIGHT), name=f"fold {int(highlight) + 1}",
+                                 hovertemplate=f"fold {int(highlight) + 1}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
     mean = df.groupby("epoch")[metric].mean()
     fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines+markers", line=dict(width=3, color=palette.ACCENT),
                              name=f"{name}, mean over folds", hovertemplate="mean, epoch %{x}: %{y:.3f}<extra></extra>"))
@@ -276,10 +288,11 @@ def training_curves(epochs: pd.DataFrame, highlight: int | None = None) -> go.Fi
 
 # --- datasets page and lesson: counts, frames, flow, clips (in plots_clip, re-exported) -------
 from dashboard.plots_clip import (  # noqa: E402,F401
-    au_regions, class_counts, clip_animation, flow_arrows, grey_image, heat_image, marker_positions, rgb_image,
+    au_regions, class_counts, clip_animation, grey_image, heat_image, marker_positions, rgb_image,
     shared_bound, signed_image,
     subject_counts,
 )
+from dashboard.plots_motion import evm_bound, face_region, flow_arrows, flow_colour, strain_figure  # noqa: E402,F401
 
 
 # --- explanations (Explain page) ------------------------------------------------------

@@ -3,6 +3,11 @@
 Frame sliders carry their onset, apex and offset labels as annotations above
 the slider (coloured as in :mod:`dashboard.palette`), so Plotly can neither
 drop a label that crowds its neighbours nor clip the last one at the edge.
+
+Grey frames travel to the browser as 8-bit PNG images (:func:`png_uri`), not
+as Plotly heat maps of floats: a 33-frame player is about 0.5 MB instead of
+6 MB of JSON, which is most of what a showcase page used to wait for. Maps
+that need a colour bar (differences, strain) stay heat maps.
 """
 from __future__ import annotations
 
@@ -70,8 +75,37 @@ def _image_fig(img: np.ndarray, title: str, *, colorscale: str = "gray", zmin: f
     return fig
 
 
+def png_uri(img: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> str:
+    """A grey map (values ``lo``..``hi`` -> black..white, 8 bits) or an RGB uint8 image as a PNG data URI."""
+    import base64
+
+    import cv2
+
+    a = np.asarray(img)
+    if a.ndim == 2:
+        a = np.clip(np.round((a.astype(np.float32) - lo) * (255.0 / ((hi - lo) or 1.0))), 0, 255).astype(np.uint8)
+    else:
+        a = cv2.cvtColor(np.asarray(a, np.uint8), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", a)
+    if not ok:
+        raise ValueError(f"cannot encode an image of shape {a.shape} as PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def picture_fig(img: np.ndarray, title: str, *, masks: dict | None = None, lo: float = 0.0,
+                hi: float = 1.0) -> go.Figure:
+    """A grey (``lo``..``hi``) or RGB uint8 picture drawn as a PNG image (no colour bar), with mask outlines."""
+    fig = go.Figure(go.Image(source=png_uri(img, lo, hi), hovertemplate="x %{x}, y %{y}<extra></extra>"))
+    for trace in _mask_traces(masks, np.asarray(img).shape[:2]):
+        fig.add_trace(trace)
+    fig.update_layout(title=title, legend=dict(orientation="h", y=-0.02, yanchor="top"), **_IMG_LAYOUT)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
+    fig.update_xaxes(visible=False, constrain="domain")
+    return fig
+
+
 def grey_image(img: np.ndarray, title: str, masks: dict | None = None) -> go.Figure:
-    return _image_fig(img, title, masks=masks)
+    return picture_fig(img, title, masks=masks)
 
 
 def shared_bound(*imgs: np.ndarray, q: float = 99.8) -> float:
@@ -99,27 +133,6 @@ def rgb_image(rgb: np.ndarray, title: str) -> go.Figure:
     fig.update_layout(title=title, **_IMG_LAYOUT)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return fig
-
-
-def flow_arrows(background: np.ndarray, arrows: dict, title: str, masks: dict | None = None,
-                gain: float | None = None) -> go.Figure:
-    """Arrows (tail → head) over the apex frame; lengths scaled so the longest spans one grid cell."""
-    fig = _image_fig(background, title, masks=masks)
-    x, y, u, v = (np.asarray(arrows[k], dtype=float) for k in ("x", "y", "u", "v"))
-    mag = np.hypot(u, v)
-    step = float(np.diff(np.unique(x))[:1].mean()) if len(np.unique(x)) > 1 else 8.0
-    gain = gain or (0.9 * step / mag.max() if mag.max() > 0 else 1.0)
-    keep = mag > 0.05 * (mag.max() or 1)
-    xs, ys = [], []
-    for x0, y0, du, dv in zip(x[keep], y[keep], u[keep] * gain, v[keep] * gain):
-        xs += [x0, x0 + du, None]
-        ys += [y0, y0 + dv, None]
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=palette.FLOW_ARROWS, width=2), hoverinfo="skip",
-                             name=f"flow × {gain:.1f}", showlegend=False))
-    fig.add_trace(go.Scatter(x=(x + u * gain)[keep], y=(y + v * gain)[keep], mode="markers",
-                             marker=dict(color=palette.FLOW_ARROWS, size=4), hoverinfo="skip", showlegend=False))
-    fig.update_layout(title=f"{title} ×{gain:.0f}")
     return fig
 
 
@@ -182,7 +195,7 @@ def _tick_numbers(n_frames: int, first: int) -> list[dict]:
 def clip_animation(clip: np.ndarray, onset: int, apex: int, offset: int, masks: dict | None = None,
                    title: str = "", *, frame_ms: int = 120, zmin: float = 0.0, zmax: float = 1.0,
                    first: int = 0) -> go.Figure:
-    """A playable clip: one heatmap frame per video frame, ▶/❚❚ buttons and a frame slider.
+    """A playable clip: one picture per video frame, ▶/❚❚ buttons and a frame slider.
 
     Frames are numbered as in the file: ``clip[0]`` is frame ``first`` (a clip cut from onset to offset
     passes its onset), and ``onset``, ``apex``, ``offset`` are frames of the file too. They are named above
@@ -190,10 +203,10 @@ def clip_animation(clip: np.ndarray, onset: int, apex: int, offset: int, masks: 
     the buttons reads the frame shown. ``frame_ms`` sets the playback speed (a slowed-down clip: larger).
     """
     marks = {"onset": int(onset), "apex": int(apex), "offset": int(offset)}
-    base = _image_fig(clip[0], title or "clip", masks=masks, zmin=zmin, zmax=zmax)
+    sources = [png_uri(frame, zmin, zmax) for frame in clip]
+    base = picture_fig(clip[0], title or "clip", masks=masks, lo=zmin, hi=zmax)
     # frames as plain dicts without validation: a 30-frame clip otherwise costs ~0.15 s of Plotly checks
-    frames = [dict(data=[dict(type="heatmap", z=clip[t], colorscale="gray", zmin=zmin, zmax=zmax, showscale=False)],
-                   traces=[0], name=str(t)) for t in range(len(clip))]
+    frames = [dict(data=[dict(type="image", source=src)], traces=[0], name=str(t)) for t, src in enumerate(sources)]
     steps = [dict(method="animate", label=str(first + t),
                   args=[[str(t)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
              for t in range(len(clip))]
@@ -219,7 +232,7 @@ def au_regions(img: np.ndarray, regions: dict[str, np.ndarray], title: str) -> g
     """A grey frame with one outlined region per action unit (name -> bool mask), each in its own colour."""
     import cv2
 
-    fig = _image_fig(img, title)
+    fig = picture_fig(img, title)
     for k, (name, mask) in enumerate(regions.items()):
         m = np.asarray(mask, dtype=np.float32)
         if m.shape != img.shape[:2]:

@@ -69,7 +69,10 @@ def band_curves(curves: pd.DataFrame, metric: str, arms: Sequence[str]) -> go.Fi
                                  hovertemplate=f"{arm}<br>epoch %{{x}}: %{{y:.3f}} ± %{{customdata[0]:.3f}} "
                                                "(%{customdata[1]} seeds)<extra></extra>"))
     fig.update_layout(xaxis_title="epoch", yaxis_title=metric, height=340, margin=dict(l=10, r=10, t=10, b=10))
-    return fig
+    from dashboard.plots import integer_epochs
+
+    last = curves.loc[curves["metric"] == metric, "epoch"].max() if len(curves) else None
+    return integer_epochs(fig, last)
 
 
 def seed_spread(cells: pd.DataFrame, arms: Sequence[str], metric: str = "uf1") -> go.Figure:

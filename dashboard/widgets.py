@@ -149,12 +149,23 @@ def chart(fig, *, key: str, **kwargs):
     return st.plotly_chart(fig, width="stretch", key=key, config=chart_config(key), **kwargs)
 
 
+EVM_ALPHA_MAX = 30.0  # the largest magnification the Datasets slider offers; its range is every α's colour scale
+
+
+# every page numbers frames this one way (players, sliders, captions), and says so once
+FRAME_NUMBERS = "Frames are numbered as in the clip's file, from 0 (its first frame is frame 0)."
+
+
 def evm_comparison(clip, magnified, apex: int, alpha: float, *, key: str, blur: float = 0.0,
-                   frame_ms: int | None = None) -> None:
+                   frame_ms: int | None = None, magnified_max=None, first: int = 0) -> None:
     """Original and magnified apex - onset on ONE colour scale, then one player with an A/B switch.
 
     Shared by the Datasets and Lesson pages, so magnification looks the same (and visibly stronger)
-    wherever it is shown. ``blur`` (pixels) smooths both differences alike.
+    wherever it is shown. ``blur`` (pixels) smooths both differences alike. ``apex`` is its position in the
+    onset..offset ``clip``; ``first`` the file's frame number of ``clip[0]`` (the onset's), so the player
+    numbers frames as in the file (:data:`FRAME_NUMBERS`). ``magnified_max``: the clip
+    magnified with :data:`EVM_ALPHA_MAX`; its range is the scale, so every α is drawn on the same colours and
+    a larger α looks stronger (without it, the scale is this α's own range).
     """
     from dashboard import glossary, plots
 
@@ -163,7 +174,8 @@ def evm_comparison(clip, magnified, apex: int, alpha: float, *, key: str, blur: 
         import cv2
 
         d0, d1 = cv2.GaussianBlur(d0, (0, 0), blur), cv2.GaussianBlur(d1, (0, 0), blur)
-    bound = plots.shared_bound(d0, d1)
+    bound = (plots.evm_bound(clip, magnified_max, apex, blur) if magnified_max is not None
+             else plots.shared_bound(d0, d1))
     left, right = st.columns(2)
     with left:
         chart(plots.signed_image(d0, "apex − onset, original", bound), key=f"{key}-diff-a")
@@ -174,7 +186,8 @@ def evm_comparison(clip, magnified, apex: int, alpha: float, *, key: str, blur: 
     shown = clip if which.startswith("A") else magnified
     title = which + (f" (α = {alpha:g})" if which.startswith("B") else "")
     extra = {"frame_ms": frame_ms} if frame_ms else {}
-    chart(plots.clip_animation(shown, 0, apex, len(clip) - 1, title=title, **extra), key=f"{key}-clip")
+    chart(plots.clip_animation(shown, first, first + apex, first + len(clip) - 1, title=title, first=first, **extra),
+          key=f"{key}-clip")
 
 
 # --- links between pages: they open in this tab ----------------------------------------------

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import streamlit as st
 
-from dashboard import glossary, palette, plots, reads, widgets, writes
+from dashboard import glossary, palette, plots, plots_motion, reads, reads_motion, widgets, writes
 from dashboard.widgets import plain
 from mer_core.datasets import dataset_info, list_datasets
 from mer_core.errors import MerError
@@ -140,7 +141,7 @@ def _browse(name: str, options_json: str, table) -> None:
         widgets.chart(plots.clip_animation(clip, row["onset"], row["apex"], row["offset"],
                                            masks if show_masks else None), key="ds-clip")
         st.caption("Press ▶ to play, or drag the slider. A micro-expression moves the face by 1-2 pixels: "
-                   "compare onset and apex, or look at the Motion tab.")
+                   "compare onset and apex, or look at the Motion tab. " + widgets.FRAME_NUMBERS)
     with right:
         marks = {int(row["onset"]): "onset", int(row["apex"]): "apex", int(row["offset"]): "offset"}
         i = st.select_slider("frame", list(range(len(frames))), value=int(row["apex"]),
@@ -158,7 +159,7 @@ def _motion(name: str, options_json: str, table) -> None:
     flow = c1.selectbox("optical flow", ["dis", "tvl1", "farneback"],
                         help=glossary.tip("optical flow", "strain",
                                           note="DIS is the fast default; TV-L1 is the papers' choice"))
-    alpha = c2.slider("EVM amplification α", 0.0, 30.0, 10.0, 1.0, help=glossary.tip("EVM"))
+    alpha = c2.slider("EVM amplification α", 0.0, widgets.EVM_ALPHA_MAX, 10.0, 1.0, help=glossary.tip("EVM"))
     band = c3.slider("EVM pass band (fraction of fps)", 0.01, 0.5, (0.02, 0.2), 0.01,
                      help="0.02-0.2 passes the expression (a few Hz at 100 fps) and little sensor noise")
     pre = {"flow_method": flow, "evm_alpha": alpha, "evm_low": band[0], "evm_high": band[1]}
@@ -178,25 +179,45 @@ def _motion(name: str, options_json: str, table) -> None:
     if views["diff"] is not None:
         c.plotly_chart(plots.signed_image(views["diff"], "apex − onset"), width="stretch", key="ds-diff", config=widgets.chart_config("ds-diff"))
     if views["flow_u"] is not None:
-        st.caption("Optical flow from onset to apex: the colour wheel encodes direction as hue and speed as "
-                   "brightness; arrows are magnified to be visible. Global drift of the head shows as motion "
-                   "everywhere; the expression as local motion inside the true regions.")
-        a, b, c = st.columns(3)
-        a.plotly_chart(plots.rgb_image(views["flow_rgb"], "flow: hue = direction"),
-                       width="stretch", key="ds-flow-rgb", config=widgets.chart_config("ds-flow-rgb"))
-        b.plotly_chart(plots.flow_arrows(views["apex"], views["arrows"], "flow arrows",
-                                         masks), width="stretch", key="ds-flow-arrows", config=widgets.chart_config("ds-flow-arrows"))
-        c.plotly_chart(plots.heat_image(views["strain"], "optical strain"), width="stretch", key="ds-strain", config=widgets.chart_config("ds-strain"))
+        _flow(views, masks, reads_motion.face_mask(row.get("mask_path") or ""))
     if views.get("magnified_clip") is not None:
-        _magnification(views, alpha)
+        _magnification(views, alpha, reads_motion.magnified_max(name, options_json, row["sample_id"],
+                                                                 json.dumps(pre), 128))
 
 
-def _magnification(views: dict, alpha: float) -> None:
-    """Original and magnified apex − onset on one colour scale, and one player with an A/B switch."""
+def _flow(views: dict, masks: dict, face_truth) -> None:
+    """Flow as colours (with the wheel that reads them) and as arrows, and strain; the outside of the face greyed."""
+    shape = views["flow_u"].shape
+    face, face_words = plots.face_region(shape, truth=face_truth, detected=views.get("face_region"))
+    background = views["apex"] if views["apex"] is not None else np.full(shape, 0.5, np.float32)
+    a, b, c = st.columns(3)
+    a.plotly_chart(plots.flow_colour(views["flow_u"], views["flow_v"], "flow, onset → apex", face),
+                   width="stretch", key="ds-flow-rgb", config=widgets.chart_config("ds-flow-rgb"))
+    b.plotly_chart(plots.flow_arrows(background, views["arrows"], "flow arrows", masks, face),
+                   width="stretch", key="ds-flow-arrows", config=widgets.chart_config("ds-flow-arrows"))
+    c.plotly_chart(plots.strain_figure(views["strain"], "optical strain", face), width="stretch", key="ds-strain",
+                   config=widgets.chart_config("ds-strain"))
+    where = (f"Outside the face ({face_words}, dotted) the pictures are greyed and the arrows thin and grey: "
+             "motion there is head drift or camera noise, not the expression." if face is not None else
+             "No face region is known for this clip, so the background is drawn as strongly as the face.")
+    st.caption("Optical flow from onset to apex: the wheel beside the colours reads them (hue = direction, "
+               "brightness = speed); the arrows are drawn many times longer than the motion. **Optical strain** "
+               "is how much the skin stretched or squeezed (1 % = a 1 % change of length), from the flow's "
+               "spatial derivatives: a head that only slides has none, an expression lights up where the skin "
+               f"moves; colours end at the {plots_motion.STRAIN_PERCENTILE:g}th percentile inside the face, "
+               f"smoothed over {plots_motion.STRAIN_SMOOTH_PX:g} px. " + where)
+
+
+def _magnification(views: dict, alpha: float, magnified_max) -> None:
+    """Original and magnified apex − onset on one colour scale (the same for every α), and one player with an
+    A/B switch."""
     st.markdown("**Eulerian video magnification** — the same clip, motion amplified in the pass band",
                 help=glossary.tip("EVM"))
-    widgets.evm_comparison(views["clip"], views["magnified_clip"], views["apex_index"] or 0, alpha, key="ds-evm")
-    st.caption("Both differences share one colour scale, so the stronger one really moved more.")
+    widgets.evm_comparison(views["clip"], views["magnified_clip"], views["apex_index"] or 0, alpha, key="ds-evm",
+                           magnified_max=magnified_max, first=views.get("clip_first") or 0)
+    st.caption(f"Both differences share one colour scale, the same for every α on the slider (the range "
+               f"α = {widgets.EVM_ALPHA_MAX:g} reaches on this clip): a larger α looks stronger because the "
+               "magnified motion is stronger.")
 
 
 def _clip_picker_light(table, wanted: str | None = None) -> dict:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from dashboard import glossary, palette, plots, reads, widgets
+from dashboard import glossary, palette, plots, reads, reads_motion, widgets
 from dashboard.widgets import plain
 from mer_core.datasets.synthetic import load_masks, showcase_clips
 from mer_core.errors import MerError
@@ -47,7 +47,8 @@ def _pick_clip(table) -> dict | None:
     label = st.segmented_control("expression to study", labels, default=labels[default], key="lesson-class",
                                  help=glossary.tip("micro-expression")) or labels[default]
     row = table.set_index("sample_id").loc[ids[label]].to_dict() | {"sample_id": ids[label]}
-    st.caption(plain(f"Showcase clip {ids[label]} ({row['label']}): no blink near the apex, clear motion."))
+    st.caption(plain(f"Showcase clip {ids[label]} ({row['label']}): no blink near the apex, clear motion. "
+                     + widgets.FRAME_NUMBERS))
     return row
 
 
@@ -91,25 +92,32 @@ def _diff_step(clip: np.ndarray, row: dict, masks: dict) -> None:
           f"{palette.AU_NAME} outline of the true motion; the grain everywhere else is camera noise.")
 
 
-def _magnify_step(views: dict) -> None:
+def _magnify_step(views: dict, magnified_max) -> None:
     widgets.evm_comparison(views["clip"], views["magnified_clip"], views["apex_index"] or 0,
-                           LESSON_EVM["evm_alpha"], key="lesson-evm", blur=1.0, frame_ms=150)
+                           LESSON_EVM["evm_alpha"], key="lesson-evm", blur=1.0, frame_ms=150,
+                           magnified_max=magnified_max, first=views.get("clip_first") or 0)
     _step(STEPS[3], "Eulerian video magnification amplifies, pixel by pixel, the changes that happen at the "
           "speed of an expression, so the same motion becomes ten times larger. Both differences above share "
-          "one colour scale: the magnified one is stronger because the motion is, and in B the expression is "
-          "visible without help.")
+          f"one colour scale (the one the Datasets page uses for every α up to {widgets.EVM_ALPHA_MAX:g}): the "
+          "magnified one is stronger because the motion is, and in B the expression is visible without help.")
 
 
 def _flow_step(views: dict, masks: dict) -> None:
-    left, right = st.columns(2)
+    face, _ = plots.face_region(views["apex"].shape, truth=masks.get("face"), detected=views.get("face_region"))
+    au = {"au": masks["au"]} if "au" in masks else None
+    left, middle, right = st.columns(3)
     with left:
-        widgets.chart(plots.flow_arrows(views["apex"], views["arrows"], "optical flow, onset → apex",
-                                        {"au": masks["au"]} if "au" in masks else None), key="lesson-flow")
+        widgets.chart(plots.flow_arrows(views["apex"], views["arrows"], "flow arrows", au, face), key="lesson-flow")
+    with middle:
+        widgets.chart(plots.flow_colour(views["flow_u"], views["flow_v"], "flow as colours", face),
+                      key="lesson-flow-colour")
     with right:
-        widgets.chart(plots.heat_image(views["strain"], "optical strain"), key="lesson-strain")
-    _step(STEPS[4], "Optical flow measures, for every pixel, how far and where it moved from onset to apex; the "
-          "arrows are drawn many times longer than the motion. Strain shows where the skin stretched or "
-          "squeezed: bright spots are the expression, while a head that merely slides stays dark.")
+        widgets.chart(plots.strain_figure(views["strain"], "optical strain", face), key="lesson-strain")
+    _step(STEPS[4], "Optical flow measures, for every pixel, how far and where it moved from onset to apex: as "
+          "arrows drawn many times longer than the motion, and as colours read by the wheel (hue = direction, "
+          "brightness = speed). Strain is how much the skin stretched or squeezed (1 % = a 1 % change of "
+          "length): bright spots are the expression, while a head that merely slides stays dark. Outside the "
+          "face (dotted) everything is greyed: motion there is drift or camera noise.")
 
 
 def _au_figure(apex: np.ndarray, masks: dict):
@@ -232,7 +240,9 @@ def render() -> None:
         st.error(plain(exc))
         return
     steps = [lambda: _clip_step(clip, row), lambda: _markers_step(clip, row),
-             lambda: _diff_step(clip, row, masks), lambda: _magnify_step(views),
+             lambda: _diff_step(clip, row, masks),
+             lambda: _magnify_step(views, reads_motion.magnified_max(DATASET, "{}", row["sample_id"],
+                                                                     json.dumps(LESSON_EVM), 128)),
              lambda: _flow_step(views, masks), lambda: _au_step(views, masks, row),
              lambda: _input_step(views), lambda: _looked_step(row["sample_id"], len(report["table"]))]
     for draw in steps:

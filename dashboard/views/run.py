@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, plots, reads, reads_models, widgets
+from dashboard import glossary, palette, plots, reads, reads_models, widgets
 from dashboard.widgets import code, plain
 from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
@@ -28,6 +28,7 @@ K_CELL = "run_cm_cell"
 K_CELL_SEEN = "run_cm_cell_seen"
 K_METRIC = "run_subject_metric"
 K_CURVE = "run_curve_metric"
+K_FOLD = "run_curve_fold"
 NO_CELL = "—"
 EPOCH_LABELS = plots.CURVE_NAMES
 
@@ -337,14 +338,24 @@ def curves_section(epochs: pd.DataFrame, folds: pd.DataFrame) -> None:
         st.info("No epochs recorded for this run.")
         return
     available = [c for c in EPOCH_LABELS if c in epochs and epochs[c].notna().any()]
-    metric = st.selectbox("curve", available, format_func=EPOCH_LABELS.get, key=K_CURVE)
-    st.plotly_chart(plots.curves_figure(epochs, metric).update_layout(yaxis_title=EPOCH_LABELS[metric]),
+    left, right = st.columns([2, 1])
+    metric = left.selectbox("curve", available, format_func=EPOCH_LABELS.get, key=K_CURVE)
+    subjects = {int(r["fold_index"]): ", ".join(map(str, r["test_subjects"])) for r in folds.to_dict("records")}
+    fold_ids = sorted(int(f) for f in epochs["fold_index"].unique())
+    highlight = right.selectbox("highlight a fold", [None, *fold_ids], key=K_FOLD,
+                                format_func=lambda f: "none" if f is None else
+                                f"fold {f + 1}" + (f" (test subject {subjects[f]})" if subjects.get(f) else ""))
+    st.plotly_chart(plots.curves_figure(epochs, metric, highlight=highlight)
+                    .update_layout(yaxis_title=EPOCH_LABELS[metric]),
                     width="stretch", config=widgets.chart_config("run-3"))
     if metric.startswith("test_"):
         st.caption("Test-subject curves are recorded only as a diagnostic: the honest protocol never uses them "
                    "to pick an epoch.")
     else:
-        st.caption("Thin grey lines: one per fold. Blue: mean over folds at each epoch.")
+        lit = (f" {palette.HIGHLIGHT_NAME.capitalize()}: fold {highlight + 1}." if highlight is not None
+               else f" Pick a fold above to follow it in {palette.HIGHLIGHT_NAME}.")
+        st.caption(f"Thin grey lines: one per fold ({len(fold_ids)}; hover names it). Blue: mean over folds at "
+                   "each epoch." + lit)
     mean = epochs.groupby("epoch")[available].mean().reset_index()
     with st.expander("epochs table (mean over folds)"):
         st.dataframe(mean, hide_index=True, width="stretch",
