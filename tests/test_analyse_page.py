@@ -182,6 +182,10 @@ def test_an_uploaded_sidecar_gives_onset_and_apex(env, monkeypatch):
     text = unescape(_texts(at))
     assert "onset 2" in text and "apex 7" in text and "from the sidecar: onset, apex" in text
     assert "Onset 2 and apex 7 (frames of the file) come from the uploaded sidecar" in text
+    # one numbering, said once: every slider counts the file's frames (the clip from onset starts at 2, not 0)
+    move, frame = at.slider[0], at.slider[1]
+    assert tuple(move.value) == (2, 7) and (frame.min, frame.value) == (2, 7)
+    assert "Frames are numbered as in the clip's file, from 0" in text
     # a bad sidecar is a message naming what was expected
     at.file_uploader[1].set_value(("bad.json", b'{"apex": 7}', "application/json")).run()
     assert not at.exception

@@ -30,8 +30,23 @@ def test_lesson_draws_every_step_on_the_showcase_clip(synthetic_set):
     assert headings == [f"#### {s}" for s in STEPS]
     assert len(at.get("plotly_chart")) >= 12
     assert any(showcase_clips()["positive"] in c.value for c in at.caption)
+    # one numbering: every player names the clip's onset, apex and offset alike (the magnified one is cut from
+    # the onset, and once numbered it from 0), and the page says once how frames are counted
+    named = {_marks(chart) for chart in at.get("plotly_chart")} - {()}
+    assert len(named) == 1 and len(next(iter(named))) == 3, named
+    assert sum("Frames are numbered as in the clip's file, from 0" in c.value for c in at.caption) == 1
     # no run stored: the last step says how to get one
     assert any("mer loso --dataset synthetic" in i.value for i in at.info)
+
+
+def _marks(chart) -> tuple[str, ...]:
+    """The onset/apex/offset labels a clip player draws above its slider ("<b>onset</b> 4", ...)."""
+    import json
+    import re
+
+    layout = json.loads(chart.proto.spec).get("layout", {})
+    return tuple(sorted(a["text"] for a in layout.get("annotations", [])
+                        if re.fullmatch(r"<b>(onset|apex|offset)</b> \d+", str(a.get("text", "")))))
 
 
 def test_lesson_names_the_moved_action_units_in_plain_words(synthetic_set):

@@ -60,13 +60,16 @@ def _exported() -> tuple[str, str, bool, str] | None:
 
 
 def _frames_control(spotted, key: str) -> tuple[int | None, int | None]:
-    """A range slider over the analysed frames to move onset and apex; returns overrides (or None, None)."""
+    """A range slider over the analysed frames, numbered as in the file, to move onset and apex; returns
+    overrides as positions in the analysed window (or None, None)."""
     n = len(spotted.spotting.curve)
-    auto = (spotted.spotting.onset, spotted.spotting.apex)
-    value = st.slider("move onset and apex (frames of the analysed window)", 0, n - 1, auto, key=key)
+    start = spotted.clip.window[0]
+    auto = (spotted.spotting.onset + start, spotted.spotting.apex + start)
+    value = st.slider("move onset and apex", start, start + n - 1, auto, key=key,
+                      help=f"frames {start}-{start + n - 1} of the file are analysed")
     if tuple(value) == auto or value[0] >= value[1]:
         return None, None
-    return int(value[0]), int(value[1])
+    return int(value[0]) - start, int(value[1]) - start
 
 
 def _show_motion(a) -> None:
@@ -75,6 +78,7 @@ def _show_motion(a) -> None:
     head = "Frames used" if s.given else "Spotted frames"
     st.markdown(f"**{head}** ({widgets.plain(s.method)}): :blue[onset {s.onset + start}], "
                 f":red[apex {s.apex + start}], :violet[offset {s.offset + start}] of the file")
+    st.caption(widgets.FRAME_NUMBERS)
     st.caption(widgets.plain(_spotting_caption(s)), help="A blink moves the lids far more than a micro-expression "
                "moves any skin: when the eyes move more than the rest of the face, they are left out of the curve.")
     widgets.chart(plots_analyse.motion_curve(s.curve, {"onset": s.onset, "apex": s.apex, "offset": s.offset},
@@ -106,11 +110,13 @@ def _show_maps(a) -> None:
         widgets.heat_scale("strain (how much the skin stretches)", where=cols[3], overlay=False)
     clip, mag = m.get("clip"), m.get("magnified_clip")
     if clip is not None and mag is not None and len(clip) > 1:
-        i = st.slider("frame of the clip (onset to offset)", 0, len(clip) - 1, int(a.spotting.apex - a.spotting.onset),
+        first = a.clip.window[0] + a.spotting.onset  # the clip runs from onset to offset
+        f = st.slider("frame (onset to offset)", first, first + len(clip) - 1, first + a.spotting.apex - a.spotting.onset,
                       key="analyse_clip_frame")
         c1, c2 = st.columns(2)
-        c1.image(np.clip(clip[i], 0, 1), caption=f"frame {i} from the onset", width="stretch")
-        c2.image(np.clip(mag[i], 0, 1), caption="magnified (Eulerian video magnification)", width="stretch")
+        c1.image(np.clip(clip[f - first], 0, 1), caption=f"frame {f}", width="stretch")
+        c2.image(np.clip(mag[f - first], 0, 1), caption=f"frame {f}, magnified (Eulerian video magnification)",
+                 width="stretch")
 
 
 def _model_choice(run_id: str) -> str | None:

@@ -82,8 +82,11 @@ def _showcase() -> None:
     left, right = st.columns([1, 1.4])
     with left:
         clip = views["magnified_clip"]
-        widgets.chart(plots.clip_animation(clip, 0, views["apex_index"] or 0, len(clip) - 1, frame_ms=150,
+        first = views.get("clip_first") or 0  # frames numbered as in the file (widgets.FRAME_NUMBERS)
+        widgets.chart(plots.clip_animation(clip, first, first + (views["apex_index"] or 0), first + len(clip) - 1,
+                                           first=first, frame_ms=150,
                                            title="a synthetic smile, magnified ×10"), key="home-showcase")
+        st.caption(widgets.FRAME_NUMBERS)
     with right:
         st.markdown("Press ▶: this is a **micro-expression** (AU6 + AU12, a smile) magnified ten times with "
                     "Eulerian video magnification. Unmagnified, the skin moves by about a pixel for a third of a "
