@@ -3,6 +3,7 @@
     mer datasets list
     mer datasets check NAME [--root PATH] [--class-set S] [--dataset-option KEY=VALUE ...]
     mer datasets check manifest --dataset-option manifest=PATH   (the CSV, or a folder with one CSV)
+    mer datasets check long-manifest --dataset-option manifest=PATH   (long videos + an interval CSV)
     mer datasets set-root NAME PATH
     mer datasets allow DIR      (a folder the dashboard may read; only from the shell)
 
@@ -72,15 +73,25 @@ def _list(args: argparse.Namespace) -> int:
         root = roots.get(name, "(not set)" if info.needs_root else "-")
         print(f"{name:10s} {info.description}")
         print(f"{'':10s} class sets: {', '.join(info.class_sets)} (default {info.default_class_set}); root: {root}")
+    from mer_core.spotting.indexers import list_long_datasets, long_dataset_info
+
+    print("\nlong videos, for spotting (mer spot --dataset NAME):")
+    for name in list_long_datasets():
+        info = long_dataset_info(name)
+        root = roots.get(name, "(not set)" if info.needs_root else "-")
+        print(f"{name:10s} {info.description}; root: {root}")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
     from mer_core.datasets.check import check_dataset
+    from mer_core.spotting.indexers import is_long_dataset
 
     if args.root and not Path(args.root).expanduser().exists():
         raise DatasetError(f"root {args.root} does not exist")
     options = parse_pairs(args.option, None, "--dataset-option")
+    if is_long_dataset(args.name):
+        return _check_long(args, options)
     if args.name == "manifest" and args.root and "manifest" not in options:
         options["manifest"] = args.root  # the documented form is --dataset-option manifest=PATH
     if args.class_set:
@@ -113,11 +124,31 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+def _check_long(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """A long-video dataset (spotting): intervals validated, every video decoded frame by frame."""
+    from mer_core.spotting.check import check_long_dataset
+
+    if args.name == "long-manifest" and args.root and "manifest" not in options:
+        options["manifest"] = args.root
+    report = check_long_dataset(args.name, Path(args.root).expanduser() if args.root else None,
+                                frames="quick" if args.quick else "all", **options)
+    if report.fatal:
+        raise DatasetError(report.fatal)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=1, default=str)
+        print()
+    else:
+        print(report.to_text(limit=args.limit))
+    return 0 if report.usable else 1
+
+
 def _set_root(args: argparse.Namespace) -> int:
     from mer_core.datasets import dataset_info
     from mer_core.datasets.roots import set_dataset_root
+    from mer_core.spotting.indexers import is_long_dataset
 
-    dataset_info(args.name)  # unknown names fail with the list of valid ones
+    if not is_long_dataset(args.name):
+        dataset_info(args.name)  # unknown names fail with the list of valid ones
     root = Path(args.path).expanduser()
     if not root.exists():
         raise DatasetError(f"{root} does not exist; give the folder that holds the {args.name} dataset")
