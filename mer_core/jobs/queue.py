@@ -47,7 +47,7 @@ from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.paths import cache_root, repo_root
 from mer_core.store.db import RunStore, new_run_id
-from mer_core.store.jobs import ACTIVE, EXPERIMENT, EXPLAIN_REPORT, FINISHED, STATUSES  # noqa: F401  (re-exported)
+from mer_core.store.jobs import ACTIVE, EXPERIMENT, EXPLAIN_REPORT, FINISHED, SPOTTING, STATUSES  # noqa: F401  (re-exported)
 from mer_core.store.liveness import process_alive
 
 # Popen objects of workers this process started: polled by kick() so that
@@ -146,6 +146,9 @@ def submit(config: ExperimentConfig, *, store: RunStore | None = None, name: str
 
 REPORT_JOB = EXPLAIN_REPORT  # the kind of an explanation-report job (else: a LOSO experiment)
 REPORT_WORKER = "mer_core.jobs.report_job"  # the worker module of report jobs
+SPOT_JOB = SPOTTING  # the kind of a spotting job (mer spot --submit)
+SPOT_WORKER = "mer_core.jobs.spot_job"  # its worker module
+WORKERS = {REPORT_JOB: REPORT_WORKER, SPOT_JOB: SPOT_WORKER}  # kind -> worker module (an experiment: the plain one)
 
 
 def submit_explain_report(run_id: str, report: dict[str, Any] | None = None, *, store: RunStore | None = None,
@@ -168,6 +171,30 @@ def submit_explain_report(run_id: str, report: dict[str, Any] | None = None, *, 
                   "protocol": "explanation report"}
         job_id = store.add_job(json.dumps(config), run["id"], name=f"explanation report of {run['id']}",
                                priority=priority, kind=REPORT_JOB, log_dir=jobs_dir())
+        if start:
+            kick(store)
+        return job_id
+    finally:
+        if own:
+            store.close()
+
+
+def submit_spotting(config: Any, *, store: RunStore | None = None, name: str = "", priority: int = 0,
+                    start: bool = True) -> str:
+    """Queue a spotting LOSO (a :class:`mer_core.spotting.loso.SpotConfig`); returns the job id.
+
+    The job's ``run_id`` is the spotting run it will write (pre-assigned, so a
+    resumed job keeps the folds already stored); its kind is ``spotting``.
+    """
+    from mer_core.spotting.loso import SpotConfig, new_spot_run_id
+
+    if not isinstance(config, SpotConfig):
+        raise MerError(f"submit_spotting() needs a SpotConfig, got {type(config).__name__}")
+    own = store is None
+    store = store or RunStore()
+    try:
+        job_id = store.add_job(config.job_json(), new_spot_run_id(config.spotter), kind=SPOT_JOB, priority=priority,
+                               name=name or f"spotting ({config.spotter}) on {config.dataset}", log_dir=jobs_dir())
         if start:
             kick(store)
         return job_id
@@ -263,8 +290,8 @@ def kick(store: RunStore | None = None, *, limit: int | None = None) -> list[str
 
         def launch(job: dict[str, Any], gpu: int | None) -> tuple[int, str]:
             log_path = Path(job["log_path"] or jobs_dir() / f"{job['id']}.log")
-            # a report job runs in its own worker module; experiments keep the plain call
-            extra = {"module": REPORT_WORKER} if job["kind"] == REPORT_JOB else {}
+            # report and spotting jobs run in their own worker modules; experiments keep the plain call
+            extra = {"module": WORKERS[job["kind"]]} if job["kind"] in WORKERS else {}
             proc = _launch(job["id"], log_path, None if gpu is None else gpus[gpu], **extra)
             _CHILDREN[proc.pid] = proc
             return proc.pid, str(log_path)

@@ -180,7 +180,8 @@ def blink_score(small: np.ndarray, eye_mask: np.ndarray, first: int = 0, last: i
     return float(inside.max() / max(float(outside.max()), 1e-6))
 
 
-def motion_curve(small: np.ndarray, first: int = 0, last: int = -1, exclude: np.ndarray | None = None) -> np.ndarray:
+def motion_curve(small: np.ndarray, first: int = 0, last: int = -1, exclude: np.ndarray | None = None, *,
+                 relative: bool = True) -> np.ndarray:
     """Share of its own peak each moving cell reaches per frame, averaged over the moving cells (0..1).
 
     Per cell of ``CELL`` x ``CELL`` pixels: the smaller of the mean absolute
@@ -191,7 +192,9 @@ def motion_curve(small: np.ndarray, first: int = 0, last: int = -1, exclude: np.
     own peak, so every moving cell votes for *when* equally. ``exclude``
     (bool, frame-shaped): pixels left out (the eyes on a clip with a blink),
     of the brightness centring too; a cell keeps its other pixels when at
-    least ``MIN_KEPT`` of them are left.
+    least ``MIN_KEPT`` of them are left. ``relative=False`` returns the moving
+    cells' mean difference itself (grey levels), comparable between windows
+    of a long video (each window's relative curve reaches 1 even on noise).
     """
     if small.ndim != 3 or len(small) < 1:
         raise ValueError(f"expected frames of shape (T, H, W), got {small.shape}")
@@ -214,6 +217,8 @@ def motion_curve(small: np.ndarray, first: int = 0, last: int = -1, exclude: np.
     both = np.minimum(cells(first), cells(last))
     peak = both.max(axis=0)
     moving = peak >= np.quantile(peak, 1.0 - TOP)
+    if not relative:
+        return both[:, moving].mean(axis=1).astype(np.float32)
     return (both[:, moving] / np.maximum(peak[moving], 1e-6)).mean(axis=1).astype(np.float32)
 
 

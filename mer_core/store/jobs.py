@@ -20,7 +20,8 @@ from mer_core.store.folders import check_id
 STATUSES = ("queued", "running", "cancelling", "cancelled", "failed", "done")
 ACTIVE = ("running", "cancelling")
 FINISHED = ("cancelled", "failed", "done")
-EXPERIMENT, EXPLAIN_REPORT = "experiment", "explain_report"  # jobs.kind
+EXPERIMENT, EXPLAIN_REPORT, SPOTTING = "experiment", "explain_report", "spotting"  # jobs.kind
+KINDS = (EXPERIMENT, EXPLAIN_REPORT, SPOTTING)
 # what a worker may write about its job while it runs (JobRunner progress and its final row)
 PROGRESS_COLUMNS = frozenset({"status", "stage", "fold", "n_folds", "folds_done", "epoch", "epochs", "loss", "eta_s",
                               "progress", "message", "error", "finished", "resumable", "heartbeat"})
@@ -88,8 +89,8 @@ class JobStoreMixin:
     def add_job(self, config_json: str, run_id: str, *, name: str = "", priority: int = 0, kind: str = EXPERIMENT,
                 log_dir: Path) -> str:
         """One queued job (next sequence number, a fresh id, log ``log_dir/<id>.log``); returns its id."""
-        if kind not in (EXPERIMENT, EXPLAIN_REPORT):
-            raise ValueError(f"unknown job kind {kind!r}; expected {EXPERIMENT!r} or {EXPLAIN_REPORT!r}")
+        if kind not in KINDS:
+            raise ValueError(f"unknown job kind {kind!r}; expected one of {', '.join(KINDS)}")
         with self.tx() as c:  # type: ignore[attr-defined]
             seq = int(c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0])
             job_id = f"j{seq}-{uuid.uuid4().hex[:4]}"

@@ -9,6 +9,7 @@ import json
 import sqlite3
 from typing import Callable
 
+from mer_core.store.spotting import SPOT_MIGRATION
 from mer_core.store.studies import STUDY_MIGRATION
 
 MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
@@ -185,5 +186,6 @@ def _job_kind_column(c: sqlite3.Connection) -> None:
 
 
 MIGRATIONS.append(_job_kind_column)  # 5 -> 6
+MIGRATIONS.append(SPOT_MIGRATION)  # 6 -> 7: spotting runs, their folds and intervals (store/spotting.py)
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,72 @@
+"""The worker of a spotting job: ``python -m mer_core.jobs.spot_job JOB_ID``.
+
+:func:`mer_core.jobs.queue.submit_spotting` queues it; ``kick`` starts this
+module for a job of kind ``spotting``. It is the ordinary worker (claim,
+heartbeat, cancel flag, final status, next job kicked) whose work is
+:func:`mer_core.spotting.loso.run_spotting` on the job's config and
+pre-assigned spotting run id: a resumed job keeps the folds already stored.
+"""
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+
+from mer_core.jobs import queue as jobs_mod
+from mer_core.jobs import worker as base
+from mer_core.jobs.eta import EtaEstimator
+from mer_core.store.db import RunStore
+
+
+class SpotRunner(base.JobRunner):
+    """A JobRunner whose work is the spotting LOSO of ``job['config']``."""
+
+    cancelled_note = "; finished folds are kept"
+
+    def spot_progress(self, e: dict) -> None:
+        kind = e.get("event")
+        if kind == "stage":  # spot-then-recognise: intervals classified
+            self._write(e["done"] >= e["total"], stage="recognise", message=f"recognise {e['done']}/{e['total']} "
+                        "spotted intervals")
+            return
+        if kind == "done":
+            print(f"[worker] spotting run {e.get('run_id')}: F1 {e.get('f1')}", flush=True)
+            return
+        if kind == "fold_start" and self._eta_est is None:  # the folds a resumed run kept (spotting folds)
+            n = int(e.get("n_folds") or 0)
+            self._folds_done = len(self.store.spot_done_folds(self.job["run_id"]))
+            self._eta_est = EtaEstimator(n)
+            self._eta_est.start(time.time(), self._folds_done)
+        self.progress(e)
+
+    def work(self) -> tuple[str, str, str]:
+        from mer_core.spotting.loso import SpotConfig, run_spotting
+
+        run_id = self.job["run_id"]
+        config = SpotConfig.from_dict(self.job["config"])
+        print(f"[worker] job {self.job_id} (attempt {self.job['attempts']}) -> spotting run {run_id}", flush=True)
+        run_spotting(config, store=self.store, run_id=run_id, progress=self.spot_progress,
+                     should_stop=self.should_stop, name=self.job.get("name") or "")
+        run = self.store.get_spot_run(run_id)
+        if run["status"] == "cancelled":
+            return "cancelled", f"cancelled ({self._why_stopped()}); finished folds are kept", ""
+        if run["status"] == "failed":
+            return "failed", "", run["error"]
+        f1 = run.get("f1")
+        return "done", "finished" + (f": spotting F1 {f1:.3f}" if f1 is not None else ""), ""
+
+    def failure_text(self, exc: BaseException) -> str:
+        return "".join(traceback.format_exception(exc))
+
+
+def run_spot_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True) -> int:
+    """Claim and run a spotting job here; exit code 0 (done or cancelled), 1 (failed). As ``worker.run_job``."""
+    return base.run_job(job_id, store=store, kick_next=kick_next, runner_cls=SpotRunner, kind=jobs_mod.SPOT_JOB)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return base.worker_main(argv, "mer_core.jobs.spot_job", run_spot_job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
