@@ -290,24 +290,31 @@ def sample_views(row: Any, options: PreprocessConfig | None = None, *, size: int
     has_frames = len(tuple(r.get("frames") or ())) >= 2
     wanted = ("flow_u", "flow_v", "strain", "onset", "apex", "diff") + (MAGNIFIED if has_frames else ())
     maps, info = compute_maps(r, wanted, size, opt, keep_clip=has_frames, lenient=True)
-    u = maps.get("u_px", maps.get("flow_u"))
-    v = maps.get("v_px", maps.get("flow_v"))
     strain = maps.get("strain")
     if strain is not None and has_frames:
         strain = strain * STRAIN_SCALE
+    arrays = {"onset": maps.get("onset"), "apex": maps.get("apex"),
+              "diff": maps["diff"] / DIFF_GAIN if "diff" in maps else None,
+              "flow_u": maps.get("u_px", maps.get("flow_u")), "flow_v": maps.get("v_px", maps.get("flow_v")),
+              "strain": strain, "clip": maps.get("clip"), "magnified_clip": maps.get("magnified_clip")}
+    return views_from_arrays(arrays, info, int(maps["apex_in_clip"]) if "apex_in_clip" in maps else None,
+                             int(maps["clip_first"]) if "clip_first" in maps else None, size=size,
+                             arrow_step=arrow_step)
+
+
+def views_from_arrays(arrays: dict[str, np.ndarray | None], info: dict[str, Any], apex_index: int | None,
+                      clip_first: int | None, *, size: int, arrow_step: int = 8) -> dict[str, Any]:
+    """:func:`sample_views`' result from its computed arrays (onset, apex, diff, flow_u, flow_v, strain, clip,
+    magnified_clip) and facts: the colour-wheel picture, the arrow grid and the face region are derived here."""
+    u, v = arrays.get("flow_u"), arrays.get("flow_v")
     return {
-        "onset": maps.get("onset"),
-        "apex": maps.get("apex"),
-        "diff": maps["diff"] / DIFF_GAIN if "diff" in maps else None,
-        "flow_u": u,
-        "flow_v": v,
-        "strain": strain,
+        **{k: arrays.get(k) for k in ("onset", "apex", "diff", "flow_u", "flow_v", "strain")},
         "flow_rgb": flow.flow_to_rgb(u, v) if u is not None else None,
         "arrows": flow.flow_arrows(u, v, arrow_step) if u is not None else None,
-        "clip": maps.get("clip"),
-        "magnified_clip": maps.get("magnified_clip"),
-        "apex_index": int(maps["apex_in_clip"]) if "apex_in_clip" in maps else None,
-        "clip_first": int(maps["clip_first"]) if "clip_first" in maps else None,
+        "clip": arrays.get("clip"),
+        "magnified_clip": arrays.get("magnified_clip"),
+        "apex_index": apex_index,
+        "clip_first": clip_first,
         "face_region": face.face_region(size) if info.get("face") == "detected" else None,
         "info": info,
     }
