@@ -136,14 +136,14 @@ def curves_figure(epochs: pd.DataFrame, metric: str, *, title: str = "", highlig
                                  name="other folds" if highlight is not None else "each fold", legendgroup="folds",
                                  showlegend=not any(t.legendgroup == "folds" for t in fig.data),
                                  hovertemplate=f"fold {int(fold) + 1}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
-    lit = df[df["fold_index"] == highlight] if highlight is not None else df.iloc[:0]
-    if len(lit):
-        fig.add_trace(go.Scatter(x=lit["epoch"], y=lit[metric], mode="lines+markers",
-                                 line=dict(width=2, color=palette.HIGHLIGHT), name=f"fold {int(highlight) + 1}",
-                                 hovertemplate=f"fold {int(highlight) + 1}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
     mean = df.groupby("epoch")[metric].mean()
     fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines+markers", line=dict(width=3, color=palette.ACCENT),
                              name=f"{name}, mean over folds", hovertemplate="mean, epoch %{x}: %{y:.3f}<extra></extra>"))
+    lit = df[df["fold_index"] == highlight] if highlight is not None else df.iloc[:0]
+    if len(lit):  # drawn last: on top of the mean where they cross
+        fig.add_trace(go.Scatter(x=lit["epoch"], y=lit[metric], mode="lines+markers",
+                                 line=dict(width=2, color=palette.HIGHLIGHT), name=f"fold {int(highlight) + 1}",
+                                 hovertemplate=f"fold {int(highlight) + 1}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
     fig.update_layout(xaxis_title="epoch", yaxis_title=name, title=title or None, height=360,
                       margin=dict(l=10, r=10, t=70 if title else 40, b=10),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
