@@ -189,3 +189,16 @@ def test_mer_spot_as_a_background_job(capsys):
         assert store.get_spot_run(job["run_id"])["status"] == "done"
     assert main(["spot", "--show", job["run_id"]]) == 0
     assert "chosen on the training subjects" in capsys.readouterr().out
+    # the same spotter on one video of one's own, with the thresholds the run's folds chose
+    from mer_core.spotting.apply import spot_video
+
+    with RunStore() as store:
+        store_videos = store.get_spot_run(job["run_id"])["videos"]
+        chosen = store.spot_folds(job["run_id"])["params"].tolist()
+    video = store_videos[0]
+    found = spot_video(video["path"], run_id=job["run_id"], cropped=True)
+    assert found["n_frames"] == video["n_frames"] and set(found["intervals"]["type"]) <= {"micro", "macro"}
+    thresholds = sorted(c["micro"]["threshold"] for c in chosen)
+    assert found["params"]["micro"]["threshold"] == pytest.approx(float(np.median(thresholds)))
+    assert (found["intervals"]["score"] >= found["intervals"]["type"].map(
+        {k: v["threshold"] for k, v in found["params"].items()})).all()

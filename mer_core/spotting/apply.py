@@ -1,0 +1,76 @@
+"""Spot every interval of one long video of one's own (the Analyse page, a script).
+
+:func:`spot_video` runs the motion-curve spotter (nothing learned, so it
+applies to any video) over a video file or a frame folder, streamed, and
+returns every interval it finds with the per-frame curves. Its thresholds and
+peak distances come from a stored motion-curve spotting run (the median over
+the run's folds of what each chose on its training subjects) or are given; a
+learned spotting run keeps no model to apply (its regressors live only while
+the run trains), so only a motion-curve run is accepted.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mer_core.errors import MerError
+from mer_core.spotting.source import video_info
+from mer_core.spotting.spotters import MotionCurveSpotter, TypeParams, spot_intervals
+from mer_core.spotting.tables import TYPES
+from mer_core.store.db import RunStore
+
+
+def run_params(run_id: str, store: RunStore | None = None) -> dict[str, TypeParams]:
+    """A stored motion-curve run's parameters per type: the median over its folds of what each chose."""
+    own = store is None
+    store = store or RunStore()
+    try:
+        run = store.get_spot_run(run_id)
+        folds = store.spot_folds(run_id)
+    finally:
+        if own:
+            store.close()
+    if run["spotter"] != "motion_curve":
+        raise MerError(f"spotting run {run_id} used the {run['spotter']} spotter, which keeps no model to apply to "
+                       "a new video; pick a motion_curve run")
+    done = folds[folds["status"] == "done"]
+    if done.empty:
+        raise MerError(f"spotting run {run_id} has no finished fold yet")
+    out = {}
+    for kind in TYPES:
+        chosen = [p[kind] for p in done["params"] if p.get(kind)]
+        if chosen:
+            out[kind] = TypeParams(*(float(np.median([c[k] for c in chosen])) if k == "threshold" else
+                                     int(round(np.median([c[k] for c in chosen])))
+                                     for k in ("threshold", "distance", "before", "after")))
+    return out
+
+
+def spot_video(path: str | Path, *, params: dict[str, TypeParams] | None = None, run_id: str = "",
+               fps: float | None = None, cropped: bool = False, store: RunStore | None = None) -> dict[str, Any]:
+    """Every interval the motion-curve spotter finds in one video: ``{"intervals", "scores", "params", "fps",
+    "n_frames", "source"}`` (intervals: onset, apex, offset, type, score, frames of the video)."""
+    if params is None:
+        if not run_id:
+            raise MerError("spot_video needs the thresholds: a motion_curve spotting run (run_id=) or params=")
+        params = run_params(run_id, store)
+    n, declared = video_info(path)
+    rate = fps or declared or 30.0
+    video = {"video": Path(path).name, "path": str(path), "fps": rate, "cropped": cropped, "n_frames": n}
+    scores = MotionCurveSpotter().scores(video)
+    intervals = spot_intervals(video["video"], scores, params).drop(columns="video")
+    return {"intervals": intervals.reset_index(drop=True), "scores": scores, "fps": rate,
+            "n_frames": len(next(iter(scores.values()), [])),
+            "params": {k: p.as_dict() for k, p in params.items()},
+            "source": f"spotting run {run_id} (median of its folds' choices)" if run_id else "given parameters"}
+
+
+def intervals_frame(result: dict[str, Any]) -> pd.DataFrame:
+    """The intervals with their times in seconds, for a table."""
+    iv = result["intervals"].copy()
+    for col in ("onset", "apex", "offset"):
+        iv[f"{col}_s"] = (iv[col] / float(result["fps"])).round(3)
+    return iv
