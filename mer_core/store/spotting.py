@@ -181,8 +181,12 @@ class SpotStoreMixin:
             )
 
     def delete_spot_run(self, run_id: str) -> None:
+        """The run's rows (folds and intervals with it) and its run folder (the per-frame scores)."""
+        import shutil
+
         with self.tx() as c:  # type: ignore[attr-defined]
             c.execute("DELETE FROM spot_runs WHERE id=?", (run_id,))
+        shutil.rmtree(run_folder(run_id, create=False), ignore_errors=True)
 
     # --- folds -------------------------------------------------------------------------
     def start_spot_fold(self, run_id: str, fold_index: int, subject: str, train_videos: Sequence[str],
