@@ -19,7 +19,7 @@ QUIET = dict(subjects=2, videos_per_subject=1, min_seconds=4, max_seconds=4, fps
 
 
 def test_synthetic_long_intervals_are_where_the_face_moves(tmp_path):
-    """Without confounds, the frames that differ from the neutral first frame are exactly the annotated ones."""
+    """Without confounds, only annotated frames differ from the neutral first frame, and each apex does most."""
     opts = LongOptions(**QUIET)
     ensure_long(opts, folder=tmp_path / "long")
     ds = read_long_manifest(tmp_path / "long" / "intervals.csv")
@@ -31,7 +31,7 @@ def test_synthetic_long_intervals_are_where_the_face_moves(tmp_path):
         moving = {t for t, f in enumerate(frames) if np.abs(f - frames[0]).max() > 0}
         iv = ds.intervals[ds.intervals["video"] == v.video]
         annotated = {t for r in iv.itertuples() for t in range(r.onset + 1, r.offset)}
-        assert moving == annotated
+        assert moving <= annotated and set(iv["apex"]) <= moving
         for r in iv.itertuples():  # the apex is the frame furthest from neutral within its interval
             diffs = [np.abs(frames[t] - frames[0]).sum() for t in range(r.onset, r.offset + 1)]
             assert r.onset + int(np.argmax(diffs)) == r.apex
