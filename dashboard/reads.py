@@ -368,22 +368,17 @@ def _attention(path: str, run_id: str, sample_id: str) -> Any:
 
 
 def localisation(run_ids: tuple[str, ...], methods: tuple[str, ...], max_samples: int,
-                 compute: bool = False) -> pd.DataFrame | None:
-    """Per-model/per-method localisation table; None when not computed yet and ``compute`` is False."""
+                 compute: bool = False, progress: Any = None) -> pd.DataFrame | None:
+    """Per-model/per-method localisation table; None when not computed yet and ``compute`` is False.
+
+    Not cached in memory: the scores are cached in each run's folder, read back cheaply, and a computation
+    reports ``progress(done, total, message)`` after each clip (a cached function would have to replay it).
+    """
     from mer_core.explain.runs import localisation_table
 
-    if not compute:  # a cheap look for a cached result, never cached in memory (it may appear later)
-        with RunStore(str(store_path())) as store:
-            return localisation_table(run_ids, methods, max_samples=max_samples, store=store, compute=False)
-    return _localisation(str(store_path()), run_ids, methods, max_samples)
-
-
-@st.cache_data(ttl=3600, show_spinner=False)
-def _localisation(path: str, run_ids: tuple[str, ...], methods: tuple[str, ...], max_samples: int) -> pd.DataFrame:
-    from mer_core.explain.runs import localisation_table
-
-    with RunStore(path) as store:
-        return localisation_table(run_ids, methods, max_samples=max_samples, store=store)
+    with RunStore(str(store_path())) as store:
+        return localisation_table(run_ids, methods, max_samples=max_samples, store=store, compute=compute,
+                                  progress=progress)
 
 
 # --- benchmarks: the mer bench results files -------------------------------------------

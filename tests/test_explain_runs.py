@@ -138,6 +138,11 @@ def test_localisation_table_on_a_tiny_synthetic_run(isolated_cache):
         assert table[col].between(0, 1).all()
     cached = localisation_table([rid], methods, max_samples=4, compute=False)
     pd.testing.assert_frame_equal(cached, table)
+    # progress after every clip, counted over the runs still to compute (the first one is cached now)
+    other = run_experiment(ExperimentConfig.from_dict({**cfg.to_dict(), "seed": 1}))
+    seen: list = []
+    localisation_table([rid, other], methods, max_samples=4, progress=lambda *a: seen.append(a))
+    assert seen == [(k, 4, f"run 2 of 2 (baseline): clip {k} of 4") for k in range(1, 5)]
     ex = RunExplainer(rid)
     sid = ex.sample_ids()[0]
     masks = ex.masks(sid)
@@ -154,6 +159,8 @@ def test_localisation_table_on_a_tiny_synthetic_run(isolated_cache):
     compute[0].click()
     _rerun(at)
     assert not at.exception, at.exception
+    n = len(RunExplainer(rid).localisation_samples(24))  # the page's default: 24 samples per run at most
+    assert any(c.value.startswith(f"Computed on {n} clips in") for c in at.caption)  # counted by the progress
     shown = at.dataframe[0].value
     assert set(shown["method"]) == {"Integrated Gradients", "Saliency", "Grad-CAM", "Occlusion", "SmoothGrad"}
     assert len(at.get("plotly_chart")) == 1

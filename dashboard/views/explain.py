@@ -27,6 +27,7 @@ K_VIEW = "explain_view"
 K_METHODS = "explain_methods"
 K_OPACITY = "explain_opacity"
 K_FAIL_PAGE = "explain_fail_page"
+K_LOC_STOP = "explain_localisation_stop"
 VIEWS = ("Sample", "Failure cases", "Localisation", "Faithfulness")
 METHOD_LABELS = {
     "integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "gradcam": "Grad-CAM",
@@ -354,6 +355,47 @@ def failures_section(run_id: str, ov: dict[str, Any]) -> None:
 # --- localisation --------------------------------------------------------------------------
 
 
+def _compute_localisation(key: tuple) -> pd.DataFrame | None:
+    """The button, then the computation with a progress bar moved after every clip and a Stop button.
+
+    Any click (Stop, another widget, another page) reruns the page, which ends the computation at the next
+    clip: the page stays usable. Nothing of a stopped computation is kept (scores are cached whole)."""
+    import time
+
+    slot = st.empty()
+    with slot.container():
+        if st.session_state.get(K_LOC_STOP):
+            st.caption("Stopped: nothing was kept. Fewer samples per run take less time.")
+        st.caption("Not computed yet for this choice: every method runs on every chosen clip (Integrated "
+                   "Gradients with 16 steps, SmoothGrad with 8 samples); results are cached in each run's folder.")
+        clicked = st.button("Compute localisation table", type="primary")
+    if not clicked:
+        return None
+    slot.empty()
+    live = st.empty()
+    with live.container():
+        bar = st.progress(0.0, text="computing maps and scores: starting…")
+        st.button("Stop", key=K_LOC_STOP, help="stops after the clip being computed; so does any other click")
+    counted = {"total": 0}
+
+    def progress(done: int, total: int, message: str) -> None:
+        counted["total"] = total
+        bar.progress(min(done / max(total, 1), 1.0), text=plain(f"computing maps and scores: {message} "
+                                                                 f"({done} of {total} clips)"))
+
+    start = time.perf_counter()
+    try:
+        table = reads.localisation(*key, compute=True, progress=progress)
+    except MerError as exc:
+        live.empty()
+        st.error(plain(exc))
+        return None
+    live.empty()
+    st.caption(plain(f"Computed on {counted['total']} clips in {time.perf_counter() - start:.0f} s; cached in "
+                     "each run's folder." if counted["total"] else "Read from the runs' folders."))
+    return table
+
+
 def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
     from mer_core.explain.attributions import METHODS
 
@@ -384,19 +426,8 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
         st.error(plain(exc))
         return
     if table is None:
-        slot = st.empty()
-        with slot.container():
-            st.caption("Not computed yet for this choice: every method runs on every chosen clip (Integrated "
-                       "Gradients with 16 steps, SmoothGrad with 8 samples); results are cached in each run's folder.")
-            clicked = st.button("Compute localisation table", type="primary")
-        if not clicked:
-            return
-        slot.empty()
-        try:
-            with st.spinner("computing maps and scores…"):
-                table = reads.localisation(*key, compute=True)
-        except MerError as exc:
-            st.error(plain(exc))
+        table = _compute_localisation(key)
+        if table is None:
             return
     table = table.assign(method=table["method"].map(lambda m: METHOD_LABELS.get(m, m)))
     metric = st.radio("score", ["au_share", "blink_share", "pointing"], horizontal=True,

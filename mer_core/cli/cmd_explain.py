@@ -151,8 +151,8 @@ def cmd_localisation(args: argparse.Namespace) -> int:
 
     methods = args.method or [*METHODS, ATTENTION]
 
-    def progress(done: int, total: int) -> None:
-        print(f"\r  {done}/{total} samples", end="\n" if done == total else "", flush=True)
+    def progress(done: int, total: int, message: str) -> None:
+        print(f"\r  {done}/{total} clips ({message})", end="\n" if done == total else "", flush=True)
 
     table = localisation_table(args.runs, methods, max_samples=args.max_samples,
                                progress=None if args.json else progress)

@@ -19,12 +19,13 @@ or inputs, a sample not in the run, an unknown method or layer.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -341,25 +342,45 @@ class RunExplainer:
         """Misclassified samples, most confident wrong answers first."""
         return failure_cases(self.predictions, self.classes)
 
-    def localisation_rows(self, methods: Sequence[str] = (*METHODS, ATTENTION), *, max_samples: int = 24,
-                          progress: Any = None, compute: bool = True) -> list[dict[str, Any]] | None:
-        """Per-sample localisation scores of each method (synthetic runs; cached as JSON).
-
-        With ``compute=False`` only a cached result is returned (None when there is none).
-        """
+    def localisation_samples(self, max_samples: int = 24) -> list[str]:
+        """The clips the localisation scores: tested, with masks that align with the model input, at most
+        ``max_samples`` of them evenly spread over the sorted ids (so every subject shows up)."""
         if not self.has_masks():
             raise MerError(f"run {self.run_id} ({self.run['dataset']}) has no ground-truth masks; the localisation "
                            "score needs the synthetic dataset")
-        ids = [s for s in self.sample_ids() if self.prediction(s) is not None
-               and str(self.row(s).get("mask_path") or "") and self._masks_align(s)]
+        ids = list(self._scorable_ids)
         if not ids:
             raise MerError(f"run {self.run_id}: no tested sample whose masks align with the model input (masks are "
                            "drawn on the full frame: the clips must be pre-cropped or face_crop off)")
         if max_samples and len(ids) > max_samples:  # evenly spaced over the sorted ids: every subject shows up
             ids = sorted(ids)
             ids = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, max_samples).round()]
+        return ids
+
+    @functools.cached_property
+    def _scorable_ids(self) -> list[str]:
+        """Tested clips with masks that align with the model input (read once: about a second on 167 clips)."""
+        return [s for s in self.sample_ids() if self.prediction(s) is not None
+                and str(self.row(s).get("mask_path") or "") and self._masks_align(s)]
+
+    def _localisation_file(self, methods: Sequence[str], ids: list[str]) -> Path:
         ckpts = sorted(str(c) for c in self.folds["checkpoint"])
-        path = self.folder / "explain" / f"localisation-{_digest([EXPLAIN_VERSION, list(methods), ids, ckpts, FAST_OPTIONS])}.json"
+        return self.folder / "explain" / f"localisation-{_digest([EXPLAIN_VERSION, list(methods), ids, ckpts, FAST_OPTIONS])}.json"
+
+    def localisation_cached(self, methods: Sequence[str] = (*METHODS, ATTENTION), *,
+                            max_samples: int = 24) -> bool:
+        """Whether :meth:`localisation_rows` has this choice on disk already (it then computes nothing)."""
+        return self._localisation_file(methods, self.localisation_samples(max_samples)).exists()
+
+    def localisation_rows(self, methods: Sequence[str] = (*METHODS, ATTENTION), *, max_samples: int = 24,
+                          progress: Any = None, compute: bool = True) -> list[dict[str, Any]] | None:
+        """Per-sample localisation scores of each method (synthetic runs; cached as JSON).
+
+        With ``compute=False`` only a cached result is returned (None when there is none).
+        ``progress(done, total)`` is called after each clip computed (none when the result was cached).
+        """
+        ids = self.localisation_samples(max_samples)
+        path = self._localisation_file(methods, ids)
         if path.exists():
             return json.loads(path.read_text())
         if not compute:
@@ -403,20 +424,35 @@ def failure_cases(pred: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
 
 
 def localisation_table(run_ids: Iterable[str], methods: Sequence[str] = (*METHODS, ATTENTION), *,
-                       max_samples: int = 24, store: RunStore | None = None, progress: Any = None,
+                       max_samples: int = 24, store: RunStore | None = None,
+                       progress: Callable[[int, int, str], None] | None = None,
                        compute: bool = True) -> pd.DataFrame | None:
     """Mean localisation scores per model and method over the given (synthetic) runs.
 
     With ``compute=False``: None unless every run's scores are already cached.
+    ``progress(done, total, message)`` is called after each clip computed, counted over all the runs
+    still to compute (runs whose scores are cached count for nothing), so a page can show one bar.
     """
+    explainers = [RunExplainer(rid, store) for rid in run_ids]
+    todo = [0 if ex.localisation_cached(methods, max_samples=max_samples)
+            else len(ex.localisation_samples(max_samples)) for ex in explainers] if progress else []
+    total, before = sum(todo), 0
     rows: list[dict[str, Any]] = []
-    for rid in run_ids:
-        got = RunExplainer(rid, store).localisation_rows(methods, max_samples=max_samples, progress=progress,
-                                                         compute=compute)
+    for r, ex in enumerate(explainers):
+        step = (_counted_on(progress, before, total, f"run {r + 1} of {len(explainers)} ({ex.run['model']})")
+                if progress and todo[r] else None)
+        before += todo[r] if todo else 0
+        got = ex.localisation_rows(methods, max_samples=max_samples, progress=step, compute=compute)
         if got is None:
             return None
         rows += got
     return aggregate_scores(rows)
+
+
+def _counted_on(progress: Callable[[int, int, str], None], before: int, total: int,
+                label: str) -> Callable[[int, int], None]:
+    """One run's ``(k, n)`` clip progress as ``progress(before + k, total, message)`` over all the runs."""
+    return lambda k, n: progress(before + k, total, f"{label}: clip {k} of {n}")
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
