@@ -223,13 +223,18 @@ def _roots_stamp() -> str:
     return json.dumps(configured_roots(), sort_keys=True)
 
 
-def dataset_report(name: str, options_json: str = "{}") -> dict[str, Any]:
-    """The dataset check as plain data: fatal, table, problems, problems_frame, usable."""
-    return _dataset_report(name, options_json, _roots_stamp(), str(cache_root()))
+def dataset_report(name: str, options_json: str = "{}", frames: str = "quick") -> dict[str, Any]:
+    """The dataset check as plain data: fatal, table, problems, problems_frame, usable.
+
+    ``frames="none"`` indexes without decoding any frame (mer_core's check_dataset): enough for a page that
+    only needs the table (the Lesson, a clip's views), and about half the cost of the quick check.
+    """
+    return _dataset_report(name, options_json, _roots_stamp(), str(cache_root()), frames)
 
 
 def sample_views(name: str, options_json: str, sample_id: str, preprocess_json: str, size: int) -> dict[str, Any]:
-    """Onset, apex, difference, flow, strain and EVM clip of one sample (cached)."""
+    """Onset, apex, difference, flow, strain and EVM clip of one sample (cached in memory, and on disk in the
+    preprocessed cache, so a restarted server shows the showcase clips without recomputing them)."""
     return _sample_views(name, options_json, sample_id, preprocess_json, size, _roots_stamp(), str(cache_root()))
 
 
@@ -239,10 +244,10 @@ def clear_dataset_caches() -> None:
 
 
 @st.cache_data(max_entries=8, show_spinner="indexing and checking the dataset…")
-def _dataset_report(name: str, options_json: str, stamp: str, cache: str) -> dict[str, Any]:
+def _dataset_report(name: str, options_json: str, stamp: str, cache: str, frames: str = "quick") -> dict[str, Any]:
     from mer_core.datasets.check import check_dataset
 
-    report = check_dataset(name, frames="quick", **json.loads(options_json))  # every frame: `mer datasets check`
+    report = check_dataset(name, frames=frames, **json.loads(options_json))  # every frame: `mer datasets check`
     return {"fatal": report.fatal, "table": report.table, "problems": list(report.problems),
             "problems_frame": report.problems_frame(), "usable": report.usable}
 
@@ -251,13 +256,16 @@ def _dataset_report(name: str, options_json: str, stamp: str, cache: str) -> dic
 def _sample_views(name: str, options_json: str, sample_id: str, preprocess_json: str, size: int, stamp: str,
                   cache: str) -> dict[str, Any]:
     from mer_core.config import PreprocessConfig
-    from mer_core.preprocess.sample import sample_views as views
+    from mer_core.preprocess.pipeline import cached_sample_views
 
-    table = _dataset_report(name, options_json, stamp, cache)["table"]
+    report = _dataset_report(name, options_json, stamp, cache, "none")
+    if report["fatal"]:
+        raise MerError(report["fatal"])
+    table = report["table"]
     rows = table[table["sample_id"] == sample_id]
     if rows.empty:
         raise MerError(f"sample {sample_id!r} is not in dataset {name!r}")
-    return views(rows.iloc[0].to_dict(), PreprocessConfig(**json.loads(preprocess_json)), size=size)
+    return cached_sample_views(rows.iloc[0].to_dict(), PreprocessConfig(**json.loads(preprocess_json)), size=size)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
