@@ -33,7 +33,7 @@ def _source(form, exports):
 
 @pytest.mark.parametrize("form,model,expected", [
     ("frames", "dense_attention", "cpu"), ("frames", "mfdan", "cpu"), ("frames", "ststnet", "cpu"),
-    ("flow+apex", "dense_attention", "cpu_flow_apex"), ("flow+apex", "mfdan", "cpu_flow_apex"),
+    ("flow+apex", "dense_attention", "cpu_motion"), ("flow+apex", "mfdan", "cpu_motion"),
     ("flow+apex", "ststnet", "cpu"), ("apex", "dense_attention", "cpu_apex"),
 ])
 def test_auto_resolves_from_the_table_and_the_config_records_the_name(exports, form, model, expected):
@@ -46,7 +46,7 @@ def test_auto_resolves_from_the_table_and_the_config_records_the_name(exports, f
 
 def test_auto_reason_names_the_inputs(exports):
     preset, reason = choose_preset("manifest", "dense_attention", "auto", {"manifest": str(exports["flow+apex"])})
-    assert reason == "auto -> cpu_flow_apex: this dataset has flow and apex images, no frames"
+    assert reason == "auto -> cpu_motion: this dataset has flow and apex images, no frames"
     _, apex_reason = choose_preset("manifest", "dense_attention", "paper", {"manifest": str(exports["apex"])})
     assert "needs a frame sequence" in apex_reason and "plain apex image" in apex_reason
 
@@ -56,13 +56,13 @@ def test_a_forced_preset_the_table_cannot_feed_is_one_message_listing_what_fits(
     with pytest.raises(ConfigError) as err:
         resolve_experiment("manifest", "dense_attention", "cpu", dataset_options=options)
     message = str(err.value)
-    assert "diff cannot be made" in message and "presets of dense_attention that fit: cpu_flow_apex, cpu_apex" in message
+    assert "diff cannot be made" in message and "presets of dense_attention that fit: cpu_flow_apex, cpu_motion, cpu_apex" in message
     with pytest.raises(ConfigError, match="no preset of ststnet fits; models that fit: dense_attention"):
         resolve_experiment("manifest", "ststnet", "auto", dataset_options={"manifest": str(exports["apex"])})
     rc = main(["loso", "--dataset", "manifest", "--dataset-option", f"manifest={exports['flow+apex']}",
                "--model", "mfdan", "--preset", "cpu", "--epochs", "1"])
     err_text = capsys.readouterr().err
-    assert rc == 2 and "presets of mfdan that fit: cpu_apex, paper_apex, cpu_flow_apex" in err_text
+    assert rc == 2 and "presets of mfdan that fit: cpu_apex, paper_apex, cpu_flow_apex, cpu_motion" in err_text
     store = RunStore()
     try:
         assert store.list_runs().empty  # refused before any run was opened
@@ -114,7 +114,7 @@ def test_when_every_clip_fails_preprocessing_loso_says_why_and_what_fits(tmp_pat
 
 def test_mer_models_says_what_auto_picks_per_form(capsys):
     assert main(["models"]) == 0
-    assert "preset auto: frames -> cpu, flow+apex -> cpu_flow_apex, apex -> cpu_apex" in capsys.readouterr().out
+    assert "preset auto: frames -> cpu, flow+apex -> cpu_motion, apex -> cpu_apex" in capsys.readouterr().out
 
 
 def test_mer_preprocess_resolves_the_preset_like_mer_loso_on_a_flow_apex_export(exports, capsys):
@@ -125,8 +125,8 @@ def test_mer_preprocess_resolves_the_preset_like_mer_loso_on_a_flow_apex_export(
     out = capsys.readouterr().out
     loso = resolve_experiment("manifest", "dense_attention", dataset_options={"manifest": str(exports["flow+apex"])})
     assert rc == 0 and " 0 failed" in out, out
-    assert "auto -> cpu_flow_apex" in out and f"channels {','.join(loso.preprocess.channels)} at " \
+    assert "auto -> cpu_motion" in out and f"channels {','.join(loso.preprocess.channels)} at " \
         f"{loso.preprocess.input_size} px" in out
     rc = main(["preprocess", *manifest, "--model", "dense_attention", "--preset", "cpu", "--no-progress"])
     err = capsys.readouterr().err
-    assert rc == 2 and "presets of dense_attention that fit: cpu_flow_apex, cpu_apex" in err  # refused like loso
+    assert rc == 2 and "presets of dense_attention that fit: cpu_flow_apex, cpu_motion, cpu_apex" in err  # refused like loso

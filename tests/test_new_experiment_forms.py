@@ -37,14 +37,14 @@ def test_auto_preset_shows_its_choice_for_a_flow_apex_manifest(flow_apex):
     at = _form("manifest", "dense_attention", f"manifest={flow_apex}")
     assert at.selectbox(key=f"{ne.K_PRESET}_dense_attention").value == "auto"
     captions = [c.value for c in at.caption]
-    assert "auto -> cpu_flow_apex: this dataset has flow and apex images, no frames" in captions
+    assert "auto -> cpu_motion: this dataset has flow and apex images, no frames" in captions
     assert not at.error, [e.value for e in at.error]
 
 
 def test_a_preset_the_dataset_cannot_feed_is_an_error_and_blocks_submit(flow_apex):
     at = _form("manifest", "dense_attention", f"manifest={flow_apex}", preset="cpu")
     errors = [unescape(e.value) for e in at.error]  # messages are shown as text (Markdown escaped)
-    assert any("presets of dense_attention that fit: cpu_flow_apex, cpu_apex" in e for e in errors), errors
+    assert any("presets of dense_attention that fit: cpu_flow_apex, cpu_motion, cpu_apex" in e for e in errors), errors
     assert at.button(key=ne.K_SUBMIT).disabled
 
 

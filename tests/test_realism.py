@@ -122,8 +122,8 @@ def test_a_small_variant_stays_in_the_band_of_the_easy_statistics(tmp_path):
 def test_auto_reads_the_variants_form_and_picks_the_flow_apex_presets():
     from mer_core.training.experiment import choose_preset
 
-    assert choose_preset("synthetic-realism", "dense_attention", "auto", {"subjects": 3})[0] == "cpu_flow_apex"
-    assert choose_preset("synthetic-realism", "mfdan", "auto", {"subjects": 3})[0] == "cpu_flow_apex"
+    assert choose_preset("synthetic-realism", "dense_attention", "auto", {"subjects": 3})[0] == "cpu_motion"
+    assert choose_preset("synthetic-realism", "mfdan", "auto", {"subjects": 3})[0] == "cpu_motion"
     assert choose_preset("synthetic-realism", "linear", "auto", {"subjects": 3})[0] == "cpu"
 
 

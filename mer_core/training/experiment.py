@@ -43,11 +43,12 @@ if TYPE_CHECKING:
 
 _IDENTITY = ("dataset", "model", "preset")
 AUTO = "auto"
-# preferred CPU presets per input form (first that fits exactly wins; then any CPU preset that fits with a fallback)
+# preferred CPU presets per input form (first that fits exactly wins; then any CPU preset that fits with a fallback);
+# cpu_motion (motion first, chosen on the realism variant's tuning draw) leads wherever there is flow without frames
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "frames": ("cpu", "cpu_flow_apex", "cpu_apex"),
-    "flow+apex": ("cpu_flow_apex", "cpu", "cpu_apex"),
-    "flow": ("cpu", "cpu_flow_apex"),
+    "flow+apex": ("cpu_motion", "cpu_flow_apex", "cpu", "cpu_apex"),
+    "flow": ("cpu_motion", "cpu", "cpu_flow_apex"),
     "apex": ("cpu_apex", "cpu"),
 }
 
