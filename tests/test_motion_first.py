@@ -60,3 +60,19 @@ def test_mfdan_image_dropout_zeroes_whole_samples_appearance_in_training_only_an
 def test_mfdan_motion_first_options_out_of_range_name_the_option(kw, name):
     with pytest.raises(ConfigError, match=name):
         _mfdan(**kw)
+
+
+def test_dense_connectivity_ablation_passes_maps_of_the_same_shape_without_reusing_earlier_features():
+    from mer_core.models.dense_attention import DenseBlock
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 7, 7)
+    dense, plain = DenseBlock(2, 16, 12, 4, 0.0).eval(), DenseBlock(2, 16, 12, 4, 0.0, dense=False).eval()
+    with torch.no_grad():
+        d, p = dense(x), plain(x)
+    assert d.shape == p.shape == (2, 40, 7, 7)
+    assert torch.equal(d[:, :16], x)  # dense: the block input travels on, concatenated
+    # plain: the second layer reads only the first layer's output (its input width is the block's width)
+    assert plain.layers[1].norm1.num_features == 40 and dense.layers[1].norm1.num_features == 28
+    with torch.no_grad():
+        assert torch.allclose(p, plain.layers[1]([plain.layers[0]([x])]))

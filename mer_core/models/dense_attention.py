@@ -83,6 +83,7 @@ class DenseAttentionConfig(ModelConfig):
     # pooling (DenseNet's head); > 1 keeps *where* on the face the motion is, which a 28 px flow image's
     # classes depend on (a brow raise and a lip-corner pull are told apart by place as much as by direction)
     head_grid: int = 1
+    dense: bool = True  # False = the ablation without dense connectivity (a plain stack, see DenseBlock)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -119,9 +120,9 @@ class DenseAttentionConfig(ModelConfig):
 class DenseLayer(nn.Module):
     """BN-ReLU-Conv1x1 (bottleneck) -> BN-ReLU-Conv3x3: ``growth`` new maps."""
 
-    def __init__(self, cin: int, growth: int, bn_size: int, drop_rate: float) -> None:
+    def __init__(self, cin: int, growth: int, bn_size: int, drop_rate: float, mid: int | None = None) -> None:
         super().__init__()
-        mid = bn_size * growth
+        mid = mid or bn_size * growth
         self.norm1 = nn.BatchNorm2d(cin)
         self.conv1 = nn.Conv2d(cin, mid, 1, bias=False)
         self.norm2 = nn.BatchNorm2d(mid)
@@ -136,14 +137,30 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.Module):
-    """Layer k sees the block input and the outputs of layers 1..k-1."""
+    """Layer k sees the block input and the outputs of layers 1..k-1.
 
-    def __init__(self, layers: int, cin: int, growth: int, bn_size: int, drop_rate: float) -> None:
+    ``dense=False`` is the ablation without dense connectivity: a plain stack of the same layers, each
+    seeing only the previous one's output, every layer as wide as the dense block's output
+    (``cin + layers * growth``, so the maps passed on have the same shape) through the dense layers'
+    bottleneck (``bn_size * growth``), which keeps the parameter count close to the dense block's.
+    """
+
+    def __init__(self, layers: int, cin: int, growth: int, bn_size: int, drop_rate: float, dense: bool = True) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(DenseLayer(cin + i * growth, growth, bn_size, drop_rate) for i in range(layers))
+        self.dense = dense
         self.out_channels = cin + layers * growth
+        if dense:
+            self.layers = nn.ModuleList(DenseLayer(cin + i * growth, growth, bn_size, drop_rate) for i in range(layers))
+        else:
+            width = self.out_channels
+            self.layers = nn.ModuleList(DenseLayer(cin if i == 0 else width, width, bn_size, drop_rate,
+                                                   mid=bn_size * growth) for i in range(layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.dense:
+            for layer in self.layers:
+                x = layer([x])
+            return x
         features = [x]
         for layer in self.layers:
             features.append(layer(features))
@@ -204,7 +221,7 @@ class DenseAttentionNet(nn.Module):
         ch = cfg.init_features
         n = len(cfg.block_layers)
         for i, layers in enumerate(cfg.block_layers):
-            block = DenseBlock(layers, ch, cfg.growth_rate, cfg.bn_size, cfg.drop_rate)
+            block = DenseBlock(layers, ch, cfg.growth_rate, cfg.bn_size, cfg.drop_rate, dense=cfg.dense)
             ch = block.out_channels
             wanted = cfg.attention_where == "blocks" or (cfg.attention_where == "last" and i == n - 1)
             attention = (
