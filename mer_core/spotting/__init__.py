@@ -15,7 +15,8 @@ with a stored recognition run), below ``jobs`` (a spotting run is a job kind).
 * :mod:`.features`, :mod:`.spotters`, :mod:`.loso`: the motion-curve and the
   learned spotter, with thresholds chosen on the training subjects only
   (``run_spotting(SpotConfig(...))``; ``load_scores(run, fold)`` for a timeline);
-* :mod:`.recognise`: spot, then recognise with a stored run.
+* :mod:`.recognise`: spot, then recognise with a stored run;
+* :mod:`.chance`: the chance floor (a run's intervals placed at random, scored alike).
 
 Reads for a page: ``RunStore.list_spot_runs()``, ``get_spot_run(id)`` (config,
 videos, summary with the per-subject table and each fold's chosen threshold),
