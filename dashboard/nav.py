@@ -14,6 +14,7 @@ from dashboard.views import explain
 from dashboard.views import analyse
 from dashboard.views import new_study, study
 from dashboard.views import benchmarks
+from dashboard.views import spotting
 
 # (module, title, url path, icon, section). The experiment workflow comes second, so it is among the first ten
 # links Streamlit shows before a "View more" button, whatever the navigation's expanded setting.
@@ -31,6 +32,7 @@ PAGES = [
     (leaderboard, "Leaderboard", "leaderboard", ":material/leaderboard:", "Results"),
     (explain, "Explain", "explain", ":material/visibility:", "Results"),
     (analyse, "Analyse a clip", "analyse", ":material/movie:", "Results"),
+    (spotting, "Spotting", "spotting", ":material/timeline:", "Results"),
     (benchmarks, "Benchmarks", "benchmarks", ":material/speed:", "Results"),
 ]
 

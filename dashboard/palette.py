@@ -33,6 +33,11 @@ OFFSET = "#803df5"         # Streamlit's "violet"
 MARKER_COLOURS = {"onset": ONSET, "apex": APEX, "offset": OFFSET}
 STREAMLIT_MARKERS = {"onset": "blue", "apex": "red", "offset": "violet"}  # the same, in Markdown text
 
+# spotting timelines: what became of each interval (a hit, a true interval missed, a spotted one that is no truth)
+SPOT_OUTCOME_COLOURS = {"hit": GOOD, "miss": HIGHLIGHT, "false_alarm": BAD, "ignored": MUTED, "found": "#ae3ec9"}
+SPOT_OUTCOME_NAMES = {"hit": "green", "miss": "orange", "false_alarm": "red", "ignored": "grey", "found": "purple"}
+SPOT_THRESHOLD = ACCENT   # the threshold a fold chose, drawn across its score curve
+
 FLOW_ARROWS = "#ffd43b"   # optical-flow arrows drawn over a grey face
 
 SOURCE_COLOURS = {"reported in paper": MUTED, "measured here, honest protocol": ACCENT}

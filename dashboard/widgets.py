@@ -204,6 +204,7 @@ class Link(NamedTuple):
 
     page: str
     params: Sequence[dict[str, str] | None]
+    pages: Sequence[str | None] | None = None  # per row, another page than ``page`` (None: ``page``)
 
 
 def go(url_path: str, query_params: dict[str, str] | None = None) -> NoReturn:
@@ -246,7 +247,7 @@ def link_table(table: pd.DataFrame, links: dict[str, Link], *, key: str, column_
         if link is not None and 0 <= row < len(link.params) and link.params[row]:
             turns = st.session_state.setdefault(_LINK_TURNS, {})
             turns[key] = turns.get(key, 0) + 1
-            go(link.page, link.params[row])
+            go((link.pages[row] if link.pages and row < len(link.pages) else None) or link.page, link.params[row])
     return event
 
 

@@ -52,6 +52,39 @@ def check_config_paths(config: Any) -> None:
     check_table_paths(table, manifest)
 
 
+def submit_spotting(config: Any, *, name: str = "") -> str:
+    """Queue a spotting LOSO (a mer_core.spotting.loso.SpotConfig) as a background job; returns the job id.
+
+    As :func:`submit`: a root or manifest typed into the browser, and every video the manifest lists, must lie
+    under the allowed folders; a recognition run to classify the spotted intervals must be stored.
+    """
+    from mer_core.datasets.allowed import check_browser_path
+    from mer_core.jobs import queue as jobs
+
+    if config.dataset == "synthetic-long":  # its options checked now (indexing it would generate it)
+        from mer_core.spotting.synthetic_long import LongOptions
+
+        LongOptions.from_mapping(dict(config.dataset_options))
+    named = {k: config.dataset_options[k] for k in BROWSER_PATH_OPTIONS if config.dataset_options.get(k)}
+    if config.root:
+        named["root"] = config.root
+    for key, value in named.items():
+        check_browser_path(value, f"dataset option {key}=")
+    if named:
+        from mer_core.spotting.loso import load_dataset
+
+        bases = [Path(str(v)).expanduser().resolve() for v in named.values()]
+        bases = [b.parent if b.is_file() else b for b in bases]  # a manifest's videos lie beside it
+        for video in load_dataset(config).videos.itertuples(index=False):
+            where = Path(str(video.path)).expanduser().resolve()
+            if not any(b in where.parents for b in bases):
+                check_browser_path(where, f"video {video.video!r}")
+    with RunStore(store_path()) as store:
+        if config.recognise:
+            store.get_run(config.recognise)  # an unknown run is refused now, not after the LOSO
+        return jobs.submit_spotting(config, store=store, name=name)
+
+
 def cancel(job_id: str) -> str:
     """Ask a job to stop between batches; returns its new status."""
     return _job_action("cancel", job_id)

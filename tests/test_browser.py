@@ -13,7 +13,8 @@ and a job id clicked on Jobs open their page in the same tab; a video uploaded o
 is spotted and predicted, and a text file named .mp4 is refused in words. The three newcomers' paths
 end to end: a researcher queues a second model from the form and Compare says its p-value leaves out seed
 noise; a teacher moves the Datasets magnification α; a clip without a face gets no verdict and an uploaded
-sidecar's onset/apex are used. A failure saves a screenshot and the page HTML; MER_UPDATE_SCREENSHOTS=1
+sidecar's onset/apex are used. A spotting run submitted from the Spotting page
+reaches done on Jobs, its results link opens its timeline, and a missed interval plays. A failure saves a screenshot and the page HTML; MER_UPDATE_SCREENSHOTS=1
 rewrites the pictures these flows take (docs/screenshots/, 1000 px wide; the README's pictures of
 meaningful runs come from docs/screenshots/take.py). Skipped when chromium or playwright is missing
 (``make test`` installs chromium when run as root).
@@ -725,4 +726,53 @@ def test_analyst_gets_no_verdict_without_a_face_and_the_sidecar_frames_are_used(
         assert "onset 2" in used and "apex 7" in used and "sidecar" in used, used
         assert "come from the uploaded sidecar" in main.inner_text()
         assert not problems(page)
+    page.close()
+
+
+# --- spotting: a long-video run submitted, its timeline opened, a missed interval played ---------------------------
+SPOT_OPTIONS = "subjects=2\nvideos_per_subject=1\nmin_seconds=4\nmax_seconds=4\nfps=20\nsize=48\nmax_micro=2\nmax_macro=1"
+
+
+def test_submit_a_spotting_run_open_its_timeline_and_play_a_missed_interval(server, browser):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    failures = watch_failures(page)
+    with evidence(page, "spotting"):
+        page.goto(f"{url}/spotting")
+        settle(page)
+        assert page.locator("h1").first.inner_text() == "Spotting" and not problems(page)
+        options = page.get_by_role("textbox", name="dataset options (KEY=VALUE per line)", exact=True)
+        options.fill(SPOT_OPTIONS)  # a tiny synthetic-long set: 2 subjects, one 4 s video each
+        options.press("Control+Enter")
+        settle(page)
+        page.get_by_role("button", name="Submit spotting job").click()
+        settle(page)
+        job_id = page.get_by_text(re.compile(r"^Job \S+ queued\.$")).first.inner_text().split()[1]
+        SERVER.setdefault("jobs", []).append(job_id)
+        page.get_by_role("link", name=f"Follow job {job_id} on the Jobs page").click()
+        page.wait_for_url(re.compile(rf"/jobs\?job={re.escape(job_id)}$"), timeout=30_000)
+        settle(page)
+        wait_for_status(page, ("done",), timeout_s=180)
+        page.wait_for_timeout(2500)  # the fragment's last full render
+        settle(page)
+        page.get_by_role("link", name=re.compile(r"^Results of run ")).first.click()  # the Spotting page, not Run
+        page.wait_for_url(re.compile(r"/spotting\?spot=[^&]+"), timeout=30_000)
+        settle(page)
+        assert page.locator("h1").first.inner_text() == "Spotting" and not problems(page)
+        main = page.locator("[data-testid='stMain']")
+        assert "synthetic long videos" in main.inner_text()  # the data, said to be synthetic
+        timeline = page.locator("[data-testid='stPlotlyChart']").first  # the timeline: curves, then interval lanes
+        assert timeline.locator(".annotation-text", has_text="intervals").count() == 1
+        assert timeline.locator(".legendtext", has_text="miss").count() == 1  # a miss among its coloured bars
+        page.get_by_role("combobox", name="play an interval", exact=True).click()
+        page.get_by_role("option").filter(has_text=re.compile(r"^miss")).first.click()
+        settle(page)
+        assert "A miss: no spotted interval" in main.inner_text()
+        readout = page.locator("text.slider-label").first
+        before = readout.text_content()
+        page.locator(".updatemenu-button").first.click()  # ▶
+        page.wait_for_timeout(1500)
+        assert readout.text_content() != before, before  # the player moves through the interval's frames
+        assert not problems(page) and not failures, failures
+        readme_shot(page, "spotting")
     page.close()

@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import plots, plots_analyse, reads_models as reads, widgets, writes
+from dashboard.views import spotting_clip
 from mer_core.errors import MerError
 
 KEY_UPLOAD = "analyse_upload"  # session state: {'id': uploader file id, 'path': stored file, 'name': user's name}
@@ -171,6 +172,7 @@ def render() -> None:
     source = _uploaded() if choice == SOURCES[0] else _exported()
     if source is None:
         return
+    spotting_clip.long_clip_section(source[0], source[2])  # a long clip: every interval in it, listed first
     try:
         model = _model_choice(run_id)
         spotted = reads.clip_analysis(source[0], run_id, cropped=source[2], model=model, sidecar=source[3])

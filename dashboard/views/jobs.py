@@ -12,13 +12,14 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, plots, reads, widgets, writes
+from dashboard import glossary, plots, reads, reads_spotting, widgets, writes
 from dashboard.palette import STATUS_COLOUR
 from dashboard.widgets import code, plain
 from dashboard.reads import JOB_ACTIVE as ACTIVE, JOB_FINISHED as FINISHED
 from mer_core.errors import MerError
 
 K_SELECT = "jobs_select"
+SPOT_KIND = "spotting"  # the job kind of a spotting LOSO (mer spot --submit, the Spotting page)
 
 
 def _when(t: float | None) -> str:
@@ -81,8 +82,10 @@ def _queue_table(table: pd.DataFrame) -> None:
         "run": table["run_id"].fillna(""),
         "message": table["message"],
     })
+    targets = [results_link(k, r) for k, r in zip(table["kind"], view["run"])]  # a spotting run: Spotting page
     links = {"job": widgets.Link("jobs", [{reads.QP_JOB: j} for j in table["id"]]),
-             "run": widgets.Link("run", [{reads.QP_RUN: r} if r else None for r in view["run"]])}
+             "run": widgets.Link("run", [q if r else None for (_p, q), r in zip(targets, view["run"])],
+                                 pages=[p for p, _q in targets])}
     widgets.link_table(view, links, key="jobs-table", hide_index=True, width="stretch", column_config={
         "job": st.column_config.TextColumn("job", help="click a job id to open its live view"),
         "run": st.column_config.TextColumn("run", help="click a run id to open the run's results"),
@@ -91,6 +94,13 @@ def _queue_table(table: pd.DataFrame) -> None:
         "protocol": st.column_config.TextColumn("protocol", help=glossary.tip("LOSO")),
         "folds": st.column_config.TextColumn("folds", help=glossary.tip("fold")),
     })
+
+
+def results_link(kind: str | None, run_id: str) -> tuple[str, dict[str, str]]:
+    """Where a job's run opens: (page url path, its query parameters); a spotting run on the Spotting page."""
+    if kind == SPOT_KIND:
+        return "spotting", {reads_spotting.QP_SPOT: run_id}
+    return "run", {reads.QP_RUN: run_id}
 
 
 K_FEEDBACK = "jobs_action_feedback"  # session state: (job id, "success" | "error", text) of the last Cancel/Resume
@@ -124,8 +134,9 @@ def _actions(job: dict) -> None:
         (st.success if said[1] == "success" else st.error)(plain(said[2]), icon=":material/check_circle:"
                                                            if said[1] == "success" else ":material/error:")
     if job["run_id"]:
-        widgets.page_link("run", f"Results of run {plain(job['run_id'])}", icon=":material/analytics:",
-                          query_params={reads.QP_RUN: job["run_id"]}, where=c3)
+        page, params = results_link(job.get("kind"), job["run_id"])
+        widgets.page_link(page, f"Results of run {plain(job['run_id'])}", icon=":material/analytics:",
+                          query_params=params, where=c3)
 
 
 def _job_view(job_id: str) -> str | None:
@@ -133,8 +144,6 @@ def _job_view(job_id: str) -> str | None:
 
     Called by the live fragment every 2 s and, for a finished job, once; tests call it directly.
     """
-    from mer_core.evaluation.metrics import per_group
-
     detail = reads.job_detail(job_id)
     if detail is None:
         st.warning(plain(f"Job {job_id!r} is not in the store."))
@@ -165,6 +174,20 @@ def _job_view(job_id: str) -> str | None:
         with st.expander("traceback"):
             st.code(job["error"], language="python")
 
+    if job.get("kind") == SPOT_KIND:  # no network trained, no classes: its results are on the Spotting page
+        st.caption("A spotting job trains no network, so it has no training curves: its scores, per-video "
+                   "timelines and per-subject table open with the results link above.")
+    else:
+        _training_panels(job_id, detail, run)
+    with st.expander("log", expanded=status in ACTIVE or status == "failed"):
+        st.code(detail["log"] or "(no output yet)", language="text")
+    return status
+
+
+def _training_panels(job_id: str, detail: dict, run: dict | None) -> None:
+    """Training curves and per-subject results of an experiment's job, filled in as folds finish."""
+    from mer_core.evaluation.metrics import per_group
+
     epochs_df, pred = detail["epochs"], detail["predictions"]
     left, right = st.columns([1.3, 1])
     with left:
@@ -181,9 +204,6 @@ def _job_view(job_id: str) -> str | None:
             per_subject = per_group(pred, run["classes"], "subject")
             st.plotly_chart(plots.subject_bars(per_subject, "accuracy"), width="stretch", config=widgets.chart_config("jobs-2"), key=f"subj_{job_id}")
             st.caption(f"{len(per_subject)} subject(s) tested so far; pooled metrics on the Run page.")
-    with st.expander("log", expanded=status in ACTIVE or status == "failed"):
-        st.code(detail["log"] or "(no output yet)", language="text")
-    return status
 
 
 @st.fragment(run_every=2)
