@@ -8,7 +8,13 @@ child inherits the threads of the process that asked for it.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
 
 import psutil
 
@@ -32,16 +38,8 @@ def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
     exits after losing its client) and a watchdog thread that polls the job's
     pid, so no worker keeps training and writing epoch rows for a dead job.
     """
-    import os
-    import signal
-    import sys
-    import threading
-    import time
-
     if sys.platform.startswith("linux"):
         try:
-            import ctypes
-
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
@@ -70,9 +68,6 @@ def pid_alive(pid: int | None) -> bool:
 
 def _guard_forkserver() -> None:
     """In the forkserver itself (it imports this module through the preload): die with the job too."""
-    import os
-    import sys
-
     if any("multiprocessing.forkserver" in arg for arg in getattr(sys, "orig_argv", ())):
         die_with_parent(os.getppid())
 

@@ -18,13 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import json
 from mer_core import paths
-from mer_core.jobs.bench import pages_skip_reason, quick_plan
-from mer_core.jobs.bench_report import find_results
+from mer_core.jobs.bench_report import find_results, pages_skip_reason
 report, label = find_results("cpu-2core")
 print(json.dumps({"cache": str(paths.cache_root()), "store": str(paths.store_path()),
                   "results": str(paths.bench_results_dir()), "label": label, "loso_rows": len(report["loso"]),
                   "explain": sorted(p.name for p in paths.bench_results_dir().glob("explain_report*.json")),
-                  "pages": pages_skip_reason(quick_plan())}))
+                  "pages": pages_skip_reason(2)}))
 """
 
 

@@ -18,13 +18,13 @@ import os
 from pathlib import Path
 
 from mer_core.errors import MerError
+from mer_core.jobs.bench_report import machine_info, read_report, readme_table, results_dir
 from mer_core.keyvalue import parse_pairs
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from mer_core.jobs.bench import (check_same_machine, full_plan, merge_report, quick_plan, run_bench,
                                      update_plan, write_report)
-    from mer_core.jobs.bench_report import machine_info, read_report, readme_table, results_dir
 
     plan = quick_plan() if args.quick else full_plan()
     changes = {}

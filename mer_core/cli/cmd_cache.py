@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
+
+from mer_core.errors import ConfigError
+from mer_core.paths import cache_root
+from mer_core.preprocess.cache_prune import prune
 
 
 def _size(n: float) -> str:
@@ -21,19 +26,12 @@ def _size(n: float) -> str:
 
 def _check_amount(option: str, value: float | None) -> None:
     """DAYS and GB are finite numbers >= 0 (``inf`` or ``nan`` would silently keep or match everything)."""
-    import math
-
-    from mer_core.errors import ConfigError
-
     if value is not None and not (math.isfinite(value) and value >= 0):
         unit = "days" if option == "--older-than" else "GB"
         raise ConfigError(f"cache prune {option} {value}: expected a finite number of {unit} >= 0")
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from mer_core.paths import cache_root
-    from mer_core.preprocess.cache_prune import prune
-
     for option, value in (("--older-than", args.older_than), ("--larger-than", args.larger_than)):
         _check_amount(option, value)
     report = prune(args.older_than, args.larger_than, dry_run=args.dry_run)

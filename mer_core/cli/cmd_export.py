@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+from mer_core.evaluation.export import export_run, stored_record
+from mer_core.evaluation.mlflow_export import log_run
+from mer_core.store.db import RunStore
+
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mer_core.evaluation.export import export_run, stored_record
-    from mer_core.store.db import RunStore
-
     if args.format == "mlflow":
-        from mer_core.evaluation.mlflow_export import log_run
-
         with RunStore() as store:
             record = stored_record(args.run_id, store)
         logged = log_run(record, tracking_uri=args.tracking_uri)

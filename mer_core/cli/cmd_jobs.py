@@ -11,7 +11,13 @@ import json
 import sys
 import time
 
+import pandas as pd
+
+from mer_core.cli.cmd_loso import add_experiment_args, config_from_args
 from mer_core.errors import MerError
+from mer_core.jobs import queue as jobs
+from mer_core.jobs.worker import run_job
+from mer_core.store.db import RunStore
 
 
 def _fmt_time(t: float | None) -> str:
@@ -26,10 +32,6 @@ def _fmt_eta(seconds: float | None) -> str:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from mer_core.cli.cmd_loso import config_from_args
-    from mer_core.jobs import queue as jobs
-    from mer_core.store.db import RunStore
-
     if args.resume:
         raise MerError("mer submit: --resume is for `mer loso`; resume a job with `mer resume JOB_ID`")
     config = config_from_args(args)
@@ -47,9 +49,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from mer_core.jobs import queue as jobs
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         jobs.kick(store)  # also marks jobs whose worker died
         table = jobs.list_jobs(store, limit=args.limit)
@@ -65,16 +64,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         rows.append({"id": r.id, "status": r.status, "model": r.model, "dataset": r.dataset, "folds": folds,
                      "progress": f"{100 * (r.progress or 0):.0f}%", "eta": _fmt_eta(r.eta_s) if r.status == "running"
                      else "-", "created": _fmt_time(r.created), "run": r.run_id, "message": (r.message or "")[:60]})
-    import pandas as pd
-
     print(pd.DataFrame(rows).to_string(index=False))
     return 0
 
 
 def cmd_show_job(args: argparse.Namespace) -> int:
-    from mer_core.jobs import queue as jobs
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         jobs.kick(store)
         job = jobs.get_job(store, args.job_id)
@@ -101,9 +95,6 @@ def cmd_show_job(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from mer_core.jobs import queue as jobs
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         for job_id in args.job_ids:
             status = jobs.cancel(store, job_id)
@@ -115,9 +106,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from mer_core.jobs import queue as jobs
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         jobs.resume(store, args.job_id)
         job = jobs.get_job(store, args.job_id)
@@ -130,15 +118,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from mer_core.jobs.worker import run_job
-
     return run_job(args.job_id)
 
 
 def cmd_kick(args: argparse.Namespace) -> int:
-    from mer_core.jobs import queue as jobs
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         stale = jobs.mark_stale(store)
         started = jobs.kick(store)
@@ -152,8 +135,6 @@ def cmd_kick(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mer_core.cli.cmd_loso import add_experiment_args
-
     p = sub.add_parser("submit", help="queue an experiment as a background job (shared with the dashboard)")
     add_experiment_args(p, protocol_default=None)
     p.add_argument("--priority", type=int, default=0, help="higher starts first (default 0)")

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import signal
 import sys
+import threading
+import time
 from typing import Any, Iterator
+
+from tqdm import tqdm
 
 from mer_core.config import EXECUTORS, LOSSES, OPTIMIZERS, PROTOCOLS, SELECTION, ExperimentConfig
 from mer_core.errors import ConfigError, MerError
+from mer_core.evaluation.metrics import per_group
 from mer_core.keyvalue import parse_pairs
+from mer_core.store.db import RunStore
+from mer_core.store.folders import check_id
 
 
 def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | None) -> None:
@@ -166,8 +175,6 @@ class ProgressPrinter:
         self.stages: dict[str, Any] = {}
 
     def __call__(self, e: dict[str, Any]) -> None:
-        from tqdm import tqdm
-
         kind = e.get("event")
         if kind == "stage":
             name = str(e.get("stage", "stage"))
@@ -200,9 +207,6 @@ class ProgressPrinter:
 
 
 def print_run(run_id: str, as_json: bool = False) -> None:
-    from mer_core.evaluation.metrics import per_group
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         run = store.get_run(run_id)
         pred = store.predictions(run_id)
@@ -249,8 +253,6 @@ def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int
     finally:
         if progress is not None:
             progress.close()  # an error message then starts on a clean line, not glued to a bar
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         run, done = store.get_run(run_id), len(store.completed_folds(run_id))
     if run["status"] == "cancelled":
@@ -265,7 +267,6 @@ def resume_config(args: argparse.Namespace, protocol: str | None = None) -> Expe
     """``--resume ID``: the run's stored config. Options given with it must agree with that config;
     any that differ are a ConfigError naming each key, its stored value and the value given."""
     from mer_core.models.registry import model_spec
-    from mer_core.store.db import RunStore
 
     with RunStore() as store:
         stored = ExperimentConfig.from_json(store.get_run(args.resume)["config_json"])
@@ -297,9 +298,6 @@ def resume_config(args: argparse.Namespace, protocol: str | None = None) -> Expe
 
 def _check_resumable(run_id: str) -> None:
     """``--resume ID`` names a stored run; an unknown or malformed id is an error, never a new run."""
-    from mer_core.store.db import RunStore
-    from mer_core.store.folders import check_id
-
     try:
         check_id(run_id)
     except MerError as exc:
@@ -313,9 +311,6 @@ def _check_resumable(run_id: str) -> None:
 @contextlib.contextmanager
 def _signals_interrupt() -> Iterator[None]:
     """SIGTERM and SIGHUP stop an in-process run like Ctrl-C: the run is closed as cancelled, not left running."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -332,8 +327,6 @@ def _signals_interrupt() -> Iterator[None]:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         store.mark_stale()  # jobs and runs whose process died
         runs = store.list_runs()
@@ -343,8 +336,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if runs.empty:
         print("no runs stored yet; start one with `mer loso --dataset synthetic --model baseline`")
         return 0
-    import time
-
     runs = runs.assign(created=[time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in runs["created"]],
                        folds=[f"{d}/{n}" for d, n in zip(runs["folds_done"], runs["n_folds"])])
     cols = ["id", "status", "dataset", "model", "protocol", "folds", "uf1", "uar", "created"]
@@ -358,8 +349,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from mer_core.models.registry import list_models, model_config, model_spec, provenance_summary
     from mer_core.training.experiment import model_forms
 

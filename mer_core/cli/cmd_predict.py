@@ -23,6 +23,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
+from mer_core.errors import ConfigError
+from mer_core.paths import cache_root
+from mer_core.preprocess.flow import flow_to_rgb
+from mer_core.preprocess.video import ClipLimits
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("predict", help="spot, predict and explain a clip of your own with a stored run",
@@ -55,11 +63,7 @@ def _sidecar_cropped(clip: Path) -> bool:
 
 def write_pictures(result: Any, predictor: Any, out: Path, method: str) -> dict[str, str]:
     """The overlays and pictures of one analysis as PNG files; returns name -> path."""
-    import cv2
-    import numpy as np
-
     from mer_core.explain.predict import overlay_rgb
-    from mer_core.preprocess.flow import flow_to_rgb
 
     out.mkdir(parents=True, exist_ok=True)
     m = result.maps
@@ -91,9 +95,6 @@ def write_pictures(result: Any, predictor: Any, out: Path, method: str) -> dict[
 
 def _max_frames(value: int) -> int:
     """``--max-frames``: a clip needs an onset and an apex frame, so 2 at least (0 is not 'the default')."""
-    from mer_core.errors import ConfigError
-    from mer_core.preprocess.video import ClipLimits
-
     if value < 2:
         raise ConfigError(f"--max-frames {value}: expected a number of frames >= 2 (an onset and an apex at least); "
                           f"leave the option out for the default, {ClipLimits().max_frames}")
@@ -102,8 +103,6 @@ def _max_frames(value: int) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from mer_core.explain.predict import RunPredictor, analyse_clip
-    from mer_core.paths import cache_root
-    from mer_core.preprocess.video import ClipLimits
 
     clip = Path(args.clip).expanduser()
     cropped = bool(args.cropped) or _sidecar_cropped(clip)

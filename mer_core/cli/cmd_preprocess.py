@@ -23,8 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from mer_core.datasets import index_dataset
 from mer_core.errors import ConfigError
+from mer_core.evaluation.export import csv_safe
 from mer_core.keyvalue import parse_pairs
+from mer_core.preprocess.channels import check_channels
+from mer_core.preprocess.pipeline import prepare_inputs
 
 
 def register(subparsers: Any) -> None:
@@ -55,7 +61,6 @@ def register(subparsers: Any) -> None:
 
 def resolve_inputs(args: argparse.Namespace, table: Any) -> tuple[Any, str]:
     """(the run's resolved config for this model, preset and table, why that preset), the flags applied."""
-    from mer_core.preprocess.channels import check_channels
     from mer_core.training.experiment import choose_preset, resolve_experiment
 
     model = args.model or "baseline"
@@ -79,9 +84,6 @@ def resolve_inputs(args: argparse.Namespace, table: Any) -> tuple[Any, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mer_core.datasets import index_dataset
-    from mer_core.preprocess.pipeline import prepare_inputs
-
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: expected 1 or more")
     root = Path(args.root).expanduser() if args.root else None
@@ -97,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
 
     bar = None
     if not args.no_progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(table), unit="clip", dynamic_ncols=True)
 
     def progress(done: int, total: int) -> None:
@@ -126,8 +126,6 @@ def run(args: argparse.Namespace) -> int:
     if len(failed) > 10:
         print(f"  ... and {len(failed) - 10} more (see --report)")
     if args.report:
-        from mer_core.evaluation.export import csv_safe
-
         csv_safe(rep).to_csv(args.report, index=False)
         print(f"report written to {args.report}")
     return 0 if n_ok or not len(rep) else 1

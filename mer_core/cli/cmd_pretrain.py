@@ -17,6 +17,7 @@ import argparse
 import sys
 from typing import Any
 
+from mer_core.config import PreprocessConfig
 from mer_core.keyvalue import parse_pairs
 
 
@@ -49,7 +50,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mer_core.config import PreprocessConfig
     from mer_core.training.pretrain import pretrain
 
     from mer_core.models.registry import model_spec

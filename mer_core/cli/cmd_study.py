@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 from mer_core.errors import MerError
+from mer_core.evaluation.study_table import paper_table
+from mer_core.jobs import queue, study
+from mer_core.store.db import RunStore
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from mer_core.jobs import queue
-    from mer_core.jobs import study
-    from mer_core.store.db import RunStore
-
     spec = study.load_study_file(args.file)
     if args.name:
         spec = dataclasses.replace(spec, name=args.name)
@@ -37,9 +36,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _show(store, name: str, *, n_boot: int = 1000) -> int:
-    from mer_core.evaluation.study_table import paper_table
-    from mer_core.jobs import study
-
     cells = store.study_cells(name)
     done = int((cells["run_status"] == "done").sum())
     print(f"study {name!r}: {done}/{len(cells)} cells done")
@@ -57,19 +53,12 @@ def _show(store, name: str, *, n_boot: int = 1000) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from mer_core.jobs import queue
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         queue.mark_stale(store)  # a cell whose worker died shows as failed (starts nothing)
         return _show(store, args.name, n_boot=args.n_boot)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mer_core.evaluation.study_table import paper_table
-    from mer_core.jobs import study
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         if args.format == "mlflow":
             return _to_mlflow(store, args)
@@ -88,8 +77,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _to_mlflow(store, args: argparse.Namespace) -> int:
     """One parent run per study, one child run per complete cell (mer_core.jobs.study.study_to_mlflow)."""
-    from mer_core.jobs import study
-
     logged = study.study_to_mlflow(store, args.name, tracking_uri=args.tracking_uri or None, n_boot=args.n_boot)
     print(f"study {args.name!r} logged to MLflow at {logged.tracking_uri}, experiment {logged.experiment!r}: "
           f"parent run {logged.run_ids[0]}, {len(logged.run_ids) - 1} cell run(s)")
@@ -99,9 +86,6 @@ def _to_mlflow(store, args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from mer_core.jobs import study
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         counts = study.cancel_study(store, args.name)
     print(f"study {args.name!r}: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "no cell to cancel"))
@@ -109,9 +93,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from mer_core.jobs import study
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         counts = study.resume_study(store, args.name, start=not args.no_start)
     print(f"study {args.name!r}: {counts['resumed']} cells resumed, {counts['submitted']} submitted")
@@ -119,8 +100,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         table = store.list_studies()
     if table.empty:

@@ -31,6 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mer_core.datasets.synthetic import KNOWN_CLASSES, OPTION_SPECS, SynthOptions, dataset_folder, generate, is_current
+from mer_core.datasets.synthetic.export import REALISM_FORMS, ensure_realism, export_public
+from mer_core.datasets.synthetic.realism import REALISM_VERSION, Realism
+from mer_core.datasets.synthetic.video_export import export_videos
+from mer_core.errors import ConfigError
+
 _OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("subjects", int, "N"),
     ("clips_per_subject", int, "N"),
@@ -48,8 +54,6 @@ _OPTIONS: tuple[tuple[str, type, str], ...] = (
 
 
 def register(sub: Any) -> None:
-    from mer_core.datasets.synthetic import KNOWN_CLASSES, OPTION_SPECS
-
     p = sub.add_parser(
         "synth",
         help="generate the synthetic micro-expression dataset (or its macro variant)",
@@ -91,8 +95,6 @@ def register(sub: Any) -> None:
 
 def options_from_args(args: argparse.Namespace):  # -> SynthOptions
     """The validated options of a ``mer synth`` command line."""
-    from mer_core.datasets.synthetic import SynthOptions
-
     values: dict[str, Any] = {name: getattr(args, name) for name, _k, _m in _OPTIONS if getattr(args, name) is not None}
     if args.classes is not None:
         values["classes"] = args.classes
@@ -100,11 +102,7 @@ def options_from_args(args: argparse.Namespace):  # -> SynthOptions
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from mer_core.datasets.synthetic import dataset_folder, generate, is_current
-
     if args.realism_option and not (args.export and args.realism):
-        from mer_core.errors import ConfigError
-
         raise ConfigError("--realism-option applies to --realism composite --export FORM OUT only (the cached "
                           "variant keeps the calibrated defaults)")
     if args.export:
@@ -115,8 +113,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
         return cmd_export_video(args)
     options = options_from_args(args)
     if args.force and args.if_missing:
-        from mer_core.errors import ConfigError
-
         raise ConfigError("--force and --if-missing contradict each other; pass one of them")
     out = Path(args.out).expanduser() if args.out else dataset_folder(options)
     reused = not args.force and is_current(out, options)
@@ -149,9 +145,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``mer synth --export FORM OUT``: the composite-shaped public-format export."""
-    from mer_core.datasets.synthetic.export import export_public
-    from mer_core.errors import ConfigError
-
     form, out = args.export
     ignored = [f"--{n.replace('_', '-')}" for n, _k, _m in _OPTIONS if n not in ("subjects", "seed") and getattr(args, n) is not None]
     ignored += [f"--{n}" for n in ("macro", "color", "if_missing") if getattr(args, n)]
@@ -161,8 +154,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     t0 = time.time()
     realism = None
     if args.realism:
-        from mer_core.datasets.synthetic.realism import Realism
-
         realism = Realism.from_options(args.realism_option)
     manifest = export_public(Path(out).expanduser(), form, subjects=args.subjects, seed=args.seed or 0,
                              force=bool(args.force), realism=realism)
@@ -183,10 +174,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_realism(args: argparse.Namespace) -> int:
     """``mer synth --realism composite``: the calibrated variant in all three forms, in the dataset cache."""
-    from mer_core.datasets.synthetic.export import REALISM_FORMS, ensure_realism
-    from mer_core.datasets.synthetic.realism import REALISM_VERSION
-    from mer_core.errors import ConfigError
-
     ignored = [f"--{n.replace('_', '-')}" for n, _k, _m in _OPTIONS if n not in ("subjects", "seed") and getattr(args, n) is not None]
     ignored += [f"--{n}" for n in ("macro", "color", "force", "if_missing") if getattr(args, n)]
     if ignored or args.out or args.classes is not None:
@@ -209,8 +196,6 @@ def cmd_realism(args: argparse.Namespace) -> int:
 
 def cmd_export_video(args: argparse.Namespace) -> int:
     """``mer synth --export-video OUT``: clips as mp4/avi files with their ground truth in sidecar JSON."""
-    from mer_core.datasets.synthetic.video_export import export_videos
-
     out = Path(args.export_video).expanduser()
     written = export_videos(out, options_from_args(args), clips=args.clips, fmt=args.video_format)
     if args.json:

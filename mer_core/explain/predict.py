@@ -25,14 +25,17 @@
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
+from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.explain.attention import has_attention, model_attention
 from mer_core.explain.attributions import METHODS, explain
@@ -44,6 +47,9 @@ from mer_core.preprocess.spotting import Spotting, spot
 from mer_core.preprocess.video import ClipError, ClipLimits, DecodedClip, decode_clip
 from mer_core.store.db import RunStore
 from mer_core.store.folders import INPUTS_FILE, load_array, read_table, run_folder
+from mer_core.training.checkpoints import FINAL_FOLD
+from mer_core.training.experiment import resolve_model_config
+from mer_core.training.final import FINAL_CHECKPOINT, read_final_record
 
 TRANSFER_NOTE = ("A model trained on {trained_on} may not transfer to this clip: other faces, cameras, lighting "
                  "and frame rates than it learned from.")
@@ -113,9 +119,6 @@ class RunPredictor:
     """
 
     def __init__(self, run_id: str, store: RunStore | None = None, model: str | None = None) -> None:
-        from mer_core.config import ExperimentConfig
-        from mer_core.training.engine import resolve_model_config
-
         if model not in (None, *MODELS):
             raise MerError(f"model={model!r}: expected one of {', '.join(MODELS)} (or none: final when stored)")
         own = store is None
@@ -152,9 +155,6 @@ class RunPredictor:
         self.trained_on = trained_on(self.run, self.folder)
 
     def _load_final(self, cfg_hash: str | None) -> torch.nn.Module:
-        from mer_core.training.checkpoints import FINAL_FOLD
-        from mer_core.training.final import FINAL_CHECKPOINT
-
         return load_fold_model(self.folder / FINAL_CHECKPOINT, model=str(self.run["model"]), fold=FINAL_FOLD,
                                config_hash=cfg_hash)
 
@@ -201,8 +201,6 @@ def _epochs(n: Any) -> str:
 
 def final_record(folder: Path) -> dict[str, Any] | None:
     """The run folder's final-model record (``final.json`` beside ``final.pt``), or None when it has none."""
-    from mer_core.training.final import read_final_record
-
     return read_final_record(folder)
 
 
@@ -283,8 +281,6 @@ def parse_sidecar(text: str | bytes, source: str = "sidecar") -> dict[str, int]:
     the text is no JSON object or a frame is not a non-negative integer, or
     onset is not before apex.
     """
-    import json
-
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -470,8 +466,6 @@ def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, ape
 
 def overlay_rgb(face: np.ndarray | None, heat: np.ndarray, size: int = 256, opacity: float = 0.5) -> np.ndarray:
     """A heat map blended on a grey face, RGB uint8 (size, size, 3), for files written by ``mer predict``."""
-    import cv2
-
     h = np.clip(np.asarray(heat, np.float32), 0, None)
     top = float(np.percentile(h, 99.5)) or float(h.max()) or 1.0
     g = cv2.resize((np.clip(h / top, 0, 1) * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_LINEAR)

@@ -33,8 +33,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import multiprocessing as mp
 import os
+import queue
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,10 +46,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import torch
+from torch.utils import benchmark
+
+from mer_core.config import EXECUTORS, ExperimentConfig, PreprocessConfig
+from mer_core.datasets.registry import index_dataset
 from mer_core.errors import MerError
-from mer_core.jobs.bench_report import SCHEMA, machine_info, spread, validate
+from mer_core.jobs import bench_report
+from mer_core.jobs.bench_report import PAGES_SCRIPT, SCHEMA, machine_info, pages_skip_reason, spread, validate
 from mer_core.jobs.proctree import TreeMonitor
+from mer_core.models.registry import create_model, list_models, list_presets, train_defaults
 from mer_core.paths import cache_root, repo_root
+from mer_core.preprocess.pipeline import prepare_inputs
+from mer_core.store.db import RunStore
+from mer_core.training.engine import prepare_experiment, run_experiment
+from mer_core.training.executors import resolve_workers
+from mer_core.training.experiment import resolve_experiment
+from mer_core.training.macro import index_source, parse_source, split_sources
+from mer_core.training.pretrain import pretrain
 
 Log = Callable[[str], None]
 FLOW3 = ("flow_u", "flow_v", "strain")
@@ -94,8 +111,6 @@ def full_plan() -> BenchPlan:
 
 
 def _loso_executors(plan: BenchPlan, model: str) -> list[str]:
-    from mer_core.config import ExperimentConfig
-
     if plan.executors or plan.executor_models is None or model in plan.executor_models:
         return _executors(plan.executors)
     return [ExperimentConfig().executor]
@@ -104,22 +119,16 @@ def _loso_executors(plan: BenchPlan, model: str) -> list[str]:
 def _loso_presets(plan: BenchPlan, model: str, device: str) -> list[str]:
     """The presets whose LOSO is measured: ``plan.loso_presets`` where the model has them, else ``cpu``,
     and on a CUDA device ``paper`` too (what a GPU user trains; the estimate reads rows by model and preset)."""
-    from mer_core.models.registry import list_presets
-
     have = list_presets(model)
     wanted = plan.loso_presets or (("cpu", "paper") if device != "cpu" else ("cpu",))
     return [p for p in wanted if p in have]
 
 
 def _models(names: tuple[str, ...]) -> list[str]:
-    from mer_core.models.registry import list_models
-
     return list(names) or list_models()
 
 
 def _executors(names: tuple[str, ...]) -> list[str]:
-    from mer_core.config import EXECUTORS
-
     wanted = names or ("sequential", "process")
     unknown = [e for e in names if e not in EXECUTORS]
     if unknown:
@@ -152,10 +161,6 @@ def _clear_preprocessed() -> None:
 # --- preprocessing -----------------------------------------------------------------------
 def bench_preprocess(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
     """Cold and cached ms per clip of each flow method and size (one worker)."""
-    from mer_core.config import PreprocessConfig
-    from mer_core.datasets.registry import index_dataset
-    from mer_core.preprocess.pipeline import prepare_inputs
-
     table = index_dataset("synthetic", **plan.dataset_options)
     table = table[table.frames.map(len) >= 2].iloc[: plan.preprocess_clips].reset_index(drop=True)
     rows = []
@@ -188,9 +193,6 @@ def time_calls(fn: Callable[[], Any], min_seconds: float) -> list[float]:
     of milliseconds), measures until ``min_seconds`` have passed and synchronises CUDA around each block;
     it runs with this process's thread count (its own default is one thread).
     """
-    import torch
-    from torch.utils import benchmark
-
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     return list(timer.blocked_autorange(min_run_time=min_seconds).times)
 
@@ -201,8 +203,6 @@ def step_seconds(model: Any, batch: int, min_seconds: float, *, train: bool = Tr
     ``train``: forward, cross-entropy backward and, with ``optimizer``, an AdamW step, in train mode;
     otherwise one forward in eval mode without gradients. The batch lives on the model's device.
     """
-    import torch
-
     cfg = model.config
     device = next(model.parameters()).device
     x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, device=device)
@@ -229,10 +229,6 @@ def step_seconds(model: Any, batch: int, min_seconds: float, *, train: bool = Tr
 
 
 def _fwd_bwd_times(name: str, preset: str, batch: int, seconds: float, device: str) -> tuple[Any, list[float]]:
-    import torch
-
-    from mer_core.models.registry import create_model
-
     torch.manual_seed(0)
     model = create_model(name, preset).to(device)
     return model.config, step_seconds(model, batch, seconds)
@@ -240,10 +236,6 @@ def _fwd_bwd_times(name: str, preset: str, batch: int, seconds: float, device: s
 
 def bench_fwd_bwd(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
     """Training step (forward + backward + AdamW) samples/s per model and preset."""
-    import torch
-
-    from mer_core.models.registry import list_presets
-
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = []
     for name in _models(plan.models):
@@ -261,8 +253,6 @@ def bench_fwd_bwd(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
 
 # --- LOSO ---------------------------------------------------------------------------------------
 def _loso_config(plan: BenchPlan, model: str, executor: str, preset: str = "cpu") -> Any:
-    from mer_core.training.experiment import resolve_experiment
-
     overrides: dict[str, Any] = {"executor": executor}  # otherwise the defaults a user's run has
     if plan.loso_epochs:
         overrides["epochs"] = plan.loso_epochs
@@ -270,8 +260,6 @@ def _loso_config(plan: BenchPlan, model: str, executor: str, preset: str = "cpu"
 
 
 def _timed_prepare(config: Any) -> tuple[float, int]:
-    from mer_core.training.engine import prepare_experiment
-
     t0 = time.perf_counter()
     exp = prepare_experiment(config)
     return time.perf_counter() - t0, len(exp.table)
@@ -280,8 +268,6 @@ def _timed_prepare(config: Any) -> tuple[float, int]:
 def _loso_child(config: Any, events: Any, status: Any) -> None:
     """One measured LOSO in a fresh interpreter (spawned), as a queued job runs it: its pool starts cold,
     with no forkserver or warmed-up workers left by earlier measurements in the bench process."""
-    from mer_core.training.engine import run_experiment
-
     def progress(e: dict[str, Any]) -> None:  # the worker's own time stamp 't' (a pool's events arrive late)
         if e.get("event") in ("fold_start", "epoch"):
             events.put((e["event"], int(e["fold"]), int(e.get("epoch") or 0), float(e.get("t") or time.time())))
@@ -294,9 +280,6 @@ def _loso_child(config: Any, events: Any, status: Any) -> None:
 
 
 def _run_loso_fresh(config: Any) -> tuple[str, list[tuple[str, int, int, float]], TreeMonitor]:
-    import multiprocessing as mp
-    import queue
-
     ctx = mp.get_context("spawn")
     events_q, status_q = ctx.Queue(), ctx.Queue()
     child = ctx.Process(target=_loso_child, args=(config, events_q, status_q))  # not daemonic: it starts a pool
@@ -338,8 +321,6 @@ def _one_loso(config: Any) -> dict[str, Any]:
     """One LOSO as a user's run is: the config's defaults (oracle recorded, checkpoints kept), in a fresh
     process (so its start-up is a job's, not a warm bench process's, which is about twice as fast), timed from
     its workers' fold and epoch events."""
-    from mer_core.store.db import RunStore
-
     rid, events, mon = _run_loso_fresh(config)
     with RunStore() as store:
         run = store.get_run(rid)
@@ -355,8 +336,6 @@ def _one_loso(config: Any) -> dict[str, Any]:
 
 def _parallel(config: Any, n_folds: int, overlap: int) -> int:
     """Folds trained at a time: 1 (sequential), the pool's workers (process), else as measured (ray)."""
-    from mer_core.training.executors import resolve_workers
-
     if config.executor == "sequential":
         return 1
     if config.executor == "process":
@@ -375,8 +354,6 @@ def fold_timing(events: list[tuple[str, int, int, float]], n_train: dict[int, in
     creation and the first epoch's warm-up; ``overlap``: the most folds open
     at once.
     """
-    import statistics
-
     starts = {f: t for kind, f, _, t in events if kind == "fold_start"}
     epochs: dict[int, dict[int, float]] = {}
     for kind, f, e, t in events:
@@ -442,9 +419,7 @@ def loso_row(config: Any, runs: list[dict[str, Any]], prep: dict[str, float]) ->
 
 def bench_loso(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
     """Whole LOSO runs per model, preset and executor, each preset's preprocessing measured cold then warm."""
-    from mer_core.jobs.bench_report import device_name
-
-    device = device_name()
+    device = bench_report.device_name()  # looked up when called: a test names another device
     rows = []
     for model in _models(plan.loso_models):
         for preset in _loso_presets(plan, model, device):
@@ -476,8 +451,6 @@ def _measured_loso(config: Any, plan: BenchPlan, prep: dict[str, float], log: Lo
 
 # --- pre-training ------------------------------------------------------------------------------
 def _pretrain_models(plan: BenchPlan) -> list[str]:
-    from mer_core.models.registry import list_presets, train_defaults
-
     if plan.pretrain_models is not None:
         return list(plan.pretrain_models)
     return [m for m in _models(plan.models) if "paper" in list_presets(m) and train_defaults(m, "paper").get("pretrain")]
@@ -485,8 +458,6 @@ def _pretrain_models(plan: BenchPlan) -> list[str]:
 
 def bench_pretrain(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
     """Macro pre-training at the cpu preset: cold (macro preprocessing included) and again from the cache."""
-    from mer_core.training.pretrain import pretrain
-
     rows = []
     for model in _pretrain_models(plan):
         times = []
@@ -506,8 +477,6 @@ def bench_pretrain(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
 
 
 def _macro_size(source: str) -> int:
-    from mer_core.training.macro import index_source, parse_source, split_sources
-
     try:
         return sum(len(index_source(parse_source(s))[0]) for s in split_sources(source))
     except Exception:  # the count is informative; the timing stands without it
@@ -515,22 +484,9 @@ def _macro_size(source: str) -> int:
 
 
 # --- pages -----------------------------------------------------------------------------------------
-PAGES_SCRIPT = repo_root() / "benchmarks" / "bench_pages.py"
-
-
-def pages_skip_reason(plan: BenchPlan, script: Path = PAGES_SCRIPT) -> str:
-    """Why the pages section will not run ('' when it will)."""
-    if plan.page_repeats <= 0:
-        return "not asked for (page_repeats=0)"
-    if not script.is_file():
-        return (f"page timings need a source checkout: {script} (with the repository's tests/ helpers) is not "
-                "there, as in an installed package; run mer bench from a clone for them, or pass --no-pages")
-    return ""
-
-
 def bench_pages(plan: BenchPlan, log: Log, script: Path = PAGES_SCRIPT) -> dict[str, Any]:
     """Page render times from ``benchmarks/bench_pages.py`` run in a child process (Streamlit lives there)."""
-    reason = pages_skip_reason(plan, script)
+    reason = pages_skip_reason(plan.page_repeats, script)
     if reason:
         return {"skipped": reason}
     with tempfile.TemporaryDirectory(prefix="mer-bench-pages-") as tmp:
@@ -558,8 +514,8 @@ def run_bench(plan: BenchPlan | None = None, *, log: Log = print) -> dict[str, A
                               "plan": {k: (list(v) if isinstance(v, tuple) else v)
                                        for k, v in dataclasses.asdict(plan).items()}}
     log(f"mer bench on {report['machine']['kind']} ({report['machine']['cpu']}, torch {report['machine']['torch']})")
-    if plan.page_repeats > 0 and pages_skip_reason(plan):
-        log(f"pages skipped: {pages_skip_reason(plan)}")
+    if plan.page_repeats > 0 and pages_skip_reason(plan.page_repeats):
+        log(f"pages skipped: {pages_skip_reason(plan.page_repeats)}")
     with private_cache():
         for name, fn in SECTION_FUNCS.items():
             s0 = time.perf_counter()

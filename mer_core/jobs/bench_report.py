@@ -40,6 +40,19 @@ def results_dir() -> Path:
     return bench_results_dir()
 
 
+PAGES_SCRIPT = repo_root() / "benchmarks" / "bench_pages.py"  # a source checkout's; an installed package has none
+
+
+def pages_skip_reason(page_repeats: int, script: Path = PAGES_SCRIPT) -> str:
+    """Why ``mer bench`` measures no page timings ('' when it will)."""
+    if page_repeats <= 0:
+        return "not asked for (page_repeats=0)"
+    if not script.is_file():
+        return (f"page timings need a source checkout: {script} (with the repository's tests/ helpers) is not "
+                "there, as in an installed package; run mer bench from a clone for them, or pass --no-pages")
+    return ""
+
+
 def spread(values: Sequence[float], digits: int = 4) -> dict[str, Any]:
     """Median, min and max of repeated measurements (and how many)."""
     vals = [float(v) for v in values if v is not None]
@@ -77,7 +90,7 @@ def _git_commit() -> str:
 
 def device_name() -> str:
     """'cpu' or the CUDA device's name."""
-    import torch
+    import torch  # here and in machine_info only: the estimates read reports without torch (about 2 s of CPU)
 
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 

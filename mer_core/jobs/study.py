@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -42,7 +43,14 @@ import pandas as pd
 
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
+from mer_core.evaluation.mlflow_export import log_study
+from mer_core.evaluation.study import analyse
+from mer_core.evaluation.study_table import paper_table
+from mer_core.jobs import plan as job_plan, queue
 from mer_core.store.db import RunStore
+
+# The model registry and the experiment resolution are imported in the functions that resolve a cell:
+# they load torch (about 2 s of CPU), which `mer study show`, `list` and `export` never need.
 
 DEFAULT_SEEDS = (0, 1, 2)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ +-]{0,79}$")
@@ -124,8 +132,6 @@ def _parse_arm(data: Any, index: int, where: str) -> Arm:
 
 def load_study_file(path: str | Path) -> StudySpec:
     """Read a study TOML file; errors name the file."""
-    import tomllib
-
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -213,17 +219,13 @@ def validate(spec: StudySpec, *, check: Callable[[ExperimentConfig], Any] | None
 
 def plan_check(config: ExperimentConfig) -> Any:
     """The deep check of an arm: index the dataset and resolve the model input (the job plan)."""
-    from mer_core.jobs.plan import plan
-
-    return plan(config)
+    return job_plan.plan(config)
 
 
 # --- submitting and managing ----------------------------------------------------------
 def submit_study(spec: StudySpec, *, store: RunStore, start: bool = True,
                  check: Callable[[ExperimentConfig], Any] | None = None) -> pd.DataFrame:
     """Validate, store the definition, queue every cell; returns the cells."""
-    from mer_core.jobs import queue
-
     configs = validate(spec, check=check)
     store.create_study(spec.name, dataset=spec.dataset, protocol=spec.protocol, definition=spec.to_dict())
     for arm in spec.arms:
@@ -235,8 +237,6 @@ def submit_study(spec: StudySpec, *, store: RunStore, start: bool = True,
 
 
 def _submit_cell(store: RunStore, study: str, arm: str, seed: int, config: ExperimentConfig) -> str:
-    from mer_core.jobs import queue
-
     job_id = queue.submit(config, store=store, name=f"{study} / {arm} / seed {seed}", start=False)
     store.set_study_cell(study, arm, seed, job_id=job_id, run_id=queue.get_job(store, job_id)["run_id"])
     return job_id
@@ -248,8 +248,6 @@ def load_spec(store: RunStore, name: str) -> StudySpec:
 
 def cancel_study(store: RunStore, name: str) -> dict[str, int]:
     """Cancel every queued or running cell; returns {new status: count}."""
-    from mer_core.jobs import queue
-
     counts: dict[str, int] = {}
     for cell in store.study_cells(name).itertuples():
         if cell.job_id and cell.job_status in ("queued", *queue.ACTIVE):
@@ -260,7 +258,6 @@ def cancel_study(store: RunStore, name: str) -> dict[str, int]:
 
 def resume_study(store: RunStore, name: str, *, start: bool = True) -> dict[str, int]:
     """Re-queue failed and cancelled cells (their finished folds are kept) and submit cells never queued."""
-    from mer_core.jobs import queue
     from mer_core.training.experiment import check_executor
 
     spec = load_spec(store, name)
@@ -299,8 +296,6 @@ def study_inputs(store: RunStore, name: str) -> dict[str, Any]:
 
 def study_report(store: RunStore, name: str, **options: Any) -> Any:
     """The study's statistics (:class:`mer_core.evaluation.study.StudyReport`)."""
-    from mer_core.evaluation.study import analyse
-
     data = study_inputs(store, name)
     return analyse(data["cells"], arms=data["arms"], name=name, **options)
 
@@ -308,10 +303,6 @@ def study_report(store: RunStore, name: str, **options: Any) -> Any:
 def study_to_mlflow(store: RunStore, name: str, *, tracking_uri: str | None = None, n_boot: int = 1000) -> Any:
     """Log the study to MLflow (:func:`mer_core.evaluation.mlflow_export.log_study`): the parent run gets the
     paper table as Markdown, CSV and LaTeX, each complete cell a child run with its run's config."""
-    from mer_core.evaluation.mlflow_export import log_study
-    from mer_core.evaluation.study import analyse
-    from mer_core.evaluation.study_table import paper_table
-
     data = study_inputs(store, name)
     report = analyse(data["cells"], arms=data["arms"], name=name, n_boot=n_boot)
     if report.table.empty or not report.cells["complete"].any():
@@ -333,7 +324,7 @@ def preview(spec: StudySpec, plan_fn: Callable[[ExperimentConfig], Mapping[str, 
     they ran one after another.
     """
     if plan_fn is None:
-        from mer_core.jobs.plan import plan as plan_fn
+        plan_fn = job_plan.plan
     arms, total = [], 0.0
     seed = spec.seeds[0] if spec.seeds else 0
     for arm in spec.arms:

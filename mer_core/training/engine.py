@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from mer_core.config import ExperimentConfig
 from mer_core.datasets.classes import apply_class_set, classes_for
@@ -48,10 +49,14 @@ from mer_core.preprocess.pipeline import prepare_inputs
 from mer_core.store.db import RunStore, RunTakenOver, run_folder
 from mer_core.store.folders import INPUTS_FILE, LABELS_FILE, save_array, write_table
 from mer_core.store.liveness import Heartbeat
-from mer_core.training.executors import resolve_workers
+from mer_core.store.pretrain_record import write_pretrain_record
+from mer_core.training.executors import execute_folds, resolve_workers
 from mer_core.training.experiment import complete_config, resolve_model_config
+from mer_core.training.final import add_final_model
+from mer_core.training.forms import all_failed_message, input_notes
+from mer_core.training.pretrain import file_sha256, pretrain_for_experiment, pretrain_record, read_checkpoint
 from mer_core.training.protocols import Fold, make_folds, shared_people_warnings
-from mer_core.training.trainer import Cancelled
+from mer_core.training.trainer import Cancelled, resolve_device
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -129,8 +134,6 @@ def prepare_experiment(config: ExperimentConfig, progress: Progress | None = Non
         raise DatasetError(f"dataset {config.dataset!r} has a single class {list(classes)}; need at least 2")
     mcfg = resolve_model_config(config, len(classes))
     if config.pretrain:  # refused before anything trains when the source overlaps the evaluation table
-        from mer_core.training.pretrain import pretrain_record
-
         rec = pretrain_record(config, table)
         notes.append("pre-training: " + "; ".join(f"{s['source']} (fingerprint {s['fingerprint']})" for s in rec["sources"])
                      + f", {rec['epochs']} epochs, checkpoint key {rec['checkpoint_key']}")
@@ -142,10 +145,7 @@ def prepare_experiment(config: ExperimentConfig, progress: Progress | None = Non
     prepared = prepare_inputs(table, tuple(mcfg.channels), int(mcfg.input_size), config.preprocess,
                               workers=resolve_workers(config, len(table)), progress=prep_progress)
     if len(table) and not prepared.ok.any():
-        from mer_core.training.forms import all_failed_message
-
         raise DatasetError(all_failed_message(config.model, config.preset, mcfg.channels, table, prepared.report))
-    from mer_core.training.forms import input_notes
 
     notes += input_notes(mcfg.channels, table)
     if not prepared.ok.all():
@@ -170,8 +170,6 @@ def prepare_experiment(config: ExperimentConfig, progress: Progress | None = Non
 
 def runtime_notes(config: ExperimentConfig, n_folds: int, min_train: int = 0) -> list[str]:
     """What the machine (or the data) changes about the request, said instead of done silently."""
-    import torch
-
     notes = []
     if min_train and config.batch_size > min_train:
         notes.append(f"batch_size={config.batch_size} is larger than the smallest training set ({min_train} clips): "
@@ -230,8 +228,6 @@ def run_experiment(
         finally:
             heart.stop()
         if config.final_model and status == "done":  # after the summary is stored; never changes the run's status
-            from mer_core.training.final import add_final_model
-
             add_final_model(exp, store, run_id, progress, should_stop)
         if progress:
             pooled = summary.get("pooled", {})
@@ -252,8 +248,6 @@ def _open_run(store: RunStore, exp: Experiment, run_id: str | None, name: str) -
     """Create the run row, or mark a stored unfinished run running again after checking its data."""
     config = exp.config
     if not (run_id and store.has_run(run_id)):
-        from mer_core.training.trainer import resolve_device
-
         return store.create_run(
             config, classes=exp.classes, n_folds=len(exp.folds), n_samples=len(exp.table),
             dataset_fingerprint=exp.fingerprint, device=str(resolve_device(config.device)), run_id=run_id,
@@ -270,8 +264,6 @@ def _open_run(store: RunStore, exp: Experiment, run_id: str | None, name: str) -
 def _train_folds(exp: Experiment, store: RunStore, run_id: str, progress: Progress | None,
                  should_stop: Callable[[], bool] | None) -> tuple[str, str, BaseException | None]:
     """Write the run's inputs, pre-train once, train the folds not stored yet: (status, error, failure)."""
-    from mer_core.training.executors import execute_folds
-
     config = exp.config
     folder = run_folder(run_id)
     try:  # a stop before the first fold (writing the inputs, pre-training) is a cancellation like one during them
@@ -319,9 +311,6 @@ def _close_failed(store: RunStore, run_id: str, exc: BaseException, wall_time: f
 def _pretrain(config: ExperimentConfig, progress: Progress | None, folder: Path | None = None) -> None:
     """Macro pre-training (DenseAttention's transfer learning), reported as a stage; the run folder's
     ``pretrain.json`` records the source, its fingerprint and the checkpoint's sha256."""
-    from mer_core.store.pretrain_record import write_pretrain_record
-    from mer_core.training.pretrain import file_sha256, pretrain_for_experiment, read_checkpoint
-
     def report(event: dict[str, Any]) -> None:  # trainer.epoch_event, stage 'pretrain'
         if progress:
             progress({"event": "stage", "stage": event["stage"], "done": event["epoch"], "total": event["epochs"],

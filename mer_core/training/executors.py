@@ -22,20 +22,33 @@ through Ray.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue as queue_mod
+import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 import pandas as pd
+import torch
 
 from mer_core.config import ExperimentConfig
+from mer_core.errors import ConfigError
+from mer_core.models.registry import create_model
+from mer_core.parallel import die_with_parent, process_context
+from mer_core.store.db import RunStore
 from mer_core.store.folders import INPUTS_FILE, LABELS_FILE, fold_checkpoint_name
+from mer_core.training import pretrain as pt
+from mer_core.training.checkpoints import save_fold_checkpoint
+from mer_core.training.experiment import check_executor
+from mer_core.training.fold_fit import fit_fold
 from mer_core.training.protocols import Fold
+from mer_core.training.trainer import Cancelled, resolve_device
 
 
 @dataclass
@@ -70,8 +83,6 @@ def resolve_workers(cfg: ExperimentConfig, n_tasks: int | None = None) -> int:
     """``workers`` with 0 resolved: one per GPU on CUDA, else one per CPU core; never more than tasks."""
     workers = cfg.workers
     if workers == 0:
-        import torch
-
         cuda = cfg.device != "cpu" and torch.cuda.is_available()
         workers = torch.cuda.device_count() if cuda else (os.cpu_count() or 1)
     elif cfg.device == "cpu" or not _cuda():
@@ -82,8 +93,6 @@ def resolve_workers(cfg: ExperimentConfig, n_tasks: int | None = None) -> int:
 
 
 def _cuda() -> bool:
-    import torch
-
     return torch.cuda.is_available()
 
 
@@ -94,13 +103,6 @@ def fold_seed(seed: int, fold_index: int) -> int:
 def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> FoldOutcome:
     """Train one fold and predict its test subject(s)."""
-    import torch
-
-    from mer_core.models.registry import create_model
-    from mer_core.store.db import RunStore
-    from mer_core.training.fold_fit import fit_fold
-    from mer_core.training.trainer import resolve_device
-
     cfg = ExperimentConfig.from_json(task.config_json)
     fold = task.fold
     if task.arrays is not None:
@@ -149,8 +151,6 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
 def fold_outcome(task: FoldTask, cfg: ExperimentConfig, y: np.ndarray, model: Any, result: Any,
                  epochs_stored: bool) -> FoldOutcome:
     """A trained fold's predictions and checkpoint (``result`` is a trainer.FitResult)."""
-    from mer_core.training.checkpoints import save_fold_checkpoint
-
     fold = task.fold
     meta = task.meta.iloc[fold.test_idx].reset_index(drop=True)
     probs = result.test_probs
@@ -172,15 +172,11 @@ def fold_outcome(task: FoldTask, cfg: ExperimentConfig, y: np.ndarray, model: An
 
 def _check_owner(task: FoldTask) -> None:
     if task.store_path and task.owner:
-        from mer_core.store.db import RunStore
-
         with RunStore(task.store_path, owner=task.owner) as store:
             store.check_owner(task.run_id)
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
-    import dataclasses
-
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
 
 
@@ -188,8 +184,6 @@ def _maybe_pretrained(model: Any, cfg: ExperimentConfig) -> Any:
     """Macro pre-training (DenseAttention): load the shared checkpoint, freeze, param groups."""
     if not cfg.pretrain:
         return None
-    from mer_core.training import pretrain as pt
-
     return pt.prepare_finetune(model, cfg)
 
 
@@ -242,8 +236,6 @@ def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder
     elif cfg.executor == "ray":
         _run_ray(cfg, todo, make_task, finish, should_stop)
     else:  # a removed executor in a config that bypassed the resolution: the same one-line refusal
-        from mer_core.training.experiment import check_executor
-
         check_executor(cfg.executor)
         raise ValueError(f"unknown executor {cfg.executor!r}")  # pragma: no cover - config validation forbids it
 
@@ -253,16 +245,10 @@ _EVENTS: Any = None  # the pool worker's event queue (set by _worker_init)
 
 def _worker_init(threads: int, events: Any, parent_pid: int | None = None) -> None:
     global _EVENTS
-    import torch
-
-    from mer_core.parallel import die_with_parent
-
     if parent_pid:
         die_with_parent(parent_pid)  # a SIGKILLed job leaves no worker training on
     _EVENTS = events
     torch.set_num_threads(max(1, threads))
-    import cv2
-
     cv2.setNumThreads(1)
 
 
@@ -273,10 +259,6 @@ def _process_entry(task: FoldTask) -> FoldOutcome:
 def _run_process_pool(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finish: Callable,
                       emit: Callable, should_stop: Callable[[], bool] | None, cancel: Callable[[], None]) -> None:
     """The folds on a process pool; ``cancel()`` (the run's cancel flag) stops the folds still training."""
-    import torch
-
-    from mer_core.parallel import process_context
-
     workers = resolve_workers(cfg, len(todo))
     threads = max(1, (os.cpu_count() or 1) // workers)
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -329,10 +311,8 @@ def _drain(events: Any, emit: Callable) -> None:
 def _run_ray(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finish: Callable,
              should_stop: Callable[[], bool] | None) -> None:
     try:
-        import ray
+        import ray  # the optional cluster extra: imported only when a run asks for it
     except ImportError as exc:
-        from mer_core.errors import ConfigError
-
         raise ConfigError("executor 'ray' needs the cluster extra: pip install 'mer-bench[cluster]'") from exc
     started_here = False
     if not ray.is_initialized():
@@ -351,8 +331,6 @@ def _run_ray(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finis
             if should_stop and should_stop():
                 for ref in pending:
                     ray.cancel(ref)
-                from mer_core.training.trainer import Cancelled
-
                 raise Cancelled()
             for ref in ready:
                 finish(ray.get(ref))
@@ -362,10 +340,6 @@ def _run_ray(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finis
 
 
 def _ray_entry(task: FoldTask) -> FoldOutcome:
-    import tempfile
-
-    import torch
-
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         local = FoldTask(**{**task.__dict__, "folder": tmp})

@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from mer_core.config import EXECUTORS, REMOVED_EXECUTORS, ExperimentConfig, options_mapping
-from mer_core.errors import ConfigError, UnknownNameError
+from mer_core.datasets.classes import list_class_sets
+from mer_core.datasets.registry import dataset_info
+from mer_core.datasets.synthetic.realism import REALISM_VERSION
+from mer_core.errors import ConfigError, MerError, UnknownNameError
+from mer_core.evaluation.export import flat_params
+from mer_core.models.registry import list_presets, model_config, model_spec, train_defaults
+from mer_core.training import forms
+from mer_core.training.macro import parse_source, split_sources
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,8 +76,6 @@ def resolve_experiment(
     its keys, merged over the preset's); its ``dataset``/``model``/``preset``
     entries, if any, are ignored in favour of the arguments.
     """
-    from mer_core.models.registry import train_defaults
-
     given = dict(options_mapping("dataset_options", (overrides or {}).get("dataset_options") or {}))
     preset, _reason = choose_preset(dataset, model, preset, {**given, **dict(dataset_options or {})}, table)
     data: dict[str, Any] = train_defaults(model, preset)
@@ -99,9 +104,6 @@ def choose_preset(dataset: str, model: str, preset: str, dataset_options: Mappin
     inputs when they can be known cheaply (a manifest that cannot be read is
     left for the run to report).
     """
-    from mer_core.errors import MerError
-    from mer_core.training import forms
-
     _check_preset_name(model, preset)
     if table is not None:
         inputs = forms.table_inputs(table)
@@ -117,8 +119,6 @@ def choose_preset(dataset: str, model: str, preset: str, dataset_options: Mappin
 
 def preset_for_inputs(model: str, preset: str, inputs: Iterable[str]) -> tuple[str, str]:
     """(concrete preset, reason) for ``preset`` ('auto' or a name) on data that gives ``inputs``."""
-    from mer_core.training import forms
-
     _check_preset_name(model, preset)
     if preset == AUTO:
         return auto_preset(model, inputs)
@@ -127,8 +127,6 @@ def preset_for_inputs(model: str, preset: str, inputs: Iterable[str]) -> tuple[s
 
 
 def _check_preset_name(model: str, preset: str) -> None:
-    from mer_core.models.registry import model_spec
-
     spec = model_spec(model)  # unknown model -> the list of valid ones
     if preset != AUTO and preset not in spec.presets:
         raise UnknownNameError(f"model {model!r} has no preset {preset!r}; valid presets: auto, {', '.join(spec.presets)}")
@@ -136,9 +134,6 @@ def _check_preset_name(model: str, preset: str) -> None:
 
 def auto_preset(model: str, inputs: Iterable[str]) -> tuple[str, str]:
     """(preset, reason) for ``auto``: the CPU preset that fits the table's inputs best (see :data:`AUTO_ORDER`)."""
-    from mer_core.models.registry import list_presets
-    from mer_core.training import forms
-
     inputs = set(inputs)
     form = forms.form_of(inputs)
     cpu = [p for p in list_presets(model) if p.startswith("cpu")]
@@ -153,8 +148,6 @@ def auto_preset(model: str, inputs: Iterable[str]) -> tuple[str, str]:
 
 def model_forms(model: str) -> dict[str, str]:
     """Form -> the CPU preset ``auto`` gives a model on it, for each form it can learn from (exactly)."""
-    from mer_core.training import forms
-
     out = {}
     for form, inputs in forms.CANONICAL_INPUTS.items():
         try:
@@ -173,9 +166,6 @@ def macro_preset(model: str, preset: str, sources: "str | Sequence[str]") -> tup
     a run), CK+ sequences give frames, and an image folder's stills feed
     every channel (motion channels are zero, see :mod:`mer_core.training.macro`).
     """
-    from mer_core.training import forms
-    from mer_core.training.macro import parse_source, split_sources
-
     inputs = frozenset(forms.INPUTS)
     for src in map(parse_source, split_sources(sources)):
         if src.kind == "dataset":
@@ -189,8 +179,6 @@ def complete_config(config: ExperimentConfig) -> ExperimentConfig:
 
     Idempotent; a config that is already complete comes back equal.
     """
-    from mer_core.models.registry import model_spec
-
     check_executor(config.executor)
     class_set = resolve_class_set(config.dataset, config.class_set)
     mcfg = resolve_model_config(config, 3)  # num_classes does not change the input
@@ -201,16 +189,12 @@ def complete_config(config: ExperimentConfig) -> ExperimentConfig:
     pre = dataclasses.replace(config.preprocess, channels=tuple(mcfg.channels), input_size=int(mcfg.input_size))
     data_options = dict(config.dataset_options)
     if config.dataset == "synthetic-realism":  # the run records which calibration of the variant it used
-        from mer_core.datasets.synthetic.realism import REALISM_VERSION
-
         data_options.setdefault("version", REALISM_VERSION)
     return config.replace(class_set=class_set, model_options=options, preprocess=pre, dataset_options=data_options)
 
 
 def resolve_model_config(config: ExperimentConfig, num_classes: int) -> Any:
     """The model's typed config: preset, then model_options, then preprocess overrides."""
-    from mer_core.models.registry import model_config, model_spec
-
     overrides = dict(config.model_options)
     overrides["num_classes"] = num_classes
     if config.preprocess.input_size:
@@ -232,9 +216,6 @@ def check_executor(executor: str) -> None:
 
 def resolve_class_set(dataset: str, class_set: str = "") -> str:
     """The class set's name: ``''`` becomes the dataset's default; an unknown name is an error."""
-    from mer_core.datasets.classes import list_class_sets
-    from mer_core.datasets.registry import dataset_info
-
     info = dataset_info(dataset)  # unknown dataset -> the list of valid ones
     name = class_set or info.default_class_set
     valid = sorted(set(list_class_sets()) | set(info.class_sets))
@@ -283,8 +264,6 @@ def preset_changes(config: ExperimentConfig | Mapping[str, Any]) -> dict[str, tu
     and are left out. A stored config whose model or preset is no longer
     registered gives ``{}``.
     """
-    from mer_core.models.registry import train_defaults
-
     data = config.to_dict() if isinstance(config, ExperimentConfig) else dict(config)
     model, preset = str(data.get("model", "")), str(data.get("preset", ""))
     try:
@@ -348,8 +327,6 @@ def settings_that_differ(configs: Mapping[str, ExperimentConfig | Mapping[str, A
     it alike), that value shown as "3 (preset 15)". Seed first, then the
     settings in name order.
     """
-    from mer_core.evaluation.export import flat_params
-
     dicts = {label: (c.to_dict() if isinstance(c, ExperimentConfig) else dict(c)) for label, c in configs.items()}
     flat = {label: flat_params(d) for label, d in dicts.items()}
     changes = {label: preset_changes(d) for label, d in dicts.items()}

@@ -1,0 +1,145 @@
+"""Size and import shape of the code: lines, modules, function-level imports, import circles.
+
+    .venv/bin/python benchmarks/code_stats.py [--list-lazy] [--packages mer_core dashboard benchmarks]
+
+Counts, over the Python files of the given folders (tests excluded):
+
+- lines: physical lines, as ``wc -l`` counts them;
+- modules: ``.py`` files;
+- function-level imports: ``import`` statements inside a function body
+  (``--list-lazy`` lists them with their line);
+- import circles: strongly connected groups of modules in the import graph,
+  once with module-level imports only (what runs at import time) and once with
+  function-level imports as well (the real dependency graph). An edge goes to
+  the submodule a ``from pkg import name`` names when that is a module, else to
+  the package; imports outside the given folders are ignored.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, module: str) -> list[tuple[int, str, bool, list[str]]]:
+    """(line, target module, inside a function, imported names) of every import in a file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_pkg = path.name == "__init__.py"
+    out: list[tuple[int, str, bool, list[str]]] = []
+
+    def visit(node: ast.AST, in_func: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = in_func or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                out.extend((child.lineno, a.name, in_func, []) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = module.split(".") if is_pkg else module.split(".")[:-1]
+                    base = base[: len(base) - (child.level - 1)]
+                    target = ".".join(base + ([child.module] if child.module else []))
+                else:
+                    target = child.module or ""
+                out.append((child.lineno, target, in_func, [a.name for a in child.names]))
+            visit(child, inner)
+
+    visit(tree, False)
+    return out
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on.add(start)
+        while work:
+            node, it = work[-1]
+            nxt = next(it, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on.add(nxt)
+                    work.append((nxt, iter(sorted(graph.get(nxt, ())))))
+                elif nxt in on:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    top = stack.pop()
+                    on.discard(top)
+                    group.append(top)
+                    if top == node:
+                        break
+                if len(group) > 1:
+                    found.append(sorted(group))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packages", nargs="+", default=["mer_core", "dashboard", "benchmarks"])
+    ap.add_argument("--list-lazy", action="store_true", help="list every function-level import")
+    args = ap.parse_args(argv)
+    files = sorted(p for pkg in args.packages for p in (ROOT / pkg).rglob("*.py")
+                   if "__pycache__" not in p.parts and "tests" not in p.relative_to(ROOT).parts)
+    modules = {module_name(p): p for p in files}
+    lines = {pkg: 0 for pkg in args.packages}
+    lazy: list[str] = []
+    lazy_by_pkg = {pkg: 0 for pkg in args.packages}
+    top_level: dict[str, set[str]] = {m: set() for m in modules}
+    full: dict[str, set[str]] = {m: set() for m in modules}
+    for mod, path in modules.items():
+        pkg = path.relative_to(ROOT).parts[0]
+        lines[pkg] += len(path.read_text(encoding="utf-8").splitlines())
+        for line, target, in_func, names in imports(path, mod):
+            if in_func:
+                lazy.append(f"{path.relative_to(ROOT)}:{line}: {target}")
+                lazy_by_pkg[pkg] += 1
+            targets = [f"{target}.{n}" if f"{target}.{n}" in modules else target for n in names] or [target]
+            for t in targets:
+                while t and t not in modules:  # `import a.b.c` of a name inside a module: its module
+                    t = t.rpartition(".")[0]
+                if t and t != mod:
+                    full[mod].add(t)
+                    if not in_func:
+                        top_level[mod].add(t)
+    for pkg in args.packages:
+        n = sum(1 for p in files if p.relative_to(ROOT).parts[0] == pkg)
+        print(f"{pkg}: {lines[pkg]} lines, {n} modules, {lazy_by_pkg[pkg]} function-level imports")
+    print(f"total: {sum(lines.values())} lines, {len(files)} modules, {len(lazy)} function-level imports")
+    for label, graph in (("module-level", top_level), ("with function-level", full)):
+        found = circles(graph)
+        print(f"import circles ({label} imports): {len(found)}")
+        for group in found:
+            print("  " + " <-> ".join(group))
+    if args.list_lazy:
+        print("\n".join(lazy))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
