@@ -57,7 +57,8 @@ def _mask_traces(masks: dict | None, shape: tuple[int, int]) -> list[go.Contour]
         if m.shape != shape:
             m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
         colour = MASK_COLOURS.get(key, "#ffffff")
-        traces.append(go.Contour(z=m, showscale=False, contours=dict(start=0.5, end=0.5, coloring="none"),
+        traces.append(go.Contour(z=(m > 0.5).astype(np.uint8), showscale=False,  # 1 byte a pixel in the JSON
+                                 contours=dict(start=0.5, end=0.5, coloring="none"),
                                  line=dict(color=colour, width=2), name="true AU motion" if key == "au" else key,
                                  hoverinfo="skip", showlegend=True))
     return traces
@@ -76,7 +77,7 @@ def _image_fig(img: np.ndarray, title: str, *, colorscale: str = "gray", zmin: f
 
 
 def png_uri(img: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> str:
-    """A grey map (values ``lo``..``hi`` -> black..white, 8 bits) or an RGB uint8 image as a PNG data URI."""
+    """A grey map (values ``lo``..``hi`` -> black..white, 8 bits) or an RGB(A) uint8 image as a PNG data URI."""
     import base64
 
     import cv2
@@ -85,7 +86,7 @@ def png_uri(img: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> str:
     if a.ndim == 2:
         a = np.clip(np.round((a.astype(np.float32) - lo) * (255.0 / ((hi - lo) or 1.0))), 0, 255).astype(np.uint8)
     else:
-        a = cv2.cvtColor(np.asarray(a, np.uint8), cv2.COLOR_RGB2BGR)
+        a = cv2.cvtColor(np.asarray(a, np.uint8), cv2.COLOR_RGB2BGR if a.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
     ok, buf = cv2.imencode(".png", a)
     if not ok:
         raise ValueError(f"cannot encode an image of shape {a.shape} as PNG")
@@ -239,7 +240,8 @@ def au_regions(img: np.ndarray, regions: dict[str, np.ndarray], title: str) -> g
             m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
         if not m.any():
             continue
-        fig.add_trace(go.Contour(z=m, showscale=False, contours=dict(start=0.5, end=0.5, coloring="none"),
+        fig.add_trace(go.Contour(z=(m > 0.5).astype(np.uint8), showscale=False,
+                                 contours=dict(start=0.5, end=0.5, coloring="none"),
                                  line=dict(color=CLASS_COLOURS[k % len(CLASS_COLOURS)], width=2), name=name,
                                  hoverinfo="skip", showlegend=True))
     return fig

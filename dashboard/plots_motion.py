@@ -159,10 +159,10 @@ def strain_figure(strain: np.ndarray, title: str, face: np.ndarray | None = None
     fig = go.Figure(go.Heatmap(
         z=s, colorscale="Inferno", zmin=0.0, zmax=top, hovertemplate="x %{x}, y %{y}: %{z:.2%}<extra></extra>",
         colorbar=dict(title=dict(text="stretch", side="right"), tickformat=".1%", thickness=12)))
-    if face is not None:
-        veil = np.where(face, np.nan, 1.0)
-        white = f"rgba(255,255,255,{1 - OUTSIDE_KEEP})"
-        fig.add_trace(go.Heatmap(z=veil, colorscale=[[0, white], [1, white]], showscale=False, hoverinfo="skip"))
+    if face is not None:  # a white veil outside the face: a small RGBA picture over the heat map
+        veil = np.zeros(face.shape + (4,), np.uint8)
+        veil[~face] = (255, 255, 255, round(255 * (1 - OUTSIDE_KEEP)))
+        fig.add_trace(go.Image(source=png_uri(veil), hoverinfo="skip", name="outside the face"))
         for trace in _face_outline(face):
             fig.add_trace(trace)
     fig.update_layout(title=title, showlegend=False, **_IMG_LAYOUT)
