@@ -110,6 +110,12 @@ def problem(at) -> str:
     return str(at.exception[0].value)[:300] if at.exception else ""
 
 
+def payload(at) -> tuple[int, float]:
+    """(Plotly charts, megabytes of their JSON) a render sends to the browser: what it must parse and draw."""
+    specs = [len(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return len(specs), round(sum(specs) / 1e6, 3)
+
+
 def clear_caches() -> None:
     """Empty Streamlit's in-memory caches, as a server restart does (files in the cache folder stay)."""
     import streamlit as st
@@ -152,6 +158,7 @@ def pages(repeats: int) -> tuple[dict, dict]:
         out[page] = {"cold_s": round(cold, 3), "warm_s": spread(warm, 3),
                      "warm_median_s": round(statistics.median(warm), 3), "warm_max_s": round(max(warm), 3),
                      "first_in_process_s": first[page], "load_1min": [before, load()], "exception": problem(at),
+                     "charts": payload(at)[0], "plotly_json_mb": payload(at)[1],
                      "cold_within_target": cold <= COLD_TARGET_S,
                      "in_app_within_target": statistics.median(warm) <= IN_APP_TARGET_S}
         print(f"{page:22s} cold {cold:6.3f} s   in-app median {statistics.median(warm):6.3f} s   "
@@ -252,15 +259,16 @@ def _wait_idle(tab, t0: float, runs_before: int, timeout_s: float = 180.0) -> fl
 
 def _visit(tab, url: str, page: str) -> float:
     """Open ``page`` the way a user does inside the app: its sidebar link, then its tab (Datasets) when it has
-    one; the seconds until idle (of the tab's click alone when there is a tab)."""
+    one and the page did not reopen it; the seconds until idle (of the tab's click alone when it was clicked)."""
     path = URLS.get(_module(page), _module(page))
     href = f"a[href='{url}/']" if path == "overview" else f"a[href$='/{path}']"
     t0, runs = time.perf_counter(), _runs(tab)
     tab.locator(f"[data-testid='stSidebarNav'] {href}:visible").first.click()
     seconds = _wait_idle(tab, t0, runs)
-    if "tab" in PAGES[page]:
+    wanted = tab.locator("[role='tab']", has_text=PAGES[page].get("tab", "")).first
+    if "tab" in PAGES[page] and wanted.get_attribute("aria-selected") != "true":  # the session may reopen it
         t0, runs = time.perf_counter(), _runs(tab)
-        tab.locator("[role='tab']", has_text=PAGES[page]["tab"]).first.click()
+        wanted.click()
         seconds = _wait_idle(tab, t0, runs)
     return seconds
 
@@ -364,11 +372,15 @@ def _browser_actions(browser, url: str) -> dict:
     return out
 
 
-def _cell(before: float | None, after: float | None, target: float) -> str:
+def _pair(before: float | None, after: float | None) -> str:
+    """'before → after' (just 'after' when there is no before figure)."""
     def one(v: float | None) -> str:
         return "–" if v is None else f"{v:.2f}"
-    mark = "" if after is None else (" ✓" if after <= target else " ✗")
-    return f"{one(before)} → {one(after)}{mark}" if before is not None else f"{one(after)}{mark}"
+    return f"{one(before)} → {one(after)}" if before is not None else one(after)
+
+
+def _cell(before: float | None, after: float | None, target: float) -> str:
+    return _pair(before, after) + ("" if after is None else (" ✓" if after <= target else " ✗"))
 
 
 def _load_span(*rows: dict) -> str:
@@ -392,6 +404,11 @@ def markdown(before: dict, after: dict) -> str:
             o = b.get("pages", {}).get(page, {})
             lines.append(f"| {page} | {_cell(o.get('cold_s'), r['cold_s'], COLD_TARGET_S)} | "
                          f"{_cell(o.get(in_app), r[in_app], IN_APP_TARGET_S)} | {_load_span(o)} | {_load_span(r)} |")
+        if not key:
+            lines += ["", "| page | Plotly charts | their JSON, MB |", "|---|---|---|"]
+            lines += [f"| {page} | {r.get('charts', '–')} | "
+                      f"{_pair(b.get('pages', {}).get(page, {}).get('plotly_json_mb'), r.get('plotly_json_mb'))} |"
+                      for page, r in a["pages"].items() if r.get("charts")]
         lines += ["", "| widget action | median (target 1.5 s) | slowest | load before | load after |",
                   "|---|---|---|---|---|"]
         for act, r in a.get("actions", {}).items():
