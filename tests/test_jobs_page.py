@@ -178,6 +178,14 @@ def test_empty_jobs_page_shows_guidance():
     assert any("No jobs yet" in i.value for i in at.info)
 
 
+def test_a_link_to_an_unknown_job_says_so_on_an_empty_queue():
+    at = page_app("jobs", job="no-such-job")
+    assert not at.exception
+    assert any("no-such-job" in e.value and "not in the store" in e.value for e in at.error)
+    assert any("No jobs yet" in i.value for i in at.info)
+    assert at.query_params["job"] in ("no-such-job", ["no-such-job"])  # the address is kept
+
+
 def _job(status: str, **kw) -> dict:
     return {"status": status, "n_folds": 4, "folds_done": kw.pop("folds_done", 1), "epochs": 10, "config": {},
             "progress": kw.pop("progress", 0.9), "message": "fold 4/4: s4", "stage": "train", **kw}

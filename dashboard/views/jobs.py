@@ -240,6 +240,10 @@ def render() -> None:
     st.title("Jobs")
     table = reads.jobs_table()
     if table.empty:
+        asked = st.query_params.get(reads.QP_JOB)
+        if asked:  # a deep link to a job: say it is unknown (the address is left as given)
+            st.error(plain(f"Job {asked!r} is not in the store, which holds no job yet."),
+                     icon=":material/link_off:")
         st.info("No jobs yet. Queue one on the New experiment page or with `mer submit --dataset synthetic`.")
         return
     if table["status"].isin(("queued", *ACTIVE)).any():
