@@ -404,7 +404,7 @@ def markdown(before: dict, after: dict) -> str:
             o = b.get("pages", {}).get(page, {})
             lines.append(f"| {page} | {_cell(o.get('cold_s'), r['cold_s'], COLD_TARGET_S)} | "
                          f"{_cell(o.get(in_app), r[in_app], IN_APP_TARGET_S)} | {_load_span(o)} | {_load_span(r)} |")
-        if not key:
+        if not key and any(r.get("charts") for r in a["pages"].values()):
             lines += ["", "| page | Plotly charts | their JSON, MB |", "|---|---|---|"]
             lines += [f"| {page} | {r.get('charts', '–')} | "
                       f"{_pair(b.get('pages', {}).get(page, {}).get('plotly_json_mb'), r.get('plotly_json_mb'))} |"
