@@ -276,6 +276,7 @@ def _visit(tab, url: str, page: str) -> float:
 def _open(browser, url: str, path: str) -> tuple[object, float]:
     """A new browser tab (a new session) loading ``url/path``; the tab and the seconds until idle."""
     tab = browser.new_page(viewport={"width": 1300, "height": 900})
+    tab.set_default_timeout(180_000)  # a loaded machine can take longer than Playwright's 30 s to load a page
     tab.add_init_script(_COUNT_RUNS_JS)
     t0 = time.perf_counter()
     tab.goto(f"{url}/{path}")
