@@ -4,6 +4,9 @@
     .venv/bin/python benchmarks/bench_spotting_loso.py --recognise RUN_ID    # + spot-then-recognise (STRS)
     .venv/bin/python benchmarks/bench_spotting_loso.py --dataset-option subjects=2 --dataset-option max_seconds=5 \
         --out bench_out/spotting_tiny                                         # a quick check of the script
+    .venv/bin/python benchmarks/bench_spotting_loso.py --spotters motion_curve --compare-stabilise \
+        --out bench_out/spotting_stabilise                                    # motion curve with and without
+                                                                              # head-motion removal
 
 For each spotter (motion_curve, learned) it runs the whole spotting LOSO of
 :func:`mer_core.spotting.loso.run_spotting` from cold features (the cached
@@ -54,8 +57,9 @@ def _f(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
-def bench(spotter: str, options: dict, recognise: str, store: RunStore) -> dict:
-    config = SpotConfig(dataset="synthetic-long", dataset_options=options, spotter=spotter, recognise=recognise)
+def bench(spotter: str, options: dict, recognise: str, store: RunStore, stabilise: bool = True) -> dict:
+    config = SpotConfig(dataset="synthetic-long", dataset_options=options, spotter=spotter, recognise=recognise,
+                        stabilise=stabilise)
     ds = load_dataset(config)
     for video in ds.videos.to_dict("records"):  # cold: every feature of every video is computed in the run
         for kind in KINDS:
@@ -65,7 +69,8 @@ def bench(spotter: str, options: dict, recognise: str, store: RunStore) -> dict:
     wall, cpu = time.time() - t0, _cpu_s() - cpu0
     run = store.get_spot_run(run_id)
     s = run["summary"]
-    out = {"spotter": spotter, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load_before": load_before,
+    out = {"spotter": spotter if spotter != "motion_curve" or stabilise else "motion_curve, head motion kept",
+           "stabilise": stabilise, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load_before": load_before,
            "load_after": _load(), "target_s": TARGET_S[spotter], "within_target": wall <= TARGET_S[spotter],
            "scores": s["scores"], "official": s["official"], "chosen": s["chosen"], "n_folds": run["n_folds"]}
     if s.get("recognition"):
@@ -107,6 +112,8 @@ def main() -> int:
     ap.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                     help="synthetic-long option (default size when none)")
     ap.add_argument("--recognise", default="", metavar="RUN_ID", help="a finished recognition run for STRS")
+    ap.add_argument("--compare-stabilise", action="store_true",
+                    help="also run the motion curve with the head motion kept in (raw differences)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "spotting"),
                     help="writes OUT.json and OUT.md")
     args = ap.parse_args()
@@ -119,11 +126,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         # runs go to a temporary store; with --recognise to the run store that holds the recognition run
         with RunStore(None if args.recognise else Path(tmp) / "runs.sqlite") as store:
-            for spotter in [s.strip() for s in args.spotters.split(",") if s.strip()]:
-                print(f"[bench] {spotter} ...", flush=True)
-                runs.append(bench(spotter, options, args.recognise, store))
+            arms = [(s.strip(), True) for s in args.spotters.split(",") if s.strip()]
+            if args.compare_stabilise and ("motion_curve", True) in arms:
+                arms.insert(arms.index(("motion_curve", True)) + 1, ("motion_curve", False))
+            for spotter, stabilise in arms:
+                print(f"[bench] {spotter}{'' if stabilise else ' (head motion kept)'} ...", flush=True)
+                runs.append(bench(spotter, options, args.recognise, store, stabilise))
                 r = runs[-1]
-                print(f"[bench] {spotter}: micro F1 {_f(r['scores']['micro']['f1'])}, macro F1 "
+                print(f"[bench] {r['spotter']}: micro F1 {_f(r['scores']['micro']['f1'])}, macro F1 "
                       f"{_f(r['scores']['macro']['f1'])}, {r['wall_s']} s (load {r['load_before'][0]} -> "
                       f"{r['load_after'][0]})", flush=True)
     report = {"data": counts, "options": options, "generate_s": generate_s, "cores": os.cpu_count(),

@@ -1,6 +1,7 @@
 """``mer spot``: a spotting LOSO on a long-video dataset, stored in the run store; spot-then-recognise.
 
     mer spot [--dataset synthetic-long] [--dataset-option KEY=VALUE ...] [--spotter motion_curve|learned]
+             [--no-stabilise]
              [--recognise RUN_ID] [--submit [--wait]] [--resume SPOT_RUN_ID] [--name NAME] [--json]
     mer spot --list
     mer spot --show SPOT_RUN_ID [--json]
@@ -34,6 +35,8 @@ def register(subparsers: Any) -> None:
                    help="indexer option, e.g. manifest=PATH for long-manifest, subjects=4 for synthetic-long")
     p.add_argument("--root", default="", help="dataset root (default: the configured one)")
     p.add_argument("--spotter", default="motion_curve", help="motion_curve (default) or learned")
+    p.add_argument("--no-stabilise", dest="stabilise", action="store_false",
+                   help="motion curve: keep the head motion in (raw frame differences, for comparison)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU a hit needs (default 0.5, the MEGC rule)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--recognise", "--recognize", default="", metavar="RUN_ID",
@@ -54,7 +57,7 @@ def _config(args: argparse.Namespace) -> Any:
 
     options = parse_pairs(args.dataset_option, None, "--dataset-option")
     return SpotConfig(dataset=args.dataset, dataset_options=options, root=args.root, spotter=args.spotter,
-                      iou=args.iou, seed=args.seed, recognise=args.recognise)
+                      iou=args.iou, seed=args.seed, recognise=args.recognise, stabilise=args.stabilise)
 
 
 def _spot(args: argparse.Namespace) -> int:

@@ -36,6 +36,17 @@ and checked on the synthetic default set only (its generator draws blinks as
 lids sweeping over the eye ellipse); they are not tuned on any real dataset's
 labels, and real recordings (glasses, hair, partial blinks) may need others.
 
+Head motion. A head that sways or shifts moves every pixel of the fixed
+crop, so raw frame differences see it as an expression (quick head shifts
+were the strongest false alarms in long videos). Before anything is
+compared, :mod:`.stabilise` measures each frame's rigid shift (phase
+correlation refined by a Lucas-Kanade fit of shift, gain and offset) and
+moves the frame back onto the reference frame (the onset, else the first);
+the border that this fills from beyond the crop's edge is left out of the
+curve (and of the blink test). Only translation is removed (no rotation or
+scale). ``spot(..., stabilise=False)`` measures the raw differences, for
+comparison.
+
 The user may override any of the three (``onset=``, ``apex=``, ``offset=``);
 the others are then spotted around the given ones and the result says which
 were given. ``benchmarks/bench_spotting.py`` reports how close the spotted
@@ -49,8 +60,9 @@ import cv2
 import numpy as np
 
 from .face import _cascade
+from .stabilise import align, border_mask, positions
 
-SPOTTING_VERSION = "spot-2"
+SPOTTING_VERSION = "spot-3"
 SPOT_METHOD = "two-reference cell vote"
 DEVELOPED_ON = "synthetic default set (no real dataset's labels)"
 SPOT_SIZE = 64
@@ -163,20 +175,24 @@ def find_eyes(frame: np.ndarray) -> EyeRegions:
     return EyeRegions(mask, "Haar eye cascade", tuple(tuple(round(float(v), 2) for v in b) for b in pair))
 
 
-def blink_score(small: np.ndarray, eye_mask: np.ndarray, first: int = 0, last: int = -1) -> float:
+def blink_score(small: np.ndarray, eye_mask: np.ndarray, first: int = 0, last: int = -1,
+                ignore: np.ndarray | None = None) -> float:
     """How much more the eye regions move than the rest of the face (peak over frames; > BLINK_RATIO: a blink).
 
     Per frame, the mean of the ``BLINK_TOP_PIXELS`` largest two-reference
     differences inside the eye mask and outside it; the score is the ratio of
-    their peaks over the clip.
+    their peaks over the clip. ``ignore`` (bool, frame-shaped): pixels in
+    neither set (a stabilised clip's border).
     """
-    if not eye_mask.any() or eye_mask.all():
+    valid = np.ones(eye_mask.shape, bool) if ignore is None else ~np.asarray(ignore, bool)
+    eyes, rest = eye_mask & valid, ~eye_mask & valid
+    if not eyes.any() or not rest.any():
         return 0.0
     centred = small - small.mean(axis=(1, 2), keepdims=True)
     d = np.minimum(np.abs(centred - centred[first]), np.abs(centred - centred[last]))
-    k_in, k_out = min(BLINK_TOP_PIXELS, int(eye_mask.sum())), min(BLINK_TOP_PIXELS, int((~eye_mask).sum()))
-    inside = -np.partition(-d[:, eye_mask], k_in - 1, axis=1)[:, :k_in].mean(axis=1)
-    outside = -np.partition(-d[:, ~eye_mask], k_out - 1, axis=1)[:, :k_out].mean(axis=1)
+    k_in, k_out = min(BLINK_TOP_PIXELS, int(eyes.sum())), min(BLINK_TOP_PIXELS, int(rest.sum()))
+    inside = -np.partition(-d[:, eyes], k_in - 1, axis=1)[:, :k_in].mean(axis=1)
+    outside = -np.partition(-d[:, rest], k_out - 1, axis=1)[:, :k_out].mean(axis=1)
     return float(inside.max() / max(float(outside.max()), 1e-6))
 
 
@@ -228,10 +244,11 @@ def _level(curve: np.ndarray, lo: int, hi: int, apex: int, share: float) -> floa
 
 
 def spot(frames: np.ndarray | list[np.ndarray], *, onset: int | None = None, apex: int | None = None,
-         offset: int | None = None, given_by: str = "given") -> Spotting:
+         offset: int | None = None, given_by: str = "given", stabilise: bool = True) -> Spotting:
     """Onset, apex and offset of the clip's largest motion; given values are kept (validated).
 
     ``given_by`` names where given values came from in the method string ("given", "from the sidecar").
+    ``stabilise=False`` keeps the head motion in (raw frame differences, for comparison).
     """
     n = len(frames)
     if n < 3:
@@ -243,19 +260,30 @@ def spot(frames: np.ndarray | list[np.ndarray], *, onset: int | None = None, ape
     small = small_frames(frames)
     first = int(onset) if onset is not None else 0
     last = int(offset) if offset is not None else n - 1
+    border = np.zeros(small.shape[1:], bool)
+    notes = []
+    if stabilise:
+        shifts = positions(small)
+        shifts -= shifts[first]
+        small, border = align(small, shifts), border_mask(shifts, small.shape[1:])
+        notes.append(f"head motion removed: every frame moved back onto frame {first} (largest shift "
+                     f"{float(np.abs(shifts).max()):.1f} px at {SPOT_SIZE} px"
+                     + ("; the border this uncovered is left out)" if border.any() else ")"))
     eyes = find_eyes(frames[first])
-    score = blink_score(small, eyes.mask, first, last)
-    notes = [eyes.note] if eyes.note else []
+    score = blink_score(small, eyes.mask, first, last, ignore=border)
+    if eyes.note:
+        notes.insert(0, eyes.note)
     if score > BLINK_RATIO:
         where = "eye band" if eyes.source == "fixed eye band" else "eye regions"
         excluded = (f"{where} ({eyes.source})",)
         notes.append(f"blink found: the {where} moved {score:.1f}x as much as the rest of the face, so they are "
                      "left out of the motion curve")
-        curve = motion_curve(small, first, last, exclude=eyes.mask)
+        curve = motion_curve(small, first, last, exclude=eyes.mask | border)
     else:
         excluded = ()
-        notes.append(f"no blink found (the eyes moved {score:.1f}x the rest of the face): the whole crop is used")
-        curve = motion_curve(small, first, last)
+        notes.append(f"no blink found (the eyes moved {score:.1f}x the rest of the face): the whole crop is used"
+                     + (" but its border" if border.any() else ""))
+        curve = motion_curve(small, first, last, exclude=border if border.any() else None)
     if apex is None:
         lo, hi = first + 1, (last if offset is not None else n - 2)
         hi = max(hi, lo)
@@ -275,7 +303,8 @@ def spot(frames: np.ndarray | list[np.ndarray], *, onset: int | None = None, ape
     offset = int(offset)
     if not onset < apex <= offset:
         raise ValueError(f"expected onset < apex <= offset, got onset={onset}, apex={apex}, offset={offset}")
-    method = SPOT_METHOD + (f", {excluded[0]} excluded for a blink" if excluded else "")
+    method = SPOT_METHOD + (" on head-stabilised frames" if stabilise else "") + (
+        f", {excluded[0]} excluded for a blink" if excluded else "")
     if given:
         method += f" ({given_by}: {', '.join(given)})"
     return Spotting(onset, apex, offset, curve, method, given, excluded, tuple(notes), score)

@@ -6,7 +6,9 @@ returns every interval it finds with the per-frame curves. Its thresholds and
 peak distances come from a stored motion-curve spotting run (the median over
 the run's folds of what each chose on its training subjects) or are given; a
 learned spotting run keeps no model to apply (its regressors live only while
-the run trains), so only a motion-curve run is accepted.
+the run trains), so only a motion-curve run is accepted. The head motion is
+taken out of the curve when the run took it out (its thresholds were chosen
+on such curves).
 """
 from __future__ import annotations
 
@@ -49,22 +51,42 @@ def run_params(run_id: str, store: RunStore | None = None) -> dict[str, TypePara
     return out
 
 
+def run_stabilise(run_id: str, store: RunStore | None = None) -> bool:
+    """Whether a stored spotting run took the head motion out (runs stored before the option did not)."""
+    from mer_core.spotting.loso import SpotConfig
+
+    own = store is None
+    store = store or RunStore()
+    try:
+        return SpotConfig.from_dict(store.get_spot_run(run_id)["config"]).stabilise
+    finally:
+        if own:
+            store.close()
+
+
 def spot_video(path: str | Path, *, params: dict[str, TypeParams] | None = None, run_id: str = "",
-               fps: float | None = None, cropped: bool = False, store: RunStore | None = None) -> dict[str, Any]:
+               fps: float | None = None, cropped: bool = False, store: RunStore | None = None,
+               stabilise: bool | None = None) -> dict[str, Any]:
     """Every interval the motion-curve spotter finds in one video: ``{"intervals", "scores", "params", "fps",
-    "n_frames", "source"}`` (intervals: onset, apex, offset, type, score, frames of the video)."""
+    "n_frames", "source", "stabilise"}`` (intervals: onset, apex, offset, type, score, frames of the video).
+
+    ``stabilise`` (take the head motion out) defaults to what the run did, so its thresholds fit the curve;
+    with ``params=`` and no run, to True.
+    """
     if params is None:
         if not run_id:
             raise MerError("spot_video needs the thresholds: a motion_curve spotting run (run_id=) or params=")
         params = run_params(run_id, store)
+    if stabilise is None:
+        stabilise = run_stabilise(run_id, store) if run_id else True
     n, declared = video_info(path)
     rate = fps or declared or 30.0
     video = {"video": Path(path).name, "path": str(path), "fps": rate, "cropped": cropped, "n_frames": n}
-    scores = MotionCurveSpotter().scores(video)
+    scores = MotionCurveSpotter(stabilise).scores(video)
     intervals = spot_intervals(video["video"], scores, params).drop(columns="video")
     return {"intervals": intervals.reset_index(drop=True), "scores": scores, "fps": rate,
             "n_frames": len(next(iter(scores.values()), [])),
-            "params": {k: p.as_dict() for k, p in params.items()},
+            "params": {k: p.as_dict() for k, p in params.items()}, "stabilise": stabilise,
             "source": f"spotting run {run_id} (median of its folds' choices)" if run_id else "given parameters"}
 
 

@@ -1,6 +1,6 @@
 """Per-frame features of a long video, computed in one streamed pass and cached.
 
-Two feature sets, each one number (or one short vector) per frame of the video:
+Three feature sets, each one number (or one short vector) per frame of the video:
 
 * ``curves``: the motion-curve method of :mod:`mer_core.preprocess.spotting`
   over sliding windows. The face crop (found on the first frame, or the whole
@@ -16,7 +16,15 @@ Two feature sets, each one number (or one short vector) per frame of the video:
   so nearly every window holds a blink, and the clip spotter's per-window
   blink test would cost more than the rest of the curve. A motion that comes
   and goes inside a window scores; a head shift that stays does not (it
-  differs from one reference only).
+  differs from one reference only). Head motion is taken out first: a
+  :class:`~mer_core.preprocess.stabilise.Stabiliser` follows the head
+  through the analysed frames (one shift estimate a frame, against a
+  keyframe renewed every second or so) and every frame is moved back onto
+  the first frame's position, so a sway or a quick head shift is not an
+  expression and the eye regions stay on the eyes; in each window the
+  border that moving back filled from beyond the crop is left out.
+* ``raw_curves``: the same without taking the head motion out (the method
+  before stabilisation, kept for comparison: ``SpotConfig(stabilise=False)``).
 * ``flow``: optical flow (Farneback, on the ``SPOT_SIZE`` crops) from the
   frame ``k`` steps back to each frame, at the micro rate with ``k`` =
   :data:`MICRO_SPAN_S` and at the macro rate with ``k`` = :data:`MACRO_SPAN_S`;
@@ -42,10 +50,13 @@ import numpy as np
 from mer_core.paths import cache_root
 from mer_core.preprocess import face as face_mod
 from mer_core.preprocess.spotting import SPOT_SIZE, find_eyes, motion_curve, small_frames
+from mer_core.preprocess.stabilise import Stabiliser, align, border_mask
 from mer_core.spotting.source import iter_frames
 
 FEATURE_VERSION = "feat-1"
-KINDS = ("curves", "flow")
+KIND_VERSION = {"curves": "stabilised-1"}  # a kind's own version, bumped when only its values change
+KINDS = ("curves", "raw_curves", "flow")
+CURVE_KINDS = ("curves", "raw_curves")
 MICRO_RATE, MACRO_RATE = 30.0, 10.0  # analysis frames per second (at most the video's rate)
 MICRO_WINDOW_S, MACRO_WINDOW_S = 1.0, 5.0  # sliding-window lengths, seconds
 MICRO_SPAN_S, MACRO_SPAN_S = 0.2, 0.6  # flow from this long before each frame
@@ -76,25 +87,33 @@ class WindowCurve:
         self.hop = max(1, self.window // 4)
         self.eyes = eyes
         self.buffer: deque[np.ndarray] = deque(maxlen=self.window)
+        self.shifts: deque[np.ndarray] = deque(maxlen=self.window)
         self.values: list[float] = []
         self.seen = 0
 
-    def push(self, small: np.ndarray) -> None:
+    def push(self, small: np.ndarray, shift: np.ndarray | None = None) -> None:
+        """The next analysed frame; ``shift``: how far it was moved back (stabilised frames), for the border."""
         self.buffer.append(small)
+        self.shifts.append(np.zeros(2, np.float32) if shift is None else shift)
         self.values.append(0.0)
         self.seen += 1
         if self.seen >= self.window and (self.seen - self.window) % self.hop == 0:
             self._window(self.seen - self.window)
 
+    def _curve(self) -> np.ndarray:
+        stack = np.stack(self.buffer)
+        border = border_mask(np.stack(self.shifts), stack.shape[1:])
+        exclude = self.eyes if not border.any() else border if self.eyes is None else self.eyes | border
+        return motion_curve(stack, 0, -1, exclude=exclude, relative=False)
+
     def _window(self, first: int) -> None:
-        curve = motion_curve(np.stack(self.buffer), 0, -1, exclude=self.eyes, relative=False)
+        curve = self._curve()
         seg = self.values[first:first + len(curve)]
         self.values[first:first + len(curve)] = np.maximum(seg, curve).tolist()
 
     def finish(self) -> np.ndarray:
         if self.seen < self.window and self.seen >= 3:  # a video shorter than one window: one window
-            stack = np.stack(self.buffer)
-            self.values = motion_curve(stack, 0, -1, exclude=self.eyes, relative=False).tolist()
+            self.values = self._curve().tolist()
         elif self.seen >= self.window and (self.seen - self.window) % self.hop:
             self._window(self.seen - self.window)  # the tail
         return np.asarray(self.values, np.float32)
@@ -148,21 +167,26 @@ def compute(frames: Iterable[tuple[int, np.ndarray]], fps: float, kind: str,
     win_mi = int(round(MICRO_WINDOW_S * fps / r_mi))
     win_ma = int(round(MACRO_WINDOW_S * fps / r_ma))
     micro = macro = None
+    stab = Stabiliser() if kind == "curves" else None
     n = 0
     for i, crop in frames:
         if micro is None:
-            if kind == "curves":
+            if kind in CURVE_KINDS:
                 eyes = find_eyes(crop).mask
                 micro, macro = WindowCurve(win_mi, eyes), WindowCurve(win_ma, eyes)
             else:
                 micro = FlowSpan(int(round(MICRO_SPAN_S * fps / r_mi)))
                 macro = FlowSpan(int(round(MACRO_SPAN_S * fps / r_ma)))
-        if kind == "curves":
-            small = small_frames([crop])[0] if (i % r_mi == 0 or i % r_ma == 0) else None
-            if i % r_mi == 0:
-                micro.push(small)
-            if i % r_ma == 0:
-                macro.push(small)
+        if kind in CURVE_KINDS:
+            if i % r_mi == 0 or i % r_ma == 0:
+                small, shift = small_frames([crop])[0], None
+                if stab is not None:  # moved back onto the first frame's head position
+                    shift = stab.push(small)
+                    small = align(small[None], shift[None])[0]
+                if i % r_mi == 0:
+                    micro.push(small, shift)
+                if i % r_ma == 0:
+                    macro.push(small, shift)
         else:
             if i % r_mi == 0:
                 micro.push(crop)
@@ -172,10 +196,10 @@ def compute(frames: Iterable[tuple[int, np.ndarray]], fps: float, kind: str,
         if progress is not None and n % 500 == 0:
             progress(n)
     if micro is None:
-        return {"micro": np.zeros(0, np.float32), "macro": np.zeros(0, np.float32)} if kind == "curves" \
+        return {"micro": np.zeros(0, np.float32), "macro": np.zeros(0, np.float32)} if kind in CURVE_KINDS \
             else {"flow": np.zeros((0, FLOW_DIMS), np.float32)}
     a, b = _spread(micro.finish(), r_mi, n), _spread(macro.finish(), r_ma, n)
-    if kind == "curves":
+    if kind in CURVE_KINDS:
         return {"micro": a, "macro": b}
     return {"flow": np.concatenate([a, b], axis=1).astype(np.float32)}
 
@@ -193,7 +217,8 @@ def cache_key(video: dict[str, Any], kind: str) -> str:
         stamp = (st.st_size, st.st_mtime_ns) if path.is_file() else (len(os.listdir(path)), st.st_mtime_ns)
     except OSError:
         stamp = (0, 0)
-    blob = f"{FEATURE_VERSION}|{kind}|{path.resolve()}|{stamp}|{float(video['fps']):g}|{bool(video.get('cropped'))}"
+    version = FEATURE_VERSION + (f"+{KIND_VERSION[kind]}" if kind in KIND_VERSION else "")
+    blob = f"{version}|{kind}|{path.resolve()}|{stamp}|{float(video['fps']):g}|{bool(video.get('cropped'))}"
     return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
 

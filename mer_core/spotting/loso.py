@@ -59,6 +59,7 @@ class SpotConfig:
     iou: float = 0.5  # a prediction hits a truth of its type at IoU >= this (MEGC: 0.5)
     seed: int = 0  # the learned spotter's subsampling and trees
     recognise: str = ""  # a finished recognition run that classifies the spotted intervals ('' : none)
+    stabilise: bool = True  # motion curve: take the head motion out first (False: raw differences, to compare)
 
     def __post_init__(self) -> None:
         long_dataset_info(self.dataset)  # unknown dataset: the list of valid ones
@@ -66,6 +67,8 @@ class SpotConfig:
             raise ConfigError(f"spotter {self.spotter!r}: expected one of {', '.join(SPOTTERS)}")
         if not isinstance(self.iou, (int, float)) or not 0 < float(self.iou) <= 1:
             raise ConfigError(f"iou={self.iou!r}: expected a number in (0, 1]")
+        if not isinstance(self.stabilise, bool):
+            raise ConfigError(f"stabilise={self.stabilise!r}: expected true or false")
         if not isinstance(self.dataset_options, dict):
             raise ConfigError(f"dataset_options={self.dataset_options!r}: expected a mapping of option names")
 
@@ -83,6 +86,7 @@ class SpotConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SpotConfig":
         data = {k: v for k, v in data.items() if k not in JOB_DISPLAY_KEYS}
+        data.setdefault("stabilise", False)  # stored before the option existed: the raw differences were used
         valid = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(valid))
         if unknown:
@@ -128,10 +132,11 @@ def _fps(rows: list[dict[str, Any]]) -> float:
 
 
 def training_scores(spotter_name: str, ds: LongDataset, train: list[str], seed: int,
-                    cache: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, dict[str, np.ndarray]]:
+                    cache: dict[str, dict[str, np.ndarray]] | None = None, *, stabilise: bool = True
+                    ) -> dict[str, dict[str, np.ndarray]]:
     """Scores of the training videos to choose parameters on (out of fold for a learned spotter)."""
     rows = _rows(ds, train)
-    spotter = make_spotter(spotter_name)
+    spotter = make_spotter(spotter_name, stabilise)
     if spotter_name == "motion_curve":
         return {r["video"]: _cached(cache, spotter, r) for r in rows}
     subjects = np.array([r["subject"] for r in rows])
@@ -158,12 +163,12 @@ def _cached(cache: dict[str, dict[str, np.ndarray]] | None, spotter: Spotter, ro
 
 
 def run_fold(ds: LongDataset, fold: SpotFold, spotter_name: str, *, seed: int = 0,
-             cache: dict[str, dict[str, np.ndarray]] | None = None) -> FoldResult:
+             cache: dict[str, dict[str, np.ndarray]] | None = None, stabilise: bool = True) -> FoldResult:
     """Fit on the training subjects, choose parameters on them, spot the test subject (see the module doc)."""
     train_rows, test_rows = _rows(ds, fold.train), _rows(ds, fold.test)
-    params = choose_params(training_scores(spotter_name, ds, fold.train, seed, cache), ds.truth(fold.train),
-                           _fps(train_rows))
-    spotter = make_spotter(spotter_name)
+    params = choose_params(training_scores(spotter_name, ds, fold.train, seed, cache, stabilise=stabilise),
+                           ds.truth(fold.train), _fps(train_rows))
+    spotter = make_spotter(spotter_name, stabilise)
     if spotter_name != "motion_curve":
         spotter.fit(train_rows, ds.truth(fold.train), seed=seed)
     scores = {r["video"]: _cached(cache, spotter, r) if spotter_name == "motion_curve" else spotter.scores(r)
@@ -254,7 +259,7 @@ def run_spotting(config: SpotConfig, *, store: RunStore | None = None, run_id: s
             emit({"event": "fold_start", "fold": fold.index, "n_folds": len(folds), "name": fold.subject})
             started = time.time()
             store.start_spot_fold(run_id, fold.index, fold.subject, fold.train, fold.test)
-            result = run_fold(ds, fold, config.spotter, seed=config.seed, cache=cache)
+            result = run_fold(ds, fold, config.spotter, seed=config.seed, cache=cache, stabilise=config.stabilise)
             _save_scores(run_id, fold.index, result.scores)
             truth = ds.intervals[ds.intervals["video"].isin(fold.test)]
             store.finish_spot_fold(run_id, fold.index, params={k: p.as_dict() for k, p in result.params.items()},

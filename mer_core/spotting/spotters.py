@@ -14,7 +14,8 @@ it the training subjects' videos only, and stores what it chose per fold.
 
 * :class:`MotionCurveSpotter`: the motion-curve method of
   :mod:`mer_core.preprocess.spotting` over sliding windows
-  (:mod:`.features`, ``curves``); nothing is learned, the score is the curve.
+  (:mod:`.features`, ``curves``: head motion taken out first; ``raw_curves``
+  with ``stabilise=False``); nothing is learned, the score is the curve.
 * :class:`LearnedSpotter`: a frame-score regressor per type on optical-flow
   features (:mod:`.features`, ``flow``, with the frames a span before and after
   as context), trained per fold on the training subjects' videos with soft
@@ -147,11 +148,17 @@ class MotionCurveSpotter(Spotter):
     """The motion-curve method over sliding windows: the score is the curve (nothing is learned)."""
 
     name = "motion_curve"
-    feature_kind = "curves"
+
+    def __init__(self, stabilise: bool = True) -> None:
+        self.stabilise = bool(stabilise)
+        self.feature_kind = "curves" if self.stabilise else "raw_curves"
 
     def scores(self, video: dict[str, Any]) -> dict[str, np.ndarray]:
-        f = video_features(video, "curves")
+        f = video_features(video, self.feature_kind)
         return {"micro": f["micro"], "macro": f["macro"]}
+
+    def describe(self) -> dict[str, Any]:
+        return {"spotter": self.name, "stabilise": self.stabilise}
 
 
 def _context(flow: np.ndarray, span: int) -> np.ndarray:
@@ -226,9 +233,11 @@ class LearnedSpotter(Spotter):
         return out
 
 
-def make_spotter(name: str) -> Spotter:
+def make_spotter(name: str, stabilise: bool = True) -> Spotter:
+    """A spotter by name; ``stabilise=False``: the motion curve keeps the head motion in (the learned spotter's
+    flow features always remove the median flow)."""
     if name == "motion_curve":
-        return MotionCurveSpotter()
+        return MotionCurveSpotter(stabilise)
     if name == "learned":
         return LearnedSpotter()
     raise MerError(f"unknown spotter {name!r}; valid spotters: {', '.join(SPOTTERS)}")
