@@ -57,7 +57,7 @@ def _hover(r, fps: float) -> str:
 
 
 def _curves(fig: go.Figure, curves: Mapping[str, np.ndarray], thresholds: Mapping[str, float | None],
-            items: pd.DataFrame, fps: float) -> None:
+            items: pd.DataFrame, fps: float, threshold_name: str) -> None:
     for k, kind in enumerate(TYPES, start=1):
         curve = curves.get(kind)
         if curve is not None and len(curve):
@@ -76,12 +76,13 @@ def _curves(fig: go.Figure, curves: Mapping[str, np.ndarray], thresholds: Mappin
             fig.add_vrect(x0=r.onset - 0.5, x1=r.offset + 0.5, row=k, col=1, line_width=0, layer="below",
                           fillcolor=palette.SPOT_OUTCOME_COLOURS.get(r.outcome, palette.MUTED), opacity=0.18)
     if thresholds:  # one legend entry for the dashed lines
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="threshold the fold chose",
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=threshold_name,
                                  line=dict(color=palette.SPOT_THRESHOLD, dash="dash")), row=1, col=1)
 
 
-def _lanes(fig: go.Figure, items: pd.DataFrame, fps: float, selected: str | None) -> None:
-    lane = {key: i for i, key in enumerate(reversed(LANES))}
+def _lanes(fig: go.Figure, items: pd.DataFrame, fps: float, selected: str | None, truth: bool) -> None:
+    lanes = LANES if truth else [k for k in LANES if k[0] != "truth"]
+    lane = {key: i for i, key in enumerate(reversed(lanes))}
     for outcome in ("hit", "miss", "false_alarm", "ignored", "found"):
         rows = items[items["outcome"] == outcome]
         if rows.empty:
@@ -104,17 +105,19 @@ def _lanes(fig: go.Figure, items: pd.DataFrame, fps: float, selected: str | None
         fig.add_shape(type="rect", x0=r.onset - 1.5, x1=r.offset + 1.5, y0=y - 0.48, y1=y + 0.48, row=3, col=1,
                       line=dict(color=palette.DARK, width=2.5))
     fig.update_yaxes(tickvals=list(lane.values()), ticktext=[f"{LANE_WORDS[s]} {t}" for s, t in lane],
-                     range=[-0.6, len(LANES) - 0.4], fixedrange=True, row=3, col=1)
+                     range=[-0.6, len(lanes) - 0.4], fixedrange=True, row=3, col=1)
 
 
 def timeline(curves: Mapping[str, np.ndarray], thresholds: Mapping[str, float | None], items: pd.DataFrame,
-             n_frames: int, fps: float, *, selected: str | None = None, title: str = "") -> go.Figure:
+             n_frames: int, fps: float, *, selected: str | None = None, title: str = "", truth: bool = True,
+             threshold_name: str = "threshold the fold chose") -> go.Figure:
     """A video's timeline (module docstring). ``items``: one row per interval with id, source ('truth' or
-    'predicted'), type, onset, apex, offset, outcome and optionally score; ``selected``: an id to outline."""
+    'predicted'), type, onset, apex, offset, outcome and optionally score; ``selected``: an id to outline;
+    ``truth=False``: a video without annotation (no true lanes)."""
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, row_heights=[0.33, 0.33, 0.34],
                         subplot_titles=("micro-expression score", "macro-expression score", "intervals"))
-    _curves(fig, curves, thresholds, items, fps)
-    _lanes(fig, items, fps, selected)
+    _curves(fig, curves, thresholds, items, fps, threshold_name)
+    _lanes(fig, items, fps, selected, truth)
     last = max(int(n_frames) - 1, int(items["offset"].max()) if len(items) else 0, 1)
     fig.update_xaxes(range=[-0.5, last + 0.5])
     fig.update_xaxes(title_text="frame of the video (from 0)" + (f", {fps:g} fps" if fps else ""), row=3, col=1)

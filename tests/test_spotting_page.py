@@ -1,6 +1,6 @@
 """The Spotting page, the Jobs page's link to it and the Analyse page's long-clip list, with AppTest.
 
-One tiny spotting job (2 subjects, one 4 s video each at 20 fps, 48 px; seconds) is run to done in the
+One tiny spotting job (2 subjects, one 4 s video each at 20 fps, 48 px, faint micro-expressions; seconds) is run to done in the
 test process, once for the module; every figure the page shows is compared with what the store holds.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from apptest_helpers import page_app, unescape
 from test_page_links import click_cell, open_page
 
 TINY = dict(subjects=2, videos_per_subject=1, min_seconds=4, max_seconds=4, fps=20, size=48, max_micro=2,
-            max_macro=1)
+            max_macro=1, amplitude=0.3)  # faint micro-expressions: the run surely misses one, whatever the spotter
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_the_page_states_the_runs_scores_data_and_per_subject_table(spot):
     overall = scores.iloc[0]
     assert (overall["hits"], overall["misses"], overall["false alarms"]) == tuple(
         summary["scores"]["overall"][k] for k in ("tp", "fn", "fp"))
-    assert 0 <= overall["chance F1"] <= 1
+    assert 0 <= float(overall["chance F1"]) <= 1
     subjects = next(d.value for d in at.dataframe if "subject" in d.value.columns)
     expected = sorted(r["subject"] for r in summary["per_subject"] if r["type"] == "overall")
     assert sorted(subjects["subject"]) == expected

@@ -62,6 +62,8 @@ def _submit_form() -> None:
     c1.caption(plain(names[dataset]))
     spotter = c2.radio("spotter", list(SPOTTERS), format_func=SPOTTERS.get, key=K_SPOTTER)
     text = st.text_area("dataset options (KEY=VALUE per line)", key=f"sp_options_{dataset}", height=90,
+                        placeholder="empty: the dataset's defaults (synthetic-long: 10 subjects × 2 videos of 10-60 s, "
+                                    "a few minutes); subjects=3 and max_seconds=15 make a quick one",
                         help="passed to the indexer: manifest=/path/intervals.csv for long-manifest; for "
                              "synthetic-long e.g. subjects=3, videos_per_subject=1, max_seconds=15 (the default "
                              "size, 10 subjects × 2 videos of 10-60 s, takes minutes)")
@@ -111,10 +113,10 @@ def score_table(summary: dict[str, Any], chance: dict[str, Any] | None) -> pd.Da
     for kind in ("overall", "micro", "macro"):
         s = summary["scores"][kind]
         rows.append({"type": TYPE_WORDS[kind], "true intervals": s["tp"] + s["fn"], "spotted": s["tp"] + s["fp"],
-                     "hits": s["tp"], "misses": s["fn"], "false alarms": s["fp"], "precision": s["precision"],
-                     "recall": s["recall"], "F1": s["f1"],
-                     "chance F1": (chance or {}).get(kind, {}).get("f1")})
-    return pd.DataFrame(rows)
+                     "hits": s["tp"], "misses": s["fn"], "false alarms": s["fp"], "precision": _fmt(s["precision"]),
+                     "recall": _fmt(s["recall"]), "F1": _fmt(s["f1"]),
+                     "chance F1": _fmt((chance or {}).get(kind, {}).get("f1"))})
+    return pd.DataFrame(rows)  # figures as text: an undefined one reads "–", not "None"
 
 
 def _headline(b: dict[str, Any]) -> None:
@@ -131,9 +133,7 @@ def _headline(b: dict[str, Any]) -> None:
                    help=f"chance placement scores {_fmt(c)}; undefined (–) when there is nothing of this type")
     if s.get("strs") is not None:
         cols[3].metric("STRS", _fmt(s["strs"]), help="spot, then recognise: spotting F1 × recognition UF1")
-    table = score_table(s, chance)
-    fmt = {c: st.column_config.NumberColumn(c, format="%.3f") for c in ("precision", "recall", "F1", "chance F1")}
-    st.dataframe(table, hide_index=True, width="stretch", column_config=fmt)
+    st.dataframe(score_table(s, chance), hide_index=True, width="stretch")
     st.caption(plain(
         f"Pooled over all {len(run['videos'])} videos, one-to-one at IoU ≥ {b['iou']:g}. Chance F1: the same "
         f"spotted intervals (same videos, types and lengths) placed at random, {chance['draws'] if chance else 0} "
@@ -153,18 +153,16 @@ def _recognition(s: dict[str, Any]) -> None:
     if not rec:
         return
     st.markdown("**Spot, then recognise**")
-    rows = [{"scope": "all types" if scope == "all" else "micro only (MEGC)", "spotting F1": r["spot_f1"],
-             "recognition UF1": r["recognition_uf1"], "recognition UAR": r["recognition_uar"],
-             "hits classified": r["n_true_positives"] or 0, "STRS": r["strs"]}
+    rows = [{"scope": "all types" if scope == "all" else "micro only (MEGC)", "spotting F1": _fmt(r["spot_f1"]),
+             "recognition UF1": _fmt(r["recognition_uf1"]), "recognition UAR": _fmt(r["recognition_uar"]),
+             "hits classified": r["n_true_positives"] or 0, "STRS": _fmt(r["strs"])}
             for scope, r in ((k, rec[k]) for k in ("all", "micro"))]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-        c: st.column_config.NumberColumn(c, format="%.3f") for c in ("spotting F1", "recognition UF1",
-                                                                        "recognition UAR", "STRS")})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     k = len(rec.get("classes") or []) or 1
     st.caption(plain(f"Each spotted interval was classified by run {rec['run']} ({rec.get('model', '')}); "
                      f"recognition is scored on the hits whose true interval has one of its {k} classes. "
                      f"Guessing among {k} classes gives a UAR of {1 / k:.3f} on average. STRS = spotting F1 × "
-                     f"recognition UF1. {rec.get('caveat', '')}."))
+                     f"recognition UF1. {rec.get('caveat', '')[:1].upper()}{rec.get('caveat', '')[1:]}."))
 
 
 # --- per video ----------------------------------------------------------------------------------------------
@@ -281,8 +279,9 @@ def _subject_section(summary: dict[str, Any]) -> None:
                                 key=K_TYPE) or "overall"
     view = table[table["type"] == kind].drop(columns="type").rename(
         columns={"tp": "hits", "fn": "misses", "fp": "false alarms", "f1": "F1"})
-    st.dataframe(view, hide_index=True, width="stretch", column_config={
-        c: st.column_config.NumberColumn(c, format="%.3f") for c in ("precision", "recall", "F1")})
+    for col in ("precision", "recall", "F1"):
+        view[col] = view[col].map(_fmt)
+    st.dataframe(view, hide_index=True, width="stretch")
     st.caption("Each subject's videos were spotted by the fold that held that subject out. A subject without a true "
                "interval of this type has no recall (–); one without a spotted interval, no precision.")
 
@@ -294,13 +293,12 @@ def _chosen_section(b: dict[str, Any]) -> None:
         row: dict[str, Any] = {"fold": int(f.fold_index) + 1, "held-out subject": f.subject, "status": f.status}
         for kind in ("micro", "macro"):
             p = (f.params or {}).get(kind) or {}
-            row |= {f"{kind} threshold": p.get("threshold"), f"{kind} peak distance": p.get("distance"),
-                    f"{kind} training F1": p.get("train_f1")}
+            th = p.get("threshold")
+            row |= {f"{kind} threshold": "–" if th is None else f"{th:.3g}", f"{kind} peak distance": p.get("distance"),
+                    f"{kind} training F1": _fmt(p.get("train_f1"))}
         rows.append(row)
     with st.expander("what each fold chose, on its training subjects only"):
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-            c: st.column_config.NumberColumn(c, format="%.3g") for c in
-            ("micro threshold", "macro threshold", "micro training F1", "macro training F1")})
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         st.caption("A grid search per fold and type: the threshold and peak distance with the best F1 on the "
                    "training subjects' videos (for the learned spotter, scored out of fold). The held-out subject's "
                    "videos never reach the choice.")

@@ -97,7 +97,8 @@ def _found(path: str, found: dict[str, Any], run_id: str) -> None:
     chart_key, pick_key = f"analyse_long_chart_{run_id}", f"analyse_long_play_{run_id}"
     sync_click(chart_key, pick_key, items["id"].tolist())
     widgets.chart(plots_spotting.timeline(found["scores"], thresholds, items, n, fps,
-                                          selected=st.session_state.get(pick_key)),
+                                          selected=st.session_state.get(pick_key), truth=False,
+                                          threshold_name="threshold (the spotting run's folds, median)"),
                   key=chart_key, on_select="rerun", selection_mode="points")
     view = found["table"][["type", "onset", "apex", "offset", "onset_s", "offset_s", "score"]]
     st.dataframe(view, hide_index=True, width="stretch", column_config={
