@@ -93,7 +93,7 @@ def render(page: str) -> tuple[float, object]:
     from apptest_helpers import _script
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_function(_script, default_timeout=60, args=(f"dashboard.views.{_module(page)}",))
+    at = AppTest.from_function(_script, default_timeout=300, args=(f"dashboard.views.{_module(page)}",))
     for k, v in PAGES[page].items():
         at.query_params[k] = v
     if _COMPONENTS:
