@@ -27,10 +27,17 @@ import streamlit as st
 
 from dashboard import reads
 from mer_core.errors import MerError
+from mer_core.explain import predict
+from mer_core.explain.predict import RunPredictor, analyse_clip, model_labels, parse_sidecar, stored_models
+from mer_core.explain.report import ReportConfig
+from mer_core.explain.report_time import estimate_report_seconds
+from mer_core.jobs import plan as job_plan, queue as jobs
+from mer_core.jobs.report_job import estimate_lines
 from mer_core.paths import cache_root, store_path
 from mer_core.store.db import RunStore
 from mer_core.store.folders import run_folder
 from mer_core.store.pretrain_record import PRETRAIN_FILE, read_pretrain_record
+from mer_core.training.final import FINAL_CHECKPOINT, FINAL_RECORD, final_record_state
 
 
 # --- pre-training record ----------------------------------------------------------------
@@ -99,14 +106,10 @@ def failure_notes(run: dict[str, Any]) -> list[str]:
 
 def final_model_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]:
     """The final model's share of a run's estimate (mer_core.jobs.plan.final_model_seconds)."""
-    from mer_core.jobs.plan import final_model_seconds as estimate
-
-    return estimate(model, preset, **sizes)
+    return job_plan.final_model_seconds(model, preset, **sizes)
 
 
 def _final_stamp(folder: Any) -> tuple:
-    from mer_core.training.final import FINAL_CHECKPOINT, FINAL_RECORD
-
     out = []
     for name in (FINAL_RECORD, FINAL_CHECKPOINT):
         try:
@@ -119,8 +122,6 @@ def _final_stamp(folder: Any) -> tuple:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _final_record(folder: str, stamp: tuple) -> tuple[dict[str, Any] | None, str]:
-    from mer_core.training.final import final_record_state
-
     return final_record_state(Path(folder))
 
 
@@ -149,8 +150,6 @@ def exported_clips() -> dict[str, dict[str, Any]]:
 
 def run_models(run_id: str) -> dict[str, str]:
     """The models a run can predict with, kind ('final', 'ensemble') -> what it is, final first."""
-    from mer_core.explain.predict import model_labels, stored_models
-
     with RunStore(store_path()) as store:
         return model_labels(stored_models(run_id, store))
 
@@ -167,10 +166,8 @@ def _store_stamp() -> int:
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=4)
 def _predictable_runs(path: str, stamp: int) -> list[str]:
-    from mer_core.explain.predict import predictable_runs
-
     with RunStore(path) as store:
-        return predictable_runs(store)
+        return predict.predictable_runs(store)  # the library's; predictable_runs here is the cached read
 
 
 def trained_on(run_id: str) -> str:
@@ -180,11 +177,8 @@ def trained_on(run_id: str) -> str:
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=32)
 def _trained_on(path: str, run_id: str) -> str:
-    from mer_core.explain.predict import trained_on as words
-    from mer_core.store.folders import run_folder
-
     with RunStore(path) as store:
-        return words(store.get_run(run_id), run_folder(run_id, create=False))
+        return predict.trained_on(store.get_run(run_id), run_folder(run_id, create=False))
 
 
 def clip_analysis(path: str, run_id: str, onset: int | None = None, apex: int | None = None,
@@ -199,8 +193,6 @@ def clip_analysis(path: str, run_id: str, onset: int | None = None, apex: int | 
 
 @st.cache_resource(ttl=600, show_spinner=False, max_entries=4)
 def _predictor(path: str, run_id: str, model: str | None = None) -> Any:
-    from mer_core.explain.predict import RunPredictor
-
     with RunStore(path) as store:
         return RunPredictor(run_id, store, model=model)
 
@@ -208,8 +200,6 @@ def _predictor(path: str, run_id: str, model: str | None = None) -> Any:
 @st.cache_data(ttl=600, show_spinner="decoding, spotting and predicting…", max_entries=16)
 def _clip_analysis(store: str, path: str, stamp: int, run_id: str, onset: int | None, apex: int | None,
                    cropped: bool, model: str | None = None, sidecar: str = "") -> Any:
-    from mer_core.explain.predict import analyse_clip, parse_sidecar
-
     side = parse_sidecar(sidecar, "the uploaded sidecar") if sidecar else None
     return analyse_clip(path, run_id, onset=onset, apex=apex, cropped=cropped, sidecar=side,
                         sidecar_name="the uploaded sidecar" if side else "",
@@ -233,9 +223,6 @@ def _clip_overlay(store: str, path: str, run_id: str, onset: int | None, apex: i
 # --- explanation report estimates ----------------------------------------------------
 def report_job_estimates(job_id: str) -> list[str]:
     """The time estimates a report job measured on its first clip (its log's ``[estimate]`` lines)."""
-    from mer_core.jobs import queue as jobs
-    from mer_core.jobs.report_job import estimate_lines
-
     with RunStore(store_path()) as store:
         try:
             return estimate_lines(jobs.get_job(store, job_id))
@@ -246,8 +233,5 @@ def report_job_estimates(job_id: str) -> list[str]:
 def report_estimate(run_id: str, settings_json: str) -> dict[str, Any]:
     """How long the report with these ReportConfig settings (JSON) would take: a committed benchmark figure
     when one matches, else one clip measured now (:mod:`mer_core.explain.report_time`), so it costs that clip."""
-    from mer_core.explain.report import ReportConfig
-    from mer_core.explain.report_time import estimate_report_seconds
-
     with RunStore(store_path()) as store:
         return estimate_report_seconds(run_id, ReportConfig.from_dict(json.loads(settings_json)), store=store)

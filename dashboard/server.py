@@ -20,7 +20,13 @@ from __future__ import annotations
 import sys
 from typing import Any, Awaitable, Callable
 
+from starlette.middleware import Middleware
+from streamlit import config
+from streamlit.config_option import ConfigOption
+
+from dashboard.access import TOKEN_ENV, required_token
 from mer_core.hosts import host_is_loopback, is_loopback
+from mer_core.streamlit_settings import project_settings, settings_file
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -30,8 +36,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def bind_address() -> str:
     """The address the server binds (Streamlit's ``server.address``; empty means every interface)."""
-    from streamlit import config
-
     return str(config.get_option("server.address") or "")
 
 
@@ -144,8 +148,6 @@ class BaseUrlHint:
 
 
 def _base_url_path() -> str:
-    from streamlit import config
-
     return str(config.get_option("server.baseUrlPath") or "")
 
 
@@ -161,11 +163,6 @@ def apply_project_settings() -> list[str]:
     statistics and accept uploads beyond the limit. Runs on the server's import, before any
     session: the bind address and port are fixed by then, which is why ``mer dashboard`` and
     ``make demo`` pass everything as flags as well."""
-    from streamlit import config
-    from streamlit.config_option import ConfigOption
-
-    from mer_core.streamlit_settings import project_settings, settings_file
-
     applied = []
     for name, value in project_settings().items():
         if name in BOUND_AT_START:
@@ -185,9 +182,6 @@ def refuse_to_start_open() -> None:
 
     No ``--server.address`` at all binds every interface, so it counts as beyond loopback.
     """
-    from dashboard.access import TOKEN_ENV, required_token
-    from streamlit import config
-
     address = bind_address()
     if is_loopback(address) or required_token():
         return
@@ -203,6 +197,4 @@ def refuse_to_start_open() -> None:
 
 def middleware() -> list[Any]:
     """The middleware ``st.App`` puts in front of Streamlit's own."""
-    from starlette.middleware import Middleware
-
     return [Middleware(LoopbackHostGuard), Middleware(BaseUrlHint)]

@@ -18,9 +18,12 @@ import streamlit as st
 from dashboard import glossary, plots, reads, study_plots, widgets
 from dashboard.widgets import plain
 from mer_core.errors import MerError
+from mer_core.evaluation.context import chance_levels
+from mer_core.evaluation.export import flat_params
 from mer_core.evaluation.leaderboard import part_table
 from mer_core.evaluation.statistics import compare_problems, disagreements, paired_subject_scores, verdict
-from mer_core.evaluation.export import flat_params
+from mer_core.explain.report import LABELS, MEASURES
+from mer_core.training.experiment import preset_label, settings_that_differ
 
 K_RUNS = "compare_runs"
 K_A = "compare_a"
@@ -69,8 +72,6 @@ def render() -> None:
 # --- explanations ----------------------------------------------------------------------------
 def explanations_section(a: str, b: str, names: dict) -> None:
     """The two first runs' explanation reports, paired over the clips both explained (A - B)."""
-    from mer_core.explain.report import LABELS, MEASURES
-
     st.subheader("Explanations: A vs B")
     shared = [m for m in reads.explain_report_methods(a) if m in reads.explain_report_methods(b)]
     if not shared:
@@ -119,8 +120,6 @@ def headline_section(chosen: list[str], bundles: dict, names: dict) -> None:
                "settle a comparison: the paired test below, on the same subjects, is sharper.")
     confusion = bundles[chosen[0]]["run"]["summary"].get("pooled", {}).get("confusion")
     if confusion:
-        from mer_core.evaluation.context import chance_levels
-
         counts = [sum(row) for row in confusion]
         if sum(counts):
             chance = chance_levels(counts).text()
@@ -130,14 +129,10 @@ def headline_section(chosen: list[str], bundles: dict, names: dict) -> None:
 # --- what differs: settings and curves ------------------------------------------------------
 def config_diff(configs: dict[str, dict]) -> pd.DataFrame:
     """The seed, every setting that differs, and every value changed from a preset (label -> config), as text."""
-    from mer_core.training.experiment import settings_that_differ
-
     return pd.DataFrame(settings_that_differ(configs), columns=["setting", *configs])
 
 
 def config_diff_section(chosen: list[str], bundles: dict, names: dict) -> None:
-    from mer_core.training.experiment import preset_label
-
     st.subheader("Settings that differ")
     st.caption(plain(" · ".join(f"{names[r]}: {preset_label(bundles[r]['run']['config'])}" for r in chosen)))
     diff = config_diff({names[r]: bundles[r]["run"]["config"] for r in chosen})
