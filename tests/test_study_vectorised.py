@@ -17,7 +17,7 @@ from sklearn.metrics import f1_score
 
 from mer_core.evaluation.metrics import per_group, scores
 from mer_core.evaluation.study import CURVE_METRICS, analyse, learning_curves, subject_scores
-from mer_core.evaluation.study_table import table_rows
+from mer_core.evaluation.study_table import paper_table, table_rows
 from mer_core.jobs.study import study_inputs
 from mer_core.store.db import RunStore
 from test_results_pages import CLASSES, store_fixture_run
@@ -124,3 +124,23 @@ def test_paper_table_rows_per_part_equal_the_mask_lookup() -> None:
         for p in parts:
             hit = report.parts[(report.parts["arm"] == row["arm"]) & (report.parts["part"] == p)]
             assert row["values"][f"{p} UF1"] == (float(hit["uf1_mean"].iloc[0]), float(hit["uf1_sd"].iloc[0]))
+
+
+def test_an_arm_with_one_finished_seed_shows_no_spread_rather_than_a_zero_one() -> None:
+    cells = []
+    for arm, acc, seeds in (("x", 0.8, (0, 1)), ("y", 0.55, (0, 1))):
+        for seed in seeds:
+            rid = store_fixture_run(f"one-{arm}{seed}", composite=True, accuracy=acc, seed=seed, epochs=2)
+            with RunStore() as store:
+                cancelled = arm == "y" and seed == 1
+                cells.append({"arm": arm, "seed": seed, "run_id": rid,
+                              "run_status": "cancelled" if cancelled else "done", "run": store.get_run(rid),
+                              "predictions": store.predictions(rid), "epochs": store.epochs(rid)})
+    report = analyse(cells, arms=["x", "y"], n_boot=50, n_perm=200)
+    md = paper_table(report, "md")
+    y_line = next(line for line in md.splitlines() if line.startswith("| y"))
+    x_line = next(line for line in md.splitlines() if line.startswith("| x"))
+    assert "(1 seed)" in y_line and "±" not in y_line and "†" in y_line
+    assert "±" in x_line and "(1 seed)" not in x_line
+    assert "(1 seed)" in paper_table(report, "latex")
+    assert "cancelled" in md.splitlines()[-1]

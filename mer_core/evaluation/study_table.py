@@ -31,6 +31,8 @@ def latex_escape(text: str) -> str:
 def _pm(mean: float, sd: float, digits: int) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "-"
+    if isinstance(sd, float) and math.isnan(sd):  # one complete seed: no spread to show (never "± 0.000")
+        return f"{mean:.{digits}f} (1 seed)"
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
@@ -48,6 +50,8 @@ def table_rows(report: StudyReport) -> tuple[list[str], list[dict[str, Any]]]:
                   "oracle gap UF1": (r.oracle_gap_uf1, float("nan"))}
         for p in parts:
             values[f"{p} UF1"] = per_part.get((str(r.arm), str(p)), (float("nan"), float("nan")))
+        if int(r.complete) < 2:  # a spread over one finished seed is not zero, it is unknown
+            values = {k: (mean, float("nan")) for k, (mean, _sd) in values.items()}
         rows.append({"arm": r.arm, "flagged": bool(r.flagged), "mark": report.marks.get(r.arm, ""), "values": values})
     for col in columns[:-1]:  # the oracle gap is a diagnostic: no "best"
         means = [row["values"][col][0] for row in rows if not math.isnan(row["values"][col][0])]
@@ -85,7 +89,7 @@ def _footer(report: StudyReport) -> str:
     seeds = int(report.table["seeds"].max()) if len(report.table) else 0
     return (f"Mean ± sd over {seeds} seeds of pooled UF1/UAR; best in bold. * worse than the best arm at p < {a:g}, "
             f"** at p < 0.01 ({test} over {report.test.get('n_subjects', 0)} subjects, seed-averaged "
-            "per-subject UF1). † arm with failed cells (complete cells only). Oracle gap: test-selected minus "
+            "per-subject UF1). † arm with cells that did not finish, failed or cancelled (complete cells only). Oracle gap: test-selected minus "
             "honest UF1 (diagnostic).")
 
 
@@ -112,6 +116,8 @@ def _latex(report: StudyReport, columns: list[str], rows: list[dict[str, Any]], 
                 text = "--"
             elif col.startswith("oracle"):
                 text = f"{mean:+.{digits}f}"
+            elif math.isnan(sd):
+                text = f"{mean:.{digits}f} (1 seed)"
             else:
                 text = f"{mean:.{digits}f} $\\pm$ {sd:.{digits}f}"
             if col in row["best"]:
