@@ -12,7 +12,10 @@ practice) and gives each frame its position (x, y pixels) against the first:
 2. refined by ``REFINE_STEPS`` Gauss-Newton steps (Lucas-Kanade on the
    keyframe's gradients, prepared once per keyframe) that fit a gain and an
    offset too, so a flicker is not taken for motion; only the inner part of
-   the crop (``MARGIN`` of its side left out at each edge) is compared;
+   the crop (``MARGIN`` of its side left out at each edge) is compared, and
+   the last step leaves out the pixels that the plain fit leaves far off
+   (``OUTLIER``): a blink or a moving mouth would otherwise pull the whole
+   face's shift by a tenth of a pixel, enough to make the face "move";
 3. the keyframe is renewed every ``KEY_EVERY`` frames and positions are
    chained through keyframes, so a head may wander over a long video while
    each estimate compares frames close in time.
@@ -37,6 +40,7 @@ MAX_SHIFT = 1 / 8  # the largest shift trusted between a frame and its keyframe,
 MARGIN = 1 / 8  # share of the side left out at each edge when comparing with the keyframe
 REFINE_STEPS = 2  # Gauss-Newton steps after phase correlation
 SETTLED = 0.25  # px: the last refinement step must be smaller than this
+OUTLIER = 3.0  # the last step leaves out pixels this many robust deviations off the plain fit (a blink)
 KEY_EVERY = 30  # frames between keyframes
 
 _HANN: dict[tuple[int, int], np.ndarray] = {}
@@ -55,10 +59,26 @@ class _Key:
         self.limit = MAX_SHIFT * min(h, w)
         gy, gx = np.gradient(self.frame)
         inner = (slice(m, h - m), slice(m, w - m))
-        jac = np.stack([-gx[inner].ravel(), -gy[inner].ravel(), self.frame[inner].ravel(),
-                        np.ones(gx[inner].size, np.float32)], 1).astype(np.float64)
-        self.solve = np.linalg.pinv(jac).astype(np.float32)  # (4, N): least-squares step from the residual
+        self.jac = np.stack([-gx[inner].ravel(), -gy[inner].ravel(), self.frame[inner].ravel(),
+                             np.ones(gx[inner].size, np.float32)], 1).astype(np.float32)
+        self.solve = np.linalg.pinv(self.jac.astype(np.float64)).astype(np.float32)  # (4, N): least-squares step
         self.inner = inner
+
+    def _step(self, residual: np.ndarray, robust: bool) -> np.ndarray:
+        """One Gauss-Newton step (shift, gain, offset) from the residual; ``robust``: pixels the plain fit leaves
+        far off (more than ``OUTLIER`` robust deviations: a blink, a moving mouth) are left out and it is refitted."""
+        p = self.solve @ residual
+        if not robust:
+            return p
+        r = np.abs(residual - self.jac @ p)
+        keep = r <= OUTLIER * 1.4826 * max(float(np.median(r)), 1e-3)
+        if keep.sum() < 0.5 * len(r):
+            return p
+        jk = self.jac[keep]
+        try:
+            return np.linalg.solve((jk.T @ jk).astype(np.float64), (jk.T @ residual[keep]).astype(np.float64))
+        except np.linalg.LinAlgError:
+            return p
 
     def shift(self, frame: np.ndarray) -> np.ndarray | None:
         """``frame``'s shift (x, y px) against the keyframe, or None when the estimate is not trusted."""
@@ -69,10 +89,10 @@ class _Key:
             return None
         d = np.array([dx, dy], np.float64)
         step = np.zeros(2)
-        for _ in range(REFINE_STEPS):
+        for k in range(REFINE_STEPS):
             back = cv2.warpAffine(frame, np.float32([[1, 0, -d[0]], [0, 1, -d[1]]]), (w, h),
                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            step = (self.solve @ (back[self.inner] - self.frame[self.inner]).ravel())[:2]
+            step = self._step((back[self.inner] - self.frame[self.inner]).ravel(), robust=k == REFINE_STEPS - 1)[:2]
             d += step
         if not np.isfinite(d).all() or np.abs(d).max() > self.limit or np.abs(step).max() > SETTLED:
             return None
