@@ -62,6 +62,7 @@ class _Key:
         self.jac = np.stack([-gx[inner].ravel(), -gy[inner].ravel(), self.frame[inner].ravel(),
                              np.ones(gx[inner].size, np.float32)], 1).astype(np.float32)
         self.solve = np.linalg.pinv(self.jac.astype(np.float64)).astype(np.float32)  # (4, N): least-squares step
+        self.outer = (self.jac[:, :, None] * self.jac[:, None, :]).reshape(len(self.jac), 16)  # per pixel J^T J
         self.inner = inner
 
     def _step(self, residual: np.ndarray, robust: bool) -> np.ndarray:
@@ -71,12 +72,13 @@ class _Key:
         if not robust:
             return p
         r = np.abs(residual - self.jac @ p)
-        keep = r <= OUTLIER * 1.4826 * max(float(np.median(r)), 1e-3)
+        median = float(np.partition(r, len(r) // 2)[len(r) // 2])
+        keep = (r <= OUTLIER * 1.4826 * max(median, 1e-3)).astype(np.float32)
         if keep.sum() < 0.5 * len(r):
             return p
-        jk = self.jac[keep]
-        try:
-            return np.linalg.solve((jk.T @ jk).astype(np.float64), (jk.T @ residual[keep]).astype(np.float64))
+        try:  # the normal equations over the kept pixels (matrix-vector products only: no copy of the kept rows)
+            return np.linalg.solve((keep @ self.outer).reshape(4, 4).astype(np.float64),
+                                   ((keep * residual) @ self.jac).astype(np.float64))
         except np.linalg.LinAlgError:
             return p
 
