@@ -80,8 +80,14 @@ def submit_spotting(config: Any, *, name: str = "") -> str:
             if not any(b in where.parents for b in bases):
                 check_browser_path(where, f"video {video.video!r}")
     with RunStore(store_path()) as store:
-        if config.recognise:
-            store.get_run(config.recognise)  # an unknown run is refused now, not after the LOSO
+        if config.recognise:  # an unknown run, or one without a model, is refused now, not after the LOSO
+            from mer_core.errors import MerError
+            from mer_core.explain.predict import predictable_runs
+
+            store.get_run(config.recognise)
+            if config.recognise not in predictable_runs(store):
+                raise MerError(f"run {config.recognise} kept no model to classify with (no fold checkpoints and no "
+                               "final model); pick a run that did")
         return jobs.submit_spotting(config, store=store, name=name)
 
 

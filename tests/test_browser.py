@@ -730,7 +730,8 @@ def test_analyst_gets_no_verdict_without_a_face_and_the_sidecar_frames_are_used(
 
 
 # --- spotting: a long-video run submitted, its timeline opened, a missed interval played ---------------------------
-SPOT_OPTIONS = "subjects=2\nvideos_per_subject=1\nmin_seconds=4\nmax_seconds=4\nfps=20\nsize=48\nmax_micro=2\nmax_macro=1"
+SPOT_OPTIONS = ("subjects=2\nvideos_per_subject=1\nmin_seconds=4\nmax_seconds=4\nfps=20\nsize=48\nmax_micro=2\n"
+                "max_macro=1\namplitude=0.3")  # faint micro-expressions: a miss to play, whatever the spotter finds
 
 
 def test_submit_a_spotting_run_open_its_timeline_and_play_a_missed_interval(server, browser):
@@ -764,8 +765,17 @@ def test_submit_a_spotting_run_open_its_timeline_and_play_a_missed_interval(serv
         timeline = page.locator("[data-testid='stPlotlyChart']").first  # the timeline: curves, then interval lanes
         assert timeline.locator(".annotation-text", has_text="intervals").count() == 1
         assert timeline.locator(".legendtext", has_text="miss").count() == 1  # a miss among its coloured bars
-        page.get_by_role("combobox", name="play an interval", exact=True).click()
-        page.get_by_role("option").filter(has_text=re.compile(r"^miss")).first.click()
+        from playwright.sync_api import Error as PlaywrightError
+
+        missed = page.get_by_role("option").filter(has_text=re.compile(r"^miss")).first
+        for attempt in range(3):  # a click that lands while the page redraws leaves the list closed: open it again
+            page.get_by_role("combobox", name="play an interval", exact=True).click()
+            try:
+                missed.wait_for(timeout=5_000)
+                break
+            except PlaywrightError:
+                page.keyboard.press("Escape")
+        missed.click()
         settle(page)
         assert "A miss: no spotted interval" in main.inner_text()
         readout = page.locator("text.slider-label").first

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import palette, plots_spotting, reads, reads_models, reads_spotting as rs, widgets, writes
+from dashboard import palette, plots_spotting, reads, reads_spotting as rs, widgets, writes
 from dashboard.views import spotting_clip
 from dashboard.widgets import plain
 from mer_core.errors import MerError
@@ -67,8 +67,8 @@ def _submit_form() -> None:
                         help="passed to the indexer: manifest=/path/intervals.csv for long-manifest; for "
                              "synthetic-long e.g. subjects=3, videos_per_subject=1, max_seconds=15 (the default "
                              "size, 10 subjects × 2 videos of 10-60 s, takes minutes)")
-    runs = reads.runs_table().set_index("id")
-    choices = [""] + [r for r in reads_models.predictable_runs() if r in runs.index]
+    runs = reads.runs_table().set_index("id")  # finished recognition runs (whether one kept a model: on submit)
+    choices = [""] + runs.index[runs["status"].isin(("done", "partial"))].tolist()
     recognise = st.selectbox("then recognise each spotted interval with (optional)", choices, key=K_RECOGNISE,
                              format_func=lambda r: "no: spotting only" if not r else widgets.run_label(runs.loc[r]
                                                                                                       .to_dict() | {"id": r}),
