@@ -332,6 +332,9 @@ class DenseAttentionNet(nn.Module):
 
 # --- builder, defaults, registration ------------------------------------------
 
+# the flow-image presets' net: smaller and more regularised than the frames preset's
+_SMALL = dict(growth_rate=12, block_layers=(2, 2, 2), init_features=16, bn_size=4, stem="conv3", attn_reduction=8,
+              attn_kernel=5, dropout=0.4, drop_rate=0.1)
 _TUNED = "chosen on the realism variant (its tuning draw, seed 10, 5-fold by subject: benchmarks/results/realism_tuning.md)"
 
 
@@ -355,37 +358,12 @@ _TUNED = "chosen on the realism variant (its tuning draw, seed 10, 5-fold by sub
         # net, as ~440 clips cannot feed the frames preset's capacity without overfitting. 32 px: the public
         # flow images are 28x28, and a 68-fold LOSO must fit in 20 minutes on two cores, which 48 px does not
         # (docs/benchmarks.md, "Figures behind preset choices")
-        "cpu_flow_apex": dict(
-            channels=("apex", "flow_u", "flow_v", "strain"),
-            input_size=32,
-            growth_rate=12,
-            block_layers=(2, 2, 2),
-            init_features=16,
-            bn_size=4,
-            stem="conv3",
-            attn_reduction=8,
-            attn_kernel=5,
-            dropout=0.4,
-            drop_rate=0.1,
-        ),
+        "cpu_flow_apex": dict(channels=("apex", "flow_u", "flow_v", "strain"), input_size=32, **_SMALL),
         # motion first, chosen on a tuning draw of the realism variant (benchmarks/results/realism_tuning.md):
         # the flow triplet at its native 28 px (the apex image added nothing there: UF1 0.693 with it, 0.704
         # without), a positional head (global pooling lost *where* the motion is: 0.663 -> 0.704) and 30 epochs
         # (0.724; EMA weights at 20 epochs: 0.707)
-        "cpu_motion": dict(
-            channels=("flow_u", "flow_v", "strain"),
-            input_size=28,
-            growth_rate=12,
-            block_layers=(2, 2, 2),
-            init_features=16,
-            bn_size=4,
-            stem="conv3",
-            attn_reduction=8,
-            attn_kernel=5,
-            dropout=0.4,
-            drop_rate=0.1,
-            head_grid=4,
-        ),
+        "cpu_motion": dict(channels=("flow_u", "flow_v", "strain"), input_size=28, head_grid=4, **_SMALL),
         # apex face images only: no motion input, so only appearance (expect much lower scores)
         "cpu_apex": dict(
             channels=("apex",),
