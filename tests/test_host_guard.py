@@ -22,7 +22,7 @@ import pytest
 from mer_core.hosts import host_is_loopback, is_loopback
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else (shutil.which("chromium") or "/usr/bin/chromium")  # Debian's first
 
 
 @pytest.mark.parametrize("host, ok", [
