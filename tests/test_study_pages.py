@@ -146,3 +146,18 @@ def test_the_preview_says_whether_dense_attention_pre_trains(no_workers) -> None
     text = _texts(at).replace("\\", "")
     assert "dense_attention: no pre-training: trained from scratch" in text
     assert "dense_attention (paper): pre-trained on synthetic-macro for 20 epochs" in text
+
+
+def test_a_failed_cells_partial_figures_are_not_shown_as_its_result() -> None:
+    _three_arm_study(failed=True)
+    with RunStore() as store:
+        assert store.get_run("C1")["uf1"] is not None  # the run row keeps its figure over the folds it stored
+        cells = store.study_cells("page").set_index(["arm", "seed"])
+    assert cells.loc[("C", 1), "uf1"] != cells.loc[("C", 1), "uf1"]  # NaN: not the cell's result
+    assert cells.loc[("C", 0), "uf1"] == cells.loc[("C", 0), "uf1"]
+    at = page_app("study", study="page")
+    shown = at.dataframe[0].value.set_index(["arm", "seed"])
+    assert shown.loc[("C", 1), "UF1"] == "–" and shown.loc[("C", 1), "run status"] == "failed"
+    assert shown.loc[("C", 1), "error"] == "worker died" and shown.loc[("A", 0), "UF1"] != "–"
+    assert "None" not in shown.to_string() and "nan" not in shown.to_string()
+    assert "finished cells only" in _texts(at)

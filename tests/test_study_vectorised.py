@@ -144,3 +144,5 @@ def test_an_arm_with_one_finished_seed_shows_no_spread_rather_than_a_zero_one() 
     assert "±" in x_line and "(1 seed)" not in x_line
     assert "(1 seed)" in paper_table(report, "latex")
     assert "cancelled" in md.splitlines()[-1]
+    assert "complete cells only: y 1 of 2 seeds)" in md.splitlines()[-1]  # whose mean is over fewer seeds
+

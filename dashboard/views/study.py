@@ -58,7 +58,27 @@ def cells_section(name: str, cells: pd.DataFrame) -> None:
             except MerError as exc:
                 st.error(plain(exc))
     with st.expander("cells", expanded=done < len(cells)):
-        st.dataframe(cells, hide_index=True, width="stretch")
+        st.dataframe(cells_display(cells), hide_index=True, width="stretch")
+        if done < len(cells):
+            st.caption("UF1 and UAR are shown for finished cells only: a cancelled or failed cell's figures over "
+                       "the folds it finished would be another, smaller test set. Resume study continues it.")
+
+
+def cells_display(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells as text: folds as done/total, figures to 3 decimals, '–' where there is nothing (not 'None')."""
+    def fig(v) -> str:
+        return "–" if v is None or v != v else f"{float(v):.3f}"
+
+    def text(v) -> str:
+        return "–" if v is None or v != v or str(v) == "" else str(v)
+
+    return pd.DataFrame({
+        "arm": cells["arm"], "seed": cells["seed"].astype(int), "job": cells["job_id"].map(text),
+        "job status": cells["job_status"].map(text), "run status": cells["run_status"].map(text),
+        "folds": [f"{int(d)}/{int(n)}" if n else "–" for d, n in zip(cells["folds_done"], cells["n_folds"])],
+        "UF1": cells["uf1"].map(fig), "UAR": cells["uar"].map(fig), "run": cells["run_id"].map(text),
+        "error": cells["error"].map(lambda e: text(str(e).strip().splitlines()[-1] if str(e).strip() else "")),
+    })
 
 
 def table_section(name: str, report) -> None:

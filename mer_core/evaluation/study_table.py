@@ -87,9 +87,12 @@ def _footer(report: StudyReport) -> str:
     test = {"permutation": "paired permutation test", "friedman": "Nemenyi post-hoc test after Friedman"}.get(
         report.test["kind"], "no test (fewer than two complete arms)")
     seeds = int(report.table["seeds"].max()) if len(report.table) else 0
+    short = [f"{r.arm} {int(r.complete)} of {int(r.seeds)}" for r in report.table.itertuples()
+             if int(r.complete) < int(r.seeds)]  # an arm's mean over fewer seeds than the others': said by name
     return (f"Mean ± sd over {seeds} seeds of pooled UF1/UAR; best in bold. * worse than the best arm at p < {a:g}, "
             f"** at p < 0.01 ({test} over {report.test.get('n_subjects', 0)} subjects, seed-averaged "
-            "per-subject UF1). † arm with cells that did not finish, failed or cancelled (complete cells only). Oracle gap: test-selected minus "
+            "per-subject UF1). † arm with cells that did not finish, failed or cancelled (complete cells only"
+            + (f": {', '.join(short)} seeds" if short else "") + "). Oracle gap: test-selected minus "
             "honest UF1 (diagnostic).")
 
 

@@ -82,14 +82,20 @@ class StudyStoreMixin:
         return pd.DataFrame([dict(r) for r in rows], columns=["name", "created", "dataset", "protocol", "cells", "done"])
 
     def study_cells(self, name: str) -> pd.DataFrame:
-        """One row per cell with its job's and run's status (a run not started yet has run_status '')."""
+        """One row per cell with its job's and run's status (a run not started yet has run_status '').
+
+        ``uf1``/``uar`` are a finished run's; a cancelled or failed run's figures over the folds it finished are
+        not the cell's result, so they read as missing (``folds_done`` says how far it got).
+        """
         if not self.has_study(name):
             self.get_study(name)  # the error naming the known studies
         rows = self.conn.execute(
             """SELECT c.arm, c.seed, c.job_id, c.run_id, COALESCE(j.status, '') AS job_status,
                       COALESCE(r.status, '') AS run_status,
                       (SELECT COUNT(*) FROM folds f WHERE f.run_id = c.run_id AND f.status = 'done') AS folds_done,
-                      COALESCE(r.n_folds, j.n_folds, 0) AS n_folds, r.uf1, r.uar,
+                      COALESCE(r.n_folds, j.n_folds, 0) AS n_folds,
+                      CASE WHEN r.status = 'done' THEN r.uf1 END AS uf1,
+                      CASE WHEN r.status = 'done' THEN r.uar END AS uar,
                       COALESCE(NULLIF(r.error, ''), j.error, '') AS error
                FROM study_cells c LEFT JOIN jobs j ON j.id = c.job_id LEFT JOIN runs r ON r.id = c.run_id
                WHERE c.study = ? ORDER BY c.rowid""", (name,)).fetchall()
