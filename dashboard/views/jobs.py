@@ -206,13 +206,18 @@ def _training_panels(job_id: str, detail: dict, run: dict | None) -> None:
             st.caption(f"{len(per_subject)} subject(s) tested so far; pooled metrics on the Run page.")
 
 
-@st.fragment(run_every=2)
-def _live() -> None:
-    """The whole page while any job is queued or running: table, picker and job view move together."""
+def _jobs_view(live: bool) -> None:
+    """The whole page below the title (table, picker and job view move together), drawn as one fragment.
+
+    ``live``: re-run every 2 s (some job is queued or running). When that changes, one full render switches
+    mode. Both modes are the same fragment (same function, same place, so the same fragment id): a click on a
+    button drawn by the live fragment that lands while the page turns static still reaches its callback
+    (Streamlit drops a rerun of a fragment the session no longer holds; a Resume was lost so).
+    """
     table = reads.jobs_table()
     _page(table)
-    if not table["status"].isin(("queued", *ACTIVE)).any():
-        st.rerun(scope="app")  # one last full render, then static
+    if bool(table["status"].isin(("queued", *ACTIVE)).any()) != live:
+        st.rerun(scope="app")  # one full render in the other mode
 
 
 def _page(table: pd.DataFrame) -> None:
@@ -246,7 +251,5 @@ def render() -> None:
                      icon=":material/link_off:")
         st.info("No jobs yet. Queue one on the New experiment page or with `mer submit --dataset synthetic`.")
         return
-    if table["status"].isin(("queued", *ACTIVE)).any():
-        _live()
-    else:
-        _page(table)
+    live = bool(table["status"].isin(("queued", *ACTIVE)).any())
+    st.fragment(_jobs_view, run_every=2 if live else None)(live)
