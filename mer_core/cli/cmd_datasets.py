@@ -114,6 +114,11 @@ def _check(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    return _print_report(report, args)
+
+
+def _print_report(report: Any, args: argparse.Namespace) -> int:
+    """A check report (clips or long videos) as text or JSON; exit code 1 when it is not usable."""
     if report.fatal:
         raise DatasetError(report.fatal)
     if args.json:
@@ -132,14 +137,7 @@ def _check_long(args: argparse.Namespace, options: dict[str, Any]) -> int:
         options["manifest"] = args.root
     report = check_long_dataset(args.name, Path(args.root).expanduser() if args.root else None,
                                 frames="quick" if args.quick else "all", **options)
-    if report.fatal:
-        raise DatasetError(report.fatal)
-    if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=1, default=str)
-        print()
-    else:
-        print(report.to_text(limit=args.limit))
-    return 0 if report.usable else 1
+    return _print_report(report, args)
 
 
 def _set_root(args: argparse.Namespace) -> int:

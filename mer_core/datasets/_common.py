@@ -78,6 +78,25 @@ class Problems:
         return [p for p in self.items if p["severity"] == "error"]
 
 
+class BySeverity:
+    """A check report's ``problems`` (dicts with a ``severity``) split by severity; mixed into the reports."""
+
+    problems: list[dict[str, Any]]
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [p for p in self.problems if p["severity"] == "error"]
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        return [p for p in self.problems if p["severity"] == "warning"]
+
+    @property
+    def dropped(self) -> list[dict[str, Any]]:
+        """What the class set or protocol leaves out on purpose, each with its reason."""
+        return [p for p in self.problems if p["severity"] == "info"]
+
+
 def require_root(name: str, root: str | Path | None, expected: str) -> Path:
     """The dataset root: given, else configured (with the 'how to set it' message), and a folder."""
     if root is None:

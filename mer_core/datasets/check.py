@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from mer_core.datasets._common import Problems, index_with_report, readable  # noqa: F401 (index_with_report re-exported)
+from mer_core.datasets._common import BySeverity, Problems, index_with_report, readable  # noqa: F401 (index_with_report re-exported)
 from mer_core.datasets.registry import dataset_info, index_dataset
 from mer_core.errors import MerError
 
@@ -28,7 +28,7 @@ _ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
 @dataclass
-class DatasetReport:
+class DatasetReport(BySeverity):
     """The result of :func:`check_dataset` (plain data: safe to cache or JSON-dump via ``to_dict``)."""
 
     name: str
@@ -85,19 +85,6 @@ class DatasetReport:
         return 0 if self.table is None else int(self.table["apex_estimated"].sum())
 
     # ---------------------------------------------------------------- problems
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        return [p for p in self.problems if p["severity"] == "error"]
-
-    @property
-    def warnings(self) -> list[dict[str, Any]]:
-        return [p for p in self.problems if p["severity"] == "warning"]
-
-    @property
-    def dropped(self) -> list[dict[str, Any]]:
-        """Clips the class set or protocol leaves out on purpose, each with its reason."""
-        return [p for p in self.problems if p["severity"] == "info"]
-
     @property
     def usable(self) -> bool:
         """True when the dataset indexed, has clips, and no row had to be skipped for an error."""

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from mer_core.datasets._common import Problems
+from mer_core.datasets._common import BySeverity, Problems
 from mer_core.errors import MerError
 from mer_core.preprocess.video import ClipError
 from mer_core.spotting.indexers import index_long
@@ -31,7 +31,7 @@ PROBLEM_COLUMNS = ["severity", "kind", "file", "row", "sample_id", "message"]
 
 
 @dataclass
-class LongReport:
+class LongReport(BySeverity):
     """The result of :func:`check_long_dataset` (plain data)."""
 
     name: str
@@ -41,14 +41,6 @@ class LongReport:
     dataset: LongDataset | None = None
     problems: list[dict[str, Any]] = field(default_factory=list)
     frames_decoded: int = 0
-
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        return [p for p in self.problems if p["severity"] == "error"]
-
-    @property
-    def warnings(self) -> list[dict[str, Any]]:
-        return [p for p in self.problems if p["severity"] == "warning"]
 
     @property
     def usable(self) -> bool:
