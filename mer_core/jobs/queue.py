@@ -33,13 +33,14 @@ Life of a job::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -131,17 +132,28 @@ def submit(config: ExperimentConfig, *, store: RunStore | None = None, name: str
     if not isinstance(config, ExperimentConfig):
         raise MerError(f"submit() needs an ExperimentConfig, got {type(config).__name__}")
     config = complete_config(config)
+    with _using(store) as store:
+        return _queued(store, start, config.to_json(), new_run_id(config.model), name=name, priority=priority)
+
+
+@contextlib.contextmanager
+def _using(store: RunStore | None) -> Iterator[RunStore]:
+    """The given store, or one opened (and closed) for the call."""
     own = store is None
     store = store or RunStore()
     try:
-        job_id = store.add_job(config.to_json(), new_run_id(config.model), name=name, priority=priority,
-                               log_dir=jobs_dir())
-        if start:
-            kick(store)
-        return job_id
+        yield store
     finally:
         if own:
             store.close()
+
+
+def _queued(store: RunStore, start: bool, config_json: str, run_id: str, **job: Any) -> str:
+    """Add a job (its log under the jobs folder); kick the scheduler when ``start``; its id."""
+    job_id = store.add_job(config_json, run_id, log_dir=jobs_dir(), **job)
+    if start:
+        kick(store)
+    return job_id
 
 
 REPORT_JOB = EXPLAIN_REPORT  # the kind of an explanation-report job (else: a LOSO experiment)
@@ -161,22 +173,14 @@ def submit_explain_report(run_id: str, report: dict[str, Any] | None = None, *, 
     from mer_core.explain.report import ReportConfig
 
     cfg = ReportConfig.from_dict(dict(report or {}))
-    own = store is None
-    store = store or RunStore()
-    try:
+    with _using(store) as store:
         run = store.get_run(run_id)
         if run["status"] in ("running", "queued"):
             raise MerError(f"run {run_id} is {run['status']}; explain it once its folds are stored")
         config = {"run": run["id"], "report": cfg.as_dict(), "model": run["model"], "dataset": run["dataset"],
                   "protocol": "explanation report"}
-        job_id = store.add_job(json.dumps(config), run["id"], name=f"explanation report of {run['id']}",
-                               priority=priority, kind=REPORT_JOB, log_dir=jobs_dir())
-        if start:
-            kick(store)
-        return job_id
-    finally:
-        if own:
-            store.close()
+        return _queued(store, start, json.dumps(config), run["id"], name=f"explanation report of {run['id']}",
+                       priority=priority, kind=REPORT_JOB)
 
 
 def submit_spotting(config: Any, *, store: RunStore | None = None, name: str = "", priority: int = 0,
@@ -190,17 +194,9 @@ def submit_spotting(config: Any, *, store: RunStore | None = None, name: str = "
 
     if not isinstance(config, SpotConfig):
         raise MerError(f"submit_spotting() needs a SpotConfig, got {type(config).__name__}")
-    own = store is None
-    store = store or RunStore()
-    try:
-        job_id = store.add_job(config.job_json(), new_spot_run_id(config.spotter), kind=SPOT_JOB, priority=priority,
-                               name=name or f"spotting ({config.spotter}) on {config.dataset}", log_dir=jobs_dir())
-        if start:
-            kick(store)
-        return job_id
-    finally:
-        if own:
-            store.close()
+    with _using(store) as store:
+        return _queued(store, start, config.job_json(), new_spot_run_id(config.spotter), kind=SPOT_JOB,
+                       priority=priority, name=name or f"spotting ({config.spotter}) on {config.dataset}")
 
 
 def cancel(store: RunStore, job_id: str) -> str:

@@ -133,12 +133,13 @@ def decode_clip(path: str | Path, limits: ClipLimits | None = None) -> DecodedCl
     return _from_video(path, limits)
 
 
-def _open(path: Path) -> cv2.VideoCapture:
+def open_capture(path: Path, expected: str = "mp4, avi, mov or webm, or a zip of frames") -> cv2.VideoCapture:
+    """An OpenCV capture of ``path``; ClipError naming the file and ``expected`` when it cannot be opened."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
-        raise ClipError(f"{path.name}: not a video OpenCV can read (expected mp4, avi, mov or webm, or a zip of "
-                        "frames); the file may also be damaged or cut short")
+        raise ClipError(f"{path.name}: not a video OpenCV can read (expected {expected}); the file may also be "
+                        "damaged or cut short")
     return cap
 
 
@@ -156,7 +157,7 @@ def _declared_fps(cap: cv2.VideoCapture) -> float | None:
 
 
 def _from_video(path: Path, limits: ClipLimits) -> DecodedClip:
-    cap = _open(path)
+    cap = open_capture(path)
     try:
         fps = _declared_fps(cap)
         declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -196,7 +197,7 @@ def _looks_like_video(path: Path) -> bool:
 
 
 def _decode_range(path: Path, start: int, stop: int, limits: ClipLimits) -> list[np.ndarray]:
-    cap = _open(path)
+    cap = open_capture(path)
     out: list[np.ndarray] = []
     try:
         for i in range(stop):

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from mer_core.paths import natural_key
-from mer_core.preprocess.video import FRAME_SUFFIXES, MAX_DECLARED_FPS, VIDEO_SUFFIXES, ClipError
+from mer_core.preprocess.video import FRAME_SUFFIXES, MAX_DECLARED_FPS, VIDEO_SUFFIXES, ClipError, open_capture
 
 
 def source_kind(path: str | Path) -> str:
@@ -43,12 +43,7 @@ def frame_files(folder: str | Path) -> list[str]:
 
 
 def _open(path: Path) -> cv2.VideoCapture:
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        cap.release()
-        raise ClipError(f"{path.name}: not a video OpenCV can read (expected {', '.join(VIDEO_SUFFIXES)} or a "
-                        "folder of frames); the file may be damaged")
-    return cap
+    return open_capture(path, f"{', '.join(VIDEO_SUFFIXES)} or a folder of frames")
 
 
 def video_info(path: str | Path) -> tuple[int, float | None]:
