@@ -76,7 +76,15 @@ def bench(spotter: str, options: dict, recognise: str, store: RunStore, stabilis
     if s.get("recognition"):
         out["recognition"] = s["recognition"]
         out["strs"] = s.get("strs")
+        out["recognition_run"] = recognition_run(store, recognise)
     return out
+
+
+def recognition_run(store: RunStore, run_id: str) -> dict:
+    """What the recognition run is: its model, preset, data and its own LOSO figures."""
+    r = store.get_run(run_id)
+    return {"id": run_id, "model": r["model"], "preset": r["config"].get("preset", ""), "dataset": r["dataset"],
+            "n_samples": r.get("n_samples"), "uf1": r["uf1"], "uar": r["uar"]}
 
 
 def markdown(report: dict) -> str:
@@ -99,7 +107,11 @@ def markdown(report: dict) -> str:
     for r in report["runs"]:
         if r.get("recognition"):
             a, m = r["recognition"]["all"], r["recognition"]["micro"]
-            lines += ["", f"Spot-then-recognise ({r['spotter']}, recognition run {r['recognition']['run']}): "
+            rr = r.get("recognition_run")
+            what = (f", {rr['model']} at preset {rr['preset']} trained on {rr['dataset']}, its own LOSO UF1 "
+                    f"{_f(rr['uf1'])} / UAR {_f(rr['uar'])}") if rr else ""
+            lines += ["", f"Spot-then-recognise with the {r['spotter']} spotter (recognition run "
+                          f"{r['recognition']['run']}{what}): "
                           f"recognition UF1 {_f(a['recognition_uf1'])} / UAR {_f(a['recognition_uar'])} on "
                           f"{a['n_true_positives']} true-positive spots, STRS {_f(a['strs'])}; micro only: UF1 "
                           f"{_f(m['recognition_uf1'])}, STRS {_f(m['strs'])}."]
