@@ -117,13 +117,10 @@ def spot_chance(run_id: str) -> dict[str, Any] | None:
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="placing the spotted intervals at random…")
 def _spot_chance(path: str, run_id: str, stamp: tuple) -> dict[str, Any] | None:
-    from mer_core.spotting.chance import chance_scores
+    from mer_core.spotting.chance import run_chance  # one chance floor: the Study page's spotting table uses it too
 
-    b = _spot_run(path, run_id, stamp)
-    if b["truth"].empty and b["predicted"].empty:
-        return None
-    frames = {v["video"]: int(v["n_frames"]) for v in b["run"]["videos"]}
-    return chance_scores(b["truth"], b["predicted"], frames, iou=b["iou"])
+    with RunStore(path) as store:
+        return run_chance(store, run_id)
 
 
 def play_window(onset: int, apex: int, offset: int, n_frames: int, cap: int = PLAYER_FRAMES) -> tuple[int, int]:

@@ -5,6 +5,9 @@ seeds of pooled UF1/UAR per arm (per part for composite runs), the
 honest-vs-oracle gap and a subject-level bootstrap interval; the paired
 comparison over subjects (seed-averaged per-subject UF1) ends in one verdict
 sentence. Cells that failed are named and left out, and their arm is flagged.
+A spotting study (arms are spotters) shows F1 of all types, micro and macro
+beside chance, the same paired comparison on per-subject F1, and no learning
+curves (a spotter has no epochs).
 """
 from __future__ import annotations
 
@@ -43,7 +46,10 @@ def render() -> None:
         return
     table_section(name, report)
     comparison_section(report)
-    curves_section(report)
+    if report.kind == "spotting":
+        seeds_section(report)
+    else:
+        curves_section(report)
 
 
 def cells_section(name: str, cells: pd.DataFrame) -> None:
@@ -57,11 +63,17 @@ def cells_section(name: str, cells: pd.DataFrame) -> None:
                 st.toast(plain(", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to do"))
             except MerError as exc:
                 st.error(plain(exc))
+    spotting = bool((cells["kind"] == "spotting").any())
     with st.expander("cells", expanded=done < len(cells)):
         st.dataframe(cells_display(cells), hide_index=True, width="stretch")
         if done < len(cells):
-            st.caption("UF1 and UAR are shown for finished cells only: a cancelled or failed cell's figures over "
+            what = "F1 is" if spotting else "UF1 and UAR are"
+            st.caption(f"{what} shown for finished cells only: a cancelled or failed cell's figures over "
                        "the folds it finished would be another, smaller test set. Resume study continues it.")
+        if spotting:
+            st.caption("Each cell is a spotting run (open it on the Spotting page by its run id). F1 is pooled over "
+                       "all videos, one-to-one at the run's IoU; the motion-curve spotter uses no seed, so its "
+                       "cells repeat one run.")
 
 
 def cells_display(cells: pd.DataFrame) -> pd.DataFrame:
@@ -72,11 +84,13 @@ def cells_display(cells: pd.DataFrame) -> pd.DataFrame:
     def text(v) -> str:
         return "–" if v is None or v != v or str(v) == "" else str(v)
 
+    figures = ({"F1": "f1", "micro F1": "micro_f1", "macro F1": "macro_f1"} if (cells["kind"] == "spotting").any()
+               else {"UF1": "uf1", "UAR": "uar"})
     return pd.DataFrame({
         "arm": cells["arm"], "seed": cells["seed"].astype(int), "job": cells["job_id"].map(text),
         "job status": cells["job_status"].map(text), "run status": cells["run_status"].map(text),
         "folds": [f"{int(d)}/{int(n)}" if n else "–" for d, n in zip(cells["folds_done"], cells["n_folds"])],
-        "UF1": cells["uf1"].map(fig), "UAR": cells["uar"].map(fig), "run": cells["run_id"].map(text),
+        **{label: cells[col].map(fig) for label, col in figures.items()}, "run": cells["run_id"].map(text),
         "error": cells["error"].map(lambda e: text(str(e).strip().splitlines()[-1] if str(e).strip() else "")),
     })
 
@@ -86,6 +100,20 @@ def table_section(name: str, report) -> None:
     for flag in report.flags:
         st.warning(plain(f"Flagged: {flag}"), icon=":material/warning:")
     st.markdown(paper_table(report, "md").replace("†", "(flagged)"))
+    for note in report.notes:
+        st.info(plain(note), icon=":material/info:")
+    if report.kind == "spotting":
+        st.caption("Chance F1: each run's spotted intervals (same videos, types and lengths) placed at random, "
+                   "scored alike, as on the Spotting page; a spotter must beat it to have found anything.")
+    else:
+        _intervals(report)
+    cols = st.columns(3)
+    for col, fmt, mime in zip(cols, ("csv", "md", "latex"), ("text/csv", "text/markdown", "text/x-tex")):
+        col.download_button(f"paper table ({fmt})", paper_table(report, fmt),
+                            file_name=f"{name}.{ 'tex' if fmt == 'latex' else fmt}", mime=mime, key=f"dl_{fmt}")
+
+
+def _intervals(report) -> None:
     t = report.table
     ci = pd.DataFrame({"arm": t["arm"], "complete seeds": t["complete"], "UF1 95% CI (subject bootstrap)":
                        [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(t["uf1_low"], t["uf1_high"])],
@@ -96,10 +124,6 @@ def table_section(name: str, report) -> None:
     if not report.parts.empty:
         st.markdown("**Per part**")
         st.dataframe(report.parts, hide_index=True, width="stretch")
-    cols = st.columns(3)
-    for col, fmt, mime in zip(cols, ("csv", "md", "latex"), ("text/csv", "text/markdown", "text/x-tex")):
-        col.download_button(f"paper table ({fmt})", paper_table(report, fmt),
-                            file_name=f"{name}.{ 'tex' if fmt == 'latex' else fmt}", mime=mime, key=f"dl_{fmt}")
 
 
 def comparison_section(report) -> None:
@@ -114,10 +138,24 @@ def comparison_section(report) -> None:
                    f"by more than CD = {test['cd']:.2f} are.")
         st.dataframe(test["posthoc"], width="stretch")
         st.caption("Nemenyi post-hoc p-values, every pair of arms.")
+    if report.kind == "spotting":
+        st.caption("Each subject's spotting F1 (all types, as the run's per-subject table on the Spotting page "
+                   "stores it) is averaged over the arm's complete seeds; a subject with neither a true nor a "
+                   "spotted interval has no F1 and is left out. The tests pair arms on the same subjects. Two arms: "
+                   "the paired sign-flip permutation test of the mean per-subject difference.")
+        return
     st.caption("Each subject's UF1 (averaging the classes it shows or is predicted as) is averaged over the arm's "
                "complete seeds; the tests pair arms on the same subjects. Two arms: the paired sign-flip "
                "permutation test of the mean per-subject difference that Compare runs on two runs (one seed per "
                "arm gives Compare's p-value).")
+
+
+def seeds_section(report) -> None:
+    st.subheader("Seeds")
+    st.plotly_chart(study_plots.seed_spread(report.cells, report.arms, "f1"), width="stretch",
+                    config=widgets.chart_config("study-3"))
+    st.caption("Each point is one seed's F1 (all types, pooled over videos); the bar is the arm's mean. A "
+               "deterministic spotter's points sit on one another.")
 
 
 def curves_section(report) -> None:

@@ -3,7 +3,9 @@
 A study is a grid of arms x seeds on one dataset (see :mod:`mer_core.jobs.study`
 for the TOML file); each cell is a job of the shared queue, so the Jobs page
 and ``mer jobs`` show them, and ``mer study resume`` continues failed cells
-from their stored folds.
+from their stored folds. A spotting study (arms ``spotter = ...`` on a
+long-video dataset) works alike: its cells are spotting jobs and its table
+gives F1 (all, micro, macro) beside chance.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def _show(store, name: str, *, n_boot: int = 1000) -> int:
     cells = store.study_cells(name)
     done = int((cells["run_status"] == "done").sum())
     print(f"study {name!r}: {done}/{len(cells)} cells done")
-    print(cells[["arm", "seed", "job_id", "job_status", "run_status", "folds_done", "n_folds", "uf1"]]
+    figures = ["f1", "micro_f1", "macro_f1"] if (cells["kind"] == "spotting").any() else ["uf1"]
+    print(cells[["arm", "seed", "job_id", "job_status", "run_status", "folds_done", "n_folds", *figures]]
           .to_string(index=False))
     if not done:
         return 0
@@ -47,6 +50,8 @@ def _show(store, name: str, *, n_boot: int = 1000) -> int:
     print()
     print(paper_table(report, "md"))
     print(report.test["verdict"])
+    for note in report.notes:
+        print(f"note: {note}")
     for flag in report.flags:
         print(f"flagged: {flag}")
     return 0

@@ -21,6 +21,15 @@ is flagged, so a partly failed study still reports what it has.
   (``scipy.stats.friedmanchisquare``), the Nemenyi post-hoc test
   (``scikit_posthocs.posthoc_nemenyi_friedman``) and the critical-difference
   data (average ranks, Demsar's CD, groups not told apart).
+
+A spotting study (:func:`analyse_spotting`) has the same report shape
+(``kind`` 'spotting'): per arm the mean +- sd over seeds of the pooled
+overall, micro and macro F1 each spotting run stored, the mean chance F1 of
+its intervals placed at random (computed by the caller, which may use the
+spotting package), and the same paired tests on the per-subject overall F1
+the runs stored (their ``summary["per_subject"]``), seed-averaged. An arm
+whose spotter uses no seed is ``deterministic``: when its seeds repeat one
+figure the table says so instead of an sd of 0.
 """
 from __future__ import annotations
 
@@ -51,6 +60,8 @@ class StudyReport:
     best: str = ""
     marks: dict[str, str] = field(default_factory=dict)  # arm -> '' | '*' | '**' (worse than the best)
     alpha: float = 0.05
+    kind: str = "recognition"  # or 'spotting' (analyse_spotting: F1 columns, no curves, parts or bootstrap)
+    notes: list[str] = field(default_factory=list)  # what the figures mean, beyond flags (e.g. deterministic arms)
 
 
 def analyse(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] | None = None, name: str = "",
@@ -148,19 +159,21 @@ def subject_scores(complete: Sequence[Mapping[str, Any]], arms: Sequence[str], c
     return pd.DataFrame(columns).dropna().sort_index()
 
 
-def compare_arms(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 10000, seed: int = 0) -> dict[str, Any]:
-    """Two arms: paired permutation test; three or more: Friedman + Nemenyi post-hoc + CD data."""
+def compare_arms(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 10000, seed: int = 0,
+                 metric: str = "UF1") -> dict[str, Any]:
+    """Two arms: paired permutation test; three or more: Friedman + Nemenyi post-hoc + CD data (``metric``:
+    the per-subject score's name in the verdict)."""
     k, n = scores.shape[1], scores.shape[0]
     if k < 2 or n < 2:
         return {"kind": "none", "p_value": float("nan"), "n_subjects": n,
                 "verdict": f"{k} arm(s) with complete cells over {n} shared subject(s): nothing to compare yet."}
     if k == 2:
-        return permutation_test(scores, alpha=alpha, n_perm=n_perm, seed=seed)
+        return permutation_test(scores, alpha=alpha, n_perm=n_perm, seed=seed, metric=metric)
     return friedman_test(scores, alpha=alpha)
 
 
-def permutation_test(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 10000, seed: int = 0
-                     ) -> dict[str, Any]:
+def permutation_test(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 10000, seed: int = 0,
+                     metric: str = "UF1") -> dict[str, Any]:
     """Paired sign-flip test of mean(A - B) over subjects (two-sided; :func:`sign_flip_test`, as Compare)."""
     a_name, b_name = scores.columns[:2]
     a, b = scores[a_name].to_numpy(float), scores[b_name].to_numpy(float)
@@ -168,19 +181,19 @@ def permutation_test(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int =
     return {"kind": "permutation", "a": a_name, "b": b_name, "delta": t.delta, "p_value": t.p_value,
             "n_subjects": t.n_subjects, "exact": t.exact, "n_resamples": t.n_resamples,
             "verdict": two_arm_verdict(a_name, b_name, t.delta, t.p_value, t.n_subjects, alpha=alpha,
-                                       exact=t.exact, identical=bool(np.allclose(a, b)))}
+                                       exact=t.exact, identical=bool(np.allclose(a, b)), metric=metric)}
 
 
 def two_arm_verdict(a: str, b: str, delta: float, p: float, n: int, *, alpha: float = 0.05, exact: bool = False,
-                    identical: bool | None = None) -> str:
+                    identical: bool | None = None, metric: str = "UF1") -> str:
     """The two-arm test in words; ``identical``: every subject's score equal under both arms (default: delta 0)."""
     if identical if identical is not None else abs(delta) < 1e-12:
-        return f"{a} and {b} score the same seed-averaged UF1 on every one of the {n} shared subjects."
+        return f"{a} and {b} score the same seed-averaged {metric} on every one of the {n} shared subjects."
     if abs(delta) < 1e-12:
-        return (f"{a} and {b} make the same mean seed-averaged UF1 over the {n} shared subjects, winning on "
+        return (f"{a} and {b} make the same mean seed-averaged {metric} over the {n} shared subjects, winning on "
                 f"different subjects (paired permutation p = {p:.3g}): no evidence that one arm is better.")
     better, worse = (a, b) if delta > 0 else (b, a)
-    head = (f"{better} scores {abs(delta):.3f} UF1 higher than {worse} per subject (seed-averaged, mean over "
+    head = (f"{better} scores {abs(delta):.3f} {metric} higher than {worse} per subject (seed-averaged, mean over "
             f"{n} subjects)")
     if p < alpha:
         return (f"{head}, and swapping the two arms' scores within subjects rarely gives a gap that large "
@@ -253,6 +266,98 @@ def _marks(test: dict[str, Any], best: str, arms: Sequence[str], alpha: float) -
             continue
         marks[arm] = "**" if p < min(alpha, 0.01) else "*" if p < alpha else ""
     return marks
+
+
+# --- spotting studies ------------------------------------------------------------------------
+SPOT_TYPES = ("overall", "micro", "macro")
+SPOT_FIGURES = {"overall": "f1", "micro": "micro_f1", "macro": "macro_f1"}  # type -> the spot_runs column
+
+
+def analyse_spotting(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] | None = None, name: str = "",
+                     alpha: float = 0.05, n_perm: int = 10000, seed: int = 0) -> StudyReport:
+    """A spotting study's report from its cells (dicts: arm, seed, run_id, run_status, job_status, error, run: the
+    stored spotting run with its summary, chance: its chance scores or None, deterministic: its spotter uses no
+    seed). Figures are the runs' stored ones; nothing is scored again here."""
+    order = list(dict.fromkeys(list(arms or []) + [str(c["arm"]) for c in cells]))
+    cell_df = _spot_cell_table(cells)
+    flags = [f"arm {r.arm!r} seed {r.seed}: {r.status or 'not started'}" + (f" ({r.error})" if r.error else "")
+             for r in cell_df.itertuples() if not r.complete]
+    complete = [c for c, ok in zip(cells, cell_df["complete"]) if ok]
+    present = [a for a in order if any(str(c["arm"]) == a for c in complete)]
+    flags += [f"arm {a!r}: no complete cell, left out of the statistics" for a in order if a not in present]
+    deterministic = {str(c["arm"]) for c in cells if c.get("deterministic")}
+    table = _spot_arm_table(order, cell_df, deterministic)
+    scores = spot_subject_scores(complete, present)
+    test = compare_arms(scores, alpha=alpha, n_perm=n_perm, seed=seed, metric="F1")
+    best = str(table.loc[table["f1_mean"].idxmax(), "arm"]) if table["f1_mean"].notna().any() else ""
+    notes = [f"{r.arm}: its spotter uses no seed, so its {int(r.complete)} seeds repeat one run's figures; they are "
+             "shown once, as 'deterministic', not as an sd of 0." for r in table.itertuples()
+             if r.deterministic and r.same_every_seed and int(r.complete) > 1]
+    return StudyReport(name=name, arms=present, cells=cell_df, table=table,
+                       parts=pd.DataFrame(columns=["arm", "part", "n_seeds", "uf1_mean", "uf1_sd", "uar_mean",
+                                                   "uar_sd"]),
+                       subject_scores=scores, test=test,
+                       curves=pd.DataFrame(columns=["arm", "epoch", "metric", "mean", "sd", "n"]), flags=flags,
+                       best=best, marks=_marks(test, best, present, alpha), alpha=alpha, kind="spotting", notes=notes)
+
+
+def _spot_cell_table(cells: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for c in cells:
+        run = c.get("run") or {}
+        status = str(c.get("run_status") or run.get("status") or c.get("job_status") or "")
+        done = status == "done" and bool(run) and bool(run.get("summary"))
+        chance = c.get("chance") or {}
+        rows.append({"arm": str(c["arm"]), "seed": int(c["seed"]), "run_id": c.get("run_id", ""), "status": status,
+                     "complete": done, "iou": (run.get("summary") or {}).get("iou") if done else None,
+                     **{SPOT_FIGURES[k]: run.get(SPOT_FIGURES[k]) if done else None for k in SPOT_TYPES},
+                     **{f"chance_{SPOT_FIGURES[k]}": (chance.get(k) or {}).get("f1") if done else None
+                        for k in SPOT_TYPES},
+                     "error": str(c.get("error") or "").strip().splitlines()[-1][:200] if c.get("error") else ""})
+    figures = [*SPOT_FIGURES.values(), *(f"chance_{v}" for v in SPOT_FIGURES.values())]
+    df = pd.DataFrame(rows, columns=["arm", "seed", "run_id", "status", "complete", "iou", *figures, "error"])
+    for col in ("iou", *figures):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def _spot_arm_table(order: list[str], cells: pd.DataFrame, deterministic: set[str]) -> pd.DataFrame:
+    rows = []
+    for arm in order:
+        mine = cells[cells["arm"] == arm]
+        ok = mine[mine["complete"]]
+        row: dict[str, Any] = {"arm": arm, "seeds": len(mine), "complete": len(ok), "flagged": len(ok) < len(mine),
+                               "deterministic": arm in deterministic,
+                               "iou": float(ok["iou"].max()) if ok["iou"].notna().any() else float("nan")}
+        same = True
+        for col in SPOT_FIGURES.values():
+            row[f"{col}_mean"], row[f"{col}_sd"] = _mean_sd(ok[col])
+            row[f"chance_{col}_mean"] = _mean_sd(ok[f"chance_{col}"])[0]
+            v = ok[col].dropna().to_numpy(float)
+            same = same and (len(v) == 0 or bool(np.allclose(v, v[0], rtol=0, atol=1e-12)))
+        row["same_every_seed"] = same
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def spot_subject_scores(complete: Sequence[Mapping[str, Any]], arms: Sequence[str], kind: str = "overall"
+                        ) -> pd.DataFrame:
+    """Subjects x arms: the per-subject F1 (of ``kind``) each run stored, averaged over the arm's complete seeds;
+    subjects every arm scored (a subject with neither a true nor a spotted interval has no F1)."""
+    columns = {}
+    for arm in arms:
+        per_seed = []
+        for c in complete:
+            if str(c["arm"]) != arm:
+                continue
+            table = pd.DataFrame(c["run"]["summary"].get("per_subject") or [],
+                                 columns=["subject", "type", "f1"])
+            per_seed.append(pd.to_numeric(table[table["type"] == kind].set_index("subject")["f1"], errors="coerce"))
+        if per_seed:
+            columns[arm] = pd.concat(per_seed, axis=1).mean(axis=1)
+    if not columns:
+        return pd.DataFrame()
+    return pd.DataFrame(columns).dropna().sort_index()
 
 
 # --- learning curves ------------------------------------------------------------------------

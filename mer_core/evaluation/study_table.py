@@ -6,6 +6,12 @@ rules). Columns: pooled UF1 and UAR, per-part UF1 for composite studies, and
 the oracle gap (a diagnostic). A mark after an arm's UF1 says the paired test
 over subjects finds it worse than the best arm: ``*`` p < alpha, ``**`` p < 0.01.
 Arms with failed cells are flagged with a dagger.
+
+A spotting study's table (``report.kind == "spotting"``) has F1 (all types),
+micro F1 and macro F1, pooled over videos, then the chance F1 of each (a
+diagnostic, never bold); the mark goes after F1. An arm whose spotter uses no
+seed and whose seeds repeat one figure reads "(deterministic)" instead of
+"± 0.000"; one complete seed reads "(1 seed)" as in a recognition table.
 """
 from __future__ import annotations
 
@@ -28,16 +34,51 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
-def _pm(mean: float, sd: float, digits: int) -> str:
+SPOT_COLUMNS = {"F1": "f1", "micro F1": "micro_f1", "macro F1": "macro_f1"}  # column -> report.table prefix
+
+
+def _pm(mean: float, sd: float, digits: int, spread: str = "1 seed") -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "-"
-    if isinstance(sd, float) and math.isnan(sd):  # one complete seed: no spread to show (never "± 0.000")
-        return f"{mean:.{digits}f} (1 seed)"
+    if isinstance(sd, float) and math.isnan(sd):  # one complete seed, or a deterministic arm: never "± 0.000"
+        return f"{mean:.{digits}f} ({spread})"
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
+def _diagnostic(col: str) -> bool:
+    """Columns shown beside the scores but never bold, without an sd: the oracle gap, the chance F1s."""
+    return col.startswith(("oracle", "chance"))
+
+
+def _headline(report: StudyReport) -> str:
+    return "F1" if report.kind == "spotting" else "UF1"
+
+
+def _spot_rows(report: StudyReport) -> tuple[list[str], list[dict[str, Any]]]:
+    columns = [*SPOT_COLUMNS, *(f"chance {c}" for c in SPOT_COLUMNS)]
+    rows = []
+    for r in report.table.to_dict("records"):
+        values = {}
+        for col, key in SPOT_COLUMNS.items():
+            values[col] = (r[f"{key}_mean"], r[f"{key}_sd"])
+            values[f"chance {col}"] = (r[f"chance_{key}_mean"], float("nan"))
+        spread = "1 seed"
+        if int(r["complete"]) > 1 and r["deterministic"] and r["same_every_seed"]:
+            spread = "deterministic"
+        if spread == "deterministic" or int(r["complete"]) < 2:
+            values = {k: (mean, float("nan")) for k, (mean, _sd) in values.items()}
+        rows.append({"arm": r["arm"], "flagged": bool(r["flagged"]), "mark": report.marks.get(r["arm"], ""),
+                     "values": values, "spread": spread})
+    return columns, rows
+
+
 def table_rows(report: StudyReport) -> tuple[list[str], list[dict[str, Any]]]:
-    """(value columns, one dict per arm: arm, flagged, mark, and per column mean, sd, best)."""
+    """(value columns, one dict per arm: arm, flagged, mark, spread ('1 seed' | 'deterministic': what an sd of
+    NaN means), and per column mean, sd, best)."""
+    if report.kind == "spotting":
+        columns, rows = _spot_rows(report)
+        _mark_best(columns, rows)
+        return columns, rows
     parts = list(dict.fromkeys(report.parts["part"])) if not report.parts.empty else []
     columns = ["UF1", "UAR"] + [f"{p} UF1" for p in parts] + ["oracle gap UF1"]
     per_part: dict[tuple[str, str], tuple[float, float]] = {}  # first row of each (arm, part), one pass
@@ -52,15 +93,20 @@ def table_rows(report: StudyReport) -> tuple[list[str], list[dict[str, Any]]]:
             values[f"{p} UF1"] = per_part.get((str(r.arm), str(p)), (float("nan"), float("nan")))
         if int(r.complete) < 2:  # a spread over one finished seed is not zero, it is unknown
             values = {k: (mean, float("nan")) for k, (mean, _sd) in values.items()}
-        rows.append({"arm": r.arm, "flagged": bool(r.flagged), "mark": report.marks.get(r.arm, ""), "values": values})
-    for col in columns[:-1]:  # the oracle gap is a diagnostic: no "best"
+        rows.append({"arm": r.arm, "flagged": bool(r.flagged), "mark": report.marks.get(r.arm, ""), "values": values,
+                     "spread": "1 seed"})
+    _mark_best(columns, rows)
+    return columns, rows
+
+
+def _mark_best(columns: list[str], rows: list[dict[str, Any]]) -> None:
+    for col in [c for c in columns if not _diagnostic(c)]:  # a diagnostic has no "best"
         means = [row["values"][col][0] for row in rows if not math.isnan(row["values"][col][0])]
         top = max(means) if means else None
         for row in rows:
             row.setdefault("best", set())
             if top is not None and abs(row["values"][col][0] - top) < 1e-12:
                 row["best"].add(col)
-    return columns, rows
 
 
 def paper_table(report: StudyReport, fmt: str = "md", *, digits: int = 3) -> str:
@@ -79,7 +125,26 @@ def _cell(row: dict[str, Any], col: str, digits: int) -> str:
     mean, sd = row["values"][col]
     if col.startswith("oracle"):
         return "-" if math.isnan(mean) else f"{mean:+.{digits}f}"
-    return _pm(mean, sd, digits)
+    if col.startswith("chance"):
+        return "-" if math.isnan(mean) else f"{mean:.{digits}f}"
+    return _pm(mean, sd, digits, row.get("spread", "1 seed"))
+
+
+def _spot_footer(report: StudyReport, test: str, seeds: int, short: list[str]) -> str:
+    a = report.alpha
+    det = [str(r.arm) for r in report.table.itertuples() if r.deterministic]
+    ious = {str(r.arm): float(r.iou) for r in report.table.itertuples() if r.iou == r.iou}
+    iou = (f"{next(iter(ious.values())):g}" if len(set(ious.values())) == 1 else
+           "the arm's (" + ", ".join(f"{a} {v:g}" for a, v in ious.items()) + ")")
+    return (f"Mean ± sd over {seeds} seeds of spotting F1 pooled over all videos (one-to-one matching at IoU ≥ "
+            f"{iou}), all types, micro and macro; best in bold. * worse than the best arm at p < {a:g}, ** "
+            f"at p < 0.01 ({test} over {report.test.get('n_subjects', 0)} subjects, seed-averaged per-subject F1 of "
+            "all types). Chance F1: each run's spotted intervals placed at random in their videos, scored alike, "
+            "mean over seeds."
+            + (f" {', '.join(det)}: the spotter uses no seed; 'deterministic' marks seeds that repeat one figure."
+               if det else "")
+            + " † arm with cells that did not finish, failed or cancelled (complete cells only"
+            + (f": {', '.join(short)} seeds" if short else "") + ").")
 
 
 def _footer(report: StudyReport) -> str:
@@ -89,6 +154,8 @@ def _footer(report: StudyReport) -> str:
     seeds = int(report.table["seeds"].max()) if len(report.table) else 0
     short = [f"{r.arm} {int(r.complete)} of {int(r.seeds)}" for r in report.table.itertuples()
              if int(r.complete) < int(r.seeds)]  # an arm's mean over fewer seeds than the others': said by name
+    if report.kind == "spotting":
+        return _spot_footer(report, test, seeds, short)
     return (f"Mean ± sd over {seeds} seeds of pooled UF1/UAR; best in bold. * worse than the best arm at p < {a:g}, "
             f"** at p < 0.01 ({test} over {report.test.get('n_subjects', 0)} subjects, seed-averaged "
             "per-subject UF1). † arm with cells that did not finish, failed or cancelled (complete cells only"
@@ -102,7 +169,7 @@ def _markdown(report: StudyReport, columns: list[str], rows: list[dict[str, Any]
         name = row["arm"].replace("|", "\\|") + (" †" if row["flagged"] else "")
         cells = []
         for col in columns:
-            text = _cell(row, col, digits) + (row["mark"] if col == "UF1" else "")
+            text = _cell(row, col, digits) + (row["mark"] if col == _headline(report) else "")
             cells.append(f"**{text}**" if col in row["best"] else text)
         out.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(out) + f"\n\n{_footer(report)}\n"
@@ -119,18 +186,22 @@ def _latex(report: StudyReport, columns: list[str], rows: list[dict[str, Any]], 
                 text = "--"
             elif col.startswith("oracle"):
                 text = f"{mean:+.{digits}f}"
+            elif col.startswith("chance"):
+                text = f"{mean:.{digits}f}"
             elif math.isnan(sd):
-                text = f"{mean:.{digits}f} (1 seed)"
+                text = f"{mean:.{digits}f} ({row.get('spread', '1 seed')})"
             else:
                 text = f"{mean:.{digits}f} $\\pm$ {sd:.{digits}f}"
             if col in row["best"]:
                 text = f"\\textbf{{{text}}}"
-            if col == "UF1" and row["mark"]:
+            if col == _headline(report) and row["mark"]:
                 text += f"$^{{{row['mark']}}}$"
             cells.append(text)
         name = latex_escape(row["arm"]) + ("$^\\dagger$" if row["flagged"] else "")
         lines.append(f"{name} & " + " & ".join(cells) + " \\\\")
-    caption = latex_escape(_footer(report)).replace("±", "$\\pm$").replace("†", "$\\dagger$")
+    caption = latex_escape(_footer(report))
+    for text, tex in (("±", "$\\pm$"), ("†", "$\\dagger$"), ("≥", "$\\geq$")):
+        caption = caption.replace(text, tex)
     lines += ["\\bottomrule", "\\end{tabular}", f"% {caption}"]
     return "\n".join(lines) + "\n"
 
@@ -142,7 +213,7 @@ def _csv(columns: list[str], rows: list[dict[str, Any]], digits: int) -> str:
         for col in columns:
             mean, sd = row["values"][col]
             rec[f"{col} mean"] = round(mean, 6) if not math.isnan(mean) else None
-            if not col.startswith("oracle"):
+            if not _diagnostic(col):
                 rec[f"{col} sd"] = round(sd, 6) if not math.isnan(sd) else None
             rec[col] = _cell(row, col, digits)
             rec[f"{col} best"] = col in row["best"]

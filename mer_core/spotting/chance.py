@@ -12,6 +12,8 @@ the only count that moves (FP = predictions - TP, FN = truths - TP), and
 precision, recall and F1 are linear in TP, so the pooled figure of all draws
 equals the mean of the draws' figures. The draws are scored in one call (each
 draw's videos are told apart by a suffix), which is what keeps 200 draws fast.
+:func:`run_chance` is the chance floor of a stored spotting run (the Spotting
+page's and a spotting study's).
 """
 from __future__ import annotations
 
@@ -64,3 +66,16 @@ def chance_scores(truth: pd.DataFrame, predicted: pd.DataFrame, n_frames: Mappin
     for kind in ("overall", "micro", "macro"):
         out[kind] = {k: s[kind][k] for k in ("precision", "recall", "f1")} | {"tp": s[kind]["tp"] / draws}
     return out
+
+
+def run_chance(store: Any, run_id: str, *, draws: int = DRAWS, seed: int = 0) -> dict[str, Any] | None:
+    """:func:`chance_scores` of a stored spotting run's intervals (its folds stored so far), at the run's IoU;
+    None while it has no stored interval."""
+    run = store.get_spot_run(run_id)
+    iv = store.spot_intervals(run_id)
+    if iv.empty:
+        return None
+    frames = {v["video"]: int(v["n_frames"]) for v in run["videos"]}
+    cols = ["video", "onset", "offset", "type"]
+    return chance_scores(iv[iv["source"] == "truth"][cols], iv[iv["source"] == "predicted"][cols], frames,
+                         iou=float(run["config"].get("iou", 0.5)), draws=draws, seed=seed)

@@ -133,6 +133,7 @@ class Spotter:
 
     name = ""
     feature_kind = ""
+    uses_seed = False  # True: ``fit``'s seed changes what it learns (else every seed gives the same run)
 
     def fit(self, videos: list[dict[str, Any]], truth: pd.DataFrame, *, seed: int = 0) -> "Spotter":
         return self
@@ -186,6 +187,7 @@ class LearnedSpotter(Spotter):
 
     name = "learned"
     feature_kind = "flow"
+    uses_seed = True  # training frames subsampled and trees grown with the seed
     NEGATIVE_SHARE = 0.3  # share of the frames far from every apex kept for training
     MAX_ITER = 150
 

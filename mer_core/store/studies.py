@@ -38,7 +38,7 @@ STUDY_MIGRATION = """
 """
 
 CELL_COLUMNS = ["arm", "seed", "job_id", "run_id", "job_status", "run_status", "folds_done", "n_folds", "uf1", "uar",
-                "error"]
+                "error", "kind", "f1", "micro_f1", "macro_f1"]
 
 
 class StudyStoreMixin:
@@ -77,7 +77,9 @@ class StudyStoreMixin:
         rows = self.conn.execute(
             """SELECT s.name, s.created, s.dataset, s.protocol, COUNT(c.arm) AS cells,
                       SUM(CASE WHEN r.status = 'done' THEN 1 ELSE 0 END) AS done
-               FROM studies s LEFT JOIN study_cells c ON c.study = s.name LEFT JOIN runs r ON r.id = c.run_id
+               FROM studies s LEFT JOIN study_cells c ON c.study = s.name
+                    LEFT JOIN (SELECT id, status FROM runs UNION ALL SELECT id, status FROM spot_runs) r
+                    ON r.id = c.run_id
                GROUP BY s.name ORDER BY s.created DESC""").fetchall()
         return pd.DataFrame([dict(r) for r in rows], columns=["name", "created", "dataset", "protocol", "cells", "done"])
 
@@ -85,19 +87,30 @@ class StudyStoreMixin:
         """One row per cell with its job's and run's status (a run not started yet has run_status '').
 
         ``uf1``/``uar`` are a finished run's; a cancelled or failed run's figures over the folds it finished are
-        not the cell's result, so they read as missing (``folds_done`` says how far it got).
+        not the cell's result, so they read as missing (``folds_done`` says how far it got). A spotting study's
+        cell (``kind`` 'spotting', its run a spotting run) has ``f1``/``micro_f1``/``macro_f1`` instead, by the
+        same rule; a recognition cell's ``kind`` is 'recognition'.
         """
         if not self.has_study(name):
             self.get_study(name)  # the error naming the known studies
         rows = self.conn.execute(
             """SELECT c.arm, c.seed, c.job_id, c.run_id, COALESCE(j.status, '') AS job_status,
-                      COALESCE(r.status, '') AS run_status,
-                      (SELECT COUNT(*) FROM folds f WHERE f.run_id = c.run_id AND f.status = 'done') AS folds_done,
-                      COALESCE(r.n_folds, j.n_folds, 0) AS n_folds,
+                      COALESCE(r.status, sr.status, '') AS run_status,
+                      CASE WHEN sr.id IS NULL
+                           THEN (SELECT COUNT(*) FROM folds f WHERE f.run_id = c.run_id AND f.status = 'done')
+                           ELSE (SELECT COUNT(*) FROM spot_folds f WHERE f.run_id = c.run_id AND f.status = 'done')
+                      END AS folds_done,
+                      COALESCE(r.n_folds, sr.n_folds, j.n_folds, 0) AS n_folds,
                       CASE WHEN r.status = 'done' THEN r.uf1 END AS uf1,
                       CASE WHEN r.status = 'done' THEN r.uar END AS uar,
-                      COALESCE(NULLIF(r.error, ''), j.error, '') AS error
+                      COALESCE(NULLIF(r.error, ''), NULLIF(sr.error, ''), j.error, '') AS error,
+                      CASE WHEN sr.id IS NOT NULL OR j.kind = 'spotting' THEN 'spotting' ELSE 'recognition' END
+                      AS kind,
+                      CASE WHEN sr.status = 'done' THEN sr.f1 END AS f1,
+                      CASE WHEN sr.status = 'done' THEN sr.micro_f1 END AS micro_f1,
+                      CASE WHEN sr.status = 'done' THEN sr.macro_f1 END AS macro_f1
                FROM study_cells c LEFT JOIN jobs j ON j.id = c.job_id LEFT JOIN runs r ON r.id = c.run_id
+                    LEFT JOIN spot_runs sr ON sr.id = c.run_id
                WHERE c.study = ? ORDER BY c.rowid""", (name,)).fetchall()
         return pd.DataFrame([dict(r) for r in rows], columns=CELL_COLUMNS)
 
