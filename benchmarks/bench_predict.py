@@ -9,7 +9,7 @@ in a temporary cache. The clip is a synthetic face clip (256 px, 90 frames,
 30 fps) pasted into a 640x480 grey frame and written as mp4 (mp4v). Timed:
 
 * ``upload``: storing the bytes under cache/uploads (``dashboard.writes.save_upload``);
-* ``warm``: :func:`mer_core.explain.predict.analyse_clip` with the run's
+* ``warm``: :func:`mer_core.explain.inference.analyse_clip` with the run's
   predictor already loaded (the page holds it as a resource): decode, face
   detection, spotting, the run's preprocessing, the fold-model ensemble;
 * ``reload``: the same plus re-reading the run (store rows, training statistics);
@@ -72,7 +72,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     from dashboard import writes
-    from mer_core.explain.predict import RunPredictor, analyse_clip
+    from mer_core.explain.inference import RunPredictor, analyse_clip
     from mer_core.models.registry import list_models
 
     rows = []

@@ -27,8 +27,8 @@ import streamlit as st
 
 from dashboard import reads
 from mer_core.errors import MerError
-from mer_core.explain import predict
-from mer_core.explain.predict import RunPredictor, analyse_clip, model_labels, parse_sidecar, stored_models
+from mer_core.explain import inference
+from mer_core.explain.inference import RunPredictor, analyse_clip, model_labels, parse_sidecar, stored_models
 from mer_core.explain.report import ReportConfig
 from mer_core.explain.report_time import estimate_report_seconds
 from mer_core.jobs import plan as job_plan, queue as jobs
@@ -155,7 +155,7 @@ def run_models(run_id: str) -> dict[str, str]:
 
 
 def predictable_runs() -> list[str]:
-    """Finished runs that can predict a new clip, best pooled UF1 first (mer_core.explain.predict)."""
+    """Finished runs that can predict a new clip, best pooled UF1 first (mer_core.explain.inference)."""
     return _predictable_runs(str(store_path()), _store_stamp())
 
 
@@ -167,7 +167,7 @@ def _store_stamp() -> int:
 @st.cache_data(ttl=30, show_spinner=False, max_entries=4)
 def _predictable_runs(path: str, stamp: int) -> list[str]:
     with RunStore(path) as store:
-        return predict.predictable_runs(store)  # the library's; predictable_runs here is the cached read
+        return inference.predictable_runs(store)  # the library's; predictable_runs here is the cached read
 
 
 def trained_on(run_id: str) -> str:
@@ -178,12 +178,12 @@ def trained_on(run_id: str) -> str:
 @st.cache_data(ttl=600, show_spinner=False, max_entries=32)
 def _trained_on(path: str, run_id: str) -> str:
     with RunStore(path) as store:
-        return predict.trained_on(store.get_run(run_id), run_folder(run_id, create=False))
+        return inference.trained_on(store.get_run(run_id), run_folder(run_id, create=False))
 
 
 def clip_analysis(path: str, run_id: str, onset: int | None = None, apex: int | None = None,
                   cropped: bool = False, model: str | None = None, sidecar: str = "") -> Any:
-    """mer_core.explain.predict.ClipAnalysis of a clip with a run's ``model`` (cached per file, run, model, frames).
+    """mer_core.explain.inference.ClipAnalysis of a clip with a run's ``model`` (cached per file, run, model, frames).
 
     ``sidecar``: the JSON text of an uploaded sidecar (onset/apex of the clip), or "" (the file beside the video).
     """

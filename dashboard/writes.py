@@ -82,7 +82,7 @@ def submit_spotting(config: Any, *, name: str = "") -> str:
     with RunStore(store_path()) as store:
         if config.recognise:  # an unknown run, or one without a model, is refused now, not after the LOSO
             from mer_core.errors import MerError
-            from mer_core.explain.predict import predictable_runs
+            from mer_core.explain.inference import predictable_runs
 
             store.get_run(config.recognise)
             if config.recognise not in predictable_runs(store):

@@ -35,9 +35,9 @@ def _texts(at) -> str:
 
 
 def test_page_analyses_an_uploaded_video(env, monkeypatch):
-    from mer_core.explain import predict
+    from mer_core.explain import inference
 
-    monkeypatch.setattr(predict, "NEAR_CHANCE", -1.0)  # a verdict whatever the tiny run's probabilities
+    monkeypatch.setattr(inference, "NEAR_CHANCE", -1.0)  # a verdict whatever the tiny run's probabilities
     video = env["root"] / "video_clips" / env["metas"][0]["video"]
     at = page_app("analyse", run=env["run"])
     assert not at.exception
@@ -109,9 +109,9 @@ def test_page_names_each_bad_upload(env, tmp_path, name, make, expected):
 
 
 def test_page_lists_exported_synthetic_clips(env, monkeypatch):
-    from mer_core.explain import predict
+    from mer_core.explain import inference
 
-    monkeypatch.setattr(predict, "NEAR_CHANCE", -1.0)
+    monkeypatch.setattr(inference, "NEAR_CHANCE", -1.0)
     at = page_app("analyse", run=env["run"])
     at.radio[0].set_value("an exported synthetic clip").run()
     assert not at.exception
@@ -147,9 +147,9 @@ def _noise_video(path) -> bytes:
 
 
 def test_a_clip_without_a_face_gets_no_verdict(env, tmp_path, monkeypatch):
-    from mer_core.explain import predict
+    from mer_core.explain import inference
 
-    monkeypatch.setattr(predict, "NEAR_CHANCE", -1.0)  # only the missing face withholds the verdict here
+    monkeypatch.setattr(inference, "NEAR_CHANCE", -1.0)  # only the missing face withholds the verdict here
     at = page_app("analyse", run=env["run"])
     at.file_uploader[0].set_value(("wall.mp4", _noise_video(tmp_path / "wall.mp4"), "video/mp4")).run()
     assert not at.exception, at.exception
@@ -162,9 +162,9 @@ def test_a_clip_without_a_face_gets_no_verdict(env, tmp_path, monkeypatch):
 
 
 def test_probabilities_near_chance_get_no_verdict(env, monkeypatch):
-    from mer_core.explain import predict
+    from mer_core.explain import inference
 
-    monkeypatch.setattr(predict, "NEAR_CHANCE", 1.0)  # every prediction counts as near chance
+    monkeypatch.setattr(inference, "NEAR_CHANCE", 1.0)  # every prediction counts as near chance
     at = page_app("analyse", run=env["run"])
     at.radio[0].set_value("an exported synthetic clip").run()
     assert not at.exception

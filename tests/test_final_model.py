@@ -188,7 +188,7 @@ def _video(env) -> Path:
 
 
 def test_predict_uses_the_final_model_when_stored(env):
-    from mer_core.explain.predict import RunPredictor, analyse_clip
+    from mer_core.explain.inference import RunPredictor, analyse_clip
 
     p = RunPredictor(env["final"])
     assert p.kind == "final" and len(p.models) == 1 and p.final["evaluated"] is False
@@ -202,7 +202,7 @@ def test_predict_uses_the_final_model_when_stored(env):
 
 
 def test_a_run_without_a_final_model_falls_back_to_the_ensemble_and_says_so(env):
-    from mer_core.explain.predict import NO_FINAL_NOTE, RunPredictor, analyse_clip
+    from mer_core.explain.inference import NO_FINAL_NOTE, RunPredictor, analyse_clip
 
     a = analyse_clip(_video(env), env["plain"], cropped=True)
     assert a.model_used == "ensemble" and "Ensemble of 3 fold models" in a.model_note

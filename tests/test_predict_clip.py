@@ -17,7 +17,7 @@ from mer_core.cli import main
 from fixtures_clips import TINY_SYNTH, tiny_run_with_videos
 from mer_core.datasets.synthetic import SynthOptions, plan_dataset
 from mer_core.datasets.synthetic.video_export import write_video
-from mer_core.explain.predict import TRANSFER_NOTE, RunPredictor, analyse_clip
+from mer_core.explain.inference import TRANSFER_NOTE, RunPredictor, analyse_clip
 from mer_core.preprocess.video import ClipError, ClipLimits, decode_clip
 from mer_core.store.folders import load_array, read_table, run_folder
 
@@ -260,7 +260,7 @@ def test_synth_export_video_writes_clips_with_their_ground_truth(tmp_path, capsy
 
 # --- no verdict, sidecars, the run offered first --------------------------------------------------
 def test_no_verdict_without_a_face_or_near_chance():
-    from mer_core.explain.predict import verdict_withheld
+    from mer_core.explain.inference import verdict_withheld
 
     classes = ["negative", "positive", "surprise"]
     assert verdict_withheld("detected", [0.8, 0.1, 0.1], classes) == ""
@@ -273,7 +273,7 @@ def test_no_verdict_without_a_face_or_near_chance():
 
 def test_sidecar_text_is_checked():
     from mer_core.errors import MerError
-    from mer_core.explain.predict import parse_sidecar
+    from mer_core.explain.inference import parse_sidecar
 
     assert parse_sidecar('{"onset": 2, "apex": 9, "offset": 14, "label": "x"}') == {"onset": 2, "apex": 9, "offset": 14}
     for text, words in (("[1]", "JSON object"), ("{", "not JSON"), ('{"apex": 3}', "no onset and apex"),
@@ -287,7 +287,7 @@ def test_the_best_scoring_run_that_can_predict_comes_first(tmp_path, monkeypatch
     import pandas as pd
 
     from mer_core.config import ExperimentConfig
-    from mer_core.explain.predict import predictable_runs
+    from mer_core.explain.inference import predictable_runs
     from mer_core.store.db import RunStore
 
     monkeypatch.setenv("MER_CACHE", str(tmp_path))

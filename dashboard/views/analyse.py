@@ -193,6 +193,6 @@ def render() -> None:
 
 
 def _transfer(trained_on: str) -> str:
-    from mer_core.explain.predict import TRANSFER_NOTE
+    from mer_core.explain.inference import TRANSFER_NOTE
 
     return TRANSFER_NOTE.format(trained_on=trained_on)

@@ -63,7 +63,7 @@ def _sidecar_cropped(clip: Path) -> bool:
 
 def write_pictures(result: Any, predictor: Any, out: Path, method: str) -> dict[str, str]:
     """The overlays and pictures of one analysis as PNG files; returns name -> path."""
-    from mer_core.explain.predict import overlay_rgb
+    from mer_core.explain.inference import overlay_rgb
 
     out.mkdir(parents=True, exist_ok=True)
     m = result.maps
@@ -102,7 +102,7 @@ def _max_frames(value: int) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from mer_core.explain.predict import RunPredictor, analyse_clip
+    from mer_core.explain.inference import RunPredictor, analyse_clip
 
     clip = Path(args.clip).expanduser()
     cropped = bool(args.cropped) or _sidecar_cropped(clip)
@@ -125,7 +125,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def print_result(summary: dict[str, Any], name: str, fps: float | None, face: str) -> None:
     """The analysis in words, as the Analyse page shows it: what the run learned from first, then the frames
     (of the file, from 0), the probabilities and the verdict, or why there is none (no face found, or
-    probabilities near chance: :func:`mer_core.explain.predict.verdict_withheld`)."""
+    probabilities near chance: :func:`mer_core.explain.inference.verdict_withheld`)."""
     s = summary["spotting"]
     a = s["window"][0]
     print(f"{name}: {summary['frames']} frames" + (f" at {fps:g} fps" if fps else "") + f", face {face}")

@@ -6,7 +6,7 @@ intervals kept), turned into the recognition run's model input by the very
 preprocessing its training used (:func:`mer_core.preprocess.sample.compute_maps`
 with the run's channels, size and options; the spotted apex as the apex) and
 classified by the run's final model, or the ensemble of its fold models when
-it has none (:class:`mer_core.explain.predict.RunPredictor`).
+it has none (:class:`mer_core.explain.inference.RunPredictor`).
 
 Scores, from :func:`mer_core.spotting.scoring.score_spots`: recognition UF1
 and UAR over the run's classes on the *true-positive* spots (a hit whose truth
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mer_core.errors import MerError
-from mer_core.explain.predict import RunPredictor
+from mer_core.explain.inference import RunPredictor
 from mer_core.preprocess.sample import SampleError, compute_maps
 from mer_core.spotting.scoring import score_spots
 from mer_core.spotting.source import iter_frames
