@@ -53,7 +53,7 @@ from mer_core.store.pretrain_record import write_pretrain_record
 from mer_core.training.executors import execute_folds, resolve_workers
 from mer_core.training.experiment import complete_config, resolve_model_config
 from mer_core.training.final import add_final_model
-from mer_core.training.forms import all_failed_message, input_notes
+from mer_core.training.data_forms import all_failed_message, input_notes
 from mer_core.training.pretrain import file_sha256, pretrain_for_experiment, pretrain_record, read_checkpoint
 from mer_core.training.protocols import Fold, make_folds, shared_people_warnings
 from mer_core.training.trainer import Cancelled, resolve_device

@@ -16,7 +16,7 @@ choices) < ``dataset_options`` / ``model_options`` given separately.
 
 ``preset="auto"`` (the default of every command) is resolved here to a
 concrete preset from the inputs the sample table actually has (the facts
-about tables are :mod:`mer_core.training.forms`; the choice is
+about tables are :mod:`mer_core.training.data_forms`; the choice is
 :func:`auto_preset`): the given ``table``, else a cheap look at the dataset
 (a manifest is read; every other indexer gives frames). The config records
 the resolved name. A forced preset that the table cannot feed is refused
@@ -42,7 +42,7 @@ from mer_core.datasets.synthetic.realism import REALISM_VERSION
 from mer_core.errors import ConfigError, MerError, UnknownNameError
 from mer_core.evaluation.export import flat_params
 from mer_core.models.registry import list_presets, model_config, model_spec, train_defaults
-from mer_core.training import forms
+from mer_core.training import data_forms
 from mer_core.training.macro import parse_source, split_sources
 
 if TYPE_CHECKING:
@@ -106,10 +106,10 @@ def choose_preset(dataset: str, model: str, preset: str, dataset_options: Mappin
     """
     _check_preset_name(model, preset)
     if table is not None:
-        inputs = forms.table_inputs(table)
+        inputs = data_forms.table_inputs(table)
     else:
         try:
-            inputs = forms.dataset_inputs(dataset, dict(dataset_options or {}))
+            inputs = data_forms.dataset_inputs(dataset, dict(dataset_options or {}))
         except MerError:
             if preset == AUTO:
                 raise
@@ -122,7 +122,7 @@ def preset_for_inputs(model: str, preset: str, inputs: Iterable[str]) -> tuple[s
     _check_preset_name(model, preset)
     if preset == AUTO:
         return auto_preset(model, inputs)
-    fit = forms.check_preset(model, preset, inputs)
+    fit = data_forms.check_preset(model, preset, inputs)
     return preset, "; ".join(fit.notes)
 
 
@@ -135,26 +135,26 @@ def _check_preset_name(model: str, preset: str) -> None:
 def auto_preset(model: str, inputs: Iterable[str]) -> tuple[str, str]:
     """(preset, reason) for ``auto``: the CPU preset that fits the table's inputs best (see :data:`AUTO_ORDER`)."""
     inputs = set(inputs)
-    form = forms.form_of(inputs)
+    form = data_forms.form_of(inputs)
     cpu = [p for p in list_presets(model) if p.startswith("cpu")]
     order = [p for p in AUTO_ORDER[form] if p in cpu] + [p for p in cpu if p not in AUTO_ORDER[form]]
-    fits = [forms.preset_fit(model, p, inputs) for p in order]
+    fits = [data_forms.preset_fit(model, p, inputs) for p in order]
     chosen = next((f for f in fits if f.exact), None) or next((f for f in fits if f.ok), None)
     if chosen is None:
-        raise ConfigError(forms.no_fit_message(model, AUTO, inputs))
+        raise ConfigError(data_forms.no_fit_message(model, AUTO, inputs))
     extra = f" ({'; '.join(chosen.notes)})" if chosen.notes else ""
-    return chosen.preset, f"auto -> {chosen.preset}: {forms.describe_inputs(inputs)}{extra}"
+    return chosen.preset, f"auto -> {chosen.preset}: {data_forms.describe_inputs(inputs)}{extra}"
 
 
 def model_forms(model: str) -> dict[str, str]:
     """Form -> the CPU preset ``auto`` gives a model on it, for each form it can learn from (exactly)."""
     out = {}
-    for form, inputs in forms.CANONICAL_INPUTS.items():
+    for form, inputs in data_forms.CANONICAL_INPUTS.items():
         try:
             preset, _ = auto_preset(model, inputs)
         except ConfigError:
             continue
-        if forms.preset_fit(model, preset, inputs).exact:
+        if data_forms.preset_fit(model, preset, inputs).exact:
             out[form] = preset
     return out
 
@@ -166,11 +166,11 @@ def macro_preset(model: str, preset: str, sources: "str | Sequence[str]") -> tup
     a run), CK+ sequences give frames, and an image folder's stills feed
     every channel (motion channels are zero, see :mod:`mer_core.training.macro`).
     """
-    inputs = frozenset(forms.INPUTS)
+    inputs = frozenset(data_forms.INPUTS)
     for src in map(parse_source, split_sources(sources)):
         if src.kind == "dataset":
             options = {**dict(src.options), **({"root": src.root} if src.root else {})}
-            inputs &= forms.dataset_inputs(src.name, options)
+            inputs &= data_forms.dataset_inputs(src.name, options)
     return preset_for_inputs(model, preset, inputs)
 
 
