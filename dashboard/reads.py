@@ -422,7 +422,7 @@ def study_cells(name: str | None = None) -> pd.DataFrame:
 
 
 def study_report(name: str) -> Any:
-    """The study's statistics (mer_core.evaluation.study.StudyReport), cached until a cell changes."""
+    """The study's statistics (mer_core.evaluation.study_stats.StudyReport), cached until a cell changes."""
     cells = study_cells(name)
     return _study_report(str(store_path()), name, tuple(zip(cells["run_id"], cells["run_status"], cells["folds_done"])))
 

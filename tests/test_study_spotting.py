@@ -95,7 +95,7 @@ def test_the_shipped_spotting_study_file_is_valid() -> None:
 
 
 def test_the_report_is_the_mean_and_sd_of_the_given_figures_and_names_deterministic_arms() -> None:
-    from mer_core.evaluation.study import analyse_spotting
+    from mer_core.evaluation.study_stats import analyse_spotting
     from mer_core.evaluation.study_table import paper_table
 
     def cell(arm, seed, f1, per_subject, deterministic, status="done"):

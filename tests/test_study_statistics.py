@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import chi2, studentized_range
 
 from mer_core.evaluation.statistics import bootstrap_intervals
-from mer_core.evaluation.study import analyse, cliques, compare_arms
+from mer_core.evaluation.study_stats import analyse, cliques, compare_arms
 from mer_core.jobs.study import study_inputs, study_report
 from mer_core.store.db import RunStore
 from test_results_pages import store_fixture_run

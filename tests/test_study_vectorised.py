@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from mer_core.evaluation.metrics import per_group, scores
-from mer_core.evaluation.study import CURVE_METRICS, analyse, learning_curves, subject_scores
+from mer_core.evaluation.study_stats import CURVE_METRICS, analyse, learning_curves, subject_scores
 from mer_core.evaluation.study_table import paper_table, table_rows
 from mer_core.jobs.study import study_inputs
 from mer_core.store.db import RunStore

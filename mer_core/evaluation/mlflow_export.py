@@ -234,7 +234,7 @@ def study_metrics(table: pd.DataFrame, test: Mapping[str, Any]) -> dict[str, flo
 
 def log_study(report: Any, definition: Mapping[str, Any], configs: Mapping[str, Mapping[str, Any]],
               tables: Mapping[str, str], *, tracking_uri: str | None = None) -> Logged:
-    """Log a study (:class:`mer_core.evaluation.study.StudyReport`) in experiment ``mer-study/<name>``:
+    """Log a study (:class:`mer_core.evaluation.study_stats.StudyReport`) in experiment ``mer-study/<name>``:
     one parent run, one child run per complete cell; ``configs`` maps a cell's run id to its config,
     ``tables`` a file name to its text (the paper table in each format)."""
     with bounded_requests():

@@ -23,7 +23,7 @@ import pandas as pd
 
 from mer_core.errors import MerError
 from mer_core.evaluation.export import csv_safe
-from mer_core.evaluation.study import StudyReport
+from mer_core.evaluation.study_stats import StudyReport
 
 FORMATS = ("csv", "md", "latex")
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

@@ -52,7 +52,7 @@ preset the dataset cannot feed (the job plan fails).
 Each cell is a spotting job (:func:`mer_core.jobs.queue.submit_spotting` of a
 ``SpotConfig`` with the cell's seed), recorded in ``study_cells`` like a
 recognition cell, so submit, show, resume, cancel, export and the Study page
-work alike. The report (:func:`mer_core.evaluation.study.analyse_spotting`)
+work alike. The report (:func:`mer_core.evaluation.study_stats.analyse_spotting`)
 gives per arm the mean +- sd over seeds of the pooled micro, macro and overall
 F1 each run stored, the chance F1 of its intervals placed at random
 (:func:`mer_core.spotting.chance.run_chance`) and the paired test over
@@ -77,7 +77,7 @@ import pandas as pd
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.evaluation.mlflow_export import log_study
-from mer_core.evaluation.study import analyse, analyse_spotting
+from mer_core.evaluation.study_stats import analyse, analyse_spotting
 from mer_core.evaluation.study_table import paper_table
 from mer_core.jobs import plan as job_plan, queue
 from mer_core.store.db import RunStore
@@ -438,8 +438,8 @@ def _spot_inputs(store: RunStore, study: dict[str, Any]) -> dict[str, Any]:
 
 
 def study_report(store: RunStore, name: str, **options: Any) -> Any:
-    """The study's statistics (:class:`mer_core.evaluation.study.StudyReport`; a spotting study's:
-    :func:`mer_core.evaluation.study.analyse_spotting`, which takes no bootstrap)."""
+    """The study's statistics (:class:`mer_core.evaluation.study_stats.StudyReport`; a spotting study's:
+    :func:`mer_core.evaluation.study_stats.analyse_spotting`, which takes no bootstrap)."""
     data = study_inputs(store, name)
     if stored_kind(data["study"]) == SPOTTING:
         options.pop("n_boot", None)  # no bootstrap interval for spotting F1
