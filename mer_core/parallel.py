@@ -18,7 +18,7 @@ import time
 
 import psutil
 
-PRELOAD = ["torch", "cv2", "numpy", "mer_core.preprocess.worker", "mer_core.training.executors"]
+PRELOAD = ["torch", "cv2", "numpy", "mer_core.preprocess.sample_task", "mer_core.training.executors"]
 
 
 def process_context() -> mp.context.BaseContext:

@@ -47,7 +47,7 @@ from mer_core.preprocess.sample import (  # noqa: F401  (sample_views: re-export
     views_from_arrays,
     work_size,
 )
-from mer_core.preprocess.worker import init_worker, run_one
+from mer_core.preprocess.sample_task import init_worker, run_one
 
 # Below this many cache misses a process pool costs more to start than it saves.
 MIN_POOL_SAMPLES = 16
