@@ -36,6 +36,7 @@ from mer_core.store.migrations import CLASS_SET_DEFAULTS_V2, MIGRATIONS, SCHEMA_
 from mer_core.store.jobs import JobStoreMixin
 from mer_core.store.liveness import LivenessStoreMixin
 from mer_core.store.spotting import SpotStoreMixin
+from mer_core.store.run_admin import RunAdminStoreMixin
 from mer_core.store.studies import StudyStoreMixin
 
 PROGRESS_RETRIES = 5  # extra tries of a progress write when the store is locked beyond its busy timeout
@@ -105,7 +106,7 @@ def new_run_id(model: str) -> str:
     return f"{stamp}-{model}-{uuid.uuid4().hex[:4]}"
 
 
-class RunStore(StudyStoreMixin, JobStoreMixin, LivenessStoreMixin, SpotStoreMixin):
+class RunStore(StudyStoreMixin, RunAdminStoreMixin, JobStoreMixin, LivenessStoreMixin, SpotStoreMixin):
     """Access to the SQLite run store (one connection per instance)."""
 
     def __init__(self, path: str | Path | None = None, *, timeout_s: float = 30.0, owner: Owner | None = None) -> None:
