@@ -21,7 +21,7 @@ STREAMLIT_FLAGS := --server.port $(PORT) --server.address 127.0.0.1 --server.hea
 help:
 	@echo "make demo   start the dashboard on the embedded synthetic dataset (http://127.0.0.1:$(PORT))"
 	@echo "make test   run the whole test suite (installs test extras and Debian chromium when root)"
-	@echo "make bench  run the benchmark scripts (long; mer bench writes mer_core/jobs/data/, the older scripts bench_out/)"
+	@echo "make bench  run the benchmark scripts (long; mer bench writes mer_core/benchmarking/data/, the older scripts bench_out/)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -6,7 +6,7 @@
 Timing: forward+backward (training step without the optimiser) and forward-only
 (eval) time per sample at each preset on this CPU, with ``--threads`` torch
 threads, the median over ``--seconds`` of batches after warm-up
-(:func:`mer_core.jobs.bench.step_seconds`, torch.utils.benchmark); parameter
+(:func:`mer_core.benchmarking.bench.step_seconds`, torch.utils.benchmark); parameter
 counts. Ablation: LOSO on the default synthetic set with the same seed and
 epochs, with and without macro pre-training on ``synthetic-macro`` and with
 the EVM-magnified apex or the plain apex (the difference channel is kept in
@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mer_core.jobs.bench import step_seconds  # noqa: E402
+from mer_core.benchmarking.bench import step_seconds  # noqa: E402
 from mer_core.models import create_model, model_config  # noqa: E402
 
 

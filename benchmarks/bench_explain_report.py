@@ -9,7 +9,7 @@ Trains (untimed) a 1-epoch DenseAttention LOSO run on a synthetic set of
 Saliency, Grad-CAM and the model's attention (maps computed, not cached
 beforehand), ``torch.set_num_threads(--threads)``. Writes
 ``explain_report_<machine kind>.json`` into the shipped results
-(``mer_core/jobs/data``, where the explanation report's estimate reads it;
+(``mer_core/benchmarking/data``, where the explanation report's estimate reads it;
 ``--out`` elsewhere) with the seconds, seconds per clip and the 1-minute load
 average (the machine may be shared: context for the figure).
 """
@@ -39,7 +39,7 @@ def main() -> int:
     ap.add_argument("--out", help="default: explain_report_<machine kind>.json in mer_core.paths.bench_results_dir()")
     args = ap.parse_args()
     if not args.out:
-        from mer_core.jobs.bench_report import machine_kind
+        from mer_core.benchmarking.bench_report import machine_kind
         from mer_core.paths import bench_results_dir
 
         args.out = str(bench_results_dir() / f"explain_report_{machine_kind()}.json")

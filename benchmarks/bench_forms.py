@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mer_core.datasets.synthetic.export import export_public  # noqa: E402
-from mer_core.jobs.proctree import TreeMonitor  # noqa: E402
+from mer_core.benchmarking.proctree import TreeMonitor  # noqa: E402
 from mer_core.store.db import RunStore  # noqa: E402
 from mer_core.training.engine import run_experiment  # noqa: E402
 from mer_core.training.experiment import resolve_experiment  # noqa: E402

@@ -6,7 +6,7 @@
 Writes bench_out/mfdan.json. Timings: forward+backward (training mode, one
 optimiser-free step) per sample at batch 16 on this CPU with the number of
 threads given (default 1, the machine is shared), the median over
-``--seconds`` of steps after warm-up (:func:`mer_core.jobs.bench.step_seconds`,
+``--seconds`` of steps after warm-up (:func:`mer_core.benchmarking.bench.step_seconds`,
 torch.utils.benchmark). The ablations run the full model, no flow-driven
 attention, no DropKey and cross-entropy instead of focal loss under LOSO on
 the default synthetic set with the same seed, through
@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mer_core.jobs.bench import step_seconds  # noqa: E402
+from mer_core.benchmarking.bench import step_seconds  # noqa: E402
 from mer_core.models import create_model, list_presets, train_defaults  # noqa: E402
 
 ABLATIONS: dict[str, dict[str, Any]] = {

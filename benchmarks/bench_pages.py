@@ -142,7 +142,7 @@ def _empty_script() -> None:
 
 def pages(repeats: int) -> tuple[dict, dict]:
     """(per page: cold, in-app and first-in-process seconds with the load beside them; the warm-up)."""
-    from mer_core.jobs.bench_report import spread
+    from mer_core.benchmarking.bench_report import spread
 
     first = {}
     for page in PAGES:  # warm-up: one-off imports and files written once

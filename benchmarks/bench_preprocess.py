@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mer_core.config import PreprocessConfig  # noqa: E402
-from mer_core.jobs.proctree import tree_rss_mb  # noqa: E402  (the process tree walk, shared with mer bench)
+from mer_core.benchmarking.proctree import tree_rss_mb  # noqa: E402  (the process tree walk, shared with mer bench)
 from mer_core.datasets.schema import make_table  # noqa: E402
 from mer_core.preprocess import flow  # noqa: E402
 from mer_core.preprocess.pipeline import prepare_inputs  # noqa: E402

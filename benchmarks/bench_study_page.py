@@ -206,7 +206,7 @@ def measure(repeats: int, profile: str | None) -> dict:
 
 
 def _spread(values: list[float]) -> dict:
-    from mer_core.jobs.bench_report import spread
+    from mer_core.benchmarking.bench_report import spread
 
     return spread(values, 3)
 
@@ -220,7 +220,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["MER_CACHE"] = tempfile.mkdtemp(prefix="mer-bench-study-")
     os.environ.pop("MER_STORE", None)
-    from mer_core.jobs.bench_report import _cpu_model, cores, machine_kind
+    from mer_core.benchmarking.bench_report import _cpu_model, cores, machine_kind
 
     load_before = [round(v, 2) for v in os.getloadavg()]
     t0 = time.perf_counter()

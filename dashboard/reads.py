@@ -392,21 +392,21 @@ def localisation(run_ids: tuple[str, ...], methods: tuple[str, ...], max_samples
 # --- benchmarks: the mer bench results files -------------------------------------------
 def bench_results() -> dict[str, Any]:
     """{'files': {name: report}, 'match': the file this machine's estimates use, 'label', 'kind'}."""
-    from mer_core.jobs.bench_report import results_dir, results_stamp
+    from mer_core.benchmarking.bench_report import results_dir, results_stamp
 
     return _bench_results(str(results_dir()), results_stamp())
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _bench_results(folder: str, stamp: tuple) -> dict[str, Any]:
-    from mer_core.jobs.bench_report import results_overview
+    from mer_core.benchmarking.bench_report import results_overview
 
     return results_overview(folder)
 
 
 def bench_update_lines(report: dict[str, Any]) -> list[str]:
     """'the rows of M re-measured on DATE, commit C', one per ``mer bench --update`` of the report."""
-    from mer_core.jobs.bench_report import describe_updates
+    from mer_core.benchmarking.bench_report import describe_updates
 
     return describe_updates(report)
 

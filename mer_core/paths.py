@@ -12,7 +12,7 @@ the run store, run artifacts) lives under one cache root (:func:`cache_root`):
    ``~/.cache/mer-bench`` (an installed package never writes beside itself).
 
 The committed benchmark figures that the estimates read ship with the package
-(``mer_core/jobs/data/``, :func:`bench_results_dir`).
+(``mer_core/benchmarking/data/``, :func:`bench_results_dir`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
 _REPO_ROOT = _PACKAGE.parent  # a source checkout's root; site-packages after an install
-BENCH_DATA = _PACKAGE / "jobs" / "data"  # package data: the committed figures the estimates read
+BENCH_DATA = _PACKAGE / "benchmarking" / "data"  # package data: the committed figures the estimates read
 
 
 def user_cache_dir() -> Path:
@@ -40,7 +40,7 @@ def cache_root() -> Path:
 
 
 def bench_results_dir() -> Path:
-    """The committed benchmark reports the estimates read: the package's ``jobs/data`` (``$MER_BENCH_RESULTS`` overrides)."""
+    """The committed benchmark reports the estimates read: the package's ``benchmarking/data`` (``$MER_BENCH_RESULTS`` overrides)."""
     env = os.environ.get("MER_BENCH_RESULTS")
     return Path(env) if env else BENCH_DATA
 

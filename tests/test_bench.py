@@ -9,8 +9,8 @@ import pytest
 
 from mer_core.cli import main
 from mer_core.errors import MerError
-from mer_core.jobs import bench, bench_report
-from mer_core.jobs.bench_report import find_results, machine_kind, read_report, spread, validate
+from mer_core.benchmarking import bench, bench_report
+from mer_core.benchmarking.bench_report import find_results, machine_kind, read_report, spread, validate
 
 TINY = bench.BenchPlan(
     quick=True, models=("ststnet",), fwd_presets=("cpu",), fwd_batch=4, fwd_seconds=0.05, flow_methods=("dis",),
@@ -125,7 +125,7 @@ def test_written_report_reads_back(tiny_report, tmp_path):
 
 
 def test_full_plan_compares_executors_on_the_fast_models_only():
-    from mer_core.jobs.bench import _loso_executors, full_plan
+    from mer_core.benchmarking.bench import _loso_executors, full_plan
 
     plan = full_plan()
     assert _loso_executors(plan, "ststnet") == ["sequential", "process"]
@@ -135,7 +135,7 @@ def test_full_plan_compares_executors_on_the_fast_models_only():
 
 
 def test_loso_presets_are_cpu_here_and_cpu_plus_paper_on_a_cuda_device():
-    from mer_core.jobs.bench import _loso_presets, full_plan
+    from mer_core.benchmarking.bench import _loso_presets, full_plan
 
     plan = full_plan()
     assert _loso_presets(plan, "mfdan", "cpu") == ["cpu"]
@@ -165,7 +165,7 @@ def test_tree_monitor_measures_another_root_and_its_children_not_this_process():
     import subprocess
     import sys
 
-    from mer_core.jobs.proctree import TreeMonitor
+    from mer_core.benchmarking.proctree import TreeMonitor
 
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\ntime.sleep(0.3)"
     code = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {burn!r}])\nexec({burn!r})"

@@ -7,7 +7,7 @@ import pytest
 
 from mer_core.config import ExperimentConfig
 from mer_core.jobs import plan as plan_mod
-from mer_core.jobs.bench_report import SCHEMA, machine_kind
+from mer_core.benchmarking.bench_report import SCHEMA, machine_kind
 from fixtures_clips import make_clip_manifest
 
 
@@ -161,7 +161,7 @@ def test_an_old_report_keeps_the_old_formula():
     seconds, _ = plan_mod.estimate_seconds("baseline", "cpu", n_samples=18, n_folds=3, epochs=10,
                                            executor="process", workers=0, results=R)
     assert seconds == pytest.approx(3 * 10 * 12 * 2.0 / 1000)
-    from mer_core.jobs.bench_report import validate
+    from mer_core.benchmarking.bench_report import validate
 
     assert validate(R) is R and validate(T) is T
     broken = json.loads(json.dumps(T))
@@ -186,7 +186,7 @@ def _pool_events(n_folds, workers, n_train, epochs, lead, setup, warm, steady_ms
 
 
 def test_a_30_epoch_estimate_from_a_3_epoch_bench_is_not_inflated_by_start_up():
-    from mer_core.jobs import bench
+    from mer_core.benchmarking import bench
 
     n, k, workers, n_train = 160, 16, 2, 150
     lead, tail, setup, warm, steady = 4.0, 1.0, 0.2, 0.1, 0.1  # start-up 5 s = 4 s before the folds + 1 s after

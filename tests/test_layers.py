@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mer_core.training",),
     ("mer_core.explain",),
     ("mer_core.spotting",),
+    ("mer_core.benchmarking",),
     ("mer_core.jobs",),
     ("mer_core.cli", "dashboard"),
 )
@@ -130,7 +131,7 @@ def _fake_tree(tmp_path: Path, files: dict[str, str]) -> Path:
         ("mer_core/store/db.py", "def f():\n    from ..jobs import queue\n", "up from floor 1"),
         ("mer_core/training/engine.py", "import mer_core.cli.cmd_loso\n", "up from floor 6"),
         ("mer_core/models/m.py", "from mer_core import evaluation\n", "up from floor 4"),
-        ("dashboard/views/x.py", "from mer_core.cli.cmd_loso import parse\n", "across floor 10"),
+        ("dashboard/views/x.py", "from mer_core.cli.cmd_loso import parse\n", "across floor 11"),
         ("mer_core/explain/x.py", "import streamlit as st\n", "never imports streamlit"),
     ],
 )

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import json
 from mer_core import paths
-from mer_core.jobs.bench_report import find_results, pages_skip_reason
+from mer_core.benchmarking.bench_report import find_results, pages_skip_reason
 report, label = find_results("cpu-2core")
 print(json.dumps({"cache": str(paths.cache_root()), "store": str(paths.store_path()),
                   "results": str(paths.bench_results_dir()), "label": label, "loso_rows": len(report["loso"]),

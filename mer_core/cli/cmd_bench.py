@@ -1,11 +1,11 @@
-"""``mer bench [--quick] [--out PATH]``: the benchmark suite (see :mod:`mer_core.jobs.bench`).
+"""``mer bench [--quick] [--out PATH]``: the benchmark suite (see :mod:`mer_core.benchmarking.bench`).
 
     mer bench --quick     # under 5 minutes on 2 cores: the two fast models, 3 epochs, fewer repetitions
     mer bench             # under 60 minutes on 2 cores: every model and preset at the preset's epochs
     mer bench --models mfdan --update   # re-measure one model's rows in the existing report
 
 Writes ``<results>/<machine kind>.json`` (``--out`` elsewhere), where
-``<results>`` is the package's ``mer_core/jobs/data`` (committed from a
+``<results>`` is the package's ``mer_core/benchmarking/data`` (committed from a
 checkout) or ``$MER_BENCH_RESULTS``, the folder the job estimate and the
 dashboard's Benchmarks page read, and prints
 the LOSO table for docs/benchmarks.md. Runs in a private temporary cache.
@@ -18,13 +18,13 @@ import os
 from pathlib import Path
 
 from mer_core.errors import MerError
-from mer_core.jobs.bench_report import machine_info, read_report, readme_table, results_dir
+from mer_core.benchmarking.bench_report import machine_info, read_report, readme_table, results_dir
 from mer_core.keyvalue import parse_pairs
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from mer_core.jobs.bench import (check_same_machine, full_plan, merge_report, quick_plan, run_bench,
-                                     update_plan, write_report)
+    from mer_core.benchmarking.bench import (check_same_machine, full_plan, merge_report, quick_plan, run_bench,
+                                             update_plan, write_report)
 
     plan = quick_plan() if args.quick else full_plan()
     changes = {}
@@ -66,7 +66,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark preprocessing, models, LOSO runs and pages; write the results file")
     p.add_argument("--quick", action="store_true", help="fewer models, epochs and repetitions (under 5 min on 2 cores)")
-    p.add_argument("--out", metavar="PATH", help="report file (default: mer_core/jobs/data/<machine kind>.json, or in $MER_BENCH_RESULTS)")
+    p.add_argument("--out", metavar="PATH", help="report file (default: mer_core/benchmarking/data/<machine kind>.json, or in $MER_BENCH_RESULTS)")
     p.add_argument("--models", nargs="+", metavar="MODEL", help="only these models")
     p.add_argument("--executors", nargs="+", metavar="EXECUTOR", help="LOSO executors (default: sequential and process)")
     p.add_argument("--presets", nargs="+", metavar="PRESET",

@@ -18,7 +18,7 @@ import numpy as np
 
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
-from mer_core.jobs.bench_report import LOSO_TIMING_KEYS, find_results
+from mer_core.benchmarking.bench_report import LOSO_TIMING_KEYS, find_results
 
 
 # Labelled fallback, used only when no benchmarks/results/*.json report matches

@@ -1,6 +1,6 @@
 """``mer bench``: the benchmark suite whose report the estimates, docs/benchmarks.md and the dashboard read.
 
-Sections (each a list of rows in the report, see :mod:`mer_core.jobs.bench_report`):
+Sections (each a list of rows in the report, see :mod:`mer_core.benchmarking.bench_report`):
 
 * ``preprocess``: per clip cost of DIS, Farneback and TV-L1 (channels flow_u,
   flow_v, strain) at 128 and 224 px, cold (empty cache: compute + write) and
@@ -12,7 +12,7 @@ Sections (each a list of rows in the report, see :mod:`mer_core.jobs.bench_repor
   process unless asked otherwise) on the default synthetic set, at
   the cpu preset, and on a CUDA device at the paper preset too, with
   its UF1/UAR, wall time, CPU seconds and peak memory of the whole process
-  tree (pool workers included, :class:`~mer_core.jobs.proctree.TreeMonitor`),
+  tree (pool workers included, :class:`~mer_core.benchmarking.proctree.TreeMonitor`),
   the model's cold and cached preprocessing per clip, and the training cost
   the job estimate uses: start-up, per-fold set-up and steady-state cost per
   sample-epoch, from the epoch events' time stamps (:func:`loso_row`);
@@ -52,9 +52,9 @@ from torch.utils import benchmark
 from mer_core.config import EXECUTORS, ExperimentConfig, PreprocessConfig
 from mer_core.datasets.registry import index_dataset
 from mer_core.errors import MerError
-from mer_core.jobs import bench_report
-from mer_core.jobs.bench_report import PAGES_SCRIPT, SCHEMA, machine_info, pages_skip_reason, spread, validate
-from mer_core.jobs.proctree import TreeMonitor
+from mer_core.benchmarking import bench_report
+from mer_core.benchmarking.bench_report import PAGES_SCRIPT, SCHEMA, machine_info, pages_skip_reason, spread, validate
+from mer_core.benchmarking.proctree import TreeMonitor
 from mer_core.models.registry import create_model, list_models, list_presets, train_defaults
 from mer_core.paths import cache_root, repo_root
 from mer_core.preprocess.pipeline import prepare_inputs

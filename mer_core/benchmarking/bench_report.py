@@ -1,7 +1,7 @@
 """The benchmark report: machine description, schema, where results live, tables.
 
-``mer bench`` (:mod:`mer_core.jobs.bench`) writes one JSON report per machine
-kind to ``mer_core/jobs/data/<kind>.json`` (committed, small, shipped as
+``mer bench`` (:mod:`mer_core.benchmarking.bench`) writes one JSON report per machine
+kind to ``mer_core/benchmarking/data/<kind>.json`` (committed, small, shipped as
 package data, so an installed package estimates without the repository). The job time
 estimate (:mod:`mer_core.jobs.plan`), the LOSO table in docs/benchmarks.md and
 the dashboard's Benchmarks page read it through :func:`find_results`.
@@ -36,7 +36,7 @@ LOSO_TIMING_KEYS = ("startup_s", "fold_setup_s", "steady_ms_per_sample_epoch", "
 
 
 def results_dir() -> Path:
-    """The shipped reports, ``mer_core/jobs/data`` (``$MER_BENCH_RESULTS`` overrides)."""
+    """The shipped reports, ``mer_core/benchmarking/data`` (``$MER_BENCH_RESULTS`` overrides)."""
     return bench_results_dir()
 
 
