@@ -113,6 +113,7 @@ def test_study_page_shows_the_table_verdict_cd_diagram_and_curves() -> None:
     assert "| arm | UF1 | UAR | oracle gap UF1 |" in text and "Friedman test" in text
     assert "Flagged: arm 'C' seed 1: failed" in text.replace("\\", "")
     assert "Critical-difference diagram" in text
+    assert "Data: synthetic (synthetic: these figures say nothing about real faces) · protocol loso · 6 cells" in text
     assert len(at.get("plotly_chart")) == 3  # CD diagram, learning curves, per-seed spread
     assert [b.label for b in at.get("download_button")] == ["paper table (csv)", "paper table (md)",
                                                            "paper table (latex)"]

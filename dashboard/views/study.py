@@ -34,6 +34,11 @@ def render() -> None:
                            format_func=str, key="study_pick")
     if name is None:
         return
+    row = studies.set_index("name").loc[name]
+    synthetic = str(row["dataset"]).startswith("synthetic")
+    what = "synthetic: these figures say nothing about real faces" if synthetic else "your copy of a licensed dataset"
+    st.caption(plain(f"Data: {row['dataset']} ({what}) · protocol {row['protocol']} · {int(row['cells'])} cells "
+                     "(arms x seeds), every arm on the same folds."))
     cells = reads.study_cells(name)
     cells_section(name, cells)
     if not (cells["run_status"] == "done").any():
