@@ -162,3 +162,14 @@ def test_a_failed_cells_partial_figures_are_not_shown_as_its_result() -> None:
     assert shown.loc[("C", 1), "error"] == "worker died" and shown.loc[("A", 0), "UF1"] != "–"
     assert "None" not in shown.to_string() and "nan" not in shown.to_string()
     assert "finished cells only" in _texts(at)
+
+
+def test_a_cells_run_id_opens_its_run_or_spotting_page() -> None:
+    import pandas as pd
+
+    from dashboard.views.study import cell_links
+
+    cells = pd.DataFrame({"run_id": ["r1", "s1", None], "kind": ["recognition", "spotting", "recognition"]})
+    link = cell_links(cells)
+    assert link.params == [{"run": "r1"}, {"spot": "s1"}, None]  # a cell never queued has no run to open
+    assert [p or link.page for p in link.pages] == ["run", "spotting", "run"]

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import glossary, plots, reads, study_plots, widgets, writes
+from dashboard.reads_spotting import QP_SPOT
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 from mer_core.evaluation.study_table import paper_table
@@ -70,7 +71,8 @@ def cells_section(name: str, cells: pd.DataFrame) -> None:
                 st.error(plain(exc))
     spotting = bool((cells["kind"] == "spotting").any())
     with st.expander("cells", expanded=done < len(cells)):
-        st.dataframe(cells_display(cells), hide_index=True, width="stretch")
+        widgets.link_table(cells_display(cells), {"run": cell_links(cells)}, key="study_cells", hide_index=True,
+                           width="stretch")
         if done < len(cells):
             what = "F1 is" if spotting else "UF1 and UAR are"
             st.caption(f"{what} shown for finished cells only: a cancelled or failed cell's figures over "
@@ -79,6 +81,17 @@ def cells_section(name: str, cells: pd.DataFrame) -> None:
             st.caption("Each cell is a spotting run (open it on the Spotting page by its run id). F1 is pooled over "
                        "all videos, one-to-one at the run's IoU; the motion-curve spotter uses no seed, so its "
                        "cells repeat one run.")
+
+
+def cell_links(cells: pd.DataFrame) -> widgets.Link:
+    """Where a click on a cell's run id goes: a recognition run's Run page, a spotting run's Spotting page."""
+    params, pages = [], []
+    for run_id, kind in zip(cells["run_id"], cells["kind"]):
+        spotting = str(kind) == "spotting"
+        missing = not isinstance(run_id, str) or not run_id  # '' or NaN: no run stored for the cell
+        params.append(None if missing else {QP_SPOT if spotting else reads.QP_RUN: run_id})
+        pages.append("spotting" if spotting else None)
+    return widgets.Link("run", params, pages)
 
 
 def cells_display(cells: pd.DataFrame) -> pd.DataFrame:
