@@ -64,16 +64,23 @@ class StudyReport:
     notes: list[str] = field(default_factory=list)  # what the figures mean, beyond flags (e.g. deterministic arms)
 
 
-def analyse(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] | None = None, name: str = "",
-            alpha: float = 0.05, n_perm: int = 10000, n_boot: int = 1000, seed: int = 0) -> StudyReport:
-    """The study's report from its cells (dicts: arm, seed, run_id, run_status, run, predictions, epochs)."""
+def _completeness(cells: Sequence[Mapping[str, Any]], cell_df: pd.DataFrame, arms: Sequence[str] | None
+                  ) -> tuple[list[str], list[Mapping[str, Any]], list[str], list[str]]:
+    """(arm order, complete cells, arms with a complete cell, flags for the incomplete cells and empty arms)."""
     order = list(dict.fromkeys(list(arms or []) + [str(c["arm"]) for c in cells]))
-    cell_df = _cell_table(cells)
     flags = [f"arm {r.arm!r} seed {r.seed}: {r.status or 'not started'}" + (f" ({r.error})" if r.error else "")
              for r in cell_df.itertuples() if not r.complete]
     complete = [c for c, ok in zip(cells, cell_df["complete"]) if ok]
     present = [a for a in order if any(str(c["arm"]) == a for c in complete)]
     flags += [f"arm {a!r}: no complete cell, left out of the statistics" for a in order if a not in present]
+    return order, complete, present, flags
+
+
+def analyse(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] | None = None, name: str = "",
+            alpha: float = 0.05, n_perm: int = 10000, n_boot: int = 1000, seed: int = 0) -> StudyReport:
+    """The study's report from its cells (dicts: arm, seed, run_id, run_status, run, predictions, epochs)."""
+    cell_df = _cell_table(cells)
+    order, complete, present, flags = _completeness(cells, cell_df, arms)
     classes = list(complete[0]["run"]["classes"]) if complete else []
     table = _arm_table(order, cell_df, complete, classes, n_boot=n_boot, seed=seed)
     scores = subject_scores(complete, present, classes)
@@ -278,13 +285,8 @@ def analyse_spotting(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] 
     """A spotting study's report from its cells (dicts: arm, seed, run_id, run_status, job_status, error, run: the
     stored spotting run with its summary, chance: its chance scores or None, deterministic: its spotter uses no
     seed). Figures are the runs' stored ones; nothing is scored again here."""
-    order = list(dict.fromkeys(list(arms or []) + [str(c["arm"]) for c in cells]))
     cell_df = _spot_cell_table(cells)
-    flags = [f"arm {r.arm!r} seed {r.seed}: {r.status or 'not started'}" + (f" ({r.error})" if r.error else "")
-             for r in cell_df.itertuples() if not r.complete]
-    complete = [c for c, ok in zip(cells, cell_df["complete"]) if ok]
-    present = [a for a in order if any(str(c["arm"]) == a for c in complete)]
-    flags += [f"arm {a!r}: no complete cell, left out of the statistics" for a in order if a not in present]
+    order, complete, present, flags = _completeness(cells, cell_df, arms)
     deterministic = {str(c["arm"]) for c in cells if c.get("deterministic")}
     table = _spot_arm_table(order, cell_df, deterministic)
     scores = spot_subject_scores(complete, present)
