@@ -34,19 +34,32 @@ def confusion_figure(cm: Sequence[Sequence[int]], classes: Sequence[str], *, nor
     return fig
 
 
-def subject_bars(per_subject: pd.DataFrame, metric: str = "uf1") -> go.Figure:
-    """Per-subject scores sorted best to worst, with the sample count on each bar."""
+def subject_bars(per_subject: pd.DataFrame, metric: str = "uf1", *, hover: dict[str, str] | None = None,
+                 chance: pd.DataFrame | None = None) -> go.Figure:
+    """Per-subject scores sorted best to worst, with the sample count on each bar; ``hover`` adds a text per
+    subject (e.g. its confusion matrix) and ``chance`` (a frame with ``subject`` and the metric, e.g.
+    :func:`~mer_core.evaluation.context.group_chance`) a tick per bar at what a uniform guess scores there."""
     df = per_subject.sort_values(metric, ascending=False)
+    extra = [(hover or {}).get(str(s), "") for s in df["subject"]]
     fig = go.Figure(go.Bar(
         x=df["subject"].astype(str), y=df[metric], text=[f"n={n}" for n in df["n"]], textposition="outside",
-        marker_color=palette.ACCENT,
-        customdata=np.stack([df["n"], df["accuracy"], df["uf1"], df["uar"]], axis=1),
-        hovertemplate=("%{x}<br>n=%{customdata[0]}<br>accuracy %{customdata[1]:.3f}<br>"
-                       "UF1 %{customdata[2]:.3f}<br>UAR %{customdata[3]:.3f}<extra></extra>"),
+        marker_color=palette.ACCENT, name="held-out subject", showlegend=False,
+        customdata=np.stack([df["n"], df["accuracy"], df["uf1"], df["uar"], extra], axis=1),
+        hovertemplate=("<b>%{x}</b>  n=%{customdata[0]}<br>accuracy %{customdata[1]:.3f} · "
+                       "UF1 %{customdata[2]:.3f} · UAR %{customdata[3]:.3f}<br>%{customdata[4]}<extra></extra>"),
+        hoverlabel=dict(font_family="monospace"),
     ))
+    if chance is not None and len(chance):
+        level = chance.set_index(chance["subject"].astype(str))[metric]
+        fig.add_trace(go.Scatter(
+            x=df["subject"].astype(str), y=[level.get(str(s), np.nan) for s in df["subject"]], mode="markers",
+            marker=dict(symbol="line-ew-open", size=26, line=dict(width=3, color=palette.DARK)),
+            name="chance (a uniform guess, expected)",
+            hovertemplate="%{x}: a uniform guess scores %{y:.3f} on average<extra></extra>"))
+        fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     fig.update_layout(yaxis_title={"uf1": "UF1", "uar": "UAR"}.get(metric, metric), yaxis_range=[0, 1.12],
                       xaxis_title="held-out subject",
-                      margin=dict(l=10, r=10, t=10, b=10), height=360)
+                      margin=dict(l=10, r=10, t=30 if chance is not None else 10, b=10), height=360)
     fig.update_xaxes(type="category")
     return fig
 
@@ -83,25 +96,6 @@ def confusion_text(cm: Sequence[Sequence[int]], classes: Sequence[str]) -> str:
     for name, row in zip(short, cm):
         lines.append(f"{name:>9} " + " ".join(f"{int(v):>3}" for v in row))
     return "<br>".join(lines)
-
-
-def subject_bars_detail(per_subject: pd.DataFrame, hover: dict[str, str], metric: str = "uf1") -> go.Figure:
-    """Per-subject bars sorted best to worst (n on each bar) with the subject's confusion on hover."""
-    df = per_subject.sort_values(metric, ascending=False)
-    fig = go.Figure(go.Bar(
-        x=df["subject"].astype(str), y=df[metric], text=[f"n={n}" for n in df["n"]], textposition="outside",
-        marker_color=palette.ACCENT,
-        customdata=np.stack([df["n"], df["accuracy"], df["uf1"], df["uar"],
-                             [hover.get(str(s), "") for s in df["subject"]]], axis=1),
-        hovertemplate=("<b>%{x}</b>  n=%{customdata[0]}<br>accuracy %{customdata[1]:.3f} · "
-                       "UF1 %{customdata[2]:.3f} · UAR %{customdata[3]:.3f}<br>%{customdata[4]}<extra></extra>"),
-        hoverlabel=dict(font_family="monospace"),
-    ))
-    fig.update_layout(yaxis_title={"uf1": "UF1", "uar": "UAR"}.get(metric, metric), yaxis_range=[0, 1.12],
-                      xaxis_title="held-out subject",
-                      margin=dict(l=10, r=10, t=10, b=10), height=360)
-    fig.update_xaxes(type="category")
-    return fig
 
 
 CURVE_NAMES = {  # every curve is named by what it was measured on: training, validation or test subject

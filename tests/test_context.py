@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from mer_core.evaluation.context import chance_levels, oracle_gap_sentence
-from mer_core.evaluation.metrics import scores
+from mer_core.evaluation.context import chance_levels, group_chance, oracle_gap_sentence, uniform_guess
+from mer_core.evaluation.metrics import per_group, scores
 
 
 def test_chance_levels_match_simulated_guessers():
@@ -27,6 +28,28 @@ def test_chance_levels_leave_out_classes_without_clips():
     assert chance_levels({"a": 10, "b": 10, "c": 0}).uar == pytest.approx(0.5)
     with pytest.raises(ValueError, match="at least one clip"):
         chance_levels([0, 0])
+
+
+def test_per_subject_chance_matches_a_simulated_uniform_guess_under_the_per_subject_rule():
+    # subject a shows all three classes, b only one (its UF1 averages the classes it shows or is predicted as:
+    # a uniform guess predicts all three, two of them never right)
+    truth = {"a": [0] * 300 + [1] * 100 + [2] * 50, "b": [1] * 400}
+    classes = ["n", "p", "s"]
+    rng = np.random.default_rng(1)
+    sims = []
+    for _ in range(40):
+        pred = pd.DataFrame([(s, t, int(rng.integers(0, 3))) for s, ys in truth.items() for t in ys],
+                            columns=["subject", "y_true", "y_pred"])
+        sims.append(per_group(pred, classes, "subject").set_index("subject")[["accuracy", "uar", "uf1"]])
+    simulated = sum(sims) / len(sims)
+    chance = group_chance(pred, classes).set_index("subject")
+    assert list(chance.index) == ["a", "b"]
+    for metric in ("accuracy", "uar", "uf1"):
+        assert chance[metric].to_numpy() == pytest.approx(simulated[metric].to_numpy(), abs=0.015), metric
+    assert chance.loc["b", "uf1"] == pytest.approx(2 * (1 / 3) / (4 / 3) / 3)  # F1 0.5 on its class, 0 on two
+    assert uniform_guess([250, 109, 83], 3)["uf1"] == pytest.approx(chance_levels([250, 109, 83]).uf1_uniform)
+    with pytest.raises(ValueError, match="at least one clip"):
+        uniform_guess([0, 0, 0], 3)
 
 
 def test_a_negative_oracle_gap_is_not_called_an_inflation():

@@ -1,6 +1,7 @@
 """The Jobs page and its live view, rendered with AppTest from stored jobs (no worker processes)."""
 from __future__ import annotations
 
+import json
 import time
 
 import pandas as pd
@@ -80,7 +81,14 @@ def test_live_view_of_a_stored_finished_job():
     assert any(f"Job `{job_id}`" in m.value and "done" in m.value for m in at.markdown)
     bar = at.get("progress")[0].proto
     assert bar.value == 100 and bar.text == "folds done 3 of 3"
-    assert len(at.get("plotly_chart")) == 2  # training curves + per-subject results
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # training curves + per-subject results
+    bars = json.loads(charts[1].proto.spec)["data"]
+    ticks = [t for t in bars if t.get("name", "").startswith("chance")]  # chance beside each subject's accuracy
+    assert len(ticks) == 1 and ticks[0]["x"] == bars[0]["x"]
+    with RunStore() as store:
+        k = len(store.get_run(jobs.get_job(store, job_id)["run_id"])["classes"])
+    assert ticks[0]["y"] == [pytest.approx(1 / k)] * len(bars[0]["x"])
     buttons = {b.label: b for b in at.button}
     assert buttons["Cancel"].disabled and buttons["Resume"].disabled  # nothing to cancel or resume
     log = at.code[-1].value

@@ -9,6 +9,8 @@ the MEGC2019 composite shape: 442 clips of 68 subjects in three parts (SMIC
 """
 from __future__ import annotations
 
+import json
+
 from typing import Any
 
 import numpy as np
@@ -137,6 +139,14 @@ def test_run_page_headline_intervals_oracle_and_tabs(two_runs):
     preds = [t for t in tables if "explain" in t.columns and len(t) == 64]
     assert preds and set(preds[0]["explain"]) == {"open →"}  # a click opens the clip (tests/test_page_links.py)
     assert any(t.columns.tolist()[:2] == ["field", "value"] for t in tables)  # provenance
+    # per-subject UF1 bars, each with chance beside it: the uniform guess's expected UF1 on that subject's clips
+    bars = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
+    bars = [d for d in bars if any(t.get("name", "").startswith("chance") for t in d)][0]
+    pred = RunStore().predictions("run-good")
+    counts = pred[pred["subject"] == bars[0]["x"][0]]["y_true"].value_counts().reindex(range(3), fill_value=0)
+    p = counts.to_numpy() / counts.sum()
+    expected = sum(2 * pi / 3 / (pi + 1 / 3) for pi in p if pi > 0) / 3
+    assert bars[1]["y"][0] == pytest.approx(expected)
 
 
 def test_run_page_lists_the_clips_of_a_confusion_cell(two_runs):

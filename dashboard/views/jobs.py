@@ -186,6 +186,7 @@ def _job_view(job_id: str) -> str | None:
 
 def _training_panels(job_id: str, detail: dict, run: dict | None) -> None:
     """Training curves and per-subject results of an experiment's job, filled in as folds finish."""
+    from mer_core.evaluation.context import group_chance
     from mer_core.evaluation.metrics import per_group
 
     epochs_df, pred = detail["epochs"], detail["predictions"]
@@ -202,8 +203,12 @@ def _training_panels(job_id: str, detail: dict, run: dict | None) -> None:
             st.caption("No fold has finished yet.")
         else:
             per_subject = per_group(pred, run["classes"], "subject")
-            st.plotly_chart(plots.subject_bars(per_subject, "accuracy"), width="stretch", config=widgets.chart_config("jobs-2"), key=f"subj_{job_id}")
-            st.caption(f"{len(per_subject)} subject(s) tested so far; pooled metrics on the Run page.")
+            chance = group_chance(pred, run["classes"])
+            st.plotly_chart(plots.subject_bars(per_subject, "accuracy", chance=chance), width="stretch",
+                            config=widgets.chart_config("jobs-2"), key=f"subj_{job_id}")
+            st.caption(f"{len(per_subject)} subject(s) tested so far; the dark tick is chance, what guessing every "
+                       f"class equally often scores (accuracy 1 / {len(run['classes'])}); pooled metrics on the "
+                       "Run page.")
 
 
 def _jobs_view(live: bool) -> None:

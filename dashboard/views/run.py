@@ -19,7 +19,7 @@ from mer_core.evaluation.leaderboard import PARTS, paper_row, part_table
 from mer_core.evaluation.metrics import per_group, summarize
 from mer_core.evaluation.statistics import Interval, per_subject_confusions
 from mer_core.evaluation.export import csv_safe, predictions_table
-from mer_core.evaluation.context import chance_levels, oracle_gap_sentence
+from mer_core.evaluation.context import chance_levels, group_chance, oracle_gap_sentence
 from mer_core.datasets.classes import class_set_words
 
 K_NORMALISE = "run_cm_normalise"
@@ -300,9 +300,12 @@ def subject_section(pred: pd.DataFrame, classes: list[str]) -> None:
     hover = {s: plots.confusion_text(cm, classes) for s, cm in per_subject_confusions(pred, classes).items()}
     metric = st.radio("metric", ["uf1", "accuracy", "uar"], horizontal=True, key=K_METRIC,
                       format_func={"uf1": "UF1", "accuracy": "accuracy", "uar": "UAR"}.get)
-    st.plotly_chart(plots.subject_bars_detail(per_subject, hover, metric), width="stretch", config=widgets.chart_config("run-2"))
+    st.plotly_chart(plots.subject_bars(per_subject, metric, hover=hover, chance=group_chance(pred, classes)),
+                    width="stretch", config=widgets.chart_config("run-2"))
     st.caption("Each bar is one held-out subject; n = clips of that subject; hover for the subject's confusion "
-               "matrix. A subject's UF1 averages only the classes it shows or is predicted as.")
+               "matrix. A subject's UF1 averages only the classes it shows or is predicted as. The dark tick on "
+               "each bar is chance: what guessing every class equally often scores on that subject's clips, on "
+               "average (accuracy and UAR 1 / classes; UF1 depends on the subject's class mix).")
 
 
 # --- parts --------------------------------------------------------------------------

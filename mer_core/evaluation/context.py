@@ -8,6 +8,9 @@
   (``p`` the class's share of clips, ``q`` the guesser's probability of it),
   averaged over the classes with clips (the large-set expectation: ratio of
   expected counts).
+* :func:`uniform_guess` / :func:`group_chance`: what guessing each class
+  with equal probability scores on one subject's (or part's) clips, to draw
+  beside per-subject bars.
 * :func:`oracle_gap_sentence`: the honest-vs-oracle panel's sentence, which
   must not call a negative gap an inflation.
 """
@@ -15,6 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
 
 GAP_TOLERANCE = 0.0005  # |oracle - honest| below this is "no gap" (scores are shown with 3 decimals)
 
@@ -47,6 +53,36 @@ def chance_levels(counts: Mapping[str, int] | Sequence[int]) -> ChanceLevels:
     uniform = sum(2 * p * q / (p + q) for p in shares) / k
     priors = sum(shares) / k  # q = p: each class's F1 is its share
     return ChanceLevels(uf1_uniform=uniform, uf1_priors=priors, uar=1.0 / k, classes=k)
+
+
+def uniform_guess(counts: Sequence[int], n_classes: int) -> dict[str, float]:
+    """Expected accuracy, UAR and UF1 of guessing each of ``n_classes`` classes with equal probability, on clips
+    with these class counts (large-sample expectation; ValueError without a clip).
+
+    Accuracy and UAR are ``1 / n_classes`` whatever the counts. UF1 averages the per-class F1 ``2 p q / (p + q)``
+    (``q = 1 / n_classes``) over all ``n_classes`` classes, because a group's UF1 averages the classes it shows or
+    is predicted as, and a uniform guess predicts every class: a class the group never shows scores F1 0.
+    """
+    values = np.asarray(counts, dtype=float)
+    if values.sum() <= 0 or n_classes < 1:
+        raise ValueError(f"a chance level needs at least one clip and one class; got counts {list(counts)}, "
+                         f"{n_classes} classes")
+    p, q = values / values.sum(), 1.0 / n_classes
+    f1 = np.where(p > 0, 2 * p * q / np.maximum(p + q, 1e-12), 0.0)
+    return {"accuracy": q, "uar": q, "uf1": float(f1.sum() / n_classes)}
+
+
+def group_chance(pred: pd.DataFrame, classes: Sequence[str], by: str = "subject") -> pd.DataFrame:
+    """:func:`uniform_guess` per group of ``pred`` (integer ``y_true`` and the ``by`` column), sorted by name as
+    :func:`~mer_core.evaluation.metrics.per_group` sorts its rows."""
+    cols = [by, "accuracy", "uar", "uf1"]
+    if pred.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for name, grp in pred.groupby(by, sort=True):
+        counts = np.bincount(grp["y_true"].to_numpy(dtype=int), minlength=len(classes))
+        rows.append({by: name, **uniform_guess(counts, len(classes))})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def oracle_gap_sentence(honest_uf1: float, oracle_uf1: float) -> str:
