@@ -7,14 +7,24 @@ epochs, so end-to-end tests finish in seconds.
 from __future__ import annotations
 
 import csv
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
+import pytest
 
 DIRECTIONS = {"negative": (0, 1), "positive": (1, 0), "surprise": (0, -1)}
 
+
+@contextmanager
+def cache_at(root: Path | str) -> Iterator[Path]:
+    """MER_CACHE (and so the store) points at ``root`` inside the block and back at what it was after: for
+    module-scoped fixtures, which cannot use the function-scoped ``monkeypatch``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MER_CACHE", str(root))
+        yield Path(root)
 
 
 def tiny_config(manifest: Path, **kw: Any) -> "ExperimentConfig":
@@ -68,27 +78,18 @@ def tiny_run_with_videos(root: Path, *, clips: int, fmt: str, videos_dir: str = 
 
     Returns {"root", "run", "videos", "metas"}. MER_CACHE is pointed at ``root`` only while it works.
     """
-    import os
-
     from mer_core.config import ExperimentConfig
     from mer_core.datasets.synthetic import SynthOptions
     from mer_core.datasets.synthetic.video_export import export_videos
     from mer_core.training.engine import run_experiment
 
-    old = os.environ.get("MER_CACHE")
-    os.environ["MER_CACHE"] = str(root)
-    try:
+    with cache_at(root):
         cfg = ExperimentConfig.from_dict(dict(dataset="synthetic", dataset_options=TINY_SYNTH, model="baseline",
                                               epochs=1, batch_size=8, executor="sequential",
                                               final_model=final_model))
         rid = run_experiment(cfg)
         videos = Path(root) / videos_dir
         metas = export_videos(videos, SynthOptions(**TINY_SYNTH), clips=clips, fmt=fmt)
-    finally:
-        if old is None:
-            os.environ.pop("MER_CACHE", None)
-        else:
-            os.environ["MER_CACHE"] = old
     return {"root": Path(root), "run": rid, "videos": videos, "metas": metas}
 
 

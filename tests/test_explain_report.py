@@ -17,6 +17,7 @@ from mer_core.jobs import queue as jobs
 from mer_core.jobs.report_job import run_report_job
 from mer_core.store.db import RunStore
 from mer_core.training.engine import run_experiment
+from fixtures_clips import cache_at
 
 SMALL = dict(max_samples=4, steps=4, sanity_samples=1)
 
@@ -24,22 +25,13 @@ SMALL = dict(max_samples=4, steps=4, sanity_samples=1)
 @pytest.fixture(scope="module")
 def synth_run(tmp_path_factory):
     """A tiny synthetic DenseAttention run (ground-truth masks, own attention) in its own cache."""
-    import os
-
     root = tmp_path_factory.mktemp("report_cache")
-    old = os.environ.get("MER_CACHE")
-    os.environ["MER_CACHE"] = str(root)
-    try:
+    with cache_at(root):
         cfg = ExperimentConfig.from_dict(dict(
             dataset="synthetic", dataset_options=dict(subjects=3, clips_per_subject=3, size=32, frames=12),
             model="dense_attention", model_options={"block_layers": [2, 2]}, epochs=1, batch_size=8,
             executor="sequential"))
         rid = run_experiment(cfg, run_id="synth-attn")
-    finally:
-        if old is None:
-            os.environ.pop("MER_CACHE", None)
-        else:
-            os.environ["MER_CACHE"] = old
     return {"root": str(root), "run": rid}
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from apptest_helpers import page_app
-from fixtures_clips import make_clip_manifest
+from fixtures_clips import cache_at, make_clip_manifest
 from mer_core.cli import main
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
@@ -28,22 +28,13 @@ def _config(manifest: Path, **kw) -> ExperimentConfig:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two tiny stored runs in one cache: with fold checkpoints and without."""
-    import os
-
     root = tmp_path_factory.mktemp("explain_cache")
-    old = os.environ.get("MER_CACHE")
-    os.environ["MER_CACHE"] = str(root)
-    try:
+    with cache_at(root):
         manifest = make_clip_manifest(root / "clips", subjects=3, clips_per_subject=4, size=32, frames=5)
         with_ckpt = run_experiment(_config(manifest), run_id="with-ckpt")
         without = run_experiment(_config(manifest, keep_checkpoints=False), run_id="no-ckpt")
         attn = run_experiment(_config(manifest, model="dense_attention", model_options={"block_layers": [2, 2]}),
                               run_id="attn")
-    finally:
-        if old is None:
-            os.environ.pop("MER_CACHE", None)
-        else:
-            os.environ["MER_CACHE"] = old
     return {"root": str(root), "ok": with_ckpt, "bare": without, "attn": attn}
 
 

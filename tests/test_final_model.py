@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from apptest_helpers import page_app
-from fixtures_clips import TINY_SYNTH, make_clip_manifest, tiny_config, tiny_run_with_videos
+from fixtures_clips import TINY_SYNTH, cache_at, make_clip_manifest, tiny_config, tiny_run_with_videos
 from mer_core.config import ExperimentConfig
 from mer_core.errors import ConfigError, MerError
 from mer_core.store.db import RunStore
@@ -158,18 +158,12 @@ def test_the_new_experiment_form_offers_the_final_model():
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A tiny synthetic run with a final model, one without, and exported videos, in one cache."""
-    import os
-
     root = tmp_path_factory.mktemp("final_cache")
     tiny = tiny_run_with_videos(root, clips=2, fmt="mp4", videos_dir="video_clips", final_model=True)
-    old = os.environ.get("MER_CACHE")
-    os.environ["MER_CACHE"] = str(root)
-    try:
+    with cache_at(root):
         plain = run_experiment(ExperimentConfig.from_dict(dict(dataset="synthetic", dataset_options=TINY_SYNTH,
                                                                model="baseline", epochs=1, batch_size=8,
                                                                executor="sequential")))
-    finally:
-        os.environ.pop("MER_CACHE") if old is None else os.environ.__setitem__("MER_CACHE", old)
     return {**tiny, "final": tiny["run"], "plain": plain}
 
 

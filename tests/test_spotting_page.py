@@ -5,13 +5,13 @@ test process, once for the module; every figure the page shows is compared with 
 """
 from __future__ import annotations
 
-import os
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from apptest_helpers import page_app, unescape
 from test_page_links import click_cell, open_page
+from fixtures_clips import cache_at
 
 TINY = dict(subjects=2, videos_per_subject=1, min_seconds=4, max_seconds=4, fps=20, size=48, max_micro=2,
             max_macro=1, amplitude=0.3)  # faint micro-expressions: the run surely misses one, whatever the spotter
@@ -26,20 +26,13 @@ def spot_cache(tmp_path_factory):
     from mer_core.store.db import RunStore
 
     root = tmp_path_factory.mktemp("spot_cache")
-    before = os.environ.get("MER_CACHE")
-    os.environ["MER_CACHE"] = str(root)
-    try:
+    with cache_at(root):
         with RunStore() as store:
             job_id = queue.submit_spotting(SpotConfig(dataset_options=TINY), store=store, start=False)
             assert run_spot_job(job_id, store=store, kick_next=False) == 0
             job = queue.get_job(store, job_id)
             run = store.get_spot_run(job["run_id"])
             folds = store.spot_folds(job["run_id"])
-    finally:
-        if before is None:
-            os.environ.pop("MER_CACHE", None)
-        else:
-            os.environ["MER_CACHE"] = before
     return {"root": root, "job": job_id, "run": run, "folds": folds}
 
 

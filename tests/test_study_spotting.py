@@ -7,7 +7,6 @@ run to done in the test process, once for the module.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ from apptest_helpers import page_app, unescape
 from mer_core.errors import MerError
 from mer_core.jobs import queue
 from mer_core.jobs import study as st
+from fixtures_clips import cache_at
 
 TINY = dict(subjects=3, videos_per_subject=1, min_seconds=4, max_seconds=4, fps=20, size=48, max_micro=2,
             max_macro=1)
@@ -137,18 +137,11 @@ def spot_study(tmp_path_factory):
     from mer_core.store.db import RunStore
 
     root = tmp_path_factory.mktemp("spot_study")
-    before = os.environ.get("MER_CACHE")
-    os.environ["MER_CACHE"] = str(root)
-    try:
+    with cache_at(root):
         with RunStore() as store:
             cells = st.submit_study(spec(), store=store, start=False)
             for job_id in cells["job_id"]:
                 assert run_spot_job(job_id, store=store, kick_next=False) == 0
-    finally:
-        if before is None:
-            os.environ.pop("MER_CACHE", None)
-        else:
-            os.environ["MER_CACHE"] = before
     return {"root": root, "cells": cells}
 
 
