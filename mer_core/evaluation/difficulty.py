@@ -132,15 +132,3 @@ def difficulty_statistics(features: Features) -> dict[str, float]:
         out["apex_nn_same_subject"] = same_subject_share(f.apex, g)
         out["flow_nn_same_subject"] = same_subject_share(f.flow, g)
     return {k_: round(float(v), 4) for k_, v in out.items()}
-
-
-def compare_to_real(stats: dict[str, float]) -> list[dict[str, object]]:
-    """One row per statistic: real figure, measured figure, difference, within tolerance."""
-    rows = []
-    for name, real in REAL_COMPOSITE.items():
-        value = stats.get(name)
-        diff = None if value is None else round(value - real, 4)
-        rows.append(dict(statistic=name, label=STAT_LABELS[name], real=real, measured=value, difference=diff,
-                         calibrated=name in CALIBRATED,
-                         within=None if diff is None or name not in CALIBRATED else abs(diff) <= TOLERANCE))
-    return rows
