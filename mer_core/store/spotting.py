@@ -162,11 +162,6 @@ class SpotStoreMixin:
             c.execute("UPDATE spot_runs SET status='running', error='', pid=?, host=?, heartbeat=? WHERE id=?",
                       (*owner, time.time(), run_id))
 
-    def set_spot_status(self, run_id: str, status: str, error: str = "") -> None:
-        with self.tx() as c:  # type: ignore[attr-defined]
-            c.execute("UPDATE spot_runs SET status=?, error=?, heartbeat=? WHERE id=?",
-                      (status, error, time.time(), run_id))
-
     def finish_spot_run(self, run_id: str, *, status: str, summary: dict[str, Any], wall_time: float = 0.0,
                         error: str = "") -> None:
         overall = summary.get("scores", {})
@@ -179,14 +174,6 @@ class SpotStoreMixin:
                  _num(summary.get("strs")), json.dumps(summary, default=str, allow_nan=True), wall_time, error,
                  run_id),
             )
-
-    def delete_spot_run(self, run_id: str) -> None:
-        """The run's rows (folds and intervals with it) and its run folder (the per-frame scores)."""
-        import shutil
-
-        with self.tx() as c:  # type: ignore[attr-defined]
-            c.execute("DELETE FROM spot_runs WHERE id=?", (run_id,))
-        shutil.rmtree(run_folder(run_id, create=False), ignore_errors=True)
 
     # --- folds -------------------------------------------------------------------------
     def start_spot_fold(self, run_id: str, fold_index: int, subject: str, train_videos: Sequence[str],
