@@ -114,19 +114,10 @@ def augment(x: torch.Tensor, channels: tuple[str, ...], gen: torch.Generator) ->
 
 
 def build_optimizer(params: Any, cfg: ExperimentConfig) -> torch.optim.Optimizer:
-    """``cfg.optimizer`` over ``params`` (parameters or parameter groups, already on their device).
-
-    Adam and AdamW use PyTorch's fused kernel where every parameter allows it (floating point, on a CPU or a
-    CUDA device): the same update in one kernel, where the default loops over the parameters in Python, which a
-    small model's step pays for (a training step 17-29% faster on one CPU thread:
-    ``benchmarks/bench_fused_optimizer.py``, docs/benchmarks.md).
-    """
-    params = list(params)
-    if cfg.optimizer in ("adam", "adamw"):
-        tensors = [t for g in params for t in (g["params"] if isinstance(g, dict) else [g])]
-        fused = all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors) or None
-        cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adan":
