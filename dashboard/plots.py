@@ -53,7 +53,7 @@ def subject_bars(per_subject: pd.DataFrame, metric: str = "uf1", *, hover: dict[
         level = chance.set_index(chance["subject"].astype(str))[metric]
         fig.add_trace(go.Scatter(
             x=df["subject"].astype(str), y=[level.get(str(s), np.nan) for s in df["subject"]], mode="markers",
-            marker=dict(symbol="line-ew-open", size=26, line=dict(width=3, color=palette.DARK)),
+            marker=dict(symbol="line-ew-open", size=26, color=palette.DARK, line=dict(width=3, color=palette.DARK)),
             name="chance (a uniform guess, expected)",
             hovertemplate="%{x}: a uniform guess scores %{y:.3f} on average<extra></extra>"))
         fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
