@@ -46,13 +46,9 @@ def chance_levels(counts: Mapping[str, int] | Sequence[int]) -> ChanceLevels:
     present = [v for v in values if v > 0]
     if not present:
         raise ValueError(f"chance levels need at least one clip; got class counts {values}")
-    total = float(sum(present))
-    shares = [v / total for v in present]
     k = len(present)
-    q = 1.0 / k
-    uniform = sum(2 * p * q / (p + q) for p in shares) / k
-    priors = sum(shares) / k  # q = p: each class's F1 is its share
-    return ChanceLevels(uf1_uniform=uniform, uf1_priors=priors, uar=1.0 / k, classes=k)
+    priors = 1.0 / k  # q = p: each class's F1 is its share, and the shares sum to one
+    return ChanceLevels(uf1_uniform=uniform_guess(present, k)["uf1"], uf1_priors=priors, uar=1.0 / k, classes=k)
 
 
 def uniform_guess(counts: Sequence[int], n_classes: int) -> dict[str, float]:
