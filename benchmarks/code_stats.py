@@ -7,7 +7,9 @@ Counts, over the Python files of the given folders (tests excluded):
 - lines: physical lines, as ``wc -l`` counts them;
 - modules: ``.py`` files;
 - function-level imports: ``import`` statements inside a function body
-  (``--list-lazy`` lists them with their line);
+  (``--list-lazy`` lists them with their line), and how many of them state no
+  reason: the project's rule (docs/design.md, "Imports") is a ``# lazy:``
+  comment on the import's line or the line above it;
 - import circles: strongly connected groups of modules in the import graph,
   once with module-level imports only (what runs at import time) and once with
   function-level imports as well (the real dependency graph). An edge goes to
@@ -110,15 +112,19 @@ def main(argv: list[str] | None = None) -> int:
     lines = {pkg: 0 for pkg in args.packages}
     lazy: list[str] = []
     lazy_by_pkg = {pkg: 0 for pkg in args.packages}
+    unsaid_by_pkg = {pkg: 0 for pkg in args.packages}
     top_level: dict[str, set[str]] = {m: set() for m in modules}
     full: dict[str, set[str]] = {m: set() for m in modules}
     for mod, path in modules.items():
         pkg = path.relative_to(ROOT).parts[0]
-        lines[pkg] += len(path.read_text(encoding="utf-8").splitlines())
+        text = path.read_text(encoding="utf-8").splitlines()
+        lines[pkg] += len(text)
         for line, target, in_func, names in imports(path, mod):
             if in_func:
-                lazy.append(f"{path.relative_to(ROOT)}:{line}: {target}")
+                said = any("# lazy:" in text[k] for k in (line - 1, line - 2) if 0 <= k < len(text))
+                lazy.append(f"{path.relative_to(ROOT)}:{line}: {target}" + ("" if said else "  (no reason stated)"))
                 lazy_by_pkg[pkg] += 1
+                unsaid_by_pkg[pkg] += not said
             targets = [f"{target}.{n}" if f"{target}.{n}" in modules else target for n in names] or [target]
             for t in targets:
                 while t and t not in modules:  # `import a.b.c` of a name inside a module: its module
@@ -129,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                         top_level[mod].add(t)
     for pkg in args.packages:
         n = sum(1 for p in files if p.relative_to(ROOT).parts[0] == pkg)
-        print(f"{pkg}: {lines[pkg]} lines, {n} modules, {lazy_by_pkg[pkg]} function-level imports")
+        print(f"{pkg}: {lines[pkg]} lines, {n} modules, {lazy_by_pkg[pkg]} function-level imports "
+              f"({unsaid_by_pkg[pkg]} without a stated reason)")
     print(f"total: {sum(lines.values())} lines, {len(files)} modules, {len(lazy)} function-level imports")
     for label, graph in (("module-level", top_level), ("with function-level", full)):
         found = circles(graph)

@@ -6,6 +6,8 @@ lists them all. Action units get a FACS name and what it looks like.
 """
 from __future__ import annotations
 
+import re
+
 TERMS: dict[str, str] = {
     "micro-expression": "A brief, involuntary facial expression (under half a second) that moves the face by "
                         "only a pixel or two, often while the person tries to hide the feeling.",
@@ -80,6 +82,4 @@ SIDES = {"": "", "R": " (the subject's right side only)", "L": " (the subject's 
 def parse_action_units(text: str) -> list[tuple[int, str]]:
     """'AU4+R15+L12' -> [(4, ''), (15, 'R'), (12, 'L')]: FACS side-coded units (R15, L12) kept with their side;
     anything that is not an AU is skipped."""
-    import re
-
     return [(int(num), side) for side, num in re.findall(r"(?:^|[+\s,])(?:AU|([RL]))(\d+)", str(text or ""))]

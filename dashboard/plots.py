@@ -1,11 +1,14 @@
 """Plotly figures shared by the pages (pure functions of data frames)."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+import cv2
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from dashboard import palette
 from dashboard.palette import CLASS_COLOURS, MASK_COLOURS, SOURCE_COLOURS
@@ -107,8 +110,6 @@ CURVE_NAMES = {  # every curve is named by what it was measured on: training, va
 
 def integer_epochs(fig: go.Figure, last_epoch: float | None, **where) -> go.Figure:
     """Epoch axes with whole-number ticks only (1, 2, 3... or every k-th when there are many)."""
-    import math
-
     step = max(1, math.ceil((float(last_epoch) if last_epoch and last_epoch == last_epoch else 1) / 10))
     fig.update_xaxes(tickmode="linear", tick0=1 if step > 1 else 0, dtick=step, tickformat="d", **where)
     return fig
@@ -250,8 +251,6 @@ def training_curves(epochs: pd.DataFrame, highlight: int | None = None) -> go.Fi
     legend says which is which. Test-subject curves are not drawn: picking
     epochs by them is the dishonest selection this project avoids.
     """
-    from plotly.subplots import make_subplots
-
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.08)
     folds = sorted(int(f) for f in epochs["fold_index"].unique()) if len(epochs) else []
     lit = highlight if highlight in folds else (folds[-1] if folds else None)
@@ -303,16 +302,12 @@ def _grey_rgb(img: np.ndarray) -> np.ndarray:
 
 def colour_bar_rgb(width: int = 256, height: int = 10) -> np.ndarray:
     """The inferno scale that :func:`heat_rgb` and :func:`overlay_image` use, low (left) to high, RGB uint8."""
-    import cv2
-
     ramp = np.tile(np.linspace(0, 255, width).astype(np.uint8), (height, 1))
     return cv2.cvtColor(cv2.applyColorMap(ramp, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
 
 
 def heat_rgb(heat: np.ndarray) -> np.ndarray:
     """A non-negative map -> RGB uint8 with the inferno colour map, scaled to its 99th percentile."""
-    import cv2
-
     h = np.clip(np.asarray(heat, dtype=np.float32), 0, None)
     top = float(np.percentile(h, 99.5)) or float(h.max()) or 1.0
     g = (np.clip(h / top, 0, 1) * 255).astype(np.uint8)
@@ -327,8 +322,6 @@ def overlay_image(face: np.ndarray | None, heat: np.ndarray | None, *, opacity: 
     heat map is made transparent where it is near zero so the face shows through.
     ``outlines``: (bool mask, RGB colour) pairs drawn as 1-px contours at ``size``.
     """
-    import cv2
-
     ref = heat if heat is not None else face
     if ref is None:
         return np.zeros((size, size, 3), np.uint8)

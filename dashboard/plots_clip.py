@@ -11,6 +11,9 @@ that need a colour bar (differences, strain) stay heat maps.
 """
 from __future__ import annotations
 
+import base64
+
+import cv2
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -47,8 +50,6 @@ def subject_counts(table: pd.DataFrame) -> go.Figure:
 
 
 def _mask_traces(masks: dict | None, shape: tuple[int, int]) -> list[go.Contour]:
-    import cv2
-
     traces = []
     for key, mask in (masks or {}).items():
         m = np.asarray(mask, dtype=np.float32)
@@ -78,10 +79,6 @@ def _image_fig(img: np.ndarray, title: str, *, colorscale: str = "gray", zmin: f
 
 def png_uri(img: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> str:
     """A grey map (values ``lo``..``hi`` -> black..white, 8 bits) or an RGB(A) uint8 image as a PNG data URI."""
-    import base64
-
-    import cv2
-
     a = np.asarray(img)
     if a.ndim == 2:
         a = np.clip(np.round((a.astype(np.float32) - lo) * (255.0 / ((hi - lo) or 1.0))), 0, 255).astype(np.uint8)
@@ -231,8 +228,6 @@ def clip_animation(clip: np.ndarray, onset: int, apex: int, offset: int, masks: 
 
 def au_regions(img: np.ndarray, regions: dict[str, np.ndarray], title: str) -> go.Figure:
     """A grey frame with one outlined region per action unit (name -> bool mask), each in its own colour."""
-    import cv2
-
     fig = picture_fig(img, title)
     for k, (name, mask) in enumerate(regions.items()):
         m = np.asarray(mask, dtype=np.float32)

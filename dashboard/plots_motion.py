@@ -10,11 +10,13 @@ everything is drawn alike and the caption says so.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import plotly.graph_objects as go
 
 from dashboard import palette
-from dashboard.plots_clip import _IMG_LAYOUT, _mask_traces, picture_fig, png_uri
+from dashboard.plots_clip import _IMG_LAYOUT, _mask_traces, picture_fig, png_uri, shared_bound
+from mer_core.preprocess.flow import flow_to_rgb
 
 OUTSIDE_KEEP = 0.35        # share of a picture's own colour kept outside the face (the rest is white)
 WHEEL_SIDE = 0.34          # the colour wheel's width, as a share of the flow figure's width
@@ -26,8 +28,6 @@ def face_region(shape: tuple[int, int], truth: np.ndarray | None = None,
                 detected: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
     """The face region at ``shape`` and what it is: the synthetic face's mask (``truth``), else the detected
     face box (``detected``, mer_core's ``sample_views()['face_region']``), else (None, '')."""
-    import cv2
-
     for mask, words in ((truth, "the synthetic face's mask"), (detected, "the detected face box")):
         if mask is not None and np.asarray(mask).any():
             m = np.asarray(mask, np.uint8)
@@ -66,8 +66,6 @@ def flow_wheel_rgb(size: int = 81) -> np.ndarray:
 
     Drawn with :func:`mer_core.preprocess.flow.flow_to_rgb` itself, so the legend cannot disagree with the map.
     """
-    from mer_core.preprocess.flow import flow_to_rgb
-
     c = (size - 1) / 2
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     u, v = (xx - c) / c, (yy - c) / c
@@ -84,8 +82,6 @@ def _speed_top(mag: np.ndarray, face: np.ndarray | None) -> float:
 def flow_colour(u: np.ndarray, v: np.ndarray, title: str, face: np.ndarray | None = None) -> go.Figure:
     """The flow as colours (hue = direction, brightness = speed up to the face's 99th percentile), greyed outside
     the face, with the colour wheel that reads it drawn beside the map."""
-    from mer_core.preprocess.flow import flow_to_rgb
-
     u, v = np.asarray(u, np.float32), np.asarray(v, np.float32)
     top = _speed_top(np.hypot(u, v), face)
     rgb = dim_outside(flow_to_rgb(u, v, max_magnitude=top), face)
@@ -147,8 +143,6 @@ def flow_arrows(background: np.ndarray, arrows: dict, title: str, masks: dict | 
 def strain_figure(strain: np.ndarray, title: str, face: np.ndarray | None = None) -> go.Figure:
     """Optical strain as a heat map with a colour bar in percent: smoothed by :data:`STRAIN_SMOOTH_PX`, colours
     ending at the :data:`STRAIN_PERCENTILE` th percentile inside the face, the outside greyed."""
-    import cv2
-
     s = cv2.GaussianBlur(np.asarray(strain, np.float32), (0, 0), STRAIN_SMOOTH_PX)
     inside = s
     if face is not None:  # the range from the face, away from its edge (where the smoothing mixes the outside in)
@@ -174,11 +168,7 @@ def strain_figure(strain: np.ndarray, title: str, face: np.ndarray | None = None
 def evm_bound(clip: np.ndarray, magnified_max: np.ndarray, apex: int, blur: float = 0.0) -> float:
     """One colour bound for the magnification's apex − onset at every α: the range that the largest α reaches
     (``magnified_max``), so a larger α is drawn stronger instead of being stretched to the same colours."""
-    from dashboard.plots_clip import shared_bound
-
     d0, d1 = clip[apex] - clip[0], magnified_max[apex] - magnified_max[0]
     if blur:
-        import cv2
-
         d0, d1 = cv2.GaussianBlur(d0, (0, 0), blur), cv2.GaussianBlur(d1, (0, 0), blur)
     return shared_bound(d0, d1)

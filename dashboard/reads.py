@@ -10,13 +10,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from mer_core.benchmarking.bench_report import describe_updates, results_dir, results_overview, results_stamp
+from mer_core.config import ExperimentConfig, PreprocessConfig
+from mer_core.datasets.check import check_dataset
+from mer_core.datasets.roots import configured_roots
+from mer_core.datasets.synthetic import load_masks
 from mer_core.errors import MerError
+from mer_core.evaluation.export import record_json, run_record
+from mer_core.evaluation.leaderboard import load_published
+from mer_core.evaluation.statistics import bootstrap_intervals, paired_bootstrap, paired_permutation
+from mer_core.jobs import queue as jobs
+from mer_core.jobs.plan import estimate_seconds as estimate, passes_words, plan, training_passes as passes
 from mer_core.jobs.queue import ACTIVE as JOB_ACTIVE, FINISHED as JOB_FINISHED  # noqa: F401  (job statuses for views)
+from mer_core.jobs.study import ablation_arms as arms, study_report as report
 from mer_core.paths import cache_root, store_path
+from mer_core.preprocess.pipeline import cached_sample_views
 from mer_core.store.db import RunStore
 
 # Session-state and query-parameter keys (constants, never string literals in pages)
@@ -103,8 +116,6 @@ def run_details(run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _run_intervals(path: str, run_id: str, stamp: tuple) -> dict[str, Any]:
-    from mer_core.evaluation.statistics import bootstrap_intervals
-
     with RunStore(path) as store:
         run = store.get_run(run_id)
         pred = store.predictions(run_id)
@@ -115,8 +126,6 @@ def _run_intervals(path: str, run_id: str, stamp: tuple) -> dict[str, Any]:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _paired_tests(path: str, run_a: str, run_b: str, stamp_a: tuple, stamp_b: tuple) -> dict[str, Any]:
-    from mer_core.evaluation.statistics import paired_bootstrap, paired_permutation
-
     with RunStore(path) as store:
         classes = store.get_run(run_a)["classes"]
         pa, pb = store.predictions(run_a), store.predictions(run_b)
@@ -126,16 +135,12 @@ def _paired_tests(path: str, run_a: str, run_b: str, stamp_a: tuple, stamp_b: tu
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _run_record_json(path: str, run_id: str, stamp: tuple) -> str:
-    from mer_core.evaluation.export import record_json, run_record
-
     with RunStore(path) as store:
         return record_json(run_record(run_id, store))
 
 
 @st.cache_data(show_spinner=False)
 def _published() -> pd.DataFrame:
-    from mer_core.evaluation.leaderboard import load_published
-
     return load_published()
 
 
@@ -148,22 +153,16 @@ def _run_details(path: str, run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
 # --- jobs: the queue, the live job view, the new-experiment plan ---------------------
 def estimate_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]:
     """Training-time estimate of mer_core.jobs.plan (seconds, what it is based on)."""
-    from mer_core.jobs.plan import estimate_seconds as estimate
-
     return estimate(model, preset, **sizes)
 
 
 def training_passes(config: Any, train_subjects: float | None) -> tuple[float, str]:
     """(fits' worth of training per fold, what they are in words or '') of mer_core.jobs.plan.training_passes."""
-    from mer_core.jobs.plan import passes_words, training_passes as passes
-
     return passes(config, train_subjects), passes_words(config, train_subjects)
 
 
 def jobs_table() -> pd.DataFrame:
     """All jobs, active and queued first; live, uncached. Dead workers are marked failed; nothing is started here."""
-    from mer_core.jobs import queue as jobs
-
     with RunStore(store_path()) as store:
         jobs.mark_stale(store)
         return jobs.list_jobs(store)
@@ -171,8 +170,6 @@ def jobs_table() -> pd.DataFrame:
 
 def job_detail(job_id: str) -> dict[str, Any] | None:
     """A job with its run's folds, epochs, predictions and log tail (None if unknown); live, starts nothing."""
-    from mer_core.jobs import queue as jobs
-
     with RunStore(store_path()) as store:
         jobs.mark_stale(store)
         try:
@@ -202,24 +199,17 @@ def experiment_plan(config_json: str) -> dict[str, Any]:
 
 @st.cache_data(ttl=300, max_entries=32, show_spinner="Indexing the dataset…")
 def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
-    from mer_core.config import ExperimentConfig
-    from mer_core.jobs.plan import plan
-
     return plan(ExperimentConfig.from_json(config_json))
 
 
 # --- datasets page: roots, indexing reports, preprocessing ------------------------
 def dataset_roots() -> dict[str, str]:
     """Dataset roots configured on this machine (environment, then cache/datasets.toml); uncached."""
-    from mer_core.datasets.roots import configured_roots
-
     return configured_roots()
 
 
 def _roots_stamp() -> str:
     """Changes when dataset roots change, so cached reports follow the configuration."""
-    from mer_core.datasets.roots import configured_roots
-
     return json.dumps(configured_roots(), sort_keys=True)
 
 
@@ -245,8 +235,6 @@ def clear_dataset_caches() -> None:
 
 @st.cache_data(max_entries=8, show_spinner="indexing and checking the dataset…")
 def _dataset_report(name: str, options_json: str, stamp: str, cache: str, frames: str = "quick") -> dict[str, Any]:
-    from mer_core.datasets.check import check_dataset
-
     report = check_dataset(name, frames=frames, **json.loads(options_json))  # every frame: `mer datasets check`
     return {"fatal": report.fatal, "table": report.table, "problems": list(report.problems),
             "problems_frame": report.problems_frame(), "usable": report.usable}
@@ -255,9 +243,6 @@ def _dataset_report(name: str, options_json: str, stamp: str, cache: str, frames
 @st.cache_data(max_entries=32, show_spinner="computing flow, strain and magnification…")
 def _sample_views(name: str, options_json: str, sample_id: str, preprocess_json: str, size: int, stamp: str,
                   cache: str) -> dict[str, Any]:
-    from mer_core.config import PreprocessConfig
-    from mer_core.preprocess.pipeline import cached_sample_views
-
     report = _dataset_report(name, options_json, stamp, cache, "none")
     if report["fatal"]:
         raise MerError(report["fatal"])
@@ -271,8 +256,6 @@ def _sample_views(name: str, options_json: str, sample_id: str, preprocess_json:
 @st.cache_data(max_entries=16, show_spinner=False)
 def clip_frames(frames: tuple[str, ...], max_side: int = 256) -> np.ndarray:
     """A clip's frames as grey float (T, H, W) in 0..1, shrunk when larger than ``max_side``."""
-    import cv2
-
     out = []
     for path in frames:
         img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
@@ -290,7 +273,6 @@ def ground_truth(mask_path: str) -> dict[str, np.ndarray]:
     """Ground-truth masks of a synthetic clip ({} for real data): 'au' and 'blink'."""
     if not mask_path:
         return {}
-    from mer_core.datasets.synthetic import load_masks
 
     masks = load_masks(mask_path)
     return {k: masks[k] for k in ("au", "blink") if k in masks}
@@ -303,9 +285,9 @@ def ground_truth(mask_path: str) -> dict[str, np.ndarray]:
 
 @st.cache_resource(ttl=60, show_spinner=False, max_entries=8)
 def _explainer(path: str, run_id: str) -> Any:
-    import torch
+    import torch  # lazy: loads torch (about 2 s)
 
-    from mer_core.explain.runs import RunExplainer
+    from mer_core.explain.runs import RunExplainer  # lazy: loads torch (about 2 s)
 
     # one thread for explanations in the dashboard process: the cores belong to training workers, and on a
     # busy machine two OpenMP threads are several times slower than one (bench_out/explain.json)
@@ -330,7 +312,7 @@ def _explain_overview(path: str, run_id: str) -> dict[str, Any]:
         "has_checkpoints": bool(ckpts), "has_attention": False, "gradcam_layers": [],
     }
     if ckpts:
-        from mer_core.explain.attributions import gradcam_layers
+        from mer_core.explain.attributions import gradcam_layers  # lazy: loads torch (about 2 s)
 
         first = int(ex.folds[ex.folds["checkpoint"].astype(str) != ""].iloc[0].fold_index)
         try:
@@ -382,7 +364,7 @@ def localisation(run_ids: tuple[str, ...], methods: tuple[str, ...], max_samples
     Not cached in memory: the scores are cached in each run's folder, read back cheaply, and a computation
     reports ``progress(done, total, message)`` after each clip (a cached function would have to replay it).
     """
-    from mer_core.explain.runs import localisation_table
+    from mer_core.explain.runs import localisation_table  # lazy: loads torch (about 2 s)
 
     with RunStore(str(store_path())) as store:
         return localisation_table(run_ids, methods, max_samples=max_samples, store=store, compute=compute,
@@ -392,22 +374,16 @@ def localisation(run_ids: tuple[str, ...], methods: tuple[str, ...], max_samples
 # --- benchmarks: the mer bench results files -------------------------------------------
 def bench_results() -> dict[str, Any]:
     """{'files': {name: report}, 'match': the file this machine's estimates use, 'label', 'kind'}."""
-    from mer_core.benchmarking.bench_report import results_dir, results_stamp
-
     return _bench_results(str(results_dir()), results_stamp())
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _bench_results(folder: str, stamp: tuple) -> dict[str, Any]:
-    from mer_core.benchmarking.bench_report import results_overview
-
     return results_overview(folder)
 
 
 def bench_update_lines(report: dict[str, Any]) -> list[str]:
     """'the rows of M re-measured on DATE, commit C', one per ``mer bench --update`` of the report."""
-    from mer_core.benchmarking.bench_report import describe_updates
-
     return describe_updates(report)
 
 
@@ -429,14 +405,12 @@ def study_report(name: str) -> Any:
 
 @st.cache_data(max_entries=16, show_spinner="Computing the study's statistics…")
 def _study_report(path: str, name: str, stamp: tuple) -> Any:
-    from mer_core.jobs.study import study_report as report
     with RunStore(path) as store:
         return report(store, name, n_boot=500)
 
 
 def ablation_arms(model: str, preset: str) -> list[dict[str, Any]]:
     """The arms of "ablate one component": the full model and one arm per component switched off."""
-    from mer_core.jobs.study import ablation_arms as arms
     return [dict(a.__dict__) for a in arms(model, preset)]
 
 
@@ -449,7 +423,7 @@ def run_config(run_id: str) -> dict[str, Any] | None:
 # --- explanation reports (Explain page's Faithfulness tab; loaders for Compare) ----------------
 def explain_report(run_id: str, settings_json: str) -> dict[str, Any] | None:
     """The cached report of a run for these ReportConfig settings (JSON), else None; never computes, never memoised."""
-    from mer_core.explain.report import ReportConfig, explanation_report
+    from mer_core.explain.report import ReportConfig, explanation_report  # lazy: loads torch (about 2 s)
 
     with RunStore(store_path()) as store:
         return explanation_report(run_id, ReportConfig.from_dict(json.loads(settings_json)), store=store,
@@ -459,8 +433,8 @@ def explain_report(run_id: str, settings_json: str) -> dict[str, Any] | None:
 def compare_explain_reports(run_a: str, run_b: str, *, measure: str = "au_share",
                             method: str = "integrated_gradients", method_b: str | None = None) -> dict[str, Any]:
     """Newest cached reports of two runs compared, paired over shared clips: values, p and a ``sentence``."""
-    from mer_core.explain.compare import compare_reports
-    from mer_core.explain.report import cached_reports
+    from mer_core.explain.compare import compare_reports  # lazy: loads torch (about 2 s)
+    from mer_core.explain.report import cached_reports  # lazy: loads torch (about 2 s)
 
     got = [next((r for r in cached_reports(rid) if m in r.get("methods", [])), None)
            for rid, m in ((run_a, method), (run_b, method_b or method))]
@@ -473,7 +447,7 @@ def compare_explain_reports(run_a: str, run_b: str, *, measure: str = "au_share"
 
 def explain_report_methods(run_id: str) -> list[str]:
     """Methods covered by a run's cached explanation reports (newest first), for Compare."""
-    from mer_core.explain.report import cached_reports
+    from mer_core.explain.report import cached_reports  # lazy: loads torch (about 2 s)
 
     seen: list[str] = []
     for report in cached_reports(run_id):

@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import reads, widgets
+from mer_core.datasets.synthetic import load_masks
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -19,7 +20,6 @@ def face_mask(mask_path: str) -> np.ndarray | None:
     """The face mask of a synthetic clip's ground truth (None for real data or a set without one)."""
     if not mask_path:
         return None
-    from mer_core.datasets.synthetic import load_masks
 
     return load_masks(mask_path).get("face")
 

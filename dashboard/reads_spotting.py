@@ -8,12 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from mer_core.errors import MerError
 from mer_core.paths import store_path
+from mer_core.preprocess.video import ClipError
+from mer_core.spotting.indexers import list_long_datasets, long_dataset_info
+from mer_core.spotting.source import iter_frames, video_info
 from mer_core.store.db import RunStore
 
 QP_SPOT = "spot"  # the spotting run shown (?spot=ID)
@@ -52,7 +56,7 @@ def spot_run(run_id: str) -> dict[str, Any]:
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner=False)
 def _spot_run(path: str, run_id: str, stamp: tuple) -> dict[str, Any]:
-    from mer_core.spotting.scoring import match_spots
+    from mer_core.spotting.scoring import match_spots  # lazy: loads scipy (about 1 s)
 
     with RunStore(path) as store:
         run = store.get_spot_run(run_id)
@@ -104,7 +108,7 @@ def spot_scores(run_id: str, fold: int) -> dict[str, dict[str, np.ndarray]]:
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner=False)
 def _spot_scores(path: str, run_id: str, fold: int, stamp: tuple) -> dict[str, dict[str, np.ndarray]]:
-    from mer_core.spotting.loso import load_scores
+    from mer_core.spotting.loso import load_scores  # lazy: loads scipy (about 1 s)
 
     return load_scores(run_id, fold)
 
@@ -117,6 +121,7 @@ def spot_chance(run_id: str) -> dict[str, Any] | None:
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="placing the spotted intervals at random…")
 def _spot_chance(path: str, run_id: str, stamp: tuple) -> dict[str, Any] | None:
+    # lazy: loads scipy (about 1 s)
     from mer_core.spotting.chance import run_chance  # one chance floor: the Study page's spotting table uses it too
 
     with RunStore(path) as store:
@@ -140,10 +145,6 @@ def play_window(onset: int, apex: int, offset: int, n_frames: int, cap: int = PL
 def interval_frames(path: str, first: int, stop: int, max_side: int = PLAYER_SIDE) -> np.ndarray:
     """Frames ``first``..``stop - 1`` of a long video (streamed: only these are kept) as grey float (T, H, W)
     in 0..1, shrunk to ``max_side``; MerError when the video holds none of them."""
-    import cv2
-
-    from mer_core.spotting.source import iter_frames
-
     out = []
     for _i, img in iter_frames(path, first, stop):
         scale = max_side / max(img.shape)
@@ -157,17 +158,12 @@ def interval_frames(path: str, first: int, stop: int, max_side: int = PLAYER_SID
 
 def long_datasets() -> dict[str, str]:
     """Long-video datasets a spotting run can use: name -> description."""
-    from mer_core.spotting.indexers import list_long_datasets, long_dataset_info
-
     return {n: long_dataset_info(n).description for n in list_long_datasets()}
 
 
 # --- the Analyse page's long clips ------------------------------------------------------------------------
 def clip_length(path: str) -> tuple[int, float | None] | None:
     """(declared frames, declared fps or None) of an uploaded video; None when it is no video file."""
-    from mer_core.preprocess.video import ClipError
-    from mer_core.spotting.source import video_info
-
     try:
         return video_info(path)
     except (ClipError, OSError):
@@ -190,7 +186,7 @@ def spot_upload(path: str, run_id: str, cropped: bool) -> dict[str, Any]:
 
 @st.cache_data(ttl=600, max_entries=4, show_spinner="spotting every interval of the clip…")
 def _spot_upload(store: str, path: str, stamp: int, run_id: str, cropped: bool) -> dict[str, Any]:
-    from mer_core.spotting.apply import intervals_frame, spot_video
+    from mer_core.spotting.apply import intervals_frame, spot_video  # lazy: loads scipy (about 1 s)
 
     with RunStore(store) as s:
         found = spot_video(path, run_id=run_id, cropped=cropped, store=s)

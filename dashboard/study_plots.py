@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.palette import CLASS_COLOURS, DARK, MUTED
+from dashboard.plots import CURVE_NAMES, integer_epochs
 
 
 def _colour(i: int) -> str:
@@ -69,7 +70,6 @@ def band_curves(curves: pd.DataFrame, metric: str, arms: Sequence[str]) -> go.Fi
                                  hovertemplate=f"{arm}<br>epoch %{{x}}: %{{y:.3f}} ± %{{customdata[0]:.3f}} "
                                                "(%{customdata[1]} seeds)<extra></extra>"))
     fig.update_layout(xaxis_title="epoch", yaxis_title=metric, height=340, margin=dict(l=10, r=10, t=10, b=10))
-    from dashboard.plots import integer_epochs
 
     last = curves.loc[curves["metric"] == metric, "epoch"].max() if len(curves) else None
     return integer_epochs(fig, last)
@@ -100,7 +100,6 @@ def overlay_curves(epochs: dict[str, pd.DataFrame], metric: str) -> go.Figure:
         d = ep.groupby("epoch")[metric].mean().reset_index()
         fig.add_trace(go.Scatter(x=d["epoch"], y=d[metric], mode="lines+markers", name=label,
                                  line=dict(color=_colour(i))))
-    from dashboard.plots import CURVE_NAMES, integer_epochs
 
     fig.update_layout(xaxis_title="epoch", yaxis_title=f"{CURVE_NAMES.get(metric, metric)} (mean over folds)",
                       height=340, margin=dict(l=10, r=10, t=40, b=10),

@@ -8,13 +8,25 @@ cleared here, so a view does not need to know which.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from dashboard import reads
-from mer_core.paths import store_path
+from dashboard.reads_models import video_clips_dir
+from mer_core.datasets.allowed import check_browser_path, check_table_paths
+from mer_core.datasets.roots import set_dataset_root
+from mer_core.datasets.synthetic import ensure_dataset
+from mer_core.datasets.synthetic.video_export import export_videos
+from mer_core.errors import MerError
+from mer_core.jobs import queue as jobs, study
+from mer_core.paths import cache_root, store_path
+from mer_core.spotting.synthetic_long import LongOptions
 from mer_core.store.db import RunStore
 
 
@@ -27,23 +39,19 @@ def submit(config: Any, *, name: str = "") -> str:
     Paths typed into the browser (a manifest, a root, and every file the
     manifest lists) must lie under the allowed folders (mer_core.datasets.allowed).
     """
-    from mer_core.jobs import queue as jobs
-
     check_config_paths(config)
     return jobs.submit(config, name=name)
 
 
 def check_config_paths(config: Any) -> None:
     """Refuse a browser-made config whose dataset options leave the allowed folders."""
-    from mer_core.datasets.allowed import check_browser_path, check_table_paths
-
     options = dict(config.dataset_options)
     named = {k: options[k] for k in BROWSER_PATH_OPTIONS if options.get(k)}
     if not named:
         return
     for key, value in named.items():
         check_browser_path(value, f"dataset option {key}=")
-    from mer_core.training.engine import load_table
+    from mer_core.training.engine import load_table  # lazy: loads torch (about 2 s)
 
     table, _classes, _notes = load_table(config)
     manifest = Path(str(named["manifest"])) if "manifest" in named else None
@@ -58,12 +66,7 @@ def submit_spotting(config: Any, *, name: str = "") -> str:
     As :func:`submit`: a root or manifest typed into the browser, and every video the manifest lists, must lie
     under the allowed folders; a recognition run to classify the spotted intervals must be stored.
     """
-    from mer_core.datasets.allowed import check_browser_path
-    from mer_core.jobs import queue as jobs
-
     if config.dataset == "synthetic-long":  # its options checked now (indexing it would generate it)
-        from mer_core.spotting.synthetic_long import LongOptions
-
         LongOptions.from_mapping(dict(config.dataset_options))
     named = {k: config.dataset_options[k] for k in BROWSER_PATH_OPTIONS if config.dataset_options.get(k)}
     if config.root:
@@ -71,7 +74,7 @@ def submit_spotting(config: Any, *, name: str = "") -> str:
     for key, value in named.items():
         check_browser_path(value, f"dataset option {key}=")
     if named:
-        from mer_core.spotting.loso import load_dataset
+        from mer_core.spotting.loso import load_dataset  # lazy: loads scipy (about 1 s)
 
         bases = [Path(str(v)).expanduser().resolve() for v in named.values()]
         bases = [b.parent if b.is_file() else b for b in bases]  # a manifest's videos lie beside it
@@ -81,8 +84,7 @@ def submit_spotting(config: Any, *, name: str = "") -> str:
                 check_browser_path(where, f"video {video.video!r}")
     with RunStore(store_path()) as store:
         if config.recognise:  # an unknown run, or one without a model, is refused now, not after the LOSO
-            from mer_core.errors import MerError
-            from mer_core.explain.inference import predictable_runs
+            from mer_core.explain.inference import predictable_runs  # lazy: loads torch (about 2 s)
 
             store.get_run(config.recognise)
             if config.recognise not in predictable_runs(store):
@@ -102,8 +104,6 @@ def resume(job_id: str) -> str:
 
 
 def _job_action(action: str, job_id: str) -> str:
-    from mer_core.jobs import queue as jobs
-
     with RunStore(store_path()) as store:
         return getattr(jobs, action)(store, job_id)
 
@@ -117,9 +117,6 @@ def delete_run(run_id: str) -> None:
 
 def set_root(name: str, root: str) -> Path:
     """Save where a licensed dataset lies on this machine (cache/datasets.toml); returns the file it is saved in."""
-    from mer_core.datasets.allowed import check_browser_path
-    from mer_core.datasets.roots import set_dataset_root
-
     check_browser_path(root, f"{name} root")
     saved = set_dataset_root(name, root)
     reads.clear_dataset_caches()
@@ -128,8 +125,6 @@ def set_root(name: str, root: str) -> Path:
 
 def generate_synthetic(options: Any) -> Path:
     """Generate (or reuse) a synthetic set with these SynthOptions; returns its manifest."""
-    from mer_core.datasets.synthetic import ensure_dataset
-
     manifest = ensure_dataset(options)
     reads.clear_dataset_caches()
     return manifest
@@ -142,8 +137,6 @@ def on_dashboard_start() -> None:
 
 @st.cache_resource(show_spinner=False)
 def _kick_once(path: str) -> bool:
-    from mer_core.jobs import queue as jobs
-
     with RunStore(path) as store:
         jobs.kick(store)
     return True
@@ -152,8 +145,6 @@ def _kick_once(path: str) -> bool:
 # --- studies and run management: submit a study, tag, note, delete ------------------------
 def submit_study(definition: dict[str, Any]) -> int:
     """Validate a study definition (mer_core.jobs.study.parse_study keys) and queue its cells; returns the count."""
-    from mer_core.jobs import study
-
     with RunStore(store_path()) as store:
         cells = study.submit_study(study.parse_study(definition), store=store)
     st.cache_data.clear()
@@ -162,8 +153,6 @@ def submit_study(definition: dict[str, Any]) -> int:
 
 def study_action(action: str, name: str) -> dict[str, int]:
     """``cancel`` or ``resume`` a whole study; returns the counts of what changed."""
-    from mer_core.jobs import study
-
     fn = {"cancel": study.cancel_study, "resume": study.resume_study}[action]
     with RunStore(store_path()) as store:
         return fn(store, name)
@@ -183,8 +172,6 @@ def edit_run(run_id: str, *, name: str | None = None, tags: list[str] | None = N
 
 def submit_explain_report(run_id: str, settings: dict[str, Any]) -> str:
     """Queue the explanation report of a run (ReportConfig settings) as a background job; returns the job id."""
-    from mer_core.jobs import queue as jobs
-
     return jobs.submit_explain_report(run_id, settings)
 
 
@@ -195,8 +182,6 @@ UPLOAD_FREE_MARGIN = 512 * 2**20  # never write an upload that would leave less 
 
 
 def uploads_dir() -> Path:
-    from mer_core.paths import cache_root
-
     folder = cache_root() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -204,9 +189,6 @@ def uploads_dir() -> Path:
 
 def prune_uploads(now: float | None = None) -> int:
     """Remove uploads older than the configured time (``MER_UPLOAD_TTL_MINUTES``); returns how many."""
-    import os
-    import time
-
     ttl = float(os.environ.get(UPLOAD_TTL_ENV) or 60) * 60.0
     now = time.time() if now is None else now
     removed = 0
@@ -222,11 +204,6 @@ def prune_uploads(now: float | None = None) -> int:
 
 def save_upload(name: str, data: bytes) -> Path:
     """Store an uploaded clip as ``cache/uploads/<random>.<ext>`` (the user's name is never a path)."""
-    import shutil
-    import uuid
-
-    from mer_core.errors import MerError
-
     suffix = Path(str(name)).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         raise MerError(f"{name}: expected a video ({', '.join(UPLOAD_SUFFIXES[:-1])}) or a .zip of frames")
@@ -249,10 +226,6 @@ def save_upload(name: str, data: bytes) -> Path:
 
 def export_synthetic_clips(clips: int = 6) -> Path:
     """Write synthetic clips as mp4 + sidecar JSON to the folder the Analyse page lists; returns it."""
-    from mer_core.datasets.synthetic.video_export import export_videos
-
-    from dashboard.reads_models import video_clips_dir
-
     folder = video_clips_dir()
     export_videos(folder, clips=clips)
     return folder

@@ -11,6 +11,7 @@ generated on demand.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -18,6 +19,7 @@ import streamlit as st
 from dashboard import glossary, palette, plots, plots_motion, reads, reads_motion, widgets, writes
 from dashboard.widgets import plain
 from mer_core.datasets import dataset_info, list_datasets
+from mer_core.datasets.synthetic import OPTION_SPECS, SynthOptions, showcase_clips
 from mer_core.errors import MerError
 
 QP_TAB = "tab"  # the open tab lives in the URL (?tab=Browse+clips)
@@ -41,8 +43,6 @@ def _root_form(name: str) -> None:
         with st.form(f"root-{name}"):
             value = st.text_input("root folder", value=current, placeholder=f"/data/{name}")
             if st.form_submit_button("Save root"):
-                from pathlib import Path
-
                 if not value or not Path(value).expanduser().is_dir():
                     st.error(plain(f"{value or '(empty)'} is not a folder on this machine"))
                 else:
@@ -81,7 +81,6 @@ def _showcase_id(name: str, table) -> str | None:
     """The synthetic set's showcase clip (positive first): what the page opens on when no clip is asked for."""
     if name != "synthetic":
         return None
-    from mer_core.datasets.synthetic import showcase_clips
 
     show = showcase_clips()
     for label in ("positive", *show):
@@ -229,8 +228,6 @@ def _clip_picker_light(table, wanted: str | None = None) -> dict:
 
 
 def _generate() -> None:
-    from mer_core.datasets.synthetic import OPTION_SPECS, SynthOptions
-
     st.markdown("Generate a synthetic set with other options (it gets its own folder; the default set is "
                 "untouched). Same seed and options always give identical files.")
     with st.form("synth"):

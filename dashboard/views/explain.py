@@ -12,8 +12,10 @@ as a background job. Everything is cached in the run folder.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -21,6 +23,7 @@ import streamlit as st
 from dashboard import glossary, palette, plots, reads, reads_context, widgets
 from dashboard.widgets import plain
 from mer_core.errors import MerError
+from mer_core.preprocess.flow import flow_to_rgb
 
 # session-state keys
 K_VIEW = "explain_view"
@@ -73,8 +76,6 @@ def face_for(view: dict[str, Any], channels: list[str]) -> np.ndarray | None:
 
 
 def flow_picture(view: dict[str, Any], channels: list[str]) -> tuple[np.ndarray | None, str]:
-    from mer_core.preprocess.flow import flow_to_rgb
-
     x = view["input"]
     if "flow_u" in channels and "flow_v" in channels:
         u, v = x[channels.index("flow_u")], x[channels.index("flow_v")]
@@ -85,8 +86,6 @@ def flow_picture(view: dict[str, Any], channels: list[str]) -> tuple[np.ndarray 
 
 
 def _upscale(img: np.ndarray | None, size: int = 224) -> np.ndarray | None:
-    import cv2
-
     if img is None:
         return None
     a = np.asarray(img)
@@ -231,7 +230,7 @@ def _draw_maps(results: list[tuple[str, np.ndarray | None, str]], face: np.ndarr
                                      "negative contribution; try another layer or the other class)")
                 continue
             if masks is not None:
-                from mer_core.explain.localisation import score_map
+                from mer_core.explain.localisation import score_map  # lazy: loads torch (about 2 s)
 
                 caption += score_caption(score_map(heat, masks["au"], masks["blink"]))
             st.caption(caption)
@@ -271,8 +270,6 @@ def channel_pictures(channels: dict[str, np.ndarray], face: np.ndarray | None,
 
     Returns the RGB pictures in channel order and the shared scale (the largest |attribution| of any channel).
     """
-    import cv2
-
     top = max((float(np.abs(a).max()) for a in channels.values()), default=0.0) or 1.0
     if face is not None:
         g = np.asarray(face, np.float32)
@@ -360,8 +357,6 @@ def _compute_localisation(key: tuple) -> pd.DataFrame | None:
 
     Any click (Stop, another widget, another page) reruns the page, which ends the computation at the next
     clip: the page stays usable. Nothing of a stopped computation is kept (scores are cached whole)."""
-    import time
-
     slot = st.empty()
     with slot.container():
         if st.session_state.get(K_LOC_STOP):
@@ -397,7 +392,7 @@ def _compute_localisation(key: tuple) -> pd.DataFrame | None:
 
 
 def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
-    from mer_core.explain.attributions import METHODS
+    from mer_core.explain.attributions import METHODS  # lazy: loads torch (about 2 s)
 
     if not ov["has_masks"]:
         st.info("The localisation score needs ground-truth motion masks, which only the synthetic dataset has "
@@ -434,7 +429,7 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
                       format_func={"au_share": "mass on true AUs ↑", "blink_share": "mass on blinks ↓",
                                    "pointing": "pointing game ↑"}.get)
     st.plotly_chart(plots.localisation_bars(table, metric), width="stretch", config=widgets.chart_config("explain-2"))
-    from mer_core.explain.report import MEASURES
+    from mer_core.explain.report import MEASURES  # lazy: loads torch (about 2 s)
 
     named = {k: st.column_config.NumberColumn(MEASURES[k][0], format="%.3f", help=MEASURES[k][3])
              for k in ("rank_accuracy", "roc_auc", "topk_iou") if k in MEASURES}
@@ -499,6 +494,6 @@ def render() -> None:
     elif view == VIEWS[2]:
         localisation_section(run_id, ov)
     else:
-        from dashboard.views import explain_faithfulness
+        from dashboard.views import explain_faithfulness  # lazy: a circle: the target imports this module
 
         explain_faithfulness.section(run_id, ov, METHOD_LABELS)

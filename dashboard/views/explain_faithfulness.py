@@ -63,7 +63,7 @@ def _job_status(run_id: str) -> None:
 
 
 def _measure_table(report: dict[str, Any], labels: dict[str, str]) -> pd.DataFrame:
-    from mer_core.explain.report import MEASURES, chance_verdict
+    from mer_core.explain.report import MEASURES, chance_verdict  # lazy: loads torch (about 2 s)
 
     rows = []
     for method, s in report["summary"].items():
@@ -91,7 +91,7 @@ def _sanity_table(report: dict[str, Any], labels: dict[str, str]) -> pd.DataFram
 
 
 def _readings() -> None:
-    from mer_core.explain.report import MEASURES, SANITY_READING
+    from mer_core.explain.report import MEASURES, SANITY_READING  # lazy: loads torch (about 2 s)
 
     with st.expander("what the measures mean"):
         for label, better, _, reading in MEASURES.values():

@@ -17,6 +17,8 @@ from dashboard.palette import STATUS_COLOUR
 from dashboard.widgets import code, plain
 from dashboard.reads import JOB_ACTIVE as ACTIVE, JOB_FINISHED as FINISHED
 from mer_core.errors import MerError
+from mer_core.evaluation.context import group_chance
+from mer_core.evaluation.metrics import per_group
 
 K_SELECT = "jobs_select"
 SPOT_KIND = "spotting"  # the job kind of a spotting LOSO (mer spot --submit, the Spotting page)
@@ -151,7 +153,7 @@ def _job_view(job_id: str) -> str | None:
     job, run = detail["job"], detail["run"]
     status = job["status"]
     st.markdown(f"### Job {code(job['id'])} · :{STATUS_COLOUR.get(status, 'gray')}[{plain(status)}]")
-    from mer_core.training.experiment import preset_label
+    from mer_core.training.experiment import preset_label  # lazy: loads torch (about 2 s)
 
     st.caption(plain(f"{job['model']} ({preset_label(job['config'])}) on {job['dataset']} · {job['protocol']} · "
                f"{job['config'].get('epochs')} epochs · submitted {_when(job['created'])} · started "
@@ -186,9 +188,6 @@ def _job_view(job_id: str) -> str | None:
 
 def _training_panels(job_id: str, detail: dict, run: dict | None) -> None:
     """Training curves and per-subject results of an experiment's job, filled in as folds finish."""
-    from mer_core.evaluation.context import group_chance
-    from mer_core.evaluation.metrics import per_group
-
     epochs_df, pred = detail["epochs"], detail["predictions"]
     left, right = st.columns([1.3, 1])
     with left:

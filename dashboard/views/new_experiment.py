@@ -20,9 +20,12 @@ from dashboard import glossary, reads, reads_context, reads_models, widgets, wri
 from dashboard.widgets import plain
 from mer_core.config import (AVERAGES, CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS,
                              PROTOCOLS, SCHEDULERS, SELECTION, ExperimentConfig)
+from mer_core.datasets.allowed import check_browser_path
 from mer_core.datasets.classes import class_set_words
+from mer_core.datasets.registry import dataset_info, list_datasets
 from mer_core.errors import ConfigError, MerError
 from mer_core.keyvalue import parse_lines
+from mer_core.training.macro import macro_datasets
 
 K_DATASET = "ne_dataset"
 K_MODEL = "ne_model"
@@ -95,8 +98,6 @@ def apply_clone() -> None:
 
 
 def _section_data(v: dict[str, Any], slots: dict[str, Any]) -> None:
-    from mer_core.datasets.registry import dataset_info, list_datasets
-
     st.subheader("Data")
     names = list_datasets()
     c1, c2, c3 = st.columns(3)
@@ -129,6 +130,7 @@ def _section_data(v: dict[str, Any], slots: dict[str, Any]) -> None:
 
 
 def _section_model(v: dict[str, Any], slots: dict[str, Any]) -> tuple[str, str, Any, dict[str, Any]]:
+    # lazy: loads torch (about 2 s)
     from mer_core.models.registry import list_models, list_presets, model_config, model_spec, train_defaults
 
     st.subheader("Model")
@@ -284,8 +286,7 @@ def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any, def
 def _resolve_preset(v: dict[str, Any], slots: dict[str, Any], col: Any, model: str, choice: str,
                     presets: list[str]) -> str:
     """The concrete preset for the choice ('auto' or a name), with why (and any EVM fallback) shown under it."""
-    from mer_core.datasets.allowed import check_browser_path
-    from mer_core.training.experiment import choose_preset
+    from mer_core.training.experiment import choose_preset  # lazy: loads torch (about 2 s)
 
     slots["preset"] = col.empty()
     options = v.get("dataset_options") or {}
@@ -307,15 +308,13 @@ def _resolve_preset(v: dict[str, Any], slots: dict[str, Any], col: Any, model: s
 
 def _provenance(col: Any, model: str, preset: str) -> None:
     """Where the preset's values come from (paper, reference implementation, chosen here, tuned...)."""
-    from mer_core.models.registry import provenance_summary
+    from mer_core.models.registry import provenance_summary  # lazy: loads torch (about 2 s)
 
     col.caption("Preset values: " + " · ".join(provenance_summary(model, preset)))
 
 
 def _section_execution(v: dict[str, Any], slots: dict[str, Any], model: str, preset: str,
                        defaults: dict[str, Any]) -> None:
-    from mer_core.training.macro import macro_datasets
-
     st.subheader("Execution")
     c1, c2, c3, c4 = st.columns(4)
     v["seed"] = int(c1.number_input("seed", value=0, step=1, key="ne_seed"))
@@ -378,6 +377,7 @@ def render() -> None:
     config = None if errors else ExperimentConfig.from_dict(values)
     summary: dict[str, Any] = {}
     if config is not None:
+        # lazy: loads torch (about 2 s)
         from mer_core.training.experiment import resolve_experiment, resolve_model_config
 
         try:  # the model must accept the chosen input (size, channels)

@@ -8,6 +8,7 @@ every cell through dashboard.writes; the Study page follows it.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
@@ -92,8 +93,6 @@ def _prefill() -> None:
 
 def _preview(definition: dict[str, Any]) -> None:
     """The number of jobs and the estimated time, with each arm's epochs, before anything is queued."""
-    import json
-
     out = reads_context.study_preview(json.dumps(definition))
     if "error" in out:
         st.caption(plain(f"No preview yet: {out['error']}"))

@@ -18,6 +18,7 @@ from dashboard import palette, plots_spotting, reads, reads_spotting as rs, widg
 from dashboard.views import spotting_clip
 from dashboard.widgets import plain
 from mer_core.errors import MerError
+from mer_core.keyvalue import parse_lines
 
 K_PICK = "sp_run"
 K_DATASET = "sp_dataset"
@@ -51,8 +52,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 # --- a new run ------------------------------------------------------------------------------------------
 def _submit_form() -> None:
-    from mer_core.keyvalue import parse_lines
-    from mer_core.spotting.loso import SpotConfig
+    from mer_core.spotting.loso import SpotConfig  # lazy: loads scipy (about 1 s)
 
     names = rs.long_datasets()
     c1, c2 = st.columns(2)

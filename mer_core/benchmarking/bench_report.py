@@ -90,6 +90,7 @@ def _git_commit() -> str:
 
 def device_name() -> str:
     """'cpu' or the CUDA device's name."""
+    # lazy: loads torch (about 2 s)
     import torch  # here and in machine_info only: the estimates read reports without torch (about 2 s of CPU)
 
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
@@ -106,7 +107,7 @@ def machine_kind(device: str | None = None, n_cores: int | None = None) -> str:
 
 def machine_info() -> dict[str, Any]:
     """What the figures were measured on: CPU model, cores, torch, device, date, git commit."""
-    import torch
+    import torch  # lazy: loads torch (about 2 s)
 
     device = device_name()
     return {"kind": machine_kind(device), "cpu": _cpu_model(), "cores": cores(), "torch": torch.__version__,

@@ -19,8 +19,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from mer_core.datasets import dataset_info, list_datasets
+from mer_core.datasets.allowed import allow_base, allowed_bases
+from mer_core.datasets.check import check_dataset
+from mer_core.datasets.roots import configured_roots, set_dataset_root
 from mer_core.errors import DatasetError
 from mer_core.keyvalue import parse_pairs
+from mer_core.spotting.check import check_long_dataset
+from mer_core.spotting.indexers import is_long_dataset, list_long_datasets, long_dataset_info
 
 
 def register(subparsers: Any) -> None:
@@ -56,24 +64,18 @@ def register(subparsers: Any) -> None:
 
 
 def _allow(args: argparse.Namespace) -> int:
-    from mer_core.datasets.allowed import allow_base, allowed_bases
-
     path = allow_base(args.dir)
     print(f"saved in {path}; the dashboard may read under: {', '.join(str(b) for b in allowed_bases())}")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    from mer_core.datasets import dataset_info, list_datasets
-    from mer_core.datasets.roots import configured_roots
-
     roots = configured_roots()
     for name in list_datasets():
         info = dataset_info(name)
         root = roots.get(name, "(not set)" if info.needs_root else "-")
         print(f"{name:10s} {info.description}")
         print(f"{'':10s} class sets: {', '.join(info.class_sets)} (default {info.default_class_set}); root: {root}")
-    from mer_core.spotting.indexers import list_long_datasets, long_dataset_info
 
     print("\nlong videos, for spotting (mer spot --dataset NAME):")
     for name in list_long_datasets():
@@ -84,9 +86,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from mer_core.datasets.check import check_dataset
-    from mer_core.spotting.indexers import is_long_dataset
-
     if args.root and not Path(args.root).expanduser().exists():
         raise DatasetError(f"root {args.root} does not exist")
     options = parse_pairs(args.option, None, "--dataset-option")
@@ -98,8 +97,6 @@ def _check(args: argparse.Namespace) -> int:
         options["class_set"] = args.class_set
     bar = None
     if not args.json and sys.stderr.isatty():
-        from tqdm import tqdm
-
         bar = tqdm(total=0, desc="decoding frames", unit="clip", leave=False)
 
     def progress(done: int, total: int) -> None:
@@ -131,8 +128,6 @@ def _print_report(report: Any, args: argparse.Namespace) -> int:
 
 def _check_long(args: argparse.Namespace, options: dict[str, Any]) -> int:
     """A long-video dataset (spotting): intervals validated, every video decoded frame by frame."""
-    from mer_core.spotting.check import check_long_dataset
-
     if args.name == "long-manifest" and args.root and "manifest" not in options:
         options["manifest"] = args.root
     report = check_long_dataset(args.name, Path(args.root).expanduser() if args.root else None,
@@ -141,10 +136,6 @@ def _check_long(args: argparse.Namespace, options: dict[str, Any]) -> int:
 
 
 def _set_root(args: argparse.Namespace) -> int:
-    from mer_core.datasets import dataset_info
-    from mer_core.datasets.roots import set_dataset_root
-    from mer_core.spotting.indexers import is_long_dataset
-
     if not is_long_dataset(args.name):
         dataset_info(args.name)  # unknown names fail with the list of valid ones
     root = Path(args.path).expanduser()

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 import numpy as np
+
+from mer_core.jobs.queue import submit_explain_report
 
 
 # The explainers' names, spelled out so that building the `mer` parser does not import
@@ -78,8 +81,8 @@ def _target(text: str) -> Any:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from mer_core.explain.localisation import score_map
-    from mer_core.explain.runs import ATTENTION, RunExplainer
+    from mer_core.explain.localisation import score_map  # lazy: loads torch (about 2 s)
+    from mer_core.explain.runs import ATTENTION, RunExplainer  # lazy: loads torch (about 2 s)
 
     ex = RunExplainer(args.run)
     ex.row(args.sample_id)  # unknown sample: a clear error before any work
@@ -146,8 +149,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_localisation(args: argparse.Namespace) -> int:
-    from mer_core.explain.attributions import METHODS
-    from mer_core.explain.runs import ATTENTION, localisation_table
+    from mer_core.explain.attributions import METHODS  # lazy: loads torch (about 2 s)
+    from mer_core.explain.runs import ATTENTION, localisation_table  # lazy: loads torch (about 2 s)
 
     methods = args.method or [*METHODS, ATTENTION]
 
@@ -166,15 +169,13 @@ def cmd_localisation(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import sys
-
     settings: dict[str, Any] = {"max_samples": args.max_samples, "steps": args.steps, "road": not args.no_road,
                                 "sanity_samples": args.sanity_samples}
     if args.methods:
         settings["methods"] = list(args.methods)
     if args.estimate:
-        from mer_core.explain.report import ReportConfig
-        from mer_core.explain.report_time import estimate_report_seconds
+        from mer_core.explain.report import ReportConfig  # lazy: loads torch (about 2 s)
+        from mer_core.explain.report_time import estimate_report_seconds  # lazy: loads torch (about 2 s)
 
         est = estimate_report_seconds(args.run, ReportConfig.from_dict(settings))
         for part in est["parts"][:-1]:  # the slow parts of a measurement; the last one is the total
@@ -182,12 +183,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"estimate: {est['text']}")
         return 0
     if args.background:
-        from mer_core.jobs.queue import submit_explain_report
-
         job = submit_explain_report(args.run, settings)
         print(f"queued job {job}: explanation report of run {args.run} (follow it with `mer jobs`)")
         return 0
-    from mer_core.explain.report import MEASURES, ReportConfig, explanation_report
+    from mer_core.explain.report import MEASURES, ReportConfig, explanation_report  # lazy: loads torch (about 2 s)
 
     def progress(done: int, total: int, text: str) -> None:
         print(f"\r  {done}/{total}: {text}   ", end="\n" if done == total else "", file=sys.stderr, flush=True)

@@ -92,7 +92,7 @@ def explicit_choices(args: argparse.Namespace, protocol: str | None = None) -> t
     ConfigError naming both, never the last one silently winning. The ``--config`` file is a base that options
     override by design, so it contradicts nothing.
     """
-    from mer_core.training.experiment import load_config_file
+    from mer_core.training.experiment import load_config_file  # lazy: loads torch (about 2 s)
 
     overrides: dict[str, Any] = load_config_file(args.config) if args.config else {}
     given: dict[str, tuple[Any, str]] = {}  # key (preprocess.x for a sub-key) -> (value, how it was given)
@@ -152,8 +152,8 @@ def _same(a: Any, b: Any) -> bool:
 
 def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> ExperimentConfig:
     """The resolved config: preset defaults < --config file < options < --set (never argparse defaults)."""
-    from mer_core.models.registry import model_spec
-    from mer_core.training.experiment import resolve_experiment
+    from mer_core.models.registry import model_spec  # lazy: loads torch (about 2 s)
+    from mer_core.training.experiment import resolve_experiment  # lazy: loads torch (about 2 s)
 
     overrides, _given = explicit_choices(args, protocol)
     dataset, model = overrides.get("dataset", "synthetic"), overrides.get("model", "baseline")
@@ -244,7 +244,7 @@ def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int
         config = resume_config(args, protocol)
     else:
         config = config_from_args(args, protocol)
-    from mer_core.training.engine import run_experiment
+    from mer_core.training.engine import run_experiment  # lazy: loads torch (about 2 s)
 
     progress = None if args.json else ProgressPrinter()
     try:
@@ -266,7 +266,7 @@ def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int
 def resume_config(args: argparse.Namespace, protocol: str | None = None) -> ExperimentConfig:
     """``--resume ID``: the run's stored config. Options given with it must agree with that config;
     any that differ are a ConfigError naming each key, its stored value and the value given."""
-    from mer_core.models.registry import model_spec
+    from mer_core.models.registry import model_spec  # lazy: loads torch (about 2 s)
 
     with RunStore() as store:
         stored = ExperimentConfig.from_json(store.get_run(args.resume)["config_json"])
@@ -349,8 +349,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    # lazy: loads torch (about 2 s)
     from mer_core.models.registry import list_models, model_config, model_spec, provenance_summary
-    from mer_core.training.experiment import model_forms
+    from mer_core.training.experiment import model_forms  # lazy: loads torch (about 2 s)
 
     for name in list_models():
         spec = model_spec(name)

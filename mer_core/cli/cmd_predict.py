@@ -63,7 +63,7 @@ def _sidecar_cropped(clip: Path) -> bool:
 
 def write_pictures(result: Any, predictor: Any, out: Path, method: str) -> dict[str, str]:
     """The overlays and pictures of one analysis as PNG files; returns name -> path."""
-    from mer_core.explain.inference import overlay_rgb
+    from mer_core.explain.inference import overlay_rgb  # lazy: loads torch (about 2 s)
 
     out.mkdir(parents=True, exist_ok=True)
     m = result.maps
@@ -102,7 +102,7 @@ def _max_frames(value: int) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from mer_core.explain.inference import RunPredictor, analyse_clip
+    from mer_core.explain.inference import RunPredictor, analyse_clip  # lazy: loads torch (about 2 s)
 
     clip = Path(args.clip).expanduser()
     cropped = bool(args.cropped) or _sidecar_cropped(clip)

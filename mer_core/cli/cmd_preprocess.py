@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
 
 def resolve_inputs(args: argparse.Namespace, table: Any) -> tuple[Any, str]:
     """(the run's resolved config for this model, preset and table, why that preset), the flags applied."""
-    from mer_core.training.experiment import choose_preset, resolve_experiment
+    from mer_core.training.experiment import choose_preset, resolve_experiment  # lazy: loads torch (about 2 s)
 
     model = args.model or "baseline"
     if args.size is not None and not 8 <= args.size <= 512:

@@ -50,10 +50,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mer_core.training.pretrain import pretrain
+    from mer_core.training.pretrain import pretrain  # lazy: loads torch (about 2 s)
 
-    from mer_core.models.registry import model_spec
-    from mer_core.training.experiment import macro_preset
+    from mer_core.models.registry import model_spec  # lazy: loads torch (about 2 s)
+    from mer_core.training.experiment import macro_preset  # lazy: loads torch (about 2 s)
 
     sources = args.macro or ["synthetic-macro"]
     preset, reason = macro_preset(args.model, args.preset, sources)

@@ -23,7 +23,9 @@ import time
 from typing import Any
 
 from mer_core.errors import MerError
+from mer_core.jobs import queue
 from mer_core.keyvalue import parse_pairs
+from mer_core.store.db import RunStore
 
 
 def register(subparsers: Any) -> None:
@@ -53,7 +55,7 @@ def register(subparsers: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from mer_core.spotting.loso import SpotConfig
+    from mer_core.spotting.loso import SpotConfig  # lazy: loads scipy (about 1 s)
 
     options = parse_pairs(args.dataset_option, None, "--dataset-option")
     return SpotConfig(dataset=args.dataset, dataset_options=options, root=args.root, spotter=args.spotter,
@@ -61,15 +63,13 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _spot(args: argparse.Namespace) -> int:
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         if args.list:
             return _list(store)
         if args.show:
             return _show(store, args.show, args.json)
         if args.resume:
-            from mer_core.spotting.loso import SpotConfig
+            from mer_core.spotting.loso import SpotConfig  # lazy: loads scipy (about 1 s)
 
             config = SpotConfig.from_dict(store.get_spot_run(args.resume)["config"])
             if args.recognise and args.recognise != config.recognise:
@@ -81,7 +81,7 @@ def _spot(args: argparse.Namespace) -> int:
             store.get_run(config.recognise)  # an unknown run fails now, not after the LOSO
         if args.submit:
             return _submit(store, config, args)
-        from mer_core.spotting.loso import run_spotting
+        from mer_core.spotting.loso import run_spotting  # lazy: loads scipy (about 1 s)
 
         t0 = time.time()
 
@@ -97,8 +97,6 @@ def _spot(args: argparse.Namespace) -> int:
 
 
 def _submit(store: Any, config: Any, args: argparse.Namespace) -> int:
-    from mer_core.jobs import queue
-
     job_id = queue.submit_spotting(config, store=store, name=args.name)
     job = queue.get_job(store, job_id)
     print(f"job {job_id} queued -> spotting run {job['run_id']} (log: {job['log_path']})")

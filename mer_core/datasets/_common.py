@@ -27,9 +27,12 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
+import cv2
 import pandas as pd
 
 from mer_core.datasets.classes import apply_class_set, classes_for, remember_dropped
+from mer_core.datasets.registry import index_dataset
+from mer_core.datasets.roots import dataset_root
 from mer_core.datasets.schema import make_table
 from mer_core.errors import DatasetError
 from mer_core.paths import natural_key
@@ -100,8 +103,6 @@ class BySeverity:
 def require_root(name: str, root: str | Path | None, expected: str) -> Path:
     """The dataset root: given, else configured (with the 'how to set it' message), and a folder."""
     if root is None:
-        from mer_core.datasets.roots import dataset_root
-
         root = dataset_root(name)
     root = Path(root).expanduser().resolve()  # the table holds absolute paths
     if not root.is_dir():
@@ -125,8 +126,6 @@ def frame_number(path: Path) -> int | None:
 
 def readable(path: Path) -> bool:
     """True when the image decodes (used for the key frames when verifying)."""
-    import cv2
-
     try:
         return path.stat().st_size > 0 and cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None
     except OSError:
@@ -292,7 +291,5 @@ def index_with_report(name: str, root: str | Path | None = None, **options: Any)
     Use this instead of reading ``table.attrs`` later: pandas may lose
     ``attrs`` when a table is copied or concatenated.
     """
-    from mer_core.datasets.registry import index_dataset
-
     table = index_dataset(name, root, **options)
     return table, list(table.attrs.get("problems", []))

@@ -21,7 +21,10 @@ import numpy as np
 import pandas as pd
 
 from mer_core.datasets._common import BySeverity, Problems, index_with_report, readable  # noqa: F401 (index_with_report re-exported)
+from mer_core.datasets.classes import CLASS_SETS
+from mer_core.datasets.frames_check import check_frames
 from mer_core.datasets.registry import dataset_info, index_dataset
+from mer_core.datasets.roots import dataset_root
 from mer_core.errors import MerError
 
 _ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -75,8 +78,6 @@ class DatasetReport(BySeverity):
     @property
     def missing_classes(self) -> list[str]:
         """Classes of the class set without a single clip (LOSO metrics would divide by zero for them)."""
-        from mer_core.datasets.classes import CLASS_SETS
-
         wanted = CLASS_SETS.get(self.class_set, ())
         return [c for c in wanted if c not in self.counts_by_class]
 
@@ -180,8 +181,6 @@ def check_dataset(name: str, root: str | Path | None = None, *, frames: str = "a
     report = DatasetReport(name=name, class_set=class_set, root=str(root or ""), options=dict(options))
     try:
         if root is None and info.needs_root:
-            from mer_core.datasets.roots import dataset_root
-
             try:
                 root = dataset_root(name)
                 report.root = str(root)
@@ -196,8 +195,6 @@ def check_dataset(name: str, root: str | Path | None = None, *, frames: str = "a
     problems.extend(table.attrs.get("problems", []))
     _check_table(table, problems)
     if frames != "none":
-        from mer_core.datasets.frames_check import check_frames
-
         report.frames_decoded = check_frames(table, problems, quick=frames == "quick", progress=progress)
     report.table = table
     report.problems = sorted(problems.items, key=lambda p: _ORDER.get(p["severity"], 3))

@@ -28,6 +28,7 @@ from mer_core.datasets import casme2, samm, smic
 from mer_core.datasets._common import ProblemList, Problems
 from mer_core.datasets.classes import composite_label
 from mer_core.datasets.registry import register_dataset
+from mer_core.datasets.roots import dataset_root
 from mer_core.datasets.schema import make_table
 from mer_core.errors import DatasetError, MerError
 
@@ -82,8 +83,6 @@ def part_folder(root: Path, part: str) -> Path | None:
 
 def part_roots(root: Path | None, options: dict[str, Any]) -> dict[str, Path]:
     """Each part's root: option ``<part>_root``, else a part folder under ``root``, else the configured root."""
-    from mer_core.datasets.roots import dataset_root
-
     roots = {}
     for part in PARTS:
         given = options.get(f"{part}_root")

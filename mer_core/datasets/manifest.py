@@ -31,12 +31,14 @@ onset outside the clip...) is skipped and recorded in ``table.attrs['problems']`
 from __future__ import annotations
 
 import math
+import stat
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mer_core.datasets._common import Problems, finish, frame_files
+from mer_core.datasets.classes import CLASS_SETS, COMPOSITE_MAPPING, LABEL_SYNONYMS
 from mer_core.datasets.registry import register_dataset
 from mer_core.errors import DatasetError
 
@@ -64,8 +66,6 @@ def manifest_csv(path: str | Path, flag: str = "--dataset-option manifest") -> P
 def _regular(path: Path, flag: str) -> Path:
     """``path`` when it is a regular file; a FIFO, socket or device would block or never end."""
     if not path.is_file():
-        import stat
-
         mode = path.stat().st_mode
         kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
                 else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
@@ -179,8 +179,6 @@ def _flow_encoding(where: str, row: dict[str, Any], declared: str) -> None:
 
 def known_labels() -> frozenset[str]:
     """Every emotion name and spelling the project knows: class sets, synonyms, composite mapping."""
-    from mer_core.datasets.classes import CLASS_SETS, COMPOSITE_MAPPING, LABEL_SYNONYMS
-
     names = set(LABEL_SYNONYMS) | set(LABEL_SYNONYMS.values()) | set(COMPOSITE_MAPPING)
     return frozenset(names | {c for classes in CLASS_SETS.values() for c in classes} | {"neutral", "other"})
 

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from mer_core.errors import UnknownNameError
+from mer_core.datasets.roots import dataset_root
+from mer_core.errors import DatasetError, UnknownNameError
 
 Indexer = Callable[..., pd.DataFrame]
 
@@ -57,7 +58,7 @@ def register_dataset(
 
 
 def _ensure_loaded() -> None:
-    # Importing the package registers the built-in indexers.
+    # lazy: a circle: importing the package registers the built-in indexers, which import this registry
     import mer_core.datasets  # noqa: F401
 
 
@@ -75,10 +76,6 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def index_dataset(name: str, root: str | Path | None = None, **options: Any) -> pd.DataFrame:
     """Run a dataset's indexer and return its (validated) sample table."""
-    from mer_core.datasets.roots import dataset_root
-
-    from mer_core.errors import DatasetError
-
     info = dataset_info(name)
     if root is None and info.needs_root:
         try:

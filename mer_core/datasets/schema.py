@@ -16,6 +16,7 @@ worker process or written to CSV without knowing where it came from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -176,8 +177,6 @@ def validate_table(table: pd.DataFrame, *, check_files: bool = False) -> pd.Data
 
 
 def _exists(path: str) -> bool:
-    from pathlib import Path
-
     return Path(path).exists()
 
 

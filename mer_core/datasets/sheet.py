@@ -185,7 +185,7 @@ def read_sheet(
     no sheet has the header.
     """
     try:
-        import openpyxl
+        import openpyxl  # lazy: loads openpyxl, which only .xlsx coding sheets need
 
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zip/xml errors: the whole file is unusable

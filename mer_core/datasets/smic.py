@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 
@@ -52,8 +53,6 @@ def modality_root(root: Path, modality: str) -> Path:
 
 def max_diff_apex(frames: list[Path], onset: int, offset: int) -> int | None:
     """Index of the frame that differs most from the onset frame (None if unreadable)."""
-    import cv2
-
     def grey(p: Path) -> np.ndarray | None:
         img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
         return None if img is None else cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)

@@ -121,9 +121,9 @@ def _open(tracking_uri: str | None, experiment: str) -> tuple[Any, str, str]:
     """(client, tracking URI, id of ``experiment``, created if missing); a missing MLflow or an unusable
     tracking URI is a MerError that says what to install or to give."""
     try:
-        import mlflow
-        from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
+        import mlflow  # lazy: loads mlflow (an optional extra)
+        from mlflow.exceptions import MlflowException  # lazy: loads mlflow (an optional extra)
+        from mlflow.tracking import MlflowClient  # lazy: loads mlflow (an optional extra)
     except ImportError:
         raise MerError("MLflow export needs the optional package MLflow, which is not installed here: "
                        "pip install mlflow-skinny (or mlflow), or export with another --format") from None
@@ -153,8 +153,8 @@ def _floats(items: Iterable[tuple[str, Any]]) -> dict[str, float]:
 
 def _log(client: Any, run_id: str, *, params: Mapping[str, Any] = {}, metrics: Mapping[str, float] = {},
          tags: Mapping[str, str] = {}) -> None:
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.utils.time import get_current_time_millis
+    from mlflow.entities import Metric, Param, RunTag  # lazy: loads mlflow (an optional extra)
+    from mlflow.utils.time import get_current_time_millis  # lazy: loads mlflow (an optional extra)
 
     now = get_current_time_millis()
     ps = [Param(mlflow_key(k), str(v)[:PARAM_CHARS]) for k, v in params.items()]

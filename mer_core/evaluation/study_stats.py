@@ -212,8 +212,8 @@ def two_arm_verdict(a: str, b: str, delta: float, p: float, n: int, *, alpha: fl
 
 def friedman_test(scores: pd.DataFrame, *, alpha: float = 0.05) -> dict[str, Any]:
     """Friedman over subjects (blocks) x arms, Nemenyi post-hoc p-values, average ranks and Demsar's CD."""
-    import scikit_posthocs as sp
-    from scipy.stats import friedmanchisquare, studentized_range
+    import scikit_posthocs as sp  # lazy: loads scikit-posthocs and scipy (about 1 s)
+    from scipy.stats import friedmanchisquare, studentized_range  # lazy: loads scipy (about 1 s)
 
     k, n = scores.shape[1], scores.shape[0]
     ranks = (-scores).rank(axis=1).mean(axis=0)  # rank 1 = best

@@ -294,7 +294,7 @@ def explain(model: nn.Module, sample: Any, target: int | None = None, method: st
 
 def _ig(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *, steps: int = 32,
         baseline: str = "default", internal_batch_size: int = 16) -> tuple[np.ndarray, dict[str, Any]]:
-    from captum.attr import IntegratedGradients
+    from captum.attr import IntegratedGradients  # lazy: loads captum and torch
 
     if int(steps) < 2:
         raise MerError(f"integrated_gradients: steps={steps}; expected >= 2")
@@ -308,7 +308,7 @@ def _ig(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *, ste
 
 
 def _saliency(model: nn.Module, x: torch.Tensor, target: int, names: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
-    from captum.attr import Saliency
+    from captum.attr import Saliency  # lazy: loads captum and torch
 
     attr = Saliency(model).attribute(x.requires_grad_(), target=target, abs=False)
     return attr[0].detach().numpy(), {}
@@ -316,7 +316,7 @@ def _saliency(model: nn.Module, x: torch.Tensor, target: int, names: list[str]) 
 
 def _gradcam(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *, layer: str | None = None,
              interpolate: str = "bilinear") -> tuple[np.ndarray, dict[str, Any]]:
-    from captum.attr import LayerAttribution, LayerGradCam
+    from captum.attr import LayerAttribution, LayerGradCam  # lazy: loads captum and torch
 
     if interpolate not in ("bilinear", "nearest"):
         raise MerError(f"gradcam: interpolate={interpolate!r}; expected bilinear or nearest")
@@ -350,7 +350,7 @@ def _gradcam(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *
 
 def _occlusion(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *, window: int | None = None,
                stride: int | None = None, baseline: str = "default") -> tuple[np.ndarray, dict[str, Any]]:
-    from captum.attr import Occlusion
+    from captum.attr import Occlusion  # lazy: loads captum and torch
 
     c, h, w = x.shape[1:]
     window = int(window or max(3, h // 8))
@@ -365,7 +365,7 @@ def _occlusion(model: nn.Module, x: torch.Tensor, target: int, names: list[str],
 
 def _smoothgrad(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *, samples: int = 16,
                 noise: float = 0.15, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    from captum.attr import NoiseTunnel, Saliency
+    from captum.attr import NoiseTunnel, Saliency  # lazy: loads captum and torch
 
     if int(samples) < 1 or noise < 0:
         raise MerError(f"smoothgrad: samples={samples}, noise={noise}; expected samples >= 1 and noise >= 0")

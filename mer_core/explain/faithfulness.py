@@ -79,8 +79,8 @@ def road_impute(x: torch.Tensor, removed: np.ndarray, *, noise: float = 0.01, se
     system solvable when everything is removed. Gaussian noise of ``noise``
     times the channel's spread is added to the filled values.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.linalg import spsolve
+    from scipy.sparse import coo_matrix  # lazy: loads scipy (about 1 s)
+    from scipy.sparse.linalg import spsolve  # lazy: loads scipy (about 1 s)
 
     removed = np.asarray(removed, dtype=bool)
     out = x.detach().clone()
@@ -194,7 +194,7 @@ def infidelity_score(model: nn.Module, sample: Any, attr: np.ndarray, target: in
     Perturbations: Gaussian noise of ``noise`` times the input's spread.
     Normalised (``normalize=True``): the map's scale does not count.
     """
-    from captum.metrics import infidelity
+    from captum.metrics import infidelity  # lazy: loads captum and torch
 
     x = as_batch(sample)
     a = torch.as_tensor(np.asarray(attr, dtype=np.float32))
@@ -220,7 +220,7 @@ def sensitivity_score(explain_fn: Callable[[torch.Tensor], np.ndarray], sample: 
     ``radius``: the uniform perturbation's radius as a share of the input's
     spread. The map's norm is divided out, so only the map's shape counts.
     """
-    from captum.metrics import sensitivity_max
+    from captum.metrics import sensitivity_max  # lazy: loads captum and torch
 
     x = as_batch(sample)
     spread = float(x.max() - x.min()) or 1.0

@@ -27,17 +27,23 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.explain.attention import AttentionResult, has_attention, model_attention
 from mer_core.explain.attributions import METHODS, Explanation, explain
 from mer_core.explain.localisation import aggregate_scores, score_map
+from mer_core.models.registry import create_model, model_spec
+from mer_core.preprocess.sample import compute_maps
 from mer_core.store.db import RunStore
 from mer_core.store.folders import INPUTS_FILE, TABLE_FILE, load_array, read_table, run_folder
+from mer_core.training.checkpoints import load_fold_checkpoint
+from mer_core.training.engine import resolve_model_config
 
 EXPLAIN_VERSION = 2  # part of every cache key: bump when a method's defaults or maths change
 ATTENTION = "attention"  # pseudo-method name for the model's own attention in score tables
@@ -59,9 +65,6 @@ def load_fold_model(path: str | Path, *, model: str | None = None, fold: int | N
     ``model``, ``fold`` and ``config_hash``, when given, must match what the
     checkpoint says it is (see :mod:`mer_core.training.checkpoints`).
     """
-    from mer_core.models.registry import create_model, model_spec
-    from mer_core.training.checkpoints import load_fold_checkpoint
-
     path = Path(path)
     key = (str(path), path.stat().st_mtime_ns if path.exists() else 0, model, fold, config_hash)
     if key in _MODELS:
@@ -87,8 +90,6 @@ def load_fold_model(path: str | Path, *, model: str | None = None, fold: int | N
 
 
 def read_grey(path: str) -> np.ndarray | None:
-    import cv2
-
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     return None if img is None else img
 
@@ -143,9 +144,6 @@ class RunExplainer:
 
     def channels(self) -> list[str]:
         """The input channel names of the run's model, in input order."""
-        from mer_core.config import ExperimentConfig
-        from mer_core.training.engine import resolve_model_config
-
         cfg = ExperimentConfig.from_json(self.run["config_json"])
         return list(resolve_model_config(cfg, len(self.classes)).channels)
 
@@ -186,8 +184,6 @@ class RunExplainer:
         for name in ("apex", "magnified_apex", "onset", "magnified_onset"):
             if name in channels:
                 return x[channels.index(name)]
-        from mer_core.config import ExperimentConfig
-        from mer_core.preprocess.sample import compute_maps
 
         try:
             options = ExperimentConfig.from_json(self.run["config_json"]).preprocess
@@ -205,9 +201,6 @@ class RunExplainer:
         looked. Falls back to :meth:`face` (input resolution) when the frames
         cannot be read.
         """
-        from mer_core.config import ExperimentConfig
-        from mer_core.preprocess.sample import compute_maps
-
         try:
             options = ExperimentConfig.from_json(self.run["config_json"]).preprocess
             maps, _ = compute_maps(self.row(sample_id).to_dict(), ("apex",), int(size), options, lenient=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ DEFAULT_THRESHOLD = 0.5  # similarity after full randomisation at or above this 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two same-shaped maps (NaN when one of them is flat)."""
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # lazy: loads scipy (about 1 s)
 
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape:
@@ -50,8 +51,6 @@ def _unit(m: np.ndarray) -> np.ndarray:
 
 def ssim(a: np.ndarray, b: np.ndarray, *, sigma: float = 1.5) -> float:
     """Mean SSIM (Wang et al. 2004; Gaussian window, data range 1) of two maps scaled to [0, 1]."""
-    import cv2
-
     a, b = _unit(a), _unit(b)
     if a.shape != b.shape or a.ndim != 2:
         raise MerError(f"ssim: expected two (H, W) maps of one shape, got {a.shape} and {b.shape}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from mer_core.config import ExperimentConfig
+from mer_core.jobs import queue as jobs
 from mer_core.store.db import RunStore
 from mer_core.training.experiment import resolve_experiment
 
@@ -26,8 +27,6 @@ def demo_configs() -> list[ExperimentConfig]:
 
 def queue_demo_jobs(store: RunStore | None = None, *, start: bool = True) -> list[str]:
     """Queue the demo jobs if the store is empty; returns the job ids (empty when nothing was queued)."""
-    from mer_core.jobs import queue as jobs
-
     own = store is None
     store = store or RunStore()
     try:

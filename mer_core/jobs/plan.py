@@ -11,6 +11,7 @@ each of them (:func:`training_passes`).
 """
 from __future__ import annotations
 
+import os
 import statistics
 from typing import Any, Iterable, Mapping
 
@@ -19,6 +20,7 @@ import numpy as np
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.benchmarking.bench_report import LOSO_TIMING_KEYS, find_results
+from mer_core.preprocess.cache_prune import count_cached
 
 
 # Labelled fallback, used only when no benchmarks/results/*.json report matches
@@ -300,9 +302,9 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
     resolves the model config, so the errors a worker would hit in its first
     second are raised here instead, as :class:`MerError` naming the problem.
     """
-    from mer_core.training.engine import load_table
-    from mer_core.training.experiment import complete_config, resolve_model_config
-    from mer_core.training.protocols import make_folds
+    from mer_core.training.engine import load_table  # lazy: loads torch (about 2 s)
+    from mer_core.training.experiment import complete_config, resolve_model_config  # lazy: loads torch (about 2 s)
+    from mer_core.training.protocols import make_folds  # lazy: loads scipy (about 1 s)
 
     config = complete_config(config)
     table, classes, notes = load_table(config)
@@ -313,7 +315,6 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
     nested = config.nested_folds if config.selection == "nested" else None  # refused here as the run would be
     folds = make_folds(table, config.protocol, folds=config.folds, holdout_fraction=config.holdout_fraction,
                        val_subjects=val, seed=config.seed, nested_folds=nested)
-    from mer_core.preprocess.cache_prune import count_cached
 
     n_cached = count_cached(table, tuple(mcfg.channels), int(mcfg.input_size), config.preprocess)
     single = len(folds[0].train_idx) if config.protocol == "holdout" else None  # one split, not N - N/folds
@@ -344,8 +345,6 @@ def machine_load() -> tuple[float, int, bool]:
     Training estimates are measured on an idle machine; under a load above
     ``HIGH_LOAD`` per core every job shares the cores and takes longer.
     """
-    import os
-
     cores = os.cpu_count() or 1
     try:
         load = float(os.getloadavg()[0])

@@ -127,7 +127,7 @@ def submit(config: ExperimentConfig, *, store: RunStore | None = None, name: str
 
     ``start`` kicks the scheduler at once.
     """
-    from mer_core.training.experiment import complete_config
+    from mer_core.training.experiment import complete_config  # lazy: loads torch (about 2 s)
 
     if not isinstance(config, ExperimentConfig):
         raise MerError(f"submit() needs an ExperimentConfig, got {type(config).__name__}")
@@ -170,7 +170,7 @@ def submit_explain_report(run_id: str, report: dict[str, Any] | None = None, *, 
     The job's ``run_id`` is the explained run (nothing new is trained); its
     kind is ``explain_report`` and its config ``{"run", "report", "model", "dataset", "protocol"}``.
     """
-    from mer_core.explain.report import ReportConfig
+    from mer_core.explain.report import ReportConfig  # lazy: loads torch (about 2 s)
 
     cfg = ReportConfig.from_dict(dict(report or {}))
     with _using(store) as store:
@@ -190,7 +190,7 @@ def submit_spotting(config: Any, *, store: RunStore | None = None, name: str = "
     The job's ``run_id`` is the spotting run it will write (pre-assigned, so a
     resumed job keeps the folds already stored); its kind is ``spotting``.
     """
-    from mer_core.spotting.loso import SpotConfig, new_spot_run_id
+    from mer_core.spotting.loso import SpotConfig, new_spot_run_id  # lazy: loads scipy (about 1 s)
 
     if not isinstance(config, SpotConfig):
         raise MerError(f"submit_spotting() needs a SpotConfig, got {type(config).__name__}")
@@ -216,7 +216,7 @@ def resume(store: RunStore, job_id: str, *, start: bool = True) -> str:
 
     A job whose stored config names a removed executor is refused (one line naming the one to use).
     """
-    from mer_core.training.experiment import check_executor
+    from mer_core.training.experiment import check_executor  # lazy: loads torch (about 2 s)
 
     job = get_job(store, job_id)
     check_executor(str(job["config"].get("executor", "")))

@@ -45,7 +45,7 @@ class ReportRunner(base.JobRunner):
     cancelled_note = "; nothing stored"
 
     def work(self) -> tuple[str, str, str]:
-        from mer_core.explain.report import ReportConfig, explanation_report
+        from mer_core.explain.report import ReportConfig, explanation_report  # lazy: loads torch (about 2 s)
 
         cfg = self.job["config"]
         print(f"[worker] job {self.job_id}: explanation report of run {cfg['run']}", flush=True)

@@ -80,6 +80,7 @@ from mer_core.evaluation.mlflow_export import log_study
 from mer_core.evaluation.study_stats import analyse, analyse_spotting
 from mer_core.evaluation.study_table import paper_table
 from mer_core.jobs import plan as job_plan, queue
+from mer_core.spotting.indexers import is_long_dataset, list_long_datasets
 from mer_core.store.db import RunStore
 
 # The model registry and the experiment resolution are imported in the functions that resolve a cell:
@@ -204,7 +205,7 @@ def ablation_arms(model: str, preset: str = "cpu", components: Sequence[str] | N
     true, or a drop/regularisation rate above 0 (DropKey, drop path). ``None``
     takes every such option.
     """
-    from mer_core.models.registry import model_config
+    from mer_core.models.registry import model_config  # lazy: loads torch (about 2 s)
 
     cfg = model_config(model, preset)
     offable = {f.name: (False if isinstance(getattr(cfg, f.name), bool) else 0.0)
@@ -227,7 +228,7 @@ def cell_config(spec: StudySpec, arm: Arm, seed: int) -> Any:
     """The cell's config: an ExperimentConfig, or for a spotting arm a SpotConfig (:func:`spot_config`)."""
     if arm.spotter:
         return spot_config(spec, arm, seed)
-    from mer_core.training.experiment import resolve_experiment
+    from mer_core.training.experiment import resolve_experiment  # lazy: loads torch (about 2 s)
 
     overrides = {**dict(spec.options), **dict(arm.options), "protocol": spec.protocol, "seed": int(seed)}
     return resolve_experiment(arm.dataset or spec.dataset, arm.model, arm.preset, overrides=overrides,
@@ -236,7 +237,7 @@ def cell_config(spec: StudySpec, arm: Arm, seed: int) -> Any:
 
 def spot_config(spec: StudySpec, arm: Arm, seed: int) -> Any:
     """A spotting arm's SpotConfig for ``seed``: the study's options, then the arm's; unknown keys named."""
-    from mer_core.spotting.loso import SpotConfig
+    from mer_core.spotting.loso import SpotConfig  # lazy: loads scipy (about 1 s)
 
     valid = sorted(f.name for f in dataclasses.fields(SpotConfig) if f.name not in _SPOT_FIXED)
     for where, options, refused in (("the study's [options]", spec.options, _SPOT_FIXED),
@@ -256,8 +257,6 @@ def spot_config(spec: StudySpec, arm: Arm, seed: int) -> Any:
 
 def _check_kind(spec: StudySpec) -> None:
     """One kind of arm per study, on a dataset of that kind (spotting: a long-video dataset, LOSO)."""
-    from mer_core.spotting.indexers import is_long_dataset, list_long_datasets
-
     spotting = spec.kind == SPOTTING
     for arm in spec.arms:
         if bool(arm.spotter) != spotting:
@@ -329,7 +328,7 @@ def plan_check(config: Any) -> Any:
     """The deep check of an arm: index the dataset and resolve the model input (the job plan); for a spotting
     arm, index the long-video dataset and split it into LOSO folds (what its job does first)."""
     if not isinstance(config, ExperimentConfig):
-        from mer_core.spotting.loso import load_dataset, spot_folds
+        from mer_core.spotting.loso import load_dataset, spot_folds  # lazy: loads scipy (about 1 s)
 
         return spot_folds(load_dataset(config))
     return job_plan.plan(config)
@@ -381,7 +380,7 @@ def cancel_study(store: RunStore, name: str) -> dict[str, int]:
 
 def resume_study(store: RunStore, name: str, *, start: bool = True) -> dict[str, int]:
     """Re-queue failed and cancelled cells (their finished folds are kept) and submit cells never queued."""
-    from mer_core.training.experiment import check_executor
+    from mer_core.training.experiment import check_executor  # lazy: loads torch (about 2 s)
 
     spec = load_spec(store, name)
     for options in (spec.options, *(arm.options for arm in spec.arms)):  # refused before any cell is re-queued
@@ -421,8 +420,8 @@ def study_inputs(store: RunStore, name: str) -> dict[str, Any]:
 
 
 def _spot_inputs(store: RunStore, study: dict[str, Any]) -> dict[str, Any]:
-    from mer_core.spotting.chance import run_chance
-    from mer_core.spotting.spotters import make_spotter
+    from mer_core.spotting.chance import run_chance  # lazy: loads scipy (about 1 s)
+    from mer_core.spotting.spotters import make_spotter  # lazy: loads scipy (about 1 s)
 
     arms = [a for a in study["definition"].get("arms", []) if isinstance(a, Mapping)]
     spotter = {str(a.get("name") or a.get("spotter")): str(a.get("spotter") or "") for a in arms}

@@ -29,9 +29,11 @@ import time
 import traceback
 from typing import Any
 
+from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.jobs import queue as jobs_mod
 from mer_core.jobs.eta import EtaEstimator, fold_share
+from mer_core.jobs.plan import training_passes
 from mer_core.store.db import RunStore
 from mer_core.store.liveness import Heartbeat
 
@@ -146,9 +148,6 @@ class JobRunner:
         if self._units is None:
             self._units = (1.0, 0.0)
             try:
-                from mer_core.config import ExperimentConfig
-                from mer_core.jobs.plan import training_passes
-
                 cfg = ExperimentConfig.from_json(self.job["config_json"])
                 passes = training_passes(cfg, max(n_folds - 1, 1))
                 self._units = (passes, passes - cfg.seeds_per_fold)
@@ -163,7 +162,7 @@ class JobRunner:
         Subclasses change only :meth:`work` (and the cancel wording); the heartbeat,
         cancel handling, failure traceback and the final row are the same for every kind.
         """
-        from mer_core.training.trainer import Cancelled
+        from mer_core.training.trainer import Cancelled  # lazy: loads torch (about 2 s)
 
         beat = Heartbeat(self.store, job_id=self.job_id, on_cancel=self.on_cancel)
         status, error, message = "failed", "", ""
@@ -185,8 +184,7 @@ class JobRunner:
 
     def work(self) -> tuple[str, str, str]:
         """Run the experiment: (status, message, error)."""
-        from mer_core.config import ExperimentConfig
-        from mer_core.training.engine import run_experiment
+        from mer_core.training.engine import run_experiment  # lazy: loads torch (about 2 s)
 
         run_id = self.job["run_id"]
         config = ExperimentConfig.from_json(self.job["config_json"])
@@ -235,7 +233,7 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
     """
     threads = os.environ.get("MER_TORCH_THREADS")
     if threads:
-        import torch
+        import torch  # lazy: loads torch (about 2 s)
 
         torch.set_num_threads(max(1, int(threads)))
     own = store is None

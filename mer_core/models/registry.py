@@ -134,7 +134,8 @@ def _expand_provenance(model: str, preset: str, values: dict[str, Any], notes: d
 
 
 def _ensure_loaded() -> None:
-    import mer_core.models  # noqa: F401  (registers the built-in models)
+    # lazy: a circle: importing the package registers the built-in models, which import this registry
+    import mer_core.models  # noqa: F401
 
 
 def list_models() -> list[str]:

@@ -7,6 +7,8 @@ explainers can rely on the ranges.
 """
 from __future__ import annotations
 
+from mer_core.errors import ConfigError
+
 CHANNELS: dict[str, str] = {
     "flow_u": "horizontal optical flow onset->apex, pixels at input scale / FLOW_SCALE (about -1..1)",
     "flow_v": "vertical optical flow onset->apex, pixels at input scale / FLOW_SCALE (about -1..1)",
@@ -29,8 +31,6 @@ DIFF_GAIN = 4.0
 
 def check_channels(channels: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Validate a channel list against the vocabulary."""
-    from mer_core.errors import ConfigError
-
     bad = [c for c in channels if c not in CHANNELS]
     if bad:
         raise ConfigError(f"unknown input channel(s) {bad}; valid channels: {', '.join(CHANNELS)}")

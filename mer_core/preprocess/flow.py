@@ -38,7 +38,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mer_core.preprocess.channels import FLOW_IMAGE_RANGE, FLOW_IMAGE_ZERO
+from mer_core.preprocess.channels import FLOW_IMAGE_RANGE, FLOW_IMAGE_ZERO, FLOW_SCALE, STRAIN_SCALE
 
 FLOW_METHODS = ("dis", "tvl1", "farneback")
 FLOW_ENCODINGS = ("centered", "minmax", "npy")
@@ -181,8 +181,6 @@ def read_flow_file(path: str, encoding: str, size: int) -> tuple[np.ndarray, np.
 
     ValueError naming the file for anything unreadable or of the wrong shape.
     """
-    from mer_core.preprocess.channels import FLOW_SCALE, STRAIN_SCALE
-
     if encoding not in FLOW_ENCODINGS:
         raise ValueError(f"flow_encoding={encoding!r} for {path}: expected one of {', '.join(FLOW_ENCODINGS)}")
     if encoding == "npy":

@@ -50,6 +50,7 @@ from mer_core.datasets.sheet import cell_int, cell_text, find_file, read_sheet
 from mer_core.errors import DatasetError, UnknownNameError
 from mer_core.preprocess.video import ClipError, VIDEO_SUFFIXES
 from mer_core.spotting.source import frame_files, video_info
+from mer_core.spotting.synthetic_long import LongOptions, ensure_long
 from mer_core.spotting.tables import LongDataset, finish_dataset, normalise_type
 
 DEFAULT_FPS = 30.0
@@ -160,7 +161,7 @@ def _sheet_interval(rows: list[dict[str, Any]], problems: Problems, video: Folde
 def _plain_rows(path: Path, sheet_index: int) -> list[tuple[int, tuple[Any, ...]]]:
     """(row number, cells) of one worksheet, every non-empty row (no header detection)."""
     try:
-        import openpyxl
+        import openpyxl  # lazy: loads openpyxl, which only .xlsx coding sheets need
 
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
@@ -401,7 +402,5 @@ def index_long_manifest(root: Path | None, *, manifest: str | Path | None = None
 @register_long("synthetic-long", description="synthetic long videos (10-60 s, micro- and macro-expressions, blinks, "
                                              "talking, head motion), generated", needs_root=False)
 def index_synthetic_long(root: Path | None = None, **options: Any) -> LongDataset:
-    from mer_core.spotting.synthetic_long import LongOptions, ensure_long
-
     manifest = ensure_long(LongOptions.from_mapping(options), folder=Path(root) if root is not None else None)
     return read_long_manifest(manifest, dataset="synthetic-long")

@@ -28,6 +28,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
@@ -210,8 +211,6 @@ def load_scores(run_id: str, fold: int) -> dict[str, dict[str, np.ndarray]]:
 
 
 def new_spot_run_id(spotter: str) -> str:
-    import uuid
-
     return f"{time.strftime('%Y%m%d-%H%M%S')}-spot-{spotter.replace('_', '-')}-{uuid.uuid4().hex[:4]}"
 
 
@@ -268,7 +267,7 @@ def run_spotting(config: SpotConfig, *, store: RunStore | None = None, run_id: s
             emit({"event": "fold_done", "fold": fold.index, "n_folds": len(folds), "done": len(done)})
         summary = summarise(store, run_id, iou=config.iou)
         if config.recognise:
-            from mer_core.spotting.recognise import recognise_run
+            from mer_core.spotting.recognise import recognise_run  # lazy: loads torch (about 2 s)
 
             summary.update(recognise_run(store, run_id, config.recognise, ds, iou=config.iou, progress=emit))
         store.finish_spot_run(run_id, status="done", summary=summary, wall_time=time.time() - t0)

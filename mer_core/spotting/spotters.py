@@ -35,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 from scipy.signal import find_peaks
+from threadpoolctl import threadpool_limits
 
 from mer_core.errors import MerError
 from mer_core.spotting.features import MICRO_SPAN_S, video_features
@@ -200,8 +201,7 @@ class LearnedSpotter(Spotter):
         return _context(video_features(video, "flow")["flow"], span)
 
     def fit(self, videos: list[dict[str, Any]], truth: pd.DataFrame, *, seed: int = 0) -> "LearnedSpotter":
-        from sklearn.ensemble import HistGradientBoostingRegressor
-        from threadpoolctl import threadpool_limits
+        from sklearn.ensemble import HistGradientBoostingRegressor  # lazy: loads scikit-learn and scipy (about 1 s)
 
         if not videos:
             raise MerError("the learned spotter needs at least one training video")
@@ -223,8 +223,6 @@ class LearnedSpotter(Spotter):
         return self
 
     def scores(self, video: dict[str, Any]) -> dict[str, np.ndarray]:
-        from threadpoolctl import threadpool_limits
-
         x = self._x(video)
         out = {}
         for kind in TYPES:

@@ -52,6 +52,7 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
+from filelock import FileLock
 
 from mer_core.datasets.synthetic.generate import subject_face
 from mer_core.datasets.synthetic.motion import (
@@ -407,8 +408,6 @@ def write_video(path: Path, options: LongOptions, plan: VideoPlan) -> None:
 def ensure_long(options: LongOptions | None = None, *, folder: Path | None = None,
                 progress: Progress | None = None) -> Path:
     """The set with these options, written once (a lock serialises writers); returns its ``intervals.csv``."""
-    from filelock import FileLock
-
     options = options or LongOptions()
     out = folder or dataset_folder(options)
     if is_current(out, options):

@@ -29,12 +29,13 @@ from typing import Any, Iterator, Sequence
 
 import pandas as pd
 
+from mer_core import __version__
 from mer_core.errors import MerError
 from mer_core.paths import repo_root, store_path
 from mer_core.store.folders import check_id, run_folder  # noqa: F401  (run_folder: re-exported)
 from mer_core.store.migrations import CLASS_SET_DEFAULTS_V2, MIGRATIONS, SCHEMA_VERSION  # noqa: F401
 from mer_core.store.jobs import JobStoreMixin
-from mer_core.store.liveness import LivenessStoreMixin
+from mer_core.store.liveness import LivenessStoreMixin, run_holder
 from mer_core.store.spotting import SpotStoreMixin
 from mer_core.store.run_admin import RunAdminStoreMixin
 from mer_core.store.studies import StudyStoreMixin
@@ -96,7 +97,6 @@ def code_version() -> str:
             return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         pass
-    from mer_core import __version__
 
     return f"mer-bench {__version__}"
 
@@ -263,8 +263,6 @@ class RunStore(StudyStoreMixin, RunAdminStoreMixin, JobStoreMixin, LivenessStore
 
         The check and the claim are one transaction, so of two processes resuming the same run one wins.
         """
-        from mer_core.store.liveness import run_holder
-
         if self.owner is None:
             raise ValueError("claim_run needs a store opened with owner=(pid, host)")
         with self.tx() as c:
@@ -279,8 +277,6 @@ class RunStore(StudyStoreMixin, RunAdminStoreMixin, JobStoreMixin, LivenessStore
 
     def check_run_free(self, run_id: str) -> None:
         """RunBusy (naming the run, its pid and the heartbeat's age) while another live process trains it."""
-        from mer_core.store.liveness import run_holder
-
         row = self.conn.execute("SELECT status, pid, host, heartbeat, created FROM runs WHERE id=?",
                                 (run_id,)).fetchone()
         busy = run_holder(run_id, dict(row), self.owner) if row is not None else ""

@@ -9,6 +9,8 @@ import json
 import sqlite3
 from typing import Callable
 
+from mer_core.config import ExperimentConfig
+from mer_core.errors import ConfigError
 from mer_core.store.spotting import SPOT_MIGRATION
 from mer_core.store.studies import STUDY_MIGRATION
 
@@ -125,9 +127,6 @@ CLASS_SET_DEFAULTS_V2 = {
 
 def _resolved_config_json(text: str, dataset: str) -> tuple[str, str | None]:
     """(config JSON with class_set '' resolved, its new stable hash or None when the config no longer loads)."""
-    from mer_core.config import ExperimentConfig
-    from mer_core.errors import ConfigError
-
     data = json.loads(text)
     if not isinstance(data, dict) or data.get("class_set", "") or dataset not in CLASS_SET_DEFAULTS_V2:
         return text, None

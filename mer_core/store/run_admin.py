@@ -7,9 +7,11 @@ is mixed into :class:`mer_core.store.db.RunStore` (one connection, one migration
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Any, Sequence
 
 from mer_core.errors import MerError
+from mer_core.store.folders import run_folder
 
 
 class RunAdminStoreMixin:
@@ -40,10 +42,6 @@ class RunAdminStoreMixin:
 
     def delete_run_with_files(self, run_id: str) -> None:
         """Delete a run's rows and its folder (cache/runs/<id>); refused while it runs or a job will run it."""
-        import shutil
-
-        from mer_core.store.folders import run_folder
-
         row = self.conn.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise MerError(f"no run {run_id!r} in the store {self.path}")

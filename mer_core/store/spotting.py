@@ -32,6 +32,7 @@ import pandas as pd
 
 from mer_core.errors import MerError
 from mer_core.store.folders import check_id, run_folder
+from mer_core.store.liveness import run_holder
 
 # 6 -> 7 (appended to the migrations): spotting runs, their folds and intervals
 SPOT_MIGRATION = """
@@ -149,8 +150,6 @@ class SpotStoreMixin:
 
     def claim_spot_run(self, run_id: str, owner: tuple[int, str]) -> None:
         """Mark a stored spotting run running for ``owner``; MerError while another live process holds it."""
-        from mer_core.store.liveness import run_holder
-
         with self.tx() as c:  # type: ignore[attr-defined]
             row = c.execute("SELECT status, pid, host, heartbeat, created FROM spot_runs WHERE id=?",
                             (run_id,)).fetchone()

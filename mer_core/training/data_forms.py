@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from mer_core.datasets.registry import index_dataset
 from mer_core.errors import ConfigError
 from mer_core.preprocess.channels import FLOW_CHANNELS
 
@@ -92,7 +93,7 @@ def _channel(ch: str, inputs: set[str]) -> tuple[bool, str]:
 
 
 def preset_fit(model: str, preset: str, inputs: Iterable[str]) -> Fit:
-    from mer_core.models.registry import model_config
+    from mer_core.models.registry import model_config  # lazy: loads torch (about 2 s)
 
     inputs = set(inputs)
     missing, notes = [], []
@@ -106,7 +107,7 @@ def preset_fit(model: str, preset: str, inputs: Iterable[str]) -> Fit:
 
 
 def fitting_presets(model: str, inputs: Iterable[str]) -> list[str]:
-    from mer_core.models.registry import list_presets
+    from mer_core.models.registry import list_presets  # lazy: loads torch (about 2 s)
 
     inputs = set(inputs)
     return [p for p in list_presets(model) if preset_fit(model, p, inputs).ok]
@@ -120,7 +121,7 @@ CANONICAL_INPUTS: dict[str, frozenset[str]] = {
 
 def no_fit_message(model: str, preset: str, inputs: Iterable[str]) -> str:
     """One message: why the preset cannot be fed, and the presets (of this model, then of others) that fit."""
-    from mer_core.models.registry import list_models, model_config
+    from mer_core.models.registry import list_models, model_config  # lazy: loads torch (about 2 s)
 
     inputs = set(inputs)
     what = describe_inputs(inputs)
@@ -159,7 +160,6 @@ def dataset_inputs(dataset: str, options: dict[str, Any] | None = None) -> froze
                 "synthetic-realism": ("form", "seed", "subjects")}
     if dataset not in readable:
         return frozenset(INPUTS)
-    from mer_core.datasets.registry import index_dataset
 
     opts = {k: v for k, v in dict(options or {}).items() if k in readable[dataset]}
     return table_inputs(index_dataset(dataset, **opts))

@@ -311,7 +311,7 @@ def _drain(events: Any, emit: Callable) -> None:
 def _run_ray(cfg: ExperimentConfig, todo: list[Fold], make_task: Callable, finish: Callable,
              should_stop: Callable[[], bool] | None) -> None:
     try:
-        import ray  # the optional cluster extra: imported only when a run asks for it
+        import ray  # lazy: an optional dependency (the cluster extra), imported only when a run asks for it
     except ImportError as exc:
         raise ConfigError("executor 'ray' needs the cluster extra: pip install 'mer-bench[cluster]'") from exc
     started_here = False

@@ -146,12 +146,13 @@ def read_final_record(folder: Path) -> dict[str, Any] | None:
 def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress | None = None,
                       should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Train, store and return the record of the final model of a finished run (see the module docstring)."""
-    import torch
+    import torch  # lazy: loads torch (about 2 s)
 
-    from mer_core.models.registry import create_model
+    from mer_core.models.registry import create_model  # lazy: loads torch (about 2 s)
+    # lazy: loads torch (about 2 s)
     from mer_core.training.checkpoints import FINAL_FOLD, content_hash, save_fold_checkpoint
-    from mer_core.training.executors import _maybe_pretrained, _plain, fold_seed
-    from mer_core.training.trainer import fit, resolve_device
+    from mer_core.training.executors import _maybe_pretrained, _plain, fold_seed  # lazy: loads torch (about 2 s)
+    from mer_core.training.trainer import fit, resolve_device  # lazy: loads torch (about 2 s)
 
     cfg = exp.config
     folder = run_folder(run_id)
@@ -219,7 +220,7 @@ def add_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress |
                                        "the LOSO folds and their summary are stored")
         raise
     except BaseException as exc:  # noqa: BLE001 - the folds and the summary are kept whatever failed here
-        from mer_core.training.trainer import Cancelled
+        from mer_core.training.trainer import Cancelled  # lazy: loads torch (about 2 s)
 
         if isinstance(exc, Cancelled) or (should_stop is not None and _safe(should_stop)):
             why = "cancelled by the user"

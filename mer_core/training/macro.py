@@ -35,10 +35,14 @@ import numpy as np
 import pandas as pd
 
 from mer_core.config import PreprocessConfig
+from mer_core.datasets import index_dataset
 from mer_core.datasets.classes import normalise_label  # the datasets' one synonym table
+from mer_core.datasets.registry import list_datasets
+from mer_core.datasets.schema import make_table
 from mer_core.errors import ConfigError, DatasetError
 from mer_core.keyvalue import parse_value
 from mer_core.paths import natural_key
+from mer_core.preprocess.pipeline import prepare_inputs
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 CKPLUS_CODES = {1: "anger", 2: "contempt", 3: "disgust", 4: "fear", 5: "happiness", 6: "sadness", 7: "surprise"}
@@ -112,8 +116,6 @@ def _find_dir(root: Path, name: str) -> Path | None:
 
 def index_ckplus(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """A CK+-style tree as a sample table (labelled sequences only) and a list of skipped items."""
-    from mer_core.datasets.schema import make_table
-
     root = Path(root)
     images, emotion = _find_dir(root, "cohn-kanade-images"), _find_dir(root, "Emotion")
     if images is None or emotion is None:
@@ -196,7 +198,6 @@ def index_source(src: MacroSource) -> tuple[Any, str, list[str]]:
     if src.kind == "ckplus":
         table, skipped = index_ckplus(src.name)
         return table, _table_fingerprint(table), skipped
-    from mer_core.datasets import index_dataset
 
     table = index_dataset(src.name, src.root or None, **dict(src.options))
     if len(table) == 0:
@@ -225,8 +226,6 @@ def load_macro(
             lab = [label for _, label in data]
             errors = [f"cannot read image {p}" for p, good in zip(paths, ok) if not good]
         else:
-            from mer_core.preprocess.pipeline import prepare_inputs
-
             prep = prepare_inputs(data, channels, size, options or PreprocessConfig(), workers=workers)
             x, ok = prep.x, np.asarray(prep.ok, bool)
             lab = [normalise_label(v) for v in data["label"]]
@@ -253,8 +252,6 @@ MACRO_ROLE = ("synthetic-macro",)  # registered clip datasets with the macro rol
 
 def macro_datasets() -> list[str]:
     """Registered datasets with the ``macro`` role: :data:`MACRO_ROLE` and any ``*-macro`` dataset."""
-    from mer_core.datasets.registry import list_datasets
-
     return [d for d in list_datasets() if d in MACRO_ROLE or d.endswith("-macro")]
 
 

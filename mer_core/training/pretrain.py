@@ -40,11 +40,13 @@ from torch import nn
 
 from mer_core.config import ExperimentConfig, PreprocessConfig
 from mer_core.errors import ConfigError, DatasetError
+from mer_core.models import create_model, model_config
 from mer_core.paths import checkpoints_dir
 from mer_core.training.macro import (  # noqa: F401  (the macro-source API, re-exported where it always was)
     Log, MacroData, MacroSource, index_ckplus, index_imagefolder, index_source, load_macro, normalise_label,
     parse_source, split_sources, still_inputs,
 )
+from mer_core.training.macro import check_sources
 from mer_core.training.trainer import OnEpoch, fit, resolve_device, seed_everything
 
 PRETRAIN_VERSION = 2  # bump when the loop or the input derivation changes (2: the shared trainer loop)
@@ -135,8 +137,6 @@ def _job(model_name: str, preset: str, macro_dataset: str | Sequence[str], epoch
          model_options: dict[str, Any] | None, preprocess: PreprocessConfig | None, lr: float, batch_size: int,
          weight_decay: float, device: str, workers: int) -> _Job:
     """Check the arguments, index the sources and fix the recipe the checkpoint key hashes."""
-    from mer_core.models import model_config
-
     if epochs < 1:
         raise ConfigError(f"pretrain epochs={epochs}: expected an integer >= 1")
     if not lr > 0 or batch_size < 1:
@@ -181,8 +181,6 @@ def _reporter(log: Log | None, progress: Progress | None, on_epoch: OnEpoch | No
 
 def _train(path: Path, job: _Job, log: Log | None, on_epoch: OnEpoch) -> None:
     """Load the macro table, train it with the shared loop and write the checkpoint atomically."""
-    from mer_core.models import create_model
-
     t0 = time.time()
     data = load_macro(job.sources, job.channels, job.size, job.options, indexed=job.indexed, workers=job.workers,
                       log=log)
@@ -238,8 +236,6 @@ def pretrain_record(cfg: Any, table: Any) -> dict[str, Any]:
     """Check the experiment's pre-training sources against its evaluation table (refusing an overlap, see
     :func:`mer_core.training.macro.check_sources`) and say what the run will start from: sources, their
     fingerprints and the checkpoint key (the hash of everything that determines the weights)."""
-    from mer_core.training.macro import check_sources
-
     sources = check_sources(cfg.pretrain, table, cfg.dataset)
     job = _job(cfg.model, cfg.preset, cfg.pretrain, cfg.pretrain_epochs, cfg.seed, _options(cfg), cfg.preprocess,
                1e-3, 32, 1e-4, cfg.device, 1)  # pretrain()'s defaults, as pretrain_for_experiment uses them

@@ -121,7 +121,7 @@ def build_optimizer(params: Any, cfg: ExperimentConfig) -> torch.optim.Optimizer
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adan":
-        from pytorch_optimizer import Adan
+        from pytorch_optimizer import Adan  # lazy: loads pytorch_optimizer (several seconds), only for Adan
 
         return Adan(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")

@@ -45,6 +45,7 @@ import pandas as pd
 
 from mer_core.datasets.manifest import read_manifest
 from mer_core.datasets.registry import register_dataset
+from mer_core.datasets.synthetic.export import ensure_realism
 from mer_core.datasets.synthetic.generate import (  # noqa: F401
     MANIFEST_COLUMNS,
     ClipPlan,
@@ -74,6 +75,8 @@ from mer_core.datasets.synthetic.options import (  # noqa: F401
     SynthOptions,
     option_fields,
 )
+from mer_core.datasets.synthetic.realism import REALISM_VERSION
+from mer_core.errors import ConfigError
 from mer_core.paths import datasets_dir
 
 
@@ -141,10 +144,6 @@ def index_synthetic_realism(root: Path | None = None, *, form: str = "flow-apex"
     ``subjects`` keeps the first N of the 68 (parts taken in turn);
     ``version`` (a run records it) must be this MER Bench's calibration.
     """
-    from mer_core.datasets.synthetic.export import ensure_realism
-    from mer_core.datasets.synthetic.realism import REALISM_VERSION
-    from mer_core.errors import ConfigError
-
     if version is not None and version != REALISM_VERSION:
         raise ConfigError(f"synthetic-realism version={version!r}: this MER Bench has calibration {REALISM_VERSION!r} "
                           "only; a run on another calibration cannot be repeated here")

@@ -29,11 +29,15 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
+from filelock import FileLock
 
+from mer_core.datasets.composite import OFFICIAL_LIST
 from mer_core.datasets.synthetic.generate import _plan_clip, clip_motion, render_clip, subject_face
 from mer_core.datasets.synthetic.options import GENERATOR_VERSION, SynthOptions
 from mer_core.datasets.synthetic.realism import PARTS, Realism, adjust_plan, capture, crop_box, subject_styles
+from mer_core.datasets.synthetic.realism import REALISM_VERSION
 from mer_core.errors import ConfigError, DatasetError
+from mer_core.paths import datasets_dir
 
 EXPORT_FORMS = ("flow-apex", "apex-only", "frames")
 EXPORT_COLUMNS = ("dataset", "subject", "clip", "label", "emotion", "flow_image", "apex_image", "flow_encoding")
@@ -55,8 +59,6 @@ class ExportSubject:
 
 def plan_export(subjects: int | None = None) -> list[ExportSubject]:
     """The composite's subjects with their class counts; ``subjects`` keeps the first N (parts taken in turn)."""
-    from mer_core.datasets.composite import OFFICIAL_LIST
-
     with open(OFFICIAL_LIST, newline="") as fh:
         rows = list(csv.DictReader(fh))
     by_part: dict[str, dict[str, list[str]]] = {p: {} for p in PART_ORDER}
@@ -206,9 +208,6 @@ REALISM_FORMS = ("flow-apex", "apex-only", "frames")
 
 def realism_folder(form: str, *, seed: int = 0, subjects: int | None = None) -> Path:
     """Where ``synthetic-realism`` keeps one form of the calibrated variant (under the dataset cache)."""
-    from mer_core.datasets.synthetic.realism import REALISM_VERSION
-    from mer_core.paths import datasets_dir
-
     part = f"{form}-seed{seed}" + (f"-s{subjects}" if subjects is not None else "")
     return datasets_dir() / "synthetic-realism" / REALISM_VERSION / part
 
@@ -216,8 +215,6 @@ def realism_folder(form: str, *, seed: int = 0, subjects: int | None = None) -> 
 def ensure_realism(form: str = "flow-apex", *, seed: int = 0, subjects: int | None = None,
                    progress: Callable[[int, int], None] | None = None) -> Path:
     """The calibrated realism variant in one form, written once and reused; returns its manifest."""
-    from filelock import FileLock
-
     if form not in REALISM_FORMS:
         raise ConfigError(f"synthetic-realism form={form!r}: expected one of {', '.join(REALISM_FORMS)}")
     realism = Realism()
