@@ -6,8 +6,12 @@
 Timing: forward+backward (training step without the optimiser) and forward-only
 (eval) time per sample at each preset on this CPU, with ``--threads`` torch
 threads, the median over ``--seconds`` of batches after warm-up
-(:func:`mer_core.benchmarking.bench.step_seconds`, torch.utils.benchmark); parameter
-counts. Ablation: LOSO on the default synthetic set with the same seed and
+(:func:`mer_core.benchmarking.bench.step_seconds`, torch.utils.benchmark), at the
+preset's own training batch size; parameter counts. Also a whole training step
+(forward, backward, AdamW) and what that alone costs a 68-fold LOSO of the real
+composite's size (442 clips, so about 436 training clips a fold) on two
+single-thread workers at the preset's epochs: the floor under the LOSO's wall
+time, before evaluation, storage and data handling. Ablation: LOSO on the default synthetic set with the same seed and
 epochs, with and without macro pre-training on ``synthetic-macro`` and with
 the EVM-magnified apex or the plain apex (the difference channel is kept in
 both, so "without EVM" removes only the magnification). Pre-training runs
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
@@ -30,18 +35,24 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mer_core.benchmarking.bench import step_seconds  # noqa: E402
-from mer_core.models import create_model, model_config  # noqa: E402
+from mer_core.models import create_model, model_config, train_defaults  # noqa: E402
 
 
-def time_preset(preset: str, batch: int, seconds: float) -> dict[str, Any]:
+def time_preset(preset: str, seconds: float) -> dict[str, Any]:
     torch.manual_seed(0)
     model = create_model("dense_attention", preset)
     cfg = model.config
+    train = train_defaults("dense_attention", preset)
+    batch = int(train["batch_size"])
     out: dict[str, Any] = {}
-    for name, train in (("fwd_bwd", True), ("fwd", False)):
-        times = step_seconds(model, batch, seconds, train=train, optimizer=False)
+    for name, train_mode in (("fwd_bwd", True), ("fwd", False)):
+        times = step_seconds(model, batch, seconds, train=train_mode, optimizer=False)
         out[f"{name}_ms_per_sample"] = round(1000 * statistics.median(times) / batch, 3)
         out[f"{name}_blocks"] = len(times)
+    step = statistics.median(step_seconds(model, batch, seconds, train=True, optimizer=True))
+    steps_per_fold = int(train["epochs"]) * math.ceil(436 / batch)
+    out.update(step_ms=round(1000 * step, 2), steps_per_fold=steps_per_fold,
+               loso68_steps_seconds_2_workers=round(step * steps_per_fold * 68 / 2))
     out.update(
         params=sum(p.numel() for p in model.parameters()),
         input=[cfg.in_channels, cfg.input_size, cfg.input_size],
@@ -116,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         machine=dict(cpu=platform.processor() or platform.machine(), threads=args.threads, torch=torch.__version__),
         timing=result.get("timing", {}),  # presets not timed now keep their last figures
     )
-    batches = {"cpu": 16, "paper": 4}
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
-        t = time_preset(preset, batches.get(preset, 4), args.seconds)
+        t = time_preset(preset, args.seconds)
         result["timing"][preset] = t
-        print(f"{preset:6s} params {t['params']:>10,d}  fwd+bwd {t['fwd_bwd_ms_per_sample']:8.2f} ms/sample  "
-              f"fwd {t['fwd_ms_per_sample']:8.2f} ms/sample  input {t['input']}")
+        print(f"{preset:10s} params {t['params']:>10,d}  batch {t['batch']}  fwd+bwd {t['fwd_bwd_ms_per_sample']:6.2f} "
+              f"ms/sample  fwd {t['fwd_ms_per_sample']:6.2f} ms/sample  step {t['step_ms']:7.1f} ms  "
+              f"68-fold LOSO steps alone {t['loso68_steps_seconds_2_workers']} s  input {t['input']}")
     if args.ablation:
         result["ablation"] = dict(
             dataset="synthetic", protocol="loso", epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
