@@ -108,7 +108,7 @@ def spot_scores(run_id: str, fold: int) -> dict[str, dict[str, np.ndarray]]:
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner=False)
 def _spot_scores(path: str, run_id: str, fold: int, stamp: tuple) -> dict[str, dict[str, np.ndarray]]:
-    from mer_core.spotting.loso import load_scores  # lazy: loads scipy (about 1 s)
+    from mer_core.spotting.loso import load_scores  # lazy: loads scikit-learn and scipy (about 1 s)
 
     return load_scores(run_id, fold)
 

@@ -18,7 +18,6 @@ from typing import Any
 import streamlit as st
 
 from dashboard import reads
-from dashboard.reads_models import video_clips_dir
 from mer_core.datasets.allowed import check_browser_path, check_table_paths
 from mer_core.datasets.roots import set_dataset_root
 from mer_core.datasets.synthetic import ensure_dataset
@@ -51,7 +50,7 @@ def check_config_paths(config: Any) -> None:
         return
     for key, value in named.items():
         check_browser_path(value, f"dataset option {key}=")
-    from mer_core.training.engine import load_table  # lazy: loads torch (about 2 s)
+    from mer_core.training.engine import load_table  # lazy: loads torch and scikit-learn (about 2 s)
 
     table, _classes, _notes = load_table(config)
     manifest = Path(str(named["manifest"])) if "manifest" in named else None
@@ -74,7 +73,7 @@ def submit_spotting(config: Any, *, name: str = "") -> str:
     for key, value in named.items():
         check_browser_path(value, f"dataset option {key}=")
     if named:
-        from mer_core.spotting.loso import load_dataset  # lazy: loads scipy (about 1 s)
+        from mer_core.spotting.loso import load_dataset  # lazy: loads scikit-learn and scipy (about 1 s)
 
         bases = [Path(str(v)).expanduser().resolve() for v in named.values()]
         bases = [b.parent if b.is_file() else b for b in bases]  # a manifest's videos lie beside it
@@ -226,6 +225,8 @@ def save_upload(name: str, data: bytes) -> Path:
 
 def export_synthetic_clips(clips: int = 6) -> Path:
     """Write synthetic clips as mp4 + sidecar JSON to the folder the Analyse page lists; returns it."""
+    from dashboard.reads_models import video_clips_dir  # lazy: loads torch (about 2 s)
+
     folder = video_clips_dir()
     export_videos(folder, clips=clips)
     return folder

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import plots, plots_analyse, reads_models as reads, widgets, writes
 from dashboard.views import spotting_clip
 from mer_core.errors import MerError
+from mer_core.explain.inference import TRANSFER_NOTE
 from mer_core.preprocess.flow import flow_to_rgb
 
 KEY_UPLOAD = "analyse_upload"  # session state: {'id': uploader file id, 'path': stored file, 'name': user's name}
@@ -192,6 +193,4 @@ def render() -> None:
 
 
 def _transfer(trained_on: str) -> str:
-    from mer_core.explain.inference import TRANSFER_NOTE  # lazy: loads torch (about 2 s)
-
     return TRANSFER_NOTE.format(trained_on=trained_on)

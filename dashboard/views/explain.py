@@ -23,6 +23,9 @@ import streamlit as st
 from dashboard import glossary, palette, plots, reads, reads_context, widgets
 from dashboard.widgets import plain
 from mer_core.errors import MerError
+from mer_core.explain.attributions import METHODS
+from mer_core.explain.localisation import score_map
+from mer_core.explain.report import MEASURES
 from mer_core.preprocess.flow import flow_to_rgb
 
 # session-state keys
@@ -230,8 +233,6 @@ def _draw_maps(results: list[tuple[str, np.ndarray | None, str]], face: np.ndarr
                                      "negative contribution; try another layer or the other class)")
                 continue
             if masks is not None:
-                from mer_core.explain.localisation import score_map  # lazy: loads torch (about 2 s)
-
                 caption += score_caption(score_map(heat, masks["au"], masks["blink"]))
             st.caption(caption)
 
@@ -392,8 +393,6 @@ def _compute_localisation(key: tuple) -> pd.DataFrame | None:
 
 
 def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
-    from mer_core.explain.attributions import METHODS  # lazy: loads torch (about 2 s)
-
     if not ov["has_masks"]:
         st.info("The localisation score needs ground-truth motion masks, which only the synthetic dataset has "
                 "(real datasets never say which pixels moved). Pick a run on the synthetic dataset.")
@@ -429,7 +428,6 @@ def localisation_section(run_id: str, ov: dict[str, Any]) -> None:
                       format_func={"au_share": "mass on true AUs ↑", "blink_share": "mass on blinks ↓",
                                    "pointing": "pointing game ↑"}.get)
     st.plotly_chart(plots.localisation_bars(table, metric), width="stretch", config=widgets.chart_config("explain-2"))
-    from mer_core.explain.report import MEASURES  # lazy: loads torch (about 2 s)
 
     named = {k: st.column_config.NumberColumn(MEASURES[k][0], format="%.3f", help=MEASURES[k][3])
              for k in ("rank_accuracy", "roc_auc", "topk_iou") if k in MEASURES}

@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard import reads, reads_models, writes
 from dashboard.widgets import plain
 from mer_core.errors import MerError
+from mer_core.explain.report import MEASURES, SANITY_READING, chance_verdict
 
 K_METHODS = "faith_methods"
 K_SAMPLES = "faith_samples"
@@ -63,8 +64,6 @@ def _job_status(run_id: str) -> None:
 
 
 def _measure_table(report: dict[str, Any], labels: dict[str, str]) -> pd.DataFrame:
-    from mer_core.explain.report import MEASURES, chance_verdict  # lazy: loads torch (about 2 s)
-
     rows = []
     for method, s in report["summary"].items():
         for name, iv in s["measures"].items():
@@ -91,8 +90,6 @@ def _sanity_table(report: dict[str, Any], labels: dict[str, str]) -> pd.DataFram
 
 
 def _readings() -> None:
-    from mer_core.explain.report import MEASURES, SANITY_READING  # lazy: loads torch (about 2 s)
-
     with st.expander("what the measures mean"):
         for label, better, _, reading in MEASURES.values():
             st.markdown(f"**{plain(label)}** ({better} is better): {plain(reading)}")

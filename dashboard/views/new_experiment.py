@@ -25,6 +25,10 @@ from mer_core.datasets.classes import class_set_words
 from mer_core.datasets.registry import dataset_info, list_datasets
 from mer_core.errors import ConfigError, MerError
 from mer_core.keyvalue import parse_lines
+from mer_core.models.registry import (
+    list_models, list_presets, model_config, model_spec, provenance_summary, train_defaults,
+)
+from mer_core.training.experiment import choose_preset, resolve_experiment, resolve_model_config
 from mer_core.training.macro import macro_datasets
 
 K_DATASET = "ne_dataset"
@@ -130,9 +134,6 @@ def _section_data(v: dict[str, Any], slots: dict[str, Any]) -> None:
 
 
 def _section_model(v: dict[str, Any], slots: dict[str, Any]) -> tuple[str, str, Any, dict[str, Any]]:
-    # lazy: loads torch (about 2 s)
-    from mer_core.models.registry import list_models, list_presets, model_config, model_spec, train_defaults
-
     st.subheader("Model")
     models = list_models()
     c1, c2, c3 = st.columns(3)
@@ -286,8 +287,6 @@ def _section_preprocess(v: dict[str, Any], slots: dict[str, Any], mcfg: Any, def
 def _resolve_preset(v: dict[str, Any], slots: dict[str, Any], col: Any, model: str, choice: str,
                     presets: list[str]) -> str:
     """The concrete preset for the choice ('auto' or a name), with why (and any EVM fallback) shown under it."""
-    from mer_core.training.experiment import choose_preset  # lazy: loads torch (about 2 s)
-
     slots["preset"] = col.empty()
     options = v.get("dataset_options") or {}
     try:  # a browser-typed path is read only inside the allowed folders (Submit says so under the data)
@@ -308,8 +307,6 @@ def _resolve_preset(v: dict[str, Any], slots: dict[str, Any], col: Any, model: s
 
 def _provenance(col: Any, model: str, preset: str) -> None:
     """Where the preset's values come from (paper, reference implementation, chosen here, tuned...)."""
-    from mer_core.models.registry import provenance_summary  # lazy: loads torch (about 2 s)
-
     col.caption("Preset values: " + " · ".join(provenance_summary(model, preset)))
 
 
@@ -377,9 +374,6 @@ def render() -> None:
     config = None if errors else ExperimentConfig.from_dict(values)
     summary: dict[str, Any] = {}
     if config is not None:
-        # lazy: loads torch (about 2 s)
-        from mer_core.training.experiment import resolve_experiment, resolve_model_config
-
         try:  # the model must accept the chosen input (size, channels)
             resolve_model_config(config, 3)
             config = resolve_experiment(values["dataset"], model, preset, overrides=values)

@@ -21,6 +21,7 @@ from mer_core.evaluation.statistics import Interval, per_subject_confusions
 from mer_core.evaluation.export import csv_safe, predictions_table
 from mer_core.evaluation.context import chance_levels, group_chance, oracle_gap_sentence
 from mer_core.datasets.classes import class_set_words
+from mer_core.training.experiment import preset_label
 
 K_NORMALISE = "run_cm_normalise"
 K_CM_CHART = "run_cm_chart"
@@ -44,7 +45,6 @@ def render() -> None:
         return
     run, pred = bundle["run"], bundle["predictions"]
     classes = run["classes"]
-    from mer_core.training.experiment import preset_label  # lazy: loads torch (about 2 s)
 
     st.caption(plain(f"{run['model']} ({preset_label(run['config'])}) on {run['dataset']} · {run['protocol']} · ")
                + f"{run['n_samples']} clips · {run['n_folds']} folds · status **{run['status']}**")
@@ -321,7 +321,6 @@ def parts_section(run: dict, summary: dict) -> None:
         columns = pd.MultiIndex.from_tuples([(heading, m.upper()) for prefix, heading, _ in PARTS
                                              for m in ("uf1", "uar")])
         values = [[row[f"{prefix}_{m}"] for prefix, _, _ in PARTS for m in ("uf1", "uar")]]
-        from mer_core.training.experiment import preset_label  # lazy: loads torch (about 2 s)
 
         method = f"{run['model']} ({preset_label(run['config'])}), measured here"
         paper = pd.DataFrame(values, index=pd.Index([method], name="method"), columns=columns)
@@ -404,8 +403,6 @@ def predictions_section(run_id: str, table: pd.DataFrame, classes: list[str]) ->
 
 # --- provenance --------------------------------------------------------------------------
 def details_section(run: dict, folds: pd.DataFrame) -> None:
-    from mer_core.training.experiment import preset_label  # lazy: loads torch (about 2 s)
-
     fmt = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "–"  # noqa: E731
     facts = pd.DataFrame({"field": [
         "run id", "name", "status", "model / preset", "dataset", "protocol", "class set", "classes",

@@ -52,7 +52,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 # --- a new run ------------------------------------------------------------------------------------------
 def _submit_form() -> None:
-    from mer_core.spotting.loso import SpotConfig  # lazy: loads scipy (about 1 s)
+    from mer_core.spotting.loso import SpotConfig  # lazy: loads scikit-learn and scipy (about 1 s)
 
     names = rs.long_datasets()
     c1, c2 = st.columns(2)

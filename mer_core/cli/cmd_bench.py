@@ -23,7 +23,7 @@ from mer_core.keyvalue import parse_pairs
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    # lazy: loads torch (about 2 s)
+    # lazy: loads torch and scikit-learn (about 2 s)
     from mer_core.benchmarking.bench import (check_same_machine, full_plan, merge_report, quick_plan, run_bench,
                                              update_plan, write_report)
 

@@ -244,7 +244,7 @@ def cmd_experiment(args: argparse.Namespace, protocol: str | None = None) -> int
         config = resume_config(args, protocol)
     else:
         config = config_from_args(args, protocol)
-    from mer_core.training.engine import run_experiment  # lazy: loads torch (about 2 s)
+    from mer_core.training.engine import run_experiment  # lazy: loads torch and scikit-learn (about 2 s)
 
     progress = None if args.json else ProgressPrinter()
     try:

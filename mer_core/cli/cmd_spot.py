@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from mer_core.spotting.loso import SpotConfig  # lazy: loads scipy (about 1 s)
+    from mer_core.spotting.loso import SpotConfig  # lazy: loads scikit-learn and scipy (about 1 s)
 
     options = parse_pairs(args.dataset_option, None, "--dataset-option")
     return SpotConfig(dataset=args.dataset, dataset_options=options, root=args.root, spotter=args.spotter,
@@ -69,7 +69,7 @@ def _spot(args: argparse.Namespace) -> int:
         if args.show:
             return _show(store, args.show, args.json)
         if args.resume:
-            from mer_core.spotting.loso import SpotConfig  # lazy: loads scipy (about 1 s)
+            from mer_core.spotting.loso import SpotConfig  # lazy: loads scikit-learn and scipy (about 1 s)
 
             config = SpotConfig.from_dict(store.get_spot_run(args.resume)["config"])
             if args.recognise and args.recognise != config.recognise:
@@ -81,7 +81,7 @@ def _spot(args: argparse.Namespace) -> int:
             store.get_run(config.recognise)  # an unknown run fails now, not after the LOSO
         if args.submit:
             return _submit(store, config, args)
-        from mer_core.spotting.loso import run_spotting  # lazy: loads scipy (about 1 s)
+        from mer_core.spotting.loso import run_spotting  # lazy: loads scikit-learn and scipy (about 1 s)
 
         t0 = time.time()
 

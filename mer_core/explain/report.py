@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from mer_core.errors import MerError
 from mer_core.explain.attention import model_attention
@@ -190,6 +189,7 @@ def clip_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention: 
         s = _clock()
         c.maps[m] = np.asarray(_method_map(ex, c, m, cache), dtype=np.float64)
         t[m] = t.get(m, 0.0) + _clock() - s
+    import torch  # lazy: a circle: the target imports this module
 
     baseline = make_baseline(torch.as_tensor(x)[None], c.channels)[0].numpy()
     masks = ex.masks(sid) if ex.has_masks() and ex._masks_align(sid) else None

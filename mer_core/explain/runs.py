@@ -43,7 +43,6 @@ from mer_core.preprocess.sample import compute_maps
 from mer_core.store.db import RunStore
 from mer_core.store.folders import INPUTS_FILE, TABLE_FILE, load_array, read_table, run_folder
 from mer_core.training.checkpoints import load_fold_checkpoint
-from mer_core.training.engine import resolve_model_config
 
 EXPLAIN_VERSION = 2  # part of every cache key: bump when a method's defaults or maths change
 ATTENTION = "attention"  # pseudo-method name for the model's own attention in score tables
@@ -144,6 +143,8 @@ class RunExplainer:
 
     def channels(self) -> list[str]:
         """The input channel names of the run's model, in input order."""
+        from mer_core.training.engine import resolve_model_config  # lazy: loads scikit-learn and scipy (about 1 s)
+
         cfg = ExperimentConfig.from_json(self.run["config_json"])
         return list(resolve_model_config(cfg, len(self.classes)).channels)
 

@@ -302,9 +302,9 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
     resolves the model config, so the errors a worker would hit in its first
     second are raised here instead, as :class:`MerError` naming the problem.
     """
-    from mer_core.training.engine import load_table  # lazy: loads torch (about 2 s)
+    from mer_core.training.engine import load_table  # lazy: loads torch and scikit-learn (about 2 s)
     from mer_core.training.experiment import complete_config, resolve_model_config  # lazy: loads torch (about 2 s)
-    from mer_core.training.protocols import make_folds  # lazy: loads scipy (about 1 s)
+    from mer_core.training.protocols import make_folds  # lazy: loads scikit-learn and scipy (about 1 s)
 
     config = complete_config(config)
     table, classes, notes = load_table(config)

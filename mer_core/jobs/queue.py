@@ -190,7 +190,7 @@ def submit_spotting(config: Any, *, store: RunStore | None = None, name: str = "
     The job's ``run_id`` is the spotting run it will write (pre-assigned, so a
     resumed job keeps the folds already stored); its kind is ``spotting``.
     """
-    from mer_core.spotting.loso import SpotConfig, new_spot_run_id  # lazy: loads scipy (about 1 s)
+    from mer_core.spotting.loso import SpotConfig, new_spot_run_id  # lazy: loads scikit-learn and scipy (about 1 s)
 
     if not isinstance(config, SpotConfig):
         raise MerError(f"submit_spotting() needs a SpotConfig, got {type(config).__name__}")

@@ -40,7 +40,7 @@ class SpotRunner(base.JobRunner):
         self.progress(e)
 
     def work(self) -> tuple[str, str, str]:
-        from mer_core.spotting.loso import SpotConfig, run_spotting  # lazy: loads scipy (about 1 s)
+        from mer_core.spotting.loso import SpotConfig, run_spotting  # lazy: loads scikit-learn and scipy (about 1 s)
 
         run_id = self.job["run_id"]
         config = SpotConfig.from_dict(self.job["config"])

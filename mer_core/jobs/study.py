@@ -237,7 +237,7 @@ def cell_config(spec: StudySpec, arm: Arm, seed: int) -> Any:
 
 def spot_config(spec: StudySpec, arm: Arm, seed: int) -> Any:
     """A spotting arm's SpotConfig for ``seed``: the study's options, then the arm's; unknown keys named."""
-    from mer_core.spotting.loso import SpotConfig  # lazy: loads scipy (about 1 s)
+    from mer_core.spotting.loso import SpotConfig  # lazy: loads scikit-learn and scipy (about 1 s)
 
     valid = sorted(f.name for f in dataclasses.fields(SpotConfig) if f.name not in _SPOT_FIXED)
     for where, options, refused in (("the study's [options]", spec.options, _SPOT_FIXED),
@@ -328,7 +328,7 @@ def plan_check(config: Any) -> Any:
     """The deep check of an arm: index the dataset and resolve the model input (the job plan); for a spotting
     arm, index the long-video dataset and split it into LOSO folds (what its job does first)."""
     if not isinstance(config, ExperimentConfig):
-        from mer_core.spotting.loso import load_dataset, spot_folds  # lazy: loads scipy (about 1 s)
+        from mer_core.spotting.loso import load_dataset, spot_folds  # lazy: loads scikit-learn and scipy (about 1 s)
 
         return spot_folds(load_dataset(config))
     return job_plan.plan(config)

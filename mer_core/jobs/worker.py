@@ -184,7 +184,7 @@ class JobRunner:
 
     def work(self) -> tuple[str, str, str]:
         """Run the experiment: (status, message, error)."""
-        from mer_core.training.engine import run_experiment  # lazy: loads torch (about 2 s)
+        from mer_core.training.engine import run_experiment  # lazy: loads torch and scikit-learn (about 2 s)
 
         run_id = self.job["run_id"]
         config = ExperimentConfig.from_json(self.job["config_json"])

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from mer_core.errors import MerError
-from mer_core.spotting.loso import SpotConfig
 from mer_core.spotting.source import video_info
 from mer_core.spotting.spotters import MotionCurveSpotter, TypeParams, spot_intervals
 from mer_core.spotting.tables import TYPES
@@ -54,6 +53,8 @@ def run_params(run_id: str, store: RunStore | None = None) -> dict[str, TypePara
 
 def run_stabilise(run_id: str, store: RunStore | None = None) -> bool:
     """Whether a stored spotting run took the head motion out (runs stored before the option did not)."""
+    from mer_core.spotting.loso import SpotConfig  # lazy: loads scikit-learn and scipy (about 1 s)
+
     own = store is None
     store = store or RunStore()
     try:

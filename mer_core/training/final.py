@@ -151,7 +151,8 @@ def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress
     from mer_core.models.registry import create_model  # lazy: loads torch (about 2 s)
     # lazy: loads torch (about 2 s)
     from mer_core.training.checkpoints import FINAL_FOLD, content_hash, save_fold_checkpoint
-    from mer_core.training.executors import _maybe_pretrained, _plain, fold_seed  # lazy: loads torch (about 2 s)
+    # lazy: loads torch and scikit-learn (about 2 s)
+    from mer_core.training.executors import _maybe_pretrained, _plain, fold_seed
     from mer_core.training.trainer import fit, resolve_device  # lazy: loads torch (about 2 s)
 
     cfg = exp.config
