@@ -46,10 +46,8 @@ def inputs_cached(store: RunStore, run: dict[str, Any], config: ExperimentConfig
     """Whether a run created before ``run`` prepared the same inputs (so this one read them from the cache)."""
     if not run.get("dataset_fingerprint"):
         return False
-    rows = store.conn.execute("SELECT config_json FROM runs WHERE created < ? AND dataset_fingerprint = ? AND id != ?",
-                              (run["created"], run["dataset_fingerprint"], run["id"])).fetchall()
-    for (config_json,) in rows:
-        other = ExperimentConfig.from_json(config_json)
+    for plain in store.earlier_configs(run):
+        other = ExperimentConfig.from_dict(plain)
         if (other.model, other.preset, other.preprocess) == (config.model, config.preset, config.preprocess):
             return True
     return False

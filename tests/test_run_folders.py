@@ -116,3 +116,19 @@ def test_nothing_in_the_library_or_dashboard_reads_pickles():
     bad = [hit for top in ("mer_core", "dashboard") for p in sorted((ROOT / top).rglob("*.py"))
            for hit in _pickle_calls(p)]
     assert not bad, "pickle in what MER Bench reads back:\n" + "\n".join(bad)
+
+
+def test_earlier_configs_are_the_older_runs_on_the_same_data(isolated_cache):
+    with RunStore() as store:
+        def make(model: str, fingerprint: str) -> str:
+            cfg = ExperimentConfig.from_dict({"model": model})
+            return store.create_run(cfg, classes=("a", "b"), n_folds=2, n_samples=4, dataset_fingerprint=fingerprint)
+
+        first = make("baseline", "f1")
+        make("linear", "f2")
+        second = make("ststnet", "f1")
+        third = make("mfdan", "f1")
+        models = [c["model"] for c in store.earlier_configs(store.get_run(third))]
+        assert models == ["baseline", "ststnet"]  # same data, created before, oldest first; not itself, not f2
+        assert store.earlier_configs(store.get_run(first)) == []
+        assert [c["model"] for c in store.earlier_configs(store.get_run(second))] == ["baseline"]

@@ -361,6 +361,12 @@ class RunStore(StudyStoreMixin, RunAdminStoreMixin, JobStoreMixin, LivenessStore
         run["tags"] = json.loads(run.pop("tags_json", None) or "[]")
         return run
 
+    def earlier_configs(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        """The configs of the runs created before ``run`` on the same data (its dataset fingerprint), oldest first."""
+        rows = self.conn.execute("SELECT config_json FROM runs WHERE created < ? AND dataset_fingerprint = ? AND id != ?"
+                                 " ORDER BY created", (run["created"], run["dataset_fingerprint"], run["id"])).fetchall()
+        return [json.loads(r["config_json"]) for r in rows]
+
     def has_run(self, run_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
 
