@@ -24,7 +24,8 @@ from mer_core.errors import MerError
 from mer_core.evaluation.leaderboard import part_table
 from mer_core.evaluation.metrics import per_group
 from mer_core.evaluation.statistics import bootstrap_intervals, per_subject_confusions
-from mer_core.store.db import RunStore, run_folder
+from mer_core.store.db import RunStore
+from mer_core.store.folders import EXPORT_DIR, run_folder
 
 FORMATS = ("csv", "json")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula (OWASP)
@@ -141,7 +142,7 @@ def export_run(run_id: str, fmt: str = "csv", out_dir: str | Path | None = None,
     finally:
         if own:
             store.close()
-    out = Path(out_dir) if out_dir is not None else run_folder(run_id) / "export"
+    out = Path(out_dir) if out_dir is not None else run_folder(run_id) / EXPORT_DIR
     if out.exists() and not out.is_dir():
         raise MerError(f"--out {out}: is an existing file; give a folder (it is created if missing)")
     try:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
 from mer_core.errors import MerError
 from mer_core.explain.attention import model_attention
@@ -40,7 +41,7 @@ from mer_core.explain.faithfulness import infidelity_score, perturbation_curves,
 from mer_core.explain.localisation import score_map
 from mer_core.explain.runs import ATTENTION, EXPLAIN_VERSION, FAST_OPTIONS, RunExplainer, _digest
 from mer_core.explain.sanity import randomisation_check, rank_correlation
-from mer_core.store.folders import run_folder
+from mer_core.store.folders import EXPLAIN_DIR, run_folder
 
 _clock = time.perf_counter  # every duration of the report and its estimates (tests swap in a fake clock)
 
@@ -150,7 +151,7 @@ def report_ids(ex: RunExplainer, max_samples: int) -> list[str]:
 def report_path(ex: RunExplainer, cfg: ReportConfig, ids: Sequence[str]) -> Path:
     ckpts = sorted(str(c) for c in ex.folds["checkpoint"])
     key = _digest([REPORT_VERSION, EXPLAIN_VERSION, cfg.as_dict(), list(ids), ckpts, FAST_OPTIONS])
-    return ex.folder / "explain" / f"report-{key}.json"
+    return ex.folder / EXPLAIN_DIR / f"report-{key}.json"
 
 
 def _method_map(ex: RunExplainer, c: _Clip, method: str, cache: bool = True) -> np.ndarray:
@@ -189,8 +190,6 @@ def clip_rows(ex: RunExplainer, sid: str, cfg: ReportConfig, *, with_attention: 
         s = _clock()
         c.maps[m] = np.asarray(_method_map(ex, c, m, cache), dtype=np.float64)
         t[m] = t.get(m, 0.0) + _clock() - s
-    import torch  # lazy: a circle: the target imports this module
-
     baseline = make_baseline(torch.as_tensor(x)[None], c.channels)[0].numpy()
     masks = ex.masks(sid) if ex.has_masks() and ex._masks_align(sid) else None
     chance = random_curves(model, x, c.target, baseline=baseline, steps=cfg.steps, seed=cfg.seed)  # once per clip
@@ -455,7 +454,7 @@ def _finite(value: Any) -> Any:
 
 def cached_reports(run_id: str) -> list[dict[str, Any]]:
     """Every cached report of a run, newest first (for the Compare page)."""
-    folder = run_folder(run_id, create=False) / "explain"
+    folder = run_folder(run_id, create=False) / EXPLAIN_DIR
     out = []
     for p in folder.glob("report-*.json"):
         try:

@@ -33,6 +33,8 @@ TABLE_FILE = "table.json"  # the sample table (write_table / read_table)
 PRETRAIN_FILE = "pretrain.json"  # the pre-training record (mer_core.store.pretrain_record)
 FINAL_CHECKPOINT = "final.pt"  # the final model trained on every subject (mer_core.training.final)
 FINAL_RECORD = "final.json"  # its record
+EXPLAIN_DIR = "explain"  # cached attributions, localisation scores and explanation reports
+EXPORT_DIR = "export"  # `mer export`'s default output folder
 TABLE_FORMAT = 1
 _TUPLE_COLUMNS = ("frames",)
 
