@@ -185,24 +185,6 @@ def test_dropkey_rate_both_halves_of_a_draw_and_seeding():
     assert not torch.equal(dropkey_additive(logits, 0.3), a)
 
 
-def test_dropkey_masks_differ_between_models_stacked_under_vmap():
-    from torch.func import functional_call, stack_module_state, vmap
-
-    torch.manual_seed(0)
-    mods = [CosineWindowAttention(8, 2, 4, dropkey=0.5).train() for _ in range(2)]
-    with torch.no_grad():
-        for name, p in mods[1].named_parameters():
-            p.copy_(dict(mods[0].named_parameters())[name])
-    params, buffers = stack_module_state(mods)
-    tok = torch.randn(4, 16, 8)
-
-    def call(p, b, x):
-        return functional_call(mods[0], (p, b), (x, x, None))
-
-    out = vmap(call, randomness="different")(params, buffers, torch.stack([tok, tok]))
-    assert not torch.allclose(out[0], out[1])  # same weights, same input: only the masks differ
-
-
 def test_unit_norm_equals_normalize_in_value_and_gradient():
     x = torch.randn(6, 5, 3, 16, dtype=torch.float64, requires_grad=True)
     torch.testing.assert_close(unit_norm(x), F.normalize(x, dim=-1))

@@ -93,8 +93,6 @@ class _UnitNorm(torch.autograd.Function):
     elementwise kernels (``g - y * <g, y>``, times ``1 / norm``).
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(x: torch.Tensor, eps: float) -> torch.Tensor:
         sq = (x * x).sum(-1, keepdim=True)
@@ -205,9 +203,6 @@ def dropkey_additive(logits: torch.Tensor, rate: float) -> torch.Tensor:
     keeping its low 15 bits: torch's ``random_`` leaves an int32's sign bit 0),
     so the rate is ``round(rate * 2**15) / 2**15`` (0.3 -> 0.29999); on CPU this
     costs under half of ``rand_like(logits) < rate`` (docs/benchmarks.md, "MFDAN's training step").
-    Under ``torch.func.vmap`` (the batched executor) the mask comes from
-    ``rand_like``, which vmap draws independently per stacked model (an in-place
-    draw on a fresh tensor would give every model the same mask).
 
     The offset is finite on purpose. Cosine logits are bounded by the clamped
     temperature (|logit| <= 100) plus the small relative bias, so a dropped key
@@ -218,8 +213,6 @@ def dropkey_additive(logits: torch.Tensor, rate: float) -> torch.Tensor:
     is left undropped (up to float rounding of the offset, ~1e-3 of a logit)
     instead of becoming NaN. Regions blocked by the shift mask stay at -inf.
     """
-    if torch._C._functorch.is_functorch_wrapped_tensor(logits):
-        return (torch.rand_like(logits, dtype=torch.float32) < rate).to(logits.dtype) * DROPKEY_OFFSET
     n = logits.numel()
     draws = torch.empty((n + 1) // 2, dtype=torch.int32, device=logits.device).random_().bitwise_and_(0x7FFF7FFF)
     bits = draws.view(torch.int16)[:n].view(logits.shape)
