@@ -6,8 +6,7 @@ drop a label that crowds its neighbours nor clip the last one at the edge.
 
 Grey frames travel to the browser as 8-bit PNG images (:func:`png_uri`), not
 as Plotly heat maps of floats: a 33-frame player is about 0.5 MB instead of
-6 MB of JSON, which is most of what a showcase page used to wait for. Maps
-that need a colour bar (differences, strain) stay heat maps.
+6 MB of JSON. Maps that need a colour bar (differences, strain) stay heat maps.
 """
 from __future__ import annotations
 

@@ -290,7 +290,7 @@ def _explainer(path: str, run_id: str) -> Any:
     from mer_core.explain.runs import RunExplainer  # lazy: loads torch (about 2 s)
 
     # one thread for explanations in the dashboard process: the cores belong to training workers, and on a
-    # busy machine two OpenMP threads are several times slower than one (bench_out/explain.json)
+    # busy machine two OpenMP threads can be several times slower than one (benchmarks/bench_explain.py times both)
     torch.set_num_threads(1)
 
     with RunStore(path) as store:

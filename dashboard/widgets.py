@@ -208,7 +208,7 @@ class Link(NamedTuple):
 
 def go(url_path: str, query_params: dict[str, str] | None = None) -> NoReturn:
     """Open the dashboard page ``url_path`` in this tab with ``query_params`` in its address."""
-    from dashboard.nav import page  # lazy: loads torch (about 2 s)
+    from dashboard.nav import page  # lazy: a circle (nav imports every page, pages import this module)
 
     st.switch_page(page(url_path), query_params=query_params or {})
 
@@ -216,7 +216,7 @@ def go(url_path: str, query_params: dict[str, str] | None = None) -> NoReturn:
 def page_link(url_path: str, label: str, *, query_params: dict[str, str] | None = None, icon: str | None = None,
               help: str | None = None, where=st) -> None:
     """A link to the dashboard page ``url_path`` (with ``query_params``) that opens in this tab."""
-    from dashboard.nav import page  # lazy: loads torch (about 2 s)
+    from dashboard.nav import page  # lazy: a circle (nav imports every page, pages import this module)
 
     where.page_link(page(url_path), label=label, icon=icon, help=help, query_params=query_params)
 

@@ -1,4 +1,4 @@
-"""Benchmarks: the figures of ``mer bench`` (benchmarks/results/<machine kind>.json) as tables.
+"""Benchmarks: the figures of ``mer bench`` (mer_core/benchmarking/data/<machine kind>.json) as tables.
 
 The same file feeds the job time estimate and the LOSO table in
 docs/benchmarks.md, so what this page shows is what the New experiment form assumes.
@@ -147,6 +147,7 @@ def render() -> None:
     names = list(data["files"])
     default = names.index(data["match"]) if data["match"] in names else 0
     name = st.selectbox("results file", names, index=default,
-                        help="benchmarks/results/*.json; the one matching this machine is selected")
+                        help="the reports `mer bench` wrote (mer_core/benchmarking/data, or $MER_BENCH_RESULTS); "
+                        "the one matching this machine is selected")
     _machine(data["files"][name], name, data["label"])
     _sections(data["files"][name])

@@ -53,7 +53,7 @@ def render() -> None:
     best = runs.loc[runs["status"] == "done", "uf1"].max() if len(runs) else None
     c4.metric("best pooled UF1", "–" if best is None or best != best else f"{best:.3f}", help=glossary.tip("UF1"))
     st.subheader("Where to go")
-    from dashboard.nav import PAGES  # lazy: loads torch (about 2 s)
+    from dashboard.nav import PAGES  # lazy: a circle (nav imports this page)
 
     cols = st.columns(2)
     shown = [(mod, title, url, icon) for mod, title, url, icon, _section in PAGES if url != "overview"]

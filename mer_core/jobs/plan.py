@@ -3,7 +3,7 @@
 :func:`plan` indexes the dataset and resolves the model config so that the
 errors a worker would hit in its first second surface in the form instead;
 :func:`estimate_parts` turns the measured figures of ``mer bench``
-(``benchmarks/results/<machine kind>.json``) into a time estimate:
+(``mer_core/benchmarking/data/<machine kind>.json``) into a time estimate:
 preprocessing (cold or cached, the cache is checked), pre-training, training
 and, with ``final_model = true``, the final model (:func:`final_model_seconds`).
 A fold that trains several models (nested epoch choice, seeds per fold) counts
@@ -23,7 +23,7 @@ from mer_core.benchmarking.bench_report import LOSO_TIMING_KEYS, find_results
 from mer_core.preprocess.cache_prune import count_cached
 
 
-# Labelled fallback, used only when no benchmarks/results/*.json report matches
+# Labelled fallback, used only when no shipped benchmark report (benchmarking/data/*.json) matches
 # this machine's device family at all (see bench_report.find_results): rough
 # training cost in ms per sample-epoch at the cpu presets on one thread of the
 # shared 2-core build machine under load (upper bounds), and a preprocessing guess.

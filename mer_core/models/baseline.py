@@ -30,7 +30,7 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class BaselineCNN(nn.Module):
-    prefers_channels_last = True  # trainer input layout on a CPU: a training step timed faster so (one-off check)
+    prefers_channels_last = True  # trainer input layout on a CPU: its training step is faster so (docs/benchmarks.md)
 
     def __init__(self, cfg: BaselineConfig) -> None:
         super().__init__()

@@ -212,7 +212,7 @@ def _stem(kind: str, cin: int, cout: int) -> nn.Sequential:
 
 
 class DenseAttentionNet(nn.Module):
-    prefers_channels_last = True  # trainer input layout on a CPU: a training step timed faster so (one-off check)
+    prefers_channels_last = True  # trainer input layout on a CPU: its training step is faster so (docs/benchmarks.md)
 
     def __init__(self, cfg: DenseAttentionConfig) -> None:
         super().__init__()
@@ -359,10 +359,9 @@ _TUNED = "chosen on the realism variant (its tuning draw, seed 10, 5-fold by sub
         # flow images are 28x28, and a 68-fold LOSO must fit in 20 minutes on two cores, which 48 px does not
         # (docs/benchmarks.md, "Figures behind preset choices")
         "cpu_flow_apex": dict(channels=("apex", "flow_u", "flow_v", "strain"), input_size=32, **_SMALL),
-        # motion first, chosen on a tuning draw of the realism variant (benchmarks/results/realism_tuning.md):
-        # the flow triplet at its native 28 px (the apex image added nothing there: UF1 0.693 with it, 0.704
-        # without), a positional head (global pooling lost *where* the motion is: 0.663 -> 0.704) and 30 epochs
-        # (0.724; EMA weights at 20 epochs: 0.707); its training adds the paper's macro-to-micro transfer
+        # motion first, chosen on a tuning draw of the realism variant (figures: benchmarks/results/realism_tuning.md):
+        # the flow triplet at its native 28 px (the apex image added nothing there), a positional head (global
+        # pooling loses *where* the motion is) and 30 epochs; its training adds the paper's macro-to-micro transfer
         "cpu_motion": dict(channels=("flow_u", "flow_v", "strain"), input_size=28, head_grid=4, **_SMALL),
         # apex face images only: no motion input, so only appearance (expect much lower scores)
         "cpu_apex": dict(
@@ -394,7 +393,7 @@ _TUNED = "chosen on the realism variant (its tuning draw, seed 10, 5-fold by sub
     description="DenseAttention (Gan et al. 2024): dense blocks + channel/spatial attention on the EVM-magnified "
     "apex, macro-to-micro transfer learning.",
     train_defaults={
-        # small batches: ~160 clips give 10 steps per epoch at 16 (measured: 4-fold UF1 0.64 vs 0.57 at 32, lr 1e-3)
+        # small batches: ~160 clips give 10 steps per epoch at 16 (the measurement is in the provenance below)
         "cpu": dict(epochs=15, lr=2e-3, batch_size=16, optimizer="adamw", loss="ce"),
         "cpu_flow_apex": dict(epochs=20, lr=1e-3, batch_size=16, optimizer="adamw", weight_decay=5e-4, loss="ce",
                               scheduler="cosine", class_balance="weights", augment=True),

@@ -403,8 +403,8 @@ _CPU_SMALL_NOTES = {"*": "chosen here (regularised for ~440 clips; never tuned o
                                   "17 minutes on two cores, measured; never tuned on a score)",
                     "optimizer": "paper", "loss": "paper", "channels": "chosen here (flow + raw apex, the public form)"}
 # cpu_motion: cpu_flow_apex with a positional head and the appearance as a secondary stream, chosen on a tuning
-# draw of the realism variant (dataset seed 10, 5-fold by subject; never an evaluation subject):
-# benchmarks/results/realism_tuning.md (UF1 0.574 -> 0.738 with head_grid 4, 0.742 adding image_dropout 0.5)
+# draw of the realism variant (dataset seed 10, 5-fold by subject; never an evaluation subject); the figures are in
+# benchmarks/results/realism_tuning.md
 _TUNED = "chosen on the realism variant (its tuning draw, seed 10, 5-fold by subject: benchmarks/results/realism_tuning.md)"
 _MOTION = dict(_CPU_SMALL, head_grid=4, image_dropout=0.5)
 _MOTION_NOTES = {**_CPU_SMALL_NOTES, "head_grid": _TUNED, "image_dropout": _TUNED}
