@@ -83,7 +83,7 @@ def pick_run(empty_hint: str = "", *, only: Sequence[str] | None = None, where: 
     ids = runs["id"].tolist() if only is None else [r for r in only if r in set(runs["id"])]
     if not ids:
         st.info(("No runs stored yet" if runs.empty else f"No run in {where}") +
-                ". Start one with `mer loso --dataset synthetic --model baseline`" +
+                ". Start one with `mer run --dataset synthetic --model baseline`" +
                 (f", {empty_hint}" if empty_hint else "."))
         return None
     labels = {r["id"]: run_label(r) for r in runs.to_dict("records")}
@@ -94,7 +94,7 @@ def pick_runs(label: str, *, key: str) -> list[str]:
     """Several runs bound to ``?runs=ID1,ID2``; a run listed twice is taken once, unknown ones are named."""
     runs = reads.runs_table()
     if runs.empty:
-        st.info("No runs stored yet. Start one with `mer loso --dataset synthetic --model baseline`.")
+        st.info("No runs stored yet. Start one with `mer run --dataset synthetic --model baseline`.")
         return []
     ids = runs["id"].tolist()
     asked = str(st.query_params.get(reads.QP_RUNS, ""))

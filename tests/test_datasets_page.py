@@ -87,7 +87,7 @@ def test_the_generate_tab_writes_a_variant_that_its_printed_command_indexes(isol
     manifest = Path(written.removeprefix("written: "))
     assert manifest.is_file() and manifest.is_relative_to(isolated_cache)
     [command] = [c.value for c in at.code]
-    assert command.startswith("mer loso --dataset synthetic ")
+    assert command.startswith("mer run --dataset synthetic ")
     options = {}
     for pair in command.split("--dataset-option ")[1:]:
         key, value = pair.strip().split("=")

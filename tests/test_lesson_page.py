@@ -40,7 +40,7 @@ def test_lesson_draws_every_step_on_the_showcase_clip(synthetic_set, monkeypatch
     assert len(named) == 1 and len(next(iter(named))) == 3, named
     assert sum("Frames are numbered as in the clip's file, from 0" in c.value for c in at.caption) == 1
     # no run stored: the last step says how to get one
-    assert any("mer loso --dataset synthetic" in i.value for i in at.info)
+    assert any("mer run --dataset synthetic" in i.value for i in at.info)
 
 
 def _marks(chart) -> tuple[str, ...]:
@@ -95,7 +95,7 @@ def test_the_last_step_shows_where_a_stored_loso_run_looked(synthetic_set):
                                              overrides={**over, "keep_checkpoints": False}))
     at = page_app("lesson")
     assert not at.exception, at.exception
-    assert not any("mer loso --dataset synthetic" in i.value for i in at.info)
+    assert not any("mer run --dataset synthetic" in i.value for i in at.info)
     [image] = [i for i in at.get("image") if "saliency of run" in str(i.proto)]
     assert f"saliency of run {explained}" in str(image.proto) and bare not in str(image.proto)
     from mer_core.datasets.synthetic import showcase_clips

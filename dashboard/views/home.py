@@ -61,7 +61,7 @@ def render() -> None:
         with cols[i % 2]:
             widgets.page_link(url, title, icon=icon)
             st.caption(guide_line(mod, url))
-    st.caption("Command line: `mer loso --dataset synthetic --model baseline`, `mer runs`, `mer --help`.")
+    st.caption("Command line: `mer run --dataset synthetic --model baseline`, `mer runs`, `mer --help`.")
 
 
 def _showcase() -> None:

@@ -173,7 +173,7 @@ def _looked_step(sample_id: str, n_clips: int) -> None:
     if not candidates:
         st.info("No finished LOSO run on the synthetic set is stored yet, so no model can show where it looked. "
                 "Train one on the New experiment page (dataset synthetic, model baseline) or run "
-                "`mer loso --dataset synthetic --model baseline`, then come back.")
+                "`mer run --dataset synthetic --model baseline`, then come back.")
         _step(STEPS[7], "A trained model can show which pixels of its input decided its answer. Once a run "
               "exists, this step draws that map over the face with the true motion outlined.")
         return

@@ -65,7 +65,7 @@ def render() -> None:
     runs = reads.runs_table()
     if runs.empty:
         st.info("No runs stored yet. Start one from the command line: "
-                "`mer loso --dataset synthetic --model baseline`.")
+                "`mer run --dataset synthetic --model baseline`.")
         return
     view = filter_runs(runs)
     table = pd.DataFrame({

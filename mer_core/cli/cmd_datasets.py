@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     ck.add_argument("--root", help="dataset root (default: the configured one)")
     ck.add_argument("--class-set", dest="class_set", help="class set (default: the dataset's)")
     ck.add_argument("-o", "--option", "--dataset-option", dest="option", action="append", default=[],
-                    metavar="KEY=VALUE", help="indexer option, as for mer loso: e.g. manifest=PATH (a manifest CSV or "
+                    metavar="KEY=VALUE", help="indexer option, as for mer run: e.g. manifest=PATH (a manifest CSV or "
                     "a folder holding one), flow_encoding=minmax, modality=VIS or casme2_root=/data/casme2")
     ck.add_argument("--limit", type=int, default=30, help="lines per problem list (default 30)")
     ck.add_argument("--json", action="store_true", help="print the report as JSON")

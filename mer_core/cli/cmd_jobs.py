@@ -2,7 +2,7 @@
 
 The same queue the dashboard uses (the ``jobs`` table of the run store), so a
 job submitted from a terminal shows up live on the Jobs page and vice versa.
-``mer submit`` takes the same experiment options as ``mer loso``/``mer run``.
+``mer submit`` takes the same experiment options as ``mer run``.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _fmt_eta(seconds: float | None) -> str:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     if args.resume:
-        raise MerError("mer submit: --resume is for `mer loso`; resume a job with `mer resume JOB_ID`")
+        raise MerError("mer submit: --resume is for `mer run`; resume a job with `mer resume JOB_ID`")
     config = config_from_args(args)
     with RunStore() as store:
         job_id = jobs.submit(config, store=store, name=args.name, priority=args.priority, start=not args.no_start)

@@ -8,7 +8,7 @@
 Channels, size and preprocessing options are the ones a run of the model
 (``--model``, default the baseline) at the preset (``--preset``, default
 ``auto``: the CPU preset the dataset's inputs can feed) would use: they are
-resolved by :mod:`mer_core.training.experiment`, as for ``mer loso``, so the
+resolved by :mod:`mer_core.training.experiment`, as for ``mer run``, so the
 cache built here is the one the run reads. ``--channels`` / ``--size`` /
 ``--flow`` ... override them. Training builds
 whatever is missing anyway; this command only does it up front, in parallel,
@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dataset-option", "-o", action="append", default=[], metavar="KEY=VALUE", help="indexer option")
     p.add_argument("--model", help="take channels and size from this model's config (default: baseline)")
     p.add_argument("--preset", default="auto", help="model preset: auto (default: the CPU preset that fits the "
-                   "dataset's inputs, as for mer loso) or a name from `mer models`")
+                   "dataset's inputs, as for mer run) or a name from `mer models`")
     p.add_argument("--channels", help="comma-separated channels, e.g. flow_u,flow_v,strain (overrides the model's)")
     p.add_argument("--size", type=int, help="input size in pixels (overrides the model's)")
     p.add_argument("--flow", choices=("dis", "tvl1", "farneback"), help="optical flow method (default: the preset's, dis)")

@@ -189,7 +189,7 @@ def cmd_realism(args: argparse.Namespace) -> int:
     options = ("" if args.seed in (None, 0) else f" --dataset-option seed={args.seed}") + (
         "" if args.subjects is None else f" --dataset-option subjects={args.subjects}")
     print(f"realism variant {REALISM_VERSION} ready in {summary['seconds']:.1f} s; train on it with "
-          f"`mer loso --dataset synthetic-realism{options} --model linear` (add --dataset-option form=frames "
+          f"`mer run --dataset synthetic-realism{options} --model linear` (add --dataset-option form=frames "
           "for the frames form)")
     return 0
 

@@ -221,7 +221,7 @@ def resume(store: RunStore, job_id: str, *, start: bool = True) -> str:
     job = get_job(store, job_id)
     check_executor(str(job["config"].get("executor", "")))
     if store.has_run(job["run_id"]):
-        store.check_run_free(job["run_id"])  # a `mer loso --resume` of its run still training elsewhere
+        store.check_run_free(job["run_id"])  # a `mer run --resume` of its run still training elsewhere
     store.requeue_job(job["id"])
     if start:
         kick(store)

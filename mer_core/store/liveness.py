@@ -144,7 +144,7 @@ class LivenessStoreMixin:
                 continue
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(beat))
             reason = (f"the process running it died (pid {r['pid']}, last heartbeat {when}); "
-                      "resume it (mer loso --resume ID) to continue from the stored folds")
+                      "resume it (mer run --resume ID) to continue from the stored folds")
             with self.tx() as c:  # type: ignore[attr-defined]
                 n = c.execute("UPDATE runs SET status='failed', error=? WHERE id=? AND status='running' "
                               "AND COALESCE(heartbeat, created)=?", (reason, r["id"], beat)).rowcount

@@ -1,6 +1,6 @@
 """The one place that resolves an experiment: (dataset, model, preset, user choices) -> ExperimentConfig.
 
-Every door goes through here: ``mer loso`` / ``train`` / ``run``, ``mer
+Every door goes through here: ``mer run`` (and its aliases ``loso``, ``train``), ``mer
 preprocess``, ``mer pretrain``, ``mer jobs submit``, ``mer study``, the New
 experiment and New study forms, ``make demo``, the benchmarks and the job
 queue call :func:`resolve_experiment` (or :func:`complete_config` for a
