@@ -216,7 +216,7 @@ def step_seconds(model: Any, batch: int, min_seconds: float, *, train: bool = Tr
 
         return time_calls(forward, min_seconds)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4) if optimizer else None
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True) if optimizer else None  # as the trainer's
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step() -> None:
