@@ -89,8 +89,10 @@ def test_the_cancel_flag_stops_the_run_and_keeps_finished_folds(manifest, execut
             with RunStore() as store:
                 store.request_cancel("cancel-me")
 
+    # process: the pool hands the third fold to the first free worker before the parent stores the first fold and
+    # sets the flag, so a fold must outlast that delay plus a poll (CANCEL_POLL_S) by a margin even on a busy machine
     run_experiment(cfg(manifest, executor=executor, workers=1 if executor == "sequential" else 2,
-                       epochs=3 if executor == "sequential" else 60),
+                       epochs=3 if executor == "sequential" else 200),
                    run_id="cancel-me", progress=progress)
     with RunStore() as store:
         run = store.get_run("cancel-me")
@@ -100,7 +102,7 @@ def test_the_cancel_flag_stops_the_run_and_keeps_finished_folds(manifest, execut
         if executor == "sequential":
             assert len(done) == 1
     run_experiment(cfg(manifest, executor=executor, workers=1 if executor == "sequential" else 2,
-                       epochs=3 if executor == "sequential" else 60), run_id="cancel-me")  # resumed: flag cleared
+                       epochs=3 if executor == "sequential" else 200), run_id="cancel-me")  # resumed: flag cleared
     with RunStore() as store:
         assert store.get_run("cancel-me")["status"] == "done" and not store.cancel_requested("cancel-me")
 

@@ -32,14 +32,14 @@ def test_the_manifest_example_has_the_manifest_columns():
 
 def test_the_worked_commands_run(tmp_path, capsys):
     commands = _commands()
-    assert [c[:2] for c in commands] == [["mer", "synth"], ["mer", "datasets"], ["mer", "loso"], ["mer", "loso"]]
+    assert [c[:2] for c in commands] == [["mer", "synth"], ["mer", "datasets"], ["mer", "run"], ["mer", "run"]]
     parser = build_parser()
     out = str(tmp_path / "x")
     for argv in commands:
         parser.parse_args([a.replace("/tmp/x", out) for a in argv[1:]])  # every flag exists
-    synth, check, loso = (cmd[1:] for cmd in commands[:3])
+    synth, check, train = (cmd[1:] for cmd in commands[:3])
     assert main([a.replace("/tmp/x", out) for a in synth] + ["--subjects", "3"]) == 0
     assert main([a.replace("/tmp/x", out) for a in check]) == 0
-    assert main([a.replace("/tmp/x", out) for a in loso] + ["--epochs", "1", "--executor", "sequential"]) == 0
+    assert main([a.replace("/tmp/x", out) for a in train] + ["--epochs", "1", "--executor", "sequential"]) == 0
     printed = capsys.readouterr().out
     assert "part casme2" in printed and "part samm" in printed and "part smic" in printed
