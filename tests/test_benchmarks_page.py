@@ -64,3 +64,17 @@ def test_a_column_without_values_is_left_out_and_said_so(tmp_path, monkeypatch):
     assert "train ms / sample-epoch" not in at.dataframe[0].value.columns
     captions = [c.value for c in at.caption]
     assert "Left out: train ms / sample-epoch; no row of this file has a value for it." in captions, captions
+
+
+def test_rows_of_a_removed_executor_are_said_to_be_history(tmp_path, monkeypatch):
+    old = dict(R, loso=[*R["loso"], {**R["loso"][0], "executor": "batched"}])
+    (tmp_path / "mine.json").write_text(json.dumps(old))
+    monkeypatch.setenv("MER_BENCH_RESULTS", str(tmp_path))
+    at = page_app("benchmarks")
+    assert not at.exception, at.exception
+    assert "batched" in list(at.dataframe[0].value["executor"])
+    captions = [c.value for c in at.caption]
+    assert any("batched (since removed; use process)" in c and "cannot be chosen" in c for c in captions), captions
+    (tmp_path / "mine.json").write_text(json.dumps(R))  # every row from an executor that exists: no such line
+    at = page_app("benchmarks")
+    assert not any("since removed" in c.value for c in at.caption)

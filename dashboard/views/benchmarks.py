@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import reads
+from mer_core.config import REMOVED_EXECUTORS
 from dashboard.widgets import code, plain
 
 
@@ -116,6 +117,11 @@ def _sections(report: dict[str, Any]) -> None:
     st.caption("Median (min–max) of repeated runs. Training cost per sample-epoch is what the job estimate uses.")
     if report["loso"]:
         table(_loso_table(report["loso"]))
+        removed = sorted({r["executor"] for r in report["loso"]} & set(REMOVED_EXECUTORS))
+        if removed:
+            st.caption(plain("Executor " + ", ".join(f"{e} (since removed; use {REMOVED_EXECUTORS[e]})"
+                                                     for e in removed)
+                             + ": its rows are kept as they were measured, for comparison; it cannot be chosen."))
         st.caption("What the same runs took: CPU seconds and peak memory cover the whole process tree, pool "
                    "workers included.")
         table(_loso_resources(report["loso"]))
