@@ -114,8 +114,9 @@ def augment(x: torch.Tensor, channels: tuple[str, ...], gen: torch.Generator) ->
 
 
 def build_optimizer(params: Any, cfg: ExperimentConfig) -> torch.optim.Optimizer:
-    """The config's optimiser. PyTorch's multi-tensor ("foreach") update everywhere: on a CPU it is not the default,
-    yet it computes the same update bit for bit in fewer calls (docs/benchmarks.md, "Optimiser step")."""
+    """The config's optimiser, with PyTorch's multi-tensor ("foreach") update everywhere: on a CPU it is not the
+    default, yet for AdamW it gave every model the same parameters bit for bit in fewer calls (docs/benchmarks.md,
+    "The optimiser step")."""
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     if cfg.optimizer == "adam":
