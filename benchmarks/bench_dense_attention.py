@@ -36,6 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mer_core.benchmarking.bench import step_seconds  # noqa: E402
 from mer_core.models import create_model, model_config, train_defaults  # noqa: E402
+from mer_core.store.db import RunStore  # noqa: E402
+from mer_core.training.engine import run_experiment  # noqa: E402
+from mer_core.training.experiment import resolve_experiment  # noqa: E402
+from mer_core.training.pretrain import pretrain_for_experiment  # noqa: E402
 
 
 def time_preset(preset: str, seconds: float) -> dict[str, Any]:
@@ -68,11 +72,6 @@ def time_preset(preset: str, seconds: float) -> dict[str, Any]:
 def run_ablation(epochs: int, pretrain_epochs: int, seed: int, executor: str, workers: int,
                  lr: float = 2e-3, batch_size: int = 16, log=print) -> list[dict[str, Any]]:
     """Four LOSO runs (pre-training x EVM) through the project's engine."""
-    from mer_core.store.db import RunStore
-    from mer_core.training.engine import run_experiment
-    from mer_core.training.experiment import resolve_experiment
-    from mer_core.training.pretrain import pretrain_for_experiment
-
     default = model_config("dense_attention", "cpu").channels
     no_evm = tuple("apex" if c == "magnified_apex" else c for c in default)
     rows = []

@@ -24,8 +24,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from mer_core.benchmarking.bench_report import machine_kind  # noqa: E402
+from mer_core.config import ExperimentConfig  # noqa: E402
+from mer_core.explain.report import FAST_METHODS, ReportConfig, explanation_report  # noqa: E402
+from mer_core.paths import bench_results_dir  # noqa: E402
+from mer_core.store.folders import INPUTS_FILE, run_folder  # noqa: E402
+from mer_core.training.engine import run_experiment  # noqa: E402
 
 
 def main() -> int:
@@ -39,18 +48,8 @@ def main() -> int:
     ap.add_argument("--out", help="default: explain_report_<machine kind>.json in mer_core.paths.bench_results_dir()")
     args = ap.parse_args()
     if not args.out:
-        from mer_core.benchmarking.bench_report import machine_kind
-        from mer_core.paths import bench_results_dir
-
         args.out = str(bench_results_dir() / f"explain_report_{machine_kind()}.json")
     os.environ["MER_CACHE"] = args.reuse or tempfile.mkdtemp(prefix="mer_bench_report_")
-    import torch
-
-    from mer_core.config import ExperimentConfig
-    from mer_core.explain.report import FAST_METHODS, ReportConfig, explanation_report
-    from mer_core.store.folders import INPUTS_FILE, run_folder
-    from mer_core.training.engine import run_experiment
-
     torch.set_num_threads(args.threads)
     subjects = 5
     per_subject = -(-args.clips // subjects)

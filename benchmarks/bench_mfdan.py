@@ -10,8 +10,7 @@ threads given (default 1, the machine is shared), the median over
 torch.utils.benchmark). The ablations run the full model, no flow-driven
 attention, no DropKey and cross-entropy instead of focal loss under LOSO on
 the default synthetic set with the same seed, through
-``mer_core.training.engine.run_experiment``; they are skipped (and say so in
-the JSON) when the engine is not available.
+``mer_core.training.engine.run_experiment``.
 """
 from __future__ import annotations
 
@@ -31,6 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from mer_core.benchmarking.bench import step_seconds  # noqa: E402
 from mer_core.models import create_model, list_presets, train_defaults  # noqa: E402
+from mer_core.store.db import RunStore  # noqa: E402
+from mer_core.training.engine import run_experiment  # noqa: E402
+from mer_core.training.experiment import resolve_experiment  # noqa: E402
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "full": dict(model_options={}, loss="focal"),
@@ -54,11 +56,6 @@ def time_model(name: str, preset: str, batch: int, seconds: float) -> dict[str, 
 
 
 def run_ablations(epochs: int | None, seed: int, save: Any = None) -> dict[str, Any]:
-    try:
-        from mer_core.training.engine import run_experiment  # type: ignore
-        from mer_core.training.experiment import resolve_experiment
-    except ImportError as exc:
-        return {"skipped": f"training engine not available: {exc}"}
     defaults = train_defaults("mfdan", "cpu")
     out: dict[str, Any] = {}
     for label, change in ABLATIONS.items():
@@ -75,8 +72,6 @@ def run_ablations(epochs: int | None, seed: int, save: Any = None) -> dict[str, 
 
 def _summarise(result: Any) -> dict[str, Any]:
     """Headline metrics of a finished run (``run_experiment`` returns its id)."""
-    from mer_core.store.db import RunStore
-
     store = RunStore()
     try:
         run = store.get_run(str(result))

@@ -31,16 +31,22 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dashboard import writes  # noqa: E402
+from mer_core.config import ExperimentConfig  # noqa: E402
+from mer_core.datasets.synthetic import SynthOptions, plan_dataset  # noqa: E402
+from mer_core.datasets.synthetic.generate import clip_motion, render_clip, subject_face  # noqa: E402
+from mer_core.datasets.synthetic.video_export import write_video  # noqa: E402
+from mer_core.explain.inference import RunPredictor, analyse_clip  # noqa: E402
+from mer_core.models.registry import list_models  # noqa: E402
+from mer_core.training.engine import run_experiment  # noqa: E402
+
 
 def make_clip(path: Path) -> Path:
-    from mer_core.datasets.synthetic import SynthOptions, plan_dataset
-    from mer_core.datasets.synthetic.generate import clip_motion, render_clip, subject_face
-    from mer_core.datasets.synthetic.video_export import write_video
-
     opts = SynthOptions(size=256, frames=90, fps=30.0, subjects=1, clips_per_subject=1, clip_jitter=0)
     plan = plan_dataset(opts)[0]
     face = subject_face(opts, 0)
@@ -51,9 +57,6 @@ def make_clip(path: Path) -> Path:
 
 
 def train(model: str, cache: Path) -> str:
-    from mer_core.config import ExperimentConfig
-    from mer_core.training.engine import run_experiment
-
     os.environ["MER_CACHE"] = str(cache)
     cfg = ExperimentConfig.from_dict(dict(dataset="synthetic", dataset_options=dict(subjects=3, clips_per_subject=2),
                                           model=model, preset="cpu", epochs=1, batch_size=8, executor="sequential"))
@@ -67,14 +70,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench_out" / "predict.json"))
     args = ap.parse_args()
-    import torch
-
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    from dashboard import writes
-    from mer_core.explain.inference import RunPredictor, analyse_clip
-    from mer_core.models.registry import list_models
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)

@@ -32,6 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mer_core.models.registry import list_models  # noqa: E402
+from mer_core.store.db import RunStore  # noqa: E402
+from mer_core.training.engine import run_experiment  # noqa: E402
+from mer_core.training.experiment import resolve_experiment  # noqa: E402
+
 
 def _runs(models: list[str]) -> list[tuple[str, str]]:
     """(model, executor) pairs: every model on the process pool, the baseline (or the first model) sequentially."""
@@ -44,11 +49,6 @@ def _digest(values: list[Any]) -> str:
 
 
 def fingerprint(models: list[str] | None, subjects: int, clips: int, epochs: int, workers: int) -> dict[str, Any]:
-    from mer_core.models.registry import list_models
-    from mer_core.store.db import RunStore
-    from mer_core.training.engine import run_experiment
-    from mer_core.training.experiment import resolve_experiment
-
     models = models or list_models()
     out: dict[str, Any] = {"subjects": subjects, "clips_per_subject": clips, "epochs": epochs, "workers": workers,
                            "runs": {}}

@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mer_core.store.db import RunStore
+
 RESULTS = Path(__file__).resolve().parent / "results"
 # measured on a real MEGC2019 composite that MER Bench does not ship (commit c578abe)
 REAL = {"linear": (0.719, 0.729, None), "ststnet": (0.717, 0.742, 0.773), "dense_attention": (0.605, 0.645, 0.749),
@@ -32,8 +34,6 @@ def mer(*args: str) -> str:
 
 
 def stored_runs() -> list[str]:
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         table = store.list_runs()
     keep = table[(table["dataset"] == "synthetic-realism") & (table["status"] == "done") & (table["protocol"] == "loso")]
@@ -41,8 +41,6 @@ def stored_runs() -> list[str]:
 
 
 def row(run_id: str) -> dict:
-    from mer_core.store.db import RunStore
-
     data = json.loads(mer("show", run_id, "--json"))
     with RunStore() as store:
         info = store.get_run(run_id)

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from mer_core.store.db import RunStore
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 TUNING_SEED = 10
@@ -57,8 +59,6 @@ def shared_args() -> list[str]:
 
 
 def stored(store_path: Path) -> dict[str, dict]:
-    from mer_core.store.db import RunStore
-
     if not store_path.exists():
         return {}
     out: dict[str, dict] = {}
