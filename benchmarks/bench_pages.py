@@ -45,15 +45,29 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlencode
+
+import streamlit as st
+import torch
+from streamlit import logger
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+
+from apptest_helpers import _script  # noqa: E402
+from mer_core.benchmarking.bench_report import spread  # noqa: E402
+from mer_core.datasets.synthetic import ensure_dataset  # noqa: E402
+from mer_core.store.db import RunStore  # noqa: E402
 
 COLD_TARGET_S, IN_APP_TARGET_S, ACTION_TARGET_S = 2.0, 1.0, 1.5
 RUN_A, RUN_B = "bench-composite-a", "bench-composite-b"
@@ -90,9 +104,6 @@ def render(page: str) -> tuple[float, object]:
     Each new AppTest would scan every installed package for Streamlit components before its first run
     (0.3-3 s, a server's one-off start); the registry found by the first one is handed to the others.
     """
-    from apptest_helpers import _script
-    from streamlit.testing.v1 import AppTest
-
     at = AppTest.from_function(_script, default_timeout=300, args=(f"dashboard.views.{_module(page)}",))
     for k, v in PAGES[page].items():
         at.query_params[k] = v
@@ -118,8 +129,6 @@ def payload(at) -> tuple[int, float]:
 
 def clear_caches() -> None:
     """Empty Streamlit's in-memory caches, as a server restart does (files in the cache folder stay)."""
-    import streamlit as st
-
     st.cache_data.clear()
     st.cache_resource.clear()
 
@@ -130,8 +139,6 @@ def _synthetic_into(cache: Path) -> str:
     if (shared / "synthetic" / "manifest.csv").exists():
         (cache / "datasets").symlink_to(shared, target_is_directory=True)
         return f"linked {shared / 'synthetic'}"
-    from mer_core.datasets.synthetic import ensure_dataset
-
     ensure_dataset()
     return "generated"
 
@@ -142,8 +149,6 @@ def _empty_script() -> None:
 
 def pages(repeats: int) -> tuple[dict, dict]:
     """(per page: cold, in-app and first-in-process seconds with the load beside them; the warm-up)."""
-    from mer_core.benchmarking.bench_report import spread
-
     first = {}
     for page in PAGES:  # warm-up: one-off imports and files written once
         seconds, at = render(page)
@@ -221,8 +226,6 @@ _IDLE_JS = """() => {
 
 
 def _url(page: str) -> str:
-    from urllib.parse import urlencode
-
     query = urlencode(PAGES[page])
     return URLS.get(_module(page), _module(page)) + (f"?{query}" if query else "")
 
@@ -284,10 +287,6 @@ def _open(browser, url: str, path: str) -> tuple[object, float]:
 
 
 def _start_server(cache: str) -> tuple[object, str]:
-    import socket
-    import subprocess
-    import urllib.request
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -310,6 +309,7 @@ def _start_server(cache: str) -> tuple[object, str]:
 def browser_section(cache: str, repeats: int) -> dict:
     """Every page opened in chromium: cold (first visit on a fresh server, new session: a full page load)
     and in-app (reached by its sidebar link from another page), then the two showcase widget actions."""
+    # lazy: an optional dependency (playwright, a test extra), needed only by --browser
     from playwright.sync_api import sync_playwright
 
     proc, url = _start_server(cache)
@@ -437,15 +437,11 @@ def main() -> int:
         print(markdown(*(json.loads(Path(f).read_text()) for f in args.markdown)))
         return 0
     os.environ["MER_CACHE"] = tempfile.mkdtemp(prefix="mer-bench-pages-")
-    from streamlit import logger
-
     logger.set_log_level("error")  # no "missing ScriptRunContext" warning per cached call outside a session
-    import torch
-
     torch.set_num_threads(1)
     load_start = load()
     synthetic = _synthetic_into(Path(os.environ["MER_CACHE"]))
-    from streamlit.testing.v1 import AppTest
+    # lazy: imports pytest (a test extra), which --markdown and --help do not need
     from test_results_pages import store_fixture_run
 
     start = AppTest.from_function(_empty_script)
@@ -455,8 +451,6 @@ def main() -> int:
     store_fixture_run(RUN_A, composite=True, accuracy=0.72, seed=1, epochs=20)
     store_fixture_run(RUN_B, composite=True, accuracy=0.62, seed=2, epochs=20, config={"lr": 3e-4})
     store_seconds = time.perf_counter() - t0
-    from mer_core.store.db import RunStore
-
     with RunStore() as store:
         n_predictions = len(store.predictions(RUN_A))
     results, acts = ({}, {}) if args.no_apptest else (pages(args.repeats)[0], actions())

@@ -19,6 +19,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from playwright.sync_api import sync_playwright
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_pages as bp  # noqa: E402  (its browser helpers: the same timing as the page bench)
 
@@ -35,8 +37,6 @@ def main() -> int:
     ap.add_argument("--charts", type=int, nargs="+", default=[0, 1, 7])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    from playwright.sync_api import sync_playwright
-
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "charts.py"
         page.write_text(PAGE)

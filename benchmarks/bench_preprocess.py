@@ -31,7 +31,9 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ import pandas as pd  # noqa: E402
 
 from mer_core.config import PreprocessConfig  # noqa: E402
 from mer_core.benchmarking.proctree import tree_rss_mb  # noqa: E402  (the process tree walk, shared with mer bench)
+from mer_core.datasets import index_dataset  # noqa: E402
 from mer_core.datasets.schema import make_table  # noqa: E402
 from mer_core.preprocess import flow  # noqa: E402
 from mer_core.preprocess.pipeline import prepare_inputs  # noqa: E402
@@ -81,8 +84,6 @@ def fixture_table(folder: Path, clips: int, frames: int = 30, size: int = 128) -
 
 def load_dataset(tmp: Path, quick: bool) -> tuple[pd.DataFrame, str]:
     try:
-        from mer_core.datasets import index_dataset
-
         table = index_dataset("synthetic")
         table = table[table.frames.map(len) >= 2].reset_index(drop=True)
         if len(table):
@@ -163,9 +164,6 @@ def dataset_runs(table: pd.DataFrame, methods: list[str], size: int, workers: in
 
 def memory_child(args: argparse.Namespace) -> None:
     """Run in a fresh process: preprocess the pickled table, print peak RSS as JSON."""
-    import threading
-    import tracemalloc
-
     table = pd.read_pickle(args.memory_child)
     channels = tuple(args.channels.split(","))
 
@@ -207,6 +205,7 @@ def memory_child(args: argparse.Namespace) -> None:
 
 def memory_run(table: pd.DataFrame, n: int, size: int, workers: int, tmp: Path) -> dict[str, Any]:
     try:
+        # lazy: loads torch; the memory child is this script in a fresh process, and torch must stay out of its peak
         from mer_core.models import model_config
 
         channels = tuple(model_config("mfdan", "paper").channels)

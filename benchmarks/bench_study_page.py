@@ -43,9 +43,24 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import scikit_posthocs  # noqa: F401  (the page's imports, here before any timing: a server pays them once)
+import scipy.stats  # noqa: F401
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+
+import dashboard.views.study  # noqa: E402, F401  (likewise)
+from apptest_helpers import _script  # noqa: E402
+from mer_core.benchmarking.bench_report import _cpu_model, cores, machine_kind, spread  # noqa: E402
+from mer_core.config import ExperimentConfig  # noqa: E402
+from mer_core.evaluation.metrics import scores, summarize  # noqa: E402
+from mer_core.jobs.study import Arm, StudySpec  # noqa: E402
+from mer_core.store.db import RunStore  # noqa: E402
 
 CLASSES = ["negative", "positive", "surprise"]
 CLASS_COUNTS = (250, 109, 83)
@@ -58,9 +73,6 @@ STUDY = "bench-4x5"
 
 def composite_layout(truth_seed: int = 17):
     """The 442 samples (sample_id, subject, part, y_true), the same for every run of the study."""
-    import numpy as np
-    import pandas as pd
-
     rows = []
     for part, n_subj, n_clips in PARTS:
         rows += [(f"{part}/s{i % n_subj:02d}/clip{i:03d}", f"{part}:s{i % n_subj:02d}", part, f"clip{i:03d}")
@@ -73,11 +85,6 @@ def composite_layout(truth_seed: int = 17):
 
 def fabricate_run(store, layout, run_id: str, model: str, accuracy: float, seed: int, epochs: int) -> str:
     """One finished LOSO run with seeded random predictions and per-epoch curves, through RunStore."""
-    import numpy as np
-
-    from mer_core.config import ExperimentConfig
-    from mer_core.evaluation.metrics import scores, summarize
-
     rng = np.random.default_rng(1000 + seed * 31 + int(accuracy * 1000))
     subjects = sorted(layout["subject"].unique())
     skill = {s: float(np.clip(accuracy + rng.normal(0, 0.12), 0.05, 0.98)) for s in subjects}  # subject difficulty
@@ -119,9 +126,6 @@ def fabricate_run(store, layout, run_id: str, model: str, accuracy: float, seed:
 
 def build_study(epochs: int) -> int:
     """The 4 x 5 study in the current store; returns the predictions of one run (442)."""
-    from mer_core.jobs.study import Arm, StudySpec
-    from mer_core.store.db import RunStore
-
     spec = StudySpec(name=STUDY, dataset="megc2019", protocol="composite", seeds=SEEDS,
                      arms=tuple(Arm(name=name, model=model, preset="cpu") for name, model, _ in ARMS),
                      description="fabricated by benchmarks/bench_study_page.py")
@@ -141,6 +145,7 @@ def _empty_script() -> None:
     The element matters: Streamlit's first element of a process runs a once-per-process check
     (``delta_generator._maybe_print_use_warning``: inspect.stack(), tenths of a second).
     """
+    # lazy: AppTest.from_function runs this body as a script of its own, so its imports must be inside
     import streamlit as st
 
     st.empty()
@@ -155,8 +160,6 @@ def start_up() -> float:
     Each new AppTest scans the installed packages for Streamlit components (a few tenths of a
     second); a server does that once at start, not per page view, so the page's renders reuse it.
     """
-    from streamlit.testing.v1 import AppTest
-
     t0 = time.perf_counter()
     at = AppTest.from_function(_empty_script)
     at.run()
@@ -165,9 +168,6 @@ def start_up() -> float:
 
 
 def render_seconds() -> tuple[float, str]:
-    from apptest_helpers import _script
-    from streamlit.testing.v1 import AppTest
-
     t0 = time.perf_counter()
     at = AppTest.from_function(_script, default_timeout=60, args=("dashboard.views.study",))
     if _COMPONENTS:
@@ -182,12 +182,6 @@ def render_seconds() -> tuple[float, str]:
 
 
 def measure(repeats: int, profile: str | None) -> dict:
-    import streamlit as st
-
-    import dashboard.views.study  # noqa: F401  (imports paid once per server process, not per render)
-    import scikit_posthocs  # noqa: F401
-    import scipy.stats  # noqa: F401
-
     startup = start_up()
     prof = cProfile.Profile() if profile else None
     if prof:
@@ -206,8 +200,6 @@ def measure(repeats: int, profile: str | None) -> dict:
 
 
 def _spread(values: list[float]) -> dict:
-    from mer_core.benchmarking.bench_report import spread
-
     return spread(values, 3)
 
 
@@ -220,8 +212,6 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["MER_CACHE"] = tempfile.mkdtemp(prefix="mer-bench-study-")
     os.environ.pop("MER_STORE", None)
-    from mer_core.benchmarking.bench_report import _cpu_model, cores, machine_kind
-
     load_before = [round(v, 2) for v in os.getloadavg()]
     t0 = time.perf_counter()
     n_predictions = build_study(args.epochs)
