@@ -6,6 +6,7 @@ import hashlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -42,6 +43,27 @@ def _wait(predicate, timeout: float = 60.0, what: str = "") -> object:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _pause(proc: subprocess.Popen) -> None:
+    """SIGSTOP ``proc`` at a moment it holds no write transaction on the store (a process stopped inside one
+    would lock every other writer out, as a real Ctrl-Z there would): stop, try to take the write lock at
+    once, and if it is held let the process run on a moment and stop it again."""
+    with RunStore() as store:
+        path = store.path
+    for _ in range(400):
+        os.kill(proc.pid, signal.SIGSTOP)
+        probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.02)
+        finally:
+            probe.close()
+    raise AssertionError("the first process held the store's write lock every time it was stopped")
+
+
 def _first_fold_done() -> str | None:
     with RunStore() as store:
         runs = store.list_runs()
@@ -68,7 +90,7 @@ def test_two_processes_on_one_run_never_lose_or_overwrite_a_fold_or_the_status(t
     first = _loso(manifest, tmp_path)
     try:
         run_id = _wait(_first_fold_done, what="the first fold")
-        os.kill(first.pid, signal.SIGSTOP)  # paused (Ctrl-Z) in its second fold
+        _pause(first)  # paused (Ctrl-Z) in its second fold
         with RunStore() as store:
             assert store.get_run(run_id)["status"] == "running"
             done_before = store.completed_folds(run_id)
@@ -156,3 +178,37 @@ def test_the_job_queue_does_not_resume_a_job_whose_run_is_alive_elsewhere(tmp_pa
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_checkpoint_is_replaced_only_while_the_run_is_still_this_process_s(tmp_path):
+    """The ownership check and the rename happen under one write lock: a process whose run was taken over
+    while it trained (or sat paused between a check and the write) replaces no file and leaves no temporary."""
+    from torch import nn
+
+    from fixtures_clips import tiny_config
+    from mer_core.store.db import RunTakenOver
+    from mer_core.training.checkpoints import load_fold_checkpoint, save_fold_checkpoint
+    from mer_core.training.experiment import complete_config
+
+    manifest = make_clip_manifest(tmp_path / "clips", subjects=3, clips_per_subject=3, size=32, frames=5)
+    config = complete_config(tiny_config(manifest, epochs=1))
+    me = (os.getpid(), socket.gethostname())
+    with RunStore() as store:
+        store.create_run(config, classes=("negative", "positive", "surprise"), n_folds=3, n_samples=9, run_id="r")
+        with store.tx() as c:
+            c.execute("UPDATE runs SET pid=?, host=? WHERE id='r'", me)
+    path = tmp_path / "fold_000.pt"
+
+    def save(model: nn.Module, guard) -> Path:
+        return save_fold_checkpoint(path, model, model_name="baseline", model_config={}, config_json="{}",
+                                    config_hash="h", fold=0, test_subjects=["s1"], guard=guard)
+
+    with RunStore(owner=me) as store:
+        save(nn.Linear(2, 2), store.owned("r"))  # still ours: written
+    kept = path.read_bytes()
+    with RunStore() as store, store.tx() as c:  # another process resumes the run
+        c.execute("UPDATE runs SET pid=?, host='elsewhere.example' WHERE id='r'", (me[0] + 1,))
+    with RunStore(owner=me) as store, pytest.raises(RunTakenOver, match="r was taken over"):
+        save(nn.Linear(2, 2), store.owned("r"))
+    assert path.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == ["clips", "fold_000.pt"]
+    assert load_fold_checkpoint(path)["fold"] == 0

@@ -293,6 +293,14 @@ class RunStore(StudyStoreMixin, RunAdminStoreMixin, JobStoreMixin, LivenessStore
                                f"(resumed there); this process (pid {self.owner[0]}) stops and writes nothing more "
                                "to it")
 
+    @contextmanager
+    def owned(self, run_id: str) -> Iterator[None]:
+        """Hold the write lock with :meth:`check_owner` passed: a takeover, which must write the run's row, cannot
+        come between the check and what the caller does inside (such as replacing a file of the run's folder)."""
+        with self.tx() as c:
+            self.check_owner(run_id, c)
+            yield
+
     def _owned(self, c: sqlite3.Connection, run_id: str, changed: int) -> None:
         """After an UPDATE of the run row guarded by :meth:`_owner_sql`: no row changed = taken over."""
         if self.owner is not None and not changed and c.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():

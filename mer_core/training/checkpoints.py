@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,8 +36,10 @@ def content_hash(state_dict: Mapping[str, torch.Tensor]) -> str:
 
 
 def save_fold_checkpoint(path: Path, model: nn.Module, *, model_name: str, model_config: dict[str, Any],
-                         config_json: str, config_hash: str, fold: int, test_subjects: list[str]) -> Path:
-    """Write the checkpoint atomically (temporary file + rename)."""
+                         config_json: str, config_hash: str, fold: int, test_subjects: list[str],
+                         guard: AbstractContextManager | None = None) -> Path:
+    """Write the checkpoint atomically (temporary file + rename); the rename happens inside ``guard`` when
+    given (e.g. :meth:`RunStore.owned`, so that a process whose run was taken over replaces nothing)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     doc = {"format": FORMAT, "state_dict": state, "model": model_name, "model_config": model_config,
            "config": config_json, "config_hash": config_hash, "fold": int(fold),
@@ -46,7 +49,8 @@ def save_fold_checkpoint(path: Path, model: nn.Module, *, model_name: str, model
     os.close(fd)
     try:
         torch.save(doc, tmp)
-        os.replace(tmp, path)
+        with guard if guard is not None else nullcontext():
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

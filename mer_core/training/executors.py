@@ -28,9 +28,10 @@ import queue as queue_mod
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -160,20 +161,25 @@ def fold_outcome(task: FoldTask, cfg: ExperimentConfig, y: np.ndarray, model: An
     )
     checkpoint = ""
     if cfg.keep_checkpoints:
-        _check_owner(task)  # a process whose run was taken over must not replace the new owner's checkpoint
         path = Path(task.folder) / fold_checkpoint_name(fold.index)
+        # a process whose run was taken over must not replace the new owner's checkpoint, even one paused
+        # between a check and the write: the rename happens under the store's write lock, ownership checked
         save_fold_checkpoint(path, model, model_name=cfg.model, model_config=_plain(task.model_cfg),
                              config_json=task.config_json, config_hash=cfg.stable_hash(), fold=fold.index,
-                             test_subjects=list(fold.test_subjects))
+                             test_subjects=list(fold.test_subjects), guard=_while_owner(task))
         checkpoint = str(path) if task.store_path else path.name
     return FoldOutcome(fold.index, pred, result.history, result.selected_epoch, result.oracle_epoch,
                        result.seconds, checkpoint, epochs_stored=epochs_stored)
 
 
-def _check_owner(task: FoldTask) -> None:
-    if task.store_path and task.owner:
-        with RunStore(task.store_path, owner=task.owner) as store:
-            store.check_owner(task.run_id)
+@contextmanager
+def _while_owner(task: FoldTask) -> Iterator[None]:
+    """:meth:`RunStore.owned` for the task's run (nothing to hold when the fold runs without a store)."""
+    if not (task.store_path and task.owner):
+        yield
+        return
+    with RunStore(task.store_path, owner=task.owner) as store, store.owned(task.run_id):
+        yield
 
 
 def _plain(cfg: Any) -> dict[str, Any]:

@@ -182,7 +182,8 @@ def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress
                  epochs=epochs)
     path = save_fold_checkpoint(folder / FINAL_CHECKPOINT, model, model_name=cfg.model,
                                 model_config=_plain(exp.model_cfg), config_json=cfg.to_json(),
-                                config_hash=cfg.stable_hash(), fold=FINAL_FOLD, test_subjects=[])
+                                config_hash=cfg.stable_hash(), fold=FINAL_FOLD, test_subjects=[],
+                                guard=store.owned(run_id))
     record = {
         "evaluated": False, "epochs": epochs, "epochs_rule": rule, "n_samples": int(len(exp.y)),
         "subjects": subjects, "n_subjects": len(subjects), "classes": list(exp.classes), "seed": seed,
@@ -195,7 +196,8 @@ def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress
         "note": "trained on every subject after the LOSO; never evaluated (no subject was held out of it)"
                 + ("" if cfg.keep_checkpoints else f"; {KEPT_ANYWAY}"),
     }
-    atomic_write_text(folder / FINAL_RECORD, json.dumps(record, indent=2) + "\n")
+    with store.owned(run_id):  # as the checkpoint: never beside a new owner's model
+        atomic_write_text(folder / FINAL_RECORD, json.dumps(record, indent=2) + "\n")
     return record
 
 
