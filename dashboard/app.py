@@ -12,6 +12,7 @@ import threading
 import streamlit as st
 
 from dashboard import access, server, widgets, writes
+from dashboard.nav import pages
 
 
 @st.cache_resource(show_spinner=False)
@@ -23,8 +24,6 @@ def _warm_imports() -> threading.Thread:
 
 
 def main() -> None:
-    from dashboard.nav import pages  # lazy: loads torch (about 2 s)
-
     st.set_page_config(page_title="MER Bench", page_icon="🙂", layout="wide")
     _warm_imports()
     if access.gate():  # a token when bound beyond localhost (mer dashboard --host ...)

@@ -1,40 +1,54 @@
-"""The dashboard's pages, in sidebar order, built once per script run.
+"""The dashboard's pages, in sidebar order, and the links between them.
 
-Each page module has one ``render()``. Pages link to each other through
-:func:`page` (by url path) so a link carries its query parameters.
+Each page is a view module, ``dashboard/views/<view>.py``, with one ``render()``. The table below names
+it by module, as Streamlit's file-based pages name a file, and the module is imported when its page
+first runs. So this module imports no view, and every view can link to any other page through
+:func:`page` (by url path), a link carrying its query parameters.
 """
 from __future__ import annotations
 
+import importlib
+from typing import Callable, NamedTuple
+
 import streamlit as st
 
-from dashboard.views import datasets, home, lesson, run, runs
-from dashboard.views import jobs, new_experiment
-from dashboard.views import compare, leaderboard
-from dashboard.views import explain
-from dashboard.views import analyse
-from dashboard.views import new_study, study
-from dashboard.views import benchmarks
-from dashboard.views import spotting
 
-# (module, title, url path, icon, section). The experiment workflow comes second, so it is among the first ten
-# links Streamlit shows before a "View more" button, whatever the navigation's expanded setting.
+class Entry(NamedTuple):
+    view: str  # the module under dashboard.views that renders the page
+    title: str
+    url: str
+    icon: str
+    section: str
+
+
+# The experiment workflow comes second, so it is among the first ten links Streamlit shows before a
+# "View more" button, whatever the navigation's expanded setting.
 PAGES = [
-    (home, "Overview", "overview", ":material/home:", "MER Bench"),
-    (lesson, "Lesson", "lesson", ":material/school:", "MER Bench"),
-    (datasets, "Datasets", "datasets", ":material/face:", "MER Bench"),
-    (new_experiment, "New experiment", "new", ":material/add_circle:", "Experiments"),
-    (jobs, "Jobs", "jobs", ":material/work:", "Experiments"),
-    (new_study, "New study", "new-study", ":material/library_add:", "Experiments"),
-    (study, "Study", "study", ":material/science:", "Experiments"),
-    (runs, "Runs", "runs", ":material/list:", "Results"),
-    (run, "Run", "run", ":material/analytics:", "Results"),
-    (compare, "Compare", "compare", ":material/compare_arrows:", "Results"),
-    (leaderboard, "Leaderboard", "leaderboard", ":material/leaderboard:", "Results"),
-    (explain, "Explain", "explain", ":material/visibility:", "Results"),
-    (analyse, "Analyse a clip", "analyse", ":material/movie:", "Results"),
-    (spotting, "Spotting", "spotting", ":material/timeline:", "Results"),
-    (benchmarks, "Benchmarks", "benchmarks", ":material/speed:", "Results"),
+    Entry("home", "Overview", "overview", ":material/home:", "MER Bench"),
+    Entry("lesson", "Lesson", "lesson", ":material/school:", "MER Bench"),
+    Entry("datasets", "Datasets", "datasets", ":material/face:", "MER Bench"),
+    Entry("new_experiment", "New experiment", "new", ":material/add_circle:", "Experiments"),
+    Entry("jobs", "Jobs", "jobs", ":material/work:", "Experiments"),
+    Entry("new_study", "New study", "new-study", ":material/library_add:", "Experiments"),
+    Entry("study", "Study", "study", ":material/science:", "Experiments"),
+    Entry("runs", "Runs", "runs", ":material/list:", "Results"),
+    Entry("run", "Run", "run", ":material/analytics:", "Results"),
+    Entry("compare", "Compare", "compare", ":material/compare_arrows:", "Results"),
+    Entry("leaderboard", "Leaderboard", "leaderboard", ":material/leaderboard:", "Results"),
+    Entry("explain", "Explain", "explain", ":material/visibility:", "Results"),
+    Entry("analyse", "Analyse a clip", "analyse", ":material/movie:", "Results"),
+    Entry("spotting", "Spotting", "spotting", ":material/timeline:", "Results"),
+    Entry("benchmarks", "Benchmarks", "benchmarks", ":material/speed:", "Results"),
 ]
+
+
+def view_renderer(view: str) -> Callable[[], None]:
+    """The ``render()`` of the view module ``dashboard.views.<view>``, imported when the page runs."""
+    def render() -> None:
+        importlib.import_module(f"dashboard.views.{view}").render()
+
+    render.__name__ = view
+    return render
 
 
 _OBJECTS: dict[str, st.Page] = {}
@@ -42,34 +56,32 @@ _OBJECTS: dict[str, st.Page] = {}
 
 def _page_objects() -> dict[str, st.Page]:
     if not _OBJECTS:
-        for i, (mod, title, url, icon, _section) in enumerate(PAGES):
-            _OBJECTS[url] = st.Page(mod.render, title=title, url_path=url if i else "home", icon=icon,
-                                    default=(i == 0))
+        for i, entry in enumerate(PAGES):
+            _OBJECTS[entry.url] = st.Page(view_renderer(entry.view), title=entry.title,
+                                          url_path=entry.url if i else "home", icon=entry.icon, default=(i == 0))
     return _OBJECTS
 
 
 # The first page is served at "/" (Streamlit ignores a default page's url path), so a shared
 # ``/overview`` link would meet "Page not found": an alias page serves it, hidden from the sidebar.
 ALIAS_CSS = "<style>[data-testid='stSidebarNav'] a[href$='/{url}']{{display:none}}</style>"
+_ALIAS: dict[str, st.Page] = {}
 
 
 def _alias() -> st.Page:
     if "_alias" not in _ALIAS:
-        mod, title, url, icon, _section = PAGES[0]
-        _ALIAS["_alias"] = st.Page(mod.render, title=title, url_path=url, icon=icon)
+        first = PAGES[0]
+        _ALIAS["_alias"] = st.Page(view_renderer(first.view), title=first.title, url_path=first.url, icon=first.icon)
     return _ALIAS["_alias"]
-
-
-_ALIAS: dict[str, st.Page] = {}
 
 
 def pages() -> dict[str, list[st.Page]]:
     objects = _page_objects()
     grouped: dict[str, list[st.Page]] = {}
-    for _mod, _title, url, _icon, section in PAGES:
-        grouped.setdefault(section, []).append(objects[url])
-    grouped[PAGES[0][4]].append(_alias())
-    st.html(ALIAS_CSS.format(url=PAGES[0][2]))
+    for entry in PAGES:
+        grouped.setdefault(entry.section, []).append(objects[entry.url])
+    grouped[PAGES[0].section].append(_alias())
+    st.html(ALIAS_CSS.format(url=PAGES[0].url))
     return grouped
 
 

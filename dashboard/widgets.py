@@ -15,7 +15,8 @@ import cv2
 import pandas as pd
 import streamlit as st
 
-from dashboard import reads
+from dashboard import glossary, plots, reads
+from dashboard.nav import page
 
 # Characters that open a Markdown, GFM or Streamlit construct inside a line: emphasis, code, links and
 # images ([ ]), tags, tables, strikethrough, maths, e-mail autolinks, entities; a colon before a non-space
@@ -168,8 +169,6 @@ def evm_comparison(clip, magnified, apex: int, alpha: float, *, key: str, blur: 
     magnified with :data:`EVM_ALPHA_MAX`; its range is the scale, so every α is drawn on the same colours and
     a larger α looks stronger (without it, the scale is this α's own range).
     """
-    from dashboard import glossary, plots  # lazy: a circle: the target imports this module
-
     d0, d1 = clip[apex] - clip[0], magnified[apex] - magnified[0]
     if blur:
         d0, d1 = cv2.GaussianBlur(d0, (0, 0), blur), cv2.GaussianBlur(d1, (0, 0), blur)
@@ -208,16 +207,12 @@ class Link(NamedTuple):
 
 def go(url_path: str, query_params: dict[str, str] | None = None) -> NoReturn:
     """Open the dashboard page ``url_path`` in this tab with ``query_params`` in its address."""
-    from dashboard.nav import page  # lazy: a circle (nav imports every page, pages import this module)
-
     st.switch_page(page(url_path), query_params=query_params or {})
 
 
 def page_link(url_path: str, label: str, *, query_params: dict[str, str] | None = None, icon: str | None = None,
               help: str | None = None, where=st) -> None:
     """A link to the dashboard page ``url_path`` (with ``query_params``) that opens in this tab."""
-    from dashboard.nav import page  # lazy: a circle (nav imports every page, pages import this module)
-
     where.page_link(page(url_path), label=label, icon=icon, help=help, query_params=query_params)
 
 
@@ -252,8 +247,6 @@ def link_table(table: pd.DataFrame, links: dict[str, Link], *, key: str, column_
 
 def heat_scale(what: str = "attribution", *, where=st, overlay: bool = True) -> None:
     """The colour bar of the heat maps drawn as images (inferno, low to high) with what it measures, in words."""
-    from dashboard import plots  # lazy: a circle: the target imports this module
-
     where.image(plots.colour_bar_rgb(), width="stretch")
     where.caption(plain(f"colour: {what}, low (left) to high (right); each map is scaled to its own 99.5th "
                         "percentile" + ("; faint values are left transparent" if overlay else "")))

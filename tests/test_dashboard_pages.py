@@ -97,7 +97,7 @@ def test_overview_describes_every_page():
     from dashboard.nav import PAGES
     from dashboard.views.home import guide_line
 
-    lines = {url: guide_line(mod, url) for mod, _t, url, _i, _s in PAGES if url != "overview"}
+    lines = {entry.url: guide_line(entry.url) for entry in PAGES if entry.url != "overview"}
     assert all(lines.values()), [url for url, line in lines.items() if not line]
     at = page_app("home")
     assert not at.exception

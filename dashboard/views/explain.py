@@ -21,6 +21,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import glossary, palette, plots, reads, reads_context, widgets
+from dashboard.views import explain_faithfulness
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 from mer_core.explain.attributions import METHODS
@@ -492,6 +493,4 @@ def render() -> None:
     elif view == VIEWS[2]:
         localisation_section(run_id, ov)
     else:
-        from dashboard.views import explain_faithfulness  # lazy: a circle: the target imports this module
-
         explain_faithfulness.section(run_id, ov, METHOD_LABELS)

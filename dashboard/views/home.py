@@ -6,6 +6,8 @@ import json
 import streamlit as st
 
 from dashboard import glossary, plots, reads, widgets
+from dashboard.nav import PAGES
+from dashboard.views.lesson import DATASET, LESSON_EVM
 from dashboard.widgets import plain
 from mer_core.datasets.synthetic import showcase_clips
 from mer_core.errors import MerError
@@ -24,13 +26,17 @@ GUIDE = {
     "explain": "Where a model looked for one clip, and whether that was the real motion.",
     "new": "Choose dataset, model and hyperparameters; the job trains in the background.",
     "jobs": "Watch training live, cancel or resume; jobs survive reloads and restarts.",
+    "new-study": "Several models (arms) x several seeds on one dataset, queued as ordinary jobs.",
+    "study": "Which arm is better, by how much, and how sure we can be.",
+    "analyse": "Upload a video (or pick an exported synthetic clip): spot, predict, explain, with warnings.",
+    "spotting": "Where in a long recording is there an expression? A spotting run, scored and shown per video.",
+    "benchmarks": "How fast MER Bench trains, preprocesses and draws its pages on this kind of machine.",
 }
 
 
-def guide_line(module, url: str) -> str:
-    """What a newcomer finds on a page: its GUIDE line, else the first line of its module docstring."""
-    doc = (module.__doc__ or "").strip().splitlines()
-    return GUIDE.get(url) or (doc[0] if doc else "")
+def guide_line(url: str) -> str:
+    """What a newcomer finds on the page at ``url``."""
+    return GUIDE[url]
 
 
 def render() -> None:
@@ -53,21 +59,17 @@ def render() -> None:
     best = runs.loc[runs["status"] == "done", "uf1"].max() if len(runs) else None
     c4.metric("best pooled UF1", "–" if best is None or best != best else f"{best:.3f}", help=glossary.tip("UF1"))
     st.subheader("Where to go")
-    from dashboard.nav import PAGES  # lazy: a circle (nav imports this page)
-
     cols = st.columns(2)
-    shown = [(mod, title, url, icon) for mod, title, url, icon, _section in PAGES if url != "overview"]
-    for i, (mod, title, url, icon) in enumerate(shown):
+    shown = [entry for entry in PAGES if entry.url != "overview"]
+    for i, entry in enumerate(shown):
         with cols[i % 2]:
-            widgets.page_link(url, title, icon=icon)
-            st.caption(guide_line(mod, url))
+            widgets.page_link(entry.url, entry.title, icon=entry.icon)
+            st.caption(guide_line(entry.url))
     st.caption("Command line: `mer run --dataset synthetic --model baseline`, `mer runs`, `mer --help`.")
 
 
 def _showcase() -> None:
     """One animated, magnified synthetic smile: the showcase clip of the positive class."""
-    from dashboard.views.lesson import DATASET, LESSON_EVM  # lazy: a circle: the target imports this module
-
     show = showcase_clips()
     if "positive" not in show:
         return
