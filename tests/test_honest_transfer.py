@@ -3,8 +3,11 @@ subjects is refused before anything trains (CLI, library, form), and the run rec
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
+import torch
 
 from mer_core.cli import main
 from mer_core.config import ExperimentConfig
@@ -13,6 +16,7 @@ from mer_core.errors import ConfigError
 from mer_core.store.db import RunStore, run_folder
 from mer_core.training.engine import run_experiment
 from mer_core.training.macro import macro_datasets
+from mer_core.training.pretrain import file_sha256, weights_sha256
 
 TINY_DATA = dict(subjects=2, clips_per_subject=4, size=32, frames=8)
 TINY_NET = dict(block_layers=[1, 1], growth_rate=4, init_features=8)
@@ -74,3 +78,29 @@ def test_the_run_records_source_fingerprint_and_checkpoint_hash():
     assert "synthetic-macro?" in note and "fingerprint " in note and "checkpoint key " in note
     record = json.loads((run_folder(rid) / "pretrain.json").read_text())
     assert len(record["checkpoint_sha256"]) == 64 and record["key"] in note and record["data_fingerprints"]
+    assert len(record["weights_sha256"]) == 64
+
+
+def test_pre_training_again_gives_the_same_weights_hash_though_the_file_differs():
+    """Pre-training is deterministic, and the weights hash shows it: a second run that pre-trains again (its
+    checkpoint deleted) starts from a file of another sha256 (it records when it was made) with equal weights."""
+    first = run_experiment(_config())
+    record = json.loads((run_folder(first) / "pretrain.json").read_text())
+    Path(record["checkpoint"]).unlink()
+    time.sleep(1.1)  # the checkpoint records its creation time to the second
+    again = json.loads((run_folder(run_experiment(_config())) / "pretrain.json").read_text())
+    assert again["checkpoint_sha256"] != record["checkpoint_sha256"]
+    assert again["weights_sha256"] == record["weights_sha256"]
+
+
+def test_the_weights_hash_follows_the_tensors_not_the_file(tmp_path):
+    state = {"a.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3), "a.bias": torch.zeros(2)}
+    for i, made in enumerate(("2026-01-01", "2026-06-01")):
+        torch.save({"state_dict": state, "pretrain": {"created": made}}, tmp_path / f"{i}.pt")
+    loaded = [torch.load(tmp_path / f"{i}.pt", weights_only=True)["state_dict"] for i in range(2)]
+    assert file_sha256(tmp_path / "0.pt") != file_sha256(tmp_path / "1.pt")
+    assert weights_sha256(loaded[0]) == weights_sha256(loaded[1]) == weights_sha256(state)
+    nudged = dict(state, **{"a.bias": torch.tensor([0.0, 1e-7])})
+    assert weights_sha256(nudged) != weights_sha256(state)  # one value one ulp-scale off
+    assert weights_sha256({"a.weight": state["a.weight"].reshape(3, 2), "a.bias": state["a.bias"]}) != \
+        weights_sha256(state)  # same values, another shape

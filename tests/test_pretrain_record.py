@@ -16,9 +16,10 @@ from mer_core.store.pretrain_record import read_pretrain_record, write_pretrain_
 from test_results_pages import store_fixture_run
 
 SHA = "3f2a9c41d07b" + "e" * 52
+WEIGHTS = "77c0ffee1234" + "a" * 52
 FINGERPRINT = "9b1d0c77aa55" + "0" * 20
 RECORD = {"sources": ["synthetic-macro?n=60"], "data_fingerprints": [FINGERPRINT], "key": "k" * 16,
-          "checkpoint": "/cache/checkpoints/pretrain/kkkk.pt", "checkpoint_sha256": SHA, "epochs": 3}
+          "checkpoint": "/cache/checkpoints/pretrain/kkkk.pt", "checkpoint_sha256": SHA, "weights_sha256": WEIGHTS, "epochs": 3}
 TRANSFER = {"pretrain": "synthetic-macro?n=60", "pretrain_epochs": 3}
 
 
@@ -45,6 +46,14 @@ def test_the_reader_returns_the_record_and_round_trips_the_writer():
     assert problem == "" and record["epochs"] == 5 and record["checkpoint_sha256"] == SHA
 
 
+def test_a_record_written_before_the_weights_hash_was_kept_still_reads():
+    old = {k: v for k, v in RECORD.items() if k != "weights_sha256"}
+    rid = _run("pt-old", old, config=TRANSFER)
+    assert read_pretrain_record(rid) == (old | {"weights_sha256": None}, "")
+    line = _caption(page_app("run", run=rid))
+    assert f"checkpoint sha256 {SHA[:12]}" in line and "weights" not in line
+
+
 def test_a_run_without_a_record_reads_as_none_without_a_message():
     assert read_pretrain_record(_run("pt-none")) == (None, "")
 
@@ -56,6 +65,7 @@ def test_a_run_without_a_record_reads_as_none_without_a_message():
     (json.dumps(RECORD | {"data_fingerprints": [FINGERPRINT, FINGERPRINT]}), "one fingerprint for each"),
     (json.dumps(RECORD | {"checkpoint_sha256": "abc"}), "'checkpoint_sha256'"),
     (json.dumps(RECORD | {"checkpoint_sha256": None}), "'checkpoint_sha256'"),
+    (json.dumps(RECORD | {"weights_sha256": "ABC"}), "'weights_sha256'"),
     (json.dumps(RECORD | {"epochs": "3"}), "'epochs'"),
     (json.dumps(RECORD | {"epochs": True}), "'epochs'"),
     (json.dumps(RECORD | {"key": 7}), "'key'"),
@@ -76,16 +86,17 @@ def test_the_reader_refuses_a_run_id_that_is_a_path():
 
 
 # --- Run page ---------------------------------------------------------------------------------------
-def test_run_page_shows_source_fingerprint_and_checkpoint_hash():
+def test_run_page_shows_source_fingerprint_and_weights_hash():
     rid = _run("pt-page", RECORD, config=TRANSFER)
     at = page_app("run", run=rid)
     assert not at.exception, at.exception
     line = _caption(at)
-    assert "synthetic-macro?n=60" in line and FINGERPRINT[:12] in line and SHA[:12] in line and "3 epochs" in line
-    assert SHA not in line  # short on the line ...
+    assert "synthetic-macro?n=60" in line and FINGERPRINT[:12] in line and "3 epochs" in line
+    assert f"weights sha256 {WEIGHTS[:12]}" in line and WEIGHTS not in line  # short on the line ...
     (expander,) = [e for e in at.expander if e.label == "pre-training record"]
     fields = dict(zip(*[expander.dataframe[0].value[c] for c in ("field", "value")]))
-    assert fields["checkpoint sha256"] == SHA and fields["data fingerprint"] == FINGERPRINT  # ... whole in the record
+    assert fields["weights sha256"] == WEIGHTS and fields["checkpoint sha256"] == SHA  # ... whole in the record
+    assert fields["data fingerprint"] == FINGERPRINT
 
 
 def test_run_page_says_trained_from_scratch_without_a_record():

@@ -102,13 +102,14 @@ def pretrain_section(run_id: str, run: dict) -> None:
         sources = "; ".join(f"{plain(s)} (data fingerprint {code(f[:12])})"
                             for s, f in zip(record["sources"], record["data_fingerprints"]))
         epochs = f" · {record['epochs']} epochs" if record["epochs"] else ""
-        st.caption(f":material/model_training: **Pre-training:** {sources} · checkpoint sha256 "
-                   f"{code(record['checkpoint_sha256'][:12])}{epochs}")
+        weights = (f"weights sha256 {code(record['weights_sha256'][:12])}" if record["weights_sha256"]
+                   else f"checkpoint sha256 {code(record['checkpoint_sha256'][:12])}")
+        st.caption(f":material/model_training: **Pre-training:** {sources} · {weights}{epochs}")
         with st.expander("pre-training record", icon=":material/fingerprint:"):
             rows = [("source", s) for s in record["sources"]] + [("data fingerprint", f)
                                                                   for f in record["data_fingerprints"]]
-            rows += [(k.replace("_", " "), record[k]) for k in ("checkpoint_sha256", "key", "checkpoint", "epochs")
-                     if record[k] is not None]
+            fields = ("weights_sha256", "checkpoint_sha256", "key", "checkpoint", "epochs")
+            rows += [(k.replace("_", " "), record[k]) for k in fields if record[k] is not None]
             st.dataframe(pd.DataFrame(rows, columns=["field", "value"]).astype(str), hide_index=True,
                          width="stretch")
 

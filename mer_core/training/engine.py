@@ -54,7 +54,9 @@ from mer_core.training.executors import execute_folds, resolve_workers
 from mer_core.training.experiment import complete_config, resolve_model_config
 from mer_core.training.final import add_final_model
 from mer_core.training.data_forms import all_failed_message, input_notes
-from mer_core.training.pretrain import file_sha256, pretrain_for_experiment, pretrain_record, read_checkpoint
+from mer_core.training.pretrain import (
+    file_sha256, pretrain_for_experiment, pretrain_record, read_checkpoint, weights_sha256,
+)
 from mer_core.training.protocols import Fold, make_folds, shared_people_warnings
 from mer_core.training.trainer import Cancelled, resolve_device
 
@@ -310,7 +312,7 @@ def _close_failed(store: RunStore, run_id: str, exc: BaseException, wall_time: f
 
 def _pretrain(config: ExperimentConfig, progress: Progress | None, folder: Path | None = None) -> None:
     """Macro pre-training (DenseAttention's transfer learning), reported as a stage; the run folder's
-    ``pretrain.json`` records the source, its fingerprint and the checkpoint's sha256."""
+    ``pretrain.json`` records the source, its fingerprint, the checkpoint file's sha256 and its weights'."""
     def report(event: dict[str, Any]) -> None:  # trainer.epoch_event, stage 'pretrain'
         if progress:
             progress({"event": "stage", "stage": event["stage"], "done": event["epoch"], "total": event["epochs"],
@@ -318,9 +320,11 @@ def _pretrain(config: ExperimentConfig, progress: Progress | None, folder: Path 
 
     path = pretrain_for_experiment(config, on_epoch=report)
     if folder is not None and path is not None:
-        info = read_checkpoint(path).get("pretrain", {})
+        ckpt = read_checkpoint(path)
+        info = ckpt.get("pretrain", {})
         record = {"sources": info.get("sources"), "data_fingerprints": info.get("data"), "key": info.get("key"),
-                  "checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "epochs": info.get("epochs")}
+                  "checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
+                  "weights_sha256": weights_sha256(ckpt["state_dict"]), "epochs": info.get("epochs")}
         write_pretrain_record(folder, record)  # read back, validated, by mer_core.store.pretrain_record
 
 

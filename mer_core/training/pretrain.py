@@ -49,7 +49,9 @@ from mer_core.training.macro import (  # noqa: F401  (the macro-source API, re-e
 from mer_core.training.macro import check_sources
 from mer_core.training.trainer import OnEpoch, fit, resolve_device, seed_everything
 
-PRETRAIN_VERSION = 2  # bump when the loop or the input derivation changes (2: the shared trainer loop)
+# A checkpoint is reused by its key alone, so bump this whenever the weights a recipe gives can change: the loop,
+# its optimiser's kernels (a fused AdamW rounds differently) or the input derivation (2: the shared trainer loop)
+PRETRAIN_VERSION = 2
 FREEZE_MODES = ("none", "early", "all_but_head")
 NOT_ARCH = ("dropout", "drop_rate")  # regularisation only: may differ between pre-training and fine-tuning
 
@@ -150,7 +152,7 @@ def _job(model_name: str, preset: str, macro_dataset: str | Sequence[str], epoch
     indexed = [index_source(s) for s in sources]
     prep = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("channels", "input_size")}
     recipe = dict(
-        version=PRETRAIN_VERSION, model=model_name, preset=preset, arch=_arch(base_cfg),
+        version=PRETRAIN_VERSION, torch=torch.__version__, model=model_name, preset=preset, arch=_arch(base_cfg),
         sources=[s.spec() for s in sources], data=[fp for _, fp, _ in indexed], preprocess=prep,
         epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
     )
@@ -240,6 +242,18 @@ def pretrain_record(cfg: Any, table: Any) -> dict[str, Any]:
     job = _job(cfg.model, cfg.preset, cfg.pretrain, cfg.pretrain_epochs, cfg.seed, _options(cfg), cfg.preprocess,
                1e-3, 32, 1e-4, cfg.device, 1)  # pretrain()'s defaults, as pretrain_for_experiment uses them
     return {"sources": sources, "checkpoint_key": job.key, "epochs": cfg.pretrain_epochs}
+
+
+def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """The sha256 of a state dict's tensors (names, dtypes, shapes and values, in name order): equal for equal
+    weights, whenever and however the file holding them was written (a checkpoint file's own hash is not, as
+    the file also records when it was made)."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def file_sha256(path: str | Path) -> str:
