@@ -281,7 +281,7 @@ def training_curves(epochs: pd.DataFrame, highlight: int | None = None) -> go.Fi
 
 # --- datasets page and lesson: counts, frames, flow, clips (in plots_clip, re-exported) -------
 from dashboard.plots_clip import (  # noqa: E402,F401
-    au_regions, class_counts, clip_animation, grey_image, heat_image, marker_positions, rgb_image,
+    au_regions, class_counts, clip_animation, grey_image, heat_image, marker_positions,
     shared_bound, signed_image,
     subject_counts,
 )

@@ -125,14 +125,6 @@ def heat_image(img: np.ndarray, title: str) -> go.Figure:
     return _image_fig(img, title, colorscale="Inferno", zmin=0.0, zmax=float(img.max()) or 1.0, showscale=True)
 
 
-def rgb_image(rgb: np.ndarray, title: str) -> go.Figure:
-    fig = go.Figure(go.Image(z=rgb))
-    fig.update_layout(title=title, **_IMG_LAYOUT)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
-
-
 # The slider is laid out in pixels, whatever the figure's width: the ▶ and ❚❚ buttons take the first
 # BUTTONS_PX, so the slider, its "frame N" read-out and its grip start right of them (in paper units, a
 # narrow player put the read-out under the pause button), and RIGHT_PX stay free for the last label.

@@ -56,11 +56,6 @@ def _tree(root: int) -> tuple[dict[tuple[int, float], float], int, float | None]
     return out, rss, own[0] if own else None
 
 
-def descendants(root: int) -> dict[tuple[int, float], float]:
-    """{(pid, creation time): own CPU seconds} of every live descendant of ``root`` (not root itself)."""
-    return _tree(root)[0]
-
-
 def tree_rss_mb(root: int) -> float:
     """Resident memory (MB) of ``root`` and all its live descendants."""
     return _tree(root)[1] / 2**20

@@ -3,7 +3,7 @@
 A long recording (minutes to hours) is never held in memory: :func:`iter_frames`
 yields one grey frame at a time (decoded by OpenCV's FFmpeg back end, or read
 from its image file), and every consumer keeps only what it needs (a window of
-small frames, one number per frame). :func:`count_frames` gives the number of
+small frames, one number per frame). :func:`video_info` gives the number of
 frames cheaply (a folder's listing, a container's declared count) and
 :func:`decode_count` by decoding every frame, which is what the dataset check
 does to find a file that is damaged or shorter than it says.
@@ -60,11 +60,6 @@ def video_info(path: str | Path) -> tuple[int, float | None]:
     finally:
         cap.release()
     return max(n, 0), (fps if np.isfinite(fps) and 0 < fps <= MAX_DECLARED_FPS else None)
-
-
-def count_frames(path: str | Path) -> int:
-    """Frames of a folder (listing) or a video file (its declared count; 0 when it declares none)."""
-    return video_info(path)[0]
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:
