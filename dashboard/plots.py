@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard import palette
-from dashboard.palette import CLASS_COLOURS, MASK_COLOURS, SOURCE_COLOURS
+from dashboard.palette import CLASS_COLOURS, SOURCE_COLOURS
 
 
 def confusion_figure(cm: Sequence[Sequence[int]], classes: Sequence[str], *, normalise: bool = False,

@@ -26,7 +26,6 @@ from mer_core.evaluation.leaderboard import load_published
 from mer_core.evaluation.statistics import bootstrap_intervals, paired_bootstrap, paired_permutation
 from mer_core.jobs import queue as jobs
 from mer_core.jobs.plan import estimate_seconds as estimate, passes_words, plan, training_passes as passes
-from mer_core.jobs.queue import ACTIVE as JOB_ACTIVE, FINISHED as JOB_FINISHED  # noqa: F401  (job statuses for views)
 from mer_core.jobs.study import ablation_arms as arms, study_report as report
 from mer_core.paths import cache_root, store_path
 from mer_core.preprocess.pipeline import cached_sample_views
@@ -450,8 +449,8 @@ def explain_report_methods(run_id: str) -> list[str]:
     from mer_core.explain.report import cached_reports  # lazy: loads torch (about 2 s)
 
     seen: list[str] = []
-    for report in cached_reports(run_id):
-        seen += [m for m in report.get("methods", []) if m not in seen]
+    for cached in cached_reports(run_id):
+        seen += [m for m in cached.get("methods", []) if m not in seen]
     return seen
 
 

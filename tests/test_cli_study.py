@@ -5,7 +5,6 @@ import io
 import re
 
 import pandas as pd
-import pytest
 
 from mer_core.cli import main
 from mer_core.evaluation.study_table import latex_escape, paper_table

@@ -14,6 +14,7 @@ from mer_core.datasets import make_table, register_dataset, registry
 from mer_core.errors import ConfigError, DatasetError
 from mer_core.models import create_model
 from mer_core.paths import checkpoints_dir
+from mer_core.training import macro
 from mer_core.training import pretrain as pt
 
 TINY = dict(input_size=32, block_layers=(2, 2), growth_rate=4, init_features=8, attn_reduction=2, attn_kernel=3)
@@ -77,33 +78,33 @@ def _index_test_clips(root, folder: str, n: int = 6):
 
 
 def test_parse_sources():
-    assert pt.split_sources("synthetic-macro, folder:/x ,") == ["synthetic-macro", "folder:/x"]
-    s = pt.parse_source("synthetic-macro?seed=3&amplitude=2.5&colour=false&style=b")
+    assert macro.split_sources("synthetic-macro, folder:/x ,") == ["synthetic-macro", "folder:/x"]
+    s = macro.parse_source("synthetic-macro?seed=3&amplitude=2.5&colour=false&style=b")
     assert (s.kind, s.name, dict(s.options)) == ("dataset", "synthetic-macro",
                                                  {"seed": 3, "amplitude": 2.5, "colour": False, "style": "b"})
-    assert pt.parse_source(s.spec()) == s
+    assert macro.parse_source(s.spec()) == s
     with pytest.raises(DatasetError, match="folder not found"):
-        pt.parse_source("folder:/definitely/not/here")
+        macro.parse_source("folder:/definitely/not/here")
     with pytest.raises(ConfigError, match="key=value"):
-        pt.parse_source("synthetic-macro?seed")
+        macro.parse_source("synthetic-macro?seed")
 
 
 def test_imagefolder_and_ckplus_indexing(tmp_path):
-    items = pt.index_imagefolder(make_imagefolder(tmp_path / "if"))
+    items = macro.index_imagefolder(make_imagefolder(tmp_path / "if"))
     assert len(items) == 12 and {lab for _, lab in items} == {"happiness", "sadness"}  # synonyms unified
-    table, skipped = pt.index_ckplus(make_ckplus(tmp_path / "ck"))
+    table, skipped = macro.index_ckplus(make_ckplus(tmp_path / "ck"))
     assert sorted(table["clip"]) == ["S005_001", "S005_002", "S010_001", "S010_003"]
     assert set(table["label"]) == {"happiness", "surprise"}
     assert (table["onset"] == 0).all() and (table["apex"] == 3).all()
     assert len(skipped) == 2 and any("9.0" in s for s in skipped) and any("no frames" in s for s in skipped)
     with pytest.raises(DatasetError, match="cohn-kanade-images"):
-        pt.index_ckplus(tmp_path / "if")
+        macro.index_ckplus(tmp_path / "if")
 
 
 def test_still_inputs_derive_image_channels_and_zero_motion(tmp_path):
     root = make_imagefolder(tmp_path / "if", per_class=1)
-    paths = [p for p, _ in pt.index_imagefolder(root)] + [str(tmp_path / "missing.png")]
-    x, ok = pt.still_inputs(paths, ("magnified_apex", "diff", "onset", "flow_u"), 16)
+    paths = [p for p, _ in macro.index_imagefolder(root)] + [str(tmp_path / "missing.png")]
+    x, ok = macro.still_inputs(paths, ("magnified_apex", "diff", "onset", "flow_u"), 16)
     assert x.shape == (3, 4, 16, 16) and ok.tolist() == [True, True, False]
     img = cv2.resize(cv2.imread(paths[0], cv2.IMREAD_GRAYSCALE), (16, 16), interpolation=cv2.INTER_AREA) / 255.0
     assert np.allclose(x[0, 0], img, atol=1e-6) and np.allclose(x[0, 2], img, atol=1e-6)

@@ -19,6 +19,7 @@ from mer_core.models import model_config, train_defaults
 from mer_core.models.dense_attention import DenseAttentionConfig
 from mer_core.store import db
 from mer_core.store.db import RunStore
+from mer_core.store.migrations import CLASS_SET_DEFAULTS_V2
 from mer_core.training.experiment import complete_config, resolve_experiment
 
 
@@ -196,7 +197,7 @@ def test_old_runs_with_empty_class_set_are_migrated_and_compare(tmp_path):
 def test_frozen_migration_mapping_names_class_sets_the_datasets_offer():
     from mer_core.datasets import dataset_info
 
-    for name, class_set in db.CLASS_SET_DEFAULTS_V2.items():
+    for name, class_set in CLASS_SET_DEFAULTS_V2.items():
         assert class_set in dataset_info(name).class_sets, name
 
 

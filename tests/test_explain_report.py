@@ -16,6 +16,7 @@ from mer_core.explain.runs import RunExplainer
 from mer_core.jobs import queue as jobs
 from mer_core.jobs.report_job import run_report_job
 from mer_core.store.db import RunStore
+from mer_core.store.jobs import EXPLAIN_REPORT
 from mer_core.training.engine import run_experiment
 from fixtures_clips import cache_at
 
@@ -73,7 +74,7 @@ def test_the_report_job_runs_through_the_queue_and_caches(env, monkeypatch):
     with RunStore() as store:
         job_id = jobs.submit_explain_report(rid, settings, store=store, start=False)
         job = jobs.get_job(store, job_id)
-        assert job["kind"] == jobs.REPORT_JOB and "job" not in job["config"] and job["run_id"] == rid
+        assert job["kind"] == EXPLAIN_REPORT and "job" not in job["config"] and job["run_id"] == rid
         launched = []
         monkeypatch.setattr(jobs, "_launch", lambda jid, *a, **k: launched.append((jid, k)) or _Proc())
         jobs.kick(store)

@@ -13,7 +13,8 @@ from mer_core.cli import main
 from mer_core.config import ExperimentConfig
 from mer_core.datasets.registry import _DATASETS, index_dataset, register_dataset
 from mer_core.errors import ConfigError
-from mer_core.store.db import RunStore, run_folder
+from mer_core.store.db import RunStore
+from mer_core.store.folders import run_folder
 from mer_core.training.engine import run_experiment
 from mer_core.training.macro import macro_datasets
 from mer_core.training.pretrain import file_sha256, weights_sha256

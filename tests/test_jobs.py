@@ -23,6 +23,7 @@ from mer_core.errors import MerError
 from mer_core.jobs import queue as jobs
 from mer_core.jobs import plan as plan_mod
 from mer_core.store.db import RunStore
+from mer_core.store.jobs import FINISHED
 from mer_core.jobs.worker import run_job
 
 
@@ -53,7 +54,7 @@ def wait_for(store: RunStore, job_id: str, pred, timeout: float = 90.0) -> dict:
         job = jobs.get_job(store, job_id)
         if pred(job):
             return job
-        if job["status"] in jobs.FINISHED:
+        if job["status"] in FINISHED:
             pytest.fail(f"job finished as {job['status']} before the expected state: {job['error']}\n"
                         + jobs.log_tail(job))
         time.sleep(0.1)

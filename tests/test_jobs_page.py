@@ -14,6 +14,7 @@ from mer_core.evaluation.metrics import summarize
 from mer_core.jobs import queue as jobs
 from mer_core.store import liveness
 from mer_core.store.db import RunStore
+from mer_core.store.jobs import FINISHED
 
 CLASSES = ["negative", "positive", "surprise"]
 
@@ -54,7 +55,7 @@ def store_job(status: str, *, folds_done: int = 2, error: str = "") -> str:
         with store.tx() as c:
             c.execute("""UPDATE jobs SET status=?, started=?, finished=?, n_folds=3, folds_done=?, fold=?, epoch=1,
                          epochs=2, loss=0.75, progress=?, eta_s=42, error=?, resumable=?, attempts=1 WHERE id=?""",
-                      (status, time.time() - 60, time.time() if status in jobs.FINISHED else None, folds_done,
+                      (status, time.time() - 60, time.time() if status in FINISHED else None, folds_done,
                        min(folds_done, 2), folds_done / 3, error, int(status in ("failed", "cancelled")), job_id))
         with open(job["log_path"], "w") as fh:
             fh.write("[worker] fold 1/3 epoch 1/2 loss 1.2\r[worker] fold 1/3 epoch 2/2 loss 0.6\n[worker] last line\n")

@@ -10,7 +10,8 @@ from dashboard.views import runs as runs_view
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.jobs import queue
-from mer_core.store.db import RunStore, run_folder
+from mer_core.store.db import RunStore
+from mer_core.store.folders import run_folder
 from test_results_pages import store_fixture_run
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from mer_core.cli import main
 from mer_core.spotting.indexers import index_long, read_long_manifest

@@ -16,6 +16,7 @@ from apptest_helpers import page_app, unescape
 from mer_core.errors import MerError
 from mer_core.jobs import queue
 from mer_core.jobs import study as st
+from mer_core.store.jobs import SPOTTING
 from fixtures_clips import cache_at
 
 TINY = dict(subjects=3, videos_per_subject=1, min_seconds=4, max_seconds=4, fps=20, size=48, max_micro=2,
@@ -166,7 +167,7 @@ def test_each_cell_is_a_spotting_job_with_its_seed_and_pre_assigned_run(done_stu
         for c in cells.itertuples():
             job = queue.get_job(store, c.job_id)
             run = store.get_spot_run(c.run_id)
-            assert job["kind"] == queue.SPOT_JOB and job["run_id"] == c.run_id and job["name"] == f"spot / {c.arm} / " \
+            assert job["kind"] == SPOTTING and job["run_id"] == c.run_id and job["name"] == f"spot / {c.arm} / " \
                                                                                                f"seed {c.seed}"
             assert run["config"]["seed"] == c.seed and run["spotter"] == {"motion": "motion_curve",
                                                                           "learned": "learned"}[c.arm]
@@ -231,7 +232,7 @@ def test_mer_study_show_export_cancel_and_resume_work_on_a_spotting_study(done_s
         cells = store.study_cells("again")
         assert set(cells["job_status"]) == {"queued"} and set(cells["kind"]) == {"spotting"}
         added = cells[(cells["arm"] == "learned") & (cells["seed"] == 1)].iloc[0]
-        assert queue.get_job(store, added["job_id"])["kind"] == queue.SPOT_JOB
+        assert queue.get_job(store, added["job_id"])["kind"] == SPOTTING
 
 
 def test_the_study_page_shows_a_spotting_study_in_f1(done_study) -> None:

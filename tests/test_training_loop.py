@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from mer_core.config import ExperimentConfig
+from mer_core.training import macro
 from mer_core.training import pretrain as pt
 from mer_core.training import trainer
 from mer_core.training.trainer import Evaluation, Selection, make_loader
@@ -250,7 +251,7 @@ def test_macro_labels_use_the_datasets_synonym_table(tmp_path):
     for name in ("Joy", "other", "Sad"):
         (tmp_path / name).mkdir()
         cv2.imwrite(str(tmp_path / name / "0.png"), np.full((8, 8), 100, np.uint8))
-    labels = sorted(label for _, label in pt.index_imagefolder(tmp_path))
+    labels = sorted(label for _, label in macro.index_imagefolder(tmp_path))
     assert labels == ["happiness", "others", "sadness"]  # 'other' -> 'others' as in CASME II's table
 
 

@@ -256,7 +256,7 @@ def _generate() -> None:
         with st.spinner("generating…"):
             manifest = writes.generate_synthetic(options)
         st.success(plain(f"written: {manifest}"))
-        st.code(f"mer run --dataset synthetic " + " ".join(f"--dataset-option {k}={v}" for k, v in values.items()))
+        st.code("mer run --dataset synthetic " + " ".join(f"--dataset-option {k}={v}" for k, v in values.items()))
 
 
 def render() -> None:

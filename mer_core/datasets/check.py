@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from mer_core.datasets._common import BySeverity, Problems, index_with_report, readable  # noqa: F401 (index_with_report re-exported)
+from mer_core.datasets._common import BySeverity, Problems, readable
 from mer_core.datasets.classes import CLASS_SETS
 from mer_core.datasets.frames_check import check_frames
 from mer_core.datasets.registry import dataset_info, index_dataset

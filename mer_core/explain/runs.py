@@ -30,7 +30,6 @@ from typing import Any, Callable, Iterable, Sequence
 import cv2
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
 from mer_core.config import ExperimentConfig

@@ -48,7 +48,7 @@ from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.paths import cache_root, repo_root
 from mer_core.store.db import RunStore, new_run_id
-from mer_core.store.jobs import ACTIVE, EXPERIMENT, EXPLAIN_REPORT, FINISHED, SPOTTING, STATUSES  # noqa: F401  (re-exported)
+from mer_core.store.jobs import EXPLAIN_REPORT, FINISHED, SPOTTING
 from mer_core.store.liveness import process_alive
 
 # Popen objects of workers this process started: polled by kick() so that
@@ -156,11 +156,9 @@ def _queued(store: RunStore, start: bool, config_json: str, run_id: str, **job: 
     return job_id
 
 
-REPORT_JOB = EXPLAIN_REPORT  # the kind of an explanation-report job (else: a LOSO experiment)
 REPORT_WORKER = "mer_core.jobs.report_job"  # the worker module of report jobs
-SPOT_JOB = SPOTTING  # the kind of a spotting job (mer spot --submit)
 SPOT_WORKER = "mer_core.jobs.spot_job"  # its worker module
-WORKERS = {REPORT_JOB: REPORT_WORKER, SPOT_JOB: SPOT_WORKER}  # kind -> worker module (an experiment: the plain one)
+WORKERS = {EXPLAIN_REPORT: REPORT_WORKER, SPOTTING: SPOT_WORKER}  # kind -> worker module (an experiment: the plain one)
 
 
 def submit_explain_report(run_id: str, report: dict[str, Any] | None = None, *, store: RunStore | None = None,
@@ -180,7 +178,7 @@ def submit_explain_report(run_id: str, report: dict[str, Any] | None = None, *, 
         config = {"run": run["id"], "report": cfg.as_dict(), "model": run["model"], "dataset": run["dataset"],
                   "protocol": "explanation report"}
         return _queued(store, start, json.dumps(config), run["id"], name=f"explanation report of {run['id']}",
-                       priority=priority, kind=REPORT_JOB)
+                       priority=priority, kind=EXPLAIN_REPORT)
 
 
 def submit_spotting(config: Any, *, store: RunStore | None = None, name: str = "", priority: int = 0,
@@ -195,7 +193,7 @@ def submit_spotting(config: Any, *, store: RunStore | None = None, name: str = "
     if not isinstance(config, SpotConfig):
         raise MerError(f"submit_spotting() needs a SpotConfig, got {type(config).__name__}")
     with _using(store) as store:
-        return _queued(store, start, config.job_json(), new_spot_run_id(config.spotter), kind=SPOT_JOB,
+        return _queued(store, start, config.job_json(), new_spot_run_id(config.spotter), kind=SPOTTING,
                        priority=priority, name=name or f"spotting ({config.spotter}) on {config.dataset}")
 
 

@@ -22,9 +22,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from mer_core.jobs import queue as jobs_mod
 from mer_core.jobs import worker as base
 from mer_core.store.db import RunStore
+from mer_core.store.jobs import EXPLAIN_REPORT
 
 ESTIMATE_PREFIX = "[estimate] "
 
@@ -71,7 +71,7 @@ def estimate_lines(job: dict[str, Any]) -> list[str]:
 
 def run_report_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True) -> int:
     """Claim and run a report job here; exit code 0 (done or cancelled), 1 (failed). As ``worker.run_job``."""
-    return base.run_job(job_id, store=store, kick_next=kick_next, runner_cls=ReportRunner, kind=jobs_mod.REPORT_JOB)
+    return base.run_job(job_id, store=store, kick_next=kick_next, runner_cls=ReportRunner, kind=EXPLAIN_REPORT)
 
 
 def main(argv: list[str] | None = None) -> int:

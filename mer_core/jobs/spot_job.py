@@ -12,10 +12,10 @@ import sys
 import time
 import traceback
 
-from mer_core.jobs import queue as jobs_mod
 from mer_core.jobs import worker as base
 from mer_core.jobs.eta import EtaEstimator
 from mer_core.store.db import RunStore
+from mer_core.store.jobs import SPOTTING
 
 
 class SpotRunner(base.JobRunner):
@@ -61,7 +61,7 @@ class SpotRunner(base.JobRunner):
 
 def run_spot_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True) -> int:
     """Claim and run a spotting job here; exit code 0 (done or cancelled), 1 (failed). As ``worker.run_job``."""
-    return base.run_job(job_id, store=store, kick_next=kick_next, runner_cls=SpotRunner, kind=jobs_mod.SPOT_JOB)
+    return base.run_job(job_id, store=store, kick_next=kick_next, runner_cls=SpotRunner, kind=SPOTTING)
 
 
 def main(argv: list[str] | None = None) -> int:

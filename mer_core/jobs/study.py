@@ -82,6 +82,7 @@ from mer_core.evaluation.study_table import paper_table
 from mer_core.jobs import plan as job_plan, queue
 from mer_core.spotting.indexers import is_long_dataset, list_long_datasets
 from mer_core.store.db import RunStore
+from mer_core.store.jobs import ACTIVE
 
 # The model registry and the experiment resolution are imported in the functions that resolve a cell:
 # they load torch (about 2 s of CPU), which `mer study show`, `list` and `export` never need.
@@ -372,7 +373,7 @@ def cancel_study(store: RunStore, name: str) -> dict[str, int]:
     """Cancel every queued or running cell; returns {new status: count}."""
     counts: dict[str, int] = {}
     for cell in store.study_cells(name).itertuples():
-        if cell.job_id and cell.job_status in ("queued", *queue.ACTIVE):
+        if cell.job_id and cell.job_status in ("queued", *ACTIVE):
             status = queue.cancel(store, cell.job_id)
             counts[status] = counts.get(status, 0) + 1
     return counts

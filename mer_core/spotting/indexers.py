@@ -51,7 +51,7 @@ from mer_core.errors import DatasetError, UnknownNameError
 from mer_core.preprocess.video import ClipError, VIDEO_SUFFIXES
 from mer_core.spotting.source import frame_files, video_info
 from mer_core.spotting.synthetic_long import LongOptions, ensure_long
-from mer_core.spotting.tables import LongDataset, finish_dataset, normalise_type
+from mer_core.spotting.tables import LongDataset, finish_dataset
 
 DEFAULT_FPS = 30.0
 

@@ -32,8 +32,8 @@ import pandas as pd
 from mer_core import __version__
 from mer_core.errors import MerError
 from mer_core.paths import repo_root, store_path
-from mer_core.store.folders import check_id, run_folder  # noqa: F401  (run_folder: re-exported)
-from mer_core.store.migrations import CLASS_SET_DEFAULTS_V2, MIGRATIONS, SCHEMA_VERSION  # noqa: F401
+from mer_core.store.folders import check_id
+from mer_core.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from mer_core.store.jobs import JobStoreMixin
 from mer_core.store.liveness import LivenessStoreMixin, run_holder
 from mer_core.store.spotting import SpotStoreMixin

@@ -46,7 +46,8 @@ from mer_core.datasets.registry import dataset_info, index_dataset
 from mer_core.errors import ConfigError, DatasetError, MerError
 from mer_core.evaluation.metrics import scores, summarize
 from mer_core.preprocess.pipeline import prepare_inputs
-from mer_core.store.db import RunStore, RunTakenOver, run_folder
+from mer_core.store.db import RunStore, RunTakenOver
+from mer_core.store.folders import run_folder
 from mer_core.store.folders import INPUTS_FILE, LABELS_FILE, save_array, write_table
 from mer_core.store.liveness import Heartbeat
 from mer_core.store.pretrain_record import write_pretrain_record

@@ -49,7 +49,8 @@ from typing import Any, Callable
 import numpy as np
 
 from mer_core.errors import MerError
-from mer_core.store.db import RunStore, run_folder
+from mer_core.store.db import RunStore
+from mer_core.store.folders import run_folder
 from mer_core.store.folders import FINAL_CHECKPOINT, FINAL_RECORD, atomic_write_text
 
 FINAL_STAGE = "final_model"  # the progress events' stage name

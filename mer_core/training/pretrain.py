@@ -42,11 +42,9 @@ from mer_core.config import ExperimentConfig, PreprocessConfig
 from mer_core.errors import ConfigError, DatasetError
 from mer_core.models import create_model, model_config
 from mer_core.paths import checkpoints_dir
-from mer_core.training.macro import (  # noqa: F401  (the macro-source API, re-exported where it always was)
-    Log, MacroData, MacroSource, index_ckplus, index_imagefolder, index_source, load_macro, normalise_label,
-    parse_source, split_sources, still_inputs,
+from mer_core.training.macro import (
+    Log, MacroSource, check_sources, index_source, load_macro, parse_source, split_sources,
 )
-from mer_core.training.macro import check_sources
 from mer_core.training.trainer import OnEpoch, fit, resolve_device, seed_everything
 
 # A checkpoint is reused by its key alone, so bump this whenever the weights a recipe gives can change: the loop,
