@@ -279,15 +279,6 @@ def training_curves(epochs: pd.DataFrame, highlight: int | None = None) -> go.Fi
     return fig
 
 
-# --- datasets page and lesson: counts, frames, flow, clips (in plots_clip, re-exported) -------
-from dashboard.plots_clip import (  # noqa: E402,F401
-    au_regions, class_counts, clip_animation, grey_image, heat_image, marker_positions,
-    shared_bound, signed_image,
-    subject_counts,
-)
-from dashboard.plots_motion import evm_bound, face_region, flow_arrows, flow_colour, strain_figure  # noqa: E402,F401
-
-
 # --- explanations (Explain page) ------------------------------------------------------
 
 

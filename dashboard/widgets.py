@@ -15,7 +15,7 @@ import cv2
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, plots, reads
+from dashboard import glossary, plots, plots_clip, plots_motion, reads
 from dashboard.nav import page
 
 # Characters that open a Markdown, GFM or Streamlit construct inside a line: emphasis, code, links and
@@ -172,19 +172,19 @@ def evm_comparison(clip, magnified, apex: int, alpha: float, *, key: str, blur: 
     d0, d1 = clip[apex] - clip[0], magnified[apex] - magnified[0]
     if blur:
         d0, d1 = cv2.GaussianBlur(d0, (0, 0), blur), cv2.GaussianBlur(d1, (0, 0), blur)
-    bound = (plots.evm_bound(clip, magnified_max, apex, blur) if magnified_max is not None
-             else plots.shared_bound(d0, d1))
+    bound = (plots_motion.evm_bound(clip, magnified_max, apex, blur) if magnified_max is not None
+             else plots_clip.shared_bound(d0, d1))
     left, right = st.columns(2)
     with left:
-        chart(plots.signed_image(d0, "apex − onset, original", bound), key=f"{key}-diff-a")
+        chart(plots_clip.signed_image(d0, "apex − onset, original", bound), key=f"{key}-diff-a")
     with right:
-        chart(plots.signed_image(d1, f"apex − onset, magnified α = {alpha:g}", bound), key=f"{key}-diff-b")
+        chart(plots_clip.signed_image(d1, f"apex − onset, magnified α = {alpha:g}", bound), key=f"{key}-diff-b")
     which = st.segmented_control("play", ["A: original", "B: magnified"], default="B: magnified",
                                  key=f"{key}-ab", help=glossary.tip("EVM")) or "B: magnified"
     shown = clip if which.startswith("A") else magnified
     title = which + (f" (α = {alpha:g})" if which.startswith("B") else "")
     extra = {"frame_ms": frame_ms} if frame_ms else {}
-    chart(plots.clip_animation(shown, first, first + apex, first + len(clip) - 1, title=title, first=first, **extra),
+    chart(plots_clip.clip_animation(shown, first, first + apex, first + len(clip) - 1, title=title, first=first, **extra),
           key=f"{key}-clip")
 
 

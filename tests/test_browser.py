@@ -185,9 +185,9 @@ def test_a_clip_player_reads_out_its_frame_beside_the_buttons(browser, tmp_path)
     """No server: the player figure alone, in chromium, as narrow as a Lesson column and as wide as a page."""
     import numpy as np
 
-    from dashboard import plots
+    from dashboard import plots_clip
 
-    fig = plots.clip_animation(np.zeros((30, 16, 16), np.float32), 6, 14, 29, first=2)
+    fig = plots_clip.clip_animation(np.zeros((30, 16, 16), np.float32), 6, 14, 29, first=2)
     html = tmp_path / "player.html"
     fig.write_html(html, include_plotlyjs=True, auto_play=False, default_width="100%", default_height=440)
     for width in (430, 900):

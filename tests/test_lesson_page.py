@@ -61,7 +61,7 @@ def test_lesson_names_the_moved_action_units_in_plain_words(synthetic_set):
 
 def test_the_magnified_difference_shares_the_original_scale_and_is_livelier(synthetic_set):
     """Original and magnified apex-onset on one colour scale, the magnified one visibly stronger in the AU region."""
-    from dashboard import plots
+    from dashboard import plots_clip
     from dashboard.views.lesson import LESSON_EVM
     from mer_core.datasets import index_dataset
     from mer_core.datasets.synthetic import load_masks, showcase_clips
@@ -78,8 +78,8 @@ def test_the_magnified_difference_shares_the_original_scale_and_is_livelier(synt
     assert d1[au].mean() > 2 * d0[au].mean()  # livelier where the face moves
     # motion, not noise: the magnified change is concentrated in the moving region
     assert d1[au].mean() > 1.5 * d1[~au].mean()
-    bound = plots.shared_bound(d0, d1)
-    f0, f1 = plots.signed_image(d0, "a", bound), plots.signed_image(d1, "b", bound)
+    bound = plots_clip.shared_bound(d0, d1)
+    f0, f1 = plots_clip.signed_image(d0, "a", bound), plots_clip.signed_image(d1, "b", bound)
     assert (f0.data[0].zmin, f0.data[0].zmax) == (f1.data[0].zmin, f1.data[0].zmax)
 
 

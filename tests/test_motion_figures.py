@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from dashboard import palette, plots
+from dashboard import palette, plots, plots_clip, plots_motion
 from dashboard.plots_motion import OUTSIDE_KEEP, flow_wheel_rgb
 
 
@@ -28,7 +28,7 @@ def _face(size: int = 64) -> np.ndarray:
 
 def test_the_flow_colours_come_with_the_wheel_that_reads_them():
     u = np.ones((64, 64), np.float32)  # everything moves right
-    fig = plots.flow_colour(u, np.zeros_like(u), "flow")
+    fig = plots_motion.flow_colour(u, np.zeros_like(u), "flow")
     images = [t for t in fig.data if t.type == "image"]
     assert len(images) == 2 and images[1].xaxis == "x2"  # the map, and the wheel beside it
     shown, wheel = _decode(images[0].source), _decode(images[1].source)
@@ -45,13 +45,13 @@ def test_motion_outside_the_face_is_drawn_weaker_than_inside():
     face = _face()
     u = np.where(face, 0.5, 5.0).astype(np.float32)  # the background (head drift, noise) moves ten times more
     v = np.zeros_like(u)
-    colours = _decode(plots.flow_colour(u, v, "flow", face).data[0].source).astype(int)
+    colours = _decode(plots_motion.flow_colour(u, v, "flow", face).data[0].source).astype(int)
     chroma = colours.max(axis=-1) - colours.min(axis=-1)
     assert chroma[face].mean() > 200 and chroma[~face].max() <= 255 * OUTSIDE_KEEP + 1
     from mer_core.preprocess.flow import flow_arrows
 
     arrows = flow_arrows(u, v, step=8)
-    fig = plots.flow_arrows(np.full((64, 64), 0.5, np.float32), arrows, "arrows", face=face)
+    fig = plots_motion.flow_arrows(np.full((64, 64), 0.5, np.float32), arrows, "arrows", face=face)
     lines = {t.name: t for t in fig.data if t.type == "scatter" and t.mode == "lines"}
     inside, outside = lines["arrows inside the face"], lines["arrows outside the face"]
 
@@ -68,7 +68,7 @@ def test_strain_has_a_percent_colour_bar_set_by_the_face_not_by_hot_background_p
     face = _face()
     rng = np.random.default_rng(0)
     strain = np.where(face, 0.01 + 0.002 * rng.random((64, 64)), 0.5).astype(np.float32)
-    fig = plots.strain_figure(strain, "strain", face)
+    fig = plots_motion.strain_figure(strain, "strain", face)
     heat = fig.data[0]
     assert heat.showscale is not False and heat.colorbar.tickformat.endswith("%")
     assert 0.005 < heat.zmax < 0.05  # the face's range; the background's 0.5 saturates instead
@@ -119,7 +119,7 @@ def test_every_alpha_is_drawn_on_one_colour_scale_so_a_larger_alpha_looks_strong
 def test_players_send_each_frame_as_a_lossless_png():
     rng = np.random.default_rng(1)
     clip = rng.random((6, 20, 24)).astype(np.float32)
-    fig = plots.clip_animation(clip, 1, 3, 5)
+    fig = plots_clip.clip_animation(clip, 1, 3, 5)
     assert fig.data[0].type == "image" and len(fig.frames) == 6
     for t, frame in enumerate(fig.frames):
         img = _decode(frame.data[0].source)

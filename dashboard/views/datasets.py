@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from dashboard import glossary, palette, plots, plots_motion, reads, reads_motion, widgets, writes
+from dashboard import glossary, palette, plots_clip, plots_motion, reads, reads_motion, widgets, writes
 from dashboard.widgets import plain
 from mer_core.datasets import dataset_info, list_datasets
 from mer_core.datasets.synthetic import OPTION_SPECS, SynthOptions, showcase_clips
@@ -63,9 +63,9 @@ def _summary(report: dict) -> None:
     c2.caption("one LOSO fold each", help=glossary.tip("LOSO"))
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(plots.class_counts(table), width="stretch", key="ds-class-counts", config=widgets.chart_config("ds-class-counts"))
+        st.plotly_chart(plots_clip.class_counts(table), width="stretch", key="ds-class-counts", config=widgets.chart_config("ds-class-counts"))
     with right:
-        st.plotly_chart(plots.subject_counts(table), width="stretch", key="ds-subject-counts", config=widgets.chart_config("ds-subject-counts"))
+        st.plotly_chart(plots_clip.subject_counts(table), width="stretch", key="ds-subject-counts", config=widgets.chart_config("ds-subject-counts"))
     if table["part"].nunique() > 1:
         st.markdown("**Clips per part and class**")
         st.dataframe(table.groupby(["part", "label"]).size().unstack(fill_value=0), width="stretch")
@@ -137,7 +137,7 @@ def _browse(name: str, options_json: str, table) -> None:
     show_masks = bool(masks) and st.toggle("outline the ground-truth regions (true AU motion, blinks)", value=True)
     left, right = st.columns([1.3, 1])
     with left:
-        widgets.chart(plots.clip_animation(clip, row["onset"], row["apex"], row["offset"],
+        widgets.chart(plots_clip.clip_animation(clip, row["onset"], row["apex"], row["offset"],
                                            masks if show_masks else None), key="ds-clip")
         st.caption("Press ▶ to play, or drag the slider. A micro-expression moves the face by 1-2 pixels: "
                    "compare onset and apex, or look at the Motion tab. " + widgets.FRAME_NUMBERS)
@@ -146,10 +146,10 @@ def _browse(name: str, options_json: str, table) -> None:
         i = st.select_slider("frame", list(range(len(frames))), value=int(row["apex"]),
                              format_func=lambda t: f"{t} · {marks[t]}" if t in marks else str(t),
                              help="onset, apex and offset are named on the slider")
-        widgets.chart(plots.grey_image(clip[i], f"frame {i}" + (f" ({marks[i]})" if i in marks else ""),
+        widgets.chart(plots_clip.grey_image(clip[i], f"frame {i}" + (f" ({marks[i]})" if i in marks else ""),
                                        masks if show_masks else None), key="ds-frame")
         diff = clip[row["apex"]] - clip[row["onset"]]
-        widgets.chart(plots.signed_image(diff, "apex − onset"), key="ds-clip-diff")
+        widgets.chart(plots_clip.signed_image(diff, "apex − onset"), key="ds-clip-diff")
 
 
 def _motion(name: str, options_json: str, table) -> None:
@@ -172,11 +172,11 @@ def _motion(name: str, options_json: str, table) -> None:
     masks = reads.ground_truth(row.get("mask_path") or "")
     a, b, c = st.columns(3)
     if views["onset"] is not None:
-        a.plotly_chart(plots.grey_image(views["onset"], "onset"), width="stretch", key="ds-onset", config=widgets.chart_config("ds-onset"))
+        a.plotly_chart(plots_clip.grey_image(views["onset"], "onset"), width="stretch", key="ds-onset", config=widgets.chart_config("ds-onset"))
     if views["apex"] is not None:
-        b.plotly_chart(plots.grey_image(views["apex"], "apex"), width="stretch", key="ds-apex", config=widgets.chart_config("ds-apex"))
+        b.plotly_chart(plots_clip.grey_image(views["apex"], "apex"), width="stretch", key="ds-apex", config=widgets.chart_config("ds-apex"))
     if views["diff"] is not None:
-        c.plotly_chart(plots.signed_image(views["diff"], "apex − onset"), width="stretch", key="ds-diff", config=widgets.chart_config("ds-diff"))
+        c.plotly_chart(plots_clip.signed_image(views["diff"], "apex − onset"), width="stretch", key="ds-diff", config=widgets.chart_config("ds-diff"))
     if views["flow_u"] is not None:
         _flow(views, masks, reads_motion.face_mask(row.get("mask_path") or ""))
     if views.get("magnified_clip") is not None:
@@ -187,14 +187,14 @@ def _motion(name: str, options_json: str, table) -> None:
 def _flow(views: dict, masks: dict, face_truth) -> None:
     """Flow as colours (with the wheel that reads them) and as arrows, and strain; the outside of the face greyed."""
     shape = views["flow_u"].shape
-    face, face_words = plots.face_region(shape, truth=face_truth, detected=views.get("face_region"))
+    face, face_words = plots_motion.face_region(shape, truth=face_truth, detected=views.get("face_region"))
     background = views["apex"] if views["apex"] is not None else np.full(shape, 0.5, np.float32)
     a, b, c = st.columns(3)
-    a.plotly_chart(plots.flow_colour(views["flow_u"], views["flow_v"], "flow, onset → apex", face),
+    a.plotly_chart(plots_motion.flow_colour(views["flow_u"], views["flow_v"], "flow, onset → apex", face),
                    width="stretch", key="ds-flow-rgb", config=widgets.chart_config("ds-flow-rgb"))
-    b.plotly_chart(plots.flow_arrows(background, views["arrows"], "flow arrows", masks, face),
+    b.plotly_chart(plots_motion.flow_arrows(background, views["arrows"], "flow arrows", masks, face),
                    width="stretch", key="ds-flow-arrows", config=widgets.chart_config("ds-flow-arrows"))
-    c.plotly_chart(plots.strain_figure(views["strain"], "optical strain", face), width="stretch", key="ds-strain",
+    c.plotly_chart(plots_motion.strain_figure(views["strain"], "optical strain", face), width="stretch", key="ds-strain",
                    config=widgets.chart_config("ds-strain"))
     where = (f"Outside the face ({face_words}, dotted) the pictures are greyed and the arrows thin and grey: "
              "motion there is head drift or camera noise, not the expression." if face is not None else

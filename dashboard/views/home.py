@@ -5,7 +5,7 @@ import json
 
 import streamlit as st
 
-from dashboard import glossary, plots, reads, widgets
+from dashboard import glossary, plots_clip, reads, widgets
 from dashboard.nav import PAGES
 from dashboard.views.lesson import DATASET, LESSON_EVM
 from dashboard.widgets import plain
@@ -85,7 +85,7 @@ def _showcase() -> None:
     with left:
         clip = views["magnified_clip"]
         first = views.get("clip_first") or 0  # frames numbered as in the file (widgets.FRAME_NUMBERS)
-        widgets.chart(plots.clip_animation(clip, first, first + (views["apex_index"] or 0), first + len(clip) - 1,
+        widgets.chart(plots_clip.clip_animation(clip, first, first + (views["apex_index"] or 0), first + len(clip) - 1,
                                            first=first, frame_ms=150,
                                            title="a synthetic smile, magnified ×10"), key="home-showcase")
         st.caption(widgets.FRAME_NUMBERS)

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from dashboard import glossary, palette, plots, reads, reads_motion, widgets
+from dashboard import glossary, palette, plots, plots_clip, plots_motion, reads, reads_motion, widgets
 from dashboard.widgets import plain
 from mer_core.datasets.synthetic import load_masks, showcase_clips
 from mer_core.errors import MerError
@@ -57,10 +57,10 @@ def _clip_step(clip: np.ndarray, row: dict) -> None:
     real_ms = max(10, int(round(1000 / fps)))
     a, b = st.columns(2)
     with a:
-        widgets.chart(plots.clip_animation(clip, row["onset"], row["apex"], row["offset"], frame_ms=real_ms,
+        widgets.chart(plots_clip.clip_animation(clip, row["onset"], row["apex"], row["offset"], frame_ms=real_ms,
                                            title=f"real speed ({fps:g} frames per second)"), key="lesson-real")
     with b:
-        widgets.chart(plots.clip_animation(clip, row["onset"], row["apex"], row["offset"], frame_ms=real_ms * 15,
+        widgets.chart(plots_clip.clip_animation(clip, row["onset"], row["apex"], row["offset"], frame_ms=real_ms * 15,
                                            title="slowed down 15 times"), key="lesson-slow")
     _step(STEPS[0], f"Press ▶ on both: at real speed the whole clip lasts {len(clip) / fps:.2f} s and the face "
           "hardly seems to change. Slowed down you may just catch it: a micro-expression moves the skin by "
@@ -71,7 +71,7 @@ def _markers_step(clip: np.ndarray, row: dict) -> None:
     cols = st.columns(3)
     for col, name in zip(cols, ("onset", "apex", "offset")):
         with col:
-            widgets.chart(plots.grey_image(clip[int(row[name])], f"{name}: frame {row[name]}"), key=f"lesson-{name}")
+            widgets.chart(plots_clip.grey_image(clip[int(row[name])], f"{name}: frame {row[name]}"), key=f"lesson-{name}")
     c = palette.STREAMLIT_MARKERS
     _step(STEPS[1], f"Three frames name the expression's timing: :{c['onset']}[onset] (it starts), "
           f":{c['apex']}[apex] (strongest) and :{c['offset']}[offset] (the face is back at rest). "
@@ -82,10 +82,10 @@ def _diff_step(clip: np.ndarray, row: dict, masks: dict) -> None:
     diff = clip[int(row["apex"])] - clip[int(row["onset"])]
     left, right = st.columns([1, 1])
     with left:
-        widgets.chart(plots.signed_image(cv2.GaussianBlur(diff, (0, 0), 1.0), "apex − onset",
-                                         plots.shared_bound(diff)), key="lesson-diff")
+        widgets.chart(plots_clip.signed_image(cv2.GaussianBlur(diff, (0, 0), 1.0), "apex − onset",
+                                         plots_clip.shared_bound(diff)), key="lesson-diff")
     with right:
-        widgets.chart(plots.grey_image(clip[int(row["apex"])], "apex, true motion outlined",
+        widgets.chart(plots_clip.grey_image(clip[int(row["apex"])], "apex, true motion outlined",
                                        {"au": masks["au"]} if "au" in masks else None), key="lesson-diff-masks")
     _step(STEPS[2], "Subtracting the onset frame from the apex frame leaves only what changed: red where the "
           "image got darker, blue where it got brighter. The strong spots sit inside the "
@@ -103,16 +103,16 @@ def _magnify_step(views: dict, magnified_max) -> None:
 
 
 def _flow_step(views: dict, masks: dict) -> None:
-    face, _ = plots.face_region(views["apex"].shape, truth=masks.get("face"), detected=views.get("face_region"))
+    face, _ = plots_motion.face_region(views["apex"].shape, truth=masks.get("face"), detected=views.get("face_region"))
     au = {"au": masks["au"]} if "au" in masks else None
     left, middle, right = st.columns(3)
     with left:
-        widgets.chart(plots.flow_arrows(views["apex"], views["arrows"], "flow arrows", au, face), key="lesson-flow")
+        widgets.chart(plots_motion.flow_arrows(views["apex"], views["arrows"], "flow arrows", au, face), key="lesson-flow")
     with middle:
-        widgets.chart(plots.flow_colour(views["flow_u"], views["flow_v"], "flow as colours", face),
+        widgets.chart(plots_motion.flow_colour(views["flow_u"], views["flow_v"], "flow as colours", face),
                       key="lesson-flow-colour")
     with right:
-        widgets.chart(plots.strain_figure(views["strain"], "optical strain", face), key="lesson-strain")
+        widgets.chart(plots_motion.strain_figure(views["strain"], "optical strain", face), key="lesson-strain")
     _step(STEPS[4], "Optical flow measures, for every pixel, how far and where it moved from onset to apex: as "
           "arrows drawn many times longer than the motion, and as colours read by the wheel (hue = direction, "
           "brightness = speed). Strain is how much the skin stretched or squeezed (1 % = a 1 % change of "
@@ -124,7 +124,7 @@ def _au_figure(apex: np.ndarray, masks: dict):
     regions = {}
     for k, au in enumerate(masks.get("au_units", [])):
         regions[f"AU{int(au)}"] = masks["au_regions"][k]
-    return plots.au_regions(apex, regions, "action units that moved")
+    return plots_clip.au_regions(apex, regions, "action units that moved")
 
 
 def _au_step(views: dict, masks: dict, row: dict) -> None:
@@ -148,9 +148,9 @@ def _input_step(views: dict) -> None:
         small = cv2.resize(np.asarray(m, np.float32), (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
         with col:
             if name == "strain":
-                widgets.chart(plots.heat_image(small, name), key=f"lesson-input-{name[:6]}")
+                widgets.chart(plots_clip.heat_image(small, name), key=f"lesson-input-{name[:6]}")
             else:
-                widgets.chart(plots.signed_image(small, name), key=f"lesson-input-{name[:6]}")
+                widgets.chart(plots_clip.signed_image(small, name), key=f"lesson-input-{name[:6]}")
     _step(STEPS[6], f"A model is not shown the video: it gets a few {MODEL_SIZE}×{MODEL_SIZE} maps computed from "
           "onset and apex, here the baseline's horizontal flow, vertical flow and strain. Everything it knows "
           "about the expression has to be in these small pictures.")

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, plots_spotting, reads_spotting as rs, widgets
+from dashboard import plots_clip, plots_spotting, reads_spotting as rs, widgets
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 
@@ -41,7 +41,7 @@ def interval_player(path: str, onset: int, apex: int, offset: int, n_frames: int
     last = first + len(clip) - 1
     shown_on, shown_off = max(onset, first), min(offset, last)
     frame_ms = max(120, round(1000 / fps))
-    widgets.chart(plots.clip_animation(clip, shown_on, min(max(apex, shown_on), shown_off), shown_off, first=first,
+    widgets.chart(plots_clip.clip_animation(clip, shown_on, min(max(apex, shown_on), shown_off), shown_off, first=first,
                                        frame_ms=frame_ms, title=title), key=key)
     cut = "" if (first <= onset and offset <= last) else f" (cut to {len(clip)} frames around the apex)"
     slowed = f", slowed {fps * frame_ms / 1000:.1f}×" if fps * frame_ms > 1000 * 1.05 else ""
