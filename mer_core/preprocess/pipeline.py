@@ -36,7 +36,7 @@ from mer_core.preprocess.channels import FLOW_CHANNELS, check_channels
 from mer_core.preprocess.face import FACE_VERSION, MARGIN
 from mer_core.preprocess.flow import FLOW_VERSION
 from mer_core.preprocess.magnify import EVM_VERSION, LAMBDA_C
-from mer_core.preprocess.sample import (  # noqa: F401  (sample_views: re-exported for the dashboard)
+from mer_core.preprocess.sample import (
     MAGNIFIED,
     PIPELINE_VERSION,
     as_dict,

@@ -47,8 +47,6 @@ from mer_core.datasets.manifest import read_manifest
 from mer_core.datasets.registry import register_dataset
 from mer_core.datasets.synthetic.export import ensure_realism
 from mer_core.datasets.synthetic.generate import (  # noqa: F401
-    MANIFEST_COLUMNS,
-    ClipPlan,
     clip_masks,
     clip_motion,
     dataset_name,
@@ -63,13 +61,9 @@ from mer_core.datasets.synthetic.generate import (  # noqa: F401
 )
 from mer_core.datasets.synthetic.motion import (  # noqa: F401
     ACTION_UNITS,
-    AU_ANCHORS,
-    BASIC_CLASSES,
     CLASS_ACTION_UNITS,
-    COMPOSITE_CLASSES,
 )
 from mer_core.datasets.synthetic.options import (  # noqa: F401
-    GENERATOR_VERSION,
     KNOWN_CLASSES,
     OPTION_SPECS,
     SynthOptions,
