@@ -80,6 +80,7 @@ def test_the_run_records_source_fingerprint_and_checkpoint_hash():
     record = json.loads((run_folder(rid) / "pretrain.json").read_text())
     assert len(record["checkpoint_sha256"]) == 64 and record["key"] in note and record["data_fingerprints"]
     assert len(record["weights_sha256"]) == 64
+    assert record["code"] == run["code_version"]  # pre-trained by this code, so the Run page warns of nothing
 
 
 def test_pre_training_again_gives_the_same_weights_hash_though_the_file_differs():

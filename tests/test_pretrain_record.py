@@ -11,6 +11,7 @@ import json
 import pytest
 
 from apptest_helpers import page_app, unescape
+from mer_core.store.db import RunStore
 from mer_core.store.folders import run_folder
 from mer_core.store.pretrain_record import read_pretrain_record, write_pretrain_record
 from test_results_pages import store_fixture_run
@@ -19,7 +20,8 @@ SHA = "3f2a9c41d07b" + "e" * 52
 WEIGHTS = "77c0ffee1234" + "a" * 52
 FINGERPRINT = "9b1d0c77aa55" + "0" * 20
 RECORD = {"sources": ["synthetic-macro?n=60"], "data_fingerprints": [FINGERPRINT], "key": "k" * 16,
-          "checkpoint": "/cache/checkpoints/pretrain/kkkk.pt", "checkpoint_sha256": SHA, "weights_sha256": WEIGHTS, "epochs": 3}
+          "checkpoint": "/cache/checkpoints/pretrain/kkkk.pt", "checkpoint_sha256": SHA, "weights_sha256": WEIGHTS, "code": None,
+          "epochs": 3}
 TRANSFER = {"pretrain": "synthetic-macro?n=60", "pretrain_epochs": 3}
 
 
@@ -37,6 +39,10 @@ def _caption(at) -> str:
                      if "Pre-training:" in c.value)
 
 
+def _caption_all(at) -> str:
+    return "\n".join(unescape(c.value).replace("**", "").replace("`", "") for c in at.caption)
+
+
 # --- the store's reader ---------------------------------------------------------------------------
 def test_the_reader_returns_the_record_and_round_trips_the_writer():
     rid = _run("pt-read", RECORD, config=TRANSFER)
@@ -47,9 +53,9 @@ def test_the_reader_returns_the_record_and_round_trips_the_writer():
 
 
 def test_a_record_written_before_the_weights_hash_was_kept_still_reads():
-    old = {k: v for k, v in RECORD.items() if k != "weights_sha256"}
+    old = {k: v for k, v in RECORD.items() if k not in ("weights_sha256", "code")}
     rid = _run("pt-old", old, config=TRANSFER)
-    assert read_pretrain_record(rid) == (old | {"weights_sha256": None}, "")
+    assert read_pretrain_record(rid) == (old | {"weights_sha256": None, "code": None}, "")
     line = _caption(page_app("run", run=rid))
     assert f"checkpoint sha256 {SHA[:12]}" in line and "weights" not in line
 
@@ -69,6 +75,7 @@ def test_a_run_without_a_record_reads_as_none_without_a_message():
     (json.dumps(RECORD | {"epochs": "3"}), "'epochs'"),
     (json.dumps(RECORD | {"epochs": True}), "'epochs'"),
     (json.dumps(RECORD | {"key": 7}), "'key'"),
+    (json.dumps(RECORD | {"code": ["abc"]}), "'code'"),
     (b"\xff\xfe\x00bad", "not readable JSON"),
     ("x" * (2 << 20), "more than a record can be"),
 ])
@@ -97,6 +104,24 @@ def test_run_page_shows_source_fingerprint_and_weights_hash():
     fields = dict(zip(*[expander.dataframe[0].value[c] for c in ("field", "value")]))
     assert fields["weights sha256"] == WEIGHTS and fields["checkpoint sha256"] == SHA  # ... whole in the record
     assert fields["data fingerprint"] == FINGERPRINT
+
+
+def test_run_page_says_when_the_weights_were_pre_trained_by_other_code():
+    rid = _run("pt-code", config=TRANSFER)
+    with RunStore() as store:
+        this_run = store.get_run(rid)["code_version"]
+    warning = "were made by other code"
+    write_pretrain_record(run_folder(rid), RECORD | {"code": this_run})
+    at = page_app("run", run=rid)
+    assert not at.exception, at.exception
+    assert warning not in _caption_all(at)
+    write_pretrain_record(run_folder(rid), RECORD | {"code": "0123456789ab"})
+    at = page_app("run", run=rid)
+    text = _caption_all(at)
+    assert f"{warning} (0123456789ab) than this run's ({this_run})" in text and "pre-train afresh" in text
+    (expander,) = [e for e in at.expander if e.label == "pre-training record"]
+    fields = dict(zip(*[expander.dataframe[0].value[c] for c in ("field", "value")]))
+    assert fields["code"] == "0123456789ab"
 
 
 def test_run_page_says_trained_from_scratch_without_a_record():

@@ -105,10 +105,16 @@ def pretrain_section(run_id: str, run: dict) -> None:
         weights = (f"weights sha256 {code(record['weights_sha256'][:12])}" if record["weights_sha256"]
                    else f"checkpoint sha256 {code(record['checkpoint_sha256'][:12])}")
         st.caption(f":material/model_training: **Pre-training:** {sources} · {weights}{epochs}")
+        made_by, this_run = record["code"], str(run.get("code_version") or "")
+        if made_by and this_run and made_by != this_run:
+            st.caption(f":material/warning: These pre-trained weights were made by other code ({code(made_by)}) "
+                       f"than this run's ({code(this_run)}) and taken from the cache by their recipe. If the training "
+                       "loop changed in between, pre-training again gives other weights, which can move the scores by "
+                       "a few hundredths; delete the checkpoint to pre-train afresh.")
         with st.expander("pre-training record", icon=":material/fingerprint:"):
             rows = [("source", s) for s in record["sources"]] + [("data fingerprint", f)
                                                                   for f in record["data_fingerprints"]]
-            fields = ("weights_sha256", "checkpoint_sha256", "key", "checkpoint", "epochs")
+            fields = ("weights_sha256", "checkpoint_sha256", "key", "checkpoint", "code", "epochs")
             rows += [(k.replace("_", " "), record[k]) for k in fields if record[k] is not None]
             st.dataframe(pd.DataFrame(rows, columns=["field", "value"]).astype(str), hide_index=True,
                          width="stretch")

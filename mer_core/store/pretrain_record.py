@@ -5,8 +5,8 @@ macro-pre-trained weights (DenseAttention's transfer learning): the macro
 source(s), each source's data fingerprint, the checkpoint key, the sha256
 of the checkpoint file every fold started from and the sha256 of its weights
 (equal for equal weights, where the file's own hash also covers when it was
-written). Readers get it back validated:
-JSON only (never a pickle), every field checked, and a file that is missing,
+written), and the code version (git commit) that pre-trained it. Readers get
+it back validated: JSON only (never a pickle), every field checked, and a file that is missing,
 too large, not JSON or of the wrong shape comes back as ``None`` with a
 message saying why, never as an exception.
 """
@@ -36,8 +36,8 @@ def read_pretrain_record(run_id: str) -> tuple[dict[str, Any] | None, str]:
 
     The record has ``sources`` and ``data_fingerprints`` (lists of strings, one
     fingerprint a source), ``checkpoint_sha256`` (64 hex digits), ``weights_sha256`` (64 hex digits, or None in
-    a record written before it was kept), and ``key``, ``checkpoint`` (strings or None) and ``epochs`` (an
-    integer >= 1 or None).
+    a record written before it was kept), and ``key``, ``checkpoint``, ``code`` (strings or None) and ``epochs``
+    (an integer >= 1 or None).
     """
     try:
         path = run_folder(run_id, create=False) / PRETRAIN_FILE
@@ -57,7 +57,7 @@ def read_pretrain_record(run_id: str) -> tuple[dict[str, Any] | None, str]:
     return {"sources": list(data["sources"]), "data_fingerprints": list(data["data_fingerprints"]),
             "checkpoint_sha256": data["checkpoint_sha256"], "weights_sha256": data.get("weights_sha256"),
             "key": data.get("key"),
-            "checkpoint": data.get("checkpoint"), "epochs": data.get("epochs")}, ""
+            "checkpoint": data.get("checkpoint"), "code": data.get("code"), "epochs": data.get("epochs")}, ""
 
 
 def _problem(data: Any) -> str:
@@ -75,7 +75,7 @@ def _problem(data: Any) -> str:
     weights = data.get("weights_sha256")
     if weights is not None and (not isinstance(weights, str) or not _SHA256.fullmatch(weights)):
         return "'weights_sha256' must be 64 lowercase hex digits"
-    for field in ("key", "checkpoint"):
+    for field in ("key", "checkpoint", "code"):
         if data.get(field) is not None and not isinstance(data[field], str):
             return f"'{field}' must be a string"
     epochs = data.get("epochs")

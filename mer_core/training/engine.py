@@ -325,7 +325,8 @@ def _pretrain(config: ExperimentConfig, progress: Progress | None, folder: Path 
         info = ckpt.get("pretrain", {})
         record = {"sources": info.get("sources"), "data_fingerprints": info.get("data"), "key": info.get("key"),
                   "checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
-                  "weights_sha256": weights_sha256(ckpt["state_dict"]), "epochs": info.get("epochs")}
+                  "weights_sha256": weights_sha256(ckpt["state_dict"]), "epochs": info.get("epochs"),
+                  "code": info.get("code")}
         write_pretrain_record(folder, record)  # read back, validated, by mer_core.store.pretrain_record
 
 
