@@ -30,6 +30,7 @@ from mer_core.jobs.study import ablation_arms as arms, study_report as report
 from mer_core.paths import cache_root, store_path
 from mer_core.preprocess.pipeline import cached_sample_views
 from mer_core.store.db import RunStore
+from mer_core.store.jobs import ACTIVE as JOB_ACTIVE  # noqa: F401  (for views, which never import the store)
 
 # Session-state and query-parameter keys (constants, never string literals in pages)
 QP_RUN = "run"

@@ -14,11 +14,11 @@ import streamlit as st
 
 from dashboard import glossary, plots, reads, reads_spotting, widgets, writes
 from dashboard.palette import STATUS_COLOUR
+from dashboard.reads import JOB_ACTIVE as ACTIVE
 from dashboard.widgets import code, plain
 from mer_core.errors import MerError
 from mer_core.evaluation.context import group_chance
 from mer_core.evaluation.metrics import per_group
-from mer_core.store.jobs import ACTIVE
 
 K_SELECT = "jobs_select"
 SPOT_KIND = "spotting"  # the job kind of a spotting LOSO (mer spot --submit, the Spotting page)
