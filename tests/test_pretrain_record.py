@@ -20,8 +20,8 @@ SHA = "3f2a9c41d07b" + "e" * 52
 WEIGHTS = "77c0ffee1234" + "a" * 52
 FINGERPRINT = "9b1d0c77aa55" + "0" * 20
 RECORD = {"sources": ["synthetic-macro?n=60"], "data_fingerprints": [FINGERPRINT], "key": "k" * 16,
-          "checkpoint": "/cache/checkpoints/pretrain/kkkk.pt", "checkpoint_sha256": SHA, "weights_sha256": WEIGHTS, "code": None,
-          "epochs": 3}
+          "checkpoint": "/cache/checkpoints/pretrain/kkkk.pt", "checkpoint_sha256": SHA, "weights_sha256": WEIGHTS,
+          "code": None, "epochs": 3}
 TRANSFER = {"pretrain": "synthetic-macro?n=60", "pretrain_epochs": 3}
 
 

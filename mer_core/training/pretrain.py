@@ -198,7 +198,8 @@ def _train(path: Path, job: _Job, log: Log | None, on_epoch: OnEpoch) -> None:
     history = [dict(epoch=r["epoch"], loss=r["train_loss"], acc=r["train_acc"]) for r in result.history]
     info = dict(
         job.recipe, key=job.key, classes=classes, samples=len(y), report=data.report, history=history,
-        seconds=round(time.time() - t0, 2), device=str(dev), code=code_version(), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        seconds=round(time.time() - t0, 2), device=str(dev), code=code_version(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt = {"state_dict": state, "config": _arch(model.config) | {"num_classes": len(classes)},
