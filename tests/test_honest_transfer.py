@@ -17,6 +17,7 @@ from mer_core.store.db import RunStore
 from mer_core.store.folders import run_folder
 from mer_core.training.engine import run_experiment
 from mer_core.training.macro import macro_datasets
+from mer_core.training import pretrain as pt
 from mer_core.training.pretrain import file_sha256, weights_sha256
 
 TINY_DATA = dict(subjects=2, clips_per_subject=4, size=32, frames=8)
@@ -106,3 +107,14 @@ def test_the_weights_hash_follows_the_tensors_not_the_file(tmp_path):
     assert weights_sha256(nudged) != weights_sha256(state)  # one value one ulp-scale off
     assert weights_sha256({"a.weight": state["a.weight"].reshape(3, 2), "a.bias": state["a.bias"]}) != \
         weights_sha256(state)  # same values, another shape
+
+
+def test_the_checkpoint_key_follows_the_optimisers_kernel(monkeypatch):
+    """A checkpoint is reused by its key, so an optimiser that rounds differently (here AdamW's per-tensor loop in
+    place of the trainer's foreach update) must give another key: else a run starts from weights another loop made."""
+    cfg, table = _config(), index_dataset("synthetic", **TINY_DATA)
+    key = pt.pretrain_record(cfg, table)["checkpoint_key"]
+    assert pt.pretrain_record(cfg, table)["checkpoint_key"] == key
+    monkeypatch.setattr(pt, "build_optimizer", lambda params, loop: torch.optim.AdamW(
+        params, lr=loop.lr, weight_decay=loop.weight_decay, foreach=False))
+    assert pt.pretrain_record(cfg, table)["checkpoint_key"] != key

@@ -46,10 +46,11 @@ from mer_core.store.db import code_version
 from mer_core.training.macro import (
     Log, MacroSource, check_sources, index_source, load_macro, parse_source, split_sources,
 )
-from mer_core.training.trainer import OnEpoch, fit, resolve_device, seed_everything
+from mer_core.training.trainer import OnEpoch, build_optimizer, fit, resolve_device, seed_everything
 
-# A checkpoint is reused by its key alone, so bump this whenever the weights a recipe gives can change: the loop,
-# its optimiser's kernels (a fused AdamW rounds differently) or the input derivation (2: the shared trainer loop)
+# A checkpoint is reused by its key alone, so bump this whenever the weights a recipe gives can change in a way
+# the key does not see: the loop or the input derivation (the optimiser's class and settings, its kernel choice
+# included, are in the key already). 2: the shared trainer loop
 PRETRAIN_VERSION = 2
 FREEZE_MODES = ("none", "early", "all_but_head")
 NOT_ARCH = ("dropout", "drop_rate")  # regularisation only: may differ between pre-training and fine-tuning
@@ -150,18 +151,26 @@ def _job(model_name: str, preset: str, macro_dataset: str | Sequence[str], epoch
         raise ConfigError("no macro source given; e.g. 'synthetic-macro', 'folder:PATH' or 'ckplus:PATH'")
     indexed = [index_source(s) for s in sources]
     prep = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("channels", "input_size")}
-    recipe = dict(
-        version=PRETRAIN_VERSION, torch=torch.__version__, model=model_name, preset=preset, arch=_arch(base_cfg),
-        sources=[s.spec() for s in sources], data=[fp for _, fp, _ in indexed], preprocess=prep,
-        epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-    )
     loop = ExperimentConfig(
         model=model_name, preset=preset, epochs=epochs, batch_size=batch_size, optimizer="adamw", lr=lr,
         weight_decay=weight_decay, scheduler="cosine", loss="ce", class_balance="none", augment=True,
         selection="fixed", record_oracle=False, seed=seed, device=device,
     )
+    recipe = dict(
+        version=PRETRAIN_VERSION, torch=torch.__version__, model=model_name, preset=preset, arch=_arch(base_cfg),
+        sources=[s.spec() for s in sources], data=[fp for _, fp, _ in indexed], preprocess=prep,
+        epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+        optimiser=optimiser_settings(loop),
+    )
     return _Job(model_name, preset, overrides, sources, indexed, tuple(base_cfg.channels), int(base_cfg.input_size),
                 options, recipe, loop, workers)
+
+
+def optimiser_settings(loop: ExperimentConfig) -> dict[str, Any]:
+    """The optimiser the loop builds, by class and settings (its kernel choice, foreach or fused, included), so the
+    checkpoint key changes by itself when the trainer's optimiser changes (a fused AdamW rounds differently)."""
+    probe = build_optimizer([nn.Parameter(torch.zeros(1))], loop)
+    return {"class": type(probe).__name__, **json.loads(json.dumps(probe.defaults, sort_keys=True, default=str))}
 
 
 def _reporter(log: Log | None, progress: Progress | None, on_epoch: OnEpoch | None) -> OnEpoch:
