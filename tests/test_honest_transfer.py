@@ -104,7 +104,7 @@ def test_the_weights_hash_follows_the_tensors_not_the_file(tmp_path):
     assert file_sha256(tmp_path / "0.pt") != file_sha256(tmp_path / "1.pt")
     assert weights_sha256(loaded[0]) == weights_sha256(loaded[1]) == weights_sha256(state)
     nudged = dict(state, **{"a.bias": torch.tensor([0.0, 1e-7])})
-    assert weights_sha256(nudged) != weights_sha256(state)  # one value one ulp-scale off
+    assert weights_sha256(nudged) != weights_sha256(state)  # one value moved by 1e-7
     assert weights_sha256({"a.weight": state["a.weight"].reshape(3, 2), "a.bias": state["a.bias"]}) != \
         weights_sha256(state)  # same values, another shape
 
