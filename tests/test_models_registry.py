@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -26,6 +28,18 @@ def _input(cfg, seed: int = 0) -> torch.Tensor:
 
 def test_expected_models_registered():
     assert {"baseline", "mfdan", "ststnet"} <= set(MODELS)
+
+
+def test_importing_a_registry_alone_registers_every_built_in():
+    """Python runs a package's __init__ before any of its modules, so a fresh process that imports only a
+    registry module already sees every built-in model and dataset (the registries need no import of their own)."""
+    code = ("from mer_core.models.registry import list_models; from mer_core.datasets.registry import list_datasets; "
+            "print(','.join(list_models())); print(','.join(list_datasets()))")
+    models, datasets = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                      text=True).stdout.split()
+    assert models.split(",") == ["baseline", "dense_attention", "linear", "mfdan", "ststnet"]
+    assert {"casme2", "casme3", "samm", "smic", "megc2019", "manifest", "synthetic", "synthetic-realism"} <= set(
+        datasets.split(","))
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -57,18 +57,11 @@ def register_dataset(
     return deco
 
 
-def _ensure_loaded() -> None:
-    # lazy: a circle: importing the package registers the built-in indexers, which import this registry
-    import mer_core.datasets  # noqa: F401
-
-
 def list_datasets() -> list[str]:
-    _ensure_loaded()
     return sorted(_DATASETS)
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    _ensure_loaded()
     if name not in _DATASETS:
         raise UnknownNameError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(_DATASETS))}")
     return _DATASETS[name]

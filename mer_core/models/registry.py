@@ -133,18 +133,11 @@ def _expand_provenance(model: str, preset: str, values: dict[str, Any], notes: d
     return out  # type: ignore[return-value]
 
 
-def _ensure_loaded() -> None:
-    # lazy: a circle: importing the package registers the built-in models, which import this registry
-    import mer_core.models  # noqa: F401
-
-
 def list_models() -> list[str]:
-    _ensure_loaded()
     return sorted(_MODELS)
 
 
 def model_spec(name: str) -> ModelSpec:
-    _ensure_loaded()
     if name not in _MODELS:
         raise UnknownNameError(f"unknown model {name!r}; valid models: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
