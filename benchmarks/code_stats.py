@@ -1,6 +1,6 @@
 """Size and import shape of the code: lines, modules, function-level imports, import circles.
 
-    .venv/bin/python benchmarks/code_stats.py [--list-lazy] [--packages mer_core dashboard benchmarks]
+    .venv/bin/python benchmarks/code_stats.py [--list-lazy] [--packages mer_core dashboard benchmarks] [--since REV]
 
 Counts, over the Python files of the given folders (tests excluded):
 
@@ -14,12 +14,19 @@ Counts, over the Python files of the given folders (tests excluded):
   once with module-level imports only (what runs at import time) and once with
   function-level imports as well (the real dependency graph). An edge goes to
   the submodule a ``from pkg import name`` names when that is a module, else to
-  the package; imports outside the given folders are ignored.
+  the package; imports outside the given folders are ignored;
+- with ``--since REV``: how the code that existed at the commit REV has fared
+  (committed code only, git's rename detection): its lines then, the lines its
+  paths hold now (a renamed file counted under its new name), the files
+  deleted since, and the files added since, each with its lines, largest
+  first, so that new features and code moved out of old files can be told
+  apart by name.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -101,10 +108,48 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+
+def _lines_at(rev: str, path: str) -> int:
+    return len(_git("show", f"{rev}:{path}").splitlines())
+
+
+def since(rev: str, packages: list[str]) -> None:
+    """Print what became of the Python code (tests excluded) that existed at ``rev``, against HEAD."""
+    def counted(path: str) -> bool:
+        return path.endswith(".py") and "tests" not in Path(path).parts
+
+    then = [p for p in _git("ls-tree", "-r", "--name-only", rev, "--", *packages).splitlines() if counted(p)]
+    renamed: dict[str, str] = {}
+    deleted: list[str] = []
+    added: list[str] = []
+    for row in _git("diff", "-M", "--name-status", rev, "HEAD", "--", *packages).splitlines():
+        status, *paths = row.split("\t")
+        if not counted(paths[-1]) and not counted(paths[0]):
+            continue
+        if status.startswith("R"):
+            renamed[paths[0]] = paths[1]
+        elif status == "D":
+            deleted.append(paths[0])
+        elif status == "A":
+            added.append(paths[0])
+    before = sum(_lines_at(rev, p) for p in then)
+    now = sum(_lines_at("HEAD", renamed.get(p, p)) for p in then if p not in deleted)
+    print(f"since {rev}: its {len(then)} files held {before} lines; their paths (renames followed) hold {now} "
+          f"now ({now - before:+d}); {len(deleted)} deleted ({sum(_lines_at(rev, p) for p in deleted)} lines then)")
+    sizes = sorted(((_lines_at("HEAD", p), p) for p in added), reverse=True)
+    print(f"added since {rev}: {len(added)} files, {sum(n for n, _ in sizes)} lines")
+    for n, p in sizes:
+        print(f"  {n:5d} {p}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packages", nargs="+", default=["mer_core", "dashboard", "benchmarks"])
     ap.add_argument("--list-lazy", action="store_true", help="list every function-level import")
+    ap.add_argument("--since", metavar="REV", help="also show what became of the code that existed at commit REV")
     args = ap.parse_args(argv)
     files = sorted(p for pkg in args.packages for p in (ROOT / pkg).rglob("*.py")
                    if "__pycache__" not in p.parts and "tests" not in p.relative_to(ROOT).parts)
@@ -145,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             print("  " + " <-> ".join(group))
     if args.list_lazy:
         print("\n".join(lazy))
+    if args.since:
+        since(args.since, args.packages)
     return 0
 
 
