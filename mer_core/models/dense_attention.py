@@ -335,6 +335,9 @@ class DenseAttentionNet(nn.Module):
 # the flow-image presets' net: smaller and more regularised than the frames preset's
 _SMALL = dict(growth_rate=12, block_layers=(2, 2, 2), init_features=16, bn_size=4, stem="conv3", attn_reduction=8,
               attn_kernel=5, dropout=0.4, drop_rate=0.1)
+# the 64 px net of the frame-based presets
+_FRAMES = dict(input_size=64, growth_rate=12, block_layers=(3, 3, 3), init_features=24, bn_size=4, stem="conv3",
+               attn_reduction=8, attn_kernel=5)
 _TUNED = "chosen on the realism variant (its tuning draw, seed 10, 5-fold by subject: benchmarks/results/realism_tuning.md)"
 
 
@@ -342,18 +345,7 @@ _TUNED = "chosen on the realism variant (its tuning draw, seed 10, 5-fold by sub
     "dense_attention",
     config_cls=DenseAttentionConfig,
     presets={
-        "cpu": dict(
-            channels=("magnified_apex", "diff"),
-            input_size=64,
-            growth_rate=12,
-            block_layers=(3, 3, 3),
-            init_features=24,
-            bn_size=4,
-            stem="conv3",
-            attn_reduction=8,
-            attn_kernel=5,
-            dropout=0.2,
-        ),
+        "cpu": dict(channels=("magnified_apex", "diff"), **_FRAMES, dropout=0.2),
         # precomputed flow + apex images (the composite's common public form): a smaller, more regularised
         # net, as ~440 clips cannot feed the frames preset's capacity without overfitting. 32 px: the public
         # flow images are 28x28, and a 68-fold LOSO must fit in 20 minutes on two cores, which 48 px does not
@@ -364,19 +356,7 @@ _TUNED = "chosen on the realism variant (its tuning draw, seed 10, 5-fold by sub
         # pooling loses *where* the motion is) and 30 epochs; its training adds the paper's macro-to-micro transfer
         "cpu_motion": dict(channels=("flow_u", "flow_v", "strain"), input_size=28, head_grid=4, **_SMALL),
         # apex face images only: no motion input, so only appearance (expect much lower scores)
-        "cpu_apex": dict(
-            channels=("apex",),
-            input_size=64,
-            growth_rate=12,
-            block_layers=(3, 3, 3),
-            init_features=24,
-            bn_size=4,
-            stem="conv3",
-            attn_reduction=8,
-            attn_kernel=5,
-            dropout=0.4,
-            drop_rate=0.1,
-        ),
+        "cpu_apex": dict(channels=("apex",), **_FRAMES, dropout=0.4, drop_rate=0.1),
         "paper": dict(
             channels=("magnified_apex",),
             input_size=224,
