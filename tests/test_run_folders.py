@@ -11,8 +11,10 @@ import pytest
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.store.db import RunStore
+from mer_core.store import folders
 from mer_core.store.folders import (atomic_write_text, check_id, load_array, read_table, run_folder, save_array,
                                     write_table)
+from mer_core.store.spotting import scores_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,6 +118,18 @@ def test_nothing_in_the_library_or_dashboard_reads_pickles():
     bad = [hit for top in ("mer_core", "dashboard") for p in sorted((ROOT / top).rglob("*.py"))
            for hit in _pickle_calls(p)]
     assert not bad, "pickle in what MER Bench reads back:\n" + "\n".join(bad)
+
+
+def test_the_run_folder_layout_keeps_the_names_stored_runs_have_on_disk(isolated_cache):
+    """Folders written by earlier versions are read back: every name below is on disk already."""
+    names = [folders.INPUTS_FILE, folders.LABELS_FILE, folders.TABLE_FILE, folders.PRETRAIN_FILE,
+             folders.FINAL_CHECKPOINT, folders.FINAL_RECORD, folders.fold_checkpoint_name(3),
+             folders.EXPORT_DIR, folders.EXPLAIN_DIR, folders.report_name("k"), folders.REPORT_GLOB,
+             folders.localisation_name("k"), folders.explanation_name("saliency", "k"),
+             str(scores_path("r1", 3).relative_to(run_folder("r1")))]
+    assert names == ["inputs.npy", "labels.npy", "table.json", "pretrain.json", "final.pt", "final.json",
+                     "fold_003.pt", "export", "explain", "report-k.json", "report-*.json", "localisation-k.json",
+                     "saliency-k.npz", "spotting/fold_003.npz"]
 
 
 def test_earlier_configs_are_the_older_runs_on_the_same_data(isolated_cache):

@@ -41,7 +41,7 @@ from mer_core.explain.faithfulness import infidelity_score, perturbation_curves,
 from mer_core.explain.localisation import score_map
 from mer_core.explain.runs import ATTENTION, EXPLAIN_VERSION, FAST_OPTIONS, RunExplainer, _digest
 from mer_core.explain.sanity import randomisation_check, rank_correlation
-from mer_core.store.folders import EXPLAIN_DIR, run_folder
+from mer_core.store.folders import EXPLAIN_DIR, REPORT_GLOB, report_name, run_folder
 
 _clock = time.perf_counter  # every duration of the report and its estimates (tests swap in a fake clock)
 
@@ -151,7 +151,7 @@ def report_ids(ex: RunExplainer, max_samples: int) -> list[str]:
 def report_path(ex: RunExplainer, cfg: ReportConfig, ids: Sequence[str]) -> Path:
     ckpts = sorted(str(c) for c in ex.folds["checkpoint"])
     key = _digest([REPORT_VERSION, EXPLAIN_VERSION, cfg.as_dict(), list(ids), ckpts, FAST_OPTIONS])
-    return ex.folder / EXPLAIN_DIR / f"report-{key}.json"
+    return ex.folder / EXPLAIN_DIR / report_name(key)
 
 
 def _method_map(ex: RunExplainer, c: _Clip, method: str, cache: bool = True) -> np.ndarray:
@@ -456,7 +456,7 @@ def cached_reports(run_id: str) -> list[dict[str, Any]]:
     """Every cached report of a run, newest first (for the Compare page)."""
     folder = run_folder(run_id, create=False) / EXPLAIN_DIR
     out = []
-    for p in folder.glob("report-*.json"):
+    for p in folder.glob(REPORT_GLOB):
         try:
             out.append(json.loads(p.read_text()))
         except (OSError, ValueError):

@@ -40,7 +40,8 @@ from mer_core.explain.localisation import aggregate_scores, score_map
 from mer_core.models.registry import create_model, model_spec
 from mer_core.preprocess.sample import compute_maps
 from mer_core.store.db import RunStore
-from mer_core.store.folders import EXPLAIN_DIR, INPUTS_FILE, TABLE_FILE, load_array, read_table, run_folder
+from mer_core.store.folders import EXPLAIN_DIR, INPUTS_FILE, TABLE_FILE, explanation_name, load_array, localisation_name
+from mer_core.store.folders import read_table, run_folder
 from mer_core.training.checkpoints import load_fold_checkpoint
 from mer_core.training.experiment import resolve_model_config
 
@@ -283,7 +284,7 @@ class RunExplainer:
     def _cache_file(self, sample_id: str, kind: str, key: Any, ckpt: Path) -> Path:
         st = ckpt.stat()
         digest = _digest({"v": EXPLAIN_VERSION, "key": key, "ckpt": [str(ckpt.name), st.st_mtime_ns, st.st_size]})
-        return self.folder / EXPLAIN_DIR / _digest(sample_id, 10) / f"{kind}-{digest}.npz"
+        return self.folder / EXPLAIN_DIR / _digest(sample_id, 10) / explanation_name(kind, digest)
 
     def explain(self, sample_id: str, method: str = "integrated_gradients", target: int | str | None = "pred",
                 *, use_cache: bool = True, **options: Any) -> Explanation:
@@ -357,7 +358,8 @@ class RunExplainer:
 
     def _localisation_file(self, methods: Sequence[str], ids: list[str]) -> Path:
         ckpts = sorted(str(c) for c in self.folds["checkpoint"])
-        return self.folder / EXPLAIN_DIR / f"localisation-{_digest([EXPLAIN_VERSION, list(methods), ids, ckpts, FAST_OPTIONS])}.json"
+        key = _digest([EXPLAIN_VERSION, list(methods), ids, ckpts, FAST_OPTIONS])
+        return self.folder / EXPLAIN_DIR / localisation_name(key)
 
     def localisation_cached(self, methods: Sequence[str] = (*METHODS, ATTENTION), *,
                             max_samples: int = 24) -> bool:

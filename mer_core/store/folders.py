@@ -33,7 +33,8 @@ TABLE_FILE = "table.json"  # the sample table (write_table / read_table)
 PRETRAIN_FILE = "pretrain.json"  # the pre-training record (mer_core.store.pretrain_record)
 FINAL_CHECKPOINT = "final.pt"  # the final model trained on every subject (mer_core.training.final)
 FINAL_RECORD = "final.json"  # its record
-EXPLAIN_DIR = "explain"  # cached attributions, localisation scores and explanation reports
+EXPLAIN_DIR = "explain"  # cached attributions, localisation scores and explanation reports (names below)
+SPOTTING_DIR = "spotting"  # a spotting run's per-frame scores, one file a fold (fold_scores_name)
 EXPORT_DIR = "export"  # `mer export`'s default output folder
 TABLE_FORMAT = 1
 _TUPLE_COLUMNS = ("frames",)
@@ -59,6 +60,29 @@ def run_folder(run_id: str, *, create: bool = True) -> Path:
 def fold_checkpoint_name(fold_index: int) -> str:
     """The file name of a fold's checkpoint in the run folder (``fold_003.pt``)."""
     return f"fold_{int(fold_index):03d}.pt"
+
+
+def fold_scores_name(fold_index: int) -> str:
+    """The file name of a spotting fold's per-frame scores in SPOTTING_DIR (``fold_003.npz``)."""
+    return f"fold_{int(fold_index):03d}.npz"
+
+
+def explanation_name(kind: str, key: str) -> str:
+    """One cached computation of one clip, in EXPLAIN_DIR/<the clip's key>/ (``integrated_gradients-<key>.npz``)."""
+    return f"{kind}-{key}.npz"
+
+
+def localisation_name(key: str) -> str:
+    """Cached localisation scores in EXPLAIN_DIR (``localisation-<key>.json``)."""
+    return f"localisation-{key}.json"
+
+
+def report_name(key: str) -> str:
+    """A cached explanation report in EXPLAIN_DIR (``report-<key>.json``); REPORT_GLOB finds them all."""
+    return f"report-{key}.json"
+
+
+REPORT_GLOB = report_name("*")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

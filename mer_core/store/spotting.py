@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from mer_core.errors import MerError
-from mer_core.store.folders import check_id, run_folder
+from mer_core.store.folders import SPOTTING_DIR, check_id, fold_scores_name, run_folder
 from mer_core.store.liveness import run_holder
 
 # 6 -> 7 (appended to the migrations): spotting runs, their folds and intervals
@@ -88,15 +88,14 @@ SPOT_RUN_COLUMNS = ["id", "name", "status", "created", "finished", "dataset", "s
                     "micro_f1", "macro_f1", "strs", "wall_time", "folds_done", "error"]
 INTERVAL_COLUMNS = ["fold", "source", "video", "subject", "onset", "apex", "offset", "type", "label", "score",
                     "pred_label", "probs"]
-SCORES_DIR = "spotting"
 
 
 def scores_path(run_id: str, fold_index: int, *, create: bool = True) -> Path:
     """``cache/runs/<run id>/spotting/fold_<k>.npz``: the per-frame scores of a fold's test videos."""
-    folder = run_folder(run_id, create=create) / SCORES_DIR
+    folder = run_folder(run_id, create=create) / SPOTTING_DIR
     if create:
         folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"fold_{int(fold_index):03d}.npz"
+    return folder / fold_scores_name(fold_index)
 
 
 def _num(value: Any) -> float | None:
