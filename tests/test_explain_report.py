@@ -9,7 +9,7 @@ from apptest_helpers import page_app
 from mer_core.cli import main
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
-from mer_core.explain.compare import compare_reports, sign_flip_p
+from mer_core.explain.compare import compare_reports
 from mer_core.explain.report import (ReportConfig, chance_verdict, explanation_report, report_path,
                                      report_sentences)
 from mer_core.explain.runs import RunExplainer
@@ -127,7 +127,11 @@ def test_paired_comparison_of_two_runs_reports():
     assert "no evidence" in worse_deletion["sentence"]  # 2 clips cannot reach p < 0.05
     with pytest.raises(MerError, match="share no clip"):
         compare_reports(a, _fake("r3", "X", []))
-    assert sign_flip_p(np.array([1.0, -1.0])) == 1.0
+    balanced = compare_reports(_fake("r1", "A", [0.6, 0.4]), _fake("r2", "B", [0.4, 0.6]))
+    assert balanced["delta"] == 0 and balanced["p_value"] == 1.0  # +d and -d: every pattern reaches |mean| 0
+    assert "no evidence" in balanced["sentence"]
+    many = compare_reports(_fake("r1", "A", [0.5 + 0.01 * i for i in range(20)]), _fake("r2", "B", [0.4] * 20))
+    assert many["p_value"] == pytest.approx(1 / 5001)  # 2^20 > 5000 patterns: Monte Carlo, (hits + 1) / (n + 1)
 
 
 def test_sentences_name_a_method_below_chance_and_one_failing_the_sanity_check():

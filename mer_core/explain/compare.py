@@ -3,20 +3,21 @@
 ``compare_reports(report_a, report_b, measure, method)`` takes the per-clip
 values of one measure for one method from each report (reports of two runs
 on the same dataset share sample ids), keeps the clips both have, and tests
-the mean per-clip difference A - B with a paired sign-flip permutation test
-(each clip's difference keeps or flips its sign with probability 1/2; exact
-for up to 16 clips). The answer carries a plain sentence, e.g. "MFDAN's
-Integrated Gradients localise the true AUs better than DenseAttention's
-(...), p = 0.004".
+the mean per-clip difference A - B with the paired sign-flip permutation test
+of :func:`mer_core.evaluation.statistics.sign_flip_test` (each clip's
+difference keeps or flips its sign with probability 1/2; exact while
+2^clips <= n_perm, i.e. up to 12 clips at the default 5000). The answer
+carries a plain sentence, e.g. "MFDAN's Integrated Gradients localise the
+true AUs better than DenseAttention's (...), p = 0.004".
 """
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
 
 from mer_core.errors import MerError
+from mer_core.evaluation.statistics import sign_flip_test
 from mer_core.explain.report import LABELS, MEASURES
 
 LOCALISATION = ("au_share", "rank_accuracy", "roc_auc", "topk_iou", "pointing", "blink_share")
@@ -29,20 +30,6 @@ def _values(report: dict[str, Any], method: str, measure: str) -> dict[str, floa
         if r.get("method") == method and v is not None and np.isfinite(v):
             out[str(r["sample_id"])] = float(v)
     return out
-
-
-def sign_flip_p(diffs: np.ndarray, *, n_perm: int = 5000, seed: int = 0) -> float:
-    """Two-sided p of a paired sign-flip test of mean(diffs) = 0 (exact when 2^n <= n_perm)."""
-    n = len(diffs)
-    if n == 0:
-        return float("nan")
-    observed = abs(diffs.mean())
-    if 2 ** n <= n_perm:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-        return float(np.mean(np.abs((signs * diffs).mean(1)) >= observed - 1e-12))
-    signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(n_perm, n))
-    hits = int(np.sum(np.abs((signs * diffs).mean(1)) >= observed - 1e-12))
-    return (hits + 1) / (n_perm + 1)
 
 
 def compare_reports(report_a: dict[str, Any], report_b: dict[str, Any], *, measure: str = "au_share",
@@ -62,7 +49,7 @@ def compare_reports(report_a: dict[str, Any], report_b: dict[str, Any], *, measu
     a = np.array([va[s] for s in shared])
     b = np.array([vb[s] for s in shared])
     diffs = a - b
-    p = sign_flip_p(diffs, n_perm=n_perm, seed=seed)
+    p = sign_flip_test(a, b, n_perm=n_perm, seed=seed).p_value
     na, nb = names or (str(report_a.get("model", "A")), str(report_b.get("model", "B")))
     if na == nb:
         na, nb = f"{na} (run {report_a.get('run')})", f"{nb} (run {report_b.get('run')})"
