@@ -24,8 +24,9 @@ from mer_core.errors import MerError
 from mer_core.evaluation.export import record_json, run_record
 from mer_core.evaluation.leaderboard import load_published
 from mer_core.evaluation.statistics import bootstrap_intervals, paired_bootstrap, paired_permutation
-from mer_core.jobs import queue as jobs
-from mer_core.jobs.plan import estimate_seconds as estimate, passes_words, plan, training_passes as passes
+from mer_core.jobs import plan as job_plan, queue as jobs, study as job_study
+from mer_core.jobs.plan import (estimate_seconds as estimate, identical_jobs, passes_words, plan,
+                                training_passes as passes)
 from mer_core.jobs.study import ablation_arms as arms, study_report as report
 from mer_core.paths import cache_root, store_path
 from mer_core.preprocess.pipeline import cached_sample_views
@@ -150,6 +151,18 @@ def _run_details(path: str, run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
         return [store.get_run(r) for r in run_ids if store.has_run(r)]
 
 
+def preset_labels(run_ids: tuple[str, ...]) -> dict[str, str]:
+    """Run id -> "cpu preset" or "cpu preset, modified: epochs 3 (preset 15)" (mer_core.training.experiment)."""
+    return _preset_labels(str(store_path()), tuple(run_ids))
+
+
+@st.cache_data(ttl=30, max_entries=32, show_spinner=False)
+def _preset_labels(path: str, run_ids: tuple[str, ...]) -> dict[str, str]:
+    from mer_core.training.experiment import preset_label  # lazy: loads torch (about 2 s)
+
+    return {r["id"]: preset_label(r["config"]) for r in _run_details(path, run_ids)}
+
+
 # --- jobs: the queue, the live job view, the new-experiment plan ---------------------
 def estimate_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]:
     """Training-time estimate of mer_core.jobs.plan (seconds, what it is based on)."""
@@ -200,6 +213,25 @@ def experiment_plan(config_json: str) -> dict[str, Any]:
 @st.cache_data(ttl=300, max_entries=32, show_spinner="Indexing the dataset…")
 def _experiment_plan(path: str, config_json: str) -> dict[str, Any]:
     return plan(ExperimentConfig.from_json(config_json))
+
+
+def executor_that_runs(executor: str, n_folds: int, workers: int | None) -> str:
+    """The executor that will actually run the folds (mer_core.jobs.plan)."""
+    return job_plan.executor_that_runs(executor, n_folds, workers) or executor
+
+
+def machine_load() -> tuple[float, int, bool]:
+    """(1-minute load, cores, high) of this machine (mer_core.jobs.plan); not cached: it is now."""
+    return job_plan.machine_load()
+
+
+def identical_active_jobs(config_json: str) -> list[str]:
+    """Queued or running jobs whose config is this one exactly (mer_core.jobs.plan.identical_jobs)."""
+    with RunStore(store_path()) as store:
+        table = jobs.list_jobs(store)
+        active = table[table["status"].isin(("queued", "running"))]
+        rows = [jobs.get_job(store, j) for j in active["id"]]
+    return identical_jobs(ExperimentConfig.from_json(config_json), rows)
 
 
 # --- datasets page: roots, indexing reports, preprocessing ------------------------
@@ -276,6 +308,24 @@ def ground_truth(mask_path: str) -> dict[str, np.ndarray]:
 
     masks = load_masks(mask_path)
     return {k: masks[k] for k in ("au", "blink") if k in masks}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def face_mask(mask_path: str) -> np.ndarray | None:
+    """The face mask of a synthetic clip's ground truth (None for real data or a set without one): where the
+    motion figures (Datasets' Motion tab, the Lesson, the Overview's showcase) grey the outside of the face."""
+    if not mask_path:
+        return None
+
+    return load_masks(mask_path).get("face")
+
+
+def magnified_max(name: str, options_json: str, sample_id: str, preprocess_json: str, size: int, *,
+                  alpha_max: float) -> np.ndarray | None:
+    """The clip magnified with ``alpha_max``, the largest α the page offers (the rest of ``preprocess_json``
+    kept): its range is the magnification's one colour scale, the scale of every α's picture."""
+    pre = json.loads(preprocess_json) | {"evm_alpha": alpha_max}
+    return sample_views(name, options_json, sample_id, json.dumps(pre, sort_keys=True), size)["magnified_clip"]
 
 
 # --- explanations (Explain page) -------------------------------------------------------
@@ -412,6 +462,23 @@ def _study_report(path: str, name: str, stamp: tuple) -> Any:
 def ablation_arms(model: str, preset: str) -> list[dict[str, Any]]:
     """The arms of "ablate one component": the full model and one arm per component switched off."""
     return [dict(a.__dict__) for a in arms(model, preset)]
+
+
+def study_preview(definition_json: str) -> dict:
+    """Jobs and estimated time of a study definition (mer_core.jobs.study.preview), or {"error": message}."""
+    try:
+        spec = job_study.parse_study(json.loads(definition_json))
+        return job_study.preview(spec, plan_fn=_cell_plan)
+    except MerError as exc:
+        return {"error": str(exc)}
+
+
+def _cell_plan(config) -> dict:
+    """:func:`experiment_plan` of one study cell, its error raised (the study preview's ``plan_fn``)."""
+    out = experiment_plan(config.to_json())
+    if "error" in out:
+        raise MerError(out["error"])
+    return out
 
 
 def run_config(run_id: str) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from dashboard import glossary, palette, plots_clip, plots_motion, reads, reads_motion, widgets, writes
+from dashboard import glossary, palette, plots_clip, plots_motion, reads, widgets, writes
 from dashboard.widgets import plain
 from mer_core.datasets import dataset_info, list_datasets
 from mer_core.datasets.synthetic import OPTION_SPECS, SynthOptions, showcase_clips
@@ -178,10 +178,10 @@ def _motion(name: str, options_json: str, table) -> None:
     if views["diff"] is not None:
         c.plotly_chart(plots_clip.signed_image(views["diff"], "apex − onset"), width="stretch", key="ds-diff", config=widgets.chart_config("ds-diff"))
     if views["flow_u"] is not None:
-        _flow(views, masks, reads_motion.face_mask(row.get("mask_path") or ""))
+        _flow(views, masks, reads.face_mask(row.get("mask_path") or ""))
     if views.get("magnified_clip") is not None:
-        _magnification(views, alpha, reads_motion.magnified_max(name, options_json, row["sample_id"],
-                                                                 json.dumps(pre), 128))
+        _magnification(views, alpha, reads.magnified_max(name, options_json, row["sample_id"], json.dumps(pre), 128,
+                                                         alpha_max=widgets.EVM_ALPHA_MAX))
 
 
 def _flow(views: dict, masks: dict, face_truth) -> None:

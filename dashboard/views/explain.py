@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, palette, plots, reads, reads_context, widgets
+from dashboard import glossary, palette, plots, reads, widgets
 from dashboard.views import explain_faithfulness
 from dashboard.widgets import plain
 from mer_core.errors import MerError
@@ -473,7 +473,7 @@ def render() -> None:
         st.error(plain(exc))
         return
     run = ov["run"]
-    label = reads_context.preset_labels((run_id,)).get(run_id, f"{run['preset']} preset")
+    label = reads.preset_labels((run_id,)).get(run_id, f"{run['preset']} preset")
     st.caption(plain(f"{run['model']} ({label}) on {run['dataset']} · {len(ov['samples'])} clips · ")
                + f"{len(ov['failures'])} misclassified · status **{run['status']}**")
     if not ov["has_checkpoints"]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, plots, reads, reads_context, reads_models, widgets
+from dashboard import glossary, plots, reads, reads_models, widgets
 from dashboard.widgets import plain
 from mer_core.datasets.synthetic import data_label
 from mer_core.evaluation.leaderboard import (
@@ -78,7 +78,7 @@ def render() -> None:
     if len(measured):  # one bar / row per run even when a model ran twice
         dup = measured["method"].duplicated(keep=False)
         measured.loc[dup, "method"] = measured.loc[dup, "method"] + " · " + measured.loc[dup, "run"]
-        presets = reads_context.preset_labels(tuple(measured["run"]))
+        presets = reads.preset_labels(tuple(measured["run"]))
         modified = measured["run"].map(lambda r: presets.get(r, "")).str.contains("modified")
         measured.loc[modified, "method"] = measured.loc[modified, "method"] + " (" + measured.loc[modified, "run"].map(
             presets) + ")"
@@ -118,7 +118,7 @@ def synthetic_section(finished: pd.DataFrame) -> None:
                "whether a pipeline works end to end; they cannot be ranked against published results.",
                icon=":material/science:")
     ids = tuple(synthetic["id"])
-    presets = reads_context.preset_labels(ids)
+    presets = reads.preset_labels(ids)
     details = {r["id"]: r["config"] for r in reads.run_details(ids)}
     epochs = {r: c.get("epochs") for r, c in details.items()}
     data = {r: data_label(c.get("dataset", ""), c.get("dataset_options")) for r, c in details.items()}

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from dashboard import glossary, palette, plots, plots_clip, plots_motion, reads, reads_motion, widgets
+from dashboard import glossary, palette, plots, plots_clip, plots_motion, reads, widgets
 from dashboard.widgets import plain
 from mer_core.datasets.synthetic import load_masks, showcase_clips
 from mer_core.errors import MerError
@@ -241,8 +241,8 @@ def render() -> None:
         return
     steps = [lambda: _clip_step(clip, row), lambda: _markers_step(clip, row),
              lambda: _diff_step(clip, row, masks),
-             lambda: _magnify_step(views, reads_motion.magnified_max(DATASET, "{}", row["sample_id"],
-                                                                     json.dumps(LESSON_EVM), 128)),
+             lambda: _magnify_step(views, reads.magnified_max(DATASET, "{}", row["sample_id"], json.dumps(LESSON_EVM),
+                                                              128, alpha_max=widgets.EVM_ALPHA_MAX)),
              lambda: _flow_step(views, masks), lambda: _au_step(views, masks, row),
              lambda: _input_step(views), lambda: _looked_step(row["sample_id"], len(report["table"]))]
     for draw in steps:

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import glossary, reads, reads_context, reads_models, widgets, writes
+from dashboard import glossary, reads, reads_models, widgets, writes
 from dashboard.widgets import plain
 from mer_core.config import (AVERAGES, CLASS_BALANCE, EXECUTORS, FLOW_METHODS, FREEZE, LOSSES, OPTIMIZERS,
                              PROTOCOLS, SCHEDULERS, SELECTION, ExperimentConfig)
@@ -395,7 +395,7 @@ def render() -> None:
         _what_will_run(config, summary, model, preset)
     clicked = st.button("Submit job", type="primary", disabled=bool(errors) or config is None, key=K_SUBMIT)
     if clicked and config is not None and not errors:
-        same = reads_context.identical_active_jobs(config.to_json())
+        same = reads.identical_active_jobs(config.to_json())
         if same:
             st.session_state[K_ASK] = (config.stable_hash(), same)
         else:
@@ -425,7 +425,7 @@ def _submit(config: ExperimentConfig, name: str) -> None:
 
 def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str, preset: str) -> None:
     """The plan's figures and the time estimate: the folds' training, plus the final model when asked for."""
-    runs_as = reads_context.executor_that_runs(config.executor, summary["n_folds"], config.workers)
+    runs_as = reads.executor_that_runs(config.executor, summary["n_folds"], config.workers)
     passes, passes_words = reads.training_passes(config, summary.get("train_subjects"))
     seconds, source = reads.estimate_seconds(model, preset, n_samples=summary["n_samples"],
                                              n_folds=summary["n_folds"], epochs=config.epochs,
@@ -443,7 +443,7 @@ def _what_will_run(config: ExperimentConfig, summary: dict[str, Any], model: str
     ran = (f"the {runs_as} executor" + (f" (the {config.executor} executor selected runs its folds in this "
                                           "process with one worker)" if runs_as != config.executor else ""))
     st.caption(plain(f"Estimated for {ran}, on an idle machine."))
-    load, cores, high = reads_context.machine_load()
+    load, cores, high = reads.machine_load()
     if high:
         st.warning(plain(f"This machine is busy now: load {load:.1f} on {cores} cores. Jobs share the cores, so "
                          "expect this one to take longer than the estimate (measured on an idle machine)."),

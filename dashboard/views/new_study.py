@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import reads, reads_context, widgets, writes
+from dashboard import reads, widgets, writes
 from dashboard.widgets import plain
 from mer_core.config import PROTOCOLS
 from mer_core.datasets.registry import list_datasets
@@ -93,7 +93,7 @@ def _prefill() -> None:
 
 def _preview(definition: dict[str, Any]) -> None:
     """The number of jobs and the estimated time, with each arm's epochs, before anything is queued."""
-    out = reads_context.study_preview(json.dumps(definition))
+    out = reads.study_preview(json.dumps(definition))
     if "error" in out:
         st.caption(plain(f"No preview yet: {out['error']}"))
         return

@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from dashboard import glossary, reads, reads_context, widgets, writes
+from dashboard import glossary, reads, widgets, writes
 from dashboard.widgets import plain
 from mer_core.errors import MerError
 
@@ -72,7 +72,7 @@ def render() -> None:
         "run": view["id"],
         "name": view["name"].fillna(""),
         "model": view["model"],
-        "preset": view["id"].map(reads_context.preset_labels(tuple(view["id"]))).fillna(view["preset"] + " preset"),
+        "preset": view["id"].map(reads.preset_labels(tuple(view["id"]))).fillna(view["preset"] + " preset"),
         "dataset": view["dataset"],
         "protocol": view["protocol"],
         "status": view["status"],
