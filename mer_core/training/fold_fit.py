@@ -98,7 +98,7 @@ def choose_epochs_nested(build: Build, cfg: ExperimentConfig, pick: Pick, fold: 
         s_ = scores(y, p.argmax(1), classes)
         uf1.append(float(s_.uf1))
         acc.append(float(s_.accuracy))
-        loss.append(float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-8, 1.0)).mean()))
+        loss.append(trainer.nll(p, y))
     best = max(range(cfg.epochs), key=lambda e: (uf1[e], -loss[e], -e))
     return NestedChoice(best + 1, uf1, acc, loss)
 

@@ -321,7 +321,7 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, classes: tuple[str,
     """Probabilities, negative log-likelihood, accuracy and UF1 of ``model`` on ``(x, y)``."""
     probs = predict_proba(model, x, device)
     s = scores(y, probs.argmax(1), classes)
-    return Evaluation(probs, float(_nll(probs, y)), s.accuracy, s.uf1)
+    return Evaluation(probs, nll(probs, y), s.accuracy, s.uf1)
 
 
 @dataclass
@@ -424,11 +424,6 @@ def _input_batches(x: np.ndarray, batch_size: int, device: torch.device, cl: boo
         yield as_layout(torch.from_numpy(np.ascontiguousarray(x[a:b])).to(device), cl)
 
 
-def select(cfg: ExperimentConfig) -> Selection:
-    """The config's selection rule."""
-    return Selection(cfg.selection, cfg.patience)
-
-
 def epoch_event(stage: str, epoch: int, epochs: int, row: dict[str, float]) -> EpochEvent:
     """The per-epoch report every stage sends through ``on_epoch``."""
     if stage not in STAGES:
@@ -479,7 +474,7 @@ def fit(
     loader = make_loader(x_tr, y_tr, cfg, seed, len(classes))
     state = TrainState.create(model, cfg, y_tr, len(classes), channels, device, param_groups, min_batch)
     model = state.model
-    selection = select(cfg)
+    selection = Selection(cfg.selection, cfg.patience)
     result = FitResult()
     test_epoch_probs: list[np.ndarray] = []
     n_epochs = cfg.epochs if epochs is None else int(epochs)
@@ -488,8 +483,7 @@ def fit(
     average = WeightAverage.create(model, cfg, n_epochs)
     on_step = (lambda: average.after_step(model)) if average is not None else None
     for epoch in range(1, n_epochs + 1):
-        row: dict[str, float] = (train_one_epoch(state, loader, epoch, should_stop) if on_step is None
-                                 else train_one_epoch(state, loader, epoch, should_stop, on_step=on_step))
+        row = train_one_epoch(state, loader, epoch, should_stop, on_step)
         if average is not None:
             average.after_epoch(model, epoch)
         if val is not None and len(val[0]):  # the weights of this epoch (not their average)
@@ -558,5 +552,6 @@ def oracle_choice(test_epoch_probs: list[np.ndarray], y_test: np.ndarray) -> tup
     return best + 1, test_epoch_probs[best]
 
 
-def _nll(probs: np.ndarray, y: np.ndarray) -> float:
+def nll(probs: np.ndarray, y: np.ndarray) -> float:
+    """The mean negative log-likelihood of the true classes (probabilities clipped at 1e-8)."""
     return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-8, 1.0)).mean())
