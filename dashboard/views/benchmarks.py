@@ -35,20 +35,11 @@ COLUMN_HELP = {"first run s": "the first run, preprocessing included",
                "preprocess ms / clip, cold": "computing one clip's inputs with nothing cached"}
 
 
-def shown(table: pd.DataFrame) -> pd.DataFrame:
-    """The table without its empty columns (no value in any row: nothing to read, only a blank)."""
-    return table.drop(columns=empty_columns(table))
-
-
-def empty_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if table[c].map(lambda v: v is None or v == "–" or v != v).all()]
-
-
 def table(frame: pd.DataFrame) -> None:
-    """A results table that fits the page: its empty columns left out and named below it with the reason,
-    long names explained in their tooltips (a table wider than the page hid its last, right-aligned
-    column: it looked blank)."""
-    empty = empty_columns(frame)
+    """A results table that fits the page: its empty columns (no value in any row) left out and named below
+    it with the reason, long names explained in their tooltips (a table wider than the page hid its last,
+    right-aligned column: it looked blank)."""
+    empty = [c for c in frame.columns if frame[c].map(lambda v: v is None or v == "–" or v != v).all()]
     frame = frame.drop(columns=empty)
     st.dataframe(frame, hide_index=True, width="stretch",
                  column_config={c: st.column_config.Column(c, help=h) for c, h in COLUMN_HELP.items() if c in frame})
