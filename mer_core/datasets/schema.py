@@ -16,7 +16,6 @@ worker process or written to CSV without knowing where it came from.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -61,8 +60,6 @@ COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 REQUIRED = tuple(c.name for c in COLUMNS if c.required)
 
 _DEFAULTS: dict[str, Any] = {
-    "native_subject": None,  # filled from subject
-    "emotion": None,  # filled from label
     "apex_estimated": False,
     "apex_method": "annotated",
     "first_frame": 0,
@@ -70,11 +67,11 @@ _DEFAULTS: dict[str, Any] = {
     "apex_image_path": "",
     "onset_image_path": "",
     "fps": 0.0,
-    "part": None,  # filled from dataset
     "cropped": False,
     "action_units": "",
     "mask_path": "",
 }
+_FILLED_FROM = {"native_subject": "subject", "emotion": "label", "part": "dataset"}  # optional column -> its source
 
 
 def make_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -93,15 +90,12 @@ def make_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
         r["frames"] = tuple(str(p) for p in r["frames"])
         for col in ("onset", "apex", "offset"):
             r.setdefault(col, -1 if not r["frames"] else 0)
+        for key, source in _FILLED_FROM.items():
+            if r.get(key) is None:
+                r[key] = str(r[source])
         for key, default in _DEFAULTS.items():
             if r.get(key) is None:
                 r[key] = default
-        if r["native_subject"] is None:
-            r["native_subject"] = str(r["subject"])
-        if r["emotion"] is None:
-            r["emotion"] = str(r["label"])
-        if r["part"] is None:
-            r["part"] = str(r["dataset"])
         r.setdefault("sample_id", f"{r['dataset']}/{r['native_subject']}/{r['clip']}")
         filled.append(r)
     table = pd.DataFrame(filled, columns=list(COLUMN_NAMES) + _extra_columns(filled))
@@ -117,24 +111,19 @@ def _extra_columns(rows: list[dict[str, Any]]) -> list[str]:
     return extra
 
 
-def validate_table(table: pd.DataFrame, *, check_files: bool = False) -> pd.DataFrame:
+def validate_table(table: pd.DataFrame) -> pd.DataFrame:
     """Check a sample table and return it with normalised dtypes.
 
     Raises :class:`DatasetError` naming the row (sample id) and column at
-    fault. With ``check_files`` every referenced path must exist.
+    fault.
     """
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
         raise DatasetError(f"sample table lacks required column(s) {missing}; expected columns: {list(REQUIRED)}")
     table = table.copy()
-    for col in COLUMNS:
-        if col.name not in table.columns:
-            default = _DEFAULTS.get(col.name)
-            if col.name in ("native_subject", "emotion", "part"):
-                source = {"native_subject": "subject", "emotion": "label", "part": "dataset"}[col.name]
-                table[col.name] = table[source].astype(str)
-            else:
-                table[col.name] = [default] * len(table)
+    for col in COLUMN_NAMES:
+        if col not in table.columns:
+            table[col] = table[_FILLED_FROM[col]].astype(str) if col in _FILLED_FROM else [_DEFAULTS[col]] * len(table)
     if table["sample_id"].duplicated().any():
         dup = table.loc[table["sample_id"].duplicated(), "sample_id"].tolist()[:5]
         raise DatasetError(f"duplicate sample_id(s) {dup}: every clip must appear once")
@@ -164,10 +153,6 @@ def validate_table(table: pd.DataFrame, *, check_files: bool = False) -> pd.Data
                 raise DatasetError(
                     f"row {idx} ({sid}): expected onset <= apex <= offset, got onset={on}, apex={ap}, offset={off}"
                 )
-        if check_files:
-            for p in list(frames[:1]) + list(frames[-1:]) + [row["flow_path"], row["apex_image_path"], row["onset_image_path"]]:
-                if p and not _exists(p):
-                    raise DatasetError(f"row {idx} ({sid}): file not found: {p}")
     for col in ("onset", "apex", "offset", "first_frame"):
         table[col] = table[col].astype(int)
     for col in ("apex_estimated", "cropped"):
@@ -175,11 +160,3 @@ def validate_table(table: pd.DataFrame, *, check_files: bool = False) -> pd.Data
     table["fps"] = table["fps"].astype(float)
     return table.reset_index(drop=True)
 
-
-def _exists(path: str) -> bool:
-    return Path(path).exists()
-
-
-def describe_columns() -> str:
-    """A plain-text description of the schema, for docs and error messages."""
-    return "\n".join(f"{c.name:18s} {c.kind:6s} {'required' if c.required else 'optional':9s} {c.doc}" for c in COLUMNS)
