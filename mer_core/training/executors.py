@@ -22,7 +22,6 @@ through Ray.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import queue as queue_mod
 import tempfile
@@ -86,15 +85,11 @@ def resolve_workers(cfg: ExperimentConfig, n_tasks: int | None = None) -> int:
     if workers == 0:
         cuda = cfg.device != "cpu" and torch.cuda.is_available()
         workers = torch.cuda.device_count() if cuda else (os.cpu_count() or 1)
-    elif cfg.device == "cpu" or not _cuda():
+    elif cfg.device == "cpu" or not torch.cuda.is_available():
         workers = min(workers, os.cpu_count() or 1)  # more CPU workers than cores only thrash (noted in the run)
     if n_tasks is not None:
         workers = min(workers, n_tasks)
     return max(1, workers)
-
-
-def _cuda() -> bool:
-    return torch.cuda.is_available()
 
 
 def fold_seed(seed: int, fold_index: int) -> int:
@@ -129,7 +124,7 @@ def run_fold(task: FoldTask, emit: Callable[[dict[str, Any]], None] | None = Non
         def build(model_seed: int) -> tuple[Any, Any]:  # a fresh model: nested selection and seeds train several
             torch.manual_seed(model_seed)
             model = create_model(cfg.model, config=task.model_cfg)
-            return model, _maybe_pretrained(model, cfg)
+            return model, pt.prepare_finetune(model, cfg)  # None without pre-training
 
         def on_epoch(event: dict[str, Any]) -> None:  # trainer.epoch_event
             row = event["metrics"]
@@ -164,7 +159,7 @@ def fold_outcome(task: FoldTask, cfg: ExperimentConfig, y: np.ndarray, model: An
         path = Path(task.folder) / fold_checkpoint_name(fold.index)
         # a process whose run was taken over must not replace the new owner's checkpoint, even one paused
         # between a check and the write: the rename happens under the store's write lock, ownership checked
-        save_fold_checkpoint(path, model, model_name=cfg.model, model_config=_plain(task.model_cfg),
+        save_fold_checkpoint(path, model, model_name=cfg.model, model_config=pt.plain_config(task.model_cfg),
                              config_json=task.config_json, config_hash=cfg.stable_hash(), fold=fold.index,
                              test_subjects=list(fold.test_subjects), guard=_while_owner(task))
         checkpoint = str(path) if task.store_path else path.name
@@ -180,17 +175,6 @@ def _while_owner(task: FoldTask) -> Iterator[None]:
         return
     with RunStore(task.store_path, owner=task.owner) as store, store.owned(task.run_id):
         yield
-
-
-def _plain(cfg: Any) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
-
-
-def _maybe_pretrained(model: Any, cfg: ExperimentConfig) -> Any:
-    """Macro pre-training (DenseAttention): load the shared checkpoint, freeze, param groups."""
-    if not cfg.pretrain:
-        return None
-    return pt.prepare_finetune(model, cfg)
 
 
 def execute_folds(exp: Any, todo: list[Fold], *, run_id: str, store: Any, folder: Path,

@@ -152,8 +152,8 @@ def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress
     from mer_core.models.registry import create_model  # lazy: loads torch (about 2 s)
     # lazy: loads torch (about 2 s)
     from mer_core.training.checkpoints import FINAL_FOLD, content_hash, save_fold_checkpoint
-    # lazy: loads torch and scikit-learn (about 2 s)
-    from mer_core.training.executors import _maybe_pretrained, _plain, fold_seed
+    from mer_core.training.executors import fold_seed  # lazy: loads torch and scikit-learn (about 2 s)
+    from mer_core.training.pretrain import plain_config, prepare_finetune  # lazy: loads torch (about 2 s)
     from mer_core.training.trainer import fit, resolve_device  # lazy: loads torch (about 2 s)
 
     cfg = exp.config
@@ -179,10 +179,10 @@ def train_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress
     model = create_model(cfg.model, config=exp.model_cfg)
     result = fit(model, cfg, (np.ascontiguousarray(exp.x), np.asarray(exp.y)), classes=exp.classes,
                  channels=tuple(exp.model_cfg.channels), seed=seed, device=resolve_device(cfg.device),
-                 on_epoch=on_epoch, should_stop=stop, param_groups=_maybe_pretrained(model, cfg), stage="final",
+                 on_epoch=on_epoch, should_stop=stop, param_groups=prepare_finetune(model, cfg), stage="final",
                  epochs=epochs)
     path = save_fold_checkpoint(folder / FINAL_CHECKPOINT, model, model_name=cfg.model,
-                                model_config=_plain(exp.model_cfg), config_json=cfg.to_json(),
+                                model_config=plain_config(exp.model_cfg), config_json=cfg.to_json(),
                                 config_hash=cfg.stable_hash(), fold=FINAL_FOLD, test_subjects=[],
                                 guard=store.owned(run_id))
     record = {

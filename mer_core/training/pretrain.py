@@ -61,9 +61,14 @@ Progress = Callable[[int, int, float], None]  # (epoch, epochs, loss): the older
 # --- pre-training -------------------------------------------------------------
 
 
+def plain_config(cfg: Any) -> dict[str, Any]:
+    """A model config as plain JSON data (tuples as lists), as checkpoints store it."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
 def _arch(cfg: Any) -> dict[str, Any]:
     """A model config as plain JSON data, without the head's class count."""
-    data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+    data = plain_config(cfg)
     data.pop("num_classes", None)
     return data
 
