@@ -40,7 +40,6 @@ from filelock import FileLock
 
 from mer_core.datasets.synthetic.face import FaceLayers, render_face, sample_identity
 from mer_core.datasets.synthetic.motion import (
-    CLASS_ACTION_UNITS,
     DISTRACTOR_AUS,
     UNILATERAL_AUS,
     Motion,
@@ -52,6 +51,7 @@ from mer_core.datasets.synthetic.motion import (
     expression_motion,
     intensity_profile,
     inverse_field,
+    prototype,
 )
 from mer_core.datasets.synthetic.options import GENERATOR_VERSION, SynthOptions
 from mer_core.errors import DatasetError
@@ -130,9 +130,7 @@ def plan_subject(options: SynthOptions, s: int) -> list[ClipPlan]:
 
 def _plan_clip(options: SynthOptions, s: int, sid: str, c: int, label: str) -> ClipPlan:
     rng = _rng(options, s, _STREAM_CLIP, c)
-    combos = CLASS_ACTION_UNITS[label]
-    weights = np.array([w for _, w in combos])
-    aus = tuple(combos[int(rng.choice(len(combos), p=weights / weights.sum()))][0])
+    aus = prototype(label, rng)
     intensities = [float(v) for v in rng.uniform(0.6, 1.0, len(aus))]
     side_draw = rng.uniform(0, 1, len(aus))
     sides = [("R" if v < 0.075 else "L") if a in UNILATERAL_AUS and v < 0.15 else "" for a, v in zip(aus, side_draw)]

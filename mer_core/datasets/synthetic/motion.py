@@ -80,6 +80,13 @@ UNILATERAL_AUS = frozenset({2, 6, 7, 12, 15, 20})
 DISTRACTOR_AUS = (7, 20, 23)
 
 
+def prototype(label: str, rng: np.random.Generator) -> tuple[int, ...]:
+    """One of a class's prototype AU combinations, drawn with the class's weights."""
+    combos = CLASS_ACTION_UNITS[label]
+    weights = np.array([w for _, w in combos])
+    return tuple(combos[int(rng.choice(len(combos), p=weights / weights.sum()))][0])
+
+
 def au_string(aus: tuple[int, ...], sides: tuple[str, ...] = ()) -> str:
     """'AU4+AU15' or 'AU4+R15' (the manifests' action_units format)."""
     sides = sides or ("",) * len(aus)

@@ -48,7 +48,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mer_core.datasets.synthetic.motion import CLASS_ACTION_UNITS
+from mer_core.datasets.synthetic.motion import prototype
 from mer_core.errors import ConfigError
 
 REALISM_VERSION = "composite-1"
@@ -149,13 +149,6 @@ def subject_styles(realism: Realism, seed: int, s: int, classes: tuple[str, ...]
         atypical = STYLE_ACTION_UNITS[int(rng.integers(len(STYLE_ACTION_UNITS)))]
         styles[label] = atypical if rng.uniform() < realism.style_share else None
     return styles
-
-
-def prototype(label: str, rng: np.random.Generator) -> tuple[int, ...]:
-    """One of a class's prototype AU combinations, drawn with the class's weights."""
-    combos = CLASS_ACTION_UNITS[label]
-    weights = np.array([w for _, w in combos])
-    return tuple(combos[int(rng.choice(len(combos), p=weights / weights.sum()))][0])
 
 
 def adjust_plan(plan, realism: Realism, seed: int, styles: dict[str, tuple[int, ...] | None],
