@@ -64,16 +64,19 @@ def _mask_traces(masks: dict | None, shape: tuple[int, int]) -> list[go.Contour]
     return traces
 
 
-def _image_fig(img: np.ndarray, title: str, *, colorscale: str = "gray", zmin: float = 0.0, zmax: float = 1.0,
-               masks: dict | None = None, showscale: bool = False) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=img, colorscale=colorscale, zmin=zmin, zmax=zmax, showscale=showscale,
-                               hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"))
-    for trace in _mask_traces(masks, img.shape[:2]):
-        fig.add_trace(trace)
+def _framed(picture: go.Image | go.Heatmap, shape: tuple[int, int], title: str, masks: dict | None) -> go.Figure:
+    """A picture trace without axes (y down, square pixels), with the masks' outlines."""
+    fig = go.Figure([picture, *_mask_traces(masks, shape)])
     fig.update_layout(title=title, legend=dict(orientation="h", y=-0.02, yanchor="top"), **_IMG_LAYOUT)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
     fig.update_xaxes(visible=False, constrain="domain")
     return fig
+
+
+def _heat_fig(img: np.ndarray, title: str, colorscale: str, zmin: float, zmax: float) -> go.Figure:
+    """A map drawn as a heat map with its colour bar."""
+    return _framed(go.Heatmap(z=img, colorscale=colorscale, zmin=zmin, zmax=zmax, showscale=True,
+                              hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"), img.shape[:2], title, None)
 
 
 def png_uri(img: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> str:
@@ -92,17 +95,8 @@ def png_uri(img: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> str:
 def picture_fig(img: np.ndarray, title: str, *, masks: dict | None = None, lo: float = 0.0,
                 hi: float = 1.0) -> go.Figure:
     """A grey (``lo``..``hi``) or RGB uint8 picture drawn as a PNG image (no colour bar), with mask outlines."""
-    fig = go.Figure(go.Image(source=png_uri(img, lo, hi), hovertemplate="x %{x}, y %{y}<extra></extra>"))
-    for trace in _mask_traces(masks, np.asarray(img).shape[:2]):
-        fig.add_trace(trace)
-    fig.update_layout(title=title, legend=dict(orientation="h", y=-0.02, yanchor="top"), **_IMG_LAYOUT)
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
-    fig.update_xaxes(visible=False, constrain="domain")
-    return fig
-
-
-def grey_image(img: np.ndarray, title: str, masks: dict | None = None) -> go.Figure:
-    return picture_fig(img, title, masks=masks)
+    return _framed(go.Image(source=png_uri(img, lo, hi), hovertemplate="x %{x}, y %{y}<extra></extra>"),
+                   np.asarray(img).shape[:2], title, masks)
 
 
 def shared_bound(*imgs: np.ndarray, q: float = 99.8) -> float:
@@ -118,11 +112,11 @@ def shared_bound(*imgs: np.ndarray, q: float = 99.8) -> float:
 def signed_image(img: np.ndarray, title: str, bound: float | None = None) -> go.Figure:
     """A signed map (e.g. apex − onset) on a diverging scale centred on zero; ``bound`` shares a scale."""
     bound = bound or float(np.abs(img).max()) or 1.0
-    return _image_fig(img, title, colorscale="RdBu", zmin=-bound, zmax=bound, showscale=True)
+    return _heat_fig(img, title, "RdBu", -bound, bound)
 
 
 def heat_image(img: np.ndarray, title: str) -> go.Figure:
-    return _image_fig(img, title, colorscale="Inferno", zmin=0.0, zmax=float(img.max()) or 1.0, showscale=True)
+    return _heat_fig(img, title, "Inferno", 0.0, float(img.max()) or 1.0)
 
 
 # The slider is laid out in pixels, whatever the figure's width: the ▶ and ❚❚ buttons take the first

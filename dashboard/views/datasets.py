@@ -146,8 +146,8 @@ def _browse(name: str, options_json: str, table) -> None:
         i = st.select_slider("frame", list(range(len(frames))), value=int(row["apex"]),
                              format_func=lambda t: f"{t} · {marks[t]}" if t in marks else str(t),
                              help="onset, apex and offset are named on the slider")
-        widgets.chart(plots_clip.grey_image(clip[i], f"frame {i}" + (f" ({marks[i]})" if i in marks else ""),
-                                       masks if show_masks else None), key="ds-frame")
+        widgets.chart(plots_clip.picture_fig(clip[i], f"frame {i}" + (f" ({marks[i]})" if i in marks else ""),
+                                             masks=masks if show_masks else None), key="ds-frame")
         diff = clip[row["apex"]] - clip[row["onset"]]
         widgets.chart(plots_clip.signed_image(diff, "apex − onset"), key="ds-clip-diff")
 
@@ -172,9 +172,11 @@ def _motion(name: str, options_json: str, table) -> None:
     masks = reads.ground_truth(row.get("mask_path") or "")
     a, b, c = st.columns(3)
     if views["onset"] is not None:
-        a.plotly_chart(plots_clip.grey_image(views["onset"], "onset"), width="stretch", key="ds-onset", config=widgets.chart_config("ds-onset"))
+        a.plotly_chart(plots_clip.picture_fig(views["onset"], "onset"), width="stretch", key="ds-onset",
+                       config=widgets.chart_config("ds-onset"))
     if views["apex"] is not None:
-        b.plotly_chart(plots_clip.grey_image(views["apex"], "apex"), width="stretch", key="ds-apex", config=widgets.chart_config("ds-apex"))
+        b.plotly_chart(plots_clip.picture_fig(views["apex"], "apex"), width="stretch", key="ds-apex",
+                       config=widgets.chart_config("ds-apex"))
     if views["diff"] is not None:
         c.plotly_chart(plots_clip.signed_image(views["diff"], "apex − onset"), width="stretch", key="ds-diff", config=widgets.chart_config("ds-diff"))
     if views["flow_u"] is not None:

@@ -71,7 +71,8 @@ def _markers_step(clip: np.ndarray, row: dict) -> None:
     cols = st.columns(3)
     for col, name in zip(cols, ("onset", "apex", "offset")):
         with col:
-            widgets.chart(plots_clip.grey_image(clip[int(row[name])], f"{name}: frame {row[name]}"), key=f"lesson-{name}")
+            widgets.chart(plots_clip.picture_fig(clip[int(row[name])], f"{name}: frame {row[name]}"),
+                          key=f"lesson-{name}")
     c = palette.STREAMLIT_MARKERS
     _step(STEPS[1], f"Three frames name the expression's timing: :{c['onset']}[onset] (it starts), "
           f":{c['apex']}[apex] (strongest) and :{c['offset']}[offset] (the face is back at rest). "
@@ -85,8 +86,9 @@ def _diff_step(clip: np.ndarray, row: dict, masks: dict) -> None:
         widgets.chart(plots_clip.signed_image(cv2.GaussianBlur(diff, (0, 0), 1.0), "apex − onset",
                                          plots_clip.shared_bound(diff)), key="lesson-diff")
     with right:
-        widgets.chart(plots_clip.grey_image(clip[int(row["apex"])], "apex, true motion outlined",
-                                       {"au": masks["au"]} if "au" in masks else None), key="lesson-diff-masks")
+        widgets.chart(plots_clip.picture_fig(clip[int(row["apex"])], "apex, true motion outlined",
+                                             masks={"au": masks["au"]} if "au" in masks else None),
+                      key="lesson-diff-masks")
     _step(STEPS[2], "Subtracting the onset frame from the apex frame leaves only what changed: red where the "
           "image got darker, blue where it got brighter. The strong spots sit inside the "
           f"{palette.AU_NAME} outline of the true motion; the grain everywhere else is camera noise.")
