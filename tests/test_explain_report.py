@@ -14,7 +14,8 @@ from mer_core.explain.report import (ReportConfig, chance_verdict, explanation_r
                                      report_sentences)
 from mer_core.explain.runs import RunExplainer
 from mer_core.jobs import queue as jobs
-from mer_core.jobs.report_job import run_report_job
+from mer_core.jobs.report_job import ReportRunner
+from mer_core.jobs.worker import run_job
 from mer_core.store.db import RunStore
 from mer_core.store.jobs import EXPLAIN_REPORT
 from mer_core.training.engine import run_experiment
@@ -81,7 +82,7 @@ def test_the_report_job_runs_through_the_queue_and_caches(env, monkeypatch):
         assert launched == [(job_id, {"module": jobs.REPORT_WORKER})]  # the report worker, not the LOSO one
         with store.tx() as c:  # back to queued, then run here as the worker process would
             c.execute("UPDATE jobs SET status='queued', pid=NULL WHERE id=?", (job_id,))
-        assert run_report_job(job_id, store=store, kick_next=False) == 0
+        assert run_job(job_id, store=store, kick_next=False, runner_cls=ReportRunner) == 0
         done = jobs.get_job(store, job_id)
     assert done["status"] == "done" and done["progress"] == 1.0 and "3 clips" in done["message"]
     assert explanation_report(rid, ReportConfig.from_dict(settings), compute=False) is not None
@@ -339,7 +340,7 @@ def test_the_report_job_logs_its_estimates_and_the_tab_shows_them(env, monkeypat
     settings = dict(methods=[IG], max_samples=3, steps=2, sanity_samples=0, road=False, infidelity=False, seed=12)
     with RunStore() as store:
         job_id = jobs.submit_explain_report(rid, settings, store=store, start=False)
-        assert run_report_job(job_id, store=store, kick_next=False) == 0
+        assert run_job(job_id, store=store, kick_next=False, runner_cls=ReportRunner) == 0
     out = capsys.readouterr().out
     assert "[estimate] Integrated Gradients: about 36 s for 3 clips (measured 12.0 s on the first clip" in out
 

@@ -175,7 +175,8 @@ def test_mer_spot_end_to_end_with_spot_then_recognise(tmp_path, capsys):
 
 def test_mer_spot_as_a_background_job(capsys):
     from mer_core.jobs import queue
-    from mer_core.jobs.spot_job import run_spot_job
+    from mer_core.jobs.spot_job import SpotRunner
+    from mer_core.jobs.worker import run_job
 
     with RunStore() as store:
         job_id = queue.submit_spotting(loso.SpotConfig(dataset_options=dict(
@@ -183,7 +184,7 @@ def test_mer_spot_as_a_background_job(capsys):
             start=False)
         job = queue.get_job(store, job_id)
         assert job["kind"] == "spotting" and job["model"] == "spotter motion_curve"
-        assert run_spot_job(job_id, store=store, kick_next=False) == 0
+        assert run_job(job_id, store=store, kick_next=False, runner_cls=SpotRunner) == 0
         job = queue.get_job(store, job_id)
         assert job["status"] == "done" and job["folds_done"] == 2
         assert store.get_spot_run(job["run_id"])["status"] == "done"

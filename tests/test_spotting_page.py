@@ -21,7 +21,8 @@ TINY = dict(subjects=2, videos_per_subject=1, min_seconds=4, max_seconds=4, fps=
 def spot_cache(tmp_path_factory):
     """A cache holding one finished spotting job (motion curve, synthetic-long at TINY) and its run."""
     from mer_core.jobs import queue
-    from mer_core.jobs.spot_job import run_spot_job
+    from mer_core.jobs.spot_job import SpotRunner
+    from mer_core.jobs.worker import run_job
     from mer_core.spotting.loso import SpotConfig
     from mer_core.store.db import RunStore
 
@@ -29,7 +30,7 @@ def spot_cache(tmp_path_factory):
     with cache_at(root):
         with RunStore() as store:
             job_id = queue.submit_spotting(SpotConfig(dataset_options=TINY), store=store, start=False)
-            assert run_spot_job(job_id, store=store, kick_next=False) == 0
+            assert run_job(job_id, store=store, kick_next=False, runner_cls=SpotRunner) == 0
             job = queue.get_job(store, job_id)
             run = store.get_spot_run(job["run_id"])
             folds = store.spot_folds(job["run_id"])

@@ -134,7 +134,8 @@ def test_the_report_is_the_mean_and_sd_of_the_given_figures_and_names_determinis
 @pytest.fixture(scope="module")
 def spot_study(tmp_path_factory):
     """A cache holding the tiny spotting study 'spot', every cell run to done in this process."""
-    from mer_core.jobs.spot_job import run_spot_job
+    from mer_core.jobs.spot_job import SpotRunner
+    from mer_core.jobs.worker import run_job
     from mer_core.store.db import RunStore
 
     root = tmp_path_factory.mktemp("spot_study")
@@ -142,7 +143,7 @@ def spot_study(tmp_path_factory):
         with RunStore() as store:
             cells = st.submit_study(spec(), store=store, start=False)
             for job_id in cells["job_id"]:
-                assert run_spot_job(job_id, store=store, kick_next=False) == 0
+                assert run_job(job_id, store=store, kick_next=False, runner_cls=SpotRunner) == 0
     return {"root": root, "cells": cells}
 
 

@@ -27,16 +27,11 @@ def demo_configs() -> list[ExperimentConfig]:
 
 def queue_demo_jobs(store: RunStore | None = None, *, start: bool = True) -> list[str]:
     """Queue the demo jobs if the store is empty; returns the job ids (empty when nothing was queued)."""
-    own = store is None
-    store = store or RunStore()
-    try:
+    with jobs.using_store(store) as store:
         if not store.list_runs().empty or not jobs.list_jobs(store).empty:
             return []
         return [jobs.submit(cfg, store=store, name=f"demo: {cfg.model} on synthetic", start=start)
                 for cfg in demo_configs()]
-    finally:
-        if own:
-            store.close()
 
 
 def main() -> int:

@@ -132,12 +132,12 @@ def submit(config: ExperimentConfig, *, store: RunStore | None = None, name: str
     if not isinstance(config, ExperimentConfig):
         raise MerError(f"submit() needs an ExperimentConfig, got {type(config).__name__}")
     config = complete_config(config)
-    with _using(store) as store:
+    with using_store(store) as store:
         return _queued(store, start, config.to_json(), new_run_id(config.model), name=name, priority=priority)
 
 
 @contextlib.contextmanager
-def _using(store: RunStore | None) -> Iterator[RunStore]:
+def using_store(store: RunStore | None) -> Iterator[RunStore]:
     """The given store, or one opened (and closed) for the call."""
     own = store is None
     store = store or RunStore()
@@ -171,7 +171,7 @@ def submit_explain_report(run_id: str, report: dict[str, Any] | None = None, *, 
     from mer_core.explain.report import ReportConfig  # lazy: loads torch (about 2 s)
 
     cfg = ReportConfig.from_dict(dict(report or {}))
-    with _using(store) as store:
+    with using_store(store) as store:
         run = store.get_run(run_id)
         if run["status"] in ("running", "queued"):
             raise MerError(f"run {run_id} is {run['status']}; explain it once its folds are stored")
@@ -192,7 +192,7 @@ def submit_spotting(config: Any, *, store: RunStore | None = None, name: str = "
 
     if not isinstance(config, SpotConfig):
         raise MerError(f"submit_spotting() needs a SpotConfig, got {type(config).__name__}")
-    with _using(store) as store:
+    with using_store(store) as store:
         return _queued(store, start, config.job_json(), new_spot_run_id(config.spotter), kind=SPOTTING,
                        priority=priority, name=name or f"spotting ({config.spotter}) on {config.dataset}")
 
@@ -246,10 +246,6 @@ def mark_stale(store: RunStore, *, stale_after: float | None = None) -> list[str
 
 
 # --- scheduler -------------------------------------------------------------------
-def worker_command(job_id: str, module: str = "mer_core.jobs.worker") -> list[str]:
-    return [sys.executable, "-m", module, job_id]
-
-
 def _launch(job_id: str, log_path: Path, gpu: str | None, *, module: str = "mer_core.jobs.worker") -> subprocess.Popen:
     """Start a worker process for ``job_id`` in its own session, output appended to its log."""
     env = dict(os.environ)
@@ -260,8 +256,9 @@ def _launch(job_id: str, log_path: Path, gpu: str | None, *, module: str = "mer_
     with open(log_path, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting worker for job {job_id} ===\n".encode())
         log.flush()
-        return subprocess.Popen(worker_command(job_id, module), cwd=str(repo_root()), env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        return subprocess.Popen([sys.executable, "-m", module, job_id], cwd=str(repo_root()), env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
 
 
 def kick(store: RunStore | None = None, *, limit: int | None = None) -> list[str]:
@@ -270,9 +267,7 @@ def kick(store: RunStore | None = None, *, limit: int | None = None) -> list[str
     Cheap when there is nothing to do (one read). Safe to call from several
     processes at once: each claim is an exclusive transaction.
     """
-    own = store is None
-    store = store or RunStore()
-    try:
+    with using_store(store) as store:
         _reap_children()
         counts = store.job_counts()
         if counts.get("running") or counts.get("cancelling"):
@@ -295,9 +290,6 @@ def kick(store: RunStore | None = None, *, limit: int | None = None) -> list[str
             if got[1]:
                 started.append(got[0])
         return started
-    finally:
-        if own:
-            store.close()
 
 
 def wait(store: RunStore, job_id: str, *, timeout: float = 3600.0, poll: float = 0.5) -> dict[str, Any]:

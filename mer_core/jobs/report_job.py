@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from mer_core.jobs import worker as base
-from mer_core.store.db import RunStore
 from mer_core.store.jobs import EXPLAIN_REPORT
 
 ESTIMATE_PREFIX = "[estimate] "
@@ -31,6 +29,9 @@ ESTIMATE_PREFIX = "[estimate] "
 
 class ReportRunner(base.JobRunner):
     """A JobRunner whose work is the explanation report of ``job['config']['run']``."""
+
+    kind = EXPLAIN_REPORT
+    cancelled_note = "; nothing stored"
 
     def report_progress(self, done: int, total: int, text: str) -> None:
         if self.stop_event.is_set():
@@ -42,8 +43,6 @@ class ReportRunner(base.JobRunner):
         print(ESTIMATE_PREFIX + estimate["text"], flush=True)
         self._write(True, message=estimate["text"])
 
-    cancelled_note = "; nothing stored"
-
     def work(self) -> tuple[str, str, str]:
         from mer_core.explain.report import ReportConfig, explanation_report  # lazy: loads torch (about 2 s)
 
@@ -53,9 +52,6 @@ class ReportRunner(base.JobRunner):
         report = explanation_report(cfg["run"], ReportConfig.from_dict(cfg.get("report") or {}),
                                     store=self.store, progress=self.report_progress, note=self.report_note)
         return "done", f"report of {len(report['sample_ids'])} clips ready ({time.time() - t0:.0f} s)", ""
-
-    def failure_text(self, exc: BaseException) -> str:
-        return "".join(traceback.format_exception(exc))
 
 
 def estimate_lines(job: dict[str, Any]) -> list[str]:
@@ -69,14 +65,5 @@ def estimate_lines(job: dict[str, Any]) -> list[str]:
     return [ln[len(ESTIMATE_PREFIX):].strip() for ln in latest.splitlines() if ln.startswith(ESTIMATE_PREFIX)]
 
 
-def run_report_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True) -> int:
-    """Claim and run a report job here; exit code 0 (done or cancelled), 1 (failed). As ``worker.run_job``."""
-    return base.run_job(job_id, store=store, kick_next=kick_next, runner_cls=ReportRunner, kind=EXPLAIN_REPORT)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return base.worker_main(argv, "mer_core.jobs.report_job", run_report_job)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(base.main(None, "mer_core.jobs.report_job", ReportRunner))

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import sys
 import time
-import traceback
 
 from mer_core.jobs import worker as base
 from mer_core.jobs.eta import EtaEstimator
-from mer_core.store.db import RunStore
 from mer_core.store.jobs import SPOTTING
 
 
 class SpotRunner(base.JobRunner):
     """A JobRunner whose work is the spotting LOSO of ``job['config']``."""
 
+    kind = SPOTTING
     cancelled_note = "; finished folds are kept"
 
     def spot_progress(self, e: dict) -> None:
@@ -55,18 +54,6 @@ class SpotRunner(base.JobRunner):
         f1 = run.get("f1")
         return "done", "finished" + (f": spotting F1 {f1:.3f}" if f1 is not None else ""), ""
 
-    def failure_text(self, exc: BaseException) -> str:
-        return "".join(traceback.format_exception(exc))
-
-
-def run_spot_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True) -> int:
-    """Claim and run a spotting job here; exit code 0 (done or cancelled), 1 (failed). As ``worker.run_job``."""
-    return base.run_job(job_id, store=store, kick_next=kick_next, runner_cls=SpotRunner, kind=SPOTTING)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return base.worker_main(argv, "mer_core.jobs.spot_job", run_spot_job)
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(base.main(None, "mer_core.jobs.spot_job", SpotRunner))

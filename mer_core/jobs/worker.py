@@ -42,13 +42,10 @@ class Stopped(Exception):
     """Raised from the progress callback when a stop was requested before training started."""
 
 
-def claim(store: RunStore, job_id: str, pid: int) -> dict[str, Any] | None:
-    """Make this process the job's worker; None when the job was cancelled before it started."""
-    return store.claim_job(job_id, pid)
-
-
 class JobRunner:
     """Runs one claimed job: heartbeat thread, progress writes, stop handling."""
+
+    kind: str | None = None  # the job kind a subclass runs (checked once claimed); None: an experiment
 
     def __init__(self, store: RunStore, job_id: str) -> None:
         self.store = store
@@ -199,9 +196,9 @@ class JobRunner:
         return "done", "finished" if run_status == "done" else f"finished ({run_status})", ""
 
     def failure_text(self, exc: BaseException) -> str:
-        """The traceback stored with a failed job (the run's own traceback first when it has one)."""
+        """The traceback stored with a failed job (an experiment's: its run's own traceback first when it has one)."""
         error = "".join(traceback.format_exception(exc))
-        stored = self._run_error(self.job["run_id"])
+        stored = self._run_error(self.job["run_id"]) if self.kind is None else ""
         if stored and "Traceback" in stored:
             error = stored + "\n--- raised in the worker ---\n" + error
         return error
@@ -224,62 +221,55 @@ class JobRunner:
 
 
 def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = True,
-            runner_cls: type | None = None, kind: str | None = None) -> int:
+            runner_cls: type[JobRunner] = JobRunner) -> int:
     """Claim and run ``job_id`` in this process; exit code 0 (done or cancelled), 1 (failed), 3 (refused).
 
     ``runner_cls`` (a :class:`JobRunner` subclass) does another kind of work
     with the same claim, heartbeat, cancel and finish (the explanation-report
-    worker); ``kind`` is the job kind it must find (None: a training job).
+    and spotting workers); the job must be of its ``kind``.
     """
     threads = os.environ.get("MER_TORCH_THREADS")
     if threads:
         import torch  # lazy: loads torch (about 2 s)
 
         torch.set_num_threads(max(1, int(threads)))
-    own = store is None
-    store = store or RunStore()
-    runner = (runner_cls or JobRunner)(store, job_id)
-    # SIGTERM (`kill PID`, a shutting-down machine) stops the work like a cancel; set before the claim
-    handlers = {signal.SIGTERM: runner.on_sigterm}
-    in_main = threading.current_thread() is threading.main_thread()
-    old = {sig: signal.signal(sig, fn) for sig, fn in handlers.items()} if in_main else {}
-    try:
-        job = claim(store, job_id, os.getpid())
-        if job is None:
-            print(f"[worker] job {job_id} was cancelled before it started", flush=True)
-            return 0
-        if kind is not None and job["kind"] != kind:
-            raise MerError(f"job {job['id']} is not a {kind!r} job; run it with mer_core.jobs.worker")
-        runner.job, runner.job_id = job, job["id"]
-        status = runner.run()
-        if kick_next:
-            try:
-                jobs_mod.kick(store)
-            except Exception as exc:  # the next job can still be started by any later kick
-                print(f"[worker] could not start the next queued job: {exc}", flush=True)
-        return 1 if status == "failed" else 0
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        if own:
-            store.close()
+    with jobs_mod.using_store(store) as store:
+        runner = runner_cls(store, job_id)
+        # SIGTERM (`kill PID`, a shutting-down machine) stops the work like a cancel; set before the claim
+        in_main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGTERM, runner.on_sigterm) if in_main else None
+        try:
+            job = store.claim_job(job_id, os.getpid())
+            if job is None:
+                print(f"[worker] job {job_id} was cancelled before it started", flush=True)
+                return 0
+            if runner.kind is not None and job["kind"] != runner.kind:
+                raise MerError(f"job {job['id']} is not a {runner.kind!r} job; run it with mer_core.jobs.worker")
+            runner.job, runner.job_id = job, job["id"]
+            status = runner.run()
+            if kick_next:
+                try:
+                    jobs_mod.kick(store)
+                except Exception as exc:  # the next job can still be started by any later kick
+                    print(f"[worker] could not start the next queued job: {exc}", flush=True)
+            return 1 if status == "failed" else 0
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, old)
 
 
-def worker_main(argv: list[str] | None, module: str, run: Any) -> int:
-    """The ``python -m MODULE JOB_ID`` entry point of a worker module."""
+def main(argv: list[str] | None = None, module: str = "mer_core.jobs.worker",
+         runner_cls: type[JobRunner] = JobRunner) -> int:
+    """The ``python -m MODULE JOB_ID`` entry point of a worker module (MODULE's runner: ``runner_cls``)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0].startswith("-"):
         print(f"usage: python -m {module} JOB_ID", file=sys.stderr)
         return 2
     try:
-        return run(args[0])
+        return run_job(args[0], runner_cls=runner_cls)
     except MerError as exc:
         print(f"[worker] error: {exc}", file=sys.stderr, flush=True)
         return 3
-
-
-def main(argv: list[str] | None = None) -> int:
-    return worker_main(argv, "mer_core.jobs.worker", run_job)
 
 
 if __name__ == "__main__":
