@@ -203,7 +203,7 @@ def _imwrite(path: Path, img: np.ndarray) -> None:
         raise DatasetError(f"cannot write {path}")
 
 
-REALISM_FORMS = ("flow-apex", "apex-only", "frames")
+REALISM_FORMS = EXPORT_FORMS
 
 
 def realism_folder(form: str, *, seed: int = 0, subjects: int | None = None) -> Path:

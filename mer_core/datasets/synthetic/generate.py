@@ -29,6 +29,7 @@ import json
 import math
 import os
 import shutil
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,7 +349,8 @@ def generate(
         _clear(out)
         rows = _write_all(out, options, progress)
         meta = dict(generator="mer_core.datasets.synthetic", version=GENERATOR_VERSION, options=options.to_dict(),
-                    clips=len(rows), counts=_counts(rows), showcase=showcase_clips(options))
+                    clips=len(rows), counts=dict(sorted(Counter(r["label"] for r in rows).items())),
+                    showcase=showcase_clips(options))
         _atomic_write(out / "meta.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
         _write_manifest(out / "manifest.csv", rows)
     return out / "manifest.csv"
@@ -399,13 +401,6 @@ def _write_frames(folder: Path, frames: np.ndarray) -> None:
         path = folder / f"img{t:03d}.png"
         if not cv2.imwrite(str(path), img, _PNG):
             raise DatasetError(f"cannot write frame {path}")
-
-
-def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["label"]] = counts.get(r["label"], 0) + 1
-    return dict(sorted(counts.items()))
 
 
 def _write_manifest(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -110,9 +110,8 @@ class Realism:
         for f in fields(self):
             low, high, _help = REALISM_SPECS[f.name]
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"realism option {f.name}={value!r}: expected a number in [{low:g}, {high:g}]")
-            if not low <= value <= high:
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or not low <= value <= high):
                 raise ConfigError(f"realism option {f.name}={value!r}: expected a number in [{low:g}, {high:g}]")
             object.__setattr__(self, f.name, float(value))
 
