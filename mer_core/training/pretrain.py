@@ -31,7 +31,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -54,8 +54,6 @@ from mer_core.training.trainer import OnEpoch, build_optimizer, fit, resolve_dev
 PRETRAIN_VERSION = 2
 FREEZE_MODES = ("none", "early", "all_but_head")
 NOT_ARCH = ("dropout", "drop_rate")  # regularisation only: may differ between pre-training and fine-tuning
-
-Progress = Callable[[int, int, float], None]  # (epoch, epochs, loss): the older per-epoch hook
 
 
 # --- pre-training -------------------------------------------------------------
@@ -110,7 +108,6 @@ def pretrain(
     workers: int = 1,
     force: bool = False,
     log: Log | None = None,
-    progress: Progress | None = None,
     on_epoch: OnEpoch | None = None,
 ) -> Path:
     """Pre-train ``model_name`` on macro data; return the (cached) checkpoint path.
@@ -118,8 +115,7 @@ def pretrain(
     ``model_options`` are the fine-tuned model's overrides (channels,
     input_size, ...; ``num_classes`` is ignored: the macro head has one output
     per macro class). ``on_epoch`` receives the trainer's epoch event
-    (``stage='pretrain'``) after each epoch; ``progress(epoch, epochs, loss)``
-    is the older form of the same hook. With ``force`` an existing
+    (``stage='pretrain'``) after each epoch. With ``force`` an existing
     checkpoint is retrained.
     """
     job = _job(model_name, preset, macro_dataset, epochs, seed, model_options, preprocess, lr, batch_size,
@@ -136,7 +132,7 @@ def pretrain(
             except Exception as exc:  # a truncated or foreign file is retrained, never served
                 if log:
                     log(f"checkpoint {path} unreadable ({exc}); pre-training again")
-        _train(path, job, log, _reporter(log, progress, on_epoch))
+        _train(path, job, log, _reporter(log, on_epoch))
     return path
 
 
@@ -178,16 +174,14 @@ def optimiser_settings(loop: ExperimentConfig) -> dict[str, Any]:
     return {"class": type(probe).__name__, **json.loads(json.dumps(probe.defaults, sort_keys=True, default=str))}
 
 
-def _reporter(log: Log | None, progress: Progress | None, on_epoch: OnEpoch | None) -> OnEpoch:
-    """One epoch-event handler that logs, feeds the older ``progress`` hook and forwards the event."""
+def _reporter(log: Log | None, on_epoch: OnEpoch | None) -> OnEpoch:
+    """One epoch-event handler that logs and forwards the event."""
 
     def report(event: dict[str, Any]) -> None:
         row = event["metrics"]
         if log:
             log(f"pretrain epoch {event['epoch']}/{event['epochs']}: loss {row['train_loss']:.4f} "
                 f"acc {row['train_acc']:.3f}")
-        if progress:
-            progress(event["epoch"], event["epochs"], event["loss"])
         if on_epoch:
             on_epoch(event)
 
@@ -225,8 +219,7 @@ def _train(path: Path, job: _Job, log: Log | None, on_epoch: OnEpoch) -> None:
         log(f"pre-trained on {len(y)} samples, {len(classes)} classes in {info['seconds']} s -> {path}")
 
 
-def pretrain_for_experiment(cfg: Any, *, log: Log | None = None, progress: Progress | None = None,
-                            on_epoch: OnEpoch | None = None) -> Path | None:
+def pretrain_for_experiment(cfg: Any, *, log: Log | None = None, on_epoch: OnEpoch | None = None) -> Path | None:
     """The checkpoint an :class:`~mer_core.config.ExperimentConfig` asks for (None when ``pretrain`` is '').
 
     The pre-trained model gets exactly the fine-tuned model's architecture:
@@ -236,7 +229,7 @@ def pretrain_for_experiment(cfg: Any, *, log: Log | None = None, progress: Progr
     if not cfg.pretrain:
         return None
     return pretrain(cfg.model, cfg.preset, cfg.pretrain, cfg.pretrain_epochs, cfg.seed, model_options=_options(cfg),
-                    preprocess=cfg.preprocess, device=cfg.device, log=log, progress=progress, on_epoch=on_epoch)
+                    preprocess=cfg.preprocess, device=cfg.device, log=log, on_epoch=on_epoch)
 
 
 def _options(cfg: Any) -> dict[str, Any]:
