@@ -83,7 +83,8 @@ def _unique_keys(names: Sequence[str]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def bounded_requests() -> Any:
-    """MLflow's HTTP retries bounded (:data:`REQUEST_LIMITS`) for the block; the environment restored after."""
+    """MLflow's HTTP retries bounded (:data:`REQUEST_LIMITS`) for the block, or the decorated call; the
+    environment restored after."""
     added = {k: v for k, v in REQUEST_LIMITS.items() if k not in os.environ}
     os.environ.update(added)
     try:
@@ -192,14 +193,10 @@ def run_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     return _floats(items)
 
 
+@bounded_requests()
 def log_run(record: Mapping[str, Any], *, tracking_uri: str | None = None) -> Logged:
     """Log one run record (:func:`mer_core.evaluation.export.run_record`) as an MLflow run in
     experiment ``mer-bench/<dataset>``; its CSV tables and JSON record are the artifacts."""
-    with bounded_requests():
-        return _log_run(record, tracking_uri=tracking_uri)
-
-
-def _log_run(record: Mapping[str, Any], *, tracking_uri: str | None = None) -> Logged:
     run = record["run"]
     experiment = f"mer-bench/{run.get('dataset', '?')}"
     client, uri, exp_id = _open(tracking_uri, experiment)
@@ -232,17 +229,12 @@ def study_metrics(table: pd.DataFrame, test: Mapping[str, Any]) -> dict[str, flo
     return _floats(items)
 
 
+@bounded_requests()
 def log_study(report: Any, definition: Mapping[str, Any], configs: Mapping[str, Mapping[str, Any]],
               tables: Mapping[str, str], *, tracking_uri: str | None = None) -> Logged:
     """Log a study (:class:`mer_core.evaluation.study_stats.StudyReport`) in experiment ``mer-study/<name>``:
     one parent run, one child run per complete cell; ``configs`` maps a cell's run id to its config,
     ``tables`` a file name to its text (the paper table in each format)."""
-    with bounded_requests():
-        return _log_study(report, definition, configs, tables, tracking_uri=tracking_uri)
-
-
-def _log_study(report: Any, definition: Mapping[str, Any], configs: Mapping[str, Mapping[str, Any]],
-               tables: Mapping[str, str], *, tracking_uri: str | None = None) -> Logged:
     experiment = f"mer-study/{report.name}"
     client, uri, exp_id = _open(tracking_uri, experiment)
     cells = report.cells
