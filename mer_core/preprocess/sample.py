@@ -163,12 +163,7 @@ def _from_frames(
     onset_f = onset_w.astype(np.float32) / 255.0
     apex_f = apex_w.astype(np.float32) / 255.0
     if any(c in FLOW_CHANNELS for c in channels) or keep_clip:
-        fl = flow.compute_flow(onset_w, apex_w, opt.flow_method)
-        strain = flow.optical_strain(fl[..., 0], fl[..., 1])
-        small = flow.resize_flow(fl, size)
-        maps["flow_u"] = small[..., 0] / FLOW_SCALE
-        maps["flow_v"] = small[..., 1] / FLOW_SCALE
-        maps["strain"] = _resize(strain, size) / STRAIN_SCALE
+        small = _flow_maps(maps, onset_w, apex_w, size, opt.flow_method)
         info["flow_method"] = opt.flow_method
         if keep_clip:
             maps["u_px"], maps["v_px"] = small[..., 0], small[..., 1]
@@ -199,6 +194,17 @@ def _from_frames(
     return {k: v.astype(np.float32) for k, v in maps.items()}, info
 
 
+def _flow_maps(maps: dict[str, np.ndarray], first: np.ndarray, second: np.ndarray, size: int, method: str
+               ) -> np.ndarray:
+    """Put the flow channels of ``first`` -> ``second`` at ``size`` into ``maps``; returns u, v in px at ``size``."""
+    fl = flow.compute_flow(first, second, method)
+    small = flow.resize_flow(fl, size)
+    maps["flow_u"] = small[..., 0] / FLOW_SCALE
+    maps["flow_v"] = small[..., 1] / FLOW_SCALE
+    maps["strain"] = _resize(flow.optical_strain(fl[..., 0], fl[..., 1]), size) / STRAIN_SCALE
+    return small
+
+
 def _from_precomputed(
     r: dict[str, Any], channels: tuple[str, ...], size: int, opt: PreprocessConfig, lenient: bool
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -224,14 +230,8 @@ def _from_precomputed(
             raise SampleError(f"{sid}: {exc}") from None
         info["flow_method"] = "precomputed" if encoding == "centered" else f"precomputed ({encoding})"
     elif wants_flow and apex_path and onset_path:
-        work = work_size(size)
-        a = _resize(read_grey(onset_path), work)
-        b = _resize(read_grey(apex_path), work)
-        fl = flow.compute_flow(a, b, opt.flow_method)
-        small = flow.resize_flow(fl, size)
-        maps["flow_u"] = small[..., 0] / FLOW_SCALE
-        maps["flow_v"] = small[..., 1] / FLOW_SCALE
-        maps["strain"] = _resize(flow.optical_strain(fl[..., 0], fl[..., 1]), size) / STRAIN_SCALE
+        first, second = (_resize(read_grey(p), work_size(size)) for p in (onset_path, apex_path))
+        _flow_maps(maps, first, second, size, opt.flow_method)
         info["flow_method"] = f"{opt.flow_method} (onset/apex images)"
     for mag, plain in (("magnified_apex", "apex"), ("magnified_onset", "onset")):
         if mag in channels and plain in maps:
