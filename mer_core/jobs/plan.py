@@ -123,8 +123,9 @@ def bench_timing(model: str, preset: str, executor: str | None = None,
     return t, f"{label}, forward+backward x {ratio:.2f} (steady LOSO overhead, {ex} executor): {_describe(t)}"
 
 
-def _runs_as(executor: str | None, n_folds: int, workers: int | None) -> str | None:
-    """The executor whose measurements apply: a process pool of one worker runs the folds in-process."""
+def executor_that_runs(executor: str | None, n_folds: int, workers: int | None) -> str | None:
+    """The executor that will actually run a job's folds, whose measurements apply (a process pool of one
+    worker runs them in-process)."""
     if executor == "process" and (n_folds <= 1 or workers == 1):
         return "sequential"
     return executor
@@ -189,7 +190,7 @@ def estimate_seconds(model: str, preset: str, *, n_samples: int, n_folds: int, e
     Preprocessing and pre-training are added by :func:`estimate_parts` (and :func:`plan`).
     """
     n_train = n_samples - n_samples / max(n_folds, 1) if train_samples is None else train_samples
-    timing, source = bench_timing(model, preset, _runs_as(executor, n_folds, workers), results)
+    timing, source = bench_timing(model, preset, executor_that_runs(executor, n_folds, workers), results)
     if timing is not None:
         parallel = max(1, min(timing["parallel"], max(n_folds, 1), workers or timing["parallel"]))
         per_fold = timing["fold_setup_s"] + passes * epochs * n_train * timing["ms"] / 1000.0
@@ -329,11 +330,6 @@ def plan(config: ExperimentConfig) -> dict[str, Any]:
         "estimated_seconds": parts["total_s"], "estimate_source": parts["sources"]["train"], "estimate": parts,
         "min_train": int(min((len(f.train_idx) for f in folds), default=0)), "train_subjects": train_subjects,
     }
-
-
-def executor_that_runs(executor: str | None, n_folds: int, workers: int | None) -> str | None:
-    """The executor that will actually run a job's folds (a process pool of one worker runs them in-process)."""
-    return _runs_as(executor, n_folds, workers)
 
 
 HIGH_LOAD = 1.0  # a 1-minute load average above this many runnable processes per core is "high"

@@ -309,18 +309,12 @@ def validate(spec: StudySpec, *, check: Callable[[Any], Any] | None = None) -> d
             what = "spotter and options" if arm.spotter else "model, preset and options"
             raise MerError(f"arm {arm.name!r} is a duplicate of arm {seen[key]!r} (same {what})")
         seen[key] = arm.name
-        if check is not None and arm.spotter:
-            if len(configs) == 0:  # every arm spots the same videos: one check
-                try:
-                    check(cells[0])
-                except MerError as exc:
-                    raise MerError(f"arm {arm.name!r}: the dataset {spec.dataset!r} cannot be spotted: {exc}") from exc
-        elif check is not None:
+        if check is not None and not (arm.spotter and configs):  # every arm spots the same videos: one check
             try:
                 check(cells[0])
             except MerError as exc:
-                raise MerError(f"arm {arm.name!r}: the dataset {spec.dataset!r} cannot feed preset "
-                               f"{arm.preset!r} of {arm.model!r}: {exc}") from exc
+                what = "be spotted" if arm.spotter else f"feed preset {arm.preset!r} of {arm.model!r}"
+                raise MerError(f"arm {arm.name!r}: the dataset {spec.dataset!r} cannot {what}: {exc}") from exc
         configs[arm.name] = cells
     return configs
 
