@@ -181,17 +181,8 @@ def _latex(report: StudyReport, columns: list[str], rows: list[dict[str, Any]], 
     for row in rows:
         cells = []
         for col in columns:
-            mean, sd = row["values"][col]
-            if math.isnan(mean):
-                text = "--"
-            elif col.startswith("oracle"):
-                text = f"{mean:+.{digits}f}"
-            elif col.startswith("chance"):
-                text = f"{mean:.{digits}f}"
-            elif math.isnan(sd):
-                text = f"{mean:.{digits}f} ({row.get('spread', '1 seed')})"
-            else:
-                text = f"{mean:.{digits}f} $\\pm$ {sd:.{digits}f}"
+            text = _cell(row, col, digits)
+            text = "--" if text == "-" else text.replace("±", "$\\pm$")
             if col in row["best"]:
                 text = f"\\textbf{{{text}}}"
             if col == _headline(report) and row["mark"]:
