@@ -15,23 +15,27 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mer_core.benchmarking.bench_report import describe_updates, results_dir, results_overview, results_stamp
+from mer_core.benchmarking.bench_report import results_dir, results_overview, results_stamp
 from mer_core.config import ExperimentConfig, PreprocessConfig
 from mer_core.datasets.check import check_dataset
-from mer_core.datasets.roots import configured_roots
 from mer_core.datasets.synthetic import load_masks
 from mer_core.errors import MerError
 from mer_core.evaluation.export import record_json, run_record
 from mer_core.evaluation.leaderboard import load_published
 from mer_core.evaluation.statistics import bootstrap_intervals, paired_bootstrap, paired_permutation
 from mer_core.jobs import plan as job_plan, queue as jobs, study as job_study
-from mer_core.jobs.plan import (estimate_seconds as estimate, identical_jobs, passes_words, plan,
-                                training_passes as passes)
+from mer_core.jobs.plan import identical_jobs, passes_words, plan, training_passes as passes
 from mer_core.jobs.study import ablation_arms as arms, study_report as report
 from mer_core.paths import cache_root, store_path
 from mer_core.preprocess.pipeline import cached_sample_views
 from mer_core.store.db import RunStore
 from mer_core.store.jobs import ACTIVE as JOB_ACTIVE  # noqa: F401  (for views, which never import the store)
+# Library reads the views call as they are, through here: the job time estimate (seconds, what it is based on),
+# the dataset roots configured on this machine (environment, then cache/datasets.toml; uncached), and one line
+# per `mer bench --update` of a results file ("the rows of M re-measured on DATE, commit C").
+from mer_core.jobs.plan import estimate_seconds  # noqa: F401
+from mer_core.datasets.roots import configured_roots as dataset_roots
+from mer_core.benchmarking.bench_report import describe_updates as bench_update_lines  # noqa: F401
 
 # Session-state and query-parameter keys (constants, never string literals in pages)
 QP_RUN = "run"
@@ -44,11 +48,6 @@ QP_DATASET = "dataset"
 def runs_table() -> pd.DataFrame:
     """All stored runs, newest first (cached for a few seconds)."""
     return _runs_table(str(store_path()))
-
-
-def run_bundle(run_id: str) -> dict[str, Any]:
-    """A run with its predictions, folds and epochs; raises MerError if unknown."""
-    return _run_bundle(str(store_path()), run_id)
 
 
 # The store path is part of every cache key: tests and users may switch stores.
@@ -71,8 +70,9 @@ def _run_bundle(path: str, run_id: str) -> dict[str, Any]:
 
 
 def try_run_bundle(run_id: str) -> tuple[dict[str, Any] | None, str]:
+    """(the run with its predictions, folds and epochs, ''), or (None, why) when it is unknown."""
     try:
-        return run_bundle(run_id), ""
+        return _run_bundle(str(store_path()), run_id), ""
     except MerError as exc:
         return None, str(exc)
 
@@ -105,9 +105,10 @@ def run_record_json(run_id: str) -> str:
     return _run_record_json(str(store_path()), run_id, _stamp(run_id))
 
 
+@st.cache_data(show_spinner=False)
 def published_results() -> pd.DataFrame:
     """The MEGC2019 composite results as reported in the papers (shipped CSV)."""
-    return _published()
+    return load_published()
 
 
 def run_details(run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -140,11 +141,6 @@ def _run_record_json(path: str, run_id: str, stamp: tuple) -> str:
         return record_json(run_record(run_id, store))
 
 
-@st.cache_data(show_spinner=False)
-def _published() -> pd.DataFrame:
-    return load_published()
-
-
 @st.cache_data(ttl=3, show_spinner=False)
 def _run_details(path: str, run_ids: tuple[str, ...]) -> list[dict[str, Any]]:
     with RunStore(path) as store:
@@ -164,11 +160,6 @@ def _preset_labels(path: str, run_ids: tuple[str, ...]) -> dict[str, str]:
 
 
 # --- jobs: the queue, the live job view, the new-experiment plan ---------------------
-def estimate_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]:
-    """Training-time estimate of mer_core.jobs.plan (seconds, what it is based on)."""
-    return estimate(model, preset, **sizes)
-
-
 def training_passes(config: Any, train_subjects: float | None) -> tuple[float, str]:
     """(fits' worth of training per fold, what they are in words or '') of mer_core.jobs.plan.training_passes."""
     return passes(config, train_subjects), passes_words(config, train_subjects)
@@ -235,14 +226,9 @@ def identical_active_jobs(config_json: str) -> list[str]:
 
 
 # --- datasets page: roots, indexing reports, preprocessing ------------------------
-def dataset_roots() -> dict[str, str]:
-    """Dataset roots configured on this machine (environment, then cache/datasets.toml); uncached."""
-    return configured_roots()
-
-
 def _roots_stamp() -> str:
     """Changes when dataset roots change, so cached reports follow the configuration."""
-    return json.dumps(configured_roots(), sort_keys=True)
+    return json.dumps(dataset_roots(), sort_keys=True)
 
 
 def dataset_report(name: str, options_json: str = "{}", frames: str = "quick") -> dict[str, Any]:
@@ -430,11 +416,6 @@ def bench_results() -> dict[str, Any]:
 @st.cache_data(ttl=60, show_spinner=False)
 def _bench_results(folder: str, stamp: tuple) -> dict[str, Any]:
     return results_overview(folder)
-
-
-def bench_update_lines(report: dict[str, Any]) -> list[str]:
-    """'the rows of M re-measured on DATE, commit C', one per ``mer bench --update`` of the report."""
-    return describe_updates(report)
 
 
 # --- studies and run management: tags, notes, deletion, study reports ---------------------

@@ -31,7 +31,8 @@ from mer_core.explain import inference
 from mer_core.explain.inference import RunPredictor, analyse_clip, model_labels, parse_sidecar, stored_models
 from mer_core.explain.report import ReportConfig
 from mer_core.explain.report_time import estimate_report_seconds
-from mer_core.jobs import plan as job_plan, queue as jobs
+from mer_core.jobs import queue as jobs
+from mer_core.jobs.plan import final_model_seconds  # noqa: F401  (the final model's share of a run's estimate)
 from mer_core.jobs.report_job import estimate_lines
 from mer_core.paths import cache_root, store_path
 from mer_core.store.db import RunStore
@@ -102,11 +103,6 @@ def final_record(run_id: str) -> tuple[dict[str, Any] | None, str]:
 def failure_notes(run: dict[str, Any]) -> list[str]:
     """The run's notes saying why it has no final model (failed, cancelled, interrupted)."""
     return [str(n) for n in run.get("notes") or [] if str(n).startswith(NOT_TRAINED)]
-
-
-def final_model_seconds(model: str, preset: str, **sizes: Any) -> tuple[float, str]:
-    """The final model's share of a run's estimate (mer_core.jobs.plan.final_model_seconds)."""
-    return job_plan.final_model_seconds(model, preset, **sizes)
 
 
 def _final_stamp(folder: Any) -> tuple:
