@@ -47,8 +47,7 @@ from mer_core.errors import ConfigError, DatasetError, MerError
 from mer_core.evaluation.metrics import scores, summarize
 from mer_core.preprocess.pipeline import prepare_inputs
 from mer_core.store.db import RunStore, RunTakenOver
-from mer_core.store.folders import run_folder
-from mer_core.store.folders import INPUTS_FILE, LABELS_FILE, save_array, write_table
+from mer_core.store.folders import INPUTS_FILE, LABELS_FILE, run_folder, save_array, write_table
 from mer_core.store.liveness import Heartbeat
 from mer_core.store.pretrain_record import write_pretrain_record
 from mer_core.training.executors import execute_folds, resolve_workers
@@ -151,15 +150,13 @@ def prepare_experiment(config: ExperimentConfig, progress: Progress | None = Non
         raise DatasetError(all_failed_message(config.model, config.preset, mcfg.channels, table, prepared.report))
 
     notes += input_notes(mcfg.channels, table)
+    x = prepared.x
     if not prepared.ok.all():
         bad = prepared.report.loc[~prepared.report["ok"].astype(bool)]
         notes.append(f"{len(bad)} clip(s) failed preprocessing and are left out: "
                      + "; ".join(f"{r.sample_id}: {r.error}" for r in bad.head(5).itertuples()))
-        keep = prepared.ok
-        table = table.loc[keep].reset_index(drop=True)
-        x = prepared.x[keep]
-    else:
-        x = prepared.x
+        table = table.loc[prepared.ok].reset_index(drop=True)
+        x = x[prepared.ok]
     label_index = {c: i for i, c in enumerate(classes)}
     y = table["label"].map(label_index).to_numpy().astype(np.int64)
     val_subjects = config.val_subjects if config.selection == "early_stop" else 0

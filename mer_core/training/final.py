@@ -50,8 +50,7 @@ import numpy as np
 
 from mer_core.errors import MerError
 from mer_core.store.db import RunStore
-from mer_core.store.folders import run_folder
-from mer_core.store.folders import FINAL_CHECKPOINT, FINAL_RECORD, atomic_write_text
+from mer_core.store.folders import FINAL_CHECKPOINT, FINAL_RECORD, atomic_write_text, run_folder
 
 FINAL_STAGE = "final_model"  # the progress events' stage name
 SEED_OFFSET = 1_000_003  # the final model's seed: fold_seed(seed, SEED_OFFSET), apart from every fold's
