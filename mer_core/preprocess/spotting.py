@@ -109,24 +109,19 @@ class Spotting:
                 "curve": [round(float(v), 4) for v in self.curve]}
 
 
-def small_frames(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
-    """(T, SPOT_SIZE, SPOT_SIZE) float32 blurred copies of grey crops (uint8 0..255 or float 0..1)."""
-    out = []
-    for f in frames:
-        f = np.asarray(f, np.float32) * (1.0 if np.asarray(f).dtype == np.uint8 else 255.0)
-        if f.shape != (SPOT_SIZE, SPOT_SIZE):
-            interp = cv2.INTER_AREA if min(f.shape) > SPOT_SIZE else cv2.INTER_LINEAR
-            f = cv2.resize(f, (SPOT_SIZE, SPOT_SIZE), interpolation=interp)
-        out.append(cv2.GaussianBlur(f, (0, 0), 1.0))
-    return np.stack(out)
-
-
-def _grey_uint8(frame: np.ndarray) -> np.ndarray:
+def _spot_size(frame: np.ndarray) -> np.ndarray:
+    """A grey crop (uint8 0..255 or float 0..1) as float32 0..255 at SPOT_SIZE."""
     f = np.asarray(frame)
     f = f.astype(np.float32) * (1.0 if f.dtype == np.uint8 else 255.0)
     if f.shape != (SPOT_SIZE, SPOT_SIZE):
-        f = cv2.resize(f, (SPOT_SIZE, SPOT_SIZE), interpolation=cv2.INTER_AREA if min(f.shape) > SPOT_SIZE else cv2.INTER_LINEAR)
-    return np.clip(f, 0, 255).astype(np.uint8)
+        interp = cv2.INTER_AREA if min(f.shape) > SPOT_SIZE else cv2.INTER_LINEAR
+        f = cv2.resize(f, (SPOT_SIZE, SPOT_SIZE), interpolation=interp)
+    return f
+
+
+def small_frames(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """(T, SPOT_SIZE, SPOT_SIZE) float32 blurred copies of grey crops (uint8 0..255 or float 0..1)."""
+    return np.stack([cv2.GaussianBlur(_spot_size(f), (0, 0), 1.0) for f in frames])
 
 
 def _band_mask() -> np.ndarray:
@@ -138,7 +133,7 @@ def _band_mask() -> np.ndarray:
 
 def find_eyes(frame: np.ndarray) -> EyeRegions:
     """Eye regions of one face crop (any size, grey): Haar eye cascade, else the fixed band (with a note)."""
-    grey = _grey_uint8(frame)
+    grey = np.clip(_spot_size(frame), 0, 255).astype(np.uint8)
     up = SPOT_SIZE * EYE_UPSCALE
     big = cv2.resize(grey, (up, up), interpolation=cv2.INTER_CUBIC)
     found = _cascade("haarcascade_eye.xml").detectMultiScale(big, scaleFactor=1.1, minNeighbors=3,
@@ -238,8 +233,9 @@ def motion_curve(small: np.ndarray, first: int = 0, last: int = -1, exclude: np.
     return (both[:, moving] / np.maximum(peak[moving], 1e-6)).mean(axis=1).astype(np.float32)
 
 
-def _level(curve: np.ndarray, lo: int, hi: int, apex: int, share: float) -> float:
-    floor = float(curve[lo:hi + 1].min()) if hi >= lo else 0.0
+def _level(curve: np.ndarray, apex: int, share: float) -> float:
+    """``share`` of the way from the curve's floor up to the apex (the floor: its lowest point up to the apex)."""
+    floor = float(curve[:apex + 1].min())
     return floor + share * (float(curve[apex]) - floor)
 
 
@@ -292,12 +288,12 @@ def spot(frames: np.ndarray | list[np.ndarray], *, onset: int | None = None, ape
         apex = lo + int(np.argmax(curve[lo:hi + 1]))
     apex = int(apex)
     if onset is None:
-        level = _level(curve, 0, apex, apex, ONSET_LEVEL)
+        level = _level(curve, apex, ONSET_LEVEL)
         below = [t for t in range(apex) if curve[t] <= level]
         onset = below[-1] if below else 0
     onset = int(onset)
     if offset is None:
-        level = _level(curve, 0, apex, apex, OFFSET_LEVEL)
+        level = _level(curve, apex, OFFSET_LEVEL)
         after = [t for t in range(apex + 1, n) if curve[t] <= level]
         offset = after[0] if after else n - 1
     offset = int(offset)
