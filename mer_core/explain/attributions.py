@@ -157,21 +157,9 @@ def gradcam_layers(model: nn.Module) -> dict[str, nn.Module]:
     return dict(fn()) if callable(fn) else {}
 
 
-def resolve_layer(model: nn.Module, layer: str | None, x: torch.Tensor | None = None) -> tuple[str, nn.Module]:
-    """A Grad-CAM layer by name: one of ``gradcam_layers()`` or any submodule path.
-
-    Without a name: the coarsest offered layer with a (N, C, h, w) output for
-    ``x`` (the most class-specific map, as in the Grad-CAM paper's choice of
-    the last conv layer), the first offered one on ties.
-    """
+def resolve_layer(model: nn.Module, layer: str) -> tuple[str, nn.Module]:
+    """A Grad-CAM layer by name: one of ``gradcam_layers()`` or any submodule path."""
     offered = gradcam_layers(model)
-    if layer is None:
-        if not offered:
-            raise MerError(f"gradcam: model {type(model).__name__} offers no gradcam_layers(); pass layer=<module path>")
-        if x is None or len(offered) == 1:
-            name = list(offered)[-1]
-            return name, offered[name]
-        return _coarsest(model, offered, x)
     if layer in offered:
         return layer, offered[layer]
     modules = dict(model.named_modules())
@@ -181,9 +169,17 @@ def resolve_layer(model: nn.Module, layer: str | None, x: torch.Tensor | None = 
                    f"offered layers: {', '.join(offered) or 'none'} (any submodule path also works)")
 
 
-def ranked_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
-    """The offered Grad-CAM layers with a (N, C, h, w) output for ``x``, coarsest first (offered order on ties)."""
+def default_layers(model: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Module]]:
+    """Grad-CAM's default layers for ``x``, in the order to try them.
+
+    The offered layers with a (N, C, h, w) output for ``x``, coarsest first
+    (the most class-specific map, as in the Grad-CAM paper's choice of the
+    last conv layer), offered order on ties; the last offered one when none
+    has such an output.
+    """
     offered = gradcam_layers(model)
+    if not offered:
+        raise MerError(f"gradcam: model {type(model).__name__} offers no gradcam_layers(); pass layer=<module path>")
     sizes: dict[str, int] = {}
     hooks = []
     for name, mod in offered.items():
@@ -198,13 +194,8 @@ def ranked_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
         for h in hooks:
             h.remove()
     order = list(offered)
-    return sorted(sizes, key=lambda n: (sizes[n], order.index(n)))
-
-
-def _coarsest(model: nn.Module, offered: dict[str, nn.Module], x: torch.Tensor) -> tuple[str, nn.Module]:
-    ranked = ranked_layers(model, x)
-    name = ranked[0] if ranked else list(offered)[-1]
-    return name, offered[name]
+    ranked = sorted(sizes, key=lambda n: (sizes[n], order.index(n)))
+    return [(n, offered[n]) for n in ranked or order[-1:]]
 
 
 def _check_target(model: nn.Module, x: torch.Tensor, target: int | None) -> int:
@@ -320,12 +311,8 @@ def _gradcam(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *
 
     if interpolate not in ("bilinear", "nearest"):
         raise MerError(f"gradcam: interpolate={interpolate!r}; expected bilinear or nearest")
-    name, module = resolve_layer(model, layer, x)
-    candidates = [(name, module)]
-    if layer is None:  # the default: coarsest first, finer ones only while the map is empty
-        offered = gradcam_layers(model)
-        candidates += [(n, offered[n]) for n in ranked_layers(model, x) if n != name]
-    tried: list[str] = []
+    candidates = [resolve_layer(model, layer)] if layer is not None else default_layers(model, x)
+    cams: list[tuple[str, torch.Tensor]] = []  # the default tries coarser layers first, finer ones while empty
     for name, module in candidates:
         cam = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
         if isinstance(cam, tuple):
@@ -333,18 +320,17 @@ def _gradcam(model: nn.Module, x: torch.Tensor, target: int, names: list[str], *
         if cam.dim() != 4:
             raise MerError(f"gradcam: layer {name!r} outputs shape {tuple(cam.shape)}; Grad-CAM needs a (N, C, h, w) "
                            f"feature map (choose one of {', '.join(gradcam_layers(model)) or 'a conv layer'})")
+        cams.append((name, cam))
         if bool((cam > 0).any()):
             break
-        tried.append(name)
-    if layer is None and len(tried) == len(candidates):  # empty everywhere: show the coarsest, said so
-        name, module = candidates[0]
-        cam = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
-        tried = tried[1:]
+    else:
+        if layer is None:  # empty everywhere: show the coarsest, said so
+            name, cam = cams[0]
     low = tuple(cam.shape[-2:])
     up = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate)
     used = {"layer": name, "layer_shape": list(low), "interpolate": interpolate}
-    if tried and layer is None:
-        used["empty_layers"] = [t for t in tried if t != name]
+    if layer is None and len(cams) > 1:
+        used["empty_layers"] = [n for n, _ in cams if n != name]
     return up[0, 0].detach().clamp_min(0).numpy(), used
 
 
