@@ -21,6 +21,7 @@ deleted, and recomputed, never served.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -98,10 +99,8 @@ def save(path: Path, x: np.ndarray, meta: dict[str, Any], *, sample_id: str = ""
             fh.write(_MAGIC)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -140,8 +139,6 @@ def load(path: Path, shape: tuple[int, ...], sample_id: str | None = None) -> tu
             raise ValueError("checksum mismatch")
         return x, info["meta"]
     except Exception:  # truncated, flipped bits, foreign file: all mean "recompute"
-        try:
+        with contextlib.suppress(OSError):
             path.unlink()
-        except OSError:
-            pass
         return None

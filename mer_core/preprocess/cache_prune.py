@@ -18,6 +18,7 @@ and the report lists what would go.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -88,10 +89,8 @@ def _files(folder: Path) -> list[tuple[Path, int, float]]:
 def _remove_empty_dirs(folder: Path) -> None:
     for dirpath, dirs, names in os.walk(folder, topdown=False):
         if Path(dirpath) != folder and not dirs and not names:
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(dirpath)
-            except OSError:
-                pass
 
 
 def prune(older_than_days: float | None = None, larger_than_gb: float | None = None, *, dry_run: bool = False,
@@ -126,10 +125,7 @@ def prune(older_than_days: float | None = None, larger_than_gb: float | None = N
                 report.removed.append(Removal(path, size, used, f"upload older than {older_than_days:g} days"))
     if not dry_run:
         for r in report.removed:
-            try:
-                r.path.unlink()
-            except FileNotFoundError:
-                pass
+            r.path.unlink(missing_ok=True)
         for sub in ("preprocessed", "uploads"):
             _remove_empty_dirs(root / sub)
     return report
