@@ -78,18 +78,19 @@ def try_run_bundle(run_id: str) -> tuple[dict[str, Any] | None, str]:
 
 
 # --- results pages: intervals, paired tests, leaderboard ----------------------------
-def _stamp(run_id: str) -> tuple:
-    """What changes when a run gets new results: part of the statistics cache keys."""
-    row = runs_table().set_index("id")
-    if run_id not in row.index:
+def run_stamp(run_id: str, listing: pd.DataFrame | None = None) -> tuple:
+    """What changes when a run gets new results, read in ``listing`` (the runs table unless given, e.g. the
+    spotting runs): part of the cache keys of the run's reads."""
+    rows = (runs_table() if listing is None else listing).set_index("id")
+    if run_id not in rows.index:
         return (run_id,)
-    r = row.loc[run_id]
+    r = rows.loc[run_id]
     return (str(r["status"]), r["finished"], int(r["folds_done"]))
 
 
 def run_intervals(run_id: str) -> dict[str, Any]:
     """Subject-level bootstrap 95% CIs of pooled UF1/UAR/accuracy (fixed seed, cached)."""
-    return _run_intervals(str(store_path()), run_id, _stamp(run_id))
+    return _run_intervals(str(store_path()), run_id, run_stamp(run_id))
 
 
 def paired_tests(run_a: str, run_b: str) -> dict[str, Any]:
@@ -97,12 +98,12 @@ def paired_tests(run_a: str, run_b: str) -> dict[str, Any]:
 
     Same test, permutation count and seed as a two-arm study, so the two pages give one p-value.
     """
-    return _paired_tests(str(store_path()), run_a, run_b, _stamp(run_a), _stamp(run_b))
+    return _paired_tests(str(store_path()), run_a, run_b, run_stamp(run_a), run_stamp(run_b))
 
 
 def run_record_json(run_id: str) -> str:
     """The whole run as JSON text (same content as ``mer export RUN --format json``)."""
-    return _run_record_json(str(store_path()), run_id, _stamp(run_id))
+    return _run_record_json(str(store_path()), run_id, run_stamp(run_id))
 
 
 @st.cache_data(show_spinner=False)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard.reads import run_stamp
 from mer_core.errors import MerError
 from mer_core.paths import store_path
 from mer_core.preprocess.video import ClipError
@@ -39,19 +40,11 @@ def _spot_runs(path: str) -> pd.DataFrame:
         return store.list_spot_runs()
 
 
-def _stamp(run_id: str) -> tuple:
-    runs = spot_runs().set_index("id")
-    if run_id not in runs.index:
-        return (run_id,)
-    r = runs.loc[run_id]
-    return (str(r["status"]), r["finished"], int(r["folds_done"]))
-
-
 def spot_run(run_id: str) -> dict[str, Any]:
     """A spotting run: ``run`` (with config, videos, summary), ``folds``, ``items`` (every true and spotted
     interval once, with its outcome, fold, apex, score, labels and the interval it matched) and ``videos``
     (a table: video, subject, n_frames, fps, path, fold and the outcome counts). MerError when unknown."""
-    return _spot_run(str(store_path()), run_id, _stamp(run_id))
+    return _spot_run(str(store_path()), run_id, run_stamp(run_id, spot_runs()))
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner=False)
@@ -103,7 +96,7 @@ def _video_table(run: dict[str, Any], folds: pd.DataFrame, items: pd.DataFrame) 
 
 def spot_scores(run_id: str, fold: int) -> dict[str, dict[str, np.ndarray]]:
     """The stored per-frame scores of a fold's test videos ({video: {type: scores}}; {} when not stored)."""
-    return _spot_scores(str(store_path()), run_id, int(fold), _stamp(run_id))
+    return _spot_scores(str(store_path()), run_id, int(fold), run_stamp(run_id, spot_runs()))
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner=False)
@@ -116,7 +109,7 @@ def _spot_scores(path: str, run_id: str, fold: int, stamp: tuple) -> dict[str, d
 def spot_chance(run_id: str) -> dict[str, Any] | None:
     """The run's intervals placed at random in their videos, scored alike (mer_core.spotting.chance); None
     while the run has no finished fold."""
-    return _spot_chance(str(store_path()), run_id, _stamp(run_id))
+    return _spot_chance(str(store_path()), run_id, run_stamp(run_id, spot_runs()))
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="placing the spotted intervals at random…")
