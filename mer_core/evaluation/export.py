@@ -92,12 +92,6 @@ def run_record(run_id: str, store: RunStore | None = None, *, n_boot: int = 2000
     finally:
         if own:
             store.close()
-    return build_record(run, pred, folds, epochs, n_boot=n_boot)
-
-
-def build_record(run: Mapping[str, Any], pred: pd.DataFrame, folds: pd.DataFrame, epochs: pd.DataFrame, *,
-                 n_boot: int = 2000) -> dict[str, Any]:
-    """:func:`run_record` from already loaded tables (the dashboard has them in its cache)."""
     classes = list(run["classes"])
     meta = {k: v for k, v in run.items() if k not in ("config_json",)}
     record: dict[str, Any] = {"format": "mer-bench run v1", "run": meta}
@@ -113,7 +107,7 @@ def build_record(run: Mapping[str, Any], pred: pd.DataFrame, folds: pd.DataFrame
     record["folds"] = folds.to_dict("records")
     record["epochs"] = epochs.to_dict("records")
     record["predictions"] = predictions_table(pred, classes).to_dict("records") if len(pred) else []
-    return _clean(record)
+    return json_safe(record)
 
 
 def record_json(record: Mapping[str, Any]) -> str:
@@ -194,14 +188,14 @@ def flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars -> Python, NaN/inf -> None, tuples -> lists."""
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy (strict JSON: no NaN tokens): numpy scalars -> Python, NaN/inf -> None, tuples -> lists."""
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.ndarray):
-        return [_clean(v) for v in value.tolist()]
+        return [json_safe(v) for v in value.tolist()]
     if isinstance(value, (np.bool_, bool)):
         return bool(value)
     if isinstance(value, (np.integer,)):

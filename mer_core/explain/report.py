@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from mer_core.errors import MerError
+from mer_core.evaluation.export import json_safe
 from mer_core.explain.attention import model_attention
 from mer_core.explain.attributions import METHODS, explain, make_baseline
 from mer_core.explain.faithfulness import infidelity_score, perturbation_curves, random_curves
@@ -432,24 +433,9 @@ def explanation_report(run_id: str, cfg: ReportConfig | None = None, *, store: A
     report["sentences"] = report_sentences(report)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_finite(report)))
+    tmp.write_text(json.dumps(json_safe(report)))
     tmp.replace(path)
     return json.loads(path.read_text())
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf -> None, so the cache is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def cached_reports(run_id: str) -> list[dict[str, Any]]:
