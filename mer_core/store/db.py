@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import shutil
 import sqlite3
@@ -36,7 +35,7 @@ from mer_core.store.folders import check_id
 from mer_core.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from mer_core.store.jobs import JobStoreMixin
 from mer_core.store.liveness import LivenessStoreMixin, run_holder
-from mer_core.store.spotting import SpotStoreMixin
+from mer_core.store.spotting import SpotStoreMixin, _num
 from mer_core.store.run_admin import RunAdminStoreMixin
 from mer_core.store.studies import StudyStoreMixin
 
@@ -50,7 +49,6 @@ class RunBusy(MerError):
 
 class RunTakenOver(MerError):
     """Another process resumed this run: the process that gets this writes nothing more to it."""
-
 
 
 def _writable(path: Path) -> bool:
@@ -74,13 +72,6 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
 
 
 def code_version() -> str:
@@ -188,21 +179,13 @@ class RunStore(StudyStoreMixin, RunAdminStoreMixin, JobStoreMixin, LivenessStore
             raise self._write_error(exc) from exc
         try:
             yield self.conn
-        except sqlite3.OperationalError as exc:
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            raise self._write_error(exc) from exc
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                self.conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
                 raise self._write_error(exc) from exc
+            raise
 
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])

@@ -99,6 +99,7 @@ def scores_path(run_id: str, fold_index: int, *, create: bool = True) -> Path:
 
 
 def _num(value: Any) -> float | None:
+    """A figure as the run store keeps it (here and in db.py): a float, or None for a missing value or NaN."""
     if value is None:
         return None
     value = float(value)
