@@ -89,33 +89,31 @@ def _check(args: argparse.Namespace) -> int:
     if args.root and not Path(args.root).expanduser().exists():
         raise DatasetError(f"root {args.root} does not exist")
     options = parse_pairs(args.option, None, "--dataset-option")
-    if is_long_dataset(args.name):
-        return _check_long(args, options)
-    if args.name == "manifest" and args.root and "manifest" not in options:
+    long = is_long_dataset(args.name)
+    if args.name == ("long-manifest" if long else "manifest") and args.root and "manifest" not in options:
         options["manifest"] = args.root  # the documented form is --dataset-option manifest=PATH
-    if args.class_set:
-        options["class_set"] = args.class_set
-    bar = None
-    if not args.json and sys.stderr.isatty():
-        bar = tqdm(total=0, desc="decoding frames", unit="clip", leave=False)
+    root = Path(args.root).expanduser() if args.root else None
+    frames = "quick" if args.quick else "all"
+    if long:  # a long-video dataset (spotting): intervals validated, every video decoded frame by frame
+        report = check_long_dataset(args.name, root, frames=frames, **options)
+    else:
+        if args.class_set:
+            options["class_set"] = args.class_set
+        bar = None
+        if not args.json and sys.stderr.isatty():
+            bar = tqdm(total=0, desc="decoding frames", unit="clip", leave=False)
 
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
+        def progress(done: int, total: int) -> None:
+            if bar is not None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
 
-    try:
-        report = check_dataset(args.name, Path(args.root).expanduser() if args.root else None,
-                               frames="quick" if args.quick else "all", progress=progress, **options)
-    finally:
-        if bar is not None:
-            bar.close()
-    return _print_report(report, args)
-
-
-def _print_report(report: Any, args: argparse.Namespace) -> int:
-    """A check report (clips or long videos) as text or JSON; exit code 1 when it is not usable."""
+        try:
+            report = check_dataset(args.name, root, frames=frames, progress=progress, **options)
+        finally:
+            if bar is not None:
+                bar.close()
     if report.fatal:
         raise DatasetError(report.fatal)
     if args.json:
@@ -124,15 +122,6 @@ def _print_report(report: Any, args: argparse.Namespace) -> int:
     else:
         print(report.to_text(limit=args.limit))
     return 0 if report.usable else 1
-
-
-def _check_long(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    """A long-video dataset (spotting): intervals validated, every video decoded frame by frame."""
-    if args.name == "long-manifest" and args.root and "manifest" not in options:
-        options["manifest"] = args.root
-    report = check_long_dataset(args.name, Path(args.root).expanduser() if args.root else None,
-                                frames="quick" if args.quick else "all", **options)
-    return _print_report(report, args)
 
 
 def _set_root(args: argparse.Namespace) -> int:

@@ -74,10 +74,8 @@ def add_experiment_args(p: argparse.ArgumentParser, *, protocol_default: str | N
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-_FLAGS = {"class_set": "class_set", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
-          "optimizer": "optimizer", "loss": "loss", "selection": "selection", "seed": "seed",
-          "executor": "executor", "workers": "workers", "device": "device", "pretrain": "pretrain",
-          "final_model": "final_model"}
+_FLAGS = ("class_set", "epochs", "batch_size", "lr", "optimizer", "loss", "selection", "seed", "executor", "workers",
+          "device", "pretrain", "final_model")  # config keys given by the option of the same name
 _PRE_FLAGS = {"flow_method": "flow", "input_size": "input_size"}  # preprocess key -> option
 
 
@@ -102,7 +100,7 @@ def explicit_choices(args: argparse.Namespace, protocol: str | None = None) -> t
             raise ConfigError(f"{given[key][1]} contradicts {how}; give {key} once")
         given.setdefault(key, (value, how))
 
-    flags = {key: getattr(args, attr) for key, attr in _FLAGS.items() if getattr(args, attr, None) is not None}
+    flags = {key: getattr(args, key) for key in _FLAGS if getattr(args, key, None) is not None}
     if protocol:  # the command's own protocol (mer loso, mer train)
         give("protocol", protocol, f"mer {getattr(args, 'command', '') or protocol} (protocol={protocol})")
         flags["protocol"] = protocol

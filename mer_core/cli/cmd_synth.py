@@ -143,14 +143,19 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_others(args: argparse.Namespace, takes_only: str, switches: tuple[str, ...]) -> None:
+    """ConfigError naming the given options (besides --subjects and --seed) or ``switches`` a form ignores."""
+    ignored = [f"--{n.replace('_', '-')}" for n, _k, _m in _OPTIONS
+               if n not in ("subjects", "seed") and getattr(args, n) is not None]
+    ignored += [f"--{n}" for n in switches if getattr(args, n)]
+    if ignored or args.out or args.classes is not None:
+        raise ConfigError(f"{takes_only}; drop {', '.join(ignored or ['--out/--classes'])}")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """``mer synth --export FORM OUT``: the composite-shaped public-format export."""
     form, out = args.export
-    ignored = [f"--{n.replace('_', '-')}" for n, _k, _m in _OPTIONS if n not in ("subjects", "seed") and getattr(args, n) is not None]
-    ignored += [f"--{n}" for n in ("macro", "color", "if_missing") if getattr(args, n)]
-    if ignored or args.out or args.classes is not None:
-        raise ConfigError(f"--export takes only --subjects, --seed, --force and --json; "
-                          f"drop {', '.join(ignored or ['--out/--classes'])}")
+    _refuse_others(args, "--export takes only --subjects, --seed, --force and --json", ("macro", "color", "if_missing"))
     t0 = time.time()
     realism = None
     if args.realism:
@@ -174,10 +179,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_realism(args: argparse.Namespace) -> int:
     """``mer synth --realism composite``: the calibrated variant in all three forms, in the dataset cache."""
-    ignored = [f"--{n.replace('_', '-')}" for n, _k, _m in _OPTIONS if n not in ("subjects", "seed") and getattr(args, n) is not None]
-    ignored += [f"--{n}" for n in ("macro", "color", "force", "if_missing") if getattr(args, n)]
-    if ignored or args.out or args.classes is not None:
-        raise ConfigError(f"--realism takes only --subjects, --seed and --json; drop {', '.join(ignored or ['--out/--classes'])}")
+    _refuse_others(args, "--realism takes only --subjects, --seed and --json",
+                   ("macro", "color", "force", "if_missing"))
     t0 = time.time()
     written = {form: str(ensure_realism(form, seed=args.seed or 0, subjects=args.subjects)) for form in REALISM_FORMS}
     summary = {"version": REALISM_VERSION, "manifests": written, "seconds": round(time.time() - t0, 2)}
