@@ -33,32 +33,24 @@ def _env_key(name: str) -> str:
     return "MER_ROOT_" + name.upper().replace("-", "_")
 
 
-def _file_roots(path: Path) -> dict[str, str]:
-    """The ``[roots]`` table of ``datasets.toml`` ({} when the file does not exist)."""
+def _read_config(path: Path) -> dict[str, Any]:
+    """``datasets.toml`` parsed ({} when the file does not exist)."""
     if not path.exists():
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: not valid TOML ({exc}); expected a [roots] table of name = \"path\"") from exc
+
+
+def _roots(data: dict[str, Any]) -> dict[str, str]:
+    """The ``[roots]`` table of a parsed ``datasets.toml``."""
     return {str(k): str(v) for k, v in (data.get("roots") or {}).items()}
-
-
-def _file_allowed(path: Path) -> list[str]:
-    """``[allowed] bases`` of ``datasets.toml`` (see mer_core.datasets.allowed)."""
-    if not path.exists():
-        return []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return []
-    bases = (data.get("allowed") or {}).get("bases") or []
-    return [str(b) for b in bases] if isinstance(bases, list) else []
 
 
 def configured_roots() -> dict[str, str]:
     """All configured roots: the file's entries overridden by environment variables."""
-    roots = _file_roots(config_path())
+    roots = _roots(_read_config(config_path()))
     for key, value in os.environ.items():
         if key.startswith("MER_ROOT_") and value:
             roots[key[len("MER_ROOT_"):].lower()] = value
@@ -84,12 +76,13 @@ def dataset_root(name: str) -> Path:
 def set_dataset_root(name: str, root: str | Path) -> Path:
     """Record a dataset root in ``datasets.toml`` (keeps the other entries); returns the file."""
     path = config_path()
-    roots = _file_roots(path)
+    old = _read_config(path)
+    roots = _roots(old)
     roots[name] = str(Path(root).expanduser())
     data: dict[str, Any] = {"roots": dict(sorted(roots.items()))}
-    bases = _file_allowed(path)
-    if bases:  # the folders the dashboard may read (mer datasets allow) are kept
-        data["allowed"] = {"bases": bases}
+    bases = (old.get("allowed") or {}).get("bases")
+    if bases and isinstance(bases, list):  # the folders the dashboard may read (mer datasets allow) are kept
+        data["allowed"] = {"bases": [str(b) for b in bases]}
     write_atomic(path, "# Dataset roots for MER Bench (written by `mer datasets set-root` and the dashboard)\n"
                  + tomli_w.dumps(data))
     return path
