@@ -69,17 +69,22 @@ def pretrain_labels(run_ids: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """(size, mtime) of a file, None when there is none: part of a cache key, so a rewritten file is read anew."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _pretrain_stamp(run_id: str) -> tuple[str, tuple]:
-    """The record's path and (size, mtime): the cache key, so another cache folder or a new file is read anew."""
+    """The record's path and :func:`_file_stamp`: the cache key, so another cache folder or a new file is read anew."""
     try:
         path = run_folder(run_id, create=False) / PRETRAIN_FILE
     except MerError:
         return "", ()
-    try:
-        stat = path.stat()
-    except OSError:
-        return str(path), ()
-    return str(path), (stat.st_size, stat.st_mtime_ns)
+    return str(path), _file_stamp(path) or ()
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -97,23 +102,12 @@ def final_record(run_id: str) -> tuple[dict[str, Any] | None, str]:
         folder = run_folder(run_id, create=False)
     except MerError as exc:
         return None, str(exc)
-    return _final_record(str(folder), _final_stamp(folder))
+    return _final_record(str(folder), tuple(_file_stamp(folder / name) for name in (FINAL_RECORD, FINAL_CHECKPOINT)))
 
 
 def failure_notes(run: dict[str, Any]) -> list[str]:
     """The run's notes saying why it has no final model (failed, cancelled, interrupted)."""
     return [str(n) for n in run.get("notes") or [] if str(n).startswith(NOT_TRAINED)]
-
-
-def _final_stamp(folder: Any) -> tuple:
-    out = []
-    for name in (FINAL_RECORD, FINAL_CHECKPOINT):
-        try:
-            st_ = (folder / name).stat()
-            out.append((st_.st_size, st_.st_mtime_ns))
-        except OSError:
-            out.append(None)
-    return tuple(out)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
