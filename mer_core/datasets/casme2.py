@@ -83,7 +83,6 @@ CLASS_SETS, FPS, EMOTIONS = SHEET.class_sets, SHEET.fps, SHEET.emotions
     description="CASME II (coding sheet + CASME2_RAW_selected or Cropped frames), 200 fps",
     default_class_set="casme2_5",
     class_sets=CLASS_SETS,
-    needs_root=True,
 )
 def index_casme2(
     root: Path | None,

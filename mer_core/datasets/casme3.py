@@ -70,7 +70,6 @@ CLASS_SETS, FPS, EMOTIONS = SHEET.class_sets, SHEET.fps, SHEET.emotions
     description="CAS(ME)^3 part A (ME label sheet + part_A/spNO.*/<file>/color frames), 30 fps",
     default_class_set="casme3_7",
     class_sets=CLASS_SETS,
-    needs_root=True,
 )
 def index_casme3(
     root: Path | None,

@@ -7,7 +7,7 @@ the synthetic datasets live under the cache and need no root.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +27,6 @@ class DatasetInfo:
     default_class_set: str = "composite3"
     needs_root: bool = True
     class_sets: tuple[str, ...] = ("composite3",)
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 _DATASETS: dict[str, DatasetInfo] = {}

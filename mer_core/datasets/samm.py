@@ -59,7 +59,6 @@ CLASS_SETS, FPS, EMOTIONS = SHEET.class_sets, SHEET.fps, SHEET.emotions
     description="SAMM (SAMM_Micro_FACS_Codes sheet + SAMM/006/006_1_2 frames), 200 fps",
     default_class_set="samm_5",
     class_sets=CLASS_SETS,
-    needs_root=True,
 )
 def index_samm(
     root: Path | None,

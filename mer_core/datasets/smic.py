@@ -76,7 +76,6 @@ def max_diff_apex(frames: list[Path], onset: int, offset: int) -> int | None:
     description="SMIC (HS by default; VIS/NIR with modality=...), labels from folders, apex estimated",
     default_class_set="composite3",
     class_sets=CLASS_SETS,
-    needs_root=True,
 )
 def index_smic(
     root: Path | None,

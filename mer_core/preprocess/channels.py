@@ -21,7 +21,6 @@ CHANNELS: dict[str, str] = {
 }
 
 FLOW_CHANNELS = ("flow_u", "flow_v", "strain")
-IMAGE_CHANNELS = ("onset", "apex", "diff", "magnified_apex", "magnified_onset")
 
 # Normalisation constants (documented above; shared by every flow method).
 FLOW_SCALE = 2.0  # a 2-pixel motion at input scale maps to 1.0

@@ -17,7 +17,6 @@ from typing import Any, Callable
 from mer_core.errors import MerError
 from mer_core.store.folders import check_id
 
-STATUSES = ("queued", "running", "cancelling", "cancelled", "failed", "done")
 ACTIVE = ("running", "cancelling")
 FINISHED = ("cancelled", "failed", "done")
 EXPERIMENT, EXPLAIN_REPORT, SPOTTING = "experiment", "explain_report", "spotting"  # jobs.kind
