@@ -156,23 +156,20 @@ def encode_flow_image(flow_u: np.ndarray, flow_v: np.ndarray, strain: np.ndarray
     return np.clip(np.rint(np.stack([r, g, b], -1)), 0, 255).astype(np.uint8)
 
 
-def decode_flow_image(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An RGB flow image -> normalised (flow_u, flow_v, strain) float32 maps."""
+def decode_flow_image(rgb: np.ndarray, *, minmax: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An RGB flow image -> normalised (flow_u, flow_v, strain) float32 maps.
+
+    ``minmax``: a per-image min-max image, whose u and v are re-centred on their median.
+    """
     if rgb.ndim != 3 or rgb.shape[2] < 3:
         raise ValueError(f"a flow image needs 3 channels (u, v, strain as RGB), got shape {rgb.shape}")
     img = rgb[..., :3].astype(np.float32)
-    u = (img[..., 0] - FLOW_IMAGE_ZERO) / FLOW_IMAGE_RANGE
-    v = (img[..., 1] - FLOW_IMAGE_ZERO) / FLOW_IMAGE_RANGE
-    return np.clip(u, -1, 1), np.clip(v, -1, 1), img[..., 2] / 255.0
-
-
-def decode_minmax_flow_image(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A per-image min-max RGB flow image -> (flow_u, flow_v, strain), u/v re-centred on their median."""
-    if rgb.ndim != 3 or rgb.shape[2] < 3:
-        raise ValueError(f"a flow image needs 3 channels (u, v, strain as RGB), got shape {rgb.shape}")
-    img = rgb[..., :3].astype(np.float32)
-    u = (img[..., 0] - float(np.median(img[..., 0]))) / 127.5
-    v = (img[..., 1] - float(np.median(img[..., 1]))) / 127.5
+    if minmax:
+        u = (img[..., 0] - float(np.median(img[..., 0]))) / 127.5
+        v = (img[..., 1] - float(np.median(img[..., 1]))) / 127.5
+    else:
+        u = (img[..., 0] - FLOW_IMAGE_ZERO) / FLOW_IMAGE_RANGE
+        v = (img[..., 1] - FLOW_IMAGE_ZERO) / FLOW_IMAGE_RANGE
     return np.clip(u, -1, 1), np.clip(v, -1, 1), img[..., 2] / 255.0
 
 
@@ -184,7 +181,7 @@ def read_flow_file(path: str, encoding: str, size: int) -> tuple[np.ndarray, np.
     if encoding not in FLOW_ENCODINGS:
         raise ValueError(f"flow_encoding={encoding!r} for {path}: expected one of {', '.join(FLOW_ENCODINGS)}")
     if encoding == "npy":
-        return _read_npy_flow(path, size, FLOW_SCALE, STRAIN_SCALE)
+        return _read_npy_flow(path, size)
     bgr = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if bgr is None:
         raise ValueError(f"cannot read flow image {path} (missing, unreadable or not an image)")
@@ -194,11 +191,11 @@ def read_flow_file(path: str, encoding: str, size: int) -> tuple[np.ndarray, np.
     if bgr.dtype != np.uint8:
         bgr = (bgr.astype(np.float32) / float(np.iinfo(bgr.dtype).max) * 255.0).astype(np.uint8)
     rgb = cv2.cvtColor(bgr[..., :3], cv2.COLOR_BGR2RGB)
-    maps = decode_minmax_flow_image(rgb) if encoding == "minmax" else decode_flow_image(rgb)
+    maps = decode_flow_image(rgb, minmax=encoding == "minmax")
     return tuple(_fit(m, size) for m in maps)  # type: ignore[return-value]
 
 
-def _read_npy_flow(path: str, size: int, flow_scale: float, strain_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _read_npy_flow(path: str, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -214,7 +211,7 @@ def _read_npy_flow(path: str, size: int, flow_scale: float, strain_scale: float)
                          "expected finite flow values")
     small = resize_flow(arr[..., :2], size)
     strain = arr[..., 2] if arr.shape[2] == 3 else optical_strain(arr[..., 0], arr[..., 1])
-    return small[..., 0] / flow_scale, small[..., 1] / flow_scale, _fit(strain, size) / strain_scale
+    return small[..., 0] / FLOW_SCALE, small[..., 1] / FLOW_SCALE, _fit(strain, size) / STRAIN_SCALE
 
 
 def _fit(img: np.ndarray, size: int) -> np.ndarray:
