@@ -32,6 +32,7 @@ import os
 import socket
 import time
 import traceback
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -302,10 +303,8 @@ def _close_failed(store: RunStore, run_id: str, exc: BaseException, wall_time: f
     try:
         store.finish_run(run_id, status=status, summary=None, wall_time=wall_time, error=reason)
     except Exception:
-        try:
+        with suppress(Exception):  # the store itself is gone: the heartbeat goes stale and the run is marked dead
             store.set_run_status(run_id, status, reason)
-        except Exception:  # the store itself is gone: the heartbeat goes stale and the run is marked dead
-            pass
 
 
 def _pretrain(config: ExperimentConfig, progress: Progress | None, folder: Path | None = None) -> None:

@@ -27,7 +27,7 @@ import queue as queue_mod
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -278,10 +278,8 @@ def _run_process_pool(cfg: ExperimentConfig, todo: list[Fold], make_task: Callab
                             cancel()
         except BaseException:  # Ctrl-C or SIGTERM in the driver: the pool's folds stop too, not train on
             if not stopping:
-                try:
+                with suppress(Exception):  # a failing store: the exception that stopped us matters more
                     cancel()
-                except Exception:  # a failing store: the exception that stopped us matters more
-                    pass
             raise
         _drain(events, emit)
         if error is not None:
@@ -292,9 +290,7 @@ def _drain(events: Any, emit: Callable) -> None:
     while True:
         try:
             emit(events.get_nowait())
-        except queue_mod.Empty:
-            return
-        except (EOFError, OSError):  # queue closed
+        except (queue_mod.Empty, EOFError, OSError):  # empty, or the queue closed
             return
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Callable
 
@@ -241,15 +242,11 @@ def add_final_model(exp: Any, store: RunStore, run_id: str, progress: Progress |
 
 
 def _note(store: RunStore, run_id: str, progress: Progress | None, message: str) -> None:
-    try:
+    with suppress(Exception):  # the store is failing too: the message still goes to the progress stream
         store.add_run_note(run_id, message)
-    except Exception:  # the store is failing too: the message still goes to the progress stream
-        pass
     if progress:
-        try:
+        with suppress(Exception):
             progress({"event": "note", "message": message})
-        except Exception:
-            pass
 
 
 def _safe(check: Callable[[], bool]) -> bool:
