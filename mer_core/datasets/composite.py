@@ -160,15 +160,8 @@ def index_megc2019(
 
 def _restrict(rows: list[dict[str, Any]], listed: pd.DataFrame | None, problems: Problems, indexed: set[str]) -> list[dict[str, Any]]:
     by_key = {(r["dataset"], r["native_subject"], r["clip"]): r for r in rows}
-    if listed is None:
-        kept = []
-        for r in rows:
-            if r["label"]:
-                kept.append(r)
-            else:
-                problems.add("info", "dropped", f"{r['sample_id']}: {r['dataset']} label {r['emotion']!r} is not in the composite mapping", sample_id=r["sample_id"])
-        return kept
-    official = {(d, s, c): lab for d, s, c, lab in listed[["dataset", "subject", "clip", "label"]].itertuples(index=False)}
+    official = {} if listed is None else {
+        (d, s, c): lab for d, s, c, lab in listed[["dataset", "subject", "clip", "label"]].itertuples(index=False)}
     kept = []
     for key, lab in official.items():
         r = by_key.get(key)
@@ -186,6 +179,9 @@ def _restrict(rows: list[dict[str, Any]], listed: pd.DataFrame | None, problems:
         kept.append(dict(r, label=lab))
     for key, r in by_key.items():
         if key in official:
+            continue
+        if listed is None and r["label"]:  # the mapping alone decides
+            kept.append(r)
             continue
         if not r["label"]:
             reason = f"{r['dataset']} label {r['emotion']!r} is not in the composite mapping"
