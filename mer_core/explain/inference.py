@@ -135,7 +135,7 @@ class RunPredictor:
         mcfg = resolve_model_config(self.config, len(self.classes))
         self.channels, self.size = list(mcfg.channels), int(mcfg.input_size)
         self.folder = run_folder(run_id, create=False)
-        self.final = final_record(self.folder)
+        self.final = read_final_record(self.folder)
         self.notes: list[str] = []
         cfg_hash = str(self.run.get("config_hash") or "") or None
         if model == "final" and self.final is None:
@@ -143,7 +143,8 @@ class RunPredictor:
                            "model failed: see the run's notes); use the ensemble of its fold models instead")
         self.kind = "final" if self.final is not None and model != "ensemble" else "ensemble"
         if self.kind == "final":
-            self.models = [self._load_final(cfg_hash)]
+            self.models = [load_fold_model(self.folder / FINAL_CHECKPOINT, model=str(self.run["model"]),
+                                           fold=FINAL_FOLD, config_hash=cfg_hash)]
             self.note = FINAL_NOTE.format(n=self.final.get("n_subjects", len(self.final.get("subjects", []))),
                                           epochs=_epochs(self.final.get("epochs")), clips=self.final.get("n_samples"))
         else:
@@ -153,10 +154,6 @@ class RunPredictor:
                 self.notes.append(NO_FINAL_NOTE)
         self.train = training_stats(self.folder, self.channels)
         self.trained_on = trained_on(self.run, self.folder)
-
-    def _load_final(self, cfg_hash: str | None) -> torch.nn.Module:
-        return load_fold_model(self.folder / FINAL_CHECKPOINT, model=str(self.run["model"]), fold=FINAL_FOLD,
-                               config_hash=cfg_hash)
 
     def _load_folds(self, folds: Any, cfg_hash: str | None) -> list[torch.nn.Module]:
         done = folds[folds["checkpoint"].astype(str) != ""]
@@ -199,11 +196,6 @@ def _epochs(n: Any) -> str:
     return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
-def final_record(folder: Path) -> dict[str, Any] | None:
-    """The run folder's final-model record (``final.json`` beside ``final.pt``), or None when it has none."""
-    return read_final_record(folder)
-
-
 def stored_models(run_id: str, store: RunStore | None = None) -> dict[str, Any]:
     """What a run can predict with: {'final': its record or None, 'folds': fold checkpoints stored}."""
     own = store is None
@@ -214,7 +206,7 @@ def stored_models(run_id: str, store: RunStore | None = None) -> dict[str, Any]:
         if own:
             store.close()
     n = int((folds["checkpoint"].astype(str) != "").sum()) if len(folds) else 0
-    return {"final": final_record(run_folder(run_id, create=False)), "folds": n}
+    return {"final": read_final_record(run_folder(run_id, create=False)), "folds": n}
 
 
 def model_labels(stored: dict[str, Any]) -> dict[str, str]:
@@ -387,10 +379,6 @@ def ood_checks(x: np.ndarray, channels: list[str], face: str, fps: float | None,
     return warn
 
 
-def _crop_for(clip: DecodedClip, cropped: bool, enabled: bool) -> face_mod.FaceCrop:
-    return face_mod.find_crop(clip.frames[0], cropped=cropped, enabled=enabled)
-
-
 def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, apex: int | None = None,
                  offset: int | None = None, cropped: bool = False, limits: ClipLimits | None = None,
                  predictor: RunPredictor | None = None, store: RunStore | None = None,
@@ -414,7 +402,7 @@ def analyse_clip(path: str | Path, run_id: str, *, onset: int | None = None, ape
     t1 = time.perf_counter()
     pred = predictor or RunPredictor(run_id, store, model=model)
     opt = pred.config.preprocess
-    crop = _crop_for(clip, cropped, opt.face_crop)
+    crop = face_mod.find_crop(clip.frames[0], cropped=cropped, enabled=opt.face_crop)
     crops = [face_mod.apply_crop(f, crop, 64) for f in clip.frames]
     sidecar_note, given_by = "", "given"
     if onset is None and apex is None and use_sidecar:

@@ -90,8 +90,7 @@ def load_fold_model(path: str | Path, *, model: str | None = None, fold: int | N
 
 
 def read_grey(path: str) -> np.ndarray | None:
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    return None if img is None else img
+    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
 
 
 class RunExplainer:
@@ -184,13 +183,7 @@ class RunExplainer:
         for name in ("apex", "magnified_apex", "onset", "magnified_onset"):
             if name in channels:
                 return x[channels.index(name)]
-
-        try:
-            options = ExperimentConfig.from_json(self.run["config_json"]).preprocess
-            maps, _ = compute_maps(self.row(sample_id).to_dict(), ("apex",), int(x.shape[-1]), options, lenient=True)
-            return maps.get("apex")
-        except Exception:  # a missing or unreadable frame only costs the background
-            return None
+        return self._apex(sample_id, int(x.shape[-1]))
 
     def display_face(self, sample_id: str, size: int = 256) -> np.ndarray | None:
         """The face under the overlays at display resolution: the same aligned crop as the model input.
@@ -201,13 +194,17 @@ class RunExplainer:
         looked. Falls back to :meth:`face` (input resolution) when the frames
         cannot be read.
         """
+        face = self._apex(sample_id, size)
+        return face if face is not None else self.face(sample_id)
+
+    def _apex(self, sample_id: str, size: int) -> np.ndarray | None:
+        """The apex frame through the run's own preprocessing at ``size`` px; None when a frame cannot be read."""
         try:
             options = ExperimentConfig.from_json(self.run["config_json"]).preprocess
             maps, _ = compute_maps(self.row(sample_id).to_dict(), ("apex",), int(size), options, lenient=True)
-            face = maps.get("apex")
-        except Exception:  # a missing or unreadable frame: the input-resolution face
-            face = None
-        return face if face is not None else self.face(sample_id)
+            return maps.get("apex")
+        except Exception:  # a missing or unreadable frame only costs the background
+            return None
 
     def masks(self, sample_id: str) -> dict[str, np.ndarray] | None:
         """Ground-truth masks ('au', 'blink', bool at frame size) of a synthetic sample, else None."""
