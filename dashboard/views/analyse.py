@@ -166,7 +166,7 @@ def render() -> None:
                               only=reads.predictable_runs(), where="the runs that can predict a new clip")
     if not run_id:
         return
-    st.info(widgets.plain(_transfer(reads.trained_on(run_id))), icon=":material/info:")
+    st.info(widgets.plain(TRANSFER_NOTE.format(trained_on=reads.trained_on(run_id))), icon=":material/info:")
     st.caption("Runs are listed best pooled UF1 first; only finished runs that kept a model can take a clip.")
     choice = st.radio("clip", SOURCES, horizontal=True, key=KEY_SOURCE, label_visibility="collapsed")
     source = _uploaded() if choice == SOURCES[0] else _exported()
@@ -190,7 +190,3 @@ def render() -> None:
     _show_maps(a)
     _show_prediction(a, source, overrides)
     st.caption(f"decode + spot + preprocess + predict: {a.seconds['total']:.2f} s")
-
-
-def _transfer(trained_on: str) -> str:
-    return TRANSFER_NOTE.format(trained_on=trained_on)

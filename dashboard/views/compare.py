@@ -127,15 +127,11 @@ def headline_section(chosen: list[str], bundles: dict, names: dict) -> None:
 
 
 # --- what differs: settings and curves ------------------------------------------------------
-def config_diff(configs: dict[str, dict]) -> pd.DataFrame:
-    """The seed, every setting that differs, and every value changed from a preset (label -> config), as text."""
-    return pd.DataFrame(settings_that_differ(configs), columns=["setting", *configs])
-
-
 def config_diff_section(chosen: list[str], bundles: dict, names: dict) -> None:
     st.subheader("Settings that differ")
     st.caption(plain(" · ".join(f"{names[r]}: {preset_label(bundles[r]['run']['config'])}" for r in chosen)))
-    diff = config_diff({names[r]: bundles[r]["run"]["config"] for r in chosen})
+    configs = {names[r]: bundles[r]["run"]["config"] for r in chosen}
+    diff = pd.DataFrame(settings_that_differ(configs), columns=["setting", *configs])
     st.dataframe(diff, hide_index=True, width="stretch")
     st.caption(f"{len(diff)} row(s): the seed always, every setting that differs between the runs, and every "
                "training value a run changed from its preset, shown as \"value (preset value)\". Settings the runs "

@@ -72,7 +72,7 @@ def _open_sample(sample_id: str) -> None:
 # --- pictures ---------------------------------------------------------------------------------
 
 
-def face_for(view: dict[str, Any], channels: list[str]) -> np.ndarray | None:
+def face_for(view: dict[str, Any]) -> np.ndarray | None:
     """The face under the overlays, aligned with the model input (same crop and size)."""
     if view.get("face") is not None:
         return view["face"]
@@ -121,7 +121,7 @@ def sample_section(run_id: str, sid: str, ov: dict[str, Any]) -> None:
     if not methods:
         st.info("Choose at least one method.")
         return
-    face = face_for(view, channels)
+    face = face_for(view)
     results, first_attr = _compute_maps(run_id, sid, methods, target, opts, classes, att_slot)
     _draw_maps(results, face, view, opacity, show_masks)
     st.caption("Maps come from the fold model that never saw this clip. Attributions: sum over input channels of "
@@ -334,7 +334,7 @@ def failures_section(run_id: str, ov: dict[str, Any]) -> None:
                     try:
                         sv = reads.sample_view(run_id, r.sample_id)
                         e = reads.explanation(run_id, r.sample_id, "saliency", "pred")
-                        st.image(plots.overlay_image(face_for(sv, ov["channels"]), e.combined, opacity=0.6,
+                        st.image(plots.overlay_image(face_for(sv), e.combined, opacity=0.6,
                                                      outlines=outlines(sv, True), size=160), width="stretch")
                     except MerError as exc:
                         st.caption(f"no thumbnail: {plain(exc)}")

@@ -123,9 +123,7 @@ def _flow_step(views: dict, masks: dict) -> None:
 
 
 def _au_figure(apex: np.ndarray, masks: dict):
-    regions = {}
-    for k, au in enumerate(masks.get("au_units", [])):
-        regions[f"AU{int(au)}"] = masks["au_regions"][k]
+    regions = {f"AU{int(au)}": masks["au_regions"][k] for k, au in enumerate(masks.get("au_units", []))}
     return plots_clip.au_regions(apex, regions, "action units that moved")
 
 
@@ -148,11 +146,9 @@ def _input_step(views: dict) -> None:
             "strain": views["strain"]}
     for col, (name, m) in zip(cols, maps.items()):
         small = cv2.resize(np.asarray(m, np.float32), (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
+        figure = plots_clip.heat_image if name == "strain" else plots_clip.signed_image  # strain is never negative
         with col:
-            if name == "strain":
-                widgets.chart(plots_clip.heat_image(small, name), key=f"lesson-input-{name[:6]}")
-            else:
-                widgets.chart(plots_clip.signed_image(small, name), key=f"lesson-input-{name[:6]}")
+            widgets.chart(figure(small, name), key=f"lesson-input-{name[:6]}")
     _step(STEPS[6], f"A model is not shown the video: it gets a few {MODEL_SIZE}×{MODEL_SIZE} maps computed from "
           "onset and apex, here the baseline's horizontal flow, vertical flow and strain. Everything it knows "
           "about the expression has to be in these small pictures.")

@@ -145,7 +145,7 @@ def _section_model(v: dict[str, Any], slots: dict[str, Any]) -> tuple[str, str, 
                           help="auto: the CPU preset that fits the inputs this dataset has (frames, flow + apex "
                                "images, or apex images only)")
     preset = _resolve_preset(v, slots, c2, model, choice, presets)
-    _provenance(c2, model, preset)
+    c2.caption("Preset values: " + " · ".join(provenance_summary(model, preset)))  # paper, chosen here, tuned...
     mcfg = model_config(model, preset)
     defaults = {**ExperimentConfig().to_dict(), **train_defaults(model, preset)}
     fields = {f.name for f in dataclasses.fields(model_spec(model).config_cls)}
@@ -303,11 +303,6 @@ def _resolve_preset(v: dict[str, Any], slots: dict[str, Any], col: Any, model: s
     if reason:
         col.caption(("" if choice == "auto" else "ⓘ ") + reason)
     return preset
-
-
-def _provenance(col: Any, model: str, preset: str) -> None:
-    """Where the preset's values come from (paper, reference implementation, chosen here, tuned...)."""
-    col.caption("Preset values: " + " · ".join(provenance_summary(model, preset)))
 
 
 def _section_execution(v: dict[str, Any], slots: dict[str, Any], model: str, preset: str,

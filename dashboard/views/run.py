@@ -257,7 +257,7 @@ def _cell_options(cm: list[list[int]], classes: list[str]) -> list[str]:
                         for i in range(len(classes)) for j in range(len(classes)) if cm[i][j]]
 
 
-def _cell_from_option(option: str, classes: list[str]) -> tuple[str, str] | None:
+def _cell_from_option(option: str) -> tuple[str, str] | None:
     if option == NO_CELL or " → " not in option:
         return None
     true, rest = option.split(" → ", 1)
@@ -267,7 +267,6 @@ def _cell_from_option(option: str, classes: list[str]) -> tuple[str, str] | None
 def _sync_cell_from_click(cm: list[list[int]], classes: list[str]) -> None:
     """A click on a heatmap cell (previous rerun) sets the cell picker, before the picker is drawn."""
     state = st.session_state.get(K_CM_CHART)
-    points = []
     try:
         points = state["selection"]["points"] if state else []
     except (KeyError, TypeError):
@@ -294,7 +293,7 @@ def confusion_section(run_id: str, pooled: dict, classes: list[str], table: pd.D
     if st.session_state.get(K_CELL) not in options:
         st.session_state[K_CELL] = NO_CELL
     option = st.selectbox("list the clips of a cell (or click a cell)", options, key=K_CELL)
-    cell = _cell_from_option(option, classes)
+    cell = _cell_from_option(option)
     if cell:
         rows = table[(table["true"] == cell[0]) & (table["predicted"] == cell[1])]
         _explain_table(run_id, rows[["sample_id", "subject", "confidence", "p_true"]], key="run-cell-clips",
