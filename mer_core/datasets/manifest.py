@@ -199,24 +199,18 @@ def _unknown_labels(path: Path, rows: list[dict[str, Any]], problems: Problems) 
                      file=path, row=at[0])
 
 
-def _form(row: dict[str, Any]) -> str:
-    if row.get("frames"):
-        return "frames"
-    return "+".join(k for k, c in (("flow", "flow_path"), ("apex", "apex_image_path"), ("onset", "onset_image_path")) if row.get(c))
-
-
 def _one_form(path: Path, rows: list[dict[str, Any]]) -> None:
     """Refuse a manifest that mixes frame rows with precomputed-image rows, naming the first odd row."""
     forms: dict[str, list[int]] = {}
     for row in rows:
-        forms.setdefault("frames" if _form(row) == "frames" else "images", []).append(row["_line"])
+        forms.setdefault("frames" if row.get("frames") else "images", []).append(row["_line"])
     if len(forms) < 2:
         return
     minority = min(forms, key=lambda k: len(forms[k]))
     other = "precomputed images only" if minority == "frames" else "frames"
     what = "a frames_dir" if minority == "frames" else "precomputed images and no frames_dir"
     raise DatasetError(
-        f"{path} row {forms[minority][0]}: gives {what}, while {len(forms[max(forms, key=lambda k: len(forms[k]))])} "
+        f"{path} row {forms[minority][0]}: gives {what}, while {len(rows) - len(forms[minority])} "
         f"other rows give {other}; one manifest holds one form (rows {forms[minority][:5]} differ): "
         "split it into two manifests or give every row the same inputs"
     )
