@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import permutation_test as scipy_permutation_test
 
 from mer_core.errors import MerError
-from mer_core.evaluation.metrics import confusion_scores, per_group, scores, summarize
+from mer_core.evaluation.metrics import confusion_scores, group_confusions, per_group, scores, summarize
 from mer_core.evaluation.statistics import (
     bootstrap_intervals,
     compare_problems,
@@ -15,7 +15,6 @@ from mer_core.evaluation.statistics import (
     paired_permutation,
     paired_subject_scores,
     sign_flip_test,
-    subject_confusions,
     verdict,
 )
 
@@ -39,10 +38,10 @@ def make_pred(n_subjects: int = 30, per_subject: int = 8, accuracy: float = 0.6,
     })
 
 
-def test_subject_confusions_pool_to_the_metrics_core():
+def test_per_subject_confusions_pool_to_the_metrics_core():
     pred = make_pred(accuracy=0.5)
     ref = scores(pred["y_true"], pred["y_pred"], CLASSES)
-    _, cms = subject_confusions(pred, 3)
+    _, cms = group_confusions(pred, 3)
     got = confusion_scores(cms.sum(0))
     assert got["uf1"] == pytest.approx(ref.uf1)
     assert got["uar"] == pytest.approx(ref.uar)
@@ -84,7 +83,7 @@ def test_the_interval_point_is_the_headline_when_resamples_lose_a_class():
     pred.loc[rare & ~keep, "y_true"] = 0
     pred.loc[(pred["y_pred"] == 2) & ~keep, "y_pred"] = 1
     assert pred.loc[pred["y_true"] == 2, "subject"].nunique() == 2
-    _, cms = subject_confusions(pred, 3)
+    _, cms = group_confusions(pred, 3)
     weights = np.random.default_rng(0).multinomial(12, [1 / 12] * 12, size=400).astype(float)
     assert ((weights[:, [0, 5]].sum(1)) == 0).mean() > 0.1  # resamples without a surprise clip do occur
     headline = summarize(pred, CLASSES)["pooled"]

@@ -101,17 +101,7 @@ class SignFlip:
     n_subjects: int
 
 
-# --- confusion matrices ------------------------------------------------------
-def subject_confusions(pred: pd.DataFrame, n_classes: int, subjects: Sequence[str] | None = None,
-                       column: str = "y_pred") -> tuple[list[str], np.ndarray]:
-    """Per-subject confusion matrices, shape (S, K, K), rows = true class.
-
-    ``subjects`` fixes the order (and may include subjects absent from
-    ``pred``, which get an all-zero matrix); default: sorted subjects of pred.
-    """
-    return group_confusions(pred, n_classes, by="subject", order=subjects, column=column)
-
-
+# --- subject resampling ------------------------------------------------------
 def _resample_weights(rng: np.random.Generator, n_boot: int, n_subjects: int) -> np.ndarray:
     """(B, S) multiplicities of each subject in B bootstrap resamples."""
     idx = rng.integers(0, n_subjects, size=(n_boot, n_subjects))
@@ -149,7 +139,7 @@ def bootstrap_intervals(pred: pd.DataFrame, classes: Sequence[str], *, n_boot: i
     _check_level(level)
     if pred.empty:
         raise MerError("no predictions: a confidence interval needs at least one finished fold")
-    _, cms = subject_confusions(pred, len(classes))
+    _, cms = group_confusions(pred, len(classes))
     point = confusion_scores(cms.sum(axis=0))
     rng = np.random.default_rng(seed)
     boot = confusion_scores(_pool(_resample_weights(rng, n_boot, cms.shape[0]), cms))
@@ -162,7 +152,7 @@ def bootstrap_intervals(pred: pd.DataFrame, classes: Sequence[str], *, n_boot: i
 
 def per_subject_confusions(pred: pd.DataFrame, classes: Sequence[str]) -> dict[str, list[list[int]]]:
     """{subject: confusion matrix as nested lists} (for hover text and exports)."""
-    order, cms = subject_confusions(pred, len(classes))
+    order, cms = group_confusions(pred, len(classes))
     return {s: cm.tolist() for s, cm in zip(order, cms)}
 
 
@@ -223,8 +213,8 @@ def paired_subject_scores(pred_a: pd.DataFrame, pred_b: pd.DataFrame, classes: S
     """
     _check_metric(metric)
     paired = paired_frame(pred_a, pred_b)
-    order, ca = subject_confusions(paired, len(classes), column="pred_a")
-    _, cb = subject_confusions(paired, len(classes), order, column="pred_b")
+    order, ca = group_confusions(paired, len(classes), column="pred_a")
+    _, cb = group_confusions(paired, len(classes), order=order, column="pred_b")
     sa, sb = confusion_scores(ca), confusion_scores(cb)
     return pd.DataFrame({"subject": order, "a": sa[metric], "b": sb[metric], "n": sa["n"].astype(int)})
 
