@@ -22,6 +22,7 @@ from mer_core.store.folders import PRETRAIN_FILE, atomic_write_text, run_folder
 
 MAX_BYTES = 1 << 20  # a record is a few hundred bytes; anything near a megabyte is not one
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_FIELDS = ("sources", "data_fingerprints", "checkpoint_sha256", "weights_sha256", "key", "checkpoint", "code", "epochs")
 
 
 def write_pretrain_record(folder: str | Path, record: dict[str, Any]) -> Path:
@@ -54,10 +55,7 @@ def read_pretrain_record(run_id: str) -> tuple[dict[str, Any] | None, str]:
     why = _problem(data)
     if why:
         return None, _bad(run_id, why)
-    return {"sources": list(data["sources"]), "data_fingerprints": list(data["data_fingerprints"]),
-            "checkpoint_sha256": data["checkpoint_sha256"], "weights_sha256": data.get("weights_sha256"),
-            "key": data.get("key"),
-            "checkpoint": data.get("checkpoint"), "code": data.get("code"), "epochs": data.get("epochs")}, ""
+    return {k: data.get(k) for k in _FIELDS}, ""
 
 
 def _problem(data: Any) -> str:
