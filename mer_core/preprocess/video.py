@@ -179,7 +179,7 @@ def _from_video(path: Path, limits: ClipLimits) -> DecodedClip:
                 break
     finally:
         cap.release()
-    if n == 0 and not _looks_like_video(path):
+    if n == 0 and path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ClipError(f"{path.name}: not a video OpenCV can read (expected mp4, avi, mov or webm, or a zip of frames)")
     _check_count(path, n, "the video")
     clip = DecodedClip(kept, fps, "video", size, scale, n, (0, n))
@@ -190,10 +190,6 @@ def _from_video(path: Path, limits: ClipLimits) -> DecodedClip:
     clip.truncated = declared > 0 and n < limits.max_scan_frames and n < declared - max(2, declared // 50)
     _add_notes(clip, path, declared, limits)
     return clip
-
-
-def _looks_like_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def _decode_range(path: Path, start: int, stop: int, limits: ClipLimits) -> list[np.ndarray]:
