@@ -107,8 +107,8 @@ def test_weights_that_diverge_on_the_last_step_fail_the_fold_instead_of_storing_
 
     real = trainer.train_one_epoch
 
-    def diverging(state, loader, epoch, should_stop=None):
-        row = real(state, loader, epoch, should_stop)
+    def diverging(state, loader, epoch, should_stop=None, on_step=None):
+        row = real(state, loader, epoch, should_stop, on_step)
         with torch.no_grad():
             next(state.model.parameters()).fill_(float("nan"))  # what one step at lr=inf does
         return row
