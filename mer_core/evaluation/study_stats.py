@@ -44,6 +44,8 @@ from mer_core.evaluation.metrics import per_group
 from mer_core.evaluation.statistics import bootstrap_intervals, sign_flip_test
 
 CURVE_METRICS = ("train_loss", "val_uf1", "test_acc", "test_uf1")
+PART_COLUMNS = ["arm", "part", "n_seeds", "uf1_mean", "uf1_sd", "uar_mean", "uar_sd"]  # StudyReport.parts
+CURVE_COLUMNS = ["arm", "epoch", "metric", "mean", "sd", "n"]  # StudyReport.curves
 
 
 @dataclass
@@ -138,9 +140,8 @@ def _arm_table(order: list[str], cells: pd.DataFrame, complete: Sequence[Mapping
 def _part_table(order: list[str], complete: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     long = [{"arm": str(c["arm"]), "part": part, "uf1": v.get("uf1"), "uar": v.get("uar")}
             for c in complete for part, v in (c["run"].get("summary", {}).get("per_part") or {}).items()]
-    cols = ["arm", "part", "n_seeds", "uf1_mean", "uf1_sd", "uar_mean", "uar_sd"]
     if not long:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=PART_COLUMNS)
     df = pd.DataFrame(long)
     rows = []
     for (arm, part), g in df.groupby(["arm", "part"], sort=False):
@@ -148,7 +149,7 @@ def _part_table(order: list[str], complete: Sequence[Mapping[str, Any]]) -> pd.D
         r, rs = _mean_sd(g["uar"])
         rows.append({"arm": arm, "part": part, "n_seeds": len(g), "uf1_mean": u, "uf1_sd": us, "uar_mean": r,
                      "uar_sd": rs})
-    out = pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=PART_COLUMNS)
     out["arm"] = pd.Categorical(out["arm"], [a for a in order if a in set(out["arm"])], ordered=True)
     return out.sort_values(["arm", "part"]).reset_index(drop=True).astype({"arm": str})
 
@@ -296,11 +297,8 @@ def analyse_spotting(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] 
              "shown once, as 'deterministic', not as an sd of 0." for r in table.itertuples()
              if r.deterministic and r.same_every_seed and int(r.complete) > 1]
     return StudyReport(name=name, arms=present, cells=cell_df, table=table,
-                       parts=pd.DataFrame(columns=["arm", "part", "n_seeds", "uf1_mean", "uf1_sd", "uar_mean",
-                                                   "uar_sd"]),
-                       subject_scores=scores, test=test,
-                       curves=pd.DataFrame(columns=["arm", "epoch", "metric", "mean", "sd", "n"]), flags=flags,
-                       best=best, marks=_marks(test, best, present, alpha), alpha=alpha, kind="spotting", notes=notes)
+                       parts=pd.DataFrame(columns=PART_COLUMNS), subject_scores=scores, test=test,
+                       curves=pd.DataFrame(columns=CURVE_COLUMNS), flags=flags, best=best, marks=_marks(test, best, present, alpha), alpha=alpha, kind="spotting", notes=notes)
 
 
 def _spot_cell_table(cells: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -373,10 +371,9 @@ def learning_curves(complete: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         kept = [m for m in CURVE_METRICS if m in ep and ep[m].notna().any()]
         per_cell.append(ep[["epoch", *kept]].astype({m: float for m in kept}).assign(_cell=i))
         arm_of[i] = str(c["arm"])
-    cols = ["arm", "epoch", "metric", "mean", "sd", "n"]
     metrics = [m for m in CURVE_METRICS if any(m in ep for ep in per_cell)]
     if not per_cell or not metrics:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=CURVE_COLUMNS)
     # one groupby for every cell: each cell's fold-averaged curve, then cell by cell, metric by metric
     # (the order the per-cell loop had, so the groups below come out in the same order)
     means = pd.concat(per_cell, ignore_index=True).groupby(["_cell", "epoch"])[metrics].mean().reset_index()
@@ -384,4 +381,4 @@ def learning_curves(complete: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     df = df.dropna(subset=["value"]).assign(arm=lambda d: d["_cell"].map(arm_of))
     out = df.groupby(["arm", "metric", "epoch"], sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
     out = out.rename(columns={"std": "sd", "count": "n"}).fillna({"sd": 0.0})
-    return out[cols]
+    return out[CURVE_COLUMNS]
