@@ -87,12 +87,9 @@ def resolve_experiment(
         else:
             data[key] = value
     data.update(dataset=dataset, model=model, preset=preset)
-    if dataset_options:
-        data["dataset_options"] = {**dict(options_mapping("dataset_options", data.get("dataset_options") or {})),
-                                   **dict(dataset_options)}
-    if model_options:
-        data["model_options"] = {**dict(options_mapping("model_options", data.get("model_options") or {})),
-                                 **dict(model_options)}
+    for key, given_options in (("dataset_options", dataset_options), ("model_options", model_options)):
+        if given_options:
+            data[key] = {**dict(options_mapping(key, data.get(key) or {})), **dict(given_options)}
     return complete_config(ExperimentConfig.from_dict(data))
 
 
@@ -183,8 +180,7 @@ def complete_config(config: ExperimentConfig) -> ExperimentConfig:
     class_set = resolve_class_set(config.dataset, config.class_set)
     mcfg = resolve_model_config(config, 3)  # num_classes does not change the input
     options = dict(config.model_options)
-    fields = {f.name for f in dataclasses.fields(model_spec(config.model).config_cls)}
-    if "evm_alpha" in fields and options.get("evm_alpha") == config.preprocess.evm_alpha:
+    if hasattr(mcfg, "evm_alpha") and options.get("evm_alpha") == config.preprocess.evm_alpha:
         del options["evm_alpha"]  # the engine passes the preprocessing's amplification anyway
     pre = dataclasses.replace(config.preprocess, channels=tuple(mcfg.channels), input_size=int(mcfg.input_size))
     data_options = dict(config.dataset_options)

@@ -209,16 +209,15 @@ def load_macro(
     sources: Sequence[MacroSource],
     channels: Sequence[str],
     size: int,
-    options: PreprocessConfig | None = None,
+    options: PreprocessConfig,
     *,
-    indexed: Sequence[tuple[Any, str, list[str]]] | None = None,
+    indexed: Sequence[tuple[Any, str, list[str]]],
     workers: int = 1,
     log: Log | None = None,
 ) -> MacroData:
-    """Model inputs and labels for all samples of the macro sources."""
+    """Model inputs and labels for all samples of the macro sources (``indexed``: :func:`index_source` of each)."""
     channels = tuple(channels)
     xs, labels, origin, report = [], [], [], []
-    indexed = list(indexed) if indexed is not None else [index_source(s) for s in sources]
     for src, (data, _fp, skipped) in zip(sources, indexed):
         if src.kind == "folder":
             paths = [p for p, _ in data]
@@ -226,7 +225,7 @@ def load_macro(
             lab = [label for _, label in data]
             errors = [f"cannot read image {p}" for p, good in zip(paths, ok) if not good]
         else:
-            prep = prepare_inputs(data, channels, size, options or PreprocessConfig(), workers=workers)
+            prep = prepare_inputs(data, channels, size, options, workers=workers)
             x, ok = prep.x, np.asarray(prep.ok, bool)
             lab = [normalise_label(v) for v in data["label"]]
             errors = [f"{r.sample_id}: {r.error}" for r in prep.report.itertuples() if not r.ok]

@@ -104,11 +104,6 @@ def _carve_validation(train: np.ndarray, subjects: np.ndarray, n_val: int, seed:
     return train[~is_val], train[is_val]
 
 
-def nested_minimum(nested_folds: int) -> int:
-    """The fewest training subjects a fold needs for nested selection with ``nested_folds`` inner folds."""
-    return max(2, int(nested_folds))
-
-
 def inner_splits(train_idx: np.ndarray, subjects: np.ndarray, nested_folds: int,
                  label: str = "the fold") -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, validation) index pairs over ``train_idx`` by subject: ``GroupKFold(nested_folds)``, or one
@@ -116,7 +111,7 @@ def inner_splits(train_idx: np.ndarray, subjects: np.ndarray, nested_folds: int,
     train_idx = np.asarray(train_idx)
     groups = subjects[train_idx]
     n_subjects = len(np.unique(groups))
-    need = nested_minimum(nested_folds)
+    need = max(2, int(nested_folds))  # the fewest training subjects for nested_folds inner folds (or leave one out)
     if n_subjects < need:
         raise ProtocolError(f"selection='nested' needs at least {need} training subjects per fold "
                             f"(nested_folds={nested_folds}); {label} has {n_subjects}")
