@@ -100,10 +100,8 @@ def roll_angle(eyes: list[tuple[float, float]]) -> float:
 def find_crop(grey: np.ndarray, *, cropped: bool = False, enabled: bool = True) -> FaceCrop:
     """The crop to use for a clip, decided on its onset frame."""
     h, w = grey.shape
-    if cropped:
-        return FaceCrop(w / 2, h / 2, min(h, w), 0.0, "precropped", whole_frame=True)
-    if not enabled:
-        return FaceCrop(w / 2, h / 2, min(h, w), 0.0, "disabled", whole_frame=True)
+    if cropped or not enabled:
+        return FaceCrop(w / 2, h / 2, min(h, w), 0.0, "precropped" if cropped else "disabled", whole_frame=True)
     found = detect_face(grey)
     if found is None:
         return FaceCrop(w / 2, h / 2, min(h, w), 0.0, "centre-fallback")
