@@ -111,7 +111,7 @@ def export_public(
     _prepare(out, force)
     plan = plan_export(subjects)
     options = SynthOptions(subjects=len(plan), size=native, frames=frames, clip_jitter=0, seed=seed)
-    colour = SynthOptions(subjects=len(plan), size=native, frames=frames, clip_jitter=0, seed=seed, color=True)
+    colour = dataclasses.replace(options, color=True)
     classes = tuple(sorted({lab for e in plan for lab in e.labels}))
     total, done, rows = sum(len(e.labels) for e in plan), 0, []
     for s, entry in enumerate(plan):
