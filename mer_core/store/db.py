@@ -327,17 +327,14 @@ class RunStore(StudyStoreMixin, RunAdminStoreMixin, JobStoreMixin, LivenessStore
                 c.execute("UPDATE runs SET notes_json=? WHERE id=?", (_json(notes + [note]), run_id))
 
     def list_runs(self) -> pd.DataFrame:
-        rows = self.conn.execute(
+        cursor = self.conn.execute(
             """SELECT id, name, status, created, finished, dataset, model, preset, protocol, class_set,
                       n_folds, n_samples, uf1, uar, accuracy, oracle_uf1, oracle_uar, wall_time, device,
                       config_hash, code_version, tags_json, note,
                       (SELECT COUNT(*) FROM folds f WHERE f.run_id = runs.id AND f.status = 'done') AS folds_done
-               FROM runs ORDER BY created DESC"""
-        ).fetchall()
-        cols = ["id", "name", "status", "created", "finished", "dataset", "model", "preset", "protocol",
-                "class_set", "n_folds", "n_samples", "uf1", "uar", "accuracy", "oracle_uf1", "oracle_uar",
-                "wall_time", "device", "config_hash", "code_version", "tags", "note", "folds_done"]
-        records = [{**dict(r), "tags": json.loads(r["tags_json"] or "[]")} for r in rows]
+               FROM runs ORDER BY created DESC""")
+        cols = ["tags" if d[0] == "tags_json" else d[0] for d in cursor.description]  # tags parsed below
+        records = [{**dict(r), "tags": json.loads(r["tags_json"] or "[]")} for r in cursor.fetchall()]
         return pd.DataFrame(records, columns=cols)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
