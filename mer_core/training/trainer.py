@@ -476,7 +476,6 @@ def fit(
     model = state.model
     selection = Selection(cfg.selection, cfg.patience)
     result = FitResult()
-    test_epoch_probs: list[np.ndarray] = []
     n_epochs = cfg.epochs if epochs is None else int(epochs)
     if not 1 <= n_epochs <= cfg.epochs:
         raise ValueError(f"epochs={epochs!r}: expected 1..{cfg.epochs} (the config's epochs)")
@@ -493,7 +492,7 @@ def fit(
             selection.observe(epoch, ev, model)
         if test is not None and cfg.record_oracle and len(test[0]):
             et = evaluate(model, test[0], test[1], classes, device)
-            test_epoch_probs.append(et.probs)
+            result.test_epoch_probs.append(et.probs)
             row["test_acc"], row["test_uf1"] = et.acc, et.uf1
         result.history.append(row)
         if on_epoch is not None:
@@ -503,11 +502,10 @@ def fit(
     result.selected_epoch = selection.finish(model, len(result.history))
     if average is not None:  # evaluated and stored with the averaged weights
         average.finish(model, x_tr, device, cfg.batch_size)
-    result.test_epoch_probs = test_epoch_probs
     label = label or _STAGE_LABELS.get(stage, stage)
     check_finite(model, cfg, label)
     if test is not None and len(test[0]):
-        _predict_test(result, model, cfg, test, test_epoch_probs, device)
+        _predict_test(result, model, cfg, test, device)
         if not np.isfinite(result.test_probs).all():
             raise Diverged(f"{label}: the test predictions are not finite numbers; "
                            f"{_divergence_hint(cfg)}")
@@ -535,8 +533,9 @@ def _divergence_hint(cfg: ExperimentConfig) -> str:
 
 
 def _predict_test(result: FitResult, model: nn.Module, cfg: ExperimentConfig, test: tuple[np.ndarray, np.ndarray],
-                  test_epoch_probs: list[np.ndarray], device: torch.device) -> None:
+                  device: torch.device) -> None:
     """Test probabilities at the selected epoch, and the (diagnostic) oracle epoch."""
+    test_epoch_probs = result.test_epoch_probs
     if cfg.selection == "fixed" and cfg.average == "none" and test_epoch_probs:
         result.test_probs = test_epoch_probs[-1]
     else:
