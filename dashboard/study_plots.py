@@ -6,7 +6,7 @@ from typing import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.palette import CLASS_COLOURS, DARK, MUTED
+from dashboard.palette import CLASS_COLOURS, DARK, MUTED, rgb
 from dashboard.plots import CURVE_NAMES, integer_epochs
 
 
@@ -15,9 +15,7 @@ def _colour(i: int) -> str:
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
-    h = hex_colour.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
+    return "rgba({},{},{},{})".format(*rgb(hex_colour), alpha)
 
 
 def cd_figure(ranks: pd.Series, cd: float, groups: Sequence[Sequence[str]]) -> go.Figure:
