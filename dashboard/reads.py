@@ -272,6 +272,14 @@ def _sample_views(name: str, options_json: str, sample_id: str, preprocess_json:
     return cached_sample_views(rows.iloc[0].to_dict(), PreprocessConfig(**json.loads(preprocess_json)), size=size)
 
 
+def shrunk_grey(img: np.ndarray, max_side: int) -> np.ndarray:
+    """A grey uint8 frame as float in 0..1, shrunk when its longer side is larger than ``max_side``."""
+    scale = max_side / max(img.shape)
+    if scale < 1:
+        img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return img.astype(np.float32) / 255.0
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def clip_frames(frames: tuple[str, ...], max_side: int = 256) -> np.ndarray:
     """A clip's frames as grey float (T, H, W) in 0..1, shrunk when larger than ``max_side``."""
@@ -280,10 +288,7 @@ def clip_frames(frames: tuple[str, ...], max_side: int = 256) -> np.ndarray:
         img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
         if img is None:
             raise MerError(f"cannot read frame {path}")
-        scale = max_side / max(img.shape)
-        if scale < 1:
-            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        out.append(img.astype(np.float32) / 255.0)
+        out.append(shrunk_grey(img, max_side))
     return np.stack(out)
 
 

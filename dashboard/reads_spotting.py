@@ -8,12 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard.reads import run_stamp
+from dashboard.reads import run_stamp, shrunk_grey
 from mer_core.errors import MerError
 from mer_core.paths import store_path
 from mer_core.preprocess.video import ClipError
@@ -138,12 +137,7 @@ def play_window(onset: int, apex: int, offset: int, n_frames: int, cap: int = PL
 def interval_frames(path: str, first: int, stop: int, max_side: int = PLAYER_SIDE) -> np.ndarray:
     """Frames ``first``..``stop - 1`` of a long video (streamed: only these are kept) as grey float (T, H, W)
     in 0..1, shrunk to ``max_side``; MerError when the video holds none of them."""
-    out = []
-    for _i, img in iter_frames(path, first, stop):
-        scale = max_side / max(img.shape)
-        if scale < 1:
-            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        out.append(img.astype(np.float32) / 255.0)
+    out = [shrunk_grey(img, max_side) for _i, img in iter_frames(path, first, stop)]
     if not out:
         raise MerError(f"{Path(path).name}: no frame between {first} and {stop - 1} could be read")
     return np.stack(out)
