@@ -65,10 +65,9 @@ def score_map(attr: np.ndarray, au_mask: np.ndarray, blink_mask: np.ndarray | No
     blink = resize_mask(blink_mask, m.shape) if blink_mask is not None else np.zeros_like(au)
     total = m.sum()
     area = float(au.mean())
+    chance = {"au_area": area, "iou_chance": area / (2 - area)}
     if total <= 0 or not au.any():
-        return {"au_share": float("nan"), "blink_share": float("nan"), "pointing": float("nan"),
-                "rank_accuracy": float("nan"), "roc_auc": float("nan"), "topk_iou": float("nan"), "au_area": area,
-                "iou_chance": area / (2 - area)}
+        return {**dict.fromkeys(SCORE_COLUMNS[:6], float("nan")), **chance}
     target = au
     if tolerance > 0:
         k = 2 * int(tolerance) + 1
@@ -76,7 +75,7 @@ def score_map(attr: np.ndarray, au_mask: np.ndarray, blink_mask: np.ndarray | No
     top = m >= m.max() * (1 - 1e-6)
     hit = float(target[top].mean() > 0.5)
     return {"au_share": float(m[au].sum() / total), "blink_share": float(m[blink].sum() / total),
-            "pointing": hit, **rank_scores(m, au), "au_area": area, "iou_chance": area / (2 - area)}
+            "pointing": hit, **rank_scores(m, au), **chance}
 
 
 def rank_scores(m: np.ndarray, au: np.ndarray) -> dict[str, float]:
@@ -84,7 +83,7 @@ def rank_scores(m: np.ndarray, au: np.ndarray) -> dict[str, float]:
     from scipy.stats import rankdata  # lazy: loads scipy (about 1 s)
 
     v, inside = np.asarray(m, dtype=np.float64).ravel(), np.asarray(au, dtype=bool).ravel()
-    k, n_in = int(inside.sum()), int(inside.sum())
+    k = n_in = int(inside.sum())
     n_out = v.size - n_in
     if k == 0:
         return {"rank_accuracy": float("nan"), "roc_auc": float("nan"), "topk_iou": float("nan")}
