@@ -264,11 +264,8 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # --- fine-tuning helpers ------------------------------------------------------
