@@ -298,7 +298,8 @@ def analyse_spotting(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] 
              if r.deterministic and r.same_every_seed and int(r.complete) > 1]
     return StudyReport(name=name, arms=present, cells=cell_df, table=table,
                        parts=pd.DataFrame(columns=PART_COLUMNS), subject_scores=scores, test=test,
-                       curves=pd.DataFrame(columns=CURVE_COLUMNS), flags=flags, best=best, marks=_marks(test, best, present, alpha), alpha=alpha, kind="spotting", notes=notes)
+                       curves=pd.DataFrame(columns=CURVE_COLUMNS), flags=flags, best=best,
+                       marks=_marks(test, best, present, alpha), alpha=alpha, kind="spotting", notes=notes)
 
 
 def _spot_cell_table(cells: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
