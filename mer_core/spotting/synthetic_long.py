@@ -302,19 +302,14 @@ def head_track(plan: VideoPlan, fps: float) -> np.ndarray:
     t = np.arange(plan.n_frames, dtype=np.float64)
     out = np.zeros((plan.n_frames, 2))
     for period, phase, ax, ay in plan.sway:
-        wave = np.sin(2 * np.pi * t / (period * fps) + phase)
-        out[:, 0] += ax * wave
-        out[:, 1] += ay * wave
+        out += np.sin(2 * np.pi * t / (period * fps) + phase)[:, None] * (ax, ay)
     for start, length, dx, dy in plan.shifts:
-        step = _smoothstep((t - start) / length)
-        out[:, 0] += dx * step
-        out[:, 1] += dy * step
+        out += _smoothstep((t - start) / length)[:, None] * (dx, dy)
     for e in plan.expressions:
         if e.head != (0.0, 0.0):
             up = _smoothstep((t - e.onset) / max(1, e.apex - e.onset))
             down = _smoothstep((t - e.apex) / max(1, e.offset - e.apex))
-            out[:, 0] += e.head[0] * (up - down)
-            out[:, 1] += e.head[1] * (up - down)
+            out += (up - down)[:, None] * e.head
     return out.astype(np.float32)
 
 
@@ -359,14 +354,11 @@ def render_video(options: LongOptions, plan: VideoPlan, on_frame: Callable[[int,
             alpha, lash = blink_overlay(face.eyes, float(closure[t]), size, (xx, yy))
             base = face.albedo * (1 - alpha) + face.skin * alpha - lash
         gx, gy = drift_grid(size, (float(head[t, 0]), float(head[t, 1])), 0.0, centre, (xx, yy))
-        forward = None
-        for flow, profile in fields_:
-            if profile[t] > 0:
-                forward = flow * profile[t] if forward is None else forward + flow * profile[t]
+        moving = [flow * profile[t] for flow, profile in fields_ if profile[t] > 0]
         if talk_w[t] > 0:
-            forward = talk * talk_w[t] if forward is None else forward + talk * talk_w[t]
-        if forward is not None:
-            back = inverse_field(forward, iterations=3, grid=(xx, yy))
+            moving.append(talk * talk_w[t])
+        if moving:
+            back = inverse_field(sum(moving[1:], moving[0]), iterations=3, grid=(xx, yy))
             gx, gy = gx - back[0], gy - back[1]
         img = cv2.remap(base, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
         gain = 1.0 + options.flicker * math.sin(2 * math.pi * freq * t / fps + phase)
