@@ -72,7 +72,6 @@ REALISM_NAMES = ("none", "composite")
 MICRO_SECONDS, MACRO_SECONDS = (0.25, 0.5), (0.8, 3.0)
 MICRO_PX, MACRO_PX = (0.7, 2.0), (3.0, 8.0)  # peak displacement at 128 px
 GAP_SECONDS = 0.7  # at least this between two expressions
-Progress = Callable[[int, int], None]
 
 # name -> (kind, low, high, help)
 LONG_SPECS: dict[str, tuple[str, float, float, str]] = {
@@ -135,9 +134,6 @@ class LongOptions:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def is_default(self) -> bool:
-        return self == LongOptions()
-
     def key(self) -> str:
         blob = json.dumps({"version": LONG_VERSION, **self.to_dict()}, sort_keys=True)
         return f"s{self.subjects}v{self.videos_per_subject}x{self.size}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
@@ -194,10 +190,6 @@ class VideoPlan:
     sway: tuple[tuple[float, float, float, float], ...]  # (period s, phase, x px, y px)
     shifts: tuple[tuple[int, int, float, float], ...]  # (start, length, dx px, dy px): quick head shifts that stay
     flicker: tuple[float, float]
-
-
-def subject_id(s: int) -> str:
-    return f"p{s + 1:02d}"
 
 
 def _rng(options: LongOptions, *stream: int) -> np.random.Generator:
@@ -278,7 +270,7 @@ def plan_video(options: LongOptions, s: int, v: int, styles: dict[str, tuple[int
         shifts.append((int(t * fps), max(2, int(round(rng.uniform(0.3, 0.8) * fps))), mag * math.cos(angle),
                        mag * math.sin(angle)))
         t += float(rng.uniform(0.5, 1.5)) * 15
-    return VideoPlan(subject_id(s), s, f"{subject_id(s)}_v{v + 1}", v, n, tuple(expressions), tuple(blinks),
+    return VideoPlan(f"p{s + 1:02d}", s, f"p{s + 1:02d}_v{v + 1}", v, n, tuple(expressions), tuple(blinks),
                      tuple(talking), sway, tuple(shifts), (float(rng.uniform(2, 12)), float(rng.uniform(0, 6.28))))
 
 
@@ -371,7 +363,7 @@ def render_video(options: LongOptions, plan: VideoPlan, on_frame: Callable[[int,
 
 def dataset_folder(options: LongOptions) -> Path:
     base = datasets_dir() / NAME
-    return base if options.is_default() else base / "variants" / options.key()
+    return base if options == LongOptions() else base / "variants" / options.key()
 
 
 def is_current(out: Path, options: LongOptions) -> bool:
@@ -397,10 +389,8 @@ def write_video(path: Path, options: LongOptions, plan: VideoPlan) -> None:
     os.replace(tmp, path)
 
 
-def ensure_long(options: LongOptions | None = None, *, folder: Path | None = None,
-                progress: Progress | None = None) -> Path:
+def ensure_long(options: LongOptions, *, folder: Path | None = None) -> Path:
     """The set with these options, written once (a lock serialises writers); returns its ``intervals.csv``."""
-    options = options or LongOptions()
     out = folder or dataset_folder(options)
     if is_current(out, options):
         return out / "intervals.csv"
@@ -418,13 +408,11 @@ def ensure_long(options: LongOptions | None = None, *, folder: Path | None = Non
         (out / "videos").mkdir()
         plans = plan_dataset(options)
         intervals, distractors = [], []
-        for i, plan in enumerate(plans):
+        for plan in plans:
             rel = f"videos/{plan.video}.mkv"
             write_video(out / rel, options, plan)
             intervals += _interval_rows(plan, rel, options.fps)
             distractors += _distractor_rows(plan, rel)
-            if progress:
-                progress(i + 1, len(plans))
         _write_csv(out / "intervals.csv", INTERVAL_HEADER, intervals)
         _write_csv(out / "distractors.csv", DISTRACTOR_HEADER, distractors)
         meta = {"generator": "mer_core.spotting.synthetic_long", "version": LONG_VERSION, "options": options.to_dict(),
