@@ -223,26 +223,16 @@ class DenseAttentionNet(nn.Module):
         for i, layers in enumerate(cfg.block_layers):
             block = DenseBlock(layers, ch, cfg.growth_rate, cfg.bn_size, cfg.drop_rate, dense=cfg.dense)
             ch = block.out_channels
-            wanted = cfg.attention_where == "blocks" or (cfg.attention_where == "last" and i == n - 1)
-            attention = (
-                MixedAttention(
-                    ch,
-                    reduction=cfg.attn_reduction,
-                    kernel_size=cfg.attn_kernel,
-                    use_channel=cfg.attention_type in ("mixed", "channel"),
-                    use_spatial=cfg.attention_type in ("mixed", "spatial"),
-                )
-                if wanted
-                else None
-            )
-            transition = None
+            attention = transition = None
+            if cfg.attention_where == "blocks" or (cfg.attention_where == "last" and i == n - 1):
+                attention = MixedAttention(ch, cfg.attn_reduction, cfg.attn_kernel,
+                                           use_channel=cfg.attention_type in ("mixed", "channel"),
+                                           use_spatial=cfg.attention_type in ("mixed", "spatial"))
             if i < n - 1:
                 out = max(1, int(ch * cfg.compression))
                 transition = Transition(ch, out)
-                stages.append(Stage(block, attention, transition))
                 ch = out
-            else:
-                stages.append(Stage(block, attention, None))
+            stages.append(Stage(block, attention, transition))
         self.stages = nn.ModuleList(stages)
         self.norm = nn.BatchNorm2d(ch)
         self.num_features = ch
