@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -132,8 +132,6 @@ def choose_params(scores: dict[str, dict[str, np.ndarray]], truth: pd.DataFrame,
 class Spotter:
     """A frame scorer: ``fit`` on training videos (rows of the videos table) and their truth, then ``scores``."""
 
-    name = ""
-    feature_kind = ""
     uses_seed = False  # True: ``fit``'s seed changes what it learns (else every seed gives the same run)
 
     def fit(self, videos: list[dict[str, Any]], truth: pd.DataFrame, *, seed: int = 0) -> "Spotter":
@@ -142,25 +140,16 @@ class Spotter:
     def scores(self, video: dict[str, Any]) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def describe(self) -> dict[str, Any]:
-        return {"spotter": self.name}
-
 
 class MotionCurveSpotter(Spotter):
     """The motion-curve method over sliding windows: the score is the curve (nothing is learned)."""
 
-    name = "motion_curve"
-
     def __init__(self, stabilise: bool = True) -> None:
-        self.stabilise = bool(stabilise)
-        self.feature_kind = "curves" if self.stabilise else "raw_curves"
+        self.feature_kind = "curves" if stabilise else "raw_curves"
 
     def scores(self, video: dict[str, Any]) -> dict[str, np.ndarray]:
         f = video_features(video, self.feature_kind)
         return {"micro": f["micro"], "macro": f["macro"]}
-
-    def describe(self) -> dict[str, Any]:
-        return {"spotter": self.name, "stabilise": self.stabilise}
 
 
 def _context(flow: np.ndarray, span: int) -> np.ndarray:
@@ -186,15 +175,12 @@ def soft_labels(n: int, intervals: pd.DataFrame) -> np.ndarray:
 class LearnedSpotter(Spotter):
     """Frame-score regressors (one per type) on optical-flow features, soft labels around apexes."""
 
-    name = "learned"
-    feature_kind = "flow"
     uses_seed = True  # training frames subsampled and trees grown with the seed
     NEGATIVE_SHARE = 0.3  # share of the frames far from every apex kept for training
     MAX_ITER = 150
 
     def __init__(self) -> None:
         self.models: dict[str, Any] = {}
-        self.span = 1
 
     def _x(self, video: dict[str, Any]) -> np.ndarray:
         span = max(1, int(round(MICRO_SPAN_S * float(video["fps"]))))
@@ -241,6 +227,3 @@ def make_spotter(name: str, stabilise: bool = True) -> Spotter:
     if name == "learned":
         return LearnedSpotter()
     raise MerError(f"unknown spotter {name!r}; valid spotters: {', '.join(SPOTTERS)}")
-
-
-Progress = Callable[[dict[str, Any]], None]
