@@ -238,16 +238,14 @@ class MFDAN(nn.Module):
         self.flow_pos_embed = nn.Parameter(torch.zeros(1, grid, grid, c0)) if cfg.abs_pos_embed else None
         n_layers = 2 * sum(cfg.depths)
         rates = [cfg.drop_path * i / max(n_layers - 1, 1) for i in range(n_layers)]
-        stages, res, k = [], cfg.input_size // cfg.patch_size, 0
-        self.resolutions = []
+        stages, res, k = [], grid, 0
         for i, (depth, heads) in enumerate(zip(cfg.depths, cfg.heads)):
-            last = i == len(cfg.depths) - 1
-            stages.append(FlowDrivenStage(cfg.stage_dims[i], heads, cfg.window, res, depth, merge=not last,
-                                          mlp_ratio=cfg.mlp_ratio, dropkey=cfg.dropkey,
-                                          flow_attention=cfg.flow_attention, drop_path=rates[k:k + 2 * depth]))
-            self.resolutions.append(res)
+            stages.append(FlowDrivenStage(cfg.stage_dims[i], heads, cfg.window, res, depth,
+                                          merge=i < len(cfg.depths) - 1, mlp_ratio=cfg.mlp_ratio,
+                                          dropkey=cfg.dropkey, flow_attention=cfg.flow_attention,
+                                          drop_path=rates[k:k + 2 * depth]))
             k += 2 * depth
-            res = res if last else res // 2
+            res //= 2
         self.stages = nn.ModuleList(stages)
         dim = cfg.stage_dims[-1]
         self.norm = nn.LayerNorm(dim)
@@ -320,7 +318,7 @@ class MFDAN(nn.Module):
         for s, stage in enumerate(self.stages):
             for l, layer in enumerate(stage.layers):
                 for kind, mod in layer.attention_modules().items():
-                    yield f"stage{s}.layer{l}.{kind}", s, layer, kind, mod
+                    yield f"stage{s}.layer{l}.{kind}", layer, mod
 
     @torch.no_grad()
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -357,7 +355,7 @@ class MFDAN(nn.Module):
             n = x.shape[0]
             maps: dict[str, torch.Tensor] = {}
             attn: dict[str, torch.Tensor] = {}
-            for name, s, layer, _kind, mod in mods:
+            for name, layer, mod in mods:
                 attn[name] = mod.last_attn
                 maps[name] = received_attention_grid(mod.last_attn, n, layer.resolution, layer.ws, layer.shift)
             maps["rollout"] = self._rollout(attn, n)
@@ -369,7 +367,7 @@ class MFDAN(nn.Module):
             self.train(was_training)
 
     def _rollout(self, attn: dict[str, torch.Tensor], n: int) -> torch.Tensor:
-        res = self.resolutions[-1]
+        res = self.stages[-1].layers[-1].resolution
         r = torch.full((n, res, res), 1.0 / res**2, device=self.head.weight.device)
         for s in reversed(range(len(self.stages))):
             stage = self.stages[s]
