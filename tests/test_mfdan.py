@@ -75,7 +75,7 @@ def test_dropkey_inactive_in_eval():
     tok = torch.randn(3, 16, 8)
     out1, out2 = mod(tok, tok, None), mod(tok, tok, None)
     assert torch.equal(out1, out2)
-    logits, _ = mod.logits(tok, tok)
+    logits, _ = _reference_logits(mod, tok, tok)
     torch.testing.assert_close(mod.last_attn, logits.softmax(-1))
     assert (mod.last_attn > 0).all()
 
@@ -93,7 +93,7 @@ def test_dropkey_masks_logits_then_renormalises_in_training():
     torch.testing.assert_close(attn.sum(-1), torch.ones_like(attn.sum(-1)))
     # ... and equals the softmax over the surviving keys only
     with torch.no_grad():
-        logits, _ = mod.logits(tok, tok)
+        logits, _ = _reference_logits(mod, tok, tok)
     expected = logits.masked_fill(dropped, float("-inf")).softmax(-1)
     torch.testing.assert_close(attn, expected)
     # dropout on weights would rescale the kept weights by 1/(1-p): it does not happen here
@@ -123,16 +123,22 @@ def test_dropkey_in_both_attentions_of_the_model():
     assert torch.equal(m(x), m(x))
 
 
-def _reference_attention(mod: CosineWindowAttention, q_tok, kv_tok, allowed, drop):
-    """The textbook form: F.normalize, boolean -inf masks (shift regions and dropped keys),
-    a row whose every admissible key is dropped left undropped."""
+def _reference_logits(mod: CosineWindowAttention, q_tok, kv_tok):
+    """The textbook scaled-cosine logits (F.normalize) plus the relative position bias, and the values."""
     b, t, c = kv_tok.shape
     hd = c // mod.heads
     q = F.normalize(mod.q(q_tok).view(b, t, mod.heads, hd).transpose(1, 2), dim=-1)
     k, v = mod.kv(kv_tok).view(b, t, 2, mod.heads, hd).permute(2, 0, 3, 1, 4)
     scale = torch.clamp(mod.logit_scale, max=math.log(100.0)).exp()
     logits = q @ F.normalize(k, dim=-1).transpose(-2, -1) * scale
-    logits = logits + mod.bias_table[mod.rel_index.view(-1)].view(t, t, mod.heads).permute(2, 0, 1)
+    return logits + mod.bias_table[mod.rel_index.view(-1)].view(t, t, mod.heads).permute(2, 0, 1), v
+
+
+def _reference_attention(mod: CosineWindowAttention, q_tok, kv_tok, allowed, drop):
+    """The textbook form: F.normalize, boolean -inf masks (shift regions and dropped keys),
+    a row whose every admissible key is dropped left undropped."""
+    b, t, c = kv_tok.shape
+    logits, v = _reference_logits(mod, q_tok, kv_tok)
     blocked = torch.zeros_like(logits, dtype=torch.bool)
     if allowed is not None:
         blocked |= (~allowed).repeat(b // allowed.shape[0], 1, 1)[:, None]

@@ -126,11 +126,9 @@ class CosineWindowAttention(nn.Module):
     (B, T, C); ``allowed`` is None or a boolean (nW, T, T) mask (B = N * nW).
     """
 
-    def __init__(self, dim: int, heads: int, ws: int, dropkey: float = 0.0, cross: bool = False) -> None:
+    def __init__(self, dim: int, heads: int, ws: int, dropkey: float = 0.0) -> None:
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"attention dim {dim} is not divisible by heads {heads}")
-        self.heads, self.ws, self.dropkey, self.cross = heads, ws, float(dropkey), cross
+        self.heads, self.ws, self.dropkey = heads, ws, float(dropkey)
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -156,12 +154,6 @@ class CosineWindowAttention(nn.Module):
 
     def _bias(self, t: int) -> torch.Tensor:
         return self.bias_table[self.rel_index.view(-1)].view(t, t, self.heads).permute(2, 0, 1)
-
-    def logits(self, q_tokens: torch.Tensor, kv_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled-cosine logits plus the relative position bias (B, h, T, T), and the values."""
-        q, k, v = self._qkv(q_tokens, kv_tokens)
-        scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()
-        return (q @ k.transpose(-2, -1)) * scale + self._bias(q.shape[2]), v
 
     def forward(self, q_tokens: torch.Tensor, kv_tokens: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
         """Masks enter as additive terms, never as boolean ``masked_fill``: on CPU a
@@ -254,7 +246,7 @@ class FlowDrivenLayer(nn.Module):
         self.attn = CosineWindowAttention(dim, heads, ws, dropkey)
         if flow_attention:
             self.norm_f = nn.LayerNorm(dim)
-            self.flow_attn = CosineWindowAttention(dim, heads, ws, dropkey, cross=True)
+            self.flow_attn = CosineWindowAttention(dim, heads, ws, dropkey)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = _mlp(dim, mlp_ratio)
