@@ -21,8 +21,9 @@ only truths of that type; one without a type can match a truth of either
 type. Per video, the matching is a maximum-cardinality bipartite matching;
 among the matchings of that size, one with the largest summed IoU; remaining
 ties are resolved deterministically by the order (onset, offset, type, row)
-of both sides, so the counts do not depend on the order of the rows. Counts are pooled over videos (summed, then divided): TP = matched
-pairs, FP = unmatched predictions (a video without truth counts all of its
+of both sides, so the counts do not depend on the order of the rows. Counts
+are pooled over videos (summed, then divided): TP = matched pairs, FP =
+unmatched predictions (a video without truth counts all of its
 predictions), FN = unmatched truths. Per type, TP and FN go by the truth's
 type and FP by the prediction's type; an unmatched prediction without a type
 counts in the overall figures only (``untyped_false_alarms``). A figure with a
@@ -59,7 +60,6 @@ from mer_core.evaluation.metrics import scores as recognition_scores
 
 TYPES = ("micro", "macro")
 MODES = ("mer", "official")
-OUTCOMES = ("hit", "miss", "false_alarm", "ignored")
 _TIMELINE_COLUMNS = ["video", "source", "row", "onset", "offset", "type", "outcome"]
 
 
@@ -256,8 +256,8 @@ class SpotMatch:
     and ``ignored_predicted`` are the rows of the input tables (all their
     columns) with ``truth_row`` / ``pred_row`` added. ``timeline``: every
     interval of both tables once, with columns video, source ('truth' or
-    'predicted'), row, onset, offset, type and outcome (one of ``OUTCOMES``),
-    sorted by video and onset: what a page colours.
+    'predicted'), row, onset, offset, type and outcome ('hit', 'miss',
+    'false_alarm' or 'ignored'), sorted by video and onset: what a page colours.
     """
 
     mode: str
@@ -310,7 +310,9 @@ def _rows(df: pd.DataFrame, rows: np.ndarray, col: str) -> pd.DataFrame:
     return out
 
 
-def _spot_match(c: _Core, truth: pd.DataFrame, predicted: pd.DataFrame, mode: str, iou: float) -> SpotMatch:
+def match_spots(truth: pd.DataFrame, predicted: pd.DataFrame, *, iou: float = 0.5, mode: str = "mer") -> SpotMatch:
+    """Hits, misses and false alarms per video under the rule of ``mode`` (see the module docstring)."""
+    c = _core(truth, predicted, iou, mode)
     t, p = c.t, c.p
     ti, pi = c.ti[c.chosen], c.pi[c.chosen]
     types = np.array(TYPES + (None,), dtype=object)
@@ -320,10 +322,7 @@ def _spot_match(c: _Core, truth: pd.DataFrame, predicted: pd.DataFrame, mode: st
         "truth_onset": t.onset[ti], "truth_offset": t.offset[ti],
         "pred_onset": p.onset[pi], "pred_offset": p.offset[pi],
     }).sort_values(["video", "truth_onset", "truth_row", "pred_row"], kind="stable").reset_index(drop=True)
-    hit_t = np.zeros(len(t), bool)
-    hit_t[ti] = True
-    hit_p = np.zeros(len(p), bool)
-    hit_p[pi] = True
+    hit_t, hit_p = np.bincount(ti, minlength=len(t)) > 0, np.bincount(pi, minlength=len(p)) > 0
     outcome_t = np.where(hit_t, "hit", np.where(c.t_in, "miss", "ignored"))
     outcome_p = np.where(hit_p, "hit", np.where(c.p_in, "false_alarm", "ignored"))
     timeline = pd.concat([
@@ -343,12 +342,6 @@ def _spot_match(c: _Core, truth: pd.DataFrame, predicted: pd.DataFrame, mode: st
     )
 
 
-def match_spots(truth: pd.DataFrame, predicted: pd.DataFrame, *, iou: float = 0.5, mode: str = "mer") -> SpotMatch:
-    """Hits, misses and false alarms per video under the rule of ``mode`` (see the module docstring)."""
-    c = _core(truth, predicted, iou, mode)
-    return _spot_match(c, truth, predicted, mode, iou)
-
-
 # --- figures -------------------------------------------------------------------
 def _prf(tp: int, fp: int, fn: int, official: bool) -> dict:
     def div(a: float, b: float) -> float:
@@ -365,10 +358,7 @@ def _prf(tp: int, fp: int, fn: int, official: bool) -> dict:
 def _counts_mer(c: _Core) -> tuple[dict, int]:
     t, p = c.t, c.p
     ti, pi = c.ti[c.chosen], c.pi[c.chosen]
-    hit_t = np.zeros(len(t), bool)
-    hit_t[ti] = True
-    hit_p = np.zeros(len(p), bool)
-    hit_p[pi] = True
+    hit_t, hit_p = np.bincount(ti, minlength=len(t)) > 0, np.bincount(pi, minlength=len(p)) > 0
     out = {"overall": _prf(len(ti), int((~hit_p).sum()), int((~hit_t).sum()), False)}
     for k, name in enumerate(TYPES):
         out[name] = _prf(int((t.tcode[ti] == k).sum()), int(((p.tcode == k) & ~hit_p).sum()),
@@ -424,20 +414,16 @@ def _recognition_official(y_true: list[str], y_pred: list[str], emotions: list[s
     yt, yp = np.array(y_true, dtype=object), np.array(y_pred, dtype=object)
     keep = np.isin(yt, emotions)
     yt, yp = yt[keep], yp[keep]
-    precision, recall, f1 = [], [], []
+    per_class = []
     for e in emotions:
         gt, pr = yt == e, yp == e
         if len(set(gt.tolist()) | set(pr.tolist())) == 2:
-            tp, fp, fn = int((gt & pr).sum()), int((~gt & pr).sum()), int((gt & ~pr).sum())
+            per_class.append(_prf(int((gt & pr).sum()), int((~gt & pr).sum()), int((gt & ~pr).sum()), True))
         else:
-            tp = fp = fn = 0
-        s = _prf(tp, fp, fn, True)
-        precision.append(s["precision"])
-        recall.append(s["recall"])
-        f1.append(s["f1"])
-    mp, mr = float(np.mean(precision)), float(np.mean(recall))
+            per_class.append(_prf(0, 0, 0, True))
+    mp, mr, uf1 = (float(np.mean([s[k] for s in per_class])) for k in ("precision", "recall", "f1"))
     return {"f1": 2 * mp * mr / (mp + mr) if mp + mr else math.nan, "precision": mp, "recall": mr,
-            "uf1": float(np.mean(f1)), "uar": mp, "n": int(len(yt)), "classes": list(emotions)}
+            "uf1": uf1, "uar": mp, "n": int(len(yt)), "classes": list(emotions)}
 
 
 def strs(spot_f1: float, recognition_f1: float) -> float:
