@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -286,24 +287,33 @@ def _open(browser, url: str, path: str) -> tuple[object, float]:
     return tab, _wait_idle(tab, t0, 0)
 
 
-def _start_server(cache: str) -> tuple[object, str]:
+@contextmanager
+def server(app: str, env: dict):
+    """A Streamlit server running ``app`` (a path from the repository root) with ``env``: its URL, once healthy."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "MER_CACHE": cache}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", app, "--server.port", str(port),
                              "--server.headless", "true", "--server.fileWatcherType", "none",
                              "--server.address", "127.0.0.1"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    try:
+        for _ in range(300):
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("the Streamlit server did not start within 60 s")
+        yield url
+    finally:
+        proc.terminate()
         try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the Streamlit server did not start within 60 s")
+            proc.wait(10)
+        except Exception:
+            proc.kill()
 
 
 def browser_section(cache: str, repeats: int) -> dict:
@@ -312,36 +322,28 @@ def browser_section(cache: str, repeats: int) -> dict:
     # lazy: an optional dependency (playwright, a test extra), needed only by --browser
     from playwright.sync_api import sync_playwright
 
-    proc, url = _start_server(cache)
     out: dict = {"pages": {}, "actions": {}}
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS)
-            tab, seconds = _open(browser, url, "runs")  # the server's one-off start: no page's cold visit
-            print(f"browser · server start, first page {seconds:6.3f} s", flush=True)
+    with server("dashboard/app.py", {**os.environ, "MER_CACHE": cache}) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS)
+        tab, seconds = _open(browser, url, "runs")  # the server's one-off start: no page's cold visit
+        print(f"browser · server start, first page {seconds:6.3f} s", flush=True)
+        tab.close()
+        for page in PAGES:
+            before = load()
+            tab, cold = _open(browser, url, _url(page))
+            warm = []
+            for _ in range(repeats):  # away to the Runs page and back by the sidebar links
+                _visit(tab, url, "runs")
+                warm.append(_visit(tab, url, page))
+            out["pages"][page] = {"cold_s": round(cold, 3), "in_app_median_s": round(statistics.median(warm), 3),
+                                  "in_app_max_s": round(max(warm), 3), "load_1min": [before, load()],
+                                  "cold_within_target": cold <= COLD_TARGET_S,
+                                  "in_app_within_target": statistics.median(warm) <= IN_APP_TARGET_S}
+            print(f"browser · {page:22s} cold {cold:6.3f} s   in-app median {statistics.median(warm):6.3f} s   "
+                  f"load {before:.2f}", flush=True)
             tab.close()
-            for page in PAGES:
-                before = load()
-                tab, cold = _open(browser, url, _url(page))
-                warm = []
-                for _ in range(repeats):  # away to the Runs page and back by the sidebar links
-                    _visit(tab, url, "runs")
-                    warm.append(_visit(tab, url, page))
-                out["pages"][page] = {"cold_s": round(cold, 3), "in_app_median_s": round(statistics.median(warm), 3),
-                                      "in_app_max_s": round(max(warm), 3), "load_1min": [before, load()],
-                                      "cold_within_target": cold <= COLD_TARGET_S,
-                                      "in_app_within_target": statistics.median(warm) <= IN_APP_TARGET_S}
-                print(f"browser · {page:22s} cold {cold:6.3f} s   in-app median {statistics.median(warm):6.3f} s   "
-                      f"load {before:.2f}", flush=True)
-                tab.close()
-            out["actions"] = _browser_actions(browser, url)
-            browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except Exception:
-            proc.kill()
+        out["actions"] = _browser_actions(browser, url)
+        browser.close()
     return out
 
 

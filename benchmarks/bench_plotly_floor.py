@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -40,35 +36,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "charts.py"
         page.write_text(PAGE)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(page), "--server.port", str(port),
-                                 "--server.headless", "true", "--server.fileWatcherType", "none",
-                                 "--server.address", "127.0.0.1"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True, env=dict(os.environ))
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(600):
-                try:
-                    if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=bp.CHROMIUM, args=bp.BROWSER_FLAGS)
-                tab, _ = bp._open(browser, url, "")  # the server's first session: its imports not charged
-                tab.close()
-                for n in args.charts:
-                    for _ in range(args.repeats):
-                        load = bp.load()
-                        tab, seconds = bp._open(browser, url, f"?n={n}")
-                        tab.close()
-                        print(f"{n} chart(s): {seconds:.2f} s cold in a new tab (load {load})", flush=True)
-                browser.close()
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        with bp.server(str(page), dict(os.environ)) as url, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=bp.CHROMIUM, args=bp.BROWSER_FLAGS)
+            tab, _ = bp._open(browser, url, "")  # the server's first session: its imports not charged
+            tab.close()
+            for n in args.charts:
+                for _ in range(args.repeats):
+                    load = bp.load()
+                    tab, seconds = bp._open(browser, url, f"?n={n}")
+                    tab.close()
+                    print(f"{n} chart(s): {seconds:.2f} s cold in a new tab (load {load})", flush=True)
+            browser.close()
     return 0
 
 
