@@ -103,19 +103,15 @@ def render(page: str) -> tuple[float, object]:
     """Seconds of one render of ``page`` (a fresh AppTest, as a new visit) and the AppTest.
 
     Each new AppTest would scan every installed package for Streamlit components before its first run
-    (0.3-3 s, a server's one-off start); the registry found by the first one is handed to the others.
+    (0.3-3 s, a server's one-off start); the registry that main's empty script found is handed to each.
     """
     at = AppTest.from_function(_script, default_timeout=300, args=(f"dashboard.views.{_module(page)}",))
     for k, v in PAGES[page].items():
         at.query_params[k] = v
-    if _COMPONENTS:
-        at._bidi_component_manager = _COMPONENTS[0]  # private: AppTest keeps its registry there
+    at._bidi_component_manager = _COMPONENTS[0]  # private: AppTest keeps its registry there
     t0 = time.perf_counter()
     at.run()
-    seconds = time.perf_counter() - t0
-    if not _COMPONENTS and getattr(at, "_bidi_component_manager", None) is not None:
-        _COMPONENTS.append(at._bidi_component_manager)
-    return seconds, at
+    return time.perf_counter() - t0, at
 
 
 def problem(at) -> str:
@@ -148,8 +144,8 @@ def _empty_script() -> None:
     """An empty page: rendering it absorbs AppTest's one-off start-up."""
 
 
-def pages(repeats: int) -> tuple[dict, dict]:
-    """(per page: cold, in-app and first-in-process seconds with the load beside them; the warm-up)."""
+def pages(repeats: int) -> dict:
+    """Per page: cold, in-app and first-in-process seconds with the load beside them."""
     first = {}
     for page in PAGES:  # warm-up: one-off imports and files written once
         seconds, at = render(page)
@@ -161,15 +157,15 @@ def pages(repeats: int) -> tuple[dict, dict]:
         before = load()
         cold, at = render(page)
         warm = [render(page)[0] for _ in range(repeats)]
+        median, (charts, mb), error = statistics.median(warm), payload(at), problem(at)
         out[page] = {"cold_s": round(cold, 3), "warm_s": spread(warm, 3),
-                     "warm_median_s": round(statistics.median(warm), 3), "warm_max_s": round(max(warm), 3),
-                     "first_in_process_s": first[page], "load_1min": [before, load()], "exception": problem(at),
-                     "charts": payload(at)[0], "plotly_json_mb": payload(at)[1],
-                     "cold_within_target": cold <= COLD_TARGET_S,
-                     "in_app_within_target": statistics.median(warm) <= IN_APP_TARGET_S}
-        print(f"{page:22s} cold {cold:6.3f} s   in-app median {statistics.median(warm):6.3f} s   "
-              f"load {before:.2f} {'EXCEPTION ' + problem(at) if problem(at) else ''}", flush=True)
-    return out, first
+                     "warm_median_s": round(median, 3), "warm_max_s": round(max(warm), 3),
+                     "first_in_process_s": first[page], "load_1min": [before, load()], "exception": error,
+                     "charts": charts, "plotly_json_mb": mb, "cold_within_target": cold <= COLD_TARGET_S,
+                     "in_app_within_target": median <= IN_APP_TARGET_S}
+        print(f"{page:22s} cold {cold:6.3f} s   in-app median {median:6.3f} s   "
+              f"load {before:.2f} {'EXCEPTION ' + error if error else ''}", flush=True)
+    return out
 
 
 def _timed_rerun(at) -> float:
@@ -455,7 +451,7 @@ def main() -> int:
     store_seconds = time.perf_counter() - t0
     with RunStore() as store:
         n_predictions = len(store.predictions(RUN_A))
-    results, acts = ({}, {}) if args.no_apptest else (pages(args.repeats)[0], actions())
+    results, acts = ({}, {}) if args.no_apptest else (pages(args.repeats), actions())
     in_browser = browser_section(os.environ["MER_CACHE"], args.repeats) if args.browser else {}
     out = {
         "what": "AppTest wall time of one page render (server side; cold = Streamlit caches cleared, in-app = "
