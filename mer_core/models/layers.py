@@ -11,7 +11,8 @@ the outside.
   stacked, through one k x k convolution, sigmoid. Gate (N, 1, H, W) in (0, 1).
 * :class:`MixedAttention` -- channel then spatial gating (the CBAM order: the
   spatial map is computed from channel-refined features, so "where" is decided
-  on the features that matter). Either part can be switched off.
+  on the features that matter). Either part can be switched off. It applies the
+  two gates itself: the gate modules only compute them (:meth:`gate`).
 
 The gates are independent sigmoids, not distributions: they do not sum to one
 (a map can be high everywhere). Divide by the sum if a distribution is needed.
@@ -27,8 +28,6 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 8) -> None:
         super().__init__()
-        if channels < 1 or reduction < 1:
-            raise ValueError(f"ChannelAttention(channels={channels}, reduction={reduction}): expected both >= 1")
         hidden = max(1, channels // reduction)
         self.mlp = nn.Sequential(
             nn.Conv2d(channels, hidden, 1, bias=True),
@@ -42,26 +41,18 @@ class ChannelAttention(nn.Module):
         mx = x.amax(dim=(2, 3), keepdim=True)
         return torch.sigmoid(self.mlp(avg) + self.mlp(mx)).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)[:, :, None, None]
-
 
 class SpatialAttention(nn.Module):
     """Spatial gate from channel mean/max maps through one k x k convolution."""
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"SpatialAttention(kernel_size={kernel_size}): expected an odd size >= 1")
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=True)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """Spatial map (N, 1, H, W) in (0, 1)."""
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
         return torch.sigmoid(self.conv(pooled))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)
 
 
 class MixedAttention(nn.Module):
