@@ -46,12 +46,8 @@ def interval_inputs(video: dict[str, Any], intervals: pd.DataFrame, predictor: R
         spans.append((on, int(r.apex), off))
     if not spans:
         return []
-    need = sorted({t for on, _, off in spans for t in range(on, off + 1)})
-    wanted = set(need)
-    frames: dict[int, np.ndarray] = {}
-    for i, frame in iter_frames(str(video["path"]), need[0], need[-1] + 1):
-        if i in wanted:
-            frames[i] = frame
+    wanted = {t for on, _, off in spans for t in range(on, off + 1)}
+    frames = {i: frame for i, frame in iter_frames(str(video["path"]), min(wanted), max(wanted) + 1) if i in wanted}
     out: list[np.ndarray | None] = []
     opt = predictor.config.preprocess
     for on, apex, off in spans:
@@ -74,7 +70,6 @@ def classify(ds: LongDataset, predicted: pd.DataFrame, predictor: RunPredictor,
              progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """``predicted`` with ``pred_label`` and ``probs`` (the run's classes; '' / None where no input was made)."""
     out = predicted.copy()
-    out["pred_label"], out["probs"] = "", None
     labels, probs = [""] * len(out), [None] * len(out)
     videos = ds.videos.set_index("video", drop=False)
     done = 0
