@@ -55,7 +55,7 @@ def time_model(name: str, preset: str, batch: int, seconds: float) -> dict[str, 
                 infer_ms_per_sample=1000 * statistics.median(infer) / batch, train_defaults=train_defaults(name, preset))
 
 
-def run_ablations(epochs: int | None, seed: int, save: Any = None) -> dict[str, Any]:
+def run_ablations(epochs: int | None, seed: int, save: Any) -> dict[str, Any]:
     defaults = train_defaults("mfdan", "cpu")
     out: dict[str, Any] = {}
     for label, change in ABLATIONS.items():
@@ -65,18 +65,14 @@ def run_ablations(epochs: int | None, seed: int, save: Any = None) -> dict[str, 
         result = run_experiment(cfg)
         out[label] = dict(config=cfg.to_dict(), seconds=time.perf_counter() - t0, result=_summarise(result))
         print(label, json.dumps(out[label]["result"]), f"{out[label]['seconds']:.0f}s", flush=True)
-        if save is not None:
-            save(out)
+        save(out)
     return out
 
 
 def _summarise(result: Any) -> dict[str, Any]:
     """Headline metrics of a finished run (``run_experiment`` returns its id)."""
-    store = RunStore()
-    try:
+    with RunStore() as store:
         run = store.get_run(str(result))
-    finally:
-        store.close()
     summary = run.get("summary", {})
     pooled = summary.get("pooled", {})
     oracle = summary.get("oracle", {})
