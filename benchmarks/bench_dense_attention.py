@@ -69,8 +69,8 @@ def time_preset(preset: str, seconds: float) -> dict[str, Any]:
     return out
 
 
-def run_ablation(epochs: int, pretrain_epochs: int, seed: int, executor: str, workers: int,
-                 lr: float = 2e-3, batch_size: int = 16, log=print) -> list[dict[str, Any]]:
+def run_ablation(epochs: int, pretrain_epochs: int, seed: int, executor: str, workers: int, lr: float,
+                 batch_size: int) -> list[dict[str, Any]]:
     """Four LOSO runs (pre-training x EVM) through the project's engine."""
     default = model_config("dense_attention", "cpu").channels
     no_evm = tuple("apex" if c == "magnified_apex" else c for c in default)
@@ -85,7 +85,7 @@ def run_ablation(epochs: int, pretrain_epochs: int, seed: int, executor: str, wo
             ))
             label = f"{'pretrain' if macro else 'scratch'} / {'EVM' if evm else 'no EVM'}"
             t0 = time.time()
-            ckpt = pretrain_for_experiment(cfg, log=lambda m: log(f"  [{label}] {m}"))
+            ckpt = pretrain_for_experiment(cfg, log=lambda m: print(f"  [{label}] {m}"))
             t_pre = time.time() - t0
             run_id = run_experiment(cfg, name=f"dense_attention ablation: {label}")
             wall = time.time() - t0
@@ -98,7 +98,7 @@ def run_ablation(epochs: int, pretrain_epochs: int, seed: int, executor: str, wo
                        oracle_uf1_diagnostic=oracle.get("uf1"), status=run.get("status"),
                        pretrain_seconds=round(t_pre, 1), wall_seconds=round(wall, 1),
                        checkpoint=str(ckpt) if ckpt else None)
-            log(f"{label:24s} UF1 {row['uf1']}  UAR {row['uar']}  ({row['wall_seconds']} s)")
+            print(f"{label:24s} UF1 {row['uf1']}  UAR {row['uar']}  ({row['wall_seconds']} s)")
             rows.append(row)
     return rows
 
