@@ -147,19 +147,21 @@ def list_presets(name: str) -> list[str]:
     return list(model_spec(name).presets)
 
 
-def model_config(name: str, preset: str = "cpu", **overrides: Any) -> Any:
-    """The typed config of a model at a preset, with overrides applied."""
+def _spec_with_preset(name: str, preset: str) -> ModelSpec:
     spec = model_spec(name)
     if preset not in spec.presets:
         raise UnknownNameError(f"model {name!r} has no preset {preset!r}; valid presets: {', '.join(spec.presets)}")
+    return spec
+
+
+def model_config(name: str, preset: str = "cpu", **overrides: Any) -> Any:
+    """The typed config of a model at a preset, with overrides applied."""
+    spec = _spec_with_preset(name, preset)
     valid = {f.name for f in dataclasses.fields(spec.config_cls)}
     unknown = sorted(set(overrides) - valid)
     if unknown:
         raise ConfigError(f"model {name!r}: unknown option(s) {unknown}; valid options: {', '.join(sorted(valid))}")
-    values = {**spec.presets[preset], **overrides}
-    for key, value in list(values.items()):
-        if isinstance(value, list):
-            values[key] = tuple(value)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in {**spec.presets[preset], **overrides}.items()}
     try:
         return spec.config_cls(**values)
     except TypeError as exc:
@@ -183,10 +185,7 @@ def train_defaults(name: str, preset: str = "cpu") -> dict[str, Any]:
 
 def preset_provenance(name: str, preset: str = "cpu") -> dict[str, str]:
     """Field -> where its value comes from, for every value a preset sets (config and training defaults)."""
-    spec = model_spec(name)
-    if preset not in spec.presets:
-        raise UnknownNameError(f"model {name!r} has no preset {preset!r}; valid presets: {', '.join(spec.presets)}")
-    return dict(spec.provenance[preset])
+    return dict(_spec_with_preset(name, preset).provenance[preset])
 
 
 def provenance_summary(name: str, preset: str = "cpu") -> list[str]:
