@@ -44,13 +44,10 @@ def run_ids(store: RunStore, study: str | None, runs: list[str]) -> list[str]:
 
 def inputs_cached(store: RunStore, run: dict[str, Any], config: ExperimentConfig) -> bool:
     """Whether a run created before ``run`` prepared the same inputs (so this one read them from the cache)."""
-    if not run.get("dataset_fingerprint"):
-        return False
-    for plain in store.earlier_configs(run):
-        other = ExperimentConfig.from_dict(plain)
-        if (other.model, other.preset, other.preprocess) == (config.model, config.preset, config.preprocess):
-            return True
-    return False
+    mine = (config.model, config.preset, config.preprocess)
+    return bool(run.get("dataset_fingerprint")) and any(
+        (other.model, other.preset, other.preprocess) == mine
+        for other in map(ExperimentConfig.from_dict, store.earlier_configs(run)))
 
 
 def one(store: RunStore, rid: str, results: dict[str, Any], label: str) -> dict[str, Any] | None:
