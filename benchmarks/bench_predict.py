@@ -57,8 +57,7 @@ def make_clip(path: Path) -> Path:
     return write_video(path, frames, 30.0)
 
 
-def train(model: str, cache: Path) -> str:
-    os.environ["MER_CACHE"] = str(cache)
+def train(model: str) -> str:
     cfg = ExperimentConfig.from_dict(dict(dataset="synthetic", dataset_options=dict(subjects=3, clips_per_subject=2),
                                           model=model, preset="cpu", epochs=1, batch_size=8, executor="sequential"))
     return run_experiment(cfg)
@@ -80,7 +79,7 @@ def main() -> int:
         clip = make_clip(cache / "clip.mp4")
         data = clip.read_bytes()
         for model in args.models or list_models():
-            rid = train(model, cache)
+            rid = train(model)
             up, warm, reload, split = [], [], [], []
             for i in range(args.repeats + 1):
                 t0 = time.perf_counter()
