@@ -139,27 +139,24 @@ def flow_costs(table: pd.DataFrame, reps: dict[str, int]) -> dict[str, Any]:
     return out
 
 
-def dataset_runs(table: pd.DataFrame, methods: list[str], size: int, workers: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for method in methods:
-        opts = PreprocessConfig(flow_method=method)
-        t0 = time.perf_counter()
-        first = prepare_inputs(table, FLOW3, size, opts, workers=workers)
-        t1 = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        second = prepare_inputs(table, FLOW3, size, opts, workers=workers)
-        t2 = time.perf_counter() - t0
-        assert (second.report.cache == "hit").sum() == int(first.ok.sum()), "second run should be all cache hits"
-        assert np.array_equal(first.x, second.x)
-        out[method] = {
-            "clips": len(table), "ok": int(first.ok.sum()), "size": size, "workers": workers,
-            "first_s": round(t1, 3), "clips_per_s": round(len(table) / t1, 2),
-            "cached_s": round(t2, 4), "cached_clips_per_s": round(len(table) / t2, 1), "cache_speedup": round(t1 / t2, 1),
-        }
-        r = out[method]
-        print(f"  {method:5s}: {r['clips']} clips at {size} px, {workers} worker(s): {r['first_s']} s "
-              f"({r['clips_per_s']} clips/s); cached {r['cached_s']} s -> {r['cache_speedup']}x")
-    return out
+def dataset_run(table: pd.DataFrame, method: str, size: int, workers: int) -> dict[str, Any]:
+    opts = PreprocessConfig(flow_method=method)
+    t0 = time.perf_counter()
+    first = prepare_inputs(table, FLOW3, size, opts, workers=workers)
+    t1 = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    second = prepare_inputs(table, FLOW3, size, opts, workers=workers)
+    t2 = time.perf_counter() - t0
+    assert (second.report.cache == "hit").sum() == int(first.ok.sum()), "second run should be all cache hits"
+    assert np.array_equal(first.x, second.x)
+    r = {
+        "clips": len(table), "ok": int(first.ok.sum()), "size": size, "workers": workers,
+        "first_s": round(t1, 3), "clips_per_s": round(len(table) / t1, 2),
+        "cached_s": round(t2, 4), "cached_clips_per_s": round(len(table) / t2, 1), "cache_speedup": round(t1 / t2, 1),
+    }
+    print(f"  {method:5s}: {r['clips']} clips at {size} px, {workers} worker(s): {r['first_s']} s "
+          f"({r['clips_per_s']} clips/s); cached {r['cached_s']} s -> {r['cache_speedup']}x")
+    return r
 
 
 def memory_child(args: argparse.Namespace) -> None:
@@ -255,8 +252,8 @@ def main() -> int:
         results["flow_cost"] = flow_costs(table, {"dis": 5, "farneback": 5, "tvl1": 2 if args.quick else 3})
         print("2. clips/s over the dataset and cache speed-up (channels flow_u, flow_v, strain at 128 px)")
         tvl1_table = table.iloc[:20] if args.quick else table
-        results["dataset_runs"] = dataset_runs(table, ["dis"], 128, args.workers)
-        results["dataset_runs"].update(dataset_runs(tvl1_table, ["tvl1"], 128, args.workers))
+        results["dataset_runs"] = {"dis": dataset_run(table, "dis", 128, args.workers),
+                                   "tvl1": dataset_run(tvl1_table, "tvl1", 128, args.workers)}
         n = min(args.memory_samples, 100) if args.quick else args.memory_samples
         print(f"3. peak memory, {n} samples at 224 px")
         results["memory"] = memory_run(table, n, 224, args.workers, tmp)
