@@ -24,7 +24,7 @@ from mer_core.errors import MerError
 from mer_core.evaluation.leaderboard import part_table
 from mer_core.evaluation.metrics import per_group
 from mer_core.evaluation.statistics import bootstrap_intervals, per_subject_confusions
-from mer_core.store.db import RunStore
+from mer_core.store.db import RunStore, using_store
 from mer_core.store.folders import EXPORT_DIR, run_folder
 
 FORMATS = ("csv", "json")
@@ -82,16 +82,11 @@ def predictions_table(pred: pd.DataFrame, classes: Sequence[str]) -> pd.DataFram
 
 def run_record(run_id: str, store: RunStore | None = None, *, n_boot: int = 2000) -> dict[str, Any]:
     """The whole run as JSON-ready data (NaN becomes null)."""
-    own = store is None
-    store = store or RunStore()
-    try:
+    with using_store(store) as store:
         run = store.get_run(run_id)
         pred = store.predictions(run_id)
         folds = store.folds(run_id)
         epochs = store.epochs(run_id)
-    finally:
-        if own:
-            store.close()
     classes = list(run["classes"])
     meta = {k: v for k, v in run.items() if k not in ("config_json",)}
     record: dict[str, Any] = {"format": "mer-bench run v1", "run": meta}
@@ -129,13 +124,8 @@ def export_run(run_id: str, fmt: str = "csv", out_dir: str | Path | None = None,
     """
     if fmt not in FORMATS:
         raise MerError(f"export format {fmt!r}: expected one of {list(FORMATS)}")
-    own = store is None
-    store = store or RunStore()
-    try:
+    with using_store(store) as store:
         record = stored_record(run_id, store)
-    finally:
-        if own:
-            store.close()
     out = Path(out_dir) if out_dir is not None else run_folder(run_id) / EXPORT_DIR
     if out.exists() and not out.is_dir():
         raise MerError(f"--out {out}: is an existing file; give a folder (it is created if missing)")

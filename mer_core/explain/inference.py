@@ -45,7 +45,7 @@ from mer_core.preprocess.channels import FLOW_SCALE
 from mer_core.preprocess.sample import SampleError, compute_maps
 from mer_core.preprocess.spotting import Spotting, spot
 from mer_core.preprocess.video import ClipError, ClipLimits, DecodedClip, decode_clip
-from mer_core.store.db import RunStore
+from mer_core.store.db import RunStore, using_store
 from mer_core.store.folders import INPUTS_FILE, load_array, read_table, run_folder
 from mer_core.training.checkpoints import FINAL_FOLD
 from mer_core.training.experiment import resolve_model_config
@@ -121,14 +121,9 @@ class RunPredictor:
     def __init__(self, run_id: str, store: RunStore | None = None, model: str | None = None) -> None:
         if model not in (None, *MODELS):
             raise MerError(f"model={model!r}: expected one of {', '.join(MODELS)} (or none: final when stored)")
-        own = store is None
-        store = store or RunStore()
-        try:
+        with using_store(store) as store:
             self.run = store.get_run(run_id)
             folds = store.folds(run_id)
-        finally:
-            if own:
-                store.close()
         self.run_id = run_id
         self.classes = list(self.run["classes"])
         self.config = ExperimentConfig.from_json(self.run["config_json"])
@@ -198,13 +193,8 @@ def _epochs(n: Any) -> str:
 
 def stored_models(run_id: str, store: RunStore | None = None) -> dict[str, Any]:
     """What a run can predict with: {'final': its record or None, 'folds': fold checkpoints stored}."""
-    own = store is None
-    store = store or RunStore()
-    try:
+    with using_store(store) as store:
         folds = store.folds(run_id)
-    finally:
-        if own:
-            store.close()
     n = int((folds["checkpoint"].astype(str) != "").sum()) if len(folds) else 0
     return {"final": read_final_record(run_folder(run_id, create=False)), "folds": n}
 
@@ -308,9 +298,7 @@ def predictable_runs(store: RunStore | None = None) -> list[str]:
 
     A run without a UF1 comes after those with one, newest first among equals.
     """
-    own = store is None
-    store = store or RunStore()
-    try:
+    with using_store(store) as store:
         runs = store.list_runs()
         ok = []
         for r in runs.itertuples():
@@ -320,9 +308,6 @@ def predictable_runs(store: RunStore | None = None) -> list[str]:
             if stored["final"] or stored["folds"]:
                 uf1 = float(r.uf1) if r.uf1 is not None and r.uf1 == r.uf1 else -1.0
                 ok.append((-uf1, -float(r.created or 0.0), str(r.id)))
-    finally:
-        if own:
-            store.close()
     return [rid for *_k, rid in sorted(ok)]
 
 

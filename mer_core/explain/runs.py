@@ -39,7 +39,7 @@ from mer_core.explain.attributions import METHODS, Explanation, explain
 from mer_core.explain.localisation import aggregate_scores, score_map
 from mer_core.models.registry import create_model, model_spec
 from mer_core.preprocess.sample import compute_maps
-from mer_core.store.db import RunStore
+from mer_core.store.db import RunStore, using_store
 from mer_core.store.folders import EXPLAIN_DIR, INPUTS_FILE, TABLE_FILE, explanation_name, load_array, localisation_name
 from mer_core.store.folders import read_table, run_folder
 from mer_core.training.checkpoints import load_fold_checkpoint
@@ -97,15 +97,10 @@ class RunExplainer:
     """Explanations for the samples of one stored run (see module doc)."""
 
     def __init__(self, run_id: str, store: RunStore | None = None) -> None:
-        own = store is None
-        store = store or RunStore()
-        try:
+        with using_store(store) as store:
             self.run = store.get_run(run_id)
             self.folds = store.folds(run_id)
             self.predictions = store.predictions(run_id)
-        finally:
-            if own:
-                store.close()
         self.run_id = run_id
         self.classes: list[str] = list(self.run["classes"])
         self.folder = run_folder(run_id, create=False)

@@ -14,7 +14,7 @@ import sys
 
 from mer_core.config import ExperimentConfig
 from mer_core.jobs import queue as jobs
-from mer_core.store.db import RunStore
+from mer_core.store.db import RunStore, using_store
 from mer_core.training.experiment import resolve_experiment
 
 DEMO_MODELS = ("ststnet", "baseline")
@@ -27,7 +27,7 @@ def demo_configs() -> list[ExperimentConfig]:
 
 def queue_demo_jobs(store: RunStore | None = None, *, start: bool = True) -> list[str]:
     """Queue the demo jobs if the store is empty; returns the job ids (empty when nothing was queued)."""
-    with jobs.using_store(store) as store:
+    with using_store(store) as store:
         if not store.list_runs().empty or not jobs.list_jobs(store).empty:
             return []
         return [jobs.submit(cfg, store=store, name=f"demo: {cfg.model} on synthetic", start=start)

@@ -33,21 +33,20 @@ Life of a job::
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
 from mer_core.config import ExperimentConfig
 from mer_core.errors import MerError
 from mer_core.paths import cache_root, repo_root
-from mer_core.store.db import RunStore, new_run_id
+from mer_core.store.db import RunStore, new_run_id, using_store
 from mer_core.store.jobs import EXPLAIN_REPORT, FINISHED, SPOTTING
 from mer_core.store.liveness import process_alive
 
@@ -134,18 +133,6 @@ def submit(config: ExperimentConfig, *, store: RunStore | None = None, name: str
     config = complete_config(config)
     with using_store(store) as store:
         return _queued(store, start, config.to_json(), new_run_id(config.model), name=name, priority=priority)
-
-
-@contextlib.contextmanager
-def using_store(store: RunStore | None) -> Iterator[RunStore]:
-    """The given store, or one opened (and closed) for the call."""
-    own = store is None
-    store = store or RunStore()
-    try:
-        yield store
-    finally:
-        if own:
-            store.close()
 
 
 def _queued(store: RunStore, start: bool, config_json: str, run_id: str, **job: Any) -> str:

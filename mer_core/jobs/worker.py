@@ -34,7 +34,7 @@ from mer_core.errors import MerError
 from mer_core.jobs import queue as jobs_mod
 from mer_core.jobs.eta import EtaEstimator, fold_share
 from mer_core.jobs.plan import training_passes
-from mer_core.store.db import RunStore
+from mer_core.store.db import RunStore, using_store
 from mer_core.store.liveness import Heartbeat
 
 
@@ -233,7 +233,7 @@ def run_job(job_id: str, *, store: RunStore | None = None, kick_next: bool = Tru
         import torch  # lazy: loads torch (about 2 s)
 
         torch.set_num_threads(max(1, int(threads)))
-    with jobs_mod.using_store(store) as store:
+    with using_store(store) as store:
         runner = runner_cls(store, job_id)
         # SIGTERM (`kill PID`, a shutting-down machine) stops the work like a cancel; set before the claim
         in_main = threading.current_thread() is threading.main_thread()

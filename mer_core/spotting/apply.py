@@ -22,19 +22,14 @@ from mer_core.errors import MerError
 from mer_core.spotting.source import video_info
 from mer_core.spotting.spotters import MotionCurveSpotter, TypeParams, spot_intervals
 from mer_core.spotting.tables import TYPES
-from mer_core.store.db import RunStore
+from mer_core.store.db import RunStore, using_store
 
 
 def run_params(run_id: str, store: RunStore | None = None) -> dict[str, TypeParams]:
     """A stored motion-curve run's parameters per type: the median over its folds of what each chose."""
-    own = store is None
-    store = store or RunStore()
-    try:
+    with using_store(store) as store:
         run = store.get_spot_run(run_id)
         folds = store.spot_folds(run_id)
-    finally:
-        if own:
-            store.close()
     if run["spotter"] != "motion_curve":
         raise MerError(f"spotting run {run_id} used the {run['spotter']} spotter, which keeps no model to apply to "
                        "a new video; pick a motion_curve run")
@@ -55,13 +50,8 @@ def run_stabilise(run_id: str, store: RunStore | None = None) -> bool:
     """Whether a stored spotting run took the head motion out (runs stored before the option did not)."""
     from mer_core.spotting.loso import SpotConfig  # lazy: loads scikit-learn and scipy (about 1 s)
 
-    own = store is None
-    store = store or RunStore()
-    try:
+    with using_store(store) as store:
         return SpotConfig.from_dict(store.get_spot_run(run_id)["config"]).stabilise
-    finally:
-        if own:
-            store.close()
 
 
 def spot_video(path: str | Path, *, params: dict[str, TypeParams] | None = None, run_id: str = "",

@@ -41,7 +41,7 @@ from mer_core.spotting.indexers import index_long, long_dataset_info
 from mer_core.spotting.scoring import score_spots
 from mer_core.spotting.spotters import SPOTTERS, Spotter, TypeParams, choose_params, make_spotter, spot_intervals
 from mer_core.spotting.tables import LongDataset
-from mer_core.store.db import RunStore, code_version
+from mer_core.store.db import RunStore, code_version, using_store
 from mer_core.store.spotting import scores_path
 
 INNER_FOLDS = 3  # groups of training subjects scored out of fold for a learned spotter's parameter choice
@@ -222,66 +222,63 @@ def run_spotting(config: SpotConfig, *, store: RunStore | None = None, run_id: s
                  progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
                  name: str = "", dataset: LongDataset | None = None) -> str:
     """Run (or resume: an existing ``run_id``) a spotting LOSO; returns the run id (see the module docstring)."""
-    own = store is None
-    store = store or RunStore()
-    emit = progress or (lambda e: None)
-    stop = should_stop or (lambda: False)
-    t0 = time.time()
-    owner = (os.getpid(), socket.gethostname())
-    claimed = False
-    try:
-        ds = dataset if dataset is not None else load_dataset(config)
-        folds = spot_folds(ds)
-        run_id = run_id or new_spot_run_id(config.spotter)
-        if store.has_spot_run(run_id):
-            stored = store.get_spot_run(run_id)
-            if SpotConfig.from_dict(stored["config"]) != config:
-                raise MerError(f"spotting run {run_id} was started with other settings ({stored['config_json']}); "
-                               "resume it with its own settings, or start a new run")
-            store.claim_spot_run(run_id, owner)
-            claimed = True
-        else:
-            videos = ds.videos[["video", "subject", "name", "path", "n_frames", "fps", "cropped"]].to_dict("records")
-            store.create_spot_run(run_id, dataset=config.dataset, spotter=config.spotter, config_json=config.to_json(),
-                                  n_folds=len(folds), videos=videos, name=name, code_version=code_version(),
-                                  owner=owner)
-            claimed = True
-        done = store.spot_done_folds(run_id)
-        cache: dict[str, dict[str, np.ndarray]] = {}
-        for fold in folds:
-            if fold.index in done:
-                continue
-            if stop():
-                store.finish_spot_run(run_id, status="cancelled", summary={}, wall_time=time.time() - t0,
-                                      error="stopped before every fold was stored; finished folds are kept")
-                return run_id
-            emit({"event": "fold_start", "fold": fold.index, "n_folds": len(folds), "name": fold.subject})
-            started = time.time()
-            store.start_spot_fold(run_id, fold.index, fold.subject, fold.train, fold.test)
-            result = run_fold(ds, fold, config.spotter, seed=config.seed, cache=cache, stabilise=config.stabilise)
-            _save_scores(run_id, fold.index, result.scores)
-            truth = ds.intervals[ds.intervals["video"].isin(fold.test)]
-            store.finish_spot_fold(run_id, fold.index, params={k: p.as_dict() for k, p in result.params.items()},
-                                   truth=truth, predicted=result.predicted, wall_time=time.time() - started)
-            done.add(fold.index)
-            emit({"event": "fold_done", "fold": fold.index, "n_folds": len(folds), "done": len(done)})
-        summary = summarise(store, run_id, iou=config.iou)
-        if config.recognise:
-            from mer_core.spotting.recognise import recognise_run  # lazy: loads torch (about 2 s)
+    with using_store(store) as store:
+        emit = progress or (lambda e: None)
+        stop = should_stop or (lambda: False)
+        t0 = time.time()
+        owner = (os.getpid(), socket.gethostname())
+        claimed = False
+        try:
+            ds = dataset if dataset is not None else load_dataset(config)
+            folds = spot_folds(ds)
+            run_id = run_id or new_spot_run_id(config.spotter)
+            if store.has_spot_run(run_id):
+                stored = store.get_spot_run(run_id)
+                if SpotConfig.from_dict(stored["config"]) != config:
+                    raise MerError(f"spotting run {run_id} was started with other settings ({stored['config_json']}); "
+                                   "resume it with its own settings, or start a new run")
+                store.claim_spot_run(run_id, owner)
+                claimed = True
+            else:
+                columns = ["video", "subject", "name", "path", "n_frames", "fps", "cropped"]
+                store.create_spot_run(run_id, dataset=config.dataset, spotter=config.spotter,
+                                      config_json=config.to_json(), n_folds=len(folds),
+                                      videos=ds.videos[columns].to_dict("records"), name=name,
+                                      code_version=code_version(), owner=owner)
+                claimed = True
+            done = store.spot_done_folds(run_id)
+            cache: dict[str, dict[str, np.ndarray]] = {}
+            for fold in folds:
+                if fold.index in done:
+                    continue
+                if stop():
+                    store.finish_spot_run(run_id, status="cancelled", summary={}, wall_time=time.time() - t0,
+                                          error="stopped before every fold was stored; finished folds are kept")
+                    return run_id
+                emit({"event": "fold_start", "fold": fold.index, "n_folds": len(folds), "name": fold.subject})
+                started = time.time()
+                store.start_spot_fold(run_id, fold.index, fold.subject, fold.train, fold.test)
+                result = run_fold(ds, fold, config.spotter, seed=config.seed, cache=cache, stabilise=config.stabilise)
+                _save_scores(run_id, fold.index, result.scores)
+                truth = ds.intervals[ds.intervals["video"].isin(fold.test)]
+                store.finish_spot_fold(run_id, fold.index, params={k: p.as_dict() for k, p in result.params.items()},
+                                       truth=truth, predicted=result.predicted, wall_time=time.time() - started)
+                done.add(fold.index)
+                emit({"event": "fold_done", "fold": fold.index, "n_folds": len(folds), "done": len(done)})
+            summary = summarise(store, run_id, iou=config.iou)
+            if config.recognise:
+                from mer_core.spotting.recognise import recognise_run  # lazy: loads torch (about 2 s)
 
-            summary.update(recognise_run(store, run_id, config.recognise, ds, iou=config.iou, progress=emit))
-        store.finish_spot_run(run_id, status="done", summary=summary, wall_time=time.time() - t0)
-        emit({"event": "done", "run_id": run_id, "f1": summary["scores"]["overall"]["f1"]})
-        return run_id
-    except BaseException as exc:
-        if claimed:
-            status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
-            store.finish_spot_run(run_id, status=status, summary={}, wall_time=time.time() - t0,
-                                  error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if own:
-            store.close()
+                summary.update(recognise_run(store, run_id, config.recognise, ds, iou=config.iou, progress=emit))
+            store.finish_spot_run(run_id, status="done", summary=summary, wall_time=time.time() - t0)
+            emit({"event": "done", "run_id": run_id, "f1": summary["scores"]["overall"]["f1"]})
+            return run_id
+        except BaseException as exc:
+            if claimed:
+                status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+                store.finish_spot_run(run_id, status=status, summary={}, wall_time=time.time() - t0,
+                                      error=f"{type(exc).__name__}: {exc}")
+            raise
 
 
 def _clean(value: Any) -> Any:

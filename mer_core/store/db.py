@@ -451,5 +451,17 @@ class RunStore(StudyStoreMixin, RunAdminStoreMixin, JobStoreMixin, LivenessStore
         return df
 
 
+@contextmanager
+def using_store(store: RunStore | None) -> Iterator[RunStore]:
+    """The given store (left open), or a RunStore opened for the block and closed after it."""
+    own = store is None
+    store = store or RunStore()
+    try:
+        yield store
+    finally:
+        if own:
+            store.close()
+
+
 def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
