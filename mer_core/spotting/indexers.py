@@ -109,11 +109,6 @@ class FolderVideo:
         self.position = {n: i for i, n in enumerate(numbers) if n is not None}
         self.first = numbers[0] if numbers and numbers[0] is not None else 0
 
-    def span(self) -> str:
-        if not self.position:
-            return "no numbered frames"
-        return f"frames {min(self.position)}..{max(self.position)}"
-
     def place(self, onset: int | None, apex: int | None, offset: int | None) -> tuple[dict[str, Any], str]:
         """Native numbers -> positions; ('', ...) or an error text naming the frame that is not there."""
         out: dict[str, Any] = {}
@@ -122,7 +117,8 @@ class FolderVideo:
                 out[key] = None
                 continue
             if value not in self.position:
-                return out, f"{key} frame {value} is not among {self.folder.name}'s {self.span()}"
+                span = f"frames {min(self.position)}..{max(self.position)}" if self.position else "no numbered frames"
+                return out, f"{key} frame {value} is not among {self.folder.name}'s {span}"
             out[key] = self.position[value]
         return out, ""
 
@@ -187,8 +183,8 @@ def _sq_subject(value: Any) -> str:
     return f"s{int(m.group(1)):02d}" if m else text
 
 
-@register_long("casme-sq", description="CAS(ME)^2 long videos (CAS(ME)^2code_final.xlsx + rawpic/s15/15_0101.../img1.jpg),"
-                                       " 30 fps")
+@register_long("casme-sq", description="CAS(ME)^2 long videos (CAS(ME)^2code_final.xlsx + "
+                                       "rawpic/s15/15_0101.../img1.jpg), 30 fps")
 def index_casme_sq(root: Path | None, *, sheet: str | Path | None = None, frames: str = "rawpic") -> LongDataset:
     root = require_root("casme-sq", root, "the folder holding rawpic/ and CAS(ME)^2code_final.xlsx")
     if frames not in ("rawpic", "cropped"):
@@ -210,7 +206,7 @@ def index_casme_sq(root: Path | None, *, sheet: str | Path | None = None, frames
                   for (s, _), v in videos.items()]
     rows: list[dict[str, Any]] = []
     for line, c in _plain_rows(path, 0):
-        c = tuple(c) + (None,) * max(0, 9 - len(c))
+        c += (None,) * (9 - len(c))
         if cell_int(c[2]) is None and line == 1:
             continue  # a header row in some copies
         subject = participants.get(cell_text(c[0]))
@@ -277,7 +273,7 @@ def index_casme3_lv(root: Path | None, *, me_sheet: str | Path | None = None,
     for subj in sorted(p for p in base.iterdir() if p.is_dir() and p.name.lower().startswith("spno")):
         for rec in sorted(p for p in subj.iterdir() if p.is_dir()):
             videos[(subj.name, rec.name)] = FolderVideo(rec / "color" if (rec / "color").is_dir() else rec)
-    video_rows = [dict(_folder_row("casme3-lv", s, r, v, DEFAULT_FPS)) for (s, r), v in videos.items()]
+    video_rows = [_folder_row("casme3-lv", s, r, v, DEFAULT_FPS) for (s, r), v in videos.items()]
     problems = Problems()
     rows: list[dict[str, Any]] = []
     for kind, given in (("micro", me_sheet), ("macro", mae_sheet)):
