@@ -128,14 +128,12 @@ def flow_costs(table: pd.DataFrame, reps: dict[str, int]) -> dict[str, Any]:
             k = reps[method]
             flow.compute_flow(a, b, method)  # warm-up
             opts = PreprocessConfig(flow_method=method)
-            r = {
-                "flow": _timed(lambda: flow.compute_flow(a, b, method), k),
-                "sample": _timed(lambda: process_sample(row, FLOW3, size, opts), k),
-            }
-            out[f"{method}@{size}"] = {"flow_cpu_ms": r["flow"][1], "flow_wall_ms": r["flow"][0],
-                                       "sample_cpu_ms": r["sample"][1], "sample_wall_ms": r["sample"][0], "reps": k}
-            print(f"  {method:9s} {size:3d} px: flow {r['flow'][1]:8.2f} ms CPU ({r['flow'][0]:8.2f} wall), "
-                  f"whole sample {r['sample'][1]:8.2f} ms CPU ({r['sample'][0]:8.2f} wall)")
+            flow_wall, flow_cpu = _timed(lambda: flow.compute_flow(a, b, method), k)
+            sample_wall, sample_cpu = _timed(lambda: process_sample(row, FLOW3, size, opts), k)
+            out[f"{method}@{size}"] = {"flow_cpu_ms": flow_cpu, "flow_wall_ms": flow_wall,
+                                       "sample_cpu_ms": sample_cpu, "sample_wall_ms": sample_wall, "reps": k}
+            print(f"  {method:9s} {size:3d} px: flow {flow_cpu:8.2f} ms CPU ({flow_wall:8.2f} wall), "
+                  f"whole sample {sample_cpu:8.2f} ms CPU ({sample_wall:8.2f} wall)")
     return out
 
 
