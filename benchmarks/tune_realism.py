@@ -32,7 +32,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 TUNING_SEED = 10
 FLOW = '["flow_u","flow_v","strain"]'
 
-# arm -> `mer run` arguments after the shared ones (dataset, tuning seed, 5-fold protocol), in the order tried
+SHARED = ["--dataset", "synthetic-realism", "--dataset-option", f"seed={TUNING_SEED}", "--protocol", "kfold"]
+# arm -> `mer run` arguments after the SHARED ones (dataset, tuning seed, 5-fold protocol), in the order tried
 ARMS: dict[str, list[str]] = {
     "linear": ["--model", "linear"],
     "ststnet": ["--model", "ststnet"],
@@ -52,10 +53,6 @@ ARMS: dict[str, list[str]] = {
     "mf_g4_id5": ["--model", "mfdan", "--preset", "cpu_flow_apex", "--model-option", "head_grid=4",
                   "--model-option", "image_dropout=0.5"],
 }
-
-
-def shared_args() -> list[str]:
-    return ["--dataset", "synthetic-realism", "--dataset-option", f"seed={TUNING_SEED}", "--protocol", "kfold"]
 
 
 def stored(store_path: Path) -> dict[str, dict]:
@@ -81,7 +78,7 @@ def stored(store_path: Path) -> dict[str, dict]:
 def run_arm(arm: str, store_path: Path) -> None:
     exe = Path(sys.executable).with_name("mer")
     env = {**os.environ, "MER_STORE": str(store_path)}
-    cmd = [str(exe), "run", *shared_args(), *ARMS[arm], "--name", f"tune:{arm}", "--json"]
+    cmd = [str(exe), "run", *SHARED, *ARMS[arm], "--name", f"tune:{arm}", "--json"]
     t0 = time.time()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     print(f"{arm}: {time.time() - t0:.0f} s (load {os.getloadavg()[0]:.1f})", flush=True)
