@@ -238,11 +238,7 @@ class ExperimentConfig:
 
     def replace(self, **changes: Any) -> "ExperimentConfig":
         """A copy with some keys changed (validated like any config)."""
-        data = self.to_dict()
-        if "preprocess" in changes and isinstance(changes["preprocess"], PreprocessConfig):
-            changes["preprocess"] = dataclasses.asdict(changes["preprocess"])
-        data.update(changes)
-        return ExperimentConfig.from_dict(data)
+        return ExperimentConfig.from_dict({**self.to_dict(), **changes})
 
     def stable_hash(self) -> str:
         """A short hash that is equal for equal configs, across processes and runs."""
@@ -266,10 +262,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
         f = names[key]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         kwargs[key] = _coerce(prefix + key, value, default)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # pragma: no cover - defensive
-        raise ConfigError(str(exc)) from exc
+    return cls(**kwargs)
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
