@@ -30,6 +30,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,48 +67,17 @@ def imports(path: Path, module: str) -> list[tuple[int, str, bool, list[str]]]:
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    found: list[list[str]] = []
-    counter = 0
-    for start in sorted(graph):
-        if start in index:
-            continue
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = counter
-        counter += 1
-        stack.append(start)
-        on.add(start)
-        while work:
-            node, it = work[-1]
-            nxt = next(it, None)
-            if nxt is not None:
-                if nxt not in index:
-                    index[nxt] = low[nxt] = counter
-                    counter += 1
-                    stack.append(nxt)
-                    on.add(nxt)
-                    work.append((nxt, iter(sorted(graph.get(nxt, ())))))
-                elif nxt in on:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                group = []
-                while True:
-                    top = stack.pop()
-                    on.discard(top)
-                    group.append(top)
-                    if top == node:
-                        break
-                if len(group) > 1:
-                    found.append(sorted(group))
-    return found
+    """Strongly connected components of more than one module, each sorted, in name order."""
+    names = sorted(graph.keys() | set().union(*graph.values()))
+    pos = {name: i for i, name in enumerate(names)}
+    edges = [(pos[a], pos[b]) for a, targets in graph.items() for b in targets]
+    rows, cols = zip(*edges) if edges else ((), ())
+    _, labels = connected_components(coo_matrix(([1] * len(edges), (rows, cols)), shape=(len(names),) * 2),
+                                     directed=True, connection="strong")
+    groups: dict[int, list[str]] = {}
+    for name, label in zip(names, labels):
+        groups.setdefault(label, []).append(name)
+    return sorted(group for group in groups.values() if len(group) > 1)
 
 
 def _git(*args: str) -> str:
