@@ -382,8 +382,7 @@ def _cell(before: float | None, after: float | None, target: float) -> str:
     return _pair(before, after) + ("" if after is None else (" ✓" if after <= target else " ✗"))
 
 
-def _load_span(*rows: dict) -> str:
-    loads = [v for r in rows for v in (r.get("load_1min") or [])]
+def _load_span(loads: list[float] | None) -> str:
     return f"{min(loads):.1f}–{max(loads):.1f}" if loads else "–"
 
 
@@ -402,7 +401,8 @@ def markdown(before: dict, after: dict) -> str:
         for page, r in a["pages"].items():
             o = b.get("pages", {}).get(page, {})
             lines.append(f"| {page} | {_cell(o.get('cold_s'), r['cold_s'], COLD_TARGET_S)} | "
-                         f"{_cell(o.get(in_app), r[in_app], IN_APP_TARGET_S)} | {_load_span(o)} | {_load_span(r)} |")
+                         f"{_cell(o.get(in_app), r[in_app], IN_APP_TARGET_S)} | {_load_span(o.get('load_1min'))} | "
+                         f"{_load_span(r.get('load_1min'))} |")
         if not key and any(r.get("charts") for r in a["pages"].values()):
             lines += ["", "| page | Plotly charts | their JSON, MB |", "|---|---|---|"]
             lines += [f"| {page} | {r.get('charts', '–')} | "
@@ -412,11 +412,10 @@ def markdown(before: dict, after: dict) -> str:
                   "|---|---|---|---|---|"]
         for act, r in a.get("actions", {}).items():
             o = b.get("actions", {}).get(act, {})
-            lb = [e["load_1min"] for e in o.get("each", [])]
-            la = [e["load_1min"] for e in r.get("each", [])]
             lines.append(f"| {act} | {_cell(o.get('median_s'), r['median_s'], ACTION_TARGET_S)} | "
                          f"{_cell(o.get('max_s'), r['max_s'], ACTION_TARGET_S)} | "
-                         f"{_load_span({'load_1min': lb})} | {_load_span({'load_1min': la})} |")
+                         f"{_load_span([e['load_1min'] for e in o.get('each', [])])} | "
+                         f"{_load_span([e['load_1min'] for e in r.get('each', [])])} |")
         lines.append("")
     return "\n".join(lines)
 
