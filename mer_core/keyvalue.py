@@ -59,7 +59,7 @@ def parse_pairs(items: Iterable[str], target: type | None = None, what: str = "o
             out[key] = parse_value(text)
             continue
         head, _, rest = key.partition(".")
-        hint = field_types(target, what).get(head)
+        hint = field_types(target).get(head)
         if hint is None:
             raise _unknown(key, target, what)
         if rest:
@@ -84,7 +84,7 @@ def parse_lines(text: str, target: type | None = None, what: str = "options") ->
     return out
 
 
-def field_types(target: type, what: str = "option") -> dict[str, Any]:
+def field_types(target: type) -> dict[str, Any]:
     """Field name -> resolved type hint of a dataclass."""
     if not dataclasses.is_dataclass(target):
         raise TypeError(f"{target!r} is not a dataclass")
@@ -101,7 +101,7 @@ def typed_value(key: str, text: str, hint: Any, what: str = "") -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any or hint is object:
         return parse_value(text)
-    if origin is Union or (hasattr(types, "UnionType") and isinstance(hint, getattr(types, "UnionType"))):
+    if origin is Union or isinstance(hint, types.UnionType):
         options = [a for a in args if a is not type(None)]
         if type(None) in args and text.strip().lower() in ("", "none", "null"):
             return None
@@ -161,7 +161,7 @@ def _sequence(key: str, text: str, hint: Any, label: str) -> Any:
         items = [typed_value(key, p, h) for p, h in zip(parts, item_hints)]
     except ConfigError as exc:
         raise ConfigError(f"{label}={text!r}: {str(exc).split(': ', 1)[-1]} for each item") from None
-    return list(items) if origin is list else tuple(items)
+    return items if origin is list else tuple(items)
 
 
 def _dataclass_of(hint: Any) -> type | None:
