@@ -52,8 +52,7 @@ def fingerprint(models: list[str] | None, subjects: int, clips: int, epochs: int
     models = models or list_models()
     out: dict[str, Any] = {"subjects": subjects, "clips_per_subject": clips, "epochs": epochs, "workers": workers,
                            "runs": {}}
-    store = RunStore(Path(os.environ["MER_CACHE"]) / "fingerprint.sqlite")
-    try:
+    with RunStore(Path(os.environ["MER_CACHE"]) / "fingerprint.sqlite") as store:
         for model, executor in _runs(models):
             config = resolve_experiment(
                 "synthetic", model, "auto",
@@ -75,8 +74,6 @@ def fingerprint(models: list[str] | None, subjects: int, clips: int, epochs: int
             }
             print(f"{key:28s} {out['runs'][key]['labels']} {out['runs'][key]['probs']} "
                   f"({out['runs'][key]['seconds']} s)", flush=True)
-    finally:
-        store.close()
     return out
 
 
