@@ -51,16 +51,11 @@ def chance_scores(truth: pd.DataFrame, predicted: pd.DataFrame, n_frames: Mappin
                            f"video's {frames[videos[i]]}")
     rng = np.random.default_rng(seed)
     onset = np.floor(rng.random((draws, len(pred))) * room).astype(np.int64)  # uniform over 0..room-1
-    tag = np.repeat(np.arange(draws), len(pred)).astype(str)
-    placed = pd.DataFrame({"video": np.tile(videos.to_numpy(object), draws) + "\x1f" + tag,
-                           "onset": onset.ravel(), "offset": (onset + length).ravel() - 1,
-                           "type": np.tile(pred["type"].to_numpy(object), draws)})
-    t = truth[["video", "onset", "offset", "type"]].reset_index(drop=True)
-    t_tag = np.repeat(np.arange(draws), len(t)).astype(str)
-    copies = pd.DataFrame({"video": np.tile(t["video"].astype(str).to_numpy(object), draws) + "\x1f" + t_tag,
-                           "onset": np.tile(t["onset"].to_numpy(np.int64), draws),
-                           "offset": np.tile(t["offset"].to_numpy(np.int64), draws),
-                           "type": np.tile(t["type"].to_numpy(object), draws)})
+    placed = pd.concat([pred] * draws, ignore_index=True)
+    placed["onset"], placed["offset"] = onset.ravel(), (onset + length).ravel() - 1
+    copies = pd.concat([truth[list(pred.columns)]] * draws, ignore_index=True)
+    for copy, n in ((placed, len(pred)), (copies, len(truth))):
+        copy["video"] = copy["video"].astype(str) + "\x1f" + np.repeat(np.arange(draws), n).astype(str)
     s = score_spots(copies, placed, iou=iou)
     out: dict[str, Any] = {"draws": draws, "seed": seed}
     for kind in ("overall", "micro", "macro"):
@@ -76,6 +71,5 @@ def run_chance(store: Any, run_id: str, *, draws: int = DRAWS, seed: int = 0) ->
     if iv.empty:
         return None
     frames = {v["video"]: int(v["n_frames"]) for v in run["videos"]}
-    cols = ["video", "onset", "offset", "type"]
-    return chance_scores(iv[iv["source"] == "truth"][cols], iv[iv["source"] == "predicted"][cols], frames,
+    return chance_scores(iv[iv["source"] == "truth"], iv[iv["source"] == "predicted"], frames,
                          iou=float(run["config"].get("iou", 0.5)), draws=draws, seed=seed)
