@@ -37,6 +37,7 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
 from mer_core.errors import ConfigError, MerError, ProtocolError
+from mer_core.evaluation.export import json_safe
 from mer_core.spotting.indexers import index_long, long_dataset_info
 from mer_core.spotting.scoring import score_spots
 from mer_core.spotting.spotters import SPOTTERS, Spotter, TypeParams, choose_params, make_spotter, spot_intervals
@@ -281,19 +282,6 @@ def run_spotting(config: SpotConfig, *, store: RunStore | None = None, run_id: s
             raise
 
 
-def _clean(value: Any) -> Any:
-    """NaN -> None, numpy numbers -> Python, recursively (a summary is JSON)."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if value != value else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def per_subject(truth: pd.DataFrame, predicted: pd.DataFrame, iou: float = 0.5) -> pd.DataFrame:
     """TP, FP, FN, precision, recall and F1 per subject and type (overall, micro, macro)."""
     rows = []
@@ -314,7 +302,7 @@ def summarise(store: RunStore, run_id: str, *, iou: float = 0.5) -> dict[str, An
     scores = score_spots(truth[cols], pred[cols], iou=iou)
     official = score_spots(truth[cols], pred[cols], iou=iou, mode="official")
     folds = store.spot_folds(run_id)
-    return _clean({
+    return json_safe({
         "scores": {k: scores[k] for k in ("overall", "micro", "macro")},
         "official": {k: official[k] for k in ("overall", "micro", "macro")},
         "per_subject": per_subject(truth, pred, iou).to_dict("records"),
