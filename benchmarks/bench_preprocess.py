@@ -199,13 +199,10 @@ def memory_child(args: argparse.Namespace) -> None:
 
 
 def memory_run(table: pd.DataFrame, n: int, size: int, workers: int, tmp: Path) -> dict[str, Any]:
-    try:
-        # lazy: loads torch; the memory child is this script in a fresh process, and torch must stay out of its peak
-        from mer_core.models import model_config
+    # lazy: loads torch; the memory child is this script in a fresh process, and torch must stay out of its peak
+    from mer_core.models import model_config
 
-        channels = tuple(model_config("mfdan", "paper").channels)
-    except Exception:
-        channels = FLOW3 + ("onset", "apex", "magnified_apex")
+    channels = tuple(model_config("mfdan", "paper").channels)
     big = repeat_to(table, n)
     pkl = tmp / "table.pkl"
     big.to_pickle(pkl)
