@@ -35,13 +35,6 @@ from mer_core.jobs.plan import estimate_parts, find_results  # noqa: E402
 from mer_core.store.db import RunStore  # noqa: E402
 
 
-def run_ids(store: RunStore, study: str | None, runs: list[str]) -> list[str]:
-    if study:
-        cells = store.study_cells(study)
-        return [str(r) for r in cells["run_id"] if r]
-    return runs
-
-
 def inputs_cached(store: RunStore, run: dict[str, Any], config: ExperimentConfig) -> bool:
     """Whether a run created before ``run`` prepared the same inputs (so this one read them from the cache)."""
     mine = (config.model, config.preset, config.preprocess)
@@ -84,7 +77,8 @@ def main() -> int:
         print(f"no committed benchmark results ({label}): the estimate would use rough constants", file=sys.stderr)
         return 2
     with RunStore() as store:
-        rows = [r for rid in run_ids(store, args.study, args.runs) if (r := one(store, rid, results, label))]
+        ids = [str(r) for r in store.study_cells(args.study)["run_id"] if r] if args.study else args.runs
+        rows = [r for rid in ids if (r := one(store, rid, results, label))]
     if not rows:
         print("no finished runs to compare", file=sys.stderr)
         return 2
