@@ -50,11 +50,8 @@ class LongReport(BySeverity):
         return self.dataset.counts() if self.dataset is not None else {}
 
     def problems_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.problems, columns=PROBLEM_COLUMNS)
-        if frame.empty:
-            return frame
-        frame["_o"] = frame["severity"].map(_ORDER)
-        return frame.sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
+        """The problems as a table (check_long_dataset lists them errors first)."""
+        return pd.DataFrame(self.problems, columns=PROBLEM_COLUMNS)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "root": self.root, "options": dict(self.options), "fatal": self.fatal,
