@@ -44,7 +44,7 @@ def host_is_loopback(host: str | None) -> bool:
     if name in LOOPBACK_NAMES:
         return True
     try:
-        return isinstance(ipaddress.ip_address(name), ipaddress.IPv4Address) and ipaddress.ip_address(name).is_loopback
+        return ipaddress.IPv4Address(name).is_loopback  # no ':' left, so never an IPv6 address
     except ValueError:
         return False
 
