@@ -89,13 +89,11 @@ def iter_frames(path: str | Path, start: int = 0, stop: int | None = None) -> It
         return
     cap = _open(path)
     try:
-        i = 0
+        for _ in range(start):
+            if not cap.grab():
+                return
+        i = max(0, start)
         while stop is None or i < stop:
-            if i < start:
-                if not cap.grab():
-                    return
-                i += 1
-                continue
             ok, frame = cap.read()
             if not ok or frame is None:
                 return
