@@ -77,9 +77,6 @@ class Problems:
     def extend(self, items: Iterable[dict[str, Any]]) -> None:
         self.items.extend(dict(p) for p in items)
 
-    def errors(self) -> list[dict[str, Any]]:
-        return [p for p in self.items if p["severity"] == "error"]
-
 
 class BySeverity:
     """A check report's ``problems`` (dicts with a ``severity``) split by severity; mixed into the reports."""

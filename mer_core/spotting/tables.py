@@ -178,7 +178,7 @@ def finish_dataset(name: str, video_rows: list[dict[str, Any]], interval_rows: l
                    problems: Problems, origin: str) -> LongDataset:
     """Validate and assemble a :class:`LongDataset`; a DatasetError when not one video could be read."""
     if not video_rows:
-        errs = "; ".join(p["message"] for p in problems.errors()[:3]) or "no videos found"
+        errs = "; ".join([p["message"] for p in problems.items if p["severity"] == "error"][:3]) or "no videos found"
         raise DatasetError(f"{name}: no usable video in {origin} ({errs})")
     videos = video_table(video_rows)
     intervals = validate_intervals(interval_rows, videos, problems)
