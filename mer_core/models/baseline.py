@@ -52,7 +52,7 @@ class BaselineCNN(nn.Module):
         return {"features.1": self.features[1]}
 
 
-@register_model(
+register_model(
     "baseline",
     config_cls=BaselineConfig,
     presets={
@@ -69,6 +69,4 @@ class BaselineCNN(nn.Module):
                 "lr": "tuned on synthetic seed 0 (LOSO score on the default set)"},
         "paper": {"*": "chosen here (a larger baseline for a GPU; there is no paper)"},
     },
-)
-def build_baseline(cfg: BaselineConfig) -> nn.Module:
-    return BaselineCNN(cfg)
+)(BaselineCNN)

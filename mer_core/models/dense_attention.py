@@ -331,7 +331,7 @@ _FRAMES = dict(input_size=64, growth_rate=12, block_layers=(3, 3, 3), init_featu
 _TUNED = "chosen on the realism variant (its tuning draw, seed 10, 5-fold by subject: benchmarks/results/realism_tuning.md)"
 
 
-@register_model(
+register_model(
     "dense_attention",
     config_cls=DenseAttentionConfig,
     presets={
@@ -411,6 +411,4 @@ _TUNED = "chosen on the realism variant (its tuning draw, seed 10, 5-fold by sub
                   "attn_reduction": "chosen here (CBAM's default)", "attn_kernel": "chosen here (CBAM's default)",
                   "pretrain": "chosen here (macro pre-training as in the paper, on the synthetic macro set)"},
     },
-)
-def build_dense_attention(cfg: DenseAttentionConfig) -> nn.Module:
-    return DenseAttentionNet(cfg)
+)(DenseAttentionNet)

@@ -33,7 +33,6 @@ class LinearConfig(ModelConfig):
 class LinearFloor(nn.Module):
     def __init__(self, cfg: LinearConfig) -> None:
         super().__init__()
-        self.cfg = cfg
         features = cfg.in_channels * cfg.input_size**2
         self.inputs = nn.Identity()  # where Grad-CAM looks: a linear model has no feature maps but its input
         self.norm = nn.BatchNorm1d(features, affine=False, momentum=None) if cfg.standardise else nn.Identity()
@@ -65,7 +64,7 @@ _NOTES = {"*": "chosen here (the floor: a logistic regression on flow pixels)",
                           "0.2 is about the L2 of a logistic regression with C=0.01 on ~440 clips)"}
 
 
-@register_model(
+register_model(
     "linear",
     config_cls=LinearConfig,
     presets={"cpu": dict(channels=("flow_u", "flow_v", "strain"), input_size=28, dropout=0.0, standardise=True)},
@@ -74,6 +73,4 @@ _NOTES = {"*": "chosen here (the floor: a logistic regression on flow pixels)",
     train_defaults={"cpu": dict(epochs=30, lr=1e-3, batch_size=32, optimizer="adam", weight_decay=0.2,
                                 loss="ce", class_balance="weights", augment=False)},
     provenance={"cpu": _NOTES},
-)
-def build_linear(cfg: LinearConfig) -> nn.Module:
-    return LinearFloor(cfg)
+)(LinearFloor)

@@ -430,7 +430,7 @@ _PAPER_NOTES = {"*": "chosen here", **_FROM_PAPER, "lr": "paper", "channels": _M
                    ("input_size", "embed_dim", "heads", "window", "mlp_ratio", "drop_path")}}
 
 
-@register_model(
+register_model(
     "mfdan",
     config_cls=MFDANConfig,
     presets={
@@ -448,6 +448,4 @@ _PAPER_NOTES = {"*": "chosen here", **_FROM_PAPER, "lr": "paper", "channels": _M
     provenance={"cpu": _CPU_NOTES, "paper": _PAPER_NOTES, "cpu_apex": {**_CPU_NOTES, "channels": _APEX_ONLY},
                 "paper_apex": {**_PAPER_NOTES, "channels": _APEX_ONLY}, "cpu_flow_apex": _CPU_SMALL_NOTES,
                 "cpu_motion": _MOTION_NOTES},
-)
-def build_mfdan(cfg: MFDANConfig) -> nn.Module:
-    return MFDAN(cfg)
+)(MFDAN)

@@ -86,7 +86,7 @@ def register_model(
     train_defaults: dict[str, dict[str, Any]] | None = None,
     provenance: dict[str, dict[str, str]] | None = None,
 ) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
-    """Decorator registering a builder ``(config) -> nn.Module``.
+    """Decorator registering a builder ``(config) -> nn.Module``, such as a model class.
 
     ``provenance[preset]`` says where every value of that preset (its config
     fields and its ``train_defaults``) comes from: ``"*"`` is the preset's

@@ -127,7 +127,7 @@ def _load_stream_layout(module: nn.Module, state_dict: dict, prefix: str, *_args
         state_dict[f"{prefix}bn.num_batches_tracked"] = tracked[0]
 
 
-@register_model(
+register_model(
     "ststnet",
     config_cls=STSTNetConfig,
     presets={
@@ -149,6 +149,4 @@ def _load_stream_layout(module: nn.Module, state_dict: dict, prefix: str, *_args
                   "input_size": "paper", "dropout": "paper (no dropout)", "loss": "paper (plain cross-entropy)",
                   "selection": "reference implementation (last epoch; never the test subject's best)"},
     },
-)
-def build_ststnet(cfg: STSTNetConfig) -> nn.Module:
-    return STSTNet(cfg)
+)(STSTNet)
