@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import pandas as pd
+from typing import Any
 
 from mer_core.datasets._common import BySeverity, Problems
 from mer_core.errors import MerError
@@ -27,7 +25,6 @@ from mer_core.spotting.source import decode_count, iter_frames
 from mer_core.spotting.tables import LongDataset
 
 _ORDER = {"error": 0, "warning": 1, "info": 2}
-PROBLEM_COLUMNS = ["severity", "kind", "file", "row", "sample_id", "message"]
 
 
 @dataclass
@@ -48,10 +45,6 @@ class LongReport(BySeverity):
 
     def counts(self) -> dict[str, Any]:
         return self.dataset.counts() if self.dataset is not None else {}
-
-    def problems_frame(self) -> pd.DataFrame:
-        """The problems as a table (check_long_dataset lists them errors first)."""
-        return pd.DataFrame(self.problems, columns=PROBLEM_COLUMNS)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "root": self.root, "options": dict(self.options), "fatal": self.fatal,
@@ -79,8 +72,7 @@ class LongReport(BySeverity):
         return "\n".join(lines)
 
 
-def check_long_dataset(name: str, root: str | Path | None = None, *, frames: str = "all",
-                       progress: Callable[[int, int], None] | None = None, **options: Any) -> LongReport:
+def check_long_dataset(name: str, root: str | Path | None = None, *, frames: str = "all", **options: Any) -> LongReport:
     """Index ``name`` and decode its videos (``frames``: 'all', 'quick' = the first and last frame, 'none').
 
     Raises only for an unknown name or ``frames`` value; everything else lands in the report.
@@ -96,14 +88,13 @@ def check_long_dataset(name: str, root: str | Path | None = None, *, frames: str
     problems = Problems()
     problems.extend(ds.problems)
     if frames != "none":
-        report.frames_decoded, ds = _decode_pass(ds, problems, quick=frames == "quick", progress=progress)
+        report.frames_decoded, ds = _decode_pass(ds, problems, quick=frames == "quick")
     report.dataset = ds
     report.problems = sorted(problems.items, key=lambda p: _ORDER.get(p["severity"], 3))
     return report
 
 
-def _decode_pass(ds: LongDataset, problems: Problems, *, quick: bool,
-                 progress: Callable[[int, int], None] | None) -> tuple[int, LongDataset]:
+def _decode_pass(ds: LongDataset, problems: Problems, *, quick: bool) -> tuple[int, LongDataset]:
     """Decode every video (streamed); drop the undecodable ones and the intervals beyond the decoded frames."""
     decoded_total, keep, counts = 0, [], {}
     for k, v in enumerate(ds.videos.itertuples(index=False)):
@@ -131,8 +122,6 @@ def _decode_pass(ds: LongDataset, problems: Problems, *, quick: bool,
                          "the decoded frames are skipped", file=v.path, sample_id=v.video)
         counts[v.video] = n
         keep.append(k)
-        if progress is not None:
-            progress(k + 1, len(ds.videos))
     videos = ds.videos.iloc[keep].copy()
     videos["n_frames"] = videos["video"].map(counts).astype(int)
     iv = ds.intervals

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -103,10 +103,6 @@ def iter_frames(path: str | Path, start: int = 0, stop: int | None = None) -> It
         cap.release()
 
 
-def decode_count(path: str | Path, progress: Callable[[int], None] | None = None) -> int:
+def decode_count(path: str | Path) -> int:
     """Frames that really decode (every frame read, one at a time: bounded memory); 0 for an empty file."""
-    n = 0
-    for n, _ in enumerate(iter_frames(path), start=1):
-        if progress is not None and n % 1000 == 0:
-            progress(n)
-    return n
+    return sum(1 for _ in iter_frames(path))
