@@ -93,7 +93,7 @@ class MFDANConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        flow = tuple(c for c in self.channels if c in FLOW_CHANNELS)
+        flow = self.flow_channels
         image = tuple(self.image_channels) or tuple(c for c in self.channels if c not in FLOW_CHANNELS)
         if self.image_channels:
             bad = [c for c in image if c in FLOW_CHANNELS]
