@@ -306,12 +306,10 @@ class FlowDrivenStage(nn.Module):
     def __init__(self, dim: int, heads: int, ws: int, resolution: int, depth: int, *, merge: bool,
                  mlp_ratio: float, dropkey: float, flow_attention: bool, drop_path: list[float]) -> None:
         super().__init__()
-        layers = []
-        for i in range(2 * depth):
-            layers.append(FlowDrivenLayer(dim, heads, ws, 0 if i % 2 == 0 else ws // 2, resolution,
-                                          mlp_ratio=mlp_ratio, dropkey=dropkey, flow_attention=flow_attention,
-                                          drop_path=drop_path[i]))
-        self.layers = nn.ModuleList(layers)
+        self.layers = nn.ModuleList(
+            FlowDrivenLayer(dim, heads, ws, 0 if i % 2 == 0 else ws // 2, resolution, mlp_ratio=mlp_ratio,
+                            dropkey=dropkey, flow_attention=flow_attention, drop_path=drop_path[i])
+            for i in range(2 * depth))
         self.merge = PatchMerging(dim) if merge else None
         self.merge_flow = PatchMerging(dim) if merge else None
 
