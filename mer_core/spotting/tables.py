@@ -45,27 +45,15 @@ class LongDataset:
     problems: list[dict[str, Any]] = field(default_factory=list)
     origin: str = ""
 
-    @property
-    def subjects(self) -> list[str]:
-        return sorted(self.videos["subject"].astype(str).unique())
-
-    def video(self, video: str) -> dict[str, Any]:
-        rows = self.videos[self.videos["video"] == video]
-        if rows.empty:
-            raise DatasetError(f"{self.name}: no video {video!r}")
-        return rows.iloc[0].to_dict()
-
-    def truth(self, videos: Iterable[str] | None = None) -> pd.DataFrame:
-        """The intervals (of ``videos``), in the scorer's columns (video, onset, apex, offset, type, label)."""
-        iv = self.intervals
-        if videos is not None:
-            iv = iv[iv["video"].isin(list(videos))]
+    def truth(self, videos: Iterable[str]) -> pd.DataFrame:
+        """The intervals of ``videos``, in the scorer's columns (video, onset, apex, offset, type, label)."""
+        iv = self.intervals[self.intervals["video"].isin(list(videos))]
         return iv[["video", "onset", "apex", "offset", "type", "label"]].reset_index(drop=True)
 
     def counts(self) -> dict[str, Any]:
         per_type = self.intervals["type"].value_counts().to_dict() if len(self.intervals) else {}
         frames = int(self.videos["n_frames"].clip(lower=0).sum()) if len(self.videos) else 0
-        return {"videos": len(self.videos), "subjects": len(self.subjects), "frames": frames,
+        return {"videos": len(self.videos), "subjects": self.videos["subject"].astype(str).nunique(), "frames": frames,
                 "micro": int(per_type.get("micro", 0)), "macro": int(per_type.get("macro", 0)),
                 "videos_without_interval": int((~self.videos["video"].isin(self.intervals["video"])).sum())}
 
