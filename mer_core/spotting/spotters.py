@@ -103,7 +103,7 @@ def choose_params(scores: dict[str, dict[str, np.ndarray]], truth: pd.DataFrame,
         before, after, count = extents(truth, kind, fps)
         length = before + after + 1
         target = truth[truth["type"] == kind][["video", "onset", "offset", "type"]]
-        best: tuple[float, float, int] | None = None
+        best = (-math.inf, 0.0, 0)  # (F1, or -1 where undefined; threshold; distance)
         heights = np.concatenate([np.asarray(scores[v][kind])[find_peaks(scores[v][kind])[0]]
                                   for v in videos if len(scores[v][kind])] or [np.zeros(0)])
         if count == 0 or heights.size == 0:
@@ -120,10 +120,7 @@ def choose_params(scores: dict[str, dict[str, np.ndarray]], truth: pd.DataFrame,
                         if scores[v][kind][k] >= thr]
                 table = pd.DataFrame(pred, columns=["video", "onset", "offset", "type"])
                 f1 = score_spots(target, table)[kind]["f1"]
-                f1 = -1.0 if f1 != f1 else float(f1)
-                key = (f1, float(thr), distance)
-                if best is None or key > best:
-                    best = key
+                best = max(best, (-1.0 if f1 != f1 else float(f1), float(thr), distance))
         f1, thr, distance = best
         out[kind] = TypeParams(float(thr), int(distance), before, after, f1 if f1 >= 0 else math.nan, count)
     return out
