@@ -64,11 +64,6 @@ GRID = 4  # flow magnitude pooled over GRID x GRID cells
 FLOW_DIMS = 2 * GRID * GRID
 
 
-def steps(fps: float) -> tuple[int, int]:
-    """Every how many frames the micro and the macro analyses look (1 at or below their rates)."""
-    return max(1, int(round(fps / MICRO_RATE))), max(1, int(round(fps / MACRO_RATE)))
-
-
 def crop_frames(path: str, cropped: bool, start: int = 0, stop: int | None = None
                 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(index, SPOT_SIZE grey uint8 face crop)`` of a video, streamed; the crop is fixed on the first frame."""
@@ -163,7 +158,8 @@ def compute(frames: Iterable[tuple[int, np.ndarray]], fps: float, kind: str,
     """The ``kind`` features of a stream of ``(index, SPOT_SIZE crop)`` (see the module docstring)."""
     if kind not in KINDS:
         raise ValueError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
-    r_mi, r_ma = steps(fps)
+    # every how many frames the micro and the macro analyses look (1 at or below their rates)
+    r_mi, r_ma = (max(1, int(round(fps / rate))) for rate in (MICRO_RATE, MACRO_RATE))
     win_mi = int(round(MICRO_WINDOW_S * fps / r_mi))
     win_ma = int(round(MACRO_WINDOW_S * fps / r_ma))
     micro = macro = None
