@@ -72,7 +72,6 @@ class ScoringError(MerError, ValueError):
 class _Intervals:
     """One validated table as arrays (row i = position i of the table)."""
 
-    name: str
     video: np.ndarray  # str objects
     subject: np.ndarray | None  # str objects
     onset: np.ndarray  # int64
@@ -145,7 +144,7 @@ def _intervals(df: object, name: str, *, type_required: bool) -> _Intervals:
     if "label" in df.columns:
         lab = df["label"].astype(object)
         label = np.where(lab.isna().to_numpy(), None, lab.astype(str).to_numpy(dtype=object))
-    return _Intervals(name, video, subject, frames["onset"], frames["offset"], tcode, label)
+    return _Intervals(video, subject, frames["onset"], frames["offset"], tcode, label)
 
 
 def _check_args(iou: float, mode: str) -> None:
