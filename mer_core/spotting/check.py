@@ -103,7 +103,7 @@ def _decode_pass(ds: LongDataset, problems: Problems, *, quick: bool) -> tuple[i
             if quick:
                 got = [i for i, _ in iter_frames(v.path, 0, 1)]
                 last = [i for i, _ in iter_frames(v.path, max(0, v.n_frames - 1), v.n_frames)] if v.n_frames > 1 else []
-                n = v.n_frames if got and (v.n_frames <= 1 or last) else (0 if not got else (got[-1] + 1))
+                n = v.n_frames if got and (v.n_frames <= 1 or last) else len(got)
                 decoded_total += len(got) + len(last)
             else:
                 n = decode_count(v.path)

@@ -69,7 +69,7 @@ def cell_frame(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float):
-        return int(value) if value == value and value.is_integer() else None
+        return int(value) if value.is_integer() else None  # NaN and infinities are not
     if isinstance(value, int):
         return int(value)
     text = str(value).strip()
