@@ -16,8 +16,17 @@ from typing import Any, Iterable
 
 import cv2
 import numpy as np
+import pandas as pd
+
+from mer_core.datasets import index_dataset
 
 OFFICIAL_LIST = Path(__file__).resolve().parent.parent / "mer_core" / "datasets" / "data" / "megc2019_composite_list.csv"
+
+
+def index_with_report(name: str, root: str | Path | None = None, **options: Any) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Index a dataset and return ``(table, problems)``, the problems read from ``table.attrs`` at once."""
+    table = index_dataset(name, root, **options)
+    return table, list(table.attrs.get("problems", []))
 
 
 # --------------------------------------------------------------------------- files

@@ -12,11 +12,11 @@ from fixtures_datasets import (
     build_samm,
     build_smic,
     casme2_clips,
+    index_with_report,
     samm_clips,
 )
 
 from mer_core.datasets import index_dataset, list_datasets
-from mer_core.datasets._common import index_with_report
 from mer_core.datasets.casme2 import normalise_subject as casme2_subject
 from mer_core.datasets.casme3 import normalise_subject as casme3_subject
 from mer_core.datasets.check import subject_key

@@ -5,10 +5,9 @@ import csv
 import shutil
 
 import pytest
-from fixtures_datasets import build_megc2019
+from fixtures_datasets import build_megc2019, index_with_report
 
 from mer_core.datasets import index_dataset
-from mer_core.datasets._common import index_with_report
 from mer_core.datasets.check import check_dataset
 from mer_core.datasets.composite import OFFICIAL_LIST, official_list
 from mer_core.errors import DatasetError

@@ -5,11 +5,12 @@ import csv
 
 import cv2
 import pytest
-from fixtures_datasets import build_casme2, build_flow_manifest, build_frames_manifest, build_samm, write_corrupt
+from fixtures_datasets import (
+    build_casme2, build_flow_manifest, build_frames_manifest, build_samm, index_with_report, write_corrupt,
+)
 
 from mer_core.cli import main
 from mer_core.datasets import index_dataset
-from mer_core.datasets._common import index_with_report
 from mer_core.datasets.check import check_dataset
 from mer_core.datasets.manifest import read_manifest
 from mer_core.errors import DatasetError

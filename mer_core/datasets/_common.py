@@ -17,9 +17,7 @@ pandas ``attrs`` and the dashboard) with the keys
 ``sample_id`` the clip concerned, when known;
 ``message``   a sentence for a person: what was found and what was expected.
 
-Indexers return the table with the problems in ``table.attrs['problems']``;
-:func:`index_with_report` returns them separately because pandas may drop
-``attrs`` when a table is copied.
+Indexers return the table with the problems in ``table.attrs['problems']``.
 """
 from __future__ import annotations
 
@@ -31,7 +29,6 @@ import cv2
 import pandas as pd
 
 from mer_core.datasets.classes import apply_class_set, classes_for, remember_dropped
-from mer_core.datasets.registry import index_dataset
 from mer_core.datasets.roots import dataset_root
 from mer_core.datasets.schema import make_table
 from mer_core.errors import DatasetError
@@ -281,12 +278,3 @@ def finish(
     kept.attrs["problems"] = ProblemList(problems.items)
     return kept
 
-
-def index_with_report(name: str, root: str | Path | None = None, **options: Any) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Index a dataset and return ``(table, problems)``.
-
-    Use this instead of reading ``table.attrs`` later: pandas may lose
-    ``attrs`` when a table is copied or concatenated.
-    """
-    table = index_dataset(name, root, **options)
-    return table, list(table.attrs.get("problems", []))
