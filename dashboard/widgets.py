@@ -146,9 +146,9 @@ def chart_config(filename: str) -> dict:
                                      "filename": re.sub(r"[^A-Za-z0-9_.-]+", "_", filename) or "figure", "scale": 2}}
 
 
-def chart(fig, *, key: str, **kwargs):
-    """``st.plotly_chart`` at full width with the download config; returns what plotly_chart returns."""
-    return st.plotly_chart(fig, width="stretch", key=key, config=chart_config(key), **kwargs)
+def chart(fig, *, key: str, where=st, **kwargs):
+    """``plotly_chart`` (in ``where``) at full width with the download config; returns what plotly_chart returns."""
+    return where.plotly_chart(fig, width="stretch", key=key, config=chart_config(key), **kwargs)
 
 
 EVM_ALPHA_MAX = 30.0  # the largest magnification the Datasets slider offers; its range is every α's colour scale

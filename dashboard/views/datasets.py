@@ -63,9 +63,9 @@ def _summary(report: dict) -> None:
     c2.caption("one LOSO fold each", help=glossary.tip("LOSO"))
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(plots_clip.class_counts(table), width="stretch", key="ds-class-counts", config=widgets.chart_config("ds-class-counts"))
+        widgets.chart(plots_clip.class_counts(table), key="ds-class-counts")
     with right:
-        st.plotly_chart(plots_clip.subject_counts(table), width="stretch", key="ds-subject-counts", config=widgets.chart_config("ds-subject-counts"))
+        widgets.chart(plots_clip.subject_counts(table), key="ds-subject-counts")
     if table["part"].nunique() > 1:
         st.markdown("**Clips per part and class**")
         st.dataframe(table.groupby(["part", "label"]).size().unstack(fill_value=0), width="stretch")
@@ -172,13 +172,11 @@ def _motion(name: str, options_json: str, table) -> None:
     masks = reads.ground_truth(row.get("mask_path") or "")
     a, b, c = st.columns(3)
     if views["onset"] is not None:
-        a.plotly_chart(plots_clip.picture_fig(views["onset"], "onset"), width="stretch", key="ds-onset",
-                       config=widgets.chart_config("ds-onset"))
+        widgets.chart(plots_clip.picture_fig(views["onset"], "onset"), key="ds-onset", where=a)
     if views["apex"] is not None:
-        b.plotly_chart(plots_clip.picture_fig(views["apex"], "apex"), width="stretch", key="ds-apex",
-                       config=widgets.chart_config("ds-apex"))
+        widgets.chart(plots_clip.picture_fig(views["apex"], "apex"), key="ds-apex", where=b)
     if views["diff"] is not None:
-        c.plotly_chart(plots_clip.signed_image(views["diff"], "apex − onset"), width="stretch", key="ds-diff", config=widgets.chart_config("ds-diff"))
+        widgets.chart(plots_clip.signed_image(views["diff"], "apex − onset"), key="ds-diff", where=c)
     if views["flow_u"] is not None:
         _flow(views, masks, reads.face_mask(row.get("mask_path") or ""))
     if views.get("magnified_clip") is not None:
@@ -192,12 +190,11 @@ def _flow(views: dict, masks: dict, face_truth) -> None:
     face, face_words = plots_motion.face_region(shape, truth=face_truth, detected=views.get("face_region"))
     background = views["apex"] if views["apex"] is not None else np.full(shape, 0.5, np.float32)
     a, b, c = st.columns(3)
-    a.plotly_chart(plots_motion.flow_colour(views["flow_u"], views["flow_v"], "flow, onset → apex", face),
-                   width="stretch", key="ds-flow-rgb", config=widgets.chart_config("ds-flow-rgb"))
-    b.plotly_chart(plots_motion.flow_arrows(background, views["arrows"], "flow arrows", masks, face),
-                   width="stretch", key="ds-flow-arrows", config=widgets.chart_config("ds-flow-arrows"))
-    c.plotly_chart(plots_motion.strain_figure(views["strain"], "optical strain", face), width="stretch", key="ds-strain",
-                   config=widgets.chart_config("ds-strain"))
+    widgets.chart(plots_motion.flow_colour(views["flow_u"], views["flow_v"], "flow, onset → apex", face),
+                  key="ds-flow-rgb", where=a)
+    widgets.chart(plots_motion.flow_arrows(background, views["arrows"], "flow arrows", masks, face),
+                  key="ds-flow-arrows", where=b)
+    widgets.chart(plots_motion.strain_figure(views["strain"], "optical strain", face), key="ds-strain", where=c)
     where = (f"Outside the face ({face_words}, dotted) the pictures are greyed and the arrows thin and grey: "
              "motion there is head drift or camera noise, not the expression." if face is not None else
              "No face region is known for this clip, so the background is drawn as strongly as the face.")
