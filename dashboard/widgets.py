@@ -146,6 +146,15 @@ def chart_config(filename: str) -> dict:
                                      "filename": re.sub(r"[^A-Za-z0-9_.-]+", "_", filename) or "figure", "scale": 2}}
 
 
+def clicked_points(chart_key: str) -> list[dict]:
+    """The points selected on the chart ``chart_key`` (``on_select="rerun"``) at the last rerun; [] when none."""
+    state = st.session_state.get(chart_key)
+    try:
+        return state["selection"]["points"] if state else []
+    except (KeyError, TypeError):
+        return []
+
+
 def chart(fig, *, key: str, where=st, **kwargs):
     """``plotly_chart`` (in ``where``) at full width with the download config; returns what plotly_chart returns."""
     return where.plotly_chart(fig, width="stretch", key=key, config=chart_config(key), **kwargs)

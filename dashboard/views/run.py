@@ -266,13 +266,8 @@ def _cell_from_option(option: str) -> tuple[str, str] | None:
 
 def _sync_cell_from_click(cm: list[list[int]], classes: list[str]) -> None:
     """A click on a heatmap cell (previous rerun) sets the cell picker, before the picker is drawn."""
-    state = st.session_state.get(K_CM_CHART)
-    try:
-        points = state["selection"]["points"] if state else []
-    except (KeyError, TypeError):
-        points = []
     clicked = None
-    for p in points:
+    for p in widgets.clicked_points(K_CM_CHART):
         cd = p.get("customdata")
         if cd is not None and len(cd) == 2:
             clicked = (int(cd[0]), int(cd[1]))

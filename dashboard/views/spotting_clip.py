@@ -17,11 +17,7 @@ K_LONG_RUN = "analyse_long_spot_run"
 
 def sync_click(chart_key: str, pick_key: str, ids: list[str]) -> None:
     """A diamond clicked on a timeline chooses its interval (once per click: the chart keeps its selection)."""
-    state = st.session_state.get(chart_key)
-    try:
-        points = state["selection"]["points"] if state else []
-    except (KeyError, TypeError):
-        points = []
+    points = widgets.clicked_points(chart_key)
     clicked = next((p.get("customdata") for p in points if isinstance(p.get("customdata"), str)), None)
     if clicked in ids and clicked != st.session_state.get(f"{pick_key}_seen"):
         st.session_state[f"{pick_key}_seen"] = clicked
