@@ -64,9 +64,6 @@ class StudyStoreMixin:
         with self.tx() as c:  # type: ignore[attr-defined]
             c.execute("INSERT OR REPLACE INTO study_cells VALUES (?,?,?,?,?)", (study, arm, int(seed), job_id, run_id))
 
-    def has_study(self, name: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM studies WHERE name=?", (name,)).fetchone() is not None
-
     def get_study(self, name: str) -> dict[str, Any]:
         """The study's row with its definition parsed; MerError naming the known studies if unknown."""
         row = self.conn.execute("SELECT * FROM studies WHERE name=?", (name,)).fetchone()
@@ -95,8 +92,7 @@ class StudyStoreMixin:
         cell (``kind`` 'spotting', its run a spotting run) has ``f1``/``micro_f1``/``macro_f1`` instead, by the
         same rule; a recognition cell's ``kind`` is 'recognition'.
         """
-        if not self.has_study(name):
-            self.get_study(name)  # the error naming the known studies
+        self.get_study(name)  # an unknown study: the error naming the known ones
         rows = self.conn.execute(
             """SELECT c.arm, c.seed, c.job_id, c.run_id, COALESCE(j.status, '') AS job_status,
                       COALESCE(r.status, sr.status, '') AS run_status,
