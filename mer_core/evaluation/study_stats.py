@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -81,10 +81,11 @@ def _completeness(cells: Sequence[Mapping[str, Any]], cell_df: pd.DataFrame, arm
 def analyse(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] | None = None, name: str = "",
             alpha: float = 0.05, n_perm: int = 10000, n_boot: int = 1000, seed: int = 0) -> StudyReport:
     """The study's report from its cells (dicts: arm, seed, run_id, run_status, run, predictions, epochs)."""
-    cell_df = _cell_table(cells)
+    cell_df = _cell_table(cells, RECOGNITION_FIGURES, _recognition_cell)
     order, complete, present, flags = _completeness(cells, cell_df, arms)
     classes = list(complete[0]["run"]["classes"]) if complete else []
-    table = _arm_table(order, cell_df, complete, classes, n_boot=n_boot, seed=seed)
+    table = _arm_table(order, cell_df, lambda arm, ok: _recognition_arm(arm, ok, complete, classes,
+                                                                      n_boot=n_boot, seed=seed))
     scores = subject_scores(complete, present, classes)
     test = compare_arms(scores, alpha=alpha, n_perm=n_perm, seed=seed)
     best = str(table.loc[table["uf1_mean"].idxmax(), "arm"]) if table["uf1_mean"].notna().any() else ""
@@ -94,21 +95,28 @@ def analyse(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] | None = 
                        marks=marks, alpha=alpha)
 
 
-def _cell_table(cells: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+RECOGNITION_FIGURES = ("uf1", "uar", "oracle_uf1", "oracle_uar")  # StudyReport.cells, from the stored run
+
+
+def _cell_table(cells: Sequence[Mapping[str, Any]], figures: Sequence[str],
+                fill: Callable[[Mapping[str, Any], Mapping[str, Any], bool], dict[str, Any]]) -> pd.DataFrame:
+    """One row per cell: arm, seed, run_id, status, then ``fill(cell, run, run done)`` (complete and the numeric
+    ``figures``), then the error's last line."""
     rows = []
     for c in cells:
         run = c.get("run") or {}
         status = str(c.get("run_status") or run.get("status") or c.get("job_status") or "")
-        done = status == "done" and run and not c["predictions"].empty
         rows.append({"arm": str(c["arm"]), "seed": int(c["seed"]), "run_id": c.get("run_id", ""), "status": status,
-                     "complete": bool(done), "uf1": run.get("uf1"), "uar": run.get("uar"),
-                     "oracle_uf1": run.get("oracle_uf1"), "oracle_uar": run.get("oracle_uar"),
+                     **fill(c, run, status == "done" and bool(run)),
                      "error": str(c.get("error") or "").strip().splitlines()[-1][:200] if c.get("error") else ""})
-    cols = ["arm", "seed", "run_id", "status", "complete", "uf1", "uar", "oracle_uf1", "oracle_uar", "error"]
-    df = pd.DataFrame(rows, columns=cols)
-    for col in ("uf1", "uar", "oracle_uf1", "oracle_uar"):
+    df = pd.DataFrame(rows, columns=["arm", "seed", "run_id", "status", "complete", *figures, "error"])
+    for col in figures:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
+
+
+def _recognition_cell(c: Mapping[str, Any], run: Mapping[str, Any], done: bool) -> dict[str, Any]:
+    return {"complete": done and not c["predictions"].empty, **{k: run.get(k) for k in RECOGNITION_FIGURES}}
 
 
 def _mean_sd(values: pd.Series) -> tuple[float, float]:
@@ -118,23 +126,30 @@ def _mean_sd(values: pd.Series) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
-def _arm_table(order: list[str], cells: pd.DataFrame, complete: Sequence[Mapping[str, Any]], classes: list[str],
-               *, n_boot: int, seed: int) -> pd.DataFrame:
+def _arm_table(order: list[str], cells: pd.DataFrame, fill: Callable[[str, pd.DataFrame], dict[str, Any]]
+               ) -> pd.DataFrame:
+    """One row per arm: arm, seeds, complete, flagged (a cell not complete), then ``fill(arm, its complete cells)``."""
     rows = []
     for arm in order:
         mine = cells[cells["arm"] == arm]
         ok = mine[mine["complete"]]
-        row: dict[str, Any] = {"arm": arm, "seeds": len(mine), "complete": len(ok), "flagged": len(ok) < len(mine)}
-        for m in ("uf1", "uar"):
-            row[f"{m}_mean"], row[f"{m}_sd"] = _mean_sd(ok[m])
-            row[f"oracle_gap_{m}"] = _mean_sd(ok[f"oracle_{m}"] - ok[m])[0]
-        preds = [c["predictions"] for c in complete if str(c["arm"]) == arm]
-        row["uf1_low"] = row["uf1_high"] = float("nan")
-        if preds:
-            ci = bootstrap_intervals(pd.concat(preds, ignore_index=True), classes, n_boot=n_boot, seed=seed)["uf1"]
-            row["uf1_low"], row["uf1_high"] = ci.low, ci.high
-        rows.append(row)
+        rows.append({"arm": arm, "seeds": len(mine), "complete": len(ok), "flagged": len(ok) < len(mine),
+                     **fill(arm, ok)})
     return pd.DataFrame(rows)
+
+
+def _recognition_arm(arm: str, ok: pd.DataFrame, complete: Sequence[Mapping[str, Any]], classes: list[str],
+                     *, n_boot: int, seed: int) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for m in ("uf1", "uar"):
+        row[f"{m}_mean"], row[f"{m}_sd"] = _mean_sd(ok[m])
+        row[f"oracle_gap_{m}"] = _mean_sd(ok[f"oracle_{m}"] - ok[m])[0]
+    preds = [c["predictions"] for c in complete if str(c["arm"]) == arm]
+    row["uf1_low"] = row["uf1_high"] = float("nan")
+    if preds:
+        ci = bootstrap_intervals(pd.concat(preds, ignore_index=True), classes, n_boot=n_boot, seed=seed)["uf1"]
+        row["uf1_low"], row["uf1_high"] = ci.low, ci.high
+    return row
 
 
 def _part_table(order: list[str], complete: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -155,16 +170,24 @@ def _part_table(order: list[str], complete: Sequence[Mapping[str, Any]]) -> pd.D
 
 
 # --- paired comparisons over subjects -----------------------------------------------------
-def subject_scores(complete: Sequence[Mapping[str, Any]], arms: Sequence[str], classes: Sequence[str]) -> pd.DataFrame:
-    """Subjects x arms: per-subject UF1 averaged over each arm's complete seeds; subjects every arm saw."""
+def _seed_averaged(complete: Sequence[Mapping[str, Any]], arms: Sequence[str],
+                   score: Callable[[Mapping[str, Any]], pd.Series]) -> pd.DataFrame:
+    """Subjects x arms: ``score(cell)`` (a Series by subject) averaged over each arm's complete cells; the subjects
+    every arm has a score for."""
     columns = {}
     for arm in arms:
-        per_seed = [per_group(c["predictions"], classes, "subject").set_index("subject")["uf1"]
-                    for c in complete if str(c["arm"]) == arm]
-        columns[arm] = pd.concat(per_seed, axis=1).mean(axis=1)
+        per_seed = [score(c) for c in complete if str(c["arm"]) == arm]
+        if per_seed:
+            columns[arm] = pd.concat(per_seed, axis=1).mean(axis=1)
     if not columns:
         return pd.DataFrame()
     return pd.DataFrame(columns).dropna().sort_index()
+
+
+def subject_scores(complete: Sequence[Mapping[str, Any]], arms: Sequence[str], classes: Sequence[str]) -> pd.DataFrame:
+    """Subjects x arms: per-subject UF1 averaged over each arm's complete seeds; subjects every arm saw."""
+    return _seed_averaged(complete, arms,
+                          lambda c: per_group(c["predictions"], classes, "subject").set_index("subject")["uf1"])
 
 
 def compare_arms(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 10000, seed: int = 0,
@@ -192,10 +215,10 @@ def permutation_test(scores: pd.DataFrame, *, alpha: float = 0.05, n_perm: int =
                                        exact=t.exact, identical=bool(np.allclose(a, b)), metric=metric)}
 
 
-def two_arm_verdict(a: str, b: str, delta: float, p: float, n: int, *, alpha: float = 0.05, exact: bool = False,
-                    identical: bool | None = None, metric: str = "UF1") -> str:
-    """The two-arm test in words; ``identical``: every subject's score equal under both arms (default: delta 0)."""
-    if identical if identical is not None else abs(delta) < 1e-12:
+def two_arm_verdict(a: str, b: str, delta: float, p: float, n: int, *, alpha: float, exact: bool, identical: bool,
+                    metric: str) -> str:
+    """The two-arm test in words; ``identical``: every subject's score equal under both arms."""
+    if identical:
         return f"{a} and {b} score the same seed-averaged {metric} on every one of the {n} shared subjects."
     if abs(delta) < 1e-12:
         return (f"{a} and {b} make the same mean seed-averaged {metric} over the {n} shared subjects, winning on "
@@ -286,10 +309,10 @@ def analyse_spotting(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] 
     """A spotting study's report from its cells (dicts: arm, seed, run_id, run_status, job_status, error, run: the
     stored spotting run with its summary, chance: its chance scores or None, deterministic: its spotter uses no
     seed). Figures are the runs' stored ones; nothing is scored again here."""
-    cell_df = _spot_cell_table(cells)
+    cell_df = _cell_table(cells, SPOT_CELL_FIGURES, _spotting_cell)
     order, complete, present, flags = _completeness(cells, cell_df, arms)
     deterministic = {str(c["arm"]) for c in cells if c.get("deterministic")}
-    table = _spot_arm_table(order, cell_df, deterministic)
+    table = _arm_table(order, cell_df, lambda arm, ok: _spotting_arm(arm, ok, deterministic))
     scores = spot_subject_scores(complete, present)
     test = compare_arms(scores, alpha=alpha, n_perm=n_perm, seed=seed, metric="F1")
     best = str(table.loc[table["f1_mean"].idxmax(), "arm"]) if table["f1_mean"].notna().any() else ""
@@ -302,63 +325,38 @@ def analyse_spotting(cells: Sequence[Mapping[str, Any]], *, arms: Sequence[str] 
                        marks=_marks(test, best, present, alpha), alpha=alpha, kind="spotting", notes=notes)
 
 
-def _spot_cell_table(cells: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    rows = []
-    for c in cells:
-        run = c.get("run") or {}
-        status = str(c.get("run_status") or run.get("status") or c.get("job_status") or "")
-        done = status == "done" and bool(run) and bool(run.get("summary"))
-        chance = c.get("chance") or {}
-        rows.append({"arm": str(c["arm"]), "seed": int(c["seed"]), "run_id": c.get("run_id", ""), "status": status,
-                     "complete": done, "iou": (run.get("summary") or {}).get("iou") if done else None,
-                     **{SPOT_FIGURES[k]: run.get(SPOT_FIGURES[k]) if done else None for k in SPOT_TYPES},
-                     **{f"chance_{SPOT_FIGURES[k]}": (chance.get(k) or {}).get("f1") if done else None
-                        for k in SPOT_TYPES},
-                     "error": str(c.get("error") or "").strip().splitlines()[-1][:200] if c.get("error") else ""})
-    figures = [*SPOT_FIGURES.values(), *(f"chance_{v}" for v in SPOT_FIGURES.values())]
-    df = pd.DataFrame(rows, columns=["arm", "seed", "run_id", "status", "complete", "iou", *figures, "error"])
-    for col in ("iou", *figures):
-        df[col] = pd.to_numeric(df[col], errors="coerce")
-    return df
+SPOT_CELL_FIGURES = ("iou", *SPOT_FIGURES.values(), *(f"chance_{v}" for v in SPOT_FIGURES.values()))
 
 
-def _spot_arm_table(order: list[str], cells: pd.DataFrame, deterministic: set[str]) -> pd.DataFrame:
-    rows = []
-    for arm in order:
-        mine = cells[cells["arm"] == arm]
-        ok = mine[mine["complete"]]
-        row: dict[str, Any] = {"arm": arm, "seeds": len(mine), "complete": len(ok), "flagged": len(ok) < len(mine),
-                               "deterministic": arm in deterministic,
-                               "iou": float(ok["iou"].max()) if ok["iou"].notna().any() else float("nan")}
-        same = True
-        for col in SPOT_FIGURES.values():
-            row[f"{col}_mean"], row[f"{col}_sd"] = _mean_sd(ok[col])
-            row[f"chance_{col}_mean"] = _mean_sd(ok[f"chance_{col}"])[0]
-            v = ok[col].dropna().to_numpy(float)
-            same = same and (len(v) == 0 or bool(np.allclose(v, v[0], rtol=0, atol=1e-12)))
-        row["same_every_seed"] = same
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _spotting_cell(c: Mapping[str, Any], run: Mapping[str, Any], done: bool) -> dict[str, Any]:
+    done = done and bool(run.get("summary"))
+    chance = c.get("chance") or {}
+    return {"complete": done, "iou": run["summary"].get("iou") if done else None,
+            **{SPOT_FIGURES[k]: run.get(SPOT_FIGURES[k]) if done else None for k in SPOT_TYPES},
+            **{f"chance_{SPOT_FIGURES[k]}": (chance.get(k) or {}).get("f1") if done else None for k in SPOT_TYPES}}
 
 
-def spot_subject_scores(complete: Sequence[Mapping[str, Any]], arms: Sequence[str], kind: str = "overall"
-                        ) -> pd.DataFrame:
-    """Subjects x arms: the per-subject F1 (of ``kind``) each run stored, averaged over the arm's complete seeds;
-    subjects every arm scored (a subject with neither a true nor a spotted interval has no F1)."""
-    columns = {}
-    for arm in arms:
-        per_seed = []
-        for c in complete:
-            if str(c["arm"]) != arm:
-                continue
-            table = pd.DataFrame(c["run"]["summary"].get("per_subject") or [],
-                                 columns=["subject", "type", "f1"])
-            per_seed.append(pd.to_numeric(table[table["type"] == kind].set_index("subject")["f1"], errors="coerce"))
-        if per_seed:
-            columns[arm] = pd.concat(per_seed, axis=1).mean(axis=1)
-    if not columns:
-        return pd.DataFrame()
-    return pd.DataFrame(columns).dropna().sort_index()
+def _spotting_arm(arm: str, ok: pd.DataFrame, deterministic: set[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"deterministic": arm in deterministic,
+                           "iou": float(ok["iou"].max()) if ok["iou"].notna().any() else float("nan")}
+    same = True
+    for col in SPOT_FIGURES.values():
+        row[f"{col}_mean"], row[f"{col}_sd"] = _mean_sd(ok[col])
+        row[f"chance_{col}_mean"] = _mean_sd(ok[f"chance_{col}"])[0]
+        v = ok[col].dropna().to_numpy(float)
+        same = same and (len(v) == 0 or bool(np.allclose(v, v[0], rtol=0, atol=1e-12)))
+    row["same_every_seed"] = same
+    return row
+
+
+def spot_subject_scores(complete: Sequence[Mapping[str, Any]], arms: Sequence[str]) -> pd.DataFrame:
+    """Subjects x arms: the per-subject overall F1 each run stored, averaged over the arm's complete seeds; subjects
+    every arm scored (a subject with neither a true nor a spotted interval has no F1)."""
+    def overall(c: Mapping[str, Any]) -> pd.Series:
+        table = pd.DataFrame(c["run"]["summary"].get("per_subject") or [], columns=["subject", "type", "f1"])
+        return pd.to_numeric(table[table["type"] == "overall"].set_index("subject")["f1"], errors="coerce")
+
+    return _seed_averaged(complete, arms, overall)
 
 
 # --- learning curves ------------------------------------------------------------------------
