@@ -42,7 +42,7 @@ def test_a_sheet_described_by_a_codingsheet_indexes_with_problems_per_row(tmp_pa
     def frames_of(row, problems: Problems):
         return load_clip_frames(root / "frames" / row.subject / row.clip, where=row.where, line=row.line, sid=row.sample_id, problems=problems, file=row.sheet, names=SPEC.expected_frames())
 
-    table = index_coding_sheet(SPEC, path, frames_of, class_set="native", extra=dict(cropped=True))
+    table = index_coding_sheet(SPEC, path, frames_of, class_set="native", cropped=True)
     rows = {r["sample_id"]: r for r in table.to_dict("records")}
     assert set(rows) == {"toy/p1/c1", "toy/p1/c4"}
     c1, c4 = rows["toy/p1/c1"], rows["toy/p1/c4"]

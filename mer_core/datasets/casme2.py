@@ -107,4 +107,4 @@ def index_casme2(
         folder = subject_folder(base, row.subject) / row.clip
         return load_clip_frames(folder, where=row.where, line=row.line, sid=row.sample_id, problems=problems, file=row.sheet, names=SHEET.expected_frames())
 
-    return index_coding_sheet(SHEET, sheet_path, frames_of, class_set=class_set, verify_images=verify_images, extra=dict(cropped=cropped))
+    return index_coding_sheet(SHEET, sheet_path, frames_of, class_set=class_set, verify_images=verify_images, cropped=cropped)

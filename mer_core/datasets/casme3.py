@@ -96,7 +96,7 @@ def index_casme3(
             return None
         return frames
 
-    return index_coding_sheet(SHEET, sheet_path, frames_of, class_set=class_set, verify_images=verify_images, extra=dict(cropped=False))
+    return index_coding_sheet(SHEET, sheet_path, frames_of, class_set=class_set, verify_images=verify_images)
 
 
 def _recording(folder: Path, listings: dict[Path, list[Path] | None]) -> list[Path] | None:

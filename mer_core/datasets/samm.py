@@ -83,4 +83,4 @@ def index_samm(
         folder = base / row.subject / row.clip
         return load_clip_frames(folder, where=row.where, line=row.line, sid=row.sample_id, problems=problems, file=row.sheet, names=SHEET.expected_frames())
 
-    return index_coding_sheet(SHEET, sheet_path, frames_of, class_set=class_set, verify_images=verify_images, sheet_name=sheet_name, extra=dict(cropped=False))
+    return index_coding_sheet(SHEET, sheet_path, frames_of, class_set=class_set, verify_images=verify_images, sheet_name=sheet_name)

@@ -14,9 +14,9 @@ CAS(ME)^3's recordings) and the checks its sheet needs (SAMM's clip prefixes).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -48,7 +48,6 @@ class CodingSheet:
     fps: float
     subject: Callable[[Any], str]  # a Subject cell -> the folder spelling ('1' -> 'sub01')
     frame_names: tuple[str, ...]  # frame file names, n = the sheet's frame number ('img{n}.jpg')
-    columns: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(COLUMNS))
     action_units: tuple[str, ...] = ("actionunits", "aus", "au")  # optional headers, first non-empty wins
     # the clip name from the Filename cell and the row (CAS(ME)^3: a slice of a
     # recording); raises ValueError with the reason when the row delimits no clip
@@ -97,17 +96,17 @@ def index_coding_sheet(
     class_set: str,
     verify_images: bool = False,
     sheet_name: str | None = None,
-    extra: Mapping[str, Any] | None = None,
+    cropped: bool = False,
 ) -> pd.DataFrame:
     """Index every row of the sheet at ``path``; problems go to ``table.attrs['problems']``.
 
     ``frames_of(row, problems)`` returns the row's frame files in order, or
-    None after recording why there are none. ``extra``: columns every row
-    gets (e.g. ``cropped``). ``verify_images`` decodes the key frames and
-    skips rows whose onset, apex or offset frame is corrupt.
+    None after recording why there are none. ``cropped``: whether the
+    frames are face crops already. ``verify_images`` decodes the key frames
+    and skips rows whose onset, apex or offset frame is corrupt.
     """
     problems = Problems()
-    records, _ = read_sheet(path, dict(spec.columns), sheet=sheet_name)
+    records, _ = read_sheet(path, COLUMNS, sheet=sheet_name)
     rows = []
     for line, rec in records:
         row = parse_row(spec, rec, line, path, problems)
@@ -118,7 +117,7 @@ def index_coding_sheet(
             sample_id=row.sample_id, dataset=spec.dataset, subject=f"{spec.dataset}:{row.subject}",
             native_subject=row.subject, clip=row.clip, emotion=row.emotion, frames=tuple(str(p) for p in frames),
             fps=spec.fps, part=spec.dataset, action_units=row.action_units, _line=line, _file=str(path),
-            **dict(extra or {}),
+            cropped=cropped,
         )
         out.update(place_frames(frames, row.onset, row.apex, row.offset, where=row.where, sheet=path, line=line, sid=row.sample_id, problems=problems))
         if verify_images and not key_frames_ok(out, where=row.where, line=line, problems=problems):
