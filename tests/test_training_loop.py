@@ -132,7 +132,7 @@ def test_loader_gives_the_dataloader_batches_and_leaves_both_rngs_where_it_left_
         torch.manual_seed(11)
         got = [b for b in ours]
         after_ours = torch.rand(3), torch.rand(3, generator=ours.gen)
-        assert len(got) == len(expected) == len(ours.batches) == 5
+        assert len(got) == len(expected) == len(ours) == 5
         for (xa, ya), (xb, yb) in zip(got, expected):
             assert torch.equal(xa, xb) and torch.equal(ya, yb) and ya.dtype == yb.dtype == torch.int64
         assert torch.equal(after_ours[0], after_ref[0]) and torch.equal(after_ours[1], after_ref[1])

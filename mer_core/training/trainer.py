@@ -164,8 +164,9 @@ def predict_proba(model: nn.Module, x: np.ndarray, device: torch.device, batch_s
 # --- the loop's pieces ----------------------------------------------------------
 
 
-class Batches:
-    """The batches a ``DataLoader(dataset, batch_size, sampler=...)`` yields, without its per-sample collation.
+class Loader:
+    """One model's training stream: the batches a ``DataLoader(dataset, batch_size, sampler=...)`` yields, without
+    its per-sample collation, and ``gen``, the generator behind their order and augmentation.
 
     The index order comes from the same torch sampler, so the batches are the
     ones the DataLoader would give, value for value; each batch is one indexed
@@ -173,32 +174,22 @@ class Batches:
     a visible share of a small model's CPU step in the profiler.
     """
 
-    def __init__(self, dataset: TensorDataset, batch_size: int, sampler: Sampler[int],
-                 generator: torch.Generator | None = None) -> None:
-        self.dataset, self.batch_size, self.sampler, self.generator = dataset, int(batch_size), sampler, generator
+    def __init__(self, dataset: TensorDataset, batch_size: int, sampler: Sampler[int], gen: torch.Generator,
+                 loader_gen: torch.Generator | None) -> None:
+        self.dataset, self.batch_size, self.sampler, self.gen = dataset, int(batch_size), sampler, gen
+        self.loader_gen = loader_gen  # the replaced DataLoader's generator (None: it had none)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         # A DataLoader draws one int64 per pass (its workers' base seed) from its generator, or from the global
         # RNG when it has none, before the sampler's first draw; the draw is kept so that every seed gives the
         # runs it gave before this class replaced the DataLoader.
-        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+        torch.empty((), dtype=torch.int64).random_(generator=self.loader_gen)
         for idx in BatchSampler(self.sampler, self.batch_size, drop_last=False):
             rows = torch.as_tensor(idx, dtype=torch.int64)
             yield tuple(t[rows] for t in self.dataset.tensors)
 
     def __len__(self) -> int:
         return -(-len(self.sampler) // self.batch_size)
-
-
-@dataclass
-class Loader:
-    """One model's training stream: the batches and the generator behind their order and augmentation."""
-
-    batches: Batches
-    gen: torch.Generator
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        return iter(self.batches)
 
 
 def make_loader(x: np.ndarray, y: np.ndarray, cfg: ExperimentConfig, seed: int,
@@ -214,8 +205,8 @@ def make_loader(x: np.ndarray, y: np.ndarray, cfg: ExperimentConfig, seed: int,
     if cfg.class_balance == "sampler":
         w = class_weights(y, n_classes if n_classes is not None else int(np.max(y)) + 1).numpy()[y]
         sampler = WeightedRandomSampler(torch.tensor(w, dtype=torch.double), len(y), replacement=True, generator=gen)
-        return Loader(Batches(ds, cfg.batch_size, sampler), gen)
-    return Loader(Batches(ds, cfg.batch_size, RandomSampler(ds, generator=gen), gen), gen)
+        return Loader(ds, cfg.batch_size, sampler, gen, None)
+    return Loader(ds, cfg.batch_size, RandomSampler(ds, generator=gen), gen, gen)
 
 
 @dataclass
@@ -283,7 +274,7 @@ def train_one_epoch(state: TrainState, loader: Loader, epoch: int,
     ``on_step`` is called after every optimiser step (an EMA of the weights updates there)."""
     state.model.train()
     total, correct, loss_sum = 0, 0, 0.0
-    n = len(loader.batches.dataset)
+    n = len(loader.dataset)
     for xb, yb in loader:
         if should_stop is not None and should_stop():
             raise Cancelled()
