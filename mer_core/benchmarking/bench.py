@@ -228,19 +228,15 @@ def step_seconds(model: Any, batch: int, min_seconds: float, *, train: bool = Tr
     return time_calls(step, min_seconds)
 
 
-def _fwd_bwd_times(name: str, preset: str, batch: int, seconds: float, device: str) -> tuple[Any, list[float]]:
-    torch.manual_seed(0)
-    model = create_model(name, preset).to(device)
-    return model.config, step_seconds(model, batch, seconds)
-
-
 def bench_fwd_bwd(plan: BenchPlan, log: Log) -> list[dict[str, Any]]:
     """Training step (forward + backward + AdamW) samples/s per model and preset."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = []
     for name in _models(plan.models):
         for preset in [p for p in plan.fwd_presets if p in list_presets(name)]:
-            cfg, times = _fwd_bwd_times(name, preset, plan.fwd_batch, plan.fwd_seconds, device)
+            torch.manual_seed(0)
+            model = create_model(name, preset).to(device)
+            cfg, times = model.config, step_seconds(model, plan.fwd_batch, plan.fwd_seconds)
             rows.append({"model": name, "preset": preset, "input_size": int(cfg.input_size),
                          "channels": list(cfg.channels), "batch": plan.fwd_batch, "device": device,
                          "threads": torch.get_num_threads(),
