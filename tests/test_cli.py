@@ -51,7 +51,7 @@ def test_run_is_the_one_experiment_command_and_loso_and_train_its_short_forms(mo
     assert "SUPPRESS" not in listed
     seen = []
     monkeypatch.setattr(cmd_loso, "cmd_experiment", lambda args, protocol=None: seen.append(
-        cmd_loso.explicit_choices(args, protocol)[0].get("protocol", "default")) or 0)
+        cmd_loso.explicit_choices(args, protocol).get("protocol", "default")) or 0)
     for argv in (["loso"], ["train"], ["run"], ["run", "--protocol", "composite"]):
         assert main([*argv, "--epochs", "1"]) == 0
     assert seen == ["loso", "holdout", "default", "composite"]

@@ -111,7 +111,7 @@ def test_options_are_in_mer_loso_help_and_set(capsys):
     args = parser.parse_args(["loso", "--selection", "nested", "--set", "average=swa", "--set", "seeds_per_fold=2"])
     from mer_core.cli.cmd_loso import explicit_choices
 
-    overrides, _ = explicit_choices(args, "loso")
+    overrides = explicit_choices(args, "loso")
     assert (overrides["selection"], overrides["average"], overrides["seeds_per_fold"]) == ("nested", "swa", 2)
 
 

@@ -79,12 +79,8 @@ _FLAGS = ("class_set", "epochs", "batch_size", "lr", "optimizer", "loss", "selec
 _PRE_FLAGS = {"flow_method": "flow", "input_size": "input_size"}  # preprocess key -> option
 
 
-def _option_name(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
-def explicit_choices(args: argparse.Namespace, protocol: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-    """What the command line asks for: (overrides: --config file < options < --set, key -> where it was given).
+def explicit_choices(args: argparse.Namespace, protocol: str | None = None) -> dict[str, Any]:
+    """What the command line asks for: the overrides, --config file < options < --set.
 
     An option and a ``--set`` (or two ``--set``) of the same key with different values contradict each other:
     ConfigError naming both, never the last one silently winning. The ``--config`` file is a base that options
@@ -112,7 +108,7 @@ def explicit_choices(args: argparse.Namespace, protocol: str | None = None) -> t
     for key, value in flags.items():
         if key != "protocol" or not protocol:
             shown = "" if isinstance(value, bool) else f" {value}"
-            give(key, value, f"{_option_name(key)}{shown}")
+            give(key, value, f"--{key.replace('_', '-')}{shown}")
     pre = {k: getattr(args, a) for k, a in _PRE_FLAGS.items() if getattr(args, a, None) is not None}
     for key, value in pre.items():
         give(f"preprocess.{key}", value, f"--{_PRE_FLAGS[key].replace('_', '-')} {value}")
@@ -139,7 +135,7 @@ def explicit_choices(args: argparse.Namespace, protocol: str | None = None) -> t
                 overrides[key] = {**overrides[key], **value}
             else:
                 overrides[key] = value
-    return overrides, {k: how for k, (_v, how) in given.items()}
+    return overrides
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -153,7 +149,7 @@ def config_from_args(args: argparse.Namespace, protocol: str | None = None) -> E
     from mer_core.models.registry import model_spec  # lazy: loads torch (about 2 s)
     from mer_core.training.experiment import resolve_experiment  # lazy: loads torch (about 2 s)
 
-    overrides, _given = explicit_choices(args, protocol)
+    overrides = explicit_choices(args, protocol)
     dataset, model = overrides.get("dataset", "synthetic"), overrides.get("model", "baseline")
     preset = overrides.get("preset", "auto")
     return resolve_experiment(
@@ -268,7 +264,7 @@ def resume_config(args: argparse.Namespace, protocol: str | None = None) -> Expe
 
     with RunStore() as store:
         stored = ExperimentConfig.from_json(store.get_run(args.resume)["config_json"])
-    overrides, _given = explicit_choices(args, protocol)
+    overrides = explicit_choices(args, protocol)
     data = stored.to_dict()
     for key, value in overrides.items():
         if key == "preset" and value == "auto":
