@@ -6,10 +6,10 @@ import pytest
 from mer_core.jobs.eta import MAX_SWING, EtaEstimator
 
 
-def simulate(fold_seconds: list[float], epochs: int = 4, prior_s: float | None = None, done_before: int = 0):
+def simulate(fold_seconds: list[float], epochs: int = 4, done_before: int = 0):
     """Feed a sequential job's events; (time, folds done, implied total = elapsed + ETA) at every update."""
     n = len(fold_seconds) + done_before
-    est = EtaEstimator(n, prior_s=prior_s)
+    est = EtaEstimator(n)
     est.start(0.0, done_before)
     t, done, out = 0.0, done_before, []
     for secs in fold_seconds:
@@ -41,17 +41,14 @@ def test_the_eta_never_swings_over_2x_once_two_folds_are_done(folds):
     assert after[-1] == pytest.approx(sum(folds))  # and it still ends on the truth
 
 
-def test_steady_folds_give_the_true_remaining_time_whatever_the_prior():
-    updates = simulate([2.0] * 10, prior_s=1000.0)  # a wildly wrong plan estimate
+def test_steady_folds_give_the_true_remaining_time():
+    updates = simulate([2.0] * 10)
     for now, done, total in updates:
         if done >= 1:
             assert total == pytest.approx(20.0)  # 10 folds x 2 s, measured from the job itself
 
 
-def test_before_any_fold_the_prior_or_the_progress_so_far_is_used():
-    est = EtaEstimator(4, prior_s=40.0)
-    est.start(0.0)
-    assert est.eta(0.0, 0.0) == pytest.approx(40.0)
+def test_before_any_fold_the_progress_so_far_is_used():
     est = EtaEstimator(4)
     est.start(0.0)
     assert est.eta(0.0, 0.0) is None

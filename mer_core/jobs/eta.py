@@ -1,8 +1,7 @@
 """The live ETA of a running job, from the job's own measured throughput.
 
 Before any fold of this attempt has finished, the ETA extrapolates the time
-since training started over the progress made (or uses the plan's estimate
-when given). Once folds finish, the job's own throughput takes over: seconds
+since training started over the progress made. Once folds finish, the job's own throughput takes over: seconds
 per fold = time since training started / folds finished since then (this is
 a throughput, so folds finishing two at a time in a pool count right), and
 the ETA is the remaining share of folds at that rate.
@@ -40,9 +39,8 @@ def fold_share(epoch: float, epochs: int, passes: float = 1.0, inner: float = 0.
 class EtaEstimator:
     """``start(t, folds_done)``, ``fold_done(t, folds_done)``, ``eta(t, progress)`` (seconds or None)."""
 
-    def __init__(self, n_folds: int, prior_s: float | None = None) -> None:
+    def __init__(self, n_folds: int) -> None:
         self.n_folds = max(int(n_folds), 1)
-        self.prior_s = prior_s  # the plan's whole-training estimate, used until a fold finishes
         self.t0: float | None = None
         self.p0 = 0.0
         self.done0 = 0
@@ -71,8 +69,6 @@ class EtaEstimator:
             return remaining * self.n_folds * self.s_per_fold
         if self.t0 is not None and progress > self.p0 and t > self.t0:
             return (t - self.t0) * remaining / (progress - self.p0)
-        if self.prior_s is not None:
-            return self.prior_s * remaining / max(1.0 - self.p0, 1e-9)
         return None
 
     def eta(self, t: float, progress: float) -> float | None:
