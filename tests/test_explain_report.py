@@ -79,7 +79,7 @@ def test_the_report_job_runs_through_the_queue_and_caches(env, monkeypatch):
         launched = []
         monkeypatch.setattr(jobs, "_launch", lambda jid, *a, **k: launched.append((jid, k)) or _Proc())
         jobs.kick(store)
-        assert launched == [(job_id, {"module": jobs.REPORT_WORKER})]  # the report worker, not the LOSO one
+        assert launched == [(job_id, {"module": jobs.WORKERS[EXPLAIN_REPORT]})]  # the report worker, not the LOSO one
         with store.tx() as c:  # back to queued, then run here as the worker process would
             c.execute("UPDATE jobs SET status='queued', pid=NULL WHERE id=?", (job_id,))
         assert run_job(job_id, store=store, kick_next=False, runner_cls=ReportRunner) == 0

@@ -143,9 +143,8 @@ def _queued(store: RunStore, start: bool, config_json: str, run_id: str, **job: 
     return job_id
 
 
-REPORT_WORKER = "mer_core.jobs.report_job"  # the worker module of report jobs
-SPOT_WORKER = "mer_core.jobs.spot_job"  # its worker module
-WORKERS = {EXPLAIN_REPORT: REPORT_WORKER, SPOTTING: SPOT_WORKER}  # kind -> worker module (an experiment: the plain one)
+# kind -> worker module (an experiment: the plain mer_core.jobs.worker)
+WORKERS = {EXPLAIN_REPORT: "mer_core.jobs.report_job", SPOTTING: "mer_core.jobs.spot_job"}
 
 
 def submit_explain_report(run_id: str, report: dict[str, Any] | None = None, *, store: RunStore | None = None,

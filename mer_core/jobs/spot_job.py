@@ -9,10 +9,8 @@ pre-assigned spotting run id: a resumed job keeps the folds already stored.
 from __future__ import annotations
 
 import sys
-import time
 
 from mer_core.jobs import worker as base
-from mer_core.jobs.eta import EtaEstimator
 from mer_core.store.jobs import SPOTTING
 
 
@@ -31,12 +29,10 @@ class SpotRunner(base.JobRunner):
         if kind == "done":
             print(f"[worker] spotting run {e.get('run_id')}: F1 {e.get('f1')}", flush=True)
             return
-        if kind == "fold_start" and self._eta_est is None:  # the folds a resumed run kept (spotting folds)
-            n = int(e.get("n_folds") or 0)
-            self._folds_done = len(self.store.spot_done_folds(self.job["run_id"]))
-            self._eta_est = EtaEstimator(n)
-            self._eta_est.start(time.time(), self._folds_done)
         self.progress(e)
+
+    def stored_folds(self) -> int:
+        return len(self.store.spot_done_folds(self.job["run_id"]))  # the spotting folds a resumed run kept
 
     def work(self) -> tuple[str, str, str]:
         from mer_core.spotting.loso import SpotConfig, run_spotting  # lazy: loads scikit-learn and scipy (about 1 s)

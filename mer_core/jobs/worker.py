@@ -110,7 +110,7 @@ class JobRunner:
                         + ("epochs" if e.get("stage") in ("pretrain", "final_model") else "clips"))
         elif kind == "fold_start":
             if self._eta_est is None:
-                self._folds_done = len(self.store.completed_folds(self.job["run_id"]))
+                self._folds_done = self.stored_folds()
                 self._eta_est = EtaEstimator(n)
                 self._eta_est.start(time.time(), self._folds_done)
             print(f"[worker] fold {e['fold'] + 1}/{n} ({e.get('name', '')}) started", flush=True)
@@ -136,6 +136,10 @@ class JobRunner:
         elif kind == "done":
             print(f"[worker] run {e.get('run_id')} {e.get('status')}: UF1 {e.get('uf1')} UAR {e.get('uar')}",
                   flush=True)
+
+    def stored_folds(self) -> int:
+        """The folds of the job's run stored already (by an earlier attempt of a resumed job)."""
+        return len(self.store.completed_folds(self.job["run_id"]))
 
     def _fold_units(self, n_folds: int) -> tuple[float, float]:
         """(fits' worth of training per fold, of them the inner fits of nested selection), from the job's config.
