@@ -9,6 +9,7 @@ a URL or a data file (ids, run names, clip ids, exception text) goes through
 from __future__ import annotations
 
 import re
+import time
 from typing import Callable, NamedTuple, NoReturn, Sequence
 
 import cv2
@@ -122,6 +123,17 @@ def filters(df: pd.DataFrame, specs: Sequence[tuple[str, str, Sequence]], *, key
         if chosen:
             view = view[view[column].isin(chosen)]
     return view
+
+
+def when(t: float | None) -> str:
+    """A stored ``time.time()`` stamp as local "YYYY-MM-DD HH:MM:SS"; "–" when there is none (None, 0, NaN)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t and t == t else "–"
+
+
+def duration(seconds: float) -> str:
+    """"2 h 05 min" from an hour on, else "3 min 07 s" (to the nearest second)."""
+    s = int(round(seconds))
+    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
 
 
 def code(text: object) -> str:

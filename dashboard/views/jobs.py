@@ -7,8 +7,6 @@ store (and kicks the scheduler), so the page never waits on a job.
 """
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 
@@ -24,15 +22,8 @@ K_SELECT = "jobs_select"
 SPOT_KIND = "spotting"  # the job kind of a spotting LOSO (mer spot --submit, the Spotting page)
 
 
-def _when(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t and t == t else "–"
-
-
 def _eta(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds:
-        return "–"
-    s = int(seconds)
-    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
+    return "–" if seconds is None or seconds != seconds else widgets.duration(int(seconds))  # whole seconds, down
 
 
 def _num(value: object, default: int = 0) -> int:
@@ -80,7 +71,7 @@ def _queue_table(table: pd.DataFrame) -> None:
         "progress": table["progress"].fillna(0.0),
         "folds": [f"{_num(d)}/{_num(n)}" if _num(n) else "–" for d, n in zip(table["folds_done"], table["n_folds"])],
         "ETA": [_eta(e) if s == "running" else "–" for e, s in zip(table["eta_s"], table["status"])],
-        "submitted": [_when(t) for t in table["created"]],
+        "submitted": [widgets.when(t) for t in table["created"]],
         "run": table["run_id"].fillna(""),
         "message": table["message"],
     })
@@ -156,8 +147,9 @@ def _job_view(job_id: str) -> str | None:
     from mer_core.training.experiment import preset_label  # lazy: loads torch (about 2 s)
 
     st.caption(plain(f"{job['model']} ({preset_label(job['config'])}) on {job['dataset']} · {job['protocol']} · "
-               f"{job['config'].get('epochs')} epochs · submitted {_when(job['created'])} · started "
-               f"{_when(job['started'])} · finished {_when(job['finished'])} · attempt {job['attempts']}"
+               f"{job['config'].get('epochs')} epochs · submitted {widgets.when(job['created'])} · started "
+               f"{widgets.when(job['started'])} · finished {widgets.when(job['finished'])} · "
+               f"attempt {job['attempts']}"
                + (f" · pid {job['pid']}" if job["pid"] and status in ACTIVE else "")))
     share, text = fold_progress(job, detail["folds"], detail["epochs"])
     if job["loss"] is not None and job["loss"] == job["loss"] and status in ACTIVE:

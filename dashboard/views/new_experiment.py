@@ -338,8 +338,7 @@ def _section_execution(v: dict[str, Any], slots: dict[str, Any], model: str, pre
 
 def _fmt_seconds(s: float) -> str:
     s = int(round(s))
-    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else (f"{s // 60} min {s % 60:02d} s" if s >= 60
-                                                                        else f"{s} s")
+    return f"{s} s" if s < 60 else widgets.duration(s)
 
 
 def render() -> None:

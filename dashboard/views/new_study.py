@@ -98,23 +98,18 @@ def _preview(definition: dict[str, Any]) -> None:
         st.caption(plain(f"No preview yet: {out['error']}"))
         return
     arms, seeds = len(definition["arms"]), len(definition["seeds"])
-    st.info(plain(f"{out['jobs']} jobs ({arms} arm(s) x {seeds} seed(s)), estimated {_duration(out['seconds'])} "
+    st.info(plain(f"{out['jobs']} jobs ({arms} arm(s) x {seeds} seed(s)), estimated {widgets.duration(out['seconds'])} "
                   "run one after another (preprocessing included; a busy machine takes longer)."),
             icon=":material/schedule:")
     own = not definition["options"].get("epochs")
     st.caption(plain(" · ".join(f"{a['name']}: {a['epochs']} epochs" + (" (its preset's)" if own else "")
-                                + f", about {_duration(a['seconds'])} per seed" for a in out["arms"])))
+                                + f", about {widgets.duration(a['seconds'])} per seed" for a in out["arms"])))
     for a in out["arms"]:
         if a["model"] in PRETRAIN_MODELS:
             st.caption(plain(f"{a['name']}: " + (f"pre-trained on {a['pretrain']} for {a['pretrain_epochs']} epochs "
                                                  "before every fold (transfer learning)" if a["pretrain"] else
                                                  "no pre-training: trained from scratch (its paper preset pre-trains "
                                                  "on macro-expressions)")))
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
 
 
 def render() -> None:

@@ -9,7 +9,7 @@ in ``mer_core`` and figures in ``dashboard.plots``: this module lays out.
 from __future__ import annotations
 
 import json
-import time
+
 import pandas as pd
 import streamlit as st
 
@@ -146,9 +146,8 @@ def final_section(run_id: str, run: dict) -> None:
                                               "product of final_model = true (the fold checkpoints were not kept)."))
     widgets.page_link("analyse", "Predict a clip with it", icon=":material/movie:", query_params={reads.QP_RUN: run_id})
     with st.expander("final model record", icon=":material/fingerprint:"):
-        when = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))  # noqa: E731
         rows = [(k.replace("_", " "), ", ".join(map(str, record[k])) if isinstance(record[k], list)
-                 else when(record[k]) if k == "created" else record[k]) for k in FINAL_FIELDS if k in record]
+                 else widgets.when(record[k]) if k == "created" else record[k]) for k in FINAL_FIELDS if k in record]
         st.dataframe(pd.DataFrame(rows, columns=["field", "value"]).astype(str), hide_index=True, width="stretch")
 
 
@@ -404,7 +403,6 @@ def predictions_section(run_id: str, table: pd.DataFrame, classes: list[str]) ->
 
 # --- provenance --------------------------------------------------------------------------
 def details_section(run: dict, folds: pd.DataFrame) -> None:
-    fmt = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "–"  # noqa: E731
     facts = pd.DataFrame({"field": [
         "run id", "name", "status", "model / preset", "dataset", "protocol", "class set", "classes",
         "dataset fingerprint", "code version", "device", "wall time", "created", "finished", "config hash"],
@@ -413,7 +411,7 @@ def details_section(run: dict, folds: pd.DataFrame) -> None:
         run["protocol"], class_set_words(run["class_set"]) if run.get("class_set") else "(dataset default)",
         ", ".join(run["classes"]),
         run.get("dataset_fingerprint") or "–", run.get("code_version") or "–", run.get("device") or "–",
-        f"{run.get('wall_time') or 0:.1f} s", fmt(run.get("created")), fmt(run.get("finished")),
+        f"{run.get('wall_time') or 0:.1f} s", widgets.when(run.get("created")), widgets.when(run.get("finished")),
         run.get("config_hash", "")]})
     left, right = st.columns([1, 1])
     with left:
