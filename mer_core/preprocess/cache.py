@@ -74,10 +74,9 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "dataset"
 
 
-def entry_path(key: str, dataset: str = "", root: Path | None = None) -> Path:
+def entry_path(key: str, dataset: str = "") -> Path:
     """Where a key lives: ``<preprocessed>/<dataset>/<key[:2]>/<key>.npy``."""
-    base = root if root is not None else preprocessed_dir()
-    return base / _safe(dataset or "misc") / key[:2] / f"{key}.npy"
+    return preprocessed_dir() / _safe(dataset or "misc") / key[:2] / f"{key}.npy"
 
 
 def save(path: Path, x: np.ndarray, meta: dict[str, Any], *, sample_id: str = "") -> None:
