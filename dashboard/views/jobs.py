@@ -211,15 +211,9 @@ def _jobs_view(live: bool) -> None:
     (Streamlit drops a rerun of a fragment the session no longer holds; a Resume was lost so).
     """
     table = reads.jobs_table()
-    _page(table)
-    if bool(table["status"].isin(("queued", *ACTIVE)).any()) != live:
-        st.rerun(scope="app")  # one full render in the other mode
-
-
-def _page(table: pd.DataFrame) -> None:
-    active = int(table["status"].isin(("queued", *ACTIVE)).sum())
-    st.caption(f"{active} active or queued, {len(table) - active} finished. Jobs run in worker processes: "
-               "reloading or closing this page does not stop them.")
+    active = table["status"].isin(("queued", *ACTIVE))
+    st.caption(f"{active.sum()} active or queued, {len(table) - active.sum()} finished. Jobs run in worker "
+               "processes: reloading or closing this page does not stop them.")
     _queue_table(table)
     ids = table["id"].tolist()
 
@@ -235,6 +229,8 @@ def _page(table: pd.DataFrame) -> None:
                              key=f"{K_SELECT}-{status}", resolve=short_form)
     if chosen is not None:
         _job_view(chosen)
+    if bool(active.any()) != live:
+        st.rerun(scope="app")  # one full render in the other mode
 
 
 def render() -> None:

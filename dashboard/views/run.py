@@ -347,9 +347,8 @@ def curves_section(epochs: pd.DataFrame, folds: pd.DataFrame) -> None:
     highlight = right.selectbox("highlight a fold", [None, *fold_ids], key=K_FOLD,
                                 format_func=lambda f: "none" if f is None else
                                 f"fold {f + 1}" + (f" (test subject {subjects[f]})" if subjects.get(f) else ""))
-    st.plotly_chart(plots.curves_figure(epochs, metric, highlight=highlight)
-                    .update_layout(yaxis_title=EPOCH_LABELS[metric]),
-                    width="stretch", config=widgets.chart_config("run-3"))
+    st.plotly_chart(plots.curves_figure(epochs, metric, highlight=highlight), width="stretch",
+                    config=widgets.chart_config("run-3"))
     if metric.startswith("test_"):
         st.caption("Test-subject curves are recorded only as a diagnostic: the honest protocol never uses them "
                    "to pick an epoch.")
