@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import pandas as pd
@@ -85,20 +85,26 @@ def report_name(key: str) -> str:
 REPORT_GLOB = report_name("*")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over: never a truncated file."""
+def _atomic_write(path: Path, write: Callable[[BinaryIO], Any], size: int) -> None:
+    """``write(file)`` into a temporary file beside ``path``, renamed over it: never a truncated file.
+    ``size``: the bytes written, for the full-disk message."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        _no_space(exc, path, len(data))
+        _no_space(exc, path, size)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over: never a truncated file."""
+    _atomic_write(path, lambda fh: fh.write(data), len(data))
 
 
 class NoSpaceError(MerError, OSError):
@@ -125,16 +131,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def save_array(path: Path, array: np.ndarray) -> None:
     """An ``.npy`` written atomically and without pickled objects (object arrays are refused)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.lib.format.write_array(fh, np.asarray(array), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        _no_space(exc, path, np.asarray(array).nbytes)
-        raise
+    array = np.asarray(array)
+    _atomic_write(path, lambda fh: np.lib.format.write_array(fh, array, allow_pickle=False), array.nbytes)
 
 
 def load_array(path: Path, *, mmap: bool = False) -> np.ndarray:
