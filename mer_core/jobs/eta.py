@@ -1,10 +1,11 @@
 """The live ETA of a running job, from the job's own measured throughput.
 
 Before any fold of this attempt has finished, the ETA extrapolates the time
-since training started over the progress made. Once folds finish, the job's own throughput takes over: seconds
-per fold = time since training started / folds finished since then (this is
-a throughput, so folds finishing two at a time in a pool count right), and
-the ETA is the remaining share of folds at that rate.
+since training started over the progress made. Once folds finish, the job's
+own throughput takes over: seconds per fold = time since training started /
+folds finished since then (this is a throughput, so folds finishing two at a
+time in a pool count right), and the ETA is the remaining share of folds at
+that rate.
 
 Stability: from the second finished fold of the attempt on, the implied
 total duration (elapsed + ETA) of each update is kept within a factor
